@@ -1,0 +1,413 @@
+//! Lexical helpers shared by every header parser: linear white space, tokens,
+//! quoted strings, comma lists and `;name=value` parameter lists (RFC 3261 §25.1).
+//!
+//! Everything here works on `&str` slices of the received buffer and allocates
+//! only when a quoted string or an escape actually has to be decoded.
+
+use std::borrow::Cow;
+
+use crate::error::ValueError;
+
+/// RFC 3261 LWS characters after unfolding (folded CRLFs were already turned into
+/// spaces by the message parser).
+#[inline]
+pub(crate) fn is_ws(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+#[inline]
+pub(crate) fn trim_ws(s: &str) -> &str {
+    s.trim_matches(|c| c == ' ' || c == '\t')
+}
+
+/// `token` characters of RFC 3261 §25.1.
+#[inline]
+pub(crate) fn is_token_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+        )
+}
+
+pub(crate) fn is_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(is_token_char)
+}
+
+/// Scans a quoted string starting at `s[0] == '"'`; returns the byte index just
+/// past the closing quote.
+pub(crate) fn quoted_end(s: &str) -> Result<usize, ValueError> {
+    let b = s.as_bytes();
+    debug_assert_eq!(b.first(), Some(&b'"'));
+    let mut i = 1;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 2,
+            b'"' => return Ok(i + 1),
+            _ => i += 1,
+        }
+    }
+    Err(ValueError::UnterminatedQuote)
+}
+
+/// Decodes the inside of a quoted string (without its quotes): `\x` → `x`.
+pub(crate) fn unquote(inner: &str) -> Cow<'_, str> {
+    if !inner.contains('\\') {
+        return Cow::Borrowed(inner);
+    }
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            if let Some(n) = chars.next() {
+                out.push(n);
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Writes `s` as a quoted string, escaping `"` and `\`.
+pub fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
+/// Finds the first occurrence of `needle` in `s` that is outside quoted strings
+/// and outside `<…>`.
+pub(crate) fn find_unquoted(s: &str, needle: u8) -> Result<Option<usize>, ValueError> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    let mut angle = false;
+    while i < b.len() {
+        let c = b[i];
+        if c == b'"' && !angle {
+            i += quoted_end(&s[i..])?;
+            continue;
+        }
+        if c == needle && !angle {
+            return Ok(Some(i));
+        }
+        if c == b'<' {
+            angle = true;
+        } else if c == b'>' {
+            angle = false;
+        }
+        i += 1;
+    }
+    if angle {
+        return Err(ValueError::UnterminatedAngle);
+    }
+    Ok(None)
+}
+
+/// Splits a header value into its comma-separated elements (RFC 3261 §7.3.1),
+/// respecting quoted strings and `<…>`. Empty elements are skipped.
+pub(crate) struct CommaSplit<'a> {
+    rest: Option<&'a str>,
+}
+
+impl<'a> CommaSplit<'a> {
+    pub(crate) fn new(s: &'a str) -> Self {
+        CommaSplit { rest: Some(s) }
+    }
+}
+
+impl<'a> Iterator for CommaSplit<'a> {
+    type Item = Result<&'a str, ValueError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let rest = self.rest?;
+            let (item, tail) = match find_unquoted(rest, b',') {
+                Ok(Some(i)) => (&rest[..i], Some(&rest[i + 1..])),
+                Ok(None) => (rest, None),
+                Err(e) => {
+                    self.rest = None;
+                    return Some(Err(e));
+                }
+            };
+            self.rest = tail;
+            let item = trim_ws(item);
+            if !item.is_empty() {
+                return Some(Ok(item));
+            }
+        }
+    }
+}
+
+/// A `;name[=value]` parameter list, kept as the raw text and validated once.
+///
+/// Lookups scan the text again: parameter lists are short and most are read
+/// once or not at all, so an index would cost more than it saves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Params<'a> {
+    raw: &'a str,
+}
+
+/// One parameter: its name and, when it has one, its value with surrounding
+/// quotes removed but escapes kept (use [`Param::value_unquoted`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Param<'a> {
+    pub name: &'a str,
+    pub value: Option<&'a str>,
+    quoted: bool,
+}
+
+impl<'a> Param<'a> {
+    /// The value with quoted-string escapes decoded.
+    pub fn value_unquoted(&self) -> Option<Cow<'a, str>> {
+        self.value
+            .map(|v| if self.quoted { unquote(v) } else { Cow::Borrowed(v) })
+    }
+    pub fn is_quoted(&self) -> bool {
+        self.quoted
+    }
+}
+
+impl<'a> Params<'a> {
+    /// Validates `raw`, which starts at the first `;` (or is empty).
+    pub(crate) fn parse(raw: &'a str) -> Result<Self, ValueError> {
+        let p = Params { raw };
+        for item in p.iter_checked() {
+            item?;
+        }
+        Ok(p)
+    }
+
+    /// The raw text, starting with `;` when not empty.
+    pub fn as_str(&self) -> &'a str {
+        self.raw
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.raw.is_empty()
+    }
+
+    /// Iterates over the parameters in order.
+    pub fn iter(&self) -> impl Iterator<Item = Param<'a>> + 'a {
+        // Validated at construction: errors cannot occur here.
+        self.iter_checked().filter_map(Result::ok)
+    }
+
+    /// The first parameter named `name` (case-insensitive): `Some(None)` when it
+    /// has no value, `None` when absent.
+    pub fn get(&self, name: &str) -> Option<Option<&'a str>> {
+        self.iter()
+            .find(|p| p.name.eq_ignore_ascii_case(name))
+            .map(|p| p.value)
+    }
+
+    pub fn param(&self, name: &str) -> Option<Param<'a>> {
+        self.iter().find(|p| p.name.eq_ignore_ascii_case(name))
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    fn iter_checked(&self) -> ParamIter<'a> {
+        ParamIter { rest: self.raw }
+    }
+}
+
+struct ParamIter<'a> {
+    rest: &'a str,
+}
+
+impl<'a> Iterator for ParamIter<'a> {
+    type Item = Result<Param<'a>, ValueError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let s = trim_ws(self.rest);
+        if s.is_empty() {
+            return None;
+        }
+        let Some(s) = s.strip_prefix(';') else {
+            self.rest = "";
+            return Some(Err(ValueError::Unexpected("expected ';' before a parameter")));
+        };
+        let s = s.trim_start_matches([' ', '\t']);
+        let name_len = s.bytes().take_while(|&b| is_param_char(b)).count();
+        let name = &s[..name_len];
+        if name.is_empty() {
+            self.rest = "";
+            return Some(Err(ValueError::Unexpected("empty parameter name")));
+        }
+        let after = s[name_len..].trim_start_matches([' ', '\t']);
+        if let Some(v) = after.strip_prefix('=') {
+            let v = v.trim_start_matches([' ', '\t']);
+            if v.starts_with('"') {
+                let end = match quoted_end(v) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        self.rest = "";
+                        return Some(Err(e));
+                    }
+                };
+                self.rest = &v[end..];
+                if !self.rest.trim_start_matches([' ', '\t']).is_empty()
+                    && !self.rest.trim_start_matches([' ', '\t']).starts_with(';')
+                {
+                    self.rest = "";
+                    return Some(Err(ValueError::Unexpected("garbage after a quoted parameter")));
+                }
+                return Some(Ok(Param {
+                    name,
+                    value: Some(&v[1..end - 1]),
+                    quoted: true,
+                }));
+            }
+            let vlen = v.bytes().take_while(|&b| is_param_value_char(b)).count();
+            if vlen == 0 {
+                self.rest = "";
+                return Some(Err(ValueError::Unexpected("empty parameter value")));
+            }
+            self.rest = &v[vlen..];
+            if !self.rest.trim_start_matches([' ', '\t']).is_empty()
+                && !self.rest.trim_start_matches([' ', '\t']).starts_with(';')
+            {
+                self.rest = "";
+                return Some(Err(ValueError::Unexpected("invalid character in a parameter value")));
+            }
+            Some(Ok(Param {
+                name,
+                value: Some(&v[..vlen]),
+                quoted: false,
+            }))
+        } else if after.is_empty() || after.starts_with(';') {
+            self.rest = after;
+            Some(Ok(Param {
+                name,
+                value: None,
+                quoted: false,
+            }))
+        } else {
+            self.rest = "";
+            Some(Err(ValueError::Unexpected("invalid character in a parameter name")))
+        }
+    }
+}
+
+/// Characters of a parameter name: token plus the URI escape and unreserved
+/// characters that appear in `uri-parameter`s (`%`, `[`, `]`, `:`, `/`, `&`, `$`).
+#[inline]
+fn is_param_char(b: u8) -> bool {
+    is_token_char(b) || matches!(b, b'[' | b']' | b'/' | b':' | b'&' | b'$')
+}
+
+/// Parameter values: tokens, hosts (IPv6 references) and URI parameter characters.
+#[inline]
+fn is_param_value_char(b: u8) -> bool {
+    is_param_char(b) || matches!(b, b'@' | b'(' | b')' | b'=' | b'<' | b'>' | b'?' | b',')
+}
+
+/// Decodes `%HH` escapes (RFC 3261 §19.1.2). Invalid escapes are an error.
+pub fn unescape(s: &str) -> Result<Cow<'_, [u8]>, ValueError> {
+    if !s.contains('%') {
+        return Ok(Cow::Borrowed(s.as_bytes()));
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hi = b.get(i + 1).and_then(|c| (*c as char).to_digit(16));
+            let lo = b.get(i + 2).and_then(|c| (*c as char).to_digit(16));
+            match (hi, lo) {
+                (Some(h), Some(l)) => out.push((h * 16 + l) as u8),
+                _ => return Err(ValueError::BadEscape),
+            }
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    Ok(Cow::Owned(out))
+}
+
+/// Parses a decimal number with no sign, leading zeros allowed (`0068`), and no
+/// overflow of `u32`.
+pub(crate) fn parse_u32(s: &str) -> Result<u32, ValueError> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ValueError::NotANumber);
+    }
+    let digits = s.trim_start_matches('0');
+    if digits.len() > 10 {
+        return Err(ValueError::NumberTooLarge);
+    }
+    digits
+        .parse::<u64>()
+        .ok()
+        .or(if digits.is_empty() { Some(0) } else { None })
+        .and_then(|v| u32::try_from(v).ok())
+        .ok_or(ValueError::NumberTooLarge)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comma_split_respects_quotes_and_angles() {
+        let v: Vec<_> = CommaSplit::new(r#""a, b" <sip:x@y;p=1,2>, <sip:z>;q=1 , ,"#)
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(v, vec![r#""a, b" <sip:x@y;p=1,2>"#, "<sip:z>;q=1"]);
+    }
+
+    #[test]
+    fn params_with_lws_and_quotes() {
+        let p = Params::parse(r#" ;   tag    = 1918181833n ; lr; x="a;b\"c""#).unwrap();
+        assert_eq!(p.get("TAG"), Some(Some("1918181833n")));
+        assert_eq!(p.get("lr"), Some(None));
+        let x = p.param("x").unwrap();
+        assert_eq!(x.value_unquoted().unwrap(), "a;b\"c");
+        assert_eq!(p.get("nope"), None);
+    }
+
+    #[test]
+    fn params_reject_garbage() {
+        assert!(Params::parse(";a=\"unterminated").is_err());
+        assert!(Params::parse(";=x").is_err());
+        assert!(Params::parse(";a=b c").is_err());
+        assert!(Params::parse("x").is_err());
+    }
+
+    #[test]
+    fn numbers() {
+        assert_eq!(parse_u32("0068"), Ok(68));
+        assert_eq!(parse_u32("0"), Ok(0));
+        assert_eq!(parse_u32("4294967295"), Ok(u32::MAX));
+        assert!(parse_u32("4294967296").is_err());
+        assert!(parse_u32("-1").is_err());
+        assert!(parse_u32("").is_err());
+        assert!(parse_u32("00000000000000000000001").is_ok());
+    }
+
+    #[test]
+    fn escapes() {
+        assert_eq!(&*unescape("%75se%72").unwrap(), b"user");
+        assert_eq!(&*unescape("null-%00-null").unwrap(), b"null-\0-null");
+        assert!(unescape("%7").is_err());
+        assert!(unescape("%zz").is_err());
+    }
+
+    #[test]
+    fn quoting_round_trips() {
+        let q = quote(r#"J Rosenberg \""#);
+        assert_eq!(q, r#""J Rosenberg \\\"""#);
+        assert_eq!(unquote(&q[1..q.len() - 1]), r#"J Rosenberg \""#);
+    }
+}

@@ -1,0 +1,396 @@
+//! SIP, SIPS and tel URIs (RFC 3261 §19.1, RFC 3966), parsed as views into the
+//! message buffer. Other schemes (RFC 4475 §3.3.2–3.3.4) are kept as opaque
+//! absolute URIs so that a message carrying one still parses.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use crate::error::ValueError;
+use crate::text::{Params, unescape};
+
+/// A parsed URI. `as_str` gives the exact text it was parsed from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Uri<'a> {
+    Sip(SipUri<'a>),
+    Tel(TelUri<'a>),
+    /// Any other `scheme:…` absolute URI, unparsed beyond its scheme.
+    Other { scheme: &'a str, raw: &'a str },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SipUri<'a> {
+    /// `sips:` rather than `sip:`.
+    pub secure: bool,
+    /// The user part, still %-escaped (see [`SipUri::user_unescaped`]).
+    pub user: Option<&'a str>,
+    pub password: Option<&'a str>,
+    pub host: Host<'a>,
+    pub port: Option<u16>,
+    pub params: Params<'a>,
+    /// The `?h=v&…` part, without the `?`.
+    pub headers: Option<&'a str>,
+    raw: &'a str,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TelUri<'a> {
+    /// The number, e.g. `+1-201-555-0123` or `7042`.
+    pub number: &'a str,
+    pub params: Params<'a>,
+    raw: &'a str,
+}
+
+/// A host: a domain name (as written), an IPv4 address or an IPv6 reference.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Host<'a> {
+    Name(&'a str),
+    V4(Ipv4Addr),
+    V6(Ipv6Addr),
+}
+
+impl Host<'_> {
+    pub fn ip(&self) -> Option<IpAddr> {
+        match self {
+            Host::Name(_) => None,
+            Host::V4(a) => Some(IpAddr::V4(*a)),
+            Host::V6(a) => Some(IpAddr::V6(*a)),
+        }
+    }
+}
+
+impl fmt::Display for Host<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Host::Name(n) => f.write_str(n),
+            Host::V4(a) => write!(f, "{a}"),
+            Host::V6(a) => write!(f, "[{a}]"),
+        }
+    }
+}
+
+impl<'a> Uri<'a> {
+    /// Parses a whole URI. Leading or trailing white space is an error
+    /// (RFC 4475 §3.1.2.14): the caller trims what the grammar allows.
+    pub fn parse(s: &'a str) -> Result<Uri<'a>, ValueError> {
+        let colon = s.find(':').ok_or(ValueError::BadUri("no scheme"))?;
+        let scheme = &s[..colon];
+        let rest = &s[colon + 1..];
+        if scheme.is_empty()
+            || !scheme.as_bytes()[0].is_ascii_alphabetic()
+            || !scheme
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+        {
+            return Err(ValueError::BadUri("invalid scheme"));
+        }
+        if s.bytes().any(|b| b <= b' ' || b == 0x7f || b == b'<' || b == b'>' || b == b'"') {
+            return Err(ValueError::BadUri("forbidden character"));
+        }
+        if scheme.eq_ignore_ascii_case("sip") {
+            Ok(Uri::Sip(SipUri::parse_after_scheme(s, rest, false)?))
+        } else if scheme.eq_ignore_ascii_case("sips") {
+            Ok(Uri::Sip(SipUri::parse_after_scheme(s, rest, true)?))
+        } else if scheme.eq_ignore_ascii_case("tel") {
+            Ok(Uri::Tel(TelUri::parse_after_scheme(s, rest)?))
+        } else {
+            if rest.is_empty() {
+                return Err(ValueError::BadUri("empty URI after scheme"));
+            }
+            Ok(Uri::Other { scheme, raw: s })
+        }
+    }
+
+    /// The text this URI was parsed from.
+    pub fn as_str(&self) -> &'a str {
+        match self {
+            Uri::Sip(u) => u.raw,
+            Uri::Tel(u) => u.raw,
+            Uri::Other { raw, .. } => raw,
+        }
+    }
+
+    pub fn sip(&self) -> Option<&SipUri<'a>> {
+        match self {
+            Uri::Sip(u) => Some(u),
+            _ => None,
+        }
+    }
+
+    /// The user (SIP) or number (tel): what a PBX routes on.
+    pub fn user(&self) -> Option<&'a str> {
+        match self {
+            Uri::Sip(u) => u.user,
+            Uri::Tel(t) => Some(t.number),
+            Uri::Other { .. } => None,
+        }
+    }
+}
+
+impl fmt::Display for Uri<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+fn is_user_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'_'
+                | b'.'
+                | b'!'
+                | b'~'
+                | b'*'
+                | b'\''
+                | b'('
+                | b')'
+                | b'%'
+                | b'&'
+                | b'='
+                | b'+'
+                | b'$'
+                | b','
+                | b';'
+                | b'?'
+                | b'/'
+        )
+}
+
+impl<'a> SipUri<'a> {
+    fn parse_after_scheme(raw: &'a str, rest: &'a str, secure: bool) -> Result<Self, ValueError> {
+        // The user part may hold '?' and ';' (RFC 3261 §25.1 user-unreserved),
+        // but no part may hold an unescaped '@': the first '@' ends userinfo.
+        let (userinfo, after_user) = match rest.find('@') {
+            Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
+            None => (None, rest),
+        };
+        let (hostpart, headers) = match after_user.find('?') {
+            Some(q) => (&after_user[..q], Some(&after_user[q + 1..])),
+            None => (after_user, None),
+        };
+        let (user, password) = match userinfo {
+            Some(userinfo) => {
+                let (u, p) = match userinfo.find(':') {
+                    Some(c) => (&userinfo[..c], Some(&userinfo[c + 1..])),
+                    None => (userinfo, None),
+                };
+                if u.is_empty() {
+                    return Err(ValueError::BadUri("empty user"));
+                }
+                if !u.bytes().all(is_user_char) {
+                    return Err(ValueError::BadUri("invalid character in user"));
+                }
+                if let Some(p) = p
+                    && !p.bytes().all(|b| is_user_char(b) && b != b';' && b != b'?' && b != b'/')
+                {
+                    return Err(ValueError::BadUri("invalid character in password"));
+                }
+                unescape(u)?;
+                (Some(u), p)
+            }
+            None => (None, None),
+        };
+        let (host, port, params_raw) = parse_hostport(hostpart)?;
+        let params = Params::parse(params_raw)?;
+        if let Some(h) = headers {
+            if h.is_empty() {
+                return Err(ValueError::BadUri("empty headers"));
+            }
+            unescape(h)?;
+        }
+        Ok(SipUri {
+            secure,
+            user,
+            password,
+            host,
+            port,
+            params,
+            headers,
+            raw,
+        })
+    }
+
+    /// The user part with %-escapes decoded (it may hold any byte, even NUL:
+    /// RFC 4475 §3.1.1.4).
+    pub fn user_unescaped(&self) -> Option<Cow<'a, [u8]>> {
+        // Validated at parse: unescape cannot fail here.
+        self.user.and_then(|u| unescape(u).ok())
+    }
+
+    /// `transport` parameter, lower-cased meaning left to the caller.
+    pub fn transport(&self) -> Option<&'a str> {
+        self.params.get("transport").flatten()
+    }
+
+    /// Loose routing (`;lr`).
+    pub fn lr(&self) -> bool {
+        self.params.contains("lr")
+    }
+
+    pub fn maddr(&self) -> Option<&'a str> {
+        self.params.get("maddr").flatten()
+    }
+
+    pub fn as_str(&self) -> &'a str {
+        self.raw
+    }
+
+    /// The port, or the scheme's default (5060, 5061 for sips).
+    pub fn port_or_default(&self) -> u16 {
+        self.port.unwrap_or(if self.secure { 5061 } else { 5060 })
+    }
+}
+
+impl<'a> TelUri<'a> {
+    fn parse_after_scheme(raw: &'a str, rest: &'a str) -> Result<Self, ValueError> {
+        let (number, params) = match rest.find(';') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, ""),
+        };
+        let digits = number.strip_prefix('+').unwrap_or(number);
+        if digits.is_empty()
+            || !digits.bytes().all(|b| {
+                b.is_ascii_hexdigit() || matches!(b, b'*' | b'#' | b'-' | b'.' | b'(' | b')')
+            })
+        {
+            return Err(ValueError::BadUri("invalid telephone number"));
+        }
+        Ok(TelUri {
+            number,
+            params: Params::parse(params)?,
+            raw,
+        })
+    }
+
+    pub fn as_str(&self) -> &'a str {
+        self.raw
+    }
+}
+
+/// Parses `host[:port]` followed by an optional `;params` tail, which is returned
+/// unparsed.
+pub(crate) fn parse_hostport(s: &str) -> Result<(Host<'_>, Option<u16>, &str), ValueError> {
+    let (host, after) = if let Some(v6) = s.strip_prefix('[') {
+        let end = v6.find(']').ok_or(ValueError::BadHost)?;
+        let addr: Ipv6Addr = v6[..end].parse().map_err(|_| ValueError::BadHost)?;
+        (Host::V6(addr), &v6[end + 1..])
+    } else {
+        let end = s.find([':', ';', ' ', '\t']).unwrap_or(s.len());
+        (parse_host(&s[..end])?, &s[end..])
+    };
+    let (port, tail) = if let Some(p) = after.strip_prefix(':') {
+        let end = p.find(|c: char| !c.is_ascii_digit()).unwrap_or(p.len());
+        let digits = &p[..end];
+        if digits.is_empty() || digits.len() > 5 {
+            return Err(ValueError::BadPort);
+        }
+        let port: u16 = digits.parse().map_err(|_| ValueError::BadPort)?;
+        (Some(port), &p[end..])
+    } else {
+        (None, after)
+    };
+    Ok((host, port, tail))
+}
+
+fn parse_host(s: &str) -> Result<Host<'_>, ValueError> {
+    if s.is_empty() {
+        return Err(ValueError::BadHost);
+    }
+    if s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return s.parse().map(Host::V4).map_err(|_| ValueError::BadHost);
+    }
+    let b = s.as_bytes();
+    if !b.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.')
+        || b[0] == b'.'
+        || b[0] == b'-'
+        || s.contains("..")
+    {
+        return Err(ValueError::BadHost);
+    }
+    Ok(Host::Name(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sip(s: &str) -> SipUri<'_> {
+        match Uri::parse(s).unwrap() {
+            Uri::Sip(u) => u,
+            other => panic!("not sip: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn full_sip_uri() {
+        let u = sip("sips:alice:secret@atlanta.com:5071;transport=tcp;lr?subject=project%20x&priority=urgent");
+        assert!(u.secure);
+        assert_eq!(u.user, Some("alice"));
+        assert_eq!(u.password, Some("secret"));
+        assert_eq!(u.host, Host::Name("atlanta.com"));
+        assert_eq!(u.port, Some(5071));
+        assert_eq!(u.transport(), Some("tcp"));
+        assert!(u.lr());
+        assert_eq!(u.headers, Some("subject=project%20x&priority=urgent"));
+    }
+
+    #[test]
+    fn ipv6_reference_and_default_port() {
+        let u = sip("sip:[2001:db8::10]:5070");
+        assert_eq!(u.host, Host::V6("2001:db8::10".parse().unwrap()));
+        assert_eq!(u.port, Some(5070));
+        let u = sip("sip:bob@[::1]");
+        assert_eq!(u.port_or_default(), 5060);
+        assert_eq!(u.host.to_string(), "[::1]");
+        assert!(Uri::parse("sip:[2001:db8::10").is_err());
+        assert!(Uri::parse("sip:[zz::1]").is_err());
+    }
+
+    #[test]
+    fn user_with_semicolon_and_escapes() {
+        let u = sip("sip:user;par=u%40example.net@example.com");
+        assert_eq!(u.user, Some("user;par=u%40example.net"));
+        assert_eq!(u.host, Host::Name("example.com"));
+        let u = sip("sip:null-%00-null@example.com");
+        assert_eq!(&*u.user_unescaped().unwrap(), b"null-\0-null");
+    }
+
+    #[test]
+    fn tel_and_other_schemes() {
+        match Uri::parse("tel:+1-201-555-0123;phone-context=example.com").unwrap() {
+            Uri::Tel(t) => {
+                assert_eq!(t.number, "+1-201-555-0123");
+                assert_eq!(t.params.get("phone-context"), Some(Some("example.com")));
+            }
+            other => panic!("{other:?}"),
+        }
+        match Uri::parse("kingkong:i_am_a_gorilla").unwrap() {
+            Uri::Other { scheme, .. } => assert_eq!(scheme, "kingkong"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn rejects_bad_uris() {
+        for bad in [
+            "sip:",
+            "sip:@host",
+            "sip:user@",
+            "sip:user@host:99999",
+            "sip:user@host:",
+            "sip:user@ho st",
+            "sip:user@example.com ",
+            "sip:a@b..c",
+            "sip:a@999.1.1.1",
+            "noscheme",
+            "1sip:a@b",
+            "sip:a%zz@b",
+            "sip:a@b?",
+            "tel:",
+            "<sip:a@b>",
+        ] {
+            assert!(Uri::parse(bad).is_err(), "{bad} parsed");
+        }
+    }
+}
