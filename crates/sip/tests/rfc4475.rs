@@ -186,7 +186,7 @@ fn longreq_long_values() {
     assert!(to.uri.sip().unwrap().params.contains("unknownparam1"));
     assert_eq!(m.vias().count(), 34);
     let unknown = m.fields().find(|f| f.name.starts_with("Unknown-LongLong")).unwrap();
-    assert!(unknown.name.len() > 100 && !unknown.value.is_empty());
+    assert!(unknown.name.len() > 90 && unknown.value.len() > 300);
     assert_eq!(m.via().unwrap().host, Host::Name("sip33.example.com"));
     assert!(m.from().unwrap().tag().unwrap().len() > 100);
     assert_eq!(m.content_length(), m.body().len());
