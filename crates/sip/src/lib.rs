@@ -13,6 +13,7 @@
 
 pub mod builder;
 pub mod error;
+pub mod framing;
 pub mod header;
 pub mod headers;
 pub mod message;
