@@ -43,8 +43,10 @@ impl Fields {
                 Name::Known(h) => *h,
                 Name::Named(_) => HeaderName::Other,
             };
-            self.error
-                .get_or_insert(ParseError::BadHeader(h, ValueError::Unexpected("line break in a value")));
+            self.error.get_or_insert(ParseError::BadHeader(
+                h,
+                ValueError::Unexpected("line break in a value"),
+            ));
             return;
         }
         if let Name::Known(HeaderName::ContentLength) = name {
@@ -55,7 +57,8 @@ impl Fields {
     }
 
     fn set(&mut self, name: HeaderName, value: impl Display) {
-        self.lines.retain(|(n, _)| !matches!(n, Name::Known(h) if *h == name));
+        self.lines
+            .retain(|(n, _)| !matches!(n, Name::Known(h) if *h == name));
         self.push(Name::Known(name), value);
     }
 
@@ -118,9 +121,7 @@ impl RequestBuilder {
     /// Appends an extension header by name.
     pub fn header_named(mut self, name: &str, value: impl Display) -> Self {
         if !crate::text::is_token(name) {
-            self.fields
-                .error
-                .get_or_insert(ParseError::HeaderName);
+            self.fields.error.get_or_insert(ParseError::HeaderName);
         }
         self.fields.push(Name::Named(name.to_owned()), value);
         self
@@ -344,7 +345,10 @@ Content-Length: 0\r\n\r\n";
     #[test]
     fn response_copies_the_rfc_8_2_6_headers() {
         let req = Message::parse(INVITE.as_bytes().to_vec()).unwrap();
-        let r = ResponseBuilder::reply(&req, 180).to_tag("a6c85cf").build().unwrap();
+        let r = ResponseBuilder::reply(&req, 180)
+            .to_tag("a6c85cf")
+            .build()
+            .unwrap();
         assert_eq!(r.status(), Some(180));
         let vias: Vec<_> = r.header_lines(HeaderName::Via).collect();
         assert_eq!(vias.len(), 2);
@@ -362,15 +366,33 @@ Content-Length: 0\r\n\r\n";
 
     #[test]
     fn to_tag_is_not_added_twice() {
-        let req = Message::parse(INVITE.replace("To: Bob <sip:bob@biloxi.com>", "To: <sip:bob@biloxi.com>;tag=x").into_bytes()).unwrap();
-        let r = ResponseBuilder::reply(&req, 200).to_tag("y").build().unwrap();
+        let req = Message::parse(
+            INVITE
+                .replace(
+                    "To: Bob <sip:bob@biloxi.com>",
+                    "To: <sip:bob@biloxi.com>;tag=x",
+                )
+                .into_bytes(),
+        )
+        .unwrap();
+        let r = ResponseBuilder::reply(&req, 200)
+            .to_tag("y")
+            .build()
+            .unwrap();
         assert_eq!(r.to().unwrap().tag(), Some("x"));
     }
 
     #[test]
     fn request_with_body_and_injection_refused() {
         let m = RequestBuilder::new(Method::Invite, "sip:bob@example.com")
-            .header(HeaderName::Via, ViaValue { transport: "UDP", sent_by: "192.0.2.1:5060", branch: "z9hG4bK1" })
+            .header(
+                HeaderName::Via,
+                ViaValue {
+                    transport: "UDP",
+                    sent_by: "192.0.2.1:5060",
+                    branch: "z9hG4bK1",
+                },
+            )
             .header(HeaderName::CallId, "c1")
             .header(HeaderName::ContentLength, 999)
             .body("application/sdp", &b"v=0\r\n"[..])
@@ -383,7 +405,12 @@ Content-Length: 0\r\n\r\n";
             .header(HeaderName::Subject, "x\r\nVia: evil")
             .build();
         assert!(bad.is_err());
-        assert!(RequestBuilder::new(Method::Bye, "sip:a@b").header_named("Bad Name", "v").build().is_err());
+        assert!(
+            RequestBuilder::new(Method::Bye, "sip:a@b")
+                .header_named("Bad Name", "v")
+                .build()
+                .is_err()
+        );
         assert!(ResponseBuilder::new(700, "x").build().is_err());
     }
 }

@@ -89,7 +89,13 @@ impl ParseError {
         let s: String = self
             .to_string()
             .chars()
-            .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
+            .map(|c| {
+                if c.is_ascii_graphic() || c == ' ' {
+                    c
+                } else {
+                    '?'
+                }
+            })
             .collect();
         let mut out = String::from("Bad Request (");
         if self.status_code() != 400 {

@@ -88,7 +88,8 @@ impl StreamFramer {
                 self.scanned = 0;
                 return Ok(Some(Frame::Ping));
             }
-            let maybe_half_ping = self.buf.len() == 2 || (self.buf.len() == 3 && self.buf[2] == b'\r');
+            let maybe_half_ping =
+                self.buf.len() == 2 || (self.buf.len() == 3 && self.buf[2] == b'\r');
             if maybe_half_ping && !(self.expect_pongs && self.buf.len() == 2) {
                 return Ok(None);
             }
@@ -166,7 +167,8 @@ mod tests {
     use super::*;
     use crate::Message;
 
-    const OPTIONS: &[u8] = b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\nl: 4\r\n\r\nabcd";
+    const OPTIONS: &[u8] =
+        b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\nl: 4\r\n\r\nabcd";
 
     fn limits() -> Limits {
         Limits {
@@ -196,7 +198,9 @@ mod tests {
         assert_eq!(frames[0], Frame::Ping);
         assert_eq!(frames[3], Frame::Pong);
         for i in [1, 2, 4] {
-            let Frame::Message(m) = &frames[i] else { panic!() };
+            let Frame::Message(m) = &frames[i] else {
+                panic!()
+            };
             assert_eq!(&m[..], OPTIONS);
             assert_eq!(Message::parse(m.clone()).unwrap().body(), b"abcd");
         }

@@ -7,7 +7,10 @@ use std::fmt;
 
 use crate::error::ValueError;
 use crate::message::Method;
-use crate::text::{Params, find_unquoted, is_token, is_ws, parse_u32, quoted_end, trim_ws, unescape, unquote};
+use crate::text::{
+    Params, find_unquoted, is_token, is_ws, parse_u32, quoted_end, skip_ws, trim_ws, unescape,
+    unquote,
+};
 use crate::uri::{Host, Uri, parse_hostport};
 
 /// The RFC 3261 branch magic cookie.
@@ -24,18 +27,15 @@ pub struct Via<'a> {
     pub host: Host<'a>,
     pub port: Option<u16>,
     pub params: Params<'a>,
+    branch: Option<&'a str>,
 }
 
 fn take_token(s: &str) -> Result<(&str, &str), ValueError> {
-    let n = s.bytes().take_while(|&b| crate::text::is_token_char(b)).count();
+    let n = crate::text::span(s.as_bytes(), crate::text::class::TOKEN);
     if n == 0 {
         return Err(ValueError::Unexpected("expected a token"));
     }
     Ok((&s[..n], &s[n..]))
-}
-
-fn skip_ws(s: &str) -> &str {
-    s.trim_start_matches([' ', '\t'])
 }
 
 fn expect<'a>(s: &'a str, c: char, what: &'static str) -> Result<&'a str, ValueError> {
@@ -52,15 +52,19 @@ impl<'a> Via<'a> {
         let (version, rest) = take_token(rest)?;
         let rest = expect(rest, '/', "expected '/' after the protocol version")?;
         let (transport, rest) = take_token(rest)?;
-        if !rest.starts_with([' ', '\t']) {
-            return Err(ValueError::Unexpected("expected white space before sent-by"));
+        if !rest.as_bytes().first().is_some_and(|&b| is_ws(b)) {
+            return Err(ValueError::Unexpected(
+                "expected white space before sent-by",
+            ));
         }
         let rest = skip_ws(rest);
         // sent-by allows LWS around the colon.
-        let host_end = if rest.starts_with('[') {
-            rest.find(']').map(|i| i + 1).ok_or(ValueError::BadHost)?
+        let host_end = if rest.as_bytes().first() == Some(&b'[') {
+            memchr::memchr(b']', rest.as_bytes())
+                .map(|i| i + 1)
+                .ok_or(ValueError::BadHost)?
         } else {
-            rest.find([':', ';', ' ', '\t']).unwrap_or(rest.len())
+            crate::text::span(rest.as_bytes(), crate::text::class::HOST)
         };
         let (host, _, _) = parse_hostport(&rest[..host_end])?;
         let mut tail = skip_ws(&rest[host_end..]);
@@ -74,8 +78,9 @@ impl<'a> Via<'a> {
             port = Some(p[..n].parse::<u16>().map_err(|_| ValueError::BadPort)?);
             tail = &p[n..];
         }
-        let params = Params::parse(tail)?;
-        if let Some(Some(b)) = params.get("branch")
+        let (params, branch) = Params::parse_finding(tail, "branch")?;
+        let branch = branch.flatten();
+        if let Some(b) = branch
             && !is_token(b)
         {
             return Err(ValueError::Unexpected("branch is not a token"));
@@ -87,11 +92,12 @@ impl<'a> Via<'a> {
             host,
             port,
             params,
+            branch,
         })
     }
 
     pub fn branch(&self) -> Option<&'a str> {
-        self.params.get("branch").flatten()
+        self.branch
     }
 
     /// Whether the branch starts with the RFC 3261 magic cookie (and so can be
@@ -141,6 +147,7 @@ pub struct NameAddr<'a> {
     pub params: Params<'a>,
     /// Whether the URI was enclosed in `<>`.
     pub bracketed: bool,
+    tag: Option<&'a str>,
 }
 
 impl<'a> NameAddr<'a> {
@@ -158,7 +165,7 @@ impl<'a> NameAddr<'a> {
             (Some(unquote(&s[1..end - 1])), rest)
         } else if let Some(lt) = find_unquoted(s, b'<')?.filter(|&lt| {
             // A '<' that comes before any ';' belongs to a name-addr.
-            s[..lt].find(';').is_none()
+            memchr::memchr(b';', &s.as_bytes()[..lt]).is_none()
         }) {
             let name = trim_ws(&s[..lt]);
             if name.is_empty() {
@@ -178,37 +185,42 @@ impl<'a> NameAddr<'a> {
             (None, s)
         };
         if let Some(inner) = after_display.strip_prefix('<') {
-            let gt = inner.find('>').ok_or(ValueError::UnterminatedAngle)?;
+            let gt = memchr::memchr(b'>', inner.as_bytes()).ok_or(ValueError::UnterminatedAngle)?;
             let uri = Uri::parse(&inner[..gt])?;
-            let params = Params::parse(&inner[gt + 1..])?;
+            let (params, tag) = Params::parse_finding(&inner[gt + 1..], "tag")?;
             Ok(NameAddr {
                 display,
                 uri,
                 params,
                 bracketed: true,
+                tag: tag.flatten(),
             })
         } else {
             // addr-spec: the URI ends at the first ';', and may not hold ',',
             // '?' or ';' of its own (RFC 3261 §20, RFC 4475 §3.1.2.13).
-            let (uri, params) = match after_display.find(';') {
+            let (uri, params) = match memchr::memchr(b';', after_display.as_bytes()) {
                 Some(i) => (&after_display[..i], &after_display[i..]),
                 None => (after_display, ""),
             };
             let uri = trim_ws(uri);
             if uri.contains(['?', ',']) {
-                return Err(ValueError::Unexpected("URI with '?' or ',' must be enclosed in <>"));
+                return Err(ValueError::Unexpected(
+                    "URI with '?' or ',' must be enclosed in <>",
+                ));
             }
+            let (params, tag) = Params::parse_finding(params, "tag")?;
             Ok(NameAddr {
                 display,
                 uri: Uri::parse(uri)?,
-                params: Params::parse(params)?,
+                params,
                 bracketed: false,
+                tag: tag.flatten(),
             })
         }
     }
 
     pub fn tag(&self) -> Option<&'a str> {
-        self.params.get("tag").flatten()
+        self.tag
     }
 }
 
@@ -313,9 +325,12 @@ impl CSeq {
         }
         let rest = &v[n..];
         if !rest.starts_with([' ', '\t']) {
-            return Err(ValueError::Unexpected("expected white space after the sequence number"));
+            return Err(ValueError::Unexpected(
+                "expected white space after the sequence number",
+            ));
         }
-        let method = Method::from_token(trim_ws(rest)).ok_or(ValueError::Unexpected("invalid method"))?;
+        let method =
+            Method::from_token(trim_ws(rest)).ok_or(ValueError::Unexpected("invalid method"))?;
         Ok(CSeq { seq, method })
     }
 }
@@ -331,7 +346,14 @@ pub fn parse_call_id(v: &str) -> Result<&str, ValueError> {
     if v.is_empty() {
         return Err(ValueError::Empty);
     }
-    if v.bytes().any(|b| is_ws(b) || b.is_ascii_control()) || v.matches('@').count() > 1 {
+    let mut ats = 0;
+    for &b in v.as_bytes() {
+        ats += usize::from(b == b'@');
+        if b <= b' ' || b == 0x7f {
+            return Err(ValueError::Unexpected("invalid Call-ID"));
+        }
+    }
+    if ats > 1 {
         return Err(ValueError::Unexpected("invalid Call-ID"));
     }
     Ok(v)
@@ -380,7 +402,11 @@ impl Replaces {
 
 impl fmt::Display for Replaces {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{};to-tag={};from-tag={}", self.call_id, self.to_tag, self.from_tag)?;
+        write!(
+            f,
+            "{};to-tag={};from-tag={}",
+            self.call_id, self.to_tag, self.from_tag
+        )?;
         if self.early_only {
             f.write_str(";early-only")?;
         }
@@ -585,7 +611,8 @@ mod tests {
         assert_eq!(v.host, Host::V4("192.0.2.2".parse().unwrap()));
         assert_eq!(v.branch(), Some("390skdjuw"));
         assert!(!v.has_rfc3261_branch());
-        let v = Via::parse("SIP/2.0/TCP spindle.example.com   ;   branch  =   z9hG4bK9ikj8").unwrap();
+        let v =
+            Via::parse("SIP/2.0/TCP spindle.example.com   ;   branch  =   z9hG4bK9ikj8").unwrap();
         assert_eq!(v.branch(), Some("z9hG4bK9ikj8"));
         assert!(v.has_rfc3261_branch());
         let v = Via::parse("SIP/2.0/UDP [2001:db8::9]:5070;rport;received=192.0.2.1").unwrap();
@@ -596,15 +623,28 @@ mod tests {
         let v = Via::parse("SIP/2.0/UDP host : 5062;rport=1234").unwrap();
         assert_eq!(v.port, Some(5062));
         assert_eq!(v.rport(), Some(Some(1234)));
-        assert!(!Via::parse("SIP/2.0/UDP host;branch=z9hG4bK").unwrap().has_rfc3261_branch());
-        for bad in ["SIP/2.0 host", "SIP/2.0/UDP", "SIP/2.0/UDPhost", "SIP/2.0/UDP host:x", "SIP/2.0/UDP host;branch="] {
+        assert!(
+            !Via::parse("SIP/2.0/UDP host;branch=z9hG4bK")
+                .unwrap()
+                .has_rfc3261_branch()
+        );
+        for bad in [
+            "SIP/2.0 host",
+            "SIP/2.0/UDP",
+            "SIP/2.0/UDPhost",
+            "SIP/2.0/UDP host:x",
+            "SIP/2.0/UDP host;branch=",
+        ] {
             assert!(Via::parse(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn name_addr_forms() {
-        let a = NameAddr::parse(r#""J Rosenberg \\\""       <sip:jdrosen@example.com>  ;  tag = 98asjd8"#).unwrap();
+        let a = NameAddr::parse(
+            r#""J Rosenberg \\\""       <sip:jdrosen@example.com>  ;  tag = 98asjd8"#,
+        )
+        .unwrap();
         assert_eq!(a.display.as_deref(), Some(r#"J Rosenberg \""#));
         assert_eq!(a.tag(), Some("98asjd8"));
         let a = NameAddr::parse("caller<sip:caller@example.com>;tag=323").unwrap();
@@ -633,7 +673,10 @@ mod tests {
         let c = Contact::parse("<sip:a@b>;expires=280297596632815").unwrap();
         assert!(c.expires().is_err());
         assert!(Contact::parse("<sip:a@b>;q=2").unwrap().q().is_err());
-        assert_eq!(Contact::parse("<sip:a@b>;q=1.000").unwrap().q(), Ok(Some(1000)));
+        assert_eq!(
+            Contact::parse("<sip:a@b>;q=1.000").unwrap().q(),
+            Ok(Some(1000))
+        );
     }
 
     #[test]
@@ -654,7 +697,9 @@ mod tests {
         assert_eq!(rep.from_tag, "5FFE-3994");
         assert!(Replaces::parse("abc@h;to-tag=1").is_err());
         assert_eq!(
-            Replaces::parse("abc@h;from-tag=2;to-tag=1;early-only").unwrap().to_string(),
+            Replaces::parse("abc@h;from-tag=2;to-tag=1;early-only")
+                .unwrap()
+                .to_string(),
             "abc@h;to-tag=1;from-tag=2;early-only"
         );
     }
@@ -676,8 +721,14 @@ mod tests {
 
     #[test]
     fn dates() {
-        assert_eq!(parse_date("Sat, 13 Nov 2010 23:29:00 GMT"), Ok(1_289_690_940));
-        assert_eq!(parse_date("Thu, 29 Feb 2024 00:00:00 GMT"), Ok(1_709_164_800));
+        assert_eq!(
+            parse_date("Sat, 13 Nov 2010 23:29:00 GMT"),
+            Ok(1_289_690_940)
+        );
+        assert_eq!(
+            parse_date("Thu, 29 Feb 2024 00:00:00 GMT"),
+            Ok(1_709_164_800)
+        );
         assert!(parse_date("Fri, 01 Jan 2010 16:00:00 EST").is_err());
         assert!(parse_date("Fri, 30 Feb 2010 16:00:00 GMT").is_err());
         assert!(parse_date("garbage").is_err());

@@ -15,9 +15,9 @@ use std::ops::Range;
 use bytes::Bytes;
 
 use crate::error::{ParseError, ValueError};
-use crate::header::{HeaderName, is_valid_name};
+use crate::header::HeaderName;
 use crate::headers::{CSeq, Contact, NameAddr, Via};
-use crate::text::{CommaSplit, parse_u32};
+use crate::text::{CommaSplit, class, parse_u32, span};
 use crate::uri::Uri;
 
 /// Bounds on what the parser accepts, so that hostile input cannot make it
@@ -143,10 +143,17 @@ pub struct Message {
     head: Box<str>,
     start: StartLine,
     headers: Vec<HeaderEntry>,
+    /// Index in `headers` of the first line of each known header
+    /// (`NONE` when absent), so the headers every layer reads are O(1).
+    first: [u16; HeaderName::COUNT],
+    /// Bit per known header that appears on more than one line.
+    repeated: u64,
     body: Range<usize>,
 }
 
-fn span(r: &Range<u32>) -> Range<usize> {
+const NONE: u16 = u16::MAX;
+
+fn span_of(r: &Range<u32>) -> Range<usize> {
     r.start as usize..r.end as usize
 }
 
@@ -164,158 +171,166 @@ impl Message {
                 limit: limits.max_message_size,
             });
         }
+        let b = &raw[..];
         // RFC 3261 §7.5: CRLFs before the start line are ignored.
-        let skip = raw
+        let skip = b
             .iter()
-            .position(|&b| b != b'\r' && b != b'\n')
-            .unwrap_or(raw.len());
-        let bytes = &raw[..];
-
-        // Find the end of the header section: the first empty line.
-        let mut pos = skip;
-        let mut head_end = None;
-        let mut body_start = 0;
-        let mut lines = 0usize;
-        while pos < bytes.len() {
-            let nl = match memchr::memchr(b'\n', &bytes[pos..]) {
-                Some(i) => pos + i,
-                None => break,
-            };
-            let mut line_end = nl;
-            if line_end > pos && bytes[line_end - 1] == b'\r' {
-                line_end -= 1;
+            .position(|&c| c != b'\r' && c != b'\n')
+            .ok_or(ParseError::Incomplete)?;
+        // One pass over the header section; offsets are relative to `skip`,
+        // where `head` will start. Structure bytes are ASCII, so every offset
+        // is a char boundary once the section is known to be UTF-8.
+        let line_end = |from: usize| -> (usize, usize) {
+            // (end of line content, start of next line)
+            match memchr::memchr(b'\n', &b[from..]) {
+                Some(i) => {
+                    let nl = from + i;
+                    let end = if nl > from && b[nl - 1] == b'\r' {
+                        nl - 1
+                    } else {
+                        nl
+                    };
+                    (end, nl + 1)
+                }
+                None => (b.len(), b.len()),
             }
-            if line_end - pos > limits.max_line_length {
+        };
+        let (first_end, mut p) = line_end(skip);
+        if first_end - skip > limits.max_line_length {
+            return Err(ParseError::LineTooLong(limits.max_line_length));
+        }
+        if p == b.len() && first_end == b.len() {
+            return Err(ParseError::Incomplete);
+        }
+        let start = parse_start_line(
+            std::str::from_utf8(&b[skip..first_end]).map_err(|_| ParseError::NotUtf8)?,
+        )?;
+        let mut headers: Vec<HeaderEntry> = Vec::with_capacity(20);
+        let mut first = [NONE; HeaderName::COUNT];
+        let mut repeated = 0u64;
+        let max_headers = limits.max_headers.min(usize::from(NONE) - 1);
+        let limits = &Limits {
+            max_headers,
+            ..*limits
+        };
+        let mut folded = false;
+        let mut content_length: Option<(u32, u32)> = None;
+        let rel = |x: usize| (x - skip) as u32;
+        let (head_end, body_start) = loop {
+            if p >= b.len() {
+                // The header section runs to the end of the datagram without
+                // the empty line (RFC 4475's baddn.dat is such a message):
+                // accepted on datagrams as a message with no body. The stream
+                // framer never hands over such a message.
+                if b.last() == Some(&b'\n') {
+                    break (b.len(), b.len());
+                }
+                return Err(ParseError::Incomplete);
+            }
+            let c = b[p];
+            if c == b'\n' {
+                break (p, p + 1);
+            }
+            if c == b'\r' && b.get(p + 1) == Some(&b'\n') {
+                break (p, p + 2);
+            }
+            let (end, next) = line_end(p);
+            if end - p > limits.max_line_length {
                 return Err(ParseError::LineTooLong(limits.max_line_length));
             }
-            if line_end == pos {
-                head_end = Some(pos);
-                body_start = nl + 1;
-                break;
+            if next == b.len() && end == b.len() {
+                return Err(ParseError::Incomplete);
             }
-            lines += 1;
-            if lines > limits.max_headers.saturating_add(1) * 4 {
-                // Bounds the work on pathological folding; the real header
-                // count is checked below.
-                return Err(ParseError::TooManyHeaders(limits.max_headers));
-            }
-            pos = nl + 1;
-        }
-        if head_end.is_none() && pos == bytes.len() && bytes.ends_with(b"\n") && pos > skip {
-            // The header section runs to the end of the datagram without the
-            // empty line (RFC 4475's baddn.dat is such a message): no body.
-            head_end = Some(bytes.len());
-            body_start = bytes.len();
-        }
-        let head_end = head_end.ok_or_else(|| {
-            if bytes.len() - skip > limits.max_line_length && memchr::memchr(b'\n', &bytes[skip..]).is_none() {
-                ParseError::LineTooLong(limits.max_line_length)
-            } else {
-                ParseError::Incomplete
-            }
-        })?;
-        let head_bytes = &bytes[skip..head_end];
-        let head = std::str::from_utf8(head_bytes).map_err(|_| ParseError::NotUtf8)?;
-        let mut head: String = head.to_owned();
-
-        // Index the start line and the header lines. Offsets are into `head`.
-        let mut headers: Vec<HeaderEntry> = Vec::with_capacity(16);
-        let hb = head.as_bytes();
-        let first_nl = memchr::memchr(b'\n', hb).unwrap_or(hb.len());
-        let first_end = if first_nl > 0 && hb.get(first_nl - 1) == Some(&b'\r') {
-            first_nl - 1
-        } else {
-            first_nl
-        };
-        let start = parse_start_line(&head[..first_end])?;
-        let mut folded = false;
-        let mut content_length: Option<usize> = None;
-        let mut p = (first_nl + 1).min(hb.len());
-        while p < hb.len() {
-            let nl = memchr::memchr(b'\n', &hb[p..]).map_or(hb.len(), |i| p + i);
-            let mut end = nl;
-            if end > p && hb[end - 1] == b'\r' {
-                end -= 1;
-            }
-            let line = &hb[p..end];
-            if line[0] == b' ' || line[0] == b'\t' {
+            if c == b' ' || c == b'\t' {
                 // Continuation of the previous header (RFC 3261 §7.3.1).
                 let last = headers.last_mut().ok_or(ParseError::StartLine(
                     "continuation line before the first header",
                 ))?;
                 folded = true;
-                let trimmed_end = rtrim(hb, p, end);
+                let trimmed_end = rtrim(b, p, end);
                 if trimmed_end > p {
                     if last.value.start == last.value.end {
                         // The value starts on the continuation line.
-                        last.value.start = ltrim(hb, p, trimmed_end) as u32;
+                        last.value.start = rel(ltrim(b, p, trimmed_end));
                     }
-                    last.value.end = trimmed_end as u32;
+                    last.value.end = rel(trimmed_end);
                 }
             } else {
-                let colon = memchr::memchr(b':', line)
-                    .map(|i| p + i)
-                    .ok_or(ParseError::HeaderWithoutColon)?;
-                let name_end = rtrim(hb, p, colon);
-                let name = &head[p..name_end];
-                if !is_valid_name(name) {
+                let name_end = p + span(&b[p..end], class::TOKEN);
+                let colon = ltrim(b, name_end, end);
+                if colon == end {
+                    return Err(ParseError::HeaderWithoutColon);
+                }
+                if b[colon] != b':' || name_end == p {
                     return Err(ParseError::HeaderName);
                 }
-                let kind = HeaderName::from_wire(name);
-                let vstart = ltrim(hb, colon + 1, end);
-                let vend = rtrim(hb, vstart, end);
-                headers.push(HeaderEntry {
-                    name: kind,
-                    name_span: p as u32..name_end as u32,
-                    value: vstart as u32..vend as u32,
-                });
-                if headers.len() > limits.max_headers {
+                let kind = HeaderName::from_wire_bytes(&b[p..name_end]);
+                let vstart = ltrim(b, colon + 1, end);
+                let vend = rtrim(b, vstart, end);
+                if kind == HeaderName::ContentLength {
+                    if content_length.is_some() {
+                        return Err(ParseError::DuplicateContentLength);
+                    }
+                    content_length = Some((rel(vstart), rel(vend)));
+                }
+                if headers.len() == limits.max_headers {
                     return Err(ParseError::TooManyHeaders(limits.max_headers));
                 }
+                if kind != HeaderName::Other {
+                    let slot = &mut first[kind as usize];
+                    if *slot == NONE {
+                        *slot = headers.len() as u16;
+                    } else {
+                        repeated |= 1 << kind as u32;
+                    }
+                }
+                headers.push(HeaderEntry {
+                    name: kind,
+                    name_span: rel(p)..rel(name_end),
+                    value: rel(vstart)..rel(vend),
+                });
             }
-            p = nl + 1;
-        }
+            p = next;
+        };
+        let head = std::str::from_utf8(&b[skip..head_end]).map_err(|_| ParseError::NotUtf8)?;
+        let mut head: String = head.to_owned();
         if folded {
             // Turn the CR/LF of folded lines into spaces: same length, so every
             // offset stays valid, and readers never see line breaks.
             let mut v = std::mem::take(&mut head).into_bytes();
             for h in &headers {
-                for b in &mut v[span(&h.value)] {
-                    if *b == b'\r' || *b == b'\n' {
-                        *b = b' ';
+                for c in &mut v[span_of(&h.value)] {
+                    if *c == b'\r' || *c == b'\n' {
+                        *c = b' ';
                     }
                 }
             }
             // Only ASCII bytes were replaced by ASCII bytes.
             head = String::from_utf8(v).map_err(|_| ParseError::NotUtf8)?;
         }
-        for h in headers.iter().filter(|h| h.name == HeaderName::ContentLength) {
-            if content_length.is_some() {
-                return Err(ParseError::DuplicateContentLength);
-            }
-            let v = &head[span(&h.value)];
-            let n = parse_u32(v).map_err(ParseError::ContentLength)?;
-            content_length = Some(n as usize);
-        }
-        let available = bytes.len() - body_start;
+        let available = b.len() - body_start;
         let body = match content_length {
-            Some(n) if n > available => {
-                return Err(ParseError::BodyTooShort {
-                    declared: n,
-                    actual: available,
-                });
+            None => body_start..b.len(),
+            Some((s, e)) => {
+                let n = parse_u32(&head[s as usize..e as usize])
+                    .map_err(ParseError::ContentLength)? as usize;
+                if n > available {
+                    return Err(ParseError::BodyTooShort {
+                        declared: n,
+                        actual: available,
+                    });
+                }
+                // RFC 3261 §18.3: octets past Content-Length are discarded.
+                body_start..body_start + n
             }
-            // RFC 3261 §18.3: octets past Content-Length are discarded.
-            Some(n) => body_start..body_start + n,
-            None => body_start..bytes.len(),
         };
-        // Re-base header offsets from `head` (which started at `skip`) is not
-        // needed: all header reads go through `head`.
         Ok(Message {
             raw,
             head: head.into_boxed_str(),
             start,
             headers,
+            first,
+            repeated,
             body,
         })
     }
@@ -344,7 +359,7 @@ impl Message {
     /// The Request-URI text, `None` for a response.
     pub fn request_uri_str(&self) -> Option<&str> {
         match &self.start {
-            StartLine::Request { uri, .. } => Some(&self.head[span(uri)]),
+            StartLine::Request { uri, .. } => Some(&self.head[span_of(uri)]),
             StartLine::Response { .. } => None,
         }
     }
@@ -364,7 +379,7 @@ impl Message {
 
     pub fn reason_phrase(&self) -> Option<&str> {
         match &self.start {
-            StartLine::Response { reason, .. } => Some(&self.head[span(reason)]),
+            StartLine::Response { reason, .. } => Some(&self.head[span_of(reason)]),
             StartLine::Request { .. } => None,
         }
     }
@@ -382,32 +397,43 @@ impl Message {
     pub fn fields(&self) -> impl Iterator<Item = HeaderField<'_>> + '_ {
         self.headers.iter().map(|h| HeaderField {
             kind: h.name,
-            name: &self.head[span(&h.name_span)],
-            value: &self.head[span(&h.value)],
+            name: &self.head[span_of(&h.name_span)],
+            value: &self.head[span_of(&h.value)],
         })
     }
 
     /// Values of every line of a known header, in order.
     pub fn header_lines(&self, name: HeaderName) -> impl Iterator<Item = &str> + '_ {
-        self.headers
+        let from = match name {
+            HeaderName::Other => 0,
+            known => match self.first[known as usize] {
+                NONE => self.headers.len(),
+                i => usize::from(i),
+            },
+        };
+        self.headers[from..]
             .iter()
             .filter(move |h| h.name == name)
-            .map(|h| &self.head[span(&h.value)])
+            .map(|h| &self.head[span_of(&h.value)])
     }
 
     /// The value of the first line of a known header.
     pub fn header(&self, name: HeaderName) -> Option<&str> {
-        self.header_lines(name).next()
+        if name == HeaderName::Other {
+            return self.header_lines(name).next();
+        }
+        match self.first[name as usize] {
+            NONE => None,
+            i => Some(&self.head[span_of(&self.headers[usize::from(i)].value)]),
+        }
     }
 
     /// The value of the only line of a header that must appear at most once.
     pub fn single(&self, name: HeaderName) -> Result<Option<&str>, ParseError> {
-        let mut it = self.header_lines(name);
-        let first = it.next();
-        if it.next().is_some() {
+        if name != HeaderName::Other && self.repeated & (1 << name as u32) != 0 {
             return Err(ParseError::DuplicateHeader(name));
         }
-        Ok(first)
+        Ok(self.header(name))
     }
 
     /// Values of every line of a header by its wire name (any case; use this
@@ -419,9 +445,9 @@ impl Message {
             .filter(move |h| {
                 h.name == kind
                     && (kind != HeaderName::Other
-                        || self.head[span(&h.name_span)].eq_ignore_ascii_case(name))
+                        || self.head[span_of(&h.name_span)].eq_ignore_ascii_case(name))
             })
-            .map(|h| &self.head[span(&h.value)])
+            .map(|h| &self.head[span_of(&h.value)])
     }
 
     pub fn header_named<'s>(&'s self, name: &'s str) -> Option<&'s str> {
@@ -549,8 +575,10 @@ impl Message {
     /// A short text for logs: start line and Call-ID.
     pub fn summary(&self) -> String {
         let first = match &self.start {
-            StartLine::Request { method, uri } => format!("{method} {}", &self.head[span(uri)]),
-            StartLine::Response { code, reason } => format!("{code} {}", &self.head[span(reason)]),
+            StartLine::Request { method, uri } => format!("{method} {}", &self.head[span_of(uri)]),
+            StartLine::Response { code, reason } => {
+                format!("{code} {}", &self.head[span_of(reason)])
+            }
         };
         match self.header(HeaderName::CallId) {
             Some(c) => format!("{first} (Call-ID {c})"),
@@ -629,10 +657,16 @@ fn parse_start_line(line: &str) -> Result<StartLine, ParseError> {
     // between elements, none at the end (RFC 4475 §3.1.2.9, §3.1.2.10).
     let mut parts = line.split(' ');
     let method = parts.next().unwrap_or("");
-    let uri = parts.next().ok_or(ParseError::StartLine("no Request-URI"))?;
-    let version = parts.next().ok_or(ParseError::StartLine("no SIP version"))?;
+    let uri = parts
+        .next()
+        .ok_or(ParseError::StartLine("no Request-URI"))?;
+    let version = parts
+        .next()
+        .ok_or(ParseError::StartLine("no SIP version"))?;
     if parts.next().is_some() {
-        return Err(ParseError::StartLine("extra white space in the request line"));
+        return Err(ParseError::StartLine(
+            "extra white space in the request line",
+        ));
     }
     let method = Method::from_token(method).ok_or(ParseError::StartLine("invalid method"))?;
     if uri.is_empty() || uri.contains('\t') {

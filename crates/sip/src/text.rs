@@ -8,6 +8,114 @@ use std::borrow::Cow;
 
 use crate::error::ValueError;
 
+/// Character classes of RFC 3261 §25.1, one bit each, looked up in a table:
+/// the scanners below test a byte with one load and one mask.
+pub(crate) mod class {
+    pub const TOKEN: u8 = 1;
+    pub const WS: u8 = 2;
+    /// `user` of a SIP URI: unreserved / escaped / user-unreserved.
+    pub const USER: u8 = 4;
+    /// `password` of a SIP URI.
+    pub const PASSWORD: u8 = 8;
+    /// Host names and IPv4 addresses: alphanumerics, `-`, `.`.
+    pub const HOST: u8 = 16;
+    /// Parameter names: token and `paramchar` (uri-parameter) characters.
+    pub const PARAM: u8 = 32;
+    /// Unquoted parameter values: PARAM plus host characters (`[` `]` `:`
+    /// are already in PARAM) and `@`.
+    pub const PVALUE: u8 = 64;
+    /// `hname`/`hvalue` characters of URI headers, with `=` and `&`.
+    pub const URI_HEADER: u8 = 128;
+}
+
+const fn build_classes() -> [u8; 256] {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        let alnum = b.is_ascii_alphanumeric();
+        let mark = matches!(
+            b,
+            b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')'
+        );
+        let mut c = 0;
+        if alnum
+            || matches!(
+                b,
+                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+            )
+        {
+            c |= class::TOKEN;
+        }
+        if b == b' ' || b == b'\t' {
+            c |= class::WS;
+        }
+        if alnum
+            || mark
+            || matches!(
+                b,
+                b'%' | b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/'
+            )
+        {
+            c |= class::USER;
+        }
+        if alnum || mark || matches!(b, b'%' | b'&' | b'=' | b'+' | b'$' | b',') {
+            c |= class::PASSWORD;
+        }
+        if alnum || b == b'-' || b == b'.' {
+            c |= class::HOST;
+        }
+        let param = alnum
+            || mark
+            || matches!(
+                b,
+                b'%' | b'+' | b'`' | b'[' | b']' | b'/' | b':' | b'&' | b'$'
+            );
+        if param {
+            c |= class::PARAM;
+        }
+        if param || b == b'@' {
+            c |= class::PVALUE;
+        }
+        if alnum
+            || mark
+            || matches!(
+                b,
+                b'%' | b'[' | b']' | b'/' | b'?' | b':' | b'+' | b'$' | b'=' | b'&'
+            )
+        {
+            c |= class::URI_HEADER;
+        }
+        t[i] = c;
+        i += 1;
+    }
+    t
+}
+
+static CLASSES: [u8; 256] = build_classes();
+
+/// Whether `b` is in class `c` (one of the [`class`] bits).
+#[inline(always)]
+pub(crate) fn is(b: u8, c: u8) -> bool {
+    CLASSES[b as usize] & c != 0
+}
+
+/// Length of the prefix of `s` whose bytes are all in class `c`.
+#[inline]
+pub(crate) fn span(s: &[u8], c: u8) -> usize {
+    let mut i = 0;
+    while i < s.len() && is(s[i], c) {
+        i += 1;
+    }
+    i
+}
+
+/// Whether every byte of `s` is in class `c`.
+#[inline]
+pub(crate) fn all(s: &str, c: u8) -> bool {
+    span(s.as_bytes(), c) == s.len()
+}
+
 /// RFC 3261 LWS characters after unfolding (folded CRLFs were already turned into
 /// spaces by the message parser).
 #[inline]
@@ -16,22 +124,23 @@ pub(crate) fn is_ws(b: u8) -> bool {
 }
 
 #[inline]
-pub(crate) fn trim_ws(s: &str) -> &str {
-    s.trim_matches(|c| c == ' ' || c == '\t')
+pub(crate) fn skip_ws(s: &str) -> &str {
+    &s[span(s.as_bytes(), class::WS)..]
 }
 
-/// `token` characters of RFC 3261 §25.1.
 #[inline]
-pub(crate) fn is_token_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
-        )
+pub(crate) fn trim_ws(s: &str) -> &str {
+    let s = skip_ws(s);
+    let b = s.as_bytes();
+    let mut end = b.len();
+    while end > 0 && is_ws(b[end - 1]) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 pub(crate) fn is_token(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(is_token_char)
+    !s.is_empty() && all(s, class::TOKEN)
 }
 
 /// Scans a quoted string starting at `s[0] == '"'`; returns the byte index just
@@ -88,25 +197,18 @@ pub fn quote(s: &str) -> String {
 pub(crate) fn find_unquoted(s: &str, needle: u8) -> Result<Option<usize>, ValueError> {
     let b = s.as_bytes();
     let mut i = 0;
-    let mut angle = false;
-    while i < b.len() {
-        let c = b[i];
-        if c == b'"' && !angle {
-            i += quoted_end(&s[i..])?;
-            continue;
+    while let Some(j) = memchr::memchr3(needle, b'"', b'<', &b[i..]) {
+        let k = i + j;
+        if b[k] == needle {
+            return Ok(Some(k));
         }
-        if c == needle && !angle {
-            return Ok(Some(i));
+        if b[k] == b'"' {
+            i = k + quoted_end(&s[k..])?;
+        } else {
+            // Inside <…> nothing is special until the '>'.
+            let gt = memchr::memchr(b'>', &b[k..]).ok_or(ValueError::UnterminatedAngle)?;
+            i = k + gt + 1;
         }
-        if c == b'<' {
-            angle = true;
-        } else if c == b'>' {
-            angle = false;
-        }
-        i += 1;
-    }
-    if angle {
-        return Err(ValueError::UnterminatedAngle);
     }
     Ok(None)
 }
@@ -167,8 +269,13 @@ pub struct Param<'a> {
 impl<'a> Param<'a> {
     /// The value with quoted-string escapes decoded.
     pub fn value_unquoted(&self) -> Option<Cow<'a, str>> {
-        self.value
-            .map(|v| if self.quoted { unquote(v) } else { Cow::Borrowed(v) })
+        self.value.map(|v| {
+            if self.quoted {
+                unquote(v)
+            } else {
+                Cow::Borrowed(v)
+            }
+        })
     }
     pub fn is_quoted(&self) -> bool {
         self.quoted
@@ -178,11 +285,28 @@ impl<'a> Param<'a> {
 impl<'a> Params<'a> {
     /// Validates `raw`, which starts at the first `;` (or is empty).
     pub(crate) fn parse(raw: &'a str) -> Result<Self, ValueError> {
+        Self::parse_finding(raw, "").map(|(p, _)| p)
+    }
+
+    /// Validates `raw` and, in the same pass, finds the parameter `name` (a
+    /// lower-case name; `""` finds nothing): what Via's branch and a
+    /// name-addr's tag are read with.
+    pub(crate) fn parse_finding(
+        raw: &'a str,
+        name: &str,
+    ) -> Result<(Self, Option<Option<&'a str>>), ValueError> {
         let p = Params { raw };
-        for item in p.iter_checked() {
-            item?;
+        let mut found = None;
+        if raw.is_empty() {
+            return Ok((p, None));
         }
-        Ok(p)
+        for item in p.iter_checked() {
+            let item = item?;
+            if found.is_none() && !name.is_empty() && item.name.eq_ignore_ascii_case(name) {
+                found = Some(item.value);
+            }
+        }
+        Ok((p, found))
     }
 
     /// The raw text, starting with `;` when not empty.
@@ -225,91 +349,82 @@ struct ParamIter<'a> {
     rest: &'a str,
 }
 
+impl<'a> ParamIter<'a> {
+    fn fail(&mut self, what: &'static str) -> Option<Result<Param<'a>, ValueError>> {
+        self.rest = "";
+        Some(Err(ValueError::Unexpected(what)))
+    }
+
+    /// After a parameter, only white space and the next `;` may follow.
+    fn at_separator(s: &str) -> bool {
+        let s = skip_ws(s);
+        s.is_empty() || s.as_bytes()[0] == b';'
+    }
+}
+
 impl<'a> Iterator for ParamIter<'a> {
     type Item = Result<Param<'a>, ValueError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let s = trim_ws(self.rest);
+        let s = skip_ws(self.rest);
         if s.is_empty() {
             return None;
         }
-        let Some(s) = s.strip_prefix(';') else {
-            self.rest = "";
-            return Some(Err(ValueError::Unexpected("expected ';' before a parameter")));
-        };
-        let s = s.trim_start_matches([' ', '\t']);
-        let name_len = s.bytes().take_while(|&b| is_param_char(b)).count();
+        if s.as_bytes()[0] != b';' {
+            return self.fail("expected ';' before a parameter");
+        }
+        let s = skip_ws(&s[1..]);
+        let name_len = span(s.as_bytes(), class::PARAM);
         let name = &s[..name_len];
         if name.is_empty() {
-            self.rest = "";
-            return Some(Err(ValueError::Unexpected("empty parameter name")));
+            return self.fail("empty parameter name");
         }
-        let after = s[name_len..].trim_start_matches([' ', '\t']);
-        if let Some(v) = after.strip_prefix('=') {
-            let v = v.trim_start_matches([' ', '\t']);
-            if v.starts_with('"') {
-                let end = match quoted_end(v) {
-                    Ok(e) => e,
-                    Err(e) => {
-                        self.rest = "";
-                        return Some(Err(e));
-                    }
-                };
-                self.rest = &v[end..];
-                if !self.rest.trim_start_matches([' ', '\t']).is_empty()
-                    && !self.rest.trim_start_matches([' ', '\t']).starts_with(';')
-                {
-                    self.rest = "";
-                    return Some(Err(ValueError::Unexpected("garbage after a quoted parameter")));
-                }
+        let after = skip_ws(&s[name_len..]);
+        match after.as_bytes().first() {
+            Some(b'=') => {}
+            None | Some(b';') => {
+                self.rest = after;
                 return Some(Ok(Param {
                     name,
-                    value: Some(&v[1..end - 1]),
-                    quoted: true,
+                    value: None,
+                    quoted: false,
                 }));
             }
-            let vlen = v.bytes().take_while(|&b| is_param_value_char(b)).count();
-            if vlen == 0 {
-                self.rest = "";
-                return Some(Err(ValueError::Unexpected("empty parameter value")));
-            }
-            self.rest = &v[vlen..];
-            if !self.rest.trim_start_matches([' ', '\t']).is_empty()
-                && !self.rest.trim_start_matches([' ', '\t']).starts_with(';')
-            {
-                self.rest = "";
-                return Some(Err(ValueError::Unexpected("invalid character in a parameter value")));
-            }
-            Some(Ok(Param {
-                name,
-                value: Some(&v[..vlen]),
-                quoted: false,
-            }))
-        } else if after.is_empty() || after.starts_with(';') {
-            self.rest = after;
-            Some(Ok(Param {
-                name,
-                value: None,
-                quoted: false,
-            }))
-        } else {
-            self.rest = "";
-            Some(Err(ValueError::Unexpected("invalid character in a parameter name")))
+            Some(_) => return self.fail("invalid character in a parameter name"),
         }
+        let v = skip_ws(&after[1..]);
+        if v.as_bytes().first() == Some(&b'"') {
+            let end = match quoted_end(v) {
+                Ok(e) => e,
+                Err(e) => {
+                    self.rest = "";
+                    return Some(Err(e));
+                }
+            };
+            if !Self::at_separator(&v[end..]) {
+                return self.fail("garbage after a quoted parameter");
+            }
+            self.rest = &v[end..];
+            return Some(Ok(Param {
+                name,
+                value: Some(&v[1..end - 1]),
+                quoted: true,
+            }));
+        }
+        let vlen = span(v.as_bytes(), class::PVALUE);
+        if vlen == 0 {
+            return self.fail("empty parameter value");
+        }
+        if !Self::at_separator(&v[vlen..]) {
+            return self.fail("invalid character in a parameter value");
+        }
+        self.rest = &v[vlen..];
+        Some(Ok(Param {
+            name,
+            value: Some(&v[..vlen]),
+            quoted: false,
+        }))
     }
-}
-
-/// Characters of a parameter name: token plus the URI escape and unreserved
-/// characters that appear in `uri-parameter`s (`%`, `[`, `]`, `:`, `/`, `&`, `$`).
-#[inline]
-fn is_param_char(b: u8) -> bool {
-    is_token_char(b) || matches!(b, b'[' | b']' | b'/' | b':' | b'&' | b'$')
-}
-
-/// Parameter values: tokens, hosts (IPv6 references) and URI parameter characters.
-#[inline]
-fn is_param_value_char(b: u8) -> bool {
-    is_param_char(b) || matches!(b, b'@' | b'(' | b')' | b'=' | b'<' | b'>' | b'?' | b',')
 }
 
 /// Decodes `%HH` escapes (RFC 3261 §19.1.2). Invalid escapes are an error.
@@ -343,7 +458,7 @@ pub(crate) fn parse_u32(s: &str) -> Result<u32, ValueError> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return Err(ValueError::NotANumber);
     }
-    let digits = s.trim_start_matches('0');
+    let digits = &s[s.bytes().take_while(|&b| b == b'0').count()..];
     if digits.len() > 10 {
         return Err(ValueError::NumberTooLarge);
     }

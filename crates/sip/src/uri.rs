@@ -7,7 +7,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::error::ValueError;
-use crate::text::{Params, unescape};
+use crate::text::{Params, all, class, span, unescape};
 
 /// A parsed URI. `as_str` gives the exact text it was parsed from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -15,7 +15,10 @@ pub enum Uri<'a> {
     Sip(SipUri<'a>),
     Tel(TelUri<'a>),
     /// Any other `scheme:…` absolute URI, unparsed beyond its scheme.
-    Other { scheme: &'a str, raw: &'a str },
+    Other {
+        scheme: &'a str,
+        raw: &'a str,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,31 +76,42 @@ impl<'a> Uri<'a> {
     /// Parses a whole URI. Leading or trailing white space is an error
     /// (RFC 4475 §3.1.2.14): the caller trims what the grammar allows.
     pub fn parse(s: &'a str) -> Result<Uri<'a>, ValueError> {
-        let colon = s.find(':').ok_or(ValueError::BadUri("no scheme"))?;
-        let scheme = &s[..colon];
-        let rest = &s[colon + 1..];
-        if scheme.is_empty()
-            || !scheme.as_bytes()[0].is_ascii_alphabetic()
-            || !scheme
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
-        {
+        let b = s.as_bytes();
+        // scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
+        let mut i = 0;
+        while i < b.len() && (b[i].is_ascii_alphanumeric() || matches!(b[i], b'+' | b'-' | b'.')) {
+            i += 1;
+        }
+        if i == 0 || !b[0].is_ascii_alphabetic() {
             return Err(ValueError::BadUri("invalid scheme"));
         }
-        if s.bytes().any(|b| b <= b' ' || b == 0x7f || b == b'<' || b == b'>' || b == b'"') {
-            return Err(ValueError::BadUri("forbidden character"));
+        if b.get(i) != Some(&b':') {
+            return Err(ValueError::BadUri("no scheme"));
         }
-        if scheme.eq_ignore_ascii_case("sip") {
-            Ok(Uri::Sip(SipUri::parse_after_scheme(s, rest, false)?))
-        } else if scheme.eq_ignore_ascii_case("sips") {
-            Ok(Uri::Sip(SipUri::parse_after_scheme(s, rest, true)?))
-        } else if scheme.eq_ignore_ascii_case("tel") {
-            Ok(Uri::Tel(TelUri::parse_after_scheme(s, rest)?))
-        } else {
-            if rest.is_empty() {
-                return Err(ValueError::BadUri("empty URI after scheme"));
+        let scheme = &s[..i];
+        let rest = &s[i + 1..];
+        match scheme.len() {
+            3 if scheme.eq_ignore_ascii_case("sip") => {
+                Ok(Uri::Sip(SipUri::parse_after_scheme(s, rest, false)?))
             }
-            Ok(Uri::Other { scheme, raw: s })
+            4 if scheme.eq_ignore_ascii_case("sips") => {
+                Ok(Uri::Sip(SipUri::parse_after_scheme(s, rest, true)?))
+            }
+            3 if scheme.eq_ignore_ascii_case("tel") => {
+                Ok(Uri::Tel(TelUri::parse_after_scheme(s, rest)?))
+            }
+            _ => {
+                if rest.is_empty() {
+                    return Err(ValueError::BadUri("empty URI after scheme"));
+                }
+                if rest
+                    .bytes()
+                    .any(|b| b <= b' ' || b == 0x7f || b == b'<' || b == b'>' || b == b'"')
+                {
+                    return Err(ValueError::BadUri("forbidden character"));
+                }
+                Ok(Uri::Other { scheme, raw: s })
+            }
         }
     }
 
@@ -133,71 +147,50 @@ impl fmt::Display for Uri<'_> {
     }
 }
 
-fn is_user_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'_'
-                | b'.'
-                | b'!'
-                | b'~'
-                | b'*'
-                | b'\''
-                | b'('
-                | b')'
-                | b'%'
-                | b'&'
-                | b'='
-                | b'+'
-                | b'$'
-                | b','
-                | b';'
-                | b'?'
-                | b'/'
-        )
-}
-
 impl<'a> SipUri<'a> {
     fn parse_after_scheme(raw: &'a str, rest: &'a str, secure: bool) -> Result<Self, ValueError> {
         // The user part may hold '?' and ';' (RFC 3261 §25.1 user-unreserved),
         // but no part may hold an unescaped '@': the first '@' ends userinfo.
-        let (userinfo, after_user) = match rest.find('@') {
-            Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
-            None => (None, rest),
-        };
-        let (hostpart, headers) = match after_user.find('?') {
-            Some(q) => (&after_user[..q], Some(&after_user[q + 1..])),
-            None => (after_user, None),
-        };
-        let (user, password) = match userinfo {
-            Some(userinfo) => {
-                let (u, p) = match userinfo.find(':') {
-                    Some(c) => (&userinfo[..c], Some(&userinfo[c + 1..])),
+        let (user, password, after_user) = match memchr::memchr(b'@', rest.as_bytes()) {
+            Some(at) => {
+                let userinfo = &rest[..at];
+                let ub = userinfo.as_bytes();
+                let ulen = span(ub, class::USER);
+                let (u, p) = match ub.get(ulen) {
                     None => (userinfo, None),
+                    Some(b':') => (&userinfo[..ulen], Some(&userinfo[ulen + 1..])),
+                    Some(_) => return Err(ValueError::BadUri("invalid character in user")),
                 };
                 if u.is_empty() {
                     return Err(ValueError::BadUri("empty user"));
                 }
-                if !u.bytes().all(is_user_char) {
-                    return Err(ValueError::BadUri("invalid character in user"));
-                }
                 if let Some(p) = p
-                    && !p.bytes().all(|b| is_user_char(b) && b != b';' && b != b'?' && b != b'/')
+                    && !all(p, class::PASSWORD)
                 {
                     return Err(ValueError::BadUri("invalid character in password"));
                 }
-                unescape(u)?;
-                (Some(u), p)
+                check_escapes(u)?;
+                (Some(u), p, &rest[at + 1..])
             }
-            None => (None, None),
+            None => (None, None, rest),
         };
-        let (host, port, params_raw) = parse_hostport(hostpart)?;
-        let params = Params::parse(params_raw)?;
+        let (host, port, tail) = parse_hostport(after_user)?;
+        let (params, headers) = match memchr::memchr(b'?', tail.as_bytes()) {
+            Some(q) => (&tail[..q], Some(&tail[q + 1..])),
+            None => (tail, None),
+        };
+        if params.as_bytes().first().is_some_and(|&b| b != b';') {
+            return Err(ValueError::BadUri("invalid character after host"));
+        }
+        if params.bytes().any(|b| b <= b' ' || b == 0x7f) {
+            return Err(ValueError::BadUri("forbidden character"));
+        }
+        let params = Params::parse(params)?;
         if let Some(h) = headers {
-            if h.is_empty() {
-                return Err(ValueError::BadUri("empty headers"));
+            if h.is_empty() || !all(h, class::URI_HEADER) {
+                return Err(ValueError::BadUri("invalid URI headers"));
             }
-            unescape(h)?;
+            check_escapes(h)?;
         }
         Ok(SipUri {
             secure,
@@ -271,42 +264,96 @@ impl<'a> TelUri<'a> {
 /// Parses `host[:port]` followed by an optional `;params` tail, which is returned
 /// unparsed.
 pub(crate) fn parse_hostport(s: &str) -> Result<(Host<'_>, Option<u16>, &str), ValueError> {
-    let (host, after) = if let Some(v6) = s.strip_prefix('[') {
-        let end = v6.find(']').ok_or(ValueError::BadHost)?;
-        let addr: Ipv6Addr = v6[..end].parse().map_err(|_| ValueError::BadHost)?;
-        (Host::V6(addr), &v6[end + 1..])
+    let b = s.as_bytes();
+    let (host, after) = if b.first() == Some(&b'[') {
+        let end = memchr::memchr(b']', b).ok_or(ValueError::BadHost)?;
+        let addr: Ipv6Addr = s[1..end].parse().map_err(|_| ValueError::BadHost)?;
+        (Host::V6(addr), end + 1)
     } else {
-        let end = s.find([':', ';', ' ', '\t']).unwrap_or(s.len());
-        (parse_host(&s[..end])?, &s[end..])
+        let end = span(b, class::HOST);
+        (parse_host(&s[..end])?, end)
     };
-    let (port, tail) = if let Some(p) = after.strip_prefix(':') {
-        let end = p.find(|c: char| !c.is_ascii_digit()).unwrap_or(p.len());
-        let digits = &p[..end];
-        if digits.is_empty() || digits.len() > 5 {
+    if b.get(after) == Some(&b':') {
+        let p = &b[after + 1..];
+        let n = p.iter().take_while(|c| c.is_ascii_digit()).count();
+        if n == 0 || n > 5 {
             return Err(ValueError::BadPort);
         }
-        let port: u16 = digits.parse().map_err(|_| ValueError::BadPort)?;
-        (Some(port), &p[end..])
+        let mut port: u32 = 0;
+        for &d in &p[..n] {
+            port = port * 10 + u32::from(d - b'0');
+        }
+        let port = u16::try_from(port).map_err(|_| ValueError::BadPort)?;
+        Ok((host, Some(port), &s[after + 1 + n..]))
     } else {
-        (None, after)
-    };
-    Ok((host, port, tail))
+        Ok((host, None, &s[after..]))
+    }
+}
+
+/// Checks that every `%` starts a valid `%HH` escape.
+fn check_escapes(s: &str) -> Result<(), ValueError> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while let Some(j) = memchr::memchr(b'%', &b[i..]) {
+        let k = i + j;
+        if !(b.get(k + 1).is_some_and(u8::is_ascii_hexdigit)
+            && b.get(k + 2).is_some_and(u8::is_ascii_hexdigit))
+        {
+            return Err(ValueError::BadEscape);
+        }
+        i = k + 3;
+    }
+    Ok(())
+}
+
+/// Dotted-quad IPv4 (four decimal octets, no leading-zero forms longer than
+/// three digits). Faster than `str::parse` on the per-message path.
+fn parse_ipv4(b: &[u8]) -> Option<Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut n = 0;
+    let mut val: u32 = 0;
+    let mut digits = 0;
+    for &c in b {
+        if c == b'.' {
+            if digits == 0 || n == 3 {
+                return None;
+            }
+            octets[n] = u8::try_from(val).ok()?;
+            n += 1;
+            val = 0;
+            digits = 0;
+        } else {
+            digits += 1;
+            if digits > 3 {
+                return None;
+            }
+            val = val * 10 + u32::from(c - b'0');
+        }
+    }
+    if digits == 0 || n != 3 {
+        return None;
+    }
+    octets[3] = u8::try_from(val).ok()?;
+    Some(Ipv4Addr::from(octets))
 }
 
 fn parse_host(s: &str) -> Result<Host<'_>, ValueError> {
-    if s.is_empty() {
-        return Err(ValueError::BadHost);
-    }
-    if s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-        return s.parse().map(Host::V4).map_err(|_| ValueError::BadHost);
-    }
     let b = s.as_bytes();
-    if !b.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.')
-        || b[0] == b'.'
-        || b[0] == b'-'
-        || s.contains("..")
-    {
+    if b.is_empty() || b[0] == b'.' || b[0] == b'-' {
         return Err(ValueError::BadHost);
+    }
+    let mut dots_only_digits = true;
+    let mut prev_dot = false;
+    for &c in b {
+        let dot = c == b'.';
+        if dot && prev_dot {
+            return Err(ValueError::BadHost);
+        }
+        prev_dot = dot;
+        dots_only_digits &= dot || c.is_ascii_digit();
+    }
+    if dots_only_digits {
+        return parse_ipv4(b).map(Host::V4).ok_or(ValueError::BadHost);
     }
     Ok(Host::Name(s))
 }
@@ -324,7 +371,9 @@ mod tests {
 
     #[test]
     fn full_sip_uri() {
-        let u = sip("sips:alice:secret@atlanta.com:5071;transport=tcp;lr?subject=project%20x&priority=urgent");
+        let u = sip(
+            "sips:alice:secret@atlanta.com:5071;transport=tcp;lr?subject=project%20x&priority=urgent",
+        );
         assert!(u.secure);
         assert_eq!(u.user, Some("alice"));
         assert_eq!(u.password, Some("secret"));

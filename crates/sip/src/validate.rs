@@ -34,9 +34,7 @@ fn check_common(msg: &Message) -> Result<(), ParseError> {
 
 /// Checks a request before any layer acts on it.
 pub fn check_request(msg: &Message) -> Result<(), ParseError> {
-    let method = msg
-        .method()
-        .ok_or(ParseError::StartLine("not a request"))?;
+    let method = msg.method().ok_or(ParseError::StartLine("not a request"))?;
     let uri = msg
         .request_uri()
         .unwrap_or(Err(ValueError::Empty))

@@ -40,7 +40,11 @@ fn parse_err(name: &str) -> ParseError {
 
 fn check_err(name: &str) -> ParseError {
     let m = parse(name);
-    let r = if m.is_request() { check_request(&m) } else { check_response(&m) };
+    let r = if m.is_request() {
+        check_request(&m)
+    } else {
+        check_response(&m)
+    };
     r.expect_err(name)
 }
 
@@ -68,7 +72,10 @@ fn every_file_is_covered() {
 fn wsinv_short_tortuous_invite() {
     let m = valid_request("wsinv");
     assert_eq!(m.method(), Some(&Method::Invite));
-    assert_eq!(m.request_uri_str(), Some("sip:vivekg@chair-dnrc.example.com;unknownparam"));
+    assert_eq!(
+        m.request_uri_str(),
+        Some("sip:vivekg@chair-dnrc.example.com;unknownparam")
+    );
     let to = m.to().unwrap();
     assert_eq!(to.uri.as_str(), "sip:vivekg@chair-dnrc.example.com");
     assert_eq!(to.tag(), Some("1918181833n"));
@@ -85,14 +92,20 @@ fn wsinv_short_tortuous_invite() {
     assert_eq!(vias[0].transport, "UDP");
     assert_eq!(vias[0].host, Host::V4("192.0.2.2".parse().unwrap()));
     assert_eq!(vias[0].branch(), Some("390skdjuw"));
-    assert_eq!((vias[1].transport, vias[1].branch()), ("TCP", Some("z9hG4bK9ikj8")));
+    assert_eq!(
+        (vias[1].transport, vias[1].branch()),
+        ("TCP", Some("z9hG4bK9ikj8"))
+    );
     assert_eq!(vias[1].host, Host::Name("spindle.example.com"));
     assert_eq!(vias[2].branch(), Some("z9hG4bK30239"));
     assert_eq!(m.header(HeaderName::Subject), Some(""));
     let nf = m.header_named("newfangledheader").unwrap();
     assert!(nf.starts_with("newfangled value") && nf.ends_with("continued newfangled value"));
     assert!(!nf.contains(['\r', '\n']));
-    assert_eq!(m.header_named("UnknownHeaderWithUnusualValue"), Some(";;,,;;,;"));
+    assert_eq!(
+        m.header_named("UnknownHeaderWithUnusualValue"),
+        Some(";;,,;;,;")
+    );
     let route = m.name_addrs(HeaderName::Route).next().unwrap().unwrap();
     assert!(route.uri.sip().unwrap().lr());
     let c: Vec<_> = m.contacts().collect::<Result<_, _>>().unwrap();
@@ -113,31 +126,55 @@ fn intmeth_wide_range_of_valid_characters() {
     assert_eq!(m.cseq().unwrap().method.as_str(), method);
     let uri = m.request_uri().unwrap().unwrap();
     let u = uri.sip().unwrap();
-    assert_eq!(u.user, Some("1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*"));
-    assert_eq!(u.password, Some("&it+has=1,weird!*pas$wo~d_too.(doesn't-it)"));
+    assert_eq!(
+        u.user,
+        Some("1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*")
+    );
+    assert_eq!(
+        u.password,
+        Some("&it+has=1,weird!*pas$wo~d_too.(doesn't-it)")
+    );
     assert_eq!(u.host, Host::Name("example.com"));
-    assert_eq!(m.to().unwrap().display.as_deref(), Some("BEL:\u{7} NUL:\0 DEL:\u{7f}"));
+    assert_eq!(
+        m.to().unwrap().display.as_deref(),
+        Some("BEL:\u{7} NUL:\0 DEL:\u{7f}")
+    );
     let from = m.from().unwrap();
-    assert_eq!(from.display.as_deref(), Some("token1~` token2'+_ token3*%!.-"));
+    assert_eq!(
+        from.display.as_deref(),
+        Some("token1~` token2'+_ token3*%!.-")
+    );
     assert_eq!(from.tag(), Some("_token~1'+`*%!-."));
     let fp = from.params.param("fromParam''~+*_!.-%").unwrap();
     assert_eq!(fp.value_unquoted().as_deref(), Some("работающий"));
-    assert_eq!(m.call_id().unwrap(), "intmeth.word%ZK-!.*_+'@word`~)(><:\\/\"][?}{");
+    assert_eq!(
+        m.call_id().unwrap(),
+        "intmeth.word%ZK-!.*_+'@word`~)(><:\\/\"][?}{"
+    );
     assert_eq!(m.via().unwrap().branch(), Some("z9hG4bK-.!%66*_+`'~"));
     assert_eq!(m.max_forwards().unwrap(), Some(255));
-    assert_eq!(m.header_named("extensionHeader-!.%*+_`'~"), Some("\u{feff}\u{5927}\u{505c}\u{96fb}"));
+    assert_eq!(
+        m.header_named("extensionHeader-!.%*+_`'~"),
+        Some("\u{feff}\u{5927}\u{505c}\u{96fb}")
+    );
 }
 
 #[test]
 fn esc01_valid_use_of_escapes() {
     let m = valid_request("esc01");
     let uri = m.request_uri().unwrap().unwrap();
-    assert_eq!(&*uri.sip().unwrap().user_unescaped().unwrap(), b"sips:user@example.com");
+    assert_eq!(
+        &*uri.sip().unwrap().user_unescaped().unwrap(),
+        b"sips:user@example.com"
+    );
     assert_eq!(uri.sip().unwrap().host, Host::Name("example.net"));
     let to = m.to().unwrap();
     assert_eq!(&*to.uri.sip().unwrap().user_unescaped().unwrap(), b"user");
     let from = m.from().unwrap();
-    assert_eq!(&*from.uri.sip().unwrap().user_unescaped().unwrap(), b"I have spaces");
+    assert_eq!(
+        &*from.uri.sip().unwrap().user_unescaped().unwrap(),
+        b"I have spaces"
+    );
     let c = m.contacts().next().unwrap().unwrap();
     let cu = c.addr().unwrap().uri.sip().unwrap().to_owned();
     assert_eq!(&*cu.user_unescaped().unwrap(), b"caller");
@@ -150,10 +187,23 @@ fn esc01_valid_use_of_escapes() {
 fn escnull_escaped_nulls_in_uris() {
     let m = valid_request("escnull");
     let to = m.to().unwrap();
-    assert_eq!(&*to.uri.sip().unwrap().user_unescaped().unwrap(), b"null-\0-null");
+    assert_eq!(
+        &*to.uri.sip().unwrap().user_unescaped().unwrap(),
+        b"null-\0-null"
+    );
     let users: Vec<Vec<u8>> = m
         .contacts()
-        .map(|c| c.unwrap().addr().unwrap().uri.sip().unwrap().user_unescaped().unwrap().into_owned())
+        .map(|c| {
+            c.unwrap()
+                .addr()
+                .unwrap()
+                .uri
+                .sip()
+                .unwrap()
+                .user_unescaped()
+                .unwrap()
+                .into_owned()
+        })
         .collect();
     assert_eq!(users, vec![b"\0".to_vec(), b"\0\0".to_vec()]);
 }
@@ -167,7 +217,10 @@ fn esc02_use_of_percent_when_not_an_escape() {
     assert_eq!(m.via().unwrap().branch(), Some("z9hG4bK209%fzsnel234"));
     // "C%6Fntact" is an extension header, not a Contact.
     assert_eq!(m.contacts().count(), 2);
-    assert_eq!(m.header_named("C%6Fntact"), Some("<sip:alias2@host2.example.com>"));
+    assert_eq!(
+        m.header_named("C%6Fntact"),
+        Some("<sip:alias2@host2.example.com>")
+    );
 }
 
 #[test]
@@ -185,7 +238,10 @@ fn longreq_long_values() {
     assert!(to.uri.as_str().len() > 200);
     assert!(to.uri.sip().unwrap().params.contains("unknownparam1"));
     assert_eq!(m.vias().count(), 34);
-    let unknown = m.fields().find(|f| f.name.starts_with("Unknown-LongLong")).unwrap();
+    let unknown = m
+        .fields()
+        .find(|f| f.name.starts_with("Unknown-LongLong"))
+        .unwrap();
     assert!(unknown.name.len() > 90 && unknown.value.len() > 300);
     assert_eq!(m.via().unwrap().host, Host::Name("sip33.example.com"));
     assert!(m.from().unwrap().tag().unwrap().len() > 100);
@@ -197,7 +253,10 @@ fn dblreq_extra_request_after_content_length_is_discarded() {
     let m = valid_request("dblreq");
     assert_eq!(m.method(), Some(&Method::Register));
     assert!(m.body().is_empty());
-    assert_eq!(m.call_id().unwrap(), "dblreq.0ha0isndaksdj99sdfafnl3lk233412");
+    assert_eq!(
+        m.call_id().unwrap(),
+        "dblreq.0ha0isndaksdj99sdfafnl3lk233412"
+    );
 }
 
 #[test]
@@ -246,12 +305,18 @@ fn noreason_empty_reason_phrase() {
 
 #[test]
 fn badinv01_extraneous_separators() {
-    assert!(matches!(check_err("badinv01"), ParseError::BadHeader(HeaderName::Via, _)));
+    assert!(matches!(
+        check_err("badinv01"),
+        ParseError::BadHeader(HeaderName::Via, _)
+    ));
 }
 
 #[test]
 fn clerr_content_length_larger_than_message() {
-    assert!(matches!(parse_err("clerr"), ParseError::BodyTooShort { .. }));
+    assert!(matches!(
+        parse_err("clerr"),
+        ParseError::BodyTooShort { .. }
+    ));
 }
 
 #[test]
@@ -261,7 +326,10 @@ fn ncl_negative_content_length() {
 
 #[test]
 fn scalar02_overlarge_request_scalars() {
-    assert!(matches!(check_err("scalar02"), ParseError::BadHeader(HeaderName::CSeq, _)));
+    assert!(matches!(
+        check_err("scalar02"),
+        ParseError::BadHeader(HeaderName::CSeq, _)
+    ));
     let m = parse("scalar02");
     assert!(m.max_forwards().is_err());
     assert!(m.seconds(HeaderName::Expires).is_err());
@@ -270,7 +338,10 @@ fn scalar02_overlarge_request_scalars() {
 
 #[test]
 fn scalarlg_overlarge_response_scalars() {
-    assert!(matches!(check_err("scalarlg"), ParseError::BadHeader(HeaderName::CSeq, _)));
+    assert!(matches!(
+        check_err("scalarlg"),
+        ParseError::BadHeader(HeaderName::CSeq, _)
+    ));
     let m = parse("scalarlg");
     let ra = m.header(HeaderName::RetryAfter).unwrap();
     assert!(sip::headers::RetryAfter::parse(ra).is_err());
@@ -278,12 +349,18 @@ fn scalarlg_overlarge_response_scalars() {
 
 #[test]
 fn quotbal_unterminated_quoted_string() {
-    assert!(matches!(check_err("quotbal"), ParseError::BadHeader(HeaderName::To, _)));
+    assert!(matches!(
+        check_err("quotbal"),
+        ParseError::BadHeader(HeaderName::To, _)
+    ));
 }
 
 #[test]
 fn ltgtruri_angle_brackets_around_request_uri() {
-    assert!(matches!(check_err("ltgtruri"), ParseError::BadRequestUri(_)));
+    assert!(matches!(
+        check_err("ltgtruri"),
+        ParseError::BadRequestUri(_)
+    ));
 }
 
 #[test]
@@ -308,24 +385,36 @@ fn escruri_escaped_headers_in_request_uri() {
 
 #[test]
 fn baddate_invalid_time_zone() {
-    assert!(matches!(check_err("baddate"), ParseError::BadHeader(HeaderName::Date, _)));
+    assert!(matches!(
+        check_err("baddate"),
+        ParseError::BadHeader(HeaderName::Date, _)
+    ));
     let m = parse("baddate");
     assert!(parse_date(m.header(HeaderName::Date).unwrap()).is_err());
 }
 
 #[test]
 fn regbadct_name_addr_without_angle_brackets() {
-    assert!(matches!(check_err("regbadct"), ParseError::BadHeader(HeaderName::Contact, _)));
+    assert!(matches!(
+        check_err("regbadct"),
+        ParseError::BadHeader(HeaderName::Contact, _)
+    ));
 }
 
 #[test]
 fn badaspec_spaces_within_addr_spec() {
-    assert!(matches!(check_err("badaspec"), ParseError::BadHeader(HeaderName::To, _)));
+    assert!(matches!(
+        check_err("badaspec"),
+        ParseError::BadHeader(HeaderName::To, _)
+    ));
 }
 
 #[test]
 fn baddn_non_token_display_name() {
-    assert!(matches!(check_err("baddn"), ParseError::BadHeader(HeaderName::From, _)));
+    assert!(matches!(
+        check_err("baddn"),
+        ParseError::BadHeader(HeaderName::From, _)
+    ));
 }
 
 #[test]
@@ -385,19 +474,34 @@ fn insuf_missing_required_headers() {
 #[test]
 fn unkscm_unknown_request_uri_scheme() {
     let m = valid_request("unkscm");
-    assert!(matches!(m.request_uri().unwrap().unwrap(), Uri::Other { scheme: "nobodyKnowsThisScheme", .. }));
+    assert!(matches!(
+        m.request_uri().unwrap().unwrap(),
+        Uri::Other {
+            scheme: "nobodyKnowsThisScheme",
+            ..
+        }
+    ));
 }
 
 #[test]
 fn novelsc_known_but_atypical_scheme() {
     let m = valid_request("novelsc");
-    assert!(matches!(m.request_uri().unwrap().unwrap(), Uri::Other { scheme: "soap.beep", .. }));
+    assert!(matches!(
+        m.request_uri().unwrap().unwrap(),
+        Uri::Other {
+            scheme: "soap.beep",
+            ..
+        }
+    ));
 }
 
 #[test]
 fn unksm2_unknown_schemes_in_headers() {
     let m = valid_request("unksm2");
-    assert!(matches!(m.to().unwrap().uri, Uri::Other { scheme: "isbn", .. }));
+    assert!(matches!(
+        m.to().unwrap().uri,
+        Uri::Other { scheme: "isbn", .. }
+    ));
 }
 
 #[test]
@@ -405,7 +509,10 @@ fn bext01_proxy_require_and_require() {
     let m = valid_request("bext01");
     let req: Vec<_> = m.tokens(HeaderName::Require).map(Result::unwrap).collect();
     assert_eq!(req, ["nothingSupportsThis", "nothingSupportsThisEither"]);
-    let preq: Vec<_> = m.tokens(HeaderName::ProxyRequire).map(Result::unwrap).collect();
+    let preq: Vec<_> = m
+        .tokens(HeaderName::ProxyRequire)
+        .map(Result::unwrap)
+        .collect();
     assert_eq!(preq, ["noProxiesSupportThis", "norDoAnyProxiesSupportThis"]);
 }
 
@@ -418,17 +525,28 @@ fn invut_unknown_content_type() {
 #[test]
 fn regaut01_unknown_authorization_scheme() {
     let m = valid_request("regaut01");
-    assert!(m.header(HeaderName::Authorization).unwrap().starts_with("NoOneKnowsThisScheme"));
+    assert!(
+        m.header(HeaderName::Authorization)
+            .unwrap()
+            .starts_with("NoOneKnowsThisScheme")
+    );
 }
 
 #[test]
 fn multi01_multiple_values_in_single_value_headers() {
-    assert!(matches!(check_err("multi01"), ParseError::DuplicateHeader(_)));
+    assert!(matches!(
+        check_err("multi01"),
+        ParseError::DuplicateHeader(_)
+    ));
     let m = parse("multi01");
     let e = check_err("multi01");
     let resp = reject(&m, &e, "tag1").expect("a 400");
     assert_eq!(resp.status(), Some(400));
-    assert!(resp.reason_phrase().unwrap().starts_with("Bad Request (more than one"));
+    assert!(
+        resp.reason_phrase()
+            .unwrap()
+            .starts_with("Bad Request (more than one")
+    );
 }
 
 #[test]
@@ -494,7 +612,11 @@ fn inv2543_rfc2543_syntax() {
     assert_eq!(m.max_forwards().unwrap(), None);
     // addr-spec form: `;user=phone` is a header parameter here.
     assert_eq!(m.to().unwrap().params.get("user"), Some(Some("phone")));
-    let rr = m.name_addrs(HeaderName::RecordRoute).next().unwrap().unwrap();
+    let rr = m
+        .name_addrs(HeaderName::RecordRoute)
+        .next()
+        .unwrap()
+        .unwrap();
     assert_eq!(rr.uri.sip().unwrap().maddr(), Some("ss1.example.com"));
     assert!(m.body().starts_with(b"v=0"));
 }
