@@ -1,1 +1,3 @@
 //! Tally's SIP protocol core.
+
+pub mod auth;
