@@ -4,6 +4,7 @@ use std::collections::VecDeque;
 use std::fmt;
 
 use super::compute::{QopInputs, ha1, response};
+use super::params::has_control_char;
 use super::{Algorithm, Challenge, Credentials, DigestHash, Qop, QopParams};
 
 /// Realms whose current nonce and count a client remembers. A trunk account
@@ -19,6 +20,8 @@ pub enum ClientError {
     SessionWithoutQop(Algorithm),
     #[error("cnonce is empty")]
     EmptyCnonce,
+    #[error("{0} contains a control character")]
+    ControlCharacter(&'static str),
     #[error("nonce count exhausted for this nonce")]
     NonceCountExhausted,
 }
@@ -73,6 +76,15 @@ impl DigestClient {
         uri: &str,
         cnonce: &str,
     ) -> Result<Credentials, ClientError> {
+        for (name, value) in [
+            ("username", &*self.username),
+            ("uri", uri),
+            ("cnonce", cnonce),
+        ] {
+            if has_control_char(value) {
+                return Err(ClientError::ControlCharacter(name));
+            }
+        }
         let algorithm = challenge.algorithm;
         let qop = match answerable_qop(challenge)? {
             None => None,

@@ -174,7 +174,7 @@ impl<'a> Cursor<'a> {
                 }
                 b'\\' => {
                     let Some(&next) = b.get(i + 1) else { break };
-                    if is_forbidden_in_quotes(next) {
+                    if is_forbidden_char(char::from(next)) {
                         return Err(ParseError::Syntax {
                             at: i + 1,
                             what: "control character in quoted string",
@@ -189,7 +189,7 @@ impl<'a> Cursor<'a> {
                     // with the next chunk.
                     i += if next.is_ascii() { 2 } else { 1 };
                 }
-                c if is_forbidden_in_quotes(c) => {
+                c if is_forbidden_char(char::from(c)) => {
                     return Err(ParseError::Syntax {
                         at: i,
                         what: "control character in quoted string",
@@ -214,28 +214,43 @@ fn is_token_char(b: u8) -> bool {
         )
 }
 
-fn is_forbidden_in_quotes(b: u8) -> bool {
-    b.is_ascii_control() && b != b'\t'
-}
-
 /// Writes `"value"`, escaping `"` and `\`.
+///
+/// A control character (other than tab) cannot appear in a quoted string,
+/// and CR or LF would let a value break out of its header line; the only
+/// way such a value gets here is a hand-built one, so each is written as
+/// U+FFFD: the digest then fails instead of the message being corrupted.
 pub(crate) struct Quoted<'a>(pub &'a str);
 
 impl fmt::Display for Quoted<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("\"")?;
         let mut rest = self.0;
-        while let Some(i) = rest.find(['"', '\\']) {
+        while let Some(i) = rest.find(|c: char| c == '"' || c == '\\' || is_forbidden_char(c)) {
             let (plain, special) = rest.split_at(i);
             f.write_str(plain)?;
-            f.write_str("\\")?;
+            // Every special character is ASCII.
             let (c, tail) = special.split_at(1);
-            f.write_str(c)?;
+            if c == "\"" || c == "\\" {
+                f.write_str("\\")?;
+                f.write_str(c)?;
+            } else {
+                f.write_str("\u{fffd}")?;
+            }
             rest = tail;
         }
         f.write_str(rest)?;
         f.write_str("\"")
     }
+}
+
+/// Whether `s` holds a character no header value may carry (see [`Quoted`]).
+pub(crate) fn has_control_char(s: &str) -> bool {
+    s.chars().any(is_forbidden_char)
+}
+
+fn is_forbidden_char(c: char) -> bool {
+    c.is_ascii_control() && c != '\t'
 }
 
 #[cfg(test)]
@@ -330,6 +345,16 @@ mod tests {
             parse_digest(&format!("Digest {}", many.join(","))),
             Err(ParseError::TooManyParams)
         );
+    }
+
+    #[test]
+    fn quoting_never_breaks_the_line() {
+        assert_eq!(
+            Quoted("a\r\nVia: evil\u{0}\tb").to_string(),
+            "\"a\u{fffd}\u{fffd}Via: evil\u{fffd}\tb\""
+        );
+        assert!(has_control_char("a\nb"));
+        assert!(!has_control_char("a\tb é"));
     }
 
     #[test]

@@ -1,6 +1,5 @@
 //! The challenging side: stateless nonces and bounded replay protection.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -208,7 +207,9 @@ impl DigestServer {
     /// Checks `credentials` sent with a request of `method` against the
     /// user's `secret` (the caller looked the user up by
     /// `credentials.username` and compares `credentials.uri` with the
-    /// Request-URI itself, see [`Credentials::uri_matches`]).
+    /// Request-URI itself, see [`Credentials::uri_matches`]). For a username
+    /// the directory does not know, answer exactly as for
+    /// [`RejectReason::WrongResponse`], so usernames cannot be probed.
     ///
     /// Order matters: a response is checked before the nonce's age, so
     /// [`Verdict::Stale`] is only ever said to someone who knows the
@@ -245,16 +246,14 @@ impl DigestServer {
             return Verdict::Reject(RejectReason::AlgorithmMismatch);
         }
         let hash = c.algorithm.hash();
-        let ha1: Cow<'_, str> = match (secret, hash) {
-            (UserSecret::Password(password), _) => {
-                Cow::Owned(ha1(hash, &c.username, &self.realm, password))
-            }
+        let ha1 = match (secret, hash) {
+            (UserSecret::Password(password), _) => ha1(hash, &c.username, &self.realm, password),
             (UserSecret::Md5Ha1(stored), DigestHash::Md5)
             | (UserSecret::Sha256Ha1(stored), DigestHash::Sha256) => {
                 if !is_hex(stored, hash.hex_len()) {
                     return Verdict::Reject(RejectReason::InvalidStoredHa1);
                 }
-                Cow::Owned(stored.to_ascii_lowercase())
+                stored.to_ascii_lowercase()
             }
             _ => return Verdict::Reject(RejectReason::Ha1AlgorithmMismatch),
         };
@@ -449,6 +448,37 @@ mod tests {
         let ch = a.challenge(100, Algorithm::Md5, false);
         assert!(a.open(&ch.nonce).is_some());
         assert!(b.open(&ch.nonce).is_none());
+    }
+
+    #[test]
+    fn nonce_count_zero_is_refused() {
+        let mut s = DigestServer::new("r", [3; 32]);
+        let ch = s.challenge(10, Algorithm::Md5, false);
+        let q = QopInputs {
+            qop: Qop::Auth,
+            nc: 0,
+            cnonce: "c",
+        };
+        let h = ha1(DigestHash::Md5, "u", "r", "p");
+        let c = Credentials {
+            username: "u".into(),
+            realm: "r".into(),
+            nonce: ch.nonce.clone(),
+            uri: "sip:r".into(),
+            response: response(Algorithm::Md5, &h, &ch.nonce, "REGISTER", "sip:r", Some(&q)),
+            algorithm: Algorithm::Md5,
+            opaque: None,
+            qop: Some(super::super::QopParams {
+                qop: Qop::Auth,
+                cnonce: "c".into(),
+                nc: 0,
+            }),
+        };
+        assert_eq!(
+            s.verify(10, "REGISTER", &c, UserSecret::Password("p")),
+            Verdict::Reject(RejectReason::ReplayedNonceCount)
+        );
+        assert_eq!(s.tracked_nonces(), 0);
     }
 
     #[test]
