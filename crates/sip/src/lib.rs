@@ -10,7 +10,10 @@
 //! - [`validate`]: what a UAS checks before it trusts a request, and the
 //!   `400` it answers otherwise.
 //! - [`builder`]: writing requests and responses (RFC 3261 §8.2.6 included).
+//! - [`framing`]: cutting TCP/TLS streams into messages; RFC 5626 keep-alives.
+//! - [`auth`]: digest authentication, server and client (RFC 3261 §22, RFC 7616, RFC 8760).
 
+pub mod auth;
 pub mod builder;
 pub mod error;
 pub mod framing;
