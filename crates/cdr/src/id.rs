@@ -1,14 +1,4 @@
 //! Snowflake ids and the newtypes that keep them apart (SPEC §1).
-//!
-//! Layout of an [`Id`], most significant bit first:
-//!
-//! ```text
-//! | 0 | ms since 2018-01-01T00:00:00Z (41 bits) | node (10 bits) | sequence (12 bits) |
-//! ```
-//!
-//! The top bit stays 0 until 2087-09-07 so every id is a positive SQL
-//! `BIGINT`. On the wire ids are decimal strings, because JavaScript cannot
-//! hold 64-bit integers (PortSIP made the same switch in v16.0.1).
 
 use std::fmt;
 use std::str::FromStr;
@@ -33,7 +23,17 @@ pub const NODE_COUNT: u16 = 1 << NODE_BITS;
 /// Number of sequence values per node per millisecond (12 bits).
 pub const SEQUENCES_PER_MS: u16 = 1 << SEQUENCE_BITS;
 
-/// A 64-bit time-ordered id. See the module doc for the layout.
+/// A 64-bit time-ordered id (SPEC §1).
+///
+/// Layout, most significant bit first:
+///
+/// ```text
+/// | 0 | ms since 2018-01-01T00:00:00Z (41 bits) | node (10 bits) | sequence (12 bits) |
+/// ```
+///
+/// The top bit stays 0 until 2087-09-07 so every id is a positive SQL
+/// `BIGINT`. On the wire ids are decimal strings, because JavaScript cannot
+/// hold 64-bit integers (PortSIP made the same switch in v16.0.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Id(u64);
 

@@ -1,22 +1,22 @@
 //! Time as the CDR sees it: UTC milliseconds in, two wire spellings out.
-//!
-//! The call engine stamps every [`CallEvent`](crate::CallEvent) with a
-//! [`UnixMillis`] read from its (virtual) clock; this crate never reads a
-//! clock itself. Two spellings leave the crate (SPEC §1):
-//!
-//! * events: Unix **seconds** as a decimal string, `"0"` when the moment did
-//!   not happen ([`event_time`]);
-//! * REST: RFC 3339 UTC with milliseconds, `2026-11-28T14:03:07.123Z`, `""`
-//!   when it did not happen ([`rest_time`]).
-//!
-//! The civil-date conversion is written here (Howard Hinnant's
-//! `civil_from_days`) rather than pulled from a date crate: it is twenty lines
-//! and the tests pin it against known dates.
 
 /// A moment in UTC, in milliseconds since 1970-01-01T00:00:00Z.
 ///
 /// Millisecond precision is what the store keeps (SPEC §1); seconds are only
 /// a wire spelling.
+///
+/// The call engine stamps every [`CallEvent`](crate::CallEvent) with a
+/// [`UnixMillis`] read from its (virtual) clock; this crate never reads a
+/// clock itself. Two spellings leave the crate (SPEC §1):
+///
+/// * events: Unix **seconds** as a decimal string, `"0"` when the moment did
+///   not happen ([`event_time`]);
+/// * REST: RFC 3339 UTC with milliseconds, `2026-11-28T14:03:07.123Z`, `""`
+///   when it did not happen ([`rest_time`]).
+///
+/// The civil-date conversion is written here (Howard Hinnant's
+/// `civil_from_days`) rather than pulled from a date crate: it is twenty lines
+/// and the tests pin it against known dates.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct UnixMillis(pub u64);
 

@@ -47,7 +47,8 @@ pub enum DirectionVocabulary {
 impl DirectionVocabulary {
     pub const ALL: [Self; 2] = [Self::Classic, Self::V22_6];
 
-    /// The config spelling (`events.direction_vocabulary`).
+    /// The config spelling (`events.direction_vocabulary`). SPEC names only
+    /// `"v22.6"`; the default is spelled `"classic"`.
     pub const fn config_spelling(self) -> &'static str {
         match self {
             Self::Classic => "classic",
