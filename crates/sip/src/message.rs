@@ -615,7 +615,7 @@ fn is_sip_version(s: &str) -> Result<(), ParseError> {
         return Ok(());
     }
     let looks_like_version = s.len() > 4
-        && s[..4].eq_ignore_ascii_case("SIP/")
+        && s.as_bytes()[..4].eq_ignore_ascii_case(b"SIP/")
         && s[4..].split_once('.').is_some_and(|(a, b)| {
             !a.is_empty()
                 && !b.is_empty()
@@ -630,7 +630,7 @@ fn is_sip_version(s: &str) -> Result<(), ParseError> {
 }
 
 fn parse_start_line(line: &str) -> Result<StartLine, ParseError> {
-    if line.len() >= 4 && line[..4].eq_ignore_ascii_case("SIP/") {
+    if line.len() >= 4 && line.as_bytes()[..4].eq_ignore_ascii_case(b"SIP/") {
         // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase
         let (version, rest) = line
             .split_once(' ')

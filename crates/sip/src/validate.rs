@@ -116,7 +116,7 @@ pub fn reject_unparsable(raw: &[u8], err: &ParseError) -> Option<Vec<u8>> {
     let head = text.split("\r\n\r\n").next()?;
     let mut lines = head.split("\r\n");
     let start = lines.next()?;
-    if start.len() >= 4 && start[..4].eq_ignore_ascii_case("SIP/") {
+    if start.len() >= 4 && start.as_bytes()[..4].eq_ignore_ascii_case(b"SIP/") {
         return None; // never answer a response
     }
     if start.starts_with("ACK ") {
