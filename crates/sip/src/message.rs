@@ -563,6 +563,73 @@ impl Message {
         }
     }
 
+    /// Digest credentials of every `Authorization` (or, with
+    /// `HeaderName::ProxyAuthorization`, `Proxy-Authorization`) line. A line
+    /// with another scheme is an error item, not skipped: the caller decides.
+    pub fn credentials(
+        &self,
+        name: HeaderName,
+    ) -> impl Iterator<Item = Result<crate::auth::Credentials, crate::auth::ParseError>> + '_ {
+        self.header_lines(name).map(crate::auth::Credentials::parse)
+    }
+
+    /// Digest challenges of every `WWW-Authenticate` (or `Proxy-Authenticate`) line.
+    pub fn challenges(
+        &self,
+        name: HeaderName,
+    ) -> impl Iterator<Item = Result<crate::auth::Challenge, crate::auth::ParseError>> + '_ {
+        self.header_lines(name).map(crate::auth::Challenge::parse)
+    }
+
+    /// Session-Expires (RFC 4028), if present.
+    pub fn session_expires(&self) -> Result<Option<crate::headers::SessionExpires>, ParseError> {
+        self.single(HeaderName::SessionExpires)?
+            .map(|v| {
+                crate::headers::SessionExpires::parse(v)
+                    .map_err(|e| ParseError::BadHeader(HeaderName::SessionExpires, e))
+            })
+            .transpose()
+    }
+
+    /// Retry-After, if present.
+    pub fn retry_after(&self) -> Result<Option<crate::headers::RetryAfter>, ParseError> {
+        self.single(HeaderName::RetryAfter)?
+            .map(|v| {
+                crate::headers::RetryAfter::parse(v)
+                    .map_err(|e| ParseError::BadHeader(HeaderName::RetryAfter, e))
+            })
+            .transpose()
+    }
+
+    /// Refer-To (RFC 3515) with any embedded Replaces decoded.
+    pub fn refer_to(&self) -> Result<Option<crate::headers::ReferTo<'_>>, ParseError> {
+        self.single(HeaderName::ReferTo)?
+            .map(|v| {
+                crate::headers::ReferTo::parse(v)
+                    .map_err(|e| ParseError::BadHeader(HeaderName::ReferTo, e))
+            })
+            .transpose()
+    }
+
+    /// Referred-By (RFC 3892).
+    pub fn referred_by(&self) -> Result<Option<NameAddr<'_>>, ParseError> {
+        self.single(HeaderName::ReferredBy)?
+            .map(|v| {
+                NameAddr::parse(v).map_err(|e| ParseError::BadHeader(HeaderName::ReferredBy, e))
+            })
+            .transpose()
+    }
+
+    /// Replaces (RFC 3891).
+    pub fn replaces(&self) -> Result<Option<crate::headers::Replaces>, ParseError> {
+        self.single(HeaderName::Replaces)?
+            .map(|v| {
+                crate::headers::Replaces::parse(v)
+                    .map_err(|e| ParseError::BadHeader(HeaderName::Replaces, e))
+            })
+            .transpose()
+    }
+
     /// Content-Length as declared (the body length when absent).
     pub fn content_length(&self) -> usize {
         self.body.len()

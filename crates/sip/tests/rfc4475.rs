@@ -620,3 +620,44 @@ fn inv2543_rfc2543_syntax() {
     assert_eq!(rr.uri.sip().unwrap().maddr(), Some("ss1.example.com"));
     assert!(m.body().starts_with(b"v=0"));
 }
+
+// ---- typed reads of the authentication and call-control headers -----------
+
+#[test]
+fn typed_auth_and_call_control_headers() {
+    let text = "REFER sip:bob@192.0.2.4 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKr1\r\n\
+Max-Forwards: 70\r\n\
+To: <sip:bob@example.com>;tag=b1\r\n\
+From: <sip:alice@example.com>;tag=a1\r\n\
+Call-ID: refer1@192.0.2.1\r\n\
+CSeq: 3 REFER\r\n\
+Contact: <sip:alice@192.0.2.1>\r\n\
+r: <sip:carol@example.com?Replaces=c2%40h%3Bto-tag%3Dt2%3Bfrom-tag%3Df2>\r\n\
+b: <sip:alice@example.com>\r\n\
+Session-Expires: 1800;refresher=uas\r\n\
+Retry-After: 30\r\n\
+Proxy-Authorization: Digest username=\"alice\", realm=\"example.com\", nonce=\"abc\", uri=\"sip:bob@192.0.2.4\", response=\"0123456789abcdef0123456789abcdef\"\r\n\
+Authorization: NoOneKnowsThisScheme opaque=1\r\n\
+Content-Length: 0\r\n\r\n";
+    let m = Message::parse(text.as_bytes().to_vec()).unwrap();
+    check_request(&m).unwrap();
+    let r = m.refer_to().unwrap().unwrap();
+    assert_eq!(r.replaces.unwrap().call_id, "c2@h");
+    assert_eq!(m.referred_by().unwrap().unwrap().uri.user(), Some("alice"));
+    assert_eq!(m.session_expires().unwrap().unwrap().seconds, 1800);
+    assert_eq!(m.retry_after().unwrap().unwrap().seconds, 30);
+    let c = m
+        .credentials(HeaderName::ProxyAuthorization)
+        .next()
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.username, "alice");
+    assert!(
+        m.credentials(HeaderName::Authorization)
+            .next()
+            .unwrap()
+            .is_err()
+    );
+    assert!(m.replaces().unwrap().is_none());
+}
