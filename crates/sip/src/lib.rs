@@ -13,6 +13,25 @@
 //! - [`framing`]: cutting TCP/TLS streams into messages; RFC 5626 keep-alives.
 //! - [`auth`]: digest authentication, server and client (RFC 3261 §22, RFC 7616, RFC 8760).
 
+//!
+//! # Robustness
+//!
+//! Every parser here answers hostile input with a typed error, never a panic,
+//! and works within [`Limits`]. The RFC 4475 torture messages are a test
+//! suite (`tests/rfc4475.rs`), and two cargo-fuzz targets live in `fuzz/` at
+//! the repository root (outside the workspace, since they need nightly):
+//!
+//! ```text
+//! cargo install cargo-fuzz
+//! cd fuzz
+//! cargo +nightly fuzz run message -- -max_total_time=600 -max_len=8192
+//! cargo +nightly fuzz run sdp -- -max_total_time=600 -max_len=4096
+//! ```
+//!
+//! Seed the message corpus with `cp crates/sip/tests/data/rfc4475/*.dat
+//! fuzz/corpus/message/`. Every crash found is fixed and its input kept under
+//! `tests/fuzz_regressions/` where a test replays it.
+
 pub mod auth;
 pub mod builder;
 pub mod error;
