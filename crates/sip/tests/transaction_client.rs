@@ -488,3 +488,44 @@ fn refused_requests_and_inputs() {
     );
     assert_eq!(t.poll_timeout(), Some(t0 + ms(500)));
 }
+
+#[test]
+fn a_cancelled_invite_gives_up_64_t1_after_the_cancel() {
+    let t0 = Instant::now();
+    let invite = request(Method::Invite, Transport::Udp);
+    let mut t = ClientTransaction::new(
+        t0,
+        peer(Transport::Udp),
+        invite.clone(),
+        TimerConfig::default(),
+    )
+    .unwrap();
+    drain(&mut t);
+    // §9.1: no CANCEL before a provisional response.
+    assert_eq!(
+        t.handle_input(t0 + ms(100), Input::CancelSent),
+        Err(TransactionError::NotCancellable {
+            state: State::Calling
+        })
+    );
+    t.handle_input(t0 + ms(200), Input::Received(reply(&invite, 180, "b")))
+        .unwrap();
+    drain(&mut t);
+    assert_eq!(t.poll_timeout(), None);
+    t.handle_input(t0 + ms(10_000), Input::CancelSent).unwrap();
+    assert_eq!(t.poll_timeout(), Some(t0 + ms(42_000)));
+    // Another provisional or another CANCEL does not move the guard.
+    t.handle_input(t0 + ms(11_000), Input::Received(reply(&invite, 183, "b")))
+        .unwrap();
+    t.handle_input(t0 + ms(12_000), Input::CancelSent).unwrap();
+    assert_eq!(drain(&mut t).len(), 1);
+    assert_eq!(t.poll_timeout(), Some(t0 + ms(42_000)));
+    let log = run_timers(&mut t, t0, Duration::from_secs(100));
+    assert_eq!(
+        log,
+        [
+            (42_000, "ev Timeout(B)".to_owned()),
+            (42_000, "ev Terminated".to_owned())
+        ]
+    );
+}

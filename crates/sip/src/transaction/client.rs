@@ -94,6 +94,17 @@ impl ClientTransaction {
                 Ok(())
             }
             Input::Respond(_) => Err(TransactionError::NotAServerTransaction),
+            Input::CancelSent => {
+                if !(self.invite && self.state == State::Proceeding) {
+                    return Err(TransactionError::NotCancellable { state: self.state });
+                }
+                // §9.1: without a final response 64·T1 after the CANCEL, the
+                // INVITE is given up. A second CANCEL does not push it back.
+                if self.schedule.next().is_none() {
+                    self.arm(Timer::B, now);
+                }
+                Ok(())
+            }
             Input::TransportError => {
                 if self.state != State::Terminated {
                     self.emit(TransactionEvent::TransportError);
@@ -147,8 +158,11 @@ impl ClientTransaction {
             State::Calling | State::Proceeding if self.invite => {
                 if provisional {
                     // §17.1.1.2: no more retransmissions, and Timer B only
-                    // guards Calling; from here the TU decides (CANCEL).
-                    self.schedule.clear();
+                    // guards Calling; from here the TU decides (CANCEL). In
+                    // Proceeding the only timer is the §9.1 guard: kept.
+                    if self.state == State::Calling {
+                        self.schedule.clear();
+                    }
                     self.state = State::Proceeding;
                     self.emit(TransactionEvent::Provisional(response));
                 } else if success {

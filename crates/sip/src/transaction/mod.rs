@@ -4,7 +4,7 @@
 //! `handle_input(now, input)` and `handle_timeout(now)`, drained with
 //! `poll_output()`, asked `poll_timeout()`. It reads no clock (`now` is
 //! passed in), owns no socket (it emits [`Output::Transmit`] with the
-//! [`Peer`](crate::transport::Peer) to send to) and draws no random numbers
+//! [`Peer`] to send to) and draws no random numbers
 //! (branches come with the request). The runtime in the binary feeds one
 //! [`Transactions`] table per shard from its sockets and its timer wheel;
 //! the dialog and call layers above are its TU.
@@ -95,6 +95,10 @@ pub enum Input {
     /// The transport could not deliver what this transaction sent (ICMP
     /// unreachable, connection refused or reset, TLS failure).
     TransportError,
+    /// The TU sent a CANCEL for this INVITE (client, Proceeding only: §9.1
+    /// forbids a CANCEL before a provisional response). Without a final
+    /// response 64·T1 later the transaction gives up: Timer B again.
+    CancelSent,
 }
 
 /// What a transaction tells its TU.
@@ -143,6 +147,8 @@ pub enum TransactionError {
     ResponseNotAllowed { status: u16, state: State },
     #[error("the transaction has terminated")]
     Terminated,
+    #[error("only an INVITE client transaction in Proceeding can be cancelled (state {state:?})")]
+    NotCancellable { state: State },
     #[error("no live transaction {0}")]
     UnknownTransaction(TransactionId),
     #[error("transaction {0} already has this key (reused branch)")]

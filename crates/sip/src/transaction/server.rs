@@ -109,6 +109,7 @@ impl ServerTransaction {
                 Ok(())
             }
             Input::Respond(response) => self.respond(now, response),
+            Input::CancelSent => Err(TransactionError::NotCancellable { state: self.state }),
             Input::TransportError => {
                 match self.state {
                     State::Terminated => {}

@@ -11,6 +11,7 @@ use crate::transport::Peer;
 
 use super::client::ClientTransaction;
 use super::key::TransactionKey;
+use super::requests::cancel_for;
 use super::server::ServerTransaction;
 use super::timer::TimerConfig;
 use super::{Input, Output, State, TransactionError};
@@ -218,6 +219,35 @@ impl Transactions {
         let result = entry.txn.handle_input(now, Input::Respond(response));
         self.settle(id);
         result
+    }
+
+    /// Cancels INVITE client transaction `id` (§9.1): the CANCEL, built by
+    /// [`cancel_for`], goes to the INVITE's peer in a client transaction of
+    /// its own (whose id is returned), and the INVITE gives up 64·T1 later
+    /// unless a final response (normally 487) arrives. Only in Proceeding:
+    /// before a provisional response a CANCEL must not be sent (wait for the
+    /// [`TransactionEvent::Provisional`](super::TransactionEvent::Provisional)),
+    /// after a final one there is nothing left to cancel.
+    pub fn cancel(
+        &mut self,
+        now: Instant,
+        id: TransactionId,
+    ) -> Result<TransactionId, TransactionError> {
+        let entry = self
+            .entries
+            .get_mut(&id)
+            .ok_or(TransactionError::UnknownTransaction(id))?;
+        entry.txn.handle_input(now, Input::CancelSent)?;
+        let Txn::Client(invite) = &entry.txn else {
+            // Refused above: only a client transaction accepts CancelSent.
+            return Err(TransactionError::NotCancellable {
+                state: entry.txn.state(),
+            });
+        };
+        let peer = invite.peer();
+        let cancel = cancel_for(invite.request()).map_err(TransactionError::InvalidRequest);
+        self.settle(id);
+        self.send_request(now, peer, cancel?)
     }
 
     /// Reports that the transport could not deliver a message transaction

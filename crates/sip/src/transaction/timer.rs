@@ -37,7 +37,9 @@ const TIMER_D_UNRELIABLE: Duration = Duration::from_secs(32);
 pub enum Timer {
     /// INVITE client: request retransmission (T1, doubling, no cap).
     A,
-    /// INVITE client: give up waiting for any response (64·T1).
+    /// INVITE client: give up waiting for any response (64·T1); started
+    /// again when a CANCEL is sent, to give up waiting for the final
+    /// response (§9.1).
     B,
     /// INVITE client: wait for final response retransmissions (32 s, 0 reliable).
     D,
