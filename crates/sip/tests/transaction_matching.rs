@@ -140,7 +140,7 @@ fn server_keys_follow_branch_sent_by_and_method() {
     assert_eq!(TransactionKey::cancel_target(&cancel).unwrap(), key);
     assert_eq!(
         TransactionKey::cancel_target(&inv),
-        Err(KeyError::NotARequest)
+        Err(KeyError::NotACancel)
     );
 }
 

@@ -16,6 +16,8 @@ pub enum KeyError {
     NotARequest,
     #[error("expected a response")]
     NotAResponse,
+    #[error("expected a CANCEL")]
+    NotACancel,
     #[error("an ACK is not sent in a client transaction of its own")]
     AckIsNotATransaction,
     #[error("the top Via has no branch parameter")]
@@ -170,7 +172,7 @@ impl TransactionKey {
     /// CANCEL's own key with the method INVITE.
     pub fn cancel_target(cancel: &Message) -> Result<TransactionKey, KeyError> {
         if cancel.method() != Some(&Method::Cancel) {
-            return Err(KeyError::NotARequest);
+            return Err(KeyError::NotACancel);
         }
         let mut key = TransactionKey::server(cancel)?;
         match &mut key.id {
