@@ -40,6 +40,8 @@ pub mod header;
 pub mod headers;
 pub mod message;
 pub mod text;
+pub mod transaction;
+pub mod transport;
 pub mod uri;
 pub mod validate;
 
