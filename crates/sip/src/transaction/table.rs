@@ -56,10 +56,11 @@ pub enum Received {
     StrayResponse(Message),
 }
 
+/// Boxed: a transaction holds whole messages, and the table moves entries.
 #[derive(Debug)]
 enum Txn {
-    Client(ClientTransaction),
-    Server(ServerTransaction),
+    Client(Box<ClientTransaction>),
+    Server(Box<ServerTransaction>),
 }
 
 impl Txn {
@@ -173,7 +174,7 @@ impl Transactions {
             None
         };
         let txn = ServerTransaction::new(peer, &message, self.config)?;
-        let id = self.insert(key, Txn::Server(txn));
+        let id = self.insert(key, Txn::Server(Box::new(txn)));
         Ok(match cancels {
             Some(invite) => Received::Cancel {
                 id,
@@ -202,7 +203,7 @@ impl Transactions {
             return Err(TransactionError::Duplicate(id));
         }
         let txn = ClientTransaction::new(now, peer, request, self.config)?;
-        Ok(self.insert(key, Txn::Client(txn)))
+        Ok(self.insert(key, Txn::Client(Box::new(txn))))
     }
 
     /// Sends the TU's response in server transaction `id`.
