@@ -1,1 +1,2 @@
 //! Tally's SIP protocol core.
+pub mod sdp;
