@@ -44,6 +44,10 @@
 //!   four directions, `rtcp` and `rtcp-mux` are parsed into [`Attribute`]
 //!   variants; a fractional `ptime` (legal since RFC 8866) and flag
 //!   attributes given an unexpected value are kept as [`Attribute::Other`].
+//! - **Hold.** A stream is on hold when its effective direction is
+//!   `sendonly` or `inactive`, or its effective `c=` is `0.0.0.0` (RFC 2543)
+//!   unless ICE is in use, where that address is only a placeholder
+//!   (RFC 8839). A body is a hold when every active stream (port ≠ 0) is.
 //! - **Bounds.** At most [`MAX_LINES`] lines and [`MAX_MEDIA`] media
 //!   sections; the caller bounds the body size. Memory is linear in the input.
 //! - **Strings in the model are trusted.** Fields are public; values placed in
