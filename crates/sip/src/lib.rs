@@ -11,6 +11,8 @@
 //!   `400` it answers otherwise.
 //! - [`builder`]: writing requests and responses (RFC 3261 §8.2.6 included).
 //! - [`framing`]: cutting TCP/TLS streams into messages; RFC 5626 keep-alives.
+//! - [`sdp`]: SDP parsing and the rewrites a B2BUA and media relay make.
+//! - [`transaction`]: RFC 3261 §17 transactions (with RFC 6026), over [`transport`] peers.
 //! - [`auth`]: digest authentication, server and client (RFC 3261 §22, RFC 7616, RFC 8760).
 
 //!
@@ -39,6 +41,7 @@ pub mod framing;
 pub mod header;
 pub mod headers;
 pub mod message;
+pub mod sdp;
 pub mod text;
 pub mod transaction;
 pub mod transport;
