@@ -12,6 +12,7 @@
 //! - [`builder`]: writing requests and responses (RFC 3261 §8.2.6 included).
 
 pub mod builder;
+pub mod dialog;
 pub mod error;
 pub mod header;
 pub mod headers;
