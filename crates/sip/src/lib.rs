@@ -36,6 +36,7 @@
 
 pub mod auth;
 pub mod builder;
+pub mod dialog;
 pub mod error;
 pub mod framing;
 pub mod header;
