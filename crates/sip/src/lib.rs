@@ -12,6 +12,7 @@
 //! - [`builder`]: writing requests and responses (RFC 3261 §8.2.6 included).
 //! - [`framing`]: cutting TCP/TLS streams into messages; RFC 5626 keep-alives.
 //! - [`sdp`]: SDP parsing and the rewrites a B2BUA and media relay make.
+//! - [`dialog`]: RFC 3261 §12 dialogs, one per B2BUA leg.
 //! - [`transaction`]: RFC 3261 §17 transactions (with RFC 6026), over [`transport`] peers.
 //! - [`auth`]: digest authentication, server and client (RFC 3261 §22, RFC 7616, RFC 8760).
 

@@ -722,21 +722,19 @@ fn parse_start_line(line: &str) -> Result<StartLine, ParseError> {
     }
     // Request-Line = Method SP Request-URI SP SIP-Version: exactly one SP
     // between elements, none at the end (RFC 4475 §3.1.2.9, §3.1.2.10).
-    let mut parts = line.split(' ');
-    let method = parts.next().unwrap_or("");
-    let uri = parts
-        .next()
-        .ok_or(ParseError::StartLine("no Request-URI"))?;
-    let version = parts
-        .next()
+    let b = line.as_bytes();
+    let sp1 = memchr::memchr(b' ', b).ok_or(ParseError::StartLine("no Request-URI"))?;
+    let sp2 = memchr::memchr(b' ', &b[sp1 + 1..])
+        .map(|i| sp1 + 1 + i)
         .ok_or(ParseError::StartLine("no SIP version"))?;
-    if parts.next().is_some() {
+    if memchr::memchr(b' ', &b[sp2 + 1..]).is_some() {
         return Err(ParseError::StartLine(
             "extra white space in the request line",
         ));
     }
+    let (method, uri, version) = (&line[..sp1], &line[sp1 + 1..sp2], &line[sp2 + 1..]);
     let method = Method::from_token(method).ok_or(ParseError::StartLine("invalid method"))?;
-    if uri.is_empty() || uri.contains('\t') {
+    if uri.is_empty() || memchr::memchr(b'\t', uri.as_bytes()).is_some() {
         return Err(ParseError::StartLine("empty Request-URI"));
     }
     is_sip_version(version)?;
