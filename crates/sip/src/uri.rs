@@ -7,7 +7,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::error::ValueError;
-use crate::text::{Params, all, class, span, unescape};
+use crate::text::{Params, all, class, is, span, unescape};
 
 /// A parsed URI. `as_str` gives the exact text it was parsed from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -151,7 +151,7 @@ impl<'a> SipUri<'a> {
     fn parse_after_scheme(raw: &'a str, rest: &'a str, secure: bool) -> Result<Self, ValueError> {
         // The user part may hold '?' and ';' (RFC 3261 §25.1 user-unreserved),
         // but no part may hold an unescaped '@': the first '@' ends userinfo.
-        let (user, password, after_user) = match memchr::memchr(b'@', rest.as_bytes()) {
+        let (user, password, after_user) = match crate::text::find_byte(rest.as_bytes(), b'@') {
             Some(at) => {
                 let userinfo = &rest[..at];
                 let ub = userinfo.as_bytes();
@@ -175,14 +175,16 @@ impl<'a> SipUri<'a> {
             None => (None, None, rest),
         };
         let (host, port, tail) = parse_hostport(after_user)?;
-        let (params, headers) = match memchr::memchr(b'?', tail.as_bytes()) {
+        let (params, headers) = match crate::text::find_byte(tail.as_bytes(), b'?') {
             Some(q) => (&tail[..q], Some(&tail[q + 1..])),
             None => (tail, None),
         };
         if params.as_bytes().first().is_some_and(|&b| b != b';') {
             return Err(ValueError::BadUri("invalid character after host"));
         }
-        if params.bytes().any(|b| b <= b' ' || b == 0x7f) {
+        // URI parameters are never quoted strings (RFC 3261 §19.1.1); the
+        // parameter grammar then keeps out white space and controls.
+        if params.as_bytes().contains(&b'"') {
             return Err(ValueError::BadUri("forbidden character"));
         }
         let params = Params::parse(params)?;
@@ -266,11 +268,11 @@ impl<'a> TelUri<'a> {
 pub(crate) fn parse_hostport(s: &str) -> Result<(Host<'_>, Option<u16>, &str), ValueError> {
     let b = s.as_bytes();
     let (host, after) = if b.first() == Some(&b'[') {
-        let end = memchr::memchr(b']', b).ok_or(ValueError::BadHost)?;
+        let end = crate::text::find_byte(b, b']').ok_or(ValueError::BadHost)?;
         let addr: Ipv6Addr = s[1..end].parse().map_err(|_| ValueError::BadHost)?;
         (Host::V6(addr), end + 1)
     } else {
-        let end = span(b, class::HOST);
+        let end = host_end(b)?;
         (parse_host(&s[..end])?, end)
     };
     if b.get(after) == Some(&b':') {
@@ -294,7 +296,7 @@ pub(crate) fn parse_hostport(s: &str) -> Result<(Host<'_>, Option<u16>, &str), V
 fn check_escapes(s: &str) -> Result<(), ValueError> {
     let b = s.as_bytes();
     let mut i = 0;
-    while let Some(j) = memchr::memchr(b'%', &b[i..]) {
+    while let Some(j) = crate::text::find_byte(&b[i..], b'%') {
         let k = i + j;
         if !(b.get(k + 1).is_some_and(u8::is_ascii_hexdigit)
             && b.get(k + 2).is_some_and(u8::is_ascii_hexdigit))
@@ -337,22 +339,37 @@ fn parse_ipv4(b: &[u8]) -> Option<Ipv4Addr> {
     Some(Ipv4Addr::from(octets))
 }
 
+/// Length of the host name or IPv4 address at the start of `b`, checking in
+/// the same pass that no label is empty (no leading, doubled dot).
+fn host_end(b: &[u8]) -> Result<usize, ValueError> {
+    let mut prev_dot = true;
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c == b'.' {
+            if prev_dot {
+                return Err(ValueError::BadHost);
+            }
+            prev_dot = true;
+        } else if is(c, class::HOST) {
+            prev_dot = false;
+        } else {
+            break;
+        }
+        i += 1;
+    }
+    Ok(i)
+}
+
 fn parse_host(s: &str) -> Result<Host<'_>, ValueError> {
     let b = s.as_bytes();
-    if b.is_empty() || b[0] == b'.' || b[0] == b'-' {
+    if b.is_empty() || b[0] == b'-' {
         return Err(ValueError::BadHost);
     }
-    let mut dots_only_digits = true;
-    let mut prev_dot = false;
-    for &c in b {
-        let dot = c == b'.';
-        if dot && prev_dot {
-            return Err(ValueError::BadHost);
-        }
-        prev_dot = dot;
-        dots_only_digits &= dot || c.is_ascii_digit();
-    }
-    if dots_only_digits {
+    // Only a name whose last label starts with a digit can be an IPv4
+    // address (a top label must start with a letter, RFC 3261 §25.1).
+    let last_label = b.iter().rposition(|&c| c == b'.').map_or(0, |i| i + 1);
+    if b.get(last_label).is_some_and(u8::is_ascii_digit) {
         return parse_ipv4(b).map(Host::V4).ok_or(ValueError::BadHost);
     }
     Ok(Host::Name(s))
