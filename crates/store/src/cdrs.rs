@@ -12,6 +12,7 @@ use cdr::{
 
 use crate::convert::{
     db_id, db_ms, db_opt_ms, db_u64, get_id, get_ms, get_opt_ms, get_opt_u64, get_spelled, get_u16,
+    get_u64,
 };
 use crate::db::{Conn, Row, args};
 use crate::error::StoreError;
@@ -142,7 +143,7 @@ macro_rules! select_cdr_with_targets {
 /// statement so the page and its targets come from one snapshot.
 const LIST: &str = concat!(
     select_cdr_with_targets!(),
-    "FROM (SELECT cdr_id, started_at FROM cdrs WHERE tenant_id = $1 \
+    "FROM (SELECT cdr_id FROM cdrs WHERE tenant_id = $1 \
      ORDER BY started_at DESC, cdr_id DESC LIMIT $2 OFFSET $3) page \
      JOIN cdrs c ON c.cdr_id = page.cdr_id \
      LEFT JOIN cdr_targets t ON t.cdr_id = c.cdr_id \
@@ -153,7 +154,7 @@ const LIST: &str = concat!(
 /// (started_at DESC, cdr_id DESC) order.
 const LIST_AFTER: &str = concat!(
     select_cdr_with_targets!(),
-    "FROM (SELECT cdr_id, started_at FROM cdrs WHERE tenant_id = $1 \
+    "FROM (SELECT cdr_id FROM cdrs WHERE tenant_id = $1 \
      AND (started_at < $4 OR (started_at = $4 AND cdr_id < $5)) \
      ORDER BY started_at DESC, cdr_id DESC LIMIT $2 OFFSET $3) page \
      JOIN cdrs c ON c.cdr_id = page.cdr_id \
@@ -224,7 +225,7 @@ pub(crate) async fn count(conn: &mut impl Conn, tenant_id: TenantId) -> Result<u
         )
         .await?
         .ok_or_else(|| StoreError::Corrupt("COUNT(*) returned no row".into()))?;
-    crate::convert::get_u64(&row, "n")
+    get_u64(&row, "n")
 }
 
 /// Folds call-plus-target rows (ordered by call, then target) into records.

@@ -26,6 +26,10 @@ use crate::error::StoreError;
 /// * `wire`: the builder's output for them, in order. Each becomes one
 ///   outbox row with the tenant's next `sequence`.
 ///
+/// A command that failed was not committed at all, journal included: send
+/// it again before the session's next command, or a restart would replay
+/// a journal with a hole in it.
+///
 /// When `wire` ends with `call_cdr` the command closes the session: the
 /// CDR that event carries is inserted (with its targets) and the session's
 /// open state is deleted, in the same transaction. The CDR is taken from
@@ -199,8 +203,7 @@ pub(crate) async fn write_batch(
             let (seq, global) = (*sequence, next_global);
             *sequence += 1;
             next_global += 1;
-            let seq_u64 = u64::try_from(seq)
-                .map_err(|_| StoreError::Corrupt(format!("sequence {seq} is negative")))?;
+            let seq_u64 = counter_value("tenant_sequences.last_sequence", seq)?;
             let payload = wire.to_json(seq_u64, profile)?;
             let event_id = wire.event_id().to_string();
             conn.execute(
@@ -227,7 +230,7 @@ pub(crate) async fn write_batch(
         sequences.push(assigned);
     }
     let last_global = (total > 0)
-        .then(|| db_u64_back(next_global - 1))
+        .then(|| counter_value("global_sequence.last_sequence", next_global - 1))
         .transpose()?;
     Ok(Assigned {
         sequences,
@@ -235,8 +238,10 @@ pub(crate) async fn write_batch(
     })
 }
 
-fn db_u64_back(value: i64) -> Result<u64, StoreError> {
-    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("global sequence {value}")))
+/// A sequence derived from a counter row; negative only if the row was
+/// tampered with.
+fn counter_value(counter: &str, value: i64) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("{counter} gave {value}")))
 }
 
 /// Creates the session's open-state row or moves its last activity
