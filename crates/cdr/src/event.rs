@@ -1,5 +1,7 @@
 //! `CallEvent`: what the call engine tells the CDR builder.
 
+use serde::{Deserialize, Serialize};
+
 use crate::id::{Id, SessionId, TargetId, TenantId};
 use crate::time::UnixMillis;
 use crate::vocab::{CallType, Direction, EndReason, RerouteReason};
@@ -14,7 +16,13 @@ use crate::vocab::{CallType, Direction, EndReason, RerouteReason};
 ///
 /// Events do not repeat the session id: one builder folds one session, and
 /// the engine routes each event to the builder of its session.
-#[derive(Clone, Debug, PartialEq)]
+///
+/// Serde is the store's journal format for open sessions (replayed into a
+/// builder after a crash): ids are decimal strings, times Unix
+/// milliseconds, the kind is tagged `"type"` with [`CallEventKind::name`],
+/// and closed sets use their SPEC spellings, so the journal does not depend
+/// on Rust identifiers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CallEvent {
     pub at: UnixMillis,
     pub kind: CallEventKind,
@@ -27,7 +35,8 @@ impl CallEvent {
 }
 
 /// The facts the engine reports.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum CallEventKind {
     /// The INVITE arrived and was routed (`direction` is known). Emits
     /// `call_start`. Must be the first event of a session.
@@ -42,6 +51,7 @@ pub enum CallEventKind {
     TargetAnswered { target: TargetId },
     /// The target rang (or was being called) and the PBX stopped calling
     /// it. Emits `cdr_target_noanswer`.
+    #[serde(rename = "target_noanswer")]
     TargetNoAnswer {
         target: TargetId,
         cause: NoAnswerCause,
@@ -89,7 +99,7 @@ impl CallEventKind {
 
 /// A party as the CDR names it: the user part, display name and host of a
 /// SIP URI (`caller`, `caller_display_name`, `caller_domain`).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Party {
     pub user: String,
     pub display_name: String,
@@ -97,7 +107,7 @@ pub struct Party {
 }
 
 /// Everything known when a session starts (SPEC §2 call-level identity).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionStart {
     pub session_id: SessionId,
     pub tenant_id: TenantId,
@@ -121,7 +131,7 @@ pub struct SessionStart {
 }
 
 /// A target the PBX sent an INVITE to.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TargetAdded {
     pub target: TargetId,
     pub call_type: CallType,
@@ -144,7 +154,8 @@ pub struct TargetAdded {
 
 /// Why the PBX stopped calling a target that had not answered. The builder
 /// turns it into the target's `status_code` and `end_reason` (SPEC §3).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum NoAnswerCause {
     /// The target's ring timeout expired: `status_code` 408, `end_reason`
     /// `None`.
@@ -157,7 +168,7 @@ pub enum NoAnswerCause {
 }
 
 /// How a target leg ended, with what was measured on it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TargetEnd {
     pub target: TargetId,
     pub reason: EndReason,
@@ -168,7 +179,7 @@ pub struct TargetEnd {
 }
 
 /// Media statistics of a relayed leg (Tally addition to the target object).
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Quality {
     pub codec: String,
     pub packets: u64,
@@ -178,7 +189,7 @@ pub struct Quality {
 }
 
 /// A finished recording of the session (Tally addition to `call_cdr`).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Recording {
     pub id: Id,
     /// Authenticated download link.
@@ -188,7 +199,7 @@ pub struct Recording {
 }
 
 /// How the session ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionEnd {
     /// The final response the PBX sent to the caller's INVITE: 2xx when the
     /// call was answered (the CDR then says `"0"`), else the failure (`486`,
@@ -198,4 +209,145 @@ pub struct SessionEnd {
     /// answered calls; `cancelled` or `None` for unanswered ones.
     pub reason: EndReason,
     pub recording: Option<Recording>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vocab::{CallType, Direction, EndReason, RerouteReason};
+
+    fn id(raw: u64) -> Id {
+        Id::from_u64(raw)
+    }
+
+    /// One event of every kind, with every optional part present somewhere.
+    fn every_kind() -> Vec<CallEvent> {
+        let target = TargetId::from(id(1_179_059_904_569_155_584));
+        let party = |user: &str| Party {
+            user: user.into(),
+            display_name: format!("User {user}"),
+            domain: "acme.example".into(),
+        };
+        let kinds = vec![
+            CallEventKind::SessionStarted(Box::new(SessionStart {
+                session_id: SessionId::from(id(1_179_059_904_569_151_488)),
+                tenant_id: TenantId::from(id(883_611_252_155_219_968)),
+                tenant_name: "acme".into(),
+                call_id: "3c26a1f1e7b94f0a@10.0.0.5".into(),
+                direction: Direction::InboundOutbound,
+                caller: party("101"),
+                callee: party("102"),
+                did: "4420".into(),
+                trunk_name: "carrier".into(),
+                outbound_caller_id: "+4420".into(),
+                user_data: "{\"crm\":7}".into(),
+            })),
+            CallEventKind::TargetAdded(Box::new(TargetAdded {
+                target,
+                call_type: CallType::QueueCallback,
+                caller: "101".into(),
+                callee: "102".into(),
+                destination: "sip:102@10.0.0.7:5062".into(),
+                trunk_name: String::new(),
+                outbound_caller_id: String::new(),
+                did: String::new(),
+                reroute_reason: Some(RerouteReason::ForwardingNotReachable),
+            })),
+            CallEventKind::TargetRinging { target },
+            CallEventKind::TargetAnswered { target },
+            CallEventKind::TargetNoAnswer {
+                target,
+                cause: NoAnswerCause::AnsweredElsewhere,
+            },
+            CallEventKind::TargetFailed {
+                target,
+                status_code: 486,
+            },
+            CallEventKind::TargetEnded(TargetEnd {
+                target,
+                reason: EndReason::AttendedTransferComplete,
+                cost: Some(0.125),
+                quality: Some(Quality {
+                    codec: "PCMA".into(),
+                    packets: 1500,
+                    lost: 3,
+                    jitter_ms: 4.5,
+                    mos: 4.25,
+                }),
+            }),
+            CallEventKind::IdentityChanged {
+                caller: None,
+                callee: Some(party("103")),
+            },
+            CallEventKind::SessionEnded(SessionEnd {
+                status_code: 200,
+                reason: EndReason::NotApplicable,
+                recording: Some(Recording {
+                    id: id(42),
+                    url: "https://pbx/rec/42".into(),
+                    duration: 61,
+                }),
+            }),
+            CallEventKind::SessionRecovered,
+        ];
+        kinds
+            .into_iter()
+            .zip(0..)
+            .map(|(kind, i)| CallEvent::new(UnixMillis(1_795_874_587_123 + i), kind))
+            .collect()
+    }
+
+    #[test]
+    fn every_kind_round_trips_through_json() {
+        for event in every_kind() {
+            let text = serde_json::to_string(&event).unwrap();
+            let back: CallEvent = serde_json::from_str(&text).unwrap();
+            assert_eq!(back, event, "{text}");
+            let tag: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(tag["kind"]["type"], event.kind.name(), "{text}");
+        }
+    }
+
+    #[test]
+    fn journal_uses_spec_spellings() {
+        let events = every_kind();
+        let json = |i: usize| serde_json::to_value(&events[i]).unwrap();
+        assert_eq!(
+            json(1),
+            serde_json::json!({
+                "at": 1_795_874_587_124u64,
+                "kind": {
+                    "type": "target_added",
+                    "target": "1179059904569155584",
+                    "call_type": "queue_callback",
+                    "caller": "101",
+                    "callee": "102",
+                    "destination": "sip:102@10.0.0.7:5062",
+                    "trunk_name": "",
+                    "outbound_caller_id": "",
+                    "did": "",
+                    "reroute_reason": "FORWARDING_NOT_REACHABLE",
+                }
+            })
+        );
+        assert_eq!(json(0)["kind"]["direction"], "in2out");
+        assert_eq!(json(4)["kind"]["cause"], "answered_elsewhere");
+        assert_eq!(json(6)["kind"]["reason"], "attended_transfer_complete");
+        assert_eq!(json(8)["kind"]["reason"], "None");
+        assert_eq!(
+            json(9),
+            serde_json::json!({"at": 1_795_874_587_132u64, "kind": {"type": "session_recovered"}})
+        );
+    }
+
+    #[test]
+    fn journal_rejects_unknown_spellings() {
+        let bad = r#"{"at":1,"kind":{"type":"session_started","session_id":"1","tenant_id":"2",
+            "tenant_name":"","call_id":"","direction":"sideways","caller":{"user":"","display_name":"","domain":""},
+            "callee":{"user":"","display_name":"","domain":""},"did":"","trunk_name":"",
+            "outbound_caller_id":"","user_data":""}}"#;
+        let error = serde_json::from_str::<CallEvent>(bad).unwrap_err();
+        assert!(error.to_string().contains("sideways"), "{error}");
+        assert!(serde_json::from_str::<CallEvent>(r#"{"at":1,"kind":{"type":"nope"}}"#).is_err());
+    }
 }

@@ -17,7 +17,21 @@
 /// The civil-date conversion is written here (Howard Hinnant's
 /// `civil_from_days`) rather than pulled from a date crate: it is twenty lines
 /// and the tests pin it against known dates.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// Serde writes the bare number of milliseconds (the store's journal).
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(transparent)]
 pub struct UnixMillis(pub u64);
 
 const MS_PER_DAY: u64 = 86_400_000;

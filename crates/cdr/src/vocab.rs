@@ -2,7 +2,8 @@
 //!
 //! Each enum maps to each of its spellings in exactly one `match`; parsing is
 //! derived from that same `match` (it searches `ALL`), so a spelling can
-//! never be written one way and read another.
+//! never be written one way and read another. Serde (the store's journal of
+//! open sessions) goes through the same spellings.
 
 use std::fmt;
 
@@ -30,6 +31,38 @@ fn parse_by<T: Copy>(
             value: text.to_owned(),
         })
 }
+
+/// Serde for a vocabulary enum through one of its SPEC spellings, so what is
+/// persisted uses the contract's words (stable), not Rust identifiers.
+macro_rules! serde_by_spelling {
+    ($ty:ty, $spell:expr, $parse:expr) => {
+        impl serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str($spell(*self))
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(deserializer)?;
+                $parse(&text).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+serde_by_spelling!(
+    Direction,
+    |d: Direction| d.event_spelling(DirectionVocabulary::Classic),
+    Direction::parse_event
+);
+serde_by_spelling!(CallType, CallType::as_str, CallType::parse);
+serde_by_spelling!(EndReason, EndReason::event_spelling, EndReason::parse_event);
+serde_by_spelling!(
+    RerouteReason,
+    RerouteReason::rest_spelling,
+    RerouteReason::parse_rest
+);
 
 /// Which words the real-time events use for [`Direction`] (SPEC §2, config
 /// `events.direction_vocabulary`).

@@ -1,0 +1,418 @@
+//! The two backends behind one set of SQL.
+//!
+//! Every statement in this crate is a `&'static str` written once with
+//! `$1`, `$2`… placeholders: PostgreSQL's native form, and a form SQLite
+//! accepts too (`$NNN` is a named parameter there, which sqlx binds by its
+//! number). Values are always bound, never spliced into SQL text; taking
+//! `&'static str` makes a `format!`-built statement a type error.
+//!
+//! Queries are written against the small [`Conn`] trait, which both
+//! drivers' connections implement, so each query is type-checked once and
+//! runs natively on either pool (no `Any` driver, whose type mapping is
+//! lossy). The only per-backend code is here: connecting, the migrations,
+//! and how a write transaction begins.
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::ConnectOptions;
+use sqlx::error::BoxDynError;
+use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
+};
+
+use crate::error::StoreError;
+
+/// A value bound to one `$n` placeholder. Typed even when NULL, because
+/// PostgreSQL wants to know the type of every parameter.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Arg<'a> {
+    Int(Option<i64>),
+    Text(Option<&'a str>),
+    Real(Option<f64>),
+    Bool(bool),
+}
+
+impl From<i64> for Arg<'_> {
+    fn from(value: i64) -> Self {
+        Arg::Int(Some(value))
+    }
+}
+
+impl From<Option<i64>> for Arg<'_> {
+    fn from(value: Option<i64>) -> Self {
+        Arg::Int(value)
+    }
+}
+
+impl<'a> From<&'a str> for Arg<'a> {
+    fn from(value: &'a str) -> Self {
+        Arg::Text(Some(value))
+    }
+}
+
+impl<'a> From<Option<&'a str>> for Arg<'a> {
+    fn from(value: Option<&'a str>) -> Self {
+        Arg::Text(value)
+    }
+}
+
+impl From<Option<f64>> for Arg<'_> {
+    fn from(value: Option<f64>) -> Self {
+        Arg::Real(value)
+    }
+}
+
+impl From<bool> for Arg<'_> {
+    fn from(value: bool) -> Self {
+        Arg::Bool(value)
+    }
+}
+
+/// `[a, b, c]` as `[Arg; N]`.
+macro_rules! args {
+    ($($value:expr),* $(,)?) => {
+        [$($crate::db::Arg::from($value)),*]
+    };
+}
+pub(crate) use args;
+
+/// A connection (or an open transaction on one) of either backend.
+///
+/// The futures are `Send` so the writer task can hold them across awaits.
+pub(crate) trait Conn: Send {
+    type Row: Row + Send;
+
+    /// Runs a statement; returns the number of rows it changed.
+    fn execute<'a>(
+        &'a mut self,
+        sql: &'static str,
+        args: &'a [Arg<'a>],
+    ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send + 'a;
+
+    fn fetch_all<'a>(
+        &'a mut self,
+        sql: &'static str,
+        args: &'a [Arg<'a>],
+    ) -> impl Future<Output = Result<Vec<Self::Row>, sqlx::Error>> + Send + 'a;
+
+    fn fetch_optional<'a>(
+        &'a mut self,
+        sql: &'static str,
+        args: &'a [Arg<'a>],
+    ) -> impl Future<Output = Result<Option<Self::Row>, sqlx::Error>> + Send + 'a;
+}
+
+/// Typed column access by name. Integers are always `BIGINT`/`INTEGER`
+/// (i64) in both schemas, so one integer accessor serves every column.
+pub(crate) trait Row {
+    fn int(&self, column: &str) -> Result<i64, sqlx::Error>;
+    fn opt_int(&self, column: &str) -> Result<Option<i64>, sqlx::Error>;
+    fn text(&self, column: &str) -> Result<String, sqlx::Error>;
+    fn opt_text(&self, column: &str) -> Result<Option<String>, sqlx::Error>;
+    fn opt_real(&self, column: &str) -> Result<Option<f64>, sqlx::Error>;
+    fn boolean(&self, column: &str) -> Result<bool, sqlx::Error>;
+}
+
+macro_rules! impl_backend {
+    ($conn:ty, $row:ty, $db:ty) => {
+        impl Conn for $conn {
+            type Row = $row;
+
+            fn execute<'a>(
+                &'a mut self,
+                sql: &'static str,
+                args: &'a [Arg<'a>],
+            ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send + 'a {
+                async move {
+                    let done = bind::<$db>(sql, args).execute(&mut *self).await?;
+                    Ok(done.rows_affected())
+                }
+            }
+
+            fn fetch_all<'a>(
+                &'a mut self,
+                sql: &'static str,
+                args: &'a [Arg<'a>],
+            ) -> impl Future<Output = Result<Vec<$row>, sqlx::Error>> + Send + 'a {
+                async move { bind::<$db>(sql, args).fetch_all(&mut *self).await }
+            }
+
+            fn fetch_optional<'a>(
+                &'a mut self,
+                sql: &'static str,
+                args: &'a [Arg<'a>],
+            ) -> impl Future<Output = Result<Option<$row>, sqlx::Error>> + Send + 'a {
+                async move { bind::<$db>(sql, args).fetch_optional(&mut *self).await }
+            }
+        }
+
+        impl Row for $row {
+            fn int(&self, column: &str) -> Result<i64, sqlx::Error> {
+                sqlx::Row::try_get(self, column)
+            }
+            fn opt_int(&self, column: &str) -> Result<Option<i64>, sqlx::Error> {
+                sqlx::Row::try_get(self, column)
+            }
+            fn text(&self, column: &str) -> Result<String, sqlx::Error> {
+                sqlx::Row::try_get(self, column)
+            }
+            fn opt_text(&self, column: &str) -> Result<Option<String>, sqlx::Error> {
+                sqlx::Row::try_get(self, column)
+            }
+            fn opt_real(&self, column: &str) -> Result<Option<f64>, sqlx::Error> {
+                sqlx::Row::try_get(self, column)
+            }
+            fn boolean(&self, column: &str) -> Result<bool, sqlx::Error> {
+                sqlx::Row::try_get(self, column)
+            }
+        }
+    };
+}
+
+/// `sqlx::query(sql)` with `args` bound in order.
+fn bind<'a, DB>(
+    sql: &'static str,
+    args: &'a [Arg<'a>],
+) -> sqlx::query::Query<'a, DB, <DB as sqlx::Database>::Arguments<'a>>
+where
+    DB: sqlx::Database,
+    Option<i64>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    Option<&'a str>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    Option<f64>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    bool: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    args.iter().fold(sqlx::query(sql), |query, arg| match *arg {
+        Arg::Int(value) => query.bind(value),
+        Arg::Text(value) => query.bind(value),
+        Arg::Real(value) => query.bind(value),
+        Arg::Bool(value) => query.bind(value),
+    })
+}
+
+impl_backend!(SqliteConnection, SqliteRow, sqlx::Sqlite);
+impl_backend!(PgConnection, PgRow, sqlx::Postgres);
+
+/// Which database a [`Store`](crate::Store) runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// How [`Store::open_with`](crate::Store::open_with) connects.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// Pool size. SQLite in WAL mode reads concurrently and writes one at a
+    /// time; PostgreSQL takes what it is given.
+    pub max_connections: u32,
+    /// How long a statement waits for another transaction's lock before it
+    /// fails (and the writer retries): SQLite's `busy_timeout`, PostgreSQL's
+    /// `lock_timeout`.
+    pub lock_wait: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 8,
+            lock_wait: Duration::from_secs(5),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+impl Pool {
+    pub(crate) async fn open(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
+        if url.starts_with("sqlite:") {
+            let connect = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(options.lock_wait)
+                .foreign_keys(true)
+                .disable_statement_logging();
+            create_parent_directory(connect.get_filename())?;
+            let pool = SqlitePoolOptions::new()
+                .max_connections(options.max_connections.max(1))
+                .connect_with(connect)
+                .await?;
+            migrator(SQLITE_MIGRATIONS).await?.run(&pool).await?;
+            Ok(Self::Sqlite(pool))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let lock_timeout_ms = options.lock_wait.as_millis().max(1);
+            let connect = PgConnectOptions::from_str(url)?
+                .application_name("tally")
+                .options([("lock_timeout", lock_timeout_ms)])
+                .disable_statement_logging();
+            let pool = PgPoolOptions::new()
+                .max_connections(options.max_connections.max(1))
+                .connect_with(connect)
+                .await?;
+            migrator(POSTGRES_MIGRATIONS).await?.run(&pool).await?;
+            Ok(Self::Postgres(pool))
+        } else {
+            Err(StoreError::UnsupportedUrl(url.to_owned()))
+        }
+    }
+
+    pub(crate) fn backend(&self) -> Backend {
+        match self {
+            Self::Sqlite(_) => Backend::Sqlite,
+            Self::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    pub(crate) async fn close(&self) {
+        match self {
+            Self::Sqlite(pool) => pool.close().await,
+            Self::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+/// `sqlite://data/tally.db` should work on a fresh machine: make `data/`.
+fn create_parent_directory(file: &Path) -> Result<(), StoreError> {
+    let in_memory = file.as_os_str().is_empty() || file.as_os_str() == ":memory:";
+    match file.parent() {
+        Some(dir) if !in_memory && !dir.as_os_str().is_empty() => std::fs::create_dir_all(dir)
+            .map_err(|source| StoreError::CreateDirectory {
+                path: dir.display().to_string(),
+                source,
+            }),
+        _ => Ok(()),
+    }
+}
+
+/// Runs `$body` with `$conn` bound to a pooled connection of whichever
+/// backend `$pool` is; `$body` is compiled once per backend.
+macro_rules! with_conn {
+    ($pool:expr, |$conn:ident| $body:expr) => {
+        match $pool {
+            $crate::db::Pool::Sqlite(pool) => {
+                let mut connection = pool.acquire().await?;
+                let $conn = &mut *connection;
+                $body.await
+            }
+            $crate::db::Pool::Postgres(pool) => {
+                let mut connection = pool.acquire().await?;
+                let $conn = &mut *connection;
+                $body.await
+            }
+        }
+    };
+}
+pub(crate) use with_conn;
+
+/// Runs `$body` in a write transaction and commits it if `$body` returned
+/// `Ok`. SQLite begins `IMMEDIATE` so the write lock is taken (and waited
+/// for, up to `busy_timeout`) at `BEGIN` rather than failing mid-way.
+macro_rules! with_write_tx {
+    ($pool:expr, |$conn:ident| $body:expr) => {
+        match $pool {
+            $crate::db::Pool::Sqlite(pool) => {
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let $conn = &mut *tx;
+                let value = $body.await?;
+                tx.commit().await?;
+                Ok(value)
+            }
+            $crate::db::Pool::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let $conn = &mut *tx;
+                let value = $body.await?;
+                tx.commit().await?;
+                Ok(value)
+            }
+        }
+    };
+}
+pub(crate) use with_write_tx;
+
+/// One migration: version, description, SQL.
+type Embedded = &'static [(i64, &'static str, &'static str)];
+
+/// The migrations, compiled into the binary. Each backend has its own DDL
+/// (types differ); versions and descriptions are kept in lockstep (a test
+/// checks it, and that every file in the directories is listed here).
+pub(crate) const SQLITE_MIGRATIONS: Embedded = &[(
+    1,
+    "schema",
+    include_str!("../migrations/sqlite/0001_schema.sql"),
+)];
+pub(crate) const POSTGRES_MIGRATIONS: Embedded = &[(
+    1,
+    "schema",
+    include_str!("../migrations/postgres/0001_schema.sql"),
+)];
+
+#[derive(Debug)]
+struct EmbeddedMigrations(Embedded);
+
+impl MigrationSource<'static> for EmbeddedMigrations {
+    fn resolve(
+        self,
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<Migration>, BoxDynError>> + Send + 'static>> {
+        let migrations = self
+            .0
+            .iter()
+            .map(|&(version, description, sql)| {
+                Migration::new(
+                    version,
+                    Cow::Borrowed(description),
+                    MigrationType::Simple,
+                    Cow::Borrowed(sql),
+                    false,
+                )
+            })
+            .collect();
+        Box::pin(std::future::ready(Ok(migrations)))
+    }
+}
+
+async fn migrator(migrations: Embedded) -> Result<Migrator, StoreError> {
+    Ok(Migrator::new(EmbeddedMigrations(migrations)).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(backend: &str) -> Vec<String> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations")
+            .join(backend);
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn listed(migrations: Embedded) -> Vec<String> {
+        migrations
+            .iter()
+            .map(|(version, description, _)| format!("{version:04}_{description}.sql"))
+            .collect()
+    }
+
+    #[test]
+    fn every_migration_file_is_embedded_and_both_backends_agree() {
+        assert_eq!(listed(SQLITE_MIGRATIONS), files("sqlite"));
+        assert_eq!(listed(POSTGRES_MIGRATIONS), files("postgres"));
+        assert_eq!(listed(SQLITE_MIGRATIONS), listed(POSTGRES_MIGRATIONS));
+    }
+}

@@ -1,0 +1,293 @@
+//! Tally's durable store: the directory, the registrar's bindings, the
+//! open state of calls, the CDRs, and the transactional outbox, on SQLite
+//! (embedded default) or PostgreSQL (shared by several nodes).
+//!
+//! # Place in DESIGN.md's picture
+//!
+//! ```text
+//! pbx ──CallEvent──▶ cdr::Builder ──WireEvent──▶ StoreWriter ──▶ CDR rows + outbox (sequence)
+//!                                                                      │
+//!                               delivery (relay, webhooks, WebSocket) ◀┘  api (REST reads)
+//! ```
+//!
+//! This crate is step 3 of "The CDR pipeline": the single [`StoreWriter`]
+//! per node commits, in one transaction per batch (group commit), each
+//! session's journaled [`cdr::CallEvent`]s while it is open, one outbox
+//! row per [`cdr::WireEvent`] with the tenant's next gap-free `sequence`,
+//! and at session end the CDR with its targets. Nothing is acknowledged,
+//! and so nothing can be delivered, before it is committed. The `delivery`
+//! crate reads the outbox ([`Store::outbox_after`],
+//! [`Store::outbox_since_global`]); the `api` crate reads CDRs
+//! ([`Store::list_cdrs`], [`Store::get_cdr`]) and spells them with
+//! [`cdr::CdrRecord::rest_item`].
+//!
+//! After a crash, [`StoreWriter::recover_open_sessions`] replays each open
+//! session's journal into a [`cdr::Builder`] and closes it with a
+//! `recovered` CDR (SPEC §3).
+//!
+//! # Two databases, one set of SQL
+//!
+//! [`Store`] holds a SQLite or a PostgreSQL pool (sqlx, native drivers).
+//! Every statement is written once with `$n` placeholders, which both
+//! accept, against a small internal connection trait that both drivers
+//! implement; values are always bound, never formatted into SQL.
+//! Migrations are per backend (the DDL types differ), embedded in the
+//! binary, kept in lockstep, and run by [`Store::open`].
+//!
+//! SQLite runs in WAL mode with `synchronous = NORMAL`: readers never
+//! block the writer, and a commit survives a process crash; a power cut
+//! can lose the last few commits (never corrupt the file). That is the
+//! embedded default's trade; PostgreSQL is the durable choice.
+//!
+//! All ids are the cdr crate's 64-bit Snowflake ids, stored as signed
+//! 64-bit integers; all times are Unix milliseconds.
+
+mod cdrs;
+mod commit;
+mod convert;
+mod db;
+mod directory;
+mod error;
+mod outbox;
+mod recovery;
+mod registrations;
+mod writer;
+
+use cdr::{CdrId, CdrRecord, SessionId, TenantId, UnixMillis, WireProfile};
+
+pub use commit::SessionEvents;
+pub use db::{Backend, StoreOptions};
+pub use directory::{DEFAULT_RING_TIMEOUT_SECS, Tenant, User};
+pub use error::StoreError;
+pub use outbox::OutboxEvent;
+pub use recovery::{OpenSession, RecoveredSession, RecoveryReport, RecoveryScope};
+pub use registrations::Registration;
+pub use writer::{Committed, PendingCommit, StoreWriter, WriterConfig, WriterStats};
+
+use db::{Pool, with_conn, with_write_tx};
+
+/// A handle on the database. Cheap to clone (a pool inside).
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: Pool,
+}
+
+impl Store {
+    /// Opens `sqlite:PATH` / `sqlite://PATH` (creating the file and its
+    /// directory) or `postgres://…`, and brings the schema up to date.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        Self::open_with(url, &StoreOptions::default()).await
+    }
+
+    pub async fn open_with(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
+        Ok(Self {
+            pool: Pool::open(url, options).await?,
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.pool.backend()
+    }
+
+    /// Closes every connection; later calls fail.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Starts this store's writer task (on the current tokio runtime). One
+    /// per node; clone the handle for each shard.
+    pub fn spawn_writer(&self, config: WriterConfig) -> StoreWriter {
+        StoreWriter::spawn(self.clone(), config)
+    }
+
+    // Directory --------------------------------------------------------------
+
+    /// Fails with [`StoreError::Conflict`] if the id or the SIP domain is
+    /// taken.
+    pub async fn create_tenant(&self, tenant: &Tenant) -> Result<(), StoreError> {
+        with_conn!(&self.pool, |conn| directory::create_tenant(conn, tenant))
+    }
+
+    pub async fn tenant(&self, id: TenantId) -> Result<Option<Tenant>, StoreError> {
+        with_conn!(&self.pool, |conn| directory::tenant(conn, id))
+    }
+
+    /// The tenant whose SIP domain is `domain` (case-insensitive).
+    pub async fn tenant_by_sip_domain(&self, domain: &str) -> Result<Option<Tenant>, StoreError> {
+        with_conn!(&self.pool, |conn| directory::tenant_by_sip_domain(
+            conn, domain
+        ))
+    }
+
+    /// Fails with [`StoreError::Conflict`] if the extension is taken in the
+    /// tenant, [`StoreError::MissingReference`] if the tenant is unknown.
+    pub async fn create_user(&self, user: &User) -> Result<(), StoreError> {
+        with_conn!(&self.pool, |conn| directory::create_user(conn, user))
+    }
+
+    pub async fn user_by_extension(
+        &self,
+        tenant_id: TenantId,
+        extension: &str,
+    ) -> Result<Option<User>, StoreError> {
+        with_conn!(&self.pool, |conn| directory::user_by_extension(
+            conn, tenant_id, extension
+        ))
+    }
+
+    // Registrations ----------------------------------------------------------
+
+    /// Inserts the binding or replaces the one with the same key. Fails
+    /// with [`StoreError::MissingReference`] if the extension is unknown.
+    pub async fn upsert_registration(&self, registration: &Registration) -> Result<(), StoreError> {
+        with_conn!(&self.pool, |conn| registrations::upsert(conn, registration))
+    }
+
+    /// Removes one binding; `false` if there was none.
+    pub async fn remove_registration(
+        &self,
+        tenant_id: TenantId,
+        extension: &str,
+        binding_key: &str,
+    ) -> Result<bool, StoreError> {
+        with_conn!(&self.pool, |conn| registrations::remove(
+            conn,
+            tenant_id,
+            extension,
+            binding_key
+        ))
+    }
+
+    /// Removes every binding of an extension (`Contact: *`); returns how
+    /// many there were.
+    pub async fn remove_registrations(
+        &self,
+        tenant_id: TenantId,
+        extension: &str,
+    ) -> Result<u64, StoreError> {
+        with_conn!(&self.pool, |conn| registrations::remove_all(
+            conn, tenant_id, extension
+        ))
+    }
+
+    /// The extension's bindings that expire after `now`.
+    pub async fn live_registrations(
+        &self,
+        tenant_id: TenantId,
+        extension: &str,
+        now: UnixMillis,
+    ) -> Result<Vec<Registration>, StoreError> {
+        with_conn!(&self.pool, |conn| registrations::live_of(
+            conn, tenant_id, extension, now
+        ))
+    }
+
+    /// Every binding that expires after `now`: what the location service
+    /// loads at start-up.
+    pub async fn all_live_registrations(
+        &self,
+        now: UnixMillis,
+    ) -> Result<Vec<Registration>, StoreError> {
+        with_conn!(&self.pool, |conn| registrations::live(conn, now))
+    }
+
+    /// Deletes bindings that expired at or before `now`; returns how many.
+    pub async fn remove_expired_registrations(&self, now: UnixMillis) -> Result<u64, StoreError> {
+        with_conn!(&self.pool, |conn| registrations::remove_expired(conn, now))
+    }
+
+    // CDRs -------------------------------------------------------------------
+
+    /// One tenant's CDRs, newest first (`started_at`, then `cdr_id`), with
+    /// their targets: `top` of them after skipping `skip`. With `after`,
+    /// the listing starts strictly after that CDR (keyset paging: stable
+    /// while new calls end; [`StoreError::UnknownCursor`] if the tenant has
+    /// no such CDR).
+    pub async fn list_cdrs(
+        &self,
+        tenant_id: TenantId,
+        top: u32,
+        skip: u64,
+        after: Option<CdrId>,
+    ) -> Result<Vec<CdrRecord>, StoreError> {
+        with_conn!(&self.pool, |conn| cdrs::list(
+            conn, tenant_id, top, skip, after
+        ))
+    }
+
+    /// The tenant's CDR `cdr_id` with its targets; `None` if the tenant has
+    /// no such CDR (another tenant's id included).
+    pub async fn get_cdr(
+        &self,
+        tenant_id: TenantId,
+        cdr_id: CdrId,
+    ) -> Result<Option<CdrRecord>, StoreError> {
+        with_conn!(&self.pool, |conn| cdrs::get(conn, tenant_id, cdr_id))
+    }
+
+    /// How many CDRs the tenant has (REST `count`).
+    pub async fn count_cdrs(&self, tenant_id: TenantId) -> Result<u64, StoreError> {
+        with_conn!(&self.pool, |conn| cdrs::count(conn, tenant_id))
+    }
+
+    // Outbox -----------------------------------------------------------------
+
+    /// The tenant's events with `sequence > after_sequence`, in sequence
+    /// order, at most `limit`: WebSocket resume (`from_sequence`) and
+    /// webhook replay.
+    pub async fn outbox_after(
+        &self,
+        tenant_id: TenantId,
+        after_sequence: u64,
+        limit: u32,
+    ) -> Result<Vec<OutboxEvent>, StoreError> {
+        with_conn!(&self.pool, |conn| outbox::after(
+            conn,
+            tenant_id,
+            after_sequence,
+            limit
+        ))
+    }
+
+    /// Every tenant's events with `global_sequence > after_global_sequence`,
+    /// in commit order, at most `limit`: the relay's tail of the outbox.
+    pub async fn outbox_since_global(
+        &self,
+        after_global_sequence: u64,
+        limit: u32,
+    ) -> Result<Vec<OutboxEvent>, StoreError> {
+        with_conn!(&self.pool, |conn| outbox::since_global(
+            conn,
+            after_global_sequence,
+            limit
+        ))
+    }
+
+    // Open sessions ----------------------------------------------------------
+
+    /// Sessions with open state and no CDR yet.
+    pub async fn open_sessions(&self) -> Result<Vec<OpenSession>, StoreError> {
+        with_conn!(&self.pool, |conn| recovery::open_sessions(conn))
+    }
+
+    pub(crate) async fn session_journal(
+        &self,
+        session_id: SessionId,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        with_conn!(&self.pool, |conn| recovery::session_journal(
+            conn, session_id
+        ))
+    }
+
+    /// One group-commit transaction (see [`writer`]).
+    pub(crate) async fn write_batch(
+        &self,
+        batch: &[&commit::Prepared],
+        profile: &WireProfile,
+        now: i64,
+    ) -> Result<commit::Assigned, StoreError> {
+        with_write_tx!(&self.pool, |conn| commit::write_batch(
+            conn, batch, profile, now
+        ))
+    }
+}

@@ -1,0 +1,168 @@
+//! The location service's bindings, kept so that a restart does not make
+//! every phone unreachable until it re-registers.
+//!
+//! The registrar owns the rules (RFC 3261 §10.3: Call-ID/CSeq ordering,
+//! expiry bounds, RFC 5626 instance matching); the store keeps what it
+//! decided, keyed by the `binding_key` it chose.
+
+use cdr::{TenantId, UnixMillis};
+
+use crate::convert::{db_id, db_ms, get_id, get_ms, get_u32};
+use crate::db::{Conn, Row, args};
+use crate::error::StoreError;
+
+/// One binding of an extension to a contact.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Registration {
+    pub tenant_id: TenantId,
+    pub extension: String,
+    /// What identifies this binding among the extension's bindings: the
+    /// RFC 5626 `+sip.instance` (with `reg-id`) when the device sent one,
+    /// else the normalised Contact URI.
+    pub binding_key: String,
+    pub contact_uri: String,
+    pub instance_id: Option<String>,
+    pub reg_id: Option<u32>,
+    /// Source address of the REGISTER (`ip:port`): where requests go when
+    /// the contact is behind NAT.
+    pub received: String,
+    pub transport: String,
+    pub call_id: String,
+    pub cseq: u32,
+    pub user_agent: String,
+    pub expires_at: UnixMillis,
+    pub updated_at: UnixMillis,
+}
+
+/// Inserts or replaces the binding with the same key.
+pub(crate) async fn upsert(conn: &mut impl Conn, r: &Registration) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO registrations (tenant_id, extension, binding_key, contact_uri, instance_id, \
+         reg_id, received, transport, call_id, cseq, user_agent, expires_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+         ON CONFLICT (tenant_id, extension, binding_key) DO UPDATE SET \
+         contact_uri = excluded.contact_uri, instance_id = excluded.instance_id, \
+         reg_id = excluded.reg_id, received = excluded.received, transport = excluded.transport, \
+         call_id = excluded.call_id, cseq = excluded.cseq, user_agent = excluded.user_agent, \
+         expires_at = excluded.expires_at, updated_at = excluded.updated_at",
+        &args![
+            db_id("tenant_id", r.tenant_id.id())?,
+            r.extension.as_str(),
+            r.binding_key.as_str(),
+            r.contact_uri.as_str(),
+            r.instance_id.as_deref(),
+            r.reg_id.map(i64::from),
+            r.received.as_str(),
+            r.transport.as_str(),
+            r.call_id.as_str(),
+            i64::from(r.cseq),
+            r.user_agent.as_str(),
+            db_ms("expires_at", r.expires_at)?,
+            db_ms("updated_at", r.updated_at)?,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn remove(
+    conn: &mut impl Conn,
+    tenant_id: TenantId,
+    extension: &str,
+    binding_key: &str,
+) -> Result<bool, StoreError> {
+    let removed = conn
+        .execute(
+            "DELETE FROM registrations WHERE tenant_id = $1 AND extension = $2 AND binding_key = $3",
+            &args![db_id("tenant_id", tenant_id.id())?, extension, binding_key],
+        )
+        .await?;
+    Ok(removed > 0)
+}
+
+pub(crate) async fn remove_all(
+    conn: &mut impl Conn,
+    tenant_id: TenantId,
+    extension: &str,
+) -> Result<u64, StoreError> {
+    Ok(conn
+        .execute(
+            "DELETE FROM registrations WHERE tenant_id = $1 AND extension = $2",
+            &args![db_id("tenant_id", tenant_id.id())?, extension],
+        )
+        .await?)
+}
+
+pub(crate) async fn live_of(
+    conn: &mut impl Conn,
+    tenant_id: TenantId,
+    extension: &str,
+    now: UnixMillis,
+) -> Result<Vec<Registration>, StoreError> {
+    conn.fetch_all(
+        "SELECT tenant_id, extension, binding_key, contact_uri, instance_id, reg_id, received, \
+         transport, call_id, cseq, user_agent, expires_at, updated_at FROM registrations \
+         WHERE tenant_id = $1 AND extension = $2 AND expires_at > $3 ORDER BY binding_key",
+        &args![
+            db_id("tenant_id", tenant_id.id())?,
+            extension,
+            db_ms("now", now)?
+        ],
+    )
+    .await?
+    .iter()
+    .map(from_row)
+    .collect()
+}
+
+pub(crate) async fn live(
+    conn: &mut impl Conn,
+    now: UnixMillis,
+) -> Result<Vec<Registration>, StoreError> {
+    conn.fetch_all(
+        "SELECT tenant_id, extension, binding_key, contact_uri, instance_id, reg_id, received, \
+         transport, call_id, cseq, user_agent, expires_at, updated_at FROM registrations \
+         WHERE expires_at > $1 ORDER BY tenant_id, extension, binding_key",
+        &args![db_ms("now", now)?],
+    )
+    .await?
+    .iter()
+    .map(from_row)
+    .collect()
+}
+
+pub(crate) async fn remove_expired(
+    conn: &mut impl Conn,
+    now: UnixMillis,
+) -> Result<u64, StoreError> {
+    Ok(conn
+        .execute(
+            "DELETE FROM registrations WHERE expires_at <= $1",
+            &args![db_ms("now", now)?],
+        )
+        .await?)
+}
+
+fn from_row(row: &impl Row) -> Result<Registration, StoreError> {
+    Ok(Registration {
+        tenant_id: get_id(row, "tenant_id")?,
+        extension: row.text("extension")?,
+        binding_key: row.text("binding_key")?,
+        contact_uri: row.text("contact_uri")?,
+        instance_id: row.opt_text("instance_id")?,
+        reg_id: row
+            .opt_int("reg_id")?
+            .map(|v| {
+                u32::try_from(v)
+                    .map_err(|_| StoreError::Corrupt(format!("reg_id = {v} out of range")))
+            })
+            .transpose()?,
+        received: row.text("received")?,
+        transport: row.text("transport")?,
+        call_id: row.text("call_id")?,
+        cseq: get_u32(row, "cseq")?,
+        user_agent: row.text("user_agent")?,
+        expires_at: get_ms(row, "expires_at")?,
+        updated_at: get_ms(row, "updated_at")?,
+    })
+}
