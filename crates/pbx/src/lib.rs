@@ -26,5 +26,7 @@
 //! of the same directory and location; they emit `cdr::CallEvent`s.
 
 pub mod directory;
+pub mod location;
 
 pub use directory::{Directory, Extension, Tenant, User};
+pub use location::{Aor, Binding, BindingChange, BindingRecord, ChangeKind, Location};
