@@ -27,6 +27,8 @@
 
 pub mod directory;
 pub mod location;
+pub mod registrar;
 
 pub use directory::{Directory, Extension, Tenant, User};
 pub use location::{Aor, Binding, BindingChange, BindingRecord, ChangeKind, Location};
+pub use registrar::{RegisterOutcome, Registrar, RegistrarConfig, RegistrarEvent};
