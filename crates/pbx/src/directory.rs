@@ -1,0 +1,276 @@
+//! The directory as the call engine reads it: tenants (each with its own SIP
+//! domain) and their users (extensions).
+//!
+//! The store is the source of truth; the runtime fills a [`Directory`] from it
+//! at start-up and applies every provisioning change to it, so the sans-IO
+//! cores look users up with a plain function call and never wait on SQL.
+//!
+//! # Decisions
+//!
+//! - **Domains are matched case-insensitively** (RFC 3261 §19.1.4: hosts
+//!   compare without case), with a trailing dot ignored. Two tenants can never
+//!   share a domain: [`Directory::upsert_tenant`] refuses it, because the
+//!   domain is how a request finds its tenant.
+//! - **Extensions are matched exactly.** They are the user part of a SIP URI,
+//!   which is case-sensitive; in practice they are digits.
+//! - Removing a tenant removes its users.
+
+use std::borrow::Borrow;
+use std::collections::HashMap;
+use std::fmt;
+use std::time::Duration;
+
+use cdr::TenantId;
+
+/// How long a call rings an extension before it counts as unanswered, when
+/// the user has no setting of its own (SPEC §3: 30 s).
+pub const DEFAULT_RING_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// An extension number: the user part of a user's SIP URI (`101` in
+/// `sip:101@demo.tally.local`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Extension(String);
+
+impl Extension {
+    pub fn new(number: impl Into<String>) -> Self {
+        Extension(number.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Extension {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for Extension {
+    fn from(s: &str) -> Self {
+        Extension(s.to_owned())
+    }
+}
+
+/// Lets maps keyed by `Extension` be read with a `&str` (same hash as `String`).
+impl Borrow<str> for Extension {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+/// One company: its own SIP domain, users, trunks and rules (SPEC: tenant).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tenant {
+    pub id: TenantId,
+    pub name: String,
+    /// The SIP domain its users register to, e.g. `demo.tally.local`. Also
+    /// the digest realm of its challenges.
+    pub domain: String,
+}
+
+/// A user of a tenant: one extension, registering from any number of devices.
+#[derive(Clone, PartialEq, Eq)]
+pub struct User {
+    pub tenant_id: TenantId,
+    pub extension: Extension,
+    pub display_name: String,
+    /// The SIP password its devices answer digest challenges with.
+    pub password: String,
+    /// How long a call rings this user before it rings out (SPEC §3).
+    pub ring_timeout: Duration,
+    /// A disabled user can neither register nor be called.
+    pub enabled: bool,
+}
+
+/// The password stays out of logs.
+impl fmt::Debug for User {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("User")
+            .field("tenant_id", &self.tenant_id)
+            .field("extension", &self.extension)
+            .field("display_name", &self.display_name)
+            .field("ring_timeout", &self.ring_timeout)
+            .field("enabled", &self.enabled)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a directory change was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DirectoryError {
+    #[error("domain {domain:?} already belongs to tenant {owner}")]
+    DomainTaken { domain: String, owner: TenantId },
+    #[error("tenant domain is empty")]
+    EmptyDomain,
+    #[error("tenant {0} does not exist")]
+    UnknownTenant(TenantId),
+}
+
+/// Tenants and users, in memory, indexed the way SIP requests look them up.
+#[derive(Clone, Debug, Default)]
+pub struct Directory {
+    tenants: HashMap<TenantId, Tenant>,
+    /// Normalised domain → tenant.
+    by_domain: HashMap<String, TenantId>,
+    users: HashMap<TenantId, HashMap<Extension, User>>,
+}
+
+/// The form domains are compared in: lower case, no trailing dot.
+fn normalise_domain(domain: &str) -> String {
+    domain.trim_end_matches('.').to_ascii_lowercase()
+}
+
+impl Directory {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a tenant or replaces the one with the same id (its users stay).
+    pub fn upsert_tenant(&mut self, tenant: Tenant) -> Result<(), DirectoryError> {
+        let domain = normalise_domain(&tenant.domain);
+        if domain.is_empty() {
+            return Err(DirectoryError::EmptyDomain);
+        }
+        if let Some(&owner) = self.by_domain.get(&domain)
+            && owner != tenant.id
+        {
+            return Err(DirectoryError::DomainTaken {
+                domain: tenant.domain,
+                owner,
+            });
+        }
+        if let Some(old) = self.tenants.get(&tenant.id) {
+            self.by_domain.remove(&normalise_domain(&old.domain));
+        }
+        self.by_domain.insert(domain, tenant.id);
+        self.tenants.insert(tenant.id, tenant);
+        Ok(())
+    }
+
+    /// Removes a tenant and all its users.
+    pub fn remove_tenant(&mut self, id: TenantId) -> Option<Tenant> {
+        let tenant = self.tenants.remove(&id)?;
+        self.by_domain.remove(&normalise_domain(&tenant.domain));
+        self.users.remove(&id);
+        Some(tenant)
+    }
+
+    /// Adds a user or replaces the one with the same extension.
+    pub fn upsert_user(&mut self, user: User) -> Result<(), DirectoryError> {
+        if !self.tenants.contains_key(&user.tenant_id) {
+            return Err(DirectoryError::UnknownTenant(user.tenant_id));
+        }
+        self.users
+            .entry(user.tenant_id)
+            .or_default()
+            .insert(user.extension.clone(), user);
+        Ok(())
+    }
+
+    pub fn remove_user(&mut self, tenant: TenantId, extension: &str) -> Option<User> {
+        self.users.get_mut(&tenant)?.remove(extension)
+    }
+
+    pub fn tenant(&self, id: TenantId) -> Option<&Tenant> {
+        self.tenants.get(&id)
+    }
+
+    /// The tenant whose SIP domain is `domain` (any case, trailing dot allowed).
+    pub fn tenant_by_domain(&self, domain: &str) -> Option<&Tenant> {
+        let id = self.by_domain.get(&normalise_domain(domain))?;
+        self.tenants.get(id)
+    }
+
+    pub fn user(&self, tenant: TenantId, extension: &str) -> Option<&User> {
+        self.users.get(&tenant)?.get(extension)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cdr::Id;
+
+    fn tenant(id: u64, domain: &str) -> Tenant {
+        Tenant {
+            id: TenantId::from(Id::from_u64(id)),
+            name: format!("tenant {id}"),
+            domain: domain.to_owned(),
+        }
+    }
+
+    fn user(t: &Tenant, ext: &str) -> User {
+        User {
+            tenant_id: t.id,
+            extension: ext.into(),
+            display_name: format!("User {ext}"),
+            password: "secret".into(),
+            ring_timeout: DEFAULT_RING_TIMEOUT,
+            enabled: true,
+        }
+    }
+
+    #[test]
+    fn domains_match_without_case_and_are_unique() {
+        let mut d = Directory::new();
+        let a = tenant(1, "Demo.Tally.Local");
+        d.upsert_tenant(a.clone()).unwrap();
+        assert_eq!(
+            d.tenant_by_domain("demo.tally.local").map(|t| t.id),
+            Some(a.id)
+        );
+        assert_eq!(
+            d.tenant_by_domain("DEMO.tally.local.").map(|t| t.id),
+            Some(a.id)
+        );
+        assert!(d.tenant_by_domain("other.local").is_none());
+        assert_eq!(
+            d.upsert_tenant(tenant(2, "demo.tally.local")),
+            Err(DirectoryError::DomainTaken {
+                domain: "demo.tally.local".into(),
+                owner: a.id
+            })
+        );
+        assert_eq!(
+            d.upsert_tenant(tenant(3, ".")),
+            Err(DirectoryError::EmptyDomain)
+        );
+        // Renaming the domain frees the old one.
+        d.upsert_tenant(tenant(1, "new.tally.local")).unwrap();
+        assert!(d.tenant_by_domain("demo.tally.local").is_none());
+        d.upsert_tenant(tenant(2, "demo.tally.local")).unwrap();
+    }
+
+    #[test]
+    fn users_belong_to_existing_tenants() {
+        let mut d = Directory::new();
+        let a = tenant(1, "a.local");
+        let b = tenant(2, "b.local");
+        assert_eq!(
+            d.upsert_user(user(&a, "101")),
+            Err(DirectoryError::UnknownTenant(a.id))
+        );
+        d.upsert_tenant(a.clone()).unwrap();
+        d.upsert_tenant(b.clone()).unwrap();
+        d.upsert_user(user(&a, "101")).unwrap();
+        assert!(d.user(a.id, "101").is_some());
+        assert!(d.user(b.id, "101").is_none(), "tenants do not share users");
+        assert_eq!(
+            d.remove_user(a.id, "101").map(|u| u.extension),
+            Some("101".into())
+        );
+        d.upsert_user(user(&a, "102")).unwrap();
+        d.remove_tenant(a.id);
+        assert!(d.user(a.id, "102").is_none());
+        assert!(d.tenant_by_domain("a.local").is_none());
+    }
+
+    #[test]
+    fn debug_hides_the_password() {
+        let t = tenant(1, "a.local");
+        let text = format!("{:?}", user(&t, "101"));
+        assert!(!text.contains("secret"), "{text}");
+    }
+}
