@@ -106,32 +106,6 @@ impl RequestBuilder {
         }
     }
 
-    /// Appends a header line.
-    pub fn header(mut self, name: HeaderName, value: impl Display) -> Self {
-        self.fields.push(Name::Known(name), value);
-        self
-    }
-
-    /// Replaces every line of `name` with one line.
-    pub fn set_header(mut self, name: HeaderName, value: impl Display) -> Self {
-        self.fields.set(name, value);
-        self
-    }
-
-    /// Appends an extension header by name.
-    pub fn header_named(mut self, name: &str, value: impl Display) -> Self {
-        if !crate::text::is_token(name) {
-            self.fields.error.get_or_insert(ParseError::HeaderName);
-        }
-        self.fields.push(Name::Named(name.to_owned()), value);
-        self
-    }
-
-    pub fn body(mut self, content_type: &str, body: impl Into<Bytes>) -> Self {
-        self.fields.body = Some((content_type.to_owned(), body.into()));
-        self
-    }
-
     pub fn build(self) -> Result<Message, ParseError> {
         if self.uri.contains([' ', '\r', '\n', '\t']) {
             return Err(ParseError::BadRequestUri(ValueError::BadUri("white space")));
@@ -193,29 +167,6 @@ impl ResponseBuilder {
         self
     }
 
-    pub fn header(mut self, name: HeaderName, value: impl Display) -> Self {
-        self.fields.push(Name::Known(name), value);
-        self
-    }
-
-    pub fn set_header(mut self, name: HeaderName, value: impl Display) -> Self {
-        self.fields.set(name, value);
-        self
-    }
-
-    pub fn header_named(mut self, name: &str, value: impl Display) -> Self {
-        if !crate::text::is_token(name) {
-            self.fields.error.get_or_insert(ParseError::HeaderName);
-        }
-        self.fields.push(Name::Named(name.to_owned()), value);
-        self
-    }
-
-    pub fn body(mut self, content_type: &str, body: impl Into<Bytes>) -> Self {
-        self.fields.body = Some((content_type.to_owned(), body.into()));
-        self
-    }
-
     pub fn build(mut self) -> Result<Message, ParseError> {
         if !(100..=699).contains(&self.code) {
             return Err(ParseError::StatusCode);
@@ -241,6 +192,44 @@ impl ResponseBuilder {
             .write(&format!("SIP/2.0 {} {}", self.code, self.reason))
     }
 }
+
+/// The header and body methods both builders share (one definition, so the
+/// two cannot drift apart).
+macro_rules! field_methods {
+    ($builder:ty) => {
+        impl $builder {
+            /// Appends a header line.
+            pub fn header(mut self, name: HeaderName, value: impl Display) -> Self {
+                self.fields.push(Name::Known(name), value);
+                self
+            }
+
+            /// Replaces every line of `name` with one line.
+            pub fn set_header(mut self, name: HeaderName, value: impl Display) -> Self {
+                self.fields.set(name, value);
+                self
+            }
+
+            /// Appends an extension header by name.
+            pub fn header_named(mut self, name: &str, value: impl Display) -> Self {
+                if !crate::text::is_token(name) {
+                    self.fields.error.get_or_insert(ParseError::HeaderName);
+                }
+                self.fields.push(Name::Named(name.to_owned()), value);
+                self
+            }
+
+            /// Sets the body and its Content-Type (Content-Length is computed).
+            pub fn body(mut self, content_type: &str, body: impl Into<Bytes>) -> Self {
+                self.fields.body = Some((content_type.to_owned(), body.into()));
+                self
+            }
+        }
+    };
+}
+
+field_methods!(RequestBuilder);
+field_methods!(ResponseBuilder);
 
 /// The reason phrases of RFC 3261 §21 and the extensions Tally uses.
 pub fn default_reason(code: u16) -> &'static str {
