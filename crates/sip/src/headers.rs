@@ -72,10 +72,15 @@ impl<'a> Via<'a> {
         if let Some(p) = tail.strip_prefix(':') {
             let p = skip_ws(p);
             let n = p.bytes().take_while(u8::is_ascii_digit).count();
-            if n == 0 || n > 5 {
+            if n == 0 {
                 return Err(ValueError::BadPort);
             }
-            port = Some(p[..n].parse::<u16>().map_err(|_| ValueError::BadPort)?);
+            port = Some(
+                parse_u32(&p[..n])
+                    .ok()
+                    .and_then(|v| u16::try_from(v).ok())
+                    .ok_or(ValueError::BadPort)?,
+            );
             tail = &p[n..];
         }
         let (params, branch) = Params::parse_finding(tail, "branch")?;

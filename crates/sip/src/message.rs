@@ -42,7 +42,7 @@ impl Default for Limits {
     }
 }
 
-/// A SIP method. Unknown methods are kept by name (RFC 4475 §3.1.1.3).
+/// A SIP method. Unknown methods are kept by name (RFC 4475 §3.1.1.2).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Method {
     Invite,

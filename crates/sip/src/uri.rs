@@ -277,13 +277,17 @@ pub(crate) fn parse_hostport(s: &str) -> Result<(Host<'_>, Option<u16>, &str), V
     };
     if b.get(after) == Some(&b':') {
         let p = &b[after + 1..];
+        // port = 1*DIGIT: leading zeros are allowed (`005060` is 5060).
         let n = p.iter().take_while(|c| c.is_ascii_digit()).count();
-        if n == 0 || n > 5 {
+        if n == 0 {
             return Err(ValueError::BadPort);
         }
         let mut port: u32 = 0;
         for &d in &p[..n] {
             port = port * 10 + u32::from(d - b'0');
+            if port > u32::from(u16::MAX) {
+                return Err(ValueError::BadPort);
+            }
         }
         let port = u16::try_from(port).map_err(|_| ValueError::BadPort)?;
         Ok((host, Some(port), &s[after + 1 + n..]))
@@ -324,12 +328,14 @@ fn parse_ipv4(b: &[u8]) -> Option<Ipv4Addr> {
             n += 1;
             val = 0;
             digits = 0;
-        } else {
+        } else if c.is_ascii_digit() {
             digits += 1;
             if digits > 3 {
                 return None;
             }
             val = val * 10 + u32::from(c - b'0');
+        } else {
+            return None;
         }
     }
     if digits == 0 || n != 3 {
@@ -435,6 +441,15 @@ mod tests {
             Uri::Other { scheme, .. } => assert_eq!(scheme, "kingkong"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn leading_zeros_in_ports_and_octets() {
+        let u = sip("sip:a@192.0.2.01:005060");
+        assert_eq!(u.host, Host::V4("192.0.2.1".parse().unwrap()));
+        assert_eq!(u.port, Some(5060));
+        assert!(Uri::parse("sip:a@h:0065536").is_err());
+        assert!(Uri::parse("sip:a@255.255.2-o").is_err());
     }
 
     #[test]
