@@ -214,7 +214,7 @@ impl Message {
             ..*limits
         };
         let mut folded = false;
-        let mut content_length: Option<(u32, u32)> = None;
+        let mut content_length: Option<usize> = None;
         let rel = |x: usize| (x - skip) as u32;
         let (head_end, body_start) = loop {
             if p >= b.len() {
@@ -271,7 +271,8 @@ impl Message {
                     if content_length.is_some() {
                         return Err(ParseError::DuplicateContentLength);
                     }
-                    content_length = Some((rel(vstart), rel(vend)));
+                    // An index, not the span: a folded value grows later.
+                    content_length = Some(headers.len());
                 }
                 if headers.len() == limits.max_headers {
                     return Err(ParseError::TooManyHeaders(limits.max_headers));
@@ -311,8 +312,8 @@ impl Message {
         let available = b.len() - body_start;
         let body = match content_length {
             None => body_start..b.len(),
-            Some((s, e)) => {
-                let n = parse_u32(&head[s as usize..e as usize])
+            Some(i) => {
+                let n = parse_u32(&head[span_of(&headers[i].value)])
                     .map_err(ParseError::ContentLength)? as usize;
                 if n > available {
                     return Err(ParseError::BodyTooShort {

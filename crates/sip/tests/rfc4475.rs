@@ -661,3 +661,14 @@ Content-Length: 0\r\n\r\n";
     );
     assert!(m.replaces().unwrap().is_none());
 }
+
+#[test]
+fn folded_content_length_value() {
+    // Found by the differential test: a value that starts on a continuation line.
+    let text = "OPTIONS sip:a@example.com SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\
+Content-Length:\r\n  4\r\nTo: <sip:a@example.com>\r\nFrom: <sip:b@example.com>;tag=1\r\n\
+Call-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\nabcdEXTRA";
+    let m = Message::parse(text.as_bytes().to_vec()).unwrap();
+    assert_eq!(m.body(), b"abcd");
+    assert_eq!(m.header(HeaderName::ContentLength), Some("4"));
+}
