@@ -366,36 +366,53 @@ impl<'a> ParamIter<'a> {
         self.rest = "";
         Some(Err(ValueError::Unexpected(what)))
     }
+}
 
-    /// After a parameter, only white space and the next `;` may follow.
-    fn at_separator(s: &str) -> bool {
-        let s = skip_ws(s);
-        s.is_empty() || s.as_bytes()[0] == b';'
+/// Index of the first byte at or after `i` that is not LWS.
+#[inline(always)]
+fn ws_from(b: &[u8], mut i: usize) -> usize {
+    while i < b.len() && is_ws(b[i]) {
+        i += 1;
     }
+    i
+}
+
+/// Index of the first byte at or after `i` that is not in class `c`.
+#[inline(always)]
+fn span_from(b: &[u8], mut i: usize, c: u8) -> usize {
+    while i < b.len() && is(b[i], c) {
+        i += 1;
+    }
+    i
 }
 
 impl<'a> Iterator for ParamIter<'a> {
     type Item = Result<Param<'a>, ValueError>;
 
+    /// Works on byte offsets: every offset it slices at follows an ASCII
+    /// byte, so the slices are valid `str`s.
     fn next(&mut self) -> Option<Self::Item> {
-        let s = skip_ws(self.rest);
-        if s.is_empty() {
+        let s = self.rest;
+        let b = s.as_bytes();
+        let mut i = ws_from(b, 0);
+        if i == b.len() {
+            self.rest = "";
             return None;
         }
-        if s.as_bytes()[0] != b';' {
+        if b[i] != b';' {
             return self.fail("expected ';' before a parameter");
         }
-        let s = skip_ws(&s[1..]);
-        let name_len = span(s.as_bytes(), class::PARAM);
-        let name = &s[..name_len];
-        if name.is_empty() {
+        let name_start = ws_from(b, i + 1);
+        let name_end = span_from(b, name_start, class::PARAM);
+        if name_end == name_start {
             return self.fail("empty parameter name");
         }
-        let after = skip_ws(&s[name_len..]);
-        match after.as_bytes().first() {
+        let name = &s[name_start..name_end];
+        i = ws_from(b, name_end);
+        match b.get(i) {
             Some(b'=') => {}
             None | Some(b';') => {
-                self.rest = after;
+                self.rest = &s[i..];
                 return Some(Ok(Param {
                     name,
                     value: None,
@@ -404,37 +421,35 @@ impl<'a> Iterator for ParamIter<'a> {
             }
             Some(_) => return self.fail("invalid character in a parameter name"),
         }
-        let v = skip_ws(&after[1..]);
-        if v.as_bytes().first() == Some(&b'"') {
-            let end = match quoted_end(v) {
-                Ok(e) => e,
+        let v = ws_from(b, i + 1);
+        let (value, end, quoted) = if b.get(v) == Some(&b'"') {
+            match quoted_end(&s[v..]) {
+                Ok(len) => (&s[v + 1..v + len - 1], v + len, true),
                 Err(e) => {
                     self.rest = "";
                     return Some(Err(e));
                 }
-            };
-            if !Self::at_separator(&v[end..]) {
-                return self.fail("garbage after a quoted parameter");
             }
-            self.rest = &v[end..];
-            return Some(Ok(Param {
-                name,
-                value: Some(&v[1..end - 1]),
-                quoted: true,
-            }));
+        } else {
+            let end = span_from(b, v, class::PVALUE);
+            if end == v {
+                return self.fail("empty parameter value");
+            }
+            (&s[v..end], end, false)
+        };
+        let after = ws_from(b, end);
+        if after < b.len() && b[after] != b';' {
+            return self.fail(if quoted {
+                "garbage after a quoted parameter"
+            } else {
+                "invalid character in a parameter value"
+            });
         }
-        let vlen = span(v.as_bytes(), class::PVALUE);
-        if vlen == 0 {
-            return self.fail("empty parameter value");
-        }
-        if !Self::at_separator(&v[vlen..]) {
-            return self.fail("invalid character in a parameter value");
-        }
-        self.rest = &v[vlen..];
+        self.rest = &s[end..];
         Some(Ok(Param {
             name,
-            value: Some(&v[..vlen]),
-            quoted: false,
+            value: Some(value),
+            quoted,
         }))
     }
 }
