@@ -161,7 +161,9 @@ impl<'a> NameAddr<'a> {
         if s.is_empty() {
             return Err(ValueError::Empty);
         }
-        let (display, after_display) = if s.starts_with('"') {
+        let (display, after_display) = if s.as_bytes()[0] == b'<' {
+            (None, s)
+        } else if s.starts_with('"') {
             let end = quoted_end(s)?;
             let rest = skip_ws(&s[end..]);
             if !rest.starts_with('<') {
