@@ -25,10 +25,15 @@
 //! Routing, the B2BUA call state machine and its features come next, on top
 //! of the same directory and location; they emit `cdr::CallEvent`s.
 
+mod call;
 pub mod directory;
+pub mod engine;
+mod ids;
 pub mod location;
 pub mod registrar;
+pub mod router;
 
 pub use directory::{Directory, Extension, Tenant, User};
+pub use engine::{Engine, EngineConfig, EngineError, EngineEvent, Input, Output};
 pub use location::{Aor, Binding, BindingChange, BindingRecord, ChangeKind, Location};
 pub use registrar::{RegisterOutcome, Registrar, RegistrarConfig, RegistrarEvent};
