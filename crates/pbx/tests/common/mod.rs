@@ -86,8 +86,11 @@ pub struct Bench {
     pub engine_events: Vec<EngineEvent>,
     pub binding_changes: usize,
     /// Transmits to lose: the next message to `peer` matching the predicate.
-    losses: Vec<(Peer, Box<dyn Fn(&Message) -> bool>)>,
+    losses: Vec<(Peer, Loss)>,
 }
+
+/// Which message to a peer the network loses.
+type Loss = Box<dyn Fn(&Message) -> bool>;
 
 impl Bench {
     pub fn new() -> Bench {
