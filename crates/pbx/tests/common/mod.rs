@@ -109,6 +109,11 @@ impl Bench {
         }
     }
 
+    /// The engine's `Instant` for the bench's current time.
+    pub fn instant_now(&self) -> Instant {
+        self.instant(self.now)
+    }
+
     fn instant(&self, at: i64) -> Instant {
         self.base + Duration::from_millis((at - START) as u64)
     }
@@ -341,6 +346,11 @@ impl Phone {
             counter: 0,
             next_call_id: None,
         }
+    }
+
+    /// Makes the phone answer challenges with another password.
+    pub fn set_password(&mut self, password: &str) {
+        self.client = DigestClient::new(self.user.as_str(), password);
     }
 
     fn via(&mut self) -> String {
