@@ -28,37 +28,7 @@ mod common;
 
 use common::*;
 use serde_json::{Value, json};
-use sip::{Message, Method};
-
-/// 101 dials 102; 102's desk phone rings at +210.
-fn ringing() -> (Cast, Call, Call, Message) {
-    let mut cast = Cast::new();
-    let Cast { bench, alice, bob } = &mut cast;
-    bench.at(-40);
-    let a_call = bench.dial(alice, "102");
-    let invite = bench.take_one(bob.peer);
-    assert!(is(&invite, Method::Invite), "{}", invite.summary());
-    let b_call = bob.incoming(&invite);
-    bench.at(210);
-    bench.send(bob.peer, &bob.respond(&b_call, &invite, 180, None));
-    assert_eq!(bench.take_one(alice.peer).status(), Some(180));
-    (cast, a_call, b_call, invite)
-}
-
-/// ... and answers at +5870; 101 ACKs 30 ms later.
-fn answered() -> (Cast, Call, Call) {
-    let (mut cast, mut a_call, b_call, invite) = ringing();
-    let Cast { bench, alice, bob } = &mut cast;
-    bench.at(5870);
-    bench.send(bob.peer, &bob.respond(&b_call, &invite, 200, Some(SDP_B)));
-    let ok = bench.take_one(alice.peer);
-    assert_eq!(ok.status(), Some(200));
-    bench.at(5900);
-    let ack = alice.ack(&mut a_call, &ok, None);
-    bench.send(alice.peer, &ack);
-    assert!(is(&bench.take_one(bob.peer), Method::Ack));
-    (cast, a_call, b_call)
-}
+use sip::Method;
 
 const SESSION: &str = "1179059904569151488";
 const CDR: &str = "1179059904569151489";
