@@ -582,3 +582,59 @@ fn ring_timeout_is_the_callees_own() {
     assert_eq!(statuses(&bench.take(alice.peer)), [Some(408)]);
     assert!(is(&bench.take_one(ann.peer), Method::Cancel));
 }
+
+#[test]
+fn bye_on_the_early_dialog_cancels_the_call() {
+    let (mut cast, mut a_call, _, _) = ringing();
+    let Cast { bench, alice, bob } = &mut cast;
+    // The 180 gave Alice the early dialog's To tag and the PBX's Contact.
+    let ringing = bench
+        .sent_to(alice.peer)
+        .into_iter()
+        .find(|m| m.status() == Some(180))
+        .unwrap()
+        .clone();
+    a_call.confirm(&ringing);
+    bench.at(3000);
+    let bye = alice.request(&mut a_call, "BYE", None);
+    bench.send(alice.peer, &bye);
+    assert_eq!(statuses(&bench.take(alice.peer)), [Some(200), Some(487)]);
+    assert!(is(&bench.take_one(bob.peer), Method::Cancel));
+    assert_eq!(session_end(bench), (487, EndReason::Cancelled));
+}
+
+#[test]
+fn an_ack_reusing_the_reinvites_branch_is_still_relayed() {
+    let (mut cast, mut a_call, b_call) = answered();
+    let Cast { bench, alice, bob } = &mut cast;
+    bench.at(10_000);
+    let reinvite = alice.request(&mut a_call, "INVITE", Some(("application/sdp", HOLD)));
+    let branch_via = reinvite
+        .lines()
+        .find(|l| l.starts_with("Via: "))
+        .unwrap()
+        .to_owned();
+    bench.send(alice.peer, &reinvite);
+    let to_bob = bench.take_one(bob.peer);
+    bench.send(bob.peer, &bob.respond(&b_call, &to_bob, 200, Some(HELD)));
+    let ok = bench.take_one(alice.peer);
+    let ack = alice.ack(&mut a_call, &ok, None);
+    let ack: String = ack
+        .lines()
+        .map(|l| {
+            if l.starts_with("Via: ") {
+                branch_via.as_str()
+            } else {
+                l
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\r\n");
+    bench.send(alice.peer, &ack);
+    assert!(is(&bench.take_one(bob.peer), Method::Ack));
+    bench.at(20_000);
+    assert!(
+        bench.take(alice.peer).is_empty(),
+        "the 200 is not retransmitted"
+    );
+}

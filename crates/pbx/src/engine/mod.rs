@@ -489,7 +489,7 @@ impl Engine {
                 request,
                 invite,
             } => self.on_cancel(clk, id, request, invite),
-            Received::Ack(ack) => self.on_ack(clk, peer, ack),
+            Received::Ack(ack) => self.on_ack(clk, Some(peer), ack),
             Received::StrayResponse(response) => self.on_stray_response(clk, peer, response),
         }
     }
@@ -648,7 +648,10 @@ impl Engine {
         }
     }
 
-    fn on_ack(&mut self, clk: Clock, peer: Peer, ack: Message) {
+    /// An ACK for a 2xx, routed by its dialog; `peer` when it came from
+    /// the network rather than through a transaction (which answered
+    /// anything it needed to).
+    fn on_ack(&mut self, clk: Clock, peer: Option<Peer>, ack: Message) {
         let owner = DialogId::of_received(&ack)
             .ok()
             .and_then(|d| self.shared.dialogs.get(&(d.call_id, d.local_tag)).copied());
@@ -659,7 +662,11 @@ impl Engine {
                 }
                 self.settle(sid);
             }
-            None => self.dropped(peer, format!("ACK outside any dialog: {}", ack.summary())),
+            None => {
+                if let Some(peer) = peer {
+                    self.dropped(peer, format!("ACK outside any dialog: {}", ack.summary()));
+                }
+            }
         }
     }
 
@@ -703,16 +710,10 @@ impl Engine {
                     .shared
                     .out
                     .push_back(Output::Transmit { peer, message }),
-                TxnOutput::Event(TransactionEvent::Ack(ack)) => {
-                    let peer = self.shared.owners.get(&id).map(|o| o.peer);
-                    match peer {
-                        Some(peer) => self.on_ack(clk, peer, ack),
-                        None => {
-                            // An ACK matched to an INVITE server transaction
-                            // the engine answered itself: nothing to do.
-                        }
-                    }
-                }
+                // An ACK that matched an INVITE server transaction in
+                // Accepted (a peer reusing the INVITE's branch, RFC 6026):
+                // the same ACK as any other for the dialog layer.
+                TxnOutput::Event(TransactionEvent::Ack(ack)) => self.on_ack(clk, None, ack),
                 TxnOutput::Event(TransactionEvent::Terminated) => {
                     if let Some(owner) = self.shared.owners.remove(&id) {
                         if let Some(s) = self.sessions.get_mut(&owner.session) {

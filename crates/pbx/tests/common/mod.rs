@@ -187,6 +187,9 @@ impl Bench {
                     event,
                 } => self.call_events.push((session, tenant, event)),
                 Output::BindingChanges(c) => self.binding_changes += c.len(),
+                Output::Event(EngineEvent::Internal { session, detail }) => {
+                    panic!("engine bug (session {session:?}): {detail}")
+                }
                 Output::Event(e) => self.engine_events.push(e),
             }
         }
