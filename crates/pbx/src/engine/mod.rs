@@ -21,7 +21,7 @@
 //! - the [`Transactions`] table (RFC 3261 §17) every message goes through;
 //! - the [`Registrar`] (with its location service) and the [`Directory`]
 //!   the runtime fills ([`Engine::directory_mut`]);
-//! - the sessions ([`crate::call`]): one B2BUA call each, with its caller
+//! - the sessions (module `call`): one B2BUA call each, with its caller
 //!   leg and its targets, indexed by dialog and by transaction.
 //!
 //! # What the runtime does with the outputs
@@ -49,7 +49,8 @@
 //!    dialog-only methods (`BYE`, `UPDATE`, `INFO`, `PRACK`) → `481`;
 //!    other known methods → `405`; unknown methods → `501`.
 //!
-//! INVITE authentication is in [`auth`]; call handling in [`crate::call`].
+//! INVITE authentication is in the `auth` submodule; call handling in the
+//! crate's `call` module.
 //!
 //! # One shard for now
 //!
