@@ -474,7 +474,7 @@ impl Session {
     /// An ACK on one of this session's dialogs: the ACK for a 2xx the PBX
     /// sent on that leg, relayed (with its SDP) as the ACK the other leg's
     /// 2xx is owed.
-    pub(crate) fn on_ack(&mut self, sh: &mut Shared, clk: Clock, leg: LegRef, ack: &Message) {
+    pub(crate) fn on_ack(&mut self, sh: &mut Shared, leg: LegRef, ack: &Message) {
         let Ok(cseq) = ack.cseq() else {
             return;
         };
@@ -491,7 +491,7 @@ impl Session {
         }
         l.unacked = None;
         if let Some(other) = self.other(leg) {
-            self.send_owed_ack(sh, clk, other, body_of(ack));
+            self.send_owed_ack(sh, other, body_of(ack));
         }
     }
 
@@ -1020,7 +1020,7 @@ impl Session {
 
     /// BYE on `leg` (after the ACK it is owed, if any).
     fn hang_up(&mut self, sh: &mut Shared, clk: Clock, leg: LegRef) {
-        self.send_owed_ack(sh, clk, leg, None);
+        self.send_owed_ack(sh, leg, None);
         let id = self.id;
         let Some(l) = self.leg_mut(leg) else {
             return;
@@ -1039,13 +1039,7 @@ impl Session {
 
     /// The ACK `leg` is owed for its 2xx, with `body` (the other leg's
     /// answer, for a late offer).
-    fn send_owed_ack(
-        &mut self,
-        sh: &mut Shared,
-        _clk: Clock,
-        leg: LegRef,
-        body: Option<(String, Bytes)>,
-    ) {
+    fn send_owed_ack(&mut self, sh: &mut Shared, leg: LegRef, body: Option<(String, Bytes)>) {
         let id = self.id;
         let Some(l) = self.leg_mut(leg) else {
             return;
@@ -1219,7 +1213,7 @@ impl Session {
                         }
                         if self.phase == Phase::Over {
                             // The call ended meanwhile: ACK at once.
-                            self.send_owed_ack(sh, clk, to, None);
+                            self.send_owed_ack(sh, to, None);
                         } else if let (Some(sent), Some(l)) = (sent, self.leg_mut(from)) {
                             let cseq = request.cseq().map_or(0, |c| c.seq);
                             l.unacked = Some(Unacked::new(sent, cseq, clk.now, sh.timers));

@@ -490,8 +490,8 @@ impl Engine {
                 request,
                 invite,
             } => self.on_cancel(clk, id, request, invite),
-            Received::Ack(ack) => self.on_ack(clk, Some(peer), ack),
-            Received::StrayResponse(response) => self.on_stray_response(clk, peer, response),
+            Received::Ack(ack) => self.on_ack(Some(peer), ack),
+            Received::StrayResponse(response) => self.on_stray_response(peer, response),
         }
     }
 
@@ -652,14 +652,14 @@ impl Engine {
     /// An ACK for a 2xx, routed by its dialog; `peer` when it came from
     /// the network rather than through a transaction (which answered
     /// anything it needed to).
-    fn on_ack(&mut self, clk: Clock, peer: Option<Peer>, ack: Message) {
+    fn on_ack(&mut self, peer: Option<Peer>, ack: Message) {
         let owner = DialogId::of_received(&ack)
             .ok()
             .and_then(|d| self.shared.dialogs.get(&(d.call_id, d.local_tag)).copied());
         match owner {
             Some((sid, leg)) => {
                 if let Some(s) = self.sessions.get_mut(&sid) {
-                    s.on_ack(&mut self.shared, clk, leg, &ack);
+                    s.on_ack(&mut self.shared, leg, &ack);
                 }
                 self.settle(sid);
             }
@@ -671,7 +671,7 @@ impl Engine {
         }
     }
 
-    fn on_stray_response(&mut self, clk: Clock, peer: Peer, response: Message) {
+    fn on_stray_response(&mut self, peer: Peer, response: Message) {
         // A 2xx to an INVITE after Timer M: the peer did not get our ACK.
         let owner = DialogId::of_received(&response)
             .ok()
@@ -686,17 +686,18 @@ impl Engine {
             }
             _ => self.dropped(peer, format!("stray response: {}", response.summary())),
         }
-        let _ = clk;
     }
 
     fn on_transport_error(&mut self, clk: Clock, peer: Peer) {
-        let failed: Vec<TransactionId> = self
+        let mut failed: Vec<TransactionId> = self
             .shared
             .owners
             .iter()
             .filter(|(_, o)| o.peer == peer)
             .map(|(id, _)| *id)
             .collect();
+        // In creation order, so that a run replays identically.
+        failed.sort_unstable();
         for id in failed {
             self.shared.txns.transport_error(clk.now, id);
         }
@@ -714,7 +715,7 @@ impl Engine {
                 // An ACK that matched an INVITE server transaction in
                 // Accepted (a peer reusing the INVITE's branch, RFC 6026):
                 // the same ACK as any other for the dialog layer.
-                TxnOutput::Event(TransactionEvent::Ack(ack)) => self.on_ack(clk, None, ack),
+                TxnOutput::Event(TransactionEvent::Ack(ack)) => self.on_ack(None, ack),
                 TxnOutput::Event(TransactionEvent::Terminated) => {
                     if let Some(owner) = self.shared.owners.remove(&id) {
                         if let Some(s) = self.sessions.get_mut(&owner.session) {
