@@ -232,3 +232,21 @@ fn cancel_for_an_unknown_invite_gets_481() {
     assert_eq!(r.status(), Some(481));
     assert_eq!(r.cseq().unwrap().method, Method::Cancel);
 }
+
+#[test]
+fn configuration_and_timer_surface() {
+    use pbx::{Engine, EngineConfig, EngineError};
+    let bad = Engine::new(EngineConfig::new(1024, [0; 32], 1, PBX));
+    assert!(matches!(bad, Err(EngineError::Node(_))));
+    let engine = Engine::new(EngineConfig::new(1023, [0; 32], 1, PBX)).unwrap();
+    assert_eq!(engine.poll_timeout(), None, "nothing to wake up for yet");
+    assert_eq!(engine.sessions(), 0);
+    // After an input, the registrar's sweep keeps a deadline.
+    let mut bench = Bench::new();
+    bench.send(udp("10.0.0.9:5060"), OPTIONS);
+    let next = bench.engine.poll_timeout().unwrap();
+    assert!(next > bench.instant_now());
+    // Transactions finish and leave nothing behind.
+    bench.at(bench.now + 40_000);
+    assert_eq!(bench.engine.transactions(), 0);
+}
