@@ -8,11 +8,19 @@
 //! a thin shell that feeds these values and stores what they return.
 //!
 //! ```text
-//!            REGISTER                         INVITE (later: router, B2BUA)
-//! socket ──▶ registrar::Registrar ──writes──▶ location::Location ◀──reads── router
-//!                 │   reads                         │
-//!                 ▼                                 ▼ BindingChange / BindingRecord
-//!          directory::Directory ◀── store     store (bindings survive a restart)
+//!  Input::Received, Input::TransportError, handle_timeout
+//!                          │
+//!   engine::Engine ────────▼──────────────────────────────── one shard
+//!   │ validate ─▶ sip::transaction::Transactions
+//!   │               ├─ REGISTER ─▶ registrar::Registrar ─▶ location::Location
+//!   │               ├─ OPTIONS, 405/481/501 answered here            │ reads
+//!   │               └─ INVITE ─▶ auth ─▶ router::route ◀─────────────┘
+//!   │                                     ▼
+//!   │               call::Session: caller leg + one leg per target
+//!   └──────────────────────────────────────┬─────────────────────────
+//!                                          ▼
+//!  Output::Transmit, Output::CallEvent (cdr), Output::BindingChanges,
+//!  Output::Event
 //! ```
 //!
 //! - [`directory`]: tenants (one SIP domain each) and their users, filled
@@ -21,14 +29,27 @@
 //!   and their export/import for persistence.
 //! - [`registrar`]: REGISTER with digest authentication, expiry rules, NAT
 //!   targets and a throttle on sources that keep failing.
+//! - [`router`]: what a dialled number is (today: an extension of the
+//!   caller's tenant and the devices to ring).
+//! - [`engine`]: the [`Engine`] the runtime drives (`handle_input`,
+//!   `handle_timeout`, `poll_output`, `poll_timeout`), owning the
+//!   transaction table, the registrar, the directory and the calls.
+//! - `call` (private): one B2BUA session, its legs and targets, and the
+//!   `cdr::CallEvent`s it emits in the order `cdr::Builder` expects.
 //!
-//! Routing, the B2BUA call state machine and its features come next, on top
-//! of the same directory and location; they emit `cdr::CallEvent`s.
+//! Still to come on the same surface: trunks (`in`, `out`, `in2out`),
+//! forwarding, redirects, transfers, pickup, ring groups, queues, IVRs,
+//! media anchoring.
 
+mod call;
 pub mod directory;
+pub mod engine;
+mod ids;
 pub mod location;
 pub mod registrar;
+pub mod router;
 
 pub use directory::{Directory, Extension, Tenant, User};
+pub use engine::{Engine, EngineConfig, EngineError, EngineEvent, Input, Output};
 pub use location::{Aor, Binding, BindingChange, BindingRecord, ChangeKind, Location};
 pub use registrar::{RegisterOutcome, Registrar, RegistrarConfig, RegistrarEvent};

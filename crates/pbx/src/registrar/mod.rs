@@ -552,7 +552,10 @@ impl Registrar {
             .header(HeaderName::WwwAuthenticate, md5)
     }
 
-    fn digest_server(&mut self, tenant: &Tenant) -> &mut DigestServer {
+    /// The digest server of `tenant`'s realm. The call engine challenges
+    /// INVITEs with the same servers (one nonce-count table per realm,
+    /// whatever the method), so a phone may answer either challenge.
+    pub(crate) fn digest_server(&mut self, tenant: &Tenant) -> &mut DigestServer {
         let (key, seed, lifetime) = (self.nonce_key, self.seed, self.config.nonce_lifetime_secs);
         let fresh = || {
             DigestServer::new(tenant.domain.clone(), key)
@@ -564,6 +567,18 @@ impl Registrar {
             *server = fresh();
         }
         server
+    }
+
+    /// When `source` is refused by the failure throttle (shared with the
+    /// call engine's INVITE authentication: one budget per source).
+    pub(crate) fn blocked_until(&self, now: Instant, source: SourceKey) -> Option<Instant> {
+        self.throttle.blocked_until(now, source)
+    }
+
+    /// Counts an authentication failure of another method (INVITE) against
+    /// `source`; returns the end of the block it started, if it did.
+    pub(crate) fn record_failure(&mut self, now: Instant, source: SourceKey) -> Option<Instant> {
+        self.throttle.record_failure(now, source)
     }
 
     /// Counts a failure against the request's source.

@@ -1,0 +1,252 @@
+//! The engine outside calls: REGISTER, OPTIONS, malformed requests,
+//! methods it does not handle, and how an INVITE is authenticated.
+
+mod common;
+
+use common::*;
+use pbx::EngineEvent;
+use pbx::registrar::AuthFailure;
+use sip::{HeaderName, Method};
+
+const OPTIONS: &str = "OPTIONS sip:acme.example SIP/2.0\r\n\
+Via: SIP/2.0/UDP 10.0.0.9:5060;branch=z9hG4bK-opt-1;rport\r\n\
+Max-Forwards: 70\r\n\
+From: <sip:monitor@10.0.0.9>;tag=m1\r\n\
+To: <sip:acme.example>\r\n\
+Call-ID: options-1@10.0.0.9\r\n\
+CSeq: 1 OPTIONS\r\n\
+Content-Length: 0\r\n\r\n";
+
+fn with_method(text: &str, method: &str) -> String {
+    text.replacen("OPTIONS", method, 1)
+        .replace("CSeq: 1 OPTIONS", &format!("CSeq: 1 {method}"))
+}
+
+#[test]
+fn register_goes_to_the_registrar_and_reports_bindings() {
+    let mut bench = Bench::new();
+    let mut phone = Phone::new("101", "Tom", udp(ALICE));
+    bench.register(&mut phone);
+    assert_eq!(bench.binding_changes, 1);
+    let bindings: Vec<_> = bench
+        .engine
+        .registrar()
+        .location()
+        .lookup(bench.instant_now(), tenant_id(), "101")
+        .collect();
+    assert_eq!(bindings.len(), 1);
+}
+
+#[test]
+fn options_outside_a_dialog_is_answered_with_allow() {
+    let mut bench = Bench::new();
+    let peer = udp("10.0.0.9:5060");
+    bench.send(peer, OPTIONS);
+    let ok = bench.take_one(peer);
+    assert_eq!(ok.status(), Some(200));
+    let allow = ok.header(HeaderName::Allow).unwrap();
+    for m in [
+        "INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "UPDATE",
+    ] {
+        assert!(allow.contains(m), "{allow}");
+    }
+    assert!(ok.to().unwrap().tag().is_some());
+}
+
+#[test]
+fn unsupported_methods_get_405_or_501_and_dialog_methods_481() {
+    let mut bench = Bench::new();
+    let peer = udp("10.0.0.9:5060");
+    for (method, code) in [
+        ("SUBSCRIBE", 405),
+        ("MESSAGE", 405),
+        ("PUBLISH", 405),
+        ("REFER", 405),
+        ("FROBNICATE", 501),
+        ("BYE", 481),
+        ("INFO", 481),
+        ("UPDATE", 481),
+    ] {
+        bench.send(peer, &with_method(OPTIONS, method));
+        let r = bench.take_one(peer);
+        assert_eq!(r.status(), Some(code), "{method}");
+        if code == 405 {
+            assert!(r.header(HeaderName::Allow).is_some(), "{method}");
+        }
+    }
+}
+
+#[test]
+fn in_dialog_request_for_an_unknown_dialog_gets_481() {
+    let mut bench = Bench::new();
+    let peer = udp("10.0.0.9:5060");
+    let bye = with_method(OPTIONS, "BYE")
+        .replace("To: <sip:acme.example>", "To: <sip:acme.example>;tag=nope");
+    bench.send(peer, &bye);
+    assert_eq!(bench.take_one(peer).status(), Some(481));
+}
+
+#[test]
+fn malformed_requests_get_400_naming_the_defect_or_are_dropped() {
+    let mut bench = Bench::new();
+    let peer = udp("10.0.0.9:5060");
+    // CSeq names another method.
+    bench.send(peer, &OPTIONS.replace("CSeq: 1 OPTIONS", "CSeq: 1 INVITE"));
+    let r = bench.take_one(peer);
+    assert_eq!(r.status(), Some(400));
+    assert!(
+        r.reason_phrase().unwrap().starts_with("Bad Request"),
+        "{}",
+        r.summary()
+    );
+    // No Call-ID: nothing to echo, so no answer at all.
+    bench.send(
+        peer,
+        &OPTIONS.replace("Call-ID: options-1@10.0.0.9\r\n", ""),
+    );
+    assert!(bench.take(peer).is_empty());
+    assert!(
+        bench
+            .engine_events
+            .iter()
+            .any(|e| matches!(e, EngineEvent::Dropped { .. })),
+        "{:?}",
+        bench.engine_events
+    );
+}
+
+#[test]
+fn invite_is_challenged_with_407_sha256_then_md5() {
+    let mut cast = Cast::new();
+    let Cast { bench, alice, .. } = &mut cast;
+    let mut call = alice.call("102", Some(SDP_A));
+    let text = alice.invite(&mut call, None);
+    bench.send(alice.peer, &text);
+    let r = bench.take_one(alice.peer);
+    assert_eq!(r.status(), Some(407));
+    let challenges: Vec<_> = r
+        .challenges(HeaderName::ProxyAuthenticate)
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(challenges.len(), 2);
+    assert_eq!(challenges[0].algorithm, sip::auth::Algorithm::Sha256);
+    assert_eq!(challenges[1].algorithm, sip::auth::Algorithm::Md5);
+    assert_eq!(challenges[0].realm, DOMAIN);
+    assert!(
+        bench.call_events.is_empty(),
+        "no session before authentication"
+    );
+}
+
+#[test]
+fn invite_with_a_wrong_password_gets_403_and_counts_as_a_failure() {
+    let mut cast = Cast::new();
+    let Cast { bench, .. } = &mut cast;
+    let mut mallory = Phone::new("101", "Tom", udp("192.0.2.66:5060"));
+    mallory.set_password("guess");
+    let mut call = mallory.call("102", None);
+    let text = mallory.invite(&mut call, None);
+    bench.send(mallory.peer, &text);
+    let challenge = bench.take_one(mallory.peer);
+    bench.send(mallory.peer, &mallory.ack_failure(&call, &challenge));
+    let text = mallory.invite(&mut call, Some(&challenge));
+    bench.send(mallory.peer, &text);
+    assert_eq!(bench.take_one(mallory.peer).status(), Some(403));
+    assert!(bench.engine_events.iter().any(|e| matches!(
+        e,
+        EngineEvent::InviteAuthFailed {
+            reason: AuthFailure::WrongPassword,
+            ..
+        }
+    )));
+    assert!(bench.call_events.is_empty());
+}
+
+#[test]
+fn invite_from_an_unknown_user_gets_403() {
+    let mut bench = Bench::new();
+    let mut stranger = Phone::new("555", "Eve", udp("192.0.2.66:5060"));
+    let mut call = stranger.call("102", None);
+    let text = stranger.invite(&mut call, None);
+    bench.send(stranger.peer, &text);
+    assert_eq!(bench.take_one(stranger.peer).status(), Some(403));
+    assert!(bench.engine_events.iter().any(|e| matches!(
+        e,
+        EngineEvent::InviteAuthFailed {
+            reason: AuthFailure::UnknownUser,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn repeated_failures_block_the_source_for_invite_and_register() {
+    let mut bench = Bench::new();
+    let mut mallory = Phone::new("101", "Tom", udp("192.0.2.66:5060"));
+    mallory.set_password("guess");
+    for _ in 0..5 {
+        let mut call = mallory.call("102", None);
+        let text = mallory.invite(&mut call, None);
+        bench.send(mallory.peer, &text);
+        let challenge = bench.take_one(mallory.peer);
+        let text = mallory.invite(&mut call, Some(&challenge));
+        bench.send(mallory.peer, &text);
+        assert_eq!(bench.take_one(mallory.peer).status(), Some(403));
+    }
+    assert!(
+        bench
+            .engine_events
+            .iter()
+            .any(|e| matches!(e, EngineEvent::SourceBlocked { .. }))
+    );
+    // Now even a REGISTER from there is refused unread.
+    let text = mallory.register(None);
+    bench.send(mallory.peer, &text);
+    let r = bench.take_one(mallory.peer);
+    assert_eq!(r.status(), Some(403), "{}", r.summary());
+}
+
+#[test]
+fn invite_requiring_an_extension_gets_420() {
+    let mut cast = Cast::new();
+    let Cast { bench, alice, .. } = &mut cast;
+    let mut call = alice.call("102", None);
+    let text = alice.invite(&mut call, None).replace(
+        "Max-Forwards: 70\r\n",
+        "Max-Forwards: 70\r\nRequire: 100rel\r\n",
+    );
+    bench.send(alice.peer, &text);
+    let r = bench.take_one(alice.peer);
+    assert_eq!(r.status(), Some(420));
+    assert_eq!(r.header(HeaderName::Unsupported), Some("100rel"));
+}
+
+#[test]
+fn cancel_for_an_unknown_invite_gets_481() {
+    let mut cast = Cast::new();
+    let Cast { bench, alice, .. } = &mut cast;
+    let mut call = alice.call("102", None);
+    let _ = alice.invite(&mut call, None);
+    bench.send(alice.peer, &alice.cancel(&call));
+    let r = bench.take_one(alice.peer);
+    assert_eq!(r.status(), Some(481));
+    assert_eq!(r.cseq().unwrap().method, Method::Cancel);
+}
+
+#[test]
+fn configuration_and_timer_surface() {
+    use pbx::{Engine, EngineConfig, EngineError};
+    let bad = Engine::new(EngineConfig::new(1024, [0; 32], 1, PBX));
+    assert!(matches!(bad, Err(EngineError::Node(_))));
+    let engine = Engine::new(EngineConfig::new(1023, [0; 32], 1, PBX)).unwrap();
+    assert_eq!(engine.poll_timeout(), None, "nothing to wake up for yet");
+    assert_eq!(engine.sessions(), 0);
+    // After an input, the registrar's sweep keeps a deadline.
+    let mut bench = Bench::new();
+    bench.send(udp("10.0.0.9:5060"), OPTIONS);
+    let next = bench.engine.poll_timeout().unwrap();
+    assert!(next > bench.instant_now());
+    // Transactions finish and leave nothing behind.
+    bench.at(bench.now + 40_000);
+    assert_eq!(bench.engine.transactions(), 0);
+}
