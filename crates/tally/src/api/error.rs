@@ -1,0 +1,105 @@
+//! The REST error shape (SPEC §7):
+//! `{"errors":[{"code":"UPPER_SNAKE","message":"…","detail":{}}]}`.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+/// One error answer. Its constructors are the codes Tally uses.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    detail: Value,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            detail: json!({}),
+        }
+    }
+
+    /// 400: a field (body key, query parameter or header) is missing or
+    /// wrong; `detail.field` names it.
+    pub fn validate(field: &str, message: impl std::fmt::Display) -> Self {
+        ApiError {
+            detail: json!({ "field": field }),
+            ..Self::new(
+                StatusCode::BAD_REQUEST,
+                "VALIDATE_FAILED",
+                format!("{field}: {message}"),
+            )
+        }
+    }
+
+    /// 400 with PortSIP's login failure (its documented answer to a wrong
+    /// username or password).
+    pub fn login_failed() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "UNAUTHORIZED",
+            "Login failed, authentication error",
+        )
+    }
+
+    /// 401: no bearer token, or one that is unknown or expired.
+    pub fn unauthorized(message: &str) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message)
+    }
+
+    /// 404: no such resource, or one of another tenant (SPEC §7: "a wrong
+    /// tenant's id answers 404").
+    pub fn not_found(what: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            format!("{what} not found"),
+        )
+    }
+
+    /// 409: the resource exists; `detail.field` names the unique field.
+    pub fn already_exists(field: &str, message: impl Into<String>) -> Self {
+        ApiError {
+            detail: json!({ "field": field }),
+            ..Self::new(StatusCode::CONFLICT, "ALREADY_EXISTS", message)
+        }
+    }
+
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "METHOD_NOT_ALLOWED",
+            "method not allowed on this resource",
+        )
+    }
+
+    /// 500: logged here, once, with what the client is not told.
+    pub fn internal(error: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %error, "REST request failed");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "UNKNOWN",
+            "unknown error",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({
+            "errors": [{ "code": self.code, "message": self.message, "detail": self.detail }]
+        });
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+impl From<store::StoreError> for ApiError {
+    fn from(e: store::StoreError) -> Self {
+        ApiError::internal(e)
+    }
+}

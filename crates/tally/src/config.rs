@@ -1,0 +1,241 @@
+//! `tally serve`'s settings: defaults that run with no configuration, an
+//! optional TOML file, and command-line flags over both.
+//!
+//! ```toml
+//! data_dir = "./tally-data"          # SQLite database, admin account
+//! database = "postgres://…"          # default: SQLite in data_dir
+//! node = 0                           # Snowflake node number (< 1024)
+//!
+//! [sip]
+//! bind = "0.0.0.0"                   # UDP and TCP
+//! port = 5060
+//! advertise = "pbx.example.com"      # host[:port] in Via/Contact
+//! udp = true
+//! tcp = true
+//!
+//! [http]
+//! bind = "127.0.0.1"
+//! port = 8887
+//!
+//! [admin]
+//! username = "admin"
+//!
+//! [events]
+//! direction_vocabulary = "classic"   # or "v22.6"
+//! portsip_compat = false             # also send PortSIP's misspelt `destiantion`
+//!
+//! [shutdown]
+//! grace_secs = 5                     # how long calls in progress may finish
+//! ```
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use serde::Deserialize;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    /// `sqlite:PATH` or `postgres://…`; `None` means `tally.db` in `data_dir`.
+    pub database: Option<String>,
+    pub node: u16,
+    pub sip: SipConfig,
+    pub http: HttpConfig,
+    pub admin: AdminConfig,
+    pub events: EventsConfig,
+    pub shutdown: ShutdownConfig,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SipConfig {
+    pub bind: IpAddr,
+    pub port: u16,
+    /// `host` or `host:port` written in Via and Contact: the address phones
+    /// reach the PBX at. Default: the bind address, or the host's primary
+    /// address when bound to all interfaces.
+    pub advertise: Option<String>,
+    pub udp: bool,
+    pub tcp: bool,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    pub bind: IpAddr,
+    pub port: u16,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    pub username: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventsConfig {
+    pub direction_vocabulary: String,
+    pub portsip_compat: bool,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShutdownConfig {
+    pub grace_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./tally-data"),
+            database: None,
+            node: 0,
+            sip: SipConfig::default(),
+            http: HttpConfig::default(),
+            admin: AdminConfig::default(),
+            events: EventsConfig::default(),
+            shutdown: ShutdownConfig::default(),
+        }
+    }
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        SipConfig {
+            bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            port: 5060,
+            advertise: None,
+            udp: true,
+            tcp: true,
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 8887,
+        }
+    }
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            username: "admin".to_owned(),
+        }
+    }
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        EventsConfig {
+            direction_vocabulary: "classic".to_owned(),
+            portsip_compat: false,
+        }
+    }
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        ShutdownConfig { grace_secs: 5 }
+    }
+}
+
+impl Config {
+    /// Reads a TOML file; unknown keys are errors (a typo must not be
+    /// silently ignored).
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
+        toml::from_str(&text)
+            .with_context(|| format!("invalid configuration file {}", path.display()))
+    }
+
+    /// Refuses settings that cannot work, before anything is opened.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if self.node >= cdr::NODE_COUNT {
+            bail!("node must be below {}, got {}", cdr::NODE_COUNT, self.node);
+        }
+        if !self.sip.udp && !self.sip.tcp {
+            bail!("sip.udp and sip.tcp are both off: nothing would listen for SIP");
+        }
+        if self.admin.username.trim().is_empty() {
+            bail!("admin.username is empty");
+        }
+        self.wire_profile()?;
+        Ok(())
+    }
+
+    pub fn database_url(&self) -> String {
+        match &self.database {
+            Some(url) => url.clone(),
+            None => format!("sqlite:{}", self.data_dir.join("tally.db").display()),
+        }
+    }
+
+    pub fn sip_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.sip.bind, self.sip.port)
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.http.bind, self.http.port)
+    }
+
+    pub fn wire_profile(&self) -> anyhow::Result<cdr::WireProfile> {
+        let vocabulary = cdr::DirectionVocabulary::parse_config(&self.events.direction_vocabulary)
+            .context("events.direction_vocabulary")?;
+        Ok(cdr::WireProfile {
+            direction_vocabulary: vocabulary,
+            misspelt_destination: self.events.portsip_compat,
+        })
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown.grace_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_configuration_is_the_issue_defaults() {
+        let c = Config::default();
+        assert_eq!(c.sip_addr().to_string(), "0.0.0.0:5060");
+        assert_eq!(c.http_addr().to_string(), "127.0.0.1:8887");
+        assert_eq!(c.database_url(), "sqlite:./tally-data/tally.db");
+        c.check().unwrap();
+    }
+
+    #[test]
+    fn a_file_overrides_what_it_names() {
+        let c: Config = toml::from_str(
+            "database = \"postgres://db/tally\"\n[sip]\nport = 5080\n[http]\nport = 9000\n",
+        )
+        .unwrap();
+        assert_eq!(c.sip.port, 5080);
+        assert!(c.sip.udp && c.sip.tcp);
+        assert_eq!(c.http_addr().to_string(), "127.0.0.1:9000");
+        assert_eq!(c.database_url(), "postgres://db/tally");
+    }
+
+    #[test]
+    fn typos_and_bad_values_are_refused() {
+        assert!(toml::from_str::<Config>("[sip]\nprot = 5080\n").is_err());
+        let mut c = Config::default();
+        c.events.direction_vocabulary = "modern".into();
+        assert!(c.check().is_err());
+        let c = Config {
+            node: 1024,
+            ..Config::default()
+        };
+        assert!(c.check().is_err());
+    }
+}

@@ -1,0 +1,73 @@
+//! `tally serve --demo`: a tenant `demo.tally.local` with extensions
+//! 101–105, so a newcomer can point two softphones (or SIPp) at the PBX
+//! and call. Idempotent: a later start with `--demo` reuses what exists
+//! and prints the stored credentials again.
+
+use store::Store;
+
+use crate::provision::{NewTenant, NewUser, Provisioner};
+use crate::random;
+
+pub const DOMAIN: &str = "demo.tally.local";
+pub const EXTENSIONS: [&str; 5] = ["101", "102", "103", "104", "105"];
+const PASSWORD_LENGTH: usize = 12;
+
+pub struct Demo {
+    pub tenant: store::Tenant,
+    pub users: Vec<store::User>,
+}
+
+pub async fn provision(provisioner: &Provisioner, store: &Store) -> anyhow::Result<Demo> {
+    let tenant = match store.tenant_by_sip_domain(DOMAIN).await? {
+        Some(t) => t,
+        None => {
+            provisioner
+                .create_tenant(NewTenant {
+                    name: "Demo".to_owned(),
+                    sip_domain: DOMAIN.to_owned(),
+                })
+                .await?
+        }
+    };
+    let mut users = Vec::new();
+    for extension in EXTENSIONS {
+        let user = match store.user_by_extension(tenant.id, extension).await? {
+            Some(u) => u,
+            None => {
+                let new = NewUser {
+                    extension: extension.to_owned(),
+                    sip_password: random::password(PASSWORD_LENGTH)?,
+                    display_name: format!("Demo {extension}"),
+                    ring_timeout_secs: store::DEFAULT_RING_TIMEOUT_SECS,
+                    enabled: true,
+                };
+                provisioner.create_user(tenant.id, new).await?
+            }
+        };
+        users.push(user);
+    }
+    Ok(Demo { tenant, users })
+}
+
+impl Demo {
+    /// The credentials, for stdout.
+    pub fn credentials(&self, sip_server: &str) -> String {
+        let mut out = format!(
+            "Demo tenant {} (id {}): register phones to {sip_server} (UDP or TCP), \
+             SIP domain/realm {}\n  {:<10} {:<14} {}\n",
+            self.tenant.name,
+            self.tenant.id,
+            self.tenant.sip_domain,
+            "extension",
+            "password",
+            "display name"
+        );
+        for u in &self.users {
+            out.push_str(&format!(
+                "  {:<10} {:<14} {}\n",
+                u.extension, u.sip_password, u.display_name
+            ));
+        }
+        out
+    }
+}

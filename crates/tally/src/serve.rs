@@ -1,0 +1,328 @@
+//! `tally serve`: start-up in dependency order, the tasks, and shutdown.
+//!
+//! Start-up: data directory and system admin → store (migrations) and its
+//! writer → recovery of calls a crash interrupted → engine with the
+//! directory and the registrations from the store → sockets → tasks →
+//! `--demo` → wait for SIGINT/SIGTERM.
+//!
+//! Shutdown: the shard refuses new calls and waits (up to the grace
+//! period) for calls in progress; the REST server finishes its requests;
+//! then the SIP listeners close, the CDR and registration tasks commit
+//! everything they were handed, and the store closes. Exit code 0.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket as StdUdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use anyhow::Context as _;
+use pbx::{Engine, EngineConfig};
+use sip::Limits;
+use sip::transport::Transport;
+use store::{Backend, RecoveryScope, Store, WriterConfig};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::{mpsc, watch};
+
+use crate::admin::{Setup, SystemAdmin};
+use crate::api::{self, ApiState};
+use crate::cli::ServeArgs;
+use crate::config::Config;
+use crate::provision::Provisioner;
+use crate::shard::Shard;
+use crate::transport::{Connections, Inbound, Transmitter, tcp, udp};
+use crate::{bindings, cdr_commit, clock, demo, preload, random};
+
+/// Messages that may wait for the shard.
+const SHARD_QUEUE: usize = 8192;
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let config = args.config;
+    std::fs::create_dir_all(&config.data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory {}",
+            config.data_dir.display()
+        )
+    })?;
+    let (admin, admin_setup) = SystemAdmin::ensure(
+        &config.data_dir,
+        &config.admin.username,
+        args.admin_password.as_deref(),
+    )?;
+
+    // The store, and the calls a crash left open.
+    let url = config.database_url();
+    let store = Store::open(&url)
+        .await
+        .with_context(|| format!("cannot open the database {}", redact(&url)))?;
+    let writer = store.spawn_writer(WriterConfig {
+        profile: config.wire_profile()?,
+        ..WriterConfig::default()
+    });
+    // One SQLite file has one node; on PostgreSQL a node closes only its
+    // own calls, never those of nodes still running.
+    let scope = match store.backend() {
+        Backend::Sqlite => RecoveryScope::AllNodes,
+        _ => RecoveryScope::Node(config.node),
+    };
+    let recovery = writer
+        .recover_open_sessions(scope, clock::unix_millis())
+        .await
+        .context("recovering interrupted calls")?;
+    for r in &recovery.recovered {
+        tracing::info!(session_id = %r.session_id, tenant_id = %r.tenant_id, cdr_id = %r.cdr_id, "interrupted call closed with a recovered CDR");
+    }
+    for (session, error) in &recovery.failed {
+        tracing::error!(session_id = %session, error = %error, "interrupted call could not be closed; will retry at the next start");
+    }
+
+    // The engine, with the directory and the registrations.
+    let advertised = advertised_address(&config);
+    let mut engine_config = EngineConfig::new(
+        config.node,
+        random::bytes::<32>()?,
+        random::u64()?,
+        &advertised,
+    );
+    engine_config
+        .advertised
+        .push((Transport::Tcp, advertised.clone()));
+    let mut engine = Engine::new(engine_config)?;
+    let snapshot = preload::load(&url)
+        .await
+        .context("reading tenants and users")?;
+    let (tenants, users) = (snapshot.tenants.len(), snapshot.users.len());
+    for tenant in snapshot.tenants {
+        if let Err(e) = engine.directory_mut().upsert_tenant(tenant) {
+            tracing::warn!(error = %e, "stored tenant not loaded");
+        }
+    }
+    for user in snapshot.users {
+        if let Err(e) = engine.directory_mut().upsert_user(user) {
+            tracing::warn!(error = %e, "stored user not loaded");
+        }
+    }
+    tracing::info!(tenants, users, "directory loaded");
+    bindings::restore(&store, &mut engine).await?;
+
+    // Sockets: fail before anything is running if a port is taken.
+    let sip_addr = config.sip_addr();
+    let udp_socket = match config.sip.udp {
+        true => Some(Arc::new(UdpSocket::bind(sip_addr).await.with_context(
+            || format!("cannot listen for SIP on UDP {sip_addr}"),
+        )?)),
+        false => None,
+    };
+    let tcp_listener = match config.sip.tcp {
+        true => Some(
+            TcpListener::bind(sip_addr)
+                .await
+                .with_context(|| format!("cannot listen for SIP on TCP {sip_addr}"))?,
+        ),
+        false => None,
+    };
+    let http_addr = config.http_addr();
+    let http_listener = TcpListener::bind(http_addr)
+        .await
+        .with_context(|| format!("cannot listen for HTTP on {http_addr}"))?;
+
+    // Tasks.
+    let (stop_tx, stop) = watch::channel(false);
+    let (close_tx, close) = watch::channel(false);
+    let (shard_tx, shard_rx) = mpsc::channel(SHARD_QUEUE);
+    let (facts_tx, facts_rx) = mpsc::unbounded_channel();
+    let (bindings_tx, bindings_rx) = mpsc::unbounded_channel();
+    let inbound = Arc::new(Inbound::new(Limits::default(), random::u64()?));
+    let connections = Arc::new(Connections::default());
+    let transmitter = Transmitter::new(udp_socket.clone(), Arc::clone(&connections));
+
+    let commits = tokio::spawn(cdr_commit::run(facts_rx, writer));
+    let persisted = tokio::spawn(bindings::persist(bindings_rx, store.clone()));
+    let shard = Shard::new(
+        engine,
+        transmitter,
+        Arc::clone(&inbound),
+        facts_tx,
+        bindings_tx,
+    );
+    let shard = tokio::spawn(shard.run(shard_rx, stop.clone(), config.shutdown_grace()));
+
+    let mut listeners = Vec::new();
+    if let Some(socket) = udp_socket {
+        listeners.push(tokio::spawn(udp::serve(
+            socket,
+            Arc::clone(&inbound),
+            shard_tx.clone(),
+            close.clone(),
+        )));
+    }
+    if let Some(listener) = tcp_listener {
+        listeners.push(tokio::spawn(tcp::serve(
+            listener,
+            Arc::clone(&inbound),
+            Arc::clone(&connections),
+            shard_tx.clone(),
+            close.clone(),
+        )));
+    }
+
+    let ids = cdr::Snowflake::new(config.node)?;
+    let provisioner = Arc::new(Provisioner::new(store.clone(), shard_tx, ids));
+    let api_state = ApiState::new(store.clone(), Arc::clone(&provisioner), admin.clone());
+    let mut http_stop = stop.clone();
+    let http = tokio::spawn(async move {
+        axum::serve(http_listener, api::router(api_state))
+            .with_graceful_shutdown(async move {
+                let _ = http_stop.wait_for(|s| *s).await;
+            })
+            .await
+    });
+
+    tracing::info!(
+        sip = %sip_addr,
+        udp = config.sip.udp,
+        tcp = config.sip.tcp,
+        advertised = %advertised,
+        http = %http_addr,
+        database = %redact(&url),
+        node = config.node,
+        "tally is running"
+    );
+    match admin_setup {
+        Setup::Created {
+            generated: Some(password),
+        } => println!(
+            "System admin created: username {:?}, password {:?}. It is shown only this once; \
+             `tally serve --admin-password …` resets it.",
+            admin.username, password
+        ),
+        Setup::Created { generated: None } => {
+            tracing::info!(username = %admin.username, "system admin created")
+        }
+        Setup::Reset => tracing::info!(username = %admin.username, "system admin password reset"),
+        Setup::Existing => {}
+    }
+    if args.demo {
+        let demo = demo::provision(&provisioner, &store)
+            .await
+            .context("provisioning the demo tenant")?;
+        print!("{}", demo.credentials(&advertised));
+    }
+    drop(provisioner);
+
+    shutdown_signal().await?;
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    let calls_left = shard.await.context("the shard task failed")?;
+    let _ = close_tx.send(true);
+    for listener in listeners {
+        let _ = listener.await;
+    }
+    if let Err(e) = http.await.context("the HTTP task failed")? {
+        tracing::warn!(error = %e, "HTTP server error");
+    }
+    commits.await.context("the CDR commit task failed")?;
+    persisted.await.context("the registration task failed")?;
+    store.close().await;
+    tracing::info!(
+        calls_left,
+        rejected = inbound.counters.rejected.load(Ordering::Relaxed),
+        dropped = inbound.counters.dropped.load(Ordering::Relaxed),
+        overload = inbound.counters.overload.load(Ordering::Relaxed),
+        "stopped"
+    );
+    Ok(())
+}
+
+/// `host:port` for Via and Contact.
+fn advertised_address(config: &Config) -> String {
+    let port = config.sip.port;
+    if let Some(a) = &config.sip.advertise {
+        return if a.parse::<SocketAddr>().is_ok() {
+            a.clone()
+        } else if let Ok(ip) = a.parse::<IpAddr>() {
+            SocketAddr::new(ip, port).to_string()
+        } else if a.contains(':') {
+            a.clone()
+        } else {
+            format!("{a}:{port}")
+        };
+    }
+    let ip = if config.sip.bind.is_unspecified() {
+        primary_ip().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+    } else {
+        config.sip.bind
+    };
+    SocketAddr::new(ip, port).to_string()
+}
+
+/// The address this host would use to reach the outside: "connecting" a
+/// UDP socket only picks a route and sends nothing. The target is in
+/// TEST-NET-1 (RFC 5737), never a real host.
+fn primary_ip() -> Option<IpAddr> {
+    let socket = StdUdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).ok()?;
+    socket.connect((Ipv4Addr::new(192, 0, 2, 1), 5060)).ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_unspecified()).then_some(ip)
+}
+
+/// A database URL without its password, for logs.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(unix)]
+async fn shutdown_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+async fn shutdown_signal() -> anyhow::Result<()> {
+    tokio::signal::ctrl_c().await.context("cannot watch Ctrl-C")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_passwords_stay_out_of_logs() {
+        assert_eq!(
+            redact("postgres://tally:secret@db:5432/tally"),
+            "postgres://tally:***@db:5432/tally"
+        );
+        assert_eq!(redact("postgres://db/tally"), "postgres://db/tally");
+        assert_eq!(
+            redact("sqlite:./tally-data/tally.db"),
+            "sqlite:./tally-data/tally.db"
+        );
+    }
+
+    #[test]
+    fn advertised_addresses_get_the_sip_port() {
+        let mut c = Config::default();
+        c.sip.bind = "127.0.0.1".parse().unwrap();
+        c.sip.port = 5080;
+        assert_eq!(advertised_address(&c), "127.0.0.1:5080");
+        c.sip.advertise = Some("pbx.example.com".into());
+        assert_eq!(advertised_address(&c), "pbx.example.com:5080");
+        c.sip.advertise = Some("pbx.example.com:5099".into());
+        assert_eq!(advertised_address(&c), "pbx.example.com:5099");
+        c.sip.advertise = Some("2001:db8::1".into());
+        assert_eq!(advertised_address(&c), "[2001:db8::1]:5080");
+    }
+}

@@ -1,0 +1,307 @@
+//! The shard: the one task that owns the call engine's state (DESIGN.md,
+//! "Runtime"; one shard for now).
+//!
+//! ```text
+//! UDP/TCP tasks ──ShardInput::Sip──▶ ┌───────── shard ─────────┐ ──Transmit──▶ Transmitter
+//! REST ─────ShardInput::Provision──▶ │ pbx::Engine             │ ──CallEvent──▶ cdr_commit (builder → store writer)
+//!         sleep_until(poll_timeout)─▶│  (transactions,         │ ──BindingChanges──▶ bindings (store)
+//!                                    │   registrar, calls)     │ ──Event──▶ log
+//!                                    └─────────────────────────┘
+//! ```
+//!
+//! The engine never waits: every output is handed on without blocking
+//! (transmits are non-blocking sends, CDR facts and binding changes go
+//! through unbounded queues to their own tasks), so a slow database delays
+//! records, never SIP.
+//!
+//! Shutdown: once told to stop, the shard answers new calls (INVITEs
+//! outside a dialog) with `503 Service Unavailable` and keeps serving the
+//! calls in progress until none is left or the grace period ends. Calls
+//! still up then are left to the store's recovery at the next start
+//! (their `CallEvent`s are journaled: they get a `recovered` CDR).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cdr::{CallEvent, CallEventKind, SessionId, TenantId};
+use pbx::directory::DirectoryError;
+use pbx::{BindingChange, Engine, EngineEvent, Input, Output};
+use sip::transport::Peer;
+use sip::{Message, Method, ResponseBuilder};
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::Span;
+
+use crate::clock;
+use crate::transport::{Inbound, Transmitter};
+
+/// What the shard is fed.
+pub enum ShardInput {
+    /// A message from the network, parsed and (if a request) checked.
+    Sip { peer: Peer, message: Message },
+    /// A provisioning change already committed to the store, applied to
+    /// the engine's directory; the answer says when it is in effect.
+    Provision {
+        change: Provision,
+        done: oneshot::Sender<Result<(), DirectoryError>>,
+    },
+}
+
+pub enum Provision {
+    Tenant(pbx::Tenant),
+    User(pbx::User),
+}
+
+/// A CDR fact for the commit task, with the session's log span.
+pub struct SessionFact {
+    pub session: SessionId,
+    pub tenant: TenantId,
+    pub event: CallEvent,
+    pub span: Span,
+}
+
+pub struct Shard {
+    engine: Engine,
+    transmitter: Transmitter,
+    inbound: Arc<Inbound>,
+    facts: mpsc::UnboundedSender<SessionFact>,
+    bindings: mpsc::UnboundedSender<Vec<BindingChange>>,
+    /// One span per session in progress (`session_id`, `tenant_id`).
+    spans: HashMap<SessionId, Span>,
+    draining: bool,
+}
+
+/// Rounds of "a send failed, tell the engine" per input; the engine
+/// converges (failed transactions end), this only bounds a bug.
+const MAX_TRANSPORT_ROUNDS: usize = 8;
+
+impl Shard {
+    pub fn new(
+        engine: Engine,
+        transmitter: Transmitter,
+        inbound: Arc<Inbound>,
+        facts: mpsc::UnboundedSender<SessionFact>,
+        bindings: mpsc::UnboundedSender<Vec<BindingChange>>,
+    ) -> Self {
+        Shard {
+            engine,
+            transmitter,
+            inbound,
+            facts,
+            bindings,
+            spans: HashMap::new(),
+            draining: false,
+        }
+    }
+
+    /// Runs until stopped and drained (see the module doc). Returns how
+    /// many calls were still in progress when it stopped.
+    pub async fn run(
+        mut self,
+        mut input: mpsc::Receiver<ShardInput>,
+        mut stop: watch::Receiver<bool>,
+        grace: Duration,
+    ) -> usize {
+        let mut drain_until: Option<Instant> = None;
+        loop {
+            if self.draining && self.engine.sessions() == 0 {
+                break;
+            }
+            let timer = self.engine.poll_timeout();
+            let far = Instant::now() + Duration::from_secs(3600);
+            tokio::select! {
+                biased;
+                _ = stop.wait_for(|s| *s), if !self.draining => {
+                    self.draining = true;
+                    drain_until = Some(Instant::now() + grace);
+                    tracing::info!(
+                        calls = self.engine.sessions(),
+                        grace_secs = grace.as_secs(),
+                        "refusing new calls; waiting for calls in progress"
+                    );
+                }
+                _ = tokio::time::sleep_until(drain_until.unwrap_or(far).into()), if drain_until.is_some() => break,
+                received = input.recv() => match received {
+                    Some(i) => self.on_input(i),
+                    None => break,
+                },
+                _ = tokio::time::sleep_until(timer.unwrap_or(far).into()), if timer.is_some() => {
+                    let (now, unix_ms) = clock::now();
+                    self.engine.handle_timeout(now, unix_ms);
+                }
+            }
+            self.flush();
+        }
+        let left = self.spans.len();
+        if left > 0 {
+            tracing::warn!(
+                calls = left,
+                "stopping with calls in progress: the next start closes them with recovered CDRs"
+            );
+        }
+        left
+    }
+
+    fn on_input(&mut self, input: ShardInput) {
+        match input {
+            ShardInput::Sip { peer, message } => {
+                if self.draining && is_new_call(&message) {
+                    return self.refuse_new_call(peer, &message);
+                }
+                let (now, unix_ms) = clock::now();
+                self.engine
+                    .handle_input(now, unix_ms, Input::Received { peer, message });
+            }
+            ShardInput::Provision { change, done } => {
+                let directory = self.engine.directory_mut();
+                let result = match change {
+                    Provision::Tenant(t) => directory.upsert_tenant(t),
+                    Provision::User(u) => directory.upsert_user(u),
+                };
+                let _ = done.send(result);
+            }
+        }
+    }
+
+    /// `503` for an INVITE that would start a call while shutting down,
+    /// sent statelessly: a retransmission gets another `503`.
+    fn refuse_new_call(&mut self, peer: Peer, request: &Message) {
+        let response = ResponseBuilder::reply(request, 503)
+            .to_tag(self.inbound.tag())
+            .header_named("Warning", "399 tally \"Shutting down\"")
+            .build();
+        match response {
+            Ok(r) => {
+                if let Err(e) = self.transmitter.send(peer, r.as_bytes().clone()) {
+                    tracing::debug!(%peer, error = %e, "could not refuse a call");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "503 does not build"),
+        }
+    }
+
+    /// Hands every output of the engine on.
+    fn flush(&mut self) {
+        for _ in 0..MAX_TRANSPORT_ROUNDS {
+            let mut failed: Vec<Peer> = Vec::new();
+            while let Some(output) = self.engine.poll_output() {
+                match output {
+                    Output::Transmit { peer, message } => {
+                        if let Err(e) = self.transmitter.send(peer, message.as_bytes().clone()) {
+                            tracing::debug!(%peer, error = %e, "send failed");
+                            if !failed.contains(&peer) {
+                                failed.push(peer);
+                            }
+                        }
+                    }
+                    Output::CallEvent {
+                        session,
+                        tenant,
+                        event,
+                    } => self.call_event(session, tenant, event),
+                    Output::BindingChanges(changes) => {
+                        let _ = self.bindings.send(changes);
+                    }
+                    Output::Event(event) => log_engine_event(&event),
+                }
+            }
+            if failed.is_empty() {
+                return;
+            }
+            let (now, unix_ms) = clock::now();
+            for peer in failed {
+                self.engine
+                    .handle_input(now, unix_ms, Input::TransportError { peer });
+            }
+        }
+    }
+
+    fn call_event(&mut self, session: SessionId, tenant: TenantId, event: CallEvent) {
+        let span = match &event.kind {
+            CallEventKind::SessionStarted(start) => {
+                let span =
+                    tracing::info_span!("session", session_id = %session, tenant_id = %tenant);
+                span.in_scope(|| {
+                    tracing::info!(
+                        call_id = %start.call_id,
+                        caller = %start.caller.user,
+                        callee = %start.callee.user,
+                        "call started"
+                    )
+                });
+                self.spans.insert(session, span.clone());
+                span
+            }
+            _ => self.spans.get(&session).cloned().unwrap_or_else(
+                || tracing::info_span!("session", session_id = %session, tenant_id = %tenant),
+            ),
+        };
+        span.in_scope(|| match &event.kind {
+            CallEventKind::SessionEnded(end) => {
+                tracing::info!(status_code = end.status_code, "call ended")
+            }
+            kind => tracing::debug!(event = kind.name(), "call event"),
+        });
+        if matches!(
+            event.kind,
+            CallEventKind::SessionEnded(_) | CallEventKind::SessionRecovered
+        ) {
+            self.spans.remove(&session);
+        }
+        let _ = self.facts.send(SessionFact {
+            session,
+            tenant,
+            event,
+            span,
+        });
+    }
+}
+
+fn is_new_call(message: &Message) -> bool {
+    message.method() == Some(&Method::Invite) && message.to().is_ok_and(|to| to.tag().is_none())
+}
+
+fn log_engine_event(event: &EngineEvent) {
+    use pbx::RegistrarEvent;
+    match event {
+        EngineEvent::Registrar(RegistrarEvent::AuthFailed {
+            source,
+            reason,
+            tenant,
+            user,
+        })
+        | EngineEvent::InviteAuthFailed {
+            source,
+            reason,
+            tenant,
+            user,
+        } => {
+            let what = if matches!(event, EngineEvent::Registrar(_)) {
+                "REGISTER"
+            } else {
+                "INVITE"
+            };
+            tracing::info!(
+                source = %source.ip(),
+                %reason,
+                tenant_id = tenant.map(|t| t.to_string()),
+                user = user.as_deref(),
+                "{what} authentication failed"
+            );
+        }
+        EngineEvent::Registrar(RegistrarEvent::SourceBlocked { source, .. })
+        | EngineEvent::SourceBlocked { source, .. } => {
+            tracing::warn!(source = %source.ip(), "source blocked after repeated authentication failures")
+        }
+        EngineEvent::Registrar(RegistrarEvent::RefusedBlocked { source, .. })
+        | EngineEvent::InviteRefusedBlocked { source, .. } => {
+            tracing::debug!(source = %source.ip(), "request from a blocked source refused")
+        }
+        EngineEvent::Dropped { peer, reason } => tracing::debug!(%peer, %reason, "dropped"),
+        EngineEvent::Internal { session, detail } => tracing::error!(
+            session_id = session.map(|s| s.to_string()),
+            %detail,
+            "call engine internal error"
+        ),
+    }
+}

@@ -1,0 +1,277 @@
+//! SIP transports: UDP and TCP listeners on tokio (DESIGN.md, "Runtime").
+//!
+//! Parsing happens on the receiving task: every datagram or stream frame
+//! is parsed with [`Message::parse_with`] and every request is checked with
+//! [`sip::validate::check_request`] before it reaches the shard, so a
+//! defective request is answered (`400` with a reason phrase naming the
+//! defect, `505`, `513`) by the task that read it and counted, and the
+//! shard only sees messages its layers can trust. Responses are never
+//! answered: a broken one is dropped here (unparsable) or by the engine.
+//!
+//! The shard's [`Output::Transmit`](pbx::Output::Transmit)s go back out
+//! through a [`Transmitter`]: UDP from the listening socket (so replies are
+//! symmetric to the source, which is what NATed phones need), TCP on the
+//! connection the peer opened.
+
+pub mod tcp;
+pub mod udp;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use bytes::Bytes;
+use sip::transport::{Peer, Transport};
+use sip::{Limits, Message};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+/// What the receiving task does with one datagram or frame.
+pub enum Verdict {
+    /// A message the shard can trust (a checked request, or a response).
+    Forward(Message),
+    /// Answer the sender with this, and go on.
+    Answer { response: Bytes, reason: String },
+    /// Nothing to answer (a broken response, an ACK, a request with too
+    /// little to echo).
+    Drop(String),
+}
+
+/// Counters of what the transports refused; logged at shutdown.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub rejected: AtomicU64,
+    pub dropped: AtomicU64,
+    /// UDP messages dropped because the shard's queue was full (treated
+    /// like packet loss: the peer retransmits).
+    pub overload: AtomicU64,
+}
+
+impl Counters {
+    pub fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Parses and checks received bytes, and everything needed to answer a
+/// defective request: limits, To tags, counters. Shared by every
+/// receiving task.
+#[derive(Debug)]
+pub struct Inbound {
+    limits: Limits,
+    tag_seed: u64,
+    tags: AtomicU64,
+    pub counters: Counters,
+}
+
+impl Inbound {
+    pub fn new(limits: Limits, tag_seed: u64) -> Self {
+        Inbound {
+            limits,
+            tag_seed,
+            tags: AtomicU64::new(0),
+            counters: Counters::default(),
+        }
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// A fresh To tag for a stateless rejection.
+    pub fn tag(&self) -> String {
+        // SplitMix64 over a per-process random seed: unique and unguessable
+        // enough for a tag, which RFC 3261 §19.3 only asks to be unique.
+        let n = self.tags.fetch_add(1, Ordering::Relaxed);
+        let mut z = self
+            .tag_seed
+            .wrapping_add(n.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        format!("{:x}", z ^ (z >> 31))
+    }
+
+    pub fn judge(&self, raw: Bytes) -> Verdict {
+        let message = match Message::parse_with(raw.clone(), &self.limits) {
+            Ok(m) => m,
+            Err(e) => {
+                return match sip::validate::reject_unparsable(&raw, &e) {
+                    Some(response) => {
+                        Counters::bump(&self.counters.rejected);
+                        Verdict::Answer {
+                            response: Bytes::from(response),
+                            reason: format!("unparsable request: {e}"),
+                        }
+                    }
+                    None => {
+                        Counters::bump(&self.counters.dropped);
+                        Verdict::Drop(format!("unparsable message: {e}"))
+                    }
+                };
+            }
+        };
+        if !message.is_request() {
+            return Verdict::Forward(message);
+        }
+        match sip::validate::check_request(&message) {
+            Ok(()) => Verdict::Forward(message),
+            Err(e) => match sip::validate::reject(&message, &e, &self.tag()) {
+                Some(response) => {
+                    Counters::bump(&self.counters.rejected);
+                    Verdict::Answer {
+                        response: response.as_bytes().clone(),
+                        reason: format!("{}: {e}", message.summary()),
+                    }
+                }
+                None => {
+                    Counters::bump(&self.counters.dropped);
+                    Verdict::Drop(format!("unanswerable request: {e}"))
+                }
+            },
+        }
+    }
+}
+
+/// Why a message could not be handed to the network.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("no {0} listener")]
+    NoListener(Transport),
+    #[error("no open connection to {0}")]
+    NoConnection(SocketAddr),
+    #[error("the connection's send queue is full")]
+    ConnectionBacklog,
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// The open TCP connections, by the peer's address, each with the queue
+/// its writer task drains.
+#[derive(Debug, Default)]
+pub struct Connections {
+    map: Mutex<HashMap<SocketAddr, mpsc::Sender<Bytes>>>,
+}
+
+impl Connections {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, mpsc::Sender<Bytes>>> {
+        // The map stays consistent whatever a panicking holder did.
+        self.map.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn insert(&self, peer: SocketAddr, queue: mpsc::Sender<Bytes>) {
+        self.lock().insert(peer, queue);
+    }
+
+    /// Forgets `peer`'s connection if it is still the one with `queue`.
+    pub fn remove(&self, peer: SocketAddr, queue: &mpsc::Sender<Bytes>) {
+        let mut map = self.lock();
+        if map.get(&peer).is_some_and(|q| q.same_channel(queue)) {
+            map.remove(&peer);
+        }
+    }
+
+    fn queue(&self, peer: SocketAddr) -> Option<mpsc::Sender<Bytes>> {
+        self.lock().get(&peer).cloned()
+    }
+}
+
+/// Sends the shard's messages. Never waits: a UDP socket that cannot take
+/// a datagram now is packet loss, a TCP connection whose queue is full is
+/// a transport error the engine is told about.
+#[derive(Clone, Debug)]
+pub struct Transmitter {
+    udp: Option<Arc<UdpSocket>>,
+    tcp: Arc<Connections>,
+}
+
+impl Transmitter {
+    pub fn new(udp: Option<Arc<UdpSocket>>, tcp: Arc<Connections>) -> Self {
+        Transmitter { udp, tcp }
+    }
+
+    pub fn send(&self, peer: Peer, data: Bytes) -> Result<(), SendError> {
+        match peer.transport {
+            Transport::Udp => {
+                let socket = self
+                    .udp
+                    .as_ref()
+                    .ok_or(SendError::NoListener(Transport::Udp))?;
+                match socket.try_send_to(&data, peer.addr) {
+                    Ok(_) => Ok(()),
+                    // The socket buffer is full: lost, like on the wire.
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(()),
+                    Err(e) => Err(e.into()),
+                }
+            }
+            Transport::Tcp => {
+                let queue = self
+                    .tcp
+                    .queue(peer.addr)
+                    .ok_or(SendError::NoConnection(peer.addr))?;
+                queue.try_send(data).map_err(|e| match e {
+                    mpsc::error::TrySendError::Full(_) => SendError::ConnectionBacklog,
+                    mpsc::error::TrySendError::Closed(_) => SendError::NoConnection(peer.addr),
+                })
+            }
+            other => Err(SendError::NoListener(other)),
+        }
+    }
+}
+
+/// Whether a datagram is only whitespace: the CRLF keep-alives many phones
+/// send over UDP (RFC 5626 §4.4.1 defines them for streams; phones send
+/// them on UDP too). Not SIP, not an error.
+pub fn is_keepalive(data: &[u8]) -> bool {
+    !data.is_empty()
+        && data
+            .iter()
+            .all(|b| matches!(b, b'\r' | b'\n' | b' ' | b'\t' | 0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inbound() -> Inbound {
+        Inbound::new(Limits::default(), 7)
+    }
+
+    #[test]
+    fn a_defective_request_is_answered_with_its_defect() {
+        let raw = "OPTIONS sip:pbx SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKx\r\n\
+                   From: <sip:a@b>;tag=1\r\nTo: <sip:pbx>\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\n\
+                   Content-Length: 0\r\n\r\n";
+        let Verdict::Answer { response, .. } = inbound().judge(Bytes::from(raw)) else {
+            panic!("not answered");
+        };
+        let r = Message::parse(response).unwrap();
+        assert_eq!(r.status(), Some(400));
+        assert!(
+            r.reason_phrase()
+                .is_some_and(|p| !p.is_empty() && p != "Bad Request")
+        );
+    }
+
+    #[test]
+    fn responses_are_never_answered() {
+        let broken = "SIP/2.0 2x0 OK\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKx\r\n\
+                      From: <sip:a@b>;tag=1\r\nTo: <sip:pbx>\r\nCall-ID: c1\r\nCSeq: 1 OPTIONS\r\n\r\n";
+        let v = inbound().judge(Bytes::from(broken));
+        assert!(matches!(v, Verdict::Drop(_)));
+    }
+
+    #[test]
+    fn keepalives_are_recognised() {
+        assert!(is_keepalive(b"\r\n\r\n"));
+        assert!(is_keepalive(b"\r\n"));
+        assert!(!is_keepalive(b""));
+        assert!(!is_keepalive(b"OPTIONS"));
+    }
+
+    #[test]
+    fn tags_do_not_repeat() {
+        let i = inbound();
+        assert_ne!(i.tag(), i.tag());
+    }
+}
