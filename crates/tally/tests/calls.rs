@@ -1,0 +1,200 @@
+//! Extension-to-extension calls through the real binary, with the exact
+//! CDR read back over REST; a crash in the middle of a call is closed by
+//! recovery at the next start; registrations survive a restart.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Http, Phone, Server, TempDir, WAIT};
+use serde_json::Value;
+
+const DOMAIN: &str = "acme.example.com";
+
+fn provision(server: &Server) -> (Http, String) {
+    let mut admin = server.admin();
+    let tenant = admin.create_tenant("Acme", DOMAIN);
+    admin.create_user(&tenant, "101", "s3cret-101");
+    admin.create_user(&tenant, "102", "s3cret-102");
+    admin.tenant = Some(tenant.clone());
+    (admin, tenant)
+}
+
+/// Polls `GET /api/cdrs` until it lists `n` CDRs.
+fn wait_for_cdrs(admin: &Http, n: u64) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let r = admin.get("/api/cdrs");
+        assert_eq!(r.status, 200, "{}", r.body);
+        let v = r.json();
+        if v["count"] == n {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "CDRs: {v}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn an_answered_call_gives_one_exact_cdr() {
+    let dir = TempDir::new("call");
+    let server = Server::start(dir.path(), &[]);
+    let (mut admin, tenant) = provision(&server);
+
+    let mut callee = Phone::new("102", "s3cret-102", DOMAIN, server.sip);
+    assert_eq!(callee.register(), 200);
+    let caller = Phone::new("101", "s3cret-101", DOMAIN, server.sip);
+
+    // The callee answers in its own thread, and waits for the BYE.
+    let answering = std::thread::spawn(move || {
+        let invite = callee.recv_request("INVITE");
+        callee.reply(&invite, 180, "b1");
+        callee.reply(&invite, 200, "b1");
+        let _ack = callee.recv_request("ACK");
+        let bye = callee.recv_request("BYE");
+        callee.reply(&bye, 200, "b1");
+        invite
+    });
+
+    let mut rang = false;
+    let mut call = caller.invite("102", |m| rang |= m.status() == Some(180));
+    assert_eq!(call.status, 200);
+    assert!(rang, "the 180 was relayed");
+    caller.ack(&call, "102");
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(caller.bye(&mut call, "102"), 200);
+    let invite = answering.join().expect("callee thread");
+    let session_id = invite
+        .header_named("X-Session-Id")
+        .expect("X-Session-Id on the INVITE to the callee")
+        .to_owned();
+
+    let list = wait_for_cdrs(&admin, 1);
+    let item = &list["items"][0];
+    assert_eq!(item["session_id"], session_id.as_str());
+    assert_eq!(item["caller"], "101");
+    assert_eq!(item["callee"], "102");
+    assert_eq!(item["callee_domain"], DOMAIN);
+    assert_eq!(item["direction"], "EXTENSION_CALL");
+    assert_eq!(item["call_status"], "answered");
+    assert_eq!(item["status_code"], 0);
+    assert_eq!(item["end_reason"], "CALLER_DISCONNECTED");
+    assert!(item["duration"].as_u64().is_some_and(|d| d >= 1), "{item}");
+    assert_ne!(item["answered_at"], "");
+    assert!(
+        item.get("call_targets").is_none(),
+        "targets only in the detail"
+    );
+
+    let id = item["id"].as_str().expect("id");
+    let detail = admin.get(&format!("/api/cdrs/{id}"));
+    assert_eq!(detail.status, 200, "{}", detail.body);
+    let detail = detail.json();
+    let targets = detail["items"][0]["call_targets"]
+        .as_array()
+        .expect("call_targets")
+        .clone();
+    assert_eq!(targets.len(), 1, "{detail}");
+    assert_eq!(targets[0]["callee"], "102");
+    assert_eq!(targets[0]["status"], "answered");
+    assert_eq!(targets[0]["end_reason"], "caller_disconnect");
+    assert!(
+        targets[0]["destination"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("sip:102@")),
+        "{}",
+        targets[0]
+    );
+
+    // Another tenant sees nothing of it.
+    admin.tenant = None;
+    let other = admin.create_tenant("Other", "other.example.com");
+    admin.tenant = Some(other);
+    assert_eq!(admin.get(&format!("/api/cdrs/{id}")).status, 404);
+    assert_eq!(admin.get("/api/cdrs").json()["count"], 0);
+    admin.tenant = Some(tenant);
+    assert_eq!(admin.get(&format!("/api/cdrs/{id}")).status, 200);
+
+    let log = server.stderr();
+    assert!(
+        log.contains(&format!("session_id={session_id}")),
+        "one span per session:\n{log}"
+    );
+}
+
+#[test]
+fn an_unregistered_callee_fails_with_480() {
+    let dir = TempDir::new("call-480");
+    let server = Server::start(dir.path(), &[]);
+    let (admin, _) = provision(&server);
+    let caller = Phone::new("101", "s3cret-101", DOMAIN, server.sip);
+    let call = caller.invite("102", |_| {});
+    assert_eq!(call.status, 480);
+    let list = wait_for_cdrs(&admin, 1);
+    assert_eq!(list["items"][0]["call_status"], "fail");
+    assert_eq!(list["items"][0]["status_code"], 480);
+}
+
+#[test]
+fn a_crash_mid_call_is_closed_at_the_next_start_and_registrations_survive() {
+    let dir = TempDir::new("recovery");
+    let server = Server::start(dir.path(), &[]);
+    let (_, tenant) = provision(&server);
+    let mut callee = Phone::new("102", "s3cret-102", DOMAIN, server.sip);
+    assert_eq!(callee.register(), 200);
+    let caller = Phone::new("101", "s3cret-101", DOMAIN, server.sip);
+
+    // Ring 102, then crash the PBX while it rings.
+    let ringing = std::thread::spawn(move || {
+        let invite = callee.recv_request("INVITE");
+        callee.reply(&invite, 180, "b1");
+        let call_id = invite.call_id().map(str::to_owned).unwrap_or_default();
+        (callee, call_id)
+    });
+    let (tx, rx) = std::sync::mpsc::channel();
+    let calling = std::thread::spawn(move || {
+        // Ends when the PBX is gone and nothing more comes.
+        caller.try_invite("102", Duration::from_millis(500), |m| {
+            if m.status() == Some(180) {
+                let _ = tx.send(());
+            }
+        })
+    });
+    rx.recv_timeout(WAIT).expect("the call rang");
+    let (mut callee, crashed_call) = ringing.join().expect("callee");
+    // Let the journal commit, then crash.
+    std::thread::sleep(Duration::from_millis(300));
+    let data = server.data_dir.clone();
+    server.kill();
+    assert!(
+        calling.join().expect("caller").is_none(),
+        "no final response"
+    );
+
+    let server = Server::start(&data, &[]);
+    let mut admin = server.admin();
+    admin.tenant = Some(tenant);
+    let list = wait_for_cdrs(&admin, 1);
+    let item = &list["items"][0];
+    assert_eq!(item["recovered"], true, "{item}");
+    assert_eq!(item["call_status"], "fail");
+    assert_ne!(item["rang_at"], "");
+
+    // 102's registration was restored: a new call reaches it without it
+    // registering again.
+    let caller = Phone::new("101", "s3cret-101", DOMAIN, server.sip);
+    callee.pbx = server.sip;
+    let answering = std::thread::spawn(move || {
+        // Skip what the crashed PBX may have retransmitted.
+        loop {
+            let invite = callee.recv_request("INVITE");
+            if invite.call_id().is_ok_and(|c| c != crashed_call) {
+                callee.reply(&invite, 486, "busy");
+                return;
+            }
+        }
+    });
+    let call = caller.invite("102", |_| {});
+    assert_eq!(call.status, 486);
+    answering.join().expect("callee");
+}

@@ -1,0 +1,305 @@
+//! Test harness: the real `tally` binary on loopback ports with a temporary
+//! data directory, a small HTTP/1.1 client, SIP phones over UDP, and SIPp.
+//! Every wait is bounded.
+
+#![allow(dead_code, unused_imports)] // each test file uses part of the harness
+
+pub mod http;
+pub mod phone;
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub use http::Http;
+pub use phone::Phone;
+
+pub const ADMIN_PASSWORD: &str = "test-admin-password";
+/// Longest wait for anything the server should do at once.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A port free on 127.0.0.1 for both UDP and TCP (SIP listens on both).
+pub fn free_sip_port() -> u16 {
+    for _ in 0..50 {
+        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind UDP");
+        let port = udp.local_addr().expect("local addr").port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free UDP+TCP port");
+}
+
+pub fn free_tcp_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind TCP")
+        .port()
+}
+
+/// A fresh directory under the system temp dir, removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "tally-test-{name}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running `tally serve`.
+pub struct Server {
+    child: Option<Child>,
+    pub sip: SocketAddr,
+    pub http: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Lines the server printed on stdout (credentials).
+    stdout: mpsc::Receiver<String>,
+    pub stdout_lines: Vec<String>,
+    stderr_path: PathBuf,
+}
+
+impl Server {
+    /// Starts the binary on fresh ports with `data_dir` and `extra` flags,
+    /// and waits until the HTTP port answers.
+    pub fn start(data_dir: &Path, extra: &[&str]) -> Server {
+        let sip_port = free_sip_port();
+        let http_port = free_tcp_port();
+        let stderr_path = data_dir.join(format!("stderr-{sip_port}.log"));
+        let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tally"))
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--sip-bind", "127.0.0.1", "--sip-port"])
+            .arg(sip_port.to_string())
+            .args(["--http-bind", "127.0.0.1", "--http-port"])
+            .arg(http_port.to_string())
+            .args(["--admin-password", ADMIN_PASSWORD])
+            .args(extra)
+            .env("RUST_LOG", "info,tally=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(stderr))
+            .spawn()
+            .expect("start tally");
+        let out = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut server = Server {
+            child: Some(child),
+            sip: SocketAddr::from(([127, 0, 0, 1], sip_port)),
+            http: SocketAddr::from(([127, 0, 0, 1], http_port)),
+            data_dir: data_dir.to_owned(),
+            stdout: rx,
+            stdout_lines: Vec::new(),
+            stderr_path,
+        };
+        server.wait_until_ready();
+        server
+    }
+
+    fn wait_until_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Some(status) = self.try_exit_status() {
+                panic!("tally exited early ({status}):\n{}", self.stderr());
+            }
+            if TcpStream::connect_timeout(&self.http, Duration::from_millis(200)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("tally did not open its HTTP port:\n{}", self.stderr());
+    }
+
+    pub fn http(&self) -> Http {
+        Http::new(self.http)
+    }
+
+    /// Logs in as the system admin.
+    pub fn admin(&self) -> Http {
+        let mut http = self.http();
+        http.login(ADMIN_PASSWORD);
+        http
+    }
+
+    /// Waits for a stdout line containing `needle`.
+    pub fn wait_stdout(&mut self, needle: &str) -> String {
+        if let Some(l) = self.stdout_lines.iter().find(|l| l.contains(needle)) {
+            return l.clone();
+        }
+        let deadline = Instant::now() + WAIT;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.stdout.recv_timeout(left) {
+                Ok(line) => {
+                    self.stdout_lines.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        panic!(
+            "no stdout line with {needle:?}; got {:?}\n{}",
+            self.stdout_lines,
+            self.stderr()
+        );
+    }
+
+    pub fn stderr(&self) -> String {
+        let mut s = String::new();
+        if let Ok(mut f) = std::fs::File::open(&self.stderr_path) {
+            let _ = f.read_to_string(&mut s);
+        }
+        s
+    }
+
+    fn try_exit_status(&mut self) -> Option<ExitStatus> {
+        self.child.as_mut()?.try_wait().ok().flatten()
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit.
+    pub fn terminate(mut self) -> (ExitStatus, Duration) {
+        let started = Instant::now();
+        self.signal("TERM");
+        let deadline = started + WAIT;
+        loop {
+            if let Some(status) = self.try_exit_status() {
+                self.child = None;
+                return (status, started.elapsed());
+            }
+            if Instant::now() > deadline {
+                panic!("tally did not exit after SIGTERM:\n{}", self.stderr());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL: a crash, for recovery tests.
+    pub fn kill(mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- tally's log ({}) ---\n{}", self.sip, self.stderr());
+        }
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Whether SIPp can run here; prints why a test is skipped otherwise.
+pub fn sipp_available(test: &str) -> bool {
+    let ok = Command::new("sipp")
+        .arg("-v")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !ok {
+        println!(
+            "SKIPPED {test}: sipp is not installed (CI installs it: apt-get install sip-tester)"
+        );
+    }
+    ok
+}
+
+/// Runs one SIPp call of `scenario` (a file under `tests/sipp/` at the
+/// repository root) against the server; returns whether it succeeded and
+/// what SIPp logged.
+pub fn sipp(server: &Server, scenario: &str, transport: &str, extra: &[&str]) -> (bool, String) {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/sipp")
+        .join(scenario);
+    let logs = TempDir::new("sipp");
+    let log = logs.path().join("log.txt");
+    let errors = logs.path().join("errors.txt");
+    let messages = logs.path().join("messages.txt");
+    let status = Command::new("timeout")
+        .arg("20")
+        .arg("sipp")
+        .arg("-sf")
+        .arg(&file)
+        .arg(server.sip.to_string())
+        .args(["-i", "127.0.0.1", "-p"])
+        .arg(free_sip_port().to_string())
+        .args([
+            "-t",
+            transport,
+            "-m",
+            "1",
+            "-timeout",
+            "10",
+            "-timeout_error",
+            "-nostdin",
+        ])
+        .args(["-trace_logs", "-log_file"])
+        .arg(&log)
+        .args(["-trace_err", "-error_file"])
+        .arg(&errors)
+        .args(["-trace_msg", "-message_file"])
+        .arg(&messages)
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run sipp");
+    let mut text = String::new();
+    for f in [&log, &errors, &messages] {
+        if let Ok(s) = std::fs::read_to_string(f) {
+            text.push_str(&s);
+        }
+    }
+    (status.success(), text)
+}

@@ -1,0 +1,162 @@
+//! SIP over UDP and TCP against the real binary: SIPp for OPTIONS and a
+//! malformed request; digest REGISTER from a phone (SHA-256 and MD5);
+//! keep-alives on TCP; `--demo`.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use common::phone::Digest;
+use common::{Phone, Server, TempDir, sipp, sipp_available};
+use sip::Message;
+
+#[test]
+fn sipp_options_gets_200_with_allow() {
+    if !sipp_available("sipp_options_gets_200_with_allow") {
+        return;
+    }
+    let dir = TempDir::new("sipp-options");
+    let server = Server::start(dir.path(), &[]);
+    for transport in ["u1", "t1"] {
+        let (ok, log) = sipp(&server, "options.xml", transport, &[]);
+        assert!(
+            ok,
+            "SIPp OPTIONS over {transport} failed:\n{log}\n{}",
+            server.stderr()
+        );
+        assert!(log.contains("allow: Allow: INVITE"), "{log}");
+    }
+}
+
+#[test]
+fn sipp_malformed_request_gets_400_naming_the_defect() {
+    if !sipp_available("sipp_malformed_request_gets_400_naming_the_defect") {
+        return;
+    }
+    let dir = TempDir::new("sipp-malformed");
+    let server = Server::start(dir.path(), &[]);
+    let (ok, log) = sipp(&server, "malformed.xml", "u1", &[]);
+    assert!(ok, "SIPp malformed failed:\n{log}\n{}", server.stderr());
+    assert!(
+        log.contains("SIP/2.0 400 Bad Request (invalid Max-Forwards header: not a number)"),
+        "{log}"
+    );
+}
+
+#[test]
+fn register_with_digest_then_wrong_password() {
+    let dir = TempDir::new("register");
+    let server = Server::start(dir.path(), &[]);
+    let admin = server.admin();
+    let tenant = admin.create_tenant("Acme", "acme.example.com");
+    admin.create_user(&tenant, "101", "s3cret-101");
+    admin.create_user(&tenant, "102", "s3cret-102");
+
+    // RFC 8760 phone: SHA-256.
+    let mut phone = Phone::new("101", "s3cret-101", "acme.example.com", server.sip);
+    assert_eq!(phone.register(), 200);
+    // Older phones (and SIPp): MD5.
+    let mut md5 = Phone::new("102", "s3cret-102", "acme.example.com", server.sip);
+    md5.digest = Digest::Md5;
+    assert_eq!(md5.register(), 200);
+
+    let mut wrong = Phone::new("101", "wrong-password", "acme.example.com", server.sip);
+    assert_eq!(wrong.register(), 403);
+    let mut unknown = Phone::new("199", "s3cret-199", "acme.example.com", server.sip);
+    assert_eq!(unknown.register(), 404);
+    // Unregister.
+    assert_eq!(phone.register_for(0), 200);
+
+    let log = server.stderr();
+    assert!(log.contains("registered"), "{log}");
+    assert!(log.contains("REGISTER authentication failed"), "{log}");
+}
+
+#[test]
+fn tcp_answers_options_and_keepalive_pings() {
+    let dir = TempDir::new("tcp");
+    let server = Server::start(dir.path(), &[]);
+    let mut stream = TcpStream::connect(server.sip).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let local = stream.local_addr().expect("local");
+
+    // RFC 5626 ping: CRLFCRLF, answered with CRLF.
+    stream.write_all(b"\r\n\r\n").expect("ping");
+    let mut pong = [0u8; 2];
+    stream.read_exact(&mut pong).expect("pong");
+    assert_eq!(&pong, b"\r\n");
+
+    let options = format!(
+        "OPTIONS sip:{pbx} SIP/2.0\r\nVia: SIP/2.0/TCP {local};branch=z9hG4bK-tcp1\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:probe@{local}>;tag=t1\r\nTo: <sip:{pbx}>\r\n\
+         Call-ID: tcp-1@test\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+        pbx = server.sip
+    );
+    stream.write_all(options.as_bytes()).expect("send");
+    let response = read_message(&mut stream);
+    assert_eq!(response.status(), Some(200), "{}", response.summary());
+
+    // A framing error (no Content-Length on a stream) closes the connection.
+    stream
+        .write_all(b"OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bKz\r\n\r\n")
+        .expect("send");
+    let mut rest = Vec::new();
+    let _ = stream.read_to_end(&mut rest);
+}
+
+fn read_message(stream: &mut TcpStream) -> Message {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut chunk).expect("read");
+        assert!(n > 0, "connection closed");
+        buf.extend_from_slice(&chunk[..n]);
+        if let Ok(m) = Message::parse(buf.clone()) {
+            return m;
+        }
+    }
+}
+
+#[test]
+fn demo_prints_credentials_that_register() {
+    let dir = TempDir::new("demo");
+    let mut server = Server::start(dir.path(), &["--demo"]);
+    let header = server.wait_stdout("Demo tenant");
+    assert!(header.contains("demo.tally.local"), "{header}");
+    let tenant_id = header
+        .split("(id ")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .expect("tenant id")
+        .to_owned();
+    let mut credentials = Vec::new();
+    for ext in ["101", "102", "103", "104", "105"] {
+        let line = server.wait_stdout(&format!("  {ext} "));
+        let password = line.split_whitespace().nth(1).expect("password").to_owned();
+        credentials.push((ext, password));
+    }
+
+    // The tenant exists over REST, with no CDRs yet.
+    let mut admin = server.admin();
+    let r = admin.get(&format!("/api/tenants/{tenant_id}"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["sip_domain"], "demo.tally.local");
+    admin.tenant = Some(tenant_id);
+    assert_eq!(admin.get("/api/cdrs").json()["count"], 0);
+
+    // The printed credentials work.
+    let (ext, password) = &credentials[1];
+    let mut phone = Phone::new(ext, password, "demo.tally.local", server.sip);
+    assert_eq!(phone.register(), 200);
+
+    // A second start with --demo keeps the same credentials.
+    let (status, _) = server.terminate();
+    assert!(status.success());
+    let mut again = Server::start(dir.path(), &["--demo"]);
+    let line = again.wait_stdout("  102 ");
+    assert!(line.contains(password.as_str()), "{line}");
+}
