@@ -101,9 +101,15 @@ fn accept(sessions: &mut HashMap<SessionId, OpenSession>, fact: SessionFact) {
         }
         // The builder refuses only sequences a correct engine never
         // produces; it is unchanged, so the session goes on without it.
-        Err(e) => session.span.in_scope(|| {
-            tracing::error!(error = %e, event = fact.event.kind.name(), "CDR builder refused an event")
-        }),
+        Err(e) => {
+            session.span.in_scope(|| {
+                tracing::error!(error = %e, event = fact.event.kind.name(), "CDR builder refused an event")
+            });
+            if session.builder.session_id().is_none() {
+                // Not even started: nothing to commit, ever.
+                sessions.remove(&fact.session);
+            }
+        }
     }
 }
 

@@ -152,6 +152,11 @@ pub async fn login(
                 return Err(ApiError::login_failed());
             }
             let admin = state.admin.clone();
+            let _slot = state
+                .login_slots
+                .acquire()
+                .await
+                .map_err(ApiError::internal)?;
             let ok = tokio::task::spawn_blocking(move || admin.verify(&username, &password))
                 .await
                 .map_err(ApiError::internal)?;

@@ -28,6 +28,8 @@ use crate::provision::Provisioner;
 pub use auth::Principal;
 pub use error::ApiError;
 
+const LOGIN_SLOTS: usize = 2;
+
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone)]
 pub struct ApiState(Arc<Inner>);
@@ -37,6 +39,10 @@ pub struct Inner {
     pub provisioner: Arc<Provisioner>,
     pub admin: SystemAdmin,
     tokens: auth::Tokens,
+    /// Password checks running at once: each argon2id verification holds
+    /// 19 MiB and a core for tens of milliseconds, so a login flood must
+    /// queue, not fan out over the blocking thread pool.
+    login_slots: tokio::sync::Semaphore,
 }
 
 impl std::ops::Deref for ApiState {
@@ -54,6 +60,7 @@ impl ApiState {
             provisioner,
             admin,
             tokens: auth::Tokens::default(),
+            login_slots: tokio::sync::Semaphore::new(LOGIN_SLOTS),
         }))
     }
 }

@@ -18,7 +18,8 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::{Map, Value};
 
 use super::{ApiError, ApiState, Principal};
 use crate::provision::{self, Invalid, NewTenant, NewUser, ProvisionError};
@@ -94,25 +95,47 @@ impl From<ProvisionError> for ApiError {
     }
 }
 
-fn tenant_json(t: &store::Tenant) -> Value {
-    json!({
-        "id": t.id,
-        "name": t.name,
-        "sip_domain": t.sip_domain,
-        "created_at": t.created_at.to_rfc3339(),
-    })
+/// A tenant as REST shows it (keys in this order).
+#[derive(Serialize)]
+pub struct TenantJson {
+    id: cdr::TenantId,
+    name: String,
+    sip_domain: String,
+    created_at: String,
 }
 
-fn user_json(u: &store::User) -> Value {
-    json!({
-        "id": u.id,
-        "tenant_id": u.tenant_id,
-        "extension": u.extension,
-        "display_name": u.display_name,
-        "ring_timeout": u.ring_timeout_secs,
-        "enabled": u.enabled,
-        "created_at": u.created_at.to_rfc3339(),
-    })
+fn tenant_json(t: store::Tenant) -> TenantJson {
+    TenantJson {
+        id: t.id,
+        name: t.name,
+        sip_domain: t.sip_domain,
+        created_at: t.created_at.to_rfc3339(),
+    }
+}
+
+/// A user as REST shows it: everything but the SIP password.
+#[derive(Serialize)]
+pub struct UserJson {
+    id: cdr::Id,
+    tenant_id: cdr::TenantId,
+    extension: String,
+    display_name: String,
+    /// Seconds.
+    ring_timeout: u32,
+    enabled: bool,
+    created_at: String,
+}
+
+fn user_json(u: store::User) -> UserJson {
+    UserJson {
+        id: u.id,
+        tenant_id: u.tenant_id,
+        extension: u.extension,
+        display_name: u.display_name,
+        ring_timeout: u.ring_timeout_secs,
+        enabled: u.enabled,
+        created_at: u.created_at.to_rfc3339(),
+    }
 }
 
 /// The system admin only, for now; tenant admins get their own scope with
@@ -137,7 +160,7 @@ pub async fn create_tenant(
     State(state): State<ApiState>,
     principal: Principal,
     body: Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<TenantJson>), ApiError> {
     system_admin(principal)?;
     let body = Body::parse(&body, &["name", "sip_domain"])?;
     let new = NewTenant {
@@ -145,16 +168,16 @@ pub async fn create_tenant(
         sip_domain: provision::sip_domain(body.required("sip_domain")?)?,
     };
     let tenant = state.provisioner.create_tenant(new).await?;
-    Ok((StatusCode::CREATED, Json(tenant_json(&tenant))))
+    Ok((StatusCode::CREATED, Json(tenant_json(tenant))))
 }
 
 pub async fn get_tenant(
     State(state): State<ApiState>,
     principal: Principal,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TenantJson>, ApiError> {
     system_admin(principal)?;
-    Ok(Json(tenant_json(&tenant(&state, &id).await?)))
+    Ok(Json(tenant_json(tenant(&state, &id).await?)))
 }
 
 pub async fn create_user(
@@ -162,9 +185,9 @@ pub async fn create_user(
     principal: Principal,
     Path(id): Path<String>,
     body: Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<UserJson>), ApiError> {
     system_admin(principal)?;
-    let tenant = tenant(&state, &id).await?;
+    let tenant_id = tenant(&state, &id).await?.id;
     let body = Body::parse(
         &body,
         &[
@@ -185,6 +208,6 @@ pub async fn create_user(
         },
         enabled: body.boolean("enabled")?.unwrap_or(true),
     };
-    let user = state.provisioner.create_user(tenant.id, new).await?;
-    Ok((StatusCode::CREATED, Json(user_json(&user))))
+    let user = state.provisioner.create_user(tenant_id, new).await?;
+    Ok((StatusCode::CREATED, Json(user_json(user))))
 }
