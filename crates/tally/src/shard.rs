@@ -66,7 +66,8 @@ pub struct Shard {
     inbound: Arc<Inbound>,
     facts: mpsc::UnboundedSender<SessionFact>,
     bindings: mpsc::UnboundedSender<Vec<BindingChange>>,
-    /// One span per session in progress (`session_id`, `tenant_id`).
+    /// One span per call in progress (`session_id`, `tenant_id`): from
+    /// `SessionStarted` to `SessionEnded`.
     spans: HashMap<SessionId, Span>,
     draining: bool,
 }
@@ -104,7 +105,9 @@ impl Shard {
     ) -> usize {
         let mut drain_until: Option<Instant> = None;
         loop {
-            if self.draining && self.engine.sessions() == 0 {
+            // Calls in progress, not ended ones still absorbing
+            // retransmissions (the engine holds those for up to 32 s).
+            if self.draining && self.spans.is_empty() {
                 break;
             }
             let timer = self.engine.poll_timeout();
@@ -115,7 +118,7 @@ impl Shard {
                     self.draining = true;
                     drain_until = Some(Instant::now() + grace);
                     tracing::info!(
-                        calls = self.engine.sessions(),
+                        calls = self.spans.len(),
                         grace_secs = grace.as_secs(),
                         "refusing new calls; waiting for calls in progress"
                     );

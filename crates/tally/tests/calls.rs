@@ -4,10 +4,9 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Http, Phone, Server, TempDir, WAIT};
-use serde_json::Value;
+use common::{Http, Phone, Server, TempDir, WAIT, answered_call, wait_for_cdrs};
 
 const DOMAIN: &str = "acme.example.com";
 
@@ -20,54 +19,13 @@ fn provision(server: &Server) -> (Http, String) {
     (admin, tenant)
 }
 
-/// Polls `GET /api/cdrs` until it lists `n` CDRs.
-fn wait_for_cdrs(admin: &Http, n: u64) -> Value {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let r = admin.get("/api/cdrs");
-        assert_eq!(r.status, 200, "{}", r.body);
-        let v = r.json();
-        if v["count"] == n {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "CDRs: {v}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn an_answered_call_gives_one_exact_cdr() {
     let dir = TempDir::new("call");
     let server = Server::start(dir.path(), &[]);
     let (mut admin, tenant) = provision(&server);
 
-    let mut callee = Phone::new("102", "s3cret-102", DOMAIN, server.sip);
-    assert_eq!(callee.register(), 200);
-    let caller = Phone::new("101", "s3cret-101", DOMAIN, server.sip);
-
-    // The callee answers in its own thread, and waits for the BYE.
-    let answering = std::thread::spawn(move || {
-        let invite = callee.recv_request("INVITE");
-        callee.reply(&invite, 180, "b1");
-        callee.reply(&invite, 200, "b1");
-        let _ack = callee.recv_request("ACK");
-        let bye = callee.recv_request("BYE");
-        callee.reply(&bye, 200, "b1");
-        invite
-    });
-
-    let mut rang = false;
-    let mut call = caller.invite("102", |m| rang |= m.status() == Some(180));
-    assert_eq!(call.status, 200);
-    assert!(rang, "the 180 was relayed");
-    caller.ack(&call, "102");
-    std::thread::sleep(Duration::from_millis(1100));
-    assert_eq!(caller.bye(&mut call, "102"), 200);
-    let invite = answering.join().expect("callee thread");
-    let session_id = invite
-        .header_named("X-Session-Id")
-        .expect("X-Session-Id on the INVITE to the callee")
-        .to_owned();
+    let session_id = answered_call(&server, DOMAIN);
 
     let list = wait_for_cdrs(&admin, 1);
     let item = &list["items"][0];
@@ -197,4 +155,61 @@ fn a_crash_mid_call_is_closed_at_the_next_start_and_registrations_survive() {
     let call = caller.invite("102", |_| {});
     assert_eq!(call.status, 486);
     answering.join().expect("callee");
+}
+
+#[test]
+fn shutdown_refuses_new_calls_and_lets_a_call_in_progress_finish() {
+    let dir = TempDir::new("shutdown");
+    let config = dir.path().join("tally.toml");
+    std::fs::write(&config, "[shutdown]\ngrace_secs = 8\n").expect("config");
+    let config = config.to_str().expect("utf-8 path").to_owned();
+    let server = Server::start(dir.path(), &["--config", &config]);
+    let (_, tenant) = provision(&server);
+    let mut callee = Phone::new("102", "s3cret-102", DOMAIN, server.sip);
+    assert_eq!(callee.register(), 200);
+    let caller = Phone::new("101", "s3cret-101", DOMAIN, server.sip);
+
+    let (rang_tx, rang) = std::sync::mpsc::channel();
+    let (answer, answer_rx) = std::sync::mpsc::channel::<()>();
+    let answering = std::thread::spawn(move || {
+        let invite = callee.recv_request("INVITE");
+        callee.reply(&invite, 180, "b1");
+        let _ = rang_tx.send(());
+        answer_rx.recv_timeout(WAIT).expect("told to answer");
+        callee.reply(&invite, 200, "b1");
+        let _ack = callee.recv_request("ACK");
+        let bye = callee.recv_request("BYE");
+        callee.reply(&bye, 200, "b1");
+    });
+    let calling = std::thread::spawn(move || {
+        let mut call = caller.invite("102", |_| {});
+        assert_eq!(call.status, 200);
+        caller.ack(&call, "102");
+        std::thread::sleep(Duration::from_millis(200));
+        caller.bye(&mut call, "102")
+    });
+    rang.recv_timeout(WAIT).expect("the call rang");
+
+    // Stop: a new call is refused, the one in progress goes on.
+    server.send_term();
+    std::thread::sleep(Duration::from_millis(300));
+    let late = Phone::new("101", "s3cret-101", DOMAIN, server.sip);
+    assert_eq!(late.invite_status("102"), 503);
+    let _ = answer.send(());
+    assert_eq!(calling.join().expect("caller"), 200);
+    answering.join().expect("callee");
+
+    // It exits once the call ended, well before the grace period.
+    let data = server.data_dir.clone();
+    let (status, took) = server.wait_exit();
+    assert!(status.success(), "{status}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+
+    // The CDR was committed before exit: a whole one, not a recovered one.
+    let server = Server::start(&data, &[]);
+    let mut admin = server.admin();
+    admin.tenant = Some(tenant);
+    let list = wait_for_cdrs(&admin, 1);
+    assert_eq!(list["items"][0]["call_status"], "answered");
+    assert!(list["items"][0].get("recovered").is_none(), "{list}");
 }

@@ -202,9 +202,19 @@ impl Server {
     }
 
     /// Sends SIGTERM and waits (bounded) for the exit.
-    pub fn terminate(mut self) -> (ExitStatus, Duration) {
-        let started = Instant::now();
+    pub fn terminate(self) -> (ExitStatus, Duration) {
         self.signal("TERM");
+        self.wait_exit()
+    }
+
+    /// Sends SIGTERM without waiting.
+    pub fn send_term(&self) {
+        self.signal("TERM");
+    }
+
+    /// Waits (bounded) for the process to exit.
+    pub fn wait_exit(mut self) -> (ExitStatus, Duration) {
+        let started = Instant::now();
         let deadline = started + WAIT;
         loop {
             if let Some(status) = self.try_exit_status() {
@@ -236,6 +246,51 @@ impl Drop for Server {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+/// 102 registers, 101 calls it, 102 answers, 101 hangs up after about a
+/// second. Returns the session id the PBX gave the call (`X-Session-Id`).
+pub fn answered_call(server: &Server, domain: &str) -> String {
+    let mut callee = Phone::new("102", "s3cret-102", domain, server.sip);
+    assert_eq!(callee.register(), 200);
+    let caller = Phone::new("101", "s3cret-101", domain, server.sip);
+    // The callee answers in its own thread, and waits for the BYE.
+    let answering = std::thread::spawn(move || {
+        let invite = callee.recv_request("INVITE");
+        callee.reply(&invite, 180, "b1");
+        callee.reply(&invite, 200, "b1");
+        let _ack = callee.recv_request("ACK");
+        let bye = callee.recv_request("BYE");
+        callee.reply(&bye, 200, "b1");
+        invite
+    });
+    let mut rang = false;
+    let mut call = caller.invite("102", |m| rang |= m.status() == Some(180));
+    assert_eq!(call.status, 200);
+    assert!(rang, "the 180 was relayed");
+    caller.ack(&call, "102");
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(caller.bye(&mut call, "102"), 200);
+    let invite = answering.join().expect("callee thread");
+    invite
+        .header_named("X-Session-Id")
+        .expect("X-Session-Id on the INVITE to the callee")
+        .to_owned()
+}
+
+/// Polls `GET /api/cdrs` until it lists `n` CDRs.
+pub fn wait_for_cdrs(admin: &Http, n: u64) -> serde_json::Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let r = admin.get("/api/cdrs");
+        assert_eq!(r.status, 200, "{}", r.body);
+        let v = r.json();
+        if v["count"] == n {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "CDRs: {v}");
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

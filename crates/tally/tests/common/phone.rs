@@ -218,6 +218,13 @@ impl Phone {
             .unwrap_or_else(|| panic!("{}: the call got no final response", self.extension))
     }
 
+    /// Sends an INVITE without credentials; the first final response.
+    pub fn invite_status(&self, to: &str) -> u16 {
+        let call_id = format!("call-{}@test", unique());
+        self.send(&self.invite_text(to, &call_id, &format!("f{}", unique()), 1, ""));
+        self.recv_final().status().unwrap_or(0)
+    }
+
     /// [`Phone::invite`], or `None` when a response does not come within
     /// `wait`.
     pub fn try_invite(

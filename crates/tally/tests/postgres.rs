@@ -1,0 +1,110 @@
+//! `tally serve --database postgres://…`: the same call and CDR as on
+//! SQLite, and a restart that reloads the directory and the registrations
+//! from PostgreSQL. Runs when `TALLY_TEST_POSTGRES_URL` names a server
+//! whose user may create databases; prints `SKIPPED` otherwise.
+
+mod common;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use common::{Phone, Server, TempDir, answered_call, wait_for_cdrs};
+use sqlx::Connection as _;
+
+const DOMAIN: &str = "pg.example.com";
+
+/// A database of its own on the test server, dropped on drop.
+struct Database {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl Database {
+    fn create(test: &str) -> Option<Database> {
+        let Ok(admin_url) = std::env::var("TALLY_TEST_POSTGRES_URL") else {
+            println!(
+                "SKIPPED {test}: TALLY_TEST_POSTGRES_URL is not set, this test did not run on PostgreSQL"
+            );
+            return None;
+        };
+        static N: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "tally_e2e_{}_{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let (base, _) = admin_url
+            .split_once('?')
+            .map_or((admin_url.as_str(), ""), |(b, q)| (b, q));
+        let slash = base.rfind('/').expect("a database path in the URL");
+        let url = format!("{}/{name}", &base[..slash]);
+        execute(&admin_url, &format!("CREATE DATABASE {name}"));
+        Some(Database {
+            admin_url,
+            name,
+            url,
+        })
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        execute(
+            &self.admin_url,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        );
+    }
+}
+
+fn execute(url: &str, sql: &str) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let mut conn = sqlx::PgConnection::connect(url)
+            .await
+            .expect("connect to TALLY_TEST_POSTGRES_URL");
+        sqlx::raw_sql(sql).execute(&mut conn).await.expect(sql);
+        let _ = conn.close().await;
+    });
+}
+
+#[test]
+fn on_postgres_calls_are_recorded_and_a_restart_reloads_everything() {
+    let Some(db) =
+        Database::create("on_postgres_calls_are_recorded_and_a_restart_reloads_everything")
+    else {
+        return;
+    };
+    let dir = TempDir::new("postgres");
+    let server = Server::start(dir.path(), &["--database", &db.url]);
+    let mut admin = server.admin();
+    let tenant = admin.create_tenant("PG", DOMAIN);
+    admin.create_user(&tenant, "101", "s3cret-101");
+    admin.create_user(&tenant, "102", "s3cret-102");
+    admin.tenant = Some(tenant.clone());
+
+    let session_id = answered_call(&server, DOMAIN);
+    let list = wait_for_cdrs(&admin, 1);
+    assert_eq!(list["items"][0]["session_id"], session_id.as_str());
+    assert_eq!(list["items"][0]["call_status"], "answered");
+    assert!(
+        !dir.path().join("tally.db").exists(),
+        "no SQLite file when PostgreSQL is given"
+    );
+
+    let (status, _) = server.terminate();
+    assert!(status.success());
+
+    // The directory comes back from PostgreSQL: 101 registers without
+    // being provisioned again, and the CDR is still there.
+    let server = Server::start(dir.path(), &["--database", &db.url]);
+    let mut phone = Phone::new("101", "s3cret-101", DOMAIN, server.sip);
+    assert_eq!(phone.register(), 200);
+    let mut admin = server.admin();
+    admin.tenant = Some(tenant);
+    wait_for_cdrs(&admin, 1);
+    let (status, _) = server.terminate();
+    assert!(status.success());
+}
