@@ -9,7 +9,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use common::phone::Digest;
-use common::{Phone, Server, TempDir, sipp, sipp_available};
+use common::{Md5OnlyRelay, Phone, Server, TempDir, sipp, sipp_available};
 use sip::Message;
 
 #[test]
@@ -20,7 +20,7 @@ fn sipp_options_gets_200_with_allow() {
     let dir = TempDir::new("sipp-options");
     let server = Server::start(dir.path(), &[]);
     for transport in ["u1", "t1"] {
-        let (ok, log) = sipp(&server, "options.xml", transport, &[]);
+        let (ok, log) = sipp(server.sip, "options.xml", transport, &[]);
         assert!(
             ok,
             "SIPp OPTIONS over {transport} failed:\n{log}\n{}",
@@ -37,11 +37,54 @@ fn sipp_malformed_request_gets_400_naming_the_defect() {
     }
     let dir = TempDir::new("sipp-malformed");
     let server = Server::start(dir.path(), &[]);
-    let (ok, log) = sipp(&server, "malformed.xml", "u1", &[]);
+    let (ok, log) = sipp(server.sip, "malformed.xml", "u1", &[]);
     assert!(ok, "SIPp malformed failed:\n{log}\n{}", server.stderr());
     assert!(
         log.contains("SIP/2.0 400 Bad Request (invalid Max-Forwards header: not a number)"),
         "{log}"
+    );
+}
+
+#[test]
+fn sipp_registers_with_digest_and_a_wrong_password_gets_403() {
+    if !sipp_available("sipp_registers_with_digest_and_a_wrong_password_gets_403") {
+        return;
+    }
+    let dir = TempDir::new("sipp-register");
+    let server = Server::start(dir.path(), &[]);
+    let admin = server.admin();
+    let tenant = admin.create_tenant("Acme", "acme.example.com");
+    admin.create_user(&tenant, "101", "s3cret-101");
+    let relay = Md5OnlyRelay::start(server.sip);
+    // -auth_uri: SIPp's digest `uri` defaults to the address it sends to;
+    // the PBX wants the Request-URI (RFC 7616 §3.4.6).
+    let user = [
+        "-s",
+        "101",
+        "-key",
+        "domain",
+        "acme.example.com",
+        "-auth_uri",
+        "acme.example.com",
+    ];
+
+    let (ok, log) = sipp(
+        relay.addr,
+        "register.xml",
+        "u1",
+        &[&user[..], &["-ap", "s3cret-101"]].concat(),
+    );
+    assert!(ok, "SIPp REGISTER failed:\n{log}\n{}", server.stderr());
+    let (ok, log) = sipp(
+        relay.addr,
+        "register_forbidden.xml",
+        "u1",
+        &[&user[..], &["-ap", "wrong-password"]].concat(),
+    );
+    assert!(
+        ok,
+        "SIPp REGISTER with a wrong password:\n{log}\n{}",
+        server.stderr()
     );
 }
 

@@ -11,8 +11,9 @@ use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, mpsc};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub use http::Http;
@@ -311,9 +312,9 @@ pub fn sipp_available(test: &str) -> bool {
 }
 
 /// Runs one SIPp call of `scenario` (a file under `tests/sipp/` at the
-/// repository root) against the server; returns whether it succeeded and
-/// what SIPp logged.
-pub fn sipp(server: &Server, scenario: &str, transport: &str, extra: &[&str]) -> (bool, String) {
+/// repository root) against `target` (the PBX, or a relay in front of it);
+/// returns whether it succeeded and what SIPp logged.
+pub fn sipp(target: SocketAddr, scenario: &str, transport: &str, extra: &[&str]) -> (bool, String) {
     let file = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../tests/sipp")
         .join(scenario);
@@ -326,7 +327,7 @@ pub fn sipp(server: &Server, scenario: &str, transport: &str, extra: &[&str]) ->
         .arg("sipp")
         .arg("-sf")
         .arg(&file)
-        .arg(server.sip.to_string())
+        .arg(target.to_string())
         .args(["-i", "127.0.0.1", "-p"])
         .arg(free_sip_port().to_string())
         .args([
@@ -357,4 +358,73 @@ pub fn sipp(server: &Server, scenario: &str, transport: &str, extra: &[&str]) ->
         }
     }
     (status.success(), text)
+}
+
+/// A UDP relay in front of the PBX that hides the SHA-256 challenges of its
+/// `401`s, everything else passing unchanged. SIPp 3.6 answers only the
+/// first `WWW-Authenticate` and only MD5, while the PBX offers SHA-256
+/// first (RFC 8760): through the relay SIPp is what it is, an MD5-only
+/// phone, and its independent digest implementation checks the PBX's.
+pub struct Md5OnlyRelay {
+    pub addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Md5OnlyRelay {
+    pub fn start(pbx: SocketAddr) -> Md5OnlyRelay {
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind relay");
+        socket
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .expect("timeout");
+        let addr = socket.local_addr().expect("relay addr");
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let mut client: Option<SocketAddr> = None;
+            let mut buf = vec![0u8; 65_535];
+            while !stopped.load(Ordering::Relaxed) {
+                let Ok((n, from)) = socket.recv_from(&mut buf) else {
+                    continue;
+                };
+                if from == pbx {
+                    if let Some(client) = client {
+                        let _ = socket.send_to(&strip_sha256_challenges(&buf[..n]), client);
+                    }
+                } else {
+                    client = Some(from);
+                    let _ = socket.send_to(&buf[..n], pbx);
+                }
+            }
+        });
+        Md5OnlyRelay {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Md5OnlyRelay {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn strip_sha256_challenges(message: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(message);
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        return message.to_vec();
+    };
+    let head: Vec<&str> = head
+        .split("\r\n")
+        .filter(|line| {
+            !(line.to_ascii_lowercase().starts_with("www-authenticate:")
+                && line.contains("SHA-256"))
+        })
+        .collect();
+    format!("{}\r\n\r\n{body}", head.join("\r\n")).into_bytes()
 }
