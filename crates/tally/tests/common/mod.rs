@@ -24,11 +24,22 @@ pub const ADMIN_PASSWORD: &str = "test-admin-password";
 pub const WAIT: Duration = Duration::from_secs(10);
 
 /// A port free on 127.0.0.1 for both UDP and TCP (SIP listens on both).
+///
+/// Taken below the ephemeral range (Linux: 32768 and up), so no socket
+/// bound to port 0 or connecting out, in this test or another, can take it
+/// between this check and the server binding it; a per-process counter
+/// keeps concurrent tests of one binary apart, the process id binaries.
 pub fn free_sip_port() -> u16 {
-    for _ in 0..50 {
-        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind UDP");
-        let port = udp.local_addr().expect("local addr").port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let offset = (std::process::id() % 400) * 30;
+    for _ in 0..2_000 {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let Ok(port) = u16::try_from(20_000 + (offset + n) % 12_000) else {
+            continue;
+        };
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok()
+            && TcpListener::bind(("127.0.0.1", port)).is_ok()
+        {
             return port;
         }
     }
@@ -36,10 +47,7 @@ pub fn free_sip_port() -> u16 {
 }
 
 pub fn free_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind TCP")
-        .port()
+    free_sip_port()
 }
 
 /// A fresh directory under the system temp dir, removed on drop.
