@@ -126,7 +126,7 @@ async fn directory_tenants_and_users(db: &TestDb) {
 
     // Listing, for loading the engine's directory at start-up.
     let tenants = store.tenants().await.unwrap();
-    assert_eq!(tenants, vec![tenant(1), tenant(2)]);
+    assert_eq!(tenants, vec![stored.clone(), tenant(2)]);
     let mut carol = user(1, "100");
     carol.id = Id::from_u64(44);
     store.create_user(&carol).await.unwrap();
