@@ -49,7 +49,12 @@ struct Server {
 
 impl Server {
     fn start(name: &str) -> Server {
-        let dir = temp_dir(name);
+        Server::start_in(temp_dir(name), None)
+    }
+
+    /// Starts on `dir` (possibly a previous run's); `token` is the admin
+    /// token when this is not the first start (it is printed only once).
+    fn start_in(dir: PathBuf, token: Option<String>) -> Server {
         let sip: SocketAddr = format!("127.0.0.1:{}", free_udp_port()).parse().unwrap();
         let http: SocketAddr = format!("127.0.0.1:{}", free_tcp_port()).parse().unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_tally"))
@@ -75,7 +80,7 @@ impl Server {
                 }
             }
         });
-        let (mut token, mut tenant, mut passwords) = (None, None, Vec::new());
+        let (mut token, mut tenant, mut passwords) = (token, None, Vec::new());
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -87,7 +92,9 @@ impl Server {
                 }
             };
             if let Some(rest) = line.strip_prefix("Admin API token: ") {
-                token = Some(rest.trim().to_owned());
+                if !rest.starts_with('(') {
+                    token = Some(rest.trim().to_owned());
+                }
             } else if let Some(rest) = line.split("(tenant id ").nth(1) {
                 tenant = Some(rest.trim_end_matches(')').to_owned());
             } else if line == "ready" {
@@ -205,6 +212,28 @@ fn sigterm_exits_zero_and_rest_checks_identity() {
 
     let status = server.terminate();
     assert!(status.success(), "exit status {status}");
+}
+
+#[test]
+fn restart_keeps_demo_credentials_and_token() {
+    let mut first = Server::start("restart");
+    assert!(first.terminate().success());
+    let (dir, token, tenant, passwords) = (
+        first.dir.clone(),
+        first.token.clone(),
+        first.tenant.clone(),
+        first.passwords.clone(),
+    );
+    // Keep the directory for the second run: forget the first server.
+    first.dir = PathBuf::new();
+    drop(first);
+
+    let mut second = Server::start_in(dir, Some(token));
+    assert_eq!(second.tenant, tenant, "same demo tenant");
+    assert_eq!(second.passwords, passwords, "same demo passwords");
+    let (status, body) = second.get("/api/cdrs", true);
+    assert_eq!(status, 200, "the first start's token still works: {body}");
+    assert!(second.terminate().success());
 }
 
 fn sipp() -> Option<PathBuf> {
