@@ -49,13 +49,13 @@ struct Server {
 
 impl Server {
     fn start(name: &str) -> Server {
-        Server::start_in(temp_dir(name), None)
+        Server::start_in(temp_dir(name), None, None)
     }
 
     /// Starts on `dir` (possibly a previous run's); `token` is the admin
     /// token when this is not the first start (it is printed only once).
-    fn start_in(dir: PathBuf, token: Option<String>) -> Server {
-        let sip: SocketAddr = format!("127.0.0.1:{}", free_udp_port()).parse().unwrap();
+    fn start_in(dir: PathBuf, token: Option<String>, sip: Option<SocketAddr>) -> Server {
+        let sip = sip.unwrap_or_else(|| format!("127.0.0.1:{}", free_udp_port()).parse().unwrap());
         let http: SocketAddr = format!("127.0.0.1:{}", free_tcp_port()).parse().unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_tally"))
             .args(["serve", "--demo", "--sip-addr", &sip.to_string()])
@@ -228,7 +228,7 @@ fn restart_keeps_demo_credentials_and_token() {
     first.dir = PathBuf::new();
     drop(first);
 
-    let mut second = Server::start_in(dir, Some(token));
+    let mut second = Server::start_in(dir, Some(token), None);
     assert_eq!(second.tenant, tenant, "same demo tenant");
     assert_eq!(second.passwords, passwords, "same demo passwords");
     let (status, body) = second.get("/api/cdrs", true);
@@ -356,7 +356,7 @@ fn sipp_call_between_two_demo_extensions_makes_one_cdr() {
         println!("SKIPPED: sipp not installed");
         return;
     };
-    let server = Server::start("call");
+    let mut server = Server::start("call");
     let (p101, p102) = (free_udp_port(), free_udp_port());
 
     let relay101 = Relay::start(server.sip, format!("127.0.0.1:{p101}").parse().unwrap());
@@ -385,6 +385,15 @@ fn sipp_call_between_two_demo_extensions_makes_one_cdr() {
             &format!("REGISTER {ext}"),
         );
     }
+
+    // Restart on the same data directory and SIP address: the bindings
+    // come back from the store, so 102 is reachable without registering
+    // again.
+    assert!(server.terminate().success());
+    let (dir, token, sip) = (server.dir.clone(), server.token.clone(), server.sip);
+    server.dir = PathBuf::new();
+    drop(server);
+    let server = Server::start_in(dir, Some(token), Some(sip));
 
     // 102 answers; 101 calls it.
     let mut uas = sipp_command(&sipp, &server.dir, relay102.addr, "uas.xml", p102, &[])
