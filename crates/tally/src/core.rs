@@ -46,13 +46,13 @@ pub async fn run(
     mut engine: Engine,
     writer: StoreWriter,
     store: Store,
+    shutdown: impl std::future::Future<Output = ()>,
 ) -> Stats {
     let (persist_tx, persist_rx) = mpsc::unbounded_channel();
     let persister = tokio::spawn(persist(persist_rx, writer, store));
     let mut builders: HashMap<SessionId, (TenantId, Builder)> = HashMap::new();
     let mut stats = Stats::default();
     let mut buf = vec![0u8; 65_535];
-    let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     let far = Duration::from_secs(3600);
 
@@ -226,25 +226,50 @@ async fn persist(
     committed
 }
 
-async fn shutdown_signal() {
+/// SIGINT or SIGTERM. The handlers are installed when this is called, not
+/// when the future is first polled: `serve` calls it before it announces
+/// `ready`, so a signal sent right after that is never the default (fatal)
+/// action.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
+    let streams = {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+        (
+            signal(SignalKind::terminate()).ok(),
+            signal(SignalKind::interrupt()).ok(),
+        )
+    };
+    async move {
+        #[cfg(unix)]
+        {
+            let (mut term, mut int) = streams;
+            let term = async {
+                match term.as_mut() {
+                    Some(t) => {
+                        t.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
                 }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+            };
+            let int = async {
+                match int.as_mut() {
+                    Some(i) => {
+                        i.recv().await;
+                    }
+                    None => {
+                        let _ = tokio::signal::ctrl_c().await;
+                    }
+                }
+            };
+            tokio::select! {
+                () = term => {}
+                () = int => {}
             }
         }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        tracing::info!("shutdown signal received");
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-    tracing::info!("shutdown signal received");
 }

@@ -87,13 +87,15 @@ pub async fn serve(options: Options) -> Result<(), BoxError> {
         http_stop_rx,
     ));
 
+    // Before `ready`: from here on a SIGTERM is a clean shutdown.
+    let shutdown = core::shutdown_signal();
     println!("SIP listening on udp {sip_local} (advertised as {advertised})");
     println!("REST listening on http://{http_local}/api");
     println!("ready");
     std::io::stdout().flush().ok();
     tracing::info!(%sip_local, %http_local, "tally serving");
 
-    let stats = core::run(sip_socket, engine, writer.clone(), store.clone()).await;
+    let stats = core::run(sip_socket, engine, writer.clone(), store.clone(), shutdown).await;
     tracing::info!(
         received = stats.received,
         unparsable = stats.unparsable,
