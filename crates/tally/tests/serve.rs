@@ -391,3 +391,92 @@ fn sipp_call_between_two_demo_extensions_makes_one_cdr() {
         .expect("call_targets");
     assert_eq!(targets.len(), 1, "{detail}");
 }
+
+#[test]
+fn sipp_call_to_a_busy_extension_makes_a_failed_cdr() {
+    let Some(sipp) = sipp() else {
+        println!("SKIPPED: sipp not installed");
+        return;
+    };
+    let server = Server::start("busy");
+    let (p101, p102) = (free_udp_port(), free_udp_port());
+    // Only the callee registers: an authenticated extension may call
+    // without a binding of its own.
+    run_bounded(
+        sipp_command(
+            &sipp,
+            &server.dir,
+            server.sip,
+            "register.xml",
+            p102,
+            &[
+                "-s",
+                "102",
+                "-au",
+                "102",
+                "-ap",
+                server.password("102"),
+                "-auth_uri",
+                "demo.tally.local",
+            ],
+        ),
+        "REGISTER 102",
+    );
+
+    let mut uas = sipp_command(&sipp, &server.dir, server.sip, "uas_busy.xml", p102, &[])
+        .spawn()
+        .expect("start sipp uas");
+    thread::sleep(Duration::from_millis(500));
+    run_bounded(
+        sipp_command(
+            &sipp,
+            &server.dir,
+            server.sip,
+            "uac_busy.xml",
+            p101,
+            &[
+                "-s",
+                "102",
+                "-set",
+                "caller",
+                "101",
+                "-au",
+                "101",
+                "-ap",
+                server.password("101"),
+                "-auth_uri",
+                "102@demo.tally.local",
+            ],
+        ),
+        "call 101 -> busy 102",
+    );
+    let uas_status = wait_bounded(&mut uas, Duration::from_secs(10));
+    assert!(
+        uas_status.is_some_and(|s| s.success()),
+        "uas: {uas_status:?}"
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let body = loop {
+        let (status, body) = server.get("/api/cdrs", true);
+        assert_eq!(status, 200, "{body}");
+        if body["count"] == 1 || Instant::now() > deadline {
+            break body;
+        }
+        thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(body["count"], 1, "{body}");
+    let item = &body["items"][0];
+    // SPEC §3: B rejects (486) -> call `fail`, status_code 486, no end reason.
+    assert_eq!(item["call_status"], "fail", "{item}");
+    assert_eq!(item["status_code"], 486, "{item}");
+    let id = item["id"].as_str().expect("id is a string").to_owned();
+    let (status, detail) = server.get(&format!("/api/cdrs/{id}"), true);
+    assert_eq!(status, 200, "{detail}");
+    let targets = detail["items"][0]["call_targets"]
+        .as_array()
+        .expect("call_targets");
+    assert_eq!(targets.len(), 1, "{detail}");
+    assert_eq!(targets[0]["status"], "noanswer", "{detail}");
+    assert_eq!(targets[0]["status_code"], 486, "{detail}");
+}
