@@ -52,4 +52,4 @@ pub mod router;
 pub use directory::{Directory, Extension, Tenant, User};
 pub use engine::{Engine, EngineConfig, EngineError, EngineEvent, Input, Output};
 pub use location::{Aor, Binding, BindingChange, BindingRecord, ChangeKind, Location};
-pub use registrar::{RegisterOutcome, Registrar, RegistrarConfig, RegistrarEvent};
+pub use registrar::{DigestOffer, RegisterOutcome, Registrar, RegistrarConfig, RegistrarEvent};

@@ -278,7 +278,33 @@ fn failures(o: &RegisterOutcome) -> Vec<AuthFailure> {
 }
 
 #[test]
-fn first_register_gets_two_challenges_sha256_first() {
+fn the_digest_offer_is_configurable() {
+    for (offer, expected) in [
+        (
+            pbx::DigestOffer::Sha256ThenMd5,
+            vec![Algorithm::Sha256, Algorithm::Md5],
+        ),
+        (pbx::DigestOffer::Sha256Only, vec![Algorithm::Sha256]),
+    ] {
+        let mut pbx = Pbx::with_config(RegistrarConfig {
+            digest_offer: offer,
+            ..RegistrarConfig::default()
+        });
+        let mut phone = Phone::linphone("101", "a1", "203.0.113.7:40112");
+        let text = phone.register_text(None, Some(3600));
+        let out = pbx.send(phone.source, &text);
+        assert_eq!(status(&out), 401);
+        let algorithms: Vec<_> = out
+            .response
+            .challenges(HeaderName::WwwAuthenticate)
+            .map(|c| c.unwrap().algorithm)
+            .collect();
+        assert_eq!(algorithms, expected, "{offer:?}");
+    }
+}
+
+#[test]
+fn first_register_gets_two_challenges_md5_first() {
     let mut pbx = Pbx::new();
     let mut phone = Phone::linphone("101", "a1", "203.0.113.7:40112");
     let text = phone.register_text(None, Some(3600));
@@ -292,7 +318,7 @@ fn first_register_gets_two_challenges_sha256_first() {
         .map(Result::unwrap)
         .collect();
     let algorithms: Vec<_> = challenges.iter().map(|c| c.algorithm).collect();
-    assert_eq!(algorithms, [Algorithm::Sha256, Algorithm::Md5]);
+    assert_eq!(algorithms, [Algorithm::Md5, Algorithm::Sha256]);
     for c in &challenges {
         assert_eq!(c.realm, DOMAIN);
         assert!(!c.stale);

@@ -51,6 +51,8 @@ pub enum ParseError {
     StatusCode,
     #[error("header line without a colon")]
     HeaderWithoutColon,
+    #[error("CR without LF in the header section")]
+    BareCr,
     #[error("invalid header field name")]
     HeaderName,
     #[error("invalid Content-Length: {0}")]

@@ -293,7 +293,15 @@ impl Message {
             }
             p = next;
         };
-        let head = std::str::from_utf8(&b[skip..head_end]).map_err(|_| ParseError::NotUtf8)?;
+        let head_bytes = &b[skip..head_end];
+        // A CR is only ever half of a line break (RFC 3261 §25.1: not even a
+        // quoted-pair may hold one); a bare CR would end up inside a value.
+        for i in memchr::memchr_iter(b'\r', head_bytes) {
+            if head_bytes.get(i + 1) != Some(&b'\n') {
+                return Err(ParseError::BareCr);
+            }
+        }
+        let head = std::str::from_utf8(head_bytes).map_err(|_| ParseError::NotUtf8)?;
         let mut head: String = head.to_owned();
         if folded {
             // Turn the CR/LF of folded lines into spaces: same length, so every

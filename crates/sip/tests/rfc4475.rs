@@ -672,3 +672,15 @@ Call-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\nabcdEXTRA";
     assert_eq!(m.body(), b"abcd");
     assert_eq!(m.header(HeaderName::ContentLength), Some("4"));
 }
+
+#[test]
+fn bare_cr_in_a_header_value_is_refused() {
+    // Found by fuzzing: a lone CR inside a value made a "valid" request whose
+    // To could not be echoed.
+    let text = "OPTIONS sip:a@example.com SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\
+To: <sip:a@example.com>\r;x\r\nFrom: <sip:b@example.com>;tag=1\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n";
+    assert_eq!(
+        Message::parse(text.as_bytes().to_vec()).unwrap_err(),
+        ParseError::BareCr
+    );
+}

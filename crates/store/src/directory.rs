@@ -129,6 +129,47 @@ pub(crate) async fn create_user(conn: &mut impl Conn, user: &User) -> Result<(),
     Ok(())
 }
 
+/// Every tenant, by id.
+pub(crate) async fn tenants(conn: &mut impl Conn) -> Result<Vec<Tenant>, StoreError> {
+    conn.fetch_all(
+        "SELECT id, name, sip_domain, created_at FROM tenants ORDER BY id",
+        &args![],
+    )
+    .await?
+    .iter()
+    .map(tenant_from_row)
+    .collect()
+}
+
+/// Every user of a tenant, by extension.
+pub(crate) async fn users_of(
+    conn: &mut impl Conn,
+    tenant_id: TenantId,
+) -> Result<Vec<User>, StoreError> {
+    conn.fetch_all(
+        "SELECT id, tenant_id, extension, display_name, sip_password, ring_timeout_secs, \
+         enabled, created_at FROM users WHERE tenant_id = $1 ORDER BY extension",
+        &args![db_id("tenant_id", tenant_id.id())?],
+    )
+    .await?
+    .iter()
+    .map(user_from_row)
+    .collect()
+}
+
+fn user_from_row(row: &impl Row) -> Result<User, StoreError> {
+    Ok(User {
+        id: get_id(row, "id")?,
+        tenant_id: get_id(row, "tenant_id")?,
+        extension: row.text("extension")?,
+        display_name: row.text("display_name")?,
+        sip_password: row.text("sip_password")?,
+        ring_timeout_secs: get_u32(row, "ring_timeout_secs")?,
+        enabled: row.boolean("enabled")?,
+        created_at: get_ms(row, "created_at")?,
+    })
+}
+
 pub(crate) async fn user_by_extension(
     conn: &mut impl Conn,
     tenant_id: TenantId,
@@ -140,17 +181,6 @@ pub(crate) async fn user_by_extension(
         &args![db_id("tenant_id", tenant_id.id())?, extension],
     )
     .await?
-    .map(|row| {
-        Ok(User {
-            id: get_id(&row, "id")?,
-            tenant_id: get_id(&row, "tenant_id")?,
-            extension: row.text("extension")?,
-            display_name: row.text("display_name")?,
-            sip_password: row.text("sip_password")?,
-            ring_timeout_secs: get_u32(&row, "ring_timeout_secs")?,
-            enabled: row.boolean("enabled")?,
-            created_at: get_ms(&row, "created_at")?,
-        })
-    })
+    .map(|row| user_from_row(&row))
     .transpose()
 }

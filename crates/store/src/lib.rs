@@ -135,6 +135,16 @@ impl Store {
         ))
     }
 
+    /// Every tenant, by id: what the engine's directory loads at start-up.
+    pub async fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {
+        with_conn!(&self.pool, |conn| directory::tenants(conn))
+    }
+
+    /// Every user of a tenant, by extension.
+    pub async fn users_of_tenant(&self, tenant_id: TenantId) -> Result<Vec<User>, StoreError> {
+        with_conn!(&self.pool, |conn| directory::users_of(conn, tenant_id))
+    }
+
     // Registrations ----------------------------------------------------------
 
     /// Inserts the binding or replaces the one with the same key. Fails

@@ -123,6 +123,28 @@ async fn directory_tenants_and_users(db: &TestDb) {
     bob.ring_timeout_secs = 45;
     bob.enabled = false;
     store.create_user(&bob).await.unwrap();
+
+    // Listing, for loading the engine's directory at start-up.
+    let tenants = store.tenants().await.unwrap();
+    assert_eq!(tenants, vec![stored.clone(), tenant(2)]);
+    let mut carol = user(1, "100");
+    carol.id = Id::from_u64(44);
+    store.create_user(&carol).await.unwrap();
+    assert_eq!(
+        store.users_of_tenant(tenant_id(1)).await.unwrap(),
+        vec![carol, alice.clone()]
+    );
+    assert_eq!(
+        store.users_of_tenant(tenant_id(2)).await.unwrap(),
+        vec![bob.clone()]
+    );
+    assert!(
+        store
+            .users_of_tenant(tenant_id(9))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(
         store.user_by_extension(tenant_id(2), "101").await.unwrap(),
         Some(bob)

@@ -24,7 +24,6 @@ mod cli;
 mod clock;
 mod config;
 mod demo;
-mod preload;
 mod provision;
 mod random;
 mod serve;

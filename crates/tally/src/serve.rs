@@ -26,15 +26,18 @@ use crate::admin::{Setup, SystemAdmin};
 use crate::api::{self, ApiState};
 use crate::cli::ServeArgs;
 use crate::config::Config;
-use crate::provision::Provisioner;
+use crate::provision::{Provisioner, engine_user};
 use crate::shard::Shard;
 use crate::transport::{Connections, Inbound, Transmitter, tcp, udp};
-use crate::{bindings, cdr_commit, clock, demo, preload, random};
+use crate::{bindings, cdr_commit, clock, demo, random};
 
 /// Messages that may wait for the shard.
 const SHARD_QUEUE: usize = 8192;
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    // Before any port is open: a SIGTERM that arrives as soon as the API
+    // answers must find the handler, not the default action.
+    let mut shutdown = ShutdownSignal::install()?;
     let config = args.config;
     std::fs::create_dir_all(&config.data_dir).with_context(|| {
         format!(
@@ -86,18 +89,26 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .advertised
         .push((Transport::Tcp, advertised.clone()));
     let mut engine = Engine::new(engine_config)?;
-    let snapshot = preload::load(&url)
-        .await
-        .context("reading tenants and users")?;
-    let (tenants, users) = (snapshot.tenants.len(), snapshot.users.len());
-    for tenant in snapshot.tenants {
-        if let Err(e) = engine.directory_mut().upsert_tenant(tenant) {
-            tracing::warn!(error = %e, "stored tenant not loaded");
+    let (mut tenants, mut users) = (0, 0);
+    for tenant in store.tenants().await.context("reading tenants")? {
+        let id = tenant.id;
+        let engine_tenant = pbx::Tenant {
+            id,
+            name: tenant.name,
+            domain: tenant.sip_domain,
+        };
+        if let Err(e) = engine.directory_mut().upsert_tenant(engine_tenant) {
+            tracing::warn!(tenant_id = %id, error = %e, "stored tenant not loaded");
+            continue;
         }
-    }
-    for user in snapshot.users {
-        if let Err(e) = engine.directory_mut().upsert_user(user) {
-            tracing::warn!(error = %e, "stored user not loaded");
+        tenants += 1;
+        for user in store.users_of_tenant(id).await.context("reading users")? {
+            match engine.directory_mut().upsert_user(engine_user(&user)) {
+                Ok(()) => users += 1,
+                Err(e) => {
+                    tracing::warn!(tenant_id = %id, extension = %user.extension, error = %e, "stored user not loaded")
+                }
+            }
         }
     }
     tracing::info!(tenants, users, "directory loaded");
@@ -208,7 +219,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     drop(provisioner);
 
-    shutdown_signal().await?;
+    shutdown.recv().await;
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     let calls_left = shard.await.context("the shard task failed")?;
@@ -278,21 +289,41 @@ fn redact(url: &str) -> String {
     }
 }
 
-#[cfg(unix)]
-async fn shutdown_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-    Ok(())
+/// SIGINT and SIGTERM (Ctrl-C elsewhere), watched from the start.
+struct ShutdownSignal {
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
 }
 
-#[cfg(not(unix))]
-async fn shutdown_signal() -> anyhow::Result<()> {
-    tokio::signal::ctrl_c().await.context("cannot watch Ctrl-C")
+impl ShutdownSignal {
+    #[cfg(unix)]
+    fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(ShutdownSignal {
+            term: signal(SignalKind::terminate()).context("cannot watch SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("cannot watch SIGINT")?,
+        })
+    }
+
+    #[cfg(unix)]
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
+
+    #[cfg(not(unix))]
+    fn install() -> anyhow::Result<Self> {
+        Ok(ShutdownSignal {})
+    }
+
+    #[cfg(not(unix))]
+    async fn recv(&mut self) {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use common::phone::Digest;
-use common::{Md5OnlyRelay, Phone, Server, TempDir, sipp, sipp_available};
+use common::{Phone, Server, Sipp, TempDir, free_sip_port, sipp, sipp_available, wait_for_cdrs};
 use sip::Message;
 
 #[test]
@@ -55,7 +55,8 @@ fn sipp_registers_with_digest_and_a_wrong_password_gets_403() {
     let admin = server.admin();
     let tenant = admin.create_tenant("Acme", "acme.example.com");
     admin.create_user(&tenant, "101", "s3cret-101");
-    let relay = Md5OnlyRelay::start(server.sip);
+    // SIPp answers only the first challenge, and only MD5: the PBX offers
+    // MD5 first by default (pbx::DigestOffer).
     // -auth_uri: SIPp's digest `uri` defaults to the address it sends to;
     // the PBX wants the Request-URI (RFC 7616 §3.4.6).
     let user = [
@@ -69,14 +70,14 @@ fn sipp_registers_with_digest_and_a_wrong_password_gets_403() {
     ];
 
     let (ok, log) = sipp(
-        relay.addr,
+        server.sip,
         "register.xml",
         "u1",
         &[&user[..], &["-ap", "s3cret-101"]].concat(),
     );
     assert!(ok, "SIPp REGISTER failed:\n{log}\n{}", server.stderr());
     let (ok, log) = sipp(
-        relay.addr,
+        server.sip,
         "register_forbidden.xml",
         "u1",
         &[&user[..], &["-ap", "wrong-password"]].concat(),
@@ -202,4 +203,130 @@ fn demo_prints_credentials_that_register() {
     let mut again = Server::start(dir.path(), &["--demo"]);
     let line = again.wait_stdout("  102 ");
     assert!(line.contains(password.as_str()), "{line}");
+}
+
+/// Reads the demo credentials a `--demo` server printed.
+fn demo_credentials(server: &mut Server) -> (String, Vec<(String, String)>) {
+    let header = server.wait_stdout("Demo tenant");
+    let tenant = header
+        .split("(id ")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .expect("tenant id")
+        .to_owned();
+    let users = ["101", "102", "103", "104", "105"]
+        .iter()
+        .map(|ext| {
+            let line = server.wait_stdout(&format!("  {ext} "));
+            let password = line.split_whitespace().nth(1).expect("password").to_owned();
+            (ext.to_string(), password)
+        })
+        .collect();
+    (tenant, users)
+}
+
+/// SIPp registers `ext` (demo tenant) from 127.0.0.1:`port`.
+fn sipp_register(server: &Server, ext: &str, password: &str, port: u16) {
+    let (ok, log) = Sipp::spawn(
+        server.sip,
+        "register.xml",
+        "u1",
+        port,
+        &[
+            "-s",
+            ext,
+            "-ap",
+            password,
+            "-key",
+            "domain",
+            "demo.tally.local",
+            "-auth_uri",
+            "demo.tally.local",
+        ],
+    )
+    .finish();
+    assert!(ok, "SIPp REGISTER {ext}:\n{log}\n{}", server.stderr());
+}
+
+/// SIPp 101 calls SIPp 102 (`uas` answering), both demo extensions; the
+/// callee registered before a restart of the PBX, so its binding comes
+/// back from the store. Returns the one CDR.
+fn sipp_call(uac: &str, uas: &str, restart: bool) -> serde_json::Value {
+    let dir = TempDir::new("sipp-call");
+    let mut server = Server::start(dir.path(), &["--demo"]);
+    let (tenant, users) = demo_credentials(&mut server);
+    let password = |ext: &str| {
+        users
+            .iter()
+            .find(|(e, _)| e == ext)
+            .map(|(_, p)| p.clone())
+            .expect("demo user")
+    };
+    let callee_port = free_sip_port();
+    sipp_register(&server, "102", &password("102"), callee_port);
+    if restart {
+        let (status, _) = server.terminate();
+        assert!(status.success());
+        server = Server::start(dir.path(), &[]);
+    }
+    let answering = Sipp::spawn(server.sip, uas, "u1", callee_port, &[]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (ok, log) = sipp(
+        server.sip,
+        uac,
+        "u1",
+        &[
+            "-s",
+            "102",
+            "-set",
+            "caller",
+            "101",
+            "-au",
+            "101",
+            "-ap",
+            &password("101"),
+            "-auth_uri",
+            "102@demo.tally.local",
+        ],
+    );
+    assert!(ok, "SIPp {uac}:\n{log}\n{}", server.stderr());
+    let (ok, log) = answering.finish();
+    assert!(ok, "SIPp {uas}:\n{log}\n{}", server.stderr());
+    let mut admin = server.admin();
+    admin.tenant = Some(tenant);
+    let list = wait_for_cdrs(&admin, 1);
+    let id = list["items"][0]["id"].as_str().expect("id").to_owned();
+    let detail = admin.get(&format!("/api/cdrs/{id}"));
+    assert_eq!(detail.status, 200, "{}", detail.body);
+    detail.json()["items"][0].clone()
+}
+
+#[test]
+fn sipp_call_between_two_demo_extensions_makes_one_answered_cdr() {
+    if !sipp_available("sipp_call_between_two_demo_extensions_makes_one_answered_cdr") {
+        return;
+    }
+    let cdr = sipp_call("uac.xml", "uas.xml", true);
+    assert_eq!(cdr["call_status"], "answered", "{cdr}");
+    assert_eq!(cdr["caller"], "101", "{cdr}");
+    assert_eq!(cdr["callee"], "102", "{cdr}");
+    let targets = cdr["call_targets"].as_array().expect("call_targets");
+    assert_eq!(targets.len(), 1, "{cdr}");
+    assert_eq!(targets[0]["status"], "answered", "{cdr}");
+}
+
+#[test]
+fn sipp_call_to_a_busy_extension_makes_one_failed_cdr() {
+    if !sipp_available("sipp_call_to_a_busy_extension_makes_one_failed_cdr") {
+        return;
+    }
+    let cdr = sipp_call("uac_busy.xml", "uas_busy.xml", false);
+    // SPEC §3: B rejects (486): call `fail`, "486", no end reason; the
+    // target `noanswer` with 486.
+    assert_eq!(cdr["call_status"], "fail", "{cdr}");
+    assert_eq!(cdr["status_code"], 486, "{cdr}");
+    let targets = cdr["call_targets"].as_array().expect("call_targets");
+    assert_eq!(targets.len(), 1, "{cdr}");
+    assert_eq!(targets[0]["status"], "noanswer", "{cdr}");
+    assert_eq!(targets[0]["status_code"], 486, "{cdr}");
 }

@@ -25,7 +25,7 @@
 //!   supports none), no Contact (`400`: the caller's dialog needs a remote
 //!   target), `Max-Forwards: 0` (`483`), a non-SIP Request-URI (`416`).
 
-use sip::auth::{Algorithm, Credentials, RejectReason, UserSecret, Verdict};
+use sip::auth::{Credentials, RejectReason, UserSecret, Verdict};
 use sip::builder::ResponseBuilder;
 use sip::transport::Peer;
 use sip::uri::Uri;
@@ -227,7 +227,7 @@ impl Engine {
         })
     }
 
-    /// `407` with a SHA-256 and an MD5 challenge, in that order (RFC 8760 §2.4).
+    /// `407` with the registrar's challenges (same algorithms, same order).
     fn challenge(
         &mut self,
         clk: Clock,
@@ -235,12 +235,10 @@ impl Engine {
         stale: bool,
         reply: ResponseBuilder,
     ) -> ResponseBuilder {
-        let server = self.registrar.digest_server(tenant);
-        let sha256 = server.challenge(clk.unix_secs(), Algorithm::Sha256, stale);
-        let md5 = server.challenge(clk.unix_secs(), Algorithm::Md5, stale);
-        reply
-            .header(HeaderName::ProxyAuthenticate, sha256)
-            .header(HeaderName::ProxyAuthenticate, md5)
+        self.registrar
+            .challenges(tenant, clk.unix_secs(), stale)
+            .into_iter()
+            .fold(reply, |b, c| b.header(HeaderName::ProxyAuthenticate, c))
     }
 
     fn auth_failed(

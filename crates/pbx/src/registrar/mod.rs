@@ -101,7 +101,39 @@ pub struct RegistrarConfig {
     pub max_bindings_per_user: usize,
     /// Lifetime of a digest nonce.
     pub nonce_lifetime_secs: u64,
+    /// The digest challenges offered, one per algorithm, in order (for
+    /// REGISTER's 401 and INVITE's 407 alike).
+    ///
+    /// The default is MD5 first, then SHA-256. RFC 8760 §2.4 wants the
+    /// preferred algorithm first, but many deployed phones (and SIPp) read
+    /// only the first challenge and speak only MD5, so SHA-256 first locks
+    /// them out; an RFC 8760 phone still finds SHA-256 offered. Operators
+    /// whose phones all speak SHA-256 put it first (or alone).
+    pub digest_offer: DigestOffer,
     pub throttle: ThrottleConfig,
+}
+
+/// Which digest challenges a 401/407 carries, in order (see
+/// [`RegistrarConfig::digest_offer`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DigestOffer {
+    /// MD5, then SHA-256: every phone can answer.
+    #[default]
+    Md5ThenSha256,
+    /// SHA-256, then MD5: RFC 8760's preference order.
+    Sha256ThenMd5,
+    /// SHA-256 only: phones without it cannot register.
+    Sha256Only,
+}
+
+impl DigestOffer {
+    pub fn algorithms(self) -> &'static [Algorithm] {
+        match self {
+            DigestOffer::Md5ThenSha256 => &[Algorithm::Md5, Algorithm::Sha256],
+            DigestOffer::Sha256ThenMd5 => &[Algorithm::Sha256, Algorithm::Md5],
+            DigestOffer::Sha256Only => &[Algorithm::Sha256],
+        }
+    }
 }
 
 impl Default for RegistrarConfig {
@@ -112,6 +144,7 @@ impl Default for RegistrarConfig {
             max_expires: 7200,
             max_bindings_per_user: crate::location::DEFAULT_MAX_BINDINGS_PER_USER,
             nonce_lifetime_secs: sip::auth::DEFAULT_NONCE_LIFETIME_SECS,
+            digest_offer: DigestOffer::default(),
             throttle: ThrottleConfig::default(),
         }
     }
@@ -542,14 +575,29 @@ impl Registrar {
         b.header(HeaderName::Date, sip::headers::format_date(run.now_unix))
     }
 
-    /// `401` with a SHA-256 and an MD5 challenge, in that order (RFC 8760 §2.4).
+    /// `401` with one challenge per configured algorithm, in order.
     fn challenge(&mut self, run: &Run<'_>, tenant: &Tenant, stale: bool) -> ResponseBuilder {
+        self.challenges(tenant, run.now_unix, stale)
+            .into_iter()
+            .fold(run.reply(401, "Unauthorized"), |b, c| {
+                b.header(HeaderName::WwwAuthenticate, c)
+            })
+    }
+
+    /// One challenge per configured algorithm, in the configured order; the
+    /// call engine's 407 uses the same list.
+    pub(crate) fn challenges(
+        &mut self,
+        tenant: &Tenant,
+        now_unix: u64,
+        stale: bool,
+    ) -> Vec<sip::auth::Challenge> {
+        let algorithms = self.config.digest_offer.algorithms();
         let server = self.digest_server(tenant);
-        let sha256 = server.challenge(run.now_unix, Algorithm::Sha256, stale);
-        let md5 = server.challenge(run.now_unix, Algorithm::Md5, stale);
-        run.reply(401, "Unauthorized")
-            .header(HeaderName::WwwAuthenticate, sha256)
-            .header(HeaderName::WwwAuthenticate, md5)
+        algorithms
+            .iter()
+            .map(|&a| server.challenge(now_unix, a, stale))
+            .collect()
     }
 
     /// The digest server of `tenant`'s realm. The call engine challenges

@@ -11,9 +11,8 @@ use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, mpsc};
-use std::thread::JoinHandle;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 pub use http::Http;
@@ -34,7 +33,7 @@ pub fn free_sip_port() -> u16 {
     let offset = (std::process::id() % 400) * 30;
     for _ in 0..2_000 {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let Ok(port) = u16::try_from(20_000 + (offset + n) % 12_000) else {
+        let Ok(port) = u16::try_from(20_000 + (offset + n) % 10_000) else {
             continue;
         };
         if UdpSocket::bind(("127.0.0.1", port)).is_ok()
@@ -48,6 +47,23 @@ pub fn free_sip_port() -> u16 {
 
 pub fn free_tcp_port() -> u16 {
     free_sip_port()
+}
+
+/// A base port for SIPp's RTP sockets (it binds it and the next three),
+/// from a range of its own: 30000–32767, below the ephemeral range.
+pub fn free_media_port() -> u16 {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let offset = (std::process::id() % 60) * 40;
+    for _ in 0..600 {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let Ok(port) = u16::try_from(30_000 + ((offset + n * 4) % 2_700)) else {
+            continue;
+        };
+        if (port..port + 4).all(|p| UdpSocket::bind(("127.0.0.1", p)).is_ok()) {
+            return port;
+        }
+    }
+    panic!("no free media ports");
 }
 
 /// A fresh directory under the system temp dir, removed on drop.
@@ -319,120 +335,84 @@ pub fn sipp_available(test: &str) -> bool {
     ok
 }
 
-/// Runs one SIPp call of `scenario` (a file under `tests/sipp/` at the
-/// repository root) against `target` (the PBX, or a relay in front of it);
-/// returns whether it succeeded and what SIPp logged.
-pub fn sipp(target: SocketAddr, scenario: &str, transport: &str, extra: &[&str]) -> (bool, String) {
-    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/sipp")
-        .join(scenario);
-    let logs = TempDir::new("sipp");
-    let log = logs.path().join("log.txt");
-    let errors = logs.path().join("errors.txt");
-    let messages = logs.path().join("messages.txt");
-    let status = Command::new("timeout")
-        .arg("20")
-        .arg("sipp")
-        .arg("-sf")
-        .arg(&file)
-        .arg(target.to_string())
-        .args(["-i", "127.0.0.1", "-p"])
-        .arg(free_sip_port().to_string())
-        .args([
-            "-t",
-            transport,
-            "-m",
-            "1",
-            "-timeout",
-            "10",
-            "-timeout_error",
-            "-nostdin",
-        ])
-        .args(["-trace_logs", "-log_file"])
-        .arg(&log)
-        .args(["-trace_err", "-error_file"])
-        .arg(&errors)
-        .args(["-trace_msg", "-message_file"])
-        .arg(&messages)
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("run sipp");
-    let mut text = String::new();
-    for f in [&log, &errors, &messages] {
-        if let Ok(s) = std::fs::read_to_string(f) {
-            text.push_str(&s);
-        }
+/// One SIPp run: `scenario` (a file under `tests/sipp/` at the repository
+/// root), one call, from 127.0.0.1:`port` to `target`, its logs kept in a
+/// directory of its own.
+pub struct Sipp {
+    child: Child,
+    logs: TempDir,
+}
+
+impl Sipp {
+    pub fn spawn(
+        target: SocketAddr,
+        scenario: &str,
+        transport: &str,
+        port: u16,
+        extra: &[&str],
+    ) -> Sipp {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/sipp")
+            .join(scenario);
+        let logs = TempDir::new("sipp");
+        let child = Command::new("sipp")
+            .current_dir(logs.path())
+            .arg("-sf")
+            .arg(&file)
+            .arg(target.to_string())
+            .args(["-i", "127.0.0.1", "-p"])
+            .arg(port.to_string())
+            // RTP sockets of their own: SIPps running side by side.
+            .arg("-mp")
+            .arg(free_media_port().to_string())
+            .args([
+                "-t",
+                transport,
+                "-m",
+                "1",
+                "-timeout",
+                "15",
+                "-timeout_error",
+                "-nostdin",
+            ])
+            .args(["-trace_logs", "-log_file", "log.txt"])
+            .args(["-trace_err", "-error_file", "errors.txt"])
+            .args(["-trace_msg", "-message_file", "messages.txt"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start sipp");
+        Sipp { child, logs }
     }
-    (status.success(), text)
-}
 
-/// A UDP relay in front of the PBX that hides the SHA-256 challenges of its
-/// `401`s, everything else passing unchanged. SIPp 3.6 answers only the
-/// first `WWW-Authenticate` and only MD5, while the PBX offers SHA-256
-/// first (RFC 8760): through the relay SIPp is what it is, an MD5-only
-/// phone, and its independent digest implementation checks the PBX's.
-pub struct Md5OnlyRelay {
-    pub addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Md5OnlyRelay {
-    pub fn start(pbx: SocketAddr) -> Md5OnlyRelay {
-        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind relay");
-        socket
-            .set_read_timeout(Some(Duration::from_millis(50)))
-            .expect("timeout");
-        let addr = socket.local_addr().expect("relay addr");
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopped = Arc::clone(&stop);
-        let thread = std::thread::spawn(move || {
-            let mut client: Option<SocketAddr> = None;
-            let mut buf = vec![0u8; 65_535];
-            while !stopped.load(Ordering::Relaxed) {
-                let Ok((n, from)) = socket.recv_from(&mut buf) else {
-                    continue;
-                };
-                if from == pbx {
-                    if let Some(client) = client {
-                        let _ = socket.send_to(&strip_sha256_challenges(&buf[..n]), client);
-                    }
-                } else {
-                    client = Some(from);
-                    let _ = socket.send_to(&buf[..n], pbx);
-                }
+    /// Waits (bounded) for SIPp to finish: whether its call succeeded, and
+    /// what it logged.
+    pub fn finish(mut self) -> (bool, String) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                break Some(status);
             }
-        });
-        Md5OnlyRelay {
-            addr,
-            stop,
-            thread: Some(thread),
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut text = String::new();
+        for f in ["log.txt", "errors.txt", "messages.txt"] {
+            if let Ok(s) = std::fs::read_to_string(self.logs.path().join(f)) {
+                text.push_str(&s);
+            }
         }
+        (status.is_some_and(|s| s.success()), text)
     }
 }
 
-impl Drop for Md5OnlyRelay {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn strip_sha256_challenges(message: &[u8]) -> Vec<u8> {
-    let text = String::from_utf8_lossy(message);
-    let Some((head, body)) = text.split_once("\r\n\r\n") else {
-        return message.to_vec();
-    };
-    let head: Vec<&str> = head
-        .split("\r\n")
-        .filter(|line| {
-            !(line.to_ascii_lowercase().starts_with("www-authenticate:")
-                && line.contains("SHA-256"))
-        })
-        .collect();
-    format!("{}\r\n\r\n{body}", head.join("\r\n")).into_bytes()
+/// Runs one SIPp call of `scenario` against `target` from a free port.
+pub fn sipp(target: SocketAddr, scenario: &str, transport: &str, extra: &[&str]) -> (bool, String) {
+    Sipp::spawn(target, scenario, transport, free_sip_port(), extra).finish()
 }
