@@ -25,7 +25,7 @@
 //!   supports none), no Contact (`400`: the caller's dialog needs a remote
 //!   target), `Max-Forwards: 0` (`483`), a non-SIP Request-URI (`416`).
 
-use sip::auth::{Credentials, RejectReason, UserSecret, Verdict};
+use sip::auth::{RejectReason, UserSecret, Verdict};
 use sip::builder::ResponseBuilder;
 use sip::transport::Peer;
 use sip::uri::Uri;
@@ -123,7 +123,11 @@ impl Engine {
             return InviteAuth::Refused(reply(403, "Forbidden (user disabled)"));
         }
 
-        let credentials = match find_credentials(req, &tenant.domain) {
+        let credentials = match crate::registrar::find_credentials(
+            req,
+            HeaderName::ProxyAuthorization,
+            &tenant.domain,
+        ) {
             Ok(Some(c)) => c,
             Ok(None) => {
                 return InviteAuth::Refused(self.challenge(
@@ -260,20 +264,4 @@ impl Engine {
                 .event(EngineEvent::SourceBlocked { source, until });
         }
     }
-}
-
-/// The `Proxy-Authorization` for `realm`: other realms and schemes are
-/// skipped (they are for other proxies); a malformed Digest value is an error.
-fn find_credentials(
-    req: &Message,
-    realm: &str,
-) -> Result<Option<Credentials>, sip::auth::ParseError> {
-    for c in req.credentials(HeaderName::ProxyAuthorization) {
-        match c {
-            Ok(c) if c.realm == realm => return Ok(Some(c)),
-            Ok(_) | Err(sip::auth::ParseError::UnsupportedScheme(_)) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(None)
 }

@@ -411,7 +411,7 @@ impl Registrar {
             return run.reply(403, "Forbidden (user disabled)");
         }
 
-        let credentials = match find_credentials(req, &tenant.domain) {
+        let credentials = match find_credentials(req, HeaderName::Authorization, &tenant.domain) {
             Ok(Some(c)) => c,
             Ok(None) => return self.challenge(run, tenant, false),
             Err(e) => return run.reply(400, &bad_request(&format!("invalid Authorization: {e}"))),
@@ -698,13 +698,16 @@ impl Refusal {
     }
 }
 
-/// The `Authorization` for `realm`: other realms and other schemes are
-/// skipped (they are for someone else); a malformed Digest value is an error.
-fn find_credentials(
+/// The credentials for `realm` in `header` (`Authorization` for REGISTER,
+/// `Proxy-Authorization` for the engine's INVITEs): other realms and other
+/// schemes are skipped (they are for someone else); a malformed Digest value
+/// is an error.
+pub(crate) fn find_credentials(
     req: &Message,
+    header: HeaderName,
     realm: &str,
 ) -> Result<Option<Credentials>, sip::auth::ParseError> {
-    for c in req.credentials(HeaderName::Authorization) {
+    for c in req.credentials(header) {
         match c {
             Ok(c) if c.realm == realm => return Ok(Some(c)),
             Ok(_) | Err(sip::auth::ParseError::UnsupportedScheme(_)) => {}
