@@ -273,6 +273,12 @@ impl Store {
         ))
     }
 
+    /// The highest `global_sequence` committed so far (0 for an empty
+    /// outbox): where a relay that wants only new events starts.
+    pub async fn outbox_last_global_sequence(&self) -> Result<u64, StoreError> {
+        with_conn!(&self.pool, |conn| outbox::last_global(conn))
+    }
+
     // Open sessions ----------------------------------------------------------
 
     /// Sessions with open state and no CDR yet.

@@ -74,6 +74,17 @@ pub(crate) async fn since_global(
     .collect()
 }
 
+pub(crate) async fn last_global(conn: &mut impl Conn) -> Result<u64, StoreError> {
+    let row = conn
+        .fetch_optional(
+            "SELECT last_sequence FROM global_sequence WHERE id = 1",
+            &args![],
+        )
+        .await?
+        .ok_or_else(|| StoreError::Corrupt("global_sequence has no row".into()))?;
+    get_u64(&row, "last_sequence")
+}
+
 fn from_row(row: &impl Row) -> Result<OutboxEvent, StoreError> {
     Ok(OutboxEvent {
         tenant_id: get_id(row, "tenant_id")?,

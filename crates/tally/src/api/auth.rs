@@ -19,6 +19,7 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
+use cdr::TenantId;
 use serde_json::json;
 
 use super::{ApiError, ApiState};
@@ -29,10 +30,62 @@ pub const REFRESH_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 /// Tokens held at most; beyond it the oldest grants are dropped first.
 const MAX_GRANTS: usize = 100_000;
 
-/// Who a request acts for.
+/// A role of SPEC §7. The system admin's is implied by
+/// [`Principal::SystemAdmin`]; the other three belong to tenant users and
+/// API keys.
+// Constructed once tenant users sign in (issue 5's identity work).
+#[allow(dead_code)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// The tenant admin: everything in its tenant.
+    Admin,
+    /// Tenant CDRs and reports, read-only.
+    QueueManager,
+    /// Own profile, own CDRs, own recordings.
+    StandardUser,
+}
+
+#[allow(dead_code)]
+impl Role {
+    /// SPEC §7's spelling (`Admin`, `QueueManager`, `StandardUser`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "Admin",
+            Role::QueueManager => "QueueManager",
+            Role::StandardUser => "StandardUser",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Role::Admin, Role::QueueManager, Role::StandardUser]
+            .into_iter()
+            .find(|r| r.as_str() == s)
+    }
+}
+
+/// Who a request (or a WebSocket connection) acts for.
+#[allow(dead_code)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Principal {
     SystemAdmin,
+    /// A tenant user signed in with its password (`user` is its id), or a
+    /// tenant API key (`user` is `None`).
+    Tenant {
+        tenant_id: TenantId,
+        user: Option<cdr::Id>,
+        role: Role,
+    },
+}
+
+#[allow(dead_code)]
+impl Principal {
+    /// The tenant this principal belongs to (`None` for the system admin).
+    pub fn tenant(self) -> Option<TenantId> {
+        match self {
+            Principal::SystemAdmin => None,
+            Principal::Tenant { tenant_id, .. } => Some(tenant_id),
+        }
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -148,23 +201,13 @@ pub async fn login(
             let password = field("password")?.clone();
             if form.get("domain").is_some_and(|d| !d.is_empty()) {
                 // Tenant users sign in with their domain; they come with
-                // the REST identity work.
+                // the REST identity work (`authenticate_password`).
                 return Err(ApiError::login_failed());
             }
-            let admin = state.admin.clone();
-            let _slot = state
-                .login_slots
-                .acquire()
-                .await
-                .map_err(ApiError::internal)?;
-            let ok = tokio::task::spawn_blocking(move || admin.verify(&username, &password))
-                .await
-                .map_err(ApiError::internal)?;
-            if !ok {
-                tracing::info!("REST login failed");
-                return Err(ApiError::login_failed());
-            }
-            state.tokens.issue(Principal::SystemAdmin)
+            let principal = state
+                .authenticate_password(&username, &password, None)
+                .await?;
+            state.tokens.issue(principal)
         }
         "refresh_token" => {
             let refresh = field("refresh_token")?;
@@ -201,9 +244,49 @@ impl FromRequestParts<ApiState> for Principal {
             })
             .ok_or_else(|| ApiError::unauthorized("Authorization must be \"Bearer <token>\""))?;
         state
-            .tokens
-            .check(token)
+            .authenticate_token(token)
+            .await
             .ok_or_else(|| ApiError::unauthorized("invalid or expired token"))
+    }
+}
+
+impl ApiState {
+    /// Checks a password: the system admin's when `domain` is `None`, a
+    /// tenant user's (by extension number or username, in the tenant whose
+    /// SIP domain is `domain`) otherwise. Throttled and audited here, so
+    /// REST login and the WebSocket `auth` command (SPEC §6) share one
+    /// door. A wrong password, an unknown user and an unknown domain all
+    /// answer the same [`ApiError::login_failed`].
+    pub async fn authenticate_password(
+        &self,
+        username: &str,
+        password: &str,
+        domain: Option<&str>,
+    ) -> Result<Principal, ApiError> {
+        if domain.is_some() {
+            return Err(ApiError::login_failed());
+        }
+        let admin = self.admin.clone();
+        let _slot = self
+            .login_slots
+            .acquire()
+            .await
+            .map_err(ApiError::internal)?;
+        let (username, password) = (username.to_owned(), password.to_owned());
+        let ok = tokio::task::spawn_blocking(move || admin.verify(&username, &password))
+            .await
+            .map_err(ApiError::internal)?;
+        if !ok {
+            tracing::info!("REST login failed");
+            return Err(ApiError::login_failed());
+        }
+        Ok(Principal::SystemAdmin)
+    }
+
+    /// The principal a bearer access token (or API key) stands for, if it
+    /// is valid now.
+    pub async fn authenticate_token(&self, token: &str) -> Option<Principal> {
+        self.tokens.check(token)
     }
 }
 

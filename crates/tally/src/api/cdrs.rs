@@ -17,7 +17,7 @@ use axum::http::HeaderMap;
 use cdr::{CdrId, TenantId};
 use serde_json::{Value, json};
 
-use super::{ApiError, ApiState, Principal};
+use super::{ApiError, ApiState, Principal, Role};
 
 pub const TENANT_HEADER: &str = "x-tenant-id";
 const MAX_TOP: u32 = 100;
@@ -46,6 +46,15 @@ async fn scope(
                 None => Err(ApiError::not_found("tenant")),
             }
         }
+        Principal::Tenant {
+            tenant_id,
+            role: Role::Admin | Role::QueueManager,
+            ..
+        } => Ok(tenant_id),
+        Principal::Tenant {
+            role: Role::StandardUser,
+            ..
+        } => Err(ApiError::forbidden()),
     }
 }
 

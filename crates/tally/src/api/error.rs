@@ -52,6 +52,16 @@ impl ApiError {
         Self::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message)
     }
 
+    /// 403: authenticated, but the role may not do this (never used to
+    /// hide another tenant's data: that is 404).
+    pub fn forbidden() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+            "your role does not allow this",
+        )
+    }
+
     /// 404: no such resource, or one of another tenant (SPEC §7: "a wrong
     /// tenant's id answers 404").
     pub fn not_found(what: &str) -> Self {

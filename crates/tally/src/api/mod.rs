@@ -25,7 +25,7 @@ use store::Store;
 
 use crate::admin::SystemAdmin;
 use crate::provision::Provisioner;
-pub use auth::Principal;
+pub use auth::{Principal, Role};
 pub use error::ApiError;
 
 const LOGIN_SLOTS: usize = 2;

@@ -143,6 +143,7 @@ fn user_json(u: store::User) -> UserJson {
 fn system_admin(principal: Principal) -> Result<(), ApiError> {
     match principal {
         Principal::SystemAdmin => Ok(()),
+        Principal::Tenant { .. } => Err(ApiError::forbidden()),
     }
 }
 
