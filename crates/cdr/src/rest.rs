@@ -13,6 +13,7 @@ use crate::event::Recording;
 use crate::id::{CdrId, SessionId};
 use crate::record::{CdrRecord, TargetJson};
 use crate::time::rest_time;
+use crate::vocab::RerouteReason;
 
 /// One CDR as REST shows it. Serialize it; keys come out in declaration
 /// order. Its `id` is the `cdr_id`; `call_status` and `session_id` are
@@ -59,6 +60,13 @@ pub struct RestCdr<'a> {
 impl CdrRecord {
     /// The list item of `GET /api/cdrs`.
     pub fn rest_item(&self) -> RestCdr<'_> {
+        self.rest_item_with_reroute(self.reroute_reason())
+    }
+
+    /// The list item of a record read without its targets (the store's
+    /// streaming export), whose `reroute_reason` the reader computed
+    /// itself: [`CdrRecord::reroute_reason`] would see no targets.
+    pub fn rest_item_with_reroute(&self, reroute_reason: Option<RerouteReason>) -> RestCdr<'_> {
         RestCdr {
             id: self.cdr_id,
             caller: &self.caller.user,
@@ -75,7 +83,7 @@ impl CdrRecord {
             direction: self.direction.rest_spelling(),
             call_status: self.call_status.as_str(),
             end_reason: self.ended_reason.rest_spelling(),
-            reroute_reason: self.reroute_reason().map_or("", |r| r.rest_spelling()),
+            reroute_reason: reroute_reason.map_or("", |r| r.rest_spelling()),
             status_code: self.status_code,
             outbound_caller_id: &self.outbound_caller_id,
             did_cid: &self.did,

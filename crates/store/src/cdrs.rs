@@ -14,8 +14,10 @@ use crate::convert::{
     db_id, db_ms, db_opt_ms, db_u64, get_id, get_ms, get_opt_ms, get_opt_u64, get_spelled, get_u16,
     get_u64,
 };
-use crate::db::{Conn, Row, args};
+use crate::db::{Backend, Conn, Row, args};
 use crate::error::StoreError;
+use crate::query::compile::{self, DynConn, Sql};
+use crate::query::{CdrQuery, CdrScope};
 
 pub(crate) async fn insert(conn: &mut impl Conn, r: &CdrRecord) -> Result<(), StoreError> {
     let cdr_id = db_id("cdr_id", r.cdr_id.id())?;
@@ -162,6 +164,10 @@ const LIST_AFTER: &str = concat!(
      ORDER BY c.started_at DESC, c.cdr_id DESC, t.ordinal"
 );
 
+/// The select list of [`select_cdr_with_targets!`] as a fragment for
+/// [`Sql`].
+pub(crate) const SELECT_WITH_TARGETS: &str = select_cdr_with_targets!();
+
 const GET: &str = concat!(
     select_cdr_with_targets!(),
     "FROM cdrs c LEFT JOIN cdr_targets t ON t.cdr_id = c.cdr_id \
@@ -228,8 +234,77 @@ pub(crate) async fn count(conn: &mut impl Conn, tenant_id: TenantId) -> Result<u
     get_u64(&row, "n")
 }
 
+/// One page of a [`CdrQuery`]: the records (with their targets) and, when
+/// asked, how many rows match in all.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CdrPage {
+    pub count: Option<u64>,
+    pub records: Vec<CdrRecord>,
+}
+
+/// Runs `query` in `tenant_id` for `scope`. The page's ids and their
+/// targets come from one statement (one snapshot); the count, when asked,
+/// from a second one.
+pub(crate) async fn query(
+    conn: &mut impl DynConn,
+    backend: Backend,
+    tenant_id: TenantId,
+    scope: &CdrScope,
+    query: &CdrQuery,
+) -> Result<CdrPage, StoreError> {
+    let tenant = db_id("tenant_id", tenant_id.id())?;
+    let cursor = match query.after {
+        None => None,
+        Some(after) => {
+            let statement =
+                compile::cursor_statement(&query.order, tenant, db_id("after", after.id())?);
+            let row = conn
+                .fetch_optional_sql(&statement)
+                .await?
+                .ok_or(StoreError::UnknownCursor(after))?;
+            Some(compile::read_cursor(&query.order, &row)?)
+        }
+    };
+    let mut sql = Sql::new();
+    sql.push(SELECT_WITH_TARGETS).push("FROM (");
+    compile::push_page_ids(&mut sql, backend, tenant, scope, query, cursor.as_ref());
+    sql.push(
+        ") page JOIN cdrs c ON c.cdr_id = page.cdr_id \
+         LEFT JOIN cdr_targets t ON t.cdr_id = c.cdr_id",
+    );
+    compile::push_order(&mut sql, &query.order);
+    sql.push(", t.ordinal");
+    let rows = conn.fetch_all_sql(&sql).await?;
+    let records = group(&rows)?;
+    let count = if query.count {
+        let row = conn
+            .fetch_optional_sql(&compile::count(backend, tenant, scope, query))
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("COUNT(*) returned no row".into()))?;
+        Some(get_u64(&row, "n")?)
+    } else {
+        None
+    };
+    Ok(CdrPage { count, records })
+}
+
+/// The extension of user `user_id` in the tenant, if it exists.
+pub(crate) async fn user_extension(
+    conn: &mut impl Conn,
+    tenant_id: TenantId,
+    user_id: cdr::Id,
+) -> Result<Option<String>, StoreError> {
+    let row = conn
+        .fetch_optional(
+            "SELECT extension FROM users WHERE tenant_id = $1 AND id = $2",
+            &args![db_id("tenant_id", tenant_id.id())?, db_id("user_id", user_id)?],
+        )
+        .await?;
+    row.map(|row| row.text("extension")).transpose().map_err(Into::into)
+}
+
 /// Folds call-plus-target rows (ordered by call, then target) into records.
-fn group(rows: &[impl Row]) -> Result<Vec<CdrRecord>, StoreError> {
+pub(crate) fn group(rows: &[impl Row]) -> Result<Vec<CdrRecord>, StoreError> {
     let mut records: Vec<CdrRecord> = Vec::new();
     for row in rows {
         let cdr_id: CdrId = get_id(row, "cdr_id")?;
@@ -245,7 +320,7 @@ fn group(rows: &[impl Row]) -> Result<Vec<CdrRecord>, StoreError> {
     Ok(records)
 }
 
-fn cdr_from_row(row: &impl Row) -> Result<CdrRecord, StoreError> {
+pub(crate) fn cdr_from_row(row: &impl Row) -> Result<CdrRecord, StoreError> {
     let recording = match row.opt_int("recording_id")? {
         None => None,
         Some(_) => Some(Recording {

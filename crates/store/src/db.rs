@@ -351,11 +351,19 @@ pub(crate) const SQLITE_MIGRATIONS: Embedded = &[(
     1,
     "schema",
     include_str!("../migrations/sqlite/0001_schema.sql"),
+), (
+    5,
+    "cdr_queries",
+    include_str!("../migrations/sqlite/0005_cdr_queries.sql"),
 )];
 pub(crate) const POSTGRES_MIGRATIONS: Embedded = &[(
     1,
     "schema",
     include_str!("../migrations/postgres/0001_schema.sql"),
+), (
+    5,
+    "cdr_queries",
+    include_str!("../migrations/postgres/0005_cdr_queries.sql"),
 )];
 
 #[derive(Debug)]

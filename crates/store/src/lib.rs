@@ -48,14 +48,21 @@ mod convert;
 mod db;
 mod directory;
 mod error;
+mod export;
 mod outbox;
+pub mod query;
 mod recovery;
 mod registrations;
+mod sync;
 mod writer;
 
 use cdr::{CdrId, CdrRecord, SessionId, TenantId, UnixMillis, WireProfile};
 
+pub use cdrs::CdrPage;
 pub use commit::SessionEvents;
+pub use export::{ExportFormat, ExportZone, UnknownZone};
+pub use query::{CdrQuery, CdrScope, QueryError};
+pub use sync::SyncDiff;
 pub use db::{Backend, StoreOptions};
 pub use directory::{DEFAULT_RING_TIMEOUT_SECS, Tenant, User};
 pub use error::StoreError;
@@ -238,6 +245,101 @@ impl Store {
     /// How many CDRs the tenant has (REST `count`).
     pub async fn count_cdrs(&self, tenant_id: TenantId) -> Result<u64, StoreError> {
         with_conn!(&self.pool, |conn| cdrs::count(conn, tenant_id))
+    }
+
+    // CDR queries (REST) -----------------------------------------------------
+
+    /// One page of `query` over the tenant's CDRs in `scope`, with their
+    /// targets (see [`query`] for the options). An `after` naming no CDR of
+    /// the tenant fails with [`StoreError::UnknownCursor`].
+    pub async fn query_cdrs(
+        &self,
+        tenant_id: TenantId,
+        scope: &CdrScope,
+        query: &CdrQuery,
+    ) -> Result<CdrPage, StoreError> {
+        let backend = self.backend();
+        with_conn!(&self.pool, |conn| cdrs::query(
+            conn, backend, tenant_id, scope, query
+        ))
+    }
+
+    /// Every CDR matching `query`'s filter, search and order (paging
+    /// options are ignored), as CSV or JSON Lines chunks, streamed with
+    /// constant memory (see the export module). Must be called inside a
+    /// tokio runtime: the query runs on a task of its own, which stops
+    /// when the stream is dropped.
+    pub fn export_cdrs(
+        &self,
+        tenant_id: TenantId,
+        scope: CdrScope,
+        query: CdrQuery,
+        format: ExportFormat,
+        zone: ExportZone,
+    ) -> Result<
+        impl futures_util::Stream<Item = Result<Vec<u8>, StoreError>> + Send + 'static,
+        StoreError,
+    > {
+        let tenant = convert::db_id("tenant_id", tenant_id.id())?;
+        Ok(export::start(
+            self.pool.clone(),
+            tenant,
+            scope,
+            query,
+            format,
+            zone,
+        ))
+    }
+
+    /// The extension of the tenant's user `user_id` (`None` if there is no
+    /// such user in that tenant): whose CDRs `/api/user/cdrs` shows.
+    pub async fn user_extension(
+        &self,
+        tenant_id: TenantId,
+        user_id: cdr::Id,
+    ) -> Result<Option<String>, StoreError> {
+        with_conn!(&self.pool, |conn| cdrs::user_extension(
+            conn, tenant_id, user_id
+        ))
+    }
+
+    /// Stores a personal CDR sync token (see the sync module); `date_from`
+    /// asks for the user's calls since then. `token` is the caller's
+    /// random opaque string.
+    pub async fn create_cdr_sync_token(
+        &self,
+        tenant_id: TenantId,
+        user_id: cdr::Id,
+        token: &str,
+        date_from: Option<UnixMillis>,
+        now: UnixMillis,
+    ) -> Result<(), StoreError> {
+        let date_from = date_from
+            .map(|at| convert::db_ms("date_from", at))
+            .transpose()?;
+        let now = convert::db_ms("now", now)?;
+        with_conn!(&self.pool, |conn| sync::create(
+            conn, tenant_id, user_id, token, date_from, now
+        ))
+    }
+
+    /// The changes since `token` of the user's CDRs (the user with
+    /// `extension`), stored under `next_token`; `None` if the token is
+    /// forgotten (the API answers 403).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn cdr_sync_diff(
+        &self,
+        tenant_id: TenantId,
+        user_id: cdr::Id,
+        extension: &str,
+        token: &str,
+        next_token: &str,
+        now: UnixMillis,
+    ) -> Result<Option<SyncDiff>, StoreError> {
+        let now = convert::db_ms("now", now)?;
+        with_conn!(&self.pool, |conn| sync::diff(
+            conn, tenant_id, user_id, extension, token, next_token, now
+        ))
     }
 
     // Outbox -----------------------------------------------------------------
