@@ -297,10 +297,15 @@ pub(crate) async fn user_extension(
     let row = conn
         .fetch_optional(
             "SELECT extension FROM users WHERE tenant_id = $1 AND id = $2",
-            &args![db_id("tenant_id", tenant_id.id())?, db_id("user_id", user_id)?],
+            &args![
+                db_id("tenant_id", tenant_id.id())?,
+                db_id("user_id", user_id)?
+            ],
         )
         .await?;
-    row.map(|row| row.text("extension")).transpose().map_err(Into::into)
+    row.map(|row| row.text("extension"))
+        .transpose()
+        .map_err(Into::into)
 }
 
 /// Folds call-plus-target rows (ordered by call, then target) into records.

@@ -198,7 +198,11 @@ impl Writer {
         }
     }
 
-    fn row(&mut self, record: &CdrRecord, reroute: Option<RerouteReason>) -> Result<(), StoreError> {
+    fn row(
+        &mut self,
+        record: &CdrRecord,
+        reroute: Option<RerouteReason>,
+    ) -> Result<(), StoreError> {
         match self.format {
             ExportFormat::Jsonl => {
                 let line = serde_json::to_string(&record.rest_item_with_reroute(reroute))
@@ -358,12 +362,7 @@ pub(crate) fn start(
     })
 }
 
-async fn run(
-    pool: &Pool,
-    sql: &Sql,
-    writer: &mut Writer,
-    tx: &Sender,
-) -> Result<bool, StoreError> {
+async fn run(pool: &Pool, sql: &Sql, writer: &mut Writer, tx: &Sender) -> Result<bool, StoreError> {
     match pool {
         Pool::Sqlite(pool) => pump!(pool, sqlx::Sqlite, sql, writer, tx),
         Pool::Postgres(pool) => pump!(pool, sqlx::Postgres, sql, writer, tx),

@@ -60,15 +60,15 @@ use cdr::{CdrId, CdrRecord, SessionId, TenantId, UnixMillis, WireProfile};
 
 pub use cdrs::CdrPage;
 pub use commit::SessionEvents;
-pub use export::{ExportFormat, ExportZone, UnknownZone};
-pub use query::{CdrQuery, CdrScope, QueryError};
-pub use sync::SyncDiff;
 pub use db::{Backend, StoreOptions};
 pub use directory::{DEFAULT_RING_TIMEOUT_SECS, Tenant, User};
 pub use error::StoreError;
+pub use export::{ExportFormat, ExportZone, UnknownZone};
 pub use outbox::OutboxEvent;
+pub use query::{CdrQuery, CdrScope, QueryError};
 pub use recovery::{OpenSession, RecoveredSession, RecoveryReport, RecoveryScope};
 pub use registrations::Registration;
+pub use sync::SyncDiff;
 pub use writer::{Committed, PendingCommit, StoreWriter, WriterConfig, WriterStats};
 
 use db::{Pool, with_conn, with_write_tx};

@@ -169,8 +169,10 @@ pub(crate) fn push_own_row(sql: &mut Sql, extension: &str) {
         .bind_text(extension)
         .push(" AND c.direction IN ('ext', 'out')) OR (c.callee = ")
         .bind_text(extension)
-        .push(" AND c.direction IN ('ext', 'in')) OR EXISTS (SELECT 1 FROM cdr_targets ot \
-               WHERE ot.cdr_id = c.cdr_id AND ot.callee = ")
+        .push(
+            " AND c.direction IN ('ext', 'in')) OR EXISTS (SELECT 1 FROM cdr_targets ot \
+               WHERE ot.cdr_id = c.cdr_id AND ot.callee = ",
+        )
         .bind_text(extension)
         .push(" AND ot.trunk_name = ''))");
 }
@@ -346,12 +348,11 @@ pub(crate) fn push_order(sql: &mut Sql, order: &OrderBy) {
         sql.push(key.field.column())
             .push(if key.descending { " DESC, " } else { " ASC, " });
     }
-    sql.push("c.cdr_id")
-        .push(if order.tiebreak_descending() {
-            " DESC"
-        } else {
-            " ASC"
-        });
+    sql.push("c.cdr_id").push(if order.tiebreak_descending() {
+        " DESC"
+    } else {
+        " ASC"
+    });
 }
 
 /// `SELECT <key columns>, c.cdr_id FROM cdrs c WHERE c.tenant_id = $1 AND

@@ -409,7 +409,9 @@ impl Parser {
                 "expected {what} at position {at}, found {}",
                 describe(&tok)
             ))),
-            None => Err(error(format!("expected {what} at position {at}, found the end"))),
+            None => Err(error(format!(
+                "expected {what} at position {at}, found the end"
+            ))),
         }
     }
 
@@ -586,7 +588,9 @@ fn typed(field: Field, literal: &Tok) -> Result<Value, QueryError> {
     };
     match (field.kind(), literal) {
         (Kind::Text, Tok::Str(s)) => Ok(Value::Text(s.clone())),
-        (Kind::Time, Tok::Str(s) | Tok::Bare(s)) => parse_time(s).map(Value::Time).ok_or_else(wrong),
+        (Kind::Time, Tok::Str(s) | Tok::Bare(s)) => {
+            parse_time(s).map(Value::Time).ok_or_else(wrong)
+        }
         (Kind::Int, Tok::Bare(s)) => s
             .parse::<i64>()
             .ok()
@@ -611,7 +615,7 @@ fn typed(field: Field, literal: &Tok) -> Result<Value, QueryError> {
 
 /// An RFC 3339 / ISO 8601 date-time with an offset (`Z` or `±hh:mm`), as
 /// Unix milliseconds; sub-millisecond digits are truncated.
-pub(crate) fn parse_time(text: &str) -> Option<i64> {
+pub fn parse_time(text: &str) -> Option<i64> {
     let timestamp: jiff::Timestamp = text.parse().ok()?;
     Some(timestamp.as_millisecond())
 }

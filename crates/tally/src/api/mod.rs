@@ -7,7 +7,8 @@
 //! | `POST /api/login/oauth/token` | anyone (form: `grant_type`, `username`, `password`) |
 //! | `POST /api/tenants`, `GET /api/tenants/{id}` | system admin |
 //! | `POST /api/tenants/{id}/users` | system admin |
-//! | `GET /api/cdrs`, `GET /api/cdrs/{id}` | tenant-scoped: the system admin names the tenant with `X-Tenant-Id` |
+//! | `GET /api/cdrs`, `GET /api/cdrs/{id}`, `GET /api/cdrs/export` | tenant Admin and QueueManager; the system admin names the tenant with `X-Tenant-Id` |
+//! | `GET /api/user/cdrs`, `GET /api/user/cdrs/{id}`, `POST /api/user/cdrs/sync_tokens`, `POST /api/user/cdrs/sync_tokens/{token}/diff` | any tenant user, own calls only |
 //!
 //! Every error has SPEC's shape ([`ApiError`]), including unknown routes
 //! and methods.
@@ -16,6 +17,7 @@ mod auth;
 mod cdrs;
 mod error;
 mod tenants;
+mod user_cdrs;
 
 use std::sync::Arc;
 
@@ -72,7 +74,18 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/tenants/{id}", get(tenants::get_tenant))
         .route("/api/tenants/{id}/users", post(tenants::create_user))
         .route("/api/cdrs", get(cdrs::list))
+        .route("/api/cdrs/export", get(cdrs::export))
         .route("/api/cdrs/{id}", get(cdrs::detail))
+        .route("/api/user/cdrs", get(user_cdrs::list))
+        .route("/api/user/cdrs/{id}", get(user_cdrs::detail))
+        .route(
+            "/api/user/cdrs/sync_tokens",
+            post(user_cdrs::create_sync_token),
+        )
+        .route(
+            "/api/user/cdrs/sync_tokens/{token}/diff",
+            post(user_cdrs::diff),
+        )
         .fallback(|| async { ApiError::not_found("resource") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .with_state(state)
