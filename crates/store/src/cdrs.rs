@@ -288,6 +288,47 @@ pub(crate) async fn query(
     Ok(CdrPage { count, records })
 }
 
+/// The database's plan for the statement that selects a page's ids
+/// (SQLite's `EXPLAIN QUERY PLAN` details, PostgreSQL's `EXPLAIN`), one
+/// line per step: what the index tests and the benchmark check.
+pub(crate) async fn explain_page(
+    conn: &mut impl DynConn,
+    backend: Backend,
+    tenant_id: TenantId,
+    scope: &CdrScope,
+    query: &CdrQuery,
+) -> Result<Vec<String>, StoreError> {
+    let tenant = db_id("tenant_id", tenant_id.id())?;
+    let cursor = match query.after {
+        None => None,
+        Some(after) => {
+            let statement =
+                compile::cursor_statement(&query.order, tenant, db_id("after", after.id())?);
+            let row = conn
+                .fetch_optional_sql(&statement)
+                .await?
+                .ok_or(StoreError::UnknownCursor(after))?;
+            Some(compile::read_cursor(&query.order, &row)?)
+        }
+    };
+    let mut sql = Sql::new();
+    let column = match backend {
+        Backend::Sqlite => {
+            sql.push("EXPLAIN QUERY PLAN ");
+            "detail"
+        }
+        Backend::Postgres => {
+            sql.push("EXPLAIN ");
+            "QUERY PLAN"
+        }
+    };
+    compile::push_page_ids(&mut sql, backend, tenant, scope, query, cursor.as_ref());
+    let rows = conn.fetch_all_sql(&sql).await?;
+    rows.iter()
+        .map(|row| row.text(column).map_err(StoreError::from))
+        .collect()
+}
+
 /// The extension of user `user_id` in the tenant, if it exists.
 pub(crate) async fn user_extension(
     conn: &mut impl Conn,

@@ -338,7 +338,7 @@ pub(crate) fn start(
     query: CdrQuery,
     format: ExportFormat,
     zone: ExportZone,
-) -> impl Stream<Item = Result<Vec<u8>, StoreError>> + Send + 'static {
+) -> impl Stream<Item = Result<Vec<u8>, StoreError>> + Send + Unpin + 'static {
     let (tx, rx) = tokio::sync::mpsc::channel(CHANNEL_CHUNKS);
     tokio::spawn(async move {
         let sql = statement(pool.backend(), tenant, &scope, &query);
@@ -357,9 +357,8 @@ pub(crate) fn start(
             }
         }
     });
-    futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    })
+    let mut rx = rx;
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
 async fn run(pool: &Pool, sql: &Sql, writer: &mut Writer, tx: &Sender) -> Result<bool, StoreError> {

@@ -264,6 +264,20 @@ impl Store {
         ))
     }
 
+    /// The plan of the statement selecting a page of `query` (SQLite's
+    /// `EXPLAIN QUERY PLAN`, PostgreSQL's `EXPLAIN`), one line per step.
+    pub async fn explain_cdr_page(
+        &self,
+        tenant_id: TenantId,
+        scope: &CdrScope,
+        query: &CdrQuery,
+    ) -> Result<Vec<String>, StoreError> {
+        let backend = self.backend();
+        with_conn!(&self.pool, |conn| cdrs::explain_page(
+            conn, backend, tenant_id, scope, query
+        ))
+    }
+
     /// Every CDR matching `query`'s filter, search and order (paging
     /// options are ignored), as CSV or JSON Lines chunks, streamed with
     /// constant memory (see the export module). Must be called inside a
@@ -277,7 +291,7 @@ impl Store {
         format: ExportFormat,
         zone: ExportZone,
     ) -> Result<
-        impl futures_util::Stream<Item = Result<Vec<u8>, StoreError>> + Send + 'static,
+        impl futures_util::Stream<Item = Result<Vec<u8>, StoreError>> + Send + Unpin + 'static,
         StoreError,
     > {
         let tenant = convert::db_id("tenant_id", tenant_id.id())?;
