@@ -251,7 +251,7 @@ fn cdrs_are_tenant_scoped() {
         ("top=101", "top"),
         ("skip=-1", "skip"),
         ("top=x", "top"),
-        ("filter=caller%20eq%20'101'", "filter"),
+        ("filter=caller%20eq", "filter"),
     ] {
         let r = admin.get(&format!("/api/cdrs?{query}"));
         assert_eq!(
