@@ -139,3 +139,441 @@ fn tenant_users_sign_in_and_every_failure_looks_the_same() {
         400
     );
 }
+
+fn token_pair(r: &common::http::Response) -> (String, String) {
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    (
+        v["access_token"].as_str().unwrap().to_owned(),
+        v["refresh_token"].as_str().unwrap().to_owned(),
+    )
+}
+
+fn refresh(http: &Http, token: &str) -> common::http::Response {
+    http.form(
+        "/api/login/oauth/token",
+        &[("grant_type", "refresh_token"), ("refresh_token", token)],
+    )
+}
+
+fn with_token(server: &Server, token: &str) -> Http {
+    let mut http = server.http();
+    http.token = Some(token.to_owned());
+    http
+}
+
+#[test]
+fn refresh_tokens_rotate_a_reused_one_revokes_its_sign_in_and_revoke_works() {
+    let dir = TempDir::new("id-tokens");
+    let server = Server::start(dir.path(), &[]);
+    let admin = server.admin();
+    acme(&admin, DOMAIN);
+    let http = server.http();
+
+    let (access_a, refresh_a) = token_pair(&sign_in(&http, "101", "web-pass-101", Some(DOMAIN)));
+    let (access_b, refresh_b) = token_pair(&refresh(&http, &refresh_a));
+    assert_ne!(access_a, access_b);
+    assert_ne!(refresh_a, refresh_b);
+    assert_eq!(
+        with_token(&server, &access_b).get("/api/tenant").status,
+        200
+    );
+
+    // The spent refresh token again: refused, and the whole sign-in with it.
+    let r = refresh(&http, &refresh_a);
+    assert_eq!((r.status, r.error_code().as_str()), (400, "UNAUTHORIZED"));
+    for token in [&access_a, &access_b] {
+        assert_eq!(with_token(&server, token).get("/api/tenant").status, 401);
+    }
+    assert_eq!(refresh(&http, &refresh_b).status, 400);
+    // Another sign-in of the same user is not affected.
+    let (access_c, refresh_c) = token_pair(&sign_in(&http, "101", "web-pass-101", Some(DOMAIN)));
+    let (access_d, _) = token_pair(&refresh(&http, &refresh_c));
+    let other = user_client(&server, "102", "web-pass-102", DOMAIN);
+
+    // Revoking an access token ends its sign-in (RFC 7009: 200 always).
+    let r = http.form("/api/login/oauth/revoke", &[("token", &access_d)]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        with_token(&server, &access_c).get("/api/tenant").status,
+        401
+    );
+    assert_eq!(
+        with_token(&server, &access_d).get("/api/tenant").status,
+        401
+    );
+    assert_eq!(
+        other.get("/api/tenant").status,
+        200,
+        "other users keep theirs"
+    );
+    let r = http.form("/api/login/oauth/revoke", &[("token", "not-a-token")]);
+    assert_eq!(r.status, 200);
+    let r = http.form(
+        "/api/login/oauth/revoke",
+        &[("token_type_hint", "access_token")],
+    );
+    assert_eq!((r.status, r.error_field().as_str()), (400, "token"));
+
+    // The system admin's tokens are in the store: they survive a restart
+    // and a garbage or refresh token is no access token.
+    let (sys_access, sys_refresh) =
+        token_pair(&sign_in(&http, "admin", common::ADMIN_PASSWORD, None));
+    assert_eq!(
+        with_token(&server, &sys_refresh).get("/api/tenants").status,
+        401
+    );
+    let data = server.data_dir.clone();
+    let (status, _) = server.terminate();
+    assert!(status.success());
+    let server = Server::start(&data, &[]);
+    assert_eq!(
+        with_token(&server, &sys_access).get("/api/tenants").status,
+        200
+    );
+    assert_eq!(refresh(&server.http(), &sys_refresh).status, 200);
+
+    // At rest the store holds hashes, never a token.
+    let rows = sqlite_column(
+        &data.join("tally.db"),
+        "SELECT token_hash AS v FROM auth_tokens",
+    );
+    assert!(rows.len() >= 8, "{rows:?}");
+    for token in [&access_a, &refresh_a, &sys_access, &sys_refresh] {
+        assert!(!rows.contains(token));
+    }
+    assert!(rows.iter().all(|h| h.len() == 64));
+}
+
+/// One text column of every row of `sql` on a SQLite file.
+fn sqlite_column(path: &std::path::Path, sql: &str) -> Vec<String> {
+    use sqlx::{Connection as _, Row as _};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite:{}", path.display()))
+            .await
+            .expect("open the SQLite file");
+        let rows = sqlx::query(sql).fetch_all(&mut conn).await.expect(sql);
+        rows.iter().map(|r| r.get::<String, _>("v")).collect()
+    })
+}
+
+#[test]
+fn api_keys_are_shown_once_role_scoped_and_revocable() {
+    let dir = TempDir::new("id-keys");
+    let server = Server::start(dir.path(), &[]);
+    let admin = server.admin();
+    let (tenant, _) = acme(&admin, DOMAIN);
+    let tenant_admin = user_client(&server, "101", "web-pass-101", DOMAIN);
+
+    let r = tenant_admin.post_json(
+        "/api/api_keys",
+        &json!({"name": "crm", "role": "QueueManager"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let created = r.json();
+    let secret = created["key"].as_str().unwrap().to_owned();
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert!(
+        secret.starts_with("tally_") && secret.len() == 70,
+        "{secret}"
+    );
+    assert!(secret.starts_with(created["prefix"].as_str().unwrap()));
+    assert_eq!(created["last_used_at"], Value::Null);
+
+    // Listed and read without the secret.
+    let list = tenant_admin.get("/api/api_keys");
+    assert_eq!(list.status, 200);
+    assert_eq!(list.json()["count"], 1);
+    assert!(!list.body.contains(&secret));
+    assert!(
+        !tenant_admin
+            .get(&format!("/api/api_keys/{id}"))
+            .body
+            .contains(&secret)
+    );
+
+    // The key is a bearer token with its role: QueueManager reads the
+    // tenant, may not manage users.
+    let key = with_token(&server, &secret);
+    let r = key.get("/api/tenant");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["id"], tenant.as_str());
+    assert_eq!(key.get("/api/users").status, 403);
+    let r = tenant_admin.get(&format!("/api/api_keys/{id}"));
+    assert!(r.json()["last_used_at"].is_string(), "{}", r.body);
+    // The same secret with one digit changed is nobody.
+    let mut forged = secret.clone();
+    let last = if forged.ends_with('0') { "1" } else { "0" };
+    forged.replace_range(forged.len() - 1.., last);
+    assert_eq!(with_token(&server, &forged).get("/api/tenant").status, 401);
+
+    // Names are unique in the tenant; fields are checked.
+    let r = tenant_admin.post_json("/api/api_keys", &json!({"name": "crm", "role": "Admin"}));
+    assert_eq!((r.status, r.error_field().as_str()), (409, "name"));
+    let r = tenant_admin.post_json("/api/api_keys", &json!({"name": "x", "role": "Root"}));
+    assert_eq!((r.status, r.error_field().as_str()), (400, "role"));
+    let r = tenant_admin.post_json("/api/api_keys", &json!({"name": "", "role": "Admin"}));
+    assert_eq!((r.status, r.error_field().as_str()), (400, "name"));
+    let r = tenant_admin.post_json(
+        "/api/api_keys",
+        &json!({"name": "x", "role": "Admin", "scope": "all"}),
+    );
+    assert_eq!((r.status, r.error_field().as_str()), (400, "scope"));
+
+    // An Admin key manages users; the system admin reaches keys with X-Tenant-Id.
+    let r = tenant_admin.post_json(
+        "/api/api_keys",
+        &json!({"name": "provisioning", "role": "Admin"}),
+    );
+    let admin_key = with_token(&server, r.json()["key"].as_str().unwrap());
+    assert_eq!(admin_key.get("/api/users").status, 200);
+    let mut sys = server.admin();
+    sys.tenant = Some(tenant.clone());
+    assert_eq!(sys.get("/api/api_keys").json()["count"], 2);
+
+    // Revoked: at once.
+    let r = tenant_admin.request("DELETE", &format!("/api/api_keys/{id}"), "", "");
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(key.get("/api/tenant").status, 401);
+    assert_eq!(tenant_admin.get(&format!("/api/api_keys/{id}")).status, 404);
+    assert_eq!(
+        tenant_admin
+            .request("DELETE", &format!("/api/api_keys/{id}"), "", "")
+            .status,
+        404
+    );
+}
+
+#[test]
+fn repeated_failures_lock_the_account_then_the_address_with_retry_after() {
+    let dir = TempDir::new("id-throttle");
+    let server = Server::start(dir.path(), &[]);
+    let admin = server.admin();
+    acme(&admin, DOMAIN);
+    let http = server.http();
+
+    for _ in 0..5 {
+        assert_eq!(
+            sign_in(&http, "101", "wrong-password", Some(DOMAIN)).status,
+            400
+        );
+    }
+    // Locked: even the right password is refused, with Retry-After.
+    let r = sign_in(&http, "101", "web-pass-101", Some(DOMAIN));
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (429, "TOO_MANY_ATTEMPTS"),
+        "{}",
+        r.body
+    );
+    let retry: u64 = header(&r, "retry-after")
+        .parse()
+        .expect("Retry-After seconds");
+    assert!((1..=2).contains(&retry), "{retry}");
+    // Other accounts from this address are not locked.
+    assert_eq!(
+        sign_in(&http, "102", "web-pass-102", Some(DOMAIN)).status,
+        200
+    );
+
+    // The lock ends; the next failure locks for twice as long.
+    let r = sign_in_when_unlocked(&http, "101", "wrong-password");
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = sign_in(&http, "101", "web-pass-101", Some(DOMAIN));
+    assert_eq!(r.status, 429);
+    let longer: u64 = header(&r, "retry-after").parse().unwrap();
+    assert!(longer >= 2 && longer > retry.min(1), "{longer}");
+    // A success clears the account's count.
+    assert_eq!(
+        sign_in_when_unlocked(&http, "101", "web-pass-101").status,
+        200
+    );
+    assert_eq!(
+        sign_in(&http, "101", "wrong-password", Some(DOMAIN)).status,
+        400
+    );
+    assert_eq!(
+        sign_in(&http, "101", "web-pass-101", Some(DOMAIN)).status,
+        200
+    );
+
+    // The system admin's account is throttled the same way.
+    for _ in 0..5 {
+        assert_eq!(sign_in(&http, "admin", "wrong", None).status, 400);
+    }
+    assert_eq!(
+        sign_in(&http, "admin", common::ADMIN_PASSWORD, None).status,
+        429
+    );
+
+    // Twenty failures from one address (these many accounts) lock the
+    // address: every account is refused from it.
+    for n in 0..20 {
+        let user = format!("nobody{n}");
+        let r = sign_in(&http, &user, "wrong-password", Some(DOMAIN));
+        assert!(r.status == 400 || r.status == 429, "{}", r.body);
+        if r.status == 429 {
+            break;
+        }
+    }
+    let r = sign_in(&http, "103", "web-pass-103", Some(DOMAIN));
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (429, "TOO_MANY_ATTEMPTS")
+    );
+}
+
+fn header(r: &common::http::Response, name: &str) -> String {
+    r.headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| panic!("no {name} header"))
+}
+
+/// Signs in as soon as the account's lock-out is over (bounded: a lock
+/// of a few seconds at most).
+fn sign_in_when_unlocked(http: &Http, user: &str, password: &str) -> common::http::Response {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let r = sign_in(http, user, password, Some(DOMAIN));
+        if r.status != 429 || std::time::Instant::now() > deadline {
+            return r;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+fn actions(log: &Value) -> Vec<String> {
+    log["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|e| e["action"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn the_audit_log_records_sign_ins_and_changes_per_tenant() {
+    let dir = TempDir::new("id-audit");
+    let server = Server::start(dir.path(), &[]);
+    let admin = server.admin();
+    let (tenant, ids) = acme(&admin, DOMAIN);
+    let (other_tenant, _) = {
+        let t = admin.create_tenant("Globex", "globex.example.com");
+        let r = admin.post_json(
+            &format!("/api/tenants/{t}/users"),
+            &json!({"extension": "201", "sip_password": "sip-secret-201", "password": "web-pass-201", "role": "Admin"}),
+        );
+        assert_eq!(r.status, 201);
+        (t, ())
+    };
+    let http = server.http();
+    assert_eq!(
+        sign_in(&http, "101", "wrong-password", Some(DOMAIN)).status,
+        400
+    );
+    let tenant_admin = user_client(&server, "101", "web-pass-101", DOMAIN);
+    let r = send(
+        &tenant_admin,
+        "PATCH",
+        &format!("/api/users/{}", ids[1]),
+        &json!({"display_name": "Bob"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        send(
+            &tenant_admin,
+            "PUT",
+            "/api/tenant",
+            &json!({"time_zone": "Europe/Paris"})
+        )
+        .status,
+        200
+    );
+
+    let log = tenant_admin.get("/api/audit_logs");
+    assert_eq!(log.status, 200, "{}", log.body);
+    let log = log.json();
+    let seen = actions(&log);
+    for action in [
+        "user.create",
+        "login_failed",
+        "login",
+        "user.update",
+        "tenant.update",
+    ] {
+        assert!(seen.contains(&action.to_owned()), "{action} in {seen:?}");
+    }
+    assert_eq!(log["count"].as_u64().unwrap() as usize, seen.len());
+    // Newest first; each entry says who, what, from where.
+    assert_eq!(seen[0], "tenant.update");
+    let update = &log["items"][1];
+    assert_eq!(update["actor"], format!("user:{}", ids[0]));
+    assert_eq!(update["target"], format!("user:{}", ids[1]));
+    assert_eq!(update["tenant_id"], tenant.as_str());
+    assert_eq!(update["source"], "127.0.0.1");
+    assert_eq!(update["detail"]["fields"], json!(["display_name"]));
+    let failed = log["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "login_failed")
+        .unwrap();
+    assert_eq!(failed["actor"], "101");
+    assert!(
+        !failed.to_string().contains("wrong-password"),
+        "no password in the log"
+    );
+
+    // Paging.
+    let page = tenant_admin.get("/api/audit_logs?top=2&skip=1").json();
+    assert_eq!(page["items"].as_array().unwrap().len(), 2);
+    assert_eq!(page["items"][0]["id"], log["items"][1]["id"]);
+    assert_eq!(
+        tenant_admin.get("/api/audit_logs?top=0").error_field(),
+        "top"
+    );
+
+    // Another tenant's admin sees only its own; other roles none.
+    let globex = user_client(&server, "201", "web-pass-201", "globex.example.com");
+    let theirs = globex.get("/api/audit_logs").json();
+    assert!(
+        theirs["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["tenant_id"] == other_tenant.as_str())
+    );
+    assert!(!theirs.to_string().contains(&tenant));
+    let queue_manager = user_client(&server, "102", "web-pass-102", DOMAIN);
+    assert_eq!(queue_manager.get("/api/audit_logs").status, 403);
+
+    // The system admin: system entries without X-Tenant-Id, a tenant's with it.
+    let system = admin.get("/api/audit_logs").json();
+    let seen = actions(&system);
+    assert!(
+        seen.contains(&"tenant.create".to_owned()) && seen.contains(&"login".to_owned()),
+        "{seen:?}"
+    );
+    assert!(
+        system["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["tenant_id"].is_null())
+    );
+    let mut scoped = server.admin();
+    scoped.tenant = Some(tenant.clone());
+    // The queue manager's sign-in since.
+    assert_eq!(
+        scoped.get("/api/audit_logs").json()["count"],
+        log["count"].as_u64().unwrap() + 1
+    );
+    scoped.tenant = Some("123".into());
+    assert_eq!(scoped.get("/api/audit_logs").status, 404);
+}
