@@ -577,3 +577,917 @@ fn the_audit_log_records_sign_ins_and_changes_per_tenant() {
     scoped.tenant = Some("123".into());
     assert_eq!(scoped.get("/api/audit_logs").status, 404);
 }
+
+/// What the role matrix needs: a tenant with one user of each role, a
+/// target user, an API key with the QueueManager role.
+struct Matrix {
+    admin: Http,
+    /// The system admin with `X-Tenant-Id`.
+    scoped: Http,
+    tenant: String,
+    target_user: String,
+    key_id: String,
+    n: std::cell::Cell<u32>,
+}
+
+impl Matrix {
+    fn next(&self) -> u32 {
+        self.n.set(self.n.get() + 1);
+        self.n.get()
+    }
+
+    /// A user made for the row to delete.
+    fn fresh_user(&self) -> String {
+        let ext = format!("5{:03}", self.next());
+        let r = self.admin.post_json(
+            &format!("/api/tenants/{}/users", self.tenant),
+            &json!({"extension": ext, "sip_password": "sip-secret-x"}),
+        );
+        assert_eq!(r.status, 201, "{}", r.body);
+        r.json()["id"].as_str().unwrap().to_owned()
+    }
+}
+
+type Request = (&'static str, String, Value);
+
+#[test]
+fn role_matrix_of_every_identity_and_provisioning_route() {
+    let dir = TempDir::new("id-matrix");
+    let server = Server::start(dir.path(), &[]);
+    let admin = server.admin();
+    let (tenant, _) = acme(&admin, DOMAIN);
+    let r = admin.post_json(
+        &format!("/api/tenants/{tenant}/users"),
+        &json!({"extension": "104", "sip_password": "sip-secret-104"}),
+    );
+    let target_user = r.json()["id"].as_str().unwrap().to_owned();
+    let mut scoped = server.admin();
+    scoped.tenant = Some(tenant.clone());
+    let r = scoped.post_json(
+        "/api/api_keys",
+        &json!({"name": "qm", "role": "QueueManager"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let qm_key = r.json()["key"].as_str().unwrap().to_owned();
+    let key_id = r.json()["id"].as_str().unwrap().to_owned();
+    let mut scoped_too = server.admin();
+    scoped_too.tenant = Some(tenant.clone());
+    let m = Matrix {
+        admin,
+        scoped: scoped_too,
+        tenant: tenant.clone(),
+        target_user,
+        key_id,
+        n: std::cell::Cell::new(0),
+    };
+
+    // Principals, in the order of each row's expectations.
+    let principals: Vec<(&str, Http)> = vec![
+        ("SystemAdmin", scoped),
+        ("Admin", user_client(&server, "101", "web-pass-101", DOMAIN)),
+        (
+            "QueueManager",
+            user_client(&server, "102", "web-pass-102", DOMAIN),
+        ),
+        (
+            "StandardUser",
+            user_client(&server, "carol", "web-pass-103", DOMAIN),
+        ),
+        ("QueueManager key", with_token(&server, &qm_key)),
+        ("no token", server.http()),
+    ];
+    const SYS: [bool; 5] = [true, false, false, false, false];
+    const ADMINS: [bool; 5] = [true, true, false, false, false];
+    const EVERYONE: [bool; 5] = [true, true, true, true, true];
+
+    #[allow(clippy::type_complexity)]
+    let rows: Vec<(&str, [bool; 5], u16, Box<dyn Fn(&Matrix) -> Request>)> = vec![
+        (
+            "list tenants",
+            SYS,
+            200,
+            Box::new(|_| ("GET", "/api/tenants".into(), Value::Null)),
+        ),
+        (
+            "create tenant",
+            SYS,
+            201,
+            Box::new(|m| {
+                let n = m.next();
+                (
+                    "POST",
+                    "/api/tenants".into(),
+                    json!({"name": format!("T{n}"), "sip_domain": format!("t{n}.matrix.example")}),
+                )
+            }),
+        ),
+        (
+            "read tenant",
+            SYS,
+            200,
+            Box::new(|m| ("GET", format!("/api/tenants/{}", m.tenant), Value::Null)),
+        ),
+        (
+            "replace tenant",
+            SYS,
+            200,
+            Box::new(|m| {
+                (
+                    "PUT",
+                    format!("/api/tenants/{}", m.tenant),
+                    json!({"name": "Acme", "sip_domain": DOMAIN}),
+                )
+            }),
+        ),
+        (
+            "change tenant",
+            SYS,
+            200,
+            Box::new(|m| {
+                (
+                    "PATCH",
+                    format!("/api/tenants/{}", m.tenant),
+                    json!({"time_zone": "UTC"}),
+                )
+            }),
+        ),
+        (
+            "delete tenant",
+            SYS,
+            204,
+            Box::new(|m| {
+                let n = m.next();
+                let id = m
+                    .admin
+                    .create_tenant("Doomed", &format!("doomed{n}.example"));
+                ("DELETE", format!("/api/tenants/{id}"), Value::Null)
+            }),
+        ),
+        (
+            "list users by path",
+            ADMINS,
+            200,
+            Box::new(|m| {
+                (
+                    "GET",
+                    format!("/api/tenants/{}/users", m.tenant),
+                    Value::Null,
+                )
+            }),
+        ),
+        (
+            "create user by path",
+            ADMINS,
+            201,
+            Box::new(|m| {
+                let ext = format!("6{:03}", m.next());
+                (
+                    "POST",
+                    format!("/api/tenants/{}/users", m.tenant),
+                    json!({"extension": ext, "sip_password": "sip-secret-x"}),
+                )
+            }),
+        ),
+        (
+            "read user by path",
+            ADMINS,
+            200,
+            Box::new(|m| {
+                (
+                    "GET",
+                    format!("/api/tenants/{}/users/{}", m.tenant, m.target_user),
+                    Value::Null,
+                )
+            }),
+        ),
+        (
+            "replace user by path",
+            ADMINS,
+            200,
+            Box::new(|m| {
+                (
+                    "PUT",
+                    format!("/api/tenants/{}/users/{}", m.tenant, m.target_user),
+                    json!({"extension": "104", "sip_password": "sip-secret-104"}),
+                )
+            }),
+        ),
+        (
+            "change user by path",
+            ADMINS,
+            200,
+            Box::new(|m| {
+                (
+                    "PATCH",
+                    format!("/api/tenants/{}/users/{}", m.tenant, m.target_user),
+                    json!({"recording": true}),
+                )
+            }),
+        ),
+        (
+            "delete user by path",
+            ADMINS,
+            204,
+            Box::new(|m| {
+                (
+                    "DELETE",
+                    format!("/api/tenants/{}/users/{}", m.tenant, m.fresh_user()),
+                    Value::Null,
+                )
+            }),
+        ),
+        (
+            "list users",
+            ADMINS,
+            200,
+            Box::new(|_| ("GET", "/api/users".into(), Value::Null)),
+        ),
+        (
+            "create user",
+            ADMINS,
+            201,
+            Box::new(|m| {
+                let ext = format!("7{:03}", m.next());
+                (
+                    "POST",
+                    "/api/users".into(),
+                    json!({"extension": ext, "sip_password": "sip-secret-x"}),
+                )
+            }),
+        ),
+        (
+            "read user",
+            ADMINS,
+            200,
+            Box::new(|m| ("GET", format!("/api/users/{}", m.target_user), Value::Null)),
+        ),
+        (
+            "replace user",
+            ADMINS,
+            200,
+            Box::new(|m| {
+                (
+                    "PUT",
+                    format!("/api/users/{}", m.target_user),
+                    json!({"extension": "104", "sip_password": "sip-secret-104"}),
+                )
+            }),
+        ),
+        (
+            "change user",
+            ADMINS,
+            200,
+            Box::new(|m| {
+                (
+                    "PATCH",
+                    format!("/api/users/{}", m.target_user),
+                    json!({"display_name": "Dave"}),
+                )
+            }),
+        ),
+        (
+            "delete user",
+            ADMINS,
+            204,
+            Box::new(|m| {
+                (
+                    "DELETE",
+                    format!("/api/users/{}", m.fresh_user()),
+                    Value::Null,
+                )
+            }),
+        ),
+        (
+            "read own tenant",
+            EVERYONE,
+            200,
+            Box::new(|_| ("GET", "/api/tenant".into(), Value::Null)),
+        ),
+        (
+            "change own tenant",
+            ADMINS,
+            200,
+            Box::new(|_| ("PUT", "/api/tenant".into(), json!({"name": "Acme"}))),
+        ),
+        (
+            "list API keys",
+            ADMINS,
+            200,
+            Box::new(|_| ("GET", "/api/api_keys".into(), Value::Null)),
+        ),
+        (
+            "create API key",
+            ADMINS,
+            201,
+            Box::new(|m| {
+                (
+                    "POST",
+                    "/api/api_keys".into(),
+                    json!({"name": format!("k{}", m.next()), "role": "StandardUser"}),
+                )
+            }),
+        ),
+        (
+            "read API key",
+            ADMINS,
+            200,
+            Box::new(|m| ("GET", format!("/api/api_keys/{}", m.key_id), Value::Null)),
+        ),
+        (
+            "revoke API key",
+            ADMINS,
+            204,
+            Box::new(|m| {
+                let r = m.scoped.post_json(
+                    "/api/api_keys",
+                    &json!({"name": format!("doomed{}", m.next()), "role": "Admin"}),
+                );
+                assert_eq!(r.status, 201, "{}", r.body);
+                (
+                    "DELETE",
+                    format!("/api/api_keys/{}", r.json()["id"].as_str().unwrap()),
+                    Value::Null,
+                )
+            }),
+        ),
+        (
+            "read audit log",
+            ADMINS,
+            200,
+            Box::new(|_| ("GET", "/api/audit_logs".into(), Value::Null)),
+        ),
+    ];
+
+    let mut failures = Vec::new();
+    for (name, allowed, ok, request) in &rows {
+        for (i, (who, http)) in principals.iter().enumerate() {
+            let (method, path, body) = request(&m);
+            let body = if body.is_null() {
+                String::new()
+            } else {
+                body.to_string()
+            };
+            let r = http.request(method, &path, "application/json", &body);
+            let expected = match allowed.get(i) {
+                Some(true) => *ok,
+                Some(false) => 403,
+                None => 401,
+            };
+            if r.status != expected {
+                failures.push(format!(
+                    "{name} as {who}: {} (expected {expected}): {}",
+                    r.status, r.body
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn a_tenant_never_reaches_another_tenants_resources() {
+    let dir = TempDir::new("id-isolation");
+    let server = Server::start(dir.path(), &[]);
+    let admin = server.admin();
+    let (acme_id, acme_users) = acme(&admin, DOMAIN);
+    let (globex_id, globex_users) = acme(&admin, "globex.example.com");
+    let mut globex_scoped = server.admin();
+    globex_scoped.tenant = Some(globex_id.clone());
+    let globex_key = globex_scoped
+        .post_json("/api/api_keys", &json!({"name": "g", "role": "Admin"}))
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let acme_admin = user_client(&server, "101", "web-pass-101", DOMAIN);
+    let foreign_user = &globex_users[1];
+
+    let not_found: Vec<(&str, String, Value)> = vec![
+        ("GET", format!("/api/users/{foreign_user}"), Value::Null),
+        (
+            "PUT",
+            format!("/api/users/{foreign_user}"),
+            json!({"extension": "102", "sip_password": "sip-secret-102"}),
+        ),
+        (
+            "PATCH",
+            format!("/api/users/{foreign_user}"),
+            json!({"enabled": false}),
+        ),
+        ("DELETE", format!("/api/users/{foreign_user}"), Value::Null),
+        (
+            "GET",
+            format!("/api/tenants/{globex_id}/users"),
+            Value::Null,
+        ),
+        (
+            "POST",
+            format!("/api/tenants/{globex_id}/users"),
+            json!({"extension": "999", "sip_password": "sip-secret-x"}),
+        ),
+        (
+            "GET",
+            format!("/api/tenants/{globex_id}/users/{foreign_user}"),
+            Value::Null,
+        ),
+        (
+            "PATCH",
+            format!("/api/tenants/{globex_id}/users/{foreign_user}"),
+            json!({"enabled": false}),
+        ),
+        (
+            "DELETE",
+            format!("/api/tenants/{globex_id}/users/{foreign_user}"),
+            Value::Null,
+        ),
+        // Its own tenant in the path, another tenant's user.
+        (
+            "GET",
+            format!("/api/tenants/{acme_id}/users/{foreign_user}"),
+            Value::Null,
+        ),
+        ("GET", format!("/api/api_keys/{globex_key}"), Value::Null),
+        ("DELETE", format!("/api/api_keys/{globex_key}"), Value::Null),
+    ];
+    for (method, path, body) in &not_found {
+        let body = if body.is_null() {
+            String::new()
+        } else {
+            body.to_string()
+        };
+        let r = acme_admin.request(method, path, "application/json", &body);
+        assert_eq!(
+            (r.status, r.error_code().as_str()),
+            (404, "NOT_FOUND"),
+            "{method} {path}: {}",
+            r.body
+        );
+        assert!(!r.body.contains("globex"), "{}", r.body);
+    }
+    // Nothing of Globex changed.
+    let r = globex_scoped.get(&format!("/api/users/{foreign_user}"));
+    assert_eq!(r.json()["enabled"], true);
+    assert_eq!(globex_scoped.get("/api/api_keys").json()["count"], 1);
+    assert_eq!(globex_scoped.get("/api/users").json()["count"], 3);
+
+    // Lists hold only the own tenant's rows; X-Tenant-Id is ignored for
+    // tenant users.
+    let mut sneaky = user_client(&server, "101", "web-pass-101", DOMAIN);
+    sneaky.tenant = Some(globex_id.clone());
+    let users = sneaky.get("/api/users").json();
+    assert_eq!(users["count"], 3);
+    for u in users["items"].as_array().unwrap() {
+        assert_eq!(u["tenant_id"], acme_id.as_str());
+        assert!(acme_users.contains(&u["id"].as_str().unwrap().to_owned()));
+    }
+    assert_eq!(sneaky.get("/api/tenant").json()["id"], acme_id.as_str());
+    assert_eq!(sneaky.get("/api/api_keys").json()["count"], 0);
+    // Its own tenant by path works like /api/users.
+    assert_eq!(
+        acme_admin
+            .get(&format!("/api/tenants/{acme_id}/users"))
+            .json()["count"],
+        3
+    );
+
+    // The system admin: X-Tenant-Id picks the tenant, and a user of another
+    // tenant is not found through it either.
+    let mut sys = server.admin();
+    sys.tenant = Some(acme_id.clone());
+    assert_eq!(sys.get(&format!("/api/users/{foreign_user}")).status, 404);
+    assert_eq!(
+        sys.get(&format!("/api/tenants/{acme_id}/users/{foreign_user}"))
+            .status,
+        404
+    );
+    sys.tenant = None;
+    let r = sys.get("/api/users");
+    assert_eq!((r.status, r.error_field().as_str()), (400, "X-Tenant-Id"));
+    sys.tenant = Some("4242".into());
+    assert_eq!(sys.get("/api/users").status, 404);
+    sys.tenant = Some("acme".into());
+    assert_eq!(sys.get("/api/tenant").error_field(), "X-Tenant-Id");
+}
+
+#[test]
+fn tenants_are_listed_paged_validated_updated_and_deleted() {
+    let dir = TempDir::new("id-tenants");
+    let server = Server::start(dir.path(), &[]);
+    let admin = server.admin();
+    let a = admin.create_tenant("A", "a.example.com");
+    let b = admin.create_tenant("B", "b.example.com");
+    let r = admin.post_json(
+        "/api/tenants",
+        &json!({"name": "C", "sip_domain": "c.example.com", "time_zone": "Europe/Paris", "retention_days": 90}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let c = r.json();
+    assert_eq!(
+        (c["time_zone"].as_str(), c["retention_days"].as_u64()),
+        (Some("Europe/Paris"), Some(90))
+    );
+
+    let all = admin.get("/api/tenants").json();
+    assert_eq!(all["count"], 3);
+    let page = admin.get("/api/tenants?top=2").json();
+    assert_eq!(page["items"].as_array().unwrap().len(), 2);
+    let rest = admin.get("/api/tenants?top=2&skip=2").json();
+    assert_eq!(rest["items"].as_array().unwrap().len(), 1);
+    assert_eq!(rest["count"], 3);
+    assert_eq!(admin.get("/api/tenants?top=101").error_field(), "top");
+    assert_eq!(admin.get("/api/tenants?skip=-1").error_field(), "skip");
+    let one = admin.get(&format!("/api/tenants/{a}")).json();
+    assert_eq!(
+        (one["time_zone"].as_str(), one["retention_days"].is_null()),
+        (Some("UTC"), true)
+    );
+
+    // Validation names the field.
+    for (body, field) in [
+        (
+            json!({"name": "X", "sip_domain": "x.example.com", "time_zone": "Mars/Olympus"}),
+            "time_zone",
+        ),
+        (
+            json!({"name": "X", "sip_domain": "x.example.com", "time_zone": 3}),
+            "time_zone",
+        ),
+        (
+            json!({"name": "X", "sip_domain": "x.example.com", "retention_days": 0}),
+            "retention_days",
+        ),
+        (
+            json!({"name": "X", "sip_domain": "x.example.com", "retention_days": -5}),
+            "retention_days",
+        ),
+        (
+            json!({"name": "X", "sip_domain": "bad domain"}),
+            "sip_domain",
+        ),
+        (json!({"sip_domain": "x.example.com"}), "name"),
+        (
+            json!({"name": "X", "sip_domain": "x.example.com", "cdr_evnt": {}}),
+            "cdr_evnt",
+        ),
+    ] {
+        let r = admin.post_json("/api/tenants", &body);
+        assert_eq!(
+            (r.status, r.error_field()),
+            (400, field.to_owned()),
+            "{body}: {}",
+            r.body
+        );
+    }
+    // The domain is unique, on create and on update.
+    let r = admin.post_json(
+        "/api/tenants",
+        &json!({"name": "X", "sip_domain": "A.example.com"}),
+    );
+    assert_eq!((r.status, r.error_field().as_str()), (409, "sip_domain"));
+    let r = send(
+        &admin,
+        "PATCH",
+        &format!("/api/tenants/{b}"),
+        &json!({"sip_domain": "a.example.com"}),
+    );
+    assert_eq!((r.status, r.error_field().as_str()), (409, "sip_domain"));
+
+    // PATCH changes what it names; PUT resets what it does not.
+    let r = send(
+        &admin,
+        "PATCH",
+        &format!("/api/tenants/{b}"),
+        &json!({"time_zone": "America/New_York", "retention_days": 30}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["name"], "B");
+    assert_eq!(r.json()["retention_days"], 30);
+    let r = send(
+        &admin,
+        "PATCH",
+        &format!("/api/tenants/{b}"),
+        &json!({"retention_days": null}),
+    );
+    assert!(r.json()["retention_days"].is_null());
+    assert_eq!(r.json()["time_zone"], "America/New_York");
+    let r = send(
+        &admin,
+        "PUT",
+        &format!("/api/tenants/{b}"),
+        &json!({"name": "Bee", "sip_domain": "bee.example.com"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        (
+            r.json()["time_zone"].as_str(),
+            r.json()["sip_domain"].as_str()
+        ),
+        (Some("UTC"), Some("bee.example.com"))
+    );
+    let r = send(
+        &admin,
+        "PUT",
+        &format!("/api/tenants/{b}"),
+        &json!({"name": "Bee"}),
+    );
+    assert_eq!((r.status, r.error_field().as_str()), (400, "sip_domain"));
+    assert_eq!(
+        admin.get(&format!("/api/tenants/{b}")).json()["name"],
+        "Bee"
+    );
+
+    // The tenant's own view agrees, and its admin changes its settings.
+    let r = admin.post_json(
+        &format!("/api/tenants/{a}/users"),
+        &json!({"extension": "101", "sip_password": "sip-secret-101", "password": "web-pass-101", "role": "Admin"}),
+    );
+    assert_eq!(r.status, 201);
+    let tenant_admin = user_client(&server, "101", "web-pass-101", "a.example.com");
+    let r = send(
+        &tenant_admin,
+        "PUT",
+        "/api/tenant",
+        &json!({"time_zone": "Asia/Tokyo"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        (r.json()["name"].as_str(), r.json()["time_zone"].as_str()),
+        (Some("A"), Some("Asia/Tokyo"))
+    );
+    let r = send(
+        &tenant_admin,
+        "PUT",
+        "/api/tenant",
+        &json!({"time_zone": "Asia/Atlantis"}),
+    );
+    assert_eq!((r.status, r.error_field().as_str()), (400, "time_zone"));
+    let r = send(
+        &tenant_admin,
+        "PUT",
+        "/api/tenant",
+        &json!({"sip_domain": "bee.example.com"}),
+    );
+    assert_eq!((r.status, r.error_field().as_str()), (409, "sip_domain"));
+    assert_eq!(
+        admin.get(&format!("/api/tenants/{a}")).json()["time_zone"],
+        "Asia/Tokyo"
+    );
+
+    // Deleted: gone with its users (who can no longer sign in) and tokens.
+    let r = admin.request("DELETE", &format!("/api/tenants/{a}"), "", "");
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(admin.get(&format!("/api/tenants/{a}")).status, 404);
+    assert_eq!(tenant_admin.get("/api/tenant").status, 401);
+    assert_eq!(
+        sign_in(&server.http(), "101", "web-pass-101", Some("a.example.com")).status,
+        400
+    );
+    assert_eq!(
+        admin
+            .request("DELETE", &format!("/api/tenants/{a}"), "", "")
+            .status,
+        404
+    );
+    assert_eq!(admin.get("/api/tenants/not-an-id").status, 404);
+    assert_eq!(admin.get("/api/tenants").json()["count"], 2);
+    // Its domain is free again.
+    admin.create_tenant("A again", "a.example.com");
+}
+
+#[test]
+fn users_are_validated_field_by_field_and_changed_with_put_and_patch() {
+    let dir = TempDir::new("id-users");
+    let server = Server::start(dir.path(), &[]);
+    let admin = server.admin();
+    let (_, ids) = acme(&admin, DOMAIN);
+    let tenant_admin = user_client(&server, "101", "web-pass-101", DOMAIN);
+
+    let base = json!({"extension": "200", "sip_password": "sip-secret-200"});
+    let with = |k: &str, v: Value| {
+        let mut b = base.clone();
+        b[k] = v;
+        b
+    };
+    for (body, field) in [
+        (with("extension", json!("2a0")), "extension"),
+        (with("extension", json!(200)), "extension"),
+        (with("sip_password", json!("short")), "sip_password"),
+        (with("password", json!("short")), "password"),
+        (with("username", json!("1abc")), "username"),
+        (with("username", json!("a b")), "username"),
+        (with("email", json!("not-an-address")), "email"),
+        (with("role", json!("SystemAdmin")), "role"),
+        (with("ring_timeout", json!(1)), "ring_timeout"),
+        (with("ring_timeout", json!("30")), "ring_timeout"),
+        (with("forwarding", json!({"always": "102"})), "forwarding"),
+        (
+            with(
+                "forwarding",
+                json!([{"condition": "sometimes", "destination": "102"}]),
+            ),
+            "forwarding",
+        ),
+        (
+            with(
+                "forwarding",
+                json!([{"condition": "busy", "destination": "1 02"}]),
+            ),
+            "forwarding",
+        ),
+        (
+            with(
+                "forwarding",
+                json!([{"condition": "busy", "destination": "102"}, {"condition": "busy", "destination": "103"}]),
+            ),
+            "forwarding",
+        ),
+        (with("recording", json!("yes")), "recording"),
+        (with("enabled", json!(1)), "enabled"),
+        (with("ring_timout", json!(30)), "ring_timout"),
+        (json!({"sip_password": "sip-secret-200"}), "extension"),
+        (json!([1, 2]), "body"),
+    ] {
+        let r = tenant_admin.post_json("/api/users", &body);
+        assert_eq!(
+            (r.status, r.error_field()),
+            (400, field.to_owned()),
+            "{body}: {}",
+            r.body
+        );
+        assert_eq!(r.error_code(), "VALIDATE_FAILED");
+    }
+    let r = tenant_admin.request("POST", "/api/users", "application/json", "{not json");
+    assert_eq!((r.status, r.error_field().as_str()), (400, "body"));
+
+    // Every field, stored and echoed (forwarding normalised).
+    let r = tenant_admin.post_json(
+        "/api/users",
+        &json!({
+            "extension": "200", "sip_password": "sip-secret-200", "password": "web-pass-200",
+            "username": "dave.smith", "display_name": "Dave", "email": "dave@acme.example.com",
+            "role": "QueueManager", "ring_timeout": 45, "recording": true, "enabled": true,
+            "forwarding": [{"condition": "busy", "destination": "+15550100"},
+                           {"condition": "no_answer", "destination": "sip:desk@acme.example.com", "enabled": false}],
+        }),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let dave = r.json();
+    let id = dave["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        (
+            dave["username"].as_str(),
+            dave["role"].as_str(),
+            dave["ring_timeout"].as_u64(),
+            dave["recording"].as_bool()
+        ),
+        (
+            Some("dave.smith"),
+            Some("QueueManager"),
+            Some(45),
+            Some(true)
+        )
+    );
+    assert_eq!(
+        dave["forwarding"],
+        json!([{"condition": "busy", "destination": "+15550100", "enabled": true},
+               {"condition": "no_answer", "destination": "sip:desk@acme.example.com", "enabled": false}])
+    );
+    assert_eq!(tenant_admin.get(&format!("/api/users/{id}")).json(), dave);
+
+    // Unique extension and username in the tenant (409 naming the field).
+    let r = tenant_admin.post_json("/api/users", &with("extension", json!("101")));
+    assert_eq!((r.status, r.error_field().as_str()), (409, "extension"));
+    let r = tenant_admin.post_json("/api/users", &with("username", json!("carol")));
+    assert_eq!((r.status, r.error_field().as_str()), (409, "username"));
+    let r = send(
+        &tenant_admin,
+        "PATCH",
+        &format!("/api/users/{id}"),
+        &json!({"extension": "102"}),
+    );
+    assert_eq!((r.status, r.error_field().as_str()), (409, "extension"));
+    let r = send(
+        &tenant_admin,
+        "PATCH",
+        &format!("/api/users/{id}"),
+        &json!({"username": "carol"}),
+    );
+    assert_eq!((r.status, r.error_field().as_str()), (409, "username"));
+    // The same extension in another tenant is fine.
+    let other = admin.create_tenant("Globex", "globex.example.com");
+    admin.create_user(&other, "200", "sip-secret-200");
+
+    // Dave signs in by username; PATCH keeps the rest, PUT resets it but
+    // keeps the web password; a new web password ends Dave's sign-ins.
+    let dave_client = user_client(&server, "dave.smith", "web-pass-200", DOMAIN);
+    let r = send(
+        &tenant_admin,
+        "PATCH",
+        &format!("/api/users/{id}"),
+        &json!({"display_name": "David"}),
+    );
+    assert_eq!(
+        (
+            r.json()["display_name"].as_str(),
+            r.json()["ring_timeout"].as_u64()
+        ),
+        (Some("David"), Some(45))
+    );
+    let r = send(
+        &tenant_admin,
+        "PUT",
+        &format!("/api/users/{id}"),
+        &json!({"extension": "201", "sip_password": "sip-secret-201"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let put = r.json();
+    assert_eq!(
+        (
+            put["extension"].as_str(),
+            put["ring_timeout"].as_u64(),
+            put["role"].as_str(),
+            put["username"].is_null(),
+            put["has_password"].as_bool()
+        ),
+        (
+            Some("201"),
+            Some(30),
+            Some("StandardUser"),
+            true,
+            Some(true)
+        )
+    );
+    assert_eq!(put["forwarding"], json!([]));
+    assert_eq!(
+        dave_client.get("/api/tenant").status,
+        200,
+        "a PUT without password keeps the sign-in"
+    );
+    let r = send(
+        &tenant_admin,
+        "PATCH",
+        &format!("/api/users/{id}"),
+        &json!({"password": "new-web-pass"}),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(dave_client.get("/api/tenant").status, 401);
+    assert_eq!(
+        sign_in(&server.http(), "201", "web-pass-200", Some(DOMAIN)).status,
+        400
+    );
+    user_client(&server, "201", "new-web-pass", DOMAIN);
+    let r = send(
+        &tenant_admin,
+        "PATCH",
+        &format!("/api/users/{id}"),
+        &json!({"password": null}),
+    );
+    assert_eq!(r.json()["has_password"], false);
+    assert_eq!(
+        sign_in(&server.http(), "201", "new-web-pass", Some(DOMAIN)).status,
+        400
+    );
+
+    // A role change takes effect on live tokens at once.
+    let bob = user_client(&server, "102", "web-pass-102", DOMAIN);
+    assert_eq!(bob.get("/api/users").status, 403);
+    let r = send(
+        &tenant_admin,
+        "PATCH",
+        &format!("/api/users/{}", ids[1]),
+        &json!({"role": "Admin"}),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(bob.get("/api/users").status, 200);
+
+    // Paging by extension.
+    let all = tenant_admin.get("/api/users").json();
+    assert_eq!(all["count"], 4);
+    let exts: Vec<&str> = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["extension"].as_str().unwrap())
+        .collect();
+    assert_eq!(exts, ["101", "102", "103", "201"]);
+    let page = tenant_admin.get("/api/users?top=1&skip=3").json();
+    assert_eq!(page["items"][0]["extension"], "201");
+
+    // Deleted: 204, then 404; its sign-in is gone.
+    assert_eq!(
+        tenant_admin
+            .request("DELETE", &format!("/api/users/{}", ids[2]), "", "")
+            .status,
+        204
+    );
+    assert_eq!(
+        tenant_admin.get(&format!("/api/users/{}", ids[2])).status,
+        404
+    );
+    assert_eq!(
+        sign_in(&server.http(), "carol", "web-pass-103", Some(DOMAIN)).status,
+        400
+    );
+    assert_eq!(tenant_admin.get("/api/users/12345").status, 404);
+    assert_eq!(tenant_admin.get("/api/users/x").status, 404);
+}
