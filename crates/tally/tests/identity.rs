@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{Http, Server, TempDir};
+use common::{Http, Phone, Server, TempDir};
 use serde_json::{Value, json};
 
 const DOMAIN: &str = "acme.example.com";
@@ -1490,4 +1490,142 @@ fn users_are_validated_field_by_field_and_changed_with_put_and_patch() {
     );
     assert_eq!(tenant_admin.get("/api/users/12345").status, 404);
     assert_eq!(tenant_admin.get("/api/users/x").status, 404);
+}
+
+/// 101 calls `to`; returns the final status, and whether `callee` saw the
+/// INVITE (it answers 486, so no call stays up).
+fn call_reaches(
+    server: &Server,
+    caller_password: &str,
+    to: &str,
+    callee: Option<Phone>,
+) -> (u16, Option<Phone>) {
+    let answering = callee.map(|callee| {
+        std::thread::spawn(move || {
+            let seen = callee.try_recv(std::time::Duration::from_secs(3));
+            match seen {
+                Some(invite) if invite.method().is_some_and(|m| m.as_str() == "INVITE") => {
+                    callee.reply(&invite, 486, "busy");
+                    (true, callee)
+                }
+                _ => (false, callee),
+            }
+        })
+    });
+    let caller = Phone::new("101", caller_password, DOMAIN, server.sip);
+    let status = caller.invite(to, |_| {}).status;
+    match answering {
+        Some(t) => {
+            let (seen, callee) = t.join().expect("callee thread");
+            assert_eq!(seen, status == 486, "status {status}");
+            (status, Some(callee))
+        }
+        None => (status, None),
+    }
+}
+
+#[test]
+fn changes_reach_the_call_engine_deleted_or_disabled_users_cannot_register_or_be_called() {
+    let dir = TempDir::new("id-engine");
+    let server = Server::start(dir.path(), &[]);
+    let mut admin = server.admin();
+    let tenant = admin.create_tenant("Acme", DOMAIN);
+    admin.create_user(&tenant, "101", "sip-secret-101");
+    let bob = admin.create_user(&tenant, "102", "sip-secret-102");
+    let bob = bob["id"].as_str().unwrap().to_owned();
+    admin.tenant = Some(tenant.clone());
+
+    let mut phone = Phone::new("102", "sip-secret-102", DOMAIN, server.sip);
+    assert_eq!(phone.register(), 200);
+    let (status, callee) = call_reaches(&server, "sip-secret-101", "102", Some(phone));
+    assert_eq!(status, 486, "102 is reachable");
+    let mut phone = callee.unwrap();
+
+    // Disabled: refused at REGISTER, not rung.
+    let r = send(
+        &admin,
+        "PATCH",
+        &format!("/api/users/{bob}"),
+        &json!({"enabled": false}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(phone.register(), 403);
+    let (status, callee) = call_reaches(&server, "sip-secret-101", "102", Some(phone));
+    assert_ne!(status, 486);
+    assert!((400..500).contains(&status), "{status}");
+    let mut phone = callee.unwrap();
+
+    // Enabled again, with a new SIP password: the old one no longer works.
+    let r = send(
+        &admin,
+        "PATCH",
+        &format!("/api/users/{bob}"),
+        &json!({"enabled": true, "sip_password": "sip-secret-new"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(phone.register(), 403, "old SIP password");
+    phone.password = "sip-secret-new".into();
+    assert_eq!(phone.register(), 200);
+    let (status, callee) = call_reaches(&server, "sip-secret-101", "102", Some(phone));
+    assert_eq!(status, 486);
+    let phone = callee.unwrap();
+    drop(phone);
+
+    // A new number: the old one is gone, the new one registers.
+    let r = send(
+        &admin,
+        "PATCH",
+        &format!("/api/users/{bob}"),
+        &json!({"extension": "112"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        Phone::new("102", "sip-secret-new", DOMAIN, server.sip).register(),
+        404
+    );
+    let mut phone = Phone::new("112", "sip-secret-new", DOMAIN, server.sip);
+    assert_eq!(phone.register(), 200);
+
+    // Deleted: cannot register, cannot be called.
+    assert_eq!(
+        admin
+            .request("DELETE", &format!("/api/users/{bob}"), "", "")
+            .status,
+        204
+    );
+    assert_eq!(phone.register(), 404);
+    let (status, _) = call_reaches(&server, "sip-secret-101", "112", None);
+    assert_eq!(status, 404);
+
+    // A new domain: phones must use it; a deleted tenant is unknown.
+    let r = send(
+        &admin,
+        "PATCH",
+        &format!("/api/tenants/{tenant}"),
+        &json!({"sip_domain": "acme2.example.com"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        Phone::new("101", "sip-secret-101", DOMAIN, server.sip).register(),
+        404
+    );
+    let mut moved = Phone::new("101", "sip-secret-101", "acme2.example.com", server.sip);
+    assert_eq!(moved.register(), 200);
+    assert_eq!(
+        admin
+            .request("DELETE", &format!("/api/tenants/{tenant}"), "", "")
+            .status,
+        204
+    );
+    assert_eq!(moved.register(), 404);
+
+    // And after a restart the store agrees with what the engine had.
+    let data = server.data_dir.clone();
+    let (status, _) = server.terminate();
+    assert!(status.success());
+    let server = Server::start(&data, &[]);
+    assert_eq!(
+        Phone::new("101", "sip-secret-101", "acme2.example.com", server.sip).register(),
+        404
+    );
 }
