@@ -81,11 +81,21 @@ pub enum AccessGrant {
     },
 }
 
+/// The pair a rotation issues, stored in the same transaction that spends
+/// the refresh token (so a concurrent reuse revokes it too).
+#[derive(Clone, Debug)]
+pub struct Rotation<'a> {
+    pub access_hash: &'a str,
+    pub refresh_hash: &'a str,
+    pub access_expires_at: UnixMillis,
+    pub refresh_expires_at: UnixMillis,
+}
+
 /// What presenting a refresh token did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Refresh {
-    /// The token was live and is now spent: issue the next pair in
-    /// `family`.
+    /// The token was live and is now spent; the [`Rotation`]'s pair is
+    /// stored in its family.
     Rotated { owner: TokenOwner, family: String },
     /// The token had been spent already: its family (every token of the
     /// login) is now revoked.
@@ -158,13 +168,16 @@ pub(crate) async fn access_grant(
     }))
 }
 
-/// Spends a refresh token, in the caller's write transaction (so two
-/// nodes cannot both spend it).
+/// Spends a refresh token and stores the next pair, in the caller's write
+/// transaction (so two nodes cannot both spend it, and a reuse detected by
+/// another node revokes the new pair too).
 pub(crate) async fn redeem_refresh(
     conn: &mut impl Conn,
     hash: &str,
     now: UnixMillis,
+    next: &Rotation<'_>,
 ) -> Result<Refresh, StoreError> {
+    let created_at = now;
     let now = db_ms("now", now)?;
     let Some(row) = conn
         .fetch_optional(
@@ -196,6 +209,23 @@ pub(crate) async fn redeem_refresh(
         // a reuse all the same.
         revoke_family(conn, &family, now).await?;
         return Ok(Refresh::Reused { owner });
+    }
+    for (hash, refresh, expires_at) in [
+        (next.access_hash, false, next.access_expires_at),
+        (next.refresh_hash, true, next.refresh_expires_at),
+    ] {
+        insert_token(
+            conn,
+            &NewToken {
+                hash,
+                refresh,
+                family: &family,
+                owner,
+                created_at,
+                expires_at,
+            },
+        )
+        .await?;
     }
     Ok(Refresh::Rotated { owner, family })
 }

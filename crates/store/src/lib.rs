@@ -62,7 +62,7 @@ pub use commit::SessionEvents;
 pub use db::{Backend, StoreOptions};
 pub use directory::{DEFAULT_RING_TIMEOUT_SECS, DEFAULT_TIME_ZONE, Tenant, User};
 pub use error::StoreError;
-pub use identity::{AccessGrant, ApiKey, NewToken, Refresh, TokenOwner};
+pub use identity::{AccessGrant, ApiKey, NewToken, Refresh, Rotation, TokenOwner};
 pub use outbox::OutboxEvent;
 pub use recovery::{OpenSession, RecoveredSession, RecoveryReport, RecoveryScope};
 pub use registrations::Registration;
@@ -267,9 +267,17 @@ impl Store {
         with_conn!(&self.pool, |conn| identity::access_grant(conn, hash, now))
     }
 
-    /// Spends a refresh token (by its hash); see [`Refresh`].
-    pub async fn redeem_refresh(&self, hash: &str, now: UnixMillis) -> Result<Refresh, StoreError> {
-        with_write_tx!(&self.pool, |conn| identity::redeem_refresh(conn, hash, now))
+    /// Spends a refresh token (by its hash) and stores `next` in its
+    /// family, in one transaction; see [`Refresh`].
+    pub async fn redeem_refresh(
+        &self,
+        hash: &str,
+        now: UnixMillis,
+        next: &Rotation<'_>,
+    ) -> Result<Refresh, StoreError> {
+        with_write_tx!(&self.pool, |conn| identity::redeem_refresh(
+            conn, hash, now, next
+        ))
     }
 
     /// Revokes a token's family; `false` if the token is unknown.

@@ -68,7 +68,7 @@ use axum::response::{IntoResponse, Response};
 use cdr::{TenantId, UnixMillis};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use store::{AccessGrant, NewToken, Refresh, TokenOwner};
+use store::{AccessGrant, NewToken, Refresh, Rotation, TokenOwner};
 
 use super::{ApiError, ApiState};
 use crate::{admin, clock, random};
@@ -166,6 +166,15 @@ pub struct Issued {
     refresh: String,
 }
 
+impl Issued {
+    fn new() -> anyhow::Result<Issued> {
+        Ok(Issued {
+            access: random::token()?,
+            refresh: random::token()?,
+        })
+    }
+}
+
 impl IntoResponse for Issued {
     fn into_response(self) -> Response {
         Json(json!({
@@ -235,25 +244,34 @@ pub async fn login(
             if let Err(e) = state.store.remove_expired_tokens(now).await {
                 tracing::warn!(error = %e, "could not remove expired tokens");
             }
-            state.issue(owner, None, now).await
+            state.issue(owner, now).await
         }
         "refresh_token" => {
             let refresh = field("refresh_token")?;
             let now = clock::unix_millis();
+            let next = Issued::new().map_err(ApiError::internal)?;
+            let (access_hash, refresh_hash) = (token_hash(&next.access), token_hash(&next.refresh));
+            let rotation = Rotation {
+                access_hash: &access_hash,
+                refresh_hash: &refresh_hash,
+                access_expires_at: later(now, ACCESS_TTL),
+                refresh_expires_at: later(now, REFRESH_TTL),
+            };
             match state
                 .store
-                .redeem_refresh(&token_hash(refresh), now)
+                .redeem_refresh(&token_hash(refresh), now, &rotation)
                 .await?
             {
-                Refresh::Rotated { owner, family } => {
+                Refresh::Rotated { owner, .. } => {
                     // A disabled or deleted user does not get a new pair.
                     if let TokenOwner::User { tenant_id, user_id } = owner {
                         let live = state.store.user(tenant_id, user_id).await?;
                         if !live.is_some_and(|u| u.enabled) {
+                            state.store.revoke_token(&access_hash, now).await?;
                             return Err(ApiError::login_failed());
                         }
                     }
-                    state.issue(owner, Some(family), now).await
+                    Ok(next)
                 }
                 Refresh::Reused { owner } => {
                     tracing::warn!(
@@ -506,20 +524,11 @@ impl ApiState {
         })
     }
 
-    /// Stores and returns a new access + refresh pair for `owner`, in
-    /// `family` (a rotation) or a new one (a sign-in).
-    async fn issue(
-        &self,
-        owner: TokenOwner,
-        family: Option<String>,
-        now: UnixMillis,
-    ) -> Result<Issued, ApiError> {
-        let access = random::token().map_err(ApiError::internal)?;
-        let refresh = random::token().map_err(ApiError::internal)?;
-        let family = match family {
-            Some(f) => f,
-            None => random::token().map_err(ApiError::internal)?,
-        };
+    /// Stores and returns a new access + refresh pair for `owner`, in a new
+    /// family (a sign-in).
+    async fn issue(&self, owner: TokenOwner, now: UnixMillis) -> Result<Issued, ApiError> {
+        let Issued { access, refresh } = Issued::new().map_err(ApiError::internal)?;
+        let family = random::token().map_err(ApiError::internal)?;
         let (access_hash, refresh_hash) = (token_hash(&access), token_hash(&refresh));
         self.store
             .insert_tokens(&[
