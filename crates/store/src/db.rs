@@ -354,6 +354,11 @@ pub(crate) const SQLITE_MIGRATIONS: Embedded = &[
         include_str!("../migrations/sqlite/0001_schema.sql"),
     ),
     (
+        3,
+        "identity",
+        include_str!("../migrations/sqlite/0003_identity.sql"),
+    ),
+    (
         5,
         "cdr_queries",
         include_str!("../migrations/sqlite/0005_cdr_queries.sql"),
@@ -364,6 +369,11 @@ pub(crate) const POSTGRES_MIGRATIONS: Embedded = &[
         1,
         "schema",
         include_str!("../migrations/postgres/0001_schema.sql"),
+    ),
+    (
+        3,
+        "identity",
+        include_str!("../migrations/postgres/0003_identity.sql"),
     ),
     (
         5,

@@ -50,6 +50,8 @@ pub enum ShardInput {
 pub enum Provision {
     Tenant(pbx::Tenant),
     User(pbx::User),
+    RemoveTenant(TenantId),
+    RemoveUser { tenant: TenantId, extension: String },
 }
 
 /// A CDR fact for the commit task, with the session's log span.
@@ -160,6 +162,14 @@ impl Shard {
                 let result = match change {
                     Provision::Tenant(t) => directory.upsert_tenant(t),
                     Provision::User(u) => directory.upsert_user(u),
+                    Provision::RemoveTenant(id) => {
+                        directory.remove_tenant(id);
+                        Ok(())
+                    }
+                    Provision::RemoveUser { tenant, extension } => {
+                        directory.remove_user(tenant, &extension);
+                        Ok(())
+                    }
                 };
                 let _ = done.send(result);
             }

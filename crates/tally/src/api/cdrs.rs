@@ -127,12 +127,20 @@ pub async fn detail(
     Ok(Json(json!({ "items": [record.rest_detail()] })))
 }
 
-/// The zone CSV times are written in.
-async fn tenant_zone(_state: &ApiState, _tenant: TenantId) -> Result<ExportZone, ApiError> {
-    // UTC UNTIL THE TENANT HAS A ZONE: `tenants.time_zone` comes with the
-    // identity work (migration 0003, `store::Tenant::time_zone`); this is
-    // the one place to read it (`ExportZone::named(&tenant.time_zone)`).
-    Ok(ExportZone::utc())
+/// The zone CSV times are written in: the tenant's `time_zone`. A name
+/// this build's time zone database does not know (it was validated when
+/// stored, so only after a database downgrade) falls back to UTC, with a
+/// warning, rather than refusing the export.
+async fn tenant_zone(state: &ApiState, tenant: TenantId) -> Result<ExportZone, ApiError> {
+    let tenant = state
+        .store
+        .tenant(tenant)
+        .await?
+        .ok_or_else(|| ApiError::not_found("tenant"))?;
+    Ok(ExportZone::named(&tenant.time_zone).unwrap_or_else(|error| {
+        tracing::warn!(tenant = %tenant.id, %error, "CSV export falls back to UTC");
+        ExportZone::utc()
+    }))
 }
 
 pub async fn export(
