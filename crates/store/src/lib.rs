@@ -60,8 +60,8 @@ mod writer;
 
 use cdr::{CdrId, CdrRecord, Id, SessionId, TenantId, UnixMillis, WireProfile};
 
-pub use cdrs::CdrPage;
 pub use audit::AuditEntry;
+pub use cdrs::CdrPage;
 pub use commit::SessionEvents;
 pub use db::{Backend, StoreOptions};
 pub use directory::{DEFAULT_RING_TIMEOUT_SECS, DEFAULT_TIME_ZONE, Tenant, User};

@@ -137,10 +137,12 @@ async fn tenant_zone(state: &ApiState, tenant: TenantId) -> Result<ExportZone, A
         .tenant(tenant)
         .await?
         .ok_or_else(|| ApiError::not_found("tenant"))?;
-    Ok(ExportZone::named(&tenant.time_zone).unwrap_or_else(|error| {
-        tracing::warn!(tenant = %tenant.id, %error, "CSV export falls back to UTC");
-        ExportZone::utc()
-    }))
+    Ok(
+        ExportZone::named(&tenant.time_zone).unwrap_or_else(|error| {
+            tracing::warn!(tenant = %tenant.id, %error, "CSV export falls back to UTC");
+            ExportZone::utc()
+        }),
+    )
 }
 
 pub async fn export(
