@@ -148,12 +148,12 @@ async fn seed(url: &str, store: &Store, rows: i64) {
     let backend = store.backend();
     for n in 1..=3u64 {
         store
-            .create_tenant(&Tenant {
-                id: tenant_id(n),
-                name: format!("bench{n}"),
-                sip_domain: format!("bench{n}.example"),
-                created_at: UnixMillis(T_START as u64),
-            })
+            .create_tenant(&Tenant::new(
+                tenant_id(n),
+                &format!("bench{n}"),
+                &format!("bench{n}.example"),
+                UnixMillis(T_START as u64),
+            ))
             .await
             .unwrap();
     }
