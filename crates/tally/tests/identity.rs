@@ -1596,6 +1596,10 @@ fn changes_reach_the_call_engine_deleted_or_disabled_users_cannot_register_or_be
     assert_eq!(phone.register(), 404);
     let (status, _) = call_reaches(&server, "sip-secret-101", "112", None);
     assert_eq!(status, 404);
+    // Whoever gets the number next is not reached at the old device.
+    admin.create_user(&tenant, "112", "sip-secret-other");
+    let (status, _) = call_reaches(&server, "sip-secret-101", "112", Some(phone));
+    assert_eq!(status, 480, "no device of the new 112 is registered");
 
     // A new domain: phones must use it; a deleted tenant is unknown.
     let r = send(
