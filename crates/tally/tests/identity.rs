@@ -126,6 +126,12 @@ fn tenant_users_sign_in_and_every_failure_looks_the_same() {
     let r = sign_in(&http, "carol", "web-pass-103", Some(DOMAIN));
     assert_eq!((r.status, r.body.clone()), (400, bodies[0].clone()));
 
+    // Oversized credentials are refused before any work.
+    let r = sign_in(&http, &"1".repeat(300), "x", Some(DOMAIN));
+    assert_eq!((r.status, r.error_field().as_str()), (400, "username"));
+    let r = sign_in(&http, "101", &"x".repeat(2000), Some(DOMAIN));
+    assert_eq!((r.status, r.error_field().as_str()), (400, "password"));
+
     // A user without a web password cannot sign in at all.
     let r = admin.post_json(
         &format!("/api/tenants/{tenant}/users"),
@@ -918,7 +924,38 @@ fn role_matrix_of_every_identity_and_provisioning_route() {
         ),
     ];
 
+    // Own profile: every tenant user; principals without a user have none.
+    #[allow(clippy::type_complexity)]
+    let profile_rows: Vec<(&str, [u16; 5], Request)> = vec![
+        (
+            "read own profile",
+            [404, 200, 200, 200, 404],
+            ("GET", "/api/user".into(), Value::Null),
+        ),
+        (
+            "change own profile",
+            [404, 200, 200, 200, 404],
+            (
+                "PATCH",
+                "/api/user".into(),
+                json!({"email": "me@acme.example.com"}),
+            ),
+        ),
+    ];
+
     let mut failures = Vec::new();
+    for (name, codes, (method, path, body)) in &profile_rows {
+        for (i, (who, http)) in principals.iter().enumerate() {
+            let r = http.request(method, path, "application/json", &body.to_string());
+            let expected = codes.get(i).copied().unwrap_or(401);
+            if r.status != expected {
+                failures.push(format!(
+                    "{name} as {who}: {} (expected {expected}): {}",
+                    r.status, r.body
+                ));
+            }
+        }
+    }
     for (name, allowed, ok, request) in &rows {
         for (i, (who, http)) in principals.iter().enumerate() {
             let (method, path, body) = request(&m);
@@ -1775,4 +1812,76 @@ fn on_postgres_two_nodes_share_tokens_keys_lock_outs_and_the_directory() {
     assert!(status.success());
     let (status, _) = a.terminate();
     assert!(status.success());
+}
+
+#[test]
+fn users_edit_their_own_profile_and_change_their_password_with_the_current_one() {
+    let dir = TempDir::new("id-profile");
+    let server = Server::start(dir.path(), &[]);
+    let admin = server.admin();
+    let (tenant, ids) = acme(&admin, DOMAIN);
+    let carol = user_client(&server, "carol", "web-pass-103", DOMAIN);
+    let other = user_client(&server, "carol", "web-pass-103", DOMAIN);
+
+    let me = carol.get("/api/user");
+    assert_eq!(me.status, 200, "{}", me.body);
+    assert_eq!(
+        (me.json()["id"].as_str(), me.json()["role"].as_str()),
+        (Some(ids[2].as_str()), Some("StandardUser"))
+    );
+    let r = send(
+        &carol,
+        "PATCH",
+        "/api/user",
+        &json!({"display_name": "Carol C", "forwarding": [{"condition": "always", "destination": "102"}]}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["display_name"], "Carol C");
+    assert_eq!(r.json()["forwarding"][0]["destination"], "102");
+    // Role, number and SIP password stay the admin's.
+    for field in ["role", "extension", "sip_password", "enabled"] {
+        let r = send(&carol, "PATCH", "/api/user", &json!({ field: "Admin" }));
+        assert_eq!((r.status, r.error_field()), (400, field.to_owned()));
+    }
+    // A new password needs the right current one.
+    let r = send(
+        &carol,
+        "PATCH",
+        "/api/user",
+        &json!({"password": "carol-new-pass"}),
+    );
+    assert_eq!(
+        (r.status, r.error_field().as_str()),
+        (400, "current_password")
+    );
+    let r = send(
+        &carol,
+        "PATCH",
+        "/api/user",
+        &json!({"password": "carol-new-pass", "current_password": "guess"}),
+    );
+    assert_eq!(
+        (r.status, r.error_field().as_str()),
+        (400, "current_password")
+    );
+    let r = send(
+        &carol,
+        "PATCH",
+        "/api/user",
+        &json!({"password": "carol-new-pass", "current_password": "web-pass-103"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    // Every sign-in ends, this one too; the new password signs in.
+    assert_eq!(carol.get("/api/user").status, 401);
+    assert_eq!(other.get("/api/user").status, 401);
+    assert_eq!(
+        sign_in(&server.http(), "carol", "web-pass-103", Some(DOMAIN)).status,
+        400
+    );
+    let carol = user_client(&server, "carol", "carol-new-pass", DOMAIN);
+    assert_eq!(carol.get("/api/user").json()["display_name"], "Carol C");
+    // The admin sees the change, and the system admin has no profile.
+    assert_eq!(admin.get("/api/user").status, 404);
+    let r = admin.get(&format!("/api/tenants/{tenant}/users/{}", ids[2]));
+    assert_eq!(r.json()["display_name"], "Carol C");
 }
