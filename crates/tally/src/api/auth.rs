@@ -248,6 +248,14 @@ pub async fn login(
             if let Err(e) = state.store.remove_expired_tokens(now).await {
                 tracing::warn!(error = %e, "could not remove expired tokens");
             }
+            let window_start = UnixMillis(now.0.saturating_sub(millis(FAILURE_WINDOW)));
+            if let Err(e) = state
+                .store
+                .remove_stale_login_failures(window_start, now)
+                .await
+            {
+                tracing::warn!(error = %e, "could not remove stale sign-in failures");
+            }
             state.issue(owner, now).await
         }
         "refresh_token" => {
