@@ -361,6 +361,18 @@ impl Store {
         ))
     }
 
+    /// Forgets failure counts older than `before` whose lock-out is over
+    /// at `now`; returns how many.
+    pub async fn remove_stale_login_failures(
+        &self,
+        before: UnixMillis,
+        now: UnixMillis,
+    ) -> Result<u64, StoreError> {
+        with_conn!(&self.pool, |conn| identity::remove_stale_login_failures(
+            conn, before, now
+        ))
+    }
+
     pub async fn clear_login_failures(&self, key: &str) -> Result<(), StoreError> {
         with_conn!(&self.pool, |conn| identity::clear_login_failures(conn, key))
     }

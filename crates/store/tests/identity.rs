@@ -356,6 +356,33 @@ async fn login_failures_count_in_a_window_and_lock(db: &TestDb) {
             .unwrap(),
         1
     );
+    // Stale counters are forgotten, locked or recent ones kept.
+    for n in 0..3 {
+        store
+            .record_login_failure("locked", ms(62_000 + n), 60_000, &lock)
+            .await
+            .unwrap();
+    }
+    store
+        .record_login_failure("stale", ms(0), 60_000, &lock)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .remove_stale_login_failures(ms(62_000), ms(62_002))
+            .await
+            .unwrap(),
+        1,
+        "only the stale one"
+    );
+    assert_eq!(store.login_lock("locked", ms(62_002)).await.unwrap(), 1_000);
+    assert_eq!(
+        store
+            .remove_stale_login_failures(ms(70_000), ms(70_000))
+            .await
+            .unwrap(),
+        2
+    );
 }
 
 async fn audit_entries_page_per_tenant_newest_first(db: &TestDb) {

@@ -1,7 +1,7 @@
 //! `tally serve`: start-up in dependency order, the tasks, and shutdown.
 //!
-//! Start-up: data directory and system admin → store (migrations) and its
-//! writer → recovery of calls a crash interrupted → engine with the
+//! Start-up: data directory → store (migrations) → system admin (its hash
+//! is in the store) → the store's writer → recovery of calls a crash interrupted → engine with the
 //! directory and the registrations from the store → sockets → tasks →
 //! `--demo` → wait for SIGINT/SIGTERM.
 //!

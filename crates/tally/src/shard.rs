@@ -158,16 +158,19 @@ impl Shard {
                     .handle_input(now, unix_ms, Input::Received { peer, message });
             }
             ShardInput::Provision { change, done } => {
-                let directory = self.engine.directory_mut();
                 let result = match change {
-                    Provision::Tenant(t) => directory.upsert_tenant(t),
-                    Provision::User(u) => directory.upsert_user(u),
+                    Provision::Tenant(t) => self.engine.directory_mut().upsert_tenant(t),
+                    Provision::User(u) => self.engine.directory_mut().upsert_user(u),
+                    // Its devices must not ring for whoever gets the
+                    // number (or the domain) next.
                     Provision::RemoveTenant(id) => {
-                        directory.remove_tenant(id);
+                        self.engine.directory_mut().remove_tenant(id);
+                        self.engine.registrar_mut().forget_tenant(id);
                         Ok(())
                     }
                     Provision::RemoveUser { tenant, extension } => {
-                        directory.remove_user(tenant, &extension);
+                        self.engine.directory_mut().remove_user(tenant, &extension);
+                        self.engine.registrar_mut().forget_user(tenant, &extension);
                         Ok(())
                     }
                 };

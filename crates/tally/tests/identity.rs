@@ -126,6 +126,12 @@ fn tenant_users_sign_in_and_every_failure_looks_the_same() {
     let r = sign_in(&http, "carol", "web-pass-103", Some(DOMAIN));
     assert_eq!((r.status, r.body.clone()), (400, bodies[0].clone()));
 
+    // Oversized credentials are refused before any work.
+    let r = sign_in(&http, &"1".repeat(300), "x", Some(DOMAIN));
+    assert_eq!((r.status, r.error_field().as_str()), (400, "username"));
+    let r = sign_in(&http, "101", &"x".repeat(2000), Some(DOMAIN));
+    assert_eq!((r.status, r.error_field().as_str()), (400, "password"));
+
     // A user without a web password cannot sign in at all.
     let r = admin.post_json(
         &format!("/api/tenants/{tenant}/users"),
@@ -918,7 +924,38 @@ fn role_matrix_of_every_identity_and_provisioning_route() {
         ),
     ];
 
+    // Own profile: every tenant user; principals without a user have none.
+    #[allow(clippy::type_complexity)]
+    let profile_rows: Vec<(&str, [u16; 5], Request)> = vec![
+        (
+            "read own profile",
+            [404, 200, 200, 200, 404],
+            ("GET", "/api/user".into(), Value::Null),
+        ),
+        (
+            "change own profile",
+            [404, 200, 200, 200, 404],
+            (
+                "PATCH",
+                "/api/user".into(),
+                json!({"email": "me@acme.example.com"}),
+            ),
+        ),
+    ];
+
     let mut failures = Vec::new();
+    for (name, codes, (method, path, body)) in &profile_rows {
+        for (i, (who, http)) in principals.iter().enumerate() {
+            let r = http.request(method, path, "application/json", &body.to_string());
+            let expected = codes.get(i).copied().unwrap_or(401);
+            if r.status != expected {
+                failures.push(format!(
+                    "{name} as {who}: {} (expected {expected}): {}",
+                    r.status, r.body
+                ));
+            }
+        }
+    }
     for (name, allowed, ok, request) in &rows {
         for (i, (who, http)) in principals.iter().enumerate() {
             let (method, path, body) = request(&m);
@@ -1596,6 +1633,10 @@ fn changes_reach_the_call_engine_deleted_or_disabled_users_cannot_register_or_be
     assert_eq!(phone.register(), 404);
     let (status, _) = call_reaches(&server, "sip-secret-101", "112", None);
     assert_eq!(status, 404);
+    // Whoever gets the number next is not reached at the old device.
+    admin.create_user(&tenant, "112", "sip-secret-other");
+    let (status, _) = call_reaches(&server, "sip-secret-101", "112", Some(phone));
+    assert_eq!(status, 480, "no device of the new 112 is registered");
 
     // A new domain: phones must use it; a deleted tenant is unknown.
     let r = send(
@@ -1628,4 +1669,219 @@ fn changes_reach_the_call_engine_deleted_or_disabled_users_cannot_register_or_be
         Phone::new("101", "sip-secret-101", "acme2.example.com", server.sip).register(),
         404
     );
+}
+
+/// A PostgreSQL database of its own, dropped on drop; `None` (and a
+/// `SKIPPED` line) without `TALLY_TEST_POSTGRES_URL`.
+struct PgDatabase {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl PgDatabase {
+    fn create(test: &str) -> Option<PgDatabase> {
+        let Ok(admin_url) = std::env::var("TALLY_TEST_POSTGRES_URL") else {
+            println!(
+                "SKIPPED {test}: TALLY_TEST_POSTGRES_URL is not set, this test did not run on PostgreSQL"
+            );
+            return None;
+        };
+        let name = format!("tally_identity_{}", std::process::id());
+        let base = admin_url
+            .split_once('?')
+            .map_or(admin_url.as_str(), |(b, _)| b);
+        let slash = base.rfind('/').expect("a database path in the URL");
+        let url = format!("{}/{name}", &base[..slash]);
+        pg_execute(
+            &admin_url,
+            &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        );
+        pg_execute(&admin_url, &format!("CREATE DATABASE {name}"));
+        Some(PgDatabase {
+            admin_url,
+            name,
+            url,
+        })
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        pg_execute(
+            &self.admin_url,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        );
+    }
+}
+
+fn pg_execute(url: &str, sql: &str) {
+    use sqlx::Connection as _;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let mut conn = sqlx::PgConnection::connect(url)
+            .await
+            .expect("connect to PostgreSQL");
+        sqlx::raw_sql(sql).execute(&mut conn).await.expect(sql);
+        let _ = conn.close().await;
+    });
+}
+
+#[test]
+fn on_postgres_two_nodes_share_tokens_keys_lock_outs_and_the_directory() {
+    let Some(db) =
+        PgDatabase::create("on_postgres_two_nodes_share_tokens_keys_lock_outs_and_the_directory")
+    else {
+        return;
+    };
+    let (dir_a, dir_b) = (TempDir::new("id-pg-a"), TempDir::new("id-pg-b"));
+    let a = Server::start(dir_a.path(), &["--database", &db.url, "--node", "1"]);
+    let b = Server::start(dir_b.path(), &["--database", &db.url, "--node", "2"]);
+    let admin_a = a.admin();
+    acme(&admin_a, DOMAIN);
+
+    // Signed in on A, served by B; refreshed on B, the spent token reused
+    // on A revokes the sign-in on both.
+    let (access, refresh_token) =
+        token_pair(&sign_in(&a.http(), "101", "web-pass-101", Some(DOMAIN)));
+    assert_eq!(with_token(&b, &access).get("/api/users").status, 200);
+    let (access_2, _) = token_pair(&refresh(&b.http(), &refresh_token));
+    assert_eq!(refresh(&a.http(), &refresh_token).status, 400);
+    assert_eq!(with_token(&a, &access_2).get("/api/tenant").status, 401);
+    assert_eq!(with_token(&b, &access).get("/api/tenant").status, 401);
+
+    // The system admin's sign-in on A works on B.
+    assert_eq!(
+        with_token(&b, admin_a.token.as_deref().unwrap())
+            .get("/api/tenants")
+            .status,
+        200
+    );
+
+    // An API key made on B works on A, and its revocation on A holds on B.
+    let tenant_admin = user_client(&b, "101", "web-pass-101", DOMAIN);
+    let r = tenant_admin.post_json("/api/api_keys", &json!({"name": "crm", "role": "Admin"}));
+    assert_eq!(r.status, 201, "{}", r.body);
+    let key = r.json()["key"].as_str().unwrap().to_owned();
+    let key_id = r.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(with_token(&a, &key).get("/api/users").json()["count"], 3);
+    let mut a_admin_user = user_client(&a, "101", "web-pass-101", DOMAIN);
+    assert_eq!(
+        a_admin_user
+            .request("DELETE", &format!("/api/api_keys/{key_id}"), "", "")
+            .status,
+        204
+    );
+    assert_eq!(with_token(&b, &key).get("/api/users").status, 401);
+
+    // Failures on A lock the account on B.
+    for _ in 0..5 {
+        assert_eq!(
+            sign_in(&a.http(), "102", "wrong-password", Some(DOMAIN)).status,
+            400
+        );
+    }
+    assert_eq!(
+        sign_in(&b.http(), "102", "web-pass-102", Some(DOMAIN)).status,
+        429
+    );
+
+    // Provisioning through A reaches A's engine at once (another node's
+    // engine loads the store's directory when it starts: see DESIGN.md).
+    a_admin_user.tenant = None;
+    let r = a_admin_user.post_json(
+        "/api/users",
+        &json!({"extension": "150", "sip_password": "sip-secret-150"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let mut phone = Phone::new("150", "sip-secret-150", DOMAIN, a.sip);
+    assert_eq!(phone.register(), 200);
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    let r = send(
+        &a_admin_user,
+        "PATCH",
+        &format!("/api/users/{id}"),
+        &json!({"enabled": false}),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(phone.register(), 403);
+    let (status, _) = b.terminate();
+    assert!(status.success());
+    let (status, _) = a.terminate();
+    assert!(status.success());
+}
+
+#[test]
+fn users_edit_their_own_profile_and_change_their_password_with_the_current_one() {
+    let dir = TempDir::new("id-profile");
+    let server = Server::start(dir.path(), &[]);
+    let admin = server.admin();
+    let (tenant, ids) = acme(&admin, DOMAIN);
+    let carol = user_client(&server, "carol", "web-pass-103", DOMAIN);
+    let other = user_client(&server, "carol", "web-pass-103", DOMAIN);
+
+    let me = carol.get("/api/user");
+    assert_eq!(me.status, 200, "{}", me.body);
+    assert_eq!(
+        (me.json()["id"].as_str(), me.json()["role"].as_str()),
+        (Some(ids[2].as_str()), Some("StandardUser"))
+    );
+    let r = send(
+        &carol,
+        "PATCH",
+        "/api/user",
+        &json!({"display_name": "Carol C", "forwarding": [{"condition": "always", "destination": "102"}]}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["display_name"], "Carol C");
+    assert_eq!(r.json()["forwarding"][0]["destination"], "102");
+    // Role, number and SIP password stay the admin's.
+    for field in ["role", "extension", "sip_password", "enabled"] {
+        let r = send(&carol, "PATCH", "/api/user", &json!({ field: "Admin" }));
+        assert_eq!((r.status, r.error_field()), (400, field.to_owned()));
+    }
+    // A new password needs the right current one.
+    let r = send(
+        &carol,
+        "PATCH",
+        "/api/user",
+        &json!({"password": "carol-new-pass"}),
+    );
+    assert_eq!(
+        (r.status, r.error_field().as_str()),
+        (400, "current_password")
+    );
+    let r = send(
+        &carol,
+        "PATCH",
+        "/api/user",
+        &json!({"password": "carol-new-pass", "current_password": "guess"}),
+    );
+    assert_eq!(
+        (r.status, r.error_field().as_str()),
+        (400, "current_password")
+    );
+    let r = send(
+        &carol,
+        "PATCH",
+        "/api/user",
+        &json!({"password": "carol-new-pass", "current_password": "web-pass-103"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    // Every sign-in ends, this one too; the new password signs in.
+    assert_eq!(carol.get("/api/user").status, 401);
+    assert_eq!(other.get("/api/user").status, 401);
+    assert_eq!(
+        sign_in(&server.http(), "carol", "web-pass-103", Some(DOMAIN)).status,
+        400
+    );
+    let carol = user_client(&server, "carol", "carol-new-pass", DOMAIN);
+    assert_eq!(carol.get("/api/user").json()["display_name"], "Carol C");
+    // The admin sees the change, and the system admin has no profile.
+    assert_eq!(admin.get("/api/user").status, 404);
+    let r = admin.get(&format!("/api/tenants/{tenant}/users/{}", ids[2]));
+    assert_eq!(r.json()["display_name"], "Carol C");
 }

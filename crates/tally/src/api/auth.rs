@@ -86,6 +86,10 @@ pub const ACCOUNT_FREE_FAILURES: u64 = 5;
 pub const ADDRESS_FREE_FAILURES: u64 = 20;
 /// The longest lock-out.
 pub const MAX_LOCK: Duration = Duration::from_secs(15 * 60);
+/// Longest username and password a sign-in considers (bytes): longer ones
+/// are refused before any work.
+const MAX_USERNAME: usize = 256;
+const MAX_PASSWORD: usize = 1024;
 /// A failure this old no longer counts.
 pub const FAILURE_WINDOW: Duration = Duration::from_secs(60 * 60);
 
@@ -243,6 +247,14 @@ pub async fn login(
             // Housekeeping at sign-in, not at every request.
             if let Err(e) = state.store.remove_expired_tokens(now).await {
                 tracing::warn!(error = %e, "could not remove expired tokens");
+            }
+            let window_start = UnixMillis(now.0.saturating_sub(millis(FAILURE_WINDOW)));
+            if let Err(e) = state
+                .store
+                .remove_stale_login_failures(window_start, now)
+                .await
+            {
+                tracing::warn!(error = %e, "could not remove stale sign-in failures");
             }
             state.issue(owner, now).await
         }
@@ -409,22 +421,28 @@ impl ApiState {
         password: &str,
         domain: Option<&str>,
     ) -> Result<Principal, ApiError> {
-        let now = clock::unix_millis();
+        if username.len() > MAX_USERNAME || password.len() > MAX_PASSWORD {
+            return Err(ApiError::validate(
+                if username.len() > MAX_USERNAME {
+                    "username"
+                } else {
+                    "password"
+                },
+                "is too long",
+            ));
+        }
         let account = account_key(domain, username);
         let address = source.map(address_key);
-        let mut locked = self.store.login_lock(&account, now).await?;
-        if let Some(address) = &address {
-            locked = locked.max(self.store.login_lock(address, now).await?);
-        }
-        if locked > 0 {
-            return Err(ApiError::too_many_attempts(Duration::from_millis(locked)));
-        }
-
+        // Checked before queueing for a slot (a locked client waits for
+        // nothing) and again once it has one (the attempts queued behind a
+        // burst of failures see the lock those failures set).
+        self.check_lock(&account, address.as_deref()).await?;
         let _slot = self
             .login_slots
             .acquire()
             .await
             .map_err(ApiError::internal)?;
+        self.check_lock(&account, address.as_deref()).await?;
         let (tenant, outcome) = match domain {
             None => {
                 let ok = self
@@ -476,6 +494,19 @@ impl ApiState {
                 Err(ApiError::login_failed())
             }
         }
+    }
+
+    /// 429 while the account or the address is locked out.
+    async fn check_lock(&self, account: &str, address: Option<&str>) -> Result<(), ApiError> {
+        let now = clock::unix_millis();
+        let mut locked = self.store.login_lock(account, now).await?;
+        if let Some(address) = address {
+            locked = locked.max(self.store.login_lock(address, now).await?);
+        }
+        if locked > 0 {
+            return Err(ApiError::too_many_attempts(Duration::from_millis(locked)));
+        }
+        Ok(())
     }
 
     /// The tenant (when the domain is known) and the principal (when the

@@ -50,6 +50,11 @@ impl ApiError {
         )
     }
 
+    /// Whether this is [`ApiError::login_failed`].
+    pub fn is_login_failure(&self) -> bool {
+        self.status == StatusCode::BAD_REQUEST && self.code == "UNAUTHORIZED"
+    }
+
     /// 401: no bearer token, or one that is unknown or expired.
     pub fn unauthorized(message: &str) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message)

@@ -8,6 +8,7 @@
 //! | `/api/tenants`, `/api/tenants/{tenant_id}` | system admin ([`tenants`]) |
 //! | `/api/users[/{user_id}]`, `/api/tenants/{tenant_id}/users[/{user_id}]` | tenant `Admin`; system admin ([`users`]) |
 //! | `GET /api/tenant` | every tenant role; `PUT`: `Admin` ([`tenant`]) |
+//! | `GET`, `PATCH /api/user` | a signed-in tenant user: its own profile ([`user`]) |
 //! | `/api/api_keys[/{key_id}]` | tenant `Admin` ([`api_keys`]) |
 //! | `GET /api/audit_logs` | tenant `Admin`; system admin ([`audit`]) |
 //! | `GET /api/cdrs`, `GET /api/cdrs/{id}`, `GET /api/cdrs/export` | tenant `Admin` and `QueueManager`; the system admin names the tenant with `X-Tenant-Id` ([`cdrs`]) |
@@ -60,6 +61,7 @@ pub mod openapi;
 mod resource;
 mod tenant;
 mod tenants;
+mod user;
 mod user_cdrs;
 mod users;
 
@@ -430,6 +432,29 @@ pub fn api() -> Api {
                 .tenant_scoped()
                 .json_body(tenant_body(&[]))
                 .json(200, tenant.clone()),
+        )
+        .get(
+            "/api/user",
+            user::get,
+            Doc::new("Users", "Read the signed-in user's own profile (any tenant user)")
+                .json(200, user.clone()),
+        )
+        .patch(
+            "/api/user",
+            user::patch,
+            Doc::new("Users", "Change the signed-in user's own profile")
+                .describe("A new `password` needs `current_password`, and ends every sign-in of the user.")
+                .json_body(closed_object(
+                    &[
+                        ("display_name", string()),
+                        ("email", string()),
+                        ("forwarding", array(forwarding_rule.clone())),
+                        ("password", string()),
+                        ("current_password", string()),
+                    ],
+                    &[],
+                ))
+                .json(200, user.clone()),
         )
         .get(
             "/api/api_keys",
