@@ -1270,6 +1270,20 @@ async fn sync_tokens_give_each_commit_once(db: &TestDb) {
             .await,
         Err(StoreError::Conflict(_))
     ));
+    // Deleting the user, then the tenant, takes their tokens along.
+    assert!(store.delete_user(tenant_id(1), u101.id).await.unwrap());
+    assert_eq!(
+        store
+            .cdr_sync_diff(tenant_id(1), u101.id, "101", "t3", "t4", now)
+            .await
+            .unwrap(),
+        None
+    );
+    store
+        .create_cdr_sync_token(tenant_id(1), u102.id, "t102", None, now)
+        .await
+        .unwrap();
+    assert!(store.delete_tenant(tenant_id(1)).await.unwrap());
 }
 
 fn store_ttl() -> u64 {
