@@ -36,8 +36,9 @@ pub(crate) async fn insert(conn: &mut impl Conn, r: &CdrRecord) -> Result<(), St
          caller, caller_display_name, caller_domain, callee, callee_display_name, callee_domain, \
          did, trunk_name, outbound_caller_id, started_at, rang_at, answered_at, ended_at, \
          call_status, status_code, ended_reason, user_data, recording_id, recording_url, \
-         recording_duration, recovered) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
-         $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)",
+         recording_duration, recovered, reroute_reason) VALUES ($1, $2, $3, $4, $5, $6, $7, \
+         $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, \
+         $26, $27, $28)",
         &args![
             cdr_id,
             db_id("session_id", r.session_id.id())?,
@@ -66,6 +67,7 @@ pub(crate) async fn insert(conn: &mut impl Conn, r: &CdrRecord) -> Result<(), St
             r.recording.as_ref().map(|rec| rec.url.as_str()),
             recording_duration,
             r.recovered,
+            r.reroute_reason().map(RerouteReason::rest_spelling),
         ],
     )
     .await?;

@@ -12,10 +12,9 @@
 //! `Err` (the HTTP status has been sent): the client sees a truncated
 //! transfer, never a short file that looks complete.
 //!
-//! Rows are the list items of `GET /api/cdrs` without targets:
-//! `reroute_reason` (the first rerouted target's reason) is computed by a
-//! correlated subquery on the targets' primary key instead of reading the
-//! targets.
+//! Rows are the list items of `GET /api/cdrs`, read without the targets:
+//! the call's `reroute_reason` (its first rerouted target's) is kept on the
+//! `cdrs` row at commit (migration 0005), which the export reads instead.
 //!
 //! * JSON Lines: one [`cdr::CdrRecord::rest_item`] object per line, times
 //!   in UTC exactly as REST spells them.
@@ -166,9 +165,7 @@ fn statement(backend: Backend, tenant: i64, scope: &CdrScope, query: &CdrQuery) 
          c.callee_domain, c.did, c.trunk_name, c.outbound_caller_id, c.started_at, c.rang_at, \
          c.answered_at, c.ended_at, c.call_status, c.status_code, c.ended_reason, c.user_data, \
          c.recording_id, c.recording_url, c.recording_duration, c.recovered, \
-         (SELECT t.reroute_reason FROM cdr_targets t WHERE t.cdr_id = c.cdr_id \
-         AND t.reroute_reason IS NOT NULL ORDER BY t.ordinal LIMIT 1) AS reroute_reason \
-         FROM cdrs c WHERE ",
+         c.reroute_reason FROM cdrs c WHERE ",
     );
     compile::push_where(&mut sql, backend, tenant, scope, query);
     compile::push_order(&mut sql, &query.order);

@@ -11,8 +11,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use cdr::{
-    CallEventKind, CdrRecord, Direction, EndReason, NoAnswerCause, SessionEnd, TargetAdded,
-    TargetEnd, UnixMillis,
+    CallEventKind, CdrRecord, Direction, EndReason, NoAnswerCause, RerouteReason, SessionEnd,
+    TargetAdded, TargetEnd, UnixMillis,
 };
 use common::*;
 use futures_util::StreamExt as _;
@@ -355,6 +355,8 @@ struct Call {
     /// The target rung (its callee); its trunk is the call's for out calls.
     target: &'static str,
     duration_ms: u64,
+    /// Why the PBX moved the call to its target.
+    reroute: Option<RerouteReason>,
 }
 
 fn call(offset: u64, caller: &'static str, callee: &'static str) -> Call {
@@ -368,6 +370,7 @@ fn call(offset: u64, caller: &'static str, callee: &'static str) -> Call {
         failure: None,
         target: callee,
         duration_ms: 10_000,
+        reroute: None,
     }
 }
 
@@ -393,6 +396,7 @@ fn command(ids: &mut Ids, tenant: u64, c: &Call) -> SessionEvents {
             c.offset + 5,
             CallEventKind::TargetAdded(Box::new(TargetAdded {
                 trunk_name: target_trunk.into(),
+                reroute_reason: c.reroute,
                 ..target_added(target, c.target)
             })),
         ),
@@ -499,6 +503,9 @@ fn calls() -> Vec<Call> {
     }
     // Two calls at the same moment: the id breaks the tie.
     out.push(call(3_000, "102", "101"));
+    let mut forwarded = call(19_000, "102", "104");
+    forwarded.reroute = Some(RerouteReason::ForwardingBusy);
+    out.push(forwarded);
     let mut inbound = call(20_000, "+4930123", "101");
     inbound.direction = Direction::Inbound;
     inbound.did = "+4930555";
@@ -748,6 +755,41 @@ async fn filters_select_what_the_expression_means(db: &TestDb) {
             .unwrap();
         assert_eq!(got.records, want, "search {text}");
     }
+    // The export's lines are the list items, reroute reason included.
+    let listed = store
+        .query_cdrs(tenant_id(1), &CdrScope::Tenant, &CdrQuery::default())
+        .await
+        .unwrap();
+    let mut stream = store
+        .export_cdrs(
+            tenant_id(1),
+            CdrScope::Tenant,
+            CdrQuery::default(),
+            ExportFormat::Jsonl,
+            ExportZone::utc(),
+        )
+        .unwrap();
+    let mut body = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        body.extend_from_slice(&chunk.unwrap());
+    }
+    let lines: Vec<serde_json::Value> = String::from_utf8(body)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let items: Vec<serde_json::Value> = listed
+        .records
+        .iter()
+        .map(|r| serde_json::to_value(r.rest_item()).unwrap())
+        .collect();
+    assert_eq!(lines, items);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["reroute_reason"] == "FORWARDING_BUSY")
+    );
+
     // Search and filter together.
     let query = CdrQuery {
         search: Search::parse("101").unwrap(),

@@ -21,6 +21,16 @@ DROP INDEX cdrs_tenant_callee;
 CREATE INDEX cdrs_tenant_caller ON cdrs (tenant_id, caller, started_at, cdr_id);
 CREATE INDEX cdrs_tenant_callee ON cdrs (tenant_id, callee, started_at, cdr_id);
 
+-- The call's REST reroute_reason (its first rerouted target's), kept on the
+-- call row so a listing or an export need not read the targets for it;
+-- written by the store at commit, backfilled here.
+ALTER TABLE cdrs ADD COLUMN reroute_reason TEXT;
+UPDATE cdrs SET reroute_reason = (
+    SELECT t.reroute_reason FROM cdr_targets t
+    WHERE t.cdr_id = cdrs.cdr_id AND t.reroute_reason IS NOT NULL
+    ORDER BY t.ordinal LIMIT 1
+);
+
 -- /api/user/cdrs: the calls that rang an extension as a target.
 CREATE INDEX cdr_targets_callee ON cdr_targets (callee);
 
