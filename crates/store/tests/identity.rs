@@ -22,6 +22,7 @@ on_both!(
     audit_entries_page_per_tenant_newest_first,
     user_changes_and_deletes_carry_registrations_and_tokens,
     deleting_a_tenant_removes_everything_it_owns,
+    every_directory_write_moves_the_directory_version,
 );
 
 fn ms(t: u64) -> UnixMillis {
@@ -596,4 +597,35 @@ async fn deleting_a_tenant_removes_everything_it_owns(db: &TestDb) {
     // Its domain can be used again.
     store.create_tenant(&tenant(1)).await.unwrap();
     assert_eq!(store.count_tenants().await.unwrap(), 2);
+}
+
+async fn every_directory_write_moves_the_directory_version(db: &TestDb) {
+    let store = db.open().await;
+    let mut last = store.directory_version().await.unwrap();
+    let mut moved = |now: u64, what: &str| {
+        assert!(now > last, "{what}: {now} after {last}");
+        last = now;
+    };
+    store.create_tenant(&tenant(1)).await.unwrap();
+    moved(store.directory_version().await.unwrap(), "create tenant");
+    let u = user(1, "101");
+    store.create_user(&u).await.unwrap();
+    moved(store.directory_version().await.unwrap(), "create user");
+    assert!(store.update_user(&u).await.unwrap());
+    moved(store.directory_version().await.unwrap(), "update user");
+    assert!(store.delete_user(tenant_id(1), u.id).await.unwrap());
+    moved(store.directory_version().await.unwrap(), "delete user");
+    assert!(store.update_tenant(&tenant(1)).await.unwrap());
+    moved(store.directory_version().await.unwrap(), "update tenant");
+    assert!(store.delete_tenant(tenant_id(1)).await.unwrap());
+    moved(store.directory_version().await.unwrap(), "delete tenant");
+    // A refused write moves nothing.
+    store.create_tenant(&tenant(2)).await.unwrap();
+    moved(store.directory_version().await.unwrap(), "create tenant");
+    let before = store.directory_version().await.unwrap();
+    assert!(store.create_tenant(&tenant(2)).await.is_err());
+    assert_eq!(store.directory_version().await.unwrap(), before);
+    // Readers see the users of every tenant at once.
+    store.create_user(&user(2, "201")).await.unwrap();
+    assert_eq!(store.all_users().await.unwrap().len(), 1);
 }
