@@ -176,7 +176,9 @@ fn refresh_tokens_rotate_a_reused_one_revokes_its_sign_in_and_revoke_works() {
     acme(&admin, DOMAIN);
     let http = server.http();
 
-    let (access_a, refresh_a) = token_pair(&sign_in(&http, "101", "web-pass-101", Some(DOMAIN)));
+    let first = sign_in(&http, "101", "web-pass-101", Some(DOMAIN));
+    assert_eq!(header(&first, "cache-control"), "no-store");
+    let (access_a, refresh_a) = token_pair(&first);
     let (access_b, refresh_b) = token_pair(&refresh(&http, &refresh_a));
     assert_ne!(access_a, access_b);
     assert_ne!(refresh_a, refresh_b);
@@ -280,6 +282,7 @@ fn api_keys_are_shown_once_role_scoped_and_revocable() {
         &json!({"name": "crm", "role": "QueueManager"}),
     );
     assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(header(&r, "cache-control"), "no-store");
     let created = r.json();
     let secret = created["key"].as_str().unwrap().to_owned();
     let id = created["id"].as_str().unwrap().to_owned();
