@@ -23,6 +23,7 @@ on_both!(
     user_changes_and_deletes_carry_registrations_and_tokens,
     deleting_a_tenant_removes_everything_it_owns,
     every_directory_write_moves_the_directory_version,
+    a_tenant_kept_by_another_features_rows_is_not_deleted_at_all,
 );
 
 fn ms(t: u64) -> UnixMillis {
@@ -628,4 +629,49 @@ async fn every_directory_write_moves_the_directory_version(db: &TestDb) {
     // Readers see the users of every tenant at once.
     store.create_user(&user(2, "201")).await.unwrap();
     assert_eq!(store.all_users().await.unwrap().len(), 1);
+}
+
+/// Runs `sql` on its own connection (SQLite needs foreign keys on).
+async fn raw(db: &TestDb, sql: &str) {
+    use sqlx::Connection as _;
+    if db.is_postgres() {
+        let mut conn = sqlx::PgConnection::connect(db.url()).await.unwrap();
+        sqlx::raw_sql(sql).execute(&mut conn).await.expect(sql);
+    } else {
+        use std::str::FromStr as _;
+        let options = sqlx::sqlite::SqliteConnectOptions::from_str(db.url())
+            .unwrap()
+            .foreign_keys(true);
+        let mut conn = sqlx::SqliteConnection::connect_with(&options)
+            .await
+            .unwrap();
+        sqlx::raw_sql(sql).execute(&mut conn).await.expect(sql);
+    }
+}
+
+async fn a_tenant_kept_by_another_features_rows_is_not_deleted_at_all(db: &TestDb) {
+    let (store, u) = seeded(db).await;
+    // A feature table that refers to tenants without a cascade.
+    raw(
+        db,
+        "CREATE TABLE keeper (tenant_id BIGINT NOT NULL REFERENCES tenants (id))",
+    )
+    .await;
+    raw(
+        db,
+        &format!("INSERT INTO keeper (tenant_id) VALUES ({})", u.tenant_id),
+    )
+    .await;
+    let before = store.directory_version().await.unwrap();
+    assert!(matches!(
+        store.delete_tenant(u.tenant_id).await,
+        Err(StoreError::MissingReference(_))
+    ));
+    // All or nothing: the tenant and its users are still there.
+    assert!(store.tenant(u.tenant_id).await.unwrap().is_some());
+    assert_eq!(
+        store.user(u.tenant_id, u.id).await.unwrap(),
+        Some(u.clone())
+    );
+    assert_eq!(store.directory_version().await.unwrap(), before);
 }
