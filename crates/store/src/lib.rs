@@ -1,6 +1,8 @@
 //! Tally's durable store: the directory, the registrar's bindings, the
-//! open state of calls, the CDRs, and the transactional outbox, on SQLite
-//! (embedded default) or PostgreSQL (shared by several nodes).
+//! open state of calls, the CDRs, the transactional outbox, and the REST
+//! identity (system account, hashed tokens, API keys, sign-in throttling,
+//! audit log: modules `identity` and `audit`), on SQLite (embedded
+//! default) or PostgreSQL (shared by several nodes).
 //!
 //! # Place in DESIGN.md's picture
 //!
