@@ -181,13 +181,17 @@ impl Issued {
 
 impl IntoResponse for Issued {
     fn into_response(self) -> Response {
-        Json(json!({
-            "access_token": self.access,
-            "refresh_token": self.refresh,
-            "expires_in": ACCESS_TTL.as_secs(),
-            "token_type": "Bearer",
-        }))
-        .into_response()
+        // RFC 6749 §5.1: no cache may keep a token.
+        (
+            [(axum::http::header::CACHE_CONTROL, "no-store")],
+            Json(json!({
+                "access_token": self.access,
+                "refresh_token": self.refresh,
+                "expires_in": ACCESS_TTL.as_secs(),
+                "token_type": "Bearer",
+            })),
+        )
+            .into_response()
     }
 }
 
