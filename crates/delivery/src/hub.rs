@@ -170,6 +170,22 @@ impl Subscription {
     }
 }
 
+impl Subscription {
+    /// Resolves when the subscription overflows or lags, and never
+    /// otherwise: lets a connection stop waiting on a socket whose client
+    /// does not read.
+    pub async fn overflowed(&mut self) -> End {
+        loop {
+            if let Some(end @ (End::Overflow | End::Lagged)) = *self.end.borrow_and_update() {
+                return end;
+            }
+            if self.end.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
 impl Hub {
     pub fn new(store: Store, relay: Relay, config: HubConfig) -> Self {
         Self {

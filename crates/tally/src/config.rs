@@ -23,6 +23,10 @@
 //! [events]
 //! direction_vocabulary = "classic"   # or "v22.6"
 //! portsip_compat = false             # also send PortSIP's misspelt `destiantion`
+//! retention_days = 7                 # outbox kept for resume/replay (at least 2)
+//!
+//! [wsi]
+//! send_queue = 1024                  # events a WebSocket may have queued; more closes it with 4008
 //!
 //! [shutdown]
 //! grace_secs = 5                     # how long calls in progress may finish
@@ -46,6 +50,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub admin: AdminConfig,
     pub events: EventsConfig,
+    pub wsi: WsiConfig,
     pub shutdown: ShutdownConfig,
 }
 
@@ -80,6 +85,16 @@ pub struct AdminConfig {
 pub struct EventsConfig {
     pub direction_vocabulary: String,
     pub portsip_compat: bool,
+    /// Days committed events stay in the outbox (WebSocket resume, webhook
+    /// replay); at least 2, the webhook retry span.
+    pub retention_days: u32,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WsiConfig {
+    /// Events a WebSocket connection may have queued (SPEC §6).
+    pub send_queue: usize,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -98,6 +113,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             admin: AdminConfig::default(),
             events: EventsConfig::default(),
+            wsi: WsiConfig::default(),
             shutdown: ShutdownConfig::default(),
         }
     }
@@ -137,7 +153,14 @@ impl Default for EventsConfig {
         EventsConfig {
             direction_vocabulary: "classic".to_owned(),
             portsip_compat: false,
+            retention_days: 7,
         }
+    }
+}
+
+impl Default for WsiConfig {
+    fn default() -> Self {
+        WsiConfig { send_queue: 1024 }
     }
 }
 
@@ -169,6 +192,10 @@ impl Config {
             bail!("admin.username is empty");
         }
         self.wire_profile()?;
+        self.retention()?;
+        if self.wsi.send_queue == 0 {
+            bail!("wsi.send_queue must be at least 1");
+        }
         Ok(())
     }
 
@@ -194,6 +221,12 @@ impl Config {
             direction_vocabulary: vocabulary,
             misspelt_destination: self.events.portsip_compat,
         })
+    }
+
+    pub fn retention(&self) -> anyhow::Result<delivery::Retention> {
+        delivery::Retention::days(self.events.retention_days)
+            .map_err(anyhow::Error::msg)
+            .context("events.retention_days")
     }
 
     pub fn shutdown_grace(&self) -> Duration {
@@ -236,6 +269,13 @@ mod tests {
             node: 1024,
             ..Config::default()
         };
+        assert!(c.check().is_err());
+        let mut c = Config::default();
+        c.events.retention_days = 1;
+        assert!(c.check().is_err(), "retention below the webhook retry span");
+        c.events.retention_days = 2;
+        c.check().unwrap();
+        c.wsi.send_queue = 0;
         assert!(c.check().is_err());
     }
 }

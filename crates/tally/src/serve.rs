@@ -60,6 +60,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         profile: config.wire_profile()?,
         ..WriterConfig::default()
     });
+    let committed = writer.committed_global_sequence();
     // One SQLite file has one node; on PostgreSQL a node closes only its
     // own calls, never those of nodes still running.
     let scope = match store.backend() {
@@ -145,6 +146,20 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let connections = Arc::new(Connections::default());
     let transmitter = Transmitter::new(udp_socket.clone(), Arc::clone(&connections));
 
+    // Events: the relay follows the outbox from here (what is older is
+    // read from the store by whoever resumes); retention prunes it.
+    let relay = delivery::Relay::spawn(store.clone(), committed, delivery::RelayConfig::default())
+        .await
+        .context("starting the outbox relay")?;
+    let retention = config.retention()?.spawn(store.clone());
+    let hub = delivery::Hub::new(
+        store.clone(),
+        relay.clone(),
+        delivery::HubConfig {
+            queue: config.wsi.send_queue,
+            ..delivery::HubConfig::default()
+        },
+    );
     let commits = tokio::spawn(cdr_commit::run(facts_rx, writer));
     let persisted = tokio::spawn(bindings::persist(bindings_rx, store.clone()));
     let shard = Shard::new(
@@ -177,7 +192,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     let ids = cdr::Snowflake::new(config.node)?;
     let provisioner = Arc::new(Provisioner::new(store.clone(), shard_tx, ids));
-    let api_state = ApiState::new(store.clone(), Arc::clone(&provisioner), admin.clone());
+    let api_state = ApiState::new(store.clone(), Arc::clone(&provisioner), admin.clone(), hub);
     let mut http_stop = stop.clone();
     let http = tokio::spawn(async move {
         axum::serve(http_listener, api::router(api_state))
@@ -232,6 +247,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     commits.await.context("the CDR commit task failed")?;
     persisted.await.context("the registration task failed")?;
+    relay.stop();
+    retention.abort();
     store.close().await;
     tracing::info!(
         calls_left,

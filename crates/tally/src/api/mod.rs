@@ -8,6 +8,7 @@
 //! | `POST /api/tenants`, `GET /api/tenants/{id}` | system admin |
 //! | `POST /api/tenants/{id}/users` | system admin |
 //! | `GET /api/cdrs`, `GET /api/cdrs/{id}` | tenant-scoped: the system admin names the tenant with `X-Tenant-Id` |
+//! | `GET /wsi` | WebSocket (SPEC §6): `auth` command, then `subscribe` ([`wsi`]) |
 //!
 //! Every error has SPEC's shape ([`ApiError`]), including unknown routes
 //! and methods.
@@ -16,6 +17,7 @@ mod auth;
 mod cdrs;
 mod error;
 mod tenants;
+mod wsi;
 
 use std::sync::Arc;
 
@@ -38,6 +40,8 @@ pub struct Inner {
     pub store: Store,
     pub provisioner: Arc<Provisioner>,
     pub admin: SystemAdmin,
+    /// WebSocket subscriptions (`/wsi`), fed by this process's outbox relay.
+    pub hub: delivery::Hub,
     tokens: auth::Tokens,
     /// Password checks running at once: each argon2id verification holds
     /// 19 MiB and a core for tens of milliseconds, so a login flood must
@@ -54,11 +58,17 @@ impl std::ops::Deref for ApiState {
 }
 
 impl ApiState {
-    pub fn new(store: Store, provisioner: Arc<Provisioner>, admin: SystemAdmin) -> Self {
+    pub fn new(
+        store: Store,
+        provisioner: Arc<Provisioner>,
+        admin: SystemAdmin,
+        hub: delivery::Hub,
+    ) -> Self {
         ApiState(Arc::new(Inner {
             store,
             provisioner,
             admin,
+            hub,
             tokens: auth::Tokens::default(),
             login_slots: tokio::sync::Semaphore::new(LOGIN_SLOTS),
         }))
@@ -73,6 +83,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/tenants/{id}/users", post(tenants::create_user))
         .route("/api/cdrs", get(cdrs::list))
         .route("/api/cdrs/{id}", get(cdrs::detail))
+        .route("/wsi", get(wsi::upgrade))
         .fallback(|| async { ApiError::not_found("resource") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .with_state(state)
