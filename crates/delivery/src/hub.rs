@@ -329,10 +329,11 @@ impl Task {
                     continue;
                 }
                 if event.sequence > c + 1 {
-                    // Cannot happen with one commit order (module docs);
-                    // if it ever does, fill the hole from the store
-                    // rather than skip events.
-                    tracing::warn!(tenant_id = %event.tenant_id, cursor = c, sequence = event.sequence, "wsi: live event after a gap; filling it from the store");
+                    // Only after a resume that retention cut short
+                    // (`recovered` was false): the hole is gone from the
+                    // store too. Anything still stored is sent first
+                    // rather than skipped.
+                    tracing::debug!(tenant_id = %event.tenant_id, cursor = c, sequence = event.sequence, "wsi: live event after a gap");
                     match self.fill(event.tenant_id, c, event.sequence).await {
                         Ok(Some(end)) => return Some(end),
                         Ok(None) => {}

@@ -13,7 +13,7 @@
 use cdr::{EventType, SessionId, TenantId, UnixMillis};
 
 use crate::Store;
-use crate::convert::{db_id, db_ms, db_u64, get_id, get_ms, get_spelled, get_u64};
+use crate::convert::{db_id, db_u64, get_id, get_ms, get_spelled, get_u64};
 use crate::db::{Conn, Row, args, with_conn, with_write_tx};
 use crate::error::StoreError;
 
@@ -25,7 +25,8 @@ impl Store {
     /// when nodes with skewed clocks share a database. Call it again while
     /// it returns `limit`: small batches keep the write lock short.
     pub async fn outbox_prune(&self, before: UnixMillis, limit: u32) -> Result<u64, StoreError> {
-        let before = db_ms("before", before)?;
+        // Any time past what the column holds is "after every row".
+        let before = i64::try_from(before.0).unwrap_or(i64::MAX);
         let last = with_conn!(&self.pool, |conn| prunable_prefix(conn, before, limit))?;
         match last {
             Some(last) => with_write_tx!(&self.pool, |conn| delete_through(conn, last)),
