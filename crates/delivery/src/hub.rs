@@ -31,8 +31,10 @@
 //!
 //! # Slow consumers
 //!
-//! Live events are offered to the connection's queue without waiting
-//! ([`HubConfig::queue`] events). A full queue, or a broadcast receiver
+//! Live events go into the connection's queue ([`HubConfig::queue`]
+//! events). A queue that stays full for [`HubConfig::overflow_after`] (a
+//! short grace, so that a burst the relay delivers at once or a scheduling
+//! hiccup does not close a healthy connection), or a broadcast receiver
 //! that lagged behind the relay, ends the subscription with
 //! [`End::Overflow`] / [`End::Lagged`]: the socket closes with 4008 and the
 //! client resumes from the last `sequence` it has. Events still queued are
@@ -49,6 +51,7 @@ pub mod retention;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
+use std::time::Duration;
 
 use cdr::TenantId;
 use store::{OutboxEvent, Store, StoreError};
@@ -63,6 +66,9 @@ pub struct HubConfig {
     /// Events a connection may have queued before it is closed (SPEC §6's
     /// bounded send queue).
     pub queue: usize,
+    /// How long a full queue may stay full before the connection is
+    /// closed.
+    pub overflow_after: Duration,
     /// Events read from the store per query while replaying.
     pub replay_page: u32,
 }
@@ -71,6 +77,7 @@ impl Default for HubConfig {
     fn default() -> Self {
         Self {
             queue: 1024,
+            overflow_after: Duration::from_secs(1),
             replay_page: 500,
         }
     }
@@ -221,6 +228,7 @@ impl Hub {
             store: self.store.clone(),
             relay: self.relay.clone(),
             page,
+            overflow_after: self.config.overflow_after,
             tx,
             streams,
             live_only,
@@ -267,6 +275,7 @@ struct Task {
     store: Store,
     relay: Relay,
     page: u32,
+    overflow_after: Duration,
     tx: mpsc::Sender<Arc<OutboxEvent>>,
     streams: Vec<Stream>,
     live_only: Vec<TenantId>,
@@ -342,10 +351,24 @@ impl Task {
                 }
             }
             *cursor = Some(event.sequence);
-            match self.tx.try_send(event) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(_)) => return Some(End::Overflow),
-                Err(mpsc::error::TrySendError::Closed(_)) => return None,
+            if let Err(end) = self.offer(event).await {
+                return end;
+            }
+        }
+    }
+
+    /// Queues a live event, waiting at most `overflow_after` for room.
+    /// `Err(None)`: the consumer is gone.
+    async fn offer(&self, event: Arc<OutboxEvent>) -> Result<(), Option<End>> {
+        match self.tx.try_send(event) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(None),
+            Err(mpsc::error::TrySendError::Full(event)) => {
+                match self.tx.send_timeout(event, self.overflow_after).await {
+                    Ok(()) => Ok(()),
+                    Err(mpsc::error::SendTimeoutError::Timeout(_)) => Err(Some(End::Overflow)),
+                    Err(mpsc::error::SendTimeoutError::Closed(_)) => Err(None),
+                }
             }
         }
     }
@@ -364,7 +387,10 @@ impl Task {
         loop {
             for s in &mut self.streams {
                 if s.page.is_empty() && !s.drained {
-                    let page = self.store.outbox_after(s.tenant, s.cursor, self.page).await?;
+                    let page = self
+                        .store
+                        .outbox_after(s.tenant, s.cursor, self.page)
+                        .await?;
                     s.drained = page.len() < self.page as usize;
                     s.page = page.into();
                 }
@@ -412,10 +438,10 @@ impl Task {
                     return Ok(None);
                 }
                 cursor = event.sequence;
-                match self.tx.try_send(Arc::new(event)) {
+                match self.offer(Arc::new(event)).await {
                     Ok(()) => {}
-                    Err(mpsc::error::TrySendError::Full(_)) => return Ok(Some(End::Overflow)),
-                    Err(mpsc::error::TrySendError::Closed(_)) => return Err(Gone),
+                    Err(Some(end)) => return Ok(Some(end)),
+                    Err(None) => return Err(Gone),
                 }
             }
         }

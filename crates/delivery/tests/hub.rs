@@ -53,6 +53,7 @@ impl Bench {
             self.relay.clone(),
             HubConfig {
                 queue,
+                overflow_after: Duration::from_millis(200),
                 replay_page: 64,
             },
         )
@@ -80,7 +81,7 @@ async fn next(sub: &mut Subscription) -> Arc<OutboxEvent> {
 /// tenant shows up.
 async fn expect_through(
     sub: &mut Subscription,
-    cursors: &mut Vec<(TenantId, u64)>,
+    cursors: &mut [(TenantId, u64)],
     tenant: TenantId,
     last: u64,
 ) {
@@ -211,7 +212,13 @@ async fn retention_prunes_oldest_first_and_resume_says_not_recovered(db: &TestDb
     assert_eq!(retention.prune(&b.store, now).await.unwrap(), 0);
 
     // Prune the oldest 12 rows (all of tenant 1's first 12).
-    assert_eq!(b.store.outbox_prune(UnixMillis(u64::MAX), 12).await.unwrap(), 12);
+    assert_eq!(
+        b.store
+            .outbox_prune(UnixMillis(u64::MAX), 12)
+            .await
+            .unwrap(),
+        12
+    );
     let left = b.store.outbox_after(t1, 0, 100).await.unwrap();
     assert_eq!(left.first().map(|e| e.sequence), Some(13));
     assert_eq!(b.store.outbox_last_sequence(t1).await.unwrap(), 20);
@@ -235,7 +242,10 @@ async fn retention_prunes_oldest_first_and_resume_says_not_recovered(db: &TestDb
     // Eight days later everything goes, and a resume from 20 still holds
     // (nothing after 20 existed), from 19 does not.
     let later = UnixMillis(now.0 + 8 * 24 * 3_600_000);
-    assert_eq!(retention.prune(&b.store, later).await.unwrap(), 20 - 12 + 10);
+    assert_eq!(
+        retention.prune(&b.store, later).await.unwrap(),
+        20 - 12 + 10
+    );
     assert!(b.store.outbox_after(t1, 0, 100).await.unwrap().is_empty());
     let sub = hub.subscribe(Request::new([t1], Some(20))).await.unwrap();
     assert!(sub.recovered);
@@ -264,7 +274,11 @@ async fn a_consumer_that_does_not_take_its_events_overflows(db: &TestDb) {
         .expect("the slow subscription overflows");
     assert_eq!(end, End::Overflow);
     assert_eq!(end.close_code(), 4008);
-    assert_eq!(slow.next().await.unwrap_err(), End::Overflow, "before the queued events");
+    assert_eq!(
+        slow.next().await.unwrap_err(),
+        End::Overflow,
+        "before the queued events"
+    );
     b.calls(1, 1).await;
     expect_through(&mut fast, &mut cursors, t1, 4 * PER_CALL).await;
 }

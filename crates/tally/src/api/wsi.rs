@@ -50,6 +50,8 @@ pub const AUTH_ATTEMPTS: u32 = 3;
 pub const PING_EVERY: Duration = Duration::from_secs(25);
 /// Longest a single frame may take to leave.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest the close frame may wait behind unread events.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest command accepted (commands are small; events only go out).
 const MAX_COMMAND: usize = 64 * 1024;
 
@@ -91,11 +93,13 @@ impl Connection {
     async fn run(mut self) {
         let close = self.serve().await;
         if let Close::With(code, reason) = close {
+            tracing::info!(code, reason, "wsi connection closed");
             let frame = Message::Close(Some(CloseFrame {
                 code,
                 reason: Utf8Bytes::from_static(reason),
             }));
-            let _ = tokio::time::timeout(Duration::from_secs(1), self.socket.send(frame)).await;
+            // Behind what a slow client has not read yet: give it a moment.
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.socket.send(frame)).await;
         }
     }
 
@@ -477,7 +481,10 @@ mod tests {
     fn topics_follow_roles() {
         let own = fields(json!({"topics": ["cdr_events"], "from_sequence": 7}));
         let r = subscription_request(admin_of(5, Role::Admin), &own).unwrap();
-        assert_eq!(r.tenants.into_iter().collect::<Vec<_>>(), [(tenant(5), Some(7))]);
+        assert_eq!(
+            r.tenants.into_iter().collect::<Vec<_>>(),
+            [(tenant(5), Some(7))]
+        );
         for role in [Role::QueueManager, Role::StandardUser] {
             assert!(subscription_request(admin_of(5, role), &own).is_err());
         }
