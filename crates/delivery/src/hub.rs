@@ -142,6 +142,7 @@ pub struct Subscription {
     pub recovered: bool,
     events: mpsc::Receiver<Arc<OutboxEvent>>,
     end: watch::Receiver<Option<End>>,
+    live: watch::Receiver<bool>,
 }
 
 impl Subscription {
@@ -178,6 +179,15 @@ impl Subscription {
 }
 
 impl Subscription {
+    /// Resolves once the replay is done and the subscription follows the
+    /// relay (at once for a live-only one); never if it ends before.
+    pub async fn caught_up(&self) {
+        let mut live = self.live.clone();
+        if live.wait_for(|l| *l).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+
     /// Resolves when the subscription overflows or lags, and never
     /// otherwise: lets a connection stop waiting on a socket whose client
     /// does not read.
@@ -224,12 +234,14 @@ impl Hub {
         }
         let (tx, events) = mpsc::channel(self.config.queue.max(1));
         let (end_tx, end) = watch::channel(None);
+        let (live_tx, live) = watch::channel(false);
         let mut task = Task {
             store: self.store.clone(),
             relay: self.relay.clone(),
             page,
             overflow_after: self.config.overflow_after,
             tx,
+            live: live_tx,
             streams,
             live_only,
         };
@@ -246,6 +258,7 @@ impl Hub {
             recovered,
             events,
             end,
+            live,
         })
     }
 }
@@ -277,6 +290,7 @@ struct Task {
     page: u32,
     overflow_after: Duration,
     tx: mpsc::Sender<Arc<OutboxEvent>>,
+    live: watch::Sender<bool>,
     streams: Vec<Stream>,
     live_only: Vec<TenantId>,
 }
@@ -320,6 +334,7 @@ impl Task {
             .map(|s| (s.tenant, Some(s.cursor)))
             .collect();
         cursors.extend(self.live_only.iter().map(|&t| (t, None)));
+        self.live.send_replace(true);
         loop {
             let received = tokio::select! {
                 received = live.recv() => received,

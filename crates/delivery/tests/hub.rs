@@ -283,7 +283,136 @@ async fn a_consumer_that_does_not_take_its_events_overflows(db: &TestDb) {
     expect_through(&mut fast, &mut cursors, t1, 4 * PER_CALL).await;
 }
 
+/// A relay that reads the outbox only when the test says so: it can be
+/// made to broadcast an event before a subscription exists, or after the
+/// subscription already replayed it from the store.
+struct HeldRelay {
+    relay: Relay,
+    wake: tokio::sync::watch::Sender<u64>,
+}
+
+impl HeldRelay {
+    fn spawn(store: &Store) -> Self {
+        let (wake, wake_rx) = tokio::sync::watch::channel(0);
+        let config = RelayConfig {
+            poll: Duration::from_secs(3_600),
+            ..RelayConfig::default()
+        };
+        let relay = Relay::spawn_after(store.clone(), wake_rx, config, 0);
+        Self { relay, wake }
+    }
+
+    /// Reads the outbox now and waits until it broadcast through `global`.
+    async fn release_through(&self, global: u64) {
+        self.wake.send_modify(|n| *n += 1);
+        let mut position = self.relay.position();
+        tokio::time::timeout(WAIT, position.wait_for(|p| *p >= global))
+            .await
+            .expect("the relay reads in time")
+            .expect("the relay runs");
+    }
+}
+
+async fn the_handoff_from_replay_to_live_loses_and_repeats_nothing(db: &TestDb) {
+    let mut b = Bench::new(db).await;
+    let held = HeldRelay::spawn(&b.store);
+    let t1 = tenant_id(1);
+    let (store, relay) = (b.store.clone(), held.relay.clone());
+    let hub = move |queue| {
+        Hub::new(
+            store.clone(),
+            relay.clone(),
+            HubConfig {
+                queue,
+                overflow_after: Duration::from_secs(5),
+                replay_page: 64,
+            },
+        )
+    };
+    b.calls(1, 2).await; // 1..=10, not broadcast yet
+
+    // Lost without the second read: the replay is held up by a client
+    // that has not read yet (queue of 1) while 11..=15 commit and are
+    // broadcast to nobody.
+    let mut first = hub(1).subscribe(Request::new([t1], Some(0))).await.unwrap();
+    b.calls(1, 1).await;
+    held.release_through(15).await;
+    let mut cursors = [(t1, 0)];
+    expect_through(&mut first, &mut cursors, t1, 15).await;
+
+    // Repeated without the cursor check: a subscription replays 16..=20
+    // from the store, then the relay broadcasts them.
+    b.calls(1, 1).await;
+    let mut second = hub(64)
+        .subscribe(Request::new([t1], Some(0)))
+        .await
+        .unwrap();
+    let mut cursors2 = [(t1, 0)];
+    expect_through(&mut second, &mut cursors2, t1, 20).await;
+    tokio::time::timeout(WAIT, second.caught_up())
+        .await
+        .expect("live in time");
+    held.release_through(20).await;
+    b.calls(1, 1).await;
+    held.release_through(25).await;
+    expect_through(&mut second, &mut cursors2, t1, 25).await;
+    expect_through(&mut first, &mut cursors, t1, 25).await;
+}
+
+async fn a_subscription_that_falls_behind_the_relay_lags(db: &TestDb) {
+    let mut b = Bench::new(db).await;
+    let held = HeldRelay::spawn(&b.store);
+    // The relay keeps 2 events per receiver; the queue takes 1 and the
+    // grace is long: the subscription falls behind the relay first.
+    let relay = Relay::spawn_after(
+        b.store.clone(),
+        held.wake.subscribe(),
+        RelayConfig {
+            poll: Duration::from_secs(3_600),
+            capacity: 2,
+            ..RelayConfig::default()
+        },
+        0,
+    );
+    let hub = Hub::new(
+        b.store.clone(),
+        relay.clone(),
+        HubConfig {
+            queue: 1,
+            overflow_after: Duration::from_secs(30),
+            replay_page: 64,
+        },
+    );
+    let mut sub = hub
+        .subscribe(Request::new([tenant_id(1)], None))
+        .await
+        .unwrap();
+    tokio::time::timeout(WAIT, sub.caught_up()).await.unwrap();
+    b.calls(1, 1).await;
+    held.wake.send_modify(|n| *n += 1);
+    let mut position = relay.position();
+    tokio::time::timeout(WAIT, position.wait_for(|p| *p >= 5))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut received = 0;
+    let end = loop {
+        match tokio::time::timeout(WAIT, sub.next())
+            .await
+            .expect("in time")
+        {
+            Ok(_) => received += 1,
+            Err(end) => break end,
+        }
+    };
+    assert_eq!(end, End::Lagged);
+    assert_eq!(end.close_code(), 4008);
+    assert!(received < 5, "{received}");
+}
+
 on_both!(
+    the_handoff_from_replay_to_live_loses_and_repeats_nothing,
+    a_subscription_that_falls_behind_the_relay_lags,
     resume_replays_the_missed_events_in_order_then_live,
     several_tenants_replay_in_commit_order,
     retention_prunes_oldest_first_and_resume_says_not_recovered,
