@@ -179,6 +179,16 @@ impl Subscription {
 }
 
 impl Subscription {
+    /// An event already queued, without waiting: `None` when none is, or
+    /// when the subscription overflowed (then [`Subscription::next`] says
+    /// so). Lets a connection write a burst with one flush.
+    pub fn try_next(&mut self) -> Option<Arc<OutboxEvent>> {
+        if matches!(*self.end.borrow(), Some(End::Overflow | End::Lagged)) {
+            return None;
+        }
+        self.events.try_recv().ok()
+    }
+
     /// Resolves once the replay is done and the subscription follows the
     /// relay (at once for a live-only one); never if it ends before.
     pub async fn caught_up(&self) {

@@ -109,8 +109,18 @@ fn main() {
         .arg("serve")
         .arg("--data-dir")
         .arg(dir.path())
-        .args(["--sip-bind", "127.0.0.1", "--sip-port", &sip_port.to_string()])
-        .args(["--http-bind", "127.0.0.1", "--http-port", &http_port.to_string()])
+        .args([
+            "--sip-bind",
+            "127.0.0.1",
+            "--sip-port",
+            &sip_port.to_string(),
+        ])
+        .args([
+            "--http-bind",
+            "127.0.0.1",
+            "--http-port",
+            &http_port.to_string(),
+        ])
         .args(["--admin-password", ADMIN_PASSWORD])
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
@@ -122,7 +132,10 @@ fn main() {
     let http = SocketAddr::from(([127, 0, 0, 1], http_port));
     let started = Instant::now();
     while std::net::TcpStream::connect(http).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(20), "tally did not start");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "tally did not start"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 

@@ -29,6 +29,7 @@
 //! ([`delivery::hub`]); so does a frame the client does not take within
 //! [`WRITE_TIMEOUT`].
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -37,7 +38,9 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::response::Response;
 use cdr::TenantId;
 use delivery::{End, Request, Subscription};
+use futures_util::SinkExt;
 use serde_json::{Value, json};
+use store::OutboxEvent;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::{ApiState, Principal, Role};
@@ -52,6 +55,10 @@ pub const PING_EVERY: Duration = Duration::from_secs(25);
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest the close frame may wait behind unread events.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Read buffer per connection.
+const READ_BUFFER: usize = 4 * 1024;
+/// Most events written with one flush.
+const BURST: usize = 64;
 /// Largest command accepted (commands are small; events only go out).
 const MAX_COMMAND: usize = 64 * 1024;
 
@@ -62,6 +69,9 @@ const GOING_AWAY: u16 = 1001;
 pub async fn upgrade(State(state): State<ApiState>, ws: WebSocketUpgrade) -> Response {
     ws.max_message_size(MAX_COMMAND)
         .max_frame_size(MAX_COMMAND)
+        // Commands are small: tungstenite's 128 KiB default read buffer
+        // would be most of a connection's memory.
+        .read_buffer_size(READ_BUFFER)
         .on_upgrade(move |socket| Connection::new(state, socket).run())
 }
 
@@ -150,8 +160,7 @@ impl Connection {
                 next = next_event(&mut self.subscription) => {
                     match next {
                         Ok(event) => {
-                            let frame = Message::Text(Utf8Bytes::from(event.payload.as_str()));
-                            if let Err(close) = self.send_event(frame).await {
+                            if let Err(close) = self.send_events(event).await {
                                 return close;
                             }
                         }
@@ -179,15 +188,31 @@ impl Connection {
         }
     }
 
-    /// Sends an event, giving up as soon as the subscription overflows
-    /// while the socket is blocked on a client that does not read.
-    async fn send_event(&mut self, message: Message) -> Result<(), Close> {
+    /// Sends `first` and whatever else is queued already (up to
+    /// [`BURST`]) with one flush, giving up as soon as the subscription
+    /// overflows while the socket is blocked on a client that does not read.
+    async fn send_events(&mut self, first: Arc<OutboxEvent>) -> Result<(), Close> {
         let Some(subscription) = self.subscription.as_mut() else {
             return Ok(());
         };
-        let write = tokio::time::timeout(WRITE_TIMEOUT, self.socket.send(message));
+        let mut burst = vec![first];
+        while burst.len() < BURST {
+            match subscription.try_next() {
+                Some(event) => burst.push(event),
+                None => break,
+            }
+        }
+        let socket = &mut self.socket;
+        let write = async move {
+            for event in burst {
+                socket
+                    .feed(Message::Text(Utf8Bytes::from(event.payload.as_str())))
+                    .await?;
+            }
+            socket.flush().await
+        };
         tokio::select! {
-            written = write => match written {
+            written = tokio::time::timeout(WRITE_TIMEOUT, write) => match written {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(_)) => Err(Close::Gone),
                 Err(_) => Err(Close::With(SLOW_CONSUMER, "write timeout")),
@@ -338,9 +363,7 @@ impl From<Close> for Failed {
 }
 
 /// The next event of the subscription, or never without one.
-async fn next_event(
-    subscription: &mut Option<Subscription>,
-) -> Result<std::sync::Arc<store::OutboxEvent>, End> {
+async fn next_event(subscription: &mut Option<Subscription>) -> Result<Arc<OutboxEvent>, End> {
     match subscription {
         Some(s) => s.next().await,
         None => std::future::pending().await,
