@@ -46,6 +46,18 @@ fn memory(pid: u32) -> (f64, f64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// User + system CPU time of a process so far, in seconds (Linux
+/// reports it in clock ticks, 100 per second).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which is in parentheses).
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(f64::NAN);
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 here.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 /// One subscriber: connects, signs in with the token, subscribes, then
 /// records when each `call_cdr` arrives.
 async fn subscriber(
@@ -190,6 +202,7 @@ fn main() {
         }
     });
     let mut bye_sent = HashMap::with_capacity(calls);
+    let cpu_before = cpu_seconds(pid);
     let period = Duration::from_secs_f64(1.0 / rate as f64);
     let load = Instant::now();
     for i in 0..calls {
@@ -214,6 +227,7 @@ fn main() {
         all
     });
     let (rss_end, rss_peak) = memory(pid);
+    let cpu = cpu_seconds(pid) - cpu_before;
     let _ = child.kill();
     let _ = child.wait();
 
@@ -258,6 +272,10 @@ fn main() {
         latencies.len()
     );
     println!("subscribe all          {:.2} s", setup.as_secs_f64());
+    println!(
+        "server CPU             {cpu:.1} s during the load ({:.0} % of one core)",
+        100.0 * cpu / load.as_secs_f64()
+    );
     println!(
         "server RSS (MiB)       idle {rss_idle:.1}  subscribed {rss_subscribed:.1}  end {rss_end:.1}  peak {rss_peak:.1}"
     );
