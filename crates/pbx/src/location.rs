@@ -537,6 +537,27 @@ impl Location {
         Ok(())
     }
 
+    /// Forgets every binding of a user (deleted, or renumbered: its devices
+    /// must not ring for whoever gets the number next); returns how many.
+    /// Nothing to persist: the store deletes a user's rows itself.
+    pub fn remove_user(&mut self, tenant: TenantId, extension: &str) -> usize {
+        let Some(by_ext) = self.users.get_mut(&tenant) else {
+            return 0;
+        };
+        let removed = by_ext.remove(extension).map_or(0, |list| list.len());
+        if by_ext.is_empty() {
+            self.users.remove(&tenant);
+        }
+        removed
+    }
+
+    /// Forgets every binding of a tenant's users; returns how many.
+    pub fn remove_tenant(&mut self, tenant: TenantId) -> usize {
+        self.users
+            .remove(&tenant)
+            .map_or(0, |by_ext| by_ext.values().map(Vec::len).sum())
+    }
+
     /// Removes every binding whose expiry has passed and returns them.
     pub fn expire(&mut self, now: Instant, now_unix: u64) -> Vec<BindingChange> {
         let mut changes = Vec::new();
@@ -818,6 +839,37 @@ mod tests {
         let kinds: Vec<_> = changes.iter().map(|c| c.kind).collect();
         assert_eq!(kinds, [ChangeKind::Expired, ChangeKind::Added]);
         assert_eq!(changes[0].record.expires_unix, 1060);
+    }
+
+    #[test]
+    fn removed_users_and_tenants_lose_their_bindings() {
+        let t0 = Instant::now();
+        let mut loc = Location::default();
+        let a = aor();
+        let b = Aor {
+            extension: "102".into(),
+            ..aor()
+        };
+        let other = Aor {
+            tenant: TenantId::from(Id::from_u64(8)),
+            ..aor()
+        };
+        for aor in [&a, &b, &other] {
+            loc.register(t0, 1000, aor, reg("c1", 1, vec![update("sip:a@h1", 60)]))
+                .unwrap();
+        }
+        assert_eq!(loc.remove_user(a.tenant, "101"), 1);
+        assert_eq!(loc.remove_user(a.tenant, "101"), 0);
+        assert_eq!(loc.lookup(t0, a.tenant, "101").count(), 0);
+        assert_eq!(loc.lookup(t0, b.tenant, "102").count(), 1);
+        assert_eq!(loc.remove_tenant(a.tenant), 1);
+        assert_eq!(loc.lookup(t0, b.tenant, "102").count(), 0);
+        assert_eq!(
+            loc.lookup(t0, other.tenant, "101").count(),
+            1,
+            "other tenants keep theirs"
+        );
+        assert_eq!(loc.remove_tenant(a.tenant), 0);
     }
 
     #[test]

@@ -1,19 +1,22 @@
-//! The directory: tenants and their users (extensions).
+//! The directory: tenants and their users (extensions), with what the
+//! REST identity needs (roles, web password hashes, settings).
 //!
-//! Only what the registrar and the CDR pipeline need today; trunks, rules,
-//! ring groups and the rest of SPEC §7's provisioning come with the
-//! features that use them.
+//! Trunks, rules, ring groups and the rest of SPEC §7's provisioning come
+//! with the features that use them.
 
 use std::fmt;
 
 use cdr::{Id, TenantId, UnixMillis};
 
-use crate::convert::{db_id, db_ms, get_id, get_ms, get_u32};
+use crate::convert::{db_id, db_ms, db_u64, get_id, get_ms, get_u32};
 use crate::db::{Conn, Row, args};
 use crate::error::StoreError;
 
 /// A ring timeout nobody configured (SPEC §3: per extension, default 30 s).
 pub const DEFAULT_RING_TIMEOUT_SECS: u32 = 30;
+
+/// A tenant's time zone nobody configured.
+pub const DEFAULT_TIME_ZONE: &str = "UTC";
 
 /// One company, with its own SIP domain.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,10 +26,29 @@ pub struct Tenant {
     /// Stored lowercase: SIP host names compare case-insensitively, so
     /// `Acme.Example` and `acme.example` are one tenant.
     pub sip_domain: String,
+    /// IANA time zone name (`Europe/Paris`), `UTC` by default: CSV exports
+    /// and reports show times in it. The API validates it.
+    pub time_zone: String,
+    /// CDRs older than this many days may be purged; `None` keeps them.
+    pub retention_days: Option<u32>,
     pub created_at: UnixMillis,
 }
 
-/// An extension of a tenant.
+impl Tenant {
+    /// A tenant with the default settings.
+    pub fn new(id: TenantId, name: &str, sip_domain: &str, created_at: UnixMillis) -> Self {
+        Tenant {
+            id,
+            name: name.to_owned(),
+            sip_domain: sip_domain.to_owned(),
+            time_zone: DEFAULT_TIME_ZONE.to_owned(),
+            retention_days: None,
+            created_at,
+        }
+    }
+}
+
+/// An extension of a tenant, and the person (or desk) behind it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct User {
     pub id: Id,
@@ -40,8 +62,54 @@ pub struct User {
     /// console show it as PBX admins expect. Protect the database instead.
     pub sip_password: String,
     pub ring_timeout_secs: u32,
+    /// A disabled user can neither register, be called nor sign in.
     pub enabled: bool,
+    /// `Admin`, `QueueManager` or `StandardUser` (SPEC §7; the database
+    /// refuses anything else).
+    pub role: String,
+    pub email: String,
+    /// An optional sign-in name besides the extension number, unique in
+    /// the tenant.
+    pub username: Option<String>,
+    /// The web (REST) password as an argon2id PHC string; `None`: this
+    /// user cannot sign in to the API. Separate from the SIP password.
+    pub password_hash: Option<String>,
+    /// Forwarding rules, a JSON array (validated by the API; applied by
+    /// the engine in a later issue).
+    pub forwarding: String,
+    /// Whether this user's calls are recorded.
+    pub recording: bool,
     pub created_at: UnixMillis,
+    pub updated_at: UnixMillis,
+}
+
+impl User {
+    /// A `StandardUser` with no web password, no forwarding, no recording.
+    pub fn new(
+        id: Id,
+        tenant_id: TenantId,
+        extension: &str,
+        sip_password: &str,
+        created_at: UnixMillis,
+    ) -> Self {
+        User {
+            id,
+            tenant_id,
+            extension: extension.to_owned(),
+            display_name: String::new(),
+            sip_password: sip_password.to_owned(),
+            ring_timeout_secs: DEFAULT_RING_TIMEOUT_SECS,
+            enabled: true,
+            role: "StandardUser".to_owned(),
+            email: String::new(),
+            username: None,
+            password_hash: None,
+            forwarding: "[]".to_owned(),
+            recording: false,
+            created_at,
+            updated_at: created_at,
+        }
+    }
 }
 
 impl fmt::Debug for User {
@@ -54,19 +122,35 @@ impl fmt::Debug for User {
             .field("sip_password", &"..")
             .field("ring_timeout_secs", &self.ring_timeout_secs)
             .field("enabled", &self.enabled)
+            .field("role", &self.role)
+            .field("email", &self.email)
+            .field("username", &self.username)
+            .field("password_hash", &self.password_hash.as_ref().map(|_| ".."))
+            .field("forwarding", &self.forwarding)
+            .field("recording", &self.recording)
             .field("created_at", &self.created_at)
+            .field("updated_at", &self.updated_at)
             .finish()
     }
+}
+
+const TENANT_COLUMNS: &str = "id, name, sip_domain, time_zone, retention_days, created_at";
+
+fn opt_days(days: Option<u32>) -> Option<i64> {
+    days.map(i64::from)
 }
 
 pub(crate) async fn create_tenant(conn: &mut impl Conn, tenant: &Tenant) -> Result<(), StoreError> {
     let domain = tenant.sip_domain.to_ascii_lowercase();
     conn.execute(
-        "INSERT INTO tenants (id, name, sip_domain, created_at) VALUES ($1, $2, $3, $4)",
+        "INSERT INTO tenants (id, name, sip_domain, time_zone, retention_days, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
         &args![
             db_id("tenant_id", tenant.id.id())?,
             tenant.name.as_str(),
             domain.as_str(),
+            tenant.time_zone.as_str(),
+            opt_days(tenant.retention_days),
             db_ms("created_at", tenant.created_at)?,
         ],
     )
@@ -74,12 +158,61 @@ pub(crate) async fn create_tenant(conn: &mut impl Conn, tenant: &Tenant) -> Resu
     Ok(())
 }
 
+/// Replaces name, domain and settings; `false` if there is no such tenant.
+pub(crate) async fn update_tenant(
+    conn: &mut impl Conn,
+    tenant: &Tenant,
+) -> Result<bool, StoreError> {
+    let domain = tenant.sip_domain.to_ascii_lowercase();
+    let n = conn
+        .execute(
+            "UPDATE tenants SET name = $2, sip_domain = $3, time_zone = $4, retention_days = $5 \
+             WHERE id = $1",
+            &args![
+                db_id("tenant_id", tenant.id.id())?,
+                tenant.name.as_str(),
+                domain.as_str(),
+                tenant.time_zone.as_str(),
+                opt_days(tenant.retention_days),
+            ],
+        )
+        .await?;
+    Ok(n > 0)
+}
+
+/// Deletes a tenant with everything it owns, in the caller's transaction.
+/// Tables of features that do not cascade make it fail with
+/// [`StoreError::MissingReference`].
+pub(crate) async fn delete_tenant(conn: &mut impl Conn, id: TenantId) -> Result<bool, StoreError> {
+    let id = db_id("tenant_id", id.id())?;
+    for sql in [
+        "DELETE FROM cdr_targets WHERE cdr_id IN (SELECT cdr_id FROM cdrs WHERE tenant_id = $1)",
+        "DELETE FROM cdrs WHERE tenant_id = $1",
+        "DELETE FROM session_events WHERE session_id IN \
+         (SELECT session_id FROM sessions WHERE tenant_id = $1)",
+        "DELETE FROM sessions WHERE tenant_id = $1",
+        "DELETE FROM outbox WHERE tenant_id = $1",
+        "DELETE FROM tenant_sequences WHERE tenant_id = $1",
+        "DELETE FROM registrations WHERE tenant_id = $1",
+        "DELETE FROM auth_tokens WHERE tenant_id = $1",
+        "DELETE FROM api_keys WHERE tenant_id = $1",
+        "DELETE FROM users WHERE tenant_id = $1",
+    ] {
+        conn.execute(sql, &args![id]).await?;
+    }
+    let n = conn
+        .execute("DELETE FROM tenants WHERE id = $1", &args![id])
+        .await?;
+    Ok(n > 0)
+}
+
 pub(crate) async fn tenant(
     conn: &mut impl Conn,
     id: TenantId,
 ) -> Result<Option<Tenant>, StoreError> {
     conn.fetch_optional(
-        "SELECT id, name, sip_domain, created_at FROM tenants WHERE id = $1",
+        "SELECT id, name, sip_domain, time_zone, retention_days, created_at \
+         FROM tenants WHERE id = $1",
         &args![db_id("tenant_id", id.id())?],
     )
     .await?
@@ -93,7 +226,8 @@ pub(crate) async fn tenant_by_sip_domain(
 ) -> Result<Option<Tenant>, StoreError> {
     let domain = domain.to_ascii_lowercase();
     conn.fetch_optional(
-        "SELECT id, name, sip_domain, created_at FROM tenants WHERE sip_domain = $1",
+        "SELECT id, name, sip_domain, time_zone, retention_days, created_at \
+         FROM tenants WHERE sip_domain = $1",
         &args![domain.as_str()],
     )
     .await?
@@ -102,37 +236,27 @@ pub(crate) async fn tenant_by_sip_domain(
 }
 
 fn tenant_from_row(row: &impl Row) -> Result<Tenant, StoreError> {
+    debug_assert!(TENANT_COLUMNS.contains("retention_days"));
     Ok(Tenant {
         id: get_id(row, "id")?,
         name: row.text("name")?,
         sip_domain: row.text("sip_domain")?,
+        time_zone: row.text("time_zone")?,
+        retention_days: row
+            .opt_int("retention_days")?
+            .map(|d| {
+                u32::try_from(d).map_err(|_| StoreError::Corrupt(format!("retention_days = {d}")))
+            })
+            .transpose()?,
         created_at: get_ms(row, "created_at")?,
     })
-}
-
-pub(crate) async fn create_user(conn: &mut impl Conn, user: &User) -> Result<(), StoreError> {
-    conn.execute(
-        "INSERT INTO users (id, tenant_id, extension, display_name, sip_password, \
-         ring_timeout_secs, enabled, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        &args![
-            db_id("user_id", user.id)?,
-            db_id("tenant_id", user.tenant_id.id())?,
-            user.extension.as_str(),
-            user.display_name.as_str(),
-            user.sip_password.as_str(),
-            i64::from(user.ring_timeout_secs),
-            user.enabled,
-            db_ms("created_at", user.created_at)?,
-        ],
-    )
-    .await?;
-    Ok(())
 }
 
 /// Every tenant, by id.
 pub(crate) async fn tenants(conn: &mut impl Conn) -> Result<Vec<Tenant>, StoreError> {
     conn.fetch_all(
-        "SELECT id, name, sip_domain, created_at FROM tenants ORDER BY id",
+        "SELECT id, name, sip_domain, time_zone, retention_days, created_at \
+         FROM tenants ORDER BY id",
         &args![],
     )
     .await?
@@ -141,20 +265,173 @@ pub(crate) async fn tenants(conn: &mut impl Conn) -> Result<Vec<Tenant>, StoreEr
     .collect()
 }
 
+/// A page of tenants, by id.
+pub(crate) async fn tenant_page(
+    conn: &mut impl Conn,
+    top: u32,
+    skip: u64,
+) -> Result<Vec<Tenant>, StoreError> {
+    conn.fetch_all(
+        "SELECT id, name, sip_domain, time_zone, retention_days, created_at \
+         FROM tenants ORDER BY id LIMIT $1 OFFSET $2",
+        &args![i64::from(top), db_u64("skip", skip)?],
+    )
+    .await?
+    .iter()
+    .map(tenant_from_row)
+    .collect()
+}
+
+pub(crate) async fn count_tenants(conn: &mut impl Conn) -> Result<u64, StoreError> {
+    let row = conn
+        .fetch_optional("SELECT COUNT(*) AS n FROM tenants", &args![])
+        .await?
+        .ok_or_else(|| StoreError::Corrupt("COUNT returned no row".into()))?;
+    crate::convert::get_u64(&row, "n")
+}
+
+pub(crate) async fn create_user(conn: &mut impl Conn, user: &User) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO users (id, tenant_id, extension, display_name, sip_password, \
+         ring_timeout_secs, enabled, role, email, username, password_hash, forwarding, \
+         recording, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+        &args![
+            db_id("user_id", user.id)?,
+            db_id("tenant_id", user.tenant_id.id())?,
+            user.extension.as_str(),
+            user.display_name.as_str(),
+            user.sip_password.as_str(),
+            i64::from(user.ring_timeout_secs),
+            user.enabled,
+            user.role.as_str(),
+            user.email.as_str(),
+            user.username.as_deref(),
+            user.password_hash.as_deref(),
+            user.forwarding.as_str(),
+            user.recording,
+            db_ms("created_at", user.created_at)?,
+            db_ms("updated_at", user.updated_at)?,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Replaces every field but the ids and `created_at`, in the caller's
+/// transaction; `false` if the tenant has no such user. A new extension
+/// number drops the old number's registrations (its phones must register
+/// again, under the new number).
+pub(crate) async fn update_user(conn: &mut impl Conn, user: &User) -> Result<bool, StoreError> {
+    let id = db_id("user_id", user.id)?;
+    let tenant = db_id("tenant_id", user.tenant_id.id())?;
+    conn.execute(
+        "DELETE FROM registrations WHERE tenant_id = $1 AND extension = \
+         (SELECT extension FROM users WHERE id = $2 AND tenant_id = $1 AND extension <> $3)",
+        &args![tenant, id, user.extension.as_str()],
+    )
+    .await?;
+    let n = conn
+        .execute(
+            "UPDATE users SET extension = $3, display_name = $4, sip_password = $5, \
+             ring_timeout_secs = $6, enabled = $7, role = $8, email = $9, username = $10, \
+             password_hash = $11, forwarding = $12, recording = $13, updated_at = $14 \
+             WHERE id = $1 AND tenant_id = $2",
+            &args![
+                id,
+                tenant,
+                user.extension.as_str(),
+                user.display_name.as_str(),
+                user.sip_password.as_str(),
+                i64::from(user.ring_timeout_secs),
+                user.enabled,
+                user.role.as_str(),
+                user.email.as_str(),
+                user.username.as_deref(),
+                user.password_hash.as_deref(),
+                user.forwarding.as_str(),
+                user.recording,
+                db_ms("updated_at", user.updated_at)?,
+            ],
+        )
+        .await?;
+    Ok(n > 0)
+}
+
+/// Deletes a user, its registrations and its tokens, in the caller's
+/// transaction; `false` if the tenant has no such user.
+pub(crate) async fn delete_user(
+    conn: &mut impl Conn,
+    tenant_id: TenantId,
+    id: Id,
+) -> Result<bool, StoreError> {
+    let id = db_id("user_id", id)?;
+    let tenant = db_id("tenant_id", tenant_id.id())?;
+    conn.execute(
+        "DELETE FROM registrations WHERE tenant_id = $1 AND extension = \
+         (SELECT extension FROM users WHERE id = $2 AND tenant_id = $1)",
+        &args![tenant, id],
+    )
+    .await?;
+    conn.execute("DELETE FROM auth_tokens WHERE user_id = $1", &args![id])
+        .await?;
+    let n = conn
+        .execute(
+            "DELETE FROM users WHERE id = $1 AND tenant_id = $2",
+            &args![id, tenant],
+        )
+        .await?;
+    Ok(n > 0)
+}
+
 /// Every user of a tenant, by extension.
 pub(crate) async fn users_of(
     conn: &mut impl Conn,
     tenant_id: TenantId,
 ) -> Result<Vec<User>, StoreError> {
     conn.fetch_all(
-        "SELECT id, tenant_id, extension, display_name, sip_password, ring_timeout_secs, \
-         enabled, created_at FROM users WHERE tenant_id = $1 ORDER BY extension",
+        "SELECT * FROM users WHERE tenant_id = $1 ORDER BY extension",
         &args![db_id("tenant_id", tenant_id.id())?],
     )
     .await?
     .iter()
     .map(user_from_row)
     .collect()
+}
+
+/// A page of a tenant's users, by extension.
+pub(crate) async fn user_page(
+    conn: &mut impl Conn,
+    tenant_id: TenantId,
+    top: u32,
+    skip: u64,
+) -> Result<Vec<User>, StoreError> {
+    conn.fetch_all(
+        "SELECT * FROM users WHERE tenant_id = $1 ORDER BY extension, id LIMIT $2 OFFSET $3",
+        &args![
+            db_id("tenant_id", tenant_id.id())?,
+            i64::from(top),
+            db_u64("skip", skip)?
+        ],
+    )
+    .await?
+    .iter()
+    .map(user_from_row)
+    .collect()
+}
+
+pub(crate) async fn count_users(
+    conn: &mut impl Conn,
+    tenant_id: TenantId,
+) -> Result<u64, StoreError> {
+    let row = conn
+        .fetch_optional(
+            "SELECT COUNT(*) AS n FROM users WHERE tenant_id = $1",
+            &args![db_id("tenant_id", tenant_id.id())?],
+        )
+        .await?
+        .ok_or_else(|| StoreError::Corrupt("COUNT returned no row".into()))?;
+    crate::convert::get_u64(&row, "n")
 }
 
 fn user_from_row(row: &impl Row) -> Result<User, StoreError> {
@@ -166,7 +443,14 @@ fn user_from_row(row: &impl Row) -> Result<User, StoreError> {
         sip_password: row.text("sip_password")?,
         ring_timeout_secs: get_u32(row, "ring_timeout_secs")?,
         enabled: row.boolean("enabled")?,
+        role: row.text("role")?,
+        email: row.text("email")?,
+        username: row.opt_text("username")?,
+        password_hash: row.opt_text("password_hash")?,
+        forwarding: row.text("forwarding")?,
+        recording: row.boolean("recording")?,
         created_at: get_ms(row, "created_at")?,
+        updated_at: get_ms(row, "updated_at")?,
     })
 }
 
@@ -176,9 +460,38 @@ pub(crate) async fn user_by_extension(
     extension: &str,
 ) -> Result<Option<User>, StoreError> {
     conn.fetch_optional(
-        "SELECT id, tenant_id, extension, display_name, sip_password, ring_timeout_secs, \
-         enabled, created_at FROM users WHERE tenant_id = $1 AND extension = $2",
+        "SELECT * FROM users WHERE tenant_id = $1 AND extension = $2",
         &args![db_id("tenant_id", tenant_id.id())?, extension],
+    )
+    .await?
+    .map(|row| user_from_row(&row))
+    .transpose()
+}
+
+pub(crate) async fn user(
+    conn: &mut impl Conn,
+    tenant_id: TenantId,
+    id: Id,
+) -> Result<Option<User>, StoreError> {
+    conn.fetch_optional(
+        "SELECT * FROM users WHERE tenant_id = $1 AND id = $2",
+        &args![db_id("tenant_id", tenant_id.id())?, db_id("user_id", id)?],
+    )
+    .await?
+    .map(|row| user_from_row(&row))
+    .transpose()
+}
+
+/// The user who signs in as `login`: its extension number or its username.
+pub(crate) async fn user_by_login(
+    conn: &mut impl Conn,
+    tenant_id: TenantId,
+    login: &str,
+) -> Result<Option<User>, StoreError> {
+    conn.fetch_optional(
+        "SELECT * FROM users WHERE tenant_id = $1 AND (extension = $2 OR username = $2) \
+         ORDER BY CASE WHEN extension = $2 THEN 0 ELSE 1 END LIMIT 1",
+        &args![db_id("tenant_id", tenant_id.id())?, login],
     )
     .await?
     .map(|row| user_from_row(&row))

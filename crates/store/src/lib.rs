@@ -42,23 +42,27 @@
 //! All ids are the cdr crate's 64-bit Snowflake ids, stored as signed
 //! 64-bit integers; all times are Unix milliseconds.
 
+mod audit;
 mod cdrs;
 mod commit;
 mod convert;
 mod db;
 mod directory;
 mod error;
+mod identity;
 mod outbox;
 mod recovery;
 mod registrations;
 mod writer;
 
-use cdr::{CdrId, CdrRecord, SessionId, TenantId, UnixMillis, WireProfile};
+use cdr::{CdrId, CdrRecord, Id, SessionId, TenantId, UnixMillis, WireProfile};
 
+pub use audit::AuditEntry;
 pub use commit::SessionEvents;
 pub use db::{Backend, StoreOptions};
-pub use directory::{DEFAULT_RING_TIMEOUT_SECS, Tenant, User};
+pub use directory::{DEFAULT_RING_TIMEOUT_SECS, DEFAULT_TIME_ZONE, Tenant, User};
 pub use error::StoreError;
+pub use identity::{AccessGrant, ApiKey, NewToken, Refresh, Rotation, TokenOwner};
 pub use outbox::OutboxEvent;
 pub use recovery::{OpenSession, RecoveredSession, RecoveryReport, RecoveryScope};
 pub use registrations::Registration;
@@ -143,6 +147,235 @@ impl Store {
     /// Every user of a tenant, by extension.
     pub async fn users_of_tenant(&self, tenant_id: TenantId) -> Result<Vec<User>, StoreError> {
         with_conn!(&self.pool, |conn| directory::users_of(conn, tenant_id))
+    }
+
+    /// A page of tenants, by id.
+    pub async fn tenant_page(&self, top: u32, skip: u64) -> Result<Vec<Tenant>, StoreError> {
+        with_conn!(&self.pool, |conn| directory::tenant_page(conn, top, skip))
+    }
+
+    pub async fn count_tenants(&self) -> Result<u64, StoreError> {
+        with_conn!(&self.pool, |conn| directory::count_tenants(conn))
+    }
+
+    /// Replaces a tenant's name, domain and settings; `false` if there is
+    /// no such tenant, [`StoreError::Conflict`] if the domain is taken.
+    pub async fn update_tenant(&self, tenant: &Tenant) -> Result<bool, StoreError> {
+        with_conn!(&self.pool, |conn| directory::update_tenant(conn, tenant))
+    }
+
+    /// Deletes a tenant and everything it owns (users, registrations,
+    /// tokens, API keys, CDRs, outbox) in one transaction; `false` if
+    /// there was no such tenant. Rows of features without a cascade here
+    /// make it fail with [`StoreError::MissingReference`] (nothing
+    /// deleted).
+    pub async fn delete_tenant(&self, id: TenantId) -> Result<bool, StoreError> {
+        with_write_tx!(&self.pool, |conn| directory::delete_tenant(conn, id))
+    }
+
+    /// The tenant's user `id` (`None` for another tenant's).
+    pub async fn user(&self, tenant_id: TenantId, id: Id) -> Result<Option<User>, StoreError> {
+        with_conn!(&self.pool, |conn| directory::user(conn, tenant_id, id))
+    }
+
+    /// The user who signs in as `login` (extension number or username).
+    pub async fn user_by_login(
+        &self,
+        tenant_id: TenantId,
+        login: &str,
+    ) -> Result<Option<User>, StoreError> {
+        with_conn!(&self.pool, |conn| directory::user_by_login(
+            conn, tenant_id, login
+        ))
+    }
+
+    /// A page of a tenant's users, by extension.
+    pub async fn user_page(
+        &self,
+        tenant_id: TenantId,
+        top: u32,
+        skip: u64,
+    ) -> Result<Vec<User>, StoreError> {
+        with_conn!(&self.pool, |conn| directory::user_page(
+            conn, tenant_id, top, skip
+        ))
+    }
+
+    pub async fn count_users(&self, tenant_id: TenantId) -> Result<u64, StoreError> {
+        with_conn!(&self.pool, |conn| directory::count_users(conn, tenant_id))
+    }
+
+    /// Replaces a user (matched by id and tenant); `false` if there is none,
+    /// [`StoreError::Conflict`] if its extension or username is taken. A
+    /// new extension drops the old number's registrations; a disabled user
+    /// loses its tokens.
+    pub async fn update_user(&self, user: &User) -> Result<bool, StoreError> {
+        let now = user.updated_at;
+        with_write_tx!(&self.pool, |conn| async {
+            let found = directory::update_user(&mut *conn, user).await?;
+            if found && !user.enabled {
+                identity::revoke_user_tokens(&mut *conn, user.id, now).await?;
+            }
+            Ok::<bool, StoreError>(found)
+        })
+    }
+
+    /// Deletes a user with its registrations and tokens; `false` if the
+    /// tenant has no such user.
+    pub async fn delete_user(&self, tenant_id: TenantId, id: Id) -> Result<bool, StoreError> {
+        with_write_tx!(&self.pool, |conn| directory::delete_user(
+            conn, tenant_id, id
+        ))
+    }
+
+    // Identity ---------------------------------------------------------------
+
+    /// The system account's argon2id hash, if it is stored.
+    pub async fn system_password_hash(&self, username: &str) -> Result<Option<String>, StoreError> {
+        with_conn!(&self.pool, |conn| identity::system_password_hash(
+            conn, username
+        ))
+    }
+
+    pub async fn set_system_password_hash(
+        &self,
+        username: &str,
+        hash: &str,
+        now: UnixMillis,
+    ) -> Result<(), StoreError> {
+        with_conn!(&self.pool, |conn| identity::set_system_password_hash(
+            conn, username, hash, now
+        ))
+    }
+
+    /// Stores an access and a refresh token together.
+    pub async fn insert_tokens(&self, tokens: &[NewToken<'_>]) -> Result<(), StoreError> {
+        with_write_tx!(&self.pool, |conn| async {
+            for t in tokens {
+                identity::insert_token(&mut *conn, t).await?;
+            }
+            Ok::<(), StoreError>(())
+        })
+    }
+
+    /// The owner of a live access token (by its hash).
+    pub async fn access_grant(
+        &self,
+        hash: &str,
+        now: UnixMillis,
+    ) -> Result<Option<AccessGrant>, StoreError> {
+        with_conn!(&self.pool, |conn| identity::access_grant(conn, hash, now))
+    }
+
+    /// Spends a refresh token (by its hash) and stores `next` in its
+    /// family, in one transaction; see [`Refresh`].
+    pub async fn redeem_refresh(
+        &self,
+        hash: &str,
+        now: UnixMillis,
+        next: &Rotation<'_>,
+    ) -> Result<Refresh, StoreError> {
+        with_write_tx!(&self.pool, |conn| identity::redeem_refresh(
+            conn, hash, now, next
+        ))
+    }
+
+    /// Revokes a token's family; `false` if the token is unknown.
+    pub async fn revoke_token(&self, hash: &str, now: UnixMillis) -> Result<bool, StoreError> {
+        with_write_tx!(&self.pool, |conn| identity::revoke_token(conn, hash, now))
+    }
+
+    /// Revokes every token of a user.
+    pub async fn revoke_user_tokens(
+        &self,
+        user_id: Id,
+        now: UnixMillis,
+    ) -> Result<u64, StoreError> {
+        with_conn!(&self.pool, |conn| identity::revoke_user_tokens(
+            conn, user_id, now
+        ))
+    }
+
+    pub async fn remove_expired_tokens(&self, now: UnixMillis) -> Result<u64, StoreError> {
+        with_conn!(&self.pool, |conn| identity::remove_expired_tokens(
+            conn, now
+        ))
+    }
+
+    /// Fails with [`StoreError::Conflict`] if the tenant has a key of that
+    /// name.
+    pub async fn create_api_key(&self, key: &ApiKey, hash: &str) -> Result<(), StoreError> {
+        with_conn!(&self.pool, |conn| identity::create_api_key(conn, key, hash))
+    }
+
+    /// A tenant's API keys, by name.
+    pub async fn api_keys(&self, tenant_id: TenantId) -> Result<Vec<ApiKey>, StoreError> {
+        with_conn!(&self.pool, |conn| identity::api_keys_of(conn, tenant_id))
+    }
+
+    pub async fn api_key(&self, tenant_id: TenantId, id: Id) -> Result<Option<ApiKey>, StoreError> {
+        with_conn!(&self.pool, |conn| identity::api_key(conn, tenant_id, id))
+    }
+
+    pub async fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, StoreError> {
+        with_conn!(&self.pool, |conn| identity::api_key_by_hash(conn, hash))
+    }
+
+    /// Records that a key was used at `now`.
+    pub async fn touch_api_key(&self, id: Id, now: UnixMillis) -> Result<(), StoreError> {
+        with_conn!(&self.pool, |conn| identity::touch_api_key(conn, id, now))
+    }
+
+    /// Revokes (deletes) a key; `false` if the tenant has no such key.
+    pub async fn delete_api_key(&self, tenant_id: TenantId, id: Id) -> Result<bool, StoreError> {
+        with_conn!(&self.pool, |conn| identity::delete_api_key(
+            conn, tenant_id, id
+        ))
+    }
+
+    /// How many milliseconds `key` stays locked out after `now` (0: not
+    /// locked).
+    pub async fn login_lock(&self, key: &str, now: UnixMillis) -> Result<u64, StoreError> {
+        with_conn!(&self.pool, |conn| identity::login_lock(conn, key, now))
+    }
+
+    /// Counts a failed sign-in for `key` (a new count when the previous
+    /// failure is older than `window_ms`) and locks it out for
+    /// `lock_ms(failures)` milliseconds; returns the count.
+    pub async fn record_login_failure(
+        &self,
+        key: &str,
+        now: UnixMillis,
+        window_ms: u64,
+        lock_ms: &(dyn Fn(u64) -> u64 + Sync),
+    ) -> Result<u64, StoreError> {
+        with_write_tx!(&self.pool, |conn| identity::record_login_failure(
+            conn, key, now, window_ms, lock_ms
+        ))
+    }
+
+    pub async fn clear_login_failures(&self, key: &str) -> Result<(), StoreError> {
+        with_conn!(&self.pool, |conn| identity::clear_login_failures(conn, key))
+    }
+
+    // Audit log --------------------------------------------------------------
+
+    pub async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        with_conn!(&self.pool, |conn| audit::append(conn, entry))
+    }
+
+    /// A tenant's audit entries (`None`: the system's), newest first.
+    pub async fn audit_page(
+        &self,
+        tenant_id: Option<TenantId>,
+        top: u32,
+        skip: u64,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        with_conn!(&self.pool, |conn| audit::page(conn, tenant_id, top, skip))
+    }
+
+    pub async fn count_audit(&self, tenant_id: Option<TenantId>) -> Result<u64, StoreError> {
+        with_conn!(&self.pool, |conn| audit::count(conn, tenant_id))
     }
 
     // Registrations ----------------------------------------------------------

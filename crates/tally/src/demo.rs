@@ -5,7 +5,7 @@
 
 use store::Store;
 
-use crate::provision::{NewTenant, NewUser, Provisioner};
+use crate::provision::{NewTenant, Provisioner, UserFields};
 use crate::random;
 
 pub const DOMAIN: &str = "demo.tally.local";
@@ -22,10 +22,7 @@ pub async fn provision(provisioner: &Provisioner, store: &Store) -> anyhow::Resu
         Some(t) => t,
         None => {
             provisioner
-                .create_tenant(NewTenant {
-                    name: "Demo".to_owned(),
-                    sip_domain: DOMAIN.to_owned(),
-                })
+                .create_tenant(NewTenant::new("Demo", DOMAIN))
                 .await?
         }
     };
@@ -34,12 +31,9 @@ pub async fn provision(provisioner: &Provisioner, store: &Store) -> anyhow::Resu
         let user = match store.user_by_extension(tenant.id, extension).await? {
             Some(u) => u,
             None => {
-                let new = NewUser {
-                    extension: extension.to_owned(),
-                    sip_password: random::password(PASSWORD_LENGTH)?,
+                let new = UserFields {
                     display_name: format!("Demo {extension}"),
-                    ring_timeout_secs: store::DEFAULT_RING_TIMEOUT_SECS,
-                    enabled: true,
+                    ..UserFields::new(extension.to_owned(), random::password(PASSWORD_LENGTH)?)
                 };
                 provisioner.create_user(tenant.id, new).await?
             }

@@ -1,8 +1,9 @@
 //! Provisioning tenants and users: the rules a tenant's SIP domain and a
-//! user's extension, password and settings must follow, and creating them
-//! (store first, the source of truth; then the engine's directory, through
-//! the shard, before the caller is told it is done, so a phone may
-//! register the moment the API answered).
+//! user's extension, password and settings must follow, and creating,
+//! changing and deleting them (store first, the source of truth; then the
+//! engine's directory, through the shard, before the caller is told it is
+//! done, so a phone may register the moment the API answered, and a
+//! deleted or disabled user can no longer register or be called).
 //!
 //! Used by the REST API and by `--demo`.
 
@@ -13,6 +14,7 @@ use cdr::{Snowflake, TenantId};
 use store::{Store, StoreError};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::api::Role;
 use crate::clock;
 use crate::shard::{Provision, ShardInput};
 
@@ -33,14 +35,89 @@ fn invalid(field: &'static str, message: impl Into<String>) -> Invalid {
 pub struct NewTenant {
     pub name: String,
     pub sip_domain: String,
+    pub time_zone: String,
+    pub retention_days: Option<u32>,
 }
 
-pub struct NewUser {
+impl NewTenant {
+    /// A tenant with the default settings.
+    pub fn new(name: &str, sip_domain: &str) -> Self {
+        NewTenant {
+            name: name.to_owned(),
+            sip_domain: sip_domain.to_owned(),
+            time_zone: store::DEFAULT_TIME_ZONE.to_owned(),
+            retention_days: None,
+        }
+    }
+}
+
+/// Every field of a user that provisioning sets (all but the ids and
+/// times). The web password arrives hashed: hashing is slow and belongs
+/// off the async threads, in the caller.
+#[derive(Clone)]
+pub struct UserFields {
     pub extension: String,
     pub sip_password: String,
     pub display_name: String,
     pub ring_timeout_secs: u32,
     pub enabled: bool,
+    pub role: Role,
+    pub email: String,
+    pub username: Option<String>,
+    pub password_hash: Option<String>,
+    /// A JSON array ([`forwarding`] checks and normalises it).
+    pub forwarding: String,
+    pub recording: bool,
+}
+
+impl UserFields {
+    /// A `StandardUser` with the defaults and no web password.
+    pub fn new(extension: String, sip_password: String) -> Self {
+        UserFields {
+            extension,
+            sip_password,
+            display_name: String::new(),
+            ring_timeout_secs: store::DEFAULT_RING_TIMEOUT_SECS,
+            enabled: true,
+            role: Role::StandardUser,
+            email: String::new(),
+            username: None,
+            password_hash: None,
+            forwarding: "[]".to_owned(),
+            recording: false,
+        }
+    }
+
+    /// The fields of a stored user.
+    pub fn of(user: &store::User) -> Self {
+        UserFields {
+            extension: user.extension.clone(),
+            sip_password: user.sip_password.clone(),
+            display_name: user.display_name.clone(),
+            ring_timeout_secs: user.ring_timeout_secs,
+            enabled: user.enabled,
+            role: Role::parse(&user.role).unwrap_or(Role::StandardUser),
+            email: user.email.clone(),
+            username: user.username.clone(),
+            password_hash: user.password_hash.clone(),
+            forwarding: user.forwarding.clone(),
+            recording: user.recording,
+        }
+    }
+
+    fn apply_to(self, user: &mut store::User) {
+        user.extension = self.extension;
+        user.sip_password = self.sip_password;
+        user.display_name = self.display_name;
+        user.ring_timeout_secs = self.ring_timeout_secs;
+        user.enabled = self.enabled;
+        user.role = self.role.as_str().to_owned();
+        user.email = self.email;
+        user.username = self.username;
+        user.password_hash = self.password_hash;
+        user.forwarding = self.forwarding;
+        user.recording = self.recording;
+    }
 }
 
 pub const MIN_RING_TIMEOUT_SECS: u32 = 5;
@@ -142,13 +219,186 @@ pub fn ring_timeout(secs: u64) -> Result<u32, Invalid> {
         })
 }
 
-/// Why a creation did not happen.
+/// A sign-in name besides the extension number: starts with a letter (so
+/// it is never another user's extension), then letters, digits, `.`, `_`,
+/// `-` or `@`; 2 to 64 characters. Compared as given.
+pub fn username(name: &str) -> Result<String, Invalid> {
+    let ok = (2..=64).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@'));
+    if !ok {
+        return Err(invalid(
+            "username",
+            "must be 2 to 64 characters: a letter, then letters, digits, '.', '_', '-' or '@'",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+/// An e-mail address, loosely (something@host.tld), or empty.
+pub fn email(email: &str) -> Result<String, Invalid> {
+    let email = email.trim();
+    if email.is_empty() {
+        return Ok(String::new());
+    }
+    let ok = email.len() <= 254
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && email.split_once('@').is_some_and(|(local, host)| {
+            !local.is_empty()
+                && host.contains('.')
+                && !host.starts_with('.')
+                && !host.ends_with('.')
+                && !host.contains('@')
+        });
+    if !ok {
+        return Err(invalid(
+            "email",
+            "must be an e-mail address such as alice@example.com",
+        ));
+    }
+    Ok(email.to_owned())
+}
+
+/// The web password: 8 to 128 characters, no control characters.
+pub fn web_password(password: &str) -> Result<String, Invalid> {
+    let len = password.chars().count();
+    if !(8..=128).contains(&len) || password.chars().any(char::is_control) {
+        return Err(invalid(
+            "password",
+            "must be 8 to 128 characters without control characters",
+        ));
+    }
+    Ok(password.to_owned())
+}
+
+pub fn role(role: &str) -> Result<Role, Invalid> {
+    Role::parse(role).ok_or_else(|| invalid("role", "must be Admin, QueueManager or StandardUser"))
+}
+
+/// An IANA time zone name known to the bundled tz database
+/// (`Europe/Paris`, `America/New_York`, `UTC`).
+pub fn time_zone(name: &str) -> Result<String, Invalid> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > 64 || jiff::tz::TimeZone::get(name).is_err() {
+        return Err(invalid(
+            "time_zone",
+            "must be an IANA time zone name such as Europe/Paris or UTC",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+pub const MAX_RETENTION_DAYS: u64 = 36_500;
+
+pub fn retention_days(days: u64) -> Result<u32, Invalid> {
+    u32::try_from(days)
+        .ok()
+        .filter(|d| (1..=MAX_RETENTION_DAYS).contains(&u64::from(*d)))
+        .ok_or_else(|| {
+            invalid(
+                "retention_days",
+                format!("must be 1 to {MAX_RETENTION_DAYS} days, or null to keep CDRs"),
+            )
+        })
+}
+
+/// When a forwarding rule applies.
+const FORWARD_CONDITIONS: [&str; 4] = ["always", "busy", "no_answer", "unavailable"];
+pub const MAX_FORWARDING_RULES: usize = 8;
+
+/// Forwarding rules: an array of at most [`MAX_FORWARDING_RULES`] objects
+/// `{"condition": "always"|"busy"|"no_answer"|"unavailable",
+/// "destination": "<number or sip: URI>", "enabled": bool}` (`enabled`
+/// defaults to true), one per condition. Returned as normalised JSON.
+pub fn forwarding(rules: &serde_json::Value) -> Result<String, Invalid> {
+    use serde_json::{Value, json};
+    let rule_error = |i: usize, m: &str| invalid("forwarding", format!("rule {i}: {m}"));
+    let Value::Array(list) = rules else {
+        return Err(invalid("forwarding", "must be an array of rules"));
+    };
+    if list.len() > MAX_FORWARDING_RULES {
+        return Err(invalid(
+            "forwarding",
+            format!("at most {MAX_FORWARDING_RULES} rules"),
+        ));
+    }
+    let mut seen = Vec::new();
+    let mut out = Vec::new();
+    for (i, rule) in list.iter().enumerate() {
+        let Value::Object(rule) = rule else {
+            return Err(rule_error(i, "must be an object"));
+        };
+        if let Some(k) = rule
+            .keys()
+            .find(|k| !["condition", "destination", "enabled"].contains(&k.as_str()))
+        {
+            return Err(rule_error(i, &format!("unknown field {k:?}")));
+        }
+        let condition = rule
+            .get("condition")
+            .and_then(Value::as_str)
+            .filter(|c| FORWARD_CONDITIONS.contains(c))
+            .ok_or_else(|| {
+                rule_error(
+                    i,
+                    "condition must be always, busy, no_answer or unavailable",
+                )
+            })?;
+        if seen.contains(&condition) {
+            return Err(rule_error(i, "one rule per condition"));
+        }
+        seen.push(condition);
+        let destination = rule
+            .get("destination")
+            .and_then(Value::as_str)
+            .filter(|d| valid_destination(d))
+            .ok_or_else(|| {
+                rule_error(
+                    i,
+                    "destination must be a number (digits, +, *, #) or a sip: URI",
+                )
+            })?;
+        let enabled = match rule.get("enabled") {
+            None => true,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(rule_error(i, "enabled must be true or false")),
+        };
+        out.push(json!({"condition": condition, "destination": destination, "enabled": enabled}));
+    }
+    Ok(Value::Array(out).to_string())
+}
+
+fn valid_destination(d: &str) -> bool {
+    if d.is_empty() || d.len() > 128 {
+        return false;
+    }
+    if let Some(rest) = d.strip_prefix("sip:") {
+        return !rest.is_empty()
+            && rest.contains('@')
+            && !rest
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == '"' || c == '<' || c == '>');
+    }
+    d.bytes()
+        .all(|b| b.is_ascii_digit() || matches!(b, b'+' | b'*' | b'#'))
+}
+
+/// Why a change did not happen.
 #[derive(Debug, thiserror::Error)]
 pub enum ProvisionError {
     #[error("SIP domain {0} belongs to another tenant")]
     DomainTaken(String),
-    #[error("extension {0} exists in this tenant")]
+    /// The extension number or the username is another user's.
+    #[error("extension {0} or username exists in this tenant")]
     ExtensionTaken(String),
+    #[error("no such user")]
+    UnknownUser,
+    /// The tenant still has rows of features that keep it (the message
+    /// says which constraint).
+    #[error("the tenant still has data that keeps it: {0}")]
+    TenantInUse(String),
     #[error("no such tenant")]
     UnknownTenant,
     #[error(transparent)]
@@ -175,17 +425,22 @@ impl Provisioner {
         }
     }
 
-    fn next_id(&self) -> cdr::Id {
+    /// A fresh Snowflake id of this node.
+    pub fn next_id(&self) -> cdr::Id {
         let mut ids = self.ids.lock().unwrap_or_else(PoisonError::into_inner);
         ids.next(clock::unix_millis())
     }
 
     pub async fn create_tenant(&self, new: NewTenant) -> Result<store::Tenant, ProvisionError> {
         let tenant = store::Tenant {
-            id: TenantId::from(self.next_id()),
-            name: new.name,
-            sip_domain: new.sip_domain,
-            created_at: clock::unix_millis(),
+            time_zone: new.time_zone,
+            retention_days: new.retention_days,
+            ..store::Tenant::new(
+                TenantId::from(self.next_id()),
+                &new.name,
+                &new.sip_domain,
+                clock::unix_millis(),
+            )
         };
         match self.store.create_tenant(&tenant).await {
             Ok(()) => {}
@@ -194,31 +449,58 @@ impl Provisioner {
             }
             Err(e) => return Err(e.into()),
         }
-        self.apply(Provision::Tenant(pbx::Tenant {
-            id: tenant.id,
-            name: tenant.name.clone(),
-            domain: tenant.sip_domain.clone(),
-        }))
-        .await?;
+        self.apply(Provision::Tenant(engine_tenant(&tenant)))
+            .await?;
         tracing::info!(tenant_id = %tenant.id, sip_domain = %tenant.sip_domain, "tenant created");
         Ok(tenant)
+    }
+
+    /// Stores a tenant's new name, domain and settings, then gives the
+    /// engine the new domain (phones must then use it).
+    pub async fn update_tenant(&self, tenant: &store::Tenant) -> Result<(), ProvisionError> {
+        match self.store.update_tenant(tenant).await {
+            Ok(true) => {}
+            Ok(false) => return Err(ProvisionError::UnknownTenant),
+            Err(StoreError::Conflict(_)) => {
+                return Err(ProvisionError::DomainTaken(tenant.sip_domain.clone()));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.apply(Provision::Tenant(engine_tenant(tenant))).await?;
+        tracing::info!(tenant_id = %tenant.id, sip_domain = %tenant.sip_domain, "tenant updated");
+        Ok(())
+    }
+
+    /// Deletes a tenant with everything it owns; its users can no longer
+    /// register or be called once this returns.
+    pub async fn delete_tenant(&self, id: TenantId) -> Result<(), ProvisionError> {
+        match self.store.delete_tenant(id).await {
+            Ok(true) => {}
+            Ok(false) => return Err(ProvisionError::UnknownTenant),
+            Err(StoreError::MissingReference(e)) => {
+                return Err(ProvisionError::TenantInUse(e.to_string()));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.apply(Provision::RemoveTenant(id)).await?;
+        tracing::info!(tenant_id = %id, "tenant deleted");
+        Ok(())
     }
 
     pub async fn create_user(
         &self,
         tenant_id: TenantId,
-        new: NewUser,
+        fields: UserFields,
     ) -> Result<store::User, ProvisionError> {
-        let user = store::User {
-            id: self.next_id(),
+        let now = clock::unix_millis();
+        let mut user = store::User::new(
+            self.next_id(),
             tenant_id,
-            extension: new.extension,
-            display_name: new.display_name,
-            sip_password: new.sip_password,
-            ring_timeout_secs: new.ring_timeout_secs,
-            enabled: new.enabled,
-            created_at: clock::unix_millis(),
-        };
+            &fields.extension,
+            &fields.sip_password,
+            now,
+        );
+        fields.apply_to(&mut user);
         match self.store.create_user(&user).await {
             Ok(()) => {}
             Err(StoreError::Conflict(_)) => {
@@ -232,6 +514,51 @@ impl Provisioner {
         Ok(user)
     }
 
+    /// Replaces a user's fields (store, then engine: a new number moves
+    /// the user, a disabled one can no longer register or be called).
+    pub async fn update_user(
+        &self,
+        old: &store::User,
+        fields: UserFields,
+    ) -> Result<store::User, ProvisionError> {
+        let mut user = old.clone();
+        fields.apply_to(&mut user);
+        user.updated_at = clock::unix_millis();
+        match self.store.update_user(&user).await {
+            Ok(true) => {}
+            Ok(false) => return Err(ProvisionError::UnknownUser),
+            Err(StoreError::Conflict(_)) => {
+                return Err(ProvisionError::ExtensionTaken(user.extension));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        if user.extension != old.extension {
+            self.apply(Provision::RemoveUser {
+                tenant: old.tenant_id,
+                extension: old.extension.clone(),
+            })
+            .await?;
+        }
+        self.apply(Provision::User(engine_user(&user))).await?;
+        tracing::info!(tenant_id = %user.tenant_id, extension = %user.extension, enabled = user.enabled, "user updated");
+        Ok(user)
+    }
+
+    /// Deletes a user; it can no longer register or be called once this
+    /// returns.
+    pub async fn delete_user(&self, user: &store::User) -> Result<(), ProvisionError> {
+        if !self.store.delete_user(user.tenant_id, user.id).await? {
+            return Err(ProvisionError::UnknownUser);
+        }
+        self.apply(Provision::RemoveUser {
+            tenant: user.tenant_id,
+            extension: user.extension.clone(),
+        })
+        .await?;
+        tracing::info!(tenant_id = %user.tenant_id, extension = %user.extension, "user deleted");
+        Ok(())
+    }
+
     async fn apply(&self, change: Provision) -> Result<(), ProvisionError> {
         let (done, applied) = oneshot::channel();
         self.shard
@@ -242,6 +569,15 @@ impl Provisioner {
             .await
             .map_err(|_| ProvisionError::Engine("the call engine has stopped".into()))?
             .map_err(|e| ProvisionError::Engine(e.to_string()))
+    }
+}
+
+/// A stored tenant as the engine's directory holds it.
+pub fn engine_tenant(tenant: &store::Tenant) -> pbx::Tenant {
+    pbx::Tenant {
+        id: tenant.id,
+        name: tenant.name.clone(),
+        domain: tenant.sip_domain.clone(),
     }
 }
 

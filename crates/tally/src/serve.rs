@@ -1,7 +1,7 @@
 //! `tally serve`: start-up in dependency order, the tasks, and shutdown.
 //!
-//! Start-up: data directory and system admin → store (migrations) and its
-//! writer → recovery of calls a crash interrupted → engine with the
+//! Start-up: data directory → store (migrations) → system admin (its hash
+//! is in the store) → the store's writer → recovery of calls a crash interrupted → engine with the
 //! directory and the registrations from the store → sockets → tasks →
 //! `--demo` → wait for SIGINT/SIGTERM.
 //!
@@ -45,17 +45,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             config.data_dir.display()
         )
     })?;
-    let (admin, admin_setup) = SystemAdmin::ensure(
-        &config.data_dir,
-        &config.admin.username,
-        args.admin_password.as_deref(),
-    )?;
-
     // The store, and the calls a crash left open.
     let url = config.database_url();
     let store = Store::open(&url)
         .await
         .with_context(|| format!("cannot open the database {}", redact(&url)))?;
+    let (admin, admin_setup) = SystemAdmin::ensure(
+        &store,
+        &config.data_dir,
+        &config.admin.username,
+        args.admin_password.as_deref(),
+    )
+    .await?;
     let writer = store.spawn_writer(WriterConfig {
         profile: config.wire_profile()?,
         ..WriterConfig::default()
@@ -195,11 +196,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let api_state = ApiState::new(store.clone(), Arc::clone(&provisioner), admin.clone(), hub);
     let mut http_stop = stop.clone();
     let http = tokio::spawn(async move {
-        axum::serve(http_listener, api::router(api_state))
-            .with_graceful_shutdown(async move {
-                let _ = http_stop.wait_for(|s| *s).await;
-            })
-            .await
+        axum::serve(
+            http_listener,
+            api::router(api_state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = http_stop.wait_for(|s| *s).await;
+        })
+        .await
     });
 
     tracing::info!(
@@ -224,6 +228,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             tracing::info!(username = %admin.username, "system admin created")
         }
         Setup::Reset => tracing::info!(username = %admin.username, "system admin password reset"),
+        Setup::Imported => tracing::info!(
+            username = %admin.username,
+            "system admin password moved from {} into the store",
+            crate::admin::LEGACY_FILE
+        ),
         Setup::Existing => {}
     }
     if args.demo {

@@ -50,6 +50,8 @@ pub enum ShardInput {
 pub enum Provision {
     Tenant(pbx::Tenant),
     User(pbx::User),
+    RemoveTenant(TenantId),
+    RemoveUser { tenant: TenantId, extension: String },
 }
 
 /// A CDR fact for the commit task, with the session's log span.
@@ -156,10 +158,21 @@ impl Shard {
                     .handle_input(now, unix_ms, Input::Received { peer, message });
             }
             ShardInput::Provision { change, done } => {
-                let directory = self.engine.directory_mut();
                 let result = match change {
-                    Provision::Tenant(t) => directory.upsert_tenant(t),
-                    Provision::User(u) => directory.upsert_user(u),
+                    Provision::Tenant(t) => self.engine.directory_mut().upsert_tenant(t),
+                    Provision::User(u) => self.engine.directory_mut().upsert_user(u),
+                    // Its devices must not ring for whoever gets the
+                    // number (or the domain) next.
+                    Provision::RemoveTenant(id) => {
+                        self.engine.directory_mut().remove_tenant(id);
+                        self.engine.registrar_mut().forget_tenant(id);
+                        Ok(())
+                    }
+                    Provision::RemoveUser { tenant, extension } => {
+                        self.engine.directory_mut().remove_user(tenant, &extension);
+                        self.engine.registrar_mut().forget_user(tenant, &extension);
+                        Ok(())
+                    }
                 };
                 let _ = done.send(result);
             }

@@ -483,3 +483,180 @@ async fn execute(url: &str, sql: &str) {
     sqlx::raw_sql(sql).execute(&mut conn).await.expect(sql);
     let _ = conn.close().await;
 }
+
+/// A tenant with SIP users 101 (web sign-in, `Admin`), 102 (web sign-in,
+/// `QueueManager`) and 103 (`StandardUser`); web passwords `web-pass-<ext>`.
+fn tenant_with_roles(admin: &Http, name: &str, domain: &str) -> String {
+    let tenant = admin.create_tenant(name, domain);
+    for (ext, role) in [
+        ("101", "Admin"),
+        ("102", "QueueManager"),
+        ("103", "StandardUser"),
+    ] {
+        let r = admin.post_json(
+            &format!("/api/tenants/{tenant}/users"),
+            &json!({
+                "extension": ext,
+                "sip_password": format!("s3cret-{ext}"),
+                "password": format!("web-pass-{ext}"),
+                "role": role,
+            }),
+        );
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    tenant
+}
+
+/// Signed in as a tenant user with its web password.
+async fn tenant_user(http: SocketAddr, ext: &str, domain: &str) -> Wsi {
+    let mut wsi = Wsi::connect(http).await;
+    let r = wsi
+        .command(json!({"command": "auth", "username": ext, "password": format!("web-pass-{ext}"), "domain": domain}))
+        .await;
+    assert_eq!(r["status"], 0, "{ext}@{domain}: {r}");
+    wsi
+}
+
+/// Events until `tenant`'s `call_cdr` number `cdrs`, each checked to be
+/// the tenant's next `sequence`; returns the last sequence.
+async fn follow(wsi: &mut Wsi, tenant: &str, mut last: u64, mut cdrs: usize) -> u64 {
+    while cdrs > 0 {
+        let event = wsi.json().await;
+        assert_eq!(
+            event["tenant_id"], tenant,
+            "another tenant's event: {event}"
+        );
+        assert_eq!(event["sequence"], last + 1, "{event}");
+        last += 1;
+        if event["event_type"] == "call_cdr" {
+            cdrs -= 1;
+        }
+    }
+    last
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wsi_tenant_admins_get_their_own_tenant_only() {
+    let dir = TempDir::new("wsi-tenants");
+    let server = Server::start(dir.path(), &[]);
+    let admin = server.admin();
+    let a = tenant_with_roles(&admin, "A", DOMAIN_A);
+    let b = tenant_with_roles(&admin, "B", DOMAIN_B);
+
+    // Sign-in failures: wrong web password, the SIP password, no domain.
+    for (username, password, domain) in [
+        ("101", "web-pass-nope", Some(DOMAIN_A)),
+        ("101", "s3cret-101", Some(DOMAIN_A)),
+        ("101", "web-pass-101", None),
+        (
+            "101",
+            "web-pass-101",
+            Some(DOMAIN_B.replace('b', "c").as_str()),
+        ),
+    ] {
+        let mut wsi = Wsi::connect(server.http).await;
+        let mut command = json!({"command": "auth", "username": username, "password": password});
+        if let Some(d) = domain {
+            command["domain"] = json!(d);
+        }
+        let r = wsi.command(command).await;
+        assert_eq!(r["status"], -1, "{username} {password} {domain:?}: {r}");
+    }
+
+    // Rights: a tenant Admin has cdr_events of its own tenant, nothing else;
+    // the other roles have nothing.
+    let mut admin_a = tenant_user(server.http, "101", DOMAIN_A).await;
+    for (bad, error) in [
+        (
+            json!({"topics": ["cdr_events"], "tenants": [b]}),
+            "topic cdr_events is not allowed",
+        ),
+        (
+            json!({"topics": ["global_cdr_events"], "tenants": [a]}),
+            "topic global_cdr_events is not allowed",
+        ),
+    ] {
+        let mut command = bad.clone();
+        command["command"] = json!("subscribe");
+        let r = admin_a.command(command).await;
+        assert_eq!(
+            r,
+            json!({"command": "subscribe", "status": -1, "error": error}),
+            "{bad}"
+        );
+    }
+    for ext in ["102", "103"] {
+        let mut wsi = tenant_user(server.http, ext, DOMAIN_A).await;
+        let r = wsi
+            .command(json!({"command": "subscribe", "topics": ["cdr_events"]}))
+            .await;
+        assert_eq!(r["status"], -1, "{ext}: {r}");
+    }
+    let r = admin_a
+        .command(json!({"command": "subscribe", "topics": ["cdr_events"], "tenants": [a]}))
+        .await;
+    assert_eq!(r["status"], 0, "{r}");
+    let mut admin_b = tenant_user(server.http, "101", DOMAIN_B).await;
+    let r = admin_b
+        .command(json!({"command": "subscribe", "topics": ["cdr_events"]}))
+        .await;
+    assert_eq!(r["status"], 0, "{r}");
+    // An Admin API key of tenant A, as an integration would use it.
+    let mut key_client = Http::new(server.http);
+    let r = key_client.form(
+        "/api/login/oauth/token",
+        &[
+            ("grant_type", "password"),
+            ("username", "101"),
+            ("password", "web-pass-101"),
+            ("domain", DOMAIN_A),
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    key_client.token = Some(r.json()["access_token"].as_str().unwrap().to_owned());
+    let r = key_client.post_json("/api/api_keys", &json!({"name": "crm", "role": "Admin"}));
+    assert_eq!(r.status, 201, "{}", r.body);
+    let key = r.json()["key"].as_str().unwrap().to_owned();
+    let mut by_key = Wsi::connect(server.http).await;
+    let r = by_key
+        .command(json!({"command": "auth", "access_token": key}))
+        .await;
+    assert_eq!(r["status"], 0, "{r}");
+    let r = by_key
+        .command(json!({"command": "subscribe", "topics": ["cdr_events"]}))
+        .await;
+    assert_eq!(r["status"], 0, "{r}");
+
+    // Calls in both tenants, interleaved: each side sees its own only.
+    let sip = server.sip;
+    blocking(move || {
+        calls(sip, DOMAIN_A, 2);
+        calls(sip, DOMAIN_B, 3);
+        calls(sip, DOMAIN_A, 1);
+    })
+    .await;
+    let last_a = follow(&mut admin_a, &a, 0, 3).await;
+    assert_eq!(follow(&mut by_key, &a, 0, 3).await, last_a);
+    let last_b = follow(&mut admin_b, &b, 0, 3).await;
+    // Nothing of B is queued behind A's events: B calls, then A, and A's
+    // admin's next event is A's.
+    blocking(move || {
+        calls(sip, DOMAIN_B, 1);
+        calls(sip, DOMAIN_A, 1);
+    })
+    .await;
+    let end_a = follow(&mut admin_a, &a, last_a, 1).await;
+    follow(&mut admin_b, &b, last_b, 1).await;
+
+    // A tenant admin resumes too.
+    let mut again = tenant_user(server.http, "101", DOMAIN_A).await;
+    let r = again
+        .command(json!({"command": "subscribe", "topics": ["cdr_events"], "from_sequence": last_a}))
+        .await;
+    assert_eq!(
+        (r["status"].clone(), r["recovered"].clone()),
+        (json!(0), json!(true)),
+        "{r}"
+    );
+    assert_eq!(follow(&mut again, &a, last_a, 1).await, end_a);
+}

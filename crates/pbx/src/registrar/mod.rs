@@ -283,6 +283,17 @@ impl Registrar {
         &self.location
     }
 
+    /// Forgets a deleted or renumbered user's bindings (see
+    /// [`Location::remove_user`]).
+    pub fn forget_user(&mut self, tenant: TenantId, extension: &str) -> usize {
+        self.location.remove_user(tenant, extension)
+    }
+
+    /// Forgets a deleted tenant's bindings.
+    pub fn forget_tenant(&mut self, tenant: TenantId) -> usize {
+        self.location.remove_tenant(tenant)
+    }
+
     /// Restores persisted bindings after a restart, remaining lifetimes
     /// capped at `max_expires`.
     pub fn restore(

@@ -240,12 +240,12 @@ pub fn tenant_id(n: u64) -> TenantId {
 }
 
 pub fn tenant(n: u64) -> Tenant {
-    Tenant {
-        id: tenant_id(n),
-        name: format!("tenant{n}"),
-        sip_domain: format!("t{n}.example"),
-        created_at: at(0),
-    }
+    Tenant::new(
+        tenant_id(n),
+        &format!("tenant{n}"),
+        &format!("t{n}.example"),
+        at(0),
+    )
 }
 
 pub async fn create_tenants(store: &Store, tenants: impl IntoIterator<Item = u64>) {
@@ -259,14 +259,14 @@ pub async fn create_tenants(store: &Store, tenants: impl IntoIterator<Item = u64
 
 pub fn user(tenant: u64, extension: &str) -> User {
     User {
-        id: Id::from_u64(900_000_000_000_000_000 + tenant * 10_000 + extension.len() as u64),
-        tenant_id: tenant_id(tenant),
-        extension: extension.into(),
         display_name: format!("User {extension}"),
-        sip_password: "s3cret".into(),
-        ring_timeout_secs: store::DEFAULT_RING_TIMEOUT_SECS,
-        enabled: true,
-        created_at: at(0),
+        ..User::new(
+            Id::from_u64(900_000_000_000_000_000 + tenant * 10_000 + extension.len() as u64),
+            tenant_id(tenant),
+            extension,
+            "s3cret",
+            at(0),
+        )
     }
 }
 

@@ -1,40 +1,101 @@
-//! Logging in and bearer tokens (SPEC §7, PortSIP's
-//! `POST /api/login/oauth/token`).
+//! Signing in, bearer tokens and API keys (SPEC §7, PortSIP's
+//! `POST /api/login/oauth/token`), login throttling.
 //!
-//! Tokens are random opaque strings (256 bits) kept in this process's
-//! memory: access tokens live 30 minutes (`expires_in: 1800`, as PortSIP),
-//! refresh tokens 24 hours and are rotated on use. A restart signs every
-//! client out, which is acceptable for the system admin; the REST identity
-//! work replaces the maps with a store table (hashed tokens, shared by the
-//! nodes) behind the same [`Tokens`] surface, and adds tenant users
-//! (`domain` in the login form) as further [`Principal`]s.
+//! # Who signs in
+//!
+//! - The system admin: `grant_type=password`, `username`, `password`, no
+//!   `domain`. Its argon2id hash is in the store ([`crate::admin`]).
+//! - A tenant user: the same with `domain` = the tenant's SIP domain and
+//!   `username` = the user's extension number or its username. The web
+//!   password is the user's own (`password` in the user resource), stored
+//!   as an argon2id hash, **not** the SIP password. PortSIP signs
+//!   extensions in with their SIP password; Tally does not, because the
+//!   SIP password is kept in plaintext (digest needs it), is typed into
+//!   every phone and provisioning file, and would turn any leaked phone
+//!   configuration into access to the tenant's CDRs and settings. A user
+//!   without a web password cannot sign in to the API.
+//!
+//! A wrong password, an unknown user, an unknown domain, a user without a
+//! web password and a disabled user all answer the same
+//! [`ApiError::login_failed`], after the same argon2id work.
+//!
+//! # Tokens
+//!
+//! Access and refresh tokens are 256-bit random values; the store keeps
+//! their SHA-256 only (`auth_tokens`), so every node accepts them and a
+//! database copy holds none. Access tokens live 30 minutes (`expires_in:
+//! 1800`, as PortSIP), refresh tokens 24 hours. A refresh token works
+//! once: it is exchanged for a new pair of the same *family*; presenting a
+//! spent one again means it was copied, so the whole family (every token
+//! descending from that sign-in) is revoked and the client must sign in
+//! again (refresh-token rotation with reuse detection, OAuth 2.0 Security
+//! BCP §4.14). `POST /api/login/oauth/revoke` (RFC 7009: form `token`)
+//! revokes a token's family and answers 200 whether or not the token was
+//! known. A user's tokens carry no role: it is read from the user at each
+//! request, so a role change or a disabled user takes effect at once.
+//!
+//! # API keys
+//!
+//! A tenant admin creates named keys scoped to a role (`/api/api_keys`,
+//! [`super::api_keys`]). A key is `tally_` followed by 64 hex digits,
+//! shown once; the store keeps its SHA-256. It is presented as a bearer
+//! token like an access token and stands for
+//! `Principal::Tenant { user: None, role }`.
+//!
+//! # Throttling
+//!
+//! Failures are counted per account (domain + username, existing or not)
+//! and per source address, in the store (shared by the nodes). From the
+//! [`ACCOUNT_FREE_FAILURES`]th consecutive failure of an account (the
+//! [`ADDRESS_FREE_FAILURES`]th of an address: NATs share addresses) each
+//! further failure locks it for twice as long as the last, from one
+//! second up to [`MAX_LOCK`]; a count older than [`FAILURE_WINDOW`] starts
+//! over, a success clears the account's. While locked every attempt, even
+//! with the right password, answers 429 `TOO_MANY_ATTEMPTS` with
+//! `Retry-After`. Sign-ins and failed sign-ins go to the audit log.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 use axum::Form;
 use axum::Json;
-use axum::extract::{FromRequestParts, State};
+use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use cdr::TenantId;
+use cdr::{TenantId, UnixMillis};
 use serde_json::json;
+use sha2::{Digest, Sha256};
+use store::{AccessGrant, NewToken, Refresh, Rotation, TokenOwner};
 
 use super::{ApiError, ApiState};
-use crate::random;
+use crate::{admin, clock, random};
 
 pub const ACCESS_TTL: Duration = Duration::from_secs(30 * 60);
 pub const REFRESH_TTL: Duration = Duration::from_secs(24 * 60 * 60);
-/// Tokens held at most; beyond it the oldest grants are dropped first.
-const MAX_GRANTS: usize = 100_000;
+/// What starts every API key.
+pub const API_KEY_PREFIX: &str = "tally_";
+/// How often a key's `last_used_at` is written at most.
+const TOUCH_EVERY_MS: u64 = 60_000;
+
+/// Failures of one account before lock-outs begin.
+pub const ACCOUNT_FREE_FAILURES: u64 = 5;
+/// Failures from one address before lock-outs begin.
+pub const ADDRESS_FREE_FAILURES: u64 = 20;
+/// The longest lock-out.
+pub const MAX_LOCK: Duration = Duration::from_secs(15 * 60);
+/// Longest username and password a sign-in considers (bytes): longer ones
+/// are refused before any work.
+const MAX_USERNAME: usize = 256;
+const MAX_PASSWORD: usize = 1024;
+/// A failure this old no longer counts.
+pub const FAILURE_WINDOW: Duration = Duration::from_secs(60 * 60);
 
 /// A role of SPEC §7. The system admin's is implied by
 /// [`Principal::SystemAdmin`]; the other three belong to tenant users and
 /// API keys.
-// Constructed once tenant users sign in (issue 5's identity work).
-#[allow(dead_code)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Role {
     /// The tenant admin: everything in its tenant.
@@ -45,8 +106,9 @@ pub enum Role {
     StandardUser,
 }
 
-#[allow(dead_code)]
 impl Role {
+    pub const ALL: [Role; 3] = [Role::Admin, Role::QueueManager, Role::StandardUser];
+
     /// SPEC §7's spelling (`Admin`, `QueueManager`, `StandardUser`).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -57,14 +119,11 @@ impl Role {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Role::Admin, Role::QueueManager, Role::StandardUser]
-            .into_iter()
-            .find(|r| r.as_str() == s)
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
     }
 }
 
 /// Who a request (or a WebSocket connection) acts for.
-#[allow(dead_code)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Principal {
     SystemAdmin,
@@ -77,7 +136,6 @@ pub enum Principal {
     },
 }
 
-#[allow(dead_code)]
 impl Principal {
     /// The tenant this principal belongs to (`None` for the system admin).
     pub fn tenant(self) -> Option<TenantId> {
@@ -86,24 +144,24 @@ impl Principal {
             Principal::Tenant { tenant_id, .. } => Some(tenant_id),
         }
     }
+
+    /// How the audit log names it.
+    pub fn actor(self) -> String {
+        match self {
+            Principal::SystemAdmin => "system-admin".to_owned(),
+            Principal::Tenant { user: Some(id), .. } => format!("user:{id}"),
+            Principal::Tenant { user: None, .. } => "api-key".to_owned(),
+        }
+    }
 }
 
-#[derive(Clone, Copy)]
-struct Grant {
-    principal: Principal,
-    expires: Instant,
+/// The hex SHA-256 of a token or key: how the store knows it.
+pub fn token_hash(token: &str) -> String {
+    random::hex(&Sha256::digest(token.as_bytes()))
 }
 
-#[derive(Default)]
-struct Maps {
-    access: HashMap<String, Grant>,
-    refresh: HashMap<String, Grant>,
-}
-
-/// The live tokens.
-#[derive(Default)]
-pub struct Tokens {
-    maps: Mutex<Maps>,
+fn later(now: UnixMillis, ttl: Duration) -> UnixMillis {
+    UnixMillis(now.0 + u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX / 2))
 }
 
 /// A fresh pair, as the login endpoint returns it.
@@ -112,60 +170,12 @@ pub struct Issued {
     refresh: String,
 }
 
-impl Tokens {
-    fn maps(&self) -> std::sync::MutexGuard<'_, Maps> {
-        self.maps.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn issue(&self, principal: Principal) -> Result<Issued, ApiError> {
-        let access = random::token().map_err(ApiError::internal)?;
-        let refresh = random::token().map_err(ApiError::internal)?;
-        let now = Instant::now();
-        let mut guard = self.maps();
-        let maps = &mut *guard;
-        for map in [&mut maps.access, &mut maps.refresh] {
-            map.retain(|_, g| g.expires > now);
-            if map.len() >= MAX_GRANTS {
-                let mut by_age: Vec<(Instant, String)> =
-                    map.iter().map(|(t, g)| (g.expires, t.clone())).collect();
-                by_age.sort();
-                for (_, t) in by_age.into_iter().take(MAX_GRANTS / 10) {
-                    map.remove(&t);
-                }
-            }
-        }
-        maps.access.insert(
-            access.clone(),
-            Grant {
-                principal,
-                expires: now + ACCESS_TTL,
-            },
-        );
-        maps.refresh.insert(
-            refresh.clone(),
-            Grant {
-                principal,
-                expires: now + REFRESH_TTL,
-            },
-        );
-        Ok(Issued { access, refresh })
-    }
-
-    fn check(&self, access: &str) -> Option<Principal> {
-        let maps = self.maps();
-        maps.access
-            .get(access)
-            .filter(|g| g.expires > Instant::now())
-            .map(|g| g.principal)
-    }
-
-    /// Spends a refresh token (each works once).
-    fn redeem(&self, refresh: &str) -> Option<Principal> {
-        self.maps()
-            .refresh
-            .remove(refresh)
-            .filter(|g| g.expires > Instant::now())
-            .map(|g| g.principal)
+impl Issued {
+    fn new() -> anyhow::Result<Issued> {
+        Ok(Issued {
+            access: random::token()?,
+            refresh: random::token()?,
+        })
     }
 }
 
@@ -181,12 +191,31 @@ impl IntoResponse for Issued {
     }
 }
 
+/// The client's address, when the server knows it (`tally serve` does;
+/// a router built without connect info does not).
+#[derive(Clone, Copy, Debug)]
+pub struct ClientAddr(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
+}
+
 /// `POST /api/login/oauth/token`, form-encoded: `grant_type=password`
-/// with `username` and `password`, or `grant_type=refresh_token` with
-/// `refresh_token`. PortSIP's `scope` and `client_id` are accepted and
-/// ignored.
+/// with `username`, `password` and (tenant users) `domain`, or
+/// `grant_type=refresh_token` with `refresh_token`. PortSIP's `scope` and
+/// `client_id` are accepted and ignored.
 pub async fn login(
     State(state): State<ApiState>,
+    ClientAddr(source): ClientAddr,
     form: Result<Form<HashMap<String, String>>, axum::extract::rejection::FormRejection>,
 ) -> Result<Issued, ApiError> {
     let Form(form) = form.map_err(|e| ApiError::validate("body", e.body_text()))?;
@@ -197,23 +226,83 @@ pub async fn login(
     };
     match field("grant_type")?.as_str() {
         "password" => {
-            let username = field("username")?.clone();
-            let password = field("password")?.clone();
-            if form.get("domain").is_some_and(|d| !d.is_empty()) {
-                // Tenant users sign in with their domain; they come with
-                // the REST identity work (`authenticate_password`).
-                return Err(ApiError::login_failed());
-            }
+            let username = field("username")?;
+            let password = field("password")?;
+            let domain = form.get("domain").filter(|d| !d.is_empty());
             let principal = state
-                .authenticate_password(&username, &password, None)
+                .authenticate_password_from(source, username, password, domain.map(String::as_str))
                 .await?;
-            state.tokens.issue(principal)
+            let owner = match principal {
+                Principal::SystemAdmin => TokenOwner::SystemAdmin,
+                Principal::Tenant {
+                    tenant_id,
+                    user: Some(user_id),
+                    ..
+                } => TokenOwner::User { tenant_id, user_id },
+                Principal::Tenant { user: None, .. } => {
+                    return Err(ApiError::internal("a password sign-in without a user"));
+                }
+            };
+            let now = clock::unix_millis();
+            // Housekeeping at sign-in, not at every request.
+            if let Err(e) = state.store.remove_expired_tokens(now).await {
+                tracing::warn!(error = %e, "could not remove expired tokens");
+            }
+            state.issue(owner, now).await
         }
         "refresh_token" => {
             let refresh = field("refresh_token")?;
-            match state.tokens.redeem(refresh) {
-                Some(principal) => state.tokens.issue(principal),
-                None => Err(ApiError::login_failed()),
+            let now = clock::unix_millis();
+            let next = Issued::new().map_err(ApiError::internal)?;
+            let (access_hash, refresh_hash) = (token_hash(&next.access), token_hash(&next.refresh));
+            let rotation = Rotation {
+                access_hash: &access_hash,
+                refresh_hash: &refresh_hash,
+                access_expires_at: later(now, ACCESS_TTL),
+                refresh_expires_at: later(now, REFRESH_TTL),
+            };
+            match state
+                .store
+                .redeem_refresh(&token_hash(refresh), now, &rotation)
+                .await?
+            {
+                Refresh::Rotated { owner, .. } => {
+                    // A disabled or deleted user does not get a new pair.
+                    if let TokenOwner::User { tenant_id, user_id } = owner {
+                        let live = state.store.user(tenant_id, user_id).await?;
+                        if !live.is_some_and(|u| u.enabled) {
+                            state.store.revoke_token(&access_hash, now).await?;
+                            return Err(ApiError::login_failed());
+                        }
+                    }
+                    Ok(next)
+                }
+                Refresh::Reused { owner } => {
+                    tracing::warn!(
+                        ?owner,
+                        "a spent refresh token was presented again: its sign-in is revoked"
+                    );
+                    let tenant = match owner {
+                        TokenOwner::SystemAdmin => None,
+                        TokenOwner::User { tenant_id, .. } => Some(tenant_id),
+                    };
+                    let actor = match owner {
+                        TokenOwner::SystemAdmin => "system-admin".to_owned(),
+                        TokenOwner::User { user_id, .. } => format!("user:{user_id}"),
+                    };
+                    state
+                        .audit(
+                            tenant,
+                            &actor,
+                            "refresh_token_reused",
+                            "",
+                            source,
+                            json!({}),
+                        )
+                        .await;
+                    Err(ApiError::login_failed())
+                }
+                Refresh::Invalid => Err(ApiError::login_failed()),
             }
         }
         other => Err(ApiError::validate(
@@ -221,6 +310,26 @@ pub async fn login(
             format!("unsupported grant type {other:?} (password or refresh_token)"),
         )),
     }
+}
+
+/// `POST /api/login/oauth/revoke` (RFC 7009), form `token` (an access or a
+/// refresh token; `token_type_hint` is accepted and ignored): revokes
+/// every token of that sign-in. 200 whether the token was known or not,
+/// so the answer tells nothing about a token.
+pub async fn revoke(
+    State(state): State<ApiState>,
+    form: Result<Form<HashMap<String, String>>, axum::extract::rejection::FormRejection>,
+) -> Result<StatusCode, ApiError> {
+    let Form(form) = form.map_err(|e| ApiError::validate("body", e.body_text()))?;
+    let token = form
+        .get("token")
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::validate("token", "is required"))?;
+    state
+        .store
+        .revoke_token(&token_hash(token), clock::unix_millis())
+        .await?;
+    Ok(StatusCode::OK)
 }
 
 /// Every authenticated handler takes a `Principal`: the bearer token's.
@@ -250,44 +359,311 @@ impl FromRequestParts<ApiState> for Principal {
     }
 }
 
+/// The lock-out after `failures` consecutive failures, `free` of which
+/// cost nothing: 1 s at the `free`th, doubling, at most [`MAX_LOCK`].
+pub fn lock_after(failures: u64, free: u64) -> Duration {
+    if failures < free {
+        return Duration::ZERO;
+    }
+    let doublings = u32::try_from(failures - free).unwrap_or(u32::MAX).min(20);
+    Duration::from_secs(1u64 << doublings).min(MAX_LOCK)
+}
+
+fn account_key(domain: Option<&str>, username: &str) -> String {
+    match domain {
+        None => format!("account:system:{username}"),
+        Some(d) => format!(
+            "account:{}:{username}",
+            d.trim_end_matches('.').to_ascii_lowercase()
+        ),
+    }
+}
+
+fn address_key(ip: IpAddr) -> String {
+    format!("address:{ip}")
+}
+
 impl ApiState {
     /// Checks a password: the system admin's when `domain` is `None`, a
     /// tenant user's (by extension number or username, in the tenant whose
-    /// SIP domain is `domain`) otherwise. Throttled and audited here, so
-    /// REST login and the WebSocket `auth` command (SPEC §6) share one
-    /// door. A wrong password, an unknown user and an unknown domain all
-    /// answer the same [`ApiError::login_failed`].
+    /// SIP domain is `domain`) otherwise. Throttled per account and audited
+    /// here, so REST login and the WebSocket `auth` command (SPEC §6) share
+    /// one door; callers that know the client's address use
+    /// [`ApiState::authenticate_password_from`], which throttles it too. A
+    /// wrong password, an unknown user, an unknown domain and a disabled
+    /// user all answer the same [`ApiError::login_failed`].
+    // The WebSocket `auth` command (issue 4) calls it; REST login uses
+    // the `_from` form.
+    #[allow(dead_code)]
     pub async fn authenticate_password(
         &self,
         username: &str,
         password: &str,
         domain: Option<&str>,
     ) -> Result<Principal, ApiError> {
-        if domain.is_some() {
-            return Err(ApiError::login_failed());
+        self.authenticate_password_from(None, username, password, domain)
+            .await
+    }
+
+    /// [`ApiState::authenticate_password`] for a client at `source`.
+    pub async fn authenticate_password_from(
+        &self,
+        source: Option<IpAddr>,
+        username: &str,
+        password: &str,
+        domain: Option<&str>,
+    ) -> Result<Principal, ApiError> {
+        if username.len() > MAX_USERNAME || password.len() > MAX_PASSWORD {
+            return Err(ApiError::validate(
+                if username.len() > MAX_USERNAME {
+                    "username"
+                } else {
+                    "password"
+                },
+                "is too long",
+            ));
         }
-        let admin = self.admin.clone();
+        let account = account_key(domain, username);
+        let address = source.map(address_key);
+        // Checked before queueing for a slot (a locked client waits for
+        // nothing) and again once it has one (the attempts queued behind a
+        // burst of failures see the lock those failures set).
+        self.check_lock(&account, address.as_deref()).await?;
         let _slot = self
             .login_slots
             .acquire()
             .await
             .map_err(ApiError::internal)?;
-        let (username, password) = (username.to_owned(), password.to_owned());
-        let ok = tokio::task::spawn_blocking(move || admin.verify(&username, &password))
-            .await
-            .map_err(ApiError::internal)?;
-        if !ok {
-            tracing::info!("REST login failed");
-            return Err(ApiError::login_failed());
+        self.check_lock(&account, address.as_deref()).await?;
+        let (tenant, outcome) = match domain {
+            None => {
+                let ok = self
+                    .admin
+                    .verify(username, password)
+                    .await
+                    .map_err(ApiError::internal)?;
+                (None, ok.then_some(Principal::SystemAdmin))
+            }
+            Some(domain) => self.verify_tenant_user(domain, username, password).await?,
+        };
+        let now = clock::unix_millis();
+        match outcome {
+            Some(principal) => {
+                self.store.clear_login_failures(&account).await?;
+                self.audit(
+                    tenant,
+                    &principal.actor(),
+                    "login",
+                    "",
+                    source,
+                    json!({ "username": username }),
+                )
+                .await;
+                Ok(principal)
+            }
+            None => {
+                let account_lock = |n| millis(lock_after(n, ACCOUNT_FREE_FAILURES));
+                let failures = self
+                    .store
+                    .record_login_failure(&account, now, millis(FAILURE_WINDOW), &account_lock)
+                    .await?;
+                if let Some(address) = &address {
+                    let address_lock = |n| millis(lock_after(n, ADDRESS_FREE_FAILURES));
+                    self.store
+                        .record_login_failure(address, now, millis(FAILURE_WINDOW), &address_lock)
+                        .await?;
+                }
+                tracing::info!(failures, "REST login failed");
+                self.audit(
+                    tenant,
+                    username,
+                    "login_failed",
+                    "",
+                    source,
+                    json!({ "username": username, "domain": domain, "failures": failures }),
+                )
+                .await;
+                Err(ApiError::login_failed())
+            }
         }
-        Ok(Principal::SystemAdmin)
     }
 
-    /// The principal a bearer access token (or API key) stands for, if it
-    /// is valid now.
-    pub async fn authenticate_token(&self, token: &str) -> Option<Principal> {
-        self.tokens.check(token)
+    /// 429 while the account or the address is locked out.
+    async fn check_lock(&self, account: &str, address: Option<&str>) -> Result<(), ApiError> {
+        let now = clock::unix_millis();
+        let mut locked = self.store.login_lock(account, now).await?;
+        if let Some(address) = address {
+            locked = locked.max(self.store.login_lock(address, now).await?);
+        }
+        if locked > 0 {
+            return Err(ApiError::too_many_attempts(Duration::from_millis(locked)));
+        }
+        Ok(())
     }
+
+    /// The tenant (when the domain is known) and the principal (when the
+    /// password is right and the user may sign in).
+    async fn verify_tenant_user(
+        &self,
+        domain: &str,
+        login: &str,
+        password: &str,
+    ) -> Result<(Option<TenantId>, Option<Principal>), ApiError> {
+        let tenant = self
+            .store
+            .tenant_by_sip_domain(domain.trim_end_matches('.'))
+            .await?;
+        let user = match &tenant {
+            Some(t) => self.store.user_by_login(t.id, login).await?,
+            None => None,
+        };
+        let candidate = user.filter(|u| u.enabled).and_then(|u| {
+            let role = Role::parse(&u.role)?;
+            Some((u.password_hash.clone()?, u, role))
+        });
+        let password = password.to_owned();
+        let tenant_id = tenant.map(|t| t.id);
+        Ok(match candidate {
+            Some((hash, user, role)) => {
+                let ok =
+                    tokio::task::spawn_blocking(move || admin::verify_password(&hash, &password))
+                        .await
+                        .map_err(ApiError::internal)?;
+                (
+                    tenant_id,
+                    ok.then_some(Principal::Tenant {
+                        tenant_id: user.tenant_id,
+                        user: Some(user.id),
+                        role,
+                    }),
+                )
+            }
+            None => {
+                tokio::task::spawn_blocking(move || admin::burn_verification(&password))
+                    .await
+                    .map_err(ApiError::internal)?;
+                (tenant_id, None)
+            }
+        })
+    }
+
+    /// Stores and returns a new access + refresh pair for `owner`, in a new
+    /// family (a sign-in).
+    async fn issue(&self, owner: TokenOwner, now: UnixMillis) -> Result<Issued, ApiError> {
+        let Issued { access, refresh } = Issued::new().map_err(ApiError::internal)?;
+        let family = random::token().map_err(ApiError::internal)?;
+        let (access_hash, refresh_hash) = (token_hash(&access), token_hash(&refresh));
+        self.store
+            .insert_tokens(&[
+                NewToken {
+                    hash: &access_hash,
+                    refresh: false,
+                    family: &family,
+                    owner,
+                    created_at: now,
+                    expires_at: later(now, ACCESS_TTL),
+                },
+                NewToken {
+                    hash: &refresh_hash,
+                    refresh: true,
+                    family: &family,
+                    owner,
+                    created_at: now,
+                    expires_at: later(now, REFRESH_TTL),
+                },
+            ])
+            .await?;
+        Ok(Issued { access, refresh })
+    }
+
+    /// The principal a bearer access token or API key stands for, if it is
+    /// valid now. A store failure is logged and refuses the token.
+    pub async fn authenticate_token(&self, token: &str) -> Option<Principal> {
+        let now = clock::unix_millis();
+        let hash = token_hash(token);
+        let result = if token.starts_with(API_KEY_PREFIX) {
+            self.api_key_principal(&hash, now).await
+        } else {
+            self.access_principal(&hash, now).await
+        };
+        result.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot check a bearer token");
+            None
+        })
+    }
+
+    async fn access_principal(
+        &self,
+        hash: &str,
+        now: UnixMillis,
+    ) -> Result<Option<Principal>, store::StoreError> {
+        Ok(match self.store.access_grant(hash, now).await? {
+            None => None,
+            Some(AccessGrant::SystemAdmin) => Some(Principal::SystemAdmin),
+            Some(AccessGrant::User {
+                tenant_id,
+                user_id,
+                role,
+                enabled,
+            }) => Role::parse(&role)
+                .filter(|_| enabled)
+                .map(|role| Principal::Tenant {
+                    tenant_id,
+                    user: Some(user_id),
+                    role,
+                }),
+        })
+    }
+
+    async fn api_key_principal(
+        &self,
+        hash: &str,
+        now: UnixMillis,
+    ) -> Result<Option<Principal>, store::StoreError> {
+        let Some(key) = self.store.api_key_by_hash(hash).await? else {
+            return Ok(None);
+        };
+        let stale = key
+            .last_used_at
+            .is_none_or(|at| now.0.saturating_sub(at.0) >= TOUCH_EVERY_MS);
+        if stale {
+            self.store.touch_api_key(key.id, now).await?;
+        }
+        Ok(Role::parse(&key.role).map(|role| Principal::Tenant {
+            tenant_id: key.tenant_id,
+            user: None,
+            role,
+        }))
+    }
+
+    /// Appends to the audit log; a failure is logged, never the request's.
+    pub async fn audit(
+        &self,
+        tenant: Option<TenantId>,
+        actor: &str,
+        action: &str,
+        target: &str,
+        source: Option<IpAddr>,
+        detail: serde_json::Value,
+    ) {
+        let entry = store::AuditEntry {
+            id: self.provisioner.next_id(),
+            tenant_id: tenant,
+            at: clock::unix_millis(),
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            target: target.to_owned(),
+            source: source.map(|s| s.to_string()).unwrap_or_default(),
+            detail: detail.to_string(),
+        };
+        if let Err(e) = self.store.append_audit(&entry).await {
+            tracing::error!(error = %e, action, "cannot write the audit log");
+        }
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
@@ -295,21 +671,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tokens_check_and_refresh_once() {
-        let tokens = Tokens::default();
-        let issued = tokens.issue(Principal::SystemAdmin).unwrap();
-        assert_eq!(tokens.check(&issued.access), Some(Principal::SystemAdmin));
+    fn lock_outs_double_up_to_the_cap() {
+        assert_eq!(lock_after(0, 5), Duration::ZERO);
+        assert_eq!(lock_after(4, 5), Duration::ZERO);
+        assert_eq!(lock_after(5, 5), Duration::from_secs(1));
+        assert_eq!(lock_after(6, 5), Duration::from_secs(2));
+        assert_eq!(lock_after(9, 5), Duration::from_secs(16));
+        assert_eq!(lock_after(15, 5), MAX_LOCK);
+        assert_eq!(lock_after(u64::MAX, 5), MAX_LOCK);
+    }
+
+    #[test]
+    fn roles_spell_as_the_spec() {
+        for role in Role::ALL {
+            assert_eq!(Role::parse(role.as_str()), Some(role));
+        }
+        assert_eq!(Role::parse("admin"), None);
+        assert_eq!(Role::parse("SystemAdmin"), None);
+    }
+
+    #[test]
+    fn tokens_are_known_by_their_sha256() {
         assert_eq!(
-            tokens.check(&issued.refresh),
-            None,
-            "a refresh token is not an access token"
-        );
-        assert_eq!(tokens.check("nonsense"), None);
-        assert_eq!(tokens.redeem(&issued.refresh), Some(Principal::SystemAdmin));
-        assert_eq!(
-            tokens.redeem(&issued.refresh),
-            None,
-            "refresh tokens work once"
+            token_hash("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
     }
 }

@@ -12,6 +12,8 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     detail: Value,
+    /// Seconds, for `Retry-After` (429).
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -21,6 +23,7 @@ impl ApiError {
             code,
             message: message.into(),
             detail: json!({}),
+            retry_after: None,
         }
     }
 
@@ -45,6 +48,11 @@ impl ApiError {
             "UNAUTHORIZED",
             "Login failed, authentication error",
         )
+    }
+
+    /// Whether this is [`ApiError::login_failed`].
+    pub fn is_login_failure(&self) -> bool {
+        self.status == StatusCode::BAD_REQUEST && self.code == "UNAUTHORIZED"
     }
 
     /// 401: no bearer token, or one that is unknown or expired.
@@ -80,6 +88,31 @@ impl ApiError {
         }
     }
 
+    /// 429: sign-ins for this account or from this address are locked
+    /// out for `wait` (rounded up to whole seconds in `Retry-After` and
+    /// `detail.retry_after`).
+    pub fn too_many_attempts(wait: std::time::Duration) -> Self {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let secs = secs.max(1);
+        ApiError {
+            detail: json!({ "retry_after": secs }),
+            retry_after: Some(secs),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TOO_MANY_ATTEMPTS",
+                format!("too many failed sign-ins: try again in {secs} s"),
+            )
+        }
+    }
+
+    /// 409: the resource is still referred to (`detail.field` names what).
+    pub fn in_use(field: &str, message: impl Into<String>) -> Self {
+        ApiError {
+            detail: json!({ "field": field }),
+            ..Self::new(StatusCode::CONFLICT, "IN_USE", message)
+        }
+    }
+
     pub fn method_not_allowed() -> Self {
         Self::new(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -104,7 +137,14 @@ impl IntoResponse for ApiError {
         let body = json!({
             "errors": [{ "code": self.code, "message": self.message, "detail": self.detail }]
         });
-        (self.status, axum::Json(body)).into_response()
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(secs),
+            );
+        }
+        response
     }
 }
 

@@ -1,34 +1,80 @@
-//! The REST API (SPEC §7), the part `tally serve` needs today: login,
-//! provisioning of tenants and users, and the CDR reads. It moves to the
-//! `api` crate of DESIGN.md's layout when the REST work grows it.
+//! The REST API (SPEC §7): identity (sign-in, tokens, API keys, audit
+//! log), provisioning, and the CDR reads. It moves to the `api` crate of
+//! DESIGN.md's layout when the REST work grows it.
 //!
 //! | route | who |
 //! |---|---|
-//! | `POST /api/login/oauth/token` | anyone (form: `grant_type`, `username`, `password`) |
-//! | `POST /api/tenants`, `GET /api/tenants/{id}` | system admin |
-//! | `POST /api/tenants/{id}/users` | system admin |
+//! | `POST /api/login/oauth/token`, `POST /api/login/oauth/revoke` | anyone ([`auth`]) |
+//! | `/api/tenants`, `/api/tenants/{tenant_id}` | system admin ([`tenants`]) |
+//! | `/api/users[/{user_id}]`, `/api/tenants/{tenant_id}/users[/{user_id}]` | tenant `Admin`; system admin ([`users`]) |
+//! | `GET /api/tenant` | every tenant role; `PUT`: `Admin` ([`tenant`]) |
+//! | `GET`, `PATCH /api/user` | a signed-in tenant user: its own profile ([`user`]) |
+//! | `/api/api_keys[/{key_id}]` | tenant `Admin` ([`api_keys`]) |
+//! | `GET /api/audit_logs` | tenant `Admin`; system admin ([`audit`]) |
 //! | `GET /api/cdrs`, `GET /api/cdrs/{id}` | tenant-scoped: the system admin names the tenant with `X-Tenant-Id` |
 //! | `GET /wsi` | WebSocket (SPEC §6): `auth` command, then `subscribe` ([`wsi`]) |
 //!
+//! Routes are added through [`openapi::Api`], which documents each one in
+//! the OpenAPI 3.1 document served at `GET /api/openapi.json`.
+//!
 //! Every error has SPEC's shape ([`ApiError`]), including unknown routes
 //! and methods.
+//!
+//! # The pattern of a provisioning resource
+//!
+//! One module per resource (`users.rs` is the model; trunks, rules, ring
+//! groups, queues and IVRs repeat it):
+//!
+//! - **Scope.** Handlers take a [`resource::Scope`] extractor: the tenant
+//!   the request acts in (a tenant principal's own; the system admin's
+//!   `{tenant_id}` path parameter or `X-Tenant-Id`) and who acts. A
+//!   tenant principal naming another tenant, or an id of another tenant's
+//!   row, gets 404, never 403: every store read takes the tenant id, so a
+//!   foreign row is simply not found.
+//! - **Roles.** The first line of each handler is
+//!   `scope.require(&[Role::…])?` (403 for other roles; the system admin
+//!   passes). The role matrix test (`tests/identity.rs`) lists every
+//!   route × role.
+//! - **Verbs.** `GET /api/things?top=&skip=` → `{count, items}`
+//!   ([`resource::ListQuery`]); `POST` → 201 with the resource; `GET`,
+//!   `PUT` (every field; absent optional fields reset to defaults),
+//!   `PATCH` (the fields given) → 200 with the resource; `DELETE` → 204.
+//! - **Bodies.** [`resource::Body`] reads a JSON object field by field
+//!   and refuses unknown fields, so every mistake is `VALIDATE_FAILED`
+//!   with `detail.field`. The field rules live in [`crate::provision`]
+//!   (shared with `--demo`), which also writes the store first, then the
+//!   running engine, before the answer.
+//! - **Conflicts.** Unique constraints answer 409 `ALREADY_EXISTS` naming
+//!   the field.
+//! - **Audit.** Every change calls [`ApiState::audit`] with the actor,
+//!   an action such as `user.update`, the target and the client address.
+//! - **Routes.** Added in [`api`] with their [`Doc`], under
+//!   `/api/things` and, when the system admin should reach them by path,
+//!   `/api/tenants/{tenant_id}/things` with the same handlers.
 
+mod api_keys;
+mod audit;
 mod auth;
 mod cdrs;
 mod error;
+pub mod openapi;
+mod resource;
+mod tenant;
 mod tenants;
+mod user;
+mod users;
 mod wsi;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::{get, post};
 use store::Store;
 
 use crate::admin::SystemAdmin;
 use crate::provision::Provisioner;
 pub use auth::{Principal, Role};
 pub use error::ApiError;
+pub use openapi::{Api, Doc};
 
 const LOGIN_SLOTS: usize = 2;
 
@@ -42,7 +88,6 @@ pub struct Inner {
     pub admin: SystemAdmin,
     /// WebSocket subscriptions (`/wsi`), fed by this process's outbox relay.
     pub hub: delivery::Hub,
-    tokens: auth::Tokens,
     /// Password checks running at once: each argon2id verification holds
     /// 19 MiB and a core for tens of milliseconds, so a login flood must
     /// queue, not fan out over the blocking thread pool.
@@ -69,21 +114,394 @@ impl ApiState {
             provisioner,
             admin,
             hub,
-            tokens: auth::Tokens::default(),
             login_slots: tokio::sync::Semaphore::new(LOGIN_SLOTS),
         }))
     }
 }
 
+/// The tenant roles, as SPEC §7 spells them.
+const ROLES: [&str; 3] = ["Admin", "QueueManager", "StandardUser"];
+
+/// `schema` or `null`.
+fn nullable(schema: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({"anyOf": [schema, {"type": "null"}]})
+}
+
+/// The API's routes and their OpenAPI documentation, built together
+/// ([`openapi::Api`]): a route cannot be added without its [`Doc`].
+pub fn api() -> Api {
+    use openapi::schema::*;
+    use serde_json::json;
+    let cdr_list_query = |doc: Doc| {
+        doc.query("top", int_range(1, 100), "Page size (1–100, default 100).")
+            .query("skip", non_negative(), "Rows to skip.")
+            .query(
+                "after",
+                id(),
+                "Keyset cursor: the last CDR id of the previous page.",
+            )
+    };
+    let tenant = object(
+        &[
+            ("id", id()),
+            ("name", string()),
+            ("sip_domain", string()),
+            ("time_zone", text("IANA time zone name")),
+            ("retention_days", nullable(int_range(1, 36_500))),
+            ("created_at", date_time()),
+        ],
+        &[
+            "id",
+            "name",
+            "sip_domain",
+            "time_zone",
+            "retention_days",
+            "created_at",
+        ],
+    );
+    let tenant_body = |required: &[&str]| {
+        closed_object(
+            &[
+                ("name", string()),
+                ("sip_domain", string()),
+                ("time_zone", text("IANA time zone name (default UTC)")),
+                ("retention_days", nullable(int_range(1, 36_500))),
+            ],
+            required,
+        )
+    };
+    let forwarding_rule = object(
+        &[
+            (
+                "condition",
+                one_of_strings(&["always", "busy", "no_answer", "unavailable"]),
+            ),
+            ("destination", string()),
+            ("enabled", boolean()),
+        ],
+        &["condition", "destination", "enabled"],
+    );
+    let user = object(
+        &[
+            ("id", id()),
+            ("tenant_id", id()),
+            ("extension", string()),
+            ("username", nullable(string())),
+            ("display_name", string()),
+            ("email", string()),
+            ("role", one_of_strings(&ROLES)),
+            ("ring_timeout", non_negative()),
+            ("forwarding", array(forwarding_rule.clone())),
+            ("recording", boolean()),
+            ("enabled", boolean()),
+            ("has_password", boolean()),
+            ("created_at", date_time()),
+            ("updated_at", date_time()),
+        ],
+        &[
+            "id",
+            "tenant_id",
+            "extension",
+            "username",
+            "display_name",
+            "email",
+            "role",
+            "ring_timeout",
+            "forwarding",
+            "recording",
+            "enabled",
+            "has_password",
+            "created_at",
+            "updated_at",
+        ],
+    );
+    let user_body = |required: &[&str]| {
+        closed_object(
+            &[
+                ("extension", string()),
+                ("sip_password", string()),
+                (
+                    "password",
+                    nullable(text(
+                        "The web password (not the SIP password); null removes it.",
+                    )),
+                ),
+                ("username", nullable(string())),
+                ("display_name", string()),
+                ("email", string()),
+                ("role", one_of_strings(&ROLES)),
+                ("ring_timeout", int_range(5, 600)),
+                ("forwarding", array(forwarding_rule.clone())),
+                ("recording", boolean()),
+                ("enabled", boolean()),
+            ],
+            required,
+        )
+    };
+    let api_key = object(
+        &[
+            ("id", id()),
+            ("name", string()),
+            ("role", one_of_strings(&ROLES)),
+            ("prefix", string()),
+            ("created_at", date_time()),
+            ("last_used_at", nullable(date_time())),
+        ],
+        &["id", "name", "role", "prefix", "created_at", "last_used_at"],
+    );
+    let mut api_key_created = api_key.clone();
+    api_key_created["properties"]["key"] = text("The key, shown only this once.");
+    api_key_created["required"] = json!([
+        "id",
+        "name",
+        "role",
+        "prefix",
+        "created_at",
+        "last_used_at",
+        "key"
+    ]);
+    let audit_entry = object(
+        &[
+            ("id", id()),
+            ("tenant_id", nullable(id())),
+            ("at", date_time()),
+            ("actor", string()),
+            ("action", string()),
+            ("target", string()),
+            ("source", string()),
+            ("detail", any()),
+        ],
+        &[
+            "id",
+            "tenant_id",
+            "at",
+            "actor",
+            "action",
+            "target",
+            "source",
+            "detail",
+        ],
+    );
+    let paged = |doc: Doc| {
+        doc.query("top", int_range(1, 100), "Page size (1–100, default 100).")
+            .query("skip", non_negative(), "Rows to skip.")
+    };
+    let users_at = |api: Api, base: &'static str, one: &'static str, scoped: bool| {
+        let doc = |d: Doc| if scoped { d.tenant_scoped() } else { d };
+        api.get(
+            base,
+            users::list,
+            paged(doc(Doc::new("Users", "List the tenant's users (Admin)")))
+                .json(200, page(user.clone())),
+        )
+        .post(
+            base,
+            users::create,
+            doc(Doc::new("Users", "Create a user (Admin)"))
+                .json_body(user_body(&["extension", "sip_password"]))
+                .json(201, user.clone()),
+        )
+        .get(
+            one,
+            users::get,
+            doc(Doc::new("Users", "Read a user (Admin)")).json(200, user.clone()),
+        )
+        .put(
+            one,
+            users::put,
+            doc(Doc::new("Users", "Replace a user (Admin)"))
+                .json_body(user_body(&["extension", "sip_password"]))
+                .json(200, user.clone()),
+        )
+        .patch(
+            one,
+            users::patch,
+            doc(Doc::new("Users", "Change some fields of a user (Admin)"))
+                .json_body(user_body(&[]))
+                .json(200, user.clone()),
+        )
+        .delete(
+            one,
+            users::delete,
+            doc(Doc::new("Users", "Delete a user (Admin)")).empty(204),
+        )
+    };
+    let api = Api::new()
+        .post(
+            "/api/login/oauth/token",
+            auth::login,
+            Doc::new("Identity", "Sign in (password grant) or refresh a token")
+                .public()
+                .describe(
+                    "PortSIP-compatible. A failed sign-in answers 400 `UNAUTHORIZED`; \
+                     a locked-out account or address 429 `TOO_MANY_ATTEMPTS` with `Retry-After`.",
+                )
+                .form_body(object(
+                    &[
+                        ("grant_type", one_of_strings(&["password", "refresh_token"])),
+                        ("username", text("The system admin's name, or a user's extension number or username.")),
+                        ("password", string()),
+                        ("domain", text("The tenant's SIP domain (tenant users).")),
+                        ("refresh_token", string()),
+                    ],
+                    &["grant_type"],
+                ))
+                .json(200, reference("Token")),
+        )
+        .post(
+            "/api/login/oauth/revoke",
+            auth::revoke,
+            Doc::new("Identity", "Revoke a token and every token of its sign-in (RFC 7009)")
+                .public()
+                .form_body(object(
+                    &[("token", string()), ("token_type_hint", string())],
+                    &["token"],
+                ))
+                .empty(200),
+        )
+        .get(
+            "/api/tenants",
+            tenants::list,
+            paged(Doc::new("Tenants", "List tenants (system admin)")).json(200, page(tenant.clone())),
+        )
+        .post(
+            "/api/tenants",
+            tenants::create,
+            Doc::new("Tenants", "Create a tenant (system admin)")
+                .json_body(tenant_body(&["name", "sip_domain"]))
+                .json(201, tenant.clone()),
+        )
+        .get(
+            "/api/tenants/{tenant_id}",
+            tenants::get,
+            Doc::new("Tenants", "Read a tenant (system admin)").json(200, tenant.clone()),
+        )
+        .put(
+            "/api/tenants/{tenant_id}",
+            tenants::put,
+            Doc::new("Tenants", "Replace a tenant (system admin)")
+                .json_body(tenant_body(&["name", "sip_domain"]))
+                .json(200, tenant.clone()),
+        )
+        .patch(
+            "/api/tenants/{tenant_id}",
+            tenants::patch,
+            Doc::new("Tenants", "Change some fields of a tenant (system admin)")
+                .json_body(tenant_body(&[]))
+                .json(200, tenant.clone()),
+        )
+        .delete(
+            "/api/tenants/{tenant_id}",
+            tenants::delete,
+            Doc::new("Tenants", "Delete a tenant and all its data (system admin)").empty(204),
+        )
+        .get(
+            "/api/tenant",
+            tenant::get,
+            Doc::new("Tenant", "Read the tenant's settings")
+                .tenant_scoped()
+                .json(200, tenant.clone()),
+        )
+        .put(
+            "/api/tenant",
+            tenant::put,
+            Doc::new("Tenant", "Change the tenant's settings (Admin; absent fields are kept)")
+                .tenant_scoped()
+                .json_body(tenant_body(&[]))
+                .json(200, tenant.clone()),
+        )
+        .get(
+            "/api/user",
+            user::get,
+            Doc::new("Users", "Read the signed-in user's own profile (any tenant user)")
+                .json(200, user.clone()),
+        )
+        .patch(
+            "/api/user",
+            user::patch,
+            Doc::new("Users", "Change the signed-in user's own profile")
+                .describe("A new `password` needs `current_password`, and ends every sign-in of the user.")
+                .json_body(closed_object(
+                    &[
+                        ("display_name", string()),
+                        ("email", string()),
+                        ("forwarding", array(forwarding_rule.clone())),
+                        ("password", string()),
+                        ("current_password", string()),
+                    ],
+                    &[],
+                ))
+                .json(200, user.clone()),
+        )
+        .get(
+            "/api/api_keys",
+            api_keys::list,
+            Doc::new("API keys", "List the tenant's API keys (Admin)")
+                .tenant_scoped()
+                .json(200, page(api_key.clone())),
+        )
+        .post(
+            "/api/api_keys",
+            api_keys::create,
+            Doc::new("API keys", "Create an API key; the key is in this answer only (Admin)")
+                .tenant_scoped()
+                .json_body(closed_object(
+                    &[("name", string()), ("role", one_of_strings(&ROLES))],
+                    &["name", "role"],
+                ))
+                .json(201, api_key_created),
+        )
+        .get(
+            "/api/api_keys/{key_id}",
+            api_keys::get,
+            Doc::new("API keys", "Read an API key (Admin)")
+                .tenant_scoped()
+                .json(200, api_key),
+        )
+        .delete(
+            "/api/api_keys/{key_id}",
+            api_keys::delete,
+            Doc::new("API keys", "Revoke an API key (Admin)")
+                .tenant_scoped()
+                .empty(204),
+        )
+        .get(
+            "/api/audit_logs",
+            audit::list,
+            paged(Doc::new(
+                "Audit",
+                "The audit log, newest first (Admin; the system admin: system entries, or a tenant's with X-Tenant-Id)",
+            ))
+            .header("X-Tenant-Id", id(), "The tenant whose entries the system admin reads (absent: system entries).")
+            .json(200, page(audit_entry)),
+        );
+    let api = users_at(api, "/api/users", "/api/users/{user_id}", true);
+    let api = users_at(
+        api,
+        "/api/tenants/{tenant_id}/users",
+        "/api/tenants/{tenant_id}/users/{user_id}",
+        false,
+    );
+    api.get(
+        "/api/cdrs",
+        cdrs::list,
+        cdr_list_query(Doc::new("CDRs", "List the tenant's CDRs, newest first"))
+            .tenant_scoped()
+            .json(200, page(reference("Cdr"))),
+    )
+    .get(
+        "/api/cdrs/{id}",
+        cdrs::detail,
+        Doc::new("CDRs", "Read one CDR with its call targets")
+            .tenant_scoped()
+            .json(200, items(reference("CdrDetail"))),
+    )
+}
+
 pub fn router(state: ApiState) -> Router {
-    Router::new()
-        .route("/api/login/oauth/token", post(auth::login))
-        .route("/api/tenants", post(tenants::create_tenant))
-        .route("/api/tenants/{id}", get(tenants::get_tenant))
-        .route("/api/tenants/{id}/users", post(tenants::create_user))
-        .route("/api/cdrs", get(cdrs::list))
-        .route("/api/cdrs/{id}", get(cdrs::detail))
-        .route("/wsi", get(wsi::upgrade))
+    api()
+        .undocumented("/wsi", axum::routing::get(wsi::upgrade))
+        .into_router()
         .fallback(|| async { ApiError::not_found("resource") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .with_state(state)

@@ -1,99 +1,33 @@
-//! Provisioning over REST: `POST /api/tenants`, `GET /api/tenants/{id}`,
-//! `POST /api/tenants/{id}/users` (system admin only).
-//!
-//! Bodies are JSON objects read field by field, so every mistake is a
-//! `VALIDATE_FAILED` naming its field, unknown fields included (a typo such
-//! as `ring_timout` must not silently fall back to the default).
+//! `/api/tenants`: the system admin's tenants (list with paging, read,
+//! create, replace, change, delete). Tenant principals are refused (403);
+//! their own tenant is [`super::tenant`] (`/api/tenant`).
 //!
 //! ```text
-//! POST /api/tenants        {"name": "Acme", "sip_domain": "acme.example.com"}
-//! POST /api/tenants/{id}/users
-//!     {"extension": "101", "sip_password": "…", "display_name": "Alice",
-//!      "ring_timeout": 30, "enabled": true}
+//! GET    /api/tenants?top=&skip=      {count, items: [tenant]}
+//! POST   /api/tenants                 {"name", "sip_domain", "time_zone"?, "retention_days"?} → 201
+//! GET    /api/tenants/{tenant_id}
+//! PUT    /api/tenants/{tenant_id}     every field (name and sip_domain required; others reset to defaults)
+//! PATCH  /api/tenants/{tenant_id}     the fields given
+//! DELETE /api/tenants/{tenant_id}     204: the tenant and all its data, its phones stop at once
 //! ```
 //!
-//! Responses echo the resource without the SIP password.
+//! A tenant is `{id, name, sip_domain, time_zone, retention_days,
+//! created_at}`; `time_zone` is an IANA name (default `UTC`),
+//! `retention_days` whole days or `null` (keep CDRs forever).
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::json;
 
+use super::auth::ClientAddr;
+use super::resource::{Body, ListQuery, rfc3339, system_admin};
 use super::{ApiError, ApiState, Principal};
-use crate::provision::{self, Invalid, NewTenant, NewUser, ProvisionError};
+use crate::provision::{self, NewTenant};
 
-/// A JSON object body, read one named field at a time.
-struct Body(Map<String, Value>);
-
-impl Body {
-    fn parse(bytes: &[u8], allowed: &[&str]) -> Result<Body, ApiError> {
-        let value: Value = serde_json::from_slice(bytes)
-            .map_err(|e| ApiError::validate("body", format!("is not JSON: {e}")))?;
-        let Value::Object(map) = value else {
-            return Err(ApiError::validate("body", "must be a JSON object"));
-        };
-        if let Some(unknown) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
-            return Err(ApiError::validate(
-                unknown,
-                format!("unknown field (allowed: {})", allowed.join(", ")),
-            ));
-        }
-        Ok(Body(map))
-    }
-
-    fn string(&self, field: &str) -> Result<Option<&str>, ApiError> {
-        match self.0.get(field) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s)),
-            Some(_) => Err(ApiError::validate(field, "must be a string")),
-        }
-    }
-
-    fn required(&self, field: &str) -> Result<&str, ApiError> {
-        self.string(field)?
-            .ok_or_else(|| ApiError::validate(field, "is required"))
-    }
-
-    fn number(&self, field: &str) -> Result<Option<u64>, ApiError> {
-        match self.0.get(field) {
-            None | Some(Value::Null) => Ok(None),
-            Some(v) => v
-                .as_u64()
-                .map(Some)
-                .ok_or_else(|| ApiError::validate(field, "must be a whole number")),
-        }
-    }
-
-    fn boolean(&self, field: &str) -> Result<Option<bool>, ApiError> {
-        match self.0.get(field) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(_) => Err(ApiError::validate(field, "must be true or false")),
-        }
-    }
-}
-
-impl From<Invalid> for ApiError {
-    fn from(e: Invalid) -> Self {
-        ApiError::validate(e.field, e.message)
-    }
-}
-
-impl From<ProvisionError> for ApiError {
-    fn from(e: ProvisionError) -> Self {
-        match e {
-            ProvisionError::DomainTaken(_) => ApiError::already_exists("sip_domain", e.to_string()),
-            ProvisionError::ExtensionTaken(_) => {
-                ApiError::already_exists("extension", e.to_string())
-            }
-            ProvisionError::UnknownTenant => ApiError::not_found("tenant"),
-            ProvisionError::Store(e) => ApiError::internal(e),
-            ProvisionError::Engine(_) => ApiError::internal(e),
-        }
-    }
-}
+pub const FIELDS: [&str; 4] = ["name", "sip_domain", "time_zone", "retention_days"];
 
 /// A tenant as REST shows it (keys in this order).
 #[derive(Serialize)]
@@ -101,49 +35,19 @@ pub struct TenantJson {
     id: cdr::TenantId,
     name: String,
     sip_domain: String,
+    time_zone: String,
+    retention_days: Option<u32>,
     created_at: String,
 }
 
-fn tenant_json(t: store::Tenant) -> TenantJson {
+pub fn tenant_json(t: store::Tenant) -> TenantJson {
     TenantJson {
         id: t.id,
         name: t.name,
         sip_domain: t.sip_domain,
-        created_at: t.created_at.to_rfc3339(),
-    }
-}
-
-/// A user as REST shows it: everything but the SIP password.
-#[derive(Serialize)]
-pub struct UserJson {
-    id: cdr::Id,
-    tenant_id: cdr::TenantId,
-    extension: String,
-    display_name: String,
-    /// Seconds.
-    ring_timeout: u32,
-    enabled: bool,
-    created_at: String,
-}
-
-fn user_json(u: store::User) -> UserJson {
-    UserJson {
-        id: u.id,
-        tenant_id: u.tenant_id,
-        extension: u.extension,
-        display_name: u.display_name,
-        ring_timeout: u.ring_timeout_secs,
-        enabled: u.enabled,
-        created_at: u.created_at.to_rfc3339(),
-    }
-}
-
-/// The system admin only, for now; tenant admins get their own scope with
-/// the REST identity work.
-fn system_admin(principal: Principal) -> Result<(), ApiError> {
-    match principal {
-        Principal::SystemAdmin => Ok(()),
-        Principal::Tenant { .. } => Err(ApiError::forbidden()),
+        time_zone: t.time_zone,
+        retention_days: t.retention_days,
+        created_at: rfc3339(t.created_at),
     }
 }
 
@@ -157,22 +61,86 @@ async fn tenant(state: &ApiState, id: &str) -> Result<store::Tenant, ApiError> {
         .ok_or_else(|| ApiError::not_found("tenant"))
 }
 
-pub async fn create_tenant(
+/// Applies `body` to `tenant`: every field when `full` (PUT: absent
+/// optional fields take their defaults), the fields given otherwise.
+pub fn apply(tenant: &mut store::Tenant, body: &Body, full: bool) -> Result<(), ApiError> {
+    if full || body.has("name") {
+        tenant.name = provision::tenant_name(body.required("name")?)?;
+    }
+    if full || body.has("sip_domain") {
+        tenant.sip_domain = provision::sip_domain(body.required("sip_domain")?)?;
+    }
+    if full || body.has("time_zone") {
+        tenant.time_zone = match body.string("time_zone")? {
+            Some(tz) => provision::time_zone(tz)?,
+            None if full => store::DEFAULT_TIME_ZONE.to_owned(),
+            None => return Err(ApiError::validate("time_zone", "must be a string")),
+        };
+    }
+    if full || body.has("retention_days") {
+        tenant.retention_days = body
+            .number("retention_days")?
+            .map(provision::retention_days)
+            .transpose()?;
+    }
+    Ok(())
+}
+
+pub async fn list(
     State(state): State<ApiState>,
     principal: Principal,
+    ListQuery(page): ListQuery,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    system_admin(principal)?;
+    let count = state.store.count_tenants().await?;
+    let items: Vec<TenantJson> = state
+        .store
+        .tenant_page(page.top, page.skip)
+        .await?
+        .into_iter()
+        .map(tenant_json)
+        .collect();
+    Ok(Json(json!({ "count": count, "items": items })))
+}
+
+pub async fn create(
+    State(state): State<ApiState>,
+    principal: Principal,
+    ClientAddr(source): ClientAddr,
     body: Bytes,
 ) -> Result<(StatusCode, Json<TenantJson>), ApiError> {
     system_admin(principal)?;
-    let body = Body::parse(&body, &["name", "sip_domain"])?;
-    let new = NewTenant {
-        name: provision::tenant_name(body.required("name")?)?,
-        sip_domain: provision::sip_domain(body.required("sip_domain")?)?,
-    };
-    let tenant = state.provisioner.create_tenant(new).await?;
+    let body = Body::parse(&body, &FIELDS)?;
+    let mut fields = store::Tenant::new(
+        cdr::TenantId::from(cdr::Id::from_u64(0)),
+        "",
+        "",
+        cdr::UnixMillis(0),
+    );
+    apply(&mut fields, &body, true)?;
+    let tenant = state
+        .provisioner
+        .create_tenant(NewTenant {
+            name: fields.name,
+            sip_domain: fields.sip_domain,
+            time_zone: fields.time_zone,
+            retention_days: fields.retention_days,
+        })
+        .await?;
+    state
+        .audit(
+            None,
+            &principal.actor(),
+            "tenant.create",
+            &format!("tenant:{}", tenant.id),
+            source,
+            json!({ "name": tenant.name, "sip_domain": tenant.sip_domain }),
+        )
+        .await;
     Ok((StatusCode::CREATED, Json(tenant_json(tenant))))
 }
 
-pub async fn get_tenant(
+pub async fn get(
     State(state): State<ApiState>,
     principal: Principal,
     Path(id): Path<String>,
@@ -181,34 +149,70 @@ pub async fn get_tenant(
     Ok(Json(tenant_json(tenant(&state, &id).await?)))
 }
 
-pub async fn create_user(
+async fn update(
+    state: ApiState,
+    principal: Principal,
+    source: ClientAddr,
+    id: String,
+    body: Bytes,
+    full: bool,
+) -> Result<Json<TenantJson>, ApiError> {
+    system_admin(principal)?;
+    let mut tenant = tenant(&state, &id).await?;
+    let body = Body::parse(&body, &FIELDS)?;
+    apply(&mut tenant, &body, full)?;
+    state.provisioner.update_tenant(&tenant).await?;
+    state
+        .audit(
+            None,
+            &principal.actor(),
+            "tenant.update",
+            &format!("tenant:{}", tenant.id),
+            source.0,
+            json!({ "fields": FIELDS.iter().filter(|f| body.has(f)).collect::<Vec<_>>() }),
+        )
+        .await;
+    Ok(Json(tenant_json(tenant)))
+}
+
+pub async fn put(
     State(state): State<ApiState>,
     principal: Principal,
+    source: ClientAddr,
     Path(id): Path<String>,
     body: Bytes,
-) -> Result<(StatusCode, Json<UserJson>), ApiError> {
+) -> Result<Json<TenantJson>, ApiError> {
+    update(state, principal, source, id, body, true).await
+}
+
+pub async fn patch(
+    State(state): State<ApiState>,
+    principal: Principal,
+    source: ClientAddr,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<TenantJson>, ApiError> {
+    update(state, principal, source, id, body, false).await
+}
+
+pub async fn delete(
+    State(state): State<ApiState>,
+    principal: Principal,
+    ClientAddr(source): ClientAddr,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     system_admin(principal)?;
-    let tenant_id = tenant(&state, &id).await?.id;
-    let body = Body::parse(
-        &body,
-        &[
-            "extension",
-            "sip_password",
-            "display_name",
-            "ring_timeout",
-            "enabled",
-        ],
-    )?;
-    let new = NewUser {
-        extension: provision::extension(body.required("extension")?)?,
-        sip_password: provision::sip_password(body.required("sip_password")?)?,
-        display_name: provision::display_name(body.string("display_name")?.unwrap_or(""))?,
-        ring_timeout_secs: match body.number("ring_timeout")? {
-            Some(secs) => provision::ring_timeout(secs)?,
-            None => store::DEFAULT_RING_TIMEOUT_SECS,
-        },
-        enabled: body.boolean("enabled")?.unwrap_or(true),
-    };
-    let user = state.provisioner.create_user(tenant_id, new).await?;
-    Ok((StatusCode::CREATED, Json(user_json(user))))
+    let tenant = tenant(&state, &id).await?;
+    state.provisioner.delete_tenant(tenant.id).await?;
+    state
+        .audit(
+            None,
+            &principal.actor(),
+            "tenant.delete",
+            &format!("tenant:{}", tenant.id),
+            source,
+            json!({ "name": tenant.name, "sip_domain": tenant.sip_domain }),
+        )
+        .await;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -6,8 +6,9 @@
 //! - `{"command":"auth","username","password","domain"}` (the system admin
 //!   leaves out `domain`) or `{"command":"auth","access_token"}` →
 //!   `{"command":"auth","id":"<n>","status":0}` or `status: -1` with
-//!   `error`. Credentials go through [`ApiState::authenticate_password`] /
-//!   [`ApiState::authenticate_token`], the REST login's door. The client
+//!   `error`. Credentials go through [`ApiState::authenticate_password_from`]
+//!   / [`ApiState::authenticate_token`], the REST login's door (the same
+//!   throttling, lock-out and audit; an API key is an `access_token`). The client
 //!   has [`AUTH_TIMEOUT`] and [`AUTH_ATTEMPTS`] tries from the upgrade;
 //!   then the socket closes with 1008.
 //! - `{"command":"subscribe","topics":[…],"tenants":[…],"from_sequence":N}`
@@ -29,6 +30,7 @@
 //! ([`delivery::hub`]); so does a frame the client does not take within
 //! [`WRITE_TIMEOUT`].
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -43,6 +45,7 @@ use serde_json::{Value, json};
 use store::OutboxEvent;
 use tokio::time::{Instant, MissedTickBehavior};
 
+use super::auth::ClientAddr;
 use super::{ApiState, Principal, Role};
 
 /// From the upgrade to a successful `auth`.
@@ -66,17 +69,23 @@ const SLOW_CONSUMER: u16 = 4008;
 const POLICY: u16 = 1008;
 const GOING_AWAY: u16 = 1001;
 
-pub async fn upgrade(State(state): State<ApiState>, ws: WebSocketUpgrade) -> Response {
+pub async fn upgrade(
+    State(state): State<ApiState>,
+    ClientAddr(source): ClientAddr,
+    ws: WebSocketUpgrade,
+) -> Response {
     ws.max_message_size(MAX_COMMAND)
         .max_frame_size(MAX_COMMAND)
         // Commands are small: tungstenite's 128 KiB default read buffer
         // would be most of a connection's memory.
         .read_buffer_size(READ_BUFFER)
-        .on_upgrade(move |socket| Connection::new(state, socket).run())
+        .on_upgrade(move |socket| Connection::new(state, source, socket).run())
 }
 
 struct Connection {
     state: ApiState,
+    /// The client's address, for the login throttling per address.
+    source: Option<IpAddr>,
     socket: WebSocket,
     principal: Option<Principal>,
     subscription: Option<Subscription>,
@@ -91,9 +100,10 @@ enum Close {
 }
 
 impl Connection {
-    fn new(state: ApiState, socket: WebSocket) -> Self {
+    fn new(state: ApiState, source: Option<IpAddr>, socket: WebSocket) -> Self {
         Self {
             state,
+            source,
             socket,
             principal: None,
             subscription: None,
@@ -281,7 +291,7 @@ impl Connection {
             self.state.authenticate_token(token).await
         } else if let (Some(username), Some(password)) = (text("username"), text("password")) {
             self.state
-                .authenticate_password(username, password, text("domain"))
+                .authenticate_password_from(self.source, username, password, text("domain"))
                 .await
                 .ok()
         } else {
