@@ -89,6 +89,8 @@ pub struct Hub {
     store: Store,
     relay: Relay,
     config: HubConfig,
+    /// Set once by [`Hub::close`]; every connection watches it.
+    closing: Arc<watch::Sender<bool>>,
 }
 
 /// What to subscribe to: each tenant with the last `sequence` the client
@@ -219,7 +221,23 @@ impl Hub {
             store,
             relay,
             config,
+            closing: Arc::new(watch::Sender::new(false)),
         }
+    }
+
+    /// The process is stopping: every subscription ends with
+    /// [`End::RelayStopped`] (close code 1001) and [`Hub::closing`]
+    /// resolves for connections without one. New subscriptions end at
+    /// once.
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Resolves once [`Hub::close`] was called.
+    pub async fn closing(&self) {
+        let mut closing = self.closing.subscribe();
+        // The sender lives in `self`: `wait_for` cannot fail here.
+        let _ = closing.wait_for(|c| *c).await;
     }
 
     /// Starts a subscription. Returns once `recovered` is known (the first
@@ -246,6 +264,7 @@ impl Hub {
         let (end_tx, end) = watch::channel(None);
         let (live_tx, live) = watch::channel(false);
         let mut task = Task {
+            closing: self.closing.subscribe(),
             store: self.store.clone(),
             relay: self.relay.clone(),
             page,
@@ -295,6 +314,7 @@ impl Stream {
 }
 
 struct Task {
+    closing: watch::Receiver<bool>,
     store: Store,
     relay: Relay,
     page: u32,
@@ -311,6 +331,14 @@ struct Gone;
 impl Task {
     /// Runs until the subscription ends; `None` when the consumer left.
     async fn run(&mut self) -> Option<End> {
+        let mut closing = self.closing.clone();
+        tokio::select! {
+            end = self.follow() => end,
+            _ = closing.wait_for(|c| *c) => Some(End::RelayStopped),
+        }
+    }
+
+    async fn follow(&mut self) -> Option<End> {
         // Pass 1: replay with back-pressure until a pass finds little.
         if !self.streams.is_empty() {
             loop {

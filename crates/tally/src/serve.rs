@@ -161,6 +161,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             ..delivery::HubConfig::default()
         },
     );
+    let wsi = hub.clone();
     let commits = tokio::spawn(cdr_commit::run(facts_rx, writer));
     let persisted = tokio::spawn(bindings::persist(bindings_rx, store.clone()));
     let shard = Shard::new(
@@ -246,6 +247,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     shutdown.recv().await;
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
+    wsi.close();
     let calls_left = shard.await.context("the shard task failed")?;
     let _ = close_tx.send(true);
     for listener in listeners {

@@ -660,3 +660,23 @@ async fn wsi_tenant_admins_get_their_own_tenant_only() {
     );
     assert_eq!(follow(&mut again, &a, last_a, 1).await, end_a);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wsi_connections_close_with_1001_when_the_server_stops() {
+    let dir = TempDir::new("wsi-stop");
+    let server = Server::start(dir.path(), &[]);
+    let (a, _) = provision(&server);
+    let mut subscribed = Wsi::admin(server.http).await;
+    let r = subscribed
+        .command(json!({"command": "subscribe", "topics": ["global_cdr_events"], "tenants": [a]}))
+        .await;
+    assert_eq!(r["status"], 0, "{r}");
+    let mut signed_in = Wsi::admin(server.http).await;
+    let mut anonymous = Wsi::connect(server.http).await;
+    server.send_term();
+    for wsi in [&mut subscribed, &mut signed_in, &mut anonymous] {
+        assert_eq!(wsi.close_code().await, 1001);
+    }
+    let (status, _) = blocking(move || server.wait_exit()).await;
+    assert!(status.success());
+}

@@ -24,6 +24,7 @@
 //! - Events: each §4 event as a bare text frame, the outbox payload byte
 //!   for byte.
 //!
+//! When the server stops, every connection closes with 1001 (going away).
 //! The server pings every [`PING_EVERY`] and closes a connection that sent
 //! nothing (not even a pong) for two intervals. A subscription that
 //! overflows its queue or lags behind the relay closes with 4008
@@ -132,6 +133,9 @@ impl Connection {
         loop {
             let authenticated = self.principal.is_some();
             tokio::select! {
+                () = self.state.hub.closing() => {
+                    return Close::With(GOING_AWAY, "server stopping");
+                }
                 () = tokio::time::sleep_until(auth_deadline), if !authenticated => {
                     return Close::With(POLICY, "auth timeout");
                 }
