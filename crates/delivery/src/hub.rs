@@ -334,7 +334,8 @@ impl Task {
         let mut closing = self.closing.clone();
         tokio::select! {
             end = self.follow() => end,
-            _ = closing.wait_for(|c| *c) => Some(End::RelayStopped),
+            // An error means every `Hub` handle is gone: keep following.
+            Ok(_) = closing.wait_for(|c| *c) => Some(End::RelayStopped),
         }
     }
 
