@@ -59,6 +59,8 @@ pub const PING_EVERY: Duration = Duration::from_secs(25);
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest the close frame may wait behind unread events.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Most tenants one subscription may follow.
+pub const MAX_TENANTS: usize = 1000;
 /// Read buffer per connection.
 const READ_BUFFER: usize = 4 * 1024;
 /// Most events written with one flush.
@@ -440,6 +442,9 @@ fn subscription_request(
     }
     tenants.sort();
     tenants.dedup();
+    if tenants.len() > MAX_TENANTS {
+        return Err(format!("at most {MAX_TENANTS} tenants per subscription"));
+    }
     let mut request = Request::new(tenants, None);
     match fields.get("from_sequence") {
         None | Some(Value::Null) => {}
@@ -552,6 +557,7 @@ mod tests {
             json!({"topics": ["global_cdr_events"], "tenants": ["x"]}),
             json!({"topics": ["global_cdr_events"], "tenants": ["5"], "from_sequence": -1}),
             json!({"topics": ["global_cdr_events"], "tenants": ["5"], "from_sequence": {"6": 1}}),
+            json!({"topics": ["global_cdr_events"], "tenants": (1..=MAX_TENANTS as u64 + 1).map(|n| n.to_string()).collect::<Vec<_>>()}),
         ] {
             assert!(
                 subscription_request(admin, &fields(bad.clone())).is_err(),
