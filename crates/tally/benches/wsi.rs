@@ -208,6 +208,7 @@ fn main() {
     });
     let mut bye_sent = HashMap::with_capacity(calls);
     let cpu_before = cpu_seconds(pid);
+    let client_cpu_before = cpu_seconds(std::process::id());
     let period = Duration::from_secs_f64(1.0 / rate as f64);
     let load = Instant::now();
     for i in 0..calls {
@@ -233,6 +234,7 @@ fn main() {
     });
     let (rss_end, rss_peak) = memory(pid);
     let cpu = cpu_seconds(pid) - cpu_before;
+    let client_cpu = cpu_seconds(std::process::id()) - client_cpu_before;
     let _ = child.kill();
     let _ = child.wait();
 
@@ -280,6 +282,10 @@ fn main() {
     println!(
         "server CPU             {cpu:.1} s during the load ({:.0} % of one core)",
         100.0 * cpu / load.as_secs_f64()
+    );
+    println!(
+        "bench client CPU       {client_cpu:.1} s ({:.0} % of one core: the subscribers and the phones)",
+        100.0 * client_cpu / load.as_secs_f64()
     );
     println!(
         "server RSS (MiB)       idle {rss_idle:.1}  subscribed {rss_subscribed:.1}  end {rss_end:.1}  peak {rss_peak:.1}"

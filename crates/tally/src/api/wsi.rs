@@ -486,13 +486,15 @@ fn named_tenants(fields: &serde_json::Map<String, Value>) -> Result<Vec<TenantId
     }
 }
 
-/// A `sequence`: a non-negative integer, or one as a decimal string.
+/// A `sequence`: a non-negative integer, or one as a decimal string (at
+/// most `i64::MAX`, what the store holds).
 fn sequence(value: &Value) -> Result<u64, String> {
     match value {
         Value::Number(n) => n.as_u64(),
         Value::String(s) => s.parse().ok(),
         _ => None,
     }
+    .filter(|n| i64::try_from(*n).is_ok())
     .ok_or_else(|| "from_sequence must be a non-negative integer".into())
 }
 
@@ -556,6 +558,7 @@ mod tests {
             json!({"topics": ["global_cdr_events"]}),
             json!({"topics": ["global_cdr_events"], "tenants": ["x"]}),
             json!({"topics": ["global_cdr_events"], "tenants": ["5"], "from_sequence": -1}),
+            json!({"topics": ["global_cdr_events"], "tenants": ["5"], "from_sequence": u64::MAX}),
             json!({"topics": ["global_cdr_events"], "tenants": ["5"], "from_sequence": {"6": 1}}),
             json!({"topics": ["global_cdr_events"], "tenants": (1..=MAX_TENANTS as u64 + 1).map(|n| n.to_string()).collect::<Vec<_>>()}),
         ] {
