@@ -371,7 +371,7 @@ async fn wsi_resume_after_100_calls_on_postgres() {
 async fn wsi_slow_consumer_is_closed_with_4008() {
     let dir = TempDir::new("wsi-slow");
     let config = dir.path().join("tally.toml");
-    std::fs::write(&config, "[wsi]\nsend_queue = 8\n").unwrap();
+    std::fs::write(&config, "[wsi]\nsend_queue = 64\n").unwrap();
     let server = Server::start(dir.path(), &["--config", config.to_str().unwrap()]);
     let (a, _) = provision(&server);
 
@@ -403,7 +403,7 @@ async fn wsi_slow_consumer_is_closed_with_4008() {
             }
         }
     });
-    // Calls until the kernel's buffers and the queue of 8 are full (bounded).
+    // Calls until the kernel's buffers and the queue of 64 are full (bounded).
     let s = server.sip;
     let mut made = 0;
     let mut closed = None;
