@@ -186,6 +186,19 @@ impl Directory {
     pub fn user(&self, tenant: TenantId, extension: &str) -> Option<&User> {
         self.users.get(&tenant)?.get(extension)
     }
+
+    /// Every tenant's id (any order).
+    pub fn tenant_ids(&self) -> impl Iterator<Item = TenantId> + '_ {
+        self.tenants.keys().copied()
+    }
+
+    /// Every user's tenant and extension (any order): what a replacement
+    /// directory is compared with to find removed users.
+    pub fn user_keys(&self) -> impl Iterator<Item = (TenantId, &Extension)> + '_ {
+        self.users
+            .iter()
+            .flat_map(|(t, users)| users.keys().map(move |e| (*t, e)))
+    }
 }
 
 #[cfg(test)]

@@ -134,6 +134,39 @@ impl fmt::Debug for User {
     }
 }
 
+/// Marks the directory changed (in the caller's transaction).
+pub(crate) async fn bump_version(conn: &mut impl Conn) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE directory_version SET version = version + 1 WHERE id = 1",
+        &args![],
+    )
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn version(conn: &mut impl Conn) -> Result<u64, StoreError> {
+    let row = conn
+        .fetch_optional(
+            "SELECT version FROM directory_version WHERE id = 1",
+            &args![],
+        )
+        .await?
+        .ok_or_else(|| StoreError::Corrupt("directory_version has no row".into()))?;
+    crate::convert::get_u64(&row, "version")
+}
+
+/// Every user of every tenant, by tenant and extension.
+pub(crate) async fn all_users(conn: &mut impl Conn) -> Result<Vec<User>, StoreError> {
+    conn.fetch_all(
+        "SELECT * FROM users ORDER BY tenant_id, extension",
+        &args![],
+    )
+    .await?
+    .iter()
+    .map(user_from_row)
+    .collect()
+}
+
 const TENANT_COLUMNS: &str = "id, name, sip_domain, time_zone, retention_days, created_at";
 
 fn opt_days(days: Option<u32>) -> Option<i64> {

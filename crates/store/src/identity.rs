@@ -484,3 +484,18 @@ pub(crate) async fn clear_login_failures(
     .await?;
     Ok(())
 }
+
+/// Forgets counters whose last failure is older than `before` and whose
+/// lock-out has ended by `now`.
+pub(crate) async fn remove_stale_login_failures(
+    conn: &mut impl Conn,
+    before: UnixMillis,
+    now: UnixMillis,
+) -> Result<u64, StoreError> {
+    Ok(conn
+        .execute(
+            "DELETE FROM login_failures WHERE updated_at < $1 AND locked_until <= $2",
+            &args![db_ms("before", before)?, db_ms("now", now)?],
+        )
+        .await?)
+}

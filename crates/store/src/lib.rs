@@ -1,6 +1,8 @@
 //! Tally's durable store: the directory, the registrar's bindings, the
-//! open state of calls, the CDRs, and the transactional outbox, on SQLite
-//! (embedded default) or PostgreSQL (shared by several nodes).
+//! open state of calls, the CDRs, the transactional outbox, and the REST
+//! identity (system account, hashed tokens, API keys, sign-in throttling,
+//! audit log: modules `identity` and `audit`), on SQLite (embedded
+//! default) or PostgreSQL (shared by several nodes).
 //!
 //! # Place in DESIGN.md's picture
 //!
@@ -109,7 +111,22 @@ impl Store {
     /// Fails with [`StoreError::Conflict`] if the id or the SIP domain is
     /// taken.
     pub async fn create_tenant(&self, tenant: &Tenant) -> Result<(), StoreError> {
-        with_conn!(&self.pool, |conn| directory::create_tenant(conn, tenant))
+        with_write_tx!(&self.pool, |conn| async {
+            directory::create_tenant(&mut *conn, tenant).await?;
+            directory::bump_version(&mut *conn).await
+        })
+    }
+
+    /// The directory's version: it moves with every change of a tenant or
+    /// a user (see [`Store::create_tenant`] and the others), so a node can
+    /// tell cheaply whether to reload.
+    pub async fn directory_version(&self) -> Result<u64, StoreError> {
+        with_conn!(&self.pool, |conn| directory::version(conn))
+    }
+
+    /// Every user of every tenant, by tenant and extension.
+    pub async fn all_users(&self) -> Result<Vec<User>, StoreError> {
+        with_conn!(&self.pool, |conn| directory::all_users(conn))
     }
 
     pub async fn tenant(&self, id: TenantId) -> Result<Option<Tenant>, StoreError> {
@@ -126,7 +143,10 @@ impl Store {
     /// Fails with [`StoreError::Conflict`] if the extension is taken in the
     /// tenant, [`StoreError::MissingReference`] if the tenant is unknown.
     pub async fn create_user(&self, user: &User) -> Result<(), StoreError> {
-        with_conn!(&self.pool, |conn| directory::create_user(conn, user))
+        with_write_tx!(&self.pool, |conn| async {
+            directory::create_user(&mut *conn, user).await?;
+            directory::bump_version(&mut *conn).await
+        })
     }
 
     pub async fn user_by_extension(
@@ -161,7 +181,11 @@ impl Store {
     /// Replaces a tenant's name, domain and settings; `false` if there is
     /// no such tenant, [`StoreError::Conflict`] if the domain is taken.
     pub async fn update_tenant(&self, tenant: &Tenant) -> Result<bool, StoreError> {
-        with_conn!(&self.pool, |conn| directory::update_tenant(conn, tenant))
+        with_write_tx!(&self.pool, |conn| async {
+            let found = directory::update_tenant(&mut *conn, tenant).await?;
+            directory::bump_version(&mut *conn).await?;
+            Ok::<bool, StoreError>(found)
+        })
     }
 
     /// Deletes a tenant and everything it owns (users, registrations,
@@ -170,7 +194,11 @@ impl Store {
     /// make it fail with [`StoreError::MissingReference`] (nothing
     /// deleted).
     pub async fn delete_tenant(&self, id: TenantId) -> Result<bool, StoreError> {
-        with_write_tx!(&self.pool, |conn| directory::delete_tenant(conn, id))
+        with_write_tx!(&self.pool, |conn| async {
+            let found = directory::delete_tenant(&mut *conn, id).await?;
+            directory::bump_version(&mut *conn).await?;
+            Ok::<bool, StoreError>(found)
+        })
     }
 
     /// The tenant's user `id` (`None` for another tenant's).
@@ -216,6 +244,7 @@ impl Store {
             if found && !user.enabled {
                 identity::revoke_user_tokens(&mut *conn, user.id, now).await?;
             }
+            directory::bump_version(&mut *conn).await?;
             Ok::<bool, StoreError>(found)
         })
     }
@@ -223,9 +252,11 @@ impl Store {
     /// Deletes a user with its registrations and tokens; `false` if the
     /// tenant has no such user.
     pub async fn delete_user(&self, tenant_id: TenantId, id: Id) -> Result<bool, StoreError> {
-        with_write_tx!(&self.pool, |conn| directory::delete_user(
-            conn, tenant_id, id
-        ))
+        with_write_tx!(&self.pool, |conn| async {
+            let found = directory::delete_user(&mut *conn, tenant_id, id).await?;
+            directory::bump_version(&mut *conn).await?;
+            Ok::<bool, StoreError>(found)
+        })
     }
 
     // Identity ---------------------------------------------------------------
@@ -351,6 +382,18 @@ impl Store {
     ) -> Result<u64, StoreError> {
         with_write_tx!(&self.pool, |conn| identity::record_login_failure(
             conn, key, now, window_ms, lock_ms
+        ))
+    }
+
+    /// Forgets failure counts older than `before` whose lock-out is over
+    /// at `now`; returns how many.
+    pub async fn remove_stale_login_failures(
+        &self,
+        before: UnixMillis,
+        now: UnixMillis,
+    ) -> Result<u64, StoreError> {
+        with_conn!(&self.pool, |conn| identity::remove_stale_login_failures(
+            conn, before, now
         ))
     }
 

@@ -22,6 +22,8 @@ on_both!(
     audit_entries_page_per_tenant_newest_first,
     user_changes_and_deletes_carry_registrations_and_tokens,
     deleting_a_tenant_removes_everything_it_owns,
+    every_directory_write_moves_the_directory_version,
+    a_tenant_kept_by_another_features_rows_is_not_deleted_at_all,
 );
 
 fn ms(t: u64) -> UnixMillis {
@@ -356,6 +358,33 @@ async fn login_failures_count_in_a_window_and_lock(db: &TestDb) {
             .unwrap(),
         1
     );
+    // Stale counters are forgotten, locked or recent ones kept.
+    for n in 0..3 {
+        store
+            .record_login_failure("locked", ms(62_000 + n), 60_000, &lock)
+            .await
+            .unwrap();
+    }
+    store
+        .record_login_failure("stale", ms(0), 60_000, &lock)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .remove_stale_login_failures(ms(62_000), ms(62_002))
+            .await
+            .unwrap(),
+        1,
+        "only the stale one"
+    );
+    assert_eq!(store.login_lock("locked", ms(62_002)).await.unwrap(), 1_000);
+    assert_eq!(
+        store
+            .remove_stale_login_failures(ms(70_000), ms(70_000))
+            .await
+            .unwrap(),
+        2
+    );
 }
 
 async fn audit_entries_page_per_tenant_newest_first(db: &TestDb) {
@@ -569,4 +598,80 @@ async fn deleting_a_tenant_removes_everything_it_owns(db: &TestDb) {
     // Its domain can be used again.
     store.create_tenant(&tenant(1)).await.unwrap();
     assert_eq!(store.count_tenants().await.unwrap(), 2);
+}
+
+async fn every_directory_write_moves_the_directory_version(db: &TestDb) {
+    let store = db.open().await;
+    let mut last = store.directory_version().await.unwrap();
+    let mut moved = |now: u64, what: &str| {
+        assert!(now > last, "{what}: {now} after {last}");
+        last = now;
+    };
+    store.create_tenant(&tenant(1)).await.unwrap();
+    moved(store.directory_version().await.unwrap(), "create tenant");
+    let u = user(1, "101");
+    store.create_user(&u).await.unwrap();
+    moved(store.directory_version().await.unwrap(), "create user");
+    assert!(store.update_user(&u).await.unwrap());
+    moved(store.directory_version().await.unwrap(), "update user");
+    assert!(store.delete_user(tenant_id(1), u.id).await.unwrap());
+    moved(store.directory_version().await.unwrap(), "delete user");
+    assert!(store.update_tenant(&tenant(1)).await.unwrap());
+    moved(store.directory_version().await.unwrap(), "update tenant");
+    assert!(store.delete_tenant(tenant_id(1)).await.unwrap());
+    moved(store.directory_version().await.unwrap(), "delete tenant");
+    // A refused write moves nothing.
+    store.create_tenant(&tenant(2)).await.unwrap();
+    moved(store.directory_version().await.unwrap(), "create tenant");
+    let before = store.directory_version().await.unwrap();
+    assert!(store.create_tenant(&tenant(2)).await.is_err());
+    assert_eq!(store.directory_version().await.unwrap(), before);
+    // Readers see the users of every tenant at once.
+    store.create_user(&user(2, "201")).await.unwrap();
+    assert_eq!(store.all_users().await.unwrap().len(), 1);
+}
+
+/// Runs `sql` on its own connection (SQLite needs foreign keys on).
+async fn raw(db: &TestDb, sql: &str) {
+    use sqlx::Connection as _;
+    if db.is_postgres() {
+        let mut conn = sqlx::PgConnection::connect(db.url()).await.unwrap();
+        sqlx::raw_sql(sql).execute(&mut conn).await.expect(sql);
+    } else {
+        use std::str::FromStr as _;
+        let options = sqlx::sqlite::SqliteConnectOptions::from_str(db.url())
+            .unwrap()
+            .foreign_keys(true);
+        let mut conn = sqlx::SqliteConnection::connect_with(&options)
+            .await
+            .unwrap();
+        sqlx::raw_sql(sql).execute(&mut conn).await.expect(sql);
+    }
+}
+
+async fn a_tenant_kept_by_another_features_rows_is_not_deleted_at_all(db: &TestDb) {
+    let (store, u) = seeded(db).await;
+    // A feature table that refers to tenants without a cascade.
+    raw(
+        db,
+        "CREATE TABLE keeper (tenant_id BIGINT NOT NULL REFERENCES tenants (id))",
+    )
+    .await;
+    raw(
+        db,
+        &format!("INSERT INTO keeper (tenant_id) VALUES ({})", u.tenant_id),
+    )
+    .await;
+    let before = store.directory_version().await.unwrap();
+    assert!(matches!(
+        store.delete_tenant(u.tenant_id).await,
+        Err(StoreError::MissingReference(_))
+    ));
+    // All or nothing: the tenant and its users are still there.
+    assert!(store.tenant(u.tenant_id).await.unwrap().is_some());
+    assert_eq!(
+        store.user(u.tenant_id, u.id).await.unwrap(),
+        Some(u.clone())
+    );
+    assert_eq!(store.directory_version().await.unwrap(), before);
 }

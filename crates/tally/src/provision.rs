@@ -572,6 +572,91 @@ impl Provisioner {
     }
 }
 
+/// How often a node checks whether another node changed the directory.
+pub const DIRECTORY_SYNC: Duration = Duration::from_secs(2);
+
+/// The store's directory as the engine holds it, with how many tenants
+/// and users it has. Rows the engine refuses are logged and skipped.
+pub async fn load_directory(store: &Store) -> Result<(pbx::Directory, usize, usize), StoreError> {
+    let mut directory = pbx::Directory::new();
+    let (mut tenants, mut users) = (0, 0);
+    for tenant in store.tenants().await? {
+        match directory.upsert_tenant(engine_tenant(&tenant)) {
+            Ok(()) => tenants += 1,
+            Err(e) => {
+                tracing::warn!(tenant_id = %tenant.id, error = %e, "stored tenant not loaded")
+            }
+        }
+    }
+    for user in store.all_users().await? {
+        if directory.tenant(user.tenant_id).is_none() {
+            continue;
+        }
+        match directory.upsert_user(engine_user(&user)) {
+            Ok(()) => users += 1,
+            Err(e) => {
+                tracing::warn!(tenant_id = %user.tenant_id, extension = %user.extension, error = %e, "stored user not loaded")
+            }
+        }
+    }
+    Ok((directory, tenants, users))
+}
+
+/// Keeps this node's engine in step with directory changes other nodes
+/// sharing the database make: every [`DIRECTORY_SYNC`] it reads the
+/// store's directory version (one row) and, when it moved since
+/// `version`, reloads the directory and hands it to the shard whole (users
+/// gone from it lose their registrations there). This node's own changes
+/// reach the engine directly ([`Provisioner`]); the reload that follows
+/// them finds the same directory. Ends when `stop` turns true or the
+/// shard is gone.
+pub async fn sync_directory(
+    store: Store,
+    shard: mpsc::Sender<ShardInput>,
+    mut version: u64,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(DIRECTORY_SYNC);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let now = match store.directory_version().await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the directory version");
+                continue;
+            }
+        };
+        if now == version {
+            continue;
+        }
+        let (directory, tenants, users) = match load_directory(&store).await {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot reload the directory");
+                continue;
+            }
+        };
+        let (done, applied) = oneshot::channel();
+        let change = Provision::Replace(Box::new(directory));
+        if shard
+            .send(ShardInput::Provision { change, done })
+            .await
+            .is_err()
+        {
+            return;
+        }
+        if applied.await.is_err() {
+            return;
+        }
+        tracing::debug!(version = now, tenants, users, "directory reloaded");
+        version = now;
+    }
+}
+
 /// A stored tenant as the engine's directory holds it.
 pub fn engine_tenant(tenant: &store::Tenant) -> pbx::Tenant {
     pbx::Tenant {

@@ -26,7 +26,7 @@ use crate::admin::{Setup, SystemAdmin};
 use crate::api::{self, ApiState};
 use crate::cli::ServeArgs;
 use crate::config::Config;
-use crate::provision::{Provisioner, engine_user};
+use crate::provision::{Provisioner, load_directory, sync_directory};
 use crate::shard::Shard;
 use crate::transport::{Connections, Inbound, Transmitter, tcp, udp};
 use crate::{bindings, cdr_commit, clock, demo, random};
@@ -91,28 +91,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .advertised
         .push((Transport::Tcp, advertised.clone()));
     let mut engine = Engine::new(engine_config)?;
-    let (mut tenants, mut users) = (0, 0);
-    for tenant in store.tenants().await.context("reading tenants")? {
-        let id = tenant.id;
-        let engine_tenant = pbx::Tenant {
-            id,
-            name: tenant.name,
-            domain: tenant.sip_domain,
-        };
-        if let Err(e) = engine.directory_mut().upsert_tenant(engine_tenant) {
-            tracing::warn!(tenant_id = %id, error = %e, "stored tenant not loaded");
-            continue;
-        }
-        tenants += 1;
-        for user in store.users_of_tenant(id).await.context("reading users")? {
-            match engine.directory_mut().upsert_user(engine_user(&user)) {
-                Ok(()) => users += 1,
-                Err(e) => {
-                    tracing::warn!(tenant_id = %id, extension = %user.extension, error = %e, "stored user not loaded")
-                }
-            }
-        }
-    }
+    // The version first: a change made while loading shows as a newer one.
+    let directory_version = store
+        .directory_version()
+        .await
+        .context("reading the directory version")?;
+    let (directory, tenants, users) = load_directory(&store)
+        .await
+        .context("reading the directory")?;
+    *engine.directory_mut() = directory;
     tracing::info!(tenants, users, "directory loaded");
     bindings::restore(&store, &mut engine).await?;
 
@@ -172,6 +159,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         bindings_tx,
     );
     let shard = tokio::spawn(shard.run(shard_rx, stop.clone(), config.shutdown_grace()));
+    let directory_sync = tokio::spawn(sync_directory(
+        store.clone(),
+        shard_tx.clone(),
+        directory_version,
+        stop.clone(),
+    ));
 
     let mut listeners = Vec::new();
     if let Some(socket) = udp_socket {
@@ -249,6 +242,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let _ = stop_tx.send(true);
     wsi.close();
     let calls_left = shard.await.context("the shard task failed")?;
+    let _ = directory_sync.await;
     let _ = close_tx.send(true);
     for listener in listeners {
         let _ = listener.await;

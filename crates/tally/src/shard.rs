@@ -51,7 +51,13 @@ pub enum Provision {
     Tenant(pbx::Tenant),
     User(pbx::User),
     RemoveTenant(TenantId),
-    RemoveUser { tenant: TenantId, extension: String },
+    RemoveUser {
+        tenant: TenantId,
+        extension: String,
+    },
+    /// The whole directory, reloaded from the store (another node changed
+    /// it): users and tenants missing from it lose their bindings.
+    Replace(Box<pbx::Directory>),
 }
 
 /// A CDR fact for the commit task, with the session's log span.
@@ -173,9 +179,35 @@ impl Shard {
                         self.engine.registrar_mut().forget_user(tenant, &extension);
                         Ok(())
                     }
+                    Provision::Replace(new) => {
+                        self.replace_directory(*new);
+                        Ok(())
+                    }
                 };
                 let _ = done.send(result);
             }
+        }
+    }
+
+    /// Swaps in a reloaded directory; bindings of users and tenants it no
+    /// longer has are forgotten.
+    fn replace_directory(&mut self, new: pbx::Directory) {
+        let old = self.engine.directory();
+        let gone_tenants: Vec<TenantId> = old
+            .tenant_ids()
+            .filter(|t| new.tenant(*t).is_none())
+            .collect();
+        let gone_users: Vec<(TenantId, String)> = old
+            .user_keys()
+            .filter(|(t, e)| new.tenant(*t).is_some() && new.user(*t, e.as_str()).is_none())
+            .map(|(t, e)| (t, e.as_str().to_owned()))
+            .collect();
+        *self.engine.directory_mut() = new;
+        for tenant in gone_tenants {
+            self.engine.registrar_mut().forget_tenant(tenant);
+        }
+        for (tenant, extension) in gone_users {
+            self.engine.registrar_mut().forget_user(tenant, &extension);
         }
     }
 

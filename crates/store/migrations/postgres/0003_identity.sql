@@ -24,6 +24,15 @@ ALTER TABLE users ADD COLUMN recording BOOLEAN NOT NULL DEFAULT FALSE;
 ALTER TABLE users ADD COLUMN updated_at BIGINT NOT NULL DEFAULT 0;
 CREATE UNIQUE INDEX users_tenant_username ON users (tenant_id, username);
 
+-- One row, bumped in the transaction of every directory change (tenants,
+-- users): nodes sharing the database poll it and reload their engine's
+-- directory when it moves.
+CREATE TABLE directory_version (
+    id       BIGINT PRIMARY KEY CHECK (id = 1),
+    version  BIGINT NOT NULL
+);
+INSERT INTO directory_version (id, version) VALUES (1, 0);
+
 -- System accounts: the system admin's password hash, shared by the nodes.
 CREATE TABLE system_accounts (
     username       TEXT    PRIMARY KEY,

@@ -82,7 +82,14 @@ pub async fn create(
     scope: Scope,
     ClientAddr(source): ClientAddr,
     body: Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<
+    (
+        StatusCode,
+        [(axum::http::HeaderName, &'static str); 1],
+        Json<Value>,
+    ),
+    ApiError,
+> {
     scope.require(MANAGERS)?;
     let body = Body::parse(&body, &["name", "role"])?;
     let name = key_name(body.required("name")?)?;
@@ -122,7 +129,11 @@ pub async fn create(
         .await;
     let mut out = serde_json::to_value(key_json(key)).map_err(ApiError::internal)?;
     out["key"] = Value::String(secret);
-    Ok((StatusCode::CREATED, Json(out)))
+    Ok((
+        StatusCode::CREATED,
+        [(axum::http::header::CACHE_CONTROL, "no-store")],
+        Json(out),
+    ))
 }
 
 async fn find(

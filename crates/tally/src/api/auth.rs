@@ -181,13 +181,17 @@ impl Issued {
 
 impl IntoResponse for Issued {
     fn into_response(self) -> Response {
-        Json(json!({
-            "access_token": self.access,
-            "refresh_token": self.refresh,
-            "expires_in": ACCESS_TTL.as_secs(),
-            "token_type": "Bearer",
-        }))
-        .into_response()
+        // RFC 6749 §5.1: no cache may keep a token.
+        (
+            [(axum::http::header::CACHE_CONTROL, "no-store")],
+            Json(json!({
+                "access_token": self.access,
+                "refresh_token": self.refresh,
+                "expires_in": ACCESS_TTL.as_secs(),
+                "token_type": "Bearer",
+            })),
+        )
+            .into_response()
     }
 }
 
@@ -247,6 +251,14 @@ pub async fn login(
             // Housekeeping at sign-in, not at every request.
             if let Err(e) = state.store.remove_expired_tokens(now).await {
                 tracing::warn!(error = %e, "could not remove expired tokens");
+            }
+            let window_start = UnixMillis(now.0.saturating_sub(millis(FAILURE_WINDOW)));
+            if let Err(e) = state
+                .store
+                .remove_stale_login_failures(window_start, now)
+                .await
+            {
+                tracing::warn!(error = %e, "could not remove stale sign-in failures");
             }
             state.issue(owner, now).await
         }
