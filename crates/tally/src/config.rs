@@ -27,6 +27,7 @@
 //!
 //! [wsi]
 //! send_queue = 1024                  # events a WebSocket may have queued; more closes it with 4008
+//! ping_secs = 25                     # keep-alive ping; silent for two periods closes
 //!
 //! [shutdown]
 //! grace_secs = 5                     # how long calls in progress may finish
@@ -95,6 +96,8 @@ pub struct EventsConfig {
 pub struct WsiConfig {
     /// Events a WebSocket connection may have queued (SPEC §6).
     pub send_queue: usize,
+    /// Seconds between keep-alive pings (SPEC §6: 25).
+    pub ping_secs: u64,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -160,7 +163,10 @@ impl Default for EventsConfig {
 
 impl Default for WsiConfig {
     fn default() -> Self {
-        WsiConfig { send_queue: 1024 }
+        WsiConfig {
+            send_queue: 1024,
+            ping_secs: 25,
+        }
     }
 }
 
@@ -196,6 +202,9 @@ impl Config {
         if self.wsi.send_queue == 0 {
             bail!("wsi.send_queue must be at least 1");
         }
+        if !(1..=3600).contains(&self.wsi.ping_secs) {
+            bail!("wsi.ping_secs must be 1 to 3600");
+        }
         Ok(())
     }
 
@@ -227,6 +236,10 @@ impl Config {
         delivery::Retention::days(self.events.retention_days)
             .map_err(anyhow::Error::msg)
             .context("events.retention_days")
+    }
+
+    pub fn wsi_ping(&self) -> Duration {
+        Duration::from_secs(self.wsi.ping_secs)
     }
 
     pub fn shutdown_grace(&self) -> Duration {
@@ -276,6 +289,9 @@ mod tests {
         c.events.retention_days = 2;
         c.check().unwrap();
         c.wsi.send_queue = 0;
+        assert!(c.check().is_err());
+        c.wsi.send_queue = 1;
+        c.wsi.ping_secs = 0;
         assert!(c.check().is_err());
     }
 }

@@ -187,7 +187,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     let ids = cdr::Snowflake::new(config.node)?;
     let provisioner = Arc::new(Provisioner::new(store.clone(), shard_tx, ids));
-    let api_state = ApiState::new(store.clone(), Arc::clone(&provisioner), admin.clone(), hub);
+    let wsi_settings = api::WsiSettings {
+        hub,
+        ping_every: config.wsi_ping(),
+    };
+    let api_state = ApiState::new(
+        store.clone(),
+        Arc::clone(&provisioner),
+        admin.clone(),
+        wsi_settings,
+    );
     let mut http_stop = stop.clone();
     let http = tokio::spawn(async move {
         axum::serve(

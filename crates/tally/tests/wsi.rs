@@ -680,3 +680,46 @@ async fn wsi_connections_close_with_1001_when_the_server_stops() {
     let (status, _) = blocking(move || server.wait_exit()).await;
     assert!(status.success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wsi_pings_and_closes_a_client_that_went_silent() {
+    let dir = TempDir::new("wsi-ping");
+    let config = dir.path().join("tally.toml");
+    std::fs::write(&config, "[wsi]\nping_secs = 1\n").unwrap();
+    let server = Server::start(dir.path(), &["--config", config.to_str().unwrap()]);
+    let mut alive = Wsi::admin(server.http).await;
+    let mut silent = Wsi::admin(server.http).await;
+
+    // A client that reads answers the pings (tungstenite does, on read)
+    // and stays connected.
+    let mut pings = 0;
+    while pings < 4 {
+        match tokio::time::timeout(WAIT, alive.ws.next())
+            .await
+            .expect("a frame in time")
+        {
+            Some(Ok(Message::Ping(_))) => pings += 1,
+            other => panic!("expected pings, got {other:?}"),
+        }
+    }
+    // One that read nothing for those four seconds sent no pong: it finds
+    // the pings, then the close.
+    let mut seen = 0;
+    let code = loop {
+        match tokio::time::timeout(WAIT, silent.ws.next())
+            .await
+            .expect("a frame in time")
+        {
+            Some(Ok(Message::Ping(_))) => seen += 1,
+            Some(Ok(Message::Close(c))) => break c.map_or(1005, |c| c.code.into()),
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(code, 1001);
+    assert!(seen >= 1, "{seen} pings before the close");
+    // The reader is still served.
+    let r = alive
+        .command(json!({"command": "subscribe", "topics": ["global_cdr_events"], "tenants": ["1"]}))
+        .await;
+    assert_eq!(r["status"], -1, "an unknown tenant, but an answer: {r}");
+}

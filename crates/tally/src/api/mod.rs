@@ -75,6 +75,7 @@ use crate::provision::Provisioner;
 pub use auth::{Principal, Role};
 pub use error::ApiError;
 pub use openapi::{Api, Doc};
+pub use wsi::WsiSettings;
 
 const LOGIN_SLOTS: usize = 2;
 
@@ -86,8 +87,8 @@ pub struct Inner {
     pub store: Store,
     pub provisioner: Arc<Provisioner>,
     pub admin: SystemAdmin,
-    /// WebSocket subscriptions (`/wsi`), fed by this process's outbox relay.
-    pub hub: delivery::Hub,
+    /// The WebSocket subscriptions (`/wsi`) and their settings.
+    pub wsi: WsiSettings,
     /// Password checks running at once: each argon2id verification holds
     /// 19 MiB and a core for tens of milliseconds, so a login flood must
     /// queue, not fan out over the blocking thread pool.
@@ -107,13 +108,13 @@ impl ApiState {
         store: Store,
         provisioner: Arc<Provisioner>,
         admin: SystemAdmin,
-        hub: delivery::Hub,
+        wsi: WsiSettings,
     ) -> Self {
         ApiState(Arc::new(Inner {
             store,
             provisioner,
             admin,
-            hub,
+            wsi,
             login_slots: tokio::sync::Semaphore::new(LOGIN_SLOTS),
         }))
     }

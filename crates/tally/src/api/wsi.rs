@@ -25,7 +25,7 @@
 //!   for byte.
 //!
 //! When the server stops, every connection closes with 1001 (going away).
-//! The server pings every [`PING_EVERY`] and closes a connection that sent
+//! The server pings every 25 s (SPEC §6; `wsi.ping_secs`) and closes a connection that sent
 //! nothing (not even a pong) for two intervals. A subscription that
 //! overflows its queue or lags behind the relay closes with 4008
 //! ([`delivery::hub`]); so does a frame the client does not take within
@@ -53,8 +53,6 @@ use super::{ApiState, Principal, Role};
 pub const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
 /// Failed `auth` commands before the socket closes.
 pub const AUTH_ATTEMPTS: u32 = 3;
-/// SPEC §6: "Server pings every 25 s".
-pub const PING_EVERY: Duration = Duration::from_secs(25);
 /// Longest a single frame may take to leave.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest the close frame may wait behind unread events.
@@ -71,6 +69,16 @@ const MAX_COMMAND: usize = 64 * 1024;
 const SLOW_CONSUMER: u16 = 4008;
 const POLICY: u16 = 1008;
 const GOING_AWAY: u16 = 1001;
+
+/// What `/wsi` connections share.
+#[derive(Clone, Debug)]
+pub struct WsiSettings {
+    /// Subscriptions, fed by this process's outbox relay.
+    pub hub: delivery::Hub,
+    /// Keep-alive: a ping this often; a connection that sent nothing for
+    /// two periods is closed.
+    pub ping_every: Duration,
+}
 
 pub async fn upgrade(
     State(state): State<ApiState>,
@@ -129,20 +137,21 @@ impl Connection {
     async fn serve(&mut self) -> Close {
         let auth_deadline = Instant::now() + AUTH_TIMEOUT;
         let mut failures = 0;
-        let mut ping = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
+        let every = self.state.wsi.ping_every.max(Duration::from_millis(100));
+        let mut ping = tokio::time::interval_at(Instant::now() + every, every);
         ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut last_heard = Instant::now();
         loop {
             let authenticated = self.principal.is_some();
             tokio::select! {
-                () = self.state.hub.closing() => {
+                () = self.state.wsi.hub.closing() => {
                     return Close::With(GOING_AWAY, "server stopping");
                 }
                 () = tokio::time::sleep_until(auth_deadline), if !authenticated => {
                     return Close::With(POLICY, "auth timeout");
                 }
                 _ = ping.tick() => {
-                    if last_heard.elapsed() > 2 * PING_EVERY {
+                    if last_heard.elapsed() > 2 * every {
                         return Close::With(GOING_AWAY, "no pong");
                     }
                     if let Err(close) = self.send(Message::Ping(Default::default())).await {
@@ -348,7 +357,7 @@ impl Connection {
         let resumed = request.tenants.values().any(Option::is_some);
         self.subscription = None;
         let topics = fields.get("topics").cloned().unwrap_or(Value::Null);
-        match self.state.hub.subscribe(request).await {
+        match self.state.wsi.hub.subscribe(request).await {
             Ok(subscription) => {
                 let mut answer = json!({"command": "subscribe", "status": 0, "topics": topics});
                 if resumed {
