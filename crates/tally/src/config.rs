@@ -23,6 +23,11 @@
 //! [events]
 //! direction_vocabulary = "classic"   # or "v22.6"
 //! portsip_compat = false             # also send PortSIP's misspelt `destiantion`
+//! retention_days = 7                 # outbox kept for resume/replay (at least 2)
+//!
+//! [wsi]
+//! send_queue = 1024                  # events a WebSocket may have queued; more closes it with 4008
+//! ping_secs = 25                     # keep-alive ping; silent for two periods closes
 //!
 //! [shutdown]
 //! grace_secs = 5                     # how long calls in progress may finish
@@ -46,6 +51,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub admin: AdminConfig,
     pub events: EventsConfig,
+    pub wsi: WsiConfig,
     pub shutdown: ShutdownConfig,
 }
 
@@ -80,6 +86,18 @@ pub struct AdminConfig {
 pub struct EventsConfig {
     pub direction_vocabulary: String,
     pub portsip_compat: bool,
+    /// Days committed events stay in the outbox (WebSocket resume, webhook
+    /// replay); at least 2, the webhook retry span.
+    pub retention_days: u32,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WsiConfig {
+    /// Events a WebSocket connection may have queued (SPEC §6).
+    pub send_queue: usize,
+    /// Seconds between keep-alive pings (SPEC §6: 25).
+    pub ping_secs: u64,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -98,6 +116,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             admin: AdminConfig::default(),
             events: EventsConfig::default(),
+            wsi: WsiConfig::default(),
             shutdown: ShutdownConfig::default(),
         }
     }
@@ -137,6 +156,16 @@ impl Default for EventsConfig {
         EventsConfig {
             direction_vocabulary: "classic".to_owned(),
             portsip_compat: false,
+            retention_days: 7,
+        }
+    }
+}
+
+impl Default for WsiConfig {
+    fn default() -> Self {
+        WsiConfig {
+            send_queue: 1024,
+            ping_secs: 25,
         }
     }
 }
@@ -169,6 +198,13 @@ impl Config {
             bail!("admin.username is empty");
         }
         self.wire_profile()?;
+        self.retention()?;
+        if self.wsi.send_queue == 0 {
+            bail!("wsi.send_queue must be at least 1");
+        }
+        if !(1..=3600).contains(&self.wsi.ping_secs) {
+            bail!("wsi.ping_secs must be 1 to 3600");
+        }
         Ok(())
     }
 
@@ -194,6 +230,16 @@ impl Config {
             direction_vocabulary: vocabulary,
             misspelt_destination: self.events.portsip_compat,
         })
+    }
+
+    pub fn retention(&self) -> anyhow::Result<delivery::Retention> {
+        delivery::Retention::days(self.events.retention_days)
+            .map_err(anyhow::Error::msg)
+            .context("events.retention_days")
+    }
+
+    pub fn wsi_ping(&self) -> Duration {
+        Duration::from_secs(self.wsi.ping_secs)
     }
 
     pub fn shutdown_grace(&self) -> Duration {
@@ -236,6 +282,16 @@ mod tests {
             node: 1024,
             ..Config::default()
         };
+        assert!(c.check().is_err());
+        let mut c = Config::default();
+        c.events.retention_days = 1;
+        assert!(c.check().is_err(), "retention below the webhook retry span");
+        c.events.retention_days = 2;
+        c.check().unwrap();
+        c.wsi.send_queue = 0;
+        assert!(c.check().is_err());
+        c.wsi.send_queue = 1;
+        c.wsi.ping_secs = 0;
         assert!(c.check().is_err());
     }
 }

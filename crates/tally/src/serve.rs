@@ -61,6 +61,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         profile: config.wire_profile()?,
         ..WriterConfig::default()
     });
+    let committed = writer.committed_global_sequence();
     // One SQLite file has one node; on PostgreSQL a node closes only its
     // own calls, never those of nodes still running.
     let scope = match store.backend() {
@@ -133,6 +134,21 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let connections = Arc::new(Connections::default());
     let transmitter = Transmitter::new(udp_socket.clone(), Arc::clone(&connections));
 
+    // Events: the relay follows the outbox from here (what is older is
+    // read from the store by whoever resumes); retention prunes it.
+    let relay = delivery::Relay::spawn(store.clone(), committed, delivery::RelayConfig::default())
+        .await
+        .context("starting the outbox relay")?;
+    let retention = config.retention()?.spawn(store.clone());
+    let hub = delivery::Hub::new(
+        store.clone(),
+        relay.clone(),
+        delivery::HubConfig {
+            queue: config.wsi.send_queue,
+            ..delivery::HubConfig::default()
+        },
+    );
+    let wsi = hub.clone();
     let commits = tokio::spawn(cdr_commit::run(facts_rx, writer));
     let persisted = tokio::spawn(bindings::persist(bindings_rx, store.clone()));
     let shard = Shard::new(
@@ -171,7 +187,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     let ids = cdr::Snowflake::new(config.node)?;
     let provisioner = Arc::new(Provisioner::new(store.clone(), shard_tx, ids));
-    let api_state = ApiState::new(store.clone(), Arc::clone(&provisioner), admin.clone());
+    let wsi_settings = api::WsiSettings {
+        hub,
+        ping_every: config.wsi_ping(),
+    };
+    let api_state = ApiState::new(
+        store.clone(),
+        Arc::clone(&provisioner),
+        admin.clone(),
+        wsi_settings,
+    );
     let mut http_stop = stop.clone();
     let http = tokio::spawn(async move {
         axum::serve(
@@ -224,6 +249,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     shutdown.recv().await;
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
+    wsi.close();
     let calls_left = shard.await.context("the shard task failed")?;
     let _ = directory_sync.await;
     let _ = close_tx.send(true);
@@ -235,6 +261,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     commits.await.context("the CDR commit task failed")?;
     persisted.await.context("the registration task failed")?;
+    relay.stop();
+    retention.abort();
     store.close().await;
     tracing::info!(
         calls_left,

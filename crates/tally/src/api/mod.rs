@@ -13,6 +13,7 @@
 //! | `GET /api/audit_logs` | tenant `Admin`; system admin ([`audit`]) |
 //! | `GET /api/cdrs`, `GET /api/cdrs/{id}`, `GET /api/cdrs/export` | tenant `Admin` and `QueueManager`; the system admin names the tenant with `X-Tenant-Id` ([`cdrs`]) |
 //! | `GET /api/user/cdrs[/{id}]`, `POST /api/user/cdrs/sync_tokens`, `POST /api/user/cdrs/sync_tokens/{token}/diff` | any tenant user, own calls only ([`user_cdrs`]) |
+//! | `GET /wsi` | WebSocket (SPEC §6): `auth` command, then `subscribe` ([`wsi`]) |
 //!
 //! Routes are added through [`openapi::Api`], which documents each one in
 //! the OpenAPI 3.1 document served at `GET /api/openapi.json`.
@@ -64,6 +65,7 @@ mod tenants;
 mod user;
 mod user_cdrs;
 mod users;
+mod wsi;
 
 use std::sync::Arc;
 
@@ -75,6 +77,7 @@ use crate::provision::Provisioner;
 pub use auth::{Principal, Role};
 pub use error::ApiError;
 pub use openapi::{Api, Doc};
+pub use wsi::WsiSettings;
 
 const LOGIN_SLOTS: usize = 2;
 
@@ -86,6 +89,8 @@ pub struct Inner {
     pub store: Store,
     pub provisioner: Arc<Provisioner>,
     pub admin: SystemAdmin,
+    /// The WebSocket subscriptions (`/wsi`) and their settings.
+    pub wsi: WsiSettings,
     /// Password checks running at once: each argon2id verification holds
     /// 19 MiB and a core for tens of milliseconds, so a login flood must
     /// queue, not fan out over the blocking thread pool.
@@ -101,11 +106,17 @@ impl std::ops::Deref for ApiState {
 }
 
 impl ApiState {
-    pub fn new(store: Store, provisioner: Arc<Provisioner>, admin: SystemAdmin) -> Self {
+    pub fn new(
+        store: Store,
+        provisioner: Arc<Provisioner>,
+        admin: SystemAdmin,
+        wsi: WsiSettings,
+    ) -> Self {
         ApiState(Arc::new(Inner {
             store,
             provisioner,
             admin,
+            wsi,
             login_slots: tokio::sync::Semaphore::new(LOGIN_SLOTS),
         }))
     }
@@ -594,6 +605,7 @@ pub fn api() -> Api {
 
 pub fn router(state: ApiState) -> Router {
     api()
+        .undocumented("/wsi", axum::routing::get(wsi::upgrade))
         .into_router()
         .fallback(|| async { ApiError::not_found("resource") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
