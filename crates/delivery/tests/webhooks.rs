@@ -60,9 +60,10 @@ impl Harness {
         config.poll = Duration::from_millis(100);
         config.scan = Duration::from_millis(300);
         tweak(&mut config);
-        let dispatcher = Dispatcher::start(store.clone(), writer.committed_global_sequence(), config)
-            .await
-            .unwrap();
+        let dispatcher =
+            Dispatcher::start(store.clone(), writer.committed_global_sequence(), config)
+                .await
+                .unwrap();
         Harness {
             store,
             writer,
@@ -116,8 +117,15 @@ fn endpoint(url: &str) -> Value {
 async fn retries_follow_the_schedule_until_success(db: &TestDb) {
     // Every event is refused three times, then accepted.
     let rx = Receiver::start(|r, earlier| {
-        let seen = earlier.iter().filter(|e| e.webhook_id() == r.webhook_id()).count();
-        Reply::status(if seen < 3 { 500 } else { 200 }).with_body(if seen < 3 { "busy" } else { "ok" })
+        let seen = earlier
+            .iter()
+            .filter(|e| e.webhook_id() == r.webhook_id())
+            .count();
+        Reply::status(if seen < 3 { 500 } else { 200 }).with_body(if seen < 3 {
+            "busy"
+        } else {
+            "ok"
+        })
     })
     .await;
     let delays = [300, 600, 900, 2000, 2000, 2000, 2000, 2000];
@@ -129,12 +137,23 @@ async fn retries_follow_the_schedule_until_success(db: &TestDb) {
     h.calls(1, 2).await;
     // 2 calls × 2 types = 4 events × 4 requests.
     wait_until(LIMIT, "16 requests", || rx.count() >= 16).await;
-    let deliveries = h.store.webhook_deliveries(tenant_id(1), 100, 0).await.unwrap();
+    let deliveries = h
+        .store
+        .webhook_deliveries(tenant_id(1), 100, 0)
+        .await
+        .unwrap();
     wait_until(LIMIT, "4 delivered", || true).await;
     let mut delivered = 0;
     for _ in 0..200 {
-        let d = h.store.webhook_deliveries(tenant_id(1), 100, 0).await.unwrap();
-        delivered = d.iter().filter(|d| d.status == DeliveryStatus::Delivered).count();
+        let d = h
+            .store
+            .webhook_deliveries(tenant_id(1), 100, 0)
+            .await
+            .unwrap();
+        delivered = d
+            .iter()
+            .filter(|d| d.status == DeliveryStatus::Delivered)
+            .count();
         if delivered == 4 {
             break;
         }
@@ -147,22 +166,46 @@ async fn retries_follow_the_schedule_until_success(db: &TestDb) {
     for r in &requests {
         // Standard Webhooks: the signature covers id, timestamp and body.
         let ts: u64 = r.header("webhook-timestamp").unwrap().parse().unwrap();
-        assert!(secret.verify(r.webhook_id(), ts, r.body.as_bytes(), r.header("webhook-signature").unwrap()));
-        assert_eq!(r.json()["event_id"], r.webhook_id(), "webhook-id is the event_id");
+        assert!(secret.verify(
+            r.webhook_id(),
+            ts,
+            r.body.as_bytes(),
+            r.header("webhook-signature").unwrap()
+        ));
+        assert_eq!(
+            r.json()["event_id"],
+            r.webhook_id(),
+            "webhook-id is the event_id"
+        );
         assert_eq!(r.header("content-type"), Some("application/json"));
         per_id.entry(r.webhook_id().to_owned()).or_default().push(r);
     }
     assert_eq!(per_id.len(), 4);
-    let types: HashSet<String> = requests.iter().map(|r| r.json()["event_type"].as_str().unwrap().to_owned()).collect();
-    assert_eq!(types, HashSet::from(["call_start".to_owned(), "call_cdr".to_owned()]), "the filter holds");
+    let types: HashSet<String> = requests
+        .iter()
+        .map(|r| r.json()["event_type"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        types,
+        HashSet::from(["call_start".to_owned(), "call_cdr".to_owned()]),
+        "the filter holds"
+    );
     for (_, attempts) in per_id {
         assert_eq!(attempts.len(), 4, "exactly 3 failures and one success");
     }
     // The log: four attempts per delivery, spaced by the schedule (±20 %).
-    let deliveries = h.store.webhook_deliveries(tenant_id(1), 100, 0).await.unwrap();
+    let deliveries = h
+        .store
+        .webhook_deliveries(tenant_id(1), 100, 0)
+        .await
+        .unwrap();
     for d in &deliveries {
         let outcomes: Vec<_> = d.log.iter().map(|l| l.outcome.as_str()).collect();
-        assert_eq!(outcomes, ["http_error", "http_error", "http_error", "success"], "{d:#?}");
+        assert_eq!(
+            outcomes,
+            ["http_error", "http_error", "http_error", "success"],
+            "{d:#?}"
+        );
         assert_eq!(d.attempts, 4);
         assert_eq!(d.last_http_status, Some(200));
         assert_eq!(d.log[0].http_status, Some(500));
@@ -173,9 +216,20 @@ async fn retries_follow_the_schedule_until_success(db: &TestDb) {
             let after_end = scheduled - (pair[0].at.0 + pair[0].duration_ms.unwrap());
             let lo = delays[i] * 8 / 10;
             let hi = delays[i] * 12 / 10 + 1;
-            assert!((lo..=hi).contains(&after_end), "delay {i}: {after_end} ms not within {lo}..{hi}");
-            assert!(pair[1].at.0 >= scheduled, "attempt {} ran before its time", i + 2);
-            assert!(pair[1].at.0 - scheduled < 1500, "attempt {} ran late", i + 2);
+            assert!(
+                (lo..=hi).contains(&after_end),
+                "delay {i}: {after_end} ms not within {lo}..{hi}"
+            );
+            assert!(
+                pair[1].at.0 >= scheduled,
+                "attempt {} ran before its time",
+                i + 2
+            );
+            assert!(
+                pair[1].at.0 - scheduled < 1500,
+                "attempt {} ran late",
+                i + 2
+            );
         }
         assert_eq!(d.log[3].next_attempt_at, None);
     }
@@ -187,17 +241,26 @@ async fn receiver_down_then_up_gets_every_event(db: &TestDb) {
     let addr = Receiver::ok().await.shut_down();
     let delays = [200, 400, 800, 1000, 1000, 1000, 1000, 1000];
     let mut h = Harness::start(db, &[1], schedule(&delays)).await;
-    h.configure(1, endpoint(&format!("http://{addr}/down"))).await;
+    h.configure(1, endpoint(&format!("http://{addr}/down")))
+        .await;
     h.calls(1, 1000).await;
     // Wait until failures are logged, so the receiver really was down.
     for _ in 0..500 {
-        let d = h.store.webhook_deliveries(tenant_id(1), 1, 4999).await.unwrap();
+        let d = h
+            .store
+            .webhook_deliveries(tenant_id(1), 1, 4999)
+            .await
+            .unwrap();
         if d.first().is_some_and(|d| d.attempts >= 1) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let failed = h.store.webhook_deliveries(tenant_id(1), 1, 4999).await.unwrap();
+    let failed = h
+        .store
+        .webhook_deliveries(tenant_id(1), 1, 4999)
+        .await
+        .unwrap();
     assert_eq!(failed[0].log[0].outcome, "connect_error", "{failed:#?}");
     let rx = Receiver::start_on(
         addr,
@@ -206,7 +269,10 @@ async fn receiver_down_then_up_gets_every_event(db: &TestDb) {
         }),
     )
     .await;
-    wait_until(Duration::from_secs(60), "5000 distinct events", || rx.distinct_ids().len() >= 5000).await;
+    wait_until(Duration::from_secs(60), "5000 distinct events", || {
+        rx.distinct_ids().len() >= 5000
+    })
+    .await;
     let cdrs: HashSet<String> = rx
         .requests()
         .iter()
@@ -226,7 +292,12 @@ async fn not_found_stops_gone_disables_redirects_fail(db: &TestDb) {
         _ => Reply::status(200),
     })
     .await;
-    let mut h = Harness::start(db, &[1, 2, 3], schedule(&[150, 150, 150, 150, 150, 150, 150, 150])).await;
+    let mut h = Harness::start(
+        db,
+        &[1, 2, 3],
+        schedule(&[150, 150, 150, 150, 150, 150, 150, 150]),
+    )
+    .await;
     let only_cdr = |path: &str| {
         let mut b = endpoint(&rx.url(path));
         b["event_types"] = json!(["call_cdr"]);
@@ -243,10 +314,20 @@ async fn not_found_stops_gone_disables_redirects_fail(db: &TestDb) {
     for _ in 0..1000 {
         by_tenant.clear();
         for t in [1, 2, 3] {
-            by_tenant.insert(t, h.store.webhook_deliveries(tenant_id(t), 100, 0).await.unwrap());
+            by_tenant.insert(
+                t,
+                h.store
+                    .webhook_deliveries(tenant_id(t), 100, 0)
+                    .await
+                    .unwrap(),
+            );
         }
-        if done(&by_tenant[&1]) && done(&by_tenant[&3]) && !by_tenant[&3].is_empty()
-            && by_tenant[&2].iter().any(|d| d.status == DeliveryStatus::Failed)
+        if done(&by_tenant[&1])
+            && done(&by_tenant[&3])
+            && !by_tenant[&3].is_empty()
+            && by_tenant[&2]
+                .iter()
+                .any(|d| d.status == DeliveryStatus::Failed)
         {
             break;
         }
@@ -258,23 +339,46 @@ async fn not_found_stops_gone_disables_redirects_fail(db: &TestDb) {
     assert_eq!((d[0].status, d[0].attempts), (DeliveryStatus::Failed, 1));
     assert_eq!(d[0].log[0].outcome, "not_found");
     assert_eq!(d[0].log[0].response.as_deref(), Some("no such hook"));
-    assert!(h.store.webhook_endpoint(tenant_id(1)).await.unwrap().unwrap().enabled);
+    assert!(
+        h.store
+            .webhook_endpoint(tenant_id(1))
+            .await
+            .unwrap()
+            .unwrap()
+            .enabled
+    );
     // 410: the endpoint is disabled, logged, and the second call's event
     // is not sent.
-    let ep = h.store.webhook_endpoint(tenant_id(2)).await.unwrap().unwrap();
+    let ep = h
+        .store
+        .webhook_endpoint(tenant_id(2))
+        .await
+        .unwrap()
+        .unwrap();
     assert!(!ep.enabled);
     assert_eq!(ep.disabled_reason.as_deref(), Some("gone"));
     let gone: Vec<_> = by_tenant[&2].iter().filter(|d| d.attempts > 0).collect();
     assert_eq!(gone.len(), 1, "only one event reached the gone endpoint");
-    let kinds: Vec<_> = gone[0].log.iter().map(|l| (l.kind.as_str(), l.outcome.as_str())).collect();
+    let kinds: Vec<_> = gone[0]
+        .log
+        .iter()
+        .map(|l| (l.kind.as_str(), l.outcome.as_str()))
+        .collect();
     assert_eq!(kinds, [("attempt", "gone"), ("endpoint_disabled", "gone")]);
     // 302: every attempt failed as a redirect, the Location never fetched.
     let d = &by_tenant[&3];
     assert_eq!((d[0].status, d[0].attempts), (DeliveryStatus::Failed, 9));
-    assert!(d[0].log.iter().all(|l| l.outcome == "redirect" && l.http_status == Some(302)));
+    assert!(
+        d[0].log
+            .iter()
+            .all(|l| l.outcome == "redirect" && l.http_status == Some(302))
+    );
     assert!(rx.requests().iter().all(|r| r.path != "/elsewhere"));
     let counts = |p: &str| rx.requests().iter().filter(|r| r.path == p).count();
-    assert_eq!((counts("/missing"), counts("/gone"), counts("/moved")), (1, 1, 9));
+    assert_eq!(
+        (counts("/missing"), counts("/gone"), counts("/moved")),
+        (1, 1, 9)
+    );
     h.stop().await;
 }
 
@@ -282,7 +386,10 @@ async fn private_addresses_are_refused_unless_allow_listed(db: &TestDb) {
     let rx = Receiver::ok().await;
     let port = rx.addr.port();
     let resolver = StaticResolver(HashMap::from([
-        ("internal.test".to_owned(), vec!["10.0.0.1".parse::<IpAddr>().unwrap()]),
+        (
+            "internal.test".to_owned(),
+            vec!["10.0.0.1".parse::<IpAddr>().unwrap()],
+        ),
         (
             "mixed.test".to_owned(),
             vec!["10.0.0.1".parse().unwrap(), "127.0.0.1".parse().unwrap()],
@@ -292,14 +399,20 @@ async fn private_addresses_are_refused_unless_allow_listed(db: &TestDb) {
         c.client.resolver = Arc::new(resolver);
     })
     .await;
-    h.configure(1, endpoint(&format!("http://internal.test:{port}/one"))).await;
-    h.configure(2, endpoint(&format!("http://mixed.test:{port}/two"))).await;
+    h.configure(1, endpoint(&format!("http://internal.test:{port}/one")))
+        .await;
+    h.configure(2, endpoint(&format!("http://mixed.test:{port}/two")))
+        .await;
     h.calls(1, 1).await;
     h.calls(2, 1).await;
     wait_until(LIMIT, "tenant 2's 5 events", || rx.count() >= 5).await;
     let mut refused = Vec::new();
     for _ in 0..500 {
-        refused = h.store.webhook_deliveries(tenant_id(1), 100, 0).await.unwrap();
+        refused = h
+            .store
+            .webhook_deliveries(tenant_id(1), 100, 0)
+            .await
+            .unwrap();
         if refused.iter().all(|d| d.attempts >= 2) && refused.len() == 5 {
             break;
         }
@@ -330,7 +443,8 @@ async fn digest_basic_and_bearer_authenticate(db: &TestDb) {
                         .and_then(|a| Credentials::parse(a).ok())
                         .map(|c| {
                             c.username == "tally"
-                                && server.verify(now, "POST", &c, UserSecret::Password("pw")) == Verdict::Ok
+                                && server.verify(now, "POST", &c, UserSecret::Password("pw"))
+                                    == Verdict::Ok
                         })
                         .unwrap_or(false);
                     if ok {
@@ -343,8 +457,12 @@ async fn digest_basic_and_bearer_authenticate(db: &TestDb) {
                             .with_header("www-authenticate", &md5.to_string())
                     }
                 }
-                "/basic" if r.header("authorization") == Some("Basic dGFsbHk6cHc=") => Reply::status(200),
-                "/bearer" if r.header("authorization") == Some("Bearer tok-123") => Reply::status(200),
+                "/basic" if r.header("authorization") == Some("Basic dGFsbHk6cHc=") => {
+                    Reply::status(200)
+                }
+                "/bearer" if r.header("authorization") == Some("Bearer tok-123") => {
+                    Reply::status(200)
+                }
                 _ => Reply::status(401),
             }
         })
@@ -359,10 +477,35 @@ async fn digest_basic_and_bearer_authenticate(db: &TestDb) {
         b["event_types"] = json!(["call_cdr"]);
         b
     };
-    h.configure(1, with("/digest", json!({"auth": "DIGEST", "username": "tally", "password": "pw"}))).await;
-    h.configure(2, with("/basic", json!({"auth": "BASIC", "username": "tally", "password": "pw"}))).await;
-    h.configure(3, with("/bearer", json!({"auth": "BEARER", "token": "tok-123"}))).await;
-    h.configure(4, with("/digest", json!({"auth": "DIGEST", "username": "tally", "password": "wrong"}))).await;
+    h.configure(
+        1,
+        with(
+            "/digest",
+            json!({"auth": "DIGEST", "username": "tally", "password": "pw"}),
+        ),
+    )
+    .await;
+    h.configure(
+        2,
+        with(
+            "/basic",
+            json!({"auth": "BASIC", "username": "tally", "password": "pw"}),
+        ),
+    )
+    .await;
+    h.configure(
+        3,
+        with("/bearer", json!({"auth": "BEARER", "token": "tok-123"})),
+    )
+    .await;
+    h.configure(
+        4,
+        with(
+            "/digest",
+            json!({"auth": "DIGEST", "username": "tally", "password": "wrong"}),
+        ),
+    )
+    .await;
     for t in 1..=4 {
         h.calls(t, 2).await;
     }
@@ -371,9 +514,17 @@ async fn digest_basic_and_bearer_authenticate(db: &TestDb) {
     for _ in 0..500 {
         all.clear();
         for t in 1..=3 {
-            all.push(h.store.webhook_deliveries(tenant_id(t), 10, 0).await.unwrap());
+            all.push(
+                h.store
+                    .webhook_deliveries(tenant_id(t), 10, 0)
+                    .await
+                    .unwrap(),
+            );
         }
-        if all.iter().all(|d| status(d) == [DeliveryStatus::Delivered; 2]) {
+        if all
+            .iter()
+            .all(|d| status(d) == [DeliveryStatus::Delivered; 2])
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -383,30 +534,45 @@ async fn digest_basic_and_bearer_authenticate(db: &TestDb) {
     }
     // Digest: the second event reuses the challenge (nc=2) without a new
     // 401, so 3 requests in all for 2 events.
-    let digest: Vec<_> = rx.requests().into_iter().filter(|r| r.path == "/digest").collect();
+    let digest: Vec<_> = rx
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/digest")
+        .collect();
     let first_tenant: Vec<_> = digest
         .iter()
         .filter(|r| r.header("authorization").is_none_or(|a| a.contains("nc=")))
         .collect();
     assert!(!first_tenant.is_empty());
-    let wrong = h.store.webhook_deliveries(tenant_id(4), 10, 0).await.unwrap();
+    let wrong = h
+        .store
+        .webhook_deliveries(tenant_id(4), 10, 0)
+        .await
+        .unwrap();
     assert!(wrong.iter().all(|d| d.status != DeliveryStatus::Delivered));
-    assert!(wrong.iter().flat_map(|d| &d.log).all(|l| l.http_status == Some(401)));
+    assert!(
+        wrong
+            .iter()
+            .flat_map(|d| &d.log)
+            .all(|l| l.http_status == Some(401))
+    );
     h.stop().await;
 }
 
 async fn a_slow_endpoint_does_not_delay_other_tenants(db: &TestDb) {
     let (release_tx, release_rx) = tokio::sync::watch::channel(false);
-    let rx = Receiver::start_async(Arc::new(move |r: &receiver::Received, _: &[receiver::Received]| {
-        let slow = r.path == "/slow";
-        let mut release = release_rx.clone();
-        Box::pin(async move {
-            if slow {
-                let _ = release.wait_for(|r| *r).await;
-            }
-            Reply::status(200)
-        }) as _
-    }))
+    let rx = Receiver::start_async(Arc::new(
+        move |r: &receiver::Received, _: &[receiver::Received]| {
+            let slow = r.path == "/slow";
+            let mut release = release_rx.clone();
+            Box::pin(async move {
+                if slow {
+                    let _ = release.wait_for(|r| *r).await;
+                }
+                Reply::status(200)
+            }) as _
+        },
+    ))
     .await;
     let mut h = Harness::start_with(db, &[1, 2], schedule(&[100; 8]), |c| {
         c.concurrency = 4;
@@ -420,16 +586,25 @@ async fn a_slow_endpoint_does_not_delay_other_tenants(db: &TestDb) {
     let fast = |rx: &Receiver| rx.requests().iter().filter(|r| r.path == "/fast").count();
     let slow_count = |rx: &Receiver| rx.requests().iter().filter(|r| r.path == "/slow").count();
     // Tenant 2 gets everything while tenant 1's first attempts hang.
-    wait_until(LIMIT, "tenant 2's 100 events and tenant 1's 4 stuck attempts", || {
-        fast(&rx) >= 100 && slow_count(&rx) >= 4
-    })
+    wait_until(
+        LIMIT,
+        "tenant 2's 100 events and tenant 1's 4 stuck attempts",
+        || fast(&rx) >= 100 && slow_count(&rx) >= 4,
+    )
     .await;
     let slow_seen = slow_count(&rx);
     assert_eq!(slow_seen, 4, "the slow endpoint holds exactly its 4 slots");
-    let slow = h.store.webhook_deliveries(tenant_id(1), 200, 0).await.unwrap();
+    let slow = h
+        .store
+        .webhook_deliveries(tenant_id(1), 200, 0)
+        .await
+        .unwrap();
     assert!(slow.iter().all(|d| d.status == DeliveryStatus::Pending));
     release_tx.send(true).unwrap();
-    wait_until(LIMIT, "tenant 1's 100 events", || rx.requests().iter().filter(|r| r.path == "/slow").count() >= 100).await;
+    wait_until(LIMIT, "tenant 1's 100 events", || {
+        rx.requests().iter().filter(|r| r.path == "/slow").count() >= 100
+    })
+    .await;
     h.stop().await;
 }
 
@@ -438,7 +613,10 @@ async fn replay_retry_and_test_events(db: &TestDb) {
     let mut h = Harness::start(db, &[1], schedule(&[100; 8])).await;
     h.calls(1, 1).await; // before any endpoint: never sent
     // Make sure it is fanned out (to nobody) before the endpoint exists.
-    h.store.webhook_fan_out(1000, cdr::UnixMillis(now_ms())).await.unwrap();
+    h.store
+        .webhook_fan_out(1000, cdr::UnixMillis(now_ms()))
+        .await
+        .unwrap();
     let mut body = endpoint(&rx.url("/hook"));
     body["secret"] = json!(SECRET);
     h.configure(1, body).await;
@@ -461,11 +639,26 @@ async fn replay_retry_and_test_events(db: &TestDb) {
     assert!(first.is_subset(&ids), "replays carry the same webhook-id");
     // Retry one delivery by its event id.
     let one = first.iter().next().unwrap().clone();
-    assert!(h.store.retry_webhook_delivery(tenant_id(1), &one, cdr::UnixMillis(now_ms())).await.unwrap());
-    assert!(!h.store.retry_webhook_delivery(tenant_id(2), &one, cdr::UnixMillis(now_ms())).await.unwrap());
+    assert!(
+        h.store
+            .retry_webhook_delivery(tenant_id(1), &one, cdr::UnixMillis(now_ms()))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !h.store
+            .retry_webhook_delivery(tenant_id(2), &one, cdr::UnixMillis(now_ms()))
+            .await
+            .unwrap()
+    );
     h.dispatcher().deliveries_due(tenant_id(1));
     wait_until(LIMIT, "16 requests", || rx.count() >= 16).await;
-    let d = h.store.webhook_delivery(tenant_id(1), &one).await.unwrap().unwrap();
+    let d = h
+        .store
+        .webhook_delivery(tenant_id(1), &one)
+        .await
+        .unwrap()
+        .unwrap();
     let triggers: Vec<_> = d.log.iter().map(|l| l.trigger.as_str()).collect();
     assert_eq!(triggers, ["scheduled", "manual", "manual"]);
     // A test event: sent once, signed, logged.
@@ -476,18 +669,31 @@ async fn replay_retry_and_test_events(db: &TestDb) {
     assert_eq!(last.webhook_id(), sent.event_id);
     assert_eq!(last.json()["event_type"], "test");
     let ts: u64 = last.header("webhook-timestamp").unwrap().parse().unwrap();
-    assert!(Secret::parse(SECRET).unwrap().verify(&sent.event_id, ts, last.body.as_bytes(), last.header("webhook-signature").unwrap()));
-    assert!(h.dispatcher().send_test(tenant_id(2)).await.is_err(), "no endpoint");
+    assert!(Secret::parse(SECRET).unwrap().verify(
+        &sent.event_id,
+        ts,
+        last.body.as_bytes(),
+        last.header("webhook-signature").unwrap()
+    ));
+    assert!(
+        h.dispatcher().send_test(tenant_id(2)).await.is_err(),
+        "no endpoint"
+    );
     h.stop().await;
 }
 
 async fn a_restart_sends_what_was_pending_with_the_same_id(db: &TestDb) {
     // The first receiver answers slowly: attempts are in flight when the
     // dispatcher stops without waiting for them.
-    let slow = Receiver::start(|_, _| Reply { delay: Some(Duration::from_secs(5)), ..Reply::status(200) }).await;
+    let slow = Receiver::start(|_, _| Reply {
+        delay: Some(Duration::from_secs(5)),
+        ..Reply::status(200)
+    })
+    .await;
     let addr = slow.addr;
     let mut h = Harness::start(db, &[1], schedule(&[100; 8])).await;
-    h.configure(1, endpoint(&format!("http://{addr}/hook"))).await;
+    h.configure(1, endpoint(&format!("http://{addr}/hook")))
+        .await;
     h.calls(1, 10).await;
     wait_until(LIMIT, "attempts in flight", || slow.count() >= 10).await;
     let before = slow.distinct_ids();
@@ -495,7 +701,9 @@ async fn a_restart_sends_what_was_pending_with_the_same_id(db: &TestDb) {
     drop(slow);
     let rx = Receiver::start_on(
         addr,
-        Arc::new(|_: &receiver::Received, _: &[receiver::Received]| Box::pin(async { Reply::status(200) }) as _),
+        Arc::new(|_: &receiver::Received, _: &[receiver::Received]| {
+            Box::pin(async { Reply::status(200) }) as _
+        }),
     )
     .await;
     let mut client = ClientConfig::new(AllowList::parse(&["127.0.0.1/32"]).unwrap());
@@ -503,11 +711,27 @@ async fn a_restart_sends_what_was_pending_with_the_same_id(db: &TestDb) {
     let mut config = DispatcherConfig::new(1, client);
     config.policy = schedule(&[100; 8]);
     config.poll = Duration::from_millis(100);
-    let again = Dispatcher::start(h.store.clone(), h.writer.committed_global_sequence(), config).await.unwrap();
-    wait_until(LIMIT, "all 50 events after the restart", || rx.distinct_ids().len() >= 50).await;
+    let again = Dispatcher::start(
+        h.store.clone(),
+        h.writer.committed_global_sequence(),
+        config,
+    )
+    .await
+    .unwrap();
+    wait_until(LIMIT, "all 50 events after the restart", || {
+        rx.distinct_ids().len() >= 50
+    })
+    .await;
     let after = rx.distinct_ids();
-    assert!(before.is_subset(&after), "interrupted attempts are resent with the same webhook-id");
-    let all = h.store.webhook_deliveries(tenant_id(1), 100, 0).await.unwrap();
+    assert!(
+        before.is_subset(&after),
+        "interrupted attempts are resent with the same webhook-id"
+    );
+    let all = h
+        .store
+        .webhook_deliveries(tenant_id(1), 100, 0)
+        .await
+        .unwrap();
     assert_eq!(all.len(), 50);
     again.stop(Duration::from_secs(1)).await;
 }

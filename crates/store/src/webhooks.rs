@@ -102,6 +102,9 @@ pub struct ClaimedDelivery {
     pub trigger: String,
     /// When the event was committed.
     pub created_at: UnixMillis,
+    /// The delivery's retry/replay request count when it was claimed
+    /// (hand it back in [`AttemptRecord::claimed_requests`]).
+    pub manual_requests: i64,
 }
 
 /// What an attempt did to the endpoint's health.
@@ -124,6 +127,9 @@ pub enum EndpointChange {
 #[derive(Clone, Debug, PartialEq)]
 pub struct AttemptRecord {
     pub delivery_id: i64,
+    /// [`ClaimedDelivery::manual_requests`]: if a retry or replay arrived
+    /// since, the delivery stays due instead of taking this outcome.
+    pub claimed_requests: i64,
     pub tenant_id: TenantId,
     /// 1 for the first attempt.
     pub attempt: u32,
@@ -398,6 +404,7 @@ fn claimed_from_row(row: &impl Row) -> Result<ClaimedDelivery, StoreError> {
         attempts: count("attempts", row.int("attempts")?)?,
         trigger: row.text("next_trigger")?,
         created_at: get_ms(row, "created_at")?,
+        manual_requests: row.int("manual_requests")?,
     })
 }
 
@@ -418,7 +425,7 @@ pub(crate) async fn claim(
              ORDER BY next_attempt_at, id LIMIT $5) \
              AND status = 'pending' AND (lease_until IS NULL OR lease_until <= $4) \
              RETURNING id, tenant_id, event_id, sequence, event_type, payload, attempts, \
-             next_trigger, created_at",
+             next_trigger, created_at, manual_requests",
             &args![
                 owner,
                 db_ms("lease_until", lease_until)?,
@@ -484,9 +491,13 @@ pub(crate) async fn record(
         let http_status = r.http_status.map(i64::from);
         let changed = conn
             .execute(
-                "UPDATE webhook_deliveries SET status = $1, attempts = $2, next_attempt_at = $3, \
+                "UPDATE webhook_deliveries SET \
+                 status = CASE WHEN manual_requests = $9 THEN $1 ELSE 'pending' END, \
+                 attempts = $2, \
+                 next_attempt_at = CASE WHEN manual_requests = $9 THEN $3 ELSE $6 END, \
                  lease_owner = NULL, lease_until = NULL, last_http_status = $4, last_error = $5, \
-                 updated_at = $6, next_trigger = 'scheduled' \
+                 updated_at = $6, \
+                 next_trigger = CASE WHEN manual_requests = $9 THEN 'scheduled' ELSE 'manual' END \
                  WHERE id = $7 AND lease_owner = $8",
                 &args![
                     r.status.as_str(),
@@ -497,6 +508,7 @@ pub(crate) async fn record(
                     at,
                     r.delivery_id,
                     owner,
+                    r.claimed_requests,
                 ],
             )
             .await?;
@@ -625,7 +637,7 @@ pub(crate) async fn retry(
     let changed = conn
         .execute(
             "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = $3, \
-             next_trigger = 'manual', updated_at = $3 \
+             next_trigger = 'manual', updated_at = $3, manual_requests = manual_requests + 1 \
              WHERE tenant_id = $1 AND event_id = $2 AND sequence > 0",
             &args![
                 db_id("tenant_id", tenant_id.id())?,
@@ -655,7 +667,7 @@ pub(crate) async fn replay(
     let mut scheduled = conn
         .execute(
             "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = $3, \
-             next_trigger = 'manual', updated_at = $3 \
+             next_trigger = 'manual', updated_at = $3, manual_requests = manual_requests + 1 \
              WHERE tenant_id = $1 AND sequence > $2",
             &args![tenant, from, now_ms],
         )

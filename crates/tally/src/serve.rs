@@ -145,7 +145,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let connections = Arc::new(Connections::default());
     let transmitter = Transmitter::new(udp_socket.clone(), Arc::clone(&connections));
 
+    let committed = writer.committed_global_sequence();
     let commits = tokio::spawn(cdr_commit::run(facts_rx, writer));
+    let webhooks = Arc::new(crate::delivery::Webhooks::start(&config, &store, committed).await?);
     let persisted = tokio::spawn(bindings::persist(bindings_rx, store.clone()));
     let shard = Shard::new(
         engine,
@@ -178,6 +180,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let ids = cdr::Snowflake::new(config.node)?;
     let provisioner = Arc::new(Provisioner::new(store.clone(), shard_tx, ids));
     let api_state = ApiState::new(store.clone(), Arc::clone(&provisioner), admin.clone());
+    api_state.set_webhooks(Arc::clone(&webhooks));
     let mut http_stop = stop.clone();
     let http = tokio::spawn(async move {
         axum::serve(http_listener, api::router(api_state))
@@ -231,6 +234,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tracing::warn!(error = %e, "HTTP server error");
     }
     commits.await.context("the CDR commit task failed")?;
+    webhooks.stop().await;
     persisted.await.context("the registration task failed")?;
     store.close().await;
     tracing::info!(

@@ -187,8 +187,9 @@ pub enum TestError {
 pub struct Dispatcher {
     shared: Arc<Shared>,
     stop_tx: watch::Sender<bool>,
-    fan_out: JoinHandle<()>,
-    recorder: JoinHandle<()>,
+    recorder_stop: watch::Sender<bool>,
+    fan_out: Mutex<Option<JoinHandle<()>>>,
+    recorder: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -216,8 +217,14 @@ impl Dispatcher {
             );
         }
         let (stop_tx, stop) = watch::channel(false);
+        let (recorder_stop, recorder_stopped) = watch::channel(false);
         let (recorder_tx, recorder_rx) = mpsc::channel(4096);
-        let recorder = tokio::spawn(recorder(store.clone(), config.owner.clone(), recorder_rx));
+        let recorder = tokio::spawn(recorder(
+            store.clone(),
+            config.owner.clone(),
+            recorder_rx,
+            recorder_stopped,
+        ));
         let shared = Arc::new(Shared {
             client: Client::new(config.client.clone()),
             store,
@@ -232,8 +239,9 @@ impl Dispatcher {
         Ok(Dispatcher {
             shared,
             stop_tx,
-            fan_out,
-            recorder,
+            recorder_stop,
+            fan_out: Mutex::new(Some(fan_out)),
+            recorder: Mutex::new(Some(recorder)),
         })
     }
 
@@ -295,6 +303,7 @@ impl Dispatcher {
             attempts: 0,
             trigger: "test".into(),
             created_at: UnixMillis(now),
+            manual_requests: 0,
         };
         let record = attempt_once(shared, &endpoint, &claimed).await;
         shared
@@ -315,9 +324,16 @@ impl Dispatcher {
     /// Stops fanning out and claiming, gives attempts in flight `grace` to
     /// finish and be recorded, abandons the rest (their leases are freed,
     /// so the next start sends them again).
-    pub async fn stop(self, grace: Duration) {
+    /// Idempotent; later calls return at once.
+    pub async fn stop(&self, grace: Duration) {
         let _ = self.stop_tx.send(true);
-        let _ = self.fan_out.await;
+        let fan_out = self
+            .fan_out
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let Some(fan_out) = fan_out else { return };
+        let _ = fan_out.await;
         let tasks: Vec<_> =
             std::mem::take(&mut *self.shared.tasks.lock().unwrap_or_else(|p| p.into_inner()));
         let deadline = tokio::time::Instant::now() + grace;
@@ -327,11 +343,21 @@ impl Dispatcher {
                 let _ = task.await;
             }
         }
-        let store = self.shared.store.clone();
-        let owner = self.shared.config.owner.clone();
-        drop(self.shared);
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.recorder).await;
-        if let Err(e) = store.release_webhook_leases(&owner).await {
+        let _ = self.recorder_stop.send(true);
+        let recorder = self
+            .recorder
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(recorder) = recorder {
+            let _ = tokio::time::timeout(Duration::from_secs(5), recorder).await;
+        }
+        let shared = &self.shared;
+        if let Err(e) = shared
+            .store
+            .release_webhook_leases(&shared.config.owner)
+            .await
+        {
             tracing::warn!(error = %e, "webhooks: could not free leases at stop; they expire");
         }
     }
@@ -619,6 +645,7 @@ async fn attempt_once(shared: &Shared, ep: &Endpoint, delivery: &ClaimedDelivery
     );
     AttemptRecord {
         delivery_id: delivery.id,
+        claimed_requests: delivery.manual_requests,
         tenant_id: delivery.tenant_id,
         attempt,
         trigger: delivery.trigger.clone(),
@@ -636,9 +663,25 @@ async fn attempt_once(shared: &Shared, ep: &Endpoint, delivery: &ClaimedDelivery
 
 /// Writes finished attempts in batches; answers each with whether its
 /// lease still held.
-async fn recorder(store: Store, owner: String, mut rx: mpsc::Receiver<RecordRequest>) {
+async fn recorder(
+    store: Store,
+    owner: String,
+    mut rx: mpsc::Receiver<RecordRequest>,
+    mut stop: watch::Receiver<bool>,
+) {
     const MAX_BATCH: usize = 256;
-    while let Some(first) = rx.recv().await {
+    loop {
+        // After the stop signal: drain what is queued, then end.
+        let first = if *stop.borrow() {
+            rx.try_recv().ok()
+        } else {
+            tokio::select! {
+                biased;
+                first = rx.recv() => first,
+                _ = stop.changed() => rx.try_recv().ok(),
+            }
+        };
+        let Some(first) = first else { break };
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {

@@ -134,48 +134,58 @@ impl Receiver {
                     let log = Arc::clone(&log);
                     let rule = Arc::clone(&rule);
                     let connection = tokio::spawn(async move {
-                        let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                            let log = Arc::clone(&log);
-                            let rule = Arc::clone(&rule);
-                            async move {
-                                let path = req
-                                    .uri()
-                                    .path_and_query()
-                                    .map(|p| p.to_string())
-                                    .unwrap_or_default();
-                                let headers = req
-                                    .headers()
-                                    .iter()
-                                    .map(|(k, v)| {
-                                        (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned())
-                                    })
-                                    .collect();
-                                let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                                let received = Received {
-                                    path,
-                                    headers,
-                                    body: String::from_utf8_lossy(&body).into_owned(),
-                                    at: Instant::now(),
-                                };
-                                let reply = {
-                                    let mut log = log.lock().unwrap();
-                                    let fut = rule(&received, &log);
-                                    log.push(received);
-                                    fut
-                                };
-                                let reply = reply.await;
-                                if let Some(d) = reply.delay {
-                                    tokio::time::sleep(d).await;
+                        let service =
+                            service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                                let log = Arc::clone(&log);
+                                let rule = Arc::clone(&rule);
+                                async move {
+                                    let path = req
+                                        .uri()
+                                        .path_and_query()
+                                        .map(|p| p.to_string())
+                                        .unwrap_or_default();
+                                    let headers = req
+                                        .headers()
+                                        .iter()
+                                        .map(|(k, v)| {
+                                            (
+                                                k.as_str().to_owned(),
+                                                v.to_str().unwrap_or("").to_owned(),
+                                            )
+                                        })
+                                        .collect();
+                                    let body = req
+                                        .into_body()
+                                        .collect()
+                                        .await
+                                        .map(|b| b.to_bytes())
+                                        .unwrap_or_default();
+                                    let received = Received {
+                                        path,
+                                        headers,
+                                        body: String::from_utf8_lossy(&body).into_owned(),
+                                        at: Instant::now(),
+                                    };
+                                    let reply = {
+                                        let mut log = log.lock().unwrap();
+                                        let fut = rule(&received, &log);
+                                        log.push(received);
+                                        fut
+                                    };
+                                    let reply = reply.await;
+                                    if let Some(d) = reply.delay {
+                                        tokio::time::sleep(d).await;
+                                    }
+                                    let mut response =
+                                        hyper::Response::builder().status(reply.status);
+                                    for (k, v) in &reply.headers {
+                                        response = response.header(k, v);
+                                    }
+                                    Ok::<_, Infallible>(
+                                        response.body(Full::new(Bytes::from(reply.body))).unwrap(),
+                                    )
                                 }
-                                let mut response = hyper::Response::builder().status(reply.status);
-                                for (k, v) in &reply.headers {
-                                    response = response.header(k, v);
-                                }
-                                Ok::<_, Infallible>(
-                                    response.body(Full::new(Bytes::from(reply.body))).unwrap(),
-                                )
-                            }
-                        });
+                            });
                         let _ = hyper::server::conn::http1::Builder::new()
                             .serve_connection(TokioIo::new(stream), service)
                             .await;

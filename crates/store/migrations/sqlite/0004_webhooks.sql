@@ -55,6 +55,9 @@ CREATE TABLE webhook_deliveries (
     lease_owner       TEXT,
     -- what the next attempt is: scheduled | manual (retry, replay) | test
     next_trigger      TEXT    NOT NULL DEFAULT 'scheduled',
+    -- retry/replay requests so far: one arriving during an attempt is not
+    -- overwritten by that attempt's outcome
+    manual_requests   INTEGER NOT NULL DEFAULT 0,
     lease_until       INTEGER,
     last_http_status  INTEGER,
     last_error        TEXT,

@@ -8,6 +8,7 @@
 //! | `POST /api/tenants`, `GET /api/tenants/{id}` | system admin |
 //! | `POST /api/tenants/{id}/users` | system admin |
 //! | `GET /api/cdrs`, `GET /api/cdrs/{id}` | tenant-scoped: the system admin names the tenant with `X-Tenant-Id` |
+//! | `GET/PUT /api/tenant/cdr_event`, `/api/tenant/webhook/…` | tenant admin, or the system admin with `X-Tenant-Id` ([`webhooks`]) |
 //!
 //! Every error has SPEC's shape ([`ApiError`]), including unknown routes
 //! and methods.
@@ -16,6 +17,7 @@ mod auth;
 mod cdrs;
 mod error;
 mod tenants;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -43,6 +45,8 @@ pub struct Inner {
     /// 19 MiB and a core for tens of milliseconds, so a login flood must
     /// queue, not fan out over the blocking thread pool.
     login_slots: tokio::sync::Semaphore,
+    /// The webhook dispatcher, set once at start-up (api/webhooks.rs).
+    webhooks: std::sync::OnceLock<Arc<crate::delivery::Webhooks>>,
 }
 
 impl std::ops::Deref for ApiState {
@@ -61,6 +65,7 @@ impl ApiState {
             admin,
             tokens: auth::Tokens::default(),
             login_slots: tokio::sync::Semaphore::new(LOGIN_SLOTS),
+            webhooks: std::sync::OnceLock::new(),
         }))
     }
 }
@@ -73,6 +78,17 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/tenants/{id}/users", post(tenants::create_user))
         .route("/api/cdrs", get(cdrs::list))
         .route("/api/cdrs/{id}", get(cdrs::detail))
+        .route(
+            "/api/tenant/cdr_event",
+            get(webhooks::get_cdr_event).put(webhooks::put_cdr_event_route),
+        )
+        .route("/api/tenant/webhook/deliveries", get(webhooks::deliveries))
+        .route(
+            "/api/tenant/webhook/deliveries/{id}/retry",
+            post(webhooks::retry),
+        )
+        .route("/api/tenant/webhook/replay", post(webhooks::replay))
+        .route("/api/tenant/webhook/test", post(webhooks::send_test))
         .fallback(|| async { ApiError::not_found("resource") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .with_state(state)
