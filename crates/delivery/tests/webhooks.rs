@@ -307,7 +307,7 @@ async fn not_found_stops_gone_disables_redirects_fail(db: &TestDb) {
     h.configure(2, only_cdr("/gone")).await;
     h.configure(3, only_cdr("/moved")).await;
     h.calls(1, 1).await;
-    h.calls(2, 2).await;
+    h.calls(2, 1).await;
     h.calls(3, 1).await;
     let done = |d: &[store::Delivery]| d.iter().all(|d| d.status != DeliveryStatus::Pending);
     let mut by_tenant = HashMap::new();
@@ -347,8 +347,8 @@ async fn not_found_stops_gone_disables_redirects_fail(db: &TestDb) {
             .unwrap()
             .enabled
     );
-    // 410: the endpoint is disabled, logged, and the second call's event
-    // is not sent.
+    // 410: the endpoint is disabled and logged; a later call's event is
+    // never sent to it.
     let ep = h
         .store
         .webhook_endpoint(tenant_id(2))
@@ -357,14 +357,26 @@ async fn not_found_stops_gone_disables_redirects_fail(db: &TestDb) {
         .unwrap();
     assert!(!ep.enabled);
     assert_eq!(ep.disabled_reason.as_deref(), Some("gone"));
-    let gone: Vec<_> = by_tenant[&2].iter().filter(|d| d.attempts > 0).collect();
-    assert_eq!(gone.len(), 1, "only one event reached the gone endpoint");
+    let gone = &by_tenant[&2];
+    assert_eq!(gone.len(), 1);
     let kinds: Vec<_> = gone[0]
         .log
         .iter()
         .map(|l| (l.kind.as_str(), l.outcome.as_str()))
         .collect();
     assert_eq!(kinds, [("attempt", "gone"), ("endpoint_disabled", "gone")]);
+    h.calls(2, 1).await;
+    h.store
+        .webhook_fan_out(1000, cdr::UnixMillis(now_ms()))
+        .await
+        .unwrap();
+    assert_eq!(
+        h.store
+            .count_webhook_deliveries(tenant_id(2))
+            .await
+            .unwrap(),
+        1
+    );
     // 302: every attempt failed as a redirect, the Location never fetched.
     let d = &by_tenant[&3];
     assert_eq!((d[0].status, d[0].attempts), (DeliveryStatus::Failed, 9));
@@ -736,7 +748,123 @@ async fn a_restart_sends_what_was_pending_with_the_same_id(db: &TestDb) {
     again.stop(Duration::from_secs(1)).await;
 }
 
+async fn https_is_verified(db: &TestDb) {
+    use delivery::webhook::client::{AuthState, Client, parse_pem_roots, tls_config};
+    let rx = Receiver::start_tls(|_, _| Reply::status(200)).await;
+    let port = rx.addr.port();
+    let loopback: IpAddr = "127.0.0.1".parse().unwrap();
+    let resolver = StaticResolver(HashMap::from([
+        ("localhost".to_owned(), vec![loopback]),
+        ("impostor.test".to_owned(), vec![loopback]),
+    ]));
+    let roots = parse_pem_roots(include_bytes!("tls/ca.pem")).unwrap();
+    let resolver = Arc::new(resolver);
+    let mut h = Harness::start_with(db, &[1, 2, 3], schedule(&[100; 8]), |c| {
+        c.client.resolver = resolver.clone();
+        c.client.tls = tls_config(&roots);
+    })
+    .await;
+    h.configure(1, endpoint(&format!("https://localhost:{port}/by-name")))
+        .await;
+    h.configure(2, endpoint(&format!("https://127.0.0.1:{port}/by-address")))
+        .await;
+    // The certificate does not name impostor.test.
+    h.configure(
+        3,
+        endpoint(&format!("https://impostor.test:{port}/wrong-name")),
+    )
+    .await;
+    for t in 1..=3 {
+        h.calls(t, 1).await;
+    }
+    wait_until(LIMIT, "10 HTTPS deliveries", || rx.count() >= 10).await;
+    let mut wrong = Vec::new();
+    for _ in 0..500 {
+        wrong = h
+            .store
+            .webhook_deliveries(tenant_id(3), 10, 0)
+            .await
+            .unwrap();
+        if wrong.len() == 5 && wrong.iter().all(|d| d.attempts >= 1) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        wrong.iter().all(|d| d.log[0].outcome == "tls_error"),
+        "{wrong:#?}"
+    );
+    assert!(rx.requests().iter().all(|r| r.path != "/wrong-name"));
+    // Without the test CA, only the public roots: refused.
+    let mut config = ClientConfig::new(AllowList::parse(&["127.0.0.1/32"]).unwrap());
+    config.resolver = resolver;
+    let err = Client::new(config)
+        .post(
+            &format!("https://localhost:{port}/").parse().unwrap(),
+            &[],
+            bytes::Bytes::from_static(b"{}"),
+            &AuthState::None,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.outcome(), "tls_error", "{err}");
+    h.stop().await;
+}
+
+async fn five_days_of_failures_disable_the_endpoint(db: &TestDb) {
+    let rx = Receiver::start(|_, _| Reply::status(500)).await;
+    let mut policy = schedule(&[100; 8]);
+    // "Five days", shortened.
+    policy.auto_disable_after = Duration::from_millis(400);
+    let mut h = Harness::start(db, &[1], policy).await;
+    let mut body = endpoint(&rx.url("/down"));
+    body["event_types"] = json!(["call_cdr"]);
+    h.configure(1, body).await;
+    h.calls(1, 1).await;
+    let mut ep = None;
+    for _ in 0..500 {
+        ep = h.store.webhook_endpoint(tenant_id(1)).await.unwrap();
+        if ep.as_ref().is_some_and(|e| !e.enabled) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let ep = ep.unwrap();
+    assert!(!ep.enabled);
+    assert_eq!(ep.disabled_reason.as_deref(), Some("failing"));
+    let d = &h
+        .store
+        .webhook_deliveries(tenant_id(1), 10, 0)
+        .await
+        .unwrap()[0];
+    assert_eq!(d.status, DeliveryStatus::Failed);
+    let last = d.log.last().unwrap();
+    assert_eq!(
+        (last.kind.as_str(), last.outcome.as_str()),
+        ("endpoint_disabled", "failing")
+    );
+    assert!(d.attempts >= 4, "failures over 400 ms at 100 ms apart");
+    // Later events are not sent to a disabled endpoint.
+    let seen = rx.count();
+    h.calls(1, 1).await;
+    h.store
+        .webhook_fan_out(1000, cdr::UnixMillis(now_ms()))
+        .await
+        .unwrap();
+    assert_eq!(
+        h.store
+            .count_webhook_deliveries(tenant_id(1))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(rx.count(), seen);
+    h.stop().await;
+}
+
 on_both!(
+    https_is_verified,
+    five_days_of_failures_disable_the_endpoint,
     retries_follow_the_schedule_until_success,
     receiver_down_then_up_gets_every_event,
     not_found_stops_gone_disables_redirects_fail,

@@ -107,6 +107,41 @@ impl Receiver {
 
     /// On a given address (to come back up where a test said it was).
     pub async fn start_on(addr: SocketAddr, rule: Rule) -> Receiver {
+        Receiver::start_full(addr, rule, None).await
+    }
+
+    /// HTTPS with the test certificate (tests/tls: `localhost` and
+    /// 127.0.0.1, signed by tests/tls/ca.pem).
+    pub async fn start_tls(
+        rule: impl Fn(&Received, &[Received]) -> Reply + Send + Sync + 'static,
+    ) -> Receiver {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certs: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(include_bytes!("../tls/server.pem"))
+                .collect::<Result<_, _>>()
+                .unwrap();
+        let key = PrivateKeyDer::from_pem_slice(include_bytes!("../tls/server.key")).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        let rule = Arc::new(rule);
+        let rule: Rule = Arc::new(move |r: &Received, earlier: &[Received]| {
+            let reply = rule(r, earlier);
+            Box::pin(async move { reply }) as Pin<Box<dyn Future<Output = Reply> + Send>>
+        });
+        Receiver::start_full("127.0.0.1:0".parse().unwrap(), rule, Some(Arc::new(config))).await
+    }
+
+    async fn start_full(
+        addr: SocketAddr,
+        rule: Rule,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> Receiver {
         // A receiver just dropped may still hold the port for a moment.
         let mut tries = 0;
         let listener = loop {
@@ -133,6 +168,7 @@ impl Receiver {
                     };
                     let log = Arc::clone(&log);
                     let rule = Arc::clone(&rule);
+                    let tls = tls.clone();
                     let connection = tokio::spawn(async move {
                         let service =
                             service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
@@ -186,9 +222,20 @@ impl Receiver {
                                     )
                                 }
                             });
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
+                        let http = hyper::server::conn::http1::Builder::new();
+                        match tls {
+                            None => {
+                                let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                            }
+                            Some(config) => {
+                                let Ok(stream) =
+                                    tokio_rustls::TlsAcceptor::from(config).accept(stream).await
+                                else {
+                                    return;
+                                };
+                                let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                            }
+                        }
                     });
                     connections.lock().unwrap().push(connection.abort_handle());
                 }
