@@ -71,6 +71,26 @@ pub use writer::{Committed, PendingCommit, StoreWriter, WriterConfig, WriterStat
 
 use db::{Pool, with_conn, with_write_tx};
 
+/// Runs a write transaction again (up to 5 times, short back-off) while it
+/// fails with a transient error: webhook transactions touch several
+/// delivery rows, and on PostgreSQL two of them (a replay and a batch of
+/// outcomes, say) can deadlock; the loser is simply tried again.
+macro_rules! retry_transient {
+    ($tx:expr) => {{
+        let mut attempt = 0u32;
+        loop {
+            let result: Result<_, StoreError> = async { $tx }.await;
+            match result {
+                Err(e) if e.is_transient() && attempt < 4 => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(5 << attempt)).await;
+                }
+                other => break other,
+            }
+        }
+    }};
+}
+
 /// A handle on the database. Cheap to clone (a pool inside).
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -313,15 +333,17 @@ impl Store {
         reason: &str,
         at: UnixMillis,
     ) -> Result<bool, StoreError> {
-        with_write_tx!(&self.pool, |conn| webhooks::disable(
+        retry_transient!(with_write_tx!(&self.pool, |conn| webhooks::disable(
             conn, tenant_id, reason, at, None
-        ))
+        )))
     }
 
     /// One fan-out transaction: deliveries for at most `limit` outbox
     /// events after the shared cursor.
     pub async fn webhook_fan_out(&self, limit: u32, now: UnixMillis) -> Result<FanOut, StoreError> {
-        with_write_tx!(&self.pool, |conn| webhooks::fan_out(conn, limit, now))
+        retry_transient!(with_write_tx!(&self.pool, |conn| webhooks::fan_out(
+            conn, limit, now
+        )))
     }
 
     /// Leases up to `limit` due deliveries of the tenant to `owner` until
@@ -334,14 +356,14 @@ impl Store {
         lease_until: UnixMillis,
         limit: u32,
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
-        with_write_tx!(&self.pool, |conn| webhooks::claim(
+        retry_transient!(with_write_tx!(&self.pool, |conn| webhooks::claim(
             conn,
             tenant_id,
             owner,
             now,
             lease_until,
             limit
-        ))
+        )))
     }
 
     /// When the tenant's next pending delivery is due.
@@ -364,7 +386,9 @@ impl Store {
         owner: &str,
         records: &[AttemptRecord],
     ) -> Result<Vec<bool>, StoreError> {
-        with_write_tx!(&self.pool, |conn| webhooks::record(conn, owner, records))
+        retry_transient!(with_write_tx!(&self.pool, |conn| webhooks::record(
+            conn, owner, records
+        )))
     }
 
     /// A delivery outside the outbox (a test event), leased to `owner`.
@@ -414,14 +438,14 @@ impl Store {
         now: UnixMillis,
         max: u32,
     ) -> Result<u64, StoreError> {
-        with_write_tx!(&self.pool, |conn| webhooks::replay(
+        retry_transient!(with_write_tx!(&self.pool, |conn| webhooks::replay(
             conn,
             tenant_id,
             from_sequence,
             event_types,
             now,
             max
-        ))
+        )))
     }
 
     /// The tenant's deliveries, newest first, with their logs.

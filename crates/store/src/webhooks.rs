@@ -483,8 +483,13 @@ pub(crate) async fn record(
     owner: &str,
     records: &[AttemptRecord],
 ) -> Result<Vec<bool>, StoreError> {
-    let mut applied = Vec::with_capacity(records.len());
-    for r in records {
+    // Rows in id order, as every other multi-row writer here should, so
+    // two transactions never wait on each other's rows crosswise.
+    let mut order: Vec<usize> = (0..records.len()).collect();
+    order.sort_by_key(|&i| records[i].delivery_id);
+    let mut applied = vec![false; records.len()];
+    for i in order {
+        let r = &records[i];
         let tenant = db_id("tenant_id", r.tenant_id.id())?;
         let at = db_ms("at", r.at)?;
         let next = opt_i64("next_attempt_at", r.next_attempt_at)?;
@@ -512,7 +517,7 @@ pub(crate) async fn record(
                 ],
             )
             .await?;
-        applied.push(changed > 0);
+        applied[i] = changed > 0;
         if changed == 0 {
             continue;
         }
