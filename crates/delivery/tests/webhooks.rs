@@ -862,7 +862,63 @@ async fn five_days_of_failures_disable_the_endpoint(db: &TestDb) {
     h.stop().await;
 }
 
+async fn two_nodes_share_the_work_and_send_each_event_once(db: &TestDb) {
+    let rx = Receiver::ok().await;
+    let mut h = Harness::start(db, &[1, 2], schedule(&[100; 8])).await;
+    // A second node: its own dispatcher (owner node-2) on the same database,
+    // woken only by its poll and scan.
+    let mut client = ClientConfig::new(AllowList::parse(&["127.0.0.1/32"]).unwrap());
+    client.total_timeout = Duration::from_secs(3);
+    let mut config = DispatcherConfig::new(2, client);
+    config.policy = schedule(&[100; 8]);
+    config.poll = Duration::from_millis(50);
+    config.scan = Duration::from_millis(50);
+    let (_quiet, never) = tokio::sync::watch::channel(0);
+    let other = Dispatcher::start(h.store.clone(), never, config)
+        .await
+        .unwrap();
+    h.configure(1, endpoint(&rx.url("/one"))).await;
+    h.configure(2, endpoint(&rx.url("/two"))).await;
+    other.endpoint_changed(tenant_id(1));
+    other.endpoint_changed(tenant_id(2));
+    for _ in 0..40 {
+        h.calls(1, 1).await;
+        h.calls(2, 1).await;
+    }
+    wait_until(LIMIT, "400 events", || rx.distinct_ids().len() >= 400).await;
+    let mut delivered = 0;
+    for _ in 0..500 {
+        delivered = 0;
+        for t in [1, 2] {
+            let d = h
+                .store
+                .webhook_deliveries(tenant_id(t), 100, 0)
+                .await
+                .unwrap();
+            let d2 = h
+                .store
+                .webhook_deliveries(tenant_id(t), 100, 100)
+                .await
+                .unwrap();
+            delivered += d
+                .iter()
+                .chain(&d2)
+                .filter(|d| d.status == DeliveryStatus::Delivered)
+                .count();
+        }
+        if delivered == 400 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(delivered, 400);
+    assert_eq!(rx.count(), 400, "no event was sent twice");
+    other.stop(Duration::from_secs(1)).await;
+    h.stop().await;
+}
+
 on_both!(
+    two_nodes_share_the_work_and_send_each_event_once,
     https_is_verified,
     five_days_of_failures_disable_the_endpoint,
     retries_follow_the_schedule_until_success,
