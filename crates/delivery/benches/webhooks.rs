@@ -13,7 +13,6 @@
 //! `TALLY_TEST_POSTGRES_URL` is set.
 
 #[path = "../../store/tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 #[path = "../tests/receiver/mod.rs"]
 mod receiver;
@@ -170,15 +169,16 @@ async fn latency(db: &TestDb, label: &str) {
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let committed = committed.lock().unwrap();
-    let mut lat: Vec<f64> = rx
-        .requests()
-        .iter()
-        .map(|r| {
-            let c = committed[r.webhook_id()];
-            r.at.saturating_duration_since(c).as_secs_f64() * 1000.0
-        })
-        .collect();
+    let mut lat: Vec<f64> = {
+        let committed = committed.lock().unwrap();
+        rx.requests()
+            .iter()
+            .map(|r| {
+                let c = committed[r.webhook_id()];
+                r.at.saturating_duration_since(c).as_secs_f64() * 1000.0
+            })
+            .collect()
+    };
     lat.sort_by(f64::total_cmp);
     let p = |q: f64| lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)];
     println!(
