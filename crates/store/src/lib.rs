@@ -481,6 +481,13 @@ impl Store {
     pub async fn release_webhook_leases(&self, owner: &str) -> Result<u64, StoreError> {
         with_conn!(&self.pool, |conn| webhooks::release_leases(conn, owner))
     }
+    /// Deletes finished deliveries (and their logs) last changed before
+    /// `before`; returns how many deliveries went.
+    pub async fn prune_webhook_deliveries(&self, before: UnixMillis) -> Result<u64, StoreError> {
+        retry_transient!(with_write_tx!(&self.pool, |conn| webhooks::prune(
+            conn, before
+        )))
+    }
     // End of webhooks ---------------------------------------------------------
 
     // Open sessions ----------------------------------------------------------

@@ -868,3 +868,21 @@ pub(crate) async fn release_leases(conn: &mut impl Conn, owner: &str) -> Result<
         )
         .await?)
 }
+
+/// Deletes finished (delivered or failed) deliveries last changed before
+/// `before`, with their logs; returns how many.
+pub(crate) async fn prune(conn: &mut impl Conn, before: UnixMillis) -> Result<u64, StoreError> {
+    let before = db_ms("before", before)?;
+    conn.execute(
+        "DELETE FROM webhook_log WHERE delivery_id IN (SELECT id FROM webhook_deliveries \
+         WHERE status <> 'pending' AND updated_at < $1) OR (delivery_id IS NULL AND logged_at < $1)",
+        &args![before],
+    )
+    .await?;
+    Ok(conn
+        .execute(
+            "DELETE FROM webhook_deliveries WHERE status <> 'pending' AND updated_at < $1",
+            &args![before],
+        )
+        .await?)
+}

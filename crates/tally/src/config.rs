@@ -34,6 +34,7 @@
 //! concurrency = 16                   # attempts in flight per endpoint
 //! lease_secs = 60                    # a claimed delivery is this node's this long
 //! auto_disable_secs = 432000         # disable after 5 days of failures only
+//! retention_days = 30                # finished deliveries and their log are kept this long
 //! ```
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -72,6 +73,7 @@ pub struct WebhooksConfig {
     pub concurrency: usize,
     pub lease_secs: u64,
     pub auto_disable_secs: u64,
+    pub retention_days: u64,
 }
 
 impl Default for WebhooksConfig {
@@ -83,6 +85,7 @@ impl Default for WebhooksConfig {
             concurrency: 16,
             lease_secs: 60,
             auto_disable_secs: 5 * 24 * 3600,
+            retention_days: 30,
         }
     }
 }

@@ -53,6 +53,7 @@ impl Webhooks {
         let mut dispatcher = DispatcherConfig::new(config.node, client);
         dispatcher.concurrency = settings.concurrency;
         dispatcher.lease = Duration::from_secs(settings.lease_secs);
+        dispatcher.retention = Duration::from_secs(settings.retention_days * 24 * 3600);
         let mut policy = RetryPolicy {
             auto_disable_after: Duration::from_secs(settings.auto_disable_secs),
             ..RetryPolicy::default()

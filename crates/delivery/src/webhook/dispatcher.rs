@@ -72,6 +72,8 @@ pub struct DispatcherConfig {
     /// How often to look for due deliveries this node has no worker for.
     pub scan: Duration,
     pub fan_out_batch: u32,
+    /// Finished deliveries and their logs are kept this long.
+    pub retention: Duration,
     pub client: ClientConfig,
 }
 
@@ -85,6 +87,7 @@ impl DispatcherConfig {
             poll: Duration::from_millis(500),
             scan: Duration::from_secs(5),
             fan_out_batch: 1000,
+            retention: Duration::from_secs(30 * 24 * 3600),
             client,
         }
     }
@@ -413,6 +416,8 @@ async fn fan_out(shared: Arc<Shared>, mut wake: watch::Receiver<u64>) {
     let mut failures = 0u32;
     let config = &shared.config;
     let mut last_scan: Option<Instant> = None;
+    let mut last_prune: Option<Instant> = None;
+    const PRUNE_EVERY: Duration = Duration::from_secs(3600);
     loop {
         if *stop.borrow() {
             break;
@@ -455,6 +460,19 @@ async fn fan_out(shared: Arc<Shared>, mut wake: watch::Receiver<u64>) {
                 Err(e) => tracing::warn!(error = %e, "webhooks: scan for due deliveries failed"),
             }
         }
+        if last_prune.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
+            last_prune = Some(Instant::now());
+            let before = now_ms().saturating_sub(config.retention.as_millis() as u64);
+            match shared
+                .store
+                .prune_webhook_deliveries(UnixMillis(before))
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deliveries = n, "webhooks: pruned finished deliveries"),
+                Err(e) => tracing::warn!(error = %e, "webhooks: pruning the delivery log failed"),
+            }
+        }
         if more {
             continue;
         }
@@ -475,13 +493,17 @@ async fn worker(shared: Arc<Shared>, tenant: TenantId, handle: Arc<WorkerHandle>
     let config = &shared.config;
     let mut endpoint: Option<Arc<Endpoint>> = None;
     let mut loaded = false;
+    // Reloaded at least this often: another node may have changed it.
+    let mut loaded_at = Instant::now();
     let mut running: JoinSet<()> = JoinSet::new();
     loop {
         if *stop.borrow() {
             break;
         }
-        if !loaded || handle.reload.swap(false, Ordering::AcqRel) {
+        let stale = loaded_at.elapsed() >= config.scan;
+        if !loaded || stale || handle.reload.swap(false, Ordering::AcqRel) {
             loaded = true;
+            loaded_at = Instant::now();
             endpoint = match shared.store.webhook_endpoint(tenant).await {
                 Ok(Some(row)) if row.enabled => match Endpoint::from_row(row) {
                     Ok(e) => Some(Arc::new(e)),
@@ -505,8 +527,12 @@ async fn worker(shared: Arc<Shared>, tenant: TenantId, handle: Arc<WorkerHandle>
             endpoint = None;
         }
         let mut wake_at: Option<u64> = if loaded { None } else { Some(now_ms() + 1000) };
-        if let Some(ep) = &endpoint {
+        // Claims refill half the slots or more at a time: one claim
+        // transaction per several attempts, not one per attempt.
+        let may_claim = running.len() <= config.concurrency / 2;
+        if let Some(ep) = endpoint.as_ref().filter(|_| may_claim) {
             let free = config.concurrency.saturating_sub(running.len());
+            let mut all_claimed = false;
             if free > 0 {
                 let now = now_ms();
                 match shared
@@ -533,10 +559,9 @@ async fn worker(shared: Arc<Shared>, tenant: TenantId, handle: Arc<WorkerHandle>
                                 }
                             });
                         }
-                        if full {
-                            // There may be more due: come back when a slot frees.
-                            wake_at = None;
-                        }
+                        // Not full: nothing else is due now; full: more may
+                        // be, claimed when slots free.
+                        all_claimed = !full;
                     }
                     Err(e) => {
                         tracing::warn!(tenant_id = %tenant, error = %e, "webhooks: claim failed");
@@ -544,7 +569,7 @@ async fn worker(shared: Arc<Shared>, tenant: TenantId, handle: Arc<WorkerHandle>
                     }
                 }
             }
-            if running.len() < config.concurrency && wake_at.is_none() {
+            if all_claimed && wake_at.is_none() {
                 match shared.store.next_webhook_due(tenant).await {
                     Ok(Some(due)) => wake_at = Some(due.0.max(now_ms() + 5)),
                     Ok(None) => {}

@@ -64,7 +64,12 @@ CREATE TABLE webhook_deliveries (
     updated_at        BIGINT NOT NULL,
     UNIQUE (tenant_id, event_id)
 );
-CREATE INDEX webhook_deliveries_due ON webhook_deliveries (tenant_id, status, next_attempt_at);
+-- Due work: only pending rows, so claims and the scan stay small however
+-- long the history grows.
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (tenant_id, next_attempt_at, id)
+    WHERE status = 'pending';
+-- Pruning finished deliveries past their retention.
+CREATE INDEX webhook_deliveries_updated ON webhook_deliveries (updated_at);
 CREATE INDEX webhook_deliveries_sequence ON webhook_deliveries (tenant_id, sequence);
 
 -- The delivery log: one row per attempt, and endpoint events
