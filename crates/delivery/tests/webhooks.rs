@@ -917,7 +917,66 @@ async fn two_nodes_share_the_work_and_send_each_event_once(db: &TestDb) {
     h.stop().await;
 }
 
+async fn slow_answers_time_out_and_the_log_keeps_4_kib(db: &TestDb) {
+    let big = "x".repeat(10_000);
+    let rx = Receiver::start(move |r, _| match r.path.as_str() {
+        "/slow" => Reply {
+            delay: Some(Duration::from_secs(3)),
+            ..Reply::status(200)
+        },
+        _ => Reply::status(500).with_body(&big),
+    })
+    .await;
+    let mut h = Harness::start_with(db, &[1, 2], schedule(&[100; 8]), |c| {
+        c.client.total_timeout = Duration::from_millis(500);
+    })
+    .await;
+    let only_cdr = |path: &str| {
+        let mut b = endpoint(&rx.url(path));
+        b["event_types"] = json!(["call_cdr"]);
+        b
+    };
+    h.configure(1, only_cdr("/slow")).await;
+    h.configure(2, only_cdr("/big")).await;
+    h.calls(1, 1).await;
+    h.calls(2, 1).await;
+    let (mut slow, mut big) = (Vec::new(), Vec::new());
+    for _ in 0..500 {
+        slow = h
+            .store
+            .webhook_deliveries(tenant_id(1), 10, 0)
+            .await
+            .unwrap();
+        big = h
+            .store
+            .webhook_deliveries(tenant_id(2), 10, 0)
+            .await
+            .unwrap();
+        if slow.iter().chain(&big).all(|d| d.attempts >= 1) && slow.len() + big.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let attempt = &slow[0].log[0];
+    assert_eq!(attempt.outcome, "timeout", "{slow:#?}");
+    assert!(attempt.duration_ms.unwrap() >= 450 && attempt.duration_ms.unwrap() < 2000);
+    assert_eq!(
+        slow[0].status,
+        DeliveryStatus::Pending,
+        "a timeout is retried"
+    );
+    let attempt = &big[0].log[0];
+    assert_eq!(attempt.http_status, Some(500));
+    assert_eq!(
+        attempt.response.as_ref().unwrap().len(),
+        4096,
+        "the first 4 KiB"
+    );
+    h.stop().await;
+}
+
 on_both!(
+    slow_answers_time_out_and_the_log_keeps_4_kib,
     two_nodes_share_the_work_and_send_each_event_once,
     https_is_verified,
     five_days_of_failures_disable_the_endpoint,

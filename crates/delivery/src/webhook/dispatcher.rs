@@ -7,7 +7,7 @@
 //!                                   ▼
 //!             one worker per tenant: claim due rows (lease) ─▶ attempts (≤ concurrency)
 //!                                                                   │ AttemptRecord
-//!                                          recorder task ◀──────────┘ (batched transactions)
+//!                                       recorder task(s) ◀──────────┘ (batched transactions)
 //! ```
 //!
 //! - **Never blocks call processing.** The dispatcher only reads what the
@@ -15,7 +15,8 @@
 //! - **Isolation.** Each tenant (one endpoint) has its own worker task with
 //!   at most [`DispatcherConfig::concurrency`] attempts in flight. A dead
 //!   endpoint's worker sleeps until its next retry; a slow one holds only
-//!   its own slots. Workers share the database pool and the recorder.
+//!   its own slots. Workers share the database pool and the recorders
+//!   (one on SQLite, four on PostgreSQL).
 //! - **Durable.** A delivery exists in the store before its first attempt
 //!   and changes state only in the recorder's transaction after the
 //!   attempt. A crash (even `kill -9`) leaves leased rows: at start-up the
@@ -138,7 +139,8 @@ struct Shared {
     client: Client,
     workers: Mutex<HashMap<TenantId, Arc<WorkerHandle>>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
-    recorder: mpsc::Sender<RecordRequest>,
+    /// One queue per recorder task; a delivery always goes to the same one.
+    recorders: Vec<mpsc::Sender<RecordRequest>>,
     stop: watch::Receiver<bool>,
     rng: Mutex<SplitMix64>,
 }
@@ -192,7 +194,7 @@ pub struct Dispatcher {
     stop_tx: watch::Sender<bool>,
     recorder_stop: watch::Sender<bool>,
     fan_out: Mutex<Option<JoinHandle<()>>>,
-    recorder: Mutex<Option<JoinHandle<()>>>,
+    recorders: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -221,20 +223,32 @@ impl Dispatcher {
         }
         let (stop_tx, stop) = watch::channel(false);
         let (recorder_stop, recorder_stopped) = watch::channel(false);
-        let (recorder_tx, recorder_rx) = mpsc::channel(4096);
-        let recorder = tokio::spawn(recorder(
-            store.clone(),
-            config.owner.clone(),
-            recorder_rx,
-            recorder_stopped,
-        ));
+        // PostgreSQL commits transactions in parallel: several recorders
+        // keep outcomes from queueing behind one connection's round trips.
+        // SQLite has one writer at a time: one recorder, bigger batches.
+        let recorder_count = match store.backend() {
+            store::Backend::Postgres => 4,
+            store::Backend::Sqlite => 1,
+        };
+        let mut recorder_txs = Vec::new();
+        let mut recorders = Vec::new();
+        for _ in 0..recorder_count {
+            let (tx, rx) = mpsc::channel(4096);
+            recorder_txs.push(tx);
+            recorders.push(tokio::spawn(recorder(
+                store.clone(),
+                config.owner.clone(),
+                rx,
+                recorder_stopped.clone(),
+            )));
+        }
         let shared = Arc::new(Shared {
             client: Client::new(config.client.clone()),
             store,
             config,
             workers: Mutex::new(HashMap::new()),
             tasks: Mutex::new(Vec::new()),
-            recorder: recorder_tx,
+            recorders: recorder_txs,
             stop,
             rng: Mutex::new(SplitMix64::from_os()),
         });
@@ -244,7 +258,7 @@ impl Dispatcher {
             stop_tx,
             recorder_stop,
             fan_out: Mutex::new(Some(fan_out)),
-            recorder: Mutex::new(Some(recorder)),
+            recorders: Mutex::new(recorders),
         })
     }
 
@@ -347,13 +361,11 @@ impl Dispatcher {
             }
         }
         let _ = self.recorder_stop.send(true);
-        let recorder = self
-            .recorder
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        if let Some(recorder) = recorder {
-            let _ = tokio::time::timeout(Duration::from_secs(5), recorder).await;
+        let recorders: Vec<_> =
+            std::mem::take(&mut *self.recorders.lock().unwrap_or_else(|p| p.into_inner()));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        for recorder in recorders {
+            let _ = tokio::time::timeout_at(deadline, recorder).await;
         }
         let shared = &self.shared;
         if let Err(e) = shared
@@ -554,7 +566,10 @@ async fn worker(shared: Arc<Shared>, tenant: TenantId, handle: Arc<WorkerHandle>
                             running.spawn(async move {
                                 let record = attempt_once(&shared, &ep, &delivery).await;
                                 let (tx, rx) = oneshot::channel();
-                                if shared.recorder.send((record, tx)).await.is_ok() {
+                                let n = shared.recorders.len();
+                                let queue = &shared.recorders
+                                    [record.delivery_id.rem_euclid(n as i64) as usize];
+                                if queue.send((record, tx)).await.is_ok() {
                                     let _ = rx.await;
                                 }
                             });
