@@ -196,7 +196,10 @@ async fn latency(db: &TestDb, label: &str) {
     let mut retried = HashMap::<String, usize>::new();
     let mut skip = 0;
     loop {
-        let page = store.webhook_deliveries(tenant_id(1), 100, skip).await.unwrap();
+        let page = store
+            .webhook_deliveries(tenant_id(1), 100, skip)
+            .await
+            .unwrap();
         if page.is_empty() {
             break;
         }

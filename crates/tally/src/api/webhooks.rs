@@ -26,13 +26,187 @@ use cdr::{TenantId, UnixMillis, rest_time};
 use serde_json::{Value, json};
 use store::{Delivery, WebhookEndpoint};
 
-use super::{ApiError, ApiState, Principal, Role};
+use super::openapi::schema::*;
+use super::{Api, ApiError, ApiState, Doc, Principal, Role};
 use crate::delivery::Webhooks;
 
 const TENANT_HEADER: &str = "x-tenant-id";
 const MAX_TOP: u32 = 100;
 /// Most outbox events one replay request schedules.
 const MAX_REPLAY: u32 = 100_000;
+
+fn nullable(t: &str) -> Value {
+    json!({"type": [t, "null"]})
+}
+
+impl Api {
+    /// The webhook routes with their documentation.
+    pub fn webhooks(self) -> Self {
+        let auth = one_of_strings(&["DISABLE", "BASIC", "DIGEST", "BEARER"]);
+        let event_types = json!({"type": ["array", "null"], "items": {"type": "string"}});
+        let config_body = object(
+            &[
+                ("enabled", boolean()),
+                ("url", string()),
+                ("auth", auth.clone()),
+                ("username", string()),
+                ("password", text("`********` keeps the stored password.")),
+                ("token", text("`********` keeps the stored token.")),
+                (
+                    "secret",
+                    json!({"type": ["string", "null"], "description": "`whsec_…`; `********` keeps the stored one; a new one keeps the old one signing for 24 h."}),
+                ),
+                ("event_types", event_types.clone()),
+            ],
+            &["enabled"],
+        );
+        let view = object(
+            &[
+                ("enabled", boolean()),
+                ("url", string()),
+                ("auth", auth),
+                ("username", string()),
+                ("password", string()),
+                ("token", string()),
+                ("secret", nullable("string")),
+                ("event_types", event_types),
+                ("disabled_reason", nullable("string")),
+                ("disabled_at", optional_time()),
+                ("failing_since", optional_time()),
+            ],
+            &["enabled", "url", "auth"],
+        );
+        let log = object(
+            &[
+                ("kind", one_of_strings(&["attempt", "endpoint_disabled"])),
+                ("attempt", nullable("integer")),
+                ("trigger", string()),
+                ("at", date_time()),
+                ("duration_ms", nullable("integer")),
+                ("outcome", string()),
+                ("http_status", nullable("integer")),
+                ("response", nullable("string")),
+                ("error", nullable("string")),
+                ("next_attempt_at", optional_time()),
+            ],
+            &["kind", "at", "outcome"],
+        );
+        let delivery = object(
+            &[
+                ("id", string()),
+                ("event_id", string()),
+                ("event_type", string()),
+                ("sequence", non_negative()),
+                (
+                    "status",
+                    one_of_strings(&["pending", "delivered", "failed"]),
+                ),
+                ("attempts", non_negative()),
+                ("created_at", date_time()),
+                ("next_attempt_at", optional_time()),
+                ("last_http_status", nullable("integer")),
+                ("last_error", nullable("string")),
+                ("log", array(log)),
+            ],
+            &["id", "event_type", "status", "attempts", "log"],
+        );
+        let who = "The tenant's admin, or the system admin naming the tenant in `X-Tenant-Id`.";
+        self.get(
+            "/api/tenant/cdr_event",
+            get_cdr_event,
+            Doc::new(
+                "Webhooks",
+                "Read the tenant's webhook (Event URL) configuration",
+            )
+            .describe(who)
+            .tenant_scoped()
+            .json(200, view.clone()),
+        )
+        .put(
+            "/api/tenant/cdr_event",
+            put_cdr_event_route,
+            Doc::new(
+                "Webhooks",
+                "Set the tenant's webhook (Event URL) configuration",
+            )
+            .describe(who)
+            .tenant_scoped()
+            .json_body(config_body)
+            .json(200, view),
+        )
+        .get(
+            "/api/tenant/webhook/deliveries",
+            deliveries,
+            Doc::new(
+                "Webhooks",
+                "List webhook deliveries, newest first, with their attempt logs",
+            )
+            .describe(who)
+            .tenant_scoped()
+            .query("top", int_range(1, 100), "Page size (1–100, default 100).")
+            .query("skip", non_negative(), "Rows to skip.")
+            .json(200, page(delivery)),
+        )
+        .post(
+            "/api/tenant/webhook/deliveries/{id}/retry",
+            retry,
+            Doc::new(
+                "Webhooks",
+                "Attempt one delivery again now (id = its event_id)",
+            )
+            .describe(who)
+            .tenant_scoped()
+            .json(202, object(&[("id", string())], &["id"])),
+        )
+        .post(
+            "/api/tenant/webhook/replay",
+            replay,
+            Doc::new(
+                "Webhooks",
+                "Send every event with a sequence above from_sequence again",
+            )
+            .describe(who)
+            .tenant_scoped()
+            .query(
+                "from_sequence",
+                non_negative(),
+                "Replay events with a greater sequence (required).",
+            )
+            .json(
+                202,
+                object(
+                    &[
+                        ("from_sequence", non_negative()),
+                        ("scheduled", non_negative()),
+                    ],
+                    &["from_sequence", "scheduled"],
+                ),
+            ),
+        )
+        .post(
+            "/api/tenant/webhook/test",
+            send_test,
+            Doc::new("Webhooks", "Send a test event now and report the outcome")
+                .describe(who)
+                .tenant_scoped()
+                .json(
+                    200,
+                    object(
+                        &[
+                            ("event_id", string()),
+                            ("delivered", boolean()),
+                            ("outcome", string()),
+                            ("http_status", nullable("integer")),
+                            ("duration_ms", non_negative()),
+                            ("response", nullable("string")),
+                            ("error", nullable("string")),
+                        ],
+                        &["event_id", "delivered", "outcome"],
+                    ),
+                ),
+        )
+    }
+}
 
 impl ApiState {
     /// Hands the API the running dispatcher (once, at start-up).
@@ -68,9 +242,12 @@ async fn scope(
                 .trim()
                 .parse()
                 .map_err(|_| ApiError::validate("X-Tenant-Id", "must be a tenant id"))?;
-            match state.store.tenant(id).await? {
-                Some(_) => Ok(id),
-                None => Err(ApiError::not_found("tenant")),
+            match state.store.tenant(id).await {
+                Ok(Some(_)) => Ok(id),
+                Ok(None) | Err(store::StoreError::OutOfRange { .. }) => {
+                    Err(ApiError::not_found("tenant"))
+                }
+                Err(e) => Err(e.into()),
             }
         }
         Principal::Tenant {
@@ -224,6 +401,9 @@ pub async fn deliveries(
         return Err(ApiError::validate("top", format!("must be 1 to {MAX_TOP}")));
     }
     let skip = number::<u64>(&query, "skip")?.unwrap_or(0);
+    if skip > i64::MAX as u64 {
+        return Err(ApiError::validate("skip", "is too large"));
+    }
     let tenant = scope(&state, principal, &headers).await?;
     let count = state.store.count_webhook_deliveries(tenant).await?;
     let items: Vec<Value> = state
@@ -264,6 +444,12 @@ pub async fn replay(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let from = number::<u64>(&query, "from_sequence")?
         .ok_or_else(|| ApiError::validate("from_sequence", "is required"))?;
+    if from > i64::MAX as u64 {
+        return Err(ApiError::validate("from_sequence", "is too large"));
+    }
+    if let Some(unknown) = query.keys().find(|k| *k != "from_sequence") {
+        return Err(ApiError::validate(unknown, "is not a parameter of replay"));
+    }
     let tenant = scope(&state, principal, &headers).await?;
     let webhooks = state.webhooks()?;
     let row = state.store.webhook_endpoint(tenant).await?;
