@@ -80,11 +80,8 @@ impl ClientConfig {
 pub fn tls_config(extra: &[CertificateDer<'static>]) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    for cert in extra {
-        // A root the operator named that does not parse is a configuration
-        // error surfaced at start-up by `parse_pem_roots`.
-        let _ = roots.add(cert.clone());
-    }
+    // `parse_pem_roots` already refused roots that do not parse.
+    let (_added, _unusable) = roots.add_parsable_certificates(extra.iter().cloned());
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -103,6 +100,12 @@ pub fn parse_pem_roots(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, Strin
         .map_err(|e| format!("not PEM certificates: {e}"))?;
     if certs.is_empty() {
         return Err("no certificate found".into());
+    }
+    let mut check = rustls::RootCertStore::empty();
+    for (i, cert) in certs.iter().enumerate() {
+        check
+            .add(cert.clone())
+            .map_err(|e| format!("certificate {} is not a usable root: {e}", i + 1))?;
     }
     Ok(certs)
 }
@@ -582,5 +585,9 @@ mod tests {
     #[test]
     fn extra_roots_must_be_pem() {
         assert!(parse_pem_roots(b"nothing here").is_err());
+        let ca = parse_pem_roots(include_bytes!("../../tests/tls/ca.pem")).unwrap();
+        assert_eq!(ca.len(), 1);
+        let broken = b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        assert!(parse_pem_roots(broken).is_err());
     }
 }
