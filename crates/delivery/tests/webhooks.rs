@@ -913,6 +913,15 @@ async fn two_nodes_share_the_work_and_send_each_event_once(db: &TestDb) {
     }
     assert_eq!(delivered, 400);
     assert_eq!(rx.count(), 400, "no event was sent twice");
+    // Each tenant's endpoint got its own tenant's events, and only those.
+    for r in rx.requests() {
+        let want = if r.path == "/one" {
+            tenant_id(1)
+        } else {
+            tenant_id(2)
+        };
+        assert_eq!(r.json()["tenant_id"], want.to_string(), "{}", r.path);
+    }
     other.stop(Duration::from_secs(1)).await;
     h.stop().await;
 }
