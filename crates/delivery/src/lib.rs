@@ -8,6 +8,18 @@
 //!
 //! Nothing here reads an event before the transaction that wrote it has
 //! committed, so nothing is ever pushed that a crash could take back.
+//!
+//! # Dependencies of the webhook client
+//!
+//! hyper 1 (client connection API only; the same hyper axum already
+//! brings) over a `TcpStream` this crate dials itself, so the SSRF guard
+//! decides the address and nothing can follow a redirect or resolve
+//! twice; reqwest would add a second connection stack and its own
+//! resolver. TLS is rustls with the ring provider (no aws-lc-rs: no cmake
+//! or C++ toolchain, smaller build) and the Mozilla roots compiled in
+//! (`webpki-roots`: the same trust on every machine, no dependency on the
+//! host's CA bundle; operators add private roots with
+//! `[webhooks] extra_ca_file`). `sip` provides the digest client.
 
 pub mod relay;
 pub mod webhook;
