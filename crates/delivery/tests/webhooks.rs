@@ -448,7 +448,7 @@ async fn digest_basic_and_bearer_authenticate(db: &TestDb) {
         Receiver::start(move |r, _| {
             let now = now_ms() / 1000;
             match r.path.as_str() {
-                "/digest" => {
+                "/digest" | "/digest-wrong" => {
                     let mut server = server.lock().unwrap();
                     let ok = r
                         .header("authorization")
@@ -513,12 +513,26 @@ async fn digest_basic_and_bearer_authenticate(db: &TestDb) {
     h.configure(
         4,
         with(
-            "/digest",
+            "/digest-wrong",
             json!({"auth": "DIGEST", "username": "tally", "password": "wrong"}),
         ),
     )
     .await;
-    for t in 1..=4 {
+    // Tenant 1's two events one after the other, so the second can reuse
+    // the first one's challenge.
+    h.calls(1, 1).await;
+    let digest = |rx: &Receiver| {
+        rx.requests()
+            .into_iter()
+            .filter(|r| r.path == "/digest")
+            .collect::<Vec<_>>()
+    };
+    wait_until(LIMIT, "the first digest exchange", || {
+        digest(&rx).len() >= 2
+    })
+    .await;
+    h.calls(1, 1).await;
+    for t in 2..=4 {
         h.calls(t, 2).await;
     }
     let status = |d: &[store::Delivery]| d.iter().map(|d| d.status).collect::<Vec<_>>();
@@ -544,18 +558,21 @@ async fn digest_basic_and_bearer_authenticate(db: &TestDb) {
     for d in &all {
         assert_eq!(status(d), [DeliveryStatus::Delivered; 2], "{d:#?}");
     }
-    // Digest: the second event reuses the challenge (nc=2) without a new
-    // 401, so 3 requests in all for 2 events.
-    let digest: Vec<_> = rx
-        .requests()
-        .into_iter()
-        .filter(|r| r.path == "/digest")
-        .collect();
-    let first_tenant: Vec<_> = digest
+    // Digest: one 401, then the SHA-256 challenge answered (nc=1) and
+    // reused for the next event (nc=2) without a new round trip.
+    let auths: Vec<Option<String>> = digest(&rx)
         .iter()
-        .filter(|r| r.header("authorization").is_none_or(|a| a.contains("nc=")))
+        .map(|r| r.header("authorization").map(str::to_owned))
         .collect();
-    assert!(!first_tenant.is_empty());
+    assert_eq!(auths.len(), 3, "{auths:?}");
+    assert_eq!(auths[0], None);
+    for (a, nc) in auths[1..].iter().zip(["nc=00000001", "nc=00000002"]) {
+        let a = a.as_deref().unwrap();
+        assert!(
+            a.starts_with("Digest ") && a.contains("algorithm=SHA-256") && a.contains(nc),
+            "{a}"
+        );
+    }
     let wrong = h
         .store
         .webhook_deliveries(tenant_id(4), 10, 0)
