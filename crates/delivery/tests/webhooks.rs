@@ -1001,7 +1001,47 @@ async fn slow_answers_time_out_and_the_log_keeps_4_kib(db: &TestDb) {
     h.stop().await;
 }
 
+async fn retry_after_is_honoured_for_503(db: &TestDb) {
+    let rx = Receiver::start(|_, earlier| {
+        if earlier.is_empty() {
+            Reply::status(503).with_header("retry-after", "1")
+        } else {
+            Reply::status(200)
+        }
+    })
+    .await;
+    let mut h = Harness::start(db, &[1], schedule(&[100; 8])).await;
+    let mut body = endpoint(&rx.url("/busy"));
+    body["event_types"] = json!(["call_cdr"]);
+    h.configure(1, body).await;
+    h.calls(1, 1).await;
+    wait_until(LIMIT, "the second attempt", || rx.count() >= 2).await;
+    let mut d = Vec::new();
+    for _ in 0..500 {
+        d = h
+            .store
+            .webhook_deliveries(tenant_id(1), 10, 0)
+            .await
+            .unwrap();
+        if d.first()
+            .is_some_and(|d| d.status == DeliveryStatus::Delivered)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let log = &d[0].log;
+    assert_eq!(log[0].outcome, "throttled");
+    let first_end = log[0].at.0 + log[0].duration_ms.unwrap();
+    let waited = log[0].next_attempt_at.unwrap().0 - first_end;
+    assert_eq!(waited, 1000, "Retry-After: 1 replaces the 100 ms schedule");
+    assert!(log[1].at.0 >= log[0].next_attempt_at.unwrap().0);
+    assert_eq!(log[1].outcome, "success");
+    h.stop().await;
+}
+
 on_both!(
+    retry_after_is_honoured_for_503,
     slow_answers_time_out_and_the_log_keeps_4_kib,
     two_nodes_share_the_work_and_send_each_event_once,
     https_is_verified,

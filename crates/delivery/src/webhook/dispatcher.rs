@@ -631,8 +631,8 @@ async fn attempt_once(shared: &Shared, ep: &Endpoint, delivery: &ClaimedDelivery
             shared.client.post(&ep.url, &headers, body, &ep.auth).await
         }
     };
-    let duration_ms = now_ms().saturating_sub(started_ms);
     let finished = now_ms();
+    let duration_ms = finished.saturating_sub(started_ms);
     let answer = match &result {
         Ok(a) => Ok(Answer {
             status: a.status,
