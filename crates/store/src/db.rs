@@ -359,6 +359,11 @@ pub(crate) const SQLITE_MIGRATIONS: Embedded = &[
         include_str!("../migrations/sqlite/0003_identity.sql"),
     ),
     (
+        4,
+        "webhooks",
+        include_str!("../migrations/sqlite/0004_webhooks.sql"),
+    ),
+    (
         5,
         "cdr_queries",
         include_str!("../migrations/sqlite/0005_cdr_queries.sql"),
@@ -374,6 +379,11 @@ pub(crate) const POSTGRES_MIGRATIONS: Embedded = &[
         3,
         "identity",
         include_str!("../migrations/postgres/0003_identity.sql"),
+    ),
+    (
+        4,
+        "webhooks",
+        include_str!("../migrations/postgres/0004_webhooks.sql"),
     ),
     (
         5,

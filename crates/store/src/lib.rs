@@ -58,6 +58,7 @@ pub mod query;
 mod recovery;
 mod registrations;
 mod sync;
+mod webhooks;
 mod writer;
 
 use cdr::{CdrId, CdrRecord, Id, SessionId, TenantId, UnixMillis, WireProfile};
@@ -75,9 +76,33 @@ pub use query::{CdrQuery, CdrScope, QueryError};
 pub use recovery::{OpenSession, RecoveredSession, RecoveryReport, RecoveryScope};
 pub use registrations::Registration;
 pub use sync::SyncDiff;
+pub use webhooks::{
+    AttemptRecord, ClaimedDelivery, Delivery, DeliveryStatus, EndpointChange, FanOut, LogEntry,
+    WebhookEndpoint,
+};
 pub use writer::{Committed, PendingCommit, StoreWriter, WriterConfig, WriterStats};
 
 use db::{Pool, with_conn, with_write_tx};
+
+/// Runs a write transaction again (up to 5 times, short back-off) while it
+/// fails with a transient error: webhook transactions touch several
+/// delivery rows, and on PostgreSQL two of them (a replay and a batch of
+/// outcomes, say) can deadlock; the loser is simply tried again.
+macro_rules! retry_transient {
+    ($tx:expr) => {{
+        let mut attempt = 0u32;
+        loop {
+            let result: Result<_, StoreError> = async { $tx }.await;
+            match result {
+                Err(e) if e.is_transient() && attempt < 4 => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(5 << attempt)).await;
+                }
+                other => break other,
+            }
+        }
+    }};
+}
 
 /// A handle on the database. Cheap to clone (a pool inside).
 #[derive(Clone, Debug)]
@@ -670,6 +695,192 @@ impl Store {
     pub async fn outbox_last_global_sequence(&self) -> Result<u64, StoreError> {
         with_conn!(&self.pool, |conn| outbox::last_global(conn))
     }
+
+    // Webhooks (SPEC §5; the `delivery` crate's dispatcher) -----------------
+    // See `webhooks.rs` for the fan-out, lease and outcome protocol.
+
+    /// Creates or replaces the tenant's `cdr_event` endpoint.
+    /// [`StoreError::MissingReference`] if the tenant is unknown.
+    pub async fn put_webhook_endpoint(&self, endpoint: &WebhookEndpoint) -> Result<(), StoreError> {
+        with_conn!(&self.pool, |conn| webhooks::put_endpoint(conn, endpoint))
+    }
+
+    pub async fn webhook_endpoint(
+        &self,
+        tenant_id: TenantId,
+    ) -> Result<Option<WebhookEndpoint>, StoreError> {
+        with_conn!(&self.pool, |conn| webhooks::endpoint(conn, tenant_id))
+    }
+
+    /// Every tenant's endpoint, by tenant id.
+    pub async fn webhook_endpoints(&self) -> Result<Vec<WebhookEndpoint>, StoreError> {
+        with_conn!(&self.pool, |conn| webhooks::endpoints(conn))
+    }
+
+    /// Turns the endpoint off with `reason` and logs `endpoint_disabled`;
+    /// `false` if it was already off.
+    pub async fn disable_webhook_endpoint(
+        &self,
+        tenant_id: TenantId,
+        reason: &str,
+        at: UnixMillis,
+    ) -> Result<bool, StoreError> {
+        retry_transient!(with_write_tx!(&self.pool, |conn| webhooks::disable(
+            conn, tenant_id, reason, at, None
+        )))
+    }
+
+    /// One fan-out transaction: deliveries for at most `limit` outbox
+    /// events after the shared cursor.
+    pub async fn webhook_fan_out(&self, limit: u32, now: UnixMillis) -> Result<FanOut, StoreError> {
+        retry_transient!(with_write_tx!(&self.pool, |conn| webhooks::fan_out(
+            conn, limit, now
+        )))
+    }
+
+    /// Leases up to `limit` due deliveries of the tenant to `owner` until
+    /// `lease_until`, in sequence order.
+    pub async fn claim_webhook_deliveries(
+        &self,
+        tenant_id: TenantId,
+        owner: &str,
+        now: UnixMillis,
+        lease_until: UnixMillis,
+        limit: u32,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        retry_transient!(with_write_tx!(&self.pool, |conn| webhooks::claim(
+            conn,
+            tenant_id,
+            owner,
+            now,
+            lease_until,
+            limit
+        )))
+    }
+
+    /// When the tenant's next pending delivery is due.
+    pub async fn next_webhook_due(
+        &self,
+        tenant_id: TenantId,
+    ) -> Result<Option<UnixMillis>, StoreError> {
+        with_conn!(&self.pool, |conn| webhooks::next_due(conn, tenant_id))
+    }
+
+    /// Tenants with pending deliveries.
+    pub async fn tenants_with_pending_webhooks(&self) -> Result<Vec<TenantId>, StoreError> {
+        with_conn!(&self.pool, |conn| webhooks::pending_tenants(conn))
+    }
+
+    /// Writes finished attempts in one transaction; per record, whether
+    /// `owner` still held the lease (otherwise nothing was written for it).
+    pub async fn record_webhook_attempts(
+        &self,
+        owner: &str,
+        records: &[AttemptRecord],
+    ) -> Result<Vec<bool>, StoreError> {
+        retry_transient!(with_write_tx!(&self.pool, |conn| webhooks::record(
+            conn, owner, records
+        )))
+    }
+
+    /// A delivery outside the outbox (a test event), leased to `owner`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn insert_leased_webhook_delivery(
+        &self,
+        tenant_id: TenantId,
+        event_id: &str,
+        event_type: &str,
+        payload: &str,
+        owner: &str,
+        now: UnixMillis,
+        lease_until: UnixMillis,
+    ) -> Result<i64, StoreError> {
+        with_conn!(&self.pool, |conn| webhooks::insert_leased(
+            conn,
+            tenant_id,
+            event_id,
+            event_type,
+            payload,
+            owner,
+            now,
+            lease_until
+        ))
+    }
+
+    /// Makes the tenant's delivery of `event_id` due now (manual retry);
+    /// `false` if there is none.
+    pub async fn retry_webhook_delivery(
+        &self,
+        tenant_id: TenantId,
+        event_id: &str,
+        now: UnixMillis,
+    ) -> Result<bool, StoreError> {
+        with_conn!(&self.pool, |conn| webhooks::retry(
+            conn, tenant_id, event_id, now
+        ))
+    }
+
+    /// Schedules the tenant's events after `from_sequence` again (at most
+    /// `max` read from the outbox); returns how many deliveries are due.
+    pub async fn replay_webhooks(
+        &self,
+        tenant_id: TenantId,
+        from_sequence: u64,
+        event_types: Option<&[String]>,
+        now: UnixMillis,
+        max: u32,
+    ) -> Result<u64, StoreError> {
+        retry_transient!(with_write_tx!(&self.pool, |conn| webhooks::replay(
+            conn,
+            tenant_id,
+            from_sequence,
+            event_types,
+            now,
+            max
+        )))
+    }
+
+    /// The tenant's deliveries, newest first, with their logs.
+    pub async fn webhook_deliveries(
+        &self,
+        tenant_id: TenantId,
+        top: u32,
+        skip: u64,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        with_conn!(&self.pool, |conn| webhooks::list(
+            conn, tenant_id, top, skip
+        ))
+    }
+
+    pub async fn count_webhook_deliveries(&self, tenant_id: TenantId) -> Result<u64, StoreError> {
+        with_conn!(&self.pool, |conn| webhooks::count_deliveries(
+            conn, tenant_id
+        ))
+    }
+
+    /// The tenant's delivery of `event_id`, with its log.
+    pub async fn webhook_delivery(
+        &self,
+        tenant_id: TenantId,
+        event_id: &str,
+    ) -> Result<Option<Delivery>, StoreError> {
+        with_conn!(&self.pool, |conn| webhooks::delivery(
+            conn, tenant_id, event_id
+        ))
+    }
+    /// Frees every delivery lease `owner` holds (at start-up and after a
+    /// stop that abandoned attempts); returns how many.
+    pub async fn release_webhook_leases(&self, owner: &str) -> Result<u64, StoreError> {
+        with_conn!(&self.pool, |conn| webhooks::release_leases(conn, owner))
+    }
+    /// Deletes finished deliveries (and their logs) last changed before
+    /// `before`; returns how many deliveries went.
+    pub async fn prune_webhook_deliveries(&self, before: UnixMillis) -> Result<u64, StoreError> {
+        retry_transient!(with_write_tx!(&self.pool, |conn| webhooks::prune(
+            conn, before
+        )))
+    }
+    // End of webhooks ---------------------------------------------------------
 
     // Open sessions ----------------------------------------------------------
 

@@ -31,6 +31,15 @@
 //!
 //! [shutdown]
 //! grace_secs = 5                     # how long calls in progress may finish
+//!
+//! [webhooks]
+//! allow = ["10.1.2.0/24"]            # CIDRs the SSRF guard lets through (default none)
+//! extra_ca_file = "/etc/tally/ca.pem" # more TLS roots besides the Mozilla ones
+//! retry_schedule_ms = [5000, 60000]  # replaces SPEC §5's schedule (tests only)
+//! concurrency = 16                   # attempts in flight per endpoint
+//! lease_secs = 60                    # a claimed delivery is this node's this long
+//! auto_disable_secs = 432000         # disable after 5 days of failures only
+//! retention_days = 30                # finished deliveries and their log are kept this long
 //! ```
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -53,6 +62,38 @@ pub struct Config {
     pub events: EventsConfig,
     pub wsi: WsiConfig,
     pub shutdown: ShutdownConfig,
+    pub webhooks: WebhooksConfig,
+}
+
+/// `[webhooks]`: the system admin's settings of the webhook dispatcher.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhooksConfig {
+    /// CIDRs (or addresses) the SSRF guard lets through.
+    pub allow: Vec<String>,
+    /// PEM file of extra trust roots for receivers behind a private CA.
+    pub extra_ca_file: Option<PathBuf>,
+    /// Delays before the 2nd, 3rd, … attempt in milliseconds; `None` is
+    /// SPEC §5's schedule (5 s … 24 h). Shortened in tests only.
+    pub retry_schedule_ms: Option<Vec<u64>>,
+    pub concurrency: usize,
+    pub lease_secs: u64,
+    pub auto_disable_secs: u64,
+    pub retention_days: u64,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        WebhooksConfig {
+            allow: Vec::new(),
+            extra_ca_file: None,
+            retry_schedule_ms: None,
+            concurrency: 16,
+            lease_secs: 60,
+            auto_disable_secs: 5 * 24 * 3600,
+            retention_days: 30,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -118,6 +159,7 @@ impl Default for Config {
             events: EventsConfig::default(),
             wsi: WsiConfig::default(),
             shutdown: ShutdownConfig::default(),
+            webhooks: WebhooksConfig::default(),
         }
     }
 }
@@ -205,6 +247,22 @@ impl Config {
         if !(1..=3600).contains(&self.wsi.ping_secs) {
             bail!("wsi.ping_secs must be 1 to 3600");
         }
+        ::delivery::webhook::AllowList::parse(&self.webhooks.allow)
+            .map_err(|e| anyhow::anyhow!("webhooks.allow: {e}"))?;
+        if self.webhooks.concurrency == 0 {
+            bail!("webhooks.concurrency must be at least 1");
+        }
+        if self.webhooks.lease_secs < 20 {
+            bail!("webhooks.lease_secs must be at least 20 (an attempt may take 15 s)");
+        }
+        if self
+            .webhooks
+            .retry_schedule_ms
+            .as_ref()
+            .is_some_and(|s| s.len() > 32)
+        {
+            bail!("webhooks.retry_schedule_ms: at most 32 retries");
+        }
         Ok(())
     }
 
@@ -270,6 +328,27 @@ mod tests {
         assert!(c.sip.udp && c.sip.tcp);
         assert_eq!(c.http_addr().to_string(), "127.0.0.1:9000");
         assert_eq!(c.database_url(), "postgres://db/tally");
+    }
+
+    #[test]
+    fn the_webhooks_section_defaults_to_spec_and_checks_its_values() {
+        let c = Config::default();
+        assert!(c.webhooks.allow.is_empty());
+        assert_eq!(c.webhooks.retry_schedule_ms, None);
+        let c: Config = toml::from_str(
+            "[webhooks]\nallow = [\"127.0.0.1/32\"]\nretry_schedule_ms = [100, 200]\n",
+        )
+        .unwrap();
+        c.check().unwrap();
+        assert_eq!(c.webhooks.retry_schedule_ms, Some(vec![100, 200]));
+        let bad: Config = toml::from_str("[webhooks]\nallow = [\"localhost\"]\n").unwrap();
+        assert!(
+            bad.check()
+                .unwrap_err()
+                .to_string()
+                .contains("webhooks.allow")
+        );
+        assert!(toml::from_str::<Config>("[webhooks]\nallowed = []\n").is_err());
     }
 
     #[test]

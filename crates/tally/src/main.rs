@@ -23,6 +23,7 @@ mod cdr_commit;
 mod cli;
 mod clock;
 mod config;
+mod delivery;
 mod demo;
 mod provision;
 mod random;

@@ -136,20 +136,25 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     // Events: the relay follows the outbox from here (what is older is
     // read from the store by whoever resumes); retention prunes it.
-    let relay = delivery::Relay::spawn(store.clone(), committed, delivery::RelayConfig::default())
-        .await
-        .context("starting the outbox relay")?;
+    let relay = ::delivery::Relay::spawn(
+        store.clone(),
+        committed.clone(),
+        ::delivery::RelayConfig::default(),
+    )
+    .await
+    .context("starting the outbox relay")?;
     let retention = config.retention()?.spawn(store.clone());
-    let hub = delivery::Hub::new(
+    let hub = ::delivery::Hub::new(
         store.clone(),
         relay.clone(),
-        delivery::HubConfig {
+        ::delivery::HubConfig {
             queue: config.wsi.send_queue,
-            ..delivery::HubConfig::default()
+            ..::delivery::HubConfig::default()
         },
     );
     let wsi = hub.clone();
     let commits = tokio::spawn(cdr_commit::run(facts_rx, writer));
+    let webhooks = Arc::new(crate::delivery::Webhooks::start(&config, &store, committed).await?);
     let persisted = tokio::spawn(bindings::persist(bindings_rx, store.clone()));
     let shard = Shard::new(
         engine,
@@ -197,6 +202,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         admin.clone(),
         wsi_settings,
     );
+    api_state.set_webhooks(Arc::clone(&webhooks));
     let mut http_stop = stop.clone();
     let http = tokio::spawn(async move {
         axum::serve(
@@ -260,6 +266,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tracing::warn!(error = %e, "HTTP server error");
     }
     commits.await.context("the CDR commit task failed")?;
+    webhooks.stop().await;
     persisted.await.context("the registration task failed")?;
     relay.stop();
     retention.abort();

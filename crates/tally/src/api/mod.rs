@@ -14,6 +14,7 @@
 //! | `GET /api/cdrs`, `GET /api/cdrs/{id}`, `GET /api/cdrs/export` | tenant `Admin` and `QueueManager`; the system admin names the tenant with `X-Tenant-Id` ([`cdrs`]) |
 //! | `GET /api/user/cdrs[/{id}]`, `POST /api/user/cdrs/sync_tokens`, `POST /api/user/cdrs/sync_tokens/{token}/diff` | any tenant user, own calls only ([`user_cdrs`]) |
 //! | `GET /wsi` | WebSocket (SPEC §6): `auth` command, then `subscribe` ([`wsi`]) |
+//! | `GET/PUT /api/tenant/cdr_event`, `/api/tenant/webhook/…` | tenant admin, or the system admin with `X-Tenant-Id` ([`webhooks`]) |
 //!
 //! Routes are added through [`openapi::Api`], which documents each one in
 //! the OpenAPI 3.1 document served at `GET /api/openapi.json`.
@@ -65,6 +66,7 @@ mod tenants;
 mod user;
 mod user_cdrs;
 mod users;
+pub mod webhooks;
 mod wsi;
 
 use std::sync::Arc;
@@ -95,6 +97,8 @@ pub struct Inner {
     /// 19 MiB and a core for tens of milliseconds, so a login flood must
     /// queue, not fan out over the blocking thread pool.
     login_slots: tokio::sync::Semaphore,
+    /// The webhook dispatcher, set once at start-up (api/webhooks.rs).
+    webhooks: std::sync::OnceLock<Arc<crate::delivery::Webhooks>>,
 }
 
 impl std::ops::Deref for ApiState {
@@ -118,6 +122,7 @@ impl ApiState {
             admin,
             wsi,
             login_slots: tokio::sync::Semaphore::new(LOGIN_SLOTS),
+            webhooks: std::sync::OnceLock::new(),
         }))
     }
 }
@@ -601,6 +606,7 @@ pub fn api() -> Api {
             ),
         ),
     )
+        .webhooks()
 }
 
 pub fn router(state: ApiState) -> Router {

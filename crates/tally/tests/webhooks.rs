@@ -1,0 +1,511 @@
+//! Webhooks through the real binary: the `cdr_event` REST endpoints, a
+//! real call's events arriving signed at a real HTTP receiver, and a
+//! `kill -9` with deliveries pending, on SQLite and (when
+//! `TALLY_TEST_POSTGRES_URL` is set) PostgreSQL.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{Http, Server, TempDir, answered_call, wait_for_cdrs};
+use delivery::webhook::Secret;
+use serde_json::{Value, json};
+use sqlx::Connection as _;
+
+const DOMAIN: &str = "hooks.example.com";
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// One request the receiver got.
+#[derive(Clone, Debug)]
+struct Hit {
+    headers: HashMap<String, String>,
+    body: String,
+}
+
+impl Hit {
+    fn id(&self) -> &str {
+        &self.headers["webhook-id"]
+    }
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap()
+    }
+}
+
+/// A blocking HTTP/1.1 receiver on loopback: keep-alive, Content-Length
+/// bodies, answers `status` (or holds the request while `hold` is set).
+struct Receiver {
+    addr: SocketAddr,
+    hits: Arc<Mutex<Vec<Hit>>>,
+    status: Arc<AtomicU32>,
+    hold: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Receiver {
+    fn start(addr: SocketAddr, status: u16) -> Receiver {
+        let mut tries = 0;
+        let listener = loop {
+            match TcpListener::bind(addr) {
+                Ok(l) => break l,
+                Err(e) => {
+                    tries += 1;
+                    assert!(tries < 100, "bind {addr}: {e}");
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        };
+        listener.set_nonblocking(true).unwrap();
+        let r = Receiver {
+            addr: listener.local_addr().unwrap(),
+            hits: Arc::default(),
+            status: Arc::new(AtomicU32::new(u32::from(status))),
+            hold: Arc::default(),
+            stop: Arc::default(),
+        };
+        let (hits, status, hold, stop) = (
+            r.hits.clone(),
+            r.status.clone(),
+            r.hold.clone(),
+            r.stop.clone(),
+        );
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let (hits, status, hold, stop) =
+                            (hits.clone(), status.clone(), hold.clone(), stop.clone());
+                        std::thread::spawn(move || serve(stream, hits, status, hold, stop));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        r
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/tally", self.addr)
+    }
+
+    fn hits(&self) -> Vec<Hit> {
+        self.hits.lock().unwrap().clone()
+    }
+
+    fn ids(&self) -> HashSet<String> {
+        self.hits().iter().map(|h| h.id().to_owned()).collect()
+    }
+
+    fn wait(&self, what: &str, check: impl Fn(&[Hit]) -> bool) {
+        let deadline = Instant::now() + LIMIT;
+        while !check(&self.hits()) {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {:?}",
+                self.hits()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn serve(
+    stream: TcpStream,
+    hits: Arc<Mutex<Vec<Hit>>>,
+    status: Arc<AtomicU32>,
+    hold: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+) {
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut out = stream;
+    while !stop.load(Ordering::Relaxed) {
+        let mut line = String::new();
+        match reader.read_line(&mut line) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue;
+            }
+            Err(_) => return,
+        }
+        if line.trim().is_empty() {
+            continue;
+        }
+        let mut headers = HashMap::new();
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
+            }
+        }
+        let len: usize = headers
+            .get("content-length")
+            .and_then(|l| l.parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0; len];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        hits.lock().unwrap().push(Hit {
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        });
+        while hold.load(Ordering::Relaxed) {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let code = status.load(Ordering::Relaxed);
+        let reply = format!("HTTP/1.1 {code} X\r\nContent-Length: 2\r\n\r\nok");
+        if out.write_all(reply.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+fn config_file(dir: &TempDir, database: Option<&str>) -> String {
+    let path = dir.path().join("tally.toml");
+    let mut text = String::new();
+    if let Some(url) = database {
+        text.push_str(&format!("database = \"{url}\"\n"));
+    }
+    text.push_str(
+        "[webhooks]\nallow = [\"127.0.0.1/32\"]\nretry_schedule_ms = [200, 300, 400, 500, 500, 500, 500, 500]\nlease_secs = 20\n",
+    );
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+fn provision(server: &Server) -> (Http, String) {
+    let mut admin = server.admin();
+    let tenant = admin.create_tenant("Hooks", DOMAIN);
+    admin.create_user(&tenant, "101", "s3cret-101");
+    admin.create_user(&tenant, "102", "s3cret-102");
+    admin.tenant = Some(tenant.clone());
+    (admin, tenant)
+}
+
+fn put(admin: &Http, body: &Value) -> common::http::Response {
+    admin.request(
+        "PUT",
+        "/api/tenant/cdr_event",
+        "application/json",
+        &body.to_string(),
+    )
+}
+
+fn deliveries(admin: &Http) -> Value {
+    let r = admin.get("/api/tenant/webhook/deliveries?top=100");
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()
+}
+
+#[test]
+fn a_real_call_reaches_the_webhook_signed_and_the_api_manages_it() {
+    let dir = TempDir::new("webhooks");
+    let config = config_file(&dir, None);
+    let server = Server::start(dir.path(), &["--config", &config]);
+    let (mut admin, tenant) = provision(&server);
+    let rx = Receiver::start("127.0.0.1:0".parse().unwrap(), 200);
+
+    // Nothing configured yet.
+    let r = admin.get("/api/tenant/cdr_event");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["enabled"], false);
+    // Validation names the field; private addresses need the allow-list.
+    for (body, field) in [
+        (json!({"enabled": true}), "url"),
+        (json!({"enabled": true, "url": "ftp://x.example/"}), "url"),
+        (
+            json!({"enabled": true, "url": "http://10.0.0.1/hook"}),
+            "url",
+        ),
+        (
+            json!({"enabled": true, "url": "https://x.example/", "auth": "BASIC"}),
+            "username",
+        ),
+        (
+            json!({"enabled": true, "url": "https://x.example/", "secret": "abc"}),
+            "secret",
+        ),
+        (
+            json!({"enabled": true, "url": "https://x.example/", "event_types": ["nope"]}),
+            "event_types",
+        ),
+    ] {
+        let r = put(&admin, &body);
+        assert_eq!(r.status, 400, "{body}: {}", r.body);
+        assert_eq!(r.error_code(), "VALIDATE_FAILED");
+        assert_eq!(r.error_field(), field, "{body}");
+    }
+    let r = admin.request(
+        "PUT",
+        "/api/tenant/cdr_event",
+        "application/json",
+        "{not json",
+    );
+    assert_eq!(r.status, 400);
+    // The system admin must name an existing tenant.
+    admin.tenant = Some("1234".into());
+    assert_eq!(admin.get("/api/tenant/cdr_event").status, 404);
+    admin.tenant = None;
+    assert_eq!(admin.get("/api/tenant/cdr_event").status, 400);
+    assert_eq!(
+        Http::new(server.http).get("/api/tenant/cdr_event").status,
+        401
+    );
+    admin.tenant = Some(tenant.clone());
+
+    let r = put(
+        &admin,
+        &json!({"enabled": true, "url": rx.url(), "secret": SECRET}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let view = r.json();
+    assert_eq!(view["secret"], "********", "secrets never come back");
+    assert_eq!(view["url"], rx.url());
+
+    let session_id = answered_call(&server, DOMAIN);
+    wait_for_cdrs(&admin, 1);
+    rx.wait("the call_cdr", |hits| {
+        hits.iter().any(|h| h.json()["event_type"] == "call_cdr")
+    });
+    let hits = rx.hits();
+    let secret = Secret::parse(SECRET).unwrap();
+    let mut sequences = Vec::new();
+    for h in &hits {
+        let body = h.json();
+        assert_eq!(body["session_id"], session_id.as_str());
+        assert_eq!(body["tenant_id"], tenant.as_str());
+        assert_eq!(body["event_id"], h.id(), "webhook-id = event_id");
+        let ts: u64 = h.headers["webhook-timestamp"].parse().unwrap();
+        assert!(secret.verify(
+            h.id(),
+            ts,
+            h.body.as_bytes(),
+            &h.headers["webhook-signature"]
+        ));
+        assert_eq!(h.headers["content-type"], "application/json");
+        sequences.push(body["sequence"].as_u64().unwrap());
+    }
+    sequences.sort();
+    assert_eq!(
+        sequences,
+        (1..=hits.len() as u64).collect::<Vec<_>>(),
+        "every event once"
+    );
+    let types: Vec<_> = hits
+        .iter()
+        .map(|h| h.json()["event_type"].as_str().unwrap().to_owned())
+        .collect();
+    for t in [
+        "call_start",
+        "cdr_target_add",
+        "cdr_target_answer",
+        "call_cdr",
+    ] {
+        assert!(types.iter().any(|x| x == t), "{t} in {types:?}");
+    }
+    let n = hits.len();
+
+    // The delivery log.
+    let d = deliveries(&admin);
+    assert_eq!(d["count"], n);
+    let item = &d["items"][0];
+    assert_eq!(item["status"], "delivered");
+    assert_eq!(item["log"][0]["outcome"], "success");
+    assert_eq!(item["log"][0]["http_status"], 200);
+    assert_eq!(item["log"][0]["response"], "ok");
+
+    // Retry one, replay all: same webhook-ids again.
+    let one = item["id"].as_str().unwrap().to_owned();
+    let r = admin.post_json(
+        &format!("/api/tenant/webhook/deliveries/{one}/retry"),
+        &json!({}),
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(
+        admin
+            .post_json("/api/tenant/webhook/deliveries/nope/retry", &json!({}))
+            .status,
+        404
+    );
+    rx.wait("the retry", |hits| hits.len() > n);
+    let r = admin.post_json("/api/tenant/webhook/replay?from_sequence=0", &json!({}));
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(r.json()["scheduled"], n);
+    rx.wait("the replay", |hits| hits.len() > 2 * n);
+    assert_eq!(rx.ids().len(), n, "replays carry the same webhook-id");
+    assert_eq!(
+        admin
+            .post_json("/api/tenant/webhook/replay", &json!({}))
+            .status,
+        400
+    );
+
+    // A test event.
+    let r = admin.post_json("/api/tenant/webhook/test", &json!({}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let sent = r.json();
+    assert_eq!(sent["delivered"], true);
+    assert_eq!(sent["http_status"], 200);
+    assert!(rx.ids().contains(sent["event_id"].as_str().unwrap()));
+
+    // 410: the endpoint is disabled, and GET says why.
+    rx.status.store(410, Ordering::Relaxed);
+    let r = admin.post_json(
+        &format!("/api/tenant/webhook/deliveries/{one}/retry"),
+        &json!({}),
+    );
+    assert_eq!(r.status, 202);
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let v = admin.get("/api/tenant/cdr_event").json();
+        if v["enabled"] == false {
+            assert_eq!(v["disabled_reason"], "gone");
+            assert_ne!(v["disabled_at"], "");
+            break;
+        }
+        assert!(Instant::now() < deadline, "not disabled: {v}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, _) = server.terminate();
+    assert!(status.success());
+}
+
+/// Creates a PostgreSQL database for the binary (dropped at the end).
+fn postgres_database(test: &str) -> Option<(String, impl Drop)> {
+    let Ok(admin_url) = std::env::var("TALLY_TEST_POSTGRES_URL") else {
+        println!(
+            "SKIPPED {test}: TALLY_TEST_POSTGRES_URL is not set, this test did not run on PostgreSQL"
+        );
+        return None;
+    };
+    static N: AtomicU32 = AtomicU32::new(0);
+    let name = format!(
+        "tally_wh_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
+    let slash = admin_url
+        .split('?')
+        .next()
+        .unwrap()
+        .rfind('/')
+        .expect("a database path");
+    let url = format!("{}/{name}", &admin_url[..slash]);
+    execute(&admin_url, &format!("CREATE DATABASE {name}"));
+    struct Dropper(String, String);
+    impl Drop for Dropper {
+        fn drop(&mut self) {
+            execute(
+                &self.0,
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.1),
+            );
+        }
+    }
+    Some((url, Dropper(admin_url, name)))
+}
+
+fn execute(url: &str, sql: &str) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+        sqlx::raw_sql(sql).execute(&mut conn).await.expect(sql);
+        let _ = conn.close().await;
+    });
+}
+
+/// Calls complete while the receiver is down or hangs; `kill -9`; the
+/// receiver comes up; the restarted server delivers every pending event.
+fn kill_9_with_deliveries_pending(database: Option<&str>) {
+    let dir = TempDir::new("webhooks-kill");
+    let config = config_file(&dir, database);
+    let server = Server::start(dir.path(), &["--config", &config]);
+    let (admin, tenant) = provision(&server);
+    // The receiver accepts and holds every request: attempts in flight.
+    let rx = Receiver::start("127.0.0.1:0".parse().unwrap(), 200);
+    rx.hold.store(true, Ordering::Relaxed);
+    let r = put(&admin, &json!({"enabled": true, "url": rx.url()}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    answered_call(&server, DOMAIN);
+    answered_call(&server, DOMAIN);
+    wait_for_cdrs(&admin, 2);
+    let total = deliveries(&admin)["count"].as_u64().unwrap();
+    assert!(total >= 10, "two calls make at least 10 events");
+    rx.wait("attempts in flight", |hits| !hits.is_empty());
+    let before = rx.ids();
+    server.kill();
+    let addr = rx.addr;
+    drop(rx);
+
+    let rx = Receiver::start(addr, 200);
+    let server = Server::start(dir.path(), &["--config", &config]);
+    let mut admin = server.admin();
+    admin.tenant = Some(tenant);
+    rx.wait("every event after the restart", |hits| {
+        hits.iter().map(Hit::id).collect::<HashSet<_>>().len() as u64 >= total
+    });
+    let after = rx.ids();
+    assert_eq!(after.len() as u64, total, "nothing lost, nothing invented");
+    assert!(
+        before.is_subset(&after),
+        "attempts cut by the kill come back with the same webhook-id"
+    );
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let d = deliveries(&admin);
+        let items = d["items"].as_array().unwrap();
+        if items.iter().all(|i| i["status"] == "delivered") {
+            assert_eq!(items.len() as u64, total);
+            break;
+        }
+        assert!(Instant::now() < deadline, "{d}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, _) = server.terminate();
+    assert!(status.success());
+}
+
+#[test]
+fn kill_9_with_deliveries_pending_then_restart_delivers_everything() {
+    kill_9_with_deliveries_pending(None);
+}
+
+#[test]
+fn on_postgres_kill_9_with_deliveries_pending_then_restart_delivers_everything() {
+    let Some((url, _db)) = postgres_database("on_postgres_kill_9_with_deliveries_pending") else {
+        return;
+    };
+    kill_9_with_deliveries_pending(Some(&url));
+}
