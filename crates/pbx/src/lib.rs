@@ -8,7 +8,7 @@
 //! a thin shell that feeds these values and stores what they return.
 //!
 //! ```text
-//!  Input::Received, Input::TransportError, handle_timeout
+//!  Input::Received, Input::TransportError, Input::HangUpAll, handle_timeout
 //!                          │
 //!   engine::Engine ────────▼──────────────────────────────── one shard
 //!   │ validate ─▶ sip::transaction::Transactions

@@ -25,7 +25,8 @@
 //! portsip_compat = false             # also send PortSIP's misspelt `destiantion`
 //!
 //! [shutdown]
-//! grace_secs = 5                     # how long calls in progress may finish
+//! grace_secs = 5                     # how long calls in progress may finish;
+//!                                    # then the PBX hangs them up (BYE)
 //! ```
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

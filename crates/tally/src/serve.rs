@@ -6,7 +6,8 @@
 //! `--demo` → wait for SIGINT/SIGTERM.
 //!
 //! Shutdown: the shard refuses new calls and waits (up to the grace
-//! period) for calls in progress; the REST server finishes its requests;
+//! period) for calls in progress, then hangs up those left (BYE on both
+//! legs, whole CDRs); the REST server finishes its requests;
 //! then the SIP listeners close, the CDR and registration tasks commit
 //! everything they were handed, and the store closes. Exit code 0.
 
@@ -222,7 +223,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     shutdown.recv().await;
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
-    let calls_left = shard.await.context("the shard task failed")?;
+    let calls_hung_up = shard.await.context("the shard task failed")?;
     let _ = close_tx.send(true);
     for listener in listeners {
         let _ = listener.await;
@@ -234,7 +235,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     persisted.await.context("the registration task failed")?;
     store.close().await;
     tracing::info!(
-        calls_left,
+        calls_hung_up,
         rejected = inbound.counters.rejected.load(Ordering::Relaxed),
         dropped = inbound.counters.dropped.load(Ordering::Relaxed),
         overload = inbound.counters.overload.load(Ordering::Relaxed),

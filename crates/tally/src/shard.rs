@@ -16,9 +16,13 @@
 //!
 //! Shutdown: once told to stop, the shard answers new calls (INVITEs
 //! outside a dialog) with `503 Service Unavailable` and keeps serving the
-//! calls in progress until none is left or the grace period ends. Calls
-//! still up then are left to the store's recovery at the next start
-//! (their `CallEvent`s are journaled: they get a `recovered` CDR).
+//! calls in progress until none is left or the grace period ends. Then it
+//! feeds the engine [`Input::HangUpAll`]: answered calls get BYE on both
+//! legs, ringing ones `503` and CANCELs, and every one of them ends with
+//! its `SessionEnded` handed to the CDR task, so they get whole CDRs, not
+//! `recovered` ones at the next start. The shard stops right after sending
+//! those BYEs; it does not wait for their answers (a session ends when its
+//! BYE is sent).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -96,7 +100,7 @@ impl Shard {
     }
 
     /// Runs until stopped and drained (see the module doc). Returns how
-    /// many calls were still in progress when it stopped.
+    /// many calls it hung up at the end of the grace period.
     pub async fn run(
         mut self,
         mut input: mpsc::Receiver<ShardInput>,
@@ -123,7 +127,14 @@ impl Shard {
                         "refusing new calls; waiting for calls in progress"
                     );
                 }
-                _ = tokio::time::sleep_until(drain_until.unwrap_or(far).into()), if drain_until.is_some() => break,
+                _ = tokio::time::sleep_until(drain_until.unwrap_or(far).into()), if drain_until.is_some() => {
+                    let calls = self.engine.calls_in_progress();
+                    tracing::warn!(calls, "grace period over: hanging up the calls in progress");
+                    let (now, unix_ms) = clock::now();
+                    self.engine.handle_input(now, unix_ms, Input::HangUpAll);
+                    self.flush();
+                    return calls;
+                }
                 received = input.recv() => match received {
                     Some(i) => self.on_input(i),
                     None => break,
@@ -135,14 +146,7 @@ impl Shard {
             }
             self.flush();
         }
-        let left = self.spans.len();
-        if left > 0 {
-            tracing::warn!(
-                calls = left,
-                "stopping with calls in progress: the next start closes them with recovered CDRs"
-            );
-        }
-        left
+        0
     }
 
     fn on_input(&mut self, input: ShardInput) {

@@ -1,6 +1,8 @@
 //! Extension-to-extension calls through the real binary, with the exact
 //! CDR read back over REST; a crash in the middle of a call is closed by
-//! recovery at the next start; registrations survive a restart.
+//! recovery at the next start; registrations survive a restart; shutdown
+//! lets calls finish within the grace period and hangs up those still up
+//! after it, with whole CDRs.
 
 mod common;
 
@@ -212,4 +214,53 @@ fn shutdown_refuses_new_calls_and_lets_a_call_in_progress_finish() {
     let list = wait_for_cdrs(&admin, 1);
     assert_eq!(list["items"][0]["call_status"], "answered");
     assert!(list["items"][0].get("recovered").is_none(), "{list}");
+}
+
+#[test]
+fn shutdown_hangs_up_a_call_still_up_after_the_grace_period() {
+    let dir = TempDir::new("shutdown-hangup");
+    let config = dir.path().join("tally.toml");
+    std::fs::write(&config, "[shutdown]\ngrace_secs = 1\n").expect("config");
+    let config = config.to_str().expect("utf-8 path").to_owned();
+    let server = Server::start(dir.path(), &["--config", &config]);
+    let (_, tenant) = provision(&server);
+    let mut callee = Phone::new("102", "s3cret-102", DOMAIN, server.sip);
+    assert_eq!(callee.register(), 200);
+    let caller = Phone::new("101", "s3cret-101", DOMAIN, server.sip);
+
+    let answering = std::thread::spawn(move || {
+        let invite = callee.recv_request("INVITE");
+        callee.reply(&invite, 200, "b1");
+        let _ack = callee.recv_request("ACK");
+        // The PBX hangs up at the end of the grace period.
+        let bye = callee.recv_request("BYE");
+        callee.reply(&bye, 200, "b1");
+    });
+    let call = caller.invite("102", |_| {});
+    assert_eq!(call.status, 200);
+    caller.ack(&call, "102");
+
+    server.send_term();
+    let bye = caller.recv_request("BYE");
+    assert_eq!(bye.call_id().ok(), Some(call.call_id.as_str()));
+    caller.reply(&bye, 200, "a1");
+    answering.join().expect("callee got its BYE");
+    let data = server.data_dir.clone();
+    let (status, _) = server.wait_exit();
+    assert!(status.success(), "{status}");
+
+    // A whole CDR, committed before exit: answered, ended by nobody.
+    let server = Server::start(&data, &[]);
+    let mut admin = server.admin();
+    admin.tenant = Some(tenant);
+    let list = wait_for_cdrs(&admin, 1);
+    let item = &list["items"][0];
+    assert_eq!(item["call_status"], "answered", "{item}");
+    assert_eq!(item["end_reason"], "", "{item}");
+    assert!(item.get("recovered").is_none(), "{item}");
+    let id = item["id"].as_str().expect("id");
+    let detail = admin.get(&format!("/api/cdrs/{id}")).json();
+    let target = &detail["items"][0]["call_targets"][0];
+    assert_eq!(target["status"], "answered", "{detail}");
+    assert_eq!(target["end_reason"], "None", "{detail}");
 }

@@ -132,6 +132,10 @@ pub enum Input {
     /// A message the engine asked to send to `peer` could not be delivered
     /// (ICMP unreachable, connection refused or reset, TLS failure).
     TransportError { peer: Peer },
+    /// The node is stopping and the calls still in progress must end now,
+    /// with whole CDRs rather than `recovered` ones at the next start (see
+    /// [`Engine::handle_input`]).
+    HangUpAll,
 }
 
 /// What the engine asks of the runtime.
@@ -410,8 +414,32 @@ impl Engine {
         match input {
             Input::Received { peer, message } => self.on_message(clk, peer, message),
             Input::TransportError { peer } => self.on_transport_error(clk, peer),
+            Input::HangUpAll => self.hang_up_all(clk),
         }
         self.drain(clk);
+    }
+
+    /// Calls in progress: sessions that have not emitted `SessionEnded`.
+    pub fn calls_in_progress(&self) -> usize {
+        self.sessions.values().filter(|s| !s.is_over()).count()
+    }
+
+    /// [`Input::HangUpAll`]: the PBX ends every call in progress itself.
+    /// An answered call gets BYE on both legs and ends with `None` (no
+    /// party hung up); a call still ringing gets `503` on the caller leg
+    /// and CANCEL to every target, each target failing with 503. The CDR
+    /// facts are emitted at once (a session ends when its BYE is sent), so
+    /// the runtime can commit them and stop without waiting for answers.
+    fn hang_up_all(&mut self, clk: Clock) {
+        let mut ids: Vec<SessionId> = self.sessions.keys().copied().collect();
+        // In creation order, so that a run replays identically.
+        ids.sort_unstable();
+        for id in ids {
+            if let Some(s) = self.sessions.get_mut(&id) {
+                s.hang_up_all(&mut self.shared, clk);
+            }
+            self.settle(id);
+        }
     }
 
     /// Time passed: fires every timer due at `now`.
