@@ -17,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 RATES=("$@")
-[ ${#RATES[@]} -gt 0 ] || RATES=(25 50 100 150 200 300 400 500 600 800)
+[ ${#RATES[@]} -gt 0 ] || RATES=(100 200 400 600 800 1000 1250 1500 2000 2500)
 STEP_SECS=${STEP_SECS:-10}
 TALLY_BIN=${TALLY_BIN:-target/release/tally}
 SCENARIOS=$PWD/bench/sipp
@@ -68,7 +68,7 @@ TENANT=$(curl -fsS "${AUTH[@]}" -H 'Content-Type: application/json' "$API/api/te
 for ext in 1001 2001; do
   curl -fsS -o /dev/null "${AUTH[@]}" -H 'Content-Type: application/json' \
     "$API/api/tenants/$TENANT/users" \
-    -d "{\"extension\":\"$ext\",\"sip_password\":\"pw-$ext\",\"display_name\":\"Bench $ext\"}"
+    -d "{\"extension\":\"$ext\",\"sip_password\":\"bench-pw-$ext\",\"display_name\":\"Bench $ext\"}"
 done
 
 cdr_count() {
@@ -77,7 +77,7 @@ cdr_count() {
 
 # The callee phone: register 2001 from UAS_PORT, then answer every call there.
 (cd "$WORK" && sipp -sf "$TESTS_SIPP/register.xml" 127.0.0.1:"$SIP_PORT" \
-  -i 127.0.0.1 -p "$UAS_PORT" -m 1 -s 2001 -ap pw-2001 \
+  -i 127.0.0.1 -p "$UAS_PORT" -m 1 -s 2001 -ap bench-pw-2001 \
   -key domain "$DOMAIN" -auth_uri "$DOMAIN" -nostdin -timeout 10 -timeout_error \
   >/dev/null 2>&1) || { echo "bench: REGISTER failed" >&2; exit 1; }
 (cd "$WORK" && exec sipp -sf "$TESTS_SIPP/uas.xml" 127.0.0.1:"$SIP_PORT" \
@@ -100,7 +100,7 @@ for rate in "${RATES[@]}"; do
   set +e
   (cd "$WORK" && sipp -sf "$SCENARIOS/uac.xml" 127.0.0.1:"$SIP_PORT" \
     -i 127.0.0.1 -p "$port" -mp $((27000 + STEP * 10)) \
-    -s 2001 -set caller 1001 -au 1001 -ap pw-1001 -key domain "$DOMAIN" \
+    -s 2001 -set caller 1001 -au 1001 -ap bench-pw-1001 -key domain "$DOMAIN" \
     -auth_uri "2001@$DOMAIN" \
     -r "$rate" -m "$calls" -l $((rate * 20)) -recv_timeout 10000 \
     -timeout $((STEP_SECS * 4 + 30)) -nostdin \

@@ -347,16 +347,30 @@ type Embedded = &'static [(i64, &'static str, &'static str)];
 /// The migrations, compiled into the binary. Each backend has its own DDL
 /// (types differ); versions and descriptions are kept in lockstep (a test
 /// checks it, and that every file in the directories is listed here).
-pub(crate) const SQLITE_MIGRATIONS: Embedded = &[(
-    1,
-    "schema",
-    include_str!("../migrations/sqlite/0001_schema.sql"),
-)];
-pub(crate) const POSTGRES_MIGRATIONS: Embedded = &[(
-    1,
-    "schema",
-    include_str!("../migrations/postgres/0001_schema.sql"),
-)];
+pub(crate) const SQLITE_MIGRATIONS: Embedded = &[
+    (
+        1,
+        "schema",
+        include_str!("../migrations/sqlite/0001_schema.sql"),
+    ),
+    (
+        2,
+        "registration_q",
+        include_str!("../migrations/sqlite/0002_registration_q.sql"),
+    ),
+];
+pub(crate) const POSTGRES_MIGRATIONS: Embedded = &[
+    (
+        1,
+        "schema",
+        include_str!("../migrations/postgres/0001_schema.sql"),
+    ),
+    (
+        2,
+        "registration_q",
+        include_str!("../migrations/postgres/0002_registration_q.sql"),
+    ),
+];
 
 #[derive(Debug)]
 struct EmbeddedMigrations(Embedded);

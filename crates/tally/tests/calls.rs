@@ -264,3 +264,38 @@ fn shutdown_hangs_up_a_call_still_up_after_the_grace_period() {
     assert_eq!(target["status"], "answered", "{detail}");
     assert_eq!(target["end_reason"], "None", "{detail}");
 }
+
+/// The Contact line of `response` naming `addr`.
+fn contact_line(response: &sip::Message, addr: std::net::SocketAddr) -> Option<String> {
+    String::from_utf8_lossy(response.as_bytes())
+        .lines()
+        .find(|l| l.starts_with("Contact:") && l.contains(&addr.to_string()))
+        .map(str::to_owned)
+}
+
+#[test]
+fn a_restart_keeps_the_q_of_each_binding() {
+    let dir = TempDir::new("binding-q");
+    let server = Server::start(dir.path(), &[]);
+    provision(&server);
+    let mut desk = Phone::new("102", "s3cret-102", DOMAIN, server.sip);
+    desk.contact_params = ";q=0.7".into();
+    let ok = desk.register_response(300);
+    assert_eq!(ok.status(), Some(200), "{}", ok.summary());
+    let line = contact_line(&ok, desk.addr()).expect("the desk phone's binding");
+    assert!(line.contains(";q=0.7"), "{line}");
+    let data = server.data_dir.clone();
+    let (status, _) = server.terminate();
+    assert!(status.success());
+
+    // After the restart another device registers: the 200 lists both
+    // bindings, the restored one with its q.
+    let server = Server::start(&data, &[]);
+    let mut app = Phone::new("102", "s3cret-102", DOMAIN, server.sip);
+    let ok = app.register_response(300);
+    assert_eq!(ok.status(), Some(200), "{}", ok.summary());
+    let restored = contact_line(&ok, desk.addr()).expect("the restored binding");
+    assert!(restored.contains(";q=0.7"), "{restored}");
+    let fresh = contact_line(&ok, app.addr()).expect("the new binding");
+    assert!(!fresh.contains(";q="), "{fresh}");
+}
