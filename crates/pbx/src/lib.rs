@@ -51,5 +51,6 @@ pub mod router;
 
 pub use directory::{Directory, Extension, Tenant, User};
 pub use engine::{Engine, EngineConfig, EngineError, EngineEvent, Input, Output};
+pub use ids::IdGenerator;
 pub use location::{Aor, Binding, BindingChange, BindingRecord, ChangeKind, Location};
 pub use registrar::{DigestOffer, RegisterOutcome, Registrar, RegistrarConfig, RegistrarEvent};

@@ -24,6 +24,7 @@ mod cli;
 mod clock;
 mod config;
 mod demo;
+mod ids;
 mod provision;
 mod random;
 mod serve;

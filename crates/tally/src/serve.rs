@@ -27,6 +27,7 @@ use crate::admin::{Setup, SystemAdmin};
 use crate::api::{self, ApiState};
 use crate::cli::ServeArgs;
 use crate::config::Config;
+use crate::ids::NodeIds;
 use crate::provision::{Provisioner, engine_user};
 use crate::shard::Shard;
 use crate::transport::{Connections, Inbound, Transmitter, tcp, udp};
@@ -89,7 +90,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     engine_config
         .advertised
         .push((Transport::Tcp, advertised.clone()));
-    let mut engine = Engine::new(engine_config)?;
+    // One id generator for the node: sessions, targets, tenants, users.
+    let ids = NodeIds::new(config.node)?;
+    let mut engine = Engine::with_ids(engine_config, Box::new(ids.clone()));
     let (mut tenants, mut users) = (0, 0);
     for tenant in store.tenants().await.context("reading tenants")? {
         let id = tenant.id;
@@ -176,7 +179,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         )));
     }
 
-    let ids = cdr::Snowflake::new(config.node)?;
     let provisioner = Arc::new(Provisioner::new(store.clone(), shard_tx, ids));
     let api_state = ApiState::new(store.clone(), Arc::clone(&provisioner), admin.clone());
     let mut http_stop = stop.clone();

@@ -597,7 +597,7 @@ impl Session {
         max_forwards: u8,
     ) {
         let index = self.targets.len();
-        let target_id = TargetId::from(sh.snowflake.next(UnixMillis(clk.unix_ms)));
+        let target_id = TargetId::from(sh.snowflake.next_id(UnixMillis(clk.unix_ms)));
         let call_id = sh.ids.call_id();
         let tag = sh.ids.tag();
         let local = sh.local_parts(contact.peer.transport);

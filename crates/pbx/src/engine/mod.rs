@@ -78,7 +78,7 @@ use sip::{HeaderName, Message, Method};
 
 use crate::call::{LegRef, Session, TxnRole};
 use crate::directory::Directory;
-use crate::ids::{IdSource, mix};
+use crate::ids::{IdGenerator, IdSource, mix};
 use crate::location::BindingChange;
 use crate::registrar::{
     AuthFailure, RegisterError, Registrar, RegistrarConfig, RegistrarEvent, SourceKey,
@@ -246,7 +246,8 @@ pub(crate) struct Shared {
     pub txns: Transactions,
     pub out: VecDeque<Output>,
     pub ids: IdSource,
-    pub snowflake: Snowflake,
+    /// Session and target ids.
+    pub snowflake: Box<dyn IdGenerator>,
     pub timers: TimerConfig,
     advertised: Vec<(Transport, String)>,
     pub owners: HashMap<TransactionId, Owner>,
@@ -346,9 +347,19 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
+    /// An engine whose session and target ids come from a [`Snowflake`]
+    /// of its own for `config.node`.
     pub fn new(config: EngineConfig) -> Result<Engine, EngineError> {
         let snowflake = Snowflake::new(config.node)?;
-        Ok(Engine {
+        Ok(Engine::with_ids(config, Box::new(snowflake)))
+    }
+
+    /// An engine whose session and target ids come from `ids`: the node's
+    /// one generator, shared with whatever else makes ids on the node
+    /// (`config.node` is then not used).
+    pub fn with_ids(config: EngineConfig, ids: Box<dyn IdGenerator>) -> Engine {
+        let snowflake = ids;
+        Engine {
             shared: Shared {
                 txns: Transactions::new(config.timers),
                 out: VecDeque::new(),
@@ -370,7 +381,7 @@ impl Engine {
             indexed: HashMap::new(),
             sweep_interval: config.sweep_interval.max(Duration::from_millis(1)),
             next_sweep: None,
-        })
+        }
     }
 
     /// The directory, for the runtime to fill from the store and keep in
