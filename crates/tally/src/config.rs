@@ -12,6 +12,8 @@
 //! advertise = "pbx.example.com"      # host[:port] in Via/Contact
 //! udp = true
 //! tcp = true
+//! tcp_idle_secs = 600                # close a TCP connection idle this long
+//! tcp_max_connections = 10000        # open TCP connections, in and out
 //!
 //! [http]
 //! bind = "127.0.0.1"
@@ -61,6 +63,14 @@ pub struct SipConfig {
     pub advertise: Option<String>,
     pub udp: bool,
     pub tcp: bool,
+    /// A TCP connection with no byte read or written this long is closed
+    /// (keep-alive pings count). A phone reachable only through it (NAT)
+    /// must keep it alive or register again; one that is reachable gets a
+    /// new connection from the PBX.
+    pub tcp_idle_secs: u64,
+    /// TCP connections open at once, accepted and opened together; beyond
+    /// it new ones are refused (a flood must not exhaust descriptors).
+    pub tcp_max_connections: usize,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -112,6 +122,8 @@ impl Default for SipConfig {
             advertise: None,
             udp: true,
             tcp: true,
+            tcp_idle_secs: 600,
+            tcp_max_connections: 10_000,
         }
     }
 }
@@ -166,6 +178,12 @@ impl Config {
         if !self.sip.udp && !self.sip.tcp {
             bail!("sip.udp and sip.tcp are both off: nothing would listen for SIP");
         }
+        if self.sip.tcp_idle_secs == 0 {
+            bail!("sip.tcp_idle_secs must be at least 1");
+        }
+        if self.sip.tcp_max_connections == 0 {
+            bail!("sip.tcp_max_connections must be at least 1");
+        }
         if self.admin.username.trim().is_empty() {
             bail!("admin.username is empty");
         }
@@ -195,6 +213,13 @@ impl Config {
             direction_vocabulary: vocabulary,
             misspelt_destination: self.events.portsip_compat,
         })
+    }
+
+    pub fn tcp_limits(&self) -> crate::transport::tcp::TcpLimits {
+        crate::transport::tcp::TcpLimits {
+            idle: Duration::from_secs(self.sip.tcp_idle_secs),
+            max_connections: self.sip.tcp_max_connections,
+        }
     }
 
     pub fn shutdown_grace(&self) -> Duration {
@@ -237,6 +262,12 @@ mod tests {
             node: 1024,
             ..Config::default()
         };
+        assert!(c.check().is_err());
+        let mut c = Config::default();
+        c.sip.tcp_max_connections = 0;
+        assert!(c.check().is_err());
+        let mut c = Config::default();
+        c.sip.tcp_idle_secs = 0;
         assert!(c.check().is_err());
     }
 }

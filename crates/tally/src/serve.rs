@@ -30,7 +30,7 @@ use crate::config::Config;
 use crate::ids::NodeIds;
 use crate::provision::{Provisioner, engine_user};
 use crate::shard::Shard;
-use crate::transport::{Connections, Inbound, Transmitter, tcp, udp};
+use crate::transport::{Inbound, Transmitter, tcp, udp};
 use crate::{bindings, cdr_commit, clock, demo, random};
 
 /// Messages that may wait for the shard.
@@ -146,8 +146,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let (facts_tx, facts_rx) = mpsc::unbounded_channel();
     let (bindings_tx, bindings_rx) = mpsc::unbounded_channel();
     let inbound = Arc::new(Inbound::new(Limits::default(), random::u64()?));
-    let connections = Arc::new(Connections::default());
-    let transmitter = Transmitter::new(udp_socket.clone(), Arc::clone(&connections));
+    let tcp = tcp::Tcp::new(
+        Arc::clone(&inbound),
+        shard_tx.clone(),
+        close.clone(),
+        config.tcp_limits(),
+    );
+    let transmitter = Transmitter::new(udp_socket.clone(), Arc::clone(&tcp));
 
     let commits = tokio::spawn(cdr_commit::run(facts_rx, writer));
     let persisted = tokio::spawn(bindings::persist(bindings_rx, store.clone()));
@@ -170,13 +175,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         )));
     }
     if let Some(listener) = tcp_listener {
-        listeners.push(tokio::spawn(tcp::serve(
-            listener,
-            Arc::clone(&inbound),
-            Arc::clone(&connections),
-            shard_tx.clone(),
-            close.clone(),
-        )));
+        listeners.push(tokio::spawn(tcp::serve(listener, Arc::clone(&tcp))));
     }
 
     let provisioner = Arc::new(Provisioner::new(store.clone(), shard_tx, ids));

@@ -43,6 +43,9 @@ use crate::transport::{Inbound, Transmitter};
 pub enum ShardInput {
     /// A message from the network, parsed and (if a request) checked.
     Sip { peer: Peer, message: Message },
+    /// Messages to `peer` were lost on the way out (an outbound connection
+    /// that did not open, a failed write).
+    TransportError { peer: Peer },
     /// A provisioning change already committed to the store, applied to
     /// the engine's directory; the answer says when it is in effect.
     Provision {
@@ -158,6 +161,11 @@ impl Shard {
                 let (now, unix_ms) = clock::now();
                 self.engine
                     .handle_input(now, unix_ms, Input::Received { peer, message });
+            }
+            ShardInput::TransportError { peer } => {
+                let (now, unix_ms) = clock::now();
+                self.engine
+                    .handle_input(now, unix_ms, Input::TransportError { peer });
             }
             ShardInput::Provision { change, done } => {
                 let directory = self.engine.directory_mut();

@@ -135,7 +135,7 @@ impl Phone {
         }
     }
 
-    fn credentials(&self, response: &Message, method: &str, uri: &str) -> String {
+    pub fn credentials(&self, response: &Message, method: &str, uri: &str) -> String {
         let (challenge_header, answer_header) = if response.status() == Some(407) {
             (HeaderName::ProxyAuthenticate, "Proxy-Authorization")
         } else {
