@@ -17,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 RATES=("$@")
-[ ${#RATES[@]} -gt 0 ] || RATES=(100 200 400 600 800 1000 1250 1500 2000 2500)
+[ ${#RATES[@]} -gt 0 ] || RATES=(100 200 400 600 700 800 900 1000 1100 1200 1400 1600)
 STEP_SECS=${STEP_SECS:-10}
 TALLY_BIN=${TALLY_BIN:-target/release/tally}
 SCENARIOS=$PWD/bench/sipp
@@ -86,8 +86,8 @@ cdr_count() {
 PIDS+=("$!")
 sleep 0.5
 
-echo "bench: tally $("$TALLY_BIN" --version 2>/dev/null || echo '?'), $(nproc) cores, $STEP_SECS s of calls per step"
-printf '%8s %8s %8s %8s %8s %8s\n' rate calls ok failed cdrs result
+echo "bench: $("$TALLY_BIN" --version 2>/dev/null || echo tally), $(nproc) cores, $STEP_SECS s of calls per step"
+printf '%8s %8s %8s %8s %8s %10s %s\n' rate calls ok failed cdrs rss_kb result
 TOTAL=0
 BEST=0
 STEP=0
@@ -128,7 +128,8 @@ for rate in "${RATES[@]}"; do
   else
     result="FAIL(sipp=$rc,answered=$answered)"
   fi
-  printf '%8s %8s %8s %8s %8s %8s\n' "$rate" "$calls" "$ok" "$failed" "$cdrs" "$result"
+  rss=$(awk '/VmRSS/{print $2}' "/proc/$TALLY_PID/status")
+  printf '%8s %8s %8s %8s %8s %10s %s\n' "$rate" "$calls" "$ok" "$failed" "$cdrs" "$rss" "$result"
   [ "$result" = pass ] || break
 done
 
