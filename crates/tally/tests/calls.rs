@@ -109,7 +109,11 @@ fn a_crash_mid_call_is_closed_at_the_next_start_and_registrations_survive() {
         let invite = callee.recv_request("INVITE");
         callee.reply(&invite, 180, "b1");
         let call_id = invite.call_id().map(str::to_owned).unwrap_or_default();
-        (callee, call_id)
+        let session = invite
+            .header_named("X-Session-Id")
+            .map(str::to_owned)
+            .unwrap_or_default();
+        (callee, call_id, session)
     });
     let (tx, rx) = std::sync::mpsc::channel();
     let calling = std::thread::spawn(move || {
@@ -121,9 +125,13 @@ fn a_crash_mid_call_is_closed_at_the_next_start_and_registrations_survive() {
         })
     });
     rx.recv_timeout(WAIT).expect("the call rang");
-    let (mut callee, crashed_call) = ringing.join().expect("callee");
-    // Let the journal commit, then crash.
-    std::thread::sleep(Duration::from_millis(300));
+    let (mut callee, crashed_call, session) = ringing.join().expect("callee");
+    // Wait until the journal has the ringing, then crash.
+    server.wait_stderr(|l| {
+        l.contains(&format!("session_id={session}"))
+            && l.contains("session events journaled")
+            && l.contains("last=\"target_ringing\"")
+    });
     let data = server.data_dir.clone();
     server.kill();
     assert!(

@@ -5,7 +5,6 @@
 //! PostgreSQL one (`postgres.rs`): `extra` is passed to `tally serve`.
 
 use std::path::Path;
-use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -302,8 +301,13 @@ pub fn crash_during_an_answered_call(dir: &Path, extra: &[&str]) {
     assert_eq!(call.status, 200);
     caller.ack(&call, "102");
     let session_id = answering.join().expect("callee");
-    // The call is up; let its journal (started, rang, answered) commit.
-    std::thread::sleep(Duration::from_millis(500));
+    // The call is up; wait until its journal (started, rang, answered)
+    // is committed: nothing else happens to it before it ends.
+    demo.server.wait_stderr(|l| {
+        l.contains(&format!("session_id={session_id}"))
+            && l.contains("session events journaled")
+            && l.contains("last=\"target_answered\"")
+    });
     let tenant = demo.tenant.clone();
     let data = demo.server.data_dir.clone();
     demo.server.kill();

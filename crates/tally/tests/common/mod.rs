@@ -202,6 +202,19 @@ impl Server {
         );
     }
 
+    /// Waits (bounded) for a line of the server's log matching `line`.
+    pub fn wait_stderr(&self, line: impl Fn(&str) -> bool) {
+        let deadline = Instant::now() + WAIT;
+        while !self.stderr().lines().any(&line) {
+            assert!(
+                Instant::now() < deadline,
+                "the expected log line never came:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn stderr(&self) -> String {
         let mut s = String::new();
         if let Ok(mut f) = std::fs::File::open(&self.stderr_path) {
