@@ -9,6 +9,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+use common::flows::Demo;
 use common::phone::Digest;
 use common::{Phone, Server, Sipp, TempDir, free_sip_port, sipp, sipp_available, wait_for_cdrs};
 use sip::Message;
@@ -206,100 +207,22 @@ fn demo_prints_credentials_that_register() {
     assert!(line.contains(password.as_str()), "{line}");
 }
 
-/// Reads the demo credentials a `--demo` server printed.
-fn demo_credentials(server: &mut Server) -> (String, Vec<(String, String)>) {
-    let header = server.wait_stdout("Demo tenant");
-    let tenant = header
-        .split("(id ")
-        .nth(1)
-        .and_then(|s| s.split(')').next())
-        .expect("tenant id")
-        .to_owned();
-    let users = ["101", "102", "103", "104", "105"]
-        .iter()
-        .map(|ext| {
-            let line = server.wait_stdout(&format!("  {ext} "));
-            let password = line.split_whitespace().nth(1).expect("password").to_owned();
-            (ext.to_string(), password)
-        })
-        .collect();
-    (tenant, users)
-}
-
-/// SIPp registers `ext` (demo tenant) from 127.0.0.1:`port`.
-fn sipp_register(server: &Server, ext: &str, password: &str, port: u16) {
-    let (ok, log) = Sipp::spawn(
-        server.sip,
-        "register.xml",
-        "u1",
-        port,
-        &[
-            "-s",
-            ext,
-            "-ap",
-            password,
-            "-key",
-            "domain",
-            "demo.tally.local",
-            "-auth_uri",
-            "demo.tally.local",
-        ],
-    )
-    .finish();
-    assert!(ok, "SIPp REGISTER {ext}:\n{log}\n{}", server.stderr());
-}
-
-/// SIPp 101 calls SIPp 102 (`uas` answering), both demo extensions; the
-/// callee registered before a restart of the PBX, so its binding comes
-/// back from the store. Returns the one CDR.
+/// SIPp 101 calls SIPp 102 (`uas` answering), both demo extensions; with
+/// `restart`, the callee registered before a restart of the PBX, so its
+/// binding comes back from the store. Returns the one CDR.
 fn sipp_call(uac: &str, uas: &str, restart: bool) -> serde_json::Value {
     let dir = TempDir::new("sipp-call");
-    let mut server = Server::start(dir.path(), &["--demo"]);
-    let (tenant, users) = demo_credentials(&mut server);
-    let password = |ext: &str| {
-        users
-            .iter()
-            .find(|(e, _)| e == ext)
-            .map(|(_, p)| p.clone())
-            .expect("demo user")
-    };
+    let mut demo = Demo::start(dir.path(), &[]);
     let callee_port = free_sip_port();
-    sipp_register(&server, "102", &password("102"), callee_port);
+    demo.register("102", callee_port);
     if restart {
-        let (status, _) = server.terminate();
-        assert!(status.success());
-        server = Server::start(dir.path(), &[]);
+        demo = demo.restart(&[]);
     }
-    let answering = Sipp::spawn(server.sip, uas, "u1", callee_port, &[]);
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let (ok, log) = sipp(
-        server.sip,
-        uac,
-        "u1",
-        &[
-            "-s",
-            "102",
-            "-set",
-            "caller",
-            "101",
-            "-au",
-            "101",
-            "-ap",
-            &password("101"),
-            "-auth_uri",
-            "102@demo.tally.local",
-        ],
-    );
-    assert!(ok, "SIPp {uac}:\n{log}\n{}", server.stderr());
+    let answering = Sipp::spawn(demo.server.sip, uas, "u1", callee_port, &[]);
+    demo.call(uac, "101", "102");
     let (ok, log) = answering.finish();
-    assert!(ok, "SIPp {uas}:\n{log}\n{}", server.stderr());
-    let mut admin = server.admin();
-    admin.tenant = Some(tenant);
-    let list = wait_for_cdrs(&admin, 1);
-    let id = list["items"][0]["id"].as_str().expect("id").to_owned();
-    let detail = admin.get(&format!("/api/cdrs/{id}"));
-    assert_eq!(detail.status, 200, "{}", detail.body);
-    detail.json()["items"][0].clone()
+    assert!(ok, "SIPp {uas}:\n{log}\n{}", demo.server.stderr());
+    demo.only_cdr()
 }
 
 #[test]

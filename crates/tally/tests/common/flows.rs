@@ -44,6 +44,20 @@ impl Demo {
         }
     }
 
+    /// Stops the server (SIGTERM, clean exit asserted) and starts it again
+    /// on the same data, without `--demo`: the tenant, users and
+    /// registrations come back from the store.
+    pub fn restart(self, extra: &[&str]) -> Demo {
+        let data = self.server.data_dir.clone();
+        let (status, _) = self.server.terminate();
+        assert!(status.success(), "{status}");
+        Demo {
+            server: Server::start(&data, extra),
+            tenant: self.tenant,
+            users: self.users,
+        }
+    }
+
     pub fn password(&self, ext: &str) -> String {
         self.users
             .iter()
