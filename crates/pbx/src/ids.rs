@@ -9,7 +9,34 @@
 //! a test reproducible. Nothing is encoded in these values yet (DESIGN.md's
 //! shard number in Call-IDs and branches comes with sharding).
 
+use cdr::{Id, SessionId, Snowflake, UnixMillis};
 use sip::headers::MAGIC_COOKIE;
+
+/// Where the engine takes its session and target ids (SPEC §1 Snowflake
+/// ids). A [`Snowflake`] of its own by default ([`Engine::new`]); the
+/// runtime passes one generator shared with everything else on the node
+/// that makes ids ([`Engine::with_ids`]), so no two parts of one node can
+/// ever hand out the same id, whatever their clocks do.
+///
+/// [`Engine::new`]: crate::Engine::new
+/// [`Engine::with_ids`]: crate::Engine::with_ids
+pub trait IdGenerator: Send {
+    /// The next id at `now`.
+    fn next_id(&mut self, now: UnixMillis) -> Id;
+    /// The next session id at `now` (its successor, the `cdr_id`, is never
+    /// handed out: [`Snowflake::next_session`]).
+    fn next_session(&mut self, now: UnixMillis) -> SessionId;
+}
+
+impl IdGenerator for Snowflake {
+    fn next_id(&mut self, now: UnixMillis) -> Id {
+        self.next(now)
+    }
+
+    fn next_session(&mut self, now: UnixMillis) -> SessionId {
+        Snowflake::next_session(self, now)
+    }
+}
 
 /// A deterministic source of SIP identifiers.
 #[derive(Clone, Debug)]

@@ -8,7 +8,7 @@
 //! a thin shell that feeds these values and stores what they return.
 //!
 //! ```text
-//!  Input::Received, Input::TransportError, handle_timeout
+//!  Input::Received, Input::TransportError, Input::HangUpAll, handle_timeout
 //!                          │
 //!   engine::Engine ────────▼──────────────────────────────── one shard
 //!   │ validate ─▶ sip::transaction::Transactions
@@ -51,5 +51,6 @@ pub mod router;
 
 pub use directory::{Directory, Extension, Tenant, User};
 pub use engine::{Engine, EngineConfig, EngineError, EngineEvent, Input, Output};
+pub use ids::IdGenerator;
 pub use location::{Aor, Binding, BindingChange, BindingRecord, ChangeKind, Location};
 pub use registrar::{DigestOffer, RegisterOutcome, Registrar, RegistrarConfig, RegistrarEvent};

@@ -768,3 +768,173 @@ fn callee_on_two_devices() {
         })
     );
 }
+
+/// The node stops during an answered call (`Input::HangUpAll` at +65500):
+/// BYE to both phones, the call ends as answered with `None` for both
+/// reasons: no party hung up, and it is a whole CDR, not a recovered one.
+#[test]
+fn answered_and_the_pbx_hangs_up_at_shutdown() {
+    let (mut cast, a_call, b_call) = answered();
+    let Cast { bench, alice, bob } = &mut cast;
+    bench.at(65_500);
+    assert_eq!(bench.engine.calls_in_progress(), 1);
+    bench.hang_up_all();
+    assert_eq!(bench.engine.calls_in_progress(), 0);
+    let to_alice = bench.take_one(alice.peer);
+    assert!(is(&to_alice, Method::Bye), "{}", to_alice.summary());
+    assert_eq!(to_alice.call_id().unwrap(), a_call.call_id);
+    let to_bob = bench.take_one(bob.peer);
+    assert!(is(&to_bob, Method::Bye), "{}", to_bob.summary());
+    assert_eq!(to_bob.call_id().unwrap(), b_call.call_id);
+    bench.send(alice.peer, &alice.respond(&a_call, &to_alice, 200, None));
+    bench.send(bob.peer, &bob.respond(&b_call, &to_bob, 200, None));
+
+    assert_eq!(
+        timeline(bench),
+        [
+            "call_start",
+            "cdr_target_add",
+            "cdr_target_ringing",
+            "cdr_target_answer",
+            "cdr_target_end",
+            "call_cdr"
+        ]
+    );
+    assert_eq!(
+        cdr(bench),
+        json!({
+            "event_type": "call_cdr",
+            "session_id": SESSION,
+            "cdr_id": CDR,
+            "call_id": CALL_ID,
+            "tenant_id": TENANT_ID,
+            "tenant_name": "acme",
+            "direction": "ext",
+            "caller": "101",
+            "caller_display_name": "Tom",
+            "caller_domain": "acme.example",
+            "callee": "102",
+            "callee_display_name": "Jason",
+            "callee_domain": "acme.example",
+            "did": "",
+            "did_cid": "",
+            "outbound_caller_id": "",
+            "trunk_name": "",
+            "start_time": "1795874587",
+            "ring_time": "1795874587",
+            "answered_time": "1795874592",
+            "ended_time": "1795874652",
+            "ring_duration": "5",
+            "talk_duration": 59,
+            "call_status": "answered",
+            "status_code": "0",
+            "ended_reason": "None",
+            "user_data": "",
+            "call_targets": [{
+                "id": DESK,
+                "call_type": "normal_call",
+                "caller": "101",
+                "callee": "102",
+                "destination": DESK_URI,
+                "start_time": "1795874587",
+                "ring_time": "1795874587",
+                "answered_time": "1795874592",
+                "ended_time": "1795874652",
+                "ring_duration": "5",
+                "talk_duration": "59",
+                "status": "answered",
+                "status_code": 0,
+                "end_reason": "None",
+                "did": "",
+                "outbound_caller_id": "",
+                "trunk_name": "",
+            }],
+            "event_id": event_id(5),
+            "sequence": 6,
+        })
+    );
+}
+
+/// The node stops while B rings (`Input::HangUpAll` at +12400): the caller
+/// gets 503, the target a CANCEL (answered 487, ACKed); the target fails
+/// with 503 and the call is `fail`, "503", `None`.
+#[test]
+fn ringing_and_the_pbx_hangs_up_at_shutdown() {
+    let (mut cast, a_call, b_call, invite) = ringing();
+    let Cast { bench, alice, bob } = &mut cast;
+    bench.at(12_400);
+    bench.hang_up_all();
+    let to_alice = bench.take_one(alice.peer);
+    assert_eq!(to_alice.status(), Some(503), "{}", to_alice.summary());
+    bench.send(alice.peer, &alice.ack_failure(&a_call, &to_alice));
+    let cancel = bench.take_one(bob.peer);
+    assert!(is(&cancel, Method::Cancel), "{}", cancel.summary());
+    bench.send(bob.peer, &bob.respond(&b_call, &cancel, 200, None));
+    bench.send(bob.peer, &bob.respond(&b_call, &invite, 487, None));
+    let ack = bench.take_one(bob.peer);
+    assert!(is(&ack, Method::Ack), "{}", ack.summary());
+
+    assert_eq!(
+        timeline(bench),
+        [
+            "call_start",
+            "cdr_target_add",
+            "cdr_target_ringing",
+            "cdr_target_fail",
+            "call_cdr"
+        ]
+    );
+    assert_eq!(
+        cdr(bench),
+        json!({
+            "event_type": "call_cdr",
+            "session_id": SESSION,
+            "cdr_id": CDR,
+            "call_id": CALL_ID,
+            "tenant_id": TENANT_ID,
+            "tenant_name": "acme",
+            "direction": "ext",
+            "caller": "101",
+            "caller_display_name": "Tom",
+            "caller_domain": "acme.example",
+            "callee": "102",
+            "callee_display_name": "Jason",
+            "callee_domain": "acme.example",
+            "did": "",
+            "did_cid": "",
+            "outbound_caller_id": "",
+            "trunk_name": "",
+            "start_time": "1795874587",
+            "ring_time": "1795874587",
+            "answered_time": "0",
+            "ended_time": "1795874599",
+            "ring_duration": "12",
+            "talk_duration": 0,
+            "call_status": "fail",
+            "status_code": "503",
+            "ended_reason": "None",
+            "user_data": "",
+            "call_targets": [{
+                "id": DESK,
+                "call_type": "normal_call",
+                "caller": "101",
+                "callee": "102",
+                "destination": DESK_URI,
+                "start_time": "1795874587",
+                "ring_time": "1795874587",
+                "answered_time": "0",
+                "ended_time": "1795874599",
+                "ring_duration": "12",
+                "talk_duration": "0",
+                "status": "noanswer",
+                "status_code": 503,
+                "end_reason": "None",
+                "did": "",
+                "outbound_caller_id": "",
+                "trunk_name": "",
+            }],
+            "event_id": event_id(4),
+            "sequence": 5,
+        })
+    );
+}

@@ -354,6 +354,11 @@ pub(crate) const SQLITE_MIGRATIONS: Embedded = &[
         include_str!("../migrations/sqlite/0001_schema.sql"),
     ),
     (
+        2,
+        "registration_q",
+        include_str!("../migrations/sqlite/0002_registration_q.sql"),
+    ),
+    (
         3,
         "identity",
         include_str!("../migrations/sqlite/0003_identity.sql"),
@@ -374,6 +379,11 @@ pub(crate) const POSTGRES_MIGRATIONS: Embedded = &[
         1,
         "schema",
         include_str!("../migrations/postgres/0001_schema.sql"),
+    ),
+    (
+        2,
+        "registration_q",
+        include_str!("../migrations/postgres/0002_registration_q.sql"),
     ),
     (
         3,

@@ -23,6 +23,8 @@ pub struct Registration {
     pub contact_uri: String,
     pub instance_id: Option<String>,
     pub reg_id: Option<u32>,
+    /// The Contact's `q` in thousandths (`q=0.5` → 500), when it had one.
+    pub q: Option<u16>,
     /// Source address of the REGISTER (`ip:port`): where requests go when
     /// the contact is behind NAT.
     pub received: String,
@@ -38,11 +40,11 @@ pub struct Registration {
 pub(crate) async fn upsert(conn: &mut impl Conn, r: &Registration) -> Result<(), StoreError> {
     conn.execute(
         "INSERT INTO registrations (tenant_id, extension, binding_key, contact_uri, instance_id, \
-         reg_id, received, transport, call_id, cseq, user_agent, expires_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+         reg_id, q, received, transport, call_id, cseq, user_agent, expires_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
          ON CONFLICT (tenant_id, extension, binding_key) DO UPDATE SET \
          contact_uri = excluded.contact_uri, instance_id = excluded.instance_id, \
-         reg_id = excluded.reg_id, received = excluded.received, transport = excluded.transport, \
+         reg_id = excluded.reg_id, q = excluded.q, received = excluded.received, transport = excluded.transport, \
          call_id = excluded.call_id, cseq = excluded.cseq, user_agent = excluded.user_agent, \
          expires_at = excluded.expires_at, updated_at = excluded.updated_at",
         &args![
@@ -52,6 +54,7 @@ pub(crate) async fn upsert(conn: &mut impl Conn, r: &Registration) -> Result<(),
             r.contact_uri.as_str(),
             r.instance_id.as_deref(),
             r.reg_id.map(i64::from),
+            r.q.map(i64::from),
             r.received.as_str(),
             r.transport.as_str(),
             r.call_id.as_str(),
@@ -100,7 +103,7 @@ pub(crate) async fn live_of(
     now: UnixMillis,
 ) -> Result<Vec<Registration>, StoreError> {
     conn.fetch_all(
-        "SELECT tenant_id, extension, binding_key, contact_uri, instance_id, reg_id, received, \
+        "SELECT tenant_id, extension, binding_key, contact_uri, instance_id, reg_id, q, received, \
          transport, call_id, cseq, user_agent, expires_at, updated_at FROM registrations \
          WHERE tenant_id = $1 AND extension = $2 AND expires_at > $3 ORDER BY binding_key",
         &args![
@@ -120,7 +123,7 @@ pub(crate) async fn live(
     now: UnixMillis,
 ) -> Result<Vec<Registration>, StoreError> {
     conn.fetch_all(
-        "SELECT tenant_id, extension, binding_key, contact_uri, instance_id, reg_id, received, \
+        "SELECT tenant_id, extension, binding_key, contact_uri, instance_id, reg_id, q, received, \
          transport, call_id, cseq, user_agent, expires_at, updated_at FROM registrations \
          WHERE expires_at > $1 ORDER BY tenant_id, extension, binding_key",
         &args![db_ms("now", now)?],
@@ -155,6 +158,15 @@ fn from_row(row: &impl Row) -> Result<Registration, StoreError> {
             .map(|v| {
                 u32::try_from(v)
                     .map_err(|_| StoreError::Corrupt(format!("reg_id = {v} out of range")))
+            })
+            .transpose()?,
+        q: row
+            .opt_int("q")?
+            .map(|v| {
+                u16::try_from(v)
+                    .ok()
+                    .filter(|q| *q <= 1000)
+                    .ok_or_else(|| StoreError::Corrupt(format!("q = {v} out of range")))
             })
             .transpose()?,
         received: row.text("received")?,

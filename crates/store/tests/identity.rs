@@ -428,6 +428,7 @@ fn registration(tenant: u64, extension: &str) -> Registration {
         contact_uri: format!("sip:{extension}@192.0.2.1"),
         instance_id: None,
         reg_id: None,
+        q: None,
         received: "192.0.2.1:5060".into(),
         transport: "UDP".into(),
         call_id: "c".into(),

@@ -159,6 +159,7 @@ fn binding(key: &str, expires_at: u64) -> Registration {
         contact_uri: format!("sip:101@{key}:5062;transport=tcp"),
         instance_id: Some(format!("urn:uuid:{key}")),
         reg_id: Some(1),
+        q: Some(500),
         received: "192.0.2.4:40312".into(),
         transport: "TCP".into(),
         call_id: format!("reg-{key}"),
@@ -192,11 +193,13 @@ async fn registrations_survive_a_restart_and_expire(db: &TestDb) {
     let mut plain = binding("c", 120_000);
     plain.instance_id = None;
     plain.reg_id = None;
+    plain.q = None;
     store.upsert_registration(&plain).await.unwrap();
     // Refresh of "a": same key, new contact, CSeq and expiry.
     let mut refreshed = binding("a", 90_000);
     refreshed.contact_uri = "sip:101@198.51.100.9:5062".into();
     refreshed.cseq = 8;
+    refreshed.q = Some(1000);
     store.upsert_registration(&refreshed).await.unwrap();
 
     store.close().await;

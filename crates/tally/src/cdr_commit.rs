@@ -172,6 +172,14 @@ fn completed(
                         "CDR committed"
                     )
                 });
+            } else {
+                session.span.in_scope(|| {
+                    tracing::debug!(
+                        events = command.events.len(),
+                        last = command.events.last().map(|e| e.kind.name()),
+                        "session events journaled"
+                    )
+                });
             }
             return;
         }

@@ -12,6 +12,8 @@
 //! advertise = "pbx.example.com"      # host[:port] in Via/Contact
 //! udp = true
 //! tcp = true
+//! tcp_idle_secs = 600                # close a TCP connection idle this long
+//! tcp_max_connections = 10000        # open TCP connections, in and out
 //!
 //! [http]
 //! bind = "127.0.0.1"
@@ -30,7 +32,8 @@
 //! ping_secs = 25                     # keep-alive ping; silent for two periods closes
 //!
 //! [shutdown]
-//! grace_secs = 5                     # how long calls in progress may finish
+//! grace_secs = 5                     # how long calls in progress may finish;
+//!                                    # then the PBX hangs them up (BYE)
 //!
 //! [webhooks]
 //! allow = ["10.1.2.0/24"]            # CIDRs the SSRF guard lets through (default none)
@@ -107,6 +110,14 @@ pub struct SipConfig {
     pub advertise: Option<String>,
     pub udp: bool,
     pub tcp: bool,
+    /// A TCP connection with no byte read or written this long is closed
+    /// (keep-alive pings count). A phone reachable only through it (NAT)
+    /// must keep it alive or register again; one that is reachable gets a
+    /// new connection from the PBX.
+    pub tcp_idle_secs: u64,
+    /// TCP connections open at once, accepted and opened together; beyond
+    /// it new ones are refused (a flood must not exhaust descriptors).
+    pub tcp_max_connections: usize,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -172,6 +183,8 @@ impl Default for SipConfig {
             advertise: None,
             udp: true,
             tcp: true,
+            tcp_idle_secs: 600,
+            tcp_max_connections: 10_000,
         }
     }
 }
@@ -236,6 +249,12 @@ impl Config {
         if !self.sip.udp && !self.sip.tcp {
             bail!("sip.udp and sip.tcp are both off: nothing would listen for SIP");
         }
+        if self.sip.tcp_idle_secs == 0 {
+            bail!("sip.tcp_idle_secs must be at least 1");
+        }
+        if self.sip.tcp_max_connections == 0 {
+            bail!("sip.tcp_max_connections must be at least 1");
+        }
         if self.admin.username.trim().is_empty() {
             bail!("admin.username is empty");
         }
@@ -298,6 +317,13 @@ impl Config {
 
     pub fn wsi_ping(&self) -> Duration {
         Duration::from_secs(self.wsi.ping_secs)
+    }
+
+    pub fn tcp_limits(&self) -> crate::transport::tcp::TcpLimits {
+        crate::transport::tcp::TcpLimits {
+            idle: Duration::from_secs(self.sip.tcp_idle_secs),
+            max_connections: self.sip.tcp_max_connections,
+        }
     }
 
     pub fn shutdown_grace(&self) -> Duration {
@@ -371,6 +397,12 @@ mod tests {
         assert!(c.check().is_err());
         c.wsi.send_queue = 1;
         c.wsi.ping_secs = 0;
+        assert!(c.check().is_err());
+        let mut c = Config::default();
+        c.sip.tcp_max_connections = 0;
+        assert!(c.check().is_err());
+        let mut c = Config::default();
+        c.sip.tcp_idle_secs = 0;
         assert!(c.check().is_err());
     }
 }

@@ -25,6 +25,7 @@ mod clock;
 mod config;
 mod delivery;
 mod demo;
+mod ids;
 mod provision;
 mod random;
 mod serve;

@@ -7,15 +7,15 @@
 //!
 //! Used by the REST API and by `--demo`.
 
-use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use cdr::{Snowflake, TenantId};
+use cdr::TenantId;
 use store::{Store, StoreError};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::api::Role;
 use crate::clock;
+use crate::ids::NodeIds;
 use crate::shard::{Provision, ShardInput};
 
 /// A field that breaks a rule, and the rule.
@@ -413,22 +413,17 @@ pub enum ProvisionError {
 pub struct Provisioner {
     store: Store,
     shard: mpsc::Sender<ShardInput>,
-    ids: Mutex<Snowflake>,
+    ids: NodeIds,
 }
 
 impl Provisioner {
-    pub fn new(store: Store, shard: mpsc::Sender<ShardInput>, ids: Snowflake) -> Self {
-        Provisioner {
-            store,
-            shard,
-            ids: Mutex::new(ids),
-        }
+    pub fn new(store: Store, shard: mpsc::Sender<ShardInput>, ids: NodeIds) -> Self {
+        Provisioner { store, shard, ids }
     }
 
     /// A fresh Snowflake id of this node.
     pub fn next_id(&self) -> cdr::Id {
-        let mut ids = self.ids.lock().unwrap_or_else(PoisonError::into_inner);
-        ids.next(clock::unix_millis())
+        self.ids.next(clock::unix_millis())
     }
 
     pub async fn create_tenant(&self, new: NewTenant) -> Result<store::Tenant, ProvisionError> {

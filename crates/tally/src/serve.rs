@@ -6,7 +6,8 @@
 //! `--demo` → wait for SIGINT/SIGTERM.
 //!
 //! Shutdown: the shard refuses new calls and waits (up to the grace
-//! period) for calls in progress; the REST server finishes its requests;
+//! period) for calls in progress, then hangs up those left (BYE on both
+//! legs, whole CDRs); the REST server finishes its requests;
 //! then the SIP listeners close, the CDR and registration tasks commit
 //! everything they were handed, and the store closes. Exit code 0.
 
@@ -26,9 +27,10 @@ use crate::admin::{Setup, SystemAdmin};
 use crate::api::{self, ApiState};
 use crate::cli::ServeArgs;
 use crate::config::Config;
+use crate::ids::NodeIds;
 use crate::provision::{Provisioner, load_directory, sync_directory};
 use crate::shard::Shard;
-use crate::transport::{Connections, Inbound, Transmitter, tcp, udp};
+use crate::transport::{Inbound, Transmitter, tcp, udp};
 use crate::{bindings, cdr_commit, clock, demo, random};
 
 /// Messages that may wait for the shard.
@@ -90,7 +92,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     engine_config
         .advertised
         .push((Transport::Tcp, advertised.clone()));
-    let mut engine = Engine::new(engine_config)?;
+    // One id generator for the node: sessions, targets, tenants, users.
+    let ids = NodeIds::new(config.node)?;
+    let mut engine = Engine::with_ids(engine_config, Box::new(ids.clone()));
     // The version first: a change made while loading shows as a newer one.
     let directory_version = store
         .directory_version()
@@ -131,8 +135,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let (facts_tx, facts_rx) = mpsc::unbounded_channel();
     let (bindings_tx, bindings_rx) = mpsc::unbounded_channel();
     let inbound = Arc::new(Inbound::new(Limits::default(), random::u64()?));
-    let connections = Arc::new(Connections::default());
-    let transmitter = Transmitter::new(udp_socket.clone(), Arc::clone(&connections));
+    let tcp = tcp::Tcp::new(
+        Arc::clone(&inbound),
+        shard_tx.clone(),
+        close.clone(),
+        config.tcp_limits(),
+    );
+    let transmitter = Transmitter::new(udp_socket.clone(), Arc::clone(&tcp));
 
     // Events: the relay follows the outbox from here (what is older is
     // read from the store by whoever resumes); retention prunes it.
@@ -181,16 +190,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         )));
     }
     if let Some(listener) = tcp_listener {
-        listeners.push(tokio::spawn(tcp::serve(
-            listener,
-            Arc::clone(&inbound),
-            Arc::clone(&connections),
-            shard_tx.clone(),
-            close.clone(),
-        )));
+        listeners.push(tokio::spawn(tcp::serve(listener, Arc::clone(&tcp))));
     }
 
-    let ids = cdr::Snowflake::new(config.node)?;
     let provisioner = Arc::new(Provisioner::new(store.clone(), shard_tx, ids));
     let wsi_settings = api::WsiSettings {
         hub,
@@ -256,7 +258,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     wsi.close();
-    let calls_left = shard.await.context("the shard task failed")?;
+    let calls_hung_up = shard.await.context("the shard task failed")?;
     let _ = directory_sync.await;
     let _ = close_tx.send(true);
     for listener in listeners {
@@ -272,7 +274,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     retention.abort();
     store.close().await;
     tracing::info!(
-        calls_left,
+        calls_hung_up,
         rejected = inbound.counters.rejected.load(Ordering::Relaxed),
         dropped = inbound.counters.dropped.load(Ordering::Relaxed),
         overload = inbound.counters.overload.load(Ordering::Relaxed),

@@ -16,9 +16,13 @@
 //!
 //! Shutdown: once told to stop, the shard answers new calls (INVITEs
 //! outside a dialog) with `503 Service Unavailable` and keeps serving the
-//! calls in progress until none is left or the grace period ends. Calls
-//! still up then are left to the store's recovery at the next start
-//! (their `CallEvent`s are journaled: they get a `recovered` CDR).
+//! calls in progress until none is left or the grace period ends. Then it
+//! feeds the engine [`Input::HangUpAll`]: answered calls get BYE on both
+//! legs, ringing ones `503` and CANCELs, and every one of them ends with
+//! its `SessionEnded` handed to the CDR task, so they get whole CDRs, not
+//! `recovered` ones at the next start. The shard stops right after sending
+//! those BYEs; it does not wait for their answers (a session ends when its
+//! BYE is sent).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -39,6 +43,9 @@ use crate::transport::{Inbound, Transmitter};
 pub enum ShardInput {
     /// A message from the network, parsed and (if a request) checked.
     Sip { peer: Peer, message: Message },
+    /// Messages to `peer` were lost on the way out (an outbound connection
+    /// that did not open, a failed write).
+    TransportError { peer: Peer },
     /// A provisioning change already committed to the store, applied to
     /// the engine's directory; the answer says when it is in effect.
     Provision {
@@ -104,7 +111,7 @@ impl Shard {
     }
 
     /// Runs until stopped and drained (see the module doc). Returns how
-    /// many calls were still in progress when it stopped.
+    /// many calls it hung up at the end of the grace period.
     pub async fn run(
         mut self,
         mut input: mpsc::Receiver<ShardInput>,
@@ -131,7 +138,14 @@ impl Shard {
                         "refusing new calls; waiting for calls in progress"
                     );
                 }
-                _ = tokio::time::sleep_until(drain_until.unwrap_or(far).into()), if drain_until.is_some() => break,
+                _ = tokio::time::sleep_until(drain_until.unwrap_or(far).into()), if drain_until.is_some() => {
+                    let calls = self.engine.calls_in_progress();
+                    tracing::warn!(calls, "grace period over: hanging up the calls in progress");
+                    let (now, unix_ms) = clock::now();
+                    self.engine.handle_input(now, unix_ms, Input::HangUpAll);
+                    self.flush();
+                    return calls;
+                }
                 received = input.recv() => match received {
                     Some(i) => self.on_input(i),
                     None => break,
@@ -143,14 +157,7 @@ impl Shard {
             }
             self.flush();
         }
-        let left = self.spans.len();
-        if left > 0 {
-            tracing::warn!(
-                calls = left,
-                "stopping with calls in progress: the next start closes them with recovered CDRs"
-            );
-        }
-        left
+        0
     }
 
     fn on_input(&mut self, input: ShardInput) {
@@ -162,6 +169,11 @@ impl Shard {
                 let (now, unix_ms) = clock::now();
                 self.engine
                     .handle_input(now, unix_ms, Input::Received { peer, message });
+            }
+            ShardInput::TransportError { peer } => {
+                let (now, unix_ms) = clock::now();
+                self.engine
+                    .handle_input(now, unix_ms, Input::TransportError { peer });
             }
             ShardInput::Provision { change, done } => {
                 let result = match change {

@@ -1,6 +1,8 @@
 //! Extension-to-extension calls through the real binary, with the exact
 //! CDR read back over REST; a crash in the middle of a call is closed by
-//! recovery at the next start; registrations survive a restart.
+//! recovery at the next start; registrations survive a restart; shutdown
+//! lets calls finish within the grace period and hangs up those still up
+//! after it, with whole CDRs.
 
 mod common;
 
@@ -107,7 +109,11 @@ fn a_crash_mid_call_is_closed_at_the_next_start_and_registrations_survive() {
         let invite = callee.recv_request("INVITE");
         callee.reply(&invite, 180, "b1");
         let call_id = invite.call_id().map(str::to_owned).unwrap_or_default();
-        (callee, call_id)
+        let session = invite
+            .header_named("X-Session-Id")
+            .map(str::to_owned)
+            .unwrap_or_default();
+        (callee, call_id, session)
     });
     let (tx, rx) = std::sync::mpsc::channel();
     let calling = std::thread::spawn(move || {
@@ -119,9 +125,13 @@ fn a_crash_mid_call_is_closed_at_the_next_start_and_registrations_survive() {
         })
     });
     rx.recv_timeout(WAIT).expect("the call rang");
-    let (mut callee, crashed_call) = ringing.join().expect("callee");
-    // Let the journal commit, then crash.
-    std::thread::sleep(Duration::from_millis(300));
+    let (mut callee, crashed_call, session) = ringing.join().expect("callee");
+    // Wait until the journal has the ringing, then crash.
+    server.wait_stderr(|l| {
+        l.contains(&format!("session_id={session}"))
+            && l.contains("session events journaled")
+            && l.contains("last=\"target_ringing\"")
+    });
     let data = server.data_dir.clone();
     server.kill();
     assert!(
@@ -212,4 +222,88 @@ fn shutdown_refuses_new_calls_and_lets_a_call_in_progress_finish() {
     let list = wait_for_cdrs(&admin, 1);
     assert_eq!(list["items"][0]["call_status"], "answered");
     assert!(list["items"][0].get("recovered").is_none(), "{list}");
+}
+
+#[test]
+fn shutdown_hangs_up_a_call_still_up_after_the_grace_period() {
+    let dir = TempDir::new("shutdown-hangup");
+    let config = dir.path().join("tally.toml");
+    std::fs::write(&config, "[shutdown]\ngrace_secs = 1\n").expect("config");
+    let config = config.to_str().expect("utf-8 path").to_owned();
+    let server = Server::start(dir.path(), &["--config", &config]);
+    let (_, tenant) = provision(&server);
+    let mut callee = Phone::new("102", "s3cret-102", DOMAIN, server.sip);
+    assert_eq!(callee.register(), 200);
+    let caller = Phone::new("101", "s3cret-101", DOMAIN, server.sip);
+
+    let answering = std::thread::spawn(move || {
+        let invite = callee.recv_request("INVITE");
+        callee.reply(&invite, 200, "b1");
+        let _ack = callee.recv_request("ACK");
+        // The PBX hangs up at the end of the grace period.
+        let bye = callee.recv_request("BYE");
+        callee.reply(&bye, 200, "b1");
+    });
+    let call = caller.invite("102", |_| {});
+    assert_eq!(call.status, 200);
+    caller.ack(&call, "102");
+
+    server.send_term();
+    let bye = caller.recv_request("BYE");
+    assert_eq!(bye.call_id().ok(), Some(call.call_id.as_str()));
+    caller.reply(&bye, 200, "a1");
+    answering.join().expect("callee got its BYE");
+    let data = server.data_dir.clone();
+    let (status, _) = server.wait_exit();
+    assert!(status.success(), "{status}");
+
+    // A whole CDR, committed before exit: answered, ended by nobody.
+    let server = Server::start(&data, &[]);
+    let mut admin = server.admin();
+    admin.tenant = Some(tenant);
+    let list = wait_for_cdrs(&admin, 1);
+    let item = &list["items"][0];
+    assert_eq!(item["call_status"], "answered", "{item}");
+    assert_eq!(item["end_reason"], "", "{item}");
+    assert!(item.get("recovered").is_none(), "{item}");
+    let id = item["id"].as_str().expect("id");
+    let detail = admin.get(&format!("/api/cdrs/{id}")).json();
+    let target = &detail["items"][0]["call_targets"][0];
+    assert_eq!(target["status"], "answered", "{detail}");
+    assert_eq!(target["end_reason"], "None", "{detail}");
+}
+
+/// The Contact line of `response` naming `addr`.
+fn contact_line(response: &sip::Message, addr: std::net::SocketAddr) -> Option<String> {
+    String::from_utf8_lossy(response.as_bytes())
+        .lines()
+        .find(|l| l.starts_with("Contact:") && l.contains(&addr.to_string()))
+        .map(str::to_owned)
+}
+
+#[test]
+fn a_restart_keeps_the_q_of_each_binding() {
+    let dir = TempDir::new("binding-q");
+    let server = Server::start(dir.path(), &[]);
+    provision(&server);
+    let mut desk = Phone::new("102", "s3cret-102", DOMAIN, server.sip);
+    desk.contact_params = ";q=0.7".into();
+    let ok = desk.register_response(300);
+    assert_eq!(ok.status(), Some(200), "{}", ok.summary());
+    let line = contact_line(&ok, desk.addr()).expect("the desk phone's binding");
+    assert!(line.contains(";q=0.7"), "{line}");
+    let data = server.data_dir.clone();
+    let (status, _) = server.terminate();
+    assert!(status.success());
+
+    // After the restart another device registers: the 200 lists both
+    // bindings, the restored one with its q.
+    let server = Server::start(&data, &[]);
+    let mut app = Phone::new("102", "s3cret-102", DOMAIN, server.sip);
+    let ok = app.register_response(300);
+    assert_eq!(ok.status(), Some(200), "{}", ok.summary());
+    let restored = contact_line(&ok, desk.addr()).expect("the restored binding");
+    assert!(restored.contains(";q=0.7"), "{restored}");
+    let fresh = contact_line(&ok, app.addr()).expect("the new binding");
+    assert!(!fresh.contains(";q="), "{fresh}");
 }

@@ -1,6 +1,7 @@
 //! `tally serve --database postgres://…`: the same call and CDR as on
-//! SQLite, and a restart that reloads the directory and the registrations
-//! from PostgreSQL. Runs when `TALLY_TEST_POSTGRES_URL` names a server
+//! SQLite, a restart that reloads the directory and the registrations
+//! from PostgreSQL, and the key SIPp call flows of `common::flows` (cancel,
+//! callee hangs up, two devices, `kill -9` during a call). Runs when `TALLY_TEST_POSTGRES_URL` names a server
 //! whose user may create databases; prints `SKIPPED` otherwise.
 
 mod common;
@@ -107,4 +108,50 @@ fn on_postgres_calls_are_recorded_and_a_restart_reloads_everything() {
     wait_for_cdrs(&admin, 1);
     let (status, _) = server.terminate();
     assert!(status.success());
+}
+
+/// One of the SIPp call flows (`common::flows`) on a database of its own.
+fn flow_on_postgres(test: &str, flow: fn(&std::path::Path, &[&str])) {
+    if !common::sipp_available(test) {
+        return;
+    }
+    let Some(db) = Database::create(test) else {
+        return;
+    };
+    let dir = TempDir::new("postgres-flow");
+    flow(dir.path(), &["--database", &db.url]);
+}
+
+#[test]
+fn on_postgres_a_caller_cancels_while_ringing() {
+    flow_on_postgres(
+        "on_postgres_a_caller_cancels_while_ringing",
+        common::flows::caller_cancels_while_ringing,
+    );
+}
+
+#[test]
+fn on_postgres_the_callee_hangs_up() {
+    flow_on_postgres(
+        "on_postgres_the_callee_hangs_up",
+        common::flows::callee_hangs_up,
+    );
+}
+
+#[test]
+fn on_postgres_two_devices_one_answers() {
+    flow_on_postgres(
+        "on_postgres_two_devices_one_answers",
+        common::flows::two_devices_one_answers,
+    );
+}
+
+#[test]
+fn on_postgres_kill_9_during_an_answered_call_gives_a_recovered_cdr() {
+    let test = "on_postgres_kill_9_during_an_answered_call_gives_a_recovered_cdr";
+    let Some(db) = Database::create(test) else {
+        return;
+    };
+    let dir = TempDir::new("postgres-kill");
+    common::flows::crash_during_an_answered_call(dir.path(), &["--database", &db.url]);
 }

@@ -1,6 +1,7 @@
 //! SIP over UDP and TCP against the real binary: SIPp for OPTIONS and a
 //! malformed request; digest REGISTER from a phone (SHA-256 and MD5);
-//! keep-alives on TCP; `--demo`.
+//! keep-alives on TCP; `--demo`; TCP connections the PBX opens to a phone
+//! whose own closed, the idle timeout and the connection cap.
 
 mod common;
 
@@ -8,6 +9,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+use common::flows::Demo;
 use common::phone::Digest;
 use common::{Phone, Server, Sipp, TempDir, free_sip_port, sipp, sipp_available, wait_for_cdrs};
 use sip::Message;
@@ -205,100 +207,22 @@ fn demo_prints_credentials_that_register() {
     assert!(line.contains(password.as_str()), "{line}");
 }
 
-/// Reads the demo credentials a `--demo` server printed.
-fn demo_credentials(server: &mut Server) -> (String, Vec<(String, String)>) {
-    let header = server.wait_stdout("Demo tenant");
-    let tenant = header
-        .split("(id ")
-        .nth(1)
-        .and_then(|s| s.split(')').next())
-        .expect("tenant id")
-        .to_owned();
-    let users = ["101", "102", "103", "104", "105"]
-        .iter()
-        .map(|ext| {
-            let line = server.wait_stdout(&format!("  {ext} "));
-            let password = line.split_whitespace().nth(1).expect("password").to_owned();
-            (ext.to_string(), password)
-        })
-        .collect();
-    (tenant, users)
-}
-
-/// SIPp registers `ext` (demo tenant) from 127.0.0.1:`port`.
-fn sipp_register(server: &Server, ext: &str, password: &str, port: u16) {
-    let (ok, log) = Sipp::spawn(
-        server.sip,
-        "register.xml",
-        "u1",
-        port,
-        &[
-            "-s",
-            ext,
-            "-ap",
-            password,
-            "-key",
-            "domain",
-            "demo.tally.local",
-            "-auth_uri",
-            "demo.tally.local",
-        ],
-    )
-    .finish();
-    assert!(ok, "SIPp REGISTER {ext}:\n{log}\n{}", server.stderr());
-}
-
-/// SIPp 101 calls SIPp 102 (`uas` answering), both demo extensions; the
-/// callee registered before a restart of the PBX, so its binding comes
-/// back from the store. Returns the one CDR.
+/// SIPp 101 calls SIPp 102 (`uas` answering), both demo extensions; with
+/// `restart`, the callee registered before a restart of the PBX, so its
+/// binding comes back from the store. Returns the one CDR.
 fn sipp_call(uac: &str, uas: &str, restart: bool) -> serde_json::Value {
     let dir = TempDir::new("sipp-call");
-    let mut server = Server::start(dir.path(), &["--demo"]);
-    let (tenant, users) = demo_credentials(&mut server);
-    let password = |ext: &str| {
-        users
-            .iter()
-            .find(|(e, _)| e == ext)
-            .map(|(_, p)| p.clone())
-            .expect("demo user")
-    };
+    let mut demo = Demo::start(dir.path(), &[]);
     let callee_port = free_sip_port();
-    sipp_register(&server, "102", &password("102"), callee_port);
+    demo.register("102", callee_port);
     if restart {
-        let (status, _) = server.terminate();
-        assert!(status.success());
-        server = Server::start(dir.path(), &[]);
+        demo = demo.restart(&[]);
     }
-    let answering = Sipp::spawn(server.sip, uas, "u1", callee_port, &[]);
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let (ok, log) = sipp(
-        server.sip,
-        uac,
-        "u1",
-        &[
-            "-s",
-            "102",
-            "-set",
-            "caller",
-            "101",
-            "-au",
-            "101",
-            "-ap",
-            &password("101"),
-            "-auth_uri",
-            "102@demo.tally.local",
-        ],
-    );
-    assert!(ok, "SIPp {uac}:\n{log}\n{}", server.stderr());
+    let answering = Sipp::spawn(demo.server.sip, uas, "u1", callee_port, &[]);
+    demo.call(uac, "101", "102");
     let (ok, log) = answering.finish();
-    assert!(ok, "SIPp {uas}:\n{log}\n{}", server.stderr());
-    let mut admin = server.admin();
-    admin.tenant = Some(tenant);
-    let list = wait_for_cdrs(&admin, 1);
-    let id = list["items"][0]["id"].as_str().expect("id").to_owned();
-    let detail = admin.get(&format!("/api/cdrs/{id}"));
-    assert_eq!(detail.status, 200, "{}", detail.body);
-    detail.json()["items"][0].clone()
+    assert!(ok, "SIPp {uas}:\n{log}\n{}", demo.server.stderr());
+    demo.only_cdr()
 }
 
 #[test]
@@ -329,4 +253,202 @@ fn sipp_call_to_a_busy_extension_makes_one_failed_cdr() {
     assert_eq!(targets.len(), 1, "{cdr}");
     assert_eq!(targets[0]["status"], "noanswer", "{cdr}");
     assert_eq!(targets[0]["status_code"], 486, "{cdr}");
+}
+
+const ACME: &str = "acme.example.com";
+
+/// A server with tenant Acme and users 101, 102; the admin looks at Acme.
+fn acme(extra: &[&str]) -> (TempDir, Server, common::Http) {
+    let dir = TempDir::new("tcp-acme");
+    let server = Server::start(dir.path(), extra);
+    let admin = server.admin();
+    let tenant = admin.create_tenant("Acme", ACME);
+    admin.create_user(&tenant, "101", "s3cret-101");
+    admin.create_user(&tenant, "102", "s3cret-102");
+    let mut admin = admin;
+    admin.tenant = Some(tenant);
+    (dir, server, admin)
+}
+
+/// A TCP connection to `to` from 127.0.0.1:`port` (a phone's fixed port).
+fn connect_from(port: u16, to: std::net::SocketAddr) -> TcpStream {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let stream = runtime
+        .block_on(async {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.set_reuseaddr(true)?;
+            socket.bind(std::net::SocketAddr::from(([127, 0, 0, 1], port)))?;
+            socket.connect(to).await?.into_std()
+        })
+        .expect("connect from a fixed port");
+    stream.set_nonblocking(false).expect("blocking");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    stream
+}
+
+/// 102 registers over `stream` (answering the 401), Contact on TCP.
+fn register_over_tcp(stream: &mut TcpStream, server: &Server) {
+    let local = stream.local_addr().expect("local");
+    let phone = Phone::new("102", "s3cret-102", ACME, server.sip);
+    let register = |cseq: u32, auth: &str| {
+        format!(
+            "REGISTER sip:{ACME} SIP/2.0\r\nVia: SIP/2.0/TCP {local};branch=z9hG4bK-reg{cseq}\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:102@{ACME}>;tag=r1\r\nTo: <sip:102@{ACME}>\r\n\
+             Call-ID: tcp-reg@test\r\nCSeq: {cseq} REGISTER\r\n\
+             Contact: <sip:102@{local};transport=tcp>\r\nExpires: 300\r\n{auth}\
+             Content-Length: 0\r\n\r\n"
+        )
+    };
+    stream.write_all(register(1, "").as_bytes()).expect("send");
+    let challenge = read_message(stream);
+    assert_eq!(challenge.status(), Some(401), "{}", challenge.summary());
+    let auth = phone.credentials(&challenge, "REGISTER", &format!("sip:{ACME}"));
+    stream
+        .write_all(register(2, &auth).as_bytes())
+        .expect("send");
+    let ok = read_message(stream);
+    assert_eq!(ok.status(), Some(200), "{}", ok.summary());
+}
+
+/// Closes our side first and waits until the PBX closed its own (it
+/// forgets the connection before it closes it).
+fn close_and_wait(mut stream: TcpStream) {
+    stream
+        .shutdown(std::net::Shutdown::Write)
+        .expect("shutdown");
+    let mut rest = Vec::new();
+    let _ = stream.read_to_end(&mut rest);
+}
+
+#[test]
+fn a_tcp_phone_whose_connection_closed_gets_a_new_one_from_the_pbx() {
+    let (_dir, server, _) = acme(&[]);
+    let port = free_sip_port();
+    let mut stream = connect_from(port, server.sip);
+    register_over_tcp(&mut stream, &server);
+    close_and_wait(stream);
+
+    // The phone listens where its REGISTER came from.
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("listen");
+    let answering = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().expect("the PBX connects");
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let invite = read_message(&mut conn);
+        assert_eq!(invite.method().map(|m| m.as_str()), Some("INVITE"));
+        let busy = sip::ResponseBuilder::reply(&invite, 486)
+            .to_tag("tcp-busy")
+            .build()
+            .expect("486");
+        conn.write_all(busy.as_bytes()).expect("send 486");
+        // The ACK for the 486 comes on the same connection.
+        let ack = read_message(&mut conn);
+        assert_eq!(ack.method().map(|m| m.as_str()), Some("ACK"));
+        invite
+    });
+    let caller = Phone::new("101", "s3cret-101", ACME, server.sip);
+    let call = caller.invite("102", |_| {});
+    assert_eq!(call.status, 486);
+    let invite = answering.join().expect("the phone got the INVITE");
+    let via = invite.via().expect("Via");
+    assert_eq!(via.transport, "TCP");
+}
+
+#[test]
+fn a_tcp_phone_that_cannot_be_reached_fails_the_call_at_once() {
+    let (_dir, server, admin) = acme(&[]);
+    let port = free_sip_port();
+    let mut stream = connect_from(port, server.sip);
+    register_over_tcp(&mut stream, &server);
+    close_and_wait(stream);
+
+    // Nobody listens at the binding's address: the connect is refused, the
+    // target fails, the caller hears it without waiting for Timer B.
+    let caller = Phone::new("101", "s3cret-101", ACME, server.sip);
+    let call = caller.invite("102", |_| {});
+    assert_eq!(call.status, 480);
+    let list = wait_for_cdrs(&admin, 1);
+    assert_eq!(list["items"][0]["call_status"], "fail", "{list}");
+    assert!(server.stderr().contains("outbound TCP connection failed"));
+}
+
+fn options_over(stream: &mut TcpStream, n: u32, pbx: std::net::SocketAddr) -> u16 {
+    let local = stream.local_addr().expect("local");
+    let options = format!(
+        "OPTIONS sip:{pbx} SIP/2.0\r\nVia: SIP/2.0/TCP {local};branch=z9hG4bK-o{n}\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:probe@{local}>;tag=t{n}\r\nTo: <sip:{pbx}>\r\n\
+         Call-ID: tcp-o{n}@test\r\nCSeq: {n} OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    );
+    stream.write_all(options.as_bytes()).expect("send");
+    read_message(stream).status().unwrap_or(0)
+}
+
+/// Whether the PBX closed `stream` (EOF or reset) within the read timeout.
+fn closed_by_pbx(stream: &mut TcpStream) -> bool {
+    let mut byte = [0u8; 1];
+    match stream.read(&mut byte) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}
+
+#[test]
+fn idle_tcp_connections_are_closed_and_pings_keep_them_open() {
+    let dir = TempDir::new("tcp-idle");
+    let config = dir.path().join("tally.toml");
+    std::fs::write(&config, "[sip]\ntcp_idle_secs = 1\n").expect("config");
+    let config = config.to_str().expect("utf-8").to_owned();
+    let server = Server::start(dir.path(), &["--config", &config]);
+    let mut stream = TcpStream::connect(server.sip).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    // Pings every 400 ms for 2 s: traffic, so the connection stays.
+    for _ in 0..5 {
+        stream.write_all(b"\r\n\r\n").expect("ping");
+        let mut pong = [0u8; 2];
+        stream.read_exact(&mut pong).expect("pong");
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    assert_eq!(options_over(&mut stream, 1, server.sip), 200);
+    // Then silence: closed after about a second.
+    assert!(
+        closed_by_pbx(&mut stream),
+        "the idle connection stayed open"
+    );
+}
+
+#[test]
+fn tcp_connections_beyond_the_cap_are_refused() {
+    let dir = TempDir::new("tcp-cap");
+    let config = dir.path().join("tally.toml");
+    std::fs::write(&config, "[sip]\ntcp_max_connections = 2\n").expect("config");
+    let config = config.to_str().expect("utf-8").to_owned();
+    let server = Server::start(dir.path(), &["--config", &config]);
+    let connect = || {
+        let s = TcpStream::connect(server.sip).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        s
+    };
+    let mut first = connect();
+    let mut second = connect();
+    assert_eq!(options_over(&mut first, 1, server.sip), 200);
+    assert_eq!(options_over(&mut second, 2, server.sip), 200);
+    let mut third = connect();
+    assert!(closed_by_pbx(&mut third), "a third connection was kept");
+    // A slot frees when a connection closes.
+    close_and_wait(first);
+    let mut again = connect();
+    assert_eq!(options_over(&mut again, 3, server.sip), 200);
+    assert!(server.stderr().contains("too many TCP connections"));
 }

@@ -388,6 +388,48 @@ impl Session {
         self.ring_deadline.into_iter().chain(unacked).min()
     }
 
+    /// `SessionEnded` was emitted (it may still absorb retransmissions).
+    pub(crate) fn is_over(&self) -> bool {
+        self.phase == Phase::Over
+    }
+
+    /// The PBX ends the call itself (it is stopping): BYE on both legs of
+    /// an answered call (`TargetEnded` and `SessionEnded` with `None`, as
+    /// when a leg vanishes); for a call still ringing, every open target
+    /// fails with 503 and is CANCELled, and the caller gets `503 Service
+    /// Unavailable` (`SessionEnded` 503, `None`): the call is `fail`, not
+    /// `noanswer`, because nobody gave up on it.
+    pub(crate) fn hang_up_all(&mut self, sh: &mut Shared, clk: Clock) {
+        match self.phase {
+            Phase::Answered(w) => self.end_answered(sh, clk, w, EndReason::NotApplicable, None),
+            Phase::Ringing => {
+                for j in 0..self.targets.len() {
+                    if self.targets[j].open {
+                        self.targets[j].open = false;
+                        let target = self.targets[j].id;
+                        self.emit(
+                            sh,
+                            clk,
+                            CallEventKind::TargetFailed {
+                                target,
+                                status_code: 503,
+                            },
+                        );
+                        self.stop_target(sh, clk, j);
+                    }
+                }
+                self.fail_caller(
+                    sh,
+                    clk,
+                    503,
+                    "Service Unavailable",
+                    EndReason::NotApplicable,
+                );
+            }
+            Phase::Over => {}
+        }
+    }
+
     /// Ended, and nothing of it in flight: the engine may drop it.
     pub(crate) fn is_finished(&self) -> bool {
         self.phase == Phase::Over && self.live_txns == 0 && self.legs().all(|l| l.unacked.is_none())
@@ -555,7 +597,7 @@ impl Session {
         max_forwards: u8,
     ) {
         let index = self.targets.len();
-        let target_id = TargetId::from(sh.snowflake.next(UnixMillis(clk.unix_ms)));
+        let target_id = TargetId::from(sh.snowflake.next_id(UnixMillis(clk.unix_ms)));
         let call_id = sh.ids.call_id();
         let tag = sh.ids.tag();
         let local = sh.local_parts(contact.peer.transport);

@@ -78,7 +78,7 @@ use sip::{HeaderName, Message, Method};
 
 use crate::call::{LegRef, Session, TxnRole};
 use crate::directory::Directory;
-use crate::ids::{IdSource, mix};
+use crate::ids::{IdGenerator, IdSource, mix};
 use crate::location::BindingChange;
 use crate::registrar::{
     AuthFailure, RegisterError, Registrar, RegistrarConfig, RegistrarEvent, SourceKey,
@@ -132,6 +132,10 @@ pub enum Input {
     /// A message the engine asked to send to `peer` could not be delivered
     /// (ICMP unreachable, connection refused or reset, TLS failure).
     TransportError { peer: Peer },
+    /// The node is stopping and the calls still in progress must end now,
+    /// with whole CDRs rather than `recovered` ones at the next start (see
+    /// [`Engine::handle_input`]).
+    HangUpAll,
 }
 
 /// What the engine asks of the runtime.
@@ -242,7 +246,8 @@ pub(crate) struct Shared {
     pub txns: Transactions,
     pub out: VecDeque<Output>,
     pub ids: IdSource,
-    pub snowflake: Snowflake,
+    /// Session and target ids.
+    pub snowflake: Box<dyn IdGenerator>,
     pub timers: TimerConfig,
     advertised: Vec<(Transport, String)>,
     pub owners: HashMap<TransactionId, Owner>,
@@ -342,9 +347,19 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
+    /// An engine whose session and target ids come from a [`Snowflake`]
+    /// of its own for `config.node`.
     pub fn new(config: EngineConfig) -> Result<Engine, EngineError> {
         let snowflake = Snowflake::new(config.node)?;
-        Ok(Engine {
+        Ok(Engine::with_ids(config, Box::new(snowflake)))
+    }
+
+    /// An engine whose session and target ids come from `ids`: the node's
+    /// one generator, shared with whatever else makes ids on the node
+    /// (`config.node` is then not used).
+    pub fn with_ids(config: EngineConfig, ids: Box<dyn IdGenerator>) -> Engine {
+        let snowflake = ids;
+        Engine {
             shared: Shared {
                 txns: Transactions::new(config.timers),
                 out: VecDeque::new(),
@@ -366,7 +381,7 @@ impl Engine {
             indexed: HashMap::new(),
             sweep_interval: config.sweep_interval.max(Duration::from_millis(1)),
             next_sweep: None,
-        })
+        }
     }
 
     /// The directory, for the runtime to fill from the store and keep in
@@ -410,8 +425,32 @@ impl Engine {
         match input {
             Input::Received { peer, message } => self.on_message(clk, peer, message),
             Input::TransportError { peer } => self.on_transport_error(clk, peer),
+            Input::HangUpAll => self.hang_up_all(clk),
         }
         self.drain(clk);
+    }
+
+    /// Calls in progress: sessions that have not emitted `SessionEnded`.
+    pub fn calls_in_progress(&self) -> usize {
+        self.sessions.values().filter(|s| !s.is_over()).count()
+    }
+
+    /// [`Input::HangUpAll`]: the PBX ends every call in progress itself.
+    /// An answered call gets BYE on both legs and ends with `None` (no
+    /// party hung up); a call still ringing gets `503` on the caller leg
+    /// and CANCEL to every target, each target failing with 503. The CDR
+    /// facts are emitted at once (a session ends when its BYE is sent), so
+    /// the runtime can commit them and stop without waiting for answers.
+    fn hang_up_all(&mut self, clk: Clock) {
+        let mut ids: Vec<SessionId> = self.sessions.keys().copied().collect();
+        // In creation order, so that a run replays identically.
+        ids.sort_unstable();
+        for id in ids {
+            if let Some(s) = self.sessions.get_mut(&id) {
+                s.hang_up_all(&mut self.shared, clk);
+            }
+            self.settle(id);
+        }
     }
 
     /// Time passed: fires every timer due at `now`.

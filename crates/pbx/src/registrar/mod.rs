@@ -38,7 +38,7 @@
 //!    same Call-ID with a CSeq not above the stored one is `500`; more live
 //!    contacts than the per-user cap in one request is `403`.
 //! 8. `200` with one Contact per live binding (`expires` = seconds left,
-//!    `+sip.instance` echoed) and a `Date`.
+//!    `q` and `+sip.instance` echoed) and a `Date`.
 //!
 //! # Decisions
 //!
@@ -577,6 +577,10 @@ impl Registrar {
                 binding.contact_uri,
                 binding.remaining(run.now).as_secs()
             );
+            if let Some(q) = binding.q {
+                value.push_str(";q=");
+                value.push_str(&format_q(q));
+            }
             if let Some(instance) = &binding.instance {
                 value.push_str(";+sip.instance=");
                 value.push_str(&sip::text::quote(&format!("<{instance}>")));
@@ -750,9 +754,28 @@ fn bad_request(detail: &str) -> String {
     format!("Bad Request ({detail})")
 }
 
+/// A `q` in thousandths as RFC 3261 §20.10 writes it: `0.5`, `1`, `0.125`.
+fn format_q(q: u16) -> String {
+    match q {
+        0 => "0".to_owned(),
+        1000.. => "1".to_owned(),
+        q => format!("0.{q:03}").trim_end_matches('0').to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn q_values_are_written_as_rfc_3261_does() {
+        assert_eq!(format_q(0), "0");
+        assert_eq!(format_q(1), "0.001");
+        assert_eq!(format_q(500), "0.5");
+        assert_eq!(format_q(750), "0.75");
+        assert_eq!(format_q(125), "0.125");
+        assert_eq!(format_q(1000), "1");
+    }
 
     #[test]
     fn config_is_normalised() {

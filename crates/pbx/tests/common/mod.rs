@@ -161,6 +161,16 @@ impl Bench {
         self.collect();
     }
 
+    /// The node stops: [`Input::HangUpAll`] now.
+    pub fn hang_up_all(&mut self) {
+        self.engine.handle_input(
+            self.instant(self.now),
+            Self::unix_ms(self.now),
+            Input::HangUpAll,
+        );
+        self.collect();
+    }
+
     /// Loses the next message the PBX sends to `peer` that matches `what`.
     pub fn lose(&mut self, peer: Peer, what: impl Fn(&Message) -> bool + 'static) {
         self.losses.push((peer, Box::new(what)));

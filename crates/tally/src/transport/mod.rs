@@ -11,7 +11,8 @@
 //! The shard's [`Output::Transmit`](pbx::Output::Transmit)s go back out
 //! through a [`Transmitter`]: UDP from the listening socket (so replies are
 //! symmetric to the source, which is what NATed phones need), TCP on the
-//! connection the peer opened.
+//! connection the peer opened, or on one the PBX opens to it when that one
+//! has closed (module [`tcp`]).
 
 pub mod tcp;
 pub mod udp;
@@ -142,6 +143,8 @@ pub enum SendError {
     NoConnection(SocketAddr),
     #[error("the connection's send queue is full")]
     ConnectionBacklog,
+    #[error("{0} TCP connections are open already (sip.tcp_max_connections)")]
+    TooManyConnections(usize),
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
@@ -174,19 +177,25 @@ impl Connections {
     fn queue(&self, peer: SocketAddr) -> Option<mpsc::Sender<Bytes>> {
         self.lock().get(&peer).cloned()
     }
+
+    /// Open connections (and outbound ones being opened).
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
 }
 
 /// Sends the shard's messages. Never waits: a UDP socket that cannot take
 /// a datagram now is packet loss, a TCP connection whose queue is full is
-/// a transport error the engine is told about.
+/// a transport error the engine is told about; a TCP peer with no open
+/// connection gets one opened in the background.
 #[derive(Clone, Debug)]
 pub struct Transmitter {
     udp: Option<Arc<UdpSocket>>,
-    tcp: Arc<Connections>,
+    tcp: Arc<tcp::Tcp>,
 }
 
 impl Transmitter {
-    pub fn new(udp: Option<Arc<UdpSocket>>, tcp: Arc<Connections>) -> Self {
+    pub fn new(udp: Option<Arc<UdpSocket>>, tcp: Arc<tcp::Tcp>) -> Self {
         Transmitter { udp, tcp }
     }
 
@@ -205,10 +214,7 @@ impl Transmitter {
                 }
             }
             Transport::Tcp => {
-                let queue = self
-                    .tcp
-                    .queue(peer.addr)
-                    .ok_or(SendError::NoConnection(peer.addr))?;
+                let queue = self.tcp.queue_or_connect(peer.addr)?;
                 queue.try_send(data).map_err(|e| match e {
                     mpsc::error::TrySendError::Full(_) => SendError::ConnectionBacklog,
                     mpsc::error::TrySendError::Closed(_) => SendError::NoConnection(peer.addr),

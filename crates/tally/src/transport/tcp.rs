@@ -1,10 +1,33 @@
-//! The TCP listener: one task per connection reading frames with
-//! [`StreamFramer`] (answering RFC 5626 keep-alive pings), and one writer
-//! task per connection draining the queue the [`Transmitter`](super::Transmitter)
-//! fills. Responses and requests to a peer go on the connection it opened.
+//! SIP over TCP: connections phones open to the PBX, and connections the
+//! PBX opens itself.
+//!
+//! Each connection is one task reading frames with [`StreamFramer`]
+//! (answering RFC 5626 keep-alive pings) and one writer task draining the
+//! queue the [`Transmitter`](super::Transmitter) fills. Requests and
+//! responses to a peer go on the connection it opened (RFC 3261 §18.2.2,
+//! and what reaches a phone behind NAT).
+//!
+//! **Outbound connections.** A message for a TCP peer with no open
+//! connection (a phone registered over TCP whose connection has since
+//! closed) opens one to the peer's address, which is the binding's
+//! `received`/`rport` address: the source of its REGISTER. The queue is in
+//! [`Connections`] at once, so whatever else is sent meanwhile waits behind
+//! the first message; the connect is bounded by [`CONNECT_TIMEOUT`]. If it
+//! fails, the queued messages are dropped and the shard gets
+//! [`ShardInput::TransportError`] for the peer, like a failed write on an
+//! open connection: the engine fails the transactions waiting on it.
+//!
+//! **Limits** (`[sip]` in the configuration): a connection with no bytes
+//! read or written for `tcp_idle_secs` (default 600 s; keep-alive pings
+//! count) is closed; at most `tcp_max_connections` (default 10 000,
+//! inbound and outbound together) are open: a connection accepted beyond
+//! it is closed at once, an outbound one beyond it is not opened (a
+//! transport error).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
 use sip::framing::{Frame, PONG, StreamFramer};
@@ -12,22 +35,214 @@ use sip::transport::{Peer, Transport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 
-use super::{Connections, Inbound, Verdict};
+use super::{Connections, Inbound, SendError, Verdict};
 use crate::shard::ShardInput;
 
 /// Messages that may wait for one connection's writer.
 const SEND_QUEUE: usize = 256;
 
-/// Accepts connections until `stop` turns true.
-pub async fn serve(
-    listener: TcpListener,
+/// Longest wait for an outbound connection to open.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The configurable limits (see the module doc).
+#[derive(Clone, Copy, Debug)]
+pub struct TcpLimits {
+    pub idle: Duration,
+    pub max_connections: usize,
+}
+
+/// Everything a connection task needs; shared by the listener, every
+/// connection and the [`Transmitter`](super::Transmitter).
+#[derive(Debug)]
+pub struct Tcp {
+    pub connections: Connections,
     inbound: Arc<Inbound>,
-    connections: Arc<Connections>,
     shard: mpsc::Sender<ShardInput>,
     stop: watch::Receiver<bool>,
-) {
-    let mut stop_accepting = stop.clone();
+    limits: TcpLimits,
+}
+
+impl Tcp {
+    pub fn new(
+        inbound: Arc<Inbound>,
+        shard: mpsc::Sender<ShardInput>,
+        stop: watch::Receiver<bool>,
+        limits: TcpLimits,
+    ) -> Arc<Tcp> {
+        Arc::new(Tcp {
+            connections: Connections::default(),
+            inbound,
+            shard,
+            stop,
+            limits,
+        })
+    }
+
+    /// The queue of the connection to `peer`, opening one if there is none.
+    pub(super) fn queue_or_connect(
+        self: &Arc<Self>,
+        peer: SocketAddr,
+    ) -> Result<mpsc::Sender<Bytes>, SendError> {
+        if let Some(queue) = self.connections.queue(peer) {
+            return Ok(queue);
+        }
+        if *self.stop.borrow() {
+            return Err(SendError::NoConnection(peer));
+        }
+        if self.connections.len() >= self.limits.max_connections {
+            return Err(SendError::TooManyConnections(self.limits.max_connections));
+        }
+        let (queue, outgoing) = mpsc::channel(SEND_QUEUE);
+        self.connections.insert(peer, queue.clone());
+        tokio::spawn(Arc::clone(self).outbound(peer, queue.clone(), outgoing));
+        Ok(queue)
+    }
+
+    async fn outbound(
+        self: Arc<Self>,
+        to: SocketAddr,
+        queue: mpsc::Sender<Bytes>,
+        outgoing: mpsc::Receiver<Bytes>,
+    ) {
+        let error = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(to)).await {
+            Ok(Ok(stream)) => {
+                tracing::debug!(peer = %to, "outbound connection opened");
+                return self.serve_connection(stream, to, queue, outgoing).await;
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
+        };
+        tracing::info!(peer = %to, %error, "outbound TCP connection failed");
+        self.connections.remove(to, &queue);
+        drop(outgoing);
+        self.transport_error(to).await;
+    }
+
+    async fn transport_error(&self, addr: SocketAddr) {
+        let peer = Peer::new(Transport::Tcp, addr);
+        let _ = self.shard.send(ShardInput::TransportError { peer }).await;
+    }
+
+    /// One connection, accepted or opened, until either side closes it,
+    /// it idles out, or the server stops.
+    async fn serve_connection(
+        self: Arc<Self>,
+        stream: TcpStream,
+        addr: SocketAddr,
+        queue: mpsc::Sender<Bytes>,
+        mut outgoing: mpsc::Receiver<Bytes>,
+    ) {
+        let peer = Peer::new(Transport::Tcp, addr);
+        // SIP messages are small and latency matters more than segment count.
+        let _ = stream.set_nodelay(true);
+        let (mut reader, mut writer) = stream.into_split();
+        let opened = Instant::now();
+        // Milliseconds after `opened` of the last byte read or written.
+        let activity = Arc::new(AtomicU64::new(0));
+        let touch = {
+            let activity = Arc::clone(&activity);
+            move || {
+                let ms = u64::try_from(opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+                activity.fetch_max(ms, Ordering::Relaxed);
+            }
+        };
+        let write_task = {
+            let touch = touch.clone();
+            let this = Arc::clone(&self);
+            tokio::spawn(async move {
+                while let Some(data) = outgoing.recv().await {
+                    if let Err(e) = writer.write_all(&data).await {
+                        tracing::debug!(%peer, error = %e, "connection write failed");
+                        // What was queued behind it is lost too: the
+                        // engine fails the transactions waiting on it.
+                        this.transport_error(addr).await;
+                        break;
+                    }
+                    touch();
+                }
+                let _ = writer.shutdown().await;
+            })
+        };
+        tracing::debug!(%peer, "connection opened");
+
+        let mut stop = self.stop.clone();
+        let idle = self.limits.idle;
+        let mut framer = StreamFramer::new(self.inbound.limits());
+        let mut buf = vec![0u8; 16 * 1024];
+        'read: loop {
+            let idle_at = opened + Duration::from_millis(activity.load(Ordering::Relaxed)) + idle;
+            let read = tokio::select! {
+                r = reader.read(&mut buf) => r,
+                _ = stop.wait_for(|s| *s) => break,
+                _ = tokio::time::sleep_until(idle_at) => {
+                    let last = Duration::from_millis(activity.load(Ordering::Relaxed));
+                    if opened + last + idle <= Instant::now() {
+                        tracing::debug!(%peer, idle_secs = idle.as_secs(), "idle connection closed");
+                        break;
+                    }
+                    continue;
+                }
+            };
+            match read {
+                Ok(0) => break,
+                Ok(n) => {
+                    touch();
+                    framer.push(&buf[..n]);
+                }
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "connection read failed");
+                    break;
+                }
+            }
+            loop {
+                match framer.next_frame() {
+                    Ok(None) => break,
+                    Ok(Some(Frame::Ping)) => {
+                        if queue.send(Bytes::from_static(PONG)).await.is_err() {
+                            break 'read;
+                        }
+                    }
+                    Ok(Some(Frame::Pong)) => {}
+                    Ok(Some(Frame::Message(raw))) => match self.inbound.judge(raw) {
+                        Verdict::Forward(message) => {
+                            let input = ShardInput::Sip { peer, message };
+                            if self.shard.send(input).await.is_err() {
+                                break 'read;
+                            }
+                        }
+                        Verdict::Answer { response, reason } => {
+                            tracing::info!(%peer, %reason, "rejected request");
+                            if queue.send(response).await.is_err() {
+                                break 'read;
+                            }
+                        }
+                        Verdict::Drop(reason) => {
+                            tracing::debug!(%peer, %reason, "dropped message")
+                        }
+                    },
+                    // Nothing after a framing error can be trusted to start
+                    // a message (sip::framing): close the connection.
+                    Err(e) => {
+                        tracing::info!(%peer, error = %e, "framing error: closing the connection");
+                        break 'read;
+                    }
+                }
+            }
+        }
+        self.connections.remove(addr, &queue);
+        drop(queue);
+        // The writer ends once the shard's copies of the queue are gone
+        // too, after sending what was queued.
+        let _ = write_task.await;
+        tracing::debug!(%peer, "connection closed");
+    }
+}
+
+/// Accepts connections until `stop` turns true.
+pub async fn serve(listener: TcpListener, tcp: Arc<Tcp>) {
+    let mut stop_accepting = tcp.stop.clone();
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -35,100 +250,22 @@ pub async fn serve(
         };
         match accepted {
             Ok((stream, from)) => {
-                tokio::spawn(connection(
-                    stream,
-                    from,
-                    Arc::clone(&inbound),
-                    Arc::clone(&connections),
-                    shard.clone(),
-                    stop.clone(),
-                ));
+                let max = tcp.limits.max_connections;
+                if tcp.connections.len() >= max {
+                    tracing::warn!(peer = %from, max, "too many TCP connections: closing a new one");
+                    drop(stream);
+                    continue;
+                }
+                let (queue, outgoing) = mpsc::channel(SEND_QUEUE);
+                tcp.connections.insert(from, queue.clone());
+                tokio::spawn(Arc::clone(&tcp).serve_connection(stream, from, queue, outgoing));
             }
             // Out of file descriptors and the like: the listener itself is
             // fine; back off a little rather than spin.
             Err(e) => {
                 tracing::warn!(error = %e, "TCP accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
     }
-}
-
-async fn connection(
-    stream: TcpStream,
-    from: SocketAddr,
-    inbound: Arc<Inbound>,
-    connections: Arc<Connections>,
-    shard: mpsc::Sender<ShardInput>,
-    mut stop: watch::Receiver<bool>,
-) {
-    let peer = Peer::new(Transport::Tcp, from);
-    // SIP messages are small and latency matters more than segment count.
-    let _ = stream.set_nodelay(true);
-    let (mut reader, mut writer) = stream.into_split();
-    let (queue, mut outgoing) = mpsc::channel::<Bytes>(SEND_QUEUE);
-    connections.insert(from, queue.clone());
-    let write_task = tokio::spawn(async move {
-        while let Some(data) = outgoing.recv().await {
-            if writer.write_all(&data).await.is_err() {
-                break;
-            }
-        }
-        let _ = writer.shutdown().await;
-    });
-    tracing::debug!(%peer, "connection opened");
-
-    let mut framer = StreamFramer::new(inbound.limits());
-    let mut buf = vec![0u8; 16 * 1024];
-    'read: loop {
-        let read = tokio::select! {
-            r = reader.read(&mut buf) => r,
-            _ = stop.wait_for(|s| *s) => break,
-        };
-        match read {
-            Ok(0) => break,
-            Ok(n) => framer.push(&buf[..n]),
-            Err(e) => {
-                tracing::debug!(%peer, error = %e, "connection read failed");
-                break;
-            }
-        }
-        loop {
-            match framer.next_frame() {
-                Ok(None) => break,
-                Ok(Some(Frame::Ping)) => {
-                    if queue.send(Bytes::from_static(PONG)).await.is_err() {
-                        break 'read;
-                    }
-                }
-                Ok(Some(Frame::Pong)) => {}
-                Ok(Some(Frame::Message(raw))) => match inbound.judge(raw) {
-                    Verdict::Forward(message) => {
-                        if shard.send(ShardInput::Sip { peer, message }).await.is_err() {
-                            break 'read;
-                        }
-                    }
-                    Verdict::Answer { response, reason } => {
-                        tracing::info!(%peer, %reason, "rejected request");
-                        if queue.send(response).await.is_err() {
-                            break 'read;
-                        }
-                    }
-                    Verdict::Drop(reason) => tracing::debug!(%peer, %reason, "dropped message"),
-                },
-                // Nothing after a framing error can be trusted to start a
-                // message (sip::framing): close the connection.
-                Err(e) => {
-                    tracing::info!(%peer, error = %e, "framing error: closing the connection");
-                    break 'read;
-                }
-            }
-        }
-    }
-    connections.remove(from, &queue);
-    drop(queue);
-    // The writer ends once the shard's copies of the queue are gone too,
-    // after sending what was queued.
-    let _ = write_task.await;
-    tracing::debug!(%peer, "connection closed");
 }

@@ -4,6 +4,7 @@
 
 #![allow(dead_code, unused_imports)] // each test file uses part of the harness
 
+pub mod flows;
 pub mod http;
 pub mod phone;
 
@@ -199,6 +200,19 @@ impl Server {
             self.stdout_lines,
             self.stderr()
         );
+    }
+
+    /// Waits (bounded) for a line of the server's log matching `line`.
+    pub fn wait_stderr(&self, line: impl Fn(&str) -> bool) {
+        let deadline = Instant::now() + WAIT;
+        while !self.stderr().lines().any(&line) {
+            assert!(
+                Instant::now() < deadline,
+                "the expected log line never came:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     pub fn stderr(&self) -> String {

@@ -35,6 +35,8 @@ pub struct Phone {
     pub domain: String,
     pub pbx: SocketAddr,
     pub digest: Digest,
+    /// Parameters added to the Contact of its REGISTERs (e.g. `;q=0.7`).
+    pub contact_params: String,
     register_call_id: String,
     register_cseq: u32,
 }
@@ -59,6 +61,7 @@ impl Phone {
             domain: domain.to_owned(),
             pbx,
             digest: Digest::Strongest,
+            contact_params: String::new(),
             register_call_id: format!("reg-{}@test", unique()),
             register_cseq: 0,
         }
@@ -132,7 +135,7 @@ impl Phone {
         }
     }
 
-    fn credentials(&self, response: &Message, method: &str, uri: &str) -> String {
+    pub fn credentials(&self, response: &Message, method: &str, uri: &str) -> String {
         let (challenge_header, answer_header) = if response.status() == Some(407) {
             (HeaderName::ProxyAuthenticate, "Proxy-Authorization")
         } else {
@@ -159,7 +162,7 @@ impl Phone {
             "REGISTER sip:{domain} SIP/2.0\r\n{via}Max-Forwards: 70\r\n\
              From: <sip:{ext}@{domain}>;tag=r{tag}\r\nTo: <sip:{ext}@{domain}>\r\n\
              Call-ID: {call_id}\r\nCSeq: {cseq} REGISTER\r\n\
-             Contact: <sip:{ext}@{addr}>\r\nExpires: {expires}\r\nUser-Agent: tally-test\r\n\
+             Contact: <sip:{ext}@{addr}>{params}\r\nExpires: {expires}\r\nUser-Agent: tally-test\r\n\
              {auth}Content-Length: 0\r\n\r\n",
             domain = self.domain,
             via = self.via(),
@@ -168,6 +171,7 @@ impl Phone {
             call_id = self.register_call_id,
             cseq = self.register_cseq,
             addr = self.addr(),
+            params = self.contact_params,
         )
     }
 
@@ -177,16 +181,21 @@ impl Phone {
     }
 
     pub fn register_for(&mut self, expires: u32) -> u16 {
+        self.register_response(expires).status().unwrap_or(0)
+    }
+
+    /// REGISTER, answering the 401; returns the final response.
+    pub fn register_response(&mut self, expires: u32) -> Message {
         let text = self.register_text(expires, "");
         self.send(&text);
         let challenge = self.recv_final();
         if challenge.status() != Some(401) {
-            return challenge.status().unwrap_or(0);
+            return challenge;
         }
         let auth = self.credentials(&challenge, "REGISTER", &format!("sip:{}", self.domain));
         let text = self.register_text(expires, &auth);
         self.send(&text);
-        self.recv_final().status().unwrap_or(0)
+        self.recv_final()
     }
 
     fn invite_text(

@@ -1,0 +1,360 @@
+//! Call flows of SPEC §3's extension rows, played by SIPp phones (and the
+//! test's own [`Phone`] where a call must stay up while the PBX is killed)
+//! against a `--demo` server, each ending in assertions on the CDR read
+//! back over REST. Shared by the SQLite suite (`call_flows.rs`) and the
+//! PostgreSQL one (`postgres.rs`): `extra` is passed to `tally serve`.
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use super::{Http, Phone, Server, Sipp, free_sip_port, sipp, wait_for_cdrs};
+
+pub const DEMO_DOMAIN: &str = "demo.tally.local";
+
+/// A `tally serve --demo` with the credentials it printed.
+pub struct Demo {
+    pub server: Server,
+    pub tenant: String,
+    users: Vec<(String, String)>,
+}
+
+impl Demo {
+    pub fn start(data_dir: &Path, extra: &[&str]) -> Demo {
+        let mut server = Server::start(data_dir, &[&["--demo"], extra].concat());
+        let header = server.wait_stdout("Demo tenant");
+        let tenant = header
+            .split("(id ")
+            .nth(1)
+            .and_then(|s| s.split(')').next())
+            .expect("tenant id")
+            .to_owned();
+        let users = ["101", "102", "103", "104", "105"]
+            .iter()
+            .map(|ext| {
+                let line = server.wait_stdout(&format!("  {ext} "));
+                let password = line.split_whitespace().nth(1).expect("password").to_owned();
+                (ext.to_string(), password)
+            })
+            .collect();
+        Demo {
+            server,
+            tenant,
+            users,
+        }
+    }
+
+    /// Stops the server (SIGTERM, clean exit asserted) and starts it again
+    /// on the same data, without `--demo`: the tenant, users and
+    /// registrations come back from the store.
+    pub fn restart(self, extra: &[&str]) -> Demo {
+        let data = self.server.data_dir.clone();
+        let (status, _) = self.server.terminate();
+        assert!(status.success(), "{status}");
+        Demo {
+            server: Server::start(&data, extra),
+            tenant: self.tenant,
+            users: self.users,
+        }
+    }
+
+    pub fn password(&self, ext: &str) -> String {
+        self.users
+            .iter()
+            .find(|(e, _)| e == ext)
+            .map(|(_, p)| p.clone())
+            .unwrap_or_else(|| panic!("no demo user {ext}"))
+    }
+
+    /// The system admin, looking at the demo tenant.
+    pub fn admin(&self) -> Http {
+        let mut admin = self.server.admin();
+        admin.tenant = Some(self.tenant.clone());
+        admin
+    }
+
+    /// Adds a user to the demo tenant (e.g. with a short ring timeout).
+    pub fn add_user(&mut self, ext: &str, password: &str, ring_timeout: u32) {
+        let r = self.server.admin().post_json(
+            &format!("/api/tenants/{}/users", self.tenant),
+            &json!({
+                "extension": ext,
+                "sip_password": password,
+                "display_name": format!("User {ext}"),
+                "ring_timeout": ring_timeout,
+            }),
+        );
+        assert_eq!(r.status, 201, "create user: {}", r.body);
+        self.users.push((ext.to_owned(), password.to_owned()));
+    }
+
+    /// SIPp registers `ext` from 127.0.0.1:`port`.
+    pub fn register(&self, ext: &str, port: u16) {
+        let (ok, log) = Sipp::spawn(
+            self.server.sip,
+            "register.xml",
+            "u1",
+            port,
+            &[
+                "-s",
+                ext,
+                "-ap",
+                &self.password(ext),
+                "-key",
+                "domain",
+                DEMO_DOMAIN,
+                "-auth_uri",
+                DEMO_DOMAIN,
+            ],
+        )
+        .finish();
+        assert!(ok, "SIPp REGISTER {ext}:\n{log}\n{}", self.server.stderr());
+    }
+
+    /// `ext` registers from a fresh port, where `scenario` then waits for
+    /// its call.
+    pub fn phone(&self, ext: &str, scenario: &str) -> Sipp {
+        let port = free_sip_port();
+        self.register(ext, port);
+        Sipp::spawn(self.server.sip, scenario, "u1", port, &[])
+    }
+
+    /// SIPp `scenario` places one call from `from` to `to`; asserts it
+    /// went as the scenario says.
+    pub fn call(&self, scenario: &str, from: &str, to: &str) {
+        let (ok, log) = sipp(
+            self.server.sip,
+            scenario,
+            "u1",
+            &[
+                "-s",
+                to,
+                "-set",
+                "caller",
+                from,
+                "-au",
+                from,
+                "-ap",
+                &self.password(from),
+                "-auth_uri",
+                &format!("{to}@{DEMO_DOMAIN}"),
+            ],
+        );
+        assert!(ok, "SIPp {scenario}:\n{log}\n{}", self.server.stderr());
+    }
+
+    /// Waits for the one CDR of the tenant; returns its detail (with
+    /// `call_targets`) as `GET /api/cdrs/{id}` gives it.
+    pub fn only_cdr(&self) -> Value {
+        let admin = self.admin();
+        let list = wait_for_cdrs(&admin, 1);
+        let id = list["items"][0]["id"].as_str().expect("id").to_owned();
+        let detail = admin.get(&format!("/api/cdrs/{id}"));
+        assert_eq!(detail.status, 200, "{}", detail.body);
+        detail.json()["items"][0].clone()
+    }
+}
+
+/// Lets the SIPp callee finish; asserts it went as its scenario says.
+fn finished(demo: &Demo, callee: Sipp, what: &str) {
+    let (ok, log) = callee.finish();
+    assert!(ok, "SIPp {what}:\n{log}\n{}", demo.server.stderr());
+}
+
+fn targets(cdr: &Value) -> Vec<Value> {
+    cdr["call_targets"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no call_targets: {cdr}"))
+        .clone()
+}
+
+fn assert_common(cdr: &Value) {
+    assert_eq!(cdr["caller"], "101", "{cdr}");
+    assert_eq!(cdr["callee"], "102", "{cdr}");
+    assert_eq!(cdr["callee_domain"], DEMO_DOMAIN, "{cdr}");
+    assert_eq!(cdr["direction"], "EXTENSION_CALL", "{cdr}");
+    assert!(cdr.get("recovered").is_none(), "{cdr}");
+}
+
+/// SPEC §3 "A cancels while B rings": B `noanswer`, `cancelled`, 487;
+/// the call `noanswer`, `cancelled`, "487".
+pub fn caller_cancels_while_ringing(dir: &Path, extra: &[&str]) {
+    let demo = Demo::start(dir, extra);
+    let callee = demo.phone("102", "uas_cancelled.xml");
+    demo.call("uac_cancel.xml", "101", "102");
+    finished(&demo, callee, "uas_cancelled.xml");
+
+    let cdr = demo.only_cdr();
+    assert_common(&cdr);
+    assert_eq!(cdr["call_status"], "noanswer", "{cdr}");
+    assert_eq!(cdr["status_code"], 487, "{cdr}");
+    assert_eq!(cdr["end_reason"], "CANCELLED", "{cdr}");
+    assert_ne!(cdr["rang_at"], "", "{cdr}");
+    assert_eq!(cdr["answered_at"], "", "{cdr}");
+    assert_eq!(cdr["duration"], 0, "{cdr}");
+    let targets = targets(&cdr);
+    assert_eq!(targets.len(), 1, "{cdr}");
+    assert_eq!(targets[0]["callee"], "102", "{cdr}");
+    assert_eq!(targets[0]["status"], "noanswer", "{cdr}");
+    assert_eq!(targets[0]["status_code"], 487, "{cdr}");
+    assert_eq!(targets[0]["end_reason"], "cancelled", "{cdr}");
+}
+
+/// SPEC §3 "same, B hangs up": B `callee_disconnect`; the call
+/// `answered`, `callee_disconnect`, "0".
+pub fn callee_hangs_up(dir: &Path, extra: &[&str]) {
+    let demo = Demo::start(dir, extra);
+    let callee = demo.phone("102", "uas_hangs_up.xml");
+    demo.call("uac_hung_up.xml", "101", "102");
+    finished(&demo, callee, "uas_hangs_up.xml");
+
+    let cdr = demo.only_cdr();
+    assert_common(&cdr);
+    assert_eq!(cdr["call_status"], "answered", "{cdr}");
+    assert_eq!(cdr["status_code"], 0, "{cdr}");
+    assert_eq!(cdr["end_reason"], "CALLEE_DISCONNECTED", "{cdr}");
+    assert!(cdr["duration"].as_u64().is_some_and(|d| d >= 1), "{cdr}");
+    let targets = targets(&cdr);
+    assert_eq!(targets.len(), 1, "{cdr}");
+    assert_eq!(targets[0]["status"], "answered", "{cdr}");
+    assert_eq!(targets[0]["status_code"], 0, "{cdr}");
+    assert_eq!(targets[0]["end_reason"], "callee_disconnect", "{cdr}");
+}
+
+/// SPEC §3 "B registered from two devices": both rung; the one that
+/// answers is the answered target, the other is CANCELled and ends
+/// `noanswer` with `end_reason: None` and `status_code: 0`.
+pub fn two_devices_one_answers(dir: &Path, extra: &[&str]) {
+    let demo = Demo::start(dir, extra);
+    let answering_port = free_sip_port();
+    demo.register("102", answering_port);
+    let answering = Sipp::spawn(demo.server.sip, "uas.xml", "u1", answering_port, &[]);
+    let losing_port = free_sip_port();
+    demo.register("102", losing_port);
+    let losing = Sipp::spawn(demo.server.sip, "uas_cancelled.xml", "u1", losing_port, &[]);
+    demo.call("uac.xml", "101", "102");
+    finished(&demo, answering, "uas.xml");
+    finished(&demo, losing, "uas_cancelled.xml");
+
+    let cdr = demo.only_cdr();
+    assert_common(&cdr);
+    assert_eq!(cdr["call_status"], "answered", "{cdr}");
+    assert_eq!(cdr["end_reason"], "CALLER_DISCONNECTED", "{cdr}");
+    let targets = targets(&cdr);
+    assert_eq!(targets.len(), 2, "{cdr}");
+    let at = |port: u16| {
+        targets
+            .iter()
+            .find(|t| {
+                t["destination"].as_str().is_some_and(|d| {
+                    d.ends_with(&format!(":{port}")) || d.contains(&format!(":{port};"))
+                })
+            })
+            .unwrap_or_else(|| panic!("no target for port {port}: {cdr}"))
+    };
+    let winner = at(answering_port);
+    assert_eq!(winner["status"], "answered", "{cdr}");
+    assert_eq!(winner["end_reason"], "caller_disconnect", "{cdr}");
+    assert_eq!(winner["status_code"], 0, "{cdr}");
+    let loser = at(losing_port);
+    assert_eq!(loser["callee"], "102", "{cdr}");
+    assert_eq!(loser["status"], "noanswer", "{cdr}");
+    assert_eq!(loser["end_reason"], "None", "{cdr}");
+    assert_eq!(loser["status_code"], 0, "{cdr}");
+    assert_ne!(targets[0]["id"], targets[1]["id"], "{cdr}");
+}
+
+/// SPEC §3 "B rings out": after the user's ring timeout the PBX CANCELs
+/// the target and answers the caller 408; B `noanswer`, 408, `None`; the
+/// call `noanswer`, "408", `None`.
+pub fn ring_timeout(dir: &Path, extra: &[&str]) {
+    let mut demo = Demo::start(dir, extra);
+    // The shortest ring timeout provisioning takes.
+    demo.add_user("106", "s3cret-106", 5);
+    let callee = demo.phone("106", "uas_cancelled.xml");
+    demo.call("uac_timeout.xml", "101", "106");
+    finished(&demo, callee, "uas_cancelled.xml");
+
+    let cdr = demo.only_cdr();
+    assert_eq!(cdr["callee"], "106", "{cdr}");
+    assert_eq!(cdr["call_status"], "noanswer", "{cdr}");
+    assert_eq!(cdr["status_code"], 408, "{cdr}");
+    assert_eq!(cdr["end_reason"], "", "{cdr}");
+    let targets = targets(&cdr);
+    assert_eq!(targets.len(), 1, "{cdr}");
+    assert_eq!(targets[0]["status"], "noanswer", "{cdr}");
+    assert_eq!(targets[0]["status_code"], 408, "{cdr}");
+    assert_eq!(targets[0]["end_reason"], "None", "{cdr}");
+    // It ended when the ring timeout (5 s from the INVITE) passed, not
+    // before, and not much later.
+    let lasted = millis_of_day(&cdr["ended_at"]) - millis_of_day(&cdr["started_at"]);
+    let lasted = lasted.rem_euclid(86_400_000);
+    assert!(
+        (5_000..8_000).contains(&lasted),
+        "lasted {lasted} ms: {cdr}"
+    );
+}
+
+/// Milliseconds since midnight of a REST time (`2026-11-29T06:45:42.285Z`).
+fn millis_of_day(time: &Value) -> i64 {
+    let text = time.as_str().unwrap_or_default();
+    let clock = text
+        .split_once('T')
+        .map(|(_, c)| c.trim_end_matches('Z'))
+        .unwrap_or_else(|| panic!("not a REST time: {text:?}"));
+    let (hms, ms) = clock.split_once('.').unwrap_or((clock, "0"));
+    let parts: Vec<i64> = hms.split(':').filter_map(|p| p.parse().ok()).collect();
+    assert_eq!(parts.len(), 3, "not a REST time: {text:?}");
+    ((parts[0] * 60 + parts[1]) * 60 + parts[2]) * 1000 + ms.parse::<i64>().unwrap_or(0)
+}
+
+/// A `kill -9` while an answered call is up: the next start closes it
+/// with a `recovered` CDR (answered, no end reason), and the phones can
+/// call again.
+pub fn crash_during_an_answered_call(dir: &Path, extra: &[&str]) {
+    let demo = Demo::start(dir, extra);
+    let mut callee = Phone::new("102", &demo.password("102"), DEMO_DOMAIN, demo.server.sip);
+    assert_eq!(callee.register(), 200);
+    let caller = Phone::new("101", &demo.password("101"), DEMO_DOMAIN, demo.server.sip);
+    let answering = std::thread::spawn(move || {
+        let invite = callee.recv_request("INVITE");
+        callee.reply(&invite, 180, "b1");
+        callee.reply(&invite, 200, "b1");
+        let _ack = callee.recv_request("ACK");
+        invite
+            .header_named("X-Session-Id")
+            .expect("X-Session-Id")
+            .to_owned()
+    });
+    let call = caller.invite("102", |_| {});
+    assert_eq!(call.status, 200);
+    caller.ack(&call, "102");
+    let session_id = answering.join().expect("callee");
+    // The call is up; wait until its journal (started, rang, answered)
+    // is committed: nothing else happens to it before it ends.
+    demo.server.wait_stderr(|l| {
+        l.contains(&format!("session_id={session_id}"))
+            && l.contains("session events journaled")
+            && l.contains("last=\"target_answered\"")
+    });
+    let tenant = demo.tenant.clone();
+    let data = demo.server.data_dir.clone();
+    demo.server.kill();
+
+    let server = Server::start(&data, extra);
+    let mut admin = server.admin();
+    admin.tenant = Some(tenant);
+    let list = wait_for_cdrs(&admin, 1);
+    let item = &list["items"][0];
+    assert_eq!(item["session_id"], session_id.as_str(), "{item}");
+    assert_eq!(item["recovered"], true, "{item}");
+    assert_eq!(item["call_status"], "answered", "{item}");
+    assert_eq!(item["end_reason"], "", "{item}");
+    assert_ne!(item["answered_at"], "", "{item}");
+    let id = item["id"].as_str().expect("id");
+    let detail = admin.get(&format!("/api/cdrs/{id}")).json();
+    let targets = targets(&detail["items"][0]);
+    assert_eq!(targets.len(), 1, "{detail}");
+    assert_eq!(targets[0]["status"], "answered", "{detail}");
+    assert_eq!(targets[0]["end_reason"], "None", "{detail}");
+}
