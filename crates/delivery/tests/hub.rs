@@ -193,6 +193,45 @@ async fn several_tenants_replay_in_commit_order(db: &TestDb) {
     assert_eq!((event.tenant_id, event.sequence), (tenant_id(2), 61));
 }
 
+async fn retention_waits_for_the_webhook_fan_out(db: &TestDb) {
+    let mut b = Bench::new(db).await;
+    b.calls(1, 2).await; // 10 events
+    let endpoint = store::WebhookEndpoint {
+        tenant_id: tenant_id(1),
+        enabled: true,
+        url: "https://hooks.example.com/cdr".into(),
+        auth: "DISABLE".into(),
+        username: String::new(),
+        password: String::new(),
+        token: String::new(),
+        secret: None,
+        previous_secret: None,
+        previous_secret_until: None,
+        event_types: None,
+        disabled_reason: None,
+        disabled_at: None,
+        failing_since: None,
+        updated_at: UnixMillis(0),
+    };
+    b.store.put_webhook_endpoint(&endpoint).await.unwrap();
+    // Not fanned out yet: nothing may go, however old.
+    assert_eq!(
+        b.store
+            .outbox_prune(UnixMillis(u64::MAX), 100)
+            .await
+            .unwrap(),
+        0
+    );
+    b.store.webhook_fan_out(1000, UnixMillis(1)).await.unwrap();
+    assert_eq!(
+        b.store
+            .outbox_prune(UnixMillis(u64::MAX), 100)
+            .await
+            .unwrap(),
+        10
+    );
+}
+
 async fn retention_prunes_oldest_first_and_resume_says_not_recovered(db: &TestDb) {
     let mut b = Bench::new(db).await;
     let hub = b.hub(1024);
@@ -416,5 +455,6 @@ on_both!(
     resume_replays_the_missed_events_in_order_then_live,
     several_tenants_replay_in_commit_order,
     retention_prunes_oldest_first_and_resume_says_not_recovered,
+    retention_waits_for_the_webhook_fan_out,
     a_consumer_that_does_not_take_its_events_overflows,
 );

@@ -229,6 +229,9 @@ pub(crate) async fn delete_tenant(conn: &mut impl Conn, id: TenantId) -> Result<
         "DELETE FROM registrations WHERE tenant_id = $1",
         "DELETE FROM auth_tokens WHERE tenant_id = $1",
         "DELETE FROM api_keys WHERE tenant_id = $1",
+        "DELETE FROM webhook_log WHERE tenant_id = $1",
+        "DELETE FROM webhook_deliveries WHERE tenant_id = $1",
+        "DELETE FROM webhook_endpoints WHERE tenant_id = $1",
         "DELETE FROM users WHERE tenant_id = $1",
     ] {
         conn.execute(sql, &args![id]).await?;

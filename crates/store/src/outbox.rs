@@ -23,7 +23,9 @@ impl Store {
     /// many it deleted. It stops at the first row committed at or after
     /// `before`, so the rows left are always a suffix of the outbox, even
     /// when nodes with skewed clocks share a database. Call it again while
-    /// it returns `limit`: small batches keep the write lock short.
+    /// it returns `limit`: small batches keep the write lock short. While a
+    /// webhook endpoint is enabled it never deletes an event the webhook
+    /// fan-out has not copied yet.
     pub async fn outbox_prune(&self, before: UnixMillis, limit: u32) -> Result<u64, StoreError> {
         // Any time past what the column holds is "after every row".
         let before = i64::try_from(before.0).unwrap_or(i64::MAX);
@@ -50,7 +52,15 @@ async fn prunable_prefix(
 ) -> Result<Option<i64>, StoreError> {
     let rows = conn
         .fetch_all(
-            "SELECT global_sequence, created_at FROM outbox ORDER BY global_sequence LIMIT $1",
+            // Never past what the webhook fan-out has copied into its own
+            // deliveries while some endpoint is enabled: an event must not
+            // be pruned before every tenant's webhook has its copy (a node
+            // down for longer than the retention would otherwise lose the
+            // events committed just before it stopped).
+            "SELECT global_sequence, created_at FROM outbox \
+             WHERE NOT EXISTS (SELECT 1 FROM webhook_endpoints WHERE enabled) \
+             OR global_sequence <= (SELECT last_global_sequence FROM webhook_cursor WHERE id = 1) \
+             ORDER BY global_sequence LIMIT $1",
             &args![i64::from(limit)],
         )
         .await?;

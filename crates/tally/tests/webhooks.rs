@@ -396,6 +396,48 @@ fn a_real_call_reaches_the_webhook_signed_and_the_api_manages_it() {
         assert!(Instant::now() < deadline, "not disabled: {v}");
         std::thread::sleep(Duration::from_millis(50));
     }
+
+    // The same configuration is the `cdr_event` field of /api/tenant.
+    let r = admin.get("/api/tenant");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["cdr_event"]["disabled_reason"], "gone");
+    let put_tenant = |body: serde_json::Value| {
+        admin.request("PUT", "/api/tenant", "application/json", &body.to_string())
+    };
+    let r =
+        put_tenant(json!({"name": "Renamed", "cdr_event": {"enabled": true, "url": "ftp://x"}}));
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.error_field(), "url");
+    assert_ne!(
+        admin.get("/api/tenant").json()["name"],
+        "Renamed",
+        "a refused cdr_event changes nothing"
+    );
+    let url = format!("http://{}/hook", rx.addr);
+    let r = put_tenant(json!({"name": "Renamed", "cdr_event": {"enabled": true, "url": url}}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    assert_eq!(v["name"], "Renamed");
+    assert_eq!(v["cdr_event"]["enabled"], true);
+    assert_eq!(v["cdr_event"]["url"], url);
+
+    // A tenant with webhook configuration, deliveries and a log is
+    // deleted with all of it.
+    admin.tenant = None;
+    let r = admin.request(
+        "DELETE",
+        &format!("/api/tenants/{tenant}"),
+        "application/json",
+        "",
+    );
+    assert!(
+        r.status == 204 || r.status == 200,
+        "{} {}",
+        r.status,
+        r.body
+    );
+    assert_eq!(admin.get(&format!("/api/tenants/{tenant}")).status, 404);
+
     let (status, _) = server.terminate();
     assert!(status.success());
 }

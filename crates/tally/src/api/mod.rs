@@ -209,6 +209,11 @@ pub fn api() -> Api {
             required,
         )
     };
+    let (cdr_event_body, cdr_event_view) = webhooks::cdr_event_schemas();
+    let mut tenant_settings_body = tenant_body(&[]);
+    tenant_settings_body["properties"]["cdr_event"] = cdr_event_body;
+    let mut tenant_settings = tenant.clone();
+    tenant_settings["properties"]["cdr_event"] = cdr_event_view;
     let forwarding_rule = object(
         &[
             (
@@ -438,16 +443,18 @@ pub fn api() -> Api {
             "/api/tenant",
             tenant::get,
             Doc::new("Tenant", "Read the tenant's settings")
+                .describe("`cdr_event` (the webhook configuration, secrets masked) is included for the tenant's Admin and the system admin only.")
                 .tenant_scoped()
-                .json(200, tenant.clone()),
+                .json(200, tenant_settings.clone()),
         )
         .put(
             "/api/tenant",
             tenant::put,
             Doc::new("Tenant", "Change the tenant's settings (Admin; absent fields are kept)")
+                .describe("`cdr_event` is validated and stored as by `PUT /api/tenant/cdr_event`.")
                 .tenant_scoped()
-                .json_body(tenant_body(&[]))
-                .json(200, tenant.clone()),
+                .json_body(tenant_settings_body)
+                .json(200, tenant_settings),
         )
         .get(
             "/api/user",

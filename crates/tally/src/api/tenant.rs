@@ -3,8 +3,15 @@
 //!
 //! ```text
 //! GET /api/tenant    any role of the tenant
-//! PUT /api/tenant    Admin: {"name"?, "sip_domain"?, "time_zone"?, "retention_days"?}
+//! PUT /api/tenant    Admin: {"name"?, "sip_domain"?, "time_zone"?, "retention_days"?, "cdr_event"?}
 //! ```
+//!
+//! `cdr_event` is the webhook configuration of SPEC §5, the same object as
+//! `/api/tenant/cdr_event` ([`super::webhooks`]); it is shown to the Admin
+//! and the system admin only (it names the receiver and its credentials,
+//! masked). A PUT validates the tenant fields first, then stores
+//! `cdr_event`, then the tenant fields: a body with a bad field changes
+//! nothing.
 //!
 //! PUT changes the fields the body names and keeps the others: this
 //! resource is a settings object that grows with features (webhook
@@ -14,12 +21,12 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::auth::ClientAddr;
 use super::resource::{Body, Scope};
-use super::tenants::{FIELDS, TenantJson, apply, tenant_json};
-use super::{ApiError, ApiState, Role};
+use super::tenants::{FIELDS, apply, tenant_json};
+use super::{ApiError, ApiState, Principal, Role, webhooks};
 
 async fn load(state: &ApiState, scope: &Scope) -> Result<store::Tenant, ApiError> {
     state
@@ -29,12 +36,33 @@ async fn load(state: &ApiState, scope: &Scope) -> Result<store::Tenant, ApiError
         .ok_or_else(|| ApiError::not_found("tenant"))
 }
 
-pub async fn get(
-    State(state): State<ApiState>,
-    scope: Scope,
-) -> Result<Json<TenantJson>, ApiError> {
+fn sees_webhooks(principal: Principal) -> bool {
+    matches!(
+        principal,
+        Principal::SystemAdmin
+            | Principal::Tenant {
+                role: Role::Admin,
+                ..
+            }
+    )
+}
+
+async fn settings(
+    state: &ApiState,
+    scope: &Scope,
+    tenant: store::Tenant,
+) -> Result<Value, ApiError> {
+    let mut json = serde_json::to_value(tenant_json(tenant)).map_err(ApiError::internal)?;
+    if sees_webhooks(scope.principal) {
+        json["cdr_event"] = webhooks::cdr_event_view(state, scope.tenant_id).await?;
+    }
+    Ok(json)
+}
+
+pub async fn get(State(state): State<ApiState>, scope: Scope) -> Result<Json<Value>, ApiError> {
     scope.require(&Role::ALL)?;
-    Ok(Json(tenant_json(load(&state, &scope).await?)))
+    let tenant = load(&state, &scope).await?;
+    Ok(Json(settings(&state, &scope, tenant).await?))
 }
 
 pub async fn put(
@@ -42,11 +70,16 @@ pub async fn put(
     scope: Scope,
     ClientAddr(source): ClientAddr,
     body: Bytes,
-) -> Result<Json<TenantJson>, ApiError> {
+) -> Result<Json<Value>, ApiError> {
     scope.require(&[Role::Admin])?;
     let mut tenant = load(&state, &scope).await?;
-    let body = Body::parse(&body, &FIELDS)?;
+    let mut allowed = FIELDS.to_vec();
+    allowed.push("cdr_event");
+    let body = Body::parse(&body, &allowed)?;
     apply(&mut tenant, &body, false)?;
+    if let Some(cdr_event) = body.value("cdr_event") {
+        webhooks::put_cdr_event(&state, scope.tenant_id, cdr_event).await?;
+    }
     state.provisioner.update_tenant(&tenant).await?;
     state
         .audit(
@@ -55,8 +88,8 @@ pub async fn put(
             "tenant.update",
             &format!("tenant:{}", tenant.id),
             source,
-            json!({ "fields": FIELDS.iter().filter(|f| body.has(f)).collect::<Vec<_>>() }),
+            json!({ "fields": allowed.iter().filter(|f| body.has(f)).collect::<Vec<_>>() }),
         )
         .await;
-    Ok(Json(tenant_json(tenant)))
+    Ok(Json(settings(&state, &scope, tenant).await?))
 }

@@ -39,43 +39,51 @@ fn nullable(t: &str) -> Value {
     json!({"type": [t, "null"]})
 }
 
+/// The `cdr_event` request body and view schemas, shared by
+/// `/api/tenant/cdr_event` and the `cdr_event` field of `/api/tenant`.
+pub fn cdr_event_schemas() -> (Value, Value) {
+    use super::openapi::schema::*;
+    let auth = one_of_strings(&["DISABLE", "BASIC", "DIGEST", "BEARER"]);
+    let event_types = json!({"type": ["array", "null"], "items": {"type": "string"}});
+    let config_body = object(
+        &[
+            ("enabled", boolean()),
+            ("url", string()),
+            ("auth", auth.clone()),
+            ("username", string()),
+            ("password", text("`********` keeps the stored password.")),
+            ("token", text("`********` keeps the stored token.")),
+            (
+                "secret",
+                json!({"type": ["string", "null"], "description": "`whsec_…`; `********` keeps the stored one; a new one keeps the old one signing for 24 h."}),
+            ),
+            ("event_types", event_types.clone()),
+        ],
+        &["enabled"],
+    );
+    let view = object(
+        &[
+            ("enabled", boolean()),
+            ("url", string()),
+            ("auth", auth),
+            ("username", string()),
+            ("password", string()),
+            ("token", string()),
+            ("secret", nullable("string")),
+            ("event_types", event_types),
+            ("disabled_reason", nullable("string")),
+            ("disabled_at", optional_time()),
+            ("failing_since", optional_time()),
+        ],
+        &["enabled", "url", "auth"],
+    );
+    (config_body, view)
+}
+
 impl Api {
     /// The webhook routes with their documentation.
     pub fn webhooks(self) -> Self {
-        let auth = one_of_strings(&["DISABLE", "BASIC", "DIGEST", "BEARER"]);
-        let event_types = json!({"type": ["array", "null"], "items": {"type": "string"}});
-        let config_body = object(
-            &[
-                ("enabled", boolean()),
-                ("url", string()),
-                ("auth", auth.clone()),
-                ("username", string()),
-                ("password", text("`********` keeps the stored password.")),
-                ("token", text("`********` keeps the stored token.")),
-                (
-                    "secret",
-                    json!({"type": ["string", "null"], "description": "`whsec_…`; `********` keeps the stored one; a new one keeps the old one signing for 24 h."}),
-                ),
-                ("event_types", event_types.clone()),
-            ],
-            &["enabled"],
-        );
-        let view = object(
-            &[
-                ("enabled", boolean()),
-                ("url", string()),
-                ("auth", auth),
-                ("username", string()),
-                ("password", string()),
-                ("token", string()),
-                ("secret", nullable("string")),
-                ("event_types", event_types),
-                ("disabled_reason", nullable("string")),
-                ("disabled_at", optional_time()),
-                ("failing_since", optional_time()),
-            ],
-            &["enabled", "url", "auth"],
-        );
+        let (config_body, view) = cdr_event_schemas();
         let log = object(
             &[
                 ("kind", one_of_strings(&["attempt", "endpoint_disabled"])),
