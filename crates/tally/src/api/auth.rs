@@ -400,24 +400,9 @@ impl ApiState {
     /// tenant user's (by extension number or username, in the tenant whose
     /// SIP domain is `domain`) otherwise. Throttled per account and audited
     /// here, so REST login and the WebSocket `auth` command (SPEC §6) share
-    /// one door; callers that know the client's address use
-    /// [`ApiState::authenticate_password_from`], which throttles it too. A
+    /// one door; `source` (the client's address, when known) is throttled too. A
     /// wrong password, an unknown user, an unknown domain and a disabled
     /// user all answer the same [`ApiError::login_failed`].
-    // The WebSocket `auth` command (issue 4) calls it; REST login uses
-    // the `_from` form.
-    #[allow(dead_code)]
-    pub async fn authenticate_password(
-        &self,
-        username: &str,
-        password: &str,
-        domain: Option<&str>,
-    ) -> Result<Principal, ApiError> {
-        self.authenticate_password_from(None, username, password, domain)
-            .await
-    }
-
-    /// [`ApiState::authenticate_password`] for a client at `source`.
     pub async fn authenticate_password_from(
         &self,
         source: Option<IpAddr>,

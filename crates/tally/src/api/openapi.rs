@@ -53,9 +53,6 @@ pub struct Doc {
     responses: Vec<(u16, Option<&'static str>, Value)>,
 }
 
-// `content`/`empty` and the `put`/`patch`/`delete`/`undocumented` verbs
-// serve the routes the branches in flight add (exports, provisioning, /wsi).
-#[allow(dead_code)]
 impl Doc {
     /// A bearer-authenticated operation.
     pub fn new(tag: &'static str, summary: &'static str) -> Self {
@@ -247,7 +244,6 @@ macro_rules! verbs {
     )*};
 }
 
-#[allow(dead_code)]
 impl Api {
     pub fn new() -> Self {
         Api {
