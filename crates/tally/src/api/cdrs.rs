@@ -30,42 +30,19 @@ use store::{CdrPage, CdrQuery, CdrScope, ExportFormat, ExportZone, QueryError};
 
 use super::{ApiError, ApiState, Principal, Role};
 
-pub const TENANT_HEADER: &str = "x-tenant-id";
-
 /// The tenant whose CDRs a request may read in full.
 async fn scope(
     state: &ApiState,
     principal: Principal,
     headers: &HeaderMap,
 ) -> Result<TenantId, ApiError> {
-    match principal {
-        Principal::SystemAdmin => {
-            let raw = headers
-                .get(TENANT_HEADER)
-                .ok_or_else(|| {
-                    ApiError::validate("X-Tenant-Id", "is required for the system admin")
-                })?
-                .to_str()
-                .map_err(|_| ApiError::validate("X-Tenant-Id", "must be a tenant id"))?;
-            let id: TenantId = raw
-                .trim()
-                .parse()
-                .map_err(|_| ApiError::validate("X-Tenant-Id", "must be a tenant id"))?;
-            match state.store.tenant(id).await? {
-                Some(_) => Ok(id),
-                None => Err(ApiError::not_found("tenant")),
-            }
-        }
-        Principal::Tenant {
-            tenant_id,
-            role: Role::Admin | Role::QueueManager,
-            ..
-        } => Ok(tenant_id),
-        Principal::Tenant {
-            role: Role::StandardUser,
-            ..
-        } => Err(ApiError::forbidden()),
-    }
+    super::resource::tenant_scope(
+        state,
+        principal,
+        headers,
+        &[Role::Admin, Role::QueueManager],
+    )
+    .await
 }
 
 pub(super) fn query_error(error: QueryError) -> ApiError {

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 
 use axum::extract::{FromRequestParts, Path, Query};
+use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use cdr::TenantId;
 use serde_json::{Map, Value};
@@ -179,8 +180,8 @@ pub fn system_admin(principal: Principal) -> Result<(), ApiError> {
 }
 
 /// The system admin's `X-Tenant-Id`, if sent.
-pub fn tenant_header(parts: &Parts) -> Result<Option<TenantId>, ApiError> {
-    let Some(raw) = parts.headers.get(TENANT_HEADER) else {
+pub fn tenant_header(headers: &HeaderMap) -> Result<Option<TenantId>, ApiError> {
+    let Some(raw) = headers.get(TENANT_HEADER) else {
         return Ok(None);
     };
     raw.to_str()
@@ -188,6 +189,34 @@ pub fn tenant_header(parts: &Parts) -> Result<Option<TenantId>, ApiError> {
         .and_then(|s| s.trim().parse().ok())
         .map(Some)
         .ok_or_else(|| ApiError::validate("X-Tenant-Id", "must be a tenant id"))
+}
+
+/// The tenant a handler that reads the principal and headers itself acts
+/// in, refused (403) unless the principal is the system admin (naming an
+/// existing tenant in `X-Tenant-Id`, else 404) or has one of `roles`. The
+/// same rule as [`Scope`] for routes without a `{tenant_id}`.
+pub async fn tenant_scope(
+    state: &ApiState,
+    principal: Principal,
+    headers: &HeaderMap,
+    roles: &[Role],
+) -> Result<TenantId, ApiError> {
+    require(principal, roles)?;
+    match principal {
+        Principal::Tenant { tenant_id, .. } => Ok(tenant_id),
+        Principal::SystemAdmin => {
+            let id = tenant_header(headers)?.ok_or_else(|| {
+                ApiError::validate("X-Tenant-Id", "is required for the system admin")
+            })?;
+            match state.store.tenant(id).await {
+                Ok(Some(_)) => Ok(id),
+                Ok(None) | Err(store::StoreError::OutOfRange { .. }) => {
+                    Err(ApiError::not_found("tenant"))
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+    }
 }
 
 impl FromRequestParts<ApiState> for Scope {
@@ -221,7 +250,7 @@ impl FromRequestParts<ApiState> for Scope {
                 });
             }
             (Principal::SystemAdmin, Some(named)) => named,
-            (Principal::SystemAdmin, None) => tenant_header(parts)?.ok_or_else(|| {
+            (Principal::SystemAdmin, None) => tenant_header(&parts.headers)?.ok_or_else(|| {
                 ApiError::validate("X-Tenant-Id", "is required for the system admin")
             })?,
         };

@@ -30,7 +30,6 @@ use super::openapi::schema::*;
 use super::{Api, ApiError, ApiState, Doc, Principal, Role};
 use crate::delivery::Webhooks;
 
-const TENANT_HEADER: &str = "x-tenant-id";
 const MAX_TOP: u32 = 100;
 /// Most outbox events one replay request schedules.
 const MAX_REPLAY: u32 = 100_000;
@@ -237,34 +236,7 @@ async fn scope(
     principal: Principal,
     headers: &HeaderMap,
 ) -> Result<TenantId, ApiError> {
-    match principal {
-        Principal::SystemAdmin => {
-            let raw = headers
-                .get(TENANT_HEADER)
-                .ok_or_else(|| {
-                    ApiError::validate("X-Tenant-Id", "is required for the system admin")
-                })?
-                .to_str()
-                .map_err(|_| ApiError::validate("X-Tenant-Id", "must be a tenant id"))?;
-            let id: TenantId = raw
-                .trim()
-                .parse()
-                .map_err(|_| ApiError::validate("X-Tenant-Id", "must be a tenant id"))?;
-            match state.store.tenant(id).await {
-                Ok(Some(_)) => Ok(id),
-                Ok(None) | Err(store::StoreError::OutOfRange { .. }) => {
-                    Err(ApiError::not_found("tenant"))
-                }
-                Err(e) => Err(e.into()),
-            }
-        }
-        Principal::Tenant {
-            tenant_id,
-            role: Role::Admin,
-            ..
-        } => Ok(tenant_id),
-        Principal::Tenant { .. } => Err(ApiError::forbidden()),
-    }
+    super::resource::tenant_scope(state, principal, headers, &[Role::Admin]).await
 }
 
 fn now() -> UnixMillis {
