@@ -7,6 +7,8 @@
 
 mod common;
 
+use common::pg::PgDatabase;
+
 use common::{Http, Phone, Server, TempDir};
 use serde_json::{Value, json};
 
@@ -1704,65 +1706,6 @@ fn register_after_reload(
         }
     }
     status
-}
-
-/// A PostgreSQL database of its own, dropped on drop; `None` (and a
-/// `SKIPPED` line) without `TALLY_TEST_POSTGRES_URL`.
-struct PgDatabase {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl PgDatabase {
-    fn create(test: &str) -> Option<PgDatabase> {
-        let Ok(admin_url) = std::env::var("TALLY_TEST_POSTGRES_URL") else {
-            println!(
-                "SKIPPED {test}: TALLY_TEST_POSTGRES_URL is not set, this test did not run on PostgreSQL"
-            );
-            return None;
-        };
-        let name = format!("tally_identity_{}", std::process::id());
-        let base = admin_url
-            .split_once('?')
-            .map_or(admin_url.as_str(), |(b, _)| b);
-        let slash = base.rfind('/').expect("a database path in the URL");
-        let url = format!("{}/{name}", &base[..slash]);
-        pg_execute(
-            &admin_url,
-            &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-        );
-        pg_execute(&admin_url, &format!("CREATE DATABASE {name}"));
-        Some(PgDatabase {
-            admin_url,
-            name,
-            url,
-        })
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        pg_execute(
-            &self.admin_url,
-            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-        );
-    }
-}
-
-fn pg_execute(url: &str, sql: &str) {
-    use sqlx::Connection as _;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        let mut conn = sqlx::PgConnection::connect(url)
-            .await
-            .expect("connect to PostgreSQL");
-        sqlx::raw_sql(sql).execute(&mut conn).await.expect(sql);
-        let _ = conn.close().await;
-    });
 }
 
 #[test]

@@ -6,75 +6,16 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicU32, Ordering};
 
+use common::pg::PgDatabase;
 use common::{Phone, Server, TempDir, answered_call, wait_for_cdrs};
-use sqlx::Connection as _;
 
 const DOMAIN: &str = "pg.example.com";
-
-/// A database of its own on the test server, dropped on drop.
-struct Database {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl Database {
-    fn create(test: &str) -> Option<Database> {
-        let Ok(admin_url) = std::env::var("TALLY_TEST_POSTGRES_URL") else {
-            println!(
-                "SKIPPED {test}: TALLY_TEST_POSTGRES_URL is not set, this test did not run on PostgreSQL"
-            );
-            return None;
-        };
-        static N: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "tally_e2e_{}_{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        let (base, _) = admin_url
-            .split_once('?')
-            .map_or((admin_url.as_str(), ""), |(b, q)| (b, q));
-        let slash = base.rfind('/').expect("a database path in the URL");
-        let url = format!("{}/{name}", &base[..slash]);
-        execute(&admin_url, &format!("CREATE DATABASE {name}"));
-        Some(Database {
-            admin_url,
-            name,
-            url,
-        })
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        execute(
-            &self.admin_url,
-            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-        );
-    }
-}
-
-fn execute(url: &str, sql: &str) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        let mut conn = sqlx::PgConnection::connect(url)
-            .await
-            .expect("connect to TALLY_TEST_POSTGRES_URL");
-        sqlx::raw_sql(sql).execute(&mut conn).await.expect(sql);
-        let _ = conn.close().await;
-    });
-}
 
 #[test]
 fn on_postgres_calls_are_recorded_and_a_restart_reloads_everything() {
     let Some(db) =
-        Database::create("on_postgres_calls_are_recorded_and_a_restart_reloads_everything")
+        PgDatabase::create("on_postgres_calls_are_recorded_and_a_restart_reloads_everything")
     else {
         return;
     };
@@ -115,7 +56,7 @@ fn flow_on_postgres(test: &str, flow: fn(&std::path::Path, &[&str])) {
     if !common::sipp_available(test) {
         return;
     }
-    let Some(db) = Database::create(test) else {
+    let Some(db) = PgDatabase::create(test) else {
         return;
     };
     let dir = TempDir::new("postgres-flow");
@@ -149,7 +90,7 @@ fn on_postgres_two_devices_one_answers() {
 #[test]
 fn on_postgres_kill_9_during_an_answered_call_gives_a_recovered_cdr() {
     let test = "on_postgres_kill_9_during_an_answered_call_gives_a_recovered_cdr";
-    let Some(db) = Database::create(test) else {
+    let Some(db) = PgDatabase::create(test) else {
         return;
     };
     let dir = TempDir::new("postgres-kill");

@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 use common::{Http, Server, TempDir, answered_call, wait_for_cdrs};
 use delivery::webhook::Secret;
 use serde_json::{Value, json};
-use sqlx::Connection as _;
 
 const DOMAIN: &str = "hooks.example.com";
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -442,52 +441,6 @@ fn a_real_call_reaches_the_webhook_signed_and_the_api_manages_it() {
     assert!(status.success());
 }
 
-/// Creates a PostgreSQL database for the binary (dropped at the end).
-fn postgres_database(test: &str) -> Option<(String, impl Drop)> {
-    let Ok(admin_url) = std::env::var("TALLY_TEST_POSTGRES_URL") else {
-        println!(
-            "SKIPPED {test}: TALLY_TEST_POSTGRES_URL is not set, this test did not run on PostgreSQL"
-        );
-        return None;
-    };
-    static N: AtomicU32 = AtomicU32::new(0);
-    let name = format!(
-        "tally_wh_{}_{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    );
-    let slash = admin_url
-        .split('?')
-        .next()
-        .unwrap()
-        .rfind('/')
-        .expect("a database path");
-    let url = format!("{}/{name}", &admin_url[..slash]);
-    execute(&admin_url, &format!("CREATE DATABASE {name}"));
-    struct Dropper(String, String);
-    impl Drop for Dropper {
-        fn drop(&mut self) {
-            execute(
-                &self.0,
-                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.1),
-            );
-        }
-    }
-    Some((url, Dropper(admin_url, name)))
-}
-
-fn execute(url: &str, sql: &str) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
-        sqlx::raw_sql(sql).execute(&mut conn).await.expect(sql);
-        let _ = conn.close().await;
-    });
-}
-
 /// Calls complete while the receiver is down or hangs; `kill -9`; the
 /// receiver comes up; the restarted server delivers every pending event.
 fn kill_9_with_deliveries_pending(database: Option<&str>) {
@@ -546,8 +499,9 @@ fn kill_9_with_deliveries_pending_then_restart_delivers_everything() {
 
 #[test]
 fn on_postgres_kill_9_with_deliveries_pending_then_restart_delivers_everything() {
-    let Some((url, _db)) = postgres_database("on_postgres_kill_9_with_deliveries_pending") else {
+    let Some(db) = common::pg::PgDatabase::create("on_postgres_kill_9_with_deliveries_pending")
+    else {
         return;
     };
-    kill_9_with_deliveries_pending(Some(&url));
+    kill_9_with_deliveries_pending(Some(&db.url));
 }

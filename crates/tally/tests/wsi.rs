@@ -6,13 +6,11 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{ADMIN_PASSWORD, Http, Phone, Server, TempDir, WAIT, wait_for_cdrs};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use sqlx::Connection as _;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -360,11 +358,11 @@ async fn wsi_resume_after_100_calls_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wsi_resume_after_100_calls_on_postgres() {
-    let Some(db) = Database::create("wsi_resume_after_100_calls_on_postgres").await else {
+    let Some(db) = common::pg::PgDatabase::create("wsi_resume_after_100_calls_on_postgres") else {
         return;
     };
     resume_after_100_calls(&["--database", &db.url]).await;
-    db.drop_it().await;
+    drop(db);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -433,55 +431,6 @@ async fn wsi_slow_consumer_is_closed_with_4008() {
     assert!(last > 0);
     assert!(!reader.is_finished(), "the fast reader is still subscribed");
     reader.abort();
-}
-
-/// A PostgreSQL database of its own, dropped at the end.
-struct Database {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl Database {
-    async fn create(test: &str) -> Option<Database> {
-        let Ok(admin_url) = std::env::var("TALLY_TEST_POSTGRES_URL") else {
-            println!(
-                "SKIPPED {test}: TALLY_TEST_POSTGRES_URL is not set, this test did not run on PostgreSQL"
-            );
-            return None;
-        };
-        static N: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "tally_wsi_{}_{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        let base = admin_url.split('?').next().unwrap_or(&admin_url);
-        let slash = base.rfind('/').expect("a database path in the URL");
-        let url = format!("{}/{name}", &base[..slash]);
-        execute(&admin_url, &format!("CREATE DATABASE {name}")).await;
-        Some(Database {
-            admin_url,
-            name,
-            url,
-        })
-    }
-
-    async fn drop_it(self) {
-        execute(
-            &self.admin_url,
-            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-        )
-        .await;
-    }
-}
-
-async fn execute(url: &str, sql: &str) {
-    let mut conn = sqlx::PgConnection::connect(url)
-        .await
-        .expect("connect to TALLY_TEST_POSTGRES_URL");
-    sqlx::raw_sql(sql).execute(&mut conn).await.expect(sql);
-    let _ = conn.close().await;
 }
 
 /// A tenant with SIP users 101 (web sign-in, `Admin`), 102 (web sign-in,

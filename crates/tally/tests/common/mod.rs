@@ -6,6 +6,7 @@
 
 pub mod flows;
 pub mod http;
+pub mod pg;
 pub mod phone;
 
 use std::io::{BufRead, BufReader, Read};
