@@ -6,7 +6,6 @@
 
 mod common;
 
-
 use common::pg::PgDatabase;
 use common::{Phone, Server, TempDir, answered_call, wait_for_cdrs};
 
