@@ -118,7 +118,7 @@ pub struct Directory {
 }
 
 /// The form domains are compared in: lower case, no trailing dot.
-fn normalise_domain(domain: &str) -> String {
+pub(crate) fn normalise_domain(domain: &str) -> String {
     domain.trim_end_matches('.').to_ascii_lowercase()
 }
 

@@ -92,9 +92,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     engine_config
         .advertised
         .push((Transport::Tcp, advertised.clone()));
+    let digest_offers = config.digest_offers()?;
+    engine_config.registrar.digest_offer = digest_offers.default;
+    engine_config.registrar.allow_digest_without_qop = config.sip.allow_digest_without_qop;
     // One id generator for the node: sessions, targets, tenants, users.
     let ids = NodeIds::new(config.node)?;
     let mut engine = Engine::with_ids(engine_config, Box::new(ids.clone()));
+    for (domain, offer) in &digest_offers.tenants {
+        engine
+            .registrar_mut()
+            .set_tenant_digest_offer(domain, *offer);
+    }
     // The version first: a change made while loading shows as a newer one.
     let directory_version = store
         .directory_version()
