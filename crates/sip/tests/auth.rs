@@ -770,10 +770,19 @@ mod server {
         ] {
             let mut client = DigestClient::new("101", "s3cret");
             let c = answer(&mut client, &forged, "REGISTER", "sip:demo.tally.local");
+            // The stranger's challenge has no qop, refused for that first
+            // unless the server takes legacy answers.
+            let mut legacy = server().with_qop_required(false);
             assert_eq!(
-                s.verify(T0, "REGISTER", &c, secret),
+                legacy.verify(T0, "REGISTER", &c, secret),
                 Verdict::Reject(RejectReason::InvalidNonce)
             );
+            if c.qop.is_some() {
+                assert_eq!(
+                    s.verify(T0, "REGISTER", &c, secret),
+                    Verdict::Reject(RejectReason::InvalidNonce)
+                );
+            }
         }
     }
 
