@@ -345,8 +345,18 @@ impl Linphone {
             Transport::Udp => (sip_port as i32, -1),
             Transport::Tcp => (-1, sip_port as i32),
         };
+        // The account in the file, not with linphonec's `register` command:
+        // only a configured account carries the route, without which
+        // Linphone looks the tenant's domain up in DNS for every call.
+        let t = transport.param();
         let rc = format!(
-            "[sip]\nsip_port={udp}\nsip_tcp_port={tcp}\nsip_tls_port=-1\n\
+            "[sip]\nsip_port={udp}\nsip_tcp_port={tcp}\nsip_tls_port=-1\ndefault_proxy=0\n\
+             [proxy_0]\nreg_proxy=<sip:{pbx};transport={t}>\n\
+             reg_route=<sip:{pbx};transport={t};lr>\n\
+             reg_identity=\"Linphone {ext}\" <sip:{ext}@{DEMO_DOMAIN}>\n\
+             reg_expires=600\nreg_sendregister=1\n\
+             [auth_info_0]\nusername={ext}\npasswd={password}\nrealm={DEMO_DOMAIN}\n\
+             domain={DEMO_DOMAIN}\n\
              [rtp]\naudio_rtp_port={rtp}\nvideo_rtp_port={video}\n\
              [video]\nenabled=0\ncapture=0\ndisplay=0\n\
              [sound]\necho_cancellation=0\n",
@@ -376,10 +386,6 @@ impl Linphone {
         phone.send("soundcard use files");
         phone.send(&format!("play {}", tone.display()));
         phone.send(&format!("record {}", phone.received_audio().display()));
-        phone.send(&format!(
-            "register sip:{ext}@{DEMO_DOMAIN} sip:{pbx};transport={} {password}",
-            transport.param()
-        ));
         phone
     }
 
