@@ -49,7 +49,7 @@ pub mod location;
 pub mod registrar;
 pub mod router;
 
-pub use directory::{Directory, Extension, Tenant, User};
+pub use directory::{Directory, Extension, SipCredentials, Tenant, User};
 pub use engine::{Engine, EngineConfig, EngineError, EngineEvent, Input, Output};
 pub use ids::IdGenerator;
 pub use location::{Aor, Binding, BindingChange, BindingRecord, ChangeKind, Location};

@@ -42,7 +42,11 @@ fn directory() -> Directory {
                 tenant_id: tenant_id(id),
                 extension: Extension::new(ext),
                 display_name: format!("Ext {ext}"),
-                password: format!("{password}-{id}"),
+                credentials: pbx::SipCredentials::from_password(
+                    ext,
+                    domain,
+                    &format!("{password}-{id}"),
+                ),
                 ring_timeout: Duration::from_secs(30),
                 enabled,
             })

@@ -28,7 +28,7 @@ use crate::api::{self, ApiState};
 use crate::cli::ServeArgs;
 use crate::config::Config;
 use crate::ids::NodeIds;
-use crate::provision::{Provisioner, load_directory, sync_directory};
+use crate::provision::{Provisioner, hash_plaintext_sip_passwords, load_directory, sync_directory};
 use crate::shard::Shard;
 use crate::transport::{Inbound, Transmitter, tcp, udp};
 use crate::{bindings, cdr_commit, clock, demo, random};
@@ -79,6 +79,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     for (session, error) in &recovery.failed {
         tracing::error!(session_id = %session, error = %error, "interrupted call could not be closed; will retry at the next start");
+    }
+
+    // Migration 0010's second half: SIP passwords still in plaintext
+    // become digest HA1s before anything reads the directory.
+    let hashed = hash_plaintext_sip_passwords(&store)
+        .await
+        .context("hashing plaintext SIP passwords")?;
+    if hashed > 0 {
+        tracing::info!(
+            users = hashed,
+            "SIP passwords replaced by their digest hashes"
+        );
     }
 
     // The engine, with the directory and the registrations.

@@ -34,7 +34,7 @@
 //!   supports none), no Contact (`400`: the caller's dialog needs a remote
 //!   target), `Max-Forwards: 0` (`483`), a non-SIP Request-URI (`416`).
 
-use sip::auth::{RejectReason, UserSecret, Verdict};
+use sip::auth::{DigestHash, RejectReason, UserSecret, Verdict};
 use sip::builder::ResponseBuilder;
 use sip::transport::Peer;
 use sip::uri::Uri;
@@ -45,10 +45,12 @@ use crate::call::TenantInfo;
 use crate::directory::Tenant;
 use crate::registrar::{AuthFailure, FailureKey, SourceKey};
 
-/// What an unknown caller's answer is checked against: not a password any
-/// user can have (provisioning refuses control characters), so it never
-/// verifies by chance and costs the same digest work as a real one.
-const UNKNOWN_CALLER_SECRET: &str = "\u{0}tally: no such caller\u{0}";
+/// What an unknown caller's answer is checked against: an HA1 no password
+/// hashes to in practice (all zeros), so it never verifies, at the same
+/// cost as a real user's.
+const NO_CALLER_MD5_HA1: &str = "00000000000000000000000000000000";
+const NO_CALLER_SHA256_HA1: &str =
+    "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// What [`Engine::authenticate_invite`] decided.
 pub(crate) enum InviteAuth {
@@ -185,20 +187,35 @@ impl Engine {
                 "Bad Request (digest uri does not match the Request-URI)",
             ));
         }
-        // An unknown caller's answer is checked against a password nobody
-        // has, so it costs the same work as a known one's and the nonce is
-        // judged the same way.
-        let secret = user
-            .as_ref()
-            .map_or(UNKNOWN_CALLER_SECRET, |u| u.password.as_str());
+        // A user without a SIP password for this realm (the tenant's
+        // domain changed since it was set) is answered like an unknown one,
+        // and logged with the reason.
+        let unusable = match &user {
+            None => Some(AuthFailure::UnknownUser),
+            Some(u) if !u.credentials.answer(&tenant.domain) => {
+                Some(AuthFailure::SipPasswordNotSet)
+            }
+            Some(_) => None,
+        };
+        // Their answer is checked against an HA1 nobody has, so it costs
+        // the same work as a known one's and the nonce is judged the same
+        // way.
+        let hash = credentials.algorithm.hash();
+        let secret = match (&user, unusable) {
+            (Some(u), None) => u.credentials.secret(hash),
+            _ => match hash {
+                DigestHash::Md5 => UserSecret::Md5Ha1(NO_CALLER_MD5_HA1),
+                DigestHash::Sha256 => UserSecret::Sha256Ha1(NO_CALLER_SHA256_HA1),
+            },
+        };
         let verdict = self.registrar.digest_server(&tenant).verify(
             clk.unix_secs(),
             "INVITE",
             &credentials,
-            UserSecret::Password(secret),
+            secret,
         );
         let failure = match verdict {
-            Verdict::Ok | Verdict::Stale if user.is_none() => Some(AuthFailure::UnknownUser),
+            Verdict::Ok | Verdict::Stale if unusable.is_some() => unusable,
             Verdict::Ok => None,
             Verdict::Stale => {
                 return InviteAuth::Refused(self.challenge(
@@ -216,7 +233,7 @@ impl Engine {
                     reply(407, "Proxy Authentication Required"),
                 ));
             }
-            Verdict::Reject(_) if user.is_none() => Some(AuthFailure::UnknownUser),
+            Verdict::Reject(_) if unusable.is_some() => unusable,
             Verdict::Reject(RejectReason::WrongResponse) => Some(AuthFailure::WrongPassword),
             Verdict::Reject(RejectReason::ReplayedNonceCount) => {
                 Some(AuthFailure::ReplayedNonceCount)
@@ -242,7 +259,17 @@ impl Engine {
             }
         };
         if let Some(failure) = failure {
-            self.auth_failed(clk, &key, failure);
+            if failure == AuthFailure::SipPasswordNotSet {
+                // Not a guess: the admin's to fix, not the throttle's.
+                self.shared.event(EngineEvent::InviteAuthFailed {
+                    source: key.source,
+                    reason: failure,
+                    tenant: key.tenant,
+                    user: Some(key.user.clone()),
+                });
+            } else {
+                self.auth_failed(clk, &key, failure);
+            }
             return InviteAuth::Refused(reply(403, "Forbidden"));
         }
         let Some(user) = user.filter(|u| u.enabled) else {

@@ -81,7 +81,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use cdr::TenantId;
-use sip::auth::{Algorithm, Credentials, DigestServer, RejectReason, UserSecret, Verdict};
+use sip::auth::{Algorithm, Credentials, DigestServer, RejectReason, Verdict};
 use sip::headers::Contact;
 use sip::transport::Peer;
 use sip::uri::{Host, Uri};
@@ -254,6 +254,10 @@ pub enum AuthFailure {
     /// ([`RegistrarConfig::allow_digest_without_qop`]). Logged, not counted:
     /// the phone may know the password.
     DigestWithoutQop,
+    /// The user has no SIP password for the tenant's realm: never set, or
+    /// the tenant's domain (the realm) changed since. Logged, not counted:
+    /// an admin must set the password again.
+    SipPasswordNotSet,
 }
 
 impl AuthFailure {
@@ -266,6 +270,7 @@ impl AuthFailure {
             AuthFailure::WrongPassword => "wrong_password",
             AuthFailure::ReplayedNonceCount => "replayed_nonce_count",
             AuthFailure::DigestWithoutQop => "digest_without_qop",
+            AuthFailure::SipPasswordNotSet => "sip_password_not_set",
         }
     }
 }
@@ -574,11 +579,23 @@ impl Registrar {
                 "Bad Request (digest uri does not match the Request-URI)",
             );
         }
+        if !user.credentials.answer(&tenant.domain) {
+            run.events.push(RegistrarEvent::AuthFailed {
+                source: key.source,
+                reason: AuthFailure::SipPasswordNotSet,
+                tenant: key.tenant,
+                user: Some(key.user),
+            });
+            return run.reply(
+                403,
+                "Forbidden (no SIP password for this domain; set it again)",
+            );
+        }
         let verdict = self.digest_server(tenant).verify(
             run.now_unix,
             Method::Register.as_str(),
             &credentials,
-            UserSecret::Password(&user.password),
+            user.credentials.secret(credentials.algorithm.hash()),
         );
         let failure = match verdict {
             Verdict::Ok => None,
@@ -604,7 +621,7 @@ impl Registrar {
                 | RejectReason::UnsupportedQop
                 | RejectReason::SessionWithoutQop),
             ) => return run.reply(400, &bad_request(&r.to_string())),
-            // Only stored HA1s can be malformed; the directory holds passwords.
+            // A stored HA1 that is not a digest: a corrupt row.
             Verdict::Reject(
                 RejectReason::Ha1AlgorithmMismatch | RejectReason::InvalidStoredHa1,
             ) => {

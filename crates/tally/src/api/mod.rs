@@ -239,6 +239,16 @@ pub fn api() -> Api {
             ("recording", boolean()),
             ("enabled", boolean()),
             ("has_password", boolean()),
+            (
+                "sip_password_set",
+                serde_json::json!({
+                    "type": "boolean",
+                    "description": "Whether a SIP password is set for the tenant's current \
+                        sip_domain. Only its digest hashes are stored, and they include the \
+                        domain: changing the tenant's sip_domain makes this false until the \
+                        sip_password is set again (and a new extension needs it too)."
+                }),
+            ),
             ("created_at", date_time()),
             ("updated_at", date_time()),
         ],
@@ -255,6 +265,7 @@ pub fn api() -> Api {
             "recording",
             "enabled",
             "has_password",
+            "sip_password_set",
             "created_at",
             "updated_at",
         ],
