@@ -652,6 +652,51 @@ fn digest_without_qop_is_refused_unless_allowed_and_then_answers_once() {
     }
 }
 
+/// Issue 17, hashed credentials: HA1s computed for another realm (the
+/// tenant's domain changed since) cannot answer; the phone is told why and
+/// the throttle does not count it, however often it tries.
+#[test]
+fn credentials_of_another_realm_are_refused_with_the_reason_not_counted() {
+    let mut pbx = Pbx::new();
+    pbx.directory
+        .upsert_user(User {
+            tenant_id: tenant_id(1),
+            extension: Extension::new("102"),
+            display_name: "Ext 102".into(),
+            credentials: pbx::SipCredentials::from_password(
+                "102",
+                "old.example",
+                &password("102", 1),
+            ),
+            ring_timeout: Duration::from_secs(30),
+            enabled: true,
+        })
+        .unwrap();
+    for _ in 0..8 {
+        let mut phone = Phone::sipp("102", "203.0.113.9:5060");
+        let out = phone.register(&mut pbx, None, Some(3600));
+        assert_eq!(status(&out), 403);
+        assert_eq!(
+            out.response.reason_phrase(),
+            Some("Forbidden (no SIP password for this domain; set it again)")
+        );
+        assert_eq!(failures(&out), [AuthFailure::SipPasswordNotSet]);
+    }
+    // None set at all: the same.
+    pbx.directory
+        .upsert_user(User {
+            tenant_id: tenant_id(1),
+            extension: Extension::new("102"),
+            display_name: "Ext 102".into(),
+            credentials: pbx::SipCredentials::default(),
+            ring_timeout: Duration::from_secs(30),
+            enabled: true,
+        })
+        .unwrap();
+    let mut phone = Phone::sipp("102", "203.0.113.9:5060");
+    assert_eq!(status(&phone.register(&mut pbx, None, Some(3600))), 403);
+}
+
 #[test]
 fn refresh_extends_the_expiry() {
     let mut pbx = Pbx::new();

@@ -130,6 +130,12 @@ impl ApiState {
 /// The tenant roles, as SPEC §7 spells them.
 const ROLES: [&str; 3] = ["Admin", "QueueManager", "StandardUser"];
 
+/// What a tenant's `sip_domain` change does to its users' SIP passwords.
+const SIP_DOMAIN_IS_THE_REALM: &str = "The sip_domain is the digest realm, and only the \
+    digest hashes of SIP passwords are stored: changing it leaves every user of the tenant \
+    without a usable SIP password (sip_password_set false) until each sip_password is set \
+    again; their phones are refused meanwhile.";
+
 /// `schema` or `null`.
 fn nullable(schema: serde_json::Value) -> serde_json::Value {
     serde_json::json!({"anyOf": [schema, {"type": "null"}]})
@@ -435,6 +441,7 @@ pub fn api() -> Api {
             "/api/tenants/{tenant_id}",
             tenants::put,
             Doc::new("Tenants", "Replace a tenant (system admin)")
+                .describe(SIP_DOMAIN_IS_THE_REALM)
                 .json_body(tenant_body(&["name", "sip_domain"]))
                 .json(200, tenant.clone()),
         )
@@ -442,6 +449,7 @@ pub fn api() -> Api {
             "/api/tenants/{tenant_id}",
             tenants::patch,
             Doc::new("Tenants", "Change some fields of a tenant (system admin)")
+                .describe(SIP_DOMAIN_IS_THE_REALM)
                 .json_body(tenant_body(&[]))
                 .json(200, tenant.clone()),
         )
