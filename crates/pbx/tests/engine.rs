@@ -211,6 +211,17 @@ fn an_unknown_caller_is_challenged_like_a_known_one_and_refused_alike() {
     );
 }
 
+/// `phone` calls 102 and answers the challenge; the final status.
+fn answered_invite(bench: &mut Bench, phone: &mut Phone) -> Option<u16> {
+    let mut call = phone.call("102", None);
+    let text = phone.invite(&mut call, None);
+    bench.send(phone.peer, &text);
+    let challenge = bench.take_one(phone.peer);
+    let text = phone.invite(&mut call, Some(&challenge));
+    bench.send(phone.peer, &text);
+    bench.take_one(phone.peer).status()
+}
+
 /// Security review, finding 2: failures count per (source, user), so forged
 /// packets naming one user (or users that do not exist) never lock the
 /// address out for the others.
@@ -221,13 +232,7 @@ fn failures_for_one_user_do_not_block_the_source_for_another() {
         let mut mallory = Phone::new(ext, "Tom", udp("192.0.2.66:5060"));
         mallory.set_password("guess-guess");
         for _ in 0..5 {
-            let mut call = mallory.call("102", None);
-            let text = mallory.invite(&mut call, None);
-            bench.send(mallory.peer, &text);
-            let challenge = bench.take_one(mallory.peer);
-            let text = mallory.invite(&mut call, Some(&challenge));
-            bench.send(mallory.peer, &text);
-            assert_eq!(bench.take_one(mallory.peer).status(), Some(403));
+            assert_eq!(answered_invite(&mut bench, &mut mallory), Some(403));
         }
     }
     // 103's phone at the same address still gets its challenge.
@@ -244,13 +249,7 @@ fn repeated_failures_block_the_source_for_invite_and_register() {
     let mut mallory = Phone::new("101", "Tom", udp("192.0.2.66:5060"));
     mallory.set_password("guess");
     for _ in 0..5 {
-        let mut call = mallory.call("102", None);
-        let text = mallory.invite(&mut call, None);
-        bench.send(mallory.peer, &text);
-        let challenge = bench.take_one(mallory.peer);
-        let text = mallory.invite(&mut call, Some(&challenge));
-        bench.send(mallory.peer, &text);
-        assert_eq!(bench.take_one(mallory.peer).status(), Some(403));
+        assert_eq!(answered_invite(&mut bench, &mut mallory), Some(403));
     }
     assert!(
         bench

@@ -435,7 +435,7 @@ impl Registrar {
         self.location.import(now, now_unix, max, records)
     }
 
-    /// Sources the failure throttle remembers (a gauge for metrics; bounded
+    /// (source, user) pairs the failure throttle remembers (a gauge for metrics; bounded
     /// by [`ThrottleConfig::max_sources`]).
     pub fn tracked_sources(&self) -> usize {
         self.throttle.tracked_sources()
