@@ -76,15 +76,62 @@ pub struct User {
     pub tenant_id: TenantId,
     pub extension: Extension,
     pub display_name: String,
-    /// The SIP password its devices answer digest challenges with.
-    pub password: String,
+    /// What its devices' digest answers are checked against.
+    pub credentials: SipCredentials,
     /// How long a call rings this user before it rings out (SPEC §3).
     pub ring_timeout: Duration,
     /// A disabled user can neither register nor be called.
     pub enabled: bool,
 }
 
-/// The password stays out of logs.
+/// A user's SIP password as the PBX keeps it: the digest HA1s,
+/// `H(extension:realm:password)` for MD5 and SHA-256 (RFC 7616), and the
+/// realm they answer. Never the password: the store has none (DESIGN.md,
+/// "SIP passwords are stored as digest HA1s").
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct SipCredentials {
+    pub realm: String,
+    pub md5_ha1: String,
+    pub sha256_ha1: String,
+}
+
+impl SipCredentials {
+    /// The HA1s of `password` for `username` (the extension) in `realm`
+    /// (the tenant's domain): what provisioning stores.
+    pub fn from_password(username: &str, realm: &str, password: &str) -> Self {
+        use sip::auth::{DigestHash, ha1};
+        SipCredentials {
+            realm: realm.to_owned(),
+            md5_ha1: ha1(DigestHash::Md5, username, realm, password),
+            sha256_ha1: ha1(DigestHash::Sha256, username, realm, password),
+        }
+    }
+
+    /// Whether these answer challenges of `realm` (a tenant whose domain
+    /// changed needs its users' passwords again; none set: never).
+    pub fn answer(&self, realm: &str) -> bool {
+        !self.md5_ha1.is_empty() && self.realm.eq_ignore_ascii_case(realm)
+    }
+
+    /// The secret a digest of `hash` is checked against.
+    pub fn secret(&self, hash: sip::auth::DigestHash) -> sip::auth::UserSecret<'_> {
+        match hash {
+            sip::auth::DigestHash::Md5 => sip::auth::UserSecret::Md5Ha1(&self.md5_ha1),
+            sip::auth::DigestHash::Sha256 => sip::auth::UserSecret::Sha256Ha1(&self.sha256_ha1),
+        }
+    }
+}
+
+/// Each HA1 is as good as the password for its realm: out of logs.
+impl fmt::Debug for SipCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SipCredentials")
+            .field("realm", &self.realm)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The credentials stay out of logs.
 impl fmt::Debug for User {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("User")
@@ -118,7 +165,7 @@ pub struct Directory {
 }
 
 /// The form domains are compared in: lower case, no trailing dot.
-fn normalise_domain(domain: &str) -> String {
+pub(crate) fn normalise_domain(domain: &str) -> String {
     domain.trim_end_matches('.').to_ascii_lowercase()
 }
 
@@ -219,7 +266,7 @@ mod tests {
             tenant_id: t.id,
             extension: ext.into(),
             display_name: format!("User {ext}"),
-            password: "secret".into(),
+            credentials: SipCredentials::from_password(ext, &t.domain, "secret"),
             ring_timeout: DEFAULT_RING_TIMEOUT,
             enabled: true,
         }

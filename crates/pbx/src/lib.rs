@@ -57,7 +57,7 @@ pub mod registrar;
 pub mod router;
 
 pub use context::{InternalError, Written};
-pub use directory::{Directory, Extension, Tenant, User};
+pub use directory::{Directory, Extension, SipCredentials, Tenant, User};
 pub use engine::{DropReason, Engine, EngineConfig, EngineError, EngineEvent, Input, Output};
 pub use ids::IdGenerator;
 pub use location::{Aor, Binding, BindingChange, BindingRecord, ChangeKind, Location};

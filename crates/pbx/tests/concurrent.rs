@@ -90,7 +90,7 @@ fn two_hundred_interleaved_calls_each_end_in_one_cdr() {
                     tenant_id: tenant_id(),
                     extension: Extension::new(ext.as_str()),
                     display_name: format!("User {ext}"),
-                    password: password(ext),
+                    credentials: pbx::SipCredentials::from_password(ext, DOMAIN, &password(ext)),
                     ring_timeout: Duration::from_secs(30),
                     enabled: true,
                 })

@@ -116,7 +116,7 @@ fn malformed_requests_get_400_naming_the_defect_or_are_dropped() {
 }
 
 #[test]
-fn invite_is_challenged_with_407_md5_then_sha256() {
+fn invite_is_challenged_with_407_md5_only_by_default() {
     let mut cast = Cast::new();
     let Cast { bench, alice, .. } = &mut cast;
     let mut call = alice.call("102", Some(SDP_A));
@@ -128,11 +128,11 @@ fn invite_is_challenged_with_407_md5_then_sha256() {
         .challenges(HeaderName::ProxyAuthenticate)
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(challenges.len(), 2);
-    // The registrar's default offer: MD5 first, for phones that read only
-    // the first challenge (RegistrarConfig::digest_offer).
+    // The registrar's default offer: MD5 alone, which libre-based phones
+    // need (RegistrarConfig::digest_offer), with qop=auth.
+    assert_eq!(challenges.len(), 1);
     assert_eq!(challenges[0].algorithm, sip::auth::Algorithm::Md5);
-    assert_eq!(challenges[1].algorithm, sip::auth::Algorithm::Sha256);
+    assert_eq!(challenges[0].qop, [sip::auth::Qop::Auth]);
     assert_eq!(challenges[0].realm, DOMAIN);
     assert!(
         bench.call_events.is_empty(),
@@ -164,21 +164,83 @@ fn invite_with_a_wrong_password_gets_403_and_counts_as_a_failure() {
     assert!(bench.call_events.is_empty());
 }
 
+/// Security review, finding 12: `403` for unknown callers and `407` for
+/// known ones told a scanner which extensions exist.
 #[test]
-fn invite_from_an_unknown_user_gets_403() {
+fn an_unknown_caller_is_challenged_like_a_known_one_and_refused_alike() {
     let mut bench = Bench::new();
-    let mut stranger = Phone::new("555", "Eve", udp("192.0.2.66:5060"));
-    let mut call = stranger.call("102", None);
-    let text = stranger.invite(&mut call, None);
-    bench.send(stranger.peer, &text);
-    assert_eq!(bench.take_one(stranger.peer).status(), Some(403));
-    assert!(bench.engine_events.iter().any(|e| matches!(
-        e,
-        EngineEvent::InviteAuthFailed {
-            reason: AuthFailure::UnknownUser,
-            ..
+    let mut answers = Vec::new();
+    for (ext, source) in [("555", "192.0.2.66:5060"), ("101", "192.0.2.67:5060")] {
+        let mut phone = Phone::new(ext, "Eve", udp(source));
+        phone.set_password("guess-guess");
+        let mut call = phone.call("102", None);
+        let text = phone.invite(&mut call, None);
+        bench.send(phone.peer, &text);
+        let challenge = bench.take_one(phone.peer);
+        assert_eq!(challenge.status(), Some(407), "{ext}");
+        let shape: Vec<String> = challenge
+            .challenges(HeaderName::ProxyAuthenticate)
+            .map(|c| {
+                let c = c.unwrap();
+                format!("{} {} {:?} {}", c.realm, c.algorithm, c.qop, c.nonce.len())
+            })
+            .collect();
+        bench.send(phone.peer, &phone.ack_failure(&call, &challenge));
+        let text = phone.invite(&mut call, Some(&challenge));
+        bench.send(phone.peer, &text);
+        let refusal = bench.take_one(phone.peer);
+        answers.push((
+            shape,
+            refusal.status(),
+            refusal.reason_phrase().map(str::to_owned),
+        ));
+    }
+    assert_eq!(answers[0], answers[1], "unknown vs known: {answers:?}");
+    assert_eq!(answers[0].1, Some(403));
+    let reasons: Vec<AuthFailure> = bench
+        .engine_events
+        .iter()
+        .filter_map(|e| match e {
+            EngineEvent::InviteAuthFailed { reason, .. } => Some(*reason),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        [AuthFailure::UnknownUser, AuthFailure::WrongPassword]
+    );
+}
+
+/// `phone` calls 102 and answers the challenge; the final status.
+fn answered_invite(bench: &mut Bench, phone: &mut Phone) -> Option<u16> {
+    let mut call = phone.call("102", None);
+    let text = phone.invite(&mut call, None);
+    bench.send(phone.peer, &text);
+    let challenge = bench.take_one(phone.peer);
+    let text = phone.invite(&mut call, Some(&challenge));
+    bench.send(phone.peer, &text);
+    bench.take_one(phone.peer).status()
+}
+
+/// Security review, finding 2: failures count per (source, user), so forged
+/// packets naming one user (or users that do not exist) never lock the
+/// address out for the others.
+#[test]
+fn failures_for_one_user_do_not_block_the_source_for_another() {
+    let mut bench = Bench::new();
+    for ext in ["101", "555", "556", "557", "558", "559"] {
+        let mut mallory = Phone::new(ext, "Tom", udp("192.0.2.66:5060"));
+        mallory.set_password("guess-guess");
+        for _ in 0..5 {
+            assert_eq!(answered_invite(&mut bench, &mut mallory), Some(403));
         }
-    )));
+    }
+    // 103's phone at the same address still gets its challenge.
+    let mut phone = Phone::new("103", "Carol", udp("192.0.2.66:5060"));
+    let mut call = phone.call("102", None);
+    let text = phone.invite(&mut call, None);
+    bench.send(phone.peer, &text);
+    assert_eq!(bench.take_one(phone.peer).status(), Some(407));
 }
 
 #[test]
@@ -187,13 +249,7 @@ fn repeated_failures_block_the_source_for_invite_and_register() {
     let mut mallory = Phone::new("101", "Tom", udp("192.0.2.66:5060"));
     mallory.set_password("guess");
     for _ in 0..5 {
-        let mut call = mallory.call("102", None);
-        let text = mallory.invite(&mut call, None);
-        bench.send(mallory.peer, &text);
-        let challenge = bench.take_one(mallory.peer);
-        let text = mallory.invite(&mut call, Some(&challenge));
-        bench.send(mallory.peer, &text);
-        assert_eq!(bench.take_one(mallory.peer).status(), Some(403));
+        assert_eq!(answered_invite(&mut bench, &mut mallory), Some(403));
     }
     assert!(
         bench

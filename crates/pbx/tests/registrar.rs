@@ -42,7 +42,11 @@ fn directory() -> Directory {
                 tenant_id: tenant_id(id),
                 extension: Extension::new(ext),
                 display_name: format!("Ext {ext}"),
-                password: format!("{password}-{id}"),
+                credentials: pbx::SipCredentials::from_password(
+                    ext,
+                    domain,
+                    &format!("{password}-{id}"),
+                ),
                 ring_timeout: Duration::from_secs(30),
                 enabled,
             })
@@ -225,9 +229,12 @@ impl Phone {
             .challenges(HeaderName::WwwAuthenticate)
             .map(Result::unwrap)
             .collect();
+        // Its own algorithm when offered, else the first (as phones do).
         self.challenge = challenges
-            .into_iter()
-            .find(|c| c.algorithm == self.algorithm);
+            .iter()
+            .find(|c| c.algorithm == self.algorithm)
+            .or(challenges.first())
+            .cloned();
     }
 
     /// Sends a REGISTER, answering a 401 once as a phone does.
@@ -280,6 +287,11 @@ fn failures(o: &RegisterOutcome) -> Vec<AuthFailure> {
 #[test]
 fn the_digest_offer_is_configurable() {
     for (offer, expected) in [
+        (pbx::DigestOffer::Md5Only, vec![Algorithm::Md5]),
+        (
+            pbx::DigestOffer::Md5ThenSha256,
+            vec![Algorithm::Md5, Algorithm::Sha256],
+        ),
         (
             pbx::DigestOffer::Sha256ThenMd5,
             vec![Algorithm::Sha256, Algorithm::Md5],
@@ -304,7 +316,45 @@ fn the_digest_offer_is_configurable() {
 }
 
 #[test]
-fn first_register_gets_two_challenges_md5_first() {
+fn a_tenant_may_have_an_offer_of_its_own() {
+    let mut pbx = Pbx::new();
+    pbx.registrar
+        .set_tenant_digest_offer("OTHER.tally.local.", pbx::DigestOffer::Sha256ThenMd5);
+    let offered = |pbx: &mut Pbx, domain: &str| {
+        let mut phone = Phone::linphone("101", "a1", "203.0.113.7:40112");
+        phone.domain = domain.into();
+        phone.ruri = format!("sip:{domain}");
+        let text = phone.register_text(None, Some(3600));
+        let out = pbx.send(phone.source, &text);
+        assert_eq!(status(&out), 401);
+        out.response
+            .challenges(HeaderName::WwwAuthenticate)
+            .map(|c| c.unwrap().algorithm)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(offered(&mut pbx, DOMAIN), [Algorithm::Md5]);
+    assert_eq!(
+        offered(&mut pbx, "other.tally.local"),
+        [Algorithm::Sha256, Algorithm::Md5]
+    );
+}
+
+#[test]
+fn digest_offer_names_are_parsed_strictly() {
+    use pbx::DigestOffer;
+    assert_eq!(DigestOffer::from_names(&["md5"]), Ok(DigestOffer::Md5Only));
+    assert_eq!(
+        DigestOffer::from_names(&["SHA-256", "MD5"]),
+        Ok(DigestOffer::Sha256ThenMd5)
+    );
+    assert_eq!(DigestOffer::Md5ThenSha256.to_string(), "MD5, SHA-256");
+    for bad in [&[][..], &["SHA-512"], &["MD5", "MD5"], &["SHA-256-sess"]] {
+        assert!(DigestOffer::from_names(bad).is_err(), "{bad:?}");
+    }
+}
+
+#[test]
+fn first_register_gets_one_md5_challenge_by_default() {
     let mut pbx = Pbx::new();
     let mut phone = Phone::linphone("101", "a1", "203.0.113.7:40112");
     let text = phone.register_text(None, Some(3600));
@@ -318,13 +368,12 @@ fn first_register_gets_two_challenges_md5_first() {
         .map(Result::unwrap)
         .collect();
     let algorithms: Vec<_> = challenges.iter().map(|c| c.algorithm).collect();
-    assert_eq!(algorithms, [Algorithm::Md5, Algorithm::Sha256]);
+    assert_eq!(algorithms, [Algorithm::Md5]);
     for c in &challenges {
         assert_eq!(c.realm, DOMAIN);
         assert!(!c.stale);
         assert_eq!(c.qop, [sip::auth::Qop::Auth]);
     }
-    assert_ne!(challenges[0].nonce, challenges[1].nonce);
     assert!(out.changes.is_empty());
     assert!(out.events.is_empty(), "the first leg is not a failure");
     assert!(pbx.bindings("101").is_empty());
@@ -332,7 +381,10 @@ fn first_register_gets_two_challenges_md5_first() {
 
 #[test]
 fn sha256_answer_registers_the_device() {
-    let mut pbx = Pbx::new();
+    let mut pbx = Pbx::with_config(RegistrarConfig {
+        digest_offer: pbx::DigestOffer::Sha256ThenMd5,
+        ..RegistrarConfig::default()
+    });
     let mut phone = Phone::linphone("101", "a1", "203.0.113.7:40112");
     let out = phone.register(&mut pbx, None, Some(3600));
     assert_eq!(status(&out), 200, "{:?}", out.response.reason_phrase());
@@ -384,11 +436,16 @@ fn md5_answer_from_sipp_registering_to_an_ip_address() {
 #[test]
 fn the_same_account_answers_md5_and_sha256() {
     for algorithm in [Algorithm::Md5, Algorithm::Sha256] {
-        let mut pbx = Pbx::new();
+        let mut pbx = Pbx::with_config(RegistrarConfig {
+            digest_offer: pbx::DigestOffer::Md5ThenSha256,
+            ..RegistrarConfig::default()
+        });
         let mut phone = Phone::linphone("101", "a1", "203.0.113.7:40112");
         phone.algorithm = algorithm;
         let out = phone.register(&mut pbx, None, None);
         assert_eq!(status(&out), 200, "{algorithm}");
+        let record = &out.changes[0].record;
+        assert_eq!(record.extension, "101", "{algorithm}");
         // No Expires anywhere: the default hour.
         assert_eq!(contacts(&out)[0].1, 3600);
     }
@@ -436,6 +493,9 @@ fn repeated_failures_throttle_the_source_until_the_cool_down_ends() {
     // Only that source: another address registers.
     let mut other = Phone::sipp("102", "203.0.113.67:5060");
     assert_eq!(status(&other.register(&mut pbx, None, Some(3600))), 200);
+    // And only that user: another phone behind the same address does too.
+    let mut neighbour = Phone::sipp("102", source);
+    assert_eq!(status(&neighbour.register(&mut pbx, None, Some(3600))), 200);
 
     pbx.advance(299);
     assert_eq!(status(&phone.register(&mut pbx, None, Some(3600))), 403);
@@ -462,6 +522,179 @@ fn failures_are_counted_per_source_and_throttle_is_bounded() {
     pbx.advance(61);
     pbx.registrar.handle_timeout(pbx.now(), pbx.now_unix());
     assert_eq!(pbx.registrar.tracked_sources(), 0);
+}
+
+/// Security review, finding 2: five forged REGISTERs naming unknown users
+/// (or domains) "from" a victim's address used to lock that address out.
+#[test]
+fn spoofed_failures_for_unknown_users_never_lock_the_source_out() {
+    let mut pbx = Pbx::new();
+    let victim = "203.0.113.80:5060";
+    for i in 0..50 {
+        let mut forged = Phone::sipp(&format!("9{i:02}"), victim);
+        assert_eq!(status(&forged.register(&mut pbx, None, Some(60))), 404);
+        let mut forged = Phone::sipp(&format!("8{i:02}"), victim);
+        forged.domain = format!("nowhere-{i}.example");
+        assert_eq!(status(&forged.register(&mut pbx, None, Some(60))), 404);
+    }
+    // Forged wrong passwords for 102 block 102 from there, nobody else.
+    for _ in 0..5 {
+        let mut forged = Phone::sipp("102", victim).with_password("guess");
+        assert_eq!(status(&forged.register(&mut pbx, None, Some(60))), 403);
+    }
+    let mut phone = Phone::sipp("101", victim);
+    let out = phone.register(&mut pbx, None, Some(3600));
+    assert_eq!(status(&out), 200, "{:?}", out.response.reason_phrase());
+    // The same unknown name again from there is blocked, and the answer
+    // is the one a blocked known user gets.
+    let mut unknown = Phone::sipp("900", victim);
+    for _ in 0..4 {
+        let _ = unknown.register(&mut pbx, None, Some(60));
+    }
+    let out = unknown.register(&mut pbx, None, Some(60));
+    assert_eq!(status(&out), 403);
+    assert_eq!(
+        out.response.reason_phrase(),
+        Some("Forbidden (too many failed attempts)")
+    );
+}
+
+/// Issue 16: a phone that cannot answer the offered algorithm (libre 1.0
+/// and SHA-256) just sends its REGISTER again later; the admin gets one
+/// event naming the device and the offer.
+#[test]
+fn a_device_that_never_answers_is_reported_at_the_third_challenge() {
+    let mut pbx = Pbx::with_config(RegistrarConfig {
+        digest_offer: pbx::DigestOffer::Sha256Only,
+        ..RegistrarConfig::default()
+    });
+    let source = "127.0.0.1:6330";
+    let mut phone = Phone::sipp("101", source);
+    let mut reported = Vec::new();
+    for i in 1..=31 {
+        pbx.advance(30);
+        let text = phone.register_text(None, Some(3600));
+        let out = pbx.send(phone.source, &text);
+        assert_eq!(status(&out), 401);
+        for e in out.events {
+            if let RegistrarEvent::ChallengesUnanswered {
+                user,
+                device,
+                method,
+                challenges,
+                offered,
+                ..
+            } = e
+            {
+                assert_eq!(user, "101");
+                assert_eq!(device, udp(source));
+                assert_eq!(method, sip::Method::Register);
+                assert_eq!(offered, pbx::DigestOffer::Sha256Only);
+                reported.push((i, challenges));
+            }
+        }
+    }
+    assert_eq!(reported, [(3, 3), (30, 30)]);
+    // A device that answers (even wrongly) is not that problem.
+    let mut other = Phone::sipp("102", "127.0.0.1:6331").with_password("guess");
+    for _ in 0..5 {
+        let out = other.register(&mut pbx, None, Some(3600));
+        assert!(
+            !out.events
+                .iter()
+                .any(|e| matches!(e, RegistrarEvent::ChallengesUnanswered { .. }))
+        );
+    }
+}
+
+/// Security review, finding 13: an answer without qop carries no nonce
+/// count, so it could be replayed for the nonce's lifetime.
+#[test]
+fn digest_without_qop_is_refused_unless_allowed_and_then_answers_once() {
+    for allowed in [false, true] {
+        let mut pbx = Pbx::with_config(RegistrarConfig {
+            allow_digest_without_qop: allowed,
+            ..RegistrarConfig::default()
+        });
+        let mut phone = Phone::sipp("101", "203.0.113.9:5060");
+        let text = phone.register_text(None, Some(3600));
+        let out = pbx.send(phone.source, &text);
+        phone.learn(&out.response);
+        // An RFC 2069 phone: ignores qop.
+        if let Some(ch) = phone.challenge.as_mut() {
+            ch.qop.clear();
+        }
+        let text = phone.register_text(None, Some(3600));
+        assert!(!text.contains("nc="));
+        let out = pbx.send(phone.source, &text);
+        if !allowed {
+            assert_eq!(status(&out), 403);
+            assert_eq!(
+                out.response.reason_phrase(),
+                Some("Forbidden (digest without qop=auth)")
+            );
+            assert_eq!(failures(&out), [AuthFailure::DigestWithoutQop]);
+            assert!(pbx.bindings("101").is_empty());
+            continue;
+        }
+        assert_eq!(status(&out), 200);
+        // The same request again (a replay): challenged afresh, stale.
+        let out = pbx.send(phone.source, &text);
+        assert_eq!(status(&out), 401);
+        let ch = out
+            .response
+            .challenges(HeaderName::WwwAuthenticate)
+            .next()
+            .unwrap()
+            .unwrap();
+        assert!(ch.stale);
+        assert!(failures(&out).is_empty());
+    }
+}
+
+/// Issue 17, hashed credentials: HA1s computed for another realm (the
+/// tenant's domain changed since) cannot answer; the phone is told why and
+/// the throttle does not count it, however often it tries.
+#[test]
+fn credentials_of_another_realm_are_refused_with_the_reason_not_counted() {
+    let mut pbx = Pbx::new();
+    pbx.directory
+        .upsert_user(User {
+            tenant_id: tenant_id(1),
+            extension: Extension::new("102"),
+            display_name: "Ext 102".into(),
+            credentials: pbx::SipCredentials::from_password(
+                "102",
+                "old.example",
+                &password("102", 1),
+            ),
+            ring_timeout: Duration::from_secs(30),
+            enabled: true,
+        })
+        .unwrap();
+    for _ in 0..8 {
+        let mut phone = Phone::sipp("102", "203.0.113.9:5060");
+        let out = phone.register(&mut pbx, None, Some(3600));
+        assert_eq!(status(&out), 403);
+        assert_eq!(
+            out.response.reason_phrase(),
+            Some("Forbidden (no SIP password for this domain; set it again)")
+        );
+        assert_eq!(failures(&out), [AuthFailure::SipPasswordNotSet]);
+    }
+    // None set at all: the same.
+    pbx.directory
+        .upsert_user(User {
+            tenant_id: tenant_id(1),
+            extension: Extension::new("102"),
+            display_name: "Ext 102".into(),
+            credentials: pbx::SipCredentials::default(),
+            ring_timeout: Duration::from_secs(30),
+            enabled: true,
+        })
+        .unwrap();
+    let mut phone = Phone::sipp("102", "203.0.113.9:5060");
+    assert_eq!(status(&phone.register(&mut pbx, None, Some(3600))), 403);
 }
 
 #[test]
@@ -498,7 +731,7 @@ fn stale_nonce_is_rechallenged_with_stale_true() {
         .challenges(HeaderName::WwwAuthenticate)
         .map(|c| c.unwrap().stale)
         .collect();
-    assert_eq!(stale, [true, true]);
+    assert_eq!(stale, [true]);
     assert!(out.events.is_empty(), "a stale nonce is not a failure");
     phone.learn(&out.response);
     let text = phone.register_text(None, Some(3600));

@@ -596,9 +596,25 @@ mod server {
     }
 
     #[test]
-    fn without_qop_md5_and_sha256() {
+    fn without_qop_is_refused_by_default() {
+        let mut s = server();
+        let mut client = DigestClient::new("101", "s3cret");
+        let ch = without_qop(s.challenge(T0, Algorithm::Md5, false));
+        let c = answer(&mut client, &ch, "INVITE", "sip:102@demo.tally.local");
+        assert_eq!(c.qop, None);
+        let c = credentials(&c.to_string());
+        // Even with the right password: the answer could be a replay.
+        assert_eq!(
+            s.verify(T0, "INVITE", &c, UserSecret::Password("s3cret")),
+            Verdict::Reject(RejectReason::MissingQop)
+        );
+        assert_eq!(s.tracked_nonces(), 0);
+    }
+
+    #[test]
+    fn without_qop_when_allowed_each_nonce_answers_once() {
         for alg in [Algorithm::Md5, Algorithm::Sha256] {
-            let mut s = server();
+            let mut s = server().with_qop_required(false);
             let mut client = DigestClient::new("101", "s3cret");
             let ch = without_qop(s.challenge(T0, alg, false));
             let c = answer(&mut client, &ch, "INVITE", "sip:102@demo.tally.local");
@@ -606,13 +622,30 @@ mod server {
             assert!(!c.to_string().contains("nc="));
             let c = credentials(&c.to_string());
             let secret = UserSecret::Password("s3cret");
-            assert_eq!(s.verify(T0, "INVITE", &c, secret), Verdict::Ok);
-            // No nonce count, so reuse within the lifetime is accepted...
-            assert_eq!(s.verify(T0 + 299, "INVITE", &c, secret), Verdict::Ok);
-            // ...and nothing is tracked for it.
-            assert_eq!(s.tracked_nonces(), 0);
-            // ...until it expires.
-            assert_eq!(s.verify(T0 + 300, "INVITE", &c, secret), Verdict::Stale);
+            // A wrong answer is refused and burns nothing.
+            let mut forged = c.clone();
+            forged.response = "0".repeat(alg.hash().hex_len());
+            assert_eq!(
+                s.verify(T0, "INVITE", &forged, secret),
+                Verdict::Reject(RejectReason::WrongResponse)
+            );
+            assert_eq!(s.verify(T0, "INVITE", &c, secret), Verdict::Ok, "{alg}");
+            assert_eq!(s.tracked_nonces(), 1);
+            // The same answer again (a replay, or a phone reusing its nonce)
+            // is sent for a fresh nonce, never accepted.
+            assert_eq!(s.verify(T0 + 1, "INVITE", &c, secret), Verdict::Stale);
+            // Nor can the nonce be answered with qop afterwards.
+            let mut with_qop = DigestClient::new("101", "s3cret");
+            let again = answer(
+                &mut with_qop,
+                &s.challenge(T0, alg, false),
+                "INVITE",
+                "sip:102@demo.tally.local",
+            );
+            assert_eq!(s.verify(T0 + 1, "INVITE", &again, secret), Verdict::Ok);
+            let mut reuse = again.clone();
+            reuse.nonce = c.nonce.clone();
+            assert_ne!(s.verify(T0 + 1, "INVITE", &reuse, secret), Verdict::Ok);
         }
     }
 
@@ -737,10 +770,19 @@ mod server {
         ] {
             let mut client = DigestClient::new("101", "s3cret");
             let c = answer(&mut client, &forged, "REGISTER", "sip:demo.tally.local");
+            // The stranger's challenge has no qop, refused for that first
+            // unless the server takes legacy answers.
+            let mut legacy = server().with_qop_required(false);
             assert_eq!(
-                s.verify(T0, "REGISTER", &c, secret),
+                legacy.verify(T0, "REGISTER", &c, secret),
                 Verdict::Reject(RejectReason::InvalidNonce)
             );
+            if c.qop.is_some() {
+                assert_eq!(
+                    s.verify(T0, "REGISTER", &c, secret),
+                    Verdict::Reject(RejectReason::InvalidNonce)
+                );
+            }
         }
     }
 

@@ -373,6 +373,11 @@ pub(crate) const SQLITE_MIGRATIONS: Embedded = &[
         "cdr_queries",
         include_str!("../migrations/sqlite/0005_cdr_queries.sql"),
     ),
+    (
+        10,
+        "sip_ha1",
+        include_str!("../migrations/sqlite/0010_sip_ha1.sql"),
+    ),
 ];
 pub(crate) const POSTGRES_MIGRATIONS: Embedded = &[
     (
@@ -399,6 +404,11 @@ pub(crate) const POSTGRES_MIGRATIONS: Embedded = &[
         5,
         "cdr_queries",
         include_str!("../migrations/postgres/0005_cdr_queries.sql"),
+    ),
+    (
+        10,
+        "sip_ha1",
+        include_str!("../migrations/postgres/0010_sip_ha1.sql"),
     ),
 ];
 

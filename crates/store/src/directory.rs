@@ -55,12 +55,9 @@ pub struct User {
     pub tenant_id: TenantId,
     pub extension: String,
     pub display_name: String,
-    /// Plaintext. Digest authentication needs the password or, per realm
-    /// and algorithm, an HA1 that is just as good as the password to an
-    /// attacker; keeping the password lets one record answer MD5 and
-    /// SHA-256 challenges and survive a domain rename, and lets the
-    /// console show it as PBX admins expect. Protect the database instead.
-    pub sip_password: String,
+    /// The digest HA1s of the SIP password, never the password itself
+    /// (DESIGN.md, "SIP passwords are stored as digest HA1s").
+    pub sip: SipHashes,
     pub ring_timeout_secs: u32,
     /// A disabled user can neither register, be called nor sign in.
     pub enabled: bool,
@@ -83,13 +80,44 @@ pub struct User {
     pub updated_at: UnixMillis,
 }
 
+/// What the store keeps of a SIP password: `H(extension:realm:password)`
+/// for MD5 and for SHA-256 (RFC 7616), in lowercase hex, and the realm
+/// they were computed for, as Kamailio's `ha1`/`ha1b` columns do. Empty
+/// (the default): no SIP password is set, the user cannot authenticate.
+/// The store does not hash: the caller computes them (the binary, with
+/// `sip::auth::ha1`, the one place digest arithmetic lives).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct SipHashes {
+    /// The digest realm (the tenant's SIP domain when they were computed).
+    pub realm: String,
+    pub md5: String,
+    pub sha256: String,
+}
+
+impl SipHashes {
+    /// Whether a SIP password is set (and answers challenges of `realm`).
+    pub fn is_set_for(&self, realm: &str) -> bool {
+        !self.md5.is_empty() && self.realm.eq_ignore_ascii_case(realm)
+    }
+}
+
+/// The hashes stay out of logs: each is as good as the password for its
+/// realm.
+impl fmt::Debug for SipHashes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SipHashes")
+            .field("realm", &self.realm)
+            .finish_non_exhaustive()
+    }
+}
+
 impl User {
     /// A `StandardUser` with no web password, no forwarding, no recording.
     pub fn new(
         id: Id,
         tenant_id: TenantId,
         extension: &str,
-        sip_password: &str,
+        sip: SipHashes,
         created_at: UnixMillis,
     ) -> Self {
         User {
@@ -97,7 +125,7 @@ impl User {
             tenant_id,
             extension: extension.to_owned(),
             display_name: String::new(),
-            sip_password: sip_password.to_owned(),
+            sip,
             ring_timeout_secs: DEFAULT_RING_TIMEOUT_SECS,
             enabled: true,
             role: "StandardUser".to_owned(),
@@ -119,7 +147,7 @@ impl fmt::Debug for User {
             .field("tenant_id", &self.tenant_id)
             .field("extension", &self.extension)
             .field("display_name", &self.display_name)
-            .field("sip_password", &"..")
+            .field("sip", &self.sip)
             .field("ring_timeout_secs", &self.ring_timeout_secs)
             .field("enabled", &self.enabled)
             .field("role", &self.role)
@@ -210,6 +238,18 @@ pub(crate) async fn update_tenant(
             ],
         )
         .await?;
+    if n > 0 {
+        // The digest realm is the domain: HA1s computed for another realm
+        // can no longer answer a challenge. Forget them, so the API shows
+        // which users need their SIP password again (a rename cannot
+        // recompute them: the store never had the passwords).
+        conn.execute(
+            "UPDATE users SET sip_realm = '', sip_ha1_md5 = '', sip_ha1_sha256 = '' \
+             WHERE tenant_id = $1 AND sip_realm <> $2",
+            &args![db_id("tenant_id", tenant.id.id())?, domain.as_str()],
+        )
+        .await?;
+    }
     Ok(n > 0)
 }
 
@@ -330,14 +370,13 @@ pub(crate) async fn create_user(conn: &mut impl Conn, user: &User) -> Result<(),
     conn.execute(
         "INSERT INTO users (id, tenant_id, extension, display_name, sip_password, \
          ring_timeout_secs, enabled, role, email, username, password_hash, forwarding, \
-         recording, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+         recording, created_at, updated_at, sip_realm, sip_ha1_md5, sip_ha1_sha256) \
+         VALUES ($1, $2, $3, $4, '', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
         &args![
             db_id("user_id", user.id)?,
             db_id("tenant_id", user.tenant_id.id())?,
             user.extension.as_str(),
             user.display_name.as_str(),
-            user.sip_password.as_str(),
             i64::from(user.ring_timeout_secs),
             user.enabled,
             user.role.as_str(),
@@ -348,6 +387,9 @@ pub(crate) async fn create_user(conn: &mut impl Conn, user: &User) -> Result<(),
             user.recording,
             db_ms("created_at", user.created_at)?,
             db_ms("updated_at", user.updated_at)?,
+            user.sip.realm.as_str(),
+            user.sip.md5.as_str(),
+            user.sip.sha256.as_str(),
         ],
     )
     .await?;
@@ -369,16 +411,16 @@ pub(crate) async fn update_user(conn: &mut impl Conn, user: &User) -> Result<boo
     .await?;
     let n = conn
         .execute(
-            "UPDATE users SET extension = $3, display_name = $4, sip_password = $5, \
-             ring_timeout_secs = $6, enabled = $7, role = $8, email = $9, username = $10, \
-             password_hash = $11, forwarding = $12, recording = $13, updated_at = $14 \
+            "UPDATE users SET extension = $3, display_name = $4, sip_password = '', \
+             ring_timeout_secs = $5, enabled = $6, role = $7, email = $8, username = $9, \
+             password_hash = $10, forwarding = $11, recording = $12, updated_at = $13, \
+             sip_realm = $14, sip_ha1_md5 = $15, sip_ha1_sha256 = $16 \
              WHERE id = $1 AND tenant_id = $2",
             &args![
                 id,
                 tenant,
                 user.extension.as_str(),
                 user.display_name.as_str(),
-                user.sip_password.as_str(),
                 i64::from(user.ring_timeout_secs),
                 user.enabled,
                 user.role.as_str(),
@@ -388,6 +430,9 @@ pub(crate) async fn update_user(conn: &mut impl Conn, user: &User) -> Result<boo
                 user.forwarding.as_str(),
                 user.recording,
                 db_ms("updated_at", user.updated_at)?,
+                user.sip.realm.as_str(),
+                user.sip.md5.as_str(),
+                user.sip.sha256.as_str(),
             ],
         )
         .await?;
@@ -476,7 +521,11 @@ fn user_from_row(row: &impl Row) -> Result<User, StoreError> {
         tenant_id: get_id(row, "tenant_id")?,
         extension: row.text("extension")?,
         display_name: row.text("display_name")?,
-        sip_password: row.text("sip_password")?,
+        sip: SipHashes {
+            realm: row.text("sip_realm")?,
+            md5: row.text("sip_ha1_md5")?,
+            sha256: row.text("sip_ha1_sha256")?,
+        },
         ring_timeout_secs: get_u32(row, "ring_timeout_secs")?,
         enabled: row.boolean("enabled")?,
         role: row.text("role")?,

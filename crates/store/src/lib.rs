@@ -57,6 +57,7 @@ mod outbox;
 pub mod query;
 mod recovery;
 mod registrations;
+mod sip_credentials;
 mod sync;
 mod webhooks;
 mod writer;
@@ -67,7 +68,7 @@ pub use audit::AuditEntry;
 pub use cdrs::CdrPage;
 pub use commit::SessionEvents;
 pub use db::{Backend, StoreOptions};
-pub use directory::{DEFAULT_RING_TIMEOUT_SECS, DEFAULT_TIME_ZONE, Tenant, User};
+pub use directory::{DEFAULT_RING_TIMEOUT_SECS, DEFAULT_TIME_ZONE, SipHashes, Tenant, User};
 pub use error::StoreError;
 pub use export::{ExportFormat, ExportZone, UnknownZone};
 pub use identity::{AccessGrant, ApiKey, NewToken, Refresh, Rotation, TokenOwner};
@@ -75,6 +76,7 @@ pub use outbox::OutboxEvent;
 pub use query::{CdrQuery, CdrScope, QueryError};
 pub use recovery::{OpenSession, RecoveredSession, RecoveryReport, RecoveryScope};
 pub use registrations::Registration;
+pub use sip_credentials::PlaintextSipPassword;
 pub use sync::SyncDiff;
 pub use webhooks::{
     AttemptRecord, ClaimedDelivery, Delivery, DeliveryStatus, EndpointChange, FanOut, LogEntry,

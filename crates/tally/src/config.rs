@@ -14,6 +14,11 @@
 //! tcp = true
 //! tcp_idle_secs = 600                # close a TCP connection idle this long
 //! tcp_max_connections = 10000        # open TCP connections, in and out
+//! digest_algorithms = ["MD5"]        # challenges offered, in order ("MD5", "SHA-256")
+//! allow_digest_without_qop = false   # true for legacy phones that ignore qop=auth
+//!
+//! [sip.tenant_digest_algorithms]     # per tenant, by SIP domain
+//! "modern.example.com" = ["SHA-256", "MD5"]
 //!
 //! [http]
 //! bind = "127.0.0.1"
@@ -118,6 +123,24 @@ pub struct SipConfig {
     /// TCP connections open at once, accepted and opened together; beyond
     /// it new ones are refused (a flood must not exhaust descriptors).
     pub tcp_max_connections: usize,
+    /// The digest challenges offered in 401/407, in order. MD5 alone by
+    /// default: Debian's baresip (libre 1.0) fails on any other challenge
+    /// in the response, and phones reading only the first one need MD5
+    /// first (DESIGN.md, "Digest algorithms").
+    pub digest_algorithms: Vec<String>,
+    /// Per-tenant offers, keyed by the tenant's SIP domain.
+    pub tenant_digest_algorithms: std::collections::BTreeMap<String, Vec<String>>,
+    /// Accept digest answers without `qop` (each nonce then answers once).
+    /// Off: such answers have no nonce count and could be replayed.
+    pub allow_digest_without_qop: bool,
+}
+
+/// `sip.digest_algorithms` and `sip.tenant_digest_algorithms`, checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DigestOffers {
+    pub default: pbx::DigestOffer,
+    /// (SIP domain, offer).
+    pub tenants: Vec<(String, pbx::DigestOffer)>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -185,6 +208,9 @@ impl Default for SipConfig {
             tcp: true,
             tcp_idle_secs: 600,
             tcp_max_connections: 10_000,
+            digest_algorithms: vec!["MD5".to_owned()],
+            tenant_digest_algorithms: std::collections::BTreeMap::new(),
+            allow_digest_without_qop: false,
         }
     }
 }
@@ -260,6 +286,7 @@ impl Config {
         }
         self.wire_profile()?;
         self.retention()?;
+        self.digest_offers()?;
         if self.wsi.send_queue == 0 {
             bail!("wsi.send_queue must be at least 1");
         }
@@ -326,6 +353,23 @@ impl Config {
         }
     }
 
+    /// The default digest offer and the per-domain ones.
+    pub fn digest_offers(&self) -> anyhow::Result<DigestOffers> {
+        let default = pbx::DigestOffer::from_names(&self.sip.digest_algorithms)
+            .context("sip.digest_algorithms")?;
+        let tenants = self
+            .sip
+            .tenant_digest_algorithms
+            .iter()
+            .map(|(domain, names)| {
+                pbx::DigestOffer::from_names(names)
+                    .map(|offer| (domain.clone(), offer))
+                    .with_context(|| format!("sip.tenant_digest_algorithms.{domain:?}"))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok(DigestOffers { default, tenants })
+    }
+
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown.grace_secs)
     }
@@ -375,6 +419,50 @@ mod tests {
                 .contains("webhooks.allow")
         );
         assert!(toml::from_str::<Config>("[webhooks]\nallowed = []\n").is_err());
+    }
+
+    #[test]
+    fn digest_algorithms_default_to_md5_and_are_checked() {
+        let c = Config::default();
+        let offers = c.digest_offers().unwrap();
+        assert_eq!(offers.default, pbx::DigestOffer::Md5Only);
+        assert!(offers.tenants.is_empty());
+        assert!(!c.sip.allow_digest_without_qop);
+        let c: Config = toml::from_str(
+            "[sip]\ndigest_algorithms = [\"sha-256\", \"MD5\"]\nallow_digest_without_qop = true\n\
+             [sip.tenant_digest_algorithms]\n\"a.example\" = [\"SHA-256\"]\n",
+        )
+        .unwrap();
+        c.check().unwrap();
+        let offers = c.digest_offers().unwrap();
+        assert_eq!(offers.default, pbx::DigestOffer::Sha256ThenMd5);
+        assert_eq!(
+            offers.tenants,
+            [("a.example".to_owned(), pbx::DigestOffer::Sha256Only)]
+        );
+        for (bad, field) in [
+            ("[sip]\ndigest_algorithms = []\n", "sip.digest_algorithms"),
+            (
+                "[sip]\ndigest_algorithms = [\"SHA-1\"]\n",
+                "sip.digest_algorithms",
+            ),
+            (
+                "[sip]\ndigest_algorithms = [\"MD5-sess\"]\n",
+                "sip.digest_algorithms",
+            ),
+            (
+                "[sip]\ndigest_algorithms = [\"MD5\", \"md5\"]\n",
+                "sip.digest_algorithms",
+            ),
+            (
+                "[sip.tenant_digest_algorithms]\n\"b.example\" = [\"SHA-512\"]\n",
+                "b.example",
+            ),
+        ] {
+            let c: Config = toml::from_str(bad).unwrap();
+            let e = format!("{:#}", c.check().unwrap_err());
+            assert!(e.contains(field), "{bad}: {e}");
+        }
     }
 
     #[test]

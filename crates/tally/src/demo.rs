@@ -1,7 +1,8 @@
 //! `tally serve --demo`: a tenant `demo.tally.local` with extensions
 //! 101–105, so a newcomer can point two softphones (or SIPp) at the PBX
-//! and call. Idempotent: a later start with `--demo` reuses what exists
-//! and prints the stored credentials again.
+//! and call. Idempotent: a later start with `--demo` reuses what exists;
+//! it prints the SIP passwords it creates, and cannot print older ones
+//! again (the store keeps only their digest hashes).
 
 use store::Store;
 
@@ -14,7 +15,8 @@ const PASSWORD_LENGTH: usize = 12;
 
 pub struct Demo {
     pub tenant: store::Tenant,
-    pub users: Vec<store::User>,
+    /// Each user, with its SIP password when this start created it.
+    pub users: Vec<(store::User, Option<String>)>,
 }
 
 pub async fn provision(provisioner: &Provisioner, store: &Store) -> anyhow::Result<Demo> {
@@ -29,13 +31,17 @@ pub async fn provision(provisioner: &Provisioner, store: &Store) -> anyhow::Resu
     let mut users = Vec::new();
     for extension in EXTENSIONS {
         let user = match store.user_by_extension(tenant.id, extension).await? {
-            Some(u) => u,
+            Some(u) => (u, None),
             None => {
+                let password = random::password(PASSWORD_LENGTH)?;
                 let new = UserFields {
                     display_name: format!("Demo {extension}"),
-                    ..UserFields::new(extension.to_owned(), random::password(PASSWORD_LENGTH)?)
+                    ..UserFields::new(extension.to_owned(), password.clone())
                 };
-                provisioner.create_user(tenant.id, new).await?
+                (
+                    provisioner.create_user(tenant.id, new).await?,
+                    Some(password),
+                )
             }
         };
         users.push(user);
@@ -56,10 +62,11 @@ impl Demo {
             "password",
             "display name"
         );
-        for u in &self.users {
+        for (u, password) in &self.users {
+            let password = password.as_deref().unwrap_or("(set before)");
             out.push_str(&format!(
                 "  {:<10} {:<14} {}\n",
-                u.extension, u.sip_password, u.display_name
+                u.extension, password, u.display_name
             ));
         }
         out

@@ -57,7 +57,10 @@ impl NewTenant {
 #[derive(Clone)]
 pub struct UserFields {
     pub extension: String,
-    pub sip_password: String,
+    /// A new SIP password, hashed into the user's digest HA1s when
+    /// applied; `None` keeps the stored ones (the password itself is
+    /// never stored, so it cannot be read back).
+    pub sip_password: Option<String>,
     pub display_name: String,
     pub ring_timeout_secs: u32,
     pub enabled: bool,
@@ -75,7 +78,7 @@ impl UserFields {
     pub fn new(extension: String, sip_password: String) -> Self {
         UserFields {
             extension,
-            sip_password,
+            sip_password: Some(sip_password),
             display_name: String::new(),
             ring_timeout_secs: store::DEFAULT_RING_TIMEOUT_SECS,
             enabled: true,
@@ -92,7 +95,7 @@ impl UserFields {
     pub fn of(user: &store::User) -> Self {
         UserFields {
             extension: user.extension.clone(),
-            sip_password: user.sip_password.clone(),
+            sip_password: None,
             display_name: user.display_name.clone(),
             ring_timeout_secs: user.ring_timeout_secs,
             enabled: user.enabled,
@@ -105,9 +108,18 @@ impl UserFields {
         }
     }
 
-    fn apply_to(self, user: &mut store::User) {
+    /// Writes the fields into `user`, whose tenant's SIP domain (the
+    /// digest realm) is `realm`. The HA1s cover the extension: a new
+    /// number needs the password again.
+    fn apply_to(self, user: &mut store::User, realm: &str) -> Result<(), ProvisionError> {
+        match &self.sip_password {
+            Some(password) => user.sip = sip_hashes(&self.extension, realm, password),
+            None if user.extension != self.extension && !user.sip.md5.is_empty() => {
+                return Err(ProvisionError::SipPasswordRequired);
+            }
+            None => {}
+        }
         user.extension = self.extension;
-        user.sip_password = self.sip_password;
         user.display_name = self.display_name;
         user.ring_timeout_secs = self.ring_timeout_secs;
         user.enabled = self.enabled;
@@ -117,7 +129,35 @@ impl UserFields {
         user.password_hash = self.password_hash;
         user.forwarding = self.forwarding;
         user.recording = self.recording;
+        Ok(())
     }
+}
+
+/// The digest HA1s the store keeps of a SIP password (the one place it
+/// is hashed: [`pbx::SipCredentials::from_password`]).
+pub fn sip_hashes(extension: &str, realm: &str, password: &str) -> store::SipHashes {
+    let c = pbx::SipCredentials::from_password(extension, realm, password);
+    store::SipHashes {
+        realm: c.realm,
+        md5: c.md5_ha1,
+        sha256: c.sha256_ha1,
+    }
+}
+
+/// Migration 0010's second half: replaces the SIP passwords rows from
+/// before it still hold in plaintext with their HA1s. Run at start-up,
+/// before the directory is loaded; idempotent, and safe with several
+/// nodes starting at once (each row is replaced once). Returns how many
+/// rows it replaced.
+pub async fn hash_plaintext_sip_passwords(store: &Store) -> Result<usize, StoreError> {
+    let mut replaced = 0;
+    for row in store.plaintext_sip_passwords().await? {
+        let hashes = sip_hashes(&row.extension, &row.realm, &row.password);
+        if store.replace_plaintext_sip_password(&row, &hashes).await? {
+            replaced += 1;
+        }
+    }
+    Ok(replaced)
 }
 
 pub const MIN_RING_TIMEOUT_SECS: u32 = 5;
@@ -401,6 +441,11 @@ pub enum ProvisionError {
     TenantInUse(String),
     #[error("no such tenant")]
     UnknownTenant,
+    /// The extension changes but no new SIP password came with it: the
+    /// stored digest HA1s cover the extension, so they would no longer
+    /// answer.
+    #[error("a new extension needs the SIP password again (the digest hash includes it)")]
+    SipPasswordRequired,
     #[error(transparent)]
     Store(#[from] StoreError),
     /// Committed to the store, but the running engine did not take it
@@ -424,6 +469,16 @@ impl Provisioner {
     /// A fresh Snowflake id of this node.
     pub fn next_id(&self) -> cdr::Id {
         self.ids.next(clock::unix_millis())
+    }
+
+    /// The digest realm of `tenant`'s users: its SIP domain.
+    async fn realm(&self, tenant: TenantId) -> Result<String, ProvisionError> {
+        Ok(self
+            .store
+            .tenant(tenant)
+            .await?
+            .ok_or(ProvisionError::UnknownTenant)?
+            .sip_domain)
     }
 
     pub async fn create_tenant(&self, new: NewTenant) -> Result<store::Tenant, ProvisionError> {
@@ -463,6 +518,29 @@ impl Provisioner {
         }
         self.apply(Provision::Tenant(engine_tenant(tenant))).await?;
         tracing::info!(tenant_id = %tenant.id, sip_domain = %tenant.sip_domain, "tenant updated");
+        // The store forgot the HA1s of another realm (they cannot answer
+        // this domain's challenges); say whose passwords are needed.
+        let users = self.store.users_of_tenant(tenant.id).await?;
+        let stale: Vec<&str> = users
+            .iter()
+            .filter(|u| u.sip.md5.is_empty())
+            .map(|u| u.extension.as_str())
+            .collect();
+        if !stale.is_empty() {
+            tracing::warn!(
+                tenant_id = %tenant.id,
+                sip_domain = %tenant.sip_domain,
+                users = stale.len(),
+                extensions = %stale.join(","),
+                "these users have no SIP password for this domain (the digest realm); \
+                 their phones cannot register until it is set again"
+            );
+            // The engine still holds the old HA1s (wrong realm, so they
+            // answer nothing); give it the users as stored.
+            for u in &users {
+                self.apply(Provision::User(engine_user(u))).await?;
+            }
+        }
         Ok(())
     }
 
@@ -488,14 +566,15 @@ impl Provisioner {
         fields: UserFields,
     ) -> Result<store::User, ProvisionError> {
         let now = clock::unix_millis();
+        let realm = self.realm(tenant_id).await?;
         let mut user = store::User::new(
             self.next_id(),
             tenant_id,
             &fields.extension,
-            &fields.sip_password,
+            store::SipHashes::default(),
             now,
         );
-        fields.apply_to(&mut user);
+        fields.apply_to(&mut user, &realm)?;
         match self.store.create_user(&user).await {
             Ok(()) => {}
             Err(StoreError::Conflict(_)) => {
@@ -517,7 +596,8 @@ impl Provisioner {
         fields: UserFields,
     ) -> Result<store::User, ProvisionError> {
         let mut user = old.clone();
-        fields.apply_to(&mut user);
+        let realm = self.realm(old.tenant_id).await?;
+        fields.apply_to(&mut user, &realm)?;
         user.updated_at = clock::unix_millis();
         match self.store.update_user(&user).await {
             Ok(true) => {}
@@ -667,7 +747,11 @@ pub fn engine_user(user: &store::User) -> pbx::User {
         tenant_id: user.tenant_id,
         extension: pbx::Extension::new(user.extension.clone()),
         display_name: user.display_name.clone(),
-        password: user.sip_password.clone(),
+        credentials: pbx::SipCredentials {
+            realm: user.sip.realm.clone(),
+            md5_ha1: user.sip.md5.clone(),
+            sha256_ha1: user.sip.sha256.clone(),
+        },
         ring_timeout: Duration::from_secs(u64::from(user.ring_timeout_secs)),
         enabled: user.enabled,
     }

@@ -28,7 +28,7 @@ use crate::api::{self, ApiState};
 use crate::cli::ServeArgs;
 use crate::config::Config;
 use crate::ids::NodeIds;
-use crate::provision::{Provisioner, load_directory, sync_directory};
+use crate::provision::{Provisioner, hash_plaintext_sip_passwords, load_directory, sync_directory};
 use crate::shard::Shard;
 use crate::transport::{Inbound, Transmitter, tcp, udp};
 use crate::{bindings, cdr_commit, clock, demo, random};
@@ -81,6 +81,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tracing::error!(session_id = %session, error = %error, "interrupted call could not be closed; will retry at the next start");
     }
 
+    // Migration 0010's second half: SIP passwords still in plaintext
+    // become digest HA1s before anything reads the directory.
+    let hashed = hash_plaintext_sip_passwords(&store)
+        .await
+        .context("hashing plaintext SIP passwords")?;
+    if hashed > 0 {
+        tracing::info!(
+            users = hashed,
+            "SIP passwords replaced by their digest hashes"
+        );
+    }
+
     // The engine, with the directory and the registrations.
     let advertised = advertised_address(&config);
     let mut engine_config = EngineConfig::new(
@@ -92,9 +104,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     engine_config
         .advertised
         .push((Transport::Tcp, advertised.clone()));
+    let digest_offers = config.digest_offers()?;
+    engine_config.registrar.digest_offer = digest_offers.default;
+    engine_config.registrar.allow_digest_without_qop = config.sip.allow_digest_without_qop;
     // One id generator for the node: sessions, targets, tenants, users.
     let ids = NodeIds::new(config.node)?;
     let mut engine = Engine::with_ids(engine_config, Box::new(ids.clone()));
+    for (domain, offer) in &digest_offers.tenants {
+        engine
+            .registrar_mut()
+            .set_tenant_digest_offer(domain, *offer);
+    }
     // The version first: a change made while loading shows as a newer one.
     let directory_version = store
         .directory_version()

@@ -276,9 +276,30 @@ fn log_engine_event(event: &EngineEvent) {
                 "{what} authentication failed"
             );
         }
-        EngineEvent::Registrar(RegistrarEvent::SourceBlocked { source, .. })
-        | EngineEvent::SourceBlocked { source, .. } => {
-            tracing::warn!(source = %source.ip(), "source blocked after repeated authentication failures")
+        EngineEvent::Registrar(RegistrarEvent::SourceBlocked { source, user, .. }) => {
+            tracing::warn!(source = %source.ip(), %user, "source blocked for this user after repeated authentication failures")
+        }
+        EngineEvent::SourceBlocked { source, .. } => {
+            tracing::warn!(source = %source.ip(), "INVITE source blocked for its caller after repeated authentication failures")
+        }
+        EngineEvent::Registrar(RegistrarEvent::ChallengesUnanswered {
+            tenant,
+            user,
+            device,
+            method,
+            challenges,
+            offered,
+        }) => {
+            tracing::warn!(
+                tenant_id = %tenant,
+                %user,
+                device = %device.addr,
+                transport = %device.transport,
+                %method,
+                %offered,
+                "{user} at {} was challenged {challenges} times and never answered; it may not support the offered digest algorithms ({offered})",
+                device.addr
+            )
         }
         EngineEvent::Registrar(RegistrarEvent::RefusedBlocked { source, .. })
         | EngineEvent::InviteRefusedBlocked { source, .. } => {

@@ -199,12 +199,16 @@ fn demo_prints_credentials_that_register() {
     let mut phone = Phone::new(ext, password, "demo.tally.local", server.sip);
     assert_eq!(phone.register(), 200);
 
-    // A second start with --demo keeps the same credentials.
+    // A second start with --demo keeps the same credentials; it cannot
+    // print them again (only their digest hashes are stored).
     let (status, _) = server.terminate();
     assert!(status.success());
     let mut again = Server::start(dir.path(), &["--demo"]);
     let line = again.wait_stdout("  102 ");
-    assert!(line.contains(password.as_str()), "{line}");
+    assert!(line.contains("(set before)"), "{line}");
+    assert!(!line.contains(password.as_str()), "{line}");
+    let mut phone = Phone::new(ext, password, "demo.tally.local", again.sip);
+    assert_eq!(phone.register(), 200);
 }
 
 /// SIPp 101 calls SIPp 102 (`uas` answering), both demo extensions; with

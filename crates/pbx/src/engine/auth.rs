@@ -6,18 +6,27 @@
 //!
 //! - **Same machinery as REGISTER.** The challenges come from the
 //!   registrar's per-tenant [`sip::auth::DigestServer`]s (realm = tenant
-//!   domain, SHA-256 offered first, then MD5), so nonce counts are tracked
-//!   once per realm whatever the method, and failures count against the
-//!   registrar's throttle: a source guessing passwords with INVITEs is
-//!   blocked for REGISTER too, and the other way round.
+//!   domain, the tenant's digest offer: MD5 alone by default), so nonce
+//!   counts are tracked once per realm whatever the method, and failures
+//!   count in the registrar's throttle per (source, tenant, user): a source
+//!   guessing a user's password with INVITEs is blocked for that user's
+//!   REGISTERs too, and the other way round. A device of a known user that
+//!   keeps sending INVITEs without answering the challenge is reported like
+//!   a REGISTERing one (`RegistrarEvent::ChallengesUnanswered`).
 //! - **Tenant**: the Request-URI host names a tenant domain, else the From
 //!   host does (phones configured with the PBX's address as their proxy).
 //! - **The caller is the From user**, which must be an enabled user of that
 //!   tenant and the digest `username`. Registration is not required: an
 //!   authenticated extension may call from a device that did not register.
-//! - **`403` for an unknown domain or caller**, not `404`: the INVITE is
-//!   refused because of who sends it, and the answer should not tell a
-//!   scanner which extensions exist. Unknown domain, unknown caller, wrong
+//! - **Unknown callers are challenged like known ones** (security review,
+//!   finding 12: `403` for unknown and `407` for known told a scanner which
+//!   extensions exist). Their answer is verified against a secret no user
+//!   can have (same work, same nonce handling: an unminted nonce is
+//!   challenged again for both) and refused with the same `403` as a wrong
+//!   password. A disabled user is challenged too, and told it is disabled
+//!   only after answering with the right password. An unknown domain is
+//!   still `403` at once: there is no realm to challenge with, and it tells
+//!   nothing about extensions. Unknown domain, unknown caller, wrong
 //!   password, username mismatch and replayed nonce counts are failures for
 //!   the throttle, as for REGISTER.
 //! - **Before authentication**, requests the engine could not carry out
@@ -25,17 +34,24 @@
 //!   supports none), no Contact (`400`: the caller's dialog needs a remote
 //!   target), `Max-Forwards: 0` (`483`), a non-SIP Request-URI (`416`).
 
-use sip::auth::{RejectReason, UserSecret, Verdict};
+use sip::auth::{DigestHash, RejectReason, UserSecret, Verdict};
 use sip::builder::ResponseBuilder;
 use sip::transport::Peer;
 use sip::uri::Uri;
-use sip::{HeaderName, Message};
+use sip::{HeaderName, Message, Method};
 
 use super::{Engine, EngineEvent};
 use crate::call::TenantInfo;
 use crate::context::Clock;
 use crate::directory::Tenant;
-use crate::registrar::{AuthFailure, SourceKey};
+use crate::registrar::{AuthFailure, FailureKey, SourceKey};
+
+/// What an unknown caller's answer is checked against: an HA1 no password
+/// hashes to in practice (all zeros), so it never verifies, at the same
+/// cost as a real user's.
+const NO_CALLER_MD5_HA1: &str = "00000000000000000000000000000000";
+const NO_CALLER_SHA256_HA1: &str =
+    "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// What [`Engine::authenticate_invite`] decided.
 pub(crate) enum InviteAuth {
@@ -86,12 +102,6 @@ impl Engine {
         let Uri::Sip(ruri) = ruri else {
             return InviteAuth::Refused(reply(416, "Unsupported URI Scheme"));
         };
-        let key = SourceKey::of(peer.addr.ip());
-        if let Some(until) = self.registrar.blocked_until(clk.now, key) {
-            self.event(EngineEvent::InviteRefusedBlocked { source: key, until });
-            return InviteAuth::Refused(reply(403, "Forbidden (too many failed attempts)"));
-        }
-
         let from_sip = from.uri.sip();
         let user_part = from_sip
             .and_then(|u| u.user_unescaped())
@@ -101,27 +111,29 @@ impl Engine {
             .tenant_by_domain(&ruri.host.to_string())
             .or_else(|| from_sip.and_then(|u| self.directory.tenant_by_domain(&u.host.to_string())))
             .cloned();
+        let key = FailureKey::new(
+            SourceKey::of(peer.addr.ip()),
+            tenant.as_ref().map(|t| t.id),
+            user_part.as_deref(),
+        );
+        if let Some(until) = self.registrar.blocked_until(clk.now, &key) {
+            self.event(EngineEvent::InviteRefusedBlocked {
+                source: key.source,
+                until,
+            });
+            return InviteAuth::Refused(reply(403, "Forbidden (too many failed attempts)"));
+        }
         let Some(tenant) = tenant else {
-            self.auth_failed(clk, key, AuthFailure::UnknownDomain, None, user_part);
+            self.auth_failed(clk, &key, AuthFailure::UnknownDomain);
             return InviteAuth::Refused(reply(403, "Forbidden"));
         };
+        // Unknown and disabled callers are challenged like everyone else, and
+        // refused only after answering, with the same 403 as a wrong
+        // password: the answers never tell which extensions exist.
         let user = user_part
             .as_deref()
             .and_then(|ext| self.directory.user(tenant.id, ext))
             .cloned();
-        let Some(user) = user else {
-            self.auth_failed(
-                clk,
-                key,
-                AuthFailure::UnknownUser,
-                Some(tenant.id),
-                user_part,
-            );
-            return InviteAuth::Refused(reply(403, "Forbidden"));
-        };
-        if !user.enabled {
-            return InviteAuth::Refused(reply(403, "Forbidden (user disabled)"));
-        }
 
         let credentials = match crate::registrar::find_credentials(
             req,
@@ -130,6 +142,17 @@ impl Engine {
         ) {
             Ok(Some(c)) => c,
             Ok(None) => {
+                if let Some(u) = &user
+                    && let Some(e) = self.registrar.note_challenge(
+                        clk.now,
+                        peer,
+                        &tenant,
+                        u.extension.as_str(),
+                        Method::Invite,
+                    )
+                {
+                    self.event(EngineEvent::Registrar(e));
+                }
                 return InviteAuth::Refused(self.challenge(
                     clk,
                     &tenant,
@@ -148,15 +171,12 @@ impl Engine {
                 ));
             }
         };
-        let ext = user.extension.to_string();
-        if credentials.username != ext {
-            self.auth_failed(
-                clk,
-                key,
-                AuthFailure::UsernameMismatch,
-                Some(tenant.id),
-                Some(ext),
-            );
+        if let Some(u) = &user {
+            self.registrar
+                .note_answer(peer, tenant.id, u.extension.as_str());
+        }
+        if Some(credentials.username.as_str()) != user_part.as_deref() {
+            self.auth_failed(clk, &key, AuthFailure::UsernameMismatch);
             return InviteAuth::Refused(reply(
                 403,
                 "Forbidden (username does not match the From user)",
@@ -168,13 +188,35 @@ impl Engine {
                 "Bad Request (digest uri does not match the Request-URI)",
             ));
         }
+        // A user without a SIP password for this realm (the tenant's
+        // domain changed since it was set) is answered like an unknown one,
+        // and logged with the reason.
+        let unusable = match &user {
+            None => Some(AuthFailure::UnknownUser),
+            Some(u) if !u.credentials.answer(&tenant.domain) => {
+                Some(AuthFailure::SipPasswordNotSet)
+            }
+            Some(_) => None,
+        };
+        // Their answer is checked against an HA1 nobody has, so it costs
+        // the same work as a known one's and the nonce is judged the same
+        // way.
+        let hash = credentials.algorithm.hash();
+        let secret = match (&user, unusable) {
+            (Some(u), None) => u.credentials.secret(hash),
+            _ => match hash {
+                DigestHash::Md5 => UserSecret::Md5Ha1(NO_CALLER_MD5_HA1),
+                DigestHash::Sha256 => UserSecret::Sha256Ha1(NO_CALLER_SHA256_HA1),
+            },
+        };
         let verdict = self.registrar.digest_server(&tenant).verify(
             clk.unix_secs(),
             "INVITE",
             &credentials,
-            UserSecret::Password(&user.password),
+            secret,
         );
         let failure = match verdict {
+            Verdict::Ok | Verdict::Stale if unusable.is_some() => unusable,
             Verdict::Ok => None,
             Verdict::Stale => {
                 return InviteAuth::Refused(self.challenge(
@@ -192,9 +234,19 @@ impl Engine {
                     reply(407, "Proxy Authentication Required"),
                 ));
             }
+            Verdict::Reject(_) if unusable.is_some() => unusable,
             Verdict::Reject(RejectReason::WrongResponse) => Some(AuthFailure::WrongPassword),
             Verdict::Reject(RejectReason::ReplayedNonceCount) => {
                 Some(AuthFailure::ReplayedNonceCount)
+            }
+            Verdict::Reject(RejectReason::MissingQop) => {
+                self.event(EngineEvent::InviteAuthFailed {
+                    source: key.source,
+                    reason: AuthFailure::DigestWithoutQop,
+                    tenant: key.tenant,
+                    user: Some(key.user.clone()),
+                });
+                return InviteAuth::Refused(reply(403, "Forbidden (digest without qop=auth)"));
             }
             Verdict::Reject(
                 r @ (RejectReason::AlgorithmMismatch
@@ -208,9 +260,24 @@ impl Engine {
             }
         };
         if let Some(failure) = failure {
-            self.auth_failed(clk, key, failure, Some(tenant.id), Some(ext));
+            if failure == AuthFailure::SipPasswordNotSet {
+                // Not a guess: the admin's to fix, not the throttle's.
+                self.event(EngineEvent::InviteAuthFailed {
+                    source: key.source,
+                    reason: failure,
+                    tenant: key.tenant,
+                    user: Some(key.user.clone()),
+                });
+            } else {
+                self.auth_failed(clk, &key, failure);
+            }
             return InviteAuth::Refused(reply(403, "Forbidden"));
         }
+        let Some(user) = user.filter(|u| u.enabled) else {
+            // The right password of a disabled user: it may know why.
+            return InviteAuth::Refused(reply(403, "Forbidden (user disabled)"));
+        };
+        let ext = user.extension.to_string();
 
         let display_name = match &from.display {
             Some(d) if !d.is_empty() => d.to_string(),
@@ -245,22 +312,18 @@ impl Engine {
             .fold(reply, |b, c| b.header(HeaderName::ProxyAuthenticate, c))
     }
 
-    fn auth_failed(
-        &mut self,
-        clk: Clock,
-        source: SourceKey,
-        reason: AuthFailure,
-        tenant: Option<cdr::TenantId>,
-        user: Option<String>,
-    ) {
+    fn auth_failed(&mut self, clk: Clock, key: &FailureKey, reason: AuthFailure) {
         self.event(EngineEvent::InviteAuthFailed {
-            source,
+            source: key.source,
             reason,
-            tenant,
-            user,
+            tenant: key.tenant,
+            user: Some(key.user.clone()),
         });
-        if let Some(until) = self.registrar.record_failure(clk.now, source) {
-            self.event(EngineEvent::SourceBlocked { source, until });
+        if let Some(until) = self.registrar.record_failure(clk.now, key) {
+            self.event(EngineEvent::SourceBlocked {
+                source: key.source,
+                until,
+            });
         }
     }
 }

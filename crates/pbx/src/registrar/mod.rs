@@ -14,20 +14,25 @@
 //!
 //! 1. The message must pass [`sip::validate::check_request`] (else `400`, or
 //!    nothing when it cannot be answered: [`RegisterError::Unanswerable`]).
-//! 2. A source blocked by the failure throttle gets `403` at once
-//!    ([`RegistrarEvent::RefusedBlocked`]); nothing else is looked at.
-//! 3. Request-URI scheme `sip`/`sips` (else `416`); no `Require` option tags
+//! 2. Request-URI scheme `sip`/`sips` (else `416`); no `Require` option tags
 //!    (Tally supports none for REGISTER: `420` with `Unsupported`).
-//! 4. Tenant: the Request-URI host names a tenant domain, else the To host
-//!    does (phones registering to the PBX's IP address). Neither: `404`.
+//! 3. Tenant: the Request-URI host names a tenant domain, else the To host
+//!    does (phones registering to the PBX's IP address).
+//! 4. A (source, tenant, To user) blocked by the failure throttle gets `403`
+//!    at once ([`RegistrarEvent::RefusedBlocked`]); nothing else is looked
+//!    at. No tenant: `404`.
 //! 5. User: the To user of that tenant. Unknown: `404`; disabled: `403`.
 //! 6. Digest (RFC 3261 §22, RFC 8760): the `Authorization` for the tenant's
-//!    realm (its domain). None: `401` with two challenges, SHA-256 first, then
-//!    MD5. Its `username` must be the To user (`403`), its `uri` the
-//!    Request-URI (`400`). Right password on an expired nonce: `401`
+//!    realm (its domain). None: `401` with one challenge per algorithm of
+//!    the tenant's offer (MD5 alone by default, [`DigestOffer`]), each with
+//!    `qop="auth"`. Its `username` must be the To user (`403`), its `uri`
+//!    the Request-URI (`400`). Right password on an expired nonce: `401`
 //!    `stale=true`. A nonce this registrar did not mint (a restart with a new
 //!    key, another node): a fresh `401`. Wrong password, replayed nonce
-//!    count: `403`.
+//!    count: `403`. No `qop`: `403` unless
+//!    [`RegistrarConfig::allow_digest_without_qop`] (then each nonce
+//!    answers once). A device challenged 3 times in a row without ever
+//!    answering is reported ([`RegistrarEvent::ChallengesUnanswered`]).
 //! 7. Contacts (RFC 3261 §10.3 steps 6–8): none is a query (`200` listing the
 //!    bindings). `*` needs `Expires: 0` and no other Contact (else `400`) and
 //!    removes all. Otherwise each contact's expiry is its `expires`
@@ -49,10 +54,13 @@
 //!   slows extension scanners (SIPVicious and friends) as much as password
 //!   guessers. Not counted: a missing `Authorization` (the normal first
 //!   leg), an unknown or stale nonce (the peer may know the password), a
-//!   malformed request, a disabled user. See [`ThrottleConfig`] for the
-//!   source unit, the window and the bounds.
+//!   malformed request, a disabled user, an answer without `qop` (logged).
+//!   Failures count per (source, tenant, user) ([`FailureKey`]): spoofed
+//!   UDP can no longer lock a whole address out. See the `throttle` module
+//!   for the rule and [`ThrottleConfig`] for the window and the bounds.
 //! - **`404` for unknown domains and users** as the issue asks, although it
-//!   tells a scanner which extensions exist; the throttle limits how fast.
+//!   tells a scanner which extensions exist (INVITEs do not: they challenge
+//!   unknown callers like known ones, see `engine::auth`).
 //! - **The digest `uri` must name the Request-URI** (RFC 7616 §3.4.6), so
 //!   credentials captured for one request line cannot be replayed on another.
 //! - **One [`DigestServer`] per tenant**, its realm the tenant's domain,
@@ -67,12 +75,13 @@
 //!   them, so every setting yields a working registrar.
 
 mod throttle;
+mod unanswered;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use cdr::TenantId;
-use sip::auth::{Algorithm, Credentials, DigestServer, RejectReason, UserSecret, Verdict};
+use sip::auth::{Algorithm, Credentials, DigestServer, RejectReason, Verdict};
 use sip::headers::Contact;
 use sip::transport::Peer;
 use sip::uri::{Host, Uri};
@@ -85,7 +94,9 @@ use crate::location::{
 };
 
 use throttle::FailureThrottle;
-pub use throttle::{SourceKey, ThrottleConfig};
+pub use throttle::{FailureKey, MAX_USER_LEN, SourceKey, ThrottleConfig};
+use unanswered::{Device, UnansweredChallenges};
+pub use unanswered::{FORGET_AFTER, MAX_DEVICES, REPORT_AT};
 
 /// Settings of a [`Registrar`]; [`Default`] gives the values the issue names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,23 +113,35 @@ pub struct RegistrarConfig {
     /// Lifetime of a digest nonce.
     pub nonce_lifetime_secs: u64,
     /// The digest challenges offered, one per algorithm, in order (for
-    /// REGISTER's 401 and INVITE's 407 alike).
+    /// REGISTER's 401 and INVITE's 407 alike), unless the tenant's domain has
+    /// an offer of its own ([`Registrar::set_tenant_digest_offer`]).
     ///
-    /// The default is MD5 first, then SHA-256. RFC 8760 §2.4 wants the
-    /// preferred algorithm first, but many deployed phones (and SIPp) read
-    /// only the first challenge and speak only MD5, so SHA-256 first locks
-    /// them out; an RFC 8760 phone still finds SHA-256 offered. Operators
-    /// whose phones all speak SHA-256 put it first (or alone).
+    /// The default is MD5 alone: libre-based phones (Debian's baresip 1.0)
+    /// abort authentication on any challenge whose algorithm is not MD5,
+    /// even when an MD5 challenge is also offered, and many others (SIPp
+    /// too) read only the first challenge. See DESIGN.md, "Digest
+    /// algorithms", for the evidence and why SHA-256 is not remembered per
+    /// device.
     pub digest_offer: DigestOffer,
+    /// Whether answers without `qop` (RFC 2069 style) are accepted. Off by
+    /// default: with `qop=auth` every answer carries a nonce count, so a
+    /// captured answer cannot be replayed; legacy phones that ignore `qop`
+    /// need this on, and then each nonce answers once.
+    pub allow_digest_without_qop: bool,
     pub throttle: ThrottleConfig,
 }
 
 /// Which digest challenges a 401/407 carries, in order (see
-/// [`RegistrarConfig::digest_offer`]).
+/// [`RegistrarConfig::digest_offer`]). A closed set: the orders of MD5 and
+/// SHA-256 that make sense (the `-sess` variants are answered, never
+/// offered).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum DigestOffer {
-    /// MD5, then SHA-256: every phone can answer.
+    /// MD5 only: every phone can answer, libre-based ones included.
     #[default]
+    Md5Only,
+    /// MD5, then SHA-256: phones reading only the first challenge use MD5,
+    /// RFC 8760 phones may pick SHA-256. libre 1.0 refuses the whole 401.
     Md5ThenSha256,
     /// SHA-256, then MD5: RFC 8760's preference order.
     Sha256ThenMd5,
@@ -126,13 +149,63 @@ pub enum DigestOffer {
     Sha256Only,
 }
 
+/// A `sip.digest_algorithms` list that is not one of the [`DigestOffer`]s.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DigestOfferError {
+    #[error("unknown digest algorithm {0:?} (offer \"MD5\" and/or \"SHA-256\")")]
+    Unknown(String),
+    #[error("{0} is answered but not offered; offer \"MD5\" and/or \"SHA-256\"")]
+    SessionVariant(Algorithm),
+    #[error("the list is empty: no phone could authenticate")]
+    Empty,
+    #[error("{0} is listed twice")]
+    Repeated(Algorithm),
+}
+
 impl DigestOffer {
     pub fn algorithms(self) -> &'static [Algorithm] {
         match self {
+            DigestOffer::Md5Only => &[Algorithm::Md5],
             DigestOffer::Md5ThenSha256 => &[Algorithm::Md5, Algorithm::Sha256],
             DigestOffer::Sha256ThenMd5 => &[Algorithm::Sha256, Algorithm::Md5],
             DigestOffer::Sha256Only => &[Algorithm::Sha256],
         }
+    }
+
+    /// The offer a configuration list names, e.g. `["SHA-256", "MD5"]`
+    /// (names as RFC 7616 spells them, any case).
+    pub fn from_names<S: AsRef<str>>(names: &[S]) -> Result<DigestOffer, DigestOfferError> {
+        let mut algorithms = Vec::with_capacity(names.len());
+        for name in names {
+            let a: Algorithm = name
+                .as_ref()
+                .parse()
+                .map_err(|_| DigestOfferError::Unknown(name.as_ref().to_owned()))?;
+            if a.is_session() {
+                return Err(DigestOfferError::SessionVariant(a));
+            }
+            if algorithms.contains(&a) {
+                return Err(DigestOfferError::Repeated(a));
+            }
+            algorithms.push(a);
+        }
+        [
+            DigestOffer::Md5Only,
+            DigestOffer::Md5ThenSha256,
+            DigestOffer::Sha256ThenMd5,
+            DigestOffer::Sha256Only,
+        ]
+        .into_iter()
+        .find(|o| o.algorithms() == algorithms.as_slice())
+        .ok_or(DigestOfferError::Empty)
+    }
+}
+
+impl std::fmt::Display for DigestOffer {
+    /// `MD5, SHA-256`: the offered algorithms in order, for logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.algorithms().iter().map(|a| a.as_str()).collect();
+        f.write_str(&names.join(", "))
     }
 }
 
@@ -145,6 +218,7 @@ impl Default for RegistrarConfig {
             max_bindings_per_user: crate::location::DEFAULT_MAX_BINDINGS_PER_USER,
             nonce_lifetime_secs: sip::auth::DEFAULT_NONCE_LIFETIME_SECS,
             digest_offer: DigestOffer::default(),
+            allow_digest_without_qop: false,
             throttle: ThrottleConfig::default(),
         }
     }
@@ -176,6 +250,14 @@ pub enum AuthFailure {
     WrongPassword,
     /// A nonce count at or below one already accepted (a replay).
     ReplayedNonceCount,
+    /// An answer without `qop=auth` while the registrar requires it
+    /// ([`RegistrarConfig::allow_digest_without_qop`]). Logged, not counted:
+    /// the phone may know the password.
+    DigestWithoutQop,
+    /// The user has no SIP password for the tenant's realm: never set, or
+    /// the tenant's domain (the realm) changed since. Logged, not counted:
+    /// an admin must set the password again.
+    SipPasswordNotSet,
 }
 
 impl AuthFailure {
@@ -187,6 +269,8 @@ impl AuthFailure {
             AuthFailure::UsernameMismatch => "username_mismatch",
             AuthFailure::WrongPassword => "wrong_password",
             AuthFailure::ReplayedNonceCount => "replayed_nonce_count",
+            AuthFailure::DigestWithoutQop => "digest_without_qop",
+            AuthFailure::SipPasswordNotSet => "sip_password_not_set",
         }
     }
 }
@@ -209,10 +293,33 @@ pub enum RegistrarEvent {
         /// The To user the request named, when it had one.
         user: Option<String>,
     },
-    /// This failure blocked the source until `until`.
-    SourceBlocked { source: SourceKey, until: Instant },
-    /// A REGISTER refused unread because its source is blocked.
-    RefusedBlocked { source: SourceKey, until: Instant },
+    /// This failure blocked the source for the user it named until
+    /// `until` (see [`FailureKey`]).
+    SourceBlocked {
+        source: SourceKey,
+        tenant: Option<TenantId>,
+        user: String,
+        until: Instant,
+    },
+    /// A REGISTER refused unread because its (source, user) is blocked.
+    RefusedBlocked {
+        source: SourceKey,
+        tenant: Option<TenantId>,
+        user: String,
+        until: Instant,
+    },
+    /// A device of a known user was challenged `challenges` times in a row
+    /// and never answered: it probably cannot compute any of the `offered`
+    /// digests (see the `unanswered` module). Reported at 3, 30, 300, …
+    ChallengesUnanswered {
+        tenant: TenantId,
+        user: String,
+        device: Peer,
+        /// `REGISTER` or `INVITE`: what the device kept sending.
+        method: Method,
+        challenges: u32,
+        offered: DigestOffer,
+    },
 }
 
 /// What to do after a REGISTER.
@@ -250,6 +357,9 @@ pub struct Registrar {
     location: Location,
     throttle: FailureThrottle,
     realms: HashMap<TenantId, DigestServer>,
+    /// Normalised domain → the offer its tenant gets instead of the default.
+    tenant_offers: HashMap<String, DigestOffer>,
+    unanswered: UnansweredChallenges,
     nonce_key: [u8; 32],
     seed: u64,
     /// The To-tag generator.
@@ -267,6 +377,8 @@ impl Registrar {
             location: Location::new(config.max_bindings_per_user),
             throttle: FailureThrottle::new(config.throttle),
             realms: HashMap::new(),
+            tenant_offers: HashMap::new(),
+            unanswered: UnansweredChallenges::default(),
             nonce_key,
             seed,
             tags: cdr::SplitMix64::new(seed),
@@ -275,6 +387,23 @@ impl Registrar {
 
     pub fn config(&self) -> &RegistrarConfig {
         &self.config
+    }
+
+    /// Gives the tenant of `domain` its own digest offer (configuration
+    /// `sip.tenant_digest_algorithms`). Keyed by domain, not tenant id,
+    /// because that is what an operator writes; a renamed tenant falls back
+    /// to the default until its new domain is configured.
+    pub fn set_tenant_digest_offer(&mut self, domain: &str, offer: DigestOffer) {
+        self.tenant_offers
+            .insert(crate::directory::normalise_domain(domain), offer);
+    }
+
+    /// The digest challenges `tenant` gets, in order.
+    pub fn digest_offer(&self, tenant: &Tenant) -> DigestOffer {
+        self.tenant_offers
+            .get(&crate::directory::normalise_domain(&tenant.domain))
+            .copied()
+            .unwrap_or(self.config.digest_offer)
     }
 
     /// The bindings, for routing ([`Location::lookup`]) and persistence
@@ -306,7 +435,7 @@ impl Registrar {
         self.location.import(now, now_unix, max, records)
     }
 
-    /// Sources the failure throttle remembers (a gauge for metrics; bounded
+    /// (source, user) pairs the failure throttle remembers (a gauge for metrics; bounded
     /// by [`ThrottleConfig::max_sources`]).
     pub fn tracked_sources(&self) -> usize {
         self.throttle.tracked_sources()
@@ -317,6 +446,7 @@ impl Registrar {
     /// or so.
     pub fn handle_timeout(&mut self, now: Instant, now_unix: u64) -> Vec<BindingChange> {
         self.throttle.sweep(now);
+        self.unanswered.sweep(now);
         self.location.expire(now, now_unix)
     }
 
@@ -366,13 +496,6 @@ impl Registrar {
     }
 
     fn decide(&mut self, directory: &Directory, run: &mut Run<'_>) -> ResponseBuilder {
-        if let Some(until) = self.throttle.blocked_until(run.now, run.key) {
-            run.events.push(RegistrarEvent::RefusedBlocked {
-                source: run.key,
-                until,
-            });
-            return run.reply(403, "Forbidden (too many failed attempts)");
-        }
         let req = run.request;
         // check_request has parsed the Request-URI and To; these `else`
         // branches only keep this function total.
@@ -402,15 +525,25 @@ impl Registrar {
         let tenant = directory
             .tenant_by_domain(&host_text(&ruri_sip.host))
             .or_else(|| to_sip.and_then(|u| directory.tenant_by_domain(&host_text(&u.host))));
+        let key = FailureKey::new(run.key, tenant.map(|t| t.id), user_part.as_deref());
+        if let Some(until) = self.throttle.blocked_until(run.now, &key) {
+            run.events.push(RegistrarEvent::RefusedBlocked {
+                source: key.source,
+                tenant: key.tenant,
+                user: key.user,
+                until,
+            });
+            return run.reply(403, "Forbidden (too many failed attempts)");
+        }
         let Some(tenant) = tenant else {
-            self.fail(run, AuthFailure::UnknownDomain, None, user_part);
+            self.fail(run, &key, AuthFailure::UnknownDomain);
             return run.reply(404, "Not Found (unknown domain)");
         };
         let user = user_part
             .as_deref()
             .and_then(|ext| directory.user(tenant.id, ext));
         let Some(user) = user else {
-            self.fail(run, AuthFailure::UnknownUser, Some(tenant.id), user_part);
+            self.fail(run, &key, AuthFailure::UnknownUser);
             return run.reply(404, "Not Found");
         };
         let aor = Aor {
@@ -424,12 +557,20 @@ impl Registrar {
 
         let credentials = match find_credentials(req, HeaderName::Authorization, &tenant.domain) {
             Ok(Some(c)) => c,
-            Ok(None) => return self.challenge(run, tenant, false),
+            Ok(None) => {
+                let ext = aor.extension.as_str();
+                if let Some(e) =
+                    self.note_challenge(run.now, run.source, tenant, ext, Method::Register)
+                {
+                    run.events.push(e);
+                }
+                return self.challenge(run, tenant, false);
+            }
             Err(e) => return run.reply(400, &bad_request(&format!("invalid Authorization: {e}"))),
         };
+        self.note_answer(run.source, tenant.id, aor.extension.as_str());
         if credentials.username != aor.extension.as_str() {
-            let user = Some(aor.extension.to_string());
-            self.fail(run, AuthFailure::UsernameMismatch, Some(tenant.id), user);
+            self.fail(run, &key, AuthFailure::UsernameMismatch);
             return run.reply(403, "Forbidden (username does not match the To user)");
         }
         if !credentials.uri_matches(ruri_sip.as_str()) {
@@ -438,11 +579,23 @@ impl Registrar {
                 "Bad Request (digest uri does not match the Request-URI)",
             );
         }
+        if !user.credentials.answer(&tenant.domain) {
+            run.events.push(RegistrarEvent::AuthFailed {
+                source: key.source,
+                reason: AuthFailure::SipPasswordNotSet,
+                tenant: key.tenant,
+                user: Some(key.user),
+            });
+            return run.reply(
+                403,
+                "Forbidden (no SIP password for this domain; set it again)",
+            );
+        }
         let verdict = self.digest_server(tenant).verify(
             run.now_unix,
             Method::Register.as_str(),
             &credentials,
-            UserSecret::Password(&user.password),
+            user.credentials.secret(credentials.algorithm.hash()),
         );
         let failure = match verdict {
             Verdict::Ok => None,
@@ -454,12 +607,21 @@ impl Registrar {
             Verdict::Reject(RejectReason::ReplayedNonceCount) => {
                 Some(AuthFailure::ReplayedNonceCount)
             }
+            Verdict::Reject(RejectReason::MissingQop) => {
+                run.events.push(RegistrarEvent::AuthFailed {
+                    source: key.source,
+                    reason: AuthFailure::DigestWithoutQop,
+                    tenant: key.tenant,
+                    user: Some(key.user),
+                });
+                return run.reply(403, "Forbidden (digest without qop=auth)");
+            }
             Verdict::Reject(
                 r @ (RejectReason::AlgorithmMismatch
                 | RejectReason::UnsupportedQop
                 | RejectReason::SessionWithoutQop),
             ) => return run.reply(400, &bad_request(&r.to_string())),
-            // Only stored HA1s can be malformed; the directory holds passwords.
+            // A stored HA1 that is not a digest: a corrupt row.
             Verdict::Reject(
                 RejectReason::Ha1AlgorithmMismatch | RejectReason::InvalidStoredHa1,
             ) => {
@@ -467,12 +629,7 @@ impl Registrar {
             }
         };
         if let Some(failure) = failure {
-            self.fail(
-                run,
-                failure,
-                Some(tenant.id),
-                Some(aor.extension.to_string()),
-            );
+            self.fail(run, &key, failure);
             return run.reply(403, "Forbidden");
         }
 
@@ -607,7 +764,7 @@ impl Registrar {
         now_unix: u64,
         stale: bool,
     ) -> Vec<sip::auth::Challenge> {
-        let algorithms = self.config.digest_offer.algorithms();
+        let algorithms = self.digest_offer(tenant).algorithms();
         let server = self.digest_server(tenant);
         algorithms
             .iter()
@@ -620,10 +777,12 @@ impl Registrar {
     /// whatever the method), so a phone may answer either challenge.
     pub(crate) fn digest_server(&mut self, tenant: &Tenant) -> &mut DigestServer {
         let (key, seed, lifetime) = (self.nonce_key, self.seed, self.config.nonce_lifetime_secs);
+        let qop_required = !self.config.allow_digest_without_qop;
         let fresh = || {
             DigestServer::new(tenant.domain.clone(), key)
                 .with_salt_seed(seed)
                 .with_nonce_lifetime_secs(lifetime)
+                .with_qop_required(qop_required)
         };
         let server = self.realms.entry(tenant.id).or_insert_with(fresh);
         if server.realm() != tenant.domain {
@@ -632,35 +791,66 @@ impl Registrar {
         server
     }
 
-    /// When `source` is refused by the failure throttle (shared with the
-    /// call engine's INVITE authentication: one budget per source).
-    pub(crate) fn blocked_until(&self, now: Instant, source: SourceKey) -> Option<Instant> {
-        self.throttle.blocked_until(now, source)
+    /// When `key` is refused by the failure throttle (shared with the call
+    /// engine's INVITE authentication: one budget per source and user).
+    pub(crate) fn blocked_until(&self, now: Instant, key: &FailureKey) -> Option<Instant> {
+        self.throttle.blocked_until(now, key)
     }
 
     /// Counts an authentication failure of another method (INVITE) against
-    /// `source`; returns the end of the block it started, if it did.
-    pub(crate) fn record_failure(&mut self, now: Instant, source: SourceKey) -> Option<Instant> {
-        self.throttle.record_failure(now, source)
+    /// `key`; returns the end of the block it started, if it did.
+    pub(crate) fn record_failure(&mut self, now: Instant, key: &FailureKey) -> Option<Instant> {
+        self.throttle.record_failure(now, key)
     }
 
-    /// Counts a failure against the request's source.
-    fn fail(
+    /// A known user's device was challenged (its request had no credentials
+    /// for the realm); reports it when it keeps not answering.
+    pub(crate) fn note_challenge(
         &mut self,
-        run: &mut Run<'_>,
-        reason: AuthFailure,
-        tenant: Option<TenantId>,
-        user: Option<String>,
-    ) {
-        run.events.push(RegistrarEvent::AuthFailed {
-            source: run.key,
-            reason,
+        now: Instant,
+        peer: Peer,
+        tenant: &Tenant,
+        user: &str,
+        method: Method,
+    ) -> Option<RegistrarEvent> {
+        let device = Device {
+            addr: peer.addr,
+            tenant: tenant.id,
+            user: user.to_owned(),
+        };
+        let challenges = self.unanswered.challenged(now, device)?;
+        Some(RegistrarEvent::ChallengesUnanswered {
+            tenant: tenant.id,
+            user: user.to_owned(),
+            device: peer,
+            method,
+            challenges,
+            offered: self.digest_offer(tenant),
+        })
+    }
+
+    /// A known user's device answered a challenge (rightly or not).
+    pub(crate) fn note_answer(&mut self, peer: Peer, tenant: TenantId, user: &str) {
+        self.unanswered.answered(&Device {
+            addr: peer.addr,
             tenant,
-            user,
+            user: user.to_owned(),
         });
-        if let Some(until) = self.throttle.record_failure(run.now, run.key) {
+    }
+
+    /// Counts a failure against the request's (source, user).
+    fn fail(&mut self, run: &mut Run<'_>, key: &FailureKey, reason: AuthFailure) {
+        run.events.push(RegistrarEvent::AuthFailed {
+            source: key.source,
+            reason,
+            tenant: key.tenant,
+            user: Some(key.user.clone()),
+        });
+        if let Some(until) = self.throttle.record_failure(run.now, key) {
             run.events.push(RegistrarEvent::SourceBlocked {
-                source: run.key,
+                source: key.source,
+                tenant: key.tenant,
+                user: key.user.clone(),
                 until,
             });
         }

@@ -66,7 +66,7 @@ pub fn directory(d: &mut Directory) {
             tenant_id: tenant_id(),
             extension: Extension::new(ext),
             display_name: name.into(),
-            password: password(ext),
+            credentials: pbx::SipCredentials::from_password(ext, DOMAIN, &password(ext)),
             ring_timeout: Duration::from_secs(ring),
             enabled: true,
         })

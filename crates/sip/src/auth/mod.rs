@@ -41,15 +41,18 @@
 //!   nodes that share a key should use distinct seeds so their nonces differ.
 //!   The algorithm is bound into the nonce, so a client cannot answer a
 //!   SHA-256 challenge with MD5.
-//! - **qop.** The server always offers `qop="auth"`. Answers without qop
-//!   (RFC 2069 compatibility) are accepted with the non-session algorithms;
-//!   such a nonce can be reused for its whole lifetime (there is no nonce
-//!   count to detect replay), which is why the lifetime is short (300 s by
-//!   default). `auth-int` is parsed but never offered nor answered: the
-//!   server rejects it ([`RejectReason::UnsupportedQop`]) and the client
-//!   refuses challenges that offer only it ([`ClientError::UnsupportedQop`]).
-//!   Session algorithms (`MD5-sess`, `SHA-256-sess`) require qop, because
-//!   their HA1 needs a cnonce.
+//! - **qop.** The server always offers `qop="auth"` and, by default,
+//!   refuses answers without it ([`RejectReason::MissingQop`]): without a
+//!   nonce count nothing tells a replayed answer from a fresh one. Servers
+//!   built [`DigestServer::with_qop_required`]`(false)` accept RFC 2069
+//!   answers for legacy phones, with the non-session algorithms only, and
+//!   each nonce once: a second use is [`Verdict::Stale`], so the phone is
+//!   re-challenged and a captured answer is worth nothing. `auth-int` is
+//!   parsed but never offered nor answered: the server rejects it
+//!   ([`RejectReason::UnsupportedQop`]) and the client refuses challenges
+//!   that offer only it ([`ClientError::UnsupportedQop`]). Session
+//!   algorithms (`MD5-sess`, `SHA-256-sess`) require qop, because their HA1
+//!   needs a cnonce.
 //! - **Replay protection.** With `qop=auth` the server remembers, for each
 //!   live nonce, the highest `nc` it accepted; `nc` must strictly increase.
 //!   The table is bounded ([`DigestServer::with_max_tracked_nonces`], 100 000

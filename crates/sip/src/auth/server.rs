@@ -14,6 +14,9 @@ pub const DEFAULT_NONCE_LIFETIME_SECS: u64 = 300;
 /// How many live nonces a server remembers nonce counts for.
 pub const DEFAULT_MAX_TRACKED_NONCES: usize = 100_000;
 
+/// The count recorded for a nonce answered without qop: above every real
+/// count, so the nonce cannot be answered again, with or without qop.
+const SINGLE_USE: u32 = u32::MAX;
 /// Domain separation for the nonce MAC, should the key ever serve elsewhere.
 const NONCE_LABEL: &[u8] = b"tally/sip/digest-nonce/v1";
 const TAG_LEN: usize = 16;
@@ -69,6 +72,8 @@ pub enum RejectReason {
     UnsupportedQop,
     #[error("session algorithm used without qop")]
     SessionWithoutQop,
+    #[error("answer without qop=auth, which this server requires")]
+    MissingQop,
     #[error("stored HA1 is for another hash than the credentials' algorithm")]
     Ha1AlgorithmMismatch,
     #[error("stored HA1 is not a hex digest of the right length")]
@@ -91,9 +96,11 @@ pub struct DigestServer {
     mac: Hmac<Sha256>,
     lifetime: u64,
     max_tracked: usize,
+    /// Whether answers without `qop` are refused ([`RejectReason::MissingQop`]).
+    qop_required: bool,
     next_salt: u64,
-    /// `(issued_at, tag)` of each live nonce answered with qop, to the highest
-    /// nc accepted. Ordered by issue time so expiry and eviction pop the front.
+    /// `(issued_at, tag)` of each live nonce answered, to the highest nc
+    /// accepted ([`SINGLE_USE`] for a nonce answered without qop). Ordered by issue time so expiry and eviction pop the front.
     counts: BTreeMap<(u64, [u8; TAG_LEN]), u32>,
     /// The largest key ever evicted while live: an untracked nonce at or
     /// below it may have been answered before, so it is treated as stale.
@@ -133,6 +140,7 @@ impl DigestServer {
             mac: Hmac::<Sha256>::new(&block.into()),
             lifetime: DEFAULT_NONCE_LIFETIME_SECS,
             max_tracked: DEFAULT_MAX_TRACKED_NONCES,
+            qop_required: true,
             next_salt: 0,
             counts: BTreeMap::new(),
             evicted_up_to: None,
@@ -142,6 +150,15 @@ impl DigestServer {
     /// Nonce lifetime in seconds (at least 1).
     pub fn with_nonce_lifetime_secs(mut self, secs: u64) -> Self {
         self.lifetime = secs.max(1);
+        self
+    }
+
+    /// Whether answers without `qop` are refused (the default). Off for
+    /// legacy phones that ignore `qop="auth"`: their answers are then
+    /// accepted once per nonce (a second use is [`Verdict::Stale`], so the
+    /// phone is re-challenged and a captured answer cannot be replayed).
+    pub fn with_qop_required(mut self, required: bool) -> Self {
+        self.qop_required = required;
         self
     }
 
@@ -231,6 +248,7 @@ impl DigestServer {
             None if c.algorithm.is_session() => {
                 return Verdict::Reject(RejectReason::SessionWithoutQop);
             }
+            None if self.qop_required => return Verdict::Reject(RejectReason::MissingQop),
             None => None,
             Some(q) if q.qop == Qop::Auth => Some(QopInputs {
                 qop: q.qop,
@@ -266,11 +284,22 @@ impl DigestServer {
             return Verdict::Stale;
         }
         match qop {
-            // Without qop there is no count: the nonce may be reused until it
-            // expires (RFC 2069 compatibility, see the module doc).
-            None => Verdict::Ok,
+            // Without qop there is no count to tell a replay from a retry, so
+            // the nonce answers once (RFC 2069 compatibility).
+            None => self.record_single_use((nonce.issued_at, nonce.tag)),
             Some(q) => self.record_count((nonce.issued_at, nonce.tag), q.nc),
         }
+    }
+
+    /// Accepts the first use of a nonce answered without qop; a later use
+    /// is [`Verdict::Stale`]: the phone is challenged again with a fresh
+    /// nonce, a replayed answer gets nowhere.
+    fn record_single_use(&mut self, key: (u64, [u8; TAG_LEN])) -> Verdict {
+        if self.counts.contains_key(&key) || self.evicted_up_to.is_some_and(|floor| key <= floor) {
+            return Verdict::Stale;
+        }
+        self.track(key, SINGLE_USE);
+        Verdict::Ok
     }
 
     /// Accepts `nc` for the nonce `key` if it is above every count seen.
@@ -288,6 +317,13 @@ impl DigestServer {
         if nc == 0 {
             return Verdict::Reject(RejectReason::ReplayedNonceCount);
         }
+        self.track(key, nc);
+        Verdict::Ok
+    }
+
+    /// Remembers `nc` for a nonce not in the table, evicting the oldest
+    /// entries when full (see the module doc).
+    fn track(&mut self, key: (u64, [u8; TAG_LEN]), nc: u32) {
         while self.counts.len() >= self.max_tracked {
             let Some((evicted, _)) = self.counts.pop_first() else {
                 break;
@@ -295,7 +331,6 @@ impl DigestServer {
             self.evicted_up_to = self.evicted_up_to.max(Some(evicted));
         }
         self.counts.insert(key, nc);
-        Verdict::Ok
     }
 
     /// Drops the table's expired entries; each entry is dropped once, so the

@@ -257,6 +257,15 @@ pub async fn create_tenants(store: &Store, tenants: impl IntoIterator<Item = u64
     }
 }
 
+/// Stand-in HA1s for `realm` (the store stores them, never computes them).
+pub fn sip_hashes(realm: &str) -> store::SipHashes {
+    store::SipHashes {
+        realm: realm.to_owned(),
+        md5: "a".repeat(32),
+        sha256: "b".repeat(64),
+    }
+}
+
 pub fn user(tenant: u64, extension: &str) -> User {
     User {
         display_name: format!("User {extension}"),
@@ -264,7 +273,7 @@ pub fn user(tenant: u64, extension: &str) -> User {
             Id::from_u64(900_000_000_000_000_000 + tenant * 10_000 + extension.len() as u64),
             tenant_id(tenant),
             extension,
-            "s3cret",
+            sip_hashes(&format!("t{tenant}.example")),
             at(0),
         )
     }

@@ -130,6 +130,12 @@ impl ApiState {
 /// The tenant roles, as SPEC §7 spells them.
 const ROLES: [&str; 3] = ["Admin", "QueueManager", "StandardUser"];
 
+/// What a tenant's `sip_domain` change does to its users' SIP passwords.
+const SIP_DOMAIN_IS_THE_REALM: &str = "The sip_domain is the digest realm, and only the \
+    digest hashes of SIP passwords are stored: changing it leaves every user of the tenant \
+    without a usable SIP password (sip_password_set false) until each sip_password is set \
+    again; their phones are refused meanwhile.";
+
 /// `schema` or `null`.
 fn nullable(schema: serde_json::Value) -> serde_json::Value {
     serde_json::json!({"anyOf": [schema, {"type": "null"}]})
@@ -239,6 +245,16 @@ pub fn api() -> Api {
             ("recording", boolean()),
             ("enabled", boolean()),
             ("has_password", boolean()),
+            (
+                "sip_password_set",
+                serde_json::json!({
+                    "type": "boolean",
+                    "description": "Whether a SIP password is set for the tenant's current \
+                        sip_domain. Only its digest hashes are stored, and they include the \
+                        domain: changing the tenant's sip_domain makes this false until the \
+                        sip_password is set again (and a new extension needs it too)."
+                }),
+            ),
             ("created_at", date_time()),
             ("updated_at", date_time()),
         ],
@@ -255,6 +271,7 @@ pub fn api() -> Api {
             "recording",
             "enabled",
             "has_password",
+            "sip_password_set",
             "created_at",
             "updated_at",
         ],
@@ -424,6 +441,7 @@ pub fn api() -> Api {
             "/api/tenants/{tenant_id}",
             tenants::put,
             Doc::new("Tenants", "Replace a tenant (system admin)")
+                .describe(SIP_DOMAIN_IS_THE_REALM)
                 .json_body(tenant_body(&["name", "sip_domain"]))
                 .json(200, tenant.clone()),
         )
@@ -431,6 +449,7 @@ pub fn api() -> Api {
             "/api/tenants/{tenant_id}",
             tenants::patch,
             Doc::new("Tenants", "Change some fields of a tenant (system admin)")
+                .describe(SIP_DOMAIN_IS_THE_REALM)
                 .json_body(tenant_body(&[]))
                 .json(200, tenant.clone()),
         )

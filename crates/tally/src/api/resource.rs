@@ -278,6 +278,9 @@ impl From<ProvisionError> for ApiError {
                 ApiError::already_exists("extension", e.to_string())
             }
             ProvisionError::UnknownTenant => ApiError::not_found("tenant"),
+            ProvisionError::SipPasswordRequired => {
+                ApiError::validate("sip_password", e.to_string())
+            }
             ProvisionError::UnknownUser => ApiError::not_found("user"),
             ProvisionError::TenantInUse(_) => ApiError::in_use("tenant", e.to_string()),
             ProvisionError::Store(e) => ApiError::internal(e),

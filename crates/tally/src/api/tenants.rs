@@ -11,6 +11,11 @@
 //! DELETE /api/tenants/{tenant_id}     204: the tenant and all its data, its phones stop at once
 //! ```
 //!
+//! Changing `sip_domain` changes the digest realm: the users' stored SIP
+//! password hashes no longer answer, so every user's `sip_password_set`
+//! turns `false` until its `sip_password` is set again (DESIGN.md,
+//! "Storage").
+//!
 //! A tenant is `{id, name, sip_domain, time_zone, retention_days,
 //! created_at}`; `time_zone` is an IANA name (default `UTC`),
 //! `retention_days` whole days or `null` (keep CDRs forever).

@@ -78,6 +78,11 @@ pub struct UserJson {
     enabled: bool,
     /// Whether a web password is set (the user can sign in).
     has_password: bool,
+    /// Whether a SIP password is set for the tenant's current domain: the
+    /// store keeps only its digest HA1s, which name the domain (the
+    /// realm), so changing the tenant's `sip_domain` makes this `false`
+    /// for every user until their `sip_password` is set again.
+    sip_password_set: bool,
     created_at: String,
     updated_at: String,
 }
@@ -96,6 +101,7 @@ pub fn user_json(u: store::User) -> UserJson {
         recording: u.recording,
         enabled: u.enabled,
         has_password: u.password_hash.is_some(),
+        sip_password_set: !u.sip.md5.is_empty(),
         created_at: rfc3339(u.created_at),
         updated_at: rfc3339(u.updated_at),
     }
@@ -112,7 +118,7 @@ async fn apply(fields: &mut UserFields, body: &Body, full: bool) -> Result<bool,
         fields.extension = provision::extension(body.required("extension")?)?;
     }
     if given("sip_password") {
-        fields.sip_password = provision::sip_password(body.required("sip_password")?)?;
+        fields.sip_password = Some(provision::sip_password(body.required("sip_password")?)?);
     }
     if given("display_name") {
         fields.display_name = provision::display_name(body.string("display_name")?.unwrap_or(""))?;
