@@ -97,6 +97,8 @@ fn answered_word(answered: bool) -> &'static str {
 ///   answered** (a queue agent ringing after the IVR answered is not
 ///   ringback the caller heard; SPEC says "first target rang" and is silent
 ///   on rings after answer); `answered_time` is the first answer;
+/// * a target answering without a 18x rang at its `answered_time`, and so
+///   did the call when nothing rang before that first answer (SPEC §2);
 /// * `callee` stays the first destination; `call_update_info` reports the
 ///   current identity, the CDR keeps the original;
 /// * a target's `status_code`/`end_reason` come from how it stopped:
@@ -356,10 +358,17 @@ impl Session {
                 (EventType::TargetRinging, Payload::Target(leg))
             }
             CallEventKind::TargetAnswered { target } => {
+                let first_answer = self.answered_time.is_none();
                 let t =
                     self.target_in(target, event, &[TargetPhase::Calling, TargetPhase::Ringing])?;
+                // An answer without a 18x (an IVR, auto-answer) counts as
+                // ringing at the answer (SPEC §2 `ring_time`).
+                t.ring_time.get_or_insert(at);
                 t.answered_time = Some(at);
                 let leg = t.leg();
+                if first_answer {
+                    self.ring_time.get_or_insert(at);
+                }
                 self.answered_time.get_or_insert(at);
                 (EventType::TargetAnswer, Payload::Target(leg))
             }

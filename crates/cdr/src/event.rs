@@ -106,6 +106,18 @@ pub struct Party {
     pub domain: String,
 }
 
+impl Party {
+    /// `sip:<user>@<domain>`, the spelling of `call_start` and
+    /// `call_update_info` (SPEC §4); `sip:<user>` when the domain is unknown.
+    pub fn sip_uri(&self) -> String {
+        if self.domain.is_empty() {
+            format!("sip:{}", self.user)
+        } else {
+            format!("sip:{}@{}", self.user, self.domain)
+        }
+    }
+}
+
 /// Everything known when a session starts (SPEC §2 call-level identity).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionStart {

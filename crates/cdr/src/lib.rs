@@ -33,11 +33,12 @@
 //!
 //! Each is documented where it is implemented:
 //!
-//! * durations floor the millisecond difference
-//!   ([`UnixMillis::whole_seconds_since`]);
+//! * durations are differences of the second-resolution times the record
+//!   shows ([`UnixMillis::whole_seconds_since`]);
 //! * event `time` is when the event happened, for every event type;
-//!   `caller`/`callee` are user parts on every event, as in `call_cdr`, so
-//!   `call_start` and `call_cdr` can be joined ([`WireEvent`]);
+//!   `caller`/`callee` are SIP URIs in `call_start` and `call_update_info`
+//!   (`sip:<user>@<domain>`, as SPEC §4 prescribes), user parts elsewhere
+//!   ([`WireEvent`]);
 //! * keys follow PortSIP's order with Tally additions last; `sequence` is
 //!   a number ([`WireEvent`]);
 //! * `event_id` is a UUIDv8 derived from (session id, ordinal) ([`EventId`]);

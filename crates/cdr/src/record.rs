@@ -113,10 +113,14 @@ impl TargetRecord {
         talk_duration(self.answered_time, self.ended_time)
     }
 
-    /// The target object of `call_cdr.call_targets` and of the REST detail.
-    pub(crate) fn to_json(&self) -> TargetJson<'_> {
+    /// The target object of `call_cdr.call_targets` and of the REST detail,
+    /// with the call's `cdr_id` and `direction` (spelled by the caller)
+    /// repeated, as SPEC §2's target table lists them.
+    pub(crate) fn to_json(&self, cdr_id: CdrId, direction: &'static str) -> TargetJson<'_> {
         TargetJson {
             id: self.id,
+            cdr_id,
+            direction,
             call_type: self.call_type.as_str(),
             caller: &self.caller,
             callee: &self.callee,
@@ -154,6 +158,8 @@ fn talk_duration(answered: Option<UnixMillis>, ended: UnixMillis) -> u64 {
 #[derive(Serialize)]
 pub(crate) struct TargetJson<'a> {
     id: TargetId,
+    cdr_id: CdrId,
+    direction: &'static str,
     call_type: &'static str,
     caller: &'a str,
     callee: &'a str,

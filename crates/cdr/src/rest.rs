@@ -13,7 +13,7 @@ use crate::event::Recording;
 use crate::id::{CdrId, SessionId};
 use crate::record::{CdrRecord, TargetJson};
 use crate::time::rest_time;
-use crate::vocab::RerouteReason;
+use crate::vocab::{DirectionVocabulary, RerouteReason};
 
 /// One CDR as REST shows it. Serialize it; keys come out in declaration
 /// order. Its `id` is the `cdr_id`; `call_status` and `session_id` are
@@ -49,7 +49,8 @@ pub struct RestCdr<'a> {
     user_data: &'a str,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     recovered: bool,
-    /// Detail form only: the §2 target objects, event spelling.
+    /// Detail form only: the §2 target objects, event spelling (their
+    /// `direction` in the classic vocabulary: REST has no wire profile).
     #[serde(skip_serializing_if = "Option::is_none")]
     call_targets: Option<Vec<TargetJson<'a>>>,
     /// Detail form only, and only when the call was recorded.
@@ -101,7 +102,17 @@ impl CdrRecord {
     /// `call_targets` and, when recorded, `recording`.
     pub fn rest_detail(&self) -> RestCdr<'_> {
         RestCdr {
-            call_targets: Some(self.targets.iter().map(|t| t.to_json()).collect()),
+            call_targets: Some(
+                self.targets
+                    .iter()
+                    .map(|t| {
+                        t.to_json(
+                            self.cdr_id,
+                            self.direction.event_spelling(DirectionVocabulary::Classic),
+                        )
+                    })
+                    .collect(),
+            ),
             recording: self.recording.as_ref(),
             ..self.rest_item()
         }

@@ -48,19 +48,17 @@ impl UnixMillis {
         self.0 / 1000
     }
 
-    /// Whole seconds from `earlier` to `self`: the floor of the millisecond
-    /// difference divided by 1000, and 0 if `earlier` is later.
+    /// Seconds from `earlier` to `self` as the second-resolution event
+    /// times show them: `self`'s second minus `earlier`'s, 0 if `earlier`
+    /// is later.
     ///
-    /// SPEC is silent on rounding. Flooring the *difference* (not the
-    /// difference of floored seconds, FreeSWITCH's `billsec` trap) means a
-    /// 0.2 s answer-to-hang-up never shows as 1 s and a 59.9 s talk never
-    /// shows as 60 s. The price: `ended_time - answered_time` computed from
-    /// the second-resolution event strings can exceed the duration by one.
-    /// PortSIP's one REST example (34.193 s shown as 35) hints that PortSIP
-    /// subtracts floored seconds; if strict parity is ever wanted, this is
-    /// the single function to change.
+    /// SPEC §2 wants every duration to equal the difference of the times
+    /// the same record shows, so a reader subtracting `answered_time` from
+    /// `ended_time` always finds `talk_duration` (PortSIP's REST example,
+    /// 34.193 s shown as 35, subtracts seconds the same way). The price: a
+    /// 0.2 s call that crosses a second boundary lasts 1 s.
     pub const fn whole_seconds_since(self, earlier: UnixMillis) -> u64 {
-        self.0.saturating_sub(earlier.0) / 1000
+        self.unix_seconds().saturating_sub(earlier.unix_seconds())
     }
 
     /// RFC 3339 UTC with exactly three fractional digits, e.g.
@@ -194,11 +192,17 @@ mod tests {
     }
 
     #[test]
-    fn durations_floor_the_millisecond_difference() {
+    fn durations_are_differences_of_the_seconds_shown() {
         let a = UnixMillis(1_000_965);
-        assert_eq!(UnixMillis(1_035_158).whole_seconds_since(a), 34);
-        assert_eq!(UnixMillis(1_001_964).whole_seconds_since(a), 0);
-        assert_eq!(UnixMillis(1_001_965).whole_seconds_since(a), 1);
+        // PortSIP's example: 34.193 s between …00.965 and …35.158 is 35.
+        assert_eq!(UnixMillis(1_035_158).whole_seconds_since(a), 35);
+        assert_eq!(UnixMillis(1_000_999).whole_seconds_since(a), 0);
+        assert_eq!(UnixMillis(1_001_000).whole_seconds_since(a), 1);
+        // Answered at …592.9, ended at …652.1: the record shows 592 and 652.
+        assert_eq!(
+            UnixMillis(1_795_874_652_100).whole_seconds_since(UnixMillis(1_795_874_592_900)),
+            60
+        );
         assert_eq!(a.whole_seconds_since(UnixMillis(2_000_000)), 0);
     }
 }

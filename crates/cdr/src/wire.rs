@@ -143,31 +143,30 @@ impl Serialize for EventId {
 }
 
 /// How events are spelled for a deployment.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct WireProfile {
     /// `events.direction_vocabulary`.
     pub direction_vocabulary: DirectionVocabulary,
-    /// The `portsip` compat profile: target events also carry PortSIP's
-    /// misspelt `destiantion` key (same value as `destination`).
+    /// `events.misspelt_destination`: target events also carry PortSIP's
+    /// misspelt `destiantion` key (same value as `destination`), so
+    /// integrations written against PortSIP work unchanged. On by default
+    /// (SPEC §4); a deployment whose consumers are all new may drop it.
     pub misspelt_destination: bool,
 }
 
 impl WireProfile {
-    /// Tally's default: classic directions, no misspelt key.
+    /// SPEC §4's default: classic directions, and the misspelt key sent.
     pub const fn tally() -> Self {
-        Self {
-            direction_vocabulary: DirectionVocabulary::Classic,
-            misspelt_destination: false,
-        }
-    }
-
-    /// Drop-in PortSIP compatibility: classic directions plus the
-    /// misspelt `destiantion` key on target events.
-    pub const fn portsip() -> Self {
         Self {
             direction_vocabulary: DirectionVocabulary::Classic,
             misspelt_destination: true,
         }
+    }
+}
+
+impl Default for WireProfile {
+    fn default() -> Self {
+        Self::tally()
     }
 }
 
@@ -236,9 +235,10 @@ pub(crate) enum Payload {
 ///
 /// * `time` is when the event happened, on every event type (PortSIP's
 ///   docs copy "call start time" onto update and target events);
-/// * `caller`/`callee` are user parts (`101`) on every event, as in
-///   `call_cdr`, not the SIP URIs of PortSIP's lone `call_start` example,
-///   so a consumer can join `call_start` to `call_cdr`;
+/// * `caller`/`callee` are SIP URIs (`sip:101@acme.example`) in
+///   `call_start` and `call_update_info`, as in PortSIP's `call_start`
+///   example, and user parts (`101`) in target events and `call_cdr`, as
+///   in PortSIP's `call_cdr` example (SPEC §4);
 /// * `sequence` is a JSON number (a resume offset, not an id);
 /// * target events carry exactly SPEC §4's fields; the leg's outcome
 ///   (status, code, reason) is in `call_cdr.call_targets`.
@@ -325,9 +325,9 @@ impl WireEvent {
                 tenant_id: h.tenant_id,
                 direction,
                 call_id,
-                caller: &identity.caller.user,
+                caller: identity.caller.sip_uri(),
                 caller_display_name: &identity.caller.display_name,
-                callee: &identity.callee.user,
+                callee: identity.callee.sip_uri(),
                 callee_display_name: &identity.callee.display_name,
                 did: &identity.did,
                 outbound_caller_id: &identity.outbound_caller_id,
@@ -342,9 +342,9 @@ impl WireEvent {
                 cdr_id: h.cdr_id,
                 tenant_id: h.tenant_id,
                 direction,
-                caller: &identity.caller.user,
+                caller: identity.caller.sip_uri(),
                 caller_display_name: &identity.caller.display_name,
-                callee: &identity.callee.user,
+                callee: identity.callee.sip_uri(),
                 callee_display_name: &identity.callee.display_name,
                 did: &identity.did,
                 outbound_caller_id: &identity.outbound_caller_id,
@@ -414,10 +414,15 @@ fn call_cdr_json<'a>(
         call_status: r.call_status.as_str(),
         status_code: r.status_code.to_string(),
         ended_reason: r.ended_reason.event_spelling(),
+        end_reason: r.ended_reason.event_spelling(),
         user_data: &r.user_data,
         recording: r.recording.as_ref(),
         recovered: r.recovered,
-        call_targets: r.targets.iter().map(|t| t.to_json()).collect(),
+        call_targets: r
+            .targets
+            .iter()
+            .map(|t| t.to_json(r.cdr_id, direction))
+            .collect(),
         event_id,
         sequence,
     }
@@ -432,9 +437,10 @@ struct CallStartJson<'a> {
     tenant_id: TenantId,
     direction: &'static str,
     call_id: &'a str,
-    caller: &'a str,
+    /// A SIP URI (SPEC §4).
+    caller: String,
     caller_display_name: &'a str,
-    callee: &'a str,
+    callee: String,
     callee_display_name: &'a str,
     did: &'a str,
     outbound_caller_id: &'a str,
@@ -451,9 +457,10 @@ struct CallUpdateInfoJson<'a> {
     cdr_id: CdrId,
     tenant_id: TenantId,
     direction: &'static str,
-    caller: &'a str,
+    /// A SIP URI (SPEC §4).
+    caller: String,
     caller_display_name: &'a str,
-    callee: &'a str,
+    callee: String,
     callee_display_name: &'a str,
     did: &'a str,
     outbound_caller_id: &'a str,
@@ -509,6 +516,9 @@ struct CallCdrJson<'a> {
     call_status: &'static str,
     status_code: String,
     ended_reason: &'static str,
+    /// Same value as `ended_reason`: PortSIP's table and examples disagree
+    /// on the key, so both are sent (SPEC §2).
+    end_reason: &'static str,
     user_data: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     recording: Option<&'a Recording>,
@@ -598,11 +608,11 @@ mod tests {
     }
 
     #[test]
-    fn profiles() {
+    fn the_default_profile_sends_the_misspelt_key_with_classic_directions() {
         assert_eq!(WireProfile::default(), WireProfile::tally());
-        assert!(WireProfile::portsip().misspelt_destination);
+        assert!(WireProfile::default().misspelt_destination);
         assert_eq!(
-            WireProfile::portsip().direction_vocabulary,
+            WireProfile::default().direction_vocabulary,
             DirectionVocabulary::Classic
         );
     }

@@ -1,9 +1,9 @@
 //! Golden CDRs for the extension-to-extension rows of SPEC §3.
 //!
 //! Each test scripts one call with concrete millisecond times (deliberately
-//! not on whole seconds, to pin the rounding: durations floor the
-//! millisecond difference) and asserts the exact `call_cdr` object and the
-//! exact sequence of events.
+//! not on whole seconds, to pin the rounding: durations are differences of
+//! the second-resolution times the record shows, SPEC §2) and asserts the
+//! exact `call_cdr` object and the exact sequence of events.
 //!
 //! Times used (T0 = 2026-11-28T14:03:07.123Z = Unix second 1795874587):
 //!
@@ -105,14 +105,17 @@ fn answered_and_caller_hangs_up() {
             "answered_time": "1795874592",
             "ended_time": "1795874652",
             "ring_duration": "5",
-            // 59.63 s: floored, not 60 (= 652 - 592).
-            "talk_duration": 59,
+            // 652 - 592 as shown, although 59.63 s passed (SPEC §2).
+            "talk_duration": 60,
             "call_status": "answered",
             "status_code": "0",
             "ended_reason": "caller_disconnect",
+            "end_reason": "caller_disconnect",
             "user_data": "",
             "call_targets": [{
                 "id": PHONE,
+                "cdr_id": CDR,
+                "direction": "ext",
                 "call_type": "normal_call",
                 "caller": "101",
                 "callee": "102",
@@ -122,7 +125,7 @@ fn answered_and_caller_hangs_up() {
                 "answered_time": "1795874592",
                 "ended_time": "1795874652",
                 "ring_duration": "5",
-                "talk_duration": "59",
+                "talk_duration": "60",
                 "status": "answered",
                 "status_code": 0,
                 "end_reason": "caller_disconnect",
@@ -179,13 +182,16 @@ fn answered_and_callee_hangs_up() {
             "answered_time": "1795874592",
             "ended_time": "1795874619",
             "ring_duration": "5",
-            "talk_duration": 26,
+            "talk_duration": 27,
             "call_status": "answered",
             "status_code": "0",
             "ended_reason": "callee_disconnect",
+            "end_reason": "callee_disconnect",
             "user_data": "",
             "call_targets": [{
                 "id": PHONE,
+                "cdr_id": CDR,
+                "direction": "ext",
                 "call_type": "normal_call",
                 "caller": "101",
                 "callee": "102",
@@ -195,7 +201,7 @@ fn answered_and_callee_hangs_up() {
                 "answered_time": "1795874592",
                 "ended_time": "1795874619",
                 "ring_duration": "5",
-                "talk_duration": "26",
+                "talk_duration": "27",
                 "status": "answered",
                 "status_code": 0,
                 "end_reason": "callee_disconnect",
@@ -257,9 +263,12 @@ fn caller_cancels_while_callee_rings() {
             "call_status": "noanswer",
             "status_code": "487",
             "ended_reason": "cancelled",
+            "end_reason": "cancelled",
             "user_data": "",
             "call_targets": [{
                 "id": PHONE,
+                "cdr_id": CDR,
+                "direction": "ext",
                 "call_type": "normal_call",
                 "caller": "101",
                 "callee": "102",
@@ -322,9 +331,12 @@ fn rejected_cdr(code: u16) -> Value {
         "call_status": "fail",
         "status_code": code.to_string(),
         "ended_reason": "None",
+        "end_reason": "None",
         "user_data": "",
         "call_targets": [{
             "id": PHONE,
+            "cdr_id": CDR,
+            "direction": "ext",
             "call_type": "normal_call",
             "caller": "101",
             "callee": "102",
@@ -408,6 +420,7 @@ fn targetless_cdr(code: u16) -> Value {
         "call_status": "fail",
         "status_code": code.to_string(),
         "ended_reason": "None",
+        "end_reason": "None",
         "user_data": "",
         "call_targets": [],
         "event_id": event_id(1),
@@ -491,9 +504,12 @@ fn callee_rings_out_408() {
             "call_status": "noanswer",
             "status_code": "408",
             "ended_reason": "None",
+            "end_reason": "None",
             "user_data": "",
             "call_targets": [{
                 "id": PHONE,
+                "cdr_id": CDR,
+                "direction": "ext",
                 "call_type": "normal_call",
                 "caller": "101",
                 "callee": "102",
@@ -572,14 +588,17 @@ fn callee_registered_from_two_devices_forks_and_the_loser_is_noanswer() {
             "answered_time": "1795874591",
             "ended_time": "1795874607",
             "ring_duration": "4",
-            "talk_duration": 15,
+            "talk_duration": 16,
             "call_status": "answered",
             "status_code": "0",
             "ended_reason": "callee_disconnect",
+            "end_reason": "callee_disconnect",
             "user_data": "",
             "call_targets": [
                 {
                     "id": PHONE,
+                    "cdr_id": CDR,
+                    "direction": "ext",
                     "call_type": "normal_call",
                     "caller": "101",
                     "callee": "102",
@@ -599,6 +618,8 @@ fn callee_registered_from_two_devices_forks_and_the_loser_is_noanswer() {
                 },
                 {
                     "id": APP,
+                    "cdr_id": CDR,
+                    "direction": "ext",
                     "call_type": "normal_call",
                     "caller": "101",
                     "callee": "102",
@@ -607,8 +628,8 @@ fn callee_registered_from_two_devices_forks_and_the_loser_is_noanswer() {
                     "ring_time": "1795874587",
                     "answered_time": "1795874591",
                     "ended_time": "1795874607",
-                    "ring_duration": "3",
-                    "talk_duration": "15",
+                    "ring_duration": "4",
+                    "talk_duration": "16",
                     "status": "answered",
                     "status_code": 0,
                     "end_reason": "callee_disconnect",
@@ -663,14 +684,17 @@ fn crash_recovery_closes_an_answered_call_at_its_last_activity() {
             "answered_time": "1795874592",
             "ended_time": "1795874634",
             "ring_duration": "5",
-            "talk_duration": 41,
+            "talk_duration": 42,
             "call_status": "answered",
             "status_code": "0",
             "ended_reason": "None",
+            "end_reason": "None",
             "user_data": "",
             "recovered": true,
             "call_targets": [{
                 "id": PHONE,
+                "cdr_id": CDR,
+                "direction": "ext",
                 "call_type": "normal_call",
                 "caller": "101",
                 "callee": "102",
@@ -680,7 +704,7 @@ fn crash_recovery_closes_an_answered_call_at_its_last_activity() {
                 "answered_time": "1795874592",
                 "ended_time": "1795874634",
                 "ring_duration": "5",
-                "talk_duration": "41",
+                "talk_duration": "42",
                 "status": "answered",
                 "status_code": 0,
                 "end_reason": "None",

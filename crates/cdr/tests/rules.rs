@@ -20,6 +20,7 @@ fn raw(call: &Call, index: usize, sequence: u64, profile: &WireProfile) -> Strin
 
 // ---------------------------------------------------------------- wire form
 
+/// `caller`/`callee` of `call_start` are SIP URIs (SPEC §4).
 #[test]
 fn call_start_keys_come_out_in_portsip_order() {
     let call = Call::ext();
@@ -29,37 +30,41 @@ fn call_start_keys_come_out_in_portsip_order() {
             r#"{"event_type":"call_start","time":"1795874587","#,
             r#""session_id":"1179059904569151488","cdr_id":"1179059904569151489","#,
             r#""tenant_id":"883611252155219968","direction":"ext","#,
-            r#""call_id":"3c26a1f1e7b94f0a@10.0.0.5","caller":"101","caller_display_name":"Tom","#,
-            r#""callee":"102","callee_display_name":"Jason","did":"","outbound_caller_id":"","#,
+            r#""call_id":"3c26a1f1e7b94f0a@10.0.0.5","caller":"sip:101@acme.example","#,
+            r#""caller_display_name":"Tom","callee":"sip:102@acme.example","#,
+            r#""callee_display_name":"Jason","did":"","outbound_caller_id":"","#,
             r#""user_data":"","event_id":"105cdcbc-7cc0-8100-8000-000000000000","sequence":1}"#
         )
     );
 }
 
+/// PortSIP's misspelt `destiantion` is sent by default, next to
+/// `destination`; `events.misspelt_destination = false` drops it.
 #[test]
-fn target_events_carry_the_misspelt_key_only_in_the_portsip_profile() {
+fn target_events_carry_the_misspelt_key_unless_it_is_switched_off() {
     let phone = target_id(40);
     let mut call = Call::ext();
     call.add_102(40, phone, PHONE_URI);
-    let tally = raw(&call, 1, 2, &WireProfile::tally());
+    let default = raw(&call, 1, 2, &WireProfile::default());
     assert_eq!(
-        tally,
+        default,
         concat!(
             r#"{"event_type":"cdr_target_add","time":"1795874587","#,
             r#""session_id":"1179059904569151488","cdr_id":"1179059904569151489","#,
             r#""tenant_id":"883611252155219968","direction":"ext","#,
-            r#""destination":"sip:102@10.0.0.7:5062","caller":"101","callee":"102","#,
+            r#""destination":"sip:102@10.0.0.7:5062","destiantion":"sip:102@10.0.0.7:5062","#,
+            r#""caller":"101","callee":"102","#,
             r#""did":"","outbound_caller_id":"","target_id":"1179059904736923648","#,
             r#""event_id":"105cdcbc-7cc0-8100-8000-000000000001","sequence":2}"#
         )
     );
-    let portsip = raw(&call, 1, 2, &WireProfile::portsip());
+    let without = WireProfile {
+        misspelt_destination: false,
+        ..WireProfile::default()
+    };
     assert_eq!(
-        portsip,
-        tally.replace(
-            r#""destination":"sip:102@10.0.0.7:5062","#,
-            r#""destination":"sip:102@10.0.0.7:5062","destiantion":"sip:102@10.0.0.7:5062","#
-        )
+        raw(&call, 1, 2, &without),
+        default.replace(r#""destiantion":"sip:102@10.0.0.7:5062","#, "")
     );
 }
 
@@ -104,6 +109,7 @@ fn call_cdr_keys_come_out_in_portsip_order_with_tally_additions_last() {
             "call_status",
             "status_code",
             "ended_reason",
+            "end_reason",
             "user_data",
             "call_targets",
             "event_id",
@@ -202,7 +208,7 @@ fn forward_on_no_answer_keeps_the_first_destination_as_callee() {
     assert_eq!(cdr["trunk_name"], "carrier-a");
     assert_eq!(cdr["ring_time"], "1795874587");
     assert_eq!(cdr["answered_time"], "1795874610");
-    assert_eq!(cdr["ring_duration"], "22");
+    assert_eq!(cdr["ring_duration"], "23");
     assert_eq!(cdr["talk_duration"], 60);
     assert_eq!(
         cdr["recording"],
@@ -338,10 +344,15 @@ fn redirect_ends_the_target_redirected_and_the_next_contact_is_rerouted() {
     assert_eq!(cdr["call_targets"][0]["end_reason"], "redirected");
     assert_eq!(cdr["call_targets"][0]["status"], "noanswer");
     assert_eq!(cdr["call_targets"][0]["status_code"], 0);
-    // Answered without a 180: no ring time anywhere.
-    assert_eq!(cdr["ring_time"], "0");
+    // Answered without a 180: the target rang at its answer, and so did
+    // the call, whose first answer it is (SPEC §2).
+    assert_eq!(cdr["ring_time"], "1795874589");
+    assert_eq!(cdr["answered_time"], "1795874589");
     assert_eq!(cdr["ring_duration"], "0");
-    assert_eq!(cdr["call_targets"][1]["ring_time"], "0");
+    assert_eq!(cdr["call_targets"][1]["ring_time"], "1795874589");
+    assert_eq!(cdr["call_targets"][1]["ring_duration"], "0");
+    // The redirected target neither rang nor answered.
+    assert_eq!(cdr["call_targets"][0]["ring_time"], "0");
     let item = serde_json::to_value(call.builder.record().unwrap().rest_item()).unwrap();
     assert_eq!(item["reroute_reason"], "REDIRECT");
 }
@@ -387,14 +398,16 @@ fn ivr_then_queue_then_agent() {
         .end_target(30_000, agent, EndReason::CalleeDisconnect)
         .end(30_000, 200, EndReason::CalleeDisconnect);
     let cdr = call.cdr_json();
-    // The IVR answered at once; the agent's ringing came after the call was
-    // answered, so it is not the call's ring time.
+    // The IVR answered at once, without a 18x: the call rang then (SPEC
+    // §2); the agent's ringing came after the call was answered, so it is
+    // not the call's ring time.
     assert_eq!(cdr["answered_time"], "1795874587");
-    assert_eq!(cdr["ring_time"], "0");
-    assert_eq!(cdr["talk_duration"], 29);
+    assert_eq!(cdr["ring_time"], "1795874587");
+    assert_eq!(cdr["call_targets"][0]["ring_time"], "1795874587");
+    assert_eq!(cdr["talk_duration"], 30);
     assert_eq!(cdr["call_targets"][2]["call_type"], "queue_call");
     assert_eq!(cdr["call_targets"][2]["ring_time"], "1795874593");
-    assert_eq!(cdr["call_targets"][2]["ring_duration"], "2");
+    assert_eq!(cdr["call_targets"][2]["ring_duration"], "3");
     let ends: Vec<&Value> = cdr["call_targets"]
         .as_array()
         .unwrap()
@@ -434,9 +447,9 @@ fn identity_change_reports_the_new_identity_but_the_cdr_keeps_the_first() {
             "cdr_id": "1179059904569151489",
             "tenant_id": "883611252155219968",
             "direction": "ext",
-            "caller": "101",
+            "caller": "sip:101@acme.example",
             "caller_display_name": "Tom",
-            "callee": "104",
+            "callee": "sip:104@acme.example",
             "callee_display_name": "Ana",
             "did": "",
             "outbound_caller_id": "",
@@ -918,5 +931,5 @@ fn recovery_closes_any_session_after_a_rejected_sequence() {
     assert_eq!(target["status_code"], 0);
     assert_eq!(target["end_reason"], "None");
     assert_eq!(target["ended_time"], "1795874595");
-    assert_eq!(target["ring_duration"], "7");
+    assert_eq!(target["ring_duration"], "8");
 }

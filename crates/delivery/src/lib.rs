@@ -28,6 +28,6 @@ pub mod hub;
 pub mod relay;
 pub mod webhook;
 
-pub use hub::retention::Retention;
+pub use hub::retention::{Retention, RetentionError};
 pub use hub::{End, Hub, HubConfig, Request, Subscription};
 pub use relay::{Relay, RelayConfig};

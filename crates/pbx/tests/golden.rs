@@ -109,13 +109,17 @@ fn answered_and_caller_hangs_up() {
             "answered_time": "1795874592",
             "ended_time": "1795874652",
             "ring_duration": "5",
-            "talk_duration": 59,
+            // 652 - 592 as shown, although 59.63 s passed (SPEC §2).
+            "talk_duration": 60,
             "call_status": "answered",
             "status_code": "0",
             "ended_reason": "caller_disconnect",
+            "end_reason": "caller_disconnect",
             "user_data": "",
             "call_targets": [{
                 "id": DESK,
+                "cdr_id": CDR,
+                "direction": "ext",
                 "call_type": "normal_call",
                 "caller": "101",
                 "callee": "102",
@@ -125,7 +129,7 @@ fn answered_and_caller_hangs_up() {
                 "answered_time": "1795874592",
                 "ended_time": "1795874652",
                 "ring_duration": "5",
-                "talk_duration": "59",
+                "talk_duration": "60",
                 "status": "answered",
                 "status_code": 0,
                 "end_reason": "caller_disconnect",
@@ -188,13 +192,16 @@ fn answered_and_callee_hangs_up() {
             "answered_time": "1795874592",
             "ended_time": "1795874619",
             "ring_duration": "5",
-            "talk_duration": 26,
+            "talk_duration": 27,
             "call_status": "answered",
             "status_code": "0",
             "ended_reason": "callee_disconnect",
+            "end_reason": "callee_disconnect",
             "user_data": "",
             "call_targets": [{
                 "id": DESK,
+                "cdr_id": CDR,
+                "direction": "ext",
                 "call_type": "normal_call",
                 "caller": "101",
                 "callee": "102",
@@ -204,7 +211,7 @@ fn answered_and_callee_hangs_up() {
                 "answered_time": "1795874592",
                 "ended_time": "1795874619",
                 "ring_duration": "5",
-                "talk_duration": "26",
+                "talk_duration": "27",
                 "status": "answered",
                 "status_code": 0,
                 "end_reason": "callee_disconnect",
@@ -275,9 +282,12 @@ fn caller_cancels_while_callee_rings() {
             "call_status": "noanswer",
             "status_code": "487",
             "ended_reason": "cancelled",
+            "end_reason": "cancelled",
             "user_data": "",
             "call_targets": [{
                 "id": DESK,
+                "cdr_id": CDR,
+                "direction": "ext",
                 "call_type": "normal_call",
                 "caller": "101",
                 "callee": "102",
@@ -353,9 +363,12 @@ fn callee_rejects_486() {
             "call_status": "fail",
             "status_code": "486",
             "ended_reason": "None",
+            "end_reason": "None",
             "user_data": "",
             "call_targets": [{
                 "id": DESK,
+                "cdr_id": CDR,
+                "direction": "ext",
                 "call_type": "normal_call",
                 "caller": "101",
                 "callee": "102",
@@ -431,9 +444,12 @@ fn callee_rejects_603() {
             "call_status": "fail",
             "status_code": "603",
             "ended_reason": "None",
+            "end_reason": "None",
             "user_data": "",
             "call_targets": [{
                 "id": DESK,
+                "cdr_id": CDR,
+                "direction": "ext",
                 "call_type": "normal_call",
                 "caller": "101",
                 "callee": "102",
@@ -498,6 +514,7 @@ fn callee_unknown_404() {
             "call_status": "fail",
             "status_code": "404",
             "ended_reason": "None",
+            "end_reason": "None",
             "user_data": "",
             "call_targets": [],
             "event_id": event_id(1),
@@ -547,6 +564,7 @@ fn callee_not_registered_480() {
             "call_status": "fail",
             "status_code": "480",
             "ended_reason": "None",
+            "end_reason": "None",
             "user_data": "",
             "call_targets": [],
             "event_id": event_id(1),
@@ -607,14 +625,17 @@ fn callee_rings_out_408() {
             "ring_time": "1795874587",
             "answered_time": "0",
             "ended_time": "1795874617",
-            "ring_duration": "29",
+            "ring_duration": "30",
             "talk_duration": 0,
             "call_status": "noanswer",
             "status_code": "408",
             "ended_reason": "None",
+            "end_reason": "None",
             "user_data": "",
             "call_targets": [{
                 "id": DESK,
+                "cdr_id": CDR,
+                "direction": "ext",
                 "call_type": "normal_call",
                 "caller": "101",
                 "callee": "102",
@@ -623,7 +644,7 @@ fn callee_rings_out_408() {
                 "ring_time": "1795874587",
                 "answered_time": "0",
                 "ended_time": "1795874617",
-                "ring_duration": "29",
+                "ring_duration": "30",
                 "talk_duration": "0",
                 "status": "noanswer",
                 "status_code": 408,
@@ -721,13 +742,16 @@ fn callee_on_two_devices() {
             "answered_time": "1795874592",
             "ended_time": "1795874652",
             "ring_duration": "5",
-            "talk_duration": 59,
+            "talk_duration": 60,
             "call_status": "answered",
             "status_code": "0",
             "ended_reason": "caller_disconnect",
+            "end_reason": "caller_disconnect",
             "user_data": "",
             "call_targets": [{
                 "id": DESK,
+                "cdr_id": CDR,
+                "direction": "ext",
                 "call_type": "normal_call",
                 "caller": "101",
                 "callee": "102",
@@ -746,6 +770,8 @@ fn callee_on_two_devices() {
                 "trunk_name": "",
             }, {
                 "id": APP,
+                "cdr_id": CDR,
+                "direction": "ext",
                 "call_type": "normal_call",
                 "caller": "101",
                 "callee": "102",
@@ -755,7 +781,7 @@ fn callee_on_two_devices() {
                 "answered_time": "1795874592",
                 "ended_time": "1795874652",
                 "ring_duration": "3",
-                "talk_duration": "59",
+                "talk_duration": "60",
                 "status": "answered",
                 "status_code": 0,
                 "end_reason": "caller_disconnect",
@@ -825,13 +851,16 @@ fn answered_and_the_pbx_hangs_up_at_shutdown() {
             "answered_time": "1795874592",
             "ended_time": "1795874652",
             "ring_duration": "5",
-            "talk_duration": 59,
+            "talk_duration": 60,
             "call_status": "answered",
             "status_code": "0",
             "ended_reason": "None",
+            "end_reason": "None",
             "user_data": "",
             "call_targets": [{
                 "id": DESK,
+                "cdr_id": CDR,
+                "direction": "ext",
                 "call_type": "normal_call",
                 "caller": "101",
                 "callee": "102",
@@ -841,7 +870,7 @@ fn answered_and_the_pbx_hangs_up_at_shutdown() {
                 "answered_time": "1795874592",
                 "ended_time": "1795874652",
                 "ring_duration": "5",
-                "talk_duration": "59",
+                "talk_duration": "60",
                 "status": "answered",
                 "status_code": 0,
                 "end_reason": "None",
@@ -857,7 +886,8 @@ fn answered_and_the_pbx_hangs_up_at_shutdown() {
 
 /// The node stops while B rings (`Input::HangUpAll` at +12400): the caller
 /// gets 503, the target a CANCEL (answered 487, ACKed); the target fails
-/// with 503 and the call is `fail`, "503", `None`.
+/// with its own final code, 487 (not the caller's 503), and the call is
+/// `fail`, "503", `None`.
 #[test]
 fn ringing_and_the_pbx_hangs_up_at_shutdown() {
     let (mut cast, a_call, b_call, invite) = ringing();
@@ -913,9 +943,12 @@ fn ringing_and_the_pbx_hangs_up_at_shutdown() {
             "call_status": "fail",
             "status_code": "503",
             "ended_reason": "None",
+            "end_reason": "None",
             "user_data": "",
             "call_targets": [{
                 "id": DESK,
+                "cdr_id": CDR,
+                "direction": "ext",
                 "call_type": "normal_call",
                 "caller": "101",
                 "callee": "102",
@@ -927,8 +960,146 @@ fn ringing_and_the_pbx_hangs_up_at_shutdown() {
                 "ring_duration": "12",
                 "talk_duration": "0",
                 "status": "noanswer",
-                "status_code": 503,
+                "status_code": 487,
                 "end_reason": "None",
+                "did": "",
+                "outbound_caller_id": "",
+                "trunk_name": "",
+            }],
+            "event_id": event_id(4),
+            "sequence": 5,
+        })
+    );
+}
+
+/// B answers at +5870 without a 18x (auto-answer), A hangs up at +65500.
+/// The target rang at its answer, and so did the call (SPEC §2); the
+/// `call_start` names both parties by SIP URI, the target events carry
+/// PortSIP's misspelt `destiantion` next to `destination` (SPEC §4).
+#[test]
+fn callee_answers_without_ringing() {
+    let mut cast = Cast::new();
+    let Cast { bench, alice, bob } = &mut cast;
+    bench.at(-40);
+    let mut a_call = bench.dial(alice, "102");
+    let invite = bench.take_one(bob.peer);
+    let b_call = bob.incoming(&invite);
+    bench.at(5870);
+    bench.send(bob.peer, &bob.respond(&b_call, &invite, 200, Some(SDP_B)));
+    let ok = bench.take_one(alice.peer);
+    assert_eq!(ok.status(), Some(200));
+    bench.at(5900);
+    bench.send(alice.peer, &alice.ack(&mut a_call, &ok, None));
+    // The INVITE was retransmitted while nothing came back (no 100 from
+    // this phone); then the ACK.
+    let to_bob = bench.take(bob.peer);
+    assert!(to_bob.last().is_some_and(|m| is(m, Method::Ack)));
+    bench.at(65_500);
+    bench.send(alice.peer, &alice.request(&mut a_call, "BYE", None));
+    assert_eq!(bench.take_one(alice.peer).status(), Some(200));
+    let bye = bench.take_one(bob.peer);
+    bench.send(bob.peer, &bob.respond(&b_call, &bye, 200, None));
+
+    assert_eq!(
+        timeline(bench),
+        [
+            "call_start",
+            "cdr_target_add",
+            "cdr_target_answer",
+            "cdr_target_end",
+            "call_cdr"
+        ]
+    );
+    let events = bench.json();
+    assert_eq!(
+        events[0],
+        json!({
+            "event_type": "call_start",
+            "time": "1795874587",
+            "session_id": SESSION,
+            "cdr_id": CDR,
+            "tenant_id": TENANT_ID,
+            "direction": "ext",
+            "call_id": CALL_ID,
+            "caller": "sip:101@acme.example",
+            "caller_display_name": "Tom",
+            "callee": "sip:102@acme.example",
+            "callee_display_name": "Jason",
+            "did": "",
+            "outbound_caller_id": "",
+            "user_data": "",
+            "event_id": event_id(0),
+            "sequence": 1,
+        })
+    );
+    assert_eq!(
+        events[2],
+        json!({
+            "event_type": "cdr_target_answer",
+            "time": "1795874592",
+            "session_id": SESSION,
+            "cdr_id": CDR,
+            "tenant_id": TENANT_ID,
+            "direction": "ext",
+            "destination": DESK_URI,
+            "destiantion": DESK_URI,
+            "caller": "101",
+            "callee": "102",
+            "did": "",
+            "outbound_caller_id": "",
+            "target_id": DESK,
+            "event_id": event_id(2),
+            "sequence": 3,
+        })
+    );
+    assert_eq!(
+        cdr(bench),
+        json!({
+            "event_type": "call_cdr",
+            "session_id": SESSION,
+            "cdr_id": CDR,
+            "call_id": CALL_ID,
+            "tenant_id": TENANT_ID,
+            "tenant_name": "acme",
+            "direction": "ext",
+            "caller": "101",
+            "caller_display_name": "Tom",
+            "caller_domain": "acme.example",
+            "callee": "102",
+            "callee_display_name": "Jason",
+            "callee_domain": "acme.example",
+            "did": "",
+            "did_cid": "",
+            "outbound_caller_id": "",
+            "trunk_name": "",
+            "start_time": "1795874587",
+            "ring_time": "1795874592",
+            "answered_time": "1795874592",
+            "ended_time": "1795874652",
+            "ring_duration": "0",
+            "talk_duration": 60,
+            "call_status": "answered",
+            "status_code": "0",
+            "ended_reason": "caller_disconnect",
+            "end_reason": "caller_disconnect",
+            "user_data": "",
+            "call_targets": [{
+                "id": DESK,
+                "cdr_id": CDR,
+                "direction": "ext",
+                "call_type": "normal_call",
+                "caller": "101",
+                "callee": "102",
+                "destination": DESK_URI,
+                "start_time": "1795874587",
+                "ring_time": "1795874592",
+                "answered_time": "1795874592",
+                "ended_time": "1795874652",
+                "ring_duration": "0",
+                "talk_duration": "60",
+                "status": "answered",
+                "status_code": 0,
+                "end_reason": "caller_disconnect",
                 "did": "",
                 "outbound_caller_id": "",
                 "trunk_name": "",

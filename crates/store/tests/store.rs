@@ -389,7 +389,7 @@ async fn group_commit_of_a_thousand_concurrent_sessions(db: &TestDb) {
 }
 
 async fn crash_recovery_closes_each_open_session_once(db: &TestDb) {
-    let profile = WireProfile::portsip();
+    let profile = WireProfile::tally();
     let config = WriterConfig {
         profile,
         ..WriterConfig::default()

@@ -29,7 +29,8 @@
 //!
 //! [events]
 //! direction_vocabulary = "classic"   # or "v22.6"
-//! portsip_compat = false             # also send PortSIP's misspelt `destiantion`
+//! misspelt_destination = true       # PortSIP's misspelt `destiantion` next to
+//!                                    # `destination` in cdr_target_* events
 //! retention_days = 7                 # outbox kept for resume/replay (at least 2)
 //!
 //! [wsi]
@@ -160,7 +161,9 @@ pub struct AdminConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct EventsConfig {
     pub direction_vocabulary: String,
-    pub portsip_compat: bool,
+    /// Target events also carry PortSIP's misspelt `destiantion` key
+    /// (SPEC §4: on by default, so PortSIP integrations work unchanged).
+    pub misspelt_destination: bool,
     /// Days committed events stay in the outbox (WebSocket resume, webhook
     /// replay); at least 2, the webhook retry span.
     pub retention_days: u32,
@@ -236,7 +239,7 @@ impl Default for EventsConfig {
     fn default() -> Self {
         EventsConfig {
             direction_vocabulary: "classic".to_owned(),
-            portsip_compat: false,
+            misspelt_destination: true,
             retention_days: 7,
         }
     }
@@ -332,7 +335,7 @@ impl Config {
             .context("events.direction_vocabulary")?;
         Ok(cdr::WireProfile {
             direction_vocabulary: vocabulary,
-            misspelt_destination: self.events.portsip_compat,
+            misspelt_destination: self.events.misspelt_destination,
         })
     }
 
@@ -463,6 +466,17 @@ mod tests {
             let e = format!("{:#}", c.check().unwrap_err());
             assert!(e.contains(field), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn the_misspelt_destination_is_sent_unless_switched_off() {
+        let c = Config::default();
+        assert_eq!(c.wire_profile().unwrap(), cdr::WireProfile::default());
+        assert!(c.wire_profile().unwrap().misspelt_destination);
+        let c: Config = toml::from_str("[events]\nmisspelt_destination = false\n").unwrap();
+        assert!(!c.wire_profile().unwrap().misspelt_destination);
+        // The old name is gone rather than silently ignored.
+        assert!(toml::from_str::<Config>("[events]\nportsip_compat = true\n").is_err());
     }
 
     #[test]

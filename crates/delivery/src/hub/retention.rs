@@ -42,15 +42,22 @@ impl Default for Retention {
     }
 }
 
+/// A retention shorter than the webhook retries.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "outbox retention must be at least {} days (webhook retries span about 45 hours), got {days}",
+    MIN_KEEP.as_secs() / DAY.as_secs()
+)]
+pub struct RetentionError {
+    pub days: u32,
+}
+
 impl Retention {
     /// `days` of retention; refused below [`MIN_KEEP`].
-    pub fn days(days: u32) -> Result<Self, String> {
+    pub fn days(days: u32) -> Result<Self, RetentionError> {
         let keep = DAY * days;
         if keep < MIN_KEEP {
-            return Err(format!(
-                "outbox retention must be at least {} days (webhook retries span about 45 hours), got {days}",
-                MIN_KEEP.as_secs() / DAY.as_secs()
-            ));
+            return Err(RetentionError { days });
         }
         Ok(Self {
             keep,

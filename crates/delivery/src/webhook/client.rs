@@ -91,23 +91,46 @@ pub fn tls_config(extra: &[CertificateDer<'static>]) -> Arc<rustls::ClientConfig
     Arc::new(config)
 }
 
+/// Why extra trust roots were refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RootsError {
+    #[error("not PEM certificates: {0}")]
+    NotPem(rustls::pki_types::pem::Error),
+    #[error("no certificate found")]
+    Empty,
+    /// `index` counts from 1, as a reader of the file would.
+    #[error("certificate {index} is not a usable root: {error}")]
+    Unusable { index: usize, error: rustls::Error },
+}
+
 /// Certificates from PEM text (extra trust roots for receivers with a
 /// private CA).
-pub fn parse_pem_roots(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+pub fn parse_pem_roots(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, RootsError> {
     use rustls::pki_types::pem::PemObject;
     let certs = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("not PEM certificates: {e}"))?;
+        .map_err(RootsError::NotPem)?;
     if certs.is_empty() {
-        return Err("no certificate found".into());
+        return Err(RootsError::Empty);
     }
     let mut check = rustls::RootCertStore::empty();
     for (i, cert) in certs.iter().enumerate() {
         check
             .add(cert.clone())
-            .map_err(|e| format!("certificate {} is not a usable root: {e}", i + 1))?;
+            .map_err(|error| RootsError::Unusable {
+                index: i + 1,
+                error,
+            })?;
     }
     Ok(certs)
+}
+
+/// Credentials that cannot be sent as an HTTP header value (a control
+/// character in a BASIC username or password, or in a BEARER token).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{scheme} credentials are not a valid HTTP header value")]
+pub struct AuthError {
+    pub scheme: &'static str,
 }
 
 /// How one endpoint authenticates, with digest state kept across attempts.
@@ -134,7 +157,7 @@ pub struct DigestState {
 }
 
 impl AuthState {
-    pub fn from_auth(auth: &super::config::Auth) -> Result<AuthState, String> {
+    pub fn from_auth(auth: &super::config::Auth) -> Result<AuthState, AuthError> {
         use super::config::Auth;
         use base64::Engine as _;
         Ok(match auth {
@@ -145,10 +168,13 @@ impl AuthState {
                     "Basic {}",
                     base64::engine::general_purpose::STANDARD.encode(raw)
                 );
-                AuthState::Header(HeaderValue::try_from(value).map_err(|e| e.to_string())?)
+                AuthState::Header(
+                    HeaderValue::try_from(value).map_err(|_| AuthError { scheme: "BASIC" })?,
+                )
             }
             Auth::Bearer { token } => AuthState::Header(
-                HeaderValue::try_from(format!("Bearer {token}")).map_err(|e| e.to_string())?,
+                HeaderValue::try_from(format!("Bearer {token}"))
+                    .map_err(|_| AuthError { scheme: "BEARER" })?,
             ),
             Auth::Digest { username, password } => AuthState::Digest(Mutex::new(DigestState {
                 client: DigestClient::new(username.clone(), password.clone()),
@@ -577,7 +603,7 @@ mod tests {
             .await
             .unwrap_err();
         assert!(
-            matches!(err, AttemptError::Blocked(ref m) if m.contains("10.0.0.1")),
+            matches!(err, AttemptError::Blocked(ref m) if m.to_string().contains("10.0.0.1")),
             "{err:?}"
         );
     }

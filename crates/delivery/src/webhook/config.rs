@@ -239,7 +239,7 @@ impl EndpointConfig {
                     .and_then(|c| c.secret.clone())
                     .ok_or_else(|| err("secret", "is masked but nothing is stored"))?,
             ),
-            Some(text) => Some(Secret::parse(text).map_err(|m| err("secret", m))?),
+            Some(text) => Some(Secret::parse(text).map_err(|m| err("secret", m.to_string()))?),
         };
         let event_types = match body.get("event_types") {
             None | Some(Value::Null) => None,
@@ -318,7 +318,7 @@ impl EndpointConfig {
             .as_deref()
             .map(Secret::parse)
             .transpose()
-            .map_err(|m| err("secret", m))?;
+            .map_err(|m| err("secret", m.to_string()))?;
         let event_types = row
             .event_types
             .as_ref()

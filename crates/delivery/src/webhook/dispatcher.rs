@@ -116,10 +116,21 @@ struct Endpoint {
     disabled: AtomicBool,
 }
 
+/// Why a stored endpoint cannot be sent to.
+#[derive(Debug, thiserror::Error)]
+pub enum EndpointError {
+    #[error(transparent)]
+    Config(#[from] super::config::ConfigError),
+    #[error("url: {0}")]
+    Url(#[from] url::ParseError),
+    #[error(transparent)]
+    Auth(#[from] super::client::AuthError),
+}
+
 impl Endpoint {
-    fn from_row(row: WebhookEndpoint) -> Result<Endpoint, String> {
-        let config = EndpointConfig::from_stored(&row).map_err(|e| e.to_string())?;
-        let url = url::Url::parse(&row.url).map_err(|e| format!("url: {e}"))?;
+    fn from_row(row: WebhookEndpoint) -> Result<Endpoint, EndpointError> {
+        let config = EndpointConfig::from_stored(&row)?;
+        let url = url::Url::parse(&row.url)?;
         let auth = AuthState::from_auth(&config.auth)?;
         Ok(Endpoint {
             failing_since: Mutex::new(row.failing_since.map(|t| t.0)),
@@ -189,7 +200,7 @@ pub enum TestError {
     #[error("no cdr_event endpoint is configured")]
     NotConfigured,
     #[error("the stored endpoint is unusable: {0}")]
-    Invalid(String),
+    Invalid(EndpointError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -53,18 +53,26 @@ fn prefix_eq(a: u128, b: u128, prefix: u8, bits: u8) -> bool {
     (a >> shift) == (b >> shift)
 }
 
+/// Why an allow-list entry is not an address or a CIDR block.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CidrError {
+    #[error("{0:?} is not an IP address or CIDR")]
+    NotAnAddress(String),
+    #[error("{input:?}: prefix must be 0 to {max}")]
+    Prefix { input: String, max: u8 },
+}
+
 impl FromStr for Cidr {
-    type Err = String;
+    type Err = CidrError;
 
     /// `a.b.c.d/n`, `x::y/n`, or a bare address (a /32 or /128).
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, CidrError> {
         let (addr, prefix) = match s.split_once('/') {
             Some((a, p)) => (a, Some(p)),
             None => (s, None),
         };
         let addr = canonical(
-            IpAddr::from_str(addr.trim())
-                .map_err(|_| format!("{s:?} is not an IP address or CIDR"))?,
+            IpAddr::from_str(addr.trim()).map_err(|_| CidrError::NotAnAddress(s.to_owned()))?,
         );
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
@@ -73,7 +81,10 @@ impl FromStr for Cidr {
                 .parse::<u8>()
                 .ok()
                 .filter(|p| *p <= max)
-                .ok_or_else(|| format!("{s:?}: prefix must be 0 to {max}"))?,
+                .ok_or_else(|| CidrError::Prefix {
+                    input: s.to_owned(),
+                    max,
+                })?,
             None => max,
         };
         Ok(Cidr { addr, prefix })
@@ -85,7 +96,7 @@ impl FromStr for Cidr {
 pub struct AllowList(pub Vec<Cidr>);
 
 impl AllowList {
-    pub fn parse<S: AsRef<str>>(items: &[S]) -> Result<Self, String> {
+    pub fn parse<S: AsRef<str>>(items: &[S]) -> Result<Self, CidrError> {
         items
             .iter()
             .map(|s| s.as_ref().parse())
@@ -217,12 +228,22 @@ fn forbidden_v6(ip: Ipv6Addr) -> Option<&'static str> {
         .map(|(_, _, why)| *why)
 }
 
+/// Why the guard refused every address of a host.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The first address refused, and what kind of address it is.
+    #[error("{ip} is {why}")]
+    Forbidden { ip: IpAddr, why: &'static str },
+    #[error("the host has no address")]
+    NoAddress,
+}
+
 /// The addresses that may be dialled, in the resolver's order; an error
 /// naming the first refusal when none may.
 pub fn vet(
     addrs: impl IntoIterator<Item = SocketAddr>,
     allow: &AllowList,
-) -> Result<Vec<SocketAddr>, String> {
+) -> Result<Vec<SocketAddr>, Refusal> {
     let mut refused = None;
     let mut ok = Vec::new();
     for addr in addrs {
@@ -230,7 +251,7 @@ pub fn vet(
         let addr = SocketAddr::new(ip, addr.port());
         match forbidden(ip) {
             Some(why) if !allow.allows(ip) => {
-                refused.get_or_insert_with(|| format!("{ip} is {why}"));
+                refused.get_or_insert(Refusal::Forbidden { ip, why });
             }
             _ => {
                 if !ok.contains(&addr) {
@@ -242,7 +263,7 @@ pub fn vet(
     match (ok.is_empty(), refused) {
         (false, _) => Ok(ok),
         (true, Some(why)) => Err(why),
-        (true, None) => Err("the host has no address".to_owned()),
+        (true, None) => Err(Refusal::NoAddress),
     }
 }
 
@@ -362,8 +383,9 @@ mod tests {
         assert!(vet([addr("192.168.0.1")], &allow).is_err());
         assert_eq!(vet([addr("fd00::5")], &allow).unwrap(), [addr("fd00::5")]);
         let none = AllowList::default();
-        let err = vet([addr("10.0.0.1")], &none).unwrap_err();
+        let err = vet([addr("10.0.0.1")], &none).unwrap_err().to_string();
         assert!(err.contains("10.0.0.1") && err.contains("private"), "{err}");
+        assert_eq!(vet([], &none).unwrap_err(), Refusal::NoAddress);
         // A name with a private and a public address: only the public one.
         assert_eq!(
             vet([addr("10.0.0.1"), addr("8.8.8.8")], &none).unwrap(),

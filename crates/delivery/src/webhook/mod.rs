@@ -20,9 +20,9 @@ pub mod guard;
 pub mod schedule;
 pub mod sign;
 
-pub use client::{Client, ClientConfig};
+pub use client::{AuthError, Client, ClientConfig, RootsError};
 pub use config::{Auth, ConfigError, EndpointConfig};
-pub use dispatcher::{Dispatcher, DispatcherConfig, TestError, TestSent};
-pub use guard::AllowList;
+pub use dispatcher::{Dispatcher, DispatcherConfig, EndpointError, TestError, TestSent};
+pub use guard::{AllowList, CidrError, Refusal};
 pub use schedule::RetryPolicy;
-pub use sign::Secret;
+pub use sign::{Secret, SecretError};

@@ -68,7 +68,7 @@ pub enum AttemptError {
     Timeout(&'static str),
     Connect(String),
     /// The SSRF guard refused every address.
-    Blocked(String),
+    Blocked(super::guard::Refusal),
     Tls(String),
     /// The peer broke HTTP, or the request could not be built.
     Protocol(String),
@@ -435,7 +435,10 @@ mod tests {
         let p = RetryPolicy::default();
         for (e, name) in [
             (AttemptError::Connect("refused".into()), "connect_error"),
-            (AttemptError::Blocked("10.0.0.1".into()), "blocked"),
+            (
+                AttemptError::Blocked(super::super::guard::Refusal::NoAddress),
+                "blocked",
+            ),
             (AttemptError::Tls("bad cert".into()), "tls_error"),
             (AttemptError::Protocol("eof".into()), "protocol_error"),
         ] {

@@ -17,6 +17,17 @@ pub const MIN_KEY_BYTES: usize = 24;
 pub const MAX_KEY_BYTES: usize = 64;
 const PREFIX: &str = "whsec_";
 
+/// Why a `whsec_…` text is not a usable secret.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SecretError {
+    #[error("must start with {PREFIX}")]
+    MissingPrefix,
+    #[error("must be {PREFIX} followed by standard base64")]
+    NotBase64,
+    #[error("must encode {MIN_KEY_BYTES} to {MAX_KEY_BYTES} bytes, not {0}")]
+    KeyLength(usize),
+}
+
 /// A signing secret: its `whsec_…` text and the key bytes.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret {
@@ -32,18 +43,15 @@ impl std::fmt::Debug for Secret {
 
 impl Secret {
     /// Parses `whsec_<base64>`; the message says what is wrong.
-    pub fn parse(text: &str) -> Result<Secret, String> {
+    pub fn parse(text: &str) -> Result<Secret, SecretError> {
         let encoded = text
             .strip_prefix(PREFIX)
-            .ok_or_else(|| format!("must start with {PREFIX}"))?;
+            .ok_or(SecretError::MissingPrefix)?;
         let key = STANDARD
             .decode(encoded)
-            .map_err(|_| format!("must be {PREFIX} followed by standard base64"))?;
+            .map_err(|_| SecretError::NotBase64)?;
         if !(MIN_KEY_BYTES..=MAX_KEY_BYTES).contains(&key.len()) {
-            return Err(format!(
-                "must encode {MIN_KEY_BYTES} to {MAX_KEY_BYTES} bytes, not {}",
-                key.len()
-            ));
+            return Err(SecretError::KeyLength(key.len()));
         }
         Ok(Secret {
             text: text.to_owned(),
@@ -184,15 +192,19 @@ mod tests {
         assert!(
             Secret::parse("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
                 .unwrap_err()
+                .to_string()
                 .contains("whsec_")
         );
-        assert!(Secret::parse("whsec_%%%").unwrap_err().contains("base64"));
-        // 16 bytes: too short.
-        assert!(
-            Secret::parse("whsec_AAAAAAAAAAAAAAAAAAAAAA==")
-                .unwrap_err()
-                .contains("24")
+        assert_eq!(
+            Secret::parse("whsec_%%%").unwrap_err(),
+            SecretError::NotBase64
         );
+        // 16 bytes: too short.
+        assert_eq!(
+            Secret::parse("whsec_AAAAAAAAAAAAAAAAAAAAAA==").unwrap_err(),
+            SecretError::KeyLength(16)
+        );
+        assert!(SecretError::KeyLength(16).to_string().contains("24"));
         let generated = Secret::generate().unwrap();
         assert_eq!(Secret::parse(generated.as_str()).unwrap(), generated);
     }

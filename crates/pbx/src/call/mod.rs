@@ -325,14 +325,15 @@ impl Session {
     /// The PBX ends the call itself (it is stopping): BYE on both legs of
     /// an answered call (`TargetEnded` and `SessionEnded` with `None`, as
     /// when a leg vanishes); for a call still ringing, every open target
-    /// fails with 503 and is CANCELled, and the caller gets `503 Service
+    /// is CANCELled and fails with its own final answer to that, 487 (SPEC
+    /// §2: not the 503 the caller gets), and the caller gets `503 Service
     /// Unavailable` (`SessionEnded` 503, `None`): the call is `fail`, not
     /// `noanswer`, because nobody gave up on it.
     pub(crate) fn hang_up_all(&mut self, cx: &mut Ctx<'_>) {
         match self.phase {
             Phase::Answered(b) => self.end_answered(cx, b, EndReason::NotApplicable, None),
             Phase::Ringing => {
-                self.fail_all(cx, 503);
+                self.fail_all(cx, 487);
                 self.fail_caller(cx, 503, "Service Unavailable", EndReason::NotApplicable);
             }
             Phase::Over => {}

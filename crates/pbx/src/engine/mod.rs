@@ -437,7 +437,7 @@ impl Engine {
     /// [`Input::HangUpAll`]: the PBX ends every call in progress itself.
     /// An answered call gets BYE on both legs and ends with `None` (no
     /// party hung up); a call still ringing gets `503` on the caller leg
-    /// and CANCEL to every target, each target failing with 503. The CDR
+    /// and CANCEL to every target, each target failing with 487. The CDR
     /// facts are emitted at once (a session ends when its BYE is sent), so
     /// the runtime can commit them and stop without waiting for answers.
     fn hang_up_all(&mut self, clk: Clock) {
