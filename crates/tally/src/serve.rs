@@ -35,6 +35,9 @@ use crate::{bindings, cdr_commit, clock, demo, random};
 
 /// Messages that may wait for the shard.
 const SHARD_QUEUE: usize = 8192;
+/// How often calls this node no longer carries are closed while it runs
+/// (the start-up recovery, repeated: `cdr_commit`).
+const RECOVERY_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     // Before any port is open: a SIGTERM that arrives as soon as the API
@@ -162,7 +165,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         },
     );
     let wsi = hub.clone();
-    let commits = tokio::spawn(cdr_commit::run(facts_rx, writer));
+    let commit_counters = Arc::new(cdr_commit::CommitCounters::default());
+    let commits = tokio::spawn(cdr_commit::run(
+        facts_rx,
+        writer,
+        cdr_commit::CommitConfig {
+            scope,
+            recovery_every: Some(RECOVERY_EVERY),
+        },
+        Arc::clone(&commit_counters),
+    ));
     let webhooks = Arc::new(crate::delivery::Webhooks::start(&config, &store, committed).await?);
     let persisted = tokio::spawn(bindings::persist(bindings_rx, store.clone()));
     let shard = Shard::new(
@@ -278,6 +290,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         rejected = inbound.counters.rejected.load(Ordering::Relaxed),
         dropped = inbound.counters.dropped.load(Ordering::Relaxed),
         overload = inbound.counters.overload.load(Ordering::Relaxed),
+        cdr_commands = commit_counters.committed.load(Ordering::Relaxed),
+        cdr_retries = commit_counters.retries.load(Ordering::Relaxed),
+        cdr_refused = commit_counters.refused.load(Ordering::Relaxed),
         "stopped"
     );
     Ok(())
