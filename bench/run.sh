@@ -27,6 +27,7 @@
 #                   fresh database `tally_bench_<pid>` is created on that
 #                   server (and dropped at the end); default SQLite
 #        TALLY_BIN  (default: target/release/tally, built if missing)
+#        COMMIT     the commit to print for TALLY_BIN (default: HEAD)
 # Needs: sipp (sip-tester), curl, jq, sqlite3 (psql for PostgreSQL).
 # Not part of CI.
 set -euo pipefail
@@ -154,7 +155,7 @@ reset_peak() { echo 5 >"/proc/$TALLY_PID/clear_refs" 2>/dev/null || true; }
 PIDS+=("$!")
 sleep 0.5
 
-echo "bench: $("$TALLY_BIN" --version 2>/dev/null || echo tally), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $DB_NAME, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $STEP_SECS s steps, talk $TALK_MS ms"
+echo "bench: $("$TALLY_BIN" --version 2>/dev/null || echo tally), commit ${COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo "?")}, $DB_NAME, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $STEP_SECS s steps, talk $TALK_MS ms"
 printf '%6s %6s %6s %6s %6s %7s %6s %8s %8s %8s %6s %6s %s\n' \
   rate calls ok failed cdrs cpu_s cpu% calls/cpu peak_mb end_mb drops rcvbuf result
 TOTAL=0

@@ -15,7 +15,7 @@
 //! before anything newer of its session, as the store requires.
 //! Transient failures (a lock wait, a lost connection, a database that is
 //! down) are retried **for as long as they last**, with back-off doubling
-//! to [`MAX_BACKOFF`]; nothing is given up, and each failure is logged and
+//! to [`CommitConfig::max_backoff`] (5 s); nothing is given up, and each failure is logged and
 //! counted ([`CommitCounters`]). A command the store refuses for good (a
 //! constraint: a bug, not a fault) cannot succeed by retrying: it is
 //! logged, counted and its session dropped here; the session's journal
@@ -28,6 +28,14 @@
 //! ([`StoreWriter::recover_orphans`]), as the start-up recovery does after
 //! a crash.
 //!
+//! The queue from the shard ([`facts_queue`]) is bounded by a rule rather
+//! than by dropping: facts are never refused (each is part of a call's
+//! record), but while more than [`FACTS_HIGH_WATER`] wait, the shard
+//! refuses **new** calls (`503` with `Retry-After`, [`FactSender::congested`]).
+//! Calls in progress emit a bounded number of facts each, so the queue
+//! stays within the high-water mark plus those, and a database that
+//! cannot keep up turns into refused calls, not into memory.
+//!
 //! The task ends when the shard is gone and every fact it handed over is
 //! committed, which is what "finish committing" at shutdown waits for.
 
@@ -35,7 +43,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use cdr::{Builder, CallEvent, SessionId, TenantId, UnixMillis, WireEvent};
@@ -49,10 +57,6 @@ use tracing::Span;
 use crate::clock;
 use crate::shard::SessionFact;
 
-/// Wait before the first retry, doubled per attempt.
-const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-/// The longest wait between two attempts at a failing command.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Batches sent to the writer and not yet answered: one committing, one
 /// queued behind it, while the next one builds up here.
 pub const MAX_BATCHES_IN_FLIGHT: usize = 2;
@@ -62,6 +66,62 @@ const FACTS_PER_WAKE: usize = 4096;
 /// the periodic recovery closes it.
 pub const RECOVERY_IDLE: Duration = Duration::from_secs(60);
 
+/// Facts waiting in the queue above which new calls are refused.
+pub const FACTS_HIGH_WATER: usize = 50_000;
+
+/// The shard's end of the fact queue.
+#[derive(Clone, Debug)]
+pub struct FactSender {
+    queue: mpsc::UnboundedSender<SessionFact>,
+    waiting: Arc<AtomicUsize>,
+}
+
+/// The CDR task's end of the fact queue.
+pub struct FactReceiver {
+    queue: mpsc::UnboundedReceiver<SessionFact>,
+    waiting: Arc<AtomicUsize>,
+}
+
+/// The queue from the shard to the CDR task (see the module doc).
+pub fn facts_queue() -> (FactSender, FactReceiver) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let waiting = Arc::new(AtomicUsize::new(0));
+    (
+        FactSender {
+            queue: tx,
+            waiting: Arc::clone(&waiting),
+        },
+        FactReceiver { queue: rx, waiting },
+    )
+}
+
+impl FactSender {
+    /// Queues `fact`; never refuses it while the task runs. Returns
+    /// whether the task is still there.
+    pub fn send(&self, fact: SessionFact) -> bool {
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        if self.queue.send(fact).is_err() {
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    /// Whether new calls must be refused: more than [`FACTS_HIGH_WATER`]
+    /// facts wait for the CDR task.
+    pub fn congested(&self) -> bool {
+        self.waiting.load(Ordering::Relaxed) > FACTS_HIGH_WATER
+    }
+}
+
+impl FactReceiver {
+    async fn recv_many(&mut self, buffer: &mut Vec<SessionFact>, limit: usize) -> usize {
+        let n = self.queue.recv_many(buffer, limit).await;
+        self.waiting.fetch_sub(n, Ordering::Relaxed);
+        n
+    }
+}
+
 /// How the task runs.
 #[derive(Clone, Debug)]
 pub struct CommitConfig {
@@ -69,6 +129,23 @@ pub struct CommitConfig {
     pub scope: RecoveryScope,
     /// How often it runs; `None` turns it off.
     pub recovery_every: Option<Duration>,
+    /// Wait before the first retry of a failed command, doubled per
+    /// attempt up to `max_backoff`.
+    pub first_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl CommitConfig {
+    /// Production settings for `scope`: recovery every `recovery_every`,
+    /// retries after 100 ms doubling to 5 s.
+    pub fn new(scope: RecoveryScope, recovery_every: Option<Duration>) -> Self {
+        Self {
+            scope,
+            recovery_every,
+            first_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(5),
+        }
+    }
 }
 
 /// Counters since start (plain atomics, for logs and for metrics).
@@ -121,6 +198,8 @@ type BatchFuture = Pin<Box<dyn Future<Output = Vec<(SessionId, Result<(), StoreE
 
 struct Task {
     writer: StoreWriter,
+    first_backoff: Duration,
+    max_backoff: Duration,
     counters: Arc<CommitCounters>,
     sessions: HashMap<SessionId, OpenSession>,
     /// Sessions that may have something to send, in the order they became
@@ -133,13 +212,15 @@ struct Task {
 
 /// Commits facts until `facts` closes and nothing is left to commit.
 pub async fn run(
-    mut facts: mpsc::UnboundedReceiver<SessionFact>,
+    mut facts: FactReceiver,
     writer: StoreWriter,
     config: CommitConfig,
     counters: Arc<CommitCounters>,
 ) {
     let mut task = Task {
         writer,
+        first_backoff: config.first_backoff,
+        max_backoff: config.max_backoff,
         counters,
         sessions: HashMap::new(),
         ready: Vec::new(),
@@ -376,9 +457,10 @@ impl Task {
         }
         session.failures = session.failures.saturating_add(1);
         CommitCounters::add(&self.counters.retries, 1);
-        let backoff = FIRST_BACKOFF
+        let backoff = self
+            .first_backoff
             .saturating_mul(1 << (session.failures - 1).min(16))
-            .min(MAX_BACKOFF);
+            .min(self.max_backoff);
         session.span.in_scope(|| {
             tracing::warn!(error = %error, attempt = session.failures, ?backoff, "CDR commit failed; retrying")
         });
@@ -432,5 +514,265 @@ impl Task {
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use cdr::{
+        CallEventKind, CallType, Direction, EndReason, Id, NoAnswerCause, Party, SessionEnd,
+        SessionStart, Snowflake, TargetAdded, TargetId,
+    };
+    use sqlx::Connection;
+    use store::{Store, StoreOptions, Tenant, WriterConfig};
+
+    use super::*;
+
+    const T0: u64 = 1_795_874_587_123;
+
+    fn tenant_id() -> TenantId {
+        TenantId::from(Id::from_u64(883_611_252_155_219_969))
+    }
+
+    struct Db {
+        dir: std::path::PathBuf,
+        url: String,
+    }
+
+    impl Db {
+        fn new(name: &str) -> Self {
+            let dir = std::env::temp_dir().join(format!(
+                "tally-cdr-commit-{name}-{}-{}",
+                std::process::id(),
+                clock::unix_ms()
+            ));
+            let url = format!("sqlite://{}", dir.join("tally.db").display());
+            Db { dir, url }
+        }
+
+        async fn open(&self) -> Store {
+            let options = StoreOptions {
+                lock_wait: Duration::from_millis(20),
+                ..StoreOptions::default()
+            };
+            let store = Store::open_with(&self.url, &options).await.unwrap();
+            store
+                .create_tenant(&Tenant::new(tenant_id(), "t", "t.example", UnixMillis(T0)))
+                .await
+                .unwrap();
+            store
+        }
+    }
+
+    impl Drop for Db {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    fn party(user: &str) -> Party {
+        Party {
+            user: user.into(),
+            display_name: String::new(),
+            domain: "t.example".into(),
+        }
+    }
+
+    /// A whole unanswered call's facts, `start` ms after T0.
+    fn call_facts(ids: &mut Snowflake, start: u64, whole: bool) -> (SessionId, Vec<SessionFact>) {
+        let at = |ms: u64| UnixMillis(T0 + start + ms);
+        let session = ids.next_session(at(0));
+        let target = TargetId::from(ids.next(at(0)));
+        let mut kinds = vec![
+            CallEventKind::SessionStarted(Box::new(SessionStart {
+                session_id: session,
+                tenant_id: tenant_id(),
+                tenant_name: "t".into(),
+                call_id: format!("{session}@test"),
+                direction: Direction::Extension,
+                caller: party("101"),
+                callee: party("102"),
+                did: String::new(),
+                trunk_name: String::new(),
+                outbound_caller_id: String::new(),
+                user_data: String::new(),
+            })),
+            CallEventKind::TargetAdded(Box::new(TargetAdded {
+                target,
+                call_type: CallType::Normal,
+                caller: "101".into(),
+                callee: "102".into(),
+                destination: "sip:102@127.0.0.1".into(),
+                trunk_name: String::new(),
+                outbound_caller_id: String::new(),
+                did: String::new(),
+                reroute_reason: None,
+            })),
+        ];
+        if whole {
+            kinds.push(CallEventKind::TargetNoAnswer {
+                target,
+                cause: NoAnswerCause::RingTimeout,
+            });
+            kinds.push(CallEventKind::SessionEnded(SessionEnd {
+                status_code: 408,
+                reason: EndReason::NotApplicable,
+                recording: None,
+            }));
+        }
+        let facts = kinds
+            .into_iter()
+            .enumerate()
+            .map(|(i, kind)| SessionFact {
+                session,
+                tenant: tenant_id(),
+                event: CallEvent::new(at(i as u64), kind),
+                span: Span::none(),
+            })
+            .collect();
+        (session, facts)
+    }
+
+    fn fast(recovery_every: Option<Duration>) -> CommitConfig {
+        CommitConfig {
+            first_backoff: Duration::from_millis(5),
+            max_backoff: Duration::from_millis(20),
+            ..CommitConfig::new(RecoveryScope::AllNodes, recovery_every)
+        }
+    }
+
+    /// Issue 17, finding 1: the old task gave a call's records up after 8
+    /// failed attempts. A database locked for far longer than 8 attempts
+    /// take now only delays them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn records_are_retried_until_the_store_takes_them() {
+        let db = Db::new("retry");
+        let store = db.open().await;
+        let writer = store.spawn_writer(WriterConfig {
+            max_attempts: 1,
+            ..WriterConfig::default()
+        });
+        // Another connection holds SQLite's write lock for 1.5 s.
+        let options = sqlx::sqlite::SqliteConnectOptions::from_str(&db.url).unwrap();
+        let mut locker = sqlx::SqliteConnection::connect_with(&options).await.unwrap();
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut locker)
+            .await
+            .unwrap();
+
+        let (tx, rx) = facts_queue();
+        let counters = Arc::new(CommitCounters::default());
+        let task = tokio::spawn(run(rx, writer.clone(), fast(None), Arc::clone(&counters)));
+        let mut ids = Snowflake::new(3).unwrap();
+        let (session, facts) = call_facts(&mut ids, 0, true);
+        for fact in facts {
+            assert!(tx.send(fact));
+        }
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        assert_eq!(store.count_cdrs(tenant_id()).await.unwrap(), 0);
+        assert_eq!(counters.waiting.load(Ordering::Relaxed), 1);
+        sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
+
+        drop(tx);
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("the task ends once everything is committed")
+            .unwrap();
+        let retries = counters.retries.load(Ordering::Relaxed);
+        assert!(retries > 8, "only {retries} retries in 1.5 s");
+        assert_eq!(counters.waiting.load(Ordering::Relaxed), 0);
+        assert_eq!(counters.refused.load(Ordering::Relaxed), 0);
+        assert!(
+            store
+                .get_cdr(tenant_id(), session.cdr_id())
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(store.open_sessions().await.unwrap().is_empty());
+    }
+
+    /// Finding M7: an open session nobody carries any more is closed while
+    /// the node runs; a call the task still carries is not, however long
+    /// it has been quiet.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn periodic_recovery_closes_orphans_and_spares_live_calls() {
+        let db = Db::new("orphans");
+        let store = db.open().await;
+        let writer = store.spawn_writer(WriterConfig::default());
+        let mut ids = Snowflake::new(4).unwrap();
+
+        // An orphan: journaled by an earlier task, then forgotten.
+        let (orphan, facts) = call_facts(&mut ids, 0, false);
+        let (tx, rx) = facts_queue();
+        for fact in facts {
+            tx.send(fact);
+        }
+        drop(tx);
+        run(rx, writer.clone(), fast(None), Arc::default()).await;
+        assert_eq!(store.open_sessions().await.unwrap().len(), 1);
+
+        // A live call, as old and as quiet, carried by the running task.
+        let (tx, rx) = facts_queue();
+        let counters = Arc::new(CommitCounters::default());
+        let task = tokio::spawn(run(
+            rx,
+            writer.clone(),
+            fast(Some(Duration::from_millis(100))),
+            Arc::clone(&counters),
+        ));
+        let (live, facts) = call_facts(&mut ids, 10, false);
+        for fact in facts {
+            tx.send(fact);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while counters.recovered.load(Ordering::Relaxed) == 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let cdr = store.get_cdr(tenant_id(), orphan.cdr_id()).await.unwrap();
+        assert!(cdr.is_some_and(|c| c.recovered), "the orphan is closed");
+        // Several more rounds: the live call stays open.
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        let open: Vec<SessionId> = store
+            .open_sessions()
+            .await
+            .unwrap()
+            .iter()
+            .map(|s| s.session_id)
+            .collect();
+        assert_eq!(open, vec![live]);
+        assert_eq!(counters.recovered.load(Ordering::Relaxed), 1);
+        drop(tx);
+        task.await.unwrap();
+    }
+
+    #[test]
+    fn new_calls_are_refused_above_the_high_water_mark_until_the_task_catches_up() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let (tx, mut rx) = facts_queue();
+        let mut ids = Snowflake::new(5).unwrap();
+        let (_, facts) = call_facts(&mut ids, 0, false);
+        let fact = || SessionFact {
+            session: facts[0].session,
+            tenant: facts[0].tenant,
+            event: facts[0].event.clone(),
+            span: Span::none(),
+        };
+        for _ in 0..FACTS_HIGH_WATER {
+            assert!(tx.send(fact()));
+        }
+        assert!(!tx.congested(), "at the mark, not above it");
+        assert!(tx.send(fact()), "a fact is never refused");
+        assert!(tx.congested());
+        let mut buffer = Vec::new();
+        let taken = runtime.block_on(rx.recv_many(&mut buffer, 10));
+        assert_eq!(taken, 10);
+        assert!(!tx.congested());
+        drop(rx);
+        assert!(!tx.send(fact()), "the task is gone");
     }
 }

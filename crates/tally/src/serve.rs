@@ -118,6 +118,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         )?)),
         false => None,
     };
+    if let Some(socket) = &udp_socket {
+        udp::raise_receive_buffer(socket);
+    }
     let tcp_listener = match config.sip.tcp {
         true => Some(
             TcpListener::bind(sip_addr)
@@ -135,7 +138,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let (stop_tx, stop) = watch::channel(false);
     let (close_tx, close) = watch::channel(false);
     let (shard_tx, shard_rx) = mpsc::channel(SHARD_QUEUE);
-    let (facts_tx, facts_rx) = mpsc::unbounded_channel();
+    let (facts_tx, facts_rx) = cdr_commit::facts_queue();
     let (bindings_tx, bindings_rx) = mpsc::unbounded_channel();
     let inbound = Arc::new(Inbound::new(Limits::default(), random::u64()?));
     let tcp = tcp::Tcp::new(
@@ -169,10 +172,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let commits = tokio::spawn(cdr_commit::run(
         facts_rx,
         writer,
-        cdr_commit::CommitConfig {
-            scope,
-            recovery_every: Some(RECOVERY_EVERY),
-        },
+        cdr_commit::CommitConfig::new(scope, Some(RECOVERY_EVERY)),
         Arc::clone(&commit_counters),
     ));
     let webhooks = Arc::new(crate::delivery::Webhooks::start(&config, &store, committed).await?);

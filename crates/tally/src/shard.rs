@@ -11,8 +11,9 @@
 //!
 //! The engine never waits: every output is handed on without blocking
 //! (transmits are non-blocking sends, CDR facts and binding changes go
-//! through unbounded queues to their own tasks), so a slow database delays
-//! records, never SIP.
+//! through queues to their own tasks), so a slow database delays records,
+//! never SIP; a CDR queue over its high-water mark makes the shard refuse
+//! new calls with `503` (`cdr_commit`, "back-pressure").
 //!
 //! Shutdown: once told to stop, the shard answers new calls (INVITEs
 //! outside a dialog) with `503 Service Unavailable` and keeps serving the
@@ -36,6 +37,7 @@ use sip::{Message, Method, ResponseBuilder};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::Span;
 
+use crate::cdr_commit::FactSender;
 use crate::clock;
 use crate::transport::{Inbound, Transmitter};
 
@@ -79,7 +81,7 @@ pub struct Shard {
     engine: Engine,
     transmitter: Transmitter,
     inbound: Arc<Inbound>,
-    facts: mpsc::UnboundedSender<SessionFact>,
+    facts: FactSender,
     bindings: mpsc::UnboundedSender<Vec<BindingChange>>,
     /// One span per call in progress (`session_id`, `tenant_id`): from
     /// `SessionStarted` to `SessionEnded`.
@@ -96,7 +98,7 @@ impl Shard {
         engine: Engine,
         transmitter: Transmitter,
         inbound: Arc<Inbound>,
-        facts: mpsc::UnboundedSender<SessionFact>,
+        facts: FactSender,
         bindings: mpsc::UnboundedSender<Vec<BindingChange>>,
     ) -> Self {
         Shard {
@@ -163,7 +165,7 @@ impl Shard {
     fn on_input(&mut self, input: ShardInput) {
         match input {
             ShardInput::Sip { peer, message } => {
-                if self.draining && is_new_call(&message) {
+                if (self.draining || self.facts.congested()) && is_new_call(&message) {
                     return self.refuse_new_call(peer, &message);
                 }
                 let (now, unix_ms) = clock::now();
@@ -226,9 +228,16 @@ impl Shard {
     /// `503` for an INVITE that would start a call while shutting down,
     /// sent statelessly: a retransmission gets another `503`.
     fn refuse_new_call(&mut self, peer: Peer, request: &Message) {
+        // Stopping, or the CDR queue is over its high-water mark
+        // (`cdr_commit`): either way, come back later.
+        let why = match self.draining {
+            true => "399 tally \"Shutting down\"",
+            false => "399 tally \"Overloaded\"",
+        };
         let response = ResponseBuilder::reply(request, 503)
             .to_tag(self.inbound.tag())
-            .header_named("Warning", "399 tally \"Shutting down\"")
+            .header_named("Retry-After", "5")
+            .header_named("Warning", why)
             .build();
         match response {
             Ok(r) => {
@@ -308,7 +317,7 @@ impl Shard {
         ) {
             self.spans.remove(&session);
         }
-        let _ = self.facts.send(SessionFact {
+        self.facts.send(SessionFact {
             session,
             tenant,
             event,
