@@ -140,7 +140,11 @@ impl Store {
     /// connection (see [`StoreWriter`]). One per node; clone the handle
     /// for each shard.
     pub fn spawn_writer(&self, config: WriterConfig) -> StoreWriter {
-        StoreWriter::spawn(self.clone(), self.pool.writer_target(self.lock_wait), config)
+        StoreWriter::spawn(
+            self.clone(),
+            self.pool.writer_target(self.lock_wait),
+            config,
+        )
     }
 
     // Directory --------------------------------------------------------------

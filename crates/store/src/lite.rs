@@ -116,9 +116,7 @@ impl LiteConn {
     /// `BEGIN IMMEDIATE`: the write lock is taken (and waited for, up to
     /// `busy_timeout`) here rather than failing half-way.
     pub(crate) fn begin(&mut self) -> Result<(), sqlx::Error> {
-        self.conn
-            .execute_batch("BEGIN IMMEDIATE")
-            .map_err(to_sqlx)
+        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(to_sqlx)
     }
 
     pub(crate) fn commit(&mut self) -> Result<(), sqlx::Error> {
@@ -233,7 +231,10 @@ impl Conn for LiteConn {
         sql: &'static str,
         args: &'a [Arg<'a>],
     ) -> impl Future<Output = Result<Option<LiteRow>, sqlx::Error>> + Send + 'a {
-        std::future::ready(self.run_fetch(sql, args, 1).map(|rows| rows.into_iter().next()))
+        std::future::ready(
+            self.run_fetch(sql, args, 1)
+                .map(|rows| rows.into_iter().next()),
+        )
     }
 }
 
@@ -283,12 +284,14 @@ impl Row for LiteRow {
     fn opt_text(&self, column: &str) -> Result<Option<String>, sqlx::Error> {
         match self.value(column)? {
             ValueRef::Null => Ok(None),
-            ValueRef::Text(bytes) => String::from_utf8(bytes.to_vec())
-                .map(Some)
-                .map_err(|e| sqlx::Error::ColumnDecode {
-                    index: column.to_owned(),
-                    source: Box::new(e),
-                }),
+            ValueRef::Text(bytes) => {
+                String::from_utf8(bytes.to_vec())
+                    .map(Some)
+                    .map_err(|e| sqlx::Error::ColumnDecode {
+                        index: column.to_owned(),
+                        source: Box::new(e),
+                    })
+            }
             other => Err(mismatch(column, "text", other)),
         }
     }

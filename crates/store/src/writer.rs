@@ -531,7 +531,9 @@ impl WriterTask {
         let mut attempt = 1;
         loop {
             let open = self.connection(conn).await;
-            let result = open.write_batch(batch, &self.config.profile, now_ms()).await;
+            let result = open
+                .write_batch(batch, &self.config.profile, now_ms())
+                .await;
             if result.is_err() && !open.alive().await {
                 tracing::warn!("the store writer's connection is gone; reconnecting");
                 *conn = None;

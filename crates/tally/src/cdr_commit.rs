@@ -255,8 +255,7 @@ pub async fn run(
     let mut buffer = Vec::with_capacity(FACTS_PER_WAKE);
     let mut open = true;
     let far = Duration::from_secs(3600);
-    while open || !task.in_flight.is_empty() || !task.retries.is_empty() || !task.ready.is_empty()
-    {
+    while open || !task.in_flight.is_empty() || !task.retries.is_empty() || !task.ready.is_empty() {
         let next_retry = task.retries.keys().next().copied();
         tokio::select! {
             biased;
@@ -682,7 +681,9 @@ mod tests {
         });
         // Another connection holds SQLite's write lock for 1.5 s.
         let options = sqlx::sqlite::SqliteConnectOptions::from_str(&db.url).unwrap();
-        let mut locker = sqlx::SqliteConnection::connect_with(&options).await.unwrap();
+        let mut locker = sqlx::SqliteConnection::connect_with(&options)
+            .await
+            .unwrap();
         sqlx::query("BEGIN IMMEDIATE")
             .execute(&mut locker)
             .await
