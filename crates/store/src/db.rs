@@ -240,7 +240,7 @@ pub(crate) enum Pool {
 #[derive(Clone, Debug)]
 pub(crate) enum WriterTarget {
     Sqlite { path: PathBuf, lock_wait: Duration },
-    Postgres(PgConnectOptions),
+    Postgres(Box<PgConnectOptions>),
 }
 
 impl Pool {
@@ -292,7 +292,9 @@ impl Pool {
                 path: pool.connect_options().get_filename().to_path_buf(),
                 lock_wait,
             },
-            Self::Postgres(pool) => WriterTarget::Postgres((*pool.connect_options()).clone()),
+            Self::Postgres(pool) => {
+                WriterTarget::Postgres(Box::new((*pool.connect_options()).clone()))
+            }
         }
     }
 

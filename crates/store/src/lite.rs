@@ -126,10 +126,10 @@ impl LiteConn {
     /// Rolls back if a transaction is open (a failed `COMMIT` may have
     /// left one, or SQLite may have rolled back already).
     pub(crate) fn rollback(&mut self) {
-        if !self.conn.is_autocommit() {
-            if let Err(error) = self.conn.execute_batch("ROLLBACK") {
-                tracing::warn!(%error, "SQLite rollback failed");
-            }
+        if !self.conn.is_autocommit()
+            && let Err(error) = self.conn.execute_batch("ROLLBACK")
+        {
+            tracing::warn!(%error, "SQLite rollback failed");
         }
     }
 
