@@ -32,7 +32,8 @@
 //! The queue from the shard ([`facts_queue`]) is bounded by a rule rather
 //! than by dropping: facts are never refused (each is part of a call's
 //! record), but while more than [`FACTS_HIGH_WATER`] wait, the shard
-//! refuses **new** calls (`503` with `Retry-After`, [`FactSender::congested`]).
+//! refuses **new** calls (`503` with `Retry-After`: the shard tells the
+//! engine, `pbx::Input::Overload`, when [`FactSender::congested`] changes).
 //! Calls in progress emit a bounded number of facts each, so the queue
 //! stays within the high-water mark plus those, and a database that
 //! cannot keep up turns into refused calls, not into memory.
