@@ -23,6 +23,22 @@ fn bindings(bench: &Bench, tenant: TenantId, extension: &str) -> usize {
         .count()
 }
 
+/// Alice hangs up the answered call: 200 to her BYE, the BYE relayed to
+/// Bob, who answers it.
+fn alice_hangs_up(
+    bench: &mut Bench,
+    alice: &mut Phone,
+    bob: &mut Phone,
+    a_call: &mut Call,
+    b_call: &Call,
+) {
+    bench.send(alice.peer, &alice.request(a_call, "BYE", None));
+    assert_eq!(bench.take_one(alice.peer).status(), Some(200));
+    let bye = bench.take_one(bob.peer);
+    assert!(is(&bye, Method::Bye), "{}", bye.summary());
+    bench.send(bob.peer, &bob.respond(b_call, &bye, 200, None));
+}
+
 /// While draining, a new INVITE gets `503` with a Warning, before any
 /// challenge; the answered call goes on and the engine is drained when it
 /// ends by itself, with nobody hung up.
@@ -49,11 +65,7 @@ fn draining_refuses_new_calls_and_waits_for_the_calls_in_progress() {
     assert_eq!(bench.engine.calls_in_progress(), 1);
 
     bench.at(12_000);
-    bench.send(alice.peer, &alice.request(&mut a_call, "BYE", None));
-    assert_eq!(bench.take_one(alice.peer).status(), Some(200));
-    let bye = bench.take_one(bob.peer);
-    assert!(is(&bye, Method::Bye), "{}", bye.summary());
-    bench.send(bob.peer, &bob.respond(&b_call, &bye, 200, None));
+    alice_hangs_up(bench, alice, bob, &mut a_call, &b_call);
     assert!(bench.engine.is_drained());
     assert_eq!(bench.engine.hung_up_at_grace_end(), 0);
     assert!(
@@ -157,4 +169,45 @@ fn removing_a_user_or_a_tenant_forgets_its_bindings() {
     bench.input(Input::RemoveTenant(tenant_id()));
     assert_eq!(bindings(bench, tenant_id(), "101"), 0);
     assert!(bench.engine.directory().tenant(tenant_id()).is_none());
+}
+
+/// While the runtime reports overload (its CDR queue past the high-water
+/// mark), a new INVITE gets `503` with `Retry-After`, the call in progress
+/// goes on and still ends with its whole CDR; once the overload clears,
+/// new calls are taken again.
+#[test]
+fn overload_refuses_new_calls_until_it_clears() {
+    let (mut cast, mut a_call, b_call) = answered();
+    let Cast { bench, alice, bob } = &mut cast;
+    bench.at(10_000);
+    bench.input(Input::Overload(true));
+
+    let mut call = bob.call("101", Some(SDP_B));
+    let invite = bob.invite(&mut call, None);
+    bench.send(bob.peer, &invite);
+    let refused = bench.take_one(bob.peer);
+    assert_eq!(refused.status(), Some(503), "{}", refused.summary());
+    assert_eq!(refused.header_named("Retry-After"), Some("5"));
+    assert_eq!(
+        refused.header_named("Warning"),
+        Some("399 tally \"Overloaded\"")
+    );
+    assert_eq!(bench.engine.calls_in_progress(), 1);
+
+    // The call in progress ends normally, CDR and all.
+    bench.at(12_000);
+    alice_hangs_up(bench, alice, bob, &mut a_call, &b_call);
+    assert_eq!(
+        bench.timeline().last().map(String::as_str),
+        Some("call_cdr")
+    );
+
+    // Cleared: the next INVITE is challenged, not refused.
+    bench.input(Input::Overload(false));
+    bench.at(13_000);
+    let mut call = bob.call("101", Some(SDP_B));
+    let invite = bob.invite(&mut call, None);
+    bench.send(bob.peer, &invite);
+    let answer = bench.take_one(bob.peer);
+    assert_ne!(answer.status(), Some(503), "{}", answer.summary());
 }

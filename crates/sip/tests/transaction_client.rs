@@ -529,3 +529,43 @@ fn a_cancelled_invite_gives_up_64_t1_after_the_cancel() {
         ]
     );
 }
+
+/// Issue 18 (memory per call): once the final response is in, the
+/// transaction lingers only to absorb retransmissions and no longer holds
+/// the request; a non-2xx's retransmission still gets the same ACK.
+#[test]
+fn the_request_is_dropped_once_the_final_response_arrives() {
+    let t0 = Instant::now();
+    let config = TimerConfig::default();
+
+    let invite = request(Method::Invite, Transport::Udp);
+    let mut t = ClientTransaction::new(t0, peer(Transport::Udp), invite.clone(), config).unwrap();
+    assert!(t.request().is_some());
+    t.handle_input(t0 + ms(10), Input::Received(reply(&invite, 180, "b1")))
+        .unwrap();
+    assert!(t.request().is_some(), "Proceeding: a CANCEL needs it");
+    t.handle_input(t0 + ms(20), Input::Received(reply(&invite, 200, "b1")))
+        .unwrap();
+    assert_eq!(t.state(), State::Accepted);
+    assert!(t.request().is_none());
+
+    let mut t = ClientTransaction::new(t0, peer(Transport::Udp), invite.clone(), config).unwrap();
+    let busy = reply(&invite, 486, "b2");
+    t.handle_input(t0 + ms(10), Input::Received(busy.clone()))
+        .unwrap();
+    assert_eq!(t.state(), State::Completed);
+    assert!(t.request().is_none());
+    let first_ack = drain(&mut t).into_iter().find_map(|o| match o {
+        Output::Transmit { message, .. } if message.method() == Some(&Method::Ack) => {
+            Some(message.as_bytes().clone())
+        }
+        _ => None,
+    });
+    t.handle_input(t0 + ms(600), Input::Received(busy)).unwrap();
+    let again = drain(&mut t).into_iter().find_map(|o| match o {
+        Output::Transmit { message, .. } => Some(message.as_bytes().clone()),
+        _ => None,
+    });
+    assert!(first_ack.is_some());
+    assert_eq!(again, first_ack, "the same ACK for the retransmitted 486");
+}

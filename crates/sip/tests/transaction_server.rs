@@ -343,3 +343,55 @@ fn transport_errors() {
     let ack = ack_for_failure(&invite, &reply(&invite, 486)).unwrap();
     assert!(ServerTransaction::new(peer(Transport::Udp), &ack, TimerConfig::default()).is_err());
 }
+
+/// Issue 18 (memory per call): a transaction lingering to absorb
+/// retransmissions keeps only what that needs. Completed keeps the final
+/// response's bytes (and sends exactly them again), Accepted only the 2xx's
+/// To tag, Confirmed nothing.
+#[test]
+fn lingering_transactions_keep_only_what_retransmissions_need() {
+    let t0 = Instant::now();
+    let config = TimerConfig::default();
+
+    // Non-INVITE, Completed for Timer J: the same bytes on every copy.
+    let bye = request(Method::Bye);
+    let mut t = ServerTransaction::new(peer(Transport::Udp), &bye, config).unwrap();
+    let ok = reply(&bye, 200);
+    t.handle_input(t0, Input::Respond(ok.clone())).unwrap();
+    drain(&mut t);
+    assert_eq!(t.state(), State::Completed);
+    assert_eq!(t.sent_to_tag(), Some("pbx1"));
+    t.handle_input(t0 + ms(400), Input::Received(bye.clone()))
+        .unwrap();
+    let resent: Vec<_> = std::iter::from_fn(|| t.poll_output()).collect();
+    match resent.as_slice() {
+        [Output::Transmit { message, .. }] => assert_eq!(message.as_bytes(), ok.as_bytes()),
+        other => panic!("{other:?}"),
+    }
+
+    // INVITE answered 2xx: Accepted keeps the tag, never the response.
+    let invite = request(Method::Invite);
+    let mut t = ServerTransaction::new(peer(Transport::Udp), &invite, config).unwrap();
+    assert_eq!(t.last_response().and_then(|r| r.status()), Some(100));
+    t.handle_input(t0, Input::Respond(reply(&invite, 200)))
+        .unwrap();
+    drain(&mut t);
+    assert_eq!(t.state(), State::Accepted);
+    assert!(t.last_response().is_none());
+    assert_eq!(t.sent_to_tag(), Some("pbx1"));
+
+    // INVITE answered non-2xx, then ACKed: Confirmed keeps nothing.
+    let mut t = ServerTransaction::new(peer(Transport::Udp), &invite, config).unwrap();
+    let busy = reply(&invite, 486);
+    t.handle_input(t0, Input::Respond(busy.clone())).unwrap();
+    assert_eq!(
+        t.last_response().map(|r| r.as_bytes().clone()),
+        Some(busy.as_bytes().clone())
+    );
+    let ack = ack_for_failure(&invite, &busy).unwrap();
+    t.handle_input(t0 + ms(100), Input::Received(ack)).unwrap();
+    drain(&mut t);
+    assert_eq!(t.state(), State::Confirmed);
+    assert!(t.last_response().is_none());
+    assert_eq!(t.sent_to_tag(), None);
+}

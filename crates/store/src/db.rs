@@ -14,7 +14,7 @@
 
 use std::borrow::Cow;
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::str::FromStr;
 use std::time::Duration;
@@ -234,6 +234,15 @@ pub(crate) enum Pool {
     Postgres(PgPool),
 }
 
+/// Where the store writer opens its own connection: never one of the
+/// pool's, so readers (an export that does not finish, a burst of API
+/// requests) can never starve CDR commits of a connection.
+#[derive(Clone, Debug)]
+pub(crate) enum WriterTarget {
+    Sqlite { path: PathBuf, lock_wait: Duration },
+    Postgres(Box<PgConnectOptions>),
+}
+
 impl Pool {
     pub(crate) async fn open(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
         if url.starts_with("sqlite:") {
@@ -272,6 +281,20 @@ impl Pool {
         match self {
             Self::Sqlite(_) => Backend::Sqlite,
             Self::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// `lock_wait`: the `busy_timeout` the pool's SQLite connections got
+    /// (PostgreSQL's `lock_timeout` is in its connect options).
+    pub(crate) fn writer_target(&self, lock_wait: Duration) -> WriterTarget {
+        match self {
+            Self::Sqlite(pool) => WriterTarget::Sqlite {
+                path: pool.connect_options().get_filename().to_path_buf(),
+                lock_wait,
+            },
+            Self::Postgres(pool) => {
+                WriterTarget::Postgres(Box::new((*pool.connect_options()).clone()))
+            }
         }
     }
 

@@ -2,8 +2,6 @@
 
 use std::sync::Arc;
 
-use sqlx::error::DatabaseError;
-
 use cdr::SessionId;
 
 /// Why a store operation failed.
@@ -103,11 +101,11 @@ fn is_transient_sqlx(error: &sqlx::Error) -> bool {
                 let code = pg.code();
                 matches!(code, "40001" | "40P01" | "55P03" | "57014") || code.starts_with("08")
             } else {
-                // SQLite extended result codes; the primary code is the low
-                // byte: SQLITE_BUSY (5, with BUSY_SNAPSHOT, BUSY_TIMEOUT…)
-                // and SQLITE_LOCKED (6).
-                db.try_downcast_ref::<sqlx::sqlite::SqliteError>()
-                    .and_then(|e| e.code())
+                // SQLite extended result codes (sqlx's SqliteError and the
+                // writer's own connection, `lite.rs`, both give them); the
+                // primary code is the low byte: SQLITE_BUSY (5, with
+                // BUSY_SNAPSHOT, BUSY_TIMEOUT…) and SQLITE_LOCKED (6).
+                db.code()
                     .and_then(|code| code.parse::<i32>().ok())
                     .is_some_and(|code| matches!(code & 0xff, 5 | 6))
             }

@@ -53,6 +53,7 @@ mod directory;
 mod error;
 mod export;
 mod identity;
+mod lite;
 mod outbox;
 pub mod query;
 mod recovery;
@@ -62,7 +63,7 @@ mod sync;
 mod webhooks;
 mod writer;
 
-use cdr::{CdrId, CdrRecord, Id, SessionId, TenantId, UnixMillis, WireProfile};
+use cdr::{CdrId, CdrRecord, Id, SessionId, TenantId, UnixMillis};
 
 pub use audit::AuditEntry;
 pub use cdrs::CdrPage;
@@ -82,7 +83,7 @@ pub use webhooks::{
     AttemptRecord, ClaimedDelivery, Delivery, DeliveryStatus, EndpointChange, FanOut, LogEntry,
     WebhookEndpoint,
 };
-pub use writer::{Committed, PendingCommit, StoreWriter, WriterConfig, WriterStats};
+pub use writer::{Committed, PendingBatch, PendingCommit, StoreWriter, WriterConfig, WriterStats};
 
 use db::{Pool, with_conn, with_write_tx};
 
@@ -110,6 +111,8 @@ macro_rules! retry_transient {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: Pool,
+    /// [`StoreOptions::lock_wait`], for the writer's own connection.
+    lock_wait: std::time::Duration,
 }
 
 impl Store {
@@ -122,6 +125,7 @@ impl Store {
     pub async fn open_with(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
         Ok(Self {
             pool: Pool::open(url, options).await?,
+            lock_wait: options.lock_wait,
         })
     }
 
@@ -134,10 +138,15 @@ impl Store {
         self.pool.close().await;
     }
 
-    /// Starts this store's writer task (on the current tokio runtime). One
-    /// per node; clone the handle for each shard.
+    /// Starts this store's writer: a thread of its own with its own
+    /// connection (see [`StoreWriter`]). One per node; clone the handle
+    /// for each shard.
     pub fn spawn_writer(&self, config: WriterConfig) -> StoreWriter {
-        StoreWriter::spawn(self.clone(), config)
+        StoreWriter::spawn(
+            self.clone(),
+            self.pool.writer_target(self.lock_wait),
+            config,
+        )
     }
 
     // Directory --------------------------------------------------------------
@@ -897,18 +906,6 @@ impl Store {
     ) -> Result<Vec<(i64, String)>, StoreError> {
         with_conn!(&self.pool, |conn| recovery::session_journal(
             conn, session_id
-        ))
-    }
-
-    /// One group-commit transaction (see [`writer`]).
-    pub(crate) async fn write_batch(
-        &self,
-        batch: &[&commit::Prepared],
-        profile: &WireProfile,
-        now: i64,
-    ) -> Result<commit::Assigned, StoreError> {
-        with_write_tx!(&self.pool, |conn| commit::write_batch(
-            conn, batch, profile, now
         ))
     }
 }

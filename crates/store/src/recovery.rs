@@ -12,6 +12,8 @@
 //! journal in the same transaction, so running recovery again finds
 //! nothing: it is idempotent.
 
+use std::collections::HashSet;
+
 use cdr::{Builder, CallEvent, CallEventKind, CdrId, SessionId, TenantId, UnixMillis};
 
 use crate::commit::SessionEvents;
@@ -85,12 +87,37 @@ impl StoreWriter {
         scope: RecoveryScope,
         now: UnixMillis,
     ) -> Result<RecoveryReport, StoreError> {
+        self.recover_orphans(scope, now, &HashSet::new()).await
+    }
+
+    /// [`recover_open_sessions`](Self::recover_open_sessions) while the
+    /// node runs (finding M7 of issue 17): closes the open sessions in
+    /// `scope` idle since before `before`, except `live`, the sessions the
+    /// node's CDR task still carries. What is left is a session whose
+    /// commands the store refused for good, or one a crashed engine of
+    /// this node left (another node's, on a shared database, is never in
+    /// `scope`).
+    ///
+    /// The caller takes the `live` snapshot before calling and picks
+    /// `before` well behind it (a minute), so that a session whose first
+    /// facts were still on their way to the CDR task at the snapshot
+    /// (committed since, not in `live`) is not idle long enough to be
+    /// closed.
+    pub async fn recover_orphans(
+        &self,
+        scope: RecoveryScope,
+        before: UnixMillis,
+        live: &HashSet<SessionId>,
+    ) -> Result<RecoveryReport, StoreError> {
         let mut report = RecoveryReport::default();
         // Queue every closing command first, then wait: the writer commits
         // them in a few group transactions rather than one per session.
         let mut pending = Vec::new();
         for session in self.store.open_sessions().await? {
-            if !scope.includes(session.session_id) || session.last_activity_at >= now {
+            if !scope.includes(session.session_id)
+                || session.last_activity_at >= before
+                || live.contains(&session.session_id)
+            {
                 continue;
             }
             let queued = match self.rebuild(&session).await {

@@ -1,12 +1,23 @@
-//! The store writer: one task per node that commits the CDR pipeline's
+//! The store writer: one thread per node that commits the CDR pipeline's
 //! commands in group transactions (DESIGN.md, "The CDR pipeline", step 3).
 //!
 //! Call engine shards send [`SessionEvents`] through a bounded channel
-//! (back-pressure: a full queue makes `enqueue` wait). The task takes
-//! whatever is queued, up to [`WriterConfig::max_batch`] commands (waiting
-//! [`WriterConfig::linger`] for more, if set), writes them all in **one**
-//! transaction, commits, and only then answers each command with the
-//! sequences it was given. Under load, commands that arrive while a
+//! (back-pressure: a full queue makes `enqueue` wait), one command at a
+//! time ([`StoreWriter::enqueue`]) or many in one message
+//! ([`StoreWriter::enqueue_batch`], one answer for all of them). The
+//! thread takes whatever is queued, up to [`WriterConfig::max_batch`]
+//! commands (waiting [`WriterConfig::linger`] for more, if set), writes
+//! them all in **one** transaction, commits, and only then answers each
+//! command with the sequences it was given.
+//!
+//! The writer has a connection of its own, never one of the pool's (issue
+//! 17, finding 1: readers holding every pooled connection must not stop
+//! CDR commits), opened on its own thread: on SQLite a `rusqlite`
+//! connection whose statements run in place (`lite.rs`: no hop to a
+//! driver thread per statement, one wake-up per batch), on PostgreSQL a
+//! sqlx connection driven by the thread's own single-threaded runtime. A
+//! connection that cannot be opened (or is lost) is opened again with
+//! back-off while commands wait in the queue. Under load, commands that arrive while a
 //! transaction commits form the next batch, so the number of transactions
 //! grows far slower than the number of commands without adding latency
 //! when the PBX is quiet.
@@ -43,12 +54,15 @@ use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cdr::WireProfile;
+use sqlx::Connection as _;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use crate::Store;
-use crate::commit::{Assigned, Prepared, SessionEvents, prepare};
+use crate::commit::{self, Assigned, Prepared, SessionEvents, prepare};
+use crate::db::WriterTarget;
 use crate::error::StoreError;
+use crate::lite::LiteConn;
 
 /// How the writer batches and retries.
 #[derive(Clone, Debug)]
@@ -58,9 +72,11 @@ pub struct WriterConfig {
     /// written from now on; committed rows keep the bytes they were
     /// delivered with.
     pub profile: WireProfile,
-    /// Commands that may wait for the writer before `enqueue` waits.
+    /// Messages (single commands or batches) that may wait for the writer
+    /// before `enqueue` waits.
     pub queue_capacity: usize,
-    /// Most commands in one transaction.
+    /// Most commands in one transaction (a batch enqueued as one message
+    /// is never split to honour it).
     pub max_batch: usize,
     /// How long to wait for more commands after the first one of a batch.
     /// Zero (the default) commits what is queued at once: batching then
@@ -111,6 +127,8 @@ pub struct WriterStats {
     pub split_batches: u64,
     /// The most commands committed in one transaction.
     pub largest_batch: u64,
+    /// Times the writer's own connection was (re)opened.
+    pub connects: u64,
 }
 
 #[derive(Debug, Default)]
@@ -121,6 +139,7 @@ struct Counters {
     failed_commands: AtomicU64,
     split_batches: AtomicU64,
     largest_batch: AtomicU64,
+    connects: AtomicU64,
 }
 
 impl Counters {
@@ -129,20 +148,28 @@ impl Counters {
     }
 }
 
-type Answer = oneshot::Sender<Result<Committed, StoreError>>;
+type Outcome = Result<Committed, StoreError>;
 
+/// Where a message's answer goes.
 #[derive(Debug)]
-struct Job {
-    prepared: Prepared,
-    answer: Answer,
+enum Reply {
+    One(oneshot::Sender<Outcome>),
+    Many(oneshot::Sender<Vec<Outcome>>),
 }
 
-/// A handle on a store's writer task. Clone it for every shard; the task
-/// stops once every handle is dropped and the queue is drained.
+/// One message on the queue: one command, or a batch with one answer.
+#[derive(Debug)]
+struct Request {
+    commands: Vec<Prepared>,
+    reply: Reply,
+}
+
+/// A handle on a store's writer thread. Clone it for every shard; the
+/// thread stops once every handle is dropped and the queue is drained.
 #[derive(Clone, Debug)]
 pub struct StoreWriter {
     pub(crate) store: Store,
-    queue: mpsc::Sender<Job>,
+    queue: mpsc::Sender<Request>,
     counters: Arc<Counters>,
     committed: watch::Receiver<u64>,
 }
@@ -150,10 +177,10 @@ pub struct StoreWriter {
 /// A queued command's answer: resolves once its transaction committed (or
 /// failed for good). Dropping it does not withdraw the command.
 #[derive(Debug)]
-pub struct PendingCommit(oneshot::Receiver<Result<Committed, StoreError>>);
+pub struct PendingCommit(oneshot::Receiver<Outcome>);
 
 impl Future for PendingCommit {
-    type Output = Result<Committed, StoreError>;
+    type Output = Outcome;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         Pin::new(&mut self.0)
@@ -162,19 +189,45 @@ impl Future for PendingCommit {
     }
 }
 
+/// The answers to a batch queued with [`StoreWriter::enqueue_batch`]: one
+/// per command, in order. Dropping it does not withdraw the commands.
+#[derive(Debug)]
+pub struct PendingBatch {
+    answer: oneshot::Receiver<Vec<Outcome>>,
+    len: usize,
+}
+
+impl Future for PendingBatch {
+    type Output = Vec<Outcome>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let len = self.len;
+        Pin::new(&mut self.answer).poll(cx).map(|answer| {
+            answer.unwrap_or_else(|_| (0..len).map(|_| Err(StoreError::WriterClosed)).collect())
+        })
+    }
+}
+
 impl StoreWriter {
-    /// Starts the writer task on the current tokio runtime.
-    pub(crate) fn spawn(store: Store, config: WriterConfig) -> Self {
+    /// Starts the writer thread; it opens its own connection to `target`.
+    pub(crate) fn spawn(store: Store, target: WriterTarget, config: WriterConfig) -> Self {
         let (queue, receiver) = mpsc::channel(config.queue_capacity.max(1));
         let counters = Arc::new(Counters::default());
         let (committed_tx, committed) = watch::channel(0);
         let task = WriterTask {
-            store: store.clone(),
+            target,
             config,
             counters: Arc::clone(&counters),
             committed: committed_tx,
         };
-        tokio::spawn(task.run(receiver));
+        let spawned = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || task.run(receiver));
+        if let Err(error) = spawned {
+            // The receiver went down with the closure: every enqueue
+            // answers WriterClosed, which callers handle as a store fault.
+            tracing::error!(%error, "cannot start the store writer thread");
+        }
         Self {
             store,
             queue,
@@ -189,10 +242,74 @@ impl StoreWriter {
         let prepared = prepare(command)?;
         let (answer, pending) = oneshot::channel();
         self.queue
-            .send(Job { prepared, answer })
+            .send(Request {
+                commands: vec![prepared],
+                reply: Reply::One(answer),
+            })
             .await
             .map_err(|_| StoreError::WriterClosed)?;
         Ok(PendingCommit(pending))
+    }
+
+    /// Queues `commands` as one message with one answer (one wake-up of
+    /// the writer and one of the caller for all of them). They commit in
+    /// order, in one transaction when none is refused; each still commits
+    /// or fails on its own, as with [`StoreWriter::enqueue`]. A command
+    /// that contradicts itself is answered at once with its error (the
+    /// others are queued).
+    pub async fn enqueue_batch(
+        &self,
+        commands: Vec<SessionEvents>,
+    ) -> Result<PendingBatch, StoreError> {
+        let len = commands.len();
+        let mut refused: Vec<(usize, StoreError)> = Vec::new();
+        let mut prepared = Vec::with_capacity(len);
+        for (i, command) in commands.into_iter().enumerate() {
+            match prepare(command) {
+                Ok(p) => prepared.push(p),
+                Err(error) => refused.push((i, error)),
+            }
+        }
+        let (answer, pending) = oneshot::channel();
+        if !prepared.is_empty() {
+            self.queue
+                .send(Request {
+                    commands: prepared,
+                    reply: Reply::Many(answer),
+                })
+                .await
+                .map_err(|_| StoreError::WriterClosed)?;
+        } else {
+            let _ = answer.send(Vec::new());
+        }
+        if refused.is_empty() {
+            return Ok(PendingBatch {
+                answer: pending,
+                len,
+            });
+        }
+        // Put the refusals back in their places once the rest is answered.
+        let (merged_tx, merged) = oneshot::channel();
+        tokio::spawn(async move {
+            let mut queued = PendingBatch {
+                answer: pending,
+                len: len - refused.len(),
+            }
+            .await
+            .into_iter();
+            let mut refused = refused.into_iter().peekable();
+            let all = (0..len)
+                .map(|i| match refused.next_if(|(at, _)| *at == i) {
+                    Some((_, error)) => Err(error),
+                    None => queued.next().unwrap_or(Err(StoreError::WriterClosed)),
+                })
+                .collect();
+            let _ = merged_tx.send(all);
+        });
+        Ok(PendingBatch {
+            answer: merged,
+            len,
+        })
     }
 
     /// Queues `command` and waits until it is committed.
@@ -210,6 +327,7 @@ impl StoreWriter {
             failed_commands: get(&c.failed_commands),
             split_batches: get(&c.split_batches),
             largest_batch: get(&c.largest_batch),
+            connects: get(&c.connects),
         }
     }
 
@@ -221,75 +339,206 @@ impl StoreWriter {
     }
 }
 
+/// The writer's own connection.
+enum WriterConn {
+    Sqlite(LiteConn),
+    Postgres(sqlx::PgConnection),
+}
+
+impl WriterConn {
+    async fn open(target: &WriterTarget) -> Result<Self, StoreError> {
+        Ok(match target {
+            WriterTarget::Sqlite { path, lock_wait } => {
+                Self::Sqlite(LiteConn::open(path, *lock_wait)?)
+            }
+            WriterTarget::Postgres(options) => {
+                Self::Postgres(sqlx::PgConnection::connect_with(options).await?)
+            }
+        })
+    }
+
+    /// One transaction for `batch`: committed, or rolled back with the
+    /// error.
+    async fn write_batch(
+        &mut self,
+        batch: &[&Prepared],
+        profile: &WireProfile,
+        now: i64,
+    ) -> Result<Assigned, StoreError> {
+        match self {
+            Self::Sqlite(conn) => {
+                conn.begin()?;
+                let written = commit::write_batch(conn, batch, profile, now).await;
+                let committed = match written {
+                    Ok(assigned) => conn.commit().map(|()| assigned).map_err(StoreError::from),
+                    Err(error) => Err(error),
+                };
+                if committed.is_err() {
+                    conn.rollback();
+                }
+                committed
+            }
+            Self::Postgres(conn) => {
+                let mut tx = conn.begin().await?;
+                let assigned = commit::write_batch(&mut *tx, batch, profile, now).await?;
+                tx.commit().await?;
+                Ok(assigned)
+            }
+        }
+    }
+
+    /// Whether the connection still answers (after an error).
+    async fn alive(&mut self) -> bool {
+        match self {
+            Self::Sqlite(_) => true,
+            Self::Postgres(conn) => conn.ping().await.is_ok(),
+        }
+    }
+}
+
 struct WriterTask {
-    store: Store,
+    target: WriterTarget,
     config: WriterConfig,
     counters: Arc<Counters>,
     committed: watch::Sender<u64>,
 }
 
+/// Reconnection back-off bounds.
+const CONNECT_BACKOFF: (Duration, Duration) = (Duration::from_millis(50), Duration::from_secs(5));
+
 impl WriterTask {
-    async fn run(self, mut queue: mpsc::Receiver<Job>) {
+    /// The thread's body: a single-threaded runtime drives the queue, the
+    /// linger timer and (PostgreSQL) the connection's socket; SQLite's
+    /// statements run in place.
+    fn run(self, mut queue: mpsc::Receiver<Request>) {
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime,
+            Err(error) => {
+                tracing::error!(%error, "cannot start the store writer's runtime");
+                return;
+            }
+        };
+        runtime.block_on(self.serve(&mut queue));
+    }
+
+    async fn serve(&self, queue: &mut mpsc::Receiver<Request>) {
         let max_batch = self.config.max_batch.max(1);
-        let mut batch = Vec::with_capacity(max_batch);
-        while let Some(job) = queue.recv().await {
-            batch.push(job);
-            while batch.len() < max_batch {
+        let mut conn: Option<WriterConn> = None;
+        let mut batch: Vec<Request> = Vec::new();
+        while let Some(request) = queue.recv().await {
+            let mut commands = request.commands.len();
+            batch.push(request);
+            while commands < max_batch {
                 match queue.try_recv() {
-                    Ok(job) => batch.push(job),
+                    Ok(request) => {
+                        commands += request.commands.len();
+                        batch.push(request);
+                    }
                     Err(_) => break,
                 }
             }
             if !self.config.linger.is_zero() {
                 let deadline = Instant::now() + self.config.linger;
-                while batch.len() < max_batch {
+                while commands < max_batch {
                     match tokio::time::timeout_at(deadline, queue.recv()).await {
-                        Ok(Some(job)) => batch.push(job),
+                        Ok(Some(request)) => {
+                            commands += request.commands.len();
+                            batch.push(request);
+                        }
                         Ok(None) | Err(_) => break,
                     }
                 }
             }
-            self.commit(std::mem::take(&mut batch)).await;
+            self.commit(&mut conn, std::mem::take(&mut batch)).await;
         }
     }
 
-    /// Commits `jobs` and answers every one of them.
-    async fn commit(&self, jobs: Vec<Job>) {
-        let prepared: Vec<&Prepared> = jobs.iter().map(|job| &job.prepared).collect();
-        match self.try_commit(&prepared).await {
-            Ok(assigned) => self.answer_committed(jobs, assigned),
-            Err((_, error)) if jobs.len() > 1 && !error.is_transient() => {
+    /// The writer's connection, opened (again) if needed, with back-off
+    /// until it opens.
+    async fn connection<'c>(&self, conn: &'c mut Option<WriterConn>) -> &'c mut WriterConn {
+        let mut backoff = CONNECT_BACKOFF.0;
+        let opened = loop {
+            if let Some(open) = conn.take() {
+                break open;
+            }
+            match WriterConn::open(&self.target).await {
+                Ok(opened) => {
+                    Counters::add(&self.counters.connects, 1);
+                    break opened;
+                }
+                Err(error) => {
+                    tracing::error!(%error, ?backoff, "the store writer cannot connect; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(CONNECT_BACKOFF.1);
+                }
+            }
+        };
+        conn.insert(opened)
+    }
+
+    /// Commits the commands of `requests` and answers every request.
+    async fn commit(&self, conn: &mut Option<WriterConn>, requests: Vec<Request>) {
+        let prepared: Vec<&Prepared> = requests.iter().flat_map(|r| &r.commands).collect();
+        let mut outcomes = match self.try_commit(conn, &prepared).await {
+            Ok(assigned) => self.committed(&prepared, assigned),
+            Err((_, error)) if prepared.len() > 1 && !error.is_transient() => {
                 tracing::warn!(
-                    commands = jobs.len(),
+                    commands = prepared.len(),
                     %error,
                     "outbox batch refused; committing its commands one by one"
                 );
                 Counters::add(&self.counters.split_batches, 1);
-                for job in jobs {
-                    let result = self.try_commit(&[&job.prepared]).await;
-                    match result {
-                        Ok(assigned) => self.answer_committed(vec![job], assigned),
+                let mut outcomes = Vec::with_capacity(prepared.len());
+                for command in &prepared {
+                    match self.try_commit(conn, &[*command]).await {
+                        Ok(assigned) => outcomes.extend(self.committed(&[*command], assigned)),
                         Err((attempts, error)) => {
-                            self.answer_failed(vec![job], attempts, error);
+                            outcomes.extend(self.failed(&[*command], attempts, error))
                         }
                     }
                 }
+                outcomes
             }
-            Err((attempts, error)) => self.answer_failed(jobs, attempts, error),
+            Err((attempts, error)) => self.failed(&prepared, attempts, error),
+        }
+        .into_iter();
+        for request in requests {
+            let n = request.commands.len();
+            // The caller may have stopped waiting; the commit stands.
+            match request.reply {
+                Reply::One(answer) => {
+                    let outcome = outcomes.next().unwrap_or(Err(StoreError::WriterClosed));
+                    let _ = answer.send(outcome);
+                }
+                Reply::Many(answer) => {
+                    let _ = answer.send(outcomes.by_ref().take(n).collect());
+                }
+            }
         }
     }
 
     /// One transaction for `batch`, tried again while the error is
     /// transient. On failure: the attempts made and the last error.
-    async fn try_commit(&self, batch: &[&Prepared]) -> Result<Assigned, (u32, StoreError)> {
+    async fn try_commit(
+        &self,
+        conn: &mut Option<WriterConn>,
+        batch: &[&Prepared],
+    ) -> Result<Assigned, (u32, StoreError)> {
         let max_attempts = self.config.max_attempts.max(1);
         let mut attempt = 1;
         loop {
-            match self
-                .store
+            let open = self.connection(conn).await;
+            let result = open
                 .write_batch(batch, &self.config.profile, now_ms())
-                .await
-            {
+                .await;
+            if result.is_err() && !open.alive().await {
+                tracing::warn!("the store writer's connection is gone; reconnecting");
+                *conn = None;
+            }
+            match result {
                 Ok(assigned) => {
                     Counters::add(&self.counters.transactions, 1);
                     return Ok(assigned);
@@ -316,44 +565,50 @@ impl WriterTask {
         }
     }
 
-    fn answer_committed(&self, jobs: Vec<Job>, assigned: Assigned) {
-        let n = jobs.len() as u64;
+    fn committed(&self, commands: &[&Prepared], assigned: Assigned) -> Vec<Outcome> {
+        let n = commands.len() as u64;
         Counters::add(&self.counters.commands, n);
         self.counters.largest_batch.fetch_max(n, Ordering::Relaxed);
         if let Some(last) = assigned.last_global {
             self.committed.send_replace(last);
         }
-        for (job, sequences) in jobs.into_iter().zip(assigned.sequences) {
-            let command = &job.prepared.command;
-            tracing::debug!(
-                session_id = %command.session_id,
-                tenant_id = %command.tenant_id,
-                ?sequences,
-                closed = command.record().is_some(),
-                "committed"
-            );
-            // The engine may have stopped waiting; the commit stands.
-            let _ = job.answer.send(Ok(Committed { sequences }));
-        }
+        commands
+            .iter()
+            .zip(assigned.sequences)
+            .map(|(prepared, sequences)| {
+                let command = &prepared.command;
+                tracing::debug!(
+                    session_id = %command.session_id,
+                    tenant_id = %command.tenant_id,
+                    ?sequences,
+                    closed = command.record().is_some(),
+                    "committed"
+                );
+                Ok(Committed { sequences })
+            })
+            .collect()
     }
 
-    fn answer_failed(&self, jobs: Vec<Job>, attempts: u32, error: StoreError) {
-        Counters::add(&self.counters.failed_commands, jobs.len() as u64);
+    fn failed(&self, commands: &[&Prepared], attempts: u32, error: StoreError) -> Vec<Outcome> {
+        Counters::add(&self.counters.failed_commands, commands.len() as u64);
         let source = Arc::new(error);
-        for job in jobs {
-            let command = &job.prepared.command;
-            tracing::error!(
-                session_id = %command.session_id,
-                tenant_id = %command.tenant_id,
-                attempts,
-                error = %source,
-                "session events not committed"
-            );
-            let _ = job.answer.send(Err(StoreError::CommitFailed {
-                attempts,
-                source: Arc::clone(&source),
-            }));
-        }
+        commands
+            .iter()
+            .map(|prepared| {
+                let command = &prepared.command;
+                tracing::error!(
+                    session_id = %command.session_id,
+                    tenant_id = %command.tenant_id,
+                    attempts,
+                    error = %source,
+                    "session events not committed"
+                );
+                Err(StoreError::CommitFailed {
+                    attempts,
+                    source: Arc::clone(&source),
+                })
+            })
+            .collect()
     }
 }
 

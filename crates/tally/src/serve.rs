@@ -35,6 +35,9 @@ use crate::{bindings, cdr_commit, clock, demo, random};
 
 /// Messages that may wait for the shard.
 const SHARD_QUEUE: usize = 8192;
+/// How often calls this node no longer carries are closed while it runs
+/// (the start-up recovery, repeated: `cdr_commit`).
+const RECOVERY_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     // Before any port is open: a SIGTERM that arrives as soon as the API
@@ -135,6 +138,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         )?)),
         false => None,
     };
+    if let Some(socket) = &udp_socket {
+        udp::raise_receive_buffer(socket);
+    }
     let tcp_listener = match config.sip.tcp {
         true => Some(
             TcpListener::bind(sip_addr)
@@ -152,7 +158,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let (stop_tx, stop) = watch::channel(false);
     let (close_tx, close) = watch::channel(false);
     let (shard_tx, shard_rx) = mpsc::channel(SHARD_QUEUE);
-    let (facts_tx, facts_rx) = mpsc::unbounded_channel();
+    let (facts_tx, facts_rx) = cdr_commit::facts_queue();
     let (bindings_tx, bindings_rx) = mpsc::unbounded_channel();
     let inbound = Arc::new(Inbound::new(Limits::default(), random::u64()?));
     let tcp = tcp::Tcp::new(
@@ -182,7 +188,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         },
     );
     let wsi = hub.clone();
-    let commits = tokio::spawn(cdr_commit::run(facts_rx, writer));
+    let commit_counters = Arc::new(cdr_commit::CommitCounters::default());
+    let commits = tokio::spawn(cdr_commit::run(
+        facts_rx,
+        writer,
+        cdr_commit::CommitConfig::new(scope, Some(RECOVERY_EVERY)),
+        Arc::clone(&commit_counters),
+    ));
     let webhooks = Arc::new(crate::delivery::Webhooks::start(&config, &store, committed).await?);
     let persisted = tokio::spawn(bindings::persist(bindings_rx, store.clone()));
     let shard = Shard::new(engine, transmitter, facts_tx, bindings_tx);
@@ -292,6 +304,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         rejected = inbound.counters.rejected.load(Ordering::Relaxed),
         dropped = inbound.counters.dropped.load(Ordering::Relaxed),
         overload = inbound.counters.overload.load(Ordering::Relaxed),
+        cdr_commands = commit_counters.committed.load(Ordering::Relaxed),
+        cdr_retries = commit_counters.retries.load(Ordering::Relaxed),
+        cdr_refused = commit_counters.refused.load(Ordering::Relaxed),
         "stopped"
     );
     Ok(())

@@ -11,8 +11,10 @@
 //!
 //! The engine never waits: every output is handed on without blocking
 //! (transmits are non-blocking sends, CDR facts and binding changes go
-//! through unbounded queues to their own tasks), so a slow database delays
-//! records, never SIP.
+//! through queues to their own tasks), so a slow database delays records,
+//! never SIP. A CDR queue over its high-water mark (`cdr_commit`,
+//! "back-pressure") is reported to the engine ([`Input::Overload`]), which
+//! then refuses new calls with `503` until the queue is below it again.
 //!
 //! Shutdown: once told to stop, the shard feeds the engine
 //! [`Input::Drain`]; the engine's policy (module docs of `pbx::engine`)
@@ -34,6 +36,7 @@ use sip::transport::Peer;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::Span;
 
+use crate::cdr_commit::FactSender;
 use crate::clock;
 use crate::transport::Transmitter;
 
@@ -76,7 +79,9 @@ pub struct SessionFact {
 pub struct Shard {
     engine: Engine,
     transmitter: Transmitter,
-    facts: mpsc::UnboundedSender<SessionFact>,
+    facts: FactSender,
+    /// What the engine was last told of the CDR queue's congestion.
+    overloaded: bool,
     bindings: mpsc::UnboundedSender<Vec<BindingChange>>,
     /// One span per call in progress (`session_id`, `tenant_id`): from
     /// `SessionStarted` to `SessionEnded`.
@@ -91,13 +96,14 @@ impl Shard {
     pub fn new(
         engine: Engine,
         transmitter: Transmitter,
-        facts: mpsc::UnboundedSender<SessionFact>,
+        facts: FactSender,
         bindings: mpsc::UnboundedSender<Vec<BindingChange>>,
     ) -> Self {
         Shard {
             engine,
             transmitter,
             facts,
+            overloaded: false,
             bindings,
             spans: HashMap::new(),
         }
@@ -148,6 +154,16 @@ impl Shard {
 
     fn on_input(&mut self, input: ShardInput) {
         let (now, unix_ms) = clock::now();
+        let congested = self.facts.congested();
+        if congested != self.overloaded {
+            self.overloaded = congested;
+            tracing::warn!(
+                overloaded = congested,
+                "CDR queue past its high-water mark: new calls are refused while it is"
+            );
+            self.engine
+                .handle_input(now, unix_ms, Input::Overload(congested));
+        }
         let input = match input {
             ShardInput::Sip { peer, message } => Input::Received { peer, message },
             ShardInput::TransportError { peer } => Input::TransportError { peer },
@@ -239,7 +255,7 @@ impl Shard {
         ) {
             self.spans.remove(&session);
         }
-        let _ = self.facts.send(SessionFact {
+        self.facts.send(SessionFact {
             session,
             tenant,
             event,

@@ -64,6 +64,10 @@
 //!   left ([`Engine::is_drained`]) or the grace period ends, when the engine
 //!   hangs up the rest itself, as for [`Input::HangUpAll`], and reports
 //!   [`EngineEvent::GraceOver`].
+//! - **Overload** ([`Input::Overload`]): while the runtime reports it (its
+//!   CDR queue is past its high-water mark), new calls get `503` with
+//!   `Retry-After: 5` and `Warning: 399 tally "Overloaded"`, statelessly;
+//!   calls in progress go on, so their records are never refused.
 //! - **Directory changes that drop bindings** ([`Input::RemoveTenant`],
 //!   [`Input::RemoveUser`], [`Input::ReplaceDirectory`]): a user or tenant
 //!   that leaves the directory loses its bindings in the same step, so its
@@ -152,6 +156,10 @@ pub enum Input {
     /// end by themselves for up to `grace`, then hang up the rest (see the
     /// module documentation).
     Drain { grace: Duration },
+    /// The runtime cannot take more calls for now (its CDR queue is past
+    /// its high-water mark) or can again: while `true`, new calls get `503`
+    /// with `Retry-After` (see the module documentation).
+    Overload(bool),
     /// The node is stopping and the calls still in progress must end now,
     /// with whole CDRs rather than `recovered` ones at the next start (see
     /// [`Engine::handle_input`]).
@@ -282,6 +290,8 @@ pub struct Engine {
     sweep_interval: Duration,
     next_sweep: Option<Instant>,
     shutdown: Shutdown,
+    /// [`Input::Overload`]: new calls are refused while set.
+    overloaded: bool,
 }
 
 impl std::fmt::Debug for Engine {
@@ -328,6 +338,7 @@ impl Engine {
             sweep_interval: config.sweep_interval.max(Duration::from_millis(1)),
             next_sweep: None,
             shutdown: Shutdown::Running,
+            overloaded: false,
         }
     }
 
@@ -398,6 +409,7 @@ impl Engine {
                     self.shutdown = Shutdown::Draining { until: now + grace };
                 }
             }
+            Input::Overload(overloaded) => self.overloaded = overloaded,
             Input::HangUpAll => self.hang_up_all(clk),
             Input::RemoveTenant(id) => {
                 self.directory.remove_tenant(id);
@@ -517,7 +529,7 @@ impl Engine {
                 }
                 return;
             }
-            if self.shutdown != Shutdown::Running && is_new_call(&message) {
+            if (self.shutdown != Shutdown::Running || self.overloaded) && is_new_call(&message) {
                 return self.refuse_new_call(peer, &message);
             }
         } else if let Err(e) = check_response(&message) {
@@ -541,14 +553,18 @@ impl Engine {
         }
     }
 
-    /// `503` for an INVITE that would start a call while shutting down,
-    /// sent statelessly: a retransmission gets another `503`.
+    /// `503` for an INVITE that would start a call while shutting down or
+    /// overloaded, sent statelessly: a retransmission gets another `503`.
     fn refuse_new_call(&mut self, peer: Peer, request: &Message) {
         let tag = self.sv.ids.tag();
-        let response = ResponseBuilder::reply(request, 503)
-            .to_tag(tag)
-            .header_named("Warning", "399 tally \"Shutting down\"")
-            .build();
+        let mut response = ResponseBuilder::reply(request, 503).to_tag(tag);
+        response = match self.shutdown {
+            Shutdown::Running => response
+                .header_named("Retry-After", "5")
+                .header_named("Warning", "399 tally \"Overloaded\""),
+            _ => response.header_named("Warning", "399 tally \"Shutting down\""),
+        };
+        let response = response.build();
         match response {
             Ok(message) => self.out.push_back(Output::Transmit { peer, message }),
             Err(error) => self.internal(

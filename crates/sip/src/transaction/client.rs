@@ -23,7 +23,11 @@ pub struct ClientTransaction {
     invite: bool,
     state: State,
     peer: Peer,
-    request: Message,
+    /// The request, while it may be sent again or cancelled (Calling,
+    /// Trying, Proceeding). Dropped on the final response: Completed and
+    /// Accepted linger up to 32 s per call only to absorb retransmissions
+    /// (the ACK below, or nothing), and a parsed INVITE is kilobytes.
+    request: Option<Message>,
     /// INVITE only: the ACK sent for a non-2xx final response, sent again for
     /// each retransmission of that response.
     ack: Option<Message>,
@@ -54,13 +58,13 @@ impl ClientTransaction {
             invite,
             state,
             peer,
-            request,
+            request: Some(request.clone()),
             ack: None,
             config,
             schedule: Schedule::default(),
             outputs: VecDeque::new(),
         };
-        t.transmit(t.request.clone());
+        t.transmit(request);
         if let Some(interval) = config.initial(retransmit, t.reliable()) {
             t.schedule.arm_retransmit(retransmit, now, interval, now);
         }
@@ -76,9 +80,10 @@ impl ClientTransaction {
         self.invite
     }
 
-    /// The request this transaction sends.
-    pub fn request(&self) -> &Message {
-        &self.request
+    /// The request this transaction sends, until its final response
+    /// arrives (see the field).
+    pub fn request(&self) -> Option<&Message> {
+        self.request.as_ref()
     }
 
     pub fn peer(&self) -> Peer {
@@ -120,7 +125,9 @@ impl ClientTransaction {
         while let Some((fired, at)) = self.schedule.take_due(now) {
             match fired {
                 Fired::Retransmit { timer, interval } => {
-                    self.transmit(self.request.clone());
+                    if let Some(request) = self.request.clone() {
+                        self.transmit(request);
+                    }
                     // §17.1.2.2: in Proceeding, Timer E is reset to T2.
                     let next = if timer == Timer::E && self.state == State::Proceeding {
                         self.config.t2
@@ -170,6 +177,7 @@ impl ClientTransaction {
                     // forks; the TU acknowledges each.
                     self.schedule.clear();
                     self.state = State::Accepted;
+                    self.request = None;
                     self.arm(Timer::M, now);
                     self.emit(TransactionEvent::Final(response));
                 } else {
@@ -177,7 +185,10 @@ impl ClientTransaction {
                     // A response whose To cannot be copied gets no ACK: the
                     // server retransmits it until Timer H, the TU still learns
                     // the outcome.
-                    self.ack = ack_for_failure(&self.request, &response).ok();
+                    self.ack = self
+                        .request
+                        .take()
+                        .and_then(|request| ack_for_failure(&request, &response).ok());
                     if let Some(ack) = self.ack.clone() {
                         self.transmit(ack);
                     }
@@ -201,6 +212,7 @@ impl ClientTransaction {
                 } else {
                     self.schedule.clear();
                     self.state = State::Completed;
+                    self.request = None;
                     self.emit(TransactionEvent::Final(response));
                     self.arm(Timer::K, now);
                 }
@@ -228,6 +240,8 @@ impl ClientTransaction {
     fn terminate(&mut self) {
         self.schedule.clear();
         self.state = State::Terminated;
+        self.request = None;
+        self.ack = None;
         self.emit(TransactionEvent::Terminated);
     }
 

@@ -7,6 +7,8 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+
 use crate::builder::ResponseBuilder;
 use crate::message::{Message, Method};
 use crate::transport::Peer;
@@ -26,13 +28,31 @@ pub struct ServerTransaction {
     invite: bool,
     state: State,
     peer: Peer,
-    /// The response retransmitted when the request is (a provisional in
-    /// Proceeding, the final in Completed); for INVITE, the 2xx in Accepted,
-    /// whose To tag an RFC 2543 ACK must carry.
-    last_response: Option<Message>,
+    /// What the transaction keeps of the last response it sent: no more
+    /// than what the state needs (see [`Kept`]).
+    last_response: Kept,
     config: TimerConfig,
     schedule: Schedule,
     outputs: VecDeque<Output>,
+}
+
+/// What a server transaction keeps of its last response. A transaction
+/// in Completed or Accepted lingers (Timers J and L: 32 s on UDP) only to
+/// absorb retransmissions, and every call leaves some behind, so it keeps
+/// no more than that needs (issue 18: memory per call).
+#[derive(Debug)]
+enum Kept {
+    Nothing,
+    /// Trying/Proceeding: resent often, kept parsed.
+    Message(Message),
+    /// Completed: the bytes, parsed again for each (rare) retransmission,
+    /// and the To tag an RFC 2543 ACK for a non-2xx carries.
+    Bytes {
+        bytes: Bytes,
+        to_tag: Option<Box<str>>,
+    },
+    /// Accepted: only the To tag of the 2xx.
+    ToTag(Option<Box<str>>),
 }
 
 impl ServerTransaction {
@@ -64,7 +84,7 @@ impl ServerTransaction {
                 State::Trying
             },
             peer,
-            last_response: None,
+            last_response: Kept::Nothing,
             config,
             schedule: Schedule::default(),
             outputs: VecDeque::new(),
@@ -91,9 +111,25 @@ impl ServerTransaction {
         self.peer
     }
 
-    /// The last response sent (see the field's note on what it is for).
-    pub fn last_response(&self) -> Option<&Message> {
-        self.last_response.as_ref()
+    /// The last response sent, while the transaction may send it again
+    /// (Proceeding, Completed); `None` once it only absorbs (Accepted,
+    /// Confirmed, Terminated).
+    pub fn last_response(&self) -> Option<Message> {
+        match &self.last_response {
+            Kept::Message(m) => Some(m.clone()),
+            Kept::Bytes { bytes, .. } => Message::parse(bytes.clone()).ok(),
+            Kept::ToTag(_) | Kept::Nothing => None,
+        }
+    }
+
+    /// The To tag of the final response sent (Completed, Accepted): an
+    /// RFC 2543 ACK for it carries that tag (§17.2.3).
+    pub fn sent_to_tag(&self) -> Option<&str> {
+        match &self.last_response {
+            Kept::ToTag(tag) | Kept::Bytes { to_tag: tag, .. } => tag.as_deref(),
+            Kept::Message(m) => m.to().ok()?.tag(),
+            Kept::Nothing => None,
+        }
     }
 
     /// Feeds a retransmission of the request or an ACK matched to this
@@ -174,6 +210,8 @@ impl ServerTransaction {
             State::Completed => {
                 self.schedule.clear();
                 self.state = State::Confirmed;
+                // Confirmed absorbs; nothing is sent again.
+                self.last_response = Kept::Nothing;
                 self.arm(Timer::I, now);
             }
             State::Accepted => self.emit(TransactionEvent::Ack(ack)),
@@ -187,29 +225,35 @@ impl ServerTransaction {
         let success = (200..300).contains(&status);
         match self.state {
             State::Terminated => return Err(TransactionError::Terminated),
+            // The state changes before `send`, which keeps what the new
+            // state needs of the response.
             State::Proceeding if self.invite => {
-                self.send(response);
                 if success {
                     // RFC 6026 §8.5: the TU retransmits the 2xx; the
                     // transaction stays to absorb INVITE retransmissions.
                     self.state = State::Accepted;
+                    self.send(response);
                     self.arm(Timer::L, now);
                 } else if !provisional {
                     self.state = State::Completed;
+                    self.send(response);
                     if let Some(interval) = self.config.initial(Timer::G, self.reliable()) {
                         self.schedule.arm_retransmit(Timer::G, now, interval, now);
                     }
                     self.arm(Timer::H, now);
+                } else {
+                    self.send(response);
                 }
             }
             // Further 2xx from the TU: its own retransmissions.
             State::Accepted if success => self.send(response),
             State::Trying | State::Proceeding if !self.invite => {
-                self.send(response);
                 if provisional {
                     self.state = State::Proceeding;
+                    self.send(response);
                 } else {
                     self.state = State::Completed;
+                    self.send(response);
                     self.arm(Timer::J, now);
                 }
             }
@@ -232,16 +276,33 @@ impl ServerTransaction {
         }
     }
 
+    /// Sends `response` and keeps what the state it leads to needs of it
+    /// (called after the state changed).
     fn send(&mut self, response: Message) {
+        let to_tag = || response.to().ok().and_then(|to| to.tag().map(Box::from));
+        self.last_response = match self.state {
+            // Retransmitted on every copy of the request until the final
+            // response: kept parsed.
+            State::Trying | State::Proceeding => Kept::Message(response.clone()),
+            // Retransmitted (Timer G, copies of the request) for up to 32 s
+            // after the call: only the bytes, parsed again when sent.
+            State::Completed => Kept::Bytes {
+                bytes: response.as_bytes().clone(),
+                to_tag: to_tag(),
+            },
+            // Never sent again by the transaction (the TU retransmits a
+            // 2xx); only its To tag matches an RFC 2543 ACK.
+            State::Accepted => Kept::ToTag(to_tag()),
+            State::Calling | State::Confirmed | State::Terminated => Kept::Nothing,
+        };
         self.outputs.push_back(Output::Transmit {
             peer: self.peer,
-            message: response.clone(),
+            message: response,
         });
-        self.last_response = Some(response);
     }
 
     fn resend(&mut self) {
-        if let Some(r) = self.last_response.clone() {
+        if let Some(r) = self.last_response() {
             self.outputs.push_back(Output::Transmit {
                 peer: self.peer,
                 message: r,
@@ -252,6 +313,7 @@ impl ServerTransaction {
     fn terminate(&mut self) {
         self.schedule.clear();
         self.state = State::Terminated;
+        self.last_response = Kept::Nothing;
         self.emit(TransactionEvent::Terminated);
     }
 

@@ -246,7 +246,13 @@ impl Transactions {
             });
         };
         let peer = invite.peer();
-        let cancel = cancel_for(invite.request()).map_err(TransactionError::InvalidRequest);
+        // CancelSent passed: the INVITE is in Proceeding, request kept.
+        let cancel = match invite.request() {
+            Some(request) => cancel_for(request).map_err(TransactionError::InvalidRequest),
+            None => Err(TransactionError::NotCancellable {
+                state: invite.state(),
+            }),
+        };
         self.settle(id);
         self.send_request(now, peer, cancel?)
     }
@@ -320,8 +326,7 @@ impl Transactions {
         let Txn::Server(invite) = &self.entries.get(&id)?.txn else {
             return None;
         };
-        let response = invite.last_response()?;
-        let sent_tag = response.to().ok()?.tag()?;
+        let sent_tag = invite.sent_to_tag()?;
         (sent_tag == ack_to_tag).then_some(id)
     }
 
