@@ -70,7 +70,8 @@ use cdr::{CallEvent, InvalidNode, SessionId, Snowflake, TenantId};
 use sip::builder::{ResponseBuilder, ViaValue};
 use sip::dialog::{DialogId, Local};
 use sip::transaction::{
-    Output as TxnOutput, Received, TimerConfig, TransactionEvent, TransactionId, Transactions,
+    Output as TxnOutput, Received, TimerConfig, TransactionEvent, TransactionId, TransactionLimits,
+    TransactionStats, Transactions, overload_response, reply_fits,
 };
 use sip::transport::{Peer, Transport};
 use sip::validate::{check_request, check_response};
@@ -102,6 +103,8 @@ pub struct EngineConfig {
     pub advertised: Vec<(Transport, String)>,
     pub registrar: RegistrarConfig,
     pub timers: TimerConfig,
+    /// Caps on server transactions (503 beyond them).
+    pub transaction_limits: TransactionLimits,
     /// How often expired bindings are swept.
     pub sweep_interval: Duration,
 }
@@ -116,6 +119,7 @@ impl EngineConfig {
             advertised: vec![(Transport::Udp, advertised.to_owned())],
             registrar: RegistrarConfig::default(),
             timers: TimerConfig::default(),
+            transaction_limits: TransactionLimits::default(),
             sweep_interval: Duration::from_secs(1),
         }
     }
@@ -361,7 +365,7 @@ impl Engine {
         let snowflake = ids;
         Engine {
             shared: Shared {
-                txns: Transactions::new(config.timers),
+                txns: Transactions::with_limits(config.timers, config.transaction_limits),
                 out: VecDeque::new(),
                 ids: IdSource::new(mix(config.seed ^ 0x656e_6769_6e65)),
                 snowflake,
@@ -413,6 +417,11 @@ impl Engine {
     /// Live transactions.
     pub fn transactions(&self) -> usize {
         self.shared.txns.len()
+    }
+
+    /// The transaction table's counters, for metrics.
+    pub fn transaction_stats(&self) -> TransactionStats {
+        self.shared.txns.stats()
     }
 
     /// Feeds one input.
@@ -504,7 +513,9 @@ impl Engine {
         if message.is_request() {
             if let Err(e) = check_request(&message) {
                 let tag = self.shared.ids.tag();
-                match sip::validate::reject(&message, &e, &tag) {
+                match sip::validate::reject(&message, &e, &tag).filter(|r| {
+                    reply_fits(peer.transport, message.as_bytes().len(), r.as_bytes().len())
+                }) {
                     Some(r) => self
                         .shared
                         .out
@@ -529,6 +540,22 @@ impl Engine {
                 request,
                 invite,
             } => self.on_cancel(clk, id, request, invite),
+            Received::Overloaded {
+                request,
+                limit,
+                retry_after,
+            } => match overload_response(
+                &request,
+                &self.shared.ids.tag(),
+                retry_after,
+                peer.transport,
+            ) {
+                Some(r) => self
+                    .shared
+                    .out
+                    .push_back(Output::Transmit { peer, message: r }),
+                None => self.dropped(peer, format!("transaction cap ({limit:?}) reached")),
+            },
             Received::Ack(ack) => self.on_ack(Some(peer), ack),
             Received::StrayResponse(response) => self.on_stray_response(peer, response),
         }
