@@ -141,7 +141,9 @@ async fn send(
     session.in_flight = Some(command.clone());
     match writer.enqueue(command).await {
         Ok(commit) => {
-            pending.spawn(async move { Done::Committed(id, commit.await.map(|_| ())) });
+            pending.spawn(async move {
+                Done::Committed(id, crate::metrics::cdr_commit(commit).await.map(|_| ()))
+            });
         }
         Err(e) => completed(sessions, pending, id, Err(e)),
     }

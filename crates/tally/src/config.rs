@@ -14,6 +14,9 @@
 //! tcp = true
 //! tcp_idle_secs = 600                # close a TCP connection idle this long
 //! tcp_max_connections = 10000        # open TCP connections, in and out
+//! tcp_max_connections_per_source = 256 # of those, to or from one IP address
+//! max_transactions = 50000           # server transactions held; 503 beyond
+//! max_transactions_per_source = 2000 # per IPv4 address / IPv6 /64; 503 beyond
 //!
 //! [http]
 //! bind = "127.0.0.1"
@@ -30,6 +33,11 @@
 //! [wsi]
 //! send_queue = 1024                  # events a WebSocket may have queued; more closes it with 4008
 //! ping_secs = 25                     # keep-alive ping; silent for two periods closes
+//!
+//! [metrics]
+//! listen = "127.0.0.1:9464"          # GET /metrics here (default: off)
+//! allow = ["127.0.0.1", "::1"]       # networks that may scrape without a token
+//! token = "…"                        # or: Authorization: Bearer <token>
 //!
 //! [shutdown]
 //! grace_secs = 5                     # how long calls in progress may finish;
@@ -66,6 +74,30 @@ pub struct Config {
     pub wsi: WsiConfig,
     pub shutdown: ShutdownConfig,
     pub webhooks: WebhooksConfig,
+    pub metrics: MetricsConfig,
+}
+
+/// `[metrics]`: Prometheus `/metrics` on a listener of its own
+/// (`crate::metrics`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Where `GET /metrics` listens; `None` (the default) serves none.
+    pub listen: Option<SocketAddr>,
+    /// CIDRs (or addresses) whose scrapes need no token.
+    pub allow: Vec<String>,
+    /// A bearer token that lets any other address scrape.
+    pub token: Option<String>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            listen: None,
+            allow: vec!["127.0.0.1".into(), "::1".into()],
+            token: None,
+        }
+    }
 }
 
 /// `[webhooks]`: the system admin's settings of the webhook dispatcher.
@@ -118,6 +150,14 @@ pub struct SipConfig {
     /// TCP connections open at once, accepted and opened together; beyond
     /// it new ones are refused (a flood must not exhaust descriptors).
     pub tcp_max_connections: usize,
+    /// Of those, connections to or from one IP address: one host must not
+    /// take them all. A NATed office has one connection per phone.
+    pub tcp_max_connections_per_source: usize,
+    /// Server transactions held at once; a new request beyond it is
+    /// answered `503` with `Retry-After` (`sip::transaction`, "Caps").
+    pub max_transactions: usize,
+    /// Of those, from one source (IPv4 address, IPv6 /64).
+    pub max_transactions_per_source: usize,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -171,6 +211,7 @@ impl Default for Config {
             wsi: WsiConfig::default(),
             shutdown: ShutdownConfig::default(),
             webhooks: WebhooksConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -185,6 +226,10 @@ impl Default for SipConfig {
             tcp: true,
             tcp_idle_secs: 600,
             tcp_max_connections: 10_000,
+            tcp_max_connections_per_source: 256,
+            max_transactions: sip::transaction::TransactionLimits::default().max_server,
+            max_transactions_per_source: sip::transaction::TransactionLimits::default()
+                .max_server_per_source,
         }
     }
 }
@@ -255,6 +300,13 @@ impl Config {
         if self.sip.tcp_max_connections == 0 {
             bail!("sip.tcp_max_connections must be at least 1");
         }
+        self.metrics_access()?;
+        if self.sip.tcp_max_connections_per_source == 0 {
+            bail!("sip.tcp_max_connections_per_source must be at least 1");
+        }
+        if self.sip.max_transactions == 0 || self.sip.max_transactions_per_source == 0 {
+            bail!("sip.max_transactions and sip.max_transactions_per_source must be at least 1");
+        }
         if self.admin.username.trim().is_empty() {
             bail!("admin.username is empty");
         }
@@ -323,7 +375,34 @@ impl Config {
         crate::transport::tcp::TcpLimits {
             idle: Duration::from_secs(self.sip.tcp_idle_secs),
             max_connections: self.sip.tcp_max_connections,
+            max_per_source: self.sip.tcp_max_connections_per_source,
         }
+    }
+
+    pub fn transaction_limits(&self) -> sip::transaction::TransactionLimits {
+        sip::transaction::TransactionLimits {
+            max_server: self.sip.max_transactions,
+            max_server_per_source: self.sip.max_transactions_per_source,
+            ..Default::default()
+        }
+    }
+
+    /// Who may scrape `/metrics`; refuses an invalid CIDR or an empty token.
+    pub fn metrics_access(&self) -> anyhow::Result<crate::metrics::Access> {
+        let allow = self
+            .metrics
+            .allow
+            .iter()
+            .map(|c| {
+                c.parse()
+                    .map_err(|e: String| anyhow::anyhow!("metrics.allow: {e}"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let token = self.metrics.token.as_deref();
+        if token.is_some_and(|t| t.trim().len() < 16) {
+            bail!("metrics.token must be at least 16 characters");
+        }
+        Ok(crate::metrics::Access::new(allow, token))
     }
 
     pub fn shutdown_grace(&self) -> Duration {

@@ -92,6 +92,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     engine_config
         .advertised
         .push((Transport::Tcp, advertised.clone()));
+    engine_config.transaction_limits = config.transaction_limits();
     // One id generator for the node: sessions, targets, tenants, users.
     let ids = NodeIds::new(config.node)?;
     let mut engine = Engine::with_ids(engine_config, Box::new(ids.clone()));
@@ -127,6 +128,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let http_listener = TcpListener::bind(http_addr)
         .await
         .with_context(|| format!("cannot listen for HTTP on {http_addr}"))?;
+    let metrics_listener = match config.metrics.listen {
+        Some(addr) => Some((
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen for metrics on {addr}"))?,
+            config.metrics_access()?,
+        )),
+        None => None,
+    };
 
     // Tasks.
     let (stop_tx, stop) = watch::channel(false);
@@ -153,6 +163,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     .await
     .context("starting the outbox relay")?;
     let retention = config.retention()?.spawn(store.clone());
+    crate::metrics::install(
+        Arc::clone(&inbound),
+        Arc::clone(&tcp),
+        committed.clone(),
+        relay.position(),
+    );
+    let metrics_server = metrics_listener.map(|(listener, access)| {
+        tokio::spawn(crate::metrics::serve(listener, access, stop.clone()))
+    });
     let hub = ::delivery::Hub::new(
         store.clone(),
         relay.clone(),
@@ -266,6 +285,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Err(e) = http.await.context("the HTTP task failed")? {
         tracing::warn!(error = %e, "HTTP server error");
+    }
+    if let Some(m) = metrics_server
+        && let Err(e) = m.await.context("the metrics task failed")?
+    {
+        tracing::warn!(error = %e, "metrics server error");
     }
     commits.await.context("the CDR commit task failed")?;
     webhooks.stop().await;

@@ -18,7 +18,7 @@ pub mod tcp;
 pub mod udp;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -145,42 +145,77 @@ pub enum SendError {
     ConnectionBacklog,
     #[error("{0} TCP connections are open already (sip.tcp_max_connections)")]
     TooManyConnections(usize),
+    #[error("{1} TCP connections with {0} are open already (sip.tcp_max_connections_per_source)")]
+    TooManyFromSource(IpAddr, usize),
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
 
 /// The open TCP connections, by the peer's address, each with the queue
-/// its writer task drains.
+/// its writer task drains, and how many each IP address holds.
 #[derive(Debug, Default)]
 pub struct Connections {
-    map: Mutex<HashMap<SocketAddr, mpsc::Sender<Bytes>>>,
+    map: Mutex<ConnectionTable>,
+}
+
+#[derive(Debug, Default)]
+struct ConnectionTable {
+    queues: HashMap<SocketAddr, mpsc::Sender<Bytes>>,
+    per_ip: HashMap<IpAddr, usize>,
 }
 
 impl Connections {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, mpsc::Sender<Bytes>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ConnectionTable> {
         // The map stays consistent whatever a panicking holder did.
         self.map.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub fn insert(&self, peer: SocketAddr, queue: mpsc::Sender<Bytes>) {
-        self.lock().insert(peer, queue);
+    /// Records `peer`'s connection unless that would pass `max` in all or
+    /// `max_per_source` for its IP address (checked and counted under one
+    /// lock, so a burst of accepts cannot overshoot).
+    pub fn admit(
+        &self,
+        peer: SocketAddr,
+        queue: mpsc::Sender<Bytes>,
+        max: usize,
+        max_per_source: usize,
+    ) -> Result<(), SendError> {
+        let mut t = self.lock();
+        if !t.queues.contains_key(&peer) {
+            if t.queues.len() >= max {
+                return Err(SendError::TooManyConnections(max));
+            }
+            let n = t.per_ip.get(&peer.ip()).copied().unwrap_or(0);
+            if n >= max_per_source {
+                return Err(SendError::TooManyFromSource(peer.ip(), max_per_source));
+            }
+            *t.per_ip.entry(peer.ip()).or_default() += 1;
+        }
+        t.queues.insert(peer, queue);
+        Ok(())
     }
 
     /// Forgets `peer`'s connection if it is still the one with `queue`.
     pub fn remove(&self, peer: SocketAddr, queue: &mpsc::Sender<Bytes>) {
-        let mut map = self.lock();
-        if map.get(&peer).is_some_and(|q| q.same_channel(queue)) {
-            map.remove(&peer);
+        let mut t = self.lock();
+        if t.queues.get(&peer).is_some_and(|q| q.same_channel(queue)) {
+            t.queues.remove(&peer);
+            if let Some(n) = t.per_ip.get_mut(&peer.ip()) {
+                *n -= 1;
+                if *n == 0 {
+                    t.per_ip.remove(&peer.ip());
+                }
+            }
         }
     }
 
     fn queue(&self, peer: SocketAddr) -> Option<mpsc::Sender<Bytes>> {
-        self.lock().get(&peer).cloned()
+        self.lock().queues.get(&peer).cloned()
     }
 
     /// Open connections (and outbound ones being opened).
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().queues.len()
     }
 }
 

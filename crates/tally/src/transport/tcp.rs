@@ -20,8 +20,10 @@
 //! **Limits** (`[sip]` in the configuration): a connection with no bytes
 //! read or written for `tcp_idle_secs` (default 600 s; keep-alive pings
 //! count) is closed; at most `tcp_max_connections` (default 10 000,
-//! inbound and outbound together) are open: a connection accepted beyond
-//! it is closed at once, an outbound one beyond it is not opened (a
+//! inbound and outbound together) are open, and at most
+//! `tcp_max_connections_per_source` (default 256) with one IP address, so
+//! one host cannot take every descriptor: a connection accepted beyond
+//! either is closed at once, an outbound one beyond it is not opened (a
 //! transport error).
 
 use std::net::SocketAddr;
@@ -51,6 +53,7 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct TcpLimits {
     pub idle: Duration,
     pub max_connections: usize,
+    pub max_per_source: usize,
 }
 
 /// Everything a connection task needs; shared by the listener, every
@@ -91,11 +94,13 @@ impl Tcp {
         if *self.stop.borrow() {
             return Err(SendError::NoConnection(peer));
         }
-        if self.connections.len() >= self.limits.max_connections {
-            return Err(SendError::TooManyConnections(self.limits.max_connections));
-        }
         let (queue, outgoing) = mpsc::channel(SEND_QUEUE);
-        self.connections.insert(peer, queue.clone());
+        self.connections.admit(
+            peer,
+            queue.clone(),
+            self.limits.max_connections,
+            self.limits.max_per_source,
+        )?;
         tokio::spawn(Arc::clone(self).outbound(peer, queue.clone(), outgoing));
         Ok(queue)
     }
@@ -250,14 +255,19 @@ pub async fn serve(listener: TcpListener, tcp: Arc<Tcp>) {
         };
         match accepted {
             Ok((stream, from)) => {
-                let max = tcp.limits.max_connections;
-                if tcp.connections.len() >= max {
-                    tracing::warn!(peer = %from, max, "too many TCP connections: closing a new one");
+                let (queue, outgoing) = mpsc::channel(SEND_QUEUE);
+                let limits = tcp.limits;
+                if let Err(e) = tcp.connections.admit(
+                    from,
+                    queue.clone(),
+                    limits.max_connections,
+                    limits.max_per_source,
+                ) {
+                    tracing::warn!(peer = %from, error = %e, "closing a new TCP connection");
+                    crate::metrics::tcp_refused();
                     drop(stream);
                     continue;
                 }
-                let (queue, outgoing) = mpsc::channel(SEND_QUEUE);
-                tcp.connections.insert(from, queue.clone());
                 tokio::spawn(Arc::clone(&tcp).serve_connection(stream, from, queue, outgoing));
             }
             // Out of file descriptors and the like: the listener itself is
