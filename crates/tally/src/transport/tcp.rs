@@ -263,7 +263,7 @@ pub async fn serve(listener: TcpListener, tcp: Arc<Tcp>) {
                     limits.max_connections,
                     limits.max_per_source,
                 ) {
-                    tracing::warn!(peer = %from, error = %e, "closing a new TCP connection");
+                    tracing::warn!(peer = %from, error = %e, "too many TCP connections: closing a new one");
                     crate::metrics::tcp_refused();
                     drop(stream);
                     continue;
