@@ -200,97 +200,92 @@ pub fn engine(engine: &pbx::Engine) {
 }
 
 impl Collector for Sampled {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let load = |a: &AtomicI64| a.load(Ordering::Relaxed);
-        let count = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let gauges = [
-            (
-                "calls_active",
-                "Calls in progress (sampled each second)",
-                load(&self.calls_active),
-            ),
-            (
-                "registrations",
-                "Live registration bindings (sampled each second)",
-                load(&self.registrations),
-            ),
-        ];
-        for (name, help, value) in gauges {
-            let g = ConstGauge::new(value);
-            g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)?;
-        }
-        let transactions = [
-            ("server", load(&self.server_transactions)),
-            ("client", load(&self.client_transactions)),
-        ];
-        let mut family = encoder.encode_descriptor(
-            "sip_transactions",
-            "Live SIP transactions (sampled each second)",
-            None,
-            prometheus_client::metrics::MetricType::Gauge,
+    fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let load = |a: &AtomicI64| ConstGauge::new(a.load(Ordering::Relaxed));
+        let count = |a: &AtomicU64| ConstCounter::new(a.load(Ordering::Relaxed));
+        let help = "Calls in progress (sampled each second)";
+        family(
+            &mut e,
+            "calls_active",
+            help,
+            [(None, load(&self.calls_active))],
         )?;
-        for (kind, value) in transactions {
-            ConstGauge::new(value).encode(family.encode_family(&[("kind", kind)])?)?;
-        }
-        let refused = [
-            ("total", count(&self.refused_total)),
-            ("per_source", count(&self.refused_per_source)),
-        ];
-        let mut family = encoder.encode_descriptor(
-            "sip_transactions_refused",
-            "New SIP requests refused (503 or dropped) at a transaction cap",
-            None,
-            prometheus_client::metrics::MetricType::Counter,
+        let help = "Live registration bindings (sampled each second)";
+        family(
+            &mut e,
+            "registrations",
+            help,
+            [(None, load(&self.registrations))],
         )?;
-        for (limit, value) in refused {
-            ConstCounter::new(value).encode(family.encode_family(&[("limit", limit)])?)?;
-        }
-        let c = ConstCounter::new(count(&self.suppressed));
-        c.encode(encoder.encode_descriptor(
+        let help = "Live SIP transactions (sampled each second)";
+        let kinds = [
+            (Some(("kind", "server")), load(&self.server_transactions)),
+            (Some(("kind", "client")), load(&self.client_transactions)),
+        ];
+        family(&mut e, "sip_transactions", help, kinds)?;
+        let help = "New SIP requests refused (503 or dropped) at a transaction cap";
+        let limits = [
+            (Some(("limit", "total")), count(&self.refused_total)),
+            (
+                Some(("limit", "per_source")),
+                count(&self.refused_per_source),
+            ),
+        ];
+        family(&mut e, "sip_transactions_refused", help, limits)?;
+        let help = "SIP rejections not sent on UDP because they were larger than the request";
+        family(
+            &mut e,
             "sip_replies_suppressed",
-            "SIP rejections not sent on UDP because they were larger than the request",
-            None,
-            c.metric_type(),
-        )?)?;
+            help,
+            [(None, count(&self.suppressed))],
+        )?;
         let Some(sources) = self.sources.get() else {
             return Ok(());
         };
         let counters = &sources.inbound.counters;
-        let transport = [
-            ("rejected", count(&counters.rejected)),
-            ("dropped", count(&counters.dropped)),
-            ("queue_full", count(&counters.overload)),
+        let help = "SIP messages the transports answered with a rejection (rejected) or dropped \
+                    (dropped: unanswerable; queue_full: UDP datagrams lost to a full shard queue)";
+        let outcomes = [
+            (Some(("outcome", "rejected")), count(&counters.rejected)),
+            (Some(("outcome", "dropped")), count(&counters.dropped)),
+            (Some(("outcome", "queue_full")), count(&counters.overload)),
         ];
-        let mut family = encoder.encode_descriptor(
-            "sip_transport_refused",
-            "SIP messages the transports answered with a rejection (rejected) or dropped \
-             (dropped: unanswerable; queue_full: UDP datagrams lost to a full shard queue)",
-            None,
-            prometheus_client::metrics::MetricType::Counter,
-        )?;
-        for (outcome, value) in transport {
-            ConstCounter::new(value).encode(family.encode_family(&[("outcome", outcome)])?)?;
-        }
-        let open =
-            ConstGauge::new(i64::try_from(sources.tcp.connections.len()).unwrap_or(i64::MAX));
-        open.encode(encoder.encode_descriptor(
-            "sip_tcp_connections",
-            "Open SIP TCP connections, accepted and opened",
-            None,
-            open.metric_type(),
-        )?)?;
-        let committed = *sources.committed.borrow();
-        let relayed = *sources.relayed.borrow();
-        let lag =
-            ConstGauge::new(i64::try_from(committed.saturating_sub(relayed)).unwrap_or(i64::MAX));
-        lag.encode(encoder.encode_descriptor(
-            "outbox_lag_events",
-            "Events committed to the outbox and not yet broadcast by the relay",
-            None,
-            lag.metric_type(),
-        )?)?;
-        Ok(())
+        family(&mut e, "sip_transport_refused", help, outcomes)?;
+        let gauge = |n: u64| ConstGauge::new(i64::try_from(n).unwrap_or(i64::MAX));
+        let open = gauge(sources.tcp.connections.len() as u64);
+        let help = "Open SIP TCP connections, accepted and opened";
+        family(&mut e, "sip_tcp_connections", help, [(None, open)])?;
+        let lag = gauge(
+            sources
+                .committed
+                .borrow()
+                .saturating_sub(*sources.relayed.borrow()),
+        );
+        let help = "Events committed to the outbox and not yet broadcast by the relay";
+        family(&mut e, "outbox_lag_events", help, [(None, lag)])
     }
+}
+
+/// One metric: a single value (label `None`) or one value per label.
+fn family<M: EncodeMetric>(
+    e: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    values: impl IntoIterator<Item = (Option<(&'static str, &'static str)>, M)>,
+) -> Result<(), std::fmt::Error> {
+    let mut values = values.into_iter().peekable();
+    let Some(kind) = values.peek().map(|(_, m)| m.metric_type()) else {
+        return Ok(());
+    };
+    let mut descriptor = e.encode_descriptor(name, help, None, kind)?;
+    for (label, metric) in values {
+        match label {
+            Some(label) => metric.encode(descriptor.encode_family(&[label])?)?,
+            // A single value takes the descriptor's encoder whole.
+            None => return metric.encode(descriptor),
+        }
+    }
+    Ok(())
 }
 
 /// Who may scrape (see the module doc).

@@ -4,9 +4,11 @@
 //! is parsed with [`Message::parse_with`] and every request is checked with
 //! [`sip::validate::check_request`] before it reaches the shard, so a
 //! defective request is answered (`400` with a reason phrase naming the
-//! defect, `505`, `513`) by the task that read it and counted, and the
-//! shard only sees messages its layers can trust. Responses are never
-//! answered: a broken one is dropped here (unparsable) or by the engine.
+//! defect, `505`, `513`) by the task that read it and counted, unless the
+//! answer would be larger than the request (then it is dropped: no
+//! amplification), and the shard only sees messages its layers can trust.
+//! Responses are never answered: a broken one is dropped here
+//! (unparsable) or by the engine.
 //!
 //! The shard's [`Output::Transmit`](pbx::Output::Transmit)s go back out
 //! through a [`Transmitter`]: UDP from the listening socket (so replies are
@@ -97,7 +99,9 @@ impl Inbound {
         let message = match Message::parse_with(raw.clone(), &self.limits) {
             Ok(m) => m,
             Err(e) => {
-                return match sip::validate::reject_unparsable(&raw, &e) {
+                let answer = sip::validate::reject_unparsable(&raw, &e)
+                    .filter(|r| within_budget(raw.len(), r.len()));
+                return match answer {
                     Some(response) => {
                         Counters::bump(&self.counters.rejected);
                         Verdict::Answer {
@@ -117,7 +121,9 @@ impl Inbound {
         }
         match sip::validate::check_request(&message) {
             Ok(()) => Verdict::Forward(message),
-            Err(e) => match sip::validate::reject(&message, &e, &self.tag()) {
+            Err(e) => match sip::validate::reject(&message, &e, &self.tag())
+                .filter(|r| within_budget(message.as_bytes().len(), r.as_bytes().len()))
+            {
                 Some(response) => {
                     Counters::bump(&self.counters.rejected);
                     Verdict::Answer {
@@ -132,6 +138,14 @@ impl Inbound {
             },
         }
     }
+}
+
+/// Whether a stateless rejection of `response` bytes may answer `request`
+/// bytes. Judged by the UDP rule whatever the transport
+/// (`sip::transaction::reply_fits`): a request that failed its checks
+/// gets no more than it carried, on a stream too.
+fn within_budget(request: usize, response: usize) -> bool {
+    sip::transaction::reply_fits(Transport::Udp, request, response)
 }
 
 /// Why a message could not be handed to the network.
