@@ -15,6 +15,9 @@
 //! tcp_idle_secs = 600                # close a TCP connection idle this long
 //! tcp_max_connections = 10000        # open TCP connections, in and out
 //! tcp_max_connections_per_source = 256 # of those, to or from one IP address
+//! tls_port = 5061                    # SIP over TLS (default: off); needs both files:
+//! tls_cert = "/etc/tally/sip.crt"    # PEM chain, leaf first (re-read on SIGHUP)
+//! tls_key = "/etc/tally/sip.key"     # PEM private key
 //! max_transactions = 50000           # server transactions held; 503 beyond
 //! max_transactions_per_source = 2000 # per IPv4 address / IPv6 /64; 503 beyond
 //!
@@ -153,6 +156,13 @@ pub struct SipConfig {
     /// Of those, connections to or from one IP address: one host must not
     /// take them all. A NATed office has one connection per phone.
     pub tcp_max_connections_per_source: usize,
+    /// SIP over TLS on this port (RFC 3261 §26; 5061 is usual), on the
+    /// same address; `None` serves no TLS.
+    pub tls_port: Option<u16>,
+    /// PEM certificate chain (leaf first) and private key for TLS;
+    /// re-read on `SIGHUP`.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
     /// Server transactions held at once; a new request beyond it is
     /// answered `503` with `Retry-After` (`sip::transaction`, "Caps").
     pub max_transactions: usize,
@@ -227,6 +237,9 @@ impl Default for SipConfig {
             tcp_idle_secs: 600,
             tcp_max_connections: 10_000,
             tcp_max_connections_per_source: 256,
+            tls_port: None,
+            tls_cert: None,
+            tls_key: None,
             max_transactions: sip::transaction::TransactionLimits::default().max_server,
             max_transactions_per_source: sip::transaction::TransactionLimits::default()
                 .max_server_per_source,
@@ -301,6 +314,11 @@ impl Config {
             bail!("sip.tcp_max_connections must be at least 1");
         }
         self.metrics_access()?;
+        if self.sip.tls_port.is_some()
+            && (self.sip.tls_cert.is_none() || self.sip.tls_key.is_none())
+        {
+            bail!("sip.tls_port needs sip.tls_cert and sip.tls_key");
+        }
         if self.sip.tcp_max_connections_per_source == 0 {
             bail!("sip.tcp_max_connections_per_source must be at least 1");
         }

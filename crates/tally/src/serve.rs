@@ -30,7 +30,7 @@ use crate::config::Config;
 use crate::ids::NodeIds;
 use crate::provision::{Provisioner, load_directory, sync_directory};
 use crate::shard::Shard;
-use crate::transport::{Inbound, Transmitter, tcp, udp};
+use crate::transport::{Inbound, Transmitter, tcp, tls, udp};
 use crate::{bindings, cdr_commit, clock, demo, random};
 
 /// Messages that may wait for the shard.
@@ -93,6 +93,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .advertised
         .push((Transport::Tcp, advertised.clone()));
     engine_config.transaction_limits = config.transaction_limits();
+    if let Some(port) = config.sip.tls_port {
+        let host = advertised
+            .rsplit_once(':')
+            .map_or(advertised.as_str(), |(h, _)| h);
+        engine_config
+            .advertised
+            .push((Transport::Tls, format!("{host}:{port}")));
+    }
     // One id generator for the node: sessions, targets, tenants, users.
     let ids = NodeIds::new(config.node)?;
     let mut engine = Engine::with_ids(engine_config, Box::new(ids.clone()));
@@ -123,6 +131,22 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot listen for SIP on TCP {sip_addr}"))?,
         ),
         false => None,
+    };
+    let tls_listener = match (
+        config.sip.tls_port,
+        &config.sip.tls_cert,
+        &config.sip.tls_key,
+    ) {
+        (Some(port), Some(cert), Some(key)) => {
+            let certs = tls::Certificates::load(cert, key)?;
+            tls::reload_on_hangup(Arc::clone(&certs))?;
+            let addr = SocketAddr::new(config.sip.bind, port);
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen for SIP on TLS {addr}"))?;
+            Some((listener, certs, port))
+        }
+        _ => None,
     };
     let http_addr = config.http_addr();
     let http_listener = TcpListener::bind(http_addr)
@@ -210,6 +234,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(listener) = tcp_listener {
         listeners.push(tokio::spawn(tcp::serve(listener, Arc::clone(&tcp))));
+    }
+    if let Some((listener, certs, _)) = tls_listener {
+        listeners.push(tokio::spawn(tls::serve(listener, Arc::clone(&tcp), certs)));
     }
 
     let provisioner = Arc::new(Provisioner::new(store.clone(), shard_tx, ids));

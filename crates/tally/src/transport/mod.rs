@@ -1,4 +1,4 @@
-//! SIP transports: UDP and TCP listeners on tokio (DESIGN.md, "Runtime").
+//! SIP transports: UDP, TCP and TLS listeners on tokio (DESIGN.md, "Runtime").
 //!
 //! Parsing happens on the receiving task: every datagram or stream frame
 //! is parsed with [`Message::parse_with`] and every request is checked with
@@ -17,6 +17,7 @@
 //! has closed (module [`tcp`]).
 
 pub mod tcp;
+pub mod tls;
 pub mod udp;
 
 use std::collections::HashMap;
@@ -262,16 +263,19 @@ impl Transmitter {
                     Err(e) => Err(e.into()),
                 }
             }
-            Transport::Tcp => {
-                let queue = self.tcp.queue_or_connect(peer.addr)?;
-                queue.try_send(data).map_err(|e| match e {
-                    mpsc::error::TrySendError::Full(_) => SendError::ConnectionBacklog,
-                    mpsc::error::TrySendError::Closed(_) => SendError::NoConnection(peer.addr),
-                })
-            }
+            Transport::Tcp => push(&self.tcp.queue_or_connect(peer.addr)?, data, peer.addr),
+            Transport::Tls => push(&self.tcp.tls_queue(peer.addr)?, data, peer.addr),
             other => Err(SendError::NoListener(other)),
         }
     }
+}
+
+/// Queues `data` on a connection's writer without waiting.
+fn push(queue: &mpsc::Sender<Bytes>, data: Bytes, peer: SocketAddr) -> Result<(), SendError> {
+    queue.try_send(data).map_err(|e| match e {
+        mpsc::error::TrySendError::Full(_) => SendError::ConnectionBacklog,
+        mpsc::error::TrySendError::Closed(_) => SendError::NoConnection(peer),
+    })
 }
 
 /// Whether a datagram is only whitespace: the CRLF keep-alives many phones
