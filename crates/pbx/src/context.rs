@@ -14,7 +14,9 @@ use std::time::Instant;
 
 use sip::builder::{ResponseBuilder, ViaValue};
 use sip::dialog::{DialogError, Local};
-use sip::transaction::{TimerConfig, TransactionError, TransactionId, Transactions};
+use sip::transaction::{
+    TimerConfig, TransactionError, TransactionId, TransactionLimits, Transactions,
+};
 use sip::transport::Transport;
 use sip::{Message, Method, ParseError};
 
@@ -104,12 +106,13 @@ pub(crate) struct Services {
 impl Services {
     pub(crate) fn new(
         timers: TimerConfig,
+        limits: TransactionLimits,
         ids: IdSource,
         snowflake: Box<dyn IdGenerator>,
         advertised: Vec<(Transport, String)>,
     ) -> Self {
         Services {
-            txns: Transactions::new(timers),
+            txns: Transactions::with_limits(timers, limits),
             ids,
             snowflake,
             timers,

@@ -289,7 +289,8 @@ fn rfc2543_ack_for_a_2xx_reaches_the_tu_in_accepted() {
         .build()
         .unwrap();
     txns.respond(t0 + ms(10), id, ok.clone()).unwrap();
-    assert_eq!(events(&mut txns), ["tx 100", "tx 200"]);
+    // Answered before the table was polled: the 200 goes without a 100.
+    assert_eq!(events(&mut txns), ["tx 200"]);
     // Built like an RFC 2543 ACK: same Via, To tag of the 2xx.
     let ack = ack_for_failure(&inv, &ok).unwrap();
     assert!(

@@ -392,7 +392,7 @@ impl Task {
         let ids: Vec<SessionId> = commands.iter().map(|c| c.session_id).collect();
         match self.writer.enqueue_batch(commands).await {
             Ok(pending) => self.in_flight.push(Box::pin(async move {
-                let outcomes = pending.await;
+                let outcomes = crate::metrics::cdr_commit(pending).await;
                 ids.into_iter()
                     .zip(outcomes)
                     .map(|(id, outcome)| (id, outcome.map(|_| ())))

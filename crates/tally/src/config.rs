@@ -19,6 +19,12 @@
 //!
 //! [sip.tenant_digest_algorithms]     # per tenant, by SIP domain
 //! "modern.example.com" = ["SHA-256", "MD5"]
+//! tcp_max_connections_per_source = 256 # of those, to or from one IP address
+//! tls_port = 5061                    # SIP over TLS (default: off); needs both files:
+//! tls_cert = "/etc/tally/sip.crt"    # PEM chain, leaf first (re-read on SIGHUP)
+//! tls_key = "/etc/tally/sip.key"     # PEM private key
+//! max_transactions = 50000           # server transactions held; 503 beyond
+//! max_transactions_per_source = 2000 # per IPv4 address / IPv6 /64; 503 beyond
 //!
 //! [http]
 //! bind = "127.0.0.1"
@@ -36,6 +42,11 @@
 //! [wsi]
 //! send_queue = 1024                  # events a WebSocket may have queued; more closes it with 4008
 //! ping_secs = 25                     # keep-alive ping; silent for two periods closes
+//!
+//! [metrics]
+//! listen = "127.0.0.1:9464"          # GET /metrics here (default: off)
+//! allow = ["127.0.0.1", "::1"]       # networks that may scrape without a token
+//! token = "…"                        # or: Authorization: Bearer <token>
 //!
 //! [shutdown]
 //! grace_secs = 5                     # how long calls in progress may finish;
@@ -72,6 +83,30 @@ pub struct Config {
     pub wsi: WsiConfig,
     pub shutdown: ShutdownConfig,
     pub webhooks: WebhooksConfig,
+    pub metrics: MetricsConfig,
+}
+
+/// `[metrics]`: Prometheus `/metrics` on a listener of its own
+/// (`crate::metrics`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Where `GET /metrics` listens; `None` (the default) serves none.
+    pub listen: Option<SocketAddr>,
+    /// CIDRs (or addresses) whose scrapes need no token.
+    pub allow: Vec<String>,
+    /// A bearer token that lets any other address scrape.
+    pub token: Option<String>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            listen: None,
+            allow: vec!["127.0.0.1".into(), "::1".into()],
+            token: None,
+        }
+    }
 }
 
 /// `[webhooks]`: the system admin's settings of the webhook dispatcher.
@@ -134,6 +169,21 @@ pub struct SipConfig {
     /// Accept digest answers without `qop` (each nonce then answers once).
     /// Off: such answers have no nonce count and could be replayed.
     pub allow_digest_without_qop: bool,
+    /// Of those, connections to or from one IP address: one host must not
+    /// take them all. A NATed office has one connection per phone.
+    pub tcp_max_connections_per_source: usize,
+    /// SIP over TLS on this port (RFC 3261 §26; 5061 is usual), on the
+    /// same address; `None` serves no TLS.
+    pub tls_port: Option<u16>,
+    /// PEM certificate chain (leaf first) and private key for TLS;
+    /// re-read on `SIGHUP`.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Server transactions held at once; a new request beyond it is
+    /// answered `503` with `Retry-After` (`sip::transaction`, "Caps").
+    pub max_transactions: usize,
+    /// Of those, from one source (IPv4 address, IPv6 /64).
+    pub max_transactions_per_source: usize,
 }
 
 /// `sip.digest_algorithms` and `sip.tenant_digest_algorithms`, checked.
@@ -197,6 +247,7 @@ impl Default for Config {
             wsi: WsiConfig::default(),
             shutdown: ShutdownConfig::default(),
             webhooks: WebhooksConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -214,6 +265,13 @@ impl Default for SipConfig {
             digest_algorithms: vec!["MD5".to_owned()],
             tenant_digest_algorithms: std::collections::BTreeMap::new(),
             allow_digest_without_qop: false,
+            tcp_max_connections_per_source: 256,
+            tls_port: None,
+            tls_cert: None,
+            tls_key: None,
+            max_transactions: sip::transaction::TransactionLimits::default().max_server,
+            max_transactions_per_source: sip::transaction::TransactionLimits::default()
+                .max_server_per_source,
         }
     }
 }
@@ -284,6 +342,18 @@ impl Config {
         if self.sip.tcp_max_connections == 0 {
             bail!("sip.tcp_max_connections must be at least 1");
         }
+        self.metrics_access()?;
+        if self.sip.tls_port.is_some()
+            && (self.sip.tls_cert.is_none() || self.sip.tls_key.is_none())
+        {
+            bail!("sip.tls_port needs sip.tls_cert and sip.tls_key");
+        }
+        if self.sip.tcp_max_connections_per_source == 0 {
+            bail!("sip.tcp_max_connections_per_source must be at least 1");
+        }
+        if self.sip.max_transactions == 0 || self.sip.max_transactions_per_source == 0 {
+            bail!("sip.max_transactions and sip.max_transactions_per_source must be at least 1");
+        }
         if self.admin.username.trim().is_empty() {
             bail!("admin.username is empty");
         }
@@ -353,6 +423,7 @@ impl Config {
         crate::transport::tcp::TcpLimits {
             idle: Duration::from_secs(self.sip.tcp_idle_secs),
             max_connections: self.sip.tcp_max_connections,
+            max_per_source: self.sip.tcp_max_connections_per_source,
         }
     }
 
@@ -371,6 +442,33 @@ impl Config {
             })
             .collect::<anyhow::Result<_>>()?;
         Ok(DigestOffers { default, tenants })
+    }
+
+    pub fn transaction_limits(&self) -> sip::transaction::TransactionLimits {
+        sip::transaction::TransactionLimits {
+            max_server: self.sip.max_transactions,
+            max_server_per_source: self.sip.max_transactions_per_source,
+            ..Default::default()
+        }
+    }
+
+    /// Who may scrape `/metrics`; refuses an invalid CIDR or an empty token.
+    pub fn metrics_access(&self) -> anyhow::Result<crate::metrics::Access> {
+        let allow = self
+            .metrics
+            .allow
+            .iter()
+            .map(|c| {
+                c.parse().map_err(|e: delivery::webhook::CidrError| {
+                    anyhow::anyhow!("metrics.allow: {e}")
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let token = self.metrics.token.as_deref();
+        if token.is_some_and(|t| t.trim().len() < 16) {
+            bail!("metrics.token must be at least 16 characters");
+        }
+        Ok(crate::metrics::Access::new(allow, token))
     }
 
     pub fn shutdown_grace(&self) -> Duration {

@@ -30,7 +30,7 @@ use crate::config::Config;
 use crate::ids::NodeIds;
 use crate::provision::{Provisioner, hash_plaintext_sip_passwords, load_directory, sync_directory};
 use crate::shard::Shard;
-use crate::transport::{Inbound, Transmitter, tcp, udp};
+use crate::transport::{Inbound, Transmitter, tcp, tls, udp};
 use crate::{bindings, cdr_commit, clock, demo, random};
 
 /// Messages that may wait for the shard.
@@ -110,6 +110,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let digest_offers = config.digest_offers()?;
     engine_config.registrar.digest_offer = digest_offers.default;
     engine_config.registrar.allow_digest_without_qop = config.sip.allow_digest_without_qop;
+    engine_config.transaction_limits = config.transaction_limits();
+    if let Some(port) = config.sip.tls_port {
+        let host = advertised
+            .rsplit_once(':')
+            .map_or(advertised.as_str(), |(h, _)| h);
+        engine_config
+            .advertised
+            .push((Transport::Tls, format!("{host}:{port}")));
+    }
     // One id generator for the node: sessions, targets, tenants, users.
     let ids = NodeIds::new(config.node)?;
     let mut engine = Engine::with_ids(engine_config, Box::new(ids.clone()));
@@ -149,10 +158,35 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ),
         false => None,
     };
+    let tls_listener = match (
+        config.sip.tls_port,
+        &config.sip.tls_cert,
+        &config.sip.tls_key,
+    ) {
+        (Some(port), Some(cert), Some(key)) => {
+            let certs = tls::Certificates::load(cert, key)?;
+            tls::reload_on_hangup(Arc::clone(&certs))?;
+            let addr = SocketAddr::new(config.sip.bind, port);
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen for SIP on TLS {addr}"))?;
+            Some((listener, certs, port))
+        }
+        _ => None,
+    };
     let http_addr = config.http_addr();
     let http_listener = TcpListener::bind(http_addr)
         .await
         .with_context(|| format!("cannot listen for HTTP on {http_addr}"))?;
+    let metrics_listener = match config.metrics.listen {
+        Some(addr) => Some((
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen for metrics on {addr}"))?,
+            config.metrics_access()?,
+        )),
+        None => None,
+    };
 
     // Tasks.
     let (stop_tx, stop) = watch::channel(false);
@@ -179,6 +213,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     .await
     .context("starting the outbox relay")?;
     let retention = config.retention()?.spawn(store.clone());
+    crate::metrics::install(
+        Arc::clone(&inbound),
+        Arc::clone(&tcp),
+        committed.clone(),
+        relay.position(),
+    );
+    let metrics_server = metrics_listener.map(|(listener, access)| {
+        tokio::spawn(crate::metrics::serve(listener, access, stop.clone()))
+    });
     let hub = ::delivery::Hub::new(
         store.clone(),
         relay.clone(),
@@ -217,6 +260,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(listener) = tcp_listener {
         listeners.push(tokio::spawn(tcp::serve(listener, Arc::clone(&tcp))));
+    }
+    if let Some((listener, certs, _)) = tls_listener {
+        listeners.push(tokio::spawn(tls::serve(listener, Arc::clone(&tcp), certs)));
     }
 
     let provisioner = Arc::new(Provisioner::new(store.clone(), shard_tx, ids));
@@ -292,6 +338,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Err(e) = http.await.context("the HTTP task failed")? {
         tracing::warn!(error = %e, "HTTP server error");
+    }
+    if let Some(m) = metrics_server
+        && let Err(e) = m.await.context("the metrics task failed")?
+    {
+        tracing::warn!(error = %e, "metrics server error");
     }
     commits.await.context("the CDR commit task failed")?;
     webhooks.stop().await;

@@ -189,6 +189,7 @@ impl Shard {
 
     /// Hands every output of the engine on.
     fn flush(&mut self) {
+        crate::metrics::engine(&self.engine);
         for _ in 0..MAX_TRANSPORT_ROUNDS {
             let mut failed: Vec<Peer> = Vec::new();
             while let Some(output) = self.engine.poll_output() {
@@ -237,6 +238,7 @@ impl Shard {
                     )
                 });
                 self.spans.insert(session, span.clone());
+                crate::metrics::call_started();
                 span
             }
             _ => self.spans.get(&session).cloned().unwrap_or_else(

@@ -1,7 +1,8 @@
 //! SIP over UDP and TCP against the real binary: SIPp for OPTIONS and a
 //! malformed request; digest REGISTER from a phone (SHA-256 and MD5);
 //! keep-alives on TCP; `--demo`; TCP connections the PBX opens to a phone
-//! whose own closed, the idle timeout and the connection cap.
+//! whose own closed, the idle timeout and the connection caps (in all and
+//! per address).
 
 mod common;
 
@@ -276,6 +277,11 @@ fn acme(extra: &[&str]) -> (TempDir, Server, common::Http) {
 
 /// A TCP connection to `to` from 127.0.0.1:`port` (a phone's fixed port).
 fn connect_from(port: u16, to: std::net::SocketAddr) -> TcpStream {
+    connect_from_addr(std::net::SocketAddr::from(([127, 0, 0, 1], port)), to)
+}
+
+/// A TCP connection to `to` from `from` (an address, and port or 0).
+fn connect_from_addr(from: std::net::SocketAddr, to: std::net::SocketAddr) -> TcpStream {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -284,7 +290,7 @@ fn connect_from(port: u16, to: std::net::SocketAddr) -> TcpStream {
         .block_on(async {
             let socket = tokio::net::TcpSocket::new_v4()?;
             socket.set_reuseaddr(true)?;
-            socket.bind(std::net::SocketAddr::from(([127, 0, 0, 1], port)))?;
+            socket.bind(from)?;
             socket.connect(to).await?.into_std()
         })
         .expect("connect from a fixed port");
@@ -455,4 +461,35 @@ fn tcp_connections_beyond_the_cap_are_refused() {
     let mut again = connect();
     assert_eq!(options_over(&mut again, 3, server.sip), 200);
     assert!(server.stderr().contains("too many TCP connections"));
+}
+
+#[test]
+fn one_address_cannot_hold_more_tcp_connections_than_its_cap() {
+    let dir = TempDir::new("tcp-per-source");
+    let config = dir.path().join("tally.toml");
+    std::fs::write(&config, "[sip]\ntcp_max_connections_per_source = 2\n").expect("config");
+    let config = config.to_str().expect("utf-8").to_owned();
+    let server = Server::start(dir.path(), &["--config", &config]);
+    let connect = |ip: [u8; 4]| {
+        let s = connect_from_addr(std::net::SocketAddr::from((ip, 0)), server.sip);
+        s.set_read_timeout(Some(Duration::from_secs(3)))
+            .expect("timeout");
+        s
+    };
+    let mut first = connect([127, 0, 0, 1]);
+    let mut second = connect([127, 0, 0, 1]);
+    assert_eq!(options_over(&mut first, 1, server.sip), 200);
+    assert_eq!(options_over(&mut second, 2, server.sip), 200);
+    let mut third = connect([127, 0, 0, 1]);
+    assert!(
+        closed_by_pbx(&mut third),
+        "a third connection from one address was kept"
+    );
+    // Another address still gets in.
+    let mut other = connect([127, 0, 0, 3]);
+    assert_eq!(options_over(&mut other, 3, server.sip), 200);
+    // A slot frees when a connection closes.
+    close_and_wait(first);
+    let mut again = connect([127, 0, 0, 1]);
+    assert_eq!(options_over(&mut again, 4, server.sip), 200);
 }

@@ -92,6 +92,7 @@ use sip::builder::ResponseBuilder;
 use sip::dialog::DialogId;
 use sip::transaction::{
     Output as TxnOutput, Received, TimerConfig, TransactionError, TransactionEvent, TransactionId,
+    TransactionLimits, TransactionStats, overload_response, reply_fits,
 };
 use sip::transport::{Peer, Transport};
 use sip::validate::{check_request, check_response};
@@ -122,6 +123,8 @@ pub struct EngineConfig {
     pub advertised: Vec<(Transport, String)>,
     pub registrar: RegistrarConfig,
     pub timers: TimerConfig,
+    /// Caps on server transactions (503 beyond them).
+    pub transaction_limits: TransactionLimits,
     /// How often expired bindings are swept.
     pub sweep_interval: Duration,
 }
@@ -136,6 +139,7 @@ impl EngineConfig {
             advertised: vec![(Transport::Udp, advertised.to_owned())],
             registrar: RegistrarConfig::default(),
             timers: TimerConfig::default(),
+            transaction_limits: TransactionLimits::default(),
             sweep_interval: Duration::from_secs(1),
         }
     }
@@ -241,6 +245,10 @@ pub enum DropReason {
     /// A response no transaction waits for (its summary line).
     #[error("stray response: {0}")]
     StrayResponse(String),
+    /// A new request past a transaction cap whose `503` would have been
+    /// larger than the request (no amplification).
+    #[error("transaction cap ({0:?}) reached")]
+    TransactionCap(sip::transaction::Limit),
 }
 
 /// Why [`Engine::new`] refused its configuration.
@@ -318,6 +326,7 @@ impl Engine {
         Engine {
             sv: Services::new(
                 config.timers,
+                config.transaction_limits,
                 IdSource::new(SplitMix64::mix(config.seed ^ 0x656e_6769_6e65)),
                 ids,
                 config.advertised,
@@ -371,6 +380,11 @@ impl Engine {
     /// Live transactions.
     pub fn transactions(&self) -> usize {
         self.sv.txns.len()
+    }
+
+    /// The transaction table's counters, for metrics.
+    pub fn transaction_stats(&self) -> TransactionStats {
+        self.sv.txns.stats()
     }
 
     /// Calls in progress: sessions that have not emitted `SessionEnded`.
@@ -523,7 +537,9 @@ impl Engine {
         if message.is_request() {
             if let Err(e) = check_request(&message) {
                 let tag = self.sv.ids.tag();
-                match sip::validate::reject(&message, &e, &tag) {
+                match sip::validate::reject(&message, &e, &tag).filter(|r| {
+                    reply_fits(peer.transport, message.as_bytes().len(), r.as_bytes().len())
+                }) {
                     Some(r) => self.out.push_back(Output::Transmit { peer, message: r }),
                     None => self.dropped(peer, DropReason::UnanswerableRequest(e)),
                 }
@@ -548,6 +564,17 @@ impl Engine {
                 request,
                 invite,
             } => self.on_cancel(clk, id, request, invite),
+            Received::Overloaded {
+                request,
+                limit,
+                retry_after,
+            } => {
+                let tag = self.sv.ids.tag();
+                match overload_response(&request, &tag, retry_after, peer.transport) {
+                    Some(r) => self.out.push_back(Output::Transmit { peer, message: r }),
+                    None => self.dropped(peer, DropReason::TransactionCap(limit)),
+                }
+            }
             Received::Ack(ack) => self.on_ack(clk, Some(peer), ack),
             Received::StrayResponse(response) => self.on_stray_response(clk, peer, response),
         }

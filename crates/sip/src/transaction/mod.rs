@@ -20,8 +20,29 @@
 //!
 //! Decisions:
 //!
-//! - An INVITE server transaction sends `100 Trying` the moment it is
-//!   created, not after 200 ms of TU silence (see [`ServerTransaction::new`]).
+//! - An INVITE server transaction sends `100 Trying` once the TU has taken
+//!   the request on (the first `poll_output` after it was received), not
+//!   after 200 ms of TU silence, and not at all when the TU answered at
+//!   once: a challenge or a refusal goes alone (see
+//!   [`ServerTransaction::new`]).
+//! - **Amplification (UDP).** A source address on UDP is not verified, so
+//!   what Tally sends to it unasked is bounded by what it received:
+//!   a rejection (final status ≥ 300) is sent only if it is no larger than
+//!   the request, or than [`REPLY_FLOOR`] bytes ([`reply_fits`]); a
+//!   retransmitted request is answered again only within its own size;
+//!   and a final non-2xx to an INVITE that got no provisional is not
+//!   retransmitted on Timer G: the client, still in Calling, retransmits
+//!   its INVITE (Timer A) and each copy is answered, as RFC 3261 §8.2.7's
+//!   stateless UAS would. That covers the `407` challenge to an
+//!   unauthenticated INVITE: no `100`, no Timer G, one response per request
+//!   received.
+//! - **Caps.** The table holds at most [`TransactionLimits::max_server`]
+//!   server transactions, and [`TransactionLimits::max_server_per_source`]
+//!   per source (an IPv4 address, an IPv6 /64). A new request beyond
+//!   either is not taken: [`Received::Overloaded`] tells the TU, which
+//!   answers `503` with `Retry-After` ([`overload_response`], within the
+//!   same budget) and keeps no state. Client transactions are Tally's own
+//!   and are not capped here.
 //! - The first copy of a request is not an event: it creates the server
 //!   transaction, so [`Transactions::receive`] returns it
 //!   ([`Received::Request`]) together with the new id. Later copies are
@@ -51,18 +72,84 @@ mod server;
 mod table;
 mod timer;
 
+use std::time::Duration;
+
 use thiserror::Error;
 
+use crate::builder::ResponseBuilder;
 use crate::error::ParseError;
+use crate::header::HeaderName;
 use crate::message::Message;
-use crate::transport::Peer;
+use crate::transport::{Peer, Transport};
 
 pub use client::ClientTransaction;
 pub use key::{KeyError, Side, TransactionKey};
 pub use requests::{ack_for_failure, cancel_for};
 pub use server::ServerTransaction;
-pub use table::{Received, TransactionId, Transactions};
+pub use table::{Limit, Received, TransactionId, TransactionStats, Transactions};
 pub use timer::{Timer, TimerConfig};
+
+/// Any response up to this size may answer a request on UDP, whatever the
+/// request's size: a legitimate small REGISTER or INVITE draws a challenge
+/// somewhat larger than itself (two `WWW-Authenticate`s), and this bounds
+/// that to one unfragmented datagram per request received.
+pub const REPLY_FLOOR: usize = 1_200;
+
+/// Whether a rejection of `response_len` bytes may answer a request of
+/// `request_len` bytes on `transport` (see the module's "Amplification").
+/// Reliable transports went through a handshake: the source is real.
+pub fn reply_fits(transport: Transport, request_len: usize, response_len: usize) -> bool {
+    transport.is_reliable() || response_len <= request_len.max(REPLY_FLOOR)
+}
+
+/// The caps of a [`Transactions`] table (see the module's "Caps").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TransactionLimits {
+    /// Server transactions alive at once.
+    pub max_server: usize,
+    /// Server transactions alive at once from one source (IPv4 address,
+    /// IPv6 /64).
+    pub max_server_per_source: usize,
+    /// What the `503` past a cap asks the client to wait.
+    pub retry_after: Duration,
+}
+
+impl Default for TransactionLimits {
+    /// 50,000 in all, 2,000 per source: a non-INVITE or an answered INVITE
+    /// lives 32 s on UDP (Timers J and L), so one source at 2,000 is about
+    /// 30 calls per second through one address (a trunk, a NATed office);
+    /// raise it for a busier one.
+    fn default() -> Self {
+        TransactionLimits {
+            max_server: 50_000,
+            max_server_per_source: 2_000,
+            retry_after: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The `503 Service Unavailable` with `Retry-After` for a request
+/// [`Received::Overloaded`] refused, sent statelessly; `None` when it
+/// would not fit the request's budget ([`reply_fits`]) or the request has
+/// too little to echo: drop it then.
+pub fn overload_response(
+    request: &Message,
+    to_tag: &str,
+    retry_after: Duration,
+    transport: Transport,
+) -> Option<Message> {
+    let response = ResponseBuilder::reply(request, 503)
+        .to_tag(to_tag)
+        .header(HeaderName::RetryAfter, retry_after.as_secs().max(1))
+        .build()
+        .ok()?;
+    reply_fits(
+        transport,
+        request.as_bytes().len(),
+        response.as_bytes().len(),
+    )
+    .then_some(response)
+}
 
 /// The states of Figures 5–8 of RFC 3261 and RFC 6026's Accepted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

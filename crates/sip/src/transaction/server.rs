@@ -15,7 +15,7 @@ use crate::transport::Peer;
 
 use super::key::KeyError;
 use super::timer::{Fired, Schedule, Timer, TimerConfig};
-use super::{Input, Output, State, TransactionError, TransactionEvent};
+use super::{Input, Output, State, TransactionError, TransactionEvent, reply_fits};
 
 /// One request Tally received, from its first copy to the end of the wait
 /// for its retransmissions (and, for INVITE, its ACK).
@@ -31,6 +31,18 @@ pub struct ServerTransaction {
     /// What the transaction keeps of the last response it sent: no more
     /// than what the state needs (see [`Kept`]).
     last_response: Kept,
+    /// INVITE: the `100 Trying`, sent at the first [`Self::poll_output`]
+    /// unless the TU has answered by then (see [`ServerTransaction::new`]).
+    trying: Option<Message>,
+    /// A provisional went out: the client stopped retransmitting the
+    /// request, so a final response must be retransmitted (Timer G).
+    provisional_sent: bool,
+    /// Size of the request, the budget of a rejection on an unreliable
+    /// transport ([`super::reply_fits`]).
+    request_len: usize,
+    /// Rejections not sent because they exceeded that budget, not yet
+    /// collected by [`Self::take_suppressed`].
+    suppressed: u32,
     config: TimerConfig,
     schedule: Schedule,
     outputs: VecDeque<Output>,
@@ -60,12 +72,16 @@ impl ServerTransaction {
     /// `peer`. The TU, which holds the request, answers it with
     /// [`Input::Respond`].
     ///
-    /// An INVITE is answered `100 Trying` at once. §17.2.1 asks for a 100
-    /// only when the TU will not send a provisional within 200 ms; Tally
-    /// always sends it, because the B2BUA's own answer depends on a far end
-    /// that rarely answers within 200 ms, because the sooner it goes the
-    /// sooner the caller stops retransmitting, and because a 200 ms timer
-    /// per call costs more than a 300-byte datagram.
+    /// An INVITE is answered `100 Trying` at the first
+    /// [`ServerTransaction::poll_output`], unless the TU has answered it
+    /// before (a challenge, a refusal: one response, not two, and nothing
+    /// sent to a source whose request failed its checks). §17.2.1 asks for
+    /// a 100 only when the TU will not send a provisional within 200 ms;
+    /// Tally sends it as soon as the TU has taken the request on, because
+    /// the B2BUA's own answer depends on a far end that rarely answers
+    /// within 200 ms, because the sooner it goes the sooner the caller
+    /// stops retransmitting, and because a 200 ms timer per call costs
+    /// more than a 300-byte datagram.
     pub fn new(
         peer: Peer,
         request: &Message,
@@ -85,6 +101,10 @@ impl ServerTransaction {
             },
             peer,
             last_response: Kept::Nothing,
+            trying: None,
+            provisional_sent: false,
+            request_len: request.as_bytes().len(),
+            suppressed: 0,
             config,
             schedule: Schedule::default(),
             outputs: VecDeque::new(),
@@ -92,9 +112,7 @@ impl ServerTransaction {
         if invite {
             // The 100 copies what the request has; a request without the
             // headers to copy gets no 100 (the TU will answer it 400).
-            if let Ok(trying) = ResponseBuilder::reply(request, 100).build() {
-                t.send(trying);
-            }
+            t.trying = ResponseBuilder::reply(request, 100).build().ok();
         }
         Ok(t)
     }
@@ -139,7 +157,7 @@ impl ServerTransaction {
             Input::Received(msg) => {
                 match msg.method() {
                     Some(Method::Ack) => self.on_ack(now, msg),
-                    Some(_) => self.on_retransmission(),
+                    Some(_) => self.on_retransmission(msg.as_bytes().len()),
                     None => {}
                 }
                 Ok(())
@@ -172,7 +190,7 @@ impl ServerTransaction {
             match fired {
                 Fired::Retransmit { timer, interval } => {
                     // Timer G: the non-2xx final response, until the ACK.
-                    self.resend();
+                    self.resend(self.request_len);
                     let next = self.config.backoff(timer, interval);
                     self.schedule.arm_retransmit(timer, at, next, now);
                 }
@@ -185,20 +203,36 @@ impl ServerTransaction {
         }
     }
 
+    /// The next output. The first call sends an INVITE's pending
+    /// `100 Trying` (see [`ServerTransaction::new`]).
     pub fn poll_output(&mut self) -> Option<Output> {
+        if let Some(trying) = self.trying.take()
+            && self.state == State::Proceeding
+            && matches!(self.last_response, Kept::Nothing)
+        {
+            self.send(trying);
+        }
         self.outputs.pop_front()
+    }
+
+    /// Rejections left unsent since the last call because they were larger
+    /// than the request's budget on an unreliable transport.
+    pub fn take_suppressed(&mut self) -> u32 {
+        std::mem::take(&mut self.suppressed)
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.schedule.next()
     }
 
-    fn on_retransmission(&mut self) {
+    fn on_retransmission(&mut self, len: usize) {
         // Proceeding and Completed answer a retransmission with the last
         // response (§17.2.1, §17.2.2); Trying has none yet; Confirmed and
         // Accepted absorb it (RFC 6026 §7.1: the TU retransmits a 2xx).
+        // The budget is this copy's size: a forged small "retransmission"
+        // must not draw the large response a large original earned.
         if matches!(self.state, State::Proceeding | State::Completed) {
-            self.resend();
+            self.resend(len);
         }
     }
 
@@ -234,15 +268,22 @@ impl ServerTransaction {
                     self.state = State::Accepted;
                     self.send(response);
                     self.arm(Timer::L, now);
-                } else if !provisional {
-                    self.state = State::Completed;
+                } else if provisional {
                     self.send(response);
-                    if let Some(interval) = self.config.initial(Timer::G, self.reliable()) {
+                } else {
+                    self.state = State::Completed;
+                    self.send_rejection(response);
+                    // Without a provisional the client is still in Calling,
+                    // retransmitting its INVITE (Timer A), and each copy is
+                    // answered again: Timer G would only multiply what a
+                    // spoofed source receives (the stateless UAS of §8.2.7
+                    // behaves the same way).
+                    if self.provisional_sent
+                        && let Some(interval) = self.config.initial(Timer::G, self.reliable())
+                    {
                         self.schedule.arm_retransmit(Timer::G, now, interval, now);
                     }
                     self.arm(Timer::H, now);
-                } else {
-                    self.send(response);
                 }
             }
             // Further 2xx from the TU: its own retransmissions.
@@ -253,7 +294,11 @@ impl ServerTransaction {
                     self.send(response);
                 } else {
                     self.state = State::Completed;
-                    self.send(response);
+                    if status >= 300 {
+                        self.send_rejection(response);
+                    } else {
+                        self.send(response);
+                    }
                     self.arm(Timer::J, now);
                 }
             }
@@ -279,6 +324,10 @@ impl ServerTransaction {
     /// Sends `response` and keeps what the state it leads to needs of it
     /// (called after the state changed).
     fn send(&mut self, response: Message) {
+        self.trying = None;
+        if response.status().is_some_and(|c| c < 200) {
+            self.provisional_sent = true;
+        }
         let to_tag = || response.to().ok().and_then(|to| to.tag().map(Box::from));
         self.last_response = match self.state {
             // Retransmitted on every copy of the request until the final
@@ -301,8 +350,31 @@ impl ServerTransaction {
         });
     }
 
-    fn resend(&mut self) {
+    /// A final non-2xx: sent only within the request's budget
+    /// ([`super::reply_fits`]); beyond it the transaction goes on
+    /// (absorbing retransmissions and the ACK) with nothing to repeat.
+    fn send_rejection(&mut self, response: Message) {
+        if reply_fits(
+            self.peer.transport,
+            self.request_len,
+            response.as_bytes().len(),
+        ) {
+            self.send(response);
+        } else {
+            self.trying = None;
+            self.suppressed += 1;
+            self.last_response = Kept::Nothing;
+        }
+    }
+
+    /// The last response again, for a request copy of `len` bytes (or a
+    /// Timer G firing, budgeted by the original request).
+    fn resend(&mut self, len: usize) {
         if let Some(r) = self.last_response() {
+            if !reply_fits(self.peer.transport, len, r.as_bytes().len()) {
+                self.suppressed += 1;
+                return;
+            }
             self.outputs.push_back(Output::Transmit {
                 peer: self.peer,
                 message: r,

@@ -4,7 +4,8 @@
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fmt;
-use std::time::Instant;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
 
 use crate::message::{Message, Method};
 use crate::transport::Peer;
@@ -14,7 +15,7 @@ use super::key::TransactionKey;
 use super::requests::cancel_for;
 use super::server::ServerTransaction;
 use super::timer::TimerConfig;
-use super::{Input, Output, State, TransactionError};
+use super::{Input, Output, State, TransactionError, TransactionLimits};
 
 /// Names a transaction within one [`Transactions`] table. Ids are never
 /// reused, so a late event for a finished transaction cannot reach a new one.
@@ -47,6 +48,14 @@ pub enum Received {
         request: Message,
         invite: Option<TransactionId>,
     },
+    /// A new request (CANCEL included) the table did not take because a
+    /// cap is reached (the module's "Caps"): no state was kept. Answer it
+    /// with [`super::overload_response`] (`503`, `Retry-After`), or drop it.
+    Overloaded {
+        request: Message,
+        limit: Limit,
+        retry_after: Duration,
+    },
     /// An ACK matching no transaction: the ACK for a 2xx (§17.1.1.3: its
     /// own transaction), for the dialog layer.
     Ack(Message),
@@ -54,6 +63,43 @@ pub enum Received {
     /// Timer M, or a response to a request Tally never sent. RFC 6026 §7.1
     /// says a UA drops it; the TU decides (and logs).
     StrayResponse(Message),
+}
+
+/// Which cap refused a request ([`Received::Overloaded`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Limit {
+    /// [`TransactionLimits::max_server`].
+    Total,
+    /// [`TransactionLimits::max_server_per_source`].
+    PerSource,
+}
+
+/// Counters of one table, for metrics: the live ones are gauges, the
+/// others count since the table was made.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TransactionStats {
+    pub server: usize,
+    pub client: usize,
+    /// Requests refused by [`Limit::Total`].
+    pub refused_total: u64,
+    /// Requests refused by [`Limit::PerSource`].
+    pub refused_per_source: u64,
+    /// Rejections (and their retransmissions) not sent because they were
+    /// larger than the request's budget ([`super::reply_fits`]).
+    pub suppressed: u64,
+}
+
+/// The key a per-source cap counts by: an IPv4 address, or an IPv6 /64
+/// (one subscriber's allocation; counting single IPv6 addresses would let
+/// one host take 2^64 shares).
+fn source_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        },
+    }
 }
 
 /// Boxed: a transaction holds whole messages, and the table moves entries.
@@ -103,6 +149,8 @@ impl Txn {
 #[derive(Debug)]
 struct Entry {
     key: TransactionKey,
+    /// A server transaction's [`source_key`], counted in the per-source cap.
+    source: Option<IpAddr>,
     /// The deadline this transaction has in the index, kept to remove it.
     deadline: Option<Instant>,
     txn: Txn,
@@ -120,10 +168,22 @@ pub struct Transactions {
     by_key: HashMap<TransactionKey, TransactionId>,
     deadlines: BTreeSet<(Instant, TransactionId)>,
     outputs: VecDeque<(TransactionId, Output)>,
+    limits: TransactionLimits,
+    /// Live server transactions per [`source_key`].
+    per_source: HashMap<IpAddr, usize>,
+    /// Server transactions created since the last `poll_output`: their
+    /// outputs (an INVITE's `100`) wait until the TU has had its say.
+    fresh: Vec<TransactionId>,
+    stats: TransactionStats,
 }
 
 impl Transactions {
+    /// A table with the default [`TransactionLimits`].
     pub fn new(config: TimerConfig) -> Transactions {
+        Transactions::with_limits(config, TransactionLimits::default())
+    }
+
+    pub fn with_limits(config: TimerConfig, limits: TransactionLimits) -> Transactions {
         Transactions {
             config,
             next_id: 0,
@@ -131,7 +191,16 @@ impl Transactions {
             by_key: HashMap::new(),
             deadlines: BTreeSet::new(),
             outputs: VecDeque::new(),
+            limits,
+            per_source: HashMap::new(),
+            fresh: Vec::new(),
+            stats: TransactionStats::default(),
         }
+    }
+
+    /// Live transactions and what the caps and budgets refused.
+    pub fn stats(&self) -> TransactionStats {
+        self.stats
     }
 
     /// Routes a message received from `peer`. It should have passed
@@ -173,8 +242,29 @@ impl Transactions {
         } else {
             None
         };
+        let source = source_key(peer.addr.ip());
+        let limit = if self.stats.server >= self.limits.max_server {
+            Some(Limit::Total)
+        } else if self.per_source.get(&source).copied().unwrap_or(0)
+            >= self.limits.max_server_per_source
+        {
+            Some(Limit::PerSource)
+        } else {
+            None
+        };
+        if let Some(limit) = limit {
+            match limit {
+                Limit::Total => self.stats.refused_total += 1,
+                Limit::PerSource => self.stats.refused_per_source += 1,
+            }
+            return Ok(Received::Overloaded {
+                request: message,
+                limit,
+                retry_after: self.limits.retry_after,
+            });
+        }
         let txn = ServerTransaction::new(peer, &message, self.config)?;
-        let id = self.insert(key, Txn::Server(Box::new(txn)));
+        let id = self.insert(key, Some(source), Txn::Server(Box::new(txn)));
         Ok(match cancels {
             Some(invite) => Received::Cancel {
                 id,
@@ -203,7 +293,7 @@ impl Transactions {
             return Err(TransactionError::Duplicate(id));
         }
         let txn = ClientTransaction::new(now, peer, request, self.config)?;
-        Ok(self.insert(key, Txn::Client(Box::new(txn))))
+        Ok(self.insert(key, None, Txn::Client(Box::new(txn))))
     }
 
     /// Sends the TU's response in server transaction `id`.
@@ -289,7 +379,13 @@ impl Transactions {
 
     /// The next message to send or event for the TU, with the transaction it
     /// comes from (report a failed send with [`Transactions::transport_error`]).
+    /// Call it after the TU has handled what [`Transactions::receive`]
+    /// returned: a new INVITE the TU has not answered by then gets its
+    /// `100 Trying` here.
     pub fn poll_output(&mut self) -> Option<(TransactionId, Output)> {
+        for id in std::mem::take(&mut self.fresh) {
+            self.settle(id);
+        }
         self.outputs.pop_front()
     }
 
@@ -338,19 +434,34 @@ impl Transactions {
         }
     }
 
-    fn insert(&mut self, key: TransactionKey, txn: Txn) -> TransactionId {
+    fn insert(&mut self, key: TransactionKey, source: Option<IpAddr>, txn: Txn) -> TransactionId {
         let id = TransactionId(self.next_id);
         self.next_id += 1;
+        let server = matches!(txn, Txn::Server(_));
+        if server {
+            self.stats.server += 1;
+        } else {
+            self.stats.client += 1;
+        }
+        if let Some(source) = source {
+            *self.per_source.entry(source).or_default() += 1;
+        }
         self.by_key.insert(key.clone(), id);
         self.entries.insert(
             id,
             Entry {
                 key,
+                source,
                 deadline: None,
                 txn,
             },
         );
-        self.settle(id);
+        if server {
+            // Settled at the next poll_output, after the TU answered or not.
+            self.fresh.push(id);
+        } else {
+            self.settle(id);
+        }
         id
     }
 
@@ -362,6 +473,9 @@ impl Transactions {
         };
         while let Some(out) = entry.txn.poll_output() {
             self.outputs.push_back((id, out));
+        }
+        if let Txn::Server(t) = &mut entry.txn {
+            self.stats.suppressed += u64::from(t.take_suppressed());
         }
         let next = entry.txn.poll_timeout();
         if next != entry.deadline {
@@ -379,6 +493,18 @@ impl Transactions {
             }
             if let Some(entry) = self.entries.remove(&id) {
                 self.by_key.remove(&entry.key);
+                match entry.txn {
+                    Txn::Server(_) => self.stats.server -= 1,
+                    Txn::Client(_) => self.stats.client -= 1,
+                }
+                if let Some(source) = entry.source
+                    && let Some(n) = self.per_source.get_mut(&source)
+                {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.per_source.remove(&source);
+                    }
+                }
             }
         }
     }

@@ -122,6 +122,7 @@ impl Connection {
     }
 
     async fn run(mut self) {
+        let _subscriber = crate::metrics::ws_subscriber();
         let close = self.serve().await;
         if let Close::With(code, reason) = close {
             tracing::info!(code, reason, "wsi connection closed");

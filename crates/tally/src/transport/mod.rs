@@ -1,12 +1,14 @@
-//! SIP transports: UDP and TCP listeners on tokio (DESIGN.md, "Runtime").
+//! SIP transports: UDP, TCP and TLS listeners on tokio (DESIGN.md, "Runtime").
 //!
 //! Parsing happens on the receiving task: every datagram or stream frame
 //! is parsed with [`Message::parse_with`] and every request is checked with
 //! [`sip::validate::check_request`] before it reaches the shard, so a
 //! defective request is answered (`400` with a reason phrase naming the
-//! defect, `505`, `513`) by the task that read it and counted, and the
-//! shard only sees messages its layers can trust. Responses are never
-//! answered: a broken one is dropped here (unparsable) or by the engine.
+//! defect, `505`, `513`) by the task that read it and counted, unless the
+//! answer would be larger than the request (then it is dropped: no
+//! amplification), and the shard only sees messages its layers can trust.
+//! Responses are never answered: a broken one is dropped here
+//! (unparsable) or by the engine.
 //!
 //! The shard's [`Output::Transmit`](pbx::Output::Transmit)s go back out
 //! through a [`Transmitter`]: UDP from the listening socket (so replies are
@@ -15,10 +17,11 @@
 //! has closed (module [`tcp`]).
 
 pub mod tcp;
+pub mod tls;
 pub mod udp;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -93,7 +96,9 @@ impl Inbound {
         let message = match Message::parse_with(raw.clone(), &self.limits) {
             Ok(m) => m,
             Err(e) => {
-                return match sip::validate::reject_unparsable(&raw, &e) {
+                let answer = sip::validate::reject_unparsable(&raw, &e)
+                    .filter(|r| within_budget(raw.len(), r.len()));
+                return match answer {
                     Some(response) => {
                         Counters::bump(&self.counters.rejected);
                         Verdict::Answer {
@@ -113,7 +118,9 @@ impl Inbound {
         }
         match sip::validate::check_request(&message) {
             Ok(()) => Verdict::Forward(message),
-            Err(e) => match sip::validate::reject(&message, &e, &self.tag()) {
+            Err(e) => match sip::validate::reject(&message, &e, &self.tag())
+                .filter(|r| within_budget(message.as_bytes().len(), r.as_bytes().len()))
+            {
                 Some(response) => {
                     Counters::bump(&self.counters.rejected);
                     Verdict::Answer {
@@ -130,6 +137,14 @@ impl Inbound {
     }
 }
 
+/// Whether a stateless rejection of `response` bytes may answer `request`
+/// bytes. Judged by the UDP rule whatever the transport
+/// (`sip::transaction::reply_fits`): a request that failed its checks
+/// gets no more than it carried, on a stream too.
+fn within_budget(request: usize, response: usize) -> bool {
+    sip::transaction::reply_fits(Transport::Udp, request, response)
+}
+
 /// Why a message could not be handed to the network.
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
@@ -141,42 +156,77 @@ pub enum SendError {
     ConnectionBacklog,
     #[error("{0} TCP connections are open already (sip.tcp_max_connections)")]
     TooManyConnections(usize),
+    #[error("{1} TCP connections with {0} are open already (sip.tcp_max_connections_per_source)")]
+    TooManyFromSource(IpAddr, usize),
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
 
 /// The open TCP connections, by the peer's address, each with the queue
-/// its writer task drains.
+/// its writer task drains, and how many each IP address holds.
 #[derive(Debug, Default)]
 pub struct Connections {
-    map: Mutex<HashMap<SocketAddr, mpsc::Sender<Bytes>>>,
+    map: Mutex<ConnectionTable>,
+}
+
+#[derive(Debug, Default)]
+struct ConnectionTable {
+    queues: HashMap<SocketAddr, mpsc::Sender<Bytes>>,
+    per_ip: HashMap<IpAddr, usize>,
 }
 
 impl Connections {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, mpsc::Sender<Bytes>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ConnectionTable> {
         // The map stays consistent whatever a panicking holder did.
         self.map.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub fn insert(&self, peer: SocketAddr, queue: mpsc::Sender<Bytes>) {
-        self.lock().insert(peer, queue);
+    /// Records `peer`'s connection unless that would pass `max` in all or
+    /// `max_per_source` for its IP address (checked and counted under one
+    /// lock, so a burst of accepts cannot overshoot).
+    pub fn admit(
+        &self,
+        peer: SocketAddr,
+        queue: mpsc::Sender<Bytes>,
+        max: usize,
+        max_per_source: usize,
+    ) -> Result<(), SendError> {
+        let mut t = self.lock();
+        if !t.queues.contains_key(&peer) {
+            if t.queues.len() >= max {
+                return Err(SendError::TooManyConnections(max));
+            }
+            let n = t.per_ip.get(&peer.ip()).copied().unwrap_or(0);
+            if n >= max_per_source {
+                return Err(SendError::TooManyFromSource(peer.ip(), max_per_source));
+            }
+            *t.per_ip.entry(peer.ip()).or_default() += 1;
+        }
+        t.queues.insert(peer, queue);
+        Ok(())
     }
 
     /// Forgets `peer`'s connection if it is still the one with `queue`.
     pub fn remove(&self, peer: SocketAddr, queue: &mpsc::Sender<Bytes>) {
-        let mut map = self.lock();
-        if map.get(&peer).is_some_and(|q| q.same_channel(queue)) {
-            map.remove(&peer);
+        let mut t = self.lock();
+        if t.queues.get(&peer).is_some_and(|q| q.same_channel(queue)) {
+            t.queues.remove(&peer);
+            if let Some(n) = t.per_ip.get_mut(&peer.ip()) {
+                *n -= 1;
+                if *n == 0 {
+                    t.per_ip.remove(&peer.ip());
+                }
+            }
         }
     }
 
     fn queue(&self, peer: SocketAddr) -> Option<mpsc::Sender<Bytes>> {
-        self.lock().get(&peer).cloned()
+        self.lock().queues.get(&peer).cloned()
     }
 
     /// Open connections (and outbound ones being opened).
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().queues.len()
     }
 }
 
@@ -209,16 +259,19 @@ impl Transmitter {
                     Err(e) => Err(e.into()),
                 }
             }
-            Transport::Tcp => {
-                let queue = self.tcp.queue_or_connect(peer.addr)?;
-                queue.try_send(data).map_err(|e| match e {
-                    mpsc::error::TrySendError::Full(_) => SendError::ConnectionBacklog,
-                    mpsc::error::TrySendError::Closed(_) => SendError::NoConnection(peer.addr),
-                })
-            }
+            Transport::Tcp => push(&self.tcp.queue_or_connect(peer.addr)?, data, peer.addr),
+            Transport::Tls => push(&self.tcp.tls_queue(peer.addr)?, data, peer.addr),
             other => Err(SendError::NoListener(other)),
         }
     }
+}
+
+/// Queues `data` on a connection's writer without waiting.
+fn push(queue: &mpsc::Sender<Bytes>, data: Bytes, peer: SocketAddr) -> Result<(), SendError> {
+    queue.try_send(data).map_err(|e| match e {
+        mpsc::error::TrySendError::Full(_) => SendError::ConnectionBacklog,
+        mpsc::error::TrySendError::Closed(_) => SendError::NoConnection(peer),
+    })
 }
 
 /// Whether a datagram is only whitespace: the CRLF keep-alives many phones

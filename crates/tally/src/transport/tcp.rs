@@ -20,8 +20,10 @@
 //! **Limits** (`[sip]` in the configuration): a connection with no bytes
 //! read or written for `tcp_idle_secs` (default 600 s; keep-alive pings
 //! count) is closed; at most `tcp_max_connections` (default 10 000,
-//! inbound and outbound together) are open: a connection accepted beyond
-//! it is closed at once, an outbound one beyond it is not opened (a
+//! inbound and outbound together) are open, and at most
+//! `tcp_max_connections_per_source` (default 256) with one IP address, so
+//! one host cannot take every descriptor: a connection accepted beyond
+//! either is closed at once, an outbound one beyond it is not opened (a
 //! transport error).
 
 use std::net::SocketAddr;
@@ -32,7 +34,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use sip::framing::{Frame, PONG, StreamFramer};
 use sip::transport::{Peer, Transport};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
@@ -41,7 +43,7 @@ use super::{Connections, Inbound, SendError, Verdict};
 use crate::shard::ShardInput;
 
 /// Messages that may wait for one connection's writer.
-const SEND_QUEUE: usize = 256;
+pub(super) const SEND_QUEUE: usize = 256;
 
 /// Longest wait for an outbound connection to open.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -51,6 +53,7 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct TcpLimits {
     pub idle: Duration,
     pub max_connections: usize,
+    pub max_per_source: usize,
 }
 
 /// Everything a connection task needs; shared by the listener, every
@@ -58,6 +61,9 @@ pub struct TcpLimits {
 #[derive(Debug)]
 pub struct Tcp {
     pub connections: Connections,
+    /// TLS connections (module `tls`): served like TCP ones once the
+    /// handshake is done, counted apart.
+    pub tls: Connections,
     inbound: Arc<Inbound>,
     shard: mpsc::Sender<ShardInput>,
     stop: watch::Receiver<bool>,
@@ -73,11 +79,51 @@ impl Tcp {
     ) -> Arc<Tcp> {
         Arc::new(Tcp {
             connections: Connections::default(),
+            tls: Connections::default(),
             inbound,
             shard,
             stop,
             limits,
         })
+    }
+
+    fn connections_for(&self, transport: Transport) -> &Connections {
+        match transport {
+            Transport::Tls => &self.tls,
+            _ => &self.connections,
+        }
+    }
+
+    /// Takes a new connection on `transport` into its table, within the
+    /// caps (see the module doc).
+    pub(super) fn admit(
+        &self,
+        transport: Transport,
+        peer: SocketAddr,
+        queue: mpsc::Sender<Bytes>,
+    ) -> Result<(), SendError> {
+        self.connections_for(transport).admit(
+            peer,
+            queue,
+            self.limits.max_connections,
+            self.limits.max_per_source,
+        )
+    }
+
+    /// Forgets a connection that ends before it was served.
+    pub(super) fn forget(&self, peer: Peer, queue: &mpsc::Sender<Bytes>) {
+        self.connections_for(peer.transport)
+            .remove(peer.addr, queue);
+    }
+
+    pub(super) fn stop_signal(&self) -> watch::Receiver<bool> {
+        self.stop.clone()
+    }
+
+    /// The queue of the TLS connection `peer` opened, if it is open: the
+    /// PBX opens no TLS connection itself (module `tls`).
+    pub(super) fn tls_queue(&self, peer: SocketAddr) -> Result<mpsc::Sender<Bytes>, SendError> {
+        self.tls.queue(peer).ok_or(SendError::NoConnection(peer))
     }
 
     /// The queue of the connection to `peer`, opening one if there is none.
@@ -91,11 +137,8 @@ impl Tcp {
         if *self.stop.borrow() {
             return Err(SendError::NoConnection(peer));
         }
-        if self.connections.len() >= self.limits.max_connections {
-            return Err(SendError::TooManyConnections(self.limits.max_connections));
-        }
         let (queue, outgoing) = mpsc::channel(SEND_QUEUE);
-        self.connections.insert(peer, queue.clone());
+        self.admit(Transport::Tcp, peer, queue.clone())?;
         tokio::spawn(Arc::clone(self).outbound(peer, queue.clone(), outgoing));
         Ok(queue)
     }
@@ -109,7 +152,12 @@ impl Tcp {
         let error = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(to)).await {
             Ok(Ok(stream)) => {
                 tracing::debug!(peer = %to, "outbound connection opened");
-                return self.serve_connection(stream, to, queue, outgoing).await;
+                let _ = stream.set_nodelay(true);
+                let (reader, writer) = stream.into_split();
+                let peer = Peer::new(Transport::Tcp, to);
+                return self
+                    .serve_connection(reader, writer, peer, queue, outgoing)
+                    .await;
             }
             Ok(Err(e)) => e.to_string(),
             Err(_) => format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
@@ -117,27 +165,29 @@ impl Tcp {
         tracing::info!(peer = %to, %error, "outbound TCP connection failed");
         self.connections.remove(to, &queue);
         drop(outgoing);
-        self.transport_error(to).await;
+        self.transport_error(Peer::new(Transport::Tcp, to)).await;
     }
 
-    async fn transport_error(&self, addr: SocketAddr) {
-        let peer = Peer::new(Transport::Tcp, addr);
+    async fn transport_error(&self, peer: Peer) {
         let _ = self.shard.send(ShardInput::TransportError { peer }).await;
     }
 
     /// One connection, accepted or opened, until either side closes it,
     /// it idles out, or the server stops.
-    async fn serve_connection(
+    /// The halves of a byte stream: a TCP connection's, or a TLS session's
+    /// after its handshake (the caller sets `TCP_NODELAY`: SIP messages
+    /// are small and latency matters more than segment count).
+    pub(super) async fn serve_connection<R, W>(
         self: Arc<Self>,
-        stream: TcpStream,
-        addr: SocketAddr,
+        mut reader: R,
+        mut writer: W,
+        peer: Peer,
         queue: mpsc::Sender<Bytes>,
         mut outgoing: mpsc::Receiver<Bytes>,
-    ) {
-        let peer = Peer::new(Transport::Tcp, addr);
-        // SIP messages are small and latency matters more than segment count.
-        let _ = stream.set_nodelay(true);
-        let (mut reader, mut writer) = stream.into_split();
+    ) where
+        R: AsyncRead + Unpin + Send,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
         let opened = Instant::now();
         // Milliseconds after `opened` of the last byte read or written.
         let activity = Arc::new(AtomicU64::new(0));
@@ -157,7 +207,7 @@ impl Tcp {
                         tracing::debug!(%peer, error = %e, "connection write failed");
                         // What was queued behind it is lost too: the
                         // engine fails the transactions waiting on it.
-                        this.transport_error(addr).await;
+                        this.transport_error(peer).await;
                         break;
                     }
                     touch();
@@ -231,7 +281,7 @@ impl Tcp {
                 }
             }
         }
-        self.connections.remove(addr, &queue);
+        self.forget(peer, &queue);
         drop(queue);
         // The writer ends once the shard's copies of the queue are gone
         // too, after sending what was queued.
@@ -250,15 +300,19 @@ pub async fn serve(listener: TcpListener, tcp: Arc<Tcp>) {
         };
         match accepted {
             Ok((stream, from)) => {
-                let max = tcp.limits.max_connections;
-                if tcp.connections.len() >= max {
-                    tracing::warn!(peer = %from, max, "too many TCP connections: closing a new one");
+                let (queue, outgoing) = mpsc::channel(SEND_QUEUE);
+                if let Err(e) = tcp.admit(Transport::Tcp, from, queue.clone()) {
+                    tracing::warn!(peer = %from, error = %e, "too many TCP connections: closing a new one");
+                    crate::metrics::tcp_refused();
                     drop(stream);
                     continue;
                 }
-                let (queue, outgoing) = mpsc::channel(SEND_QUEUE);
-                tcp.connections.insert(from, queue.clone());
-                tokio::spawn(Arc::clone(&tcp).serve_connection(stream, from, queue, outgoing));
+                let _ = stream.set_nodelay(true);
+                let (reader, writer) = stream.into_split();
+                let peer = Peer::new(Transport::Tcp, from);
+                tokio::spawn(
+                    Arc::clone(&tcp).serve_connection(reader, writer, peer, queue, outgoing),
+                );
             }
             // Out of file descriptors and the like: the listener itself is
             // fine; back off a little rather than spin.

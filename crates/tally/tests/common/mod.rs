@@ -232,7 +232,8 @@ impl Server {
         self.child.as_ref().expect("running").id()
     }
 
-    fn signal(&self, name: &str) {
+    /// Sends signal `name` (`HUP`, `TERM`…) to the server.
+    pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
             .arg(format!("-{name}"))
             .arg(self.pid().to_string())
