@@ -25,8 +25,8 @@ pub struct Shell {
 }
 
 impl Shell {
-    /// Loads what the shell shows. A system admin's tenant choice that no
-    /// longer exists is dropped (the page then asks for one).
+    /// Loads what the shell shows. A system admin who has not chosen a
+    /// tenant (or whose choice no longer exists) looks at the first one.
     pub async fn load(state: &ApiState, console: Console) -> Result<Shell, PageError> {
         let tenants = match console.principal {
             Principal::SystemAdmin => state
@@ -38,10 +38,15 @@ impl Shell {
                 .collect(),
             Principal::Tenant { .. } => Vec::new(),
         };
-        let tenant = match console.tenant {
+        let mut tenant = match console.tenant {
             Some(id) => state.store.tenant(id).await.ok().flatten(),
             None => None,
         };
+        if tenant.is_none()
+            && let Some((first, _)) = tenants.first()
+        {
+            tenant = state.store.tenant(*first).await?;
+        }
         let (zone, zone_name) = match &tenant {
             Some(t) => (
                 ExportZone::named(&t.time_zone).unwrap_or_else(|_| ExportZone::utc()),
