@@ -47,10 +47,12 @@ fn receiver() -> (String, mpsc::Receiver<String>) {
             }
             let mut body = vec![0; length];
             let _ = reader.read_exact(&mut body);
-            let _ = stream.write_all(
-                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
-            );
-            if tx.send(String::from_utf8_lossy(&body).into_owned()).is_err() {
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+            if tx
+                .send(String::from_utf8_lossy(&body).into_owned())
+                .is_err()
+            {
                 break;
             }
         }
@@ -92,7 +94,11 @@ fn the_console_in_a_browser() {
 
     // A wrong password: the form again, with the REST sign-in's answer.
     sign_in(&b, &base, "", "admin", "not-the-password");
-    assert!(b.text("p.error").contains("Sign-in failed"), "{}", b.text("body"));
+    assert!(
+        b.text("p.error").contains("Sign-in failed"),
+        "{}",
+        b.text("body")
+    );
 
     // Sign in as the system admin: the dashboard, the demo tenant chosen.
     sign_in(&b, &base, "", "admin", ADMIN_PASSWORD);
@@ -108,7 +114,17 @@ fn the_console_in_a_browser() {
     assert!(row.contains("101") && row.contains("102"), "{row}");
     assert!(row.contains("Extension"), "{row}");
     let headings = b.text("#cdrs thead");
-    for h in ["Caller", "Callee", "Start", "Ring", "Answer", "End", "Talking time", "Status code", "Direction"] {
+    for h in [
+        "Caller",
+        "Callee",
+        "Start",
+        "Ring",
+        "Answer",
+        "End",
+        "Talking time",
+        "Status code",
+        "Direction",
+    ] {
         assert!(headings.contains(h), "{h} in {headings}");
     }
     b.screenshot(&screenshots().join("cdr-list.png"));
@@ -121,7 +137,10 @@ fn the_console_in_a_browser() {
     b.click("form.filters button[type=submit]");
     b.wait_for("#cdrs tbody tr[id^=cdr-]", |r| r.len() == 1);
     let export = b.script("return document.querySelector('a[download]').getAttribute('href')");
-    assert!(export.as_str().is_some_and(|h| h.contains("number=101")), "{export}");
+    assert!(
+        export.as_str().is_some_and(|h| h.contains("number=101")),
+        "{export}"
+    );
 
     // The detail: every target, with its destination.
     b.click("#cdrs tbody tr a");
@@ -131,8 +150,15 @@ fn the_console_in_a_browser() {
     assert!(targets.contains("sip:102@"), "{targets}");
     assert!(targets.contains("callee_disconnect"), "{targets}");
     let events = b.text("table[aria-labelledby=events] tbody");
-    assert!(events.contains("call_start") && events.contains("call_cdr"), "{events}");
-    let cdr_url = b.script("return location.pathname").as_str().unwrap_or_default().to_owned();
+    assert!(
+        events.contains("call_start") && events.contains("call_cdr"),
+        "{events}"
+    );
+    let cdr_url = b
+        .script("return location.pathname")
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     b.screenshot(&screenshots().join("cdr-detail.png"));
 
     // A live row: the list is open when the next call ends.
@@ -158,7 +184,11 @@ fn the_console_in_a_browser() {
     assert_eq!(b.text("p.notice"), "Saved.");
     b.click("form[action='/console/webhook/test'] button");
     b.wait_for("p.notice, p.error", |n| !n.is_empty());
-    assert!(b.text("p.notice").contains("delivered"), "{}", b.text("body"));
+    assert!(
+        b.text("p.notice").contains("delivered"),
+        "{}",
+        b.text("body")
+    );
     let deadline = Instant::now() + WAIT;
     let test_event = loop {
         let body = hits.recv_timeout(WAIT).expect("the receiver got a request");
@@ -173,7 +203,11 @@ fn the_console_in_a_browser() {
     b.script("document.querySelector('form[aria-labelledby=config] input[name=csrf]').remove()");
     b.click("form[aria-labelledby=config] button[type=submit]");
     b.wait_for("h1", |h| !h.is_empty());
-    assert!(b.text("body").contains("The form was refused"), "{}", b.text("body"));
+    assert!(
+        b.text("body").contains("The form was refused"),
+        "{}",
+        b.text("body")
+    );
 
     // Another tenant's admin cannot open this tenant's CDR by its URL.
     let admin = demo.server.admin();

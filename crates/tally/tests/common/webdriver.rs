@@ -5,6 +5,7 @@
 //! a second `http`, `cookie` and `thiserror` and an ICU stack into the
 //! build (`cargo tree -d`), for nothing the tests use.
 
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -12,10 +13,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::{Http, TempDir, WAIT, free_tcp_port};
+use super::{TempDir, WAIT, free_tcp_port};
 
 /// The W3C key of an element reference.
-const ELEMENT: &str = "element-6066-11e4-a52f-4a2bc4f1f4c1";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 /// The Chromium binary and its driver, if both are installed.
 pub fn chromium() -> Option<(PathBuf, PathBuf)> {
@@ -35,7 +36,7 @@ pub fn chromium() -> Option<(PathBuf, PathBuf)> {
 /// A headless Chromium session, closed (and its driver killed) on drop.
 pub struct Browser {
     driver: Child,
-    http: Http,
+    addr: SocketAddr,
     session: String,
     _profile: TempDir,
 }
@@ -70,10 +71,9 @@ impl Browser {
             "--window-size=1400,1000",
             &format!("--user-data-dir={}", profile.path().display()),
         ];
-        let http = Http::new(addr);
         let mut b = Browser {
             driver: child,
-            http,
+            addr,
             session: String::new(),
             _profile: profile,
         };
@@ -99,10 +99,10 @@ impl Browser {
         } else {
             body.to_string()
         };
-        let r = self.http.request(method, path, "application/json", &body);
-        let v: Value = serde_json::from_str(&r.body)
-            .unwrap_or_else(|e| panic!("WebDriver {method} {path}: {e}: {}", r.body));
-        assert_eq!(r.status, 200, "WebDriver {method} {path}: {v}");
+        let (status, text) = exchange(self.addr, method, path, &body);
+        let v: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("WebDriver {method} {path}: {e}: {text}"));
+        assert_eq!(status, 200, "WebDriver {method} {path}: {v}");
         v["value"].clone()
     }
 
@@ -218,14 +218,57 @@ impl Browser {
 impl Drop for Browser {
     fn drop(&mut self) {
         if !self.session.is_empty() {
-            let _ = self.http.request(
-                "DELETE",
-                &format!("/session/{}", self.session),
-                "application/json",
-                "",
-            );
+            let _ = std::panic::catch_unwind(|| {
+                exchange(
+                    self.addr,
+                    "DELETE",
+                    &format!("/session/{}", self.session),
+                    "",
+                )
+            });
         }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
+}
+
+/// One HTTP/1.1 request to the driver; the answer is read up to its
+/// `Content-Length` (chromedriver keeps the connection open after it).
+fn exchange(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect_timeout(&addr, WAIT).expect("connect to chromedriver");
+    // Starting Chromium on a busy 2-core machine takes a while.
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream
+        .write_all(request.as_bytes())
+        .expect("write to chromedriver");
+    let mut reader = BufReader::new(stream);
+    let mut status_line = String::new();
+    reader.read_line(&mut status_line).expect("read status");
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).expect("read header") == 0 || line == "\r\n" {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':')
+            && name.eq_ignore_ascii_case("content-length")
+        {
+            length = value.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut data = vec![0; length];
+    reader.read_exact(&mut data).expect("read body");
+    (status, String::from_utf8_lossy(&data).into_owned())
 }

@@ -207,40 +207,36 @@ async fn page(State(state): State<ApiState>, console: Console) -> Result<Respons
     render(state, shell, None).await
 }
 
-/// The form as the `cdr_event` body REST reads.
-fn config_body(form: &[(String, String)]) -> Value {
+/// The form as the `cdr_event` body REST reads; `stored` is the current
+/// view, which says which secrets exist (an empty field keeps those).
+fn config_body(form: &[(String, String)], stored: &Value) -> Value {
     let get = |name: &str| {
         form.iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
             .unwrap_or("")
     };
-    let secret = |name: &str| match get(name) {
-        "" => KEEP.to_owned(),
-        v => v.to_owned(),
+    let kept = |name: &str| match get(name) {
+        "" if !text(stored, name).is_empty() => json!(KEEP),
+        "" if name == "secret" => Value::Null,
+        v => json!(v),
     };
     let types: Vec<&str> = form
         .iter()
         .filter(|(k, _)| k == "event_types")
         .map(|(_, v)| v.as_str())
         .collect();
-    let mut body = json!({
+    json!({
         "enabled": get("enabled") == "true",
         "url": get("url"),
         "auth": get("auth"),
         "username": get("username"),
-        "password": secret("password"),
-        "token": secret("token"),
+        "password": kept("password"),
+        "token": kept("token"),
+        "secret": kept("secret"),
         // Every type ticked is "all", which also takes types added later.
         "event_types": if types.len() == EventType::ALL.len() { Value::Null } else { json!(types) },
-    });
-    let new_secret = get("secret");
-    body["secret"] = json!(if new_secret.is_empty() {
-        KEEP
-    } else {
-        new_secret
-    });
-    body
+    })
 }
 
 async fn save(
@@ -250,7 +246,8 @@ async fn save(
 ) -> Result<Response, PageError> {
     let shell = Shell::load(&state, console).await?;
     let tenant = tenant(&state, &shell).await?;
-    let result = webhooks::put_cdr_event(&state, tenant, &config_body(&form))
+    let stored = webhooks::cdr_event_view(&state, tenant).await?;
+    let result = webhooks::put_cdr_event(&state, tenant, &config_body(&form, &stored))
         .await
         .map(|()| notice("Saved."));
     outcome(state, shell, result).await
