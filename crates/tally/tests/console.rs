@@ -160,6 +160,8 @@ fn the_console_in_a_browser() {
         .unwrap_or_default()
         .to_owned();
     b.screenshot(&screenshots().join("cdr-detail.png"));
+    b.script("document.getElementById('targets').scrollIntoView()");
+    b.screenshot(&screenshots().join("cdr-detail-targets.png"));
 
     // A live row: the list is open when the next call ends.
     b.goto(&format!("{base}/console/cdrs"));
