@@ -5,16 +5,14 @@ use std::collections::HashMap;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use maud::{Markup, html};
 use serde_json::json;
 
-use super::{items_table, text};
+use super::{action_button, admin_scope, fixable, items_table, text, with_status};
 use crate::api::auth::ClientAddr;
-use crate::api::resource::Scope;
 use crate::api::{ApiState, Role};
 use crate::console::Console;
 use crate::console::layout::{PageError, Shell, csrf_field, form_error, notice};
@@ -27,20 +25,12 @@ pub fn routes() -> Router<ApiState> {
         .route("/console/api-keys/{key_id}/delete", post(delete))
 }
 
-async fn scope(state: &ApiState, shell: &Shell) -> Result<Scope, PageError> {
-    let tenant_id = shell.tenant_for(state, &[Role::Admin]).await?;
-    Ok(Scope {
-        tenant_id,
-        principal: shell.console.principal,
-    })
-}
-
 async fn render(
     state: ApiState,
     shell: Shell,
     message: Option<Markup>,
 ) -> Result<Response, PageError> {
-    let scope = scope(&state, &shell).await?;
+    let scope = admin_scope(&state, &shell).await?;
     let list = super::json(crate::api::api_keys::list(State(state), scope).await?);
     let items = list["items"].as_array().cloned().unwrap_or_default();
     let csrf = shell.console.csrf.clone();
@@ -51,12 +41,7 @@ async fn render(
             "Keys of this tenant (UTC times).",
             &items,
             &[("name", "Name"), ("role", "Role"), ("prefix", "Starts with"), ("created_at", "Created"), ("last_used_at", "Last used")],
-            |item| html! {
-                form.inline method="post" action=(format!("/console/api-keys/{}/delete", text(item, "id"))) {
-                    (csrf_field(&csrf))
-                    button.danger type="submit" aria-label=(format!("Revoke key {}", text(item, "name"))) { "Revoke" }
-                }
-            },
+            |item| action_button(&format!("/console/api-keys/{}/delete", text(item, "id")), &csrf, "Revoke", &format!("Revoke key {}", text(item, "name"))),
         ))
         h2 #new-key { "New key" }
         form.stack method="post" action=(PATH) aria-labelledby="new-key" {
@@ -85,7 +70,7 @@ async fn create(
     Form(form): Form<HashMap<String, String>>,
 ) -> Result<Response, PageError> {
     let shell = Shell::load(&state, console).await?;
-    let scope = scope(&state, &shell).await?;
+    let scope = admin_scope(&state, &shell).await?;
     let body = json!({
         "name": form.get("name").cloned().unwrap_or_default(),
         "role": form.get("role").cloned().unwrap_or_default(),
@@ -106,12 +91,13 @@ async fn create(
             };
             render(state, shell, Some(message)).await
         }
-        Err(e) if e.status().is_client_error() && e.status() != StatusCode::FORBIDDEN => {
-            let mut response = render(state, shell, Some(form_error(e.message()))).await?;
-            *response.status_mut() = e.status();
-            Ok(response)
+        Err(e) => {
+            let (status, message) = fixable(e)?;
+            Ok(with_status(
+                render(state, shell, Some(form_error(&message))).await?,
+                status,
+            ))
         }
-        Err(e) => Err(e.into()),
     }
 }
 
@@ -122,7 +108,7 @@ async fn delete(
     Path(params): Path<HashMap<String, String>>,
 ) -> Result<Response, PageError> {
     let shell = Shell::load(&state, console).await?;
-    let scope = scope(&state, &shell).await?;
+    let scope = admin_scope(&state, &shell).await?;
     crate::api::api_keys::delete(State(state), scope, ClientAddr(source), Path(params)).await?;
     Ok(Redirect::to(PATH).into_response())
 }

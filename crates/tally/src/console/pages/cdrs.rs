@@ -143,6 +143,14 @@ impl Filters {
     }
 }
 
+/// The page's shell and the tenant whose CDRs it reads (REST's rule for
+/// `/api/cdrs`).
+async fn reader(state: &ApiState, console: Console) -> Result<(Shell, TenantId), PageError> {
+    let shell = Shell::load(state, console).await?;
+    let tenant = shell.tenant_for(state, &READERS).await?;
+    Ok((shell, tenant))
+}
+
 fn zone_of(shell: &Shell) -> jiff::tz::TimeZone {
     jiff::tz::TimeZone::get(&shell.zone_name).unwrap_or(jiff::tz::TimeZone::UTC)
 }
@@ -278,8 +286,7 @@ async fn list(
     console: Console,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, PageError> {
-    let shell = Shell::load(&state, console).await?;
-    let tenant = shell.tenant_for(&state, &READERS).await?;
+    let (shell, tenant) = reader(&state, console).await?;
     let filters = Filters::of(&params);
     let query = page_query(
         &filters,
@@ -325,8 +332,7 @@ async fn export(
     console: Console,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, PageError> {
-    let shell = Shell::load(&state, console).await?;
-    let tenant = shell.tenant_for(&state, &READERS).await?;
+    let (shell, tenant) = reader(&state, console).await?;
     let mut rest = Filters::of(&params).rest_params(&zone_of(&shell))?;
     rest.insert("format".to_owned(), "csv".to_owned());
     let (format, query) = export_options(&rest)?;
@@ -384,8 +390,7 @@ async fn live(
     headers: HeaderMap,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, PageError> {
-    let shell = Shell::load(&state, console).await?;
-    let tenant = shell.tenant_for(&state, &READERS).await?;
+    let (shell, tenant) = reader(&state, console).await?;
     let filters = Filters::of(&params);
     // Refuse filters that do not parse now rather than in the stream.
     page_query(&filters, &zone_of(&shell), None)?;
@@ -417,8 +422,7 @@ async fn detail(
     console: Console,
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
-    let shell = Shell::load(&state, console).await?;
-    let tenant = shell.tenant_for(&state, &READERS).await?;
+    let (shell, tenant) = reader(&state, console).await?;
     let id: CdrId = id.parse().map_err(|_| ApiError::not_found("CDR"))?;
     let r = state
         .store

@@ -158,3 +158,48 @@ pub(crate) fn paging(
         skip,
     })
 }
+
+/// The REST `Scope` of a tenant-admin page (the system admin: the chosen
+/// tenant).
+pub(crate) async fn admin_scope(
+    state: &ApiState,
+    shell: &crate::console::layout::Shell,
+) -> Result<crate::api::resource::Scope, crate::console::layout::PageError> {
+    let tenant_id = shell.tenant_for(state, ADMIN).await?;
+    Ok(crate::api::resource::Scope {
+        tenant_id,
+        principal: shell.console.principal,
+    })
+}
+
+/// A REST error a person can fix on the form they sent (400, 409) is
+/// shown there, with its status; any other is an error page.
+pub(crate) fn fixable(
+    e: crate::api::ApiError,
+) -> Result<(axum::http::StatusCode, String), crate::console::layout::PageError> {
+    use axum::http::StatusCode;
+    match e.status() {
+        StatusCode::BAD_REQUEST | StatusCode::CONFLICT => Ok((e.status(), e.message().to_owned())),
+        _ => Err(e.into()),
+    }
+}
+
+/// `response` with `status` (a form shown again after a fixable error).
+pub(crate) fn with_status(
+    mut response: axum::response::Response,
+    status: axum::http::StatusCode,
+) -> axum::response::Response {
+    *response.status_mut() = status;
+    response
+}
+
+/// A one-button form posting to `action` (delete, revoke), labelled for
+/// screen readers with what it acts on.
+pub(crate) fn action_button(action: &str, csrf: &str, button: &str, label: &str) -> maud::Markup {
+    maud::html! {
+        form.inline method="post" action=(action) {
+            (crate::console::layout::csrf_field(csrf))
+            button.danger type="submit" aria-label=(label) { (button) }
+        }
+    }
+}

@@ -4,14 +4,13 @@ use std::collections::HashMap;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use maud::html;
 use serde_json::{Map, Value, json};
 
-use super::{items_table, paging, text};
+use super::{action_button, fixable, items_table, paging, text, with_status};
 use crate::api::ApiState;
 use crate::api::auth::ClientAddr;
 use crate::console::Console;
@@ -42,12 +41,7 @@ async fn render(
             &format!("{} tenants.", text(&list, "count")),
             &items,
             &[("name", "Name"), ("sip_domain", "SIP domain"), ("time_zone", "Time zone"), ("retention_days", "CDR retention (days)"), ("created_at", "Created (UTC)")],
-            |item| html! {
-                form.inline method="post" action=(format!("/console/tenants/{}/delete", text(item, "id"))) {
-                    (csrf_field(&csrf))
-                    button.danger type="submit" aria-label=(format!("Delete tenant {}", text(item, "name"))) { "Delete" }
-                }
-            },
+            |item| action_button(&format!("/console/tenants/{}/delete", text(item, "id")), &csrf, "Delete", &format!("Delete tenant {}", text(item, "name"))),
         ))
         h2 #new-tenant { "New tenant" }
         @if let Some(e) = &error { (form_error(e)) }
@@ -96,13 +90,13 @@ async fn create(
     .await;
     match result {
         Ok(_) => Ok(Redirect::to(PATH).into_response()),
-        Err(e) if e.status().is_client_error() && e.status() != StatusCode::FORBIDDEN => {
-            let mut response =
-                render(state, shell, &HashMap::new(), Some(e.message().to_owned())).await?;
-            *response.status_mut() = e.status();
-            Ok(response)
+        Err(e) => {
+            let (status, message) = fixable(e)?;
+            Ok(with_status(
+                render(state, shell, &HashMap::new(), Some(message)).await?,
+                status,
+            ))
         }
-        Err(e) => Err(e.into()),
     }
 }
 

@@ -12,9 +12,8 @@ use axum::{Form, Router};
 use maud::{Markup, html};
 use serde_json::{Map, Value, json};
 
-use super::{items_table, paging, text};
+use super::{action_button, admin_scope, fixable, items_table, paging, text, with_status};
 use crate::api::auth::ClientAddr;
-use crate::api::resource::Scope;
 use crate::api::{ApiError, ApiState, Role};
 use crate::console::Console;
 use crate::console::layout::{PageError, Shell, csrf_field, form_error};
@@ -27,21 +26,13 @@ pub fn routes() -> Router<ApiState> {
         .route("/console/users/{user_id}/delete", post(delete))
 }
 
-async fn scope(state: &ApiState, shell: &Shell) -> Result<Scope, PageError> {
-    let tenant_id = shell.tenant_for(state, &[Role::Admin]).await?;
-    Ok(Scope {
-        tenant_id,
-        principal: shell.console.principal,
-    })
-}
-
 async fn render(
     state: ApiState,
     shell: Shell,
     params: &HashMap<String, String>,
     error: Option<String>,
 ) -> Result<Response, PageError> {
-    let scope = scope(&state, &shell).await?;
+    let scope = admin_scope(&state, &shell).await?;
     let list = super::json(crate::api::users::list(State(state), scope, paging(params)).await?);
     let items = list["items"].as_array().cloned().unwrap_or_default();
     let csrf = shell.console.csrf.clone();
@@ -52,12 +43,7 @@ async fn render(
             &items,
             &[("extension", "Extension"), ("display_name", "Name"), ("username", "Username"), ("email", "E-mail"),
               ("role", "Role"), ("ring_timeout", "Ring timeout (s)"), ("enabled", "Enabled"), ("has_password", "Can sign in")],
-            |item| html! {
-                form.inline method="post" action=(format!("/console/users/{}/delete", text(item, "id"))) {
-                    (csrf_field(&csrf))
-                    button.danger type="submit" aria-label=(format!("Delete user {}", text(item, "extension"))) { "Delete" }
-                }
-            },
+            |item| action_button(&format!("/console/users/{}/delete", text(item, "id")), &csrf, "Delete", &format!("Delete user {}", text(item, "extension"))),
         ))
         h2 #new-user { "New user" }
         @if let Some(e) = &error { (form_error(e)) }
@@ -132,7 +118,7 @@ async fn create(
     Form(form): Form<HashMap<String, String>>,
 ) -> Result<Response, PageError> {
     let shell = Shell::load(&state, console).await?;
-    let scope = scope(&state, &shell).await?;
+    let scope = admin_scope(&state, &shell).await?;
     let result = match body(&form) {
         Ok(body) => crate::api::users::create(
             State(state.clone()),
@@ -146,15 +132,13 @@ async fn create(
     };
     match result {
         Ok(()) => Ok(Redirect::to(PATH).into_response()),
-        Err(e)
-            if e.status().is_client_error() && e.status() != axum::http::StatusCode::FORBIDDEN =>
-        {
-            let mut response =
-                render(state, shell, &HashMap::new(), Some(e.message().to_owned())).await?;
-            *response.status_mut() = e.status();
-            Ok(response)
+        Err(e) => {
+            let (status, message) = fixable(e)?;
+            Ok(with_status(
+                render(state, shell, &HashMap::new(), Some(message)).await?,
+                status,
+            ))
         }
-        Err(e) => Err(e.into()),
     }
 }
 
@@ -165,7 +149,7 @@ async fn delete(
     Path(params): Path<HashMap<String, String>>,
 ) -> Result<Response, PageError> {
     let shell = Shell::load(&state, console).await?;
-    let scope = scope(&state, &shell).await?;
+    let scope = admin_scope(&state, &shell).await?;
     crate::api::users::delete(State(state), scope, ClientAddr(source), Path(params)).await?;
     Ok(Redirect::to(PATH).into_response())
 }

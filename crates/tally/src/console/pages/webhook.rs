@@ -193,12 +193,13 @@ async fn outcome(
 ) -> Result<Response, PageError> {
     match result {
         Ok(message) => render(state, shell, Some(message)).await,
-        Err(e) if e.status() == axum::http::StatusCode::BAD_REQUEST => {
-            let mut response = render(state, shell, Some(form_error(e.message()))).await?;
-            *response.status_mut() = e.status();
-            Ok(response)
+        Err(e) => {
+            let (status, message) = super::fixable(e)?;
+            Ok(super::with_status(
+                render(state, shell, Some(form_error(&message))).await?,
+                status,
+            ))
         }
-        Err(e) => Err(e.into()),
     }
 }
 
