@@ -233,3 +233,197 @@ fn the_console_in_a_browser() {
     b.wait_for("#cdrs tbody tr.empty", |r| r.len() == 1);
     assert!(!b.text("body").contains(DEMO_DOMAIN));
 }
+
+/// One raw HTTP/1.1 exchange with cookies: (status, headers, body).
+fn raw(
+    server: &common::Server,
+    method: &str,
+    path: &str,
+    cookies: &str,
+    form: &str,
+) -> (u16, Vec<(String, String)>, String) {
+    let mut stream = std::net::TcpStream::connect(server.http).expect("connect");
+    stream.set_read_timeout(Some(WAIT)).expect("timeout");
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nCookie: {cookies}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+        server.http,
+        form.len()
+    );
+    stream.write_all(request.as_bytes()).expect("write");
+    let mut text = String::new();
+    stream.read_to_string(&mut text).expect("read");
+    let (head, body) = text.split_once("\r\n\r\n").expect("a head");
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    (status, headers, body.to_owned())
+}
+
+/// The `name=value` of each `Set-Cookie`, joined for a `Cookie` header.
+fn cookies_of(headers: &[(String, String)]) -> String {
+    headers
+        .iter()
+        .filter(|(k, _)| k == "set-cookie")
+        .filter_map(|(_, v)| v.split(';').next())
+        .filter(|c| !c.ends_with('='))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn csrf_of(cookies: &str) -> String {
+    cookies
+        .split("; ")
+        .find_map(|c| c.strip_prefix("tally_csrf="))
+        .expect("a CSRF cookie")
+        .to_owned()
+}
+
+/// The session and CSRF rules without a browser (they run wherever the
+/// suite runs): cookie flags, CSRF refusals, the REST sign-in's lock-out,
+/// sign-out revoking the session, and a tenant admin's 404 for another
+/// tenant's CDR.
+#[test]
+fn sessions_csrf_and_lockout_over_plain_http() {
+    let dir = TempDir::new("console-http");
+    let server = common::Server::start(dir.path(), &[]);
+    let (status, headers, _) = raw(&server, "GET", "/", "", "");
+    assert_eq!(status, 303);
+    assert!(headers.contains(&("location".into(), "/console".into())));
+    let (status, headers, _) = raw(&server, "GET", "/console", "", "");
+    assert_eq!(status, 303, "not signed in: to the sign-in page");
+    assert!(headers.contains(&("location".into(), "/console/sign-in".into())));
+
+    let (status, headers, page) = raw(&server, "GET", "/console/sign-in", "", "");
+    assert_eq!(status, 200);
+    let jar = cookies_of(&headers);
+    let csrf = csrf_of(&jar);
+    assert!(
+        page.contains(&format!("name=\"csrf\" value=\"{csrf}\"")),
+        "{page}"
+    );
+    let csp = headers.iter().find(|(k, _)| k == "content-security-policy");
+    assert!(
+        csp.is_some_and(|(_, v)| v.contains("script-src 'self'")),
+        "{headers:?}"
+    );
+
+    // No token, a wrong token, a token without its cookie: refused.
+    let good = format!("username=admin&password={ADMIN_PASSWORD}");
+    for (cookie, form) in [
+        (jar.as_str(), good.clone()),
+        (jar.as_str(), format!("csrf=00{}&{good}", &csrf[2..])),
+        ("", format!("csrf={csrf}&{good}")),
+    ] {
+        let (status, _, body) = raw(&server, "POST", "/console/sign-in", cookie, &form);
+        assert_eq!(status, 403, "{form}: {body}");
+        assert!(body.contains("The form was refused"), "{body}");
+    }
+
+    // Signed in: the session cookies are HttpOnly and SameSite=Lax
+    // (not Secure: this is plain HTTP).
+    let (status, headers, _) = raw(
+        &server,
+        "POST",
+        "/console/sign-in",
+        &jar,
+        &format!("csrf={csrf}&{good}"),
+    );
+    assert_eq!(status, 303);
+    let session = headers
+        .iter()
+        .find(|(k, v)| k == "set-cookie" && v.starts_with("tally_session="))
+        .map(|(_, v)| v.clone())
+        .expect("a session cookie");
+    assert!(
+        session.contains("HttpOnly") && session.contains("SameSite=Lax"),
+        "{session}"
+    );
+    assert!(!session.contains("Secure"), "{session}");
+    let jar = cookies_of(&headers);
+    let csrf = csrf_of(&jar);
+    let (status, _, page) = raw(&server, "GET", "/console/tenants", &jar, "");
+    assert_eq!(status, 200, "{page}");
+
+    // A tenant admin of another tenant: a CDR id it does not have is 404.
+    let admin = server.admin();
+    let tenant = admin.create_tenant("T", "t.example");
+    let r = admin.post_json(
+        &format!("/api/tenants/{tenant}/users"),
+        &serde_json::json!({"extension": "100", "sip_password": "sip-pw-100",
+            "password": "web-pw-100", "role": "Admin"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let (_, headers, _) = raw(&server, "GET", "/console/sign-in", "", "");
+    let user_jar = cookies_of(&headers);
+    let form = format!(
+        "csrf={}&domain=t.example&username=100&password=web-pw-100",
+        csrf_of(&user_jar)
+    );
+    let (status, headers, _) = raw(&server, "POST", "/console/sign-in", &user_jar, &form);
+    assert_eq!(status, 303);
+    let user_jar = cookies_of(&headers);
+    let (status, _, page) = raw(
+        &server,
+        "GET",
+        "/console/cdrs/1182166716382183425",
+        &user_jar,
+        "",
+    );
+    assert_eq!(status, 404, "{page}");
+    // Tenants are the system admin's: 403 for a tenant admin.
+    let (status, _, _) = raw(&server, "GET", "/console/tenants", &user_jar, "");
+    assert_eq!(status, 403);
+
+    // The REST sign-in's lock-out: from the 5th failure of an account,
+    // 429 with Retry-After, even for the right password.
+    let (_, headers, _) = raw(&server, "GET", "/console/sign-in", "", "");
+    let anon = cookies_of(&headers);
+    let token = csrf_of(&anon);
+    // Fail until the lock is long enough (it doubles per failure) that the
+    // next attempt surely falls inside it, however slow this machine is.
+    let mut locked_for = 0;
+    for _ in 0..20 {
+        let form = format!("csrf={token}&domain=t.example&username=100&password=wrong");
+        let (status, headers, body) = raw(&server, "POST", "/console/sign-in", &anon, &form);
+        match status {
+            400 => assert!(body.contains("Sign-in failed"), "{body}"),
+            429 => {
+                locked_for = headers
+                    .iter()
+                    .find(|(k, _)| k == "retry-after")
+                    .and_then(|(_, v)| v.parse::<u64>().ok())
+                    .expect("Retry-After");
+                if locked_for >= 4 {
+                    break;
+                }
+                std::thread::sleep(Duration::from_secs(locked_for));
+            }
+            other => panic!("{other}: {body}"),
+        }
+    }
+    assert!(locked_for >= 4, "never locked out");
+    let form = format!("csrf={token}&domain=t.example&username=100&password=web-pw-100");
+    let (status, _, body) = raw(&server, "POST", "/console/sign-in", &anon, &form);
+    assert_eq!(status, 429, "locked even with the right password: {body}");
+
+    // Sign-out revokes the session: the old cookies no longer work.
+    let (status, _, _) = raw(
+        &server,
+        "POST",
+        "/console/sign-out",
+        &jar,
+        &format!("csrf={csrf}"),
+    );
+    assert_eq!(status, 303);
+    let (status, headers, _) = raw(&server, "GET", "/console/tenants", &jar, "");
+    assert_eq!(status, 303, "signed out");
+    assert!(headers.contains(&("location".into(), "/console/sign-in".into())));
+}
