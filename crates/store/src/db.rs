@@ -401,6 +401,11 @@ pub(crate) const SQLITE_MIGRATIONS: Embedded = &[
         "sip_ha1",
         include_str!("../migrations/sqlite/0010_sip_ha1.sql"),
     ),
+    (
+        20,
+        "console",
+        include_str!("../migrations/sqlite/0020_console.sql"),
+    ),
 ];
 pub(crate) const POSTGRES_MIGRATIONS: Embedded = &[
     (
@@ -432,6 +437,11 @@ pub(crate) const POSTGRES_MIGRATIONS: Embedded = &[
         10,
         "sip_ha1",
         include_str!("../migrations/postgres/0010_sip_ha1.sql"),
+    ),
+    (
+        20,
+        "console",
+        include_str!("../migrations/postgres/0020_console.sql"),
     ),
 ];
 

@@ -47,6 +47,7 @@
 mod audit;
 mod cdrs;
 mod commit;
+mod console;
 mod convert;
 mod db;
 mod directory;

@@ -171,7 +171,7 @@ pub(crate) async fn last_global(conn: &mut impl Conn) -> Result<u64, StoreError>
     get_u64(&row, "last_sequence")
 }
 
-fn from_row(row: &impl Row) -> Result<OutboxEvent, StoreError> {
+pub(crate) fn from_row(row: &impl Row) -> Result<OutboxEvent, StoreError> {
     Ok(OutboxEvent {
         tenant_id: get_id(row, "tenant_id")?,
         sequence: get_u64(row, "sequence")?,

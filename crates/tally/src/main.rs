@@ -23,6 +23,7 @@ mod cdr_commit;
 mod cli;
 mod clock;
 mod config;
+mod console;
 mod delivery;
 mod demo;
 mod ids;

@@ -171,6 +171,16 @@ pub struct Issued {
 }
 
 impl Issued {
+    /// The access token (the console keeps it in its session cookie).
+    pub fn access(&self) -> &str {
+        &self.access
+    }
+
+    /// The refresh token.
+    pub fn refresh(&self) -> &str {
+        &self.refresh
+    }
+
     fn new() -> anyhow::Result<Issued> {
         Ok(Issued {
             access: random::token()?,

@@ -30,19 +30,16 @@ use store::{CdrPage, CdrQuery, CdrScope, ExportFormat, ExportZone, QueryError};
 
 use super::{ApiError, ApiState, Principal, Role};
 
+/// Who may read a tenant's CDRs in full (the console checks the same).
+pub(crate) const READERS: [Role; 2] = [Role::Admin, Role::QueueManager];
+
 /// The tenant whose CDRs a request may read in full.
 async fn scope(
     state: &ApiState,
     principal: Principal,
     headers: &HeaderMap,
 ) -> Result<TenantId, ApiError> {
-    super::resource::tenant_scope(
-        state,
-        principal,
-        headers,
-        &[Role::Admin, Role::QueueManager],
-    )
-    .await
+    super::resource::tenant_scope(state, principal, headers, &READERS).await
 }
 
 pub(super) fn query_error(error: QueryError) -> ApiError {
@@ -50,24 +47,34 @@ pub(super) fn query_error(error: QueryError) -> ApiError {
 }
 
 /// The query options of a listing.
-pub(super) fn parse_query(params: &HashMap<String, String>) -> Result<CdrQuery, ApiError> {
+pub(crate) fn parse_query(params: &HashMap<String, String>) -> Result<CdrQuery, ApiError> {
     CdrQuery::from_params(|name| params.get(name).map(String::as_str)).map_err(query_error)
 }
 
 /// Runs a listing; a cursor the tenant does not have is the client's
-/// mistake.
+/// mistake. The REST list and the console's CDR page both read through it.
+pub(crate) async fn records(
+    state: &ApiState,
+    tenant: TenantId,
+    scope: &CdrScope,
+    query: &CdrQuery,
+) -> Result<CdrPage, ApiError> {
+    match state.store.query_cdrs(tenant, scope, query).await {
+        Err(store::StoreError::UnknownCursor(_)) => {
+            Err(ApiError::validate("after", "names no CDR of this listing"))
+        }
+        other => Ok(other?),
+    }
+}
+
+/// A listing as REST answers it.
 pub(super) async fn page(
     state: &ApiState,
     tenant: TenantId,
     scope: &CdrScope,
     query: &CdrQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let CdrPage { count, records } = match state.store.query_cdrs(tenant, scope, query).await {
-        Err(store::StoreError::UnknownCursor(_)) => {
-            return Err(ApiError::validate("after", "names no CDR of this listing"));
-        }
-        other => other?,
-    };
+    let CdrPage { count, records } = records(state, tenant, scope, query).await?;
     let mut body = Map::new();
     if let Some(count) = count {
         body.insert("count".into(), json!(count));
@@ -108,7 +115,10 @@ pub async fn detail(
 /// this build's time zone database does not know (it was validated when
 /// stored, so only after a database downgrade) falls back to UTC, with a
 /// warning, rather than refusing the export.
-async fn tenant_zone(state: &ApiState, tenant: TenantId) -> Result<ExportZone, ApiError> {
+pub(crate) async fn tenant_zone(
+    state: &ApiState,
+    tenant: TenantId,
+) -> Result<ExportZone, ApiError> {
     let tenant = state
         .store
         .tenant(tenant)
@@ -128,6 +138,16 @@ pub async fn export(
     headers: HeaderMap,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
+    let (format, query) = export_options(&params)?;
+    let tenant = scope(&state, principal, &headers).await?;
+    export_response(&state, tenant, format, query).await
+}
+
+/// An export's format and query from its parameters (paging options are
+/// refused). Shared with the console's CSV link.
+pub(crate) fn export_options(
+    params: &HashMap<String, String>,
+) -> Result<(ExportFormat, CdrQuery), ApiError> {
     let format = match params.get("format").map(String::as_str) {
         None => return Err(ApiError::validate("format", "is required: csv or jsonl")),
         Some(text) => ExportFormat::parse(text)
@@ -141,9 +161,17 @@ pub async fn export(
             ));
         }
     }
-    let query = parse_query(&params)?;
-    let tenant = scope(&state, principal, &headers).await?;
-    let zone = tenant_zone(&state, tenant).await?;
+    Ok((format, parse_query(params)?))
+}
+
+/// Streams the tenant's matching CDRs as an attachment.
+pub(crate) async fn export_response(
+    state: &ApiState,
+    tenant: TenantId,
+    format: ExportFormat,
+    query: CdrQuery,
+) -> Result<Response, ApiError> {
+    let zone = tenant_zone(state, tenant).await?;
     let chunks = state
         .store
         .export_cdrs(tenant, CdrScope::Tenant, query, format, zone)?

@@ -50,6 +50,16 @@ impl ApiError {
         )
     }
 
+    /// The HTTP status (the console shows errors as pages).
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The human-readable message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     /// Whether this is [`ApiError::login_failed`].
     pub fn is_login_failure(&self) -> bool {
         self.status == StatusCode::BAD_REQUEST && self.code == "UNAUTHORIZED"

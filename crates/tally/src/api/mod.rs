@@ -54,18 +54,18 @@
 //!   `/api/things` and, when the system admin should reach them by path,
 //!   `/api/tenants/{tenant_id}/things` with the same handlers.
 
-mod api_keys;
-mod audit;
-mod auth;
-mod cdrs;
+pub(crate) mod api_keys;
+pub(crate) mod audit;
+pub(crate) mod auth;
+pub(crate) mod cdrs;
 mod error;
 pub mod openapi;
-mod resource;
+pub(crate) mod resource;
 mod tenant;
-mod tenants;
+pub(crate) mod tenants;
 mod user;
 mod user_cdrs;
-mod users;
+pub(crate) mod users;
 pub mod webhooks;
 mod wsi;
 
@@ -639,6 +639,8 @@ pub fn router(state: ApiState) -> Router {
     api()
         .undocumented("/wsi", axum::routing::get(wsi::upgrade))
         .into_router()
+        // The web console: pages, not API operations (crate::console).
+        .merge(crate::console::router(state.clone()))
         .fallback(|| async { ApiError::not_found("resource") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .with_state(state)

@@ -201,11 +201,27 @@ pub async fn tenant_scope(
     headers: &HeaderMap,
     roles: &[Role],
 ) -> Result<TenantId, ApiError> {
+    let named = match principal {
+        Principal::SystemAdmin => tenant_header(headers)?,
+        Principal::Tenant { .. } => None,
+    };
+    tenant_scope_named(state, principal, named, roles).await
+}
+
+/// [`tenant_scope`] with the system admin's tenant given (the console's
+/// tenant switcher) instead of read from `X-Tenant-Id`; a tenant
+/// principal always acts in its own tenant.
+pub async fn tenant_scope_named(
+    state: &ApiState,
+    principal: Principal,
+    named: Option<TenantId>,
+    roles: &[Role],
+) -> Result<TenantId, ApiError> {
     require(principal, roles)?;
     match principal {
         Principal::Tenant { tenant_id, .. } => Ok(tenant_id),
         Principal::SystemAdmin => {
-            let id = tenant_header(headers)?.ok_or_else(|| {
+            let id = named.ok_or_else(|| {
                 ApiError::validate("X-Tenant-Id", "is required for the system admin")
             })?;
             match state.store.tenant(id).await {

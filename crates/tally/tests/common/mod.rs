@@ -8,6 +8,7 @@ pub mod flows;
 pub mod http;
 pub mod pg;
 pub mod phone;
+pub mod webdriver;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};

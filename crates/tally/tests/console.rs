@@ -1,0 +1,429 @@
+//! The web console in a real browser: headless Chromium driven over
+//! WebDriver against a `tally serve --demo`, with SIPp placing the calls.
+//! Without `chromium` + `chromium-driver` (or SIPp) the test prints
+//! SKIPPED. Screenshots of the CDR list and detail are saved under
+//! `target/tmp/console/`.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::flows::{DEMO_DOMAIN, Demo};
+use common::webdriver::{Browser, chromium};
+use common::{ADMIN_PASSWORD, TempDir, WAIT, sipp_available, wait_for_cdrs};
+
+fn screenshots() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console");
+    std::fs::create_dir_all(&dir).expect("screenshot dir");
+    dir
+}
+
+/// A webhook receiver on loopback: answers 200 to every request and
+/// hands each body to the test.
+fn receiver() -> (String, mpsc::Receiver<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind receiver");
+    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(20) {
+            let Ok(mut stream) = stream else { break };
+            let _ = stream.set_read_timeout(Some(WAIT));
+            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some((name, value)) = line.split_once(':')
+                    && name.eq_ignore_ascii_case("content-length")
+                {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+            if tx
+                .send(String::from_utf8_lossy(&body).into_owned())
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    (url, rx)
+}
+
+fn sign_in(b: &Browser, base: &str, domain: &str, user: &str, password: &str) {
+    b.goto(&format!("{base}/console/sign-in"));
+    b.type_into("#domain", domain);
+    b.type_into("#username", user);
+    b.type_into("#password", password);
+    b.click("form button[type=submit]");
+}
+
+/// 101 calls 102 (SIPp on both ends), 102 answers and hangs up.
+fn answered_call(demo: &Demo) {
+    let callee = demo.phone("102", "uas_hangs_up.xml");
+    demo.call("uac_hung_up.xml", "101", "102");
+    let (ok, log) = callee.finish();
+    assert!(ok, "SIPp callee:\n{log}");
+}
+
+#[test]
+fn the_console_in_a_browser() {
+    let Some((browser, driver)) = chromium() else {
+        println!("SKIPPED the_console_in_a_browser: chromium and chromedriver are not installed");
+        return;
+    };
+    if !sipp_available("the_console_in_a_browser") {
+        return;
+    }
+    let dir = TempDir::new("console");
+    let config = dir.path().join("tally.toml");
+    std::fs::write(&config, "[webhooks]\nallow = [\"127.0.0.1/32\"]\n").expect("config");
+    let demo = Demo::start(dir.path(), &["--config", &config.display().to_string()]);
+    let base = format!("http://{}", demo.server.http);
+    let b = Browser::start(&browser, &driver);
+
+    // A wrong password: the form again, with the REST sign-in's answer.
+    sign_in(&b, &base, "", "admin", "not-the-password");
+    assert!(
+        b.text("p.error").contains("Sign-in failed"),
+        "{}",
+        b.text("body")
+    );
+
+    // Sign in as the system admin: the dashboard, the demo tenant chosen.
+    sign_in(&b, &base, "", "admin", ADMIN_PASSWORD);
+    b.wait_for("h1", |h| !h.is_empty());
+    assert_eq!(b.text("h1"), "Dashboard", "{}", b.text("body"));
+
+    // CDRs after SIPp calls.
+    answered_call(&demo);
+    wait_for_cdrs(&demo.admin(), 1);
+    b.goto(&format!("{base}/console/cdrs"));
+    let rows = b.wait_for("#cdrs tbody tr[id^=cdr-]", |r| r.len() == 1);
+    let row = b.element_text(&rows[0]);
+    assert!(row.contains("101") && row.contains("102"), "{row}");
+    assert!(row.contains("Extension"), "{row}");
+    let headings = b.text("#cdrs thead");
+    for h in [
+        "Caller",
+        "Callee",
+        "Start",
+        "Ring",
+        "Answer",
+        "End",
+        "Talking time",
+        "Status code",
+        "Direction",
+    ] {
+        assert!(headings.contains(h), "{h} in {headings}");
+    }
+    b.screenshot(&screenshots().join("cdr-list.png"));
+
+    // Filter by number: another number lists nothing, the caller's lists it.
+    b.type_into("#f-number", "109");
+    b.click("form.filters button[type=submit]");
+    b.wait_for("#cdrs tbody tr.empty", |r| r.len() == 1);
+    b.type_into("#f-number", "101");
+    b.click("form.filters button[type=submit]");
+    b.wait_for("#cdrs tbody tr[id^=cdr-]", |r| r.len() == 1);
+    let export = b.script("return document.querySelector('a[download]').getAttribute('href')");
+    assert!(
+        export.as_str().is_some_and(|h| h.contains("number=101")),
+        "{export}"
+    );
+
+    // The detail: every target, with its destination.
+    b.click("#cdrs tbody tr a");
+    b.wait_for("h1", |h| !h.is_empty());
+    assert_eq!(b.text("h1"), "Call 101 → 102", "{}", b.text("body"));
+    let targets = b.text("table[aria-labelledby=targets] tbody");
+    assert!(targets.contains("sip:102@"), "{targets}");
+    assert!(targets.contains("callee_disconnect"), "{targets}");
+    let events = b.text("table[aria-labelledby=events] tbody");
+    assert!(
+        events.contains("call_start") && events.contains("call_cdr"),
+        "{events}"
+    );
+    let cdr_url = b
+        .script("return location.pathname")
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    b.screenshot(&screenshots().join("cdr-detail.png"));
+    b.script("document.getElementById('targets').scrollIntoView()");
+    b.screenshot(&screenshots().join("cdr-detail-targets.png"));
+
+    // A live row: the list is open when the next call ends.
+    b.goto(&format!("{base}/console/cdrs"));
+    b.wait_for("#cdrs tbody tr[id^=cdr-]", |r| r.len() == 1);
+    let started = Instant::now();
+    while !b.text("#live-status").contains("Live") {
+        assert!(started.elapsed() < WAIT, "the live stream did not open");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    answered_call(&demo);
+    let rows = b.wait_for("#cdrs tbody tr.fresh", |r| r.len() == 1);
+    assert!(b.element_text(&rows[0]).contains("101"));
+    assert_eq!(b.find_all("#cdrs tbody tr[id^=cdr-]").len(), 2);
+
+    // The Event URL: save a URL, send a test event the receiver gets.
+    let (url, hits) = receiver();
+    b.goto(&format!("{base}/console/webhook"));
+    b.type_into("#w-url", &url);
+    b.script("document.querySelector('input[name=enabled]').checked = true");
+    b.click("form[aria-labelledby=config] button[type=submit]");
+    b.wait_for("p.notice", |n| !n.is_empty());
+    assert_eq!(b.text("p.notice"), "Saved.");
+    b.click("form[action='/console/webhook/test'] button");
+    b.wait_for("p.notice, p.error", |n| !n.is_empty());
+    assert!(
+        b.text("p.notice").contains("delivered"),
+        "{}",
+        b.text("body")
+    );
+    let deadline = Instant::now() + WAIT;
+    let test_event = loop {
+        let body = hits.recv_timeout(WAIT).expect("the receiver got a request");
+        if body.contains("\"test\"") {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "no test event");
+    };
+    assert!(test_event.contains("event_type"), "{test_event}");
+
+    // CSRF: the same form without its token is refused.
+    b.script("document.querySelector('form[aria-labelledby=config] input[name=csrf]').remove()");
+    b.click("form[aria-labelledby=config] button[type=submit]");
+    b.wait_for("h1", |h| !h.is_empty());
+    assert!(
+        b.text("body").contains("The form was refused"),
+        "{}",
+        b.text("body")
+    );
+
+    // Another tenant's admin cannot open this tenant's CDR by its URL.
+    let admin = demo.server.admin();
+    let other = admin.create_tenant("Other", "other.example");
+    let r = admin.post_json(
+        &format!("/api/tenants/{other}/users"),
+        &serde_json::json!({"extension": "200", "sip_password": "sip-secret-200",
+            "password": "web-password-200", "role": "Admin"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    b.goto(&format!("{base}/console"));
+    b.click("form[action='/console/sign-out'] button");
+    b.wait_for("#username", |e| !e.is_empty());
+    sign_in(&b, &base, "other.example", "200", "web-password-200");
+    b.wait_for("h1", |h| h.len() == 1);
+    assert_eq!(b.text("h1"), "Dashboard", "{}", b.text("body"));
+    b.goto(&format!("{base}{cdr_url}"));
+    assert_eq!(b.text("h1"), "Not found", "{}", b.text("body"));
+    // Its own list is empty, and the demo tenant's calls are not in it.
+    b.goto(&format!("{base}/console/cdrs"));
+    b.wait_for("#cdrs tbody tr.empty", |r| r.len() == 1);
+    assert!(!b.text("body").contains(DEMO_DOMAIN));
+}
+
+/// One raw HTTP/1.1 exchange with cookies: (status, headers, body).
+fn raw(
+    server: &common::Server,
+    method: &str,
+    path: &str,
+    cookies: &str,
+    form: &str,
+) -> (u16, Vec<(String, String)>, String) {
+    let mut stream = std::net::TcpStream::connect(server.http).expect("connect");
+    stream.set_read_timeout(Some(WAIT)).expect("timeout");
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nCookie: {cookies}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+        server.http,
+        form.len()
+    );
+    stream.write_all(request.as_bytes()).expect("write");
+    let mut text = String::new();
+    stream.read_to_string(&mut text).expect("read");
+    let (head, body) = text.split_once("\r\n\r\n").expect("a head");
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    (status, headers, body.to_owned())
+}
+
+/// The `name=value` of each `Set-Cookie`, joined for a `Cookie` header.
+fn cookies_of(headers: &[(String, String)]) -> String {
+    headers
+        .iter()
+        .filter(|(k, _)| k == "set-cookie")
+        .filter_map(|(_, v)| v.split(';').next())
+        .filter(|c| !c.ends_with('='))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn csrf_of(cookies: &str) -> String {
+    cookies
+        .split("; ")
+        .find_map(|c| c.strip_prefix("tally_csrf="))
+        .expect("a CSRF cookie")
+        .to_owned()
+}
+
+/// The session and CSRF rules without a browser (they run wherever the
+/// suite runs): cookie flags, CSRF refusals, the REST sign-in's lock-out,
+/// sign-out revoking the session, and a tenant admin's 404 for another
+/// tenant's CDR.
+#[test]
+fn sessions_csrf_and_lockout_over_plain_http() {
+    let dir = TempDir::new("console-http");
+    let server = common::Server::start(dir.path(), &[]);
+    let (status, headers, _) = raw(&server, "GET", "/", "", "");
+    assert_eq!(status, 303);
+    assert!(headers.contains(&("location".into(), "/console".into())));
+    let (status, headers, _) = raw(&server, "GET", "/console", "", "");
+    assert_eq!(status, 303, "not signed in: to the sign-in page");
+    assert!(headers.contains(&("location".into(), "/console/sign-in".into())));
+
+    let (status, headers, page) = raw(&server, "GET", "/console/sign-in", "", "");
+    assert_eq!(status, 200);
+    let jar = cookies_of(&headers);
+    let csrf = csrf_of(&jar);
+    assert!(
+        page.contains(&format!("name=\"csrf\" value=\"{csrf}\"")),
+        "{page}"
+    );
+    let csp = headers.iter().find(|(k, _)| k == "content-security-policy");
+    assert!(
+        csp.is_some_and(|(_, v)| v.contains("script-src 'self'")),
+        "{headers:?}"
+    );
+
+    // No token, a wrong token, a token without its cookie: refused.
+    let good = format!("username=admin&password={ADMIN_PASSWORD}");
+    for (cookie, form) in [
+        (jar.as_str(), good.clone()),
+        (jar.as_str(), format!("csrf=00{}&{good}", &csrf[2..])),
+        ("", format!("csrf={csrf}&{good}")),
+    ] {
+        let (status, _, body) = raw(&server, "POST", "/console/sign-in", cookie, &form);
+        assert_eq!(status, 403, "{form}: {body}");
+        assert!(body.contains("The form was refused"), "{body}");
+    }
+
+    // Signed in: the session cookies are HttpOnly and SameSite=Lax
+    // (not Secure: this is plain HTTP).
+    let (status, headers, _) = raw(
+        &server,
+        "POST",
+        "/console/sign-in",
+        &jar,
+        &format!("csrf={csrf}&{good}"),
+    );
+    assert_eq!(status, 303);
+    let session = headers
+        .iter()
+        .find(|(k, v)| k == "set-cookie" && v.starts_with("tally_session="))
+        .map(|(_, v)| v.clone())
+        .expect("a session cookie");
+    assert!(
+        session.contains("HttpOnly") && session.contains("SameSite=Lax"),
+        "{session}"
+    );
+    assert!(!session.contains("Secure"), "{session}");
+    let jar = cookies_of(&headers);
+    let csrf = csrf_of(&jar);
+    let (status, _, page) = raw(&server, "GET", "/console/tenants", &jar, "");
+    assert_eq!(status, 200, "{page}");
+
+    // A tenant admin of another tenant: a CDR id it does not have is 404.
+    let admin = server.admin();
+    let tenant = admin.create_tenant("T", "t.example");
+    let r = admin.post_json(
+        &format!("/api/tenants/{tenant}/users"),
+        &serde_json::json!({"extension": "100", "sip_password": "sip-pw-100",
+            "password": "web-pw-100", "role": "Admin"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let (_, headers, _) = raw(&server, "GET", "/console/sign-in", "", "");
+    let user_jar = cookies_of(&headers);
+    let form = format!(
+        "csrf={}&domain=t.example&username=100&password=web-pw-100",
+        csrf_of(&user_jar)
+    );
+    let (status, headers, _) = raw(&server, "POST", "/console/sign-in", &user_jar, &form);
+    assert_eq!(status, 303);
+    let user_jar = cookies_of(&headers);
+    let (status, _, page) = raw(
+        &server,
+        "GET",
+        "/console/cdrs/1182166716382183425",
+        &user_jar,
+        "",
+    );
+    assert_eq!(status, 404, "{page}");
+    // Tenants are the system admin's: 403 for a tenant admin.
+    let (status, _, _) = raw(&server, "GET", "/console/tenants", &user_jar, "");
+    assert_eq!(status, 403);
+
+    // The REST sign-in's lock-out: from the 5th failure of an account,
+    // 429 with Retry-After, even for the right password.
+    let (_, headers, _) = raw(&server, "GET", "/console/sign-in", "", "");
+    let anon = cookies_of(&headers);
+    let token = csrf_of(&anon);
+    // Fail until the lock is long enough (it doubles per failure) that the
+    // next attempt surely falls inside it, however slow this machine is.
+    let mut locked_for = 0;
+    for _ in 0..20 {
+        let form = format!("csrf={token}&domain=t.example&username=100&password=wrong");
+        let (status, headers, body) = raw(&server, "POST", "/console/sign-in", &anon, &form);
+        match status {
+            400 => assert!(body.contains("Sign-in failed"), "{body}"),
+            429 => {
+                locked_for = headers
+                    .iter()
+                    .find(|(k, _)| k == "retry-after")
+                    .and_then(|(_, v)| v.parse::<u64>().ok())
+                    .expect("Retry-After");
+                if locked_for >= 4 {
+                    break;
+                }
+                std::thread::sleep(Duration::from_secs(locked_for));
+            }
+            other => panic!("{other}: {body}"),
+        }
+    }
+    assert!(locked_for >= 4, "never locked out");
+    let form = format!("csrf={token}&domain=t.example&username=100&password=web-pw-100");
+    let (status, _, body) = raw(&server, "POST", "/console/sign-in", &anon, &form);
+    assert_eq!(status, 429, "locked even with the right password: {body}");
+
+    // Sign-out revokes the session: the old cookies no longer work.
+    let (status, _, _) = raw(
+        &server,
+        "POST",
+        "/console/sign-out",
+        &jar,
+        &format!("csrf={csrf}"),
+    );
+    assert_eq!(status, 303);
+    let (status, headers, _) = raw(&server, "GET", "/console/tenants", &jar, "");
+    assert_eq!(status, 303, "signed out");
+    assert!(headers.contains(&("location".into(), "/console/sign-in".into())));
+}
