@@ -34,6 +34,10 @@
 //! - [`engine`]: the [`Engine`] the runtime drives (`handle_input`,
 //!   `handle_timeout`, `poll_output`, `poll_timeout`), owning the
 //!   transaction table, the registrar, the directory and the calls.
+//! - [`trunk`]: each tenant's trunks, DID rules and outbound rules,
+//!   filled by the runtime from the store like the directory.
+//! - [`routing`]: dial patterns, number normalisation, inbound trunk and
+//!   DID matching, outbound rule selection and the failover policy.
 //! - `call` (private): one B2BUA session, its legs and targets, and the
 //!   `cdr::CallEvent`s it emits in the order `cdr::Builder` expects.
 //!
@@ -48,6 +52,8 @@ mod ids;
 pub mod location;
 pub mod registrar;
 pub mod router;
+pub mod routing;
+pub mod trunk;
 
 pub use directory::{Directory, Extension, Tenant, User};
 pub use engine::{Engine, EngineConfig, EngineError, EngineEvent, Input, Output};
