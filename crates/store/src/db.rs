@@ -373,6 +373,16 @@ pub(crate) const SQLITE_MIGRATIONS: Embedded = &[
         "cdr_queries",
         include_str!("../migrations/sqlite/0005_cdr_queries.sql"),
     ),
+    (
+        24,
+        "trunks",
+        include_str!("../migrations/sqlite/0024_trunks.sql"),
+    ),
+    (
+        25,
+        "outbound_permissions",
+        include_str!("../migrations/sqlite/0025_outbound_permissions.sql"),
+    ),
 ];
 pub(crate) const POSTGRES_MIGRATIONS: Embedded = &[
     (
@@ -399,6 +409,16 @@ pub(crate) const POSTGRES_MIGRATIONS: Embedded = &[
         5,
         "cdr_queries",
         include_str!("../migrations/postgres/0005_cdr_queries.sql"),
+    ),
+    (
+        24,
+        "trunks",
+        include_str!("../migrations/postgres/0024_trunks.sql"),
+    ),
+    (
+        25,
+        "outbound_permissions",
+        include_str!("../migrations/postgres/0025_outbound_permissions.sql"),
     ),
 ];
 

@@ -57,7 +57,9 @@ mod outbox;
 pub mod query;
 mod recovery;
 mod registrations;
+mod routing_rules;
 mod sync;
+mod trunks;
 mod webhooks;
 mod writer;
 
@@ -75,7 +77,9 @@ pub use outbox::OutboxEvent;
 pub use query::{CdrQuery, CdrScope, QueryError};
 pub use recovery::{OpenSession, RecoveredSession, RecoveryReport, RecoveryScope};
 pub use registrations::Registration;
+pub use routing_rules::{InboundRule, OutboundRule, RuleWrite};
 pub use sync::SyncDiff;
+pub use trunks::{Trunk, TrunkDeletion};
 pub use webhooks::{
     AttemptRecord, ClaimedDelivery, Delivery, DeliveryStatus, EndpointChange, FanOut, LogEntry,
     WebhookEndpoint,
