@@ -77,7 +77,7 @@ pub use outbox::OutboxEvent;
 pub use query::{CdrQuery, CdrScope, QueryError};
 pub use recovery::{OpenSession, RecoveredSession, RecoveryReport, RecoveryScope};
 pub use registrations::Registration;
-pub use routing_rules::{InboundRule, OutboundRule, RuleWrite};
+pub use routing_rules::{InboundRule, OutboundRule, RuleWrite, UserOutbound};
 pub use sync::SyncDiff;
 pub use trunks::{Trunk, TrunkDeletion};
 pub use webhooks::{

@@ -468,3 +468,129 @@ impl Store {
         with_conn!(&self.pool, |conn| outbound_rules(conn, None))
     }
 }
+
+/// Who may dial out: a user's `outbound_allowed` and `outbound_caller_id`
+/// (columns of `users`, read and written here so that they stay the
+/// outbound routing's concern).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserOutbound {
+    pub tenant_id: TenantId,
+    pub user_id: Id,
+    pub extension: String,
+    /// New users may dial out (migration default).
+    pub allowed: bool,
+    /// Presented on trunks when the outbound rule has no caller ID.
+    pub caller_id: String,
+}
+
+fn user_outbound_from_row(row: &impl Row) -> Result<UserOutbound, StoreError> {
+    Ok(UserOutbound {
+        tenant_id: get_id(row, "tenant_id")?,
+        user_id: get_id(row, "id")?,
+        extension: row.text("extension")?,
+        allowed: row.boolean("outbound_allowed")?,
+        caller_id: row.text("outbound_caller_id")?,
+    })
+}
+
+impl Store {
+    /// The user's outbound settings (`None` for another tenant's user).
+    pub async fn user_outbound(
+        &self,
+        tenant: TenantId,
+        user: Id,
+    ) -> Result<Option<UserOutbound>, StoreError> {
+        with_conn!(&self.pool, |conn| async {
+            conn.fetch_optional(
+                "SELECT id, tenant_id, extension, outbound_allowed, outbound_caller_id \
+                 FROM users WHERE tenant_id = $1 AND id = $2",
+                &args![db_id("tenant_id", tenant.id())?, db_id("user_id", user)?],
+            )
+            .await?
+            .map(|row| user_outbound_from_row(&row))
+            .transpose()
+        })
+    }
+
+    /// Sets a user's outbound settings; `false` if the tenant has no such
+    /// user.
+    pub async fn set_user_outbound(&self, settings: &UserOutbound) -> Result<bool, StoreError> {
+        with_write_tx!(&self.pool, |conn| async {
+            let n = conn
+                .execute(
+                    "UPDATE users SET outbound_allowed = $3, outbound_caller_id = $4 \
+                     WHERE tenant_id = $1 AND id = $2",
+                    &args![
+                        db_id("tenant_id", settings.tenant_id.id())?,
+                        db_id("user_id", settings.user_id)?,
+                        settings.allowed,
+                        settings.caller_id.as_str(),
+                    ],
+                )
+                .await?;
+            if n > 0 {
+                bump_version(&mut *conn).await?;
+            }
+            Ok::<bool, StoreError>(n > 0)
+        })
+    }
+
+    /// Every user's outbound settings: what the engine loads.
+    pub async fn all_user_outbound(&self) -> Result<Vec<UserOutbound>, StoreError> {
+        with_conn!(&self.pool, |conn| async {
+            conn.fetch_all(
+                "SELECT id, tenant_id, extension, outbound_allowed, outbound_caller_id \
+                 FROM users ORDER BY tenant_id, extension",
+                &args![],
+            )
+            .await?
+            .iter()
+            .map(user_outbound_from_row)
+            .collect()
+        })
+    }
+
+    /// The tenant's limit of outbound calls at once: `None` if there is
+    /// no such tenant, `Some(None)` for no limit.
+    pub async fn tenant_outbound_limit(
+        &self,
+        tenant: TenantId,
+    ) -> Result<Option<Option<u32>>, StoreError> {
+        with_conn!(&self.pool, |conn| async {
+            conn.fetch_optional(
+                "SELECT max_outbound_calls FROM tenants WHERE id = $1",
+                &args![db_id("tenant_id", tenant.id())?],
+            )
+            .await?
+            .map(|row| {
+                row.opt_int("max_outbound_calls")?
+                    .map(|v| {
+                        u32::try_from(v)
+                            .map_err(|_| StoreError::Corrupt(format!("max_outbound_calls = {v}")))
+                    })
+                    .transpose()
+            })
+            .transpose()
+        })
+    }
+
+    /// Sets the tenant's outbound limit; `false` if there is no such tenant.
+    pub async fn set_tenant_outbound_limit(
+        &self,
+        tenant: TenantId,
+        limit: Option<u32>,
+    ) -> Result<bool, StoreError> {
+        with_write_tx!(&self.pool, |conn| async {
+            let n = conn
+                .execute(
+                    "UPDATE tenants SET max_outbound_calls = $2 WHERE id = $1",
+                    &args![db_id("tenant_id", tenant.id())?, limit.map(i64::from)],
+                )
+                .await?;
+            if n > 0 {
+                bump_version(&mut *conn).await?;
+            }
+            Ok::<bool, StoreError>(n > 0)
+        })
+    }
+}

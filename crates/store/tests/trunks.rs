@@ -13,6 +13,7 @@ on_both!(
     rules_naming_missing_trunks_or_extensions_write_nothing,
     outbound_rules_keep_their_order_and_trunk_lists,
     a_trunk_in_use_is_kept_and_deleting_the_tenant_takes_everything,
+    users_may_dial_out_by_default_and_tenants_have_no_limit,
 );
 
 fn trunk(id: u64, tenant: u64, name: &str) -> Trunk {
@@ -328,4 +329,69 @@ async fn a_trunk_in_use_is_kept_and_deleting_the_tenant_takes_everything(db: &Te
     assert!(store.all_trunks().await.unwrap().is_empty());
     assert!(store.all_inbound_rules().await.unwrap().is_empty());
     assert!(store.all_outbound_rules().await.unwrap().is_empty());
+}
+
+async fn users_may_dial_out_by_default_and_tenants_have_no_limit(db: &TestDb) {
+    let store = seeded(db).await;
+    let u = store
+        .user_by_extension(tenant_id(1), "101")
+        .await
+        .unwrap()
+        .unwrap();
+    let settings = store
+        .user_outbound(tenant_id(1), u.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(settings.allowed, "new users may dial out");
+    assert_eq!(settings.caller_id, "");
+    assert_eq!(store.user_outbound(tenant_id(2), u.id).await.unwrap(), None);
+    let changed = store::UserOutbound {
+        allowed: false,
+        caller_id: "+33155555555".into(),
+        ..settings
+    };
+    assert!(store.set_user_outbound(&changed).await.unwrap());
+    assert_eq!(
+        store.user_outbound(tenant_id(1), u.id).await.unwrap(),
+        Some(changed.clone())
+    );
+    // Other writes of the user leave them alone.
+    let mut renamed = u.clone();
+    renamed.display_name = "Renamed".into();
+    assert!(store.update_user(&renamed).await.unwrap());
+    assert_eq!(
+        store.user_outbound(tenant_id(1), u.id).await.unwrap(),
+        Some(changed.clone())
+    );
+    assert!(store.all_user_outbound().await.unwrap().contains(&changed));
+    let foreign = store::UserOutbound {
+        tenant_id: tenant_id(2),
+        ..changed
+    };
+    assert!(!store.set_user_outbound(&foreign).await.unwrap());
+    assert_eq!(
+        store.tenant_outbound_limit(tenant_id(1)).await.unwrap(),
+        Some(None)
+    );
+    assert!(
+        store
+            .set_tenant_outbound_limit(tenant_id(1), Some(4))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.tenant_outbound_limit(tenant_id(1)).await.unwrap(),
+        Some(Some(4))
+    );
+    assert_eq!(
+        store.tenant_outbound_limit(tenant_id(9)).await.unwrap(),
+        None
+    );
+    assert!(
+        !store
+            .set_tenant_outbound_limit(tenant_id(9), None)
+            .await
+            .unwrap()
+    );
 }
