@@ -14,6 +14,9 @@
 //! | `GET /api/cdrs`, `GET /api/cdrs/{id}`, `GET /api/cdrs/export` | tenant `Admin` and `QueueManager`; the system admin names the tenant with `X-Tenant-Id` ([`cdrs`]) |
 //! | `GET /api/user/cdrs[/{id}]`, `POST /api/user/cdrs/sync_tokens`, `POST /api/user/cdrs/sync_tokens/{token}/diff` | any tenant user, own calls only ([`user_cdrs`]) |
 //! | `GET /wsi` | WebSocket (SPEC §6): `auth` command, then `subscribe` ([`wsi`]) |
+//! | `/api/trunks[/{trunk_id}]` | tenant `Admin`; system admin with `X-Tenant-Id` ([`trunks`]) |
+//! | `/api/inbound_rules[/{rule_id}]` | tenant `Admin`; system admin with `X-Tenant-Id` ([`inbound_rules`]) |
+//! | `/api/outbound_rules[/{rule_id}]`, `/api/users/{user_id}/outbound`, `/api/tenant/outbound` | tenant `Admin`; system admin with `X-Tenant-Id` ([`outbound_rules`]) |
 //! | `GET/PUT /api/tenant/cdr_event`, `/api/tenant/webhook/…` | tenant admin, or the system admin with `X-Tenant-Id` ([`webhooks`]) |
 //!
 //! Routes are added through [`openapi::Api`], which documents each one in
@@ -59,10 +62,13 @@ mod audit;
 mod auth;
 mod cdrs;
 mod error;
+mod inbound_rules;
 pub mod openapi;
+mod outbound_rules;
 mod resource;
 mod tenant;
 mod tenants;
+mod trunks;
 mod user;
 mod user_cdrs;
 mod users;
@@ -614,6 +620,9 @@ pub fn api() -> Api {
         ),
     )
         .webhooks()
+        .trunks()
+        .inbound_rules()
+        .outbound_rules()
 }
 
 pub fn router(state: ApiState) -> Router {
