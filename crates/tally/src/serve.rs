@@ -105,6 +105,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .context("reading the directory")?;
     *engine.directory_mut() = directory;
     tracing::info!(tenants, users, "directory loaded");
+    // Checked and logged at start-up; handed to the shard once the engine
+    // routes trunk calls (issue 10, after the call-engine reshape).
+    let _trunks = crate::trunks::load(&store)
+        .await
+        .context("loading the trunks and routing rules")?;
     bindings::restore(&store, &mut engine).await?;
 
     // Sockets: fail before anything is running if a port is taken.
