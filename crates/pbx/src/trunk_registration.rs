@@ -29,7 +29,6 @@
 //!   (64·T1) is a failure, as is a transport error.
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use sip::auth::{DigestClient, strongest_challenge};
@@ -129,10 +128,11 @@ impl std::fmt::Debug for TrunkRegistration {
 }
 
 impl TrunkRegistration {
-    /// A client that sends its first REGISTER at `now`. `local` is the
-    /// PBX's SIP address (Via and Contact); `seed` feeds the Call-ID, tags,
-    /// branches and cnonces.
-    pub fn new(trunk: &Trunk, local: SocketAddr, seed: u64, now: Instant) -> Self {
+    /// A client that sends its first REGISTER at `now`. `sent_by` is the
+    /// `host:port` the carrier answers to (Via), `contact` the `host:port`
+    /// where the PBX takes the carrier's calls; `seed` feeds the Call-ID,
+    /// tags, branches and cnonces.
+    pub fn new(trunk: &Trunk, sent_by: &str, contact: &str, seed: u64, now: Instant) -> Self {
         let transport = match trunk.transport {
             TrunkTransport::Udp => "UDP",
             TrunkTransport::Tcp => "TCP",
@@ -152,8 +152,8 @@ impl TrunkRegistration {
             trunk: trunk.id,
             registrar,
             aor: format!("sip:{}@{}", trunk.username, bracketed(trunk.from_host())),
-            contact: format!("<sip:{}@{local}{param}>", trunk.username),
-            via: format!("SIP/2.0/{transport} {local}"),
+            contact: format!("<sip:{}@{contact}{param}>", trunk.username),
+            via: format!("SIP/2.0/{transport} {sent_by}"),
             realm: trunk.realm.clone(),
             expires: trunk.register_expires,
             digest: DigestClient::new(trunk.auth_user(), trunk.password.clone()),
@@ -391,7 +391,7 @@ mod tests {
         t.username = "15550100".into();
         t.password = "carrier-secret".into();
         t.register_expires = 600;
-        TrunkRegistration::new(&t, LOCAL.parse().unwrap(), 42, now)
+        TrunkRegistration::new(&t, LOCAL, LOCAL, 42, now)
     }
 
     fn sent(c: &mut TrunkRegistration) -> Message {
@@ -600,7 +600,7 @@ mod tests {
         let mut t = trunk(1, 10, TrunkKind::Register, &[]);
         t.password = "pw".into();
         t.realm = "expected.example".into();
-        let mut c = TrunkRegistration::new(&t, LOCAL.parse().unwrap(), 1, t0);
+        let mut c = TrunkRegistration::new(&t, LOCAL, LOCAL, 1, t0);
         c.handle_timeout(t0);
         let first = sent(&mut c);
         c.handle_response(t0, &challenge(&mut carrier(), &first, true));

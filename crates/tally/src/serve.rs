@@ -105,9 +105,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .context("reading the directory")?;
     *engine.directory_mut() = directory;
     tracing::info!(tenants, users, "directory loaded");
-    // Checked and logged at start-up; handed to the shard once the engine
+    // Registered from start-up; handed to the shard once the engine
     // routes trunk calls (issue 10, after the call-engine reshape).
-    let _trunks = crate::trunks::load(&store)
+    let trunks = crate::trunks::load(&store)
         .await
         .context("loading the trunks and routing rules")?;
     bindings::restore(&store, &mut engine).await?;
@@ -178,6 +178,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         bindings_tx,
     );
     let shard = tokio::spawn(shard.run(shard_rx, stop.clone(), config.shutdown_grace()));
+    let (trunk_states, trunk_registrations) = crate::trunks::registration::spawn(
+        trunks.all(),
+        config.sip.bind,
+        &advertised,
+        stop.clone(),
+    );
     let directory_sync = tokio::spawn(sync_directory(
         store.clone(),
         shard_tx.clone(),
@@ -210,6 +216,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         wsi_settings,
     );
     api_state.set_webhooks(Arc::clone(&webhooks));
+    api_state.set_trunk_states(trunk_states);
     let mut http_stop = stop.clone();
     let http = tokio::spawn(async move {
         axum::serve(
@@ -265,6 +272,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     wsi.close();
     let calls_hung_up = shard.await.context("the shard task failed")?;
     let _ = directory_sync.await;
+    for registration in trunk_registrations {
+        let _ = registration.await;
+    }
     let _ = close_tx.send(true);
     for listener in listeners {
         let _ = listener.await;

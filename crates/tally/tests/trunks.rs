@@ -542,3 +542,118 @@ fn only_admins_manage_trunks() {
     }
     assert_eq!(server.http().get("/api/trunks").status, 401);
 }
+
+/// A tally serving one tenant with a `register` trunk toward a SIPp
+/// carrier on `carrier_port` (trunks are registered from start-up, so the
+/// server is restarted once the trunk exists). Returns the server, an
+/// admin client scoped to the tenant, and the trunk's path.
+fn registering_to(dir: &TempDir, carrier_port: u16) -> (Server, Http, String) {
+    let server = Server::start(dir.path(), &[]);
+    let mut admin = server.admin();
+    admin.tenant = Some(admin.create_tenant("Carrier", DOMAIN));
+    let trunk = create(
+        &admin,
+        "/api/trunks",
+        &json!({"name": "sipp", "kind": "register", "host": "127.0.0.1", "port": carrier_port,
+                "username": "15550100", "password": "carrier-secret", "register_expires": 60}),
+    );
+    let path = format!("/api/trunks/{}", trunk["id"].as_str().unwrap());
+    let tenant = admin.tenant.clone();
+    let (status, _) = server.terminate();
+    assert!(status.success());
+    let server = Server::start(dir.path(), &[]);
+    let mut admin = server.admin();
+    admin.tenant = tenant;
+    (server, admin, path)
+}
+
+/// Polls the trunk's live registration state until `done` holds (bounded).
+fn wait_for_registration(
+    admin: &Http,
+    path: &str,
+    secs: u64,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        let r = admin.get(path);
+        assert_eq!(r.status, 200, "{}", r.body);
+        let state = r.json()["status"]["registration"].clone();
+        if done(&state) {
+            return state;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "registration state stuck at {state}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_register_trunk_answers_the_carriers_challenge_and_registers() {
+    if !common::sipp_available("a_register_trunk_answers_the_carriers_challenge_and_registers") {
+        return;
+    }
+    let dir = TempDir::new("trunk-register");
+    let carrier_port = common::free_sip_port();
+    // The carrier waits first, so the REGISTER sent at start-up finds it.
+    let target: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let carrier = common::Sipp::spawn(
+        target,
+        "carrier_register.xml",
+        "u1",
+        carrier_port,
+        &["-timeout", "40"],
+    );
+    let (server, admin, path) = registering_to(&dir, carrier_port);
+    let state = wait_for_registration(&admin, &path, 20, |s| {
+        s["registration"] == "registered" || s["registration"] == "failed"
+    });
+    assert_eq!(state["registration"], "registered", "{state}");
+    assert_eq!(state["failures"], 0);
+    let left = state["seconds_left"].as_u64().unwrap();
+    assert!((50..=60).contains(&left), "{state}");
+    let (ok, log) = carrier.finish();
+    assert!(ok, "{log}");
+    assert!(log.contains("Authorization: Digest"), "{log}");
+    // An ip trunk has no registration.
+    let ip = create(&admin, "/api/trunks", &ip_trunk("by-address"));
+    let r = admin.get(&format!("/api/trunks/{}", ip["id"].as_str().unwrap()));
+    assert_eq!(r.json()["status"]["registration"], Value::Null);
+    let (status, _) = server.terminate();
+    assert!(status.success());
+}
+
+#[test]
+fn a_failing_carrier_is_retried_with_growing_back_off() {
+    if !common::sipp_available("a_failing_carrier_is_retried_with_growing_back_off") {
+        return;
+    }
+    let dir = TempDir::new("trunk-register-503");
+    let carrier_port = common::free_sip_port();
+    let target: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let carrier = common::Sipp::spawn(
+        target,
+        "carrier_register_503.xml",
+        "u1",
+        carrier_port,
+        &["-timeout", "80"],
+    );
+    let (server, admin, path) = registering_to(&dir, carrier_port);
+    let first = wait_for_registration(&admin, &path, 20, |s| s["failures"] == 1);
+    assert_eq!(first["registration"], "failed");
+    assert!(
+        first["last_error"].as_str().unwrap().contains("503"),
+        "{first}"
+    );
+    let left = first["seconds_left"].as_u64().unwrap();
+    assert!((25..=30).contains(&left), "first back-off 30 s: {first}");
+    let second = wait_for_registration(&admin, &path, 45, |s| s["failures"] == 2);
+    let left = second["seconds_left"].as_u64().unwrap();
+    assert!((55..=60).contains(&left), "second back-off 60 s: {second}");
+    let (ok, log) = carrier.finish();
+    assert!(ok, "{log}");
+    let (status, _) = server.terminate();
+    assert!(status.success());
+}

@@ -105,6 +105,9 @@ pub struct Inner {
     login_slots: tokio::sync::Semaphore,
     /// The webhook dispatcher, set once at start-up (api/webhooks.rs).
     webhooks: std::sync::OnceLock<Arc<crate::delivery::Webhooks>>,
+    /// The `register` trunks' live registration state, set once at
+    /// start-up (api/trunks.rs).
+    trunk_states: std::sync::OnceLock<crate::trunks::registration::LiveStates>,
 }
 
 impl std::ops::Deref for ApiState {
@@ -129,6 +132,7 @@ impl ApiState {
             wsi,
             login_slots: tokio::sync::Semaphore::new(LOGIN_SLOTS),
             webhooks: std::sync::OnceLock::new(),
+            trunk_states: std::sync::OnceLock::new(),
         }))
     }
 }

@@ -45,6 +45,7 @@ use super::openapi::schema::*;
 use super::resource::{Body, ListQuery, Scope, path_id, rfc3339};
 use super::{Api, ApiError, ApiState, Doc, Role, nullable};
 use crate::clock;
+use crate::trunks::registration::{LiveState, LiveStates};
 
 pub const FIELDS: [&str; 18] = [
     "name",
@@ -456,13 +457,32 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(trunk_json(trunk))))
 }
 
+impl ApiState {
+    /// Hands the API the registrations' live state (once, at start-up).
+    pub fn set_trunk_states(&self, states: LiveStates) {
+        let _ = self.0.trunk_states.set(states);
+    }
+
+    /// A trunk's live registration state, if it is registering.
+    fn trunk_state(&self, trunk: cdr::Id) -> Option<LiveState> {
+        let states = self.0.trunk_states.get()?;
+        states.lock().ok()?.get(&trunk).cloned()
+    }
+}
+
+/// One trunk with its live state: `registration` is `null` for `ip`
+/// trunks, disabled ones and those provisioned since the start.
 pub async fn get(
     State(state): State<ApiState>,
     scope: Scope,
     Path(params): Path<HashMap<String, String>>,
-) -> Result<Json<TrunkJson>, ApiError> {
+) -> Result<Json<Value>, ApiError> {
     scope.require(MANAGERS)?;
-    Ok(Json(trunk_json(find(&state, &scope, &params).await?)))
+    let trunk = find(&state, &scope, &params).await?;
+    let live = state.trunk_state(trunk.id);
+    let mut body = serde_json::to_value(trunk_json(trunk)).map_err(ApiError::internal)?;
+    body["status"] = json!({ "registration": live });
+    Ok(Json(body))
 }
 
 async fn update(
@@ -612,6 +632,23 @@ impl Api {
                 "updated_at",
             ],
         );
+        let registration = object(
+            &[
+                (
+                    "registration",
+                    one_of_strings(&["registering", "registered", "failed"]),
+                ),
+                ("last_error", nullable(string())),
+                ("failures", non_negative()),
+                ("seconds_left", nullable(non_negative())),
+            ],
+            &["registration", "last_error", "failures", "seconds_left"],
+        );
+        let mut with_status = trunk.clone();
+        with_status["properties"]["status"] = object(
+            &[("registration", nullable(registration))],
+            &["registration"],
+        );
         let body = |required: &[&str]| {
             closed_object(
                 &[
@@ -663,9 +700,12 @@ impl Api {
         .get(
             one,
             get,
-            Doc::new("Trunks", "Read a trunk (Admin)")
-                .tenant_scoped()
-                .json(200, trunk.clone()),
+            Doc::new(
+                "Trunks",
+                "Read a trunk with its live registration state (Admin)",
+            )
+            .tenant_scoped()
+            .json(200, with_status),
         )
         .put(
             one,

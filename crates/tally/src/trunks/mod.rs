@@ -7,9 +7,11 @@
 //! source network gone wrong) are logged and left out rather than failing
 //! the start: a PBX with one broken rule must still take every other call.
 //!
-//! Still to come here: the registration client and OPTIONS keep-alive
-//! task driving `pbx`'s sans-IO registration core, and the hand-over of
-//! the loaded trunks to the shard once the engine routes through them.
+//! [`registration`] runs the `register` trunks' registrations. Still to
+//! come: OPTIONS keep-alive, and the hand-over of the loaded trunks to the
+//! shard once the engine routes through them.
+
+pub mod registration;
 
 use std::collections::HashMap;
 
