@@ -37,7 +37,8 @@
 //! - [`trunk`]: each tenant's trunks, DID rules and outbound rules,
 //!   filled by the runtime from the store like the directory.
 //! - [`trunk_registration`]: the sans-IO registration client of a
-//!   `register` trunk (digest, refresh, back-off).
+//!   `register` trunk (digest, refresh, back-off);
+//!   [`trunk_keepalive`]: its OPTIONS probes (up/down, RTT).
 //! - [`routing`]: dial patterns, number normalisation, inbound trunk and
 //!   DID matching, outbound rule selection and the failover policy.
 //! - `call` (private): one B2BUA session, its legs and targets, and the
@@ -56,6 +57,7 @@ pub mod registrar;
 pub mod router;
 pub mod routing;
 pub mod trunk;
+pub mod trunk_keepalive;
 pub mod trunk_registration;
 
 pub use directory::{Directory, Extension, Tenant, User};

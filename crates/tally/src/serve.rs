@@ -178,12 +178,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         bindings_tx,
     );
     let shard = tokio::spawn(shard.run(shard_rx, stop.clone(), config.shutdown_grace()));
-    let (trunk_states, trunk_registrations) = crate::trunks::registration::spawn(
-        trunks.all(),
-        config.sip.bind,
-        &advertised,
-        stop.clone(),
-    );
+    let (trunk_states, trunk_tasks) =
+        crate::trunks::live::spawn(trunks.all(), config.sip.bind, &advertised, stop.clone());
     let directory_sync = tokio::spawn(sync_directory(
         store.clone(),
         shard_tx.clone(),
@@ -272,8 +268,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     wsi.close();
     let calls_hung_up = shard.await.context("the shard task failed")?;
     let _ = directory_sync.await;
-    for registration in trunk_registrations {
-        let _ = registration.await;
+    for task in trunk_tasks {
+        let _ = task.await;
     }
     let _ = close_tx.send(true);
     for listener in listeners {

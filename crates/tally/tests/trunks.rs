@@ -657,3 +657,95 @@ fn a_failing_carrier_is_retried_with_growing_back_off() {
     let (status, _) = server.terminate();
     assert!(status.success());
 }
+
+/// A carrier that answers every request 200 (the OPTIONS keep-alive), on
+/// a thread that stops when `stop` is set or after `secs`.
+fn answering_carrier(
+    secs: u64,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> (u16, std::thread::JoinHandle<usize>) {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_millis(200)))
+        .unwrap();
+    let port = socket.local_addr().unwrap().port();
+    let answered = std::thread::spawn(move || {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        let (mut buf, mut answered) = (vec![0u8; 65_535], 0);
+        while std::time::Instant::now() < deadline
+            && !stop.load(std::sync::atomic::Ordering::Relaxed)
+        {
+            let Ok((n, from)) = socket.recv_from(&mut buf) else {
+                continue;
+            };
+            let request = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let copied: Vec<&str> = request
+                .lines()
+                .filter(|l| {
+                    ["Via:", "From:", "To:", "Call-ID:", "CSeq:"]
+                        .iter()
+                        .any(|h| l.starts_with(h))
+                })
+                .collect();
+            let response = format!(
+                "SIP/2.0 200 OK\r\n{}\r\nContent-Length: 0\r\n\r\n",
+                copied.join("\r\n")
+            );
+            socket.send_to(response.as_bytes(), from).unwrap();
+            answered += 1;
+        }
+        answered
+    });
+    (port, answered)
+}
+
+#[test]
+fn options_keep_alive_shows_an_answering_carrier_up_with_its_round_trip() {
+    let dir = TempDir::new("trunk-options");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (carrier_port, carrier) = answering_carrier(60, std::sync::Arc::clone(&stop));
+    let server = Server::start(dir.path(), &[]);
+    let mut admin = server.admin();
+    let tenant = admin.create_tenant("Options", DOMAIN);
+    admin.tenant = Some(tenant.clone());
+    let mut body = ip_trunk("answering");
+    body["host"] = json!("127.0.0.1");
+    body["port"] = json!(carrier_port);
+    body["transport"] = json!("udp");
+    let trunk = create(&admin, "/api/trunks", &body);
+    let path = format!("/api/trunks/{}", trunk["id"].as_str().unwrap());
+    assert_eq!(
+        admin.get(&path).json()["status"],
+        Value::Null,
+        "not running before a restart"
+    );
+    let (status, _) = server.terminate();
+    assert!(status.success());
+    let server = Server::start(dir.path(), &[]);
+    let mut admin = server.admin();
+    admin.tenant = Some(tenant);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        let status = admin.get(&path).json()["status"].clone();
+        if status["options"]["state"] == "up" || std::time::Instant::now() > deadline {
+            break status;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(status["options"]["state"], "up", "{status}");
+    assert!(
+        status["options"]["rtt_ms"]
+            .as_u64()
+            .is_some_and(|ms| ms < 5_000),
+        "{status}"
+    );
+    assert_eq!(
+        status["registration"],
+        Value::Null,
+        "an ip trunk does not register"
+    );
+    let (exit, _) = server.terminate();
+    assert!(exit.success());
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(carrier.join().unwrap() >= 1);
+}

@@ -107,7 +107,7 @@ pub struct Inner {
     webhooks: std::sync::OnceLock<Arc<crate::delivery::Webhooks>>,
     /// The `register` trunks' live registration state, set once at
     /// start-up (api/trunks.rs).
-    trunk_states: std::sync::OnceLock<crate::trunks::registration::LiveStates>,
+    trunk_states: std::sync::OnceLock<crate::trunks::live::LiveStates>,
 }
 
 impl std::ops::Deref for ApiState {

@@ -45,7 +45,7 @@ use super::openapi::schema::*;
 use super::resource::{Body, ListQuery, Scope, path_id, rfc3339};
 use super::{Api, ApiError, ApiState, Doc, Role, nullable};
 use crate::clock;
-use crate::trunks::registration::{LiveState, LiveStates};
+use crate::trunks::live::{LiveState, LiveStates};
 
 pub const FIELDS: [&str; 18] = [
     "name",
@@ -470,8 +470,9 @@ impl ApiState {
     }
 }
 
-/// One trunk with its live state: `registration` is `null` for `ip`
-/// trunks, disabled ones and those provisioned since the start.
+/// One trunk with its live state (`status` is `null` for disabled trunks
+/// and those provisioned since the start; `registration` is `null` for
+/// `ip` trunks).
 pub async fn get(
     State(state): State<ApiState>,
     scope: Scope,
@@ -481,7 +482,7 @@ pub async fn get(
     let trunk = find(&state, &scope, &params).await?;
     let live = state.trunk_state(trunk.id);
     let mut body = serde_json::to_value(trunk_json(trunk)).map_err(ApiError::internal)?;
-    body["status"] = json!({ "registration": live });
+    body["status"] = json!(live);
     Ok(Json(body))
 }
 

@@ -7,11 +7,11 @@
 //! source network gone wrong) are logged and left out rather than failing
 //! the start: a PBX with one broken rule must still take every other call.
 //!
-//! [`registration`] runs the `register` trunks' registrations. Still to
-//! come: OPTIONS keep-alive, and the hand-over of the loaded trunks to the
-//! shard once the engine routes through them.
+//! [`live`] runs each trunk's registration and OPTIONS keep-alive. Still
+//! to come: the hand-over of the loaded trunks (and their live state) to
+//! the shard once the engine routes through them.
 
-pub mod registration;
+pub mod live;
 
 use std::collections::HashMap;
 
