@@ -44,7 +44,8 @@ pub enum Reachability {
 /// What the runtime must do.
 #[derive(Clone, Debug, PartialEq)]
 pub enum KeepAliveOutput {
-    Send(Message),
+    /// Boxed: a message is large, and most outputs are not messages.
+    Send(Box<Message>),
     Changed(Reachability),
 }
 
@@ -174,7 +175,7 @@ impl KeepAlive {
         // The request is made of values checked at provisioning; should it
         // still not build, the probe counts as unanswered.
         if let Ok(message) = built {
-            self.out.push_back(KeepAliveOutput::Send(message));
+            self.out.push_back(KeepAliveOutput::Send(Box::new(message)));
         }
         self.waiting = Some((self.cseq, now, now + PROBE_TIMEOUT));
     }
@@ -191,7 +192,7 @@ mod tests {
     fn probe(k: &mut KeepAlive, now: Instant) -> Message {
         k.handle_timeout(now);
         match k.poll_output() {
-            Some(KeepAliveOutput::Send(m)) => m,
+            Some(KeepAliveOutput::Send(m)) => *m,
             other => panic!("expected an OPTIONS, got {other:?}"),
         }
     }

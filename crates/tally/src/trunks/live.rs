@@ -219,7 +219,7 @@ async fn run(
         }
         while let Some(output) = keepalive.poll_output() {
             match output {
-                KeepAliveOutput::Send(m) => outgoing.push((m, false)),
+                KeepAliveOutput::Send(m) => outgoing.push((*m, false)),
                 KeepAliveOutput::Changed(state) => {
                     if state == Reachability::Down {
                         tracing::warn!(trunk = %trunk.name, tenant_id = %trunk.tenant_id, "trunk does not answer OPTIONS: down");
