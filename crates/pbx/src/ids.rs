@@ -51,7 +51,8 @@ impl IdSource {
         }
     }
 
-    fn next_u64(&mut self) -> u64 {
+    /// 64 random bits (a digest client's cnonce).
+    pub(crate) fn next_u64(&mut self) -> u64 {
         self.rng.next_u64()
     }
 

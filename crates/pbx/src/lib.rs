@@ -35,6 +35,13 @@
 //! - [`engine`]: the [`Engine`] the runtime drives (`handle_input`,
 //!   `handle_timeout`, `poll_output`, `poll_timeout`), owning the
 //!   transaction table, the registrar, the directory and the calls.
+//! - [`trunk`]: each tenant's trunks, DID rules and outbound rules,
+//!   filled by the runtime from the store like the directory.
+//! - [`trunk_registration`]: the sans-IO registration client of a
+//!   `register` trunk (digest, refresh, back-off);
+//!   [`trunk_keepalive`]: its OPTIONS probes (up/down, RTT).
+//! - [`routing`]: dial patterns, number normalisation, inbound trunk and
+//!   DID matching, outbound rule selection and the failover policy.
 //! - `call` (private): one B2BUA session, its legs and targets, and the
 //!   `cdr::CallEvent`s it emits in the order `cdr::Builder` expects; split
 //!   by concern (`fork`, `caller`, `bridge`, `unacked`, `timer`), handing
@@ -55,6 +62,10 @@ mod ids;
 pub mod location;
 pub mod registrar;
 pub mod router;
+pub mod routing;
+pub mod trunk;
+pub mod trunk_keepalive;
+pub mod trunk_registration;
 
 pub use context::{InternalError, Written};
 pub use directory::{Directory, Extension, SipCredentials, Tenant, User};

@@ -406,6 +406,16 @@ pub(crate) const SQLITE_MIGRATIONS: Embedded = &[
         "console",
         include_str!("../migrations/sqlite/0020_console.sql"),
     ),
+    (
+        24,
+        "trunks",
+        include_str!("../migrations/sqlite/0024_trunks.sql"),
+    ),
+    (
+        25,
+        "outbound_permissions",
+        include_str!("../migrations/sqlite/0025_outbound_permissions.sql"),
+    ),
 ];
 pub(crate) const POSTGRES_MIGRATIONS: Embedded = &[
     (
@@ -442,6 +452,16 @@ pub(crate) const POSTGRES_MIGRATIONS: Embedded = &[
         20,
         "console",
         include_str!("../migrations/postgres/0020_console.sql"),
+    ),
+    (
+        24,
+        "trunks",
+        include_str!("../migrations/postgres/0024_trunks.sql"),
+    ),
+    (
+        25,
+        "outbound_permissions",
+        include_str!("../migrations/postgres/0025_outbound_permissions.sql"),
     ),
 ];
 

@@ -60,7 +60,9 @@ pub mod query;
 mod recovery;
 mod registrations;
 mod sip_credentials;
+mod routing_rules;
 mod sync;
+mod trunks;
 mod webhooks;
 mod writer;
 
@@ -79,7 +81,9 @@ pub use query::{CdrQuery, CdrScope, QueryError};
 pub use recovery::{OpenSession, RecoveredSession, RecoveryReport, RecoveryScope};
 pub use registrations::Registration;
 pub use sip_credentials::PlaintextSipPassword;
+pub use routing_rules::{InboundRule, OutboundRule, RuleWrite, UserOutbound};
 pub use sync::SyncDiff;
+pub use trunks::{Trunk, TrunkDeletion};
 pub use webhooks::{
     AttemptRecord, ClaimedDelivery, Delivery, DeliveryStatus, EndpointChange, FanOut, LogEntry,
     WebhookEndpoint,

@@ -33,6 +33,7 @@ mod random;
 mod serve;
 mod shard;
 mod transport;
+mod trunks;
 
 use std::io::IsTerminal as _;
 use std::process::ExitCode;

@@ -137,6 +137,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .context("reading the directory")?;
     *engine.directory_mut() = directory;
     tracing::info!(tenants, users, "directory loaded");
+    // Registered from start-up; handed to the shard once the engine
+    // routes trunk calls (issue 10, after the call-engine reshape).
+    let trunks = crate::trunks::load(&store)
+        .await
+        .context("loading the trunks and routing rules")?;
     bindings::restore(&store, &mut engine).await?;
 
     // Sockets: fail before anything is running if a port is taken.
@@ -242,6 +247,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let persisted = tokio::spawn(bindings::persist(bindings_rx, store.clone()));
     let shard = Shard::new(engine, transmitter, facts_tx, bindings_tx);
     let shard = tokio::spawn(shard.run(shard_rx, stop.clone(), config.shutdown_grace()));
+    let (trunk_states, trunk_tasks) =
+        crate::trunks::live::spawn(trunks.all(), config.sip.bind, &advertised, stop.clone());
     let directory_sync = tokio::spawn(sync_directory(
         store.clone(),
         shard_tx.clone(),
@@ -277,6 +284,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         wsi_settings,
     );
     api_state.set_webhooks(Arc::clone(&webhooks));
+    api_state.set_trunk_states(trunk_states);
     let mut http_stop = stop.clone();
     let http = tokio::spawn(async move {
         axum::serve(
@@ -332,6 +340,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     wsi.close();
     let calls_hung_up = shard.await.context("the shard task failed")?;
     let _ = directory_sync.await;
+    for task in trunk_tasks {
+        let _ = task.await;
+    }
     let _ = close_tx.send(true);
     for listener in listeners {
         let _ = listener.await;

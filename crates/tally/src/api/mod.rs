@@ -14,6 +14,9 @@
 //! | `GET /api/cdrs`, `GET /api/cdrs/{id}`, `GET /api/cdrs/export` | tenant `Admin` and `QueueManager`; the system admin names the tenant with `X-Tenant-Id` ([`cdrs`]) |
 //! | `GET /api/user/cdrs[/{id}]`, `POST /api/user/cdrs/sync_tokens`, `POST /api/user/cdrs/sync_tokens/{token}/diff` | any tenant user, own calls only ([`user_cdrs`]) |
 //! | `GET /wsi` | WebSocket (SPEC §6): `auth` command, then `subscribe` ([`wsi`]) |
+//! | `/api/trunks[/{trunk_id}]` | tenant `Admin`; system admin with `X-Tenant-Id` ([`trunks`]) |
+//! | `/api/inbound_rules[/{rule_id}]` | tenant `Admin`; system admin with `X-Tenant-Id` ([`inbound_rules`]) |
+//! | `/api/outbound_rules[/{rule_id}]`, `/api/users/{user_id}/outbound`, `/api/tenant/outbound` | tenant `Admin`; system admin with `X-Tenant-Id` ([`outbound_rules`]) |
 //! | `GET/PUT /api/tenant/cdr_event`, `/api/tenant/webhook/…` | tenant admin, or the system admin with `X-Tenant-Id` ([`webhooks`]) |
 //!
 //! Routes are added through [`openapi::Api`], which documents each one in
@@ -59,10 +62,13 @@ pub(crate) mod audit;
 pub(crate) mod auth;
 pub(crate) mod cdrs;
 mod error;
+mod inbound_rules;
 pub mod openapi;
+mod outbound_rules;
 pub(crate) mod resource;
 mod tenant;
 pub(crate) mod tenants;
+mod trunks;
 mod user;
 mod user_cdrs;
 pub(crate) mod users;
@@ -99,6 +105,9 @@ pub struct Inner {
     login_slots: tokio::sync::Semaphore,
     /// The webhook dispatcher, set once at start-up (api/webhooks.rs).
     webhooks: std::sync::OnceLock<Arc<crate::delivery::Webhooks>>,
+    /// The `register` trunks' live registration state, set once at
+    /// start-up (api/trunks.rs).
+    trunk_states: std::sync::OnceLock<crate::trunks::live::LiveStates>,
 }
 
 impl std::ops::Deref for ApiState {
@@ -123,6 +132,7 @@ impl ApiState {
             wsi,
             login_slots: tokio::sync::Semaphore::new(LOGIN_SLOTS),
             webhooks: std::sync::OnceLock::new(),
+            trunk_states: std::sync::OnceLock::new(),
         }))
     }
 }
@@ -633,6 +643,9 @@ pub fn api() -> Api {
         ),
     )
         .webhooks()
+        .trunks()
+        .inbound_rules()
+        .outbound_rules()
 }
 
 pub fn router(state: ApiState) -> Router {

@@ -72,6 +72,23 @@ impl Body {
         }
     }
 
+    /// An array of strings (`null` and absent: `None`).
+    pub fn strings(&self, field: &str) -> Result<Option<Vec<String>>, ApiError> {
+        match self.0.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_owned)
+                        .ok_or_else(|| ApiError::validate(field, "must be an array of strings"))
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            Some(_) => Err(ApiError::validate(field, "must be an array of strings")),
+        }
+    }
+
     pub fn boolean(&self, field: &str) -> Result<Option<bool>, ApiError> {
         match self.0.get(field) {
             None | Some(Value::Null) => Ok(None),
