@@ -69,7 +69,7 @@ pub use commit::SessionEvents;
 pub use db::{Backend, StoreOptions};
 pub use directory::{DEFAULT_RING_TIMEOUT_SECS, DEFAULT_TIME_ZONE, Tenant, User};
 pub use error::StoreError;
-pub use export::{ExportFormat, ExportZone, UnknownZone};
+pub use export::{ExportFormat, ExportLimits, ExportSlot, ExportSlots, ExportZone, UnknownZone};
 pub use identity::{AccessGrant, ApiKey, NewToken, Refresh, Rotation, TokenOwner};
 pub use outbox::OutboxEvent;
 pub use query::{CdrQuery, CdrScope, QueryError};
@@ -83,6 +83,7 @@ pub use webhooks::{
 pub use writer::{Committed, PendingCommit, StoreWriter, WriterConfig, WriterStats};
 
 use db::{Pool, with_conn, with_write_tx};
+use query::deadline::with_read_conn;
 
 /// Runs a write transaction again (up to 5 times, short back-off) while it
 /// fails with a transient error: webhook transactions touch several
@@ -108,6 +109,8 @@ macro_rules! retry_transient {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: Pool,
+    /// The deadline of a read on the query paths (`query::deadline`).
+    read_timeout: std::time::Duration,
 }
 
 impl Store {
@@ -120,6 +123,7 @@ impl Store {
     pub async fn open_with(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
         Ok(Self {
             pool: Pool::open(url, options).await?,
+            read_timeout: options.read_timeout,
         })
     }
 
@@ -528,7 +532,7 @@ impl Store {
         skip: u64,
         after: Option<CdrId>,
     ) -> Result<Vec<CdrRecord>, StoreError> {
-        with_conn!(&self.pool, |conn| cdrs::list(
+        with_read_conn!(&self.pool, self.read_timeout, |conn| cdrs::list(
             conn, tenant_id, top, skip, after
         ))
     }
@@ -540,12 +544,16 @@ impl Store {
         tenant_id: TenantId,
         cdr_id: CdrId,
     ) -> Result<Option<CdrRecord>, StoreError> {
-        with_conn!(&self.pool, |conn| cdrs::get(conn, tenant_id, cdr_id))
+        with_read_conn!(&self.pool, self.read_timeout, |conn| cdrs::get(
+            conn, tenant_id, cdr_id
+        ))
     }
 
     /// How many CDRs the tenant has (REST `count`).
     pub async fn count_cdrs(&self, tenant_id: TenantId) -> Result<u64, StoreError> {
-        with_conn!(&self.pool, |conn| cdrs::count(conn, tenant_id))
+        with_read_conn!(&self.pool, self.read_timeout, |conn| cdrs::count(
+            conn, tenant_id
+        ))
     }
 
     // CDR queries (REST) -----------------------------------------------------
@@ -560,7 +568,7 @@ impl Store {
         query: &CdrQuery,
     ) -> Result<CdrPage, StoreError> {
         let backend = self.backend();
-        with_conn!(&self.pool, |conn| cdrs::query(
+        with_read_conn!(&self.pool, self.read_timeout, |conn| cdrs::query(
             conn, backend, tenant_id, scope, query
         ))
     }
@@ -574,7 +582,7 @@ impl Store {
         query: &CdrQuery,
     ) -> Result<Vec<String>, StoreError> {
         let backend = self.backend();
-        with_conn!(&self.pool, |conn| cdrs::explain_page(
+        with_read_conn!(&self.pool, self.read_timeout, |conn| cdrs::explain_page(
             conn, backend, tenant_id, scope, query
         ))
     }
@@ -582,8 +590,9 @@ impl Store {
     /// Every CDR matching `query`'s filter, search and order (paging
     /// options are ignored), as CSV or JSON Lines chunks, streamed with
     /// constant memory (see the export module). Must be called inside a
-    /// tokio runtime: the query runs on a task of its own, which stops
-    /// when the stream is dropped.
+    /// tokio runtime: the query runs on a task of its own, holding `slot`,
+    /// which stops when the stream is dropped, when the client takes
+    /// nothing for `limits.stall`, or after `limits.total`.
     pub fn export_cdrs(
         &self,
         tenant_id: TenantId,
@@ -591,6 +600,8 @@ impl Store {
         query: CdrQuery,
         format: ExportFormat,
         zone: ExportZone,
+        slot: ExportSlot,
+        limits: ExportLimits,
     ) -> Result<
         impl futures_util::Stream<Item = Result<Vec<u8>, StoreError>> + Send + Unpin + 'static,
         StoreError,
@@ -603,6 +614,8 @@ impl Store {
             query,
             format,
             zone,
+            slot,
+            limits,
         ))
     }
 
@@ -652,7 +665,7 @@ impl Store {
         now: UnixMillis,
     ) -> Result<Option<SyncDiff>, StoreError> {
         let now = convert::db_ms("now", now)?;
-        with_conn!(&self.pool, |conn| sync::diff(
+        with_read_conn!(&self.pool, self.read_timeout, |conn| sync::diff(
             conn, tenant_id, user_id, extension, token, next_token, now
         ))
     }

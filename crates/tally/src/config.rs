@@ -18,6 +18,14 @@
 //! [http]
 //! bind = "127.0.0.1"
 //! port = 8887
+//! max_connections = 1024             # open HTTP connections; more wait in the backlog
+//! header_read_secs = 10              # a request's headers (and TLS handshake) within this
+//! write_stall_secs = 30              # a client taking no byte this long is disconnected
+//! export_total_secs = 900            # the longest a CDR export may run
+//! exports_per_tenant = 2             # CDR exports of one tenant at once (429 beyond)
+//! exports_total = 4                  # CDR exports at once on this node (below the pool's 8)
+//! tls_cert_file = "/etc/tally/api.pem"  # HTTPS when both are set (PEM)
+//! tls_key_file = "/etc/tally/api.key"
 //!
 //! [admin]
 //! username = "admin"
@@ -125,6 +133,21 @@ pub struct SipConfig {
 pub struct HttpConfig {
     pub bind: IpAddr,
     pub port: u16,
+    /// HTTP connections open at once (security review, finding 10).
+    pub max_connections: usize,
+    /// Seconds a client has to send a request's headers (and to finish the
+    /// TLS handshake); an idle keep-alive connection closes after it.
+    pub header_read_secs: u64,
+    /// Seconds a response (an export, a WebSocket) may wait on a client
+    /// that takes no byte before the connection is closed.
+    pub write_stall_secs: u64,
+    /// Seconds a CDR export may run in all.
+    pub export_total_secs: u64,
+    pub exports_per_tenant: usize,
+    pub exports_total: usize,
+    /// PEM certificate chain and private key: HTTPS when both are set.
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -194,6 +217,14 @@ impl Default for HttpConfig {
         HttpConfig {
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: 8887,
+            max_connections: 1024,
+            header_read_secs: 10,
+            write_stall_secs: 30,
+            export_total_secs: 15 * 60,
+            exports_per_tenant: 2,
+            exports_total: 4,
+            tls_cert_file: None,
+            tls_key_file: None,
         }
     }
 }
@@ -323,6 +354,37 @@ impl Config {
         crate::transport::tcp::TcpLimits {
             idle: Duration::from_secs(self.sip.tcp_idle_secs),
             max_connections: self.sip.tcp_max_connections,
+        }
+    }
+
+    pub fn http_limits(&self) -> crate::api::HttpLimits {
+        crate::api::HttpLimits {
+            max_connections: self.http.max_connections.max(1),
+            header_read: Duration::from_secs(self.http.header_read_secs.max(1)),
+            write_stall: Duration::from_secs(self.http.write_stall_secs.max(1)),
+        }
+    }
+
+    /// How CDR exports are bounded; the stall deadline is the HTTP write
+    /// deadline, so a client that stops reading loses both together.
+    pub fn exports(&self) -> crate::api::Exports {
+        crate::api::Exports {
+            slots: store::ExportSlots::new(self.http.exports_per_tenant, self.http.exports_total),
+            limits: store::ExportLimits {
+                stall: Duration::from_secs(self.http.write_stall_secs.max(1)),
+                total: Duration::from_secs(self.http.export_total_secs.max(1)),
+            },
+        }
+    }
+
+    /// The HTTPS configuration, when a certificate is configured.
+    pub fn http_tls(&self) -> anyhow::Result<Option<std::sync::Arc<rustls::ServerConfig>>> {
+        match (&self.http.tls_cert_file, &self.http.tls_key_file) {
+            (None, None) => Ok(None),
+            (Some(cert), Some(key)) => Ok(Some(
+                crate::api::server::tls_config(cert, key).context("[http] TLS")?,
+            )),
+            _ => bail!("[http] tls_cert_file and tls_key_file go together"),
         }
     }
 

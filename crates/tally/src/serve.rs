@@ -123,6 +123,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ),
         false => None,
     };
+    let http_tls = config.http_tls()?;
+    let https = http_tls.is_some();
     let http_addr = config.http_addr();
     let http_listener = TcpListener::bind(http_addr)
         .await
@@ -203,19 +205,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Arc::clone(&provisioner),
         admin.clone(),
         wsi_settings,
+        config.exports(),
     );
     api_state.set_webhooks(Arc::clone(&webhooks));
-    let mut http_stop = stop.clone();
-    let http = tokio::spawn(async move {
-        axum::serve(
-            http_listener,
-            api::router(api_state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = http_stop.wait_for(|s| *s).await;
-        })
-        .await
-    });
+    let http = tokio::spawn(api::server::serve(
+        http_listener,
+        api::router(api_state),
+        config.http_limits(),
+        http_tls,
+        stop.clone(),
+    ));
 
     tracing::info!(
         sip = %sip_addr,
@@ -223,6 +222,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tcp = config.sip.tcp,
         advertised = %advertised,
         http = %http_addr,
+        https,
         database = %redact(&url),
         node = config.node,
         "tally is running"

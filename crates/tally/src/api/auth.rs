@@ -366,7 +366,7 @@ impl FromRequestParts<ApiState> for Principal {
             .ok_or_else(|| ApiError::unauthorized("Authorization must be \"Bearer <token>\""))?;
         state
             .authenticate_token(token)
-            .await
+            .await?
             .ok_or_else(|| ApiError::unauthorized("invalid or expired token"))
     }
 }
@@ -574,8 +574,10 @@ impl ApiState {
     }
 
     /// The principal a bearer access token or API key stands for, if it is
-    /// valid now. A store failure is logged and refuses the token.
-    pub async fn authenticate_token(&self, token: &str) -> Option<Principal> {
+    /// valid now. A store that cannot answer is an error (503 when it is
+    /// unavailable), never a refused token: a client whose token is fine
+    /// must not be told to sign in again (security review, finding 1).
+    pub async fn authenticate_token(&self, token: &str) -> Result<Option<Principal>, ApiError> {
         let now = clock::unix_millis();
         let hash = token_hash(token);
         let result = if token.starts_with(API_KEY_PREFIX) {
@@ -583,10 +585,7 @@ impl ApiState {
         } else {
             self.access_principal(&hash, now).await
         };
-        result.unwrap_or_else(|e| {
-            tracing::error!(error = %e, "cannot check a bearer token");
-            None
-        })
+        Ok(result?)
     }
 
     async fn access_principal(

@@ -12,7 +12,7 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     detail: Value,
-    /// Seconds, for `Retry-After` (429).
+    /// Seconds, for `Retry-After` (429, 503).
     retry_after: Option<u64>,
 }
 
@@ -121,6 +121,37 @@ impl ApiError {
         )
     }
 
+    /// 503: the store cannot serve the request now (no connection free in
+    /// time, a read past its deadline, the database unreachable). Never a
+    /// 401 or a 500: the client's request was fine, it should come back.
+    pub fn unavailable(error: impl std::fmt::Display) -> Self {
+        tracing::warn!(error = %error, "REST request refused: the store is unavailable");
+        let secs = UNAVAILABLE_RETRY_SECS;
+        ApiError {
+            detail: json!({ "retry_after": secs }),
+            retry_after: Some(secs),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "SERVICE_UNAVAILABLE",
+                format!("the service is busy: try again in {secs} s"),
+            )
+        }
+    }
+
+    /// 429: the tenant runs as many exports as it may at once.
+    pub fn too_many_exports() -> Self {
+        let secs = UNAVAILABLE_RETRY_SECS;
+        ApiError {
+            detail: json!({ "retry_after": secs }),
+            retry_after: Some(secs),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TOO_MANY_EXPORTS",
+                format!("as many exports as allowed are running: try again in {secs} s"),
+            )
+        }
+    }
+
     /// 500: logged here, once, with what the client is not told.
     pub fn internal(error: impl std::fmt::Display) -> Self {
         tracing::error!(error = %error, "REST request failed");
@@ -148,8 +179,15 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// `Retry-After` of a 503 or a refused export.
+pub const UNAVAILABLE_RETRY_SECS: u64 = 5;
+
 impl From<store::StoreError> for ApiError {
     fn from(e: store::StoreError) -> Self {
-        ApiError::internal(e)
+        if e.is_unavailable() {
+            ApiError::unavailable(e)
+        } else {
+            ApiError::internal(e)
+        }
     }
 }

@@ -61,6 +61,7 @@ mod cdrs;
 mod error;
 pub mod openapi;
 mod resource;
+pub mod server;
 mod tenant;
 mod tenants;
 mod user;
@@ -79,6 +80,7 @@ use crate::provision::Provisioner;
 pub use auth::{Principal, Role};
 pub use error::ApiError;
 pub use openapi::{Api, Doc};
+pub use server::HttpLimits;
 pub use wsi::WsiSettings;
 
 const LOGIN_SLOTS: usize = 2;
@@ -97,6 +99,8 @@ pub struct Inner {
     /// 19 MiB and a core for tens of milliseconds, so a login flood must
     /// queue, not fan out over the blocking thread pool.
     login_slots: tokio::sync::Semaphore,
+    /// Exports running at once and their deadlines ([`cdrs`]).
+    pub exports: Exports,
     /// The webhook dispatcher, set once at start-up (api/webhooks.rs).
     webhooks: std::sync::OnceLock<Arc<crate::delivery::Webhooks>>,
 }
@@ -115,16 +119,26 @@ impl ApiState {
         provisioner: Arc<Provisioner>,
         admin: SystemAdmin,
         wsi: WsiSettings,
+        exports: Exports,
     ) -> Self {
         ApiState(Arc::new(Inner {
             store,
             provisioner,
             admin,
             wsi,
+            exports,
             login_slots: tokio::sync::Semaphore::new(LOGIN_SLOTS),
             webhooks: std::sync::OnceLock::new(),
         }))
     }
+}
+
+/// How CDR exports are bounded (security review, finding 1): how many run
+/// at once per tenant and in all, and their deadlines.
+#[derive(Clone, Debug)]
+pub struct Exports {
+    pub slots: Arc<store::ExportSlots>,
+    pub limits: store::ExportLimits,
 }
 
 /// The tenant roles, as SPEC §7 spells them.

@@ -303,7 +303,7 @@ impl Connection {
                 .filter(|s| !s.is_empty())
         };
         let principal = if let Some(token) = text("access_token") {
-            self.state.authenticate_token(token).await
+            self.state.authenticate_token(token).await.ok().flatten()
         } else if let (Some(username), Some(password)) = (text("username"), text("password")) {
             self.state
                 .authenticate_password_from(self.source, username, password, text("domain"))
