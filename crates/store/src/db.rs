@@ -397,6 +397,11 @@ pub(crate) const SQLITE_MIGRATIONS: Embedded = &[
         "cdr_queries",
         include_str!("../migrations/sqlite/0005_cdr_queries.sql"),
     ),
+    (
+        13,
+        "token_families",
+        include_str!("../migrations/sqlite/0013_token_families.sql"),
+    ),
 ];
 pub(crate) const POSTGRES_MIGRATIONS: Embedded = &[
     (
@@ -423,6 +428,11 @@ pub(crate) const POSTGRES_MIGRATIONS: Embedded = &[
         5,
         "cdr_queries",
         include_str!("../migrations/postgres/0005_cdr_queries.sql"),
+    ),
+    (
+        13,
+        "token_families",
+        include_str!("../migrations/postgres/0013_token_families.sql"),
     ),
 ];
 

@@ -342,13 +342,28 @@ impl Store {
         now: UnixMillis,
         next: &Rotation<'_>,
     ) -> Result<Refresh, StoreError> {
+        // Unauthenticated callers: no write lock for a token that does not
+        // exist (security review, finding 9).
+        if !with_conn!(&self.pool, |conn| identity::token_exists(conn, hash))? {
+            return Ok(Refresh::Invalid);
+        }
         with_write_tx!(&self.pool, |conn| identity::redeem_refresh(
             conn, hash, now, next
         ))
     }
 
+    /// Revokes every token of the system admin; how many were live.
+    pub async fn revoke_system_admin_tokens(&self, now: UnixMillis) -> Result<u64, StoreError> {
+        with_conn!(&self.pool, |conn| identity::revoke_system_admin_tokens(
+            conn, now
+        ))
+    }
+
     /// Revokes a token's family; `false` if the token is unknown.
     pub async fn revoke_token(&self, hash: &str, now: UnixMillis) -> Result<bool, StoreError> {
+        if !with_conn!(&self.pool, |conn| identity::token_exists(conn, hash))? {
+            return Ok(false);
+        }
         with_write_tx!(&self.pool, |conn| identity::revoke_token(conn, hash, now))
     }
 

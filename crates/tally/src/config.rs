@@ -43,6 +43,10 @@
 //! grace_secs = 5                     # how long calls in progress may finish;
 //!                                    # then the PBX hangs them up (BYE)
 //!
+//! [identity]
+//! session_lifetime_secs = 2592000    # a sign-in lasts at most this, refreshes included (30 days)
+//! allow_ip_sip_domains = false       # may a tenant's sip_domain be an IP address
+//!
 //! [webhooks]
 //! allow = ["10.1.2.0/24"]            # CIDRs the SSRF guard lets through (default none)
 //! extra_ca_file = "/etc/tally/ca.pem" # more TLS roots besides the Mozilla ones
@@ -74,6 +78,28 @@ pub struct Config {
     pub wsi: WsiConfig,
     pub shutdown: ShutdownConfig,
     pub webhooks: WebhooksConfig,
+    pub identity: IdentityConfig,
+}
+
+/// `[identity]`: sign-in and tenant rules of the system admin.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IdentityConfig {
+    /// Seconds a sign-in lasts at most, refreshes included (30 days).
+    pub session_lifetime_secs: u64,
+    /// Whether a tenant's `sip_domain` may be an IP address. Off: a tenant
+    /// named by the PBX's own address would capture requests meant for
+    /// others.
+    pub allow_ip_sip_domains: bool,
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        IdentityConfig {
+            session_lifetime_secs: 30 * 24 * 3600,
+            allow_ip_sip_domains: false,
+        }
+    }
 }
 
 /// `[webhooks]`: the system admin's settings of the webhook dispatcher.
@@ -194,6 +220,7 @@ impl Default for Config {
             wsi: WsiConfig::default(),
             shutdown: ShutdownConfig::default(),
             webhooks: WebhooksConfig::default(),
+            identity: IdentityConfig::default(),
         }
     }
 }
@@ -362,6 +389,14 @@ impl Config {
             max_connections: self.http.max_connections.max(1),
             header_read: Duration::from_secs(self.http.header_read_secs.max(1)),
             write_stall: Duration::from_secs(self.http.write_stall_secs.max(1)),
+        }
+    }
+
+    pub fn api_policy(&self) -> crate::api::Policy {
+        crate::api::Policy {
+            exports: self.exports(),
+            session_lifetime: Duration::from_secs(self.identity.session_lifetime_secs.max(60)),
+            allow_ip_sip_domains: self.identity.allow_ip_sip_domains,
         }
     }
 

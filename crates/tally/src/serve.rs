@@ -205,7 +205,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Arc::clone(&provisioner),
         admin.clone(),
         wsi_settings,
-        config.exports(),
+        config.api_policy(),
     );
     api_state.set_webhooks(Arc::clone(&webhooks));
     let http = tokio::spawn(api::server::serve(

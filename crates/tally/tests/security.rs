@@ -115,8 +115,9 @@ fn exports_nobody_reads_do_not_starve_other_requests() {
     seed_cdrs(&server, &tenant, ROWS);
     let token = admin.token.clone().unwrap();
 
-    let exports: Vec<(TcpStream, u16)> =
-        (0..10).map(|_| export_never_read(&server, &token)).collect();
+    let exports: Vec<(TcpStream, u16)> = (0..10)
+        .map(|_| export_never_read(&server, &token))
+        .collect();
     let statuses: Vec<u16> = exports.iter().map(|(_, s)| *s).collect();
     assert_eq!(
         statuses.iter().filter(|s| **s == 200).count(),

@@ -272,6 +272,7 @@ pub async fn login(
                 refresh_hash: &refresh_hash,
                 access_expires_at: later(now, ACCESS_TTL),
                 refresh_expires_at: later(now, REFRESH_TTL),
+                family_lifetime_ms: millis(state.policy.session_lifetime),
             };
             match state
                 .store
@@ -379,6 +380,11 @@ pub fn lock_after(failures: u64, free: u64) -> Duration {
     }
     let doublings = u32::try_from(failures - free).unwrap_or(u32::MAX).min(20);
     Duration::from_secs(1u64 << doublings).min(MAX_LOCK)
+}
+
+/// The throttle key of the system account `username`.
+pub fn system_account_key(username: &str) -> String {
+    account_key(None, username)
 }
 
 fn account_key(domain: Option<&str>, username: &str) -> String {
@@ -558,7 +564,9 @@ impl ApiState {
                     family: &family,
                     owner,
                     created_at: now,
-                    expires_at: later(now, ACCESS_TTL),
+                    expires_at: later(now, ACCESS_TTL)
+                        .min(later(now, self.policy.session_lifetime)),
+                    family_started_at: now,
                 },
                 NewToken {
                     hash: &refresh_hash,
@@ -566,7 +574,9 @@ impl ApiState {
                     family: &family,
                     owner,
                     created_at: now,
-                    expires_at: later(now, REFRESH_TTL),
+                    expires_at: later(now, REFRESH_TTL)
+                        .min(later(now, self.policy.session_lifetime)),
+                    family_started_at: now,
                 },
             ])
             .await?;

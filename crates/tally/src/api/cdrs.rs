@@ -149,6 +149,7 @@ pub async fn export(
     let query = parse_query(&params)?;
     let tenant = scope(&state, principal, &headers).await?;
     let slot = state
+        .policy
         .exports
         .slots
         .try_acquire(tenant)
@@ -163,7 +164,7 @@ pub async fn export(
             format,
             zone,
             slot,
-            state.exports.limits,
+            state.policy.exports.limits,
         )?
         .map_ok(bytes::Bytes::from);
     let disposition = format!(

@@ -70,6 +70,18 @@ impl ApiError {
         )
     }
 
+    /// 403: the role may use this resource but not change `field`.
+    pub fn forbidden_field(field: &str, message: &str) -> Self {
+        ApiError {
+            detail: json!({ "field": field }),
+            ..Self::new(
+                StatusCode::FORBIDDEN,
+                "FORBIDDEN",
+                format!("{field}: {message}"),
+            )
+        }
+    }
+
     /// 404: no such resource, or one of another tenant (SPEC §7: "a wrong
     /// tenant's id answers 404").
     pub fn not_found(what: &str) -> Self {

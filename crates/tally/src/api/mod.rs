@@ -77,7 +77,7 @@ use store::Store;
 
 use crate::admin::SystemAdmin;
 use crate::provision::Provisioner;
-pub use auth::{Principal, Role};
+pub use auth::{Principal, Role, system_account_key};
 pub use error::ApiError;
 pub use openapi::{Api, Doc};
 pub use server::HttpLimits;
@@ -99,8 +99,8 @@ pub struct Inner {
     /// 19 MiB and a core for tens of milliseconds, so a login flood must
     /// queue, not fan out over the blocking thread pool.
     login_slots: tokio::sync::Semaphore,
-    /// Exports running at once and their deadlines ([`cdrs`]).
-    pub exports: Exports,
+    /// The system admin's security settings.
+    pub policy: Policy,
     /// The webhook dispatcher, set once at start-up (api/webhooks.rs).
     webhooks: std::sync::OnceLock<Arc<crate::delivery::Webhooks>>,
 }
@@ -119,14 +119,14 @@ impl ApiState {
         provisioner: Arc<Provisioner>,
         admin: SystemAdmin,
         wsi: WsiSettings,
-        exports: Exports,
+        policy: Policy,
     ) -> Self {
         ApiState(Arc::new(Inner {
             store,
             provisioner,
             admin,
             wsi,
-            exports,
+            policy,
             login_slots: tokio::sync::Semaphore::new(LOGIN_SLOTS),
             webhooks: std::sync::OnceLock::new(),
         }))
@@ -139,6 +139,18 @@ impl ApiState {
 pub struct Exports {
     pub slots: Arc<store::ExportSlots>,
     pub limits: store::ExportLimits,
+}
+
+/// The system admin's security settings the API applies (config
+/// `[http]` and `[identity]`).
+#[derive(Clone, Debug)]
+pub struct Policy {
+    pub exports: Exports,
+    /// The absolute lifetime of a sign-in (finding 5): its refresh tokens
+    /// stop working this long after the password was checked.
+    pub session_lifetime: std::time::Duration,
+    /// Whether a tenant's `sip_domain` may be an IP address (finding 3).
+    pub allow_ip_sip_domains: bool,
 }
 
 /// The tenant roles, as SPEC §7 spells them.
