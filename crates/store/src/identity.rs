@@ -530,6 +530,22 @@ pub(crate) async fn clear_login_failures(
     Ok(())
 }
 
+/// Forgets the counter `key` and every counter whose key starts with
+/// `prefix` (an account's per-address counters).
+pub(crate) async fn clear_login_failures_with_prefix(
+    conn: &mut impl Conn,
+    key: &str,
+    prefix: &str,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "DELETE FROM login_failures WHERE throttle_key = $1 \
+         OR substr(throttle_key, 1, length($2)) = $2",
+        &args![key, prefix],
+    )
+    .await?;
+    Ok(())
+}
+
 /// Forgets counters whose last failure is older than `before` and whose
 /// lock-out has ended by `now`.
 pub(crate) async fn remove_stale_login_failures(

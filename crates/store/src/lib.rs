@@ -452,6 +452,18 @@ impl Store {
         with_conn!(&self.pool, |conn| identity::clear_login_failures(conn, key))
     }
 
+    /// Forgets the counter `key` and every counter whose key starts with
+    /// `prefix`.
+    pub async fn clear_login_failures_with_prefix(
+        &self,
+        key: &str,
+        prefix: &str,
+    ) -> Result<(), StoreError> {
+        with_conn!(&self.pool, |conn| {
+            identity::clear_login_failures_with_prefix(conn, key, prefix)
+        })
+    }
+
     // Audit log --------------------------------------------------------------
 
     pub async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {

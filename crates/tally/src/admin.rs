@@ -79,9 +79,7 @@ impl SystemAdmin {
             (Some(password), stored, file) => {
                 // The way back in clears the account's lock-out (finding
                 // 6), whoever kept it locked.
-                store
-                    .clear_login_failures(&crate::api::system_account_key(username))
-                    .await?;
+                crate::api::clear_system_account_locks(store, username).await?;
                 let unchanged = stored
                     .as_deref()
                     .is_some_and(|hash| verify_password(hash, password));

@@ -395,7 +395,7 @@ impl Config {
     pub fn api_policy(&self) -> crate::api::Policy {
         crate::api::Policy {
             exports: self.exports(),
-            session_lifetime: Duration::from_secs(self.identity.session_lifetime_secs.max(60)),
+            session_lifetime: Duration::from_secs(self.identity.session_lifetime_secs.max(1)),
             allow_ip_sip_domains: self.identity.allow_ip_sip_domains,
         }
     }

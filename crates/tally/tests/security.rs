@@ -194,3 +194,235 @@ fn exports_nobody_reads_do_not_starve_other_requests() {
     }
     server.terminate();
 }
+
+/// `request` sent from `source` (a loopback address of its own), read
+/// whole; returns the status and the body.
+fn request_from(server: &Server, source: [u8; 4], request: &str) -> (u16, String) {
+    let addr = server.http;
+    let request = request.to_owned();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async move {
+            use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket
+                .bind(std::net::SocketAddr::from((source, 0)))
+                .expect("bind a loopback source");
+            let mut stream = tokio::time::timeout(Duration::from_secs(10), socket.connect(addr))
+                .await
+                .expect("connect in time")
+                .expect("connect");
+            stream.write_all(request.as_bytes()).await.unwrap();
+            let mut raw = Vec::new();
+            tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut raw))
+                .await
+                .expect("answer in time")
+                .unwrap();
+            let text = String::from_utf8_lossy(&raw).into_owned();
+            let status = text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+            let body = text
+                .split_once("\r\n\r\n")
+                .map(|(_, b)| b.to_owned())
+                .unwrap_or_default();
+            (status, body)
+        })
+}
+
+/// A tenant user's sign-in form, sent from `source`.
+fn sign_in_from(server: &Server, source: [u8; 4], user: &str, password: &str) -> u16 {
+    let body = format!("grant_type=password&username={user}&password={password}&domain={DOMAIN}");
+    let request = format!(
+        "POST /api/login/oauth/token HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    request_from(server, source, &request).0
+}
+
+/// Finding 6: failures from one address lock that address out of the
+/// account, not the account's owner elsewhere. Before the fix five wrong
+/// passwords from anywhere made the right one answer 429 for everybody.
+#[test]
+fn a_lock_out_does_not_refuse_the_owner_from_another_address() {
+    let dir = TempDir::new("sec-lockout");
+    let server = start(&dir, "");
+    let _ = tenant_admin(&server);
+    let attacker = [127, 0, 0, 2];
+    let owner = [127, 0, 0, 3];
+    for _ in 0..6 {
+        let status = sign_in_from(&server, attacker, "100", "wrong-password");
+        assert!(status == 400 || status == 429, "{status}");
+    }
+    // The failing address is refused, even with the right password.
+    assert_eq!(sign_in_from(&server, attacker, "100", "web-pass-100"), 429);
+    // The owner, elsewhere, gets in (after at most a short delay)...
+    let asked = Instant::now();
+    assert_eq!(sign_in_from(&server, owner, "100", "web-pass-100"), 200);
+    assert!(asked.elapsed() < Duration::from_secs(10));
+    // ...and a wrong password from a clean address is still only a failure.
+    assert_eq!(
+        sign_in_from(&server, [127, 0, 0, 4], "100", "wrong-again"),
+        400
+    );
+}
+
+/// Finding 6 and 5: a restart with `--admin-password` clears the system
+/// admin's lock; a new password revokes every system-admin token, the
+/// same password keeps them.
+#[test]
+fn an_admin_password_reset_revokes_its_tokens_and_clears_its_lock() {
+    let dir = TempDir::new("sec-admin-reset");
+    let server = Server::start(dir.path(), &[]);
+    let admin = server.admin();
+    assert_eq!(admin.get("/api/tenants").status, 200);
+    // Lock the admin account out from this address.
+    for _ in 0..7 {
+        let r = server.http().form(
+            "/api/login/oauth/token",
+            &[
+                ("grant_type", "password"),
+                ("username", "admin"),
+                ("password", "wrong"),
+            ],
+        );
+        assert!(r.status == 400 || r.status == 429, "{}", r.status);
+    }
+    let locked = server.http().form(
+        "/api/login/oauth/token",
+        &[
+            ("grant_type", "password"),
+            ("username", "admin"),
+            ("password", common::ADMIN_PASSWORD),
+        ],
+    );
+    assert_eq!(locked.status, 429, "{}", locked.body);
+    server.terminate();
+
+    // Same password: the lock is gone, the old token still works.
+    let server = Server::start(dir.path(), &[]);
+    assert_eq!(admin_at(&server, &admin).get("/api/tenants").status, 200);
+    let _fresh = server.admin();
+    server.terminate();
+
+    // A new password: every token of the old one is revoked.
+    let server = Server::start_as(dir.path(), "another-admin-password", &[]);
+    let old = admin_at(&server, &admin);
+    let r = old.get("/api/tenants");
+    assert_eq!(r.status, 401, "{}", r.body);
+    let mut fresh = server.http();
+    fresh.login("another-admin-password");
+    assert_eq!(fresh.get("/api/tenants").status, 200);
+}
+
+/// `client`'s token, aimed at `server`.
+fn admin_at(server: &Server, client: &Http) -> Http {
+    let mut http = server.http();
+    http.token = client.token.clone();
+    http
+}
+
+/// Finding 5: a sign-in ends after `[identity] session_lifetime_secs`,
+/// however often it is refreshed. Before the fix a refresh token chain
+/// lived for ever.
+#[test]
+fn refreshes_do_not_outlive_the_sign_in() {
+    let dir = TempDir::new("sec-session-lifetime");
+    let server = start(&dir, "[identity]\nsession_lifetime_secs = 8\n");
+    let signed_in = Instant::now();
+    let r = server.http().form(
+        "/api/login/oauth/token",
+        &[
+            ("grant_type", "password"),
+            ("username", "admin"),
+            ("password", common::ADMIN_PASSWORD),
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    assert!(v["expires_in"].as_u64().is_some());
+    let mut refresh = v["refresh_token"].as_str().unwrap().to_owned();
+    // Refresh every 2 s; the chain dies 8 s after the sign-in.
+    let ended = loop {
+        std::thread::sleep(Duration::from_secs(2));
+        let r = server.http().form(
+            "/api/login/oauth/token",
+            &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
+        );
+        if r.status != 200 {
+            assert_eq!(
+                (r.status, r.error_code().as_str()),
+                (400, "UNAUTHORIZED"),
+                "{}",
+                r.body
+            );
+            break signed_in.elapsed();
+        }
+        refresh = r.json()["refresh_token"].as_str().unwrap().to_owned();
+        assert!(
+            signed_in.elapsed() < Duration::from_secs(30),
+            "a refresh still worked after the sign-in's lifetime"
+        );
+    };
+    assert!(ended >= Duration::from_secs(7), "ended after {ended:?}");
+}
+
+/// Finding 3: only the system admin changes a tenant's SIP domain, and an
+/// IP address needs the system setting. Before the fix a tenant admin
+/// could name its tenant `127.0.0.1` and capture other tenants' phones.
+#[test]
+fn only_the_system_admin_sets_sip_domains_and_ip_domains_need_the_setting() {
+    let dir = TempDir::new("sec-sip-domain");
+    let server = start(&dir, "");
+    let (tenant, tenant_admin) = tenant_admin(&server);
+    let put = |http: &Http, body: serde_json::Value| {
+        http.request("PUT", "/api/tenant", "application/json", &body.to_string())
+    };
+    let r = put(&tenant_admin, json!({"sip_domain": "127.0.0.1"}));
+    assert_eq!(
+        (r.status, r.error_field().as_str()),
+        (403, "sip_domain"),
+        "{}",
+        r.body
+    );
+    let r = put(&tenant_admin, json!({"sip_domain": "other.example.com"}));
+    assert_eq!(r.status, 403, "{}", r.body);
+    // Its own domain sent back (GET then PUT) and other fields are fine.
+    let r = put(
+        &tenant_admin,
+        json!({"sip_domain": DOMAIN, "name": "Renamed"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["sip_domain"], DOMAIN);
+
+    let mut system = server.admin();
+    let r = system.request(
+        "PATCH",
+        &format!("/api/tenants/{tenant}"),
+        "application/json",
+        &json!({"sip_domain": "127.0.0.1"}).to_string(),
+    );
+    assert_eq!(
+        (r.status, r.error_field().as_str()),
+        (400, "sip_domain"),
+        "{}",
+        r.body
+    );
+    system.tenant = Some(tenant.clone());
+    let r = put(&system, json!({"sip_domain": "moved.example.com"}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = system.post_json(
+        "/api/tenants",
+        &json!({"name": "IP", "sip_domain": "10.0.0.1"}),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    server.terminate();
+
+    let server = start(&dir, "[identity]\nallow_ip_sip_domains = true\n");
+    let r = server.admin().post_json(
+        "/api/tenants",
+        &json!({"name": "IP", "sip_domain": "10.0.0.1"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+}

@@ -77,13 +77,14 @@ use store::Store;
 
 use crate::admin::SystemAdmin;
 use crate::provision::Provisioner;
-pub use auth::{Principal, Role, system_account_key};
+pub use auth::{Principal, Role, clear_system_account_locks};
 pub use error::ApiError;
 pub use openapi::{Api, Doc};
 pub use server::HttpLimits;
 pub use wsi::WsiSettings;
 
-const LOGIN_SLOTS: usize = 2;
+/// Password checks at once (argon2id: 19 MiB and a core each).
+pub const LOGIN_SLOTS: usize = 2;
 
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone)]
