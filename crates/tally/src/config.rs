@@ -38,6 +38,7 @@
 //! [wsi]
 //! send_queue = 1024                  # events a WebSocket may have queued; more closes it with 4008
 //! ping_secs = 25                     # keep-alive ping; silent for two periods closes
+//! revalidate_secs = 10               # re-check each connection's credential (4001 when revoked)
 //!
 //! [shutdown]
 //! grace_secs = 5                     # how long calls in progress may finish;
@@ -199,6 +200,8 @@ pub struct WsiConfig {
     pub send_queue: usize,
     /// Seconds between keep-alive pings (SPEC §6: 25).
     pub ping_secs: u64,
+    /// Seconds between two checks of a connection's credential.
+    pub revalidate_secs: u64,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -279,6 +282,7 @@ impl Default for WsiConfig {
         WsiConfig {
             send_queue: 1024,
             ping_secs: 25,
+            revalidate_secs: 10,
         }
     }
 }
@@ -375,6 +379,10 @@ impl Config {
 
     pub fn wsi_ping(&self) -> Duration {
         Duration::from_secs(self.wsi.ping_secs)
+    }
+
+    pub fn wsi_revalidate(&self) -> Duration {
+        Duration::from_secs(self.wsi.revalidate_secs.max(1))
     }
 
     pub fn tcp_limits(&self) -> crate::transport::tcp::TcpLimits {

@@ -199,6 +199,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let wsi_settings = api::WsiSettings {
         hub,
         ping_every: config.wsi_ping(),
+        revalidate_every: config.wsi_revalidate(),
     };
     let api_state = ApiState::new(
         store.clone(),

@@ -426,3 +426,134 @@ fn only_the_system_admin_sets_sip_domains_and_ip_domains_need_the_setting() {
     );
     assert_eq!(r.status, 201, "{}", r.body);
 }
+
+/// A `/wsi` client authenticated with `auth` and subscribed to its
+/// tenant's events; returns the socket.
+async fn wsi_session(
+    server: &Server,
+    auth: serde_json::Value,
+) -> tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::Message;
+    let stream = tokio::net::TcpStream::connect(server.http).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async(format!("ws://{}/wsi", server.http), stream)
+        .await
+        .expect("handshake");
+    for command in [
+        auth,
+        json!({"command": "subscribe", "topics": ["cdr_events"]}),
+    ] {
+        ws.send(Message::text(command.to_string())).await.unwrap();
+        loop {
+            let frame = tokio::time::timeout(Duration::from_secs(10), ws.next())
+                .await
+                .expect("an answer")
+                .expect("open")
+                .expect("a frame");
+            if let Message::Text(text) = frame {
+                let v: serde_json::Value = serde_json::from_str(text.as_str()).unwrap();
+                assert_eq!(v["status"], 0, "{v}");
+                break;
+            }
+        }
+    }
+    ws
+}
+
+/// Waits for the close frame; its code.
+async fn close_code(
+    ws: &mut tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+    within: Duration,
+) -> Option<u16> {
+    use futures_util::StreamExt as _;
+    use tokio_tungstenite::tungstenite::Message;
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let frame = tokio::time::timeout_at(deadline, ws.next()).await.ok()?;
+        match frame {
+            Some(Ok(Message::Close(Some(close)))) => return Some(close.code.into()),
+            Some(Ok(_)) => continue,
+            _ => return None,
+        }
+    }
+}
+
+/// Finding 4: `/wsi` sessions are checked again when identities change.
+/// Before the fix a disabled user, a revoked token or a deleted API key
+/// kept receiving events.
+#[test]
+fn wsi_sessions_close_with_4001_when_their_credential_goes() {
+    let dir = TempDir::new("sec-wsi-revalidate");
+    let server = start(&dir, "[wsi]\nrevalidate_secs = 3600\n");
+    let (tenant, tenant_admin) = tenant_admin(&server);
+    let admin = server.admin();
+    let r = tenant_admin.post_json("/api/api_keys", &json!({"name": "k", "role": "Admin"}));
+    assert_eq!(r.status, 201, "{}", r.body);
+    let key_id = r.json()["id"].as_str().unwrap().to_owned();
+    let key = r.json()["key"].as_str().unwrap().to_owned();
+    let user_id = admin.get(&format!("/api/tenants/{tenant}/users")).json()["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let token = tenant_admin.token.clone().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        // The periodic check is an hour away: only the change can close.
+        let mut by_key = wsi_session(&server, json!({"command": "auth", "access_token": key})).await;
+        let mut by_token =
+            wsi_session(&server, json!({"command": "auth", "access_token": token})).await;
+        let mut by_password = wsi_session(
+            &server,
+            json!({"command": "auth", "username": "100", "password": "web-pass-100", "domain": DOMAIN}),
+        )
+        .await;
+        // Nothing changed: nobody is closed.
+        assert_eq!(close_code(&mut by_key, Duration::from_millis(500)).await, None);
+
+        let r = tenant_admin.request("DELETE", &format!("/api/api_keys/{key_id}"), "", "");
+        assert_eq!(r.status, 204, "{}", r.body);
+        assert_eq!(close_code(&mut by_key, Duration::from_secs(5)).await, Some(4001));
+
+        let r = admin.request(
+            "PATCH",
+            &format!("/api/tenants/{tenant}/users/{user_id}"),
+            "application/json",
+            &json!({"enabled": false}).to_string(),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(close_code(&mut by_token, Duration::from_secs(5)).await, Some(4001));
+        assert_eq!(close_code(&mut by_password, Duration::from_secs(5)).await, Some(4001));
+    });
+}
+
+/// Finding 4: another node's change (here: straight in the database) is
+/// seen by the periodic check.
+#[test]
+fn wsi_sessions_are_checked_again_periodically() {
+    let dir = TempDir::new("sec-wsi-periodic");
+    let server = start(&dir, "[wsi]\nrevalidate_secs = 1\n");
+    let (_, tenant_admin) = tenant_admin(&server);
+    let token = tenant_admin.token.clone().unwrap();
+    let url = format!("sqlite://{}", server.data_dir.join("tally.db").display());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use sqlx::Connection as _;
+        let mut ws = wsi_session(&server, json!({"command": "auth", "access_token": token})).await;
+        assert_eq!(close_code(&mut ws, Duration::from_millis(1500)).await, None);
+        let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::raw_sql("UPDATE auth_tokens SET revoked_at = 1")
+            .execute(&mut db)
+            .await
+            .unwrap();
+        assert_eq!(
+            close_code(&mut ws, Duration::from_secs(5)).await,
+            Some(4001)
+        );
+    });
+}

@@ -359,10 +359,13 @@ pub async fn revoke(
         .get("token")
         .filter(|t| !t.is_empty())
         .ok_or_else(|| ApiError::validate("token", "is required"))?;
-    state
+    if state
         .store
         .revoke_token(&token_hash(token), clock::unix_millis())
-        .await?;
+        .await?
+    {
+        state.identity_changed();
+    }
     Ok(StatusCode::OK)
 }
 
@@ -717,6 +720,44 @@ impl ApiState {
         }))
     }
 
+    /// The principal a password sign-in of `principal` stands for now,
+    /// with the password hash it has now: `None` when the user is gone or
+    /// disabled. The WebSocket re-checks compare both (finding 4).
+    pub async fn password_principal(
+        &self,
+        principal: Principal,
+    ) -> Result<Option<(Principal, Option<String>)>, ApiError> {
+        Ok(match principal {
+            Principal::SystemAdmin => Some((
+                Principal::SystemAdmin,
+                self.store
+                    .system_password_hash(&self.admin.username)
+                    .await?,
+            )),
+            Principal::Tenant {
+                tenant_id,
+                user: Some(user_id),
+                ..
+            } => self
+                .store
+                .user(tenant_id, user_id)
+                .await?
+                .filter(|u| u.enabled)
+                .and_then(|u| {
+                    let role = Role::parse(&u.role)?;
+                    Some((
+                        Principal::Tenant {
+                            tenant_id,
+                            user: Some(user_id),
+                            role,
+                        },
+                        u.password_hash,
+                    ))
+                }),
+            Principal::Tenant { user: None, .. } => None,
+        })
+    }
+
     /// Appends to the audit log; a failure is logged, never the request's.
     pub async fn audit(
         &self,
@@ -727,6 +768,11 @@ impl ApiState {
         source: Option<IpAddr>,
         detail: serde_json::Value,
     ) {
+        // Every audited change may touch someone's rights: open WebSocket
+        // sessions check theirs again (finding 4). Sign-ins change nothing.
+        if !matches!(action, "login" | "login_failed") {
+            self.identity_changed();
+        }
         let entry = store::AuditEntry {
             id: self.provisioner.next_id(),
             tenant_id: tenant,

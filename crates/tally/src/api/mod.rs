@@ -102,6 +102,9 @@ pub struct Inner {
     login_slots: tokio::sync::Semaphore,
     /// The system admin's security settings.
     pub policy: Policy,
+    /// Bumped at every identity change on this node (api/wsi.rs re-checks
+    /// its sessions); other nodes' changes are seen by the periodic check.
+    identity_epoch: tokio::sync::watch::Sender<u64>,
     /// The webhook dispatcher, set once at start-up (api/webhooks.rs).
     webhooks: std::sync::OnceLock<Arc<crate::delivery::Webhooks>>,
 }
@@ -129,6 +132,7 @@ impl ApiState {
             wsi,
             policy,
             login_slots: tokio::sync::Semaphore::new(LOGIN_SLOTS),
+            identity_epoch: tokio::sync::watch::Sender::new(0),
             webhooks: std::sync::OnceLock::new(),
         }))
     }
@@ -140,6 +144,18 @@ impl ApiState {
 pub struct Exports {
     pub slots: Arc<store::ExportSlots>,
     pub limits: store::ExportLimits,
+}
+
+impl ApiState {
+    /// Something about users, tokens, keys or tenants changed.
+    pub fn identity_changed(&self) {
+        self.identity_epoch.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// A receiver that sees each [`ApiState::identity_changed`].
+    pub fn identity_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.identity_epoch.subscribe()
+    }
 }
 
 /// The system admin's security settings the API applies (config
