@@ -25,6 +25,7 @@ mod clock;
 mod config;
 mod delivery;
 mod demo;
+mod fd_limit;
 mod ids;
 mod provision;
 mod random;

@@ -40,6 +40,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     // Before any port is open: a SIGTERM that arrives as soon as the API
     // answers must find the handler, not the default action.
     let mut shutdown = ShutdownSignal::install()?;
+    match crate::fd_limit::raise() {
+        Some(files) => tracing::info!(files, "open-file limit (RLIMIT_NOFILE)"),
+        None => tracing::warn!("cannot read the open-file limit (RLIMIT_NOFILE)"),
+    }
     let config = args.config;
     std::fs::create_dir_all(&config.data_dir).with_context(|| {
         format!(

@@ -557,3 +557,99 @@ fn wsi_sessions_are_checked_again_periodically() {
         );
     });
 }
+
+/// HTTPS for the API when a certificate is configured (rustls, ring): a
+/// client trusting the CA gets the API over TLS; plain HTTP on that port
+/// gets nothing. The start-up log shows the open-file limit (finding 10).
+#[test]
+fn the_api_speaks_https_with_a_configured_certificate() {
+    let tls = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../delivery/tests/tls");
+    let dir = TempDir::new("sec-https");
+    let server = start(
+        &dir,
+        &format!(
+            "[http]\ntls_cert_file = {:?}\ntls_key_file = {:?}\n",
+            tls.join("server.pem"),
+            tls.join("server.key")
+        ),
+    );
+    server.wait_stderr(|l| l.contains("RLIMIT_NOFILE") && l.contains("files="));
+    let ca = std::fs::read(tls.join("ca.pem")).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let answer = rt.block_on(async {
+        use rustls::pki_types::pem::PemObject as _;
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&ca) {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+        let tcp = tokio::net::TcpStream::connect(server.http).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let mut stream =
+            tokio::time::timeout(Duration::from_secs(10), connector.connect(name, tcp))
+                .await
+                .expect("handshake in time")
+                .expect("handshake");
+        stream
+            .write_all(
+                b"GET /api/openapi.json HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+            )
+            .await
+            .unwrap();
+        let mut raw = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw)).await;
+        String::from_utf8_lossy(&raw).into_owned()
+    });
+    assert!(
+        answer.starts_with("HTTP/1.1 200"),
+        "{}",
+        &answer[..answer.len().min(200)]
+    );
+    assert!(answer.contains("\"openapi\""));
+
+    // Plain HTTP on the HTTPS port: no answer an HTTP client would take.
+    let mut plain = TcpStream::connect(server.http).unwrap();
+    plain
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    plain
+        .write_all(b"GET /api/openapi.json HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut raw = Vec::new();
+    let _ = plain.read_to_end(&mut raw);
+    assert!(!raw.starts_with(b"HTTP/1.1 200"));
+}
+
+/// Finding 10: a client that opens a connection and sends no complete
+/// request header is disconnected after `http.header_read_secs`.
+#[test]
+fn a_client_that_sends_no_headers_is_disconnected() {
+    let dir = TempDir::new("sec-header-timeout");
+    let server = start(&dir, "[http]\nheader_read_secs = 1\n");
+    let mut slow = TcpStream::connect(server.http).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    slow.write_all(b"GET /api/openapi.json HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let started = Instant::now();
+    let mut raw = Vec::new();
+    let _ = slow.read_to_end(&mut raw);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "held for {:?}",
+        started.elapsed()
+    );
+    // Other clients are served meanwhile and after.
+    assert_eq!(server.http().get("/api/openapi.json").status, 200);
+}
