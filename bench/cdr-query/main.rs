@@ -404,8 +404,9 @@ async fn main() {
                 query,
                 format,
                 zone,
-                store::ExportSlots::new(1, 1).try_acquire(tenant).unwrap(),
-                store::ExportLimits::default(),
+                store::ExportSlots::new(1, 1, store::ExportLimits::default())
+                    .try_acquire(tenant)
+                    .unwrap(),
             )
             .unwrap();
         let (mut bytes, mut lines) = (0usize, 0usize);

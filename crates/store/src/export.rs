@@ -90,6 +90,8 @@ impl Default for ExportLimits {
 pub struct ExportSlots {
     per_tenant: usize,
     total: usize,
+    /// The deadlines of every export run in these slots.
+    limits: ExportLimits,
     running: Mutex<Running>,
 }
 
@@ -101,10 +103,11 @@ struct Running {
 
 impl ExportSlots {
     /// At least one of each.
-    pub fn new(per_tenant: usize, total: usize) -> Arc<Self> {
+    pub fn new(per_tenant: usize, total: usize, limits: ExportLimits) -> Arc<Self> {
         Arc::new(Self {
             per_tenant: per_tenant.max(1),
             total: total.max(1),
+            limits,
             running: Mutex::new(Running::default()),
         })
     }
@@ -132,6 +135,13 @@ impl ExportSlots {
 pub struct ExportSlot {
     slots: Arc<ExportSlots>,
     tenant: TenantId,
+}
+
+impl ExportSlot {
+    /// The deadlines of the export run in this slot.
+    pub fn limits(&self) -> ExportLimits {
+        self.slots.limits
+    }
 }
 
 impl Drop for ExportSlot {
@@ -447,9 +457,9 @@ pub(crate) fn start(
     format: ExportFormat,
     zone: ExportZone,
     slot: ExportSlot,
-    limits: ExportLimits,
 ) -> impl Stream<Item = Result<Vec<u8>, StoreError>> + Send + Unpin + 'static {
     let (tx, rx) = tokio::sync::mpsc::channel(CHANNEL_CHUNKS);
+    let limits = slot.limits();
     tokio::spawn(async move {
         let _slot = slot;
         let sql = statement(pool.backend(), tenant, &scope, &query);

@@ -619,7 +619,7 @@ impl Store {
     /// constant memory (see the export module). Must be called inside a
     /// tokio runtime: the query runs on a task of its own, holding `slot`,
     /// which stops when the stream is dropped, when the client takes
-    /// nothing for `limits.stall`, or after `limits.total`.
+    /// nothing for the slot's `stall`, or after its `total`.
     pub fn export_cdrs(
         &self,
         tenant_id: TenantId,
@@ -628,7 +628,6 @@ impl Store {
         format: ExportFormat,
         zone: ExportZone,
         slot: ExportSlot,
-        limits: ExportLimits,
     ) -> Result<
         impl futures_util::Stream<Item = Result<Vec<u8>, StoreError>> + Send + Unpin + 'static,
         StoreError,
@@ -642,7 +641,6 @@ impl Store {
             format,
             zone,
             slot,
-            limits,
         ))
     }
 

@@ -26,7 +26,7 @@ use store::{
 
 /// A slot of its own for an export the test runs.
 fn slot(tenant: u64) -> ExportSlot {
-    ExportSlots::new(1, 1)
+    ExportSlots::new(1, 1, ExportLimits::default())
         .try_acquire(tenant_id(tenant))
         .unwrap()
 }
@@ -775,7 +775,6 @@ async fn filters_select_what_the_expression_means(db: &TestDb) {
             ExportFormat::Jsonl,
             ExportZone::utc(),
             slot(1),
-            ExportLimits::default(),
         )
         .unwrap();
     let mut body = Vec::new();
@@ -1090,7 +1089,6 @@ async fn export_streams_100k_rows_in_bounded_chunks(db: &TestDb) {
             ExportFormat::Jsonl,
             ExportZone::utc(),
             slot(1),
-            ExportLimits::default(),
         )
         .unwrap();
     let (mut lines, mut chunks, mut largest) = (0i64, 0usize, 0usize);
@@ -1148,7 +1146,6 @@ async fn export_streams_100k_rows_in_bounded_chunks(db: &TestDb) {
             ExportFormat::Csv,
             ExportZone::named("Europe/Berlin").unwrap(),
             slot(1),
-            ExportLimits::default(),
         )
         .unwrap();
     let mut body = Vec::new();
@@ -1183,7 +1180,6 @@ async fn export_streams_100k_rows_in_bounded_chunks(db: &TestDb) {
             ExportFormat::Csv,
             ExportZone::utc(),
             slot(1),
-            ExportLimits::default(),
         )
         .unwrap();
     assert!(stream.next().await.unwrap().is_ok());
@@ -1208,11 +1204,11 @@ async fn export_streams_100k_rows_in_bounded_chunks(db: &TestDb) {
             ..StoreOptions::default()
         })
         .await;
-    let slots = ExportSlots::new(2, 2);
     let limits = ExportLimits {
         stall: Duration::from_millis(300),
         total: Duration::from_secs(120),
     };
+    let slots = ExportSlots::new(2, 2, limits);
     let stalled: Vec<_> = (0..2)
         .map(|_| {
             let slot = slots.try_acquire(tenant_id(1)).expect("a slot");
@@ -1224,7 +1220,6 @@ async fn export_streams_100k_rows_in_bounded_chunks(db: &TestDb) {
                     ExportFormat::Csv,
                     ExportZone::utc(),
                     slot,
-                    limits,
                 )
                 .unwrap();
             // Started, then never read again.

@@ -410,14 +410,15 @@ impl Config {
 
     /// How CDR exports are bounded; the stall deadline is the HTTP write
     /// deadline, so a client that stops reading loses both together.
-    pub fn exports(&self) -> crate::api::Exports {
-        crate::api::Exports {
-            slots: store::ExportSlots::new(self.http.exports_per_tenant, self.http.exports_total),
-            limits: store::ExportLimits {
+    pub fn exports(&self) -> std::sync::Arc<store::ExportSlots> {
+        store::ExportSlots::new(
+            self.http.exports_per_tenant,
+            self.http.exports_total,
+            store::ExportLimits {
                 stall: Duration::from_secs(self.http.write_stall_secs.max(1)),
                 total: Duration::from_secs(self.http.export_total_secs.max(1)),
             },
-        }
+        )
     }
 
     /// The HTTPS configuration, when a certificate is configured.

@@ -151,21 +151,12 @@ pub async fn export(
     let slot = state
         .policy
         .exports
-        .slots
         .try_acquire(tenant)
         .ok_or_else(ApiError::too_many_exports)?;
     let zone = tenant_zone(&state, tenant).await?;
     let chunks = state
         .store
-        .export_cdrs(
-            tenant,
-            CdrScope::Tenant,
-            query,
-            format,
-            zone,
-            slot,
-            state.policy.exports.limits,
-        )?
+        .export_cdrs(tenant, CdrScope::Tenant, query, format, zone, slot)?
         .map_ok(bytes::Bytes::from);
     let disposition = format!(
         "attachment; filename=\"cdrs-{tenant}.{}\"",

@@ -138,14 +138,6 @@ impl ApiState {
     }
 }
 
-/// How CDR exports are bounded (security review, finding 1): how many run
-/// at once per tenant and in all, and their deadlines.
-#[derive(Clone, Debug)]
-pub struct Exports {
-    pub slots: Arc<store::ExportSlots>,
-    pub limits: store::ExportLimits,
-}
-
 impl ApiState {
     /// Something about users, tokens, keys or tenants changed.
     pub fn identity_changed(&self) {
@@ -162,7 +154,9 @@ impl ApiState {
 /// `[http]` and `[identity]`).
 #[derive(Clone, Debug)]
 pub struct Policy {
-    pub exports: Exports,
+    /// How CDR exports are bounded (finding 1): how many run at once per
+    /// tenant and in all, and their deadlines.
+    pub exports: Arc<store::ExportSlots>,
     /// The absolute lifetime of a sign-in (finding 5): its refresh tokens
     /// stop working this long after the password was checked.
     pub session_lifetime: std::time::Duration,

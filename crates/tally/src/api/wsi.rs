@@ -154,7 +154,7 @@ impl Connection {
     fn still_valid(&self) -> impl Future<Output = bool> + Send + 'static {
         // Owned fields, not `&self`: the socket is not `Sync`.
         let (state, principal) = (self.state.clone(), self.principal);
-        let credential = self.credential.as_ref().map(Credential::clone);
+        let credential = self.credential.clone();
         async move { still_valid(&state, principal, credential.as_ref()).await }
     }
 
