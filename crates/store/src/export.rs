@@ -498,15 +498,25 @@ async fn run(
             pump!(&mut *conn, sqlx::Sqlite, sql, writer, tx, limits.stall)
         }
         Pool::Postgres(pool) => {
-            // Read-only: the transaction only scopes the statement
-            // timeout, and rolls back when dropped.
-            let mut read = pool.begin().await?;
+            let mut conn = pool.acquire().await?;
             let timeout = format!("{}ms", limits.total.as_millis().max(1));
             sqlx::query(deadline::PG_EXPORT_TIMEOUT)
                 .bind(timeout)
-                .execute(&mut *read)
+                .execute(&mut *conn)
                 .await?;
-            pump!(&mut *read, sqlx::Postgres, sql, writer, tx, limits.stall)
+            let result = pump!(&mut *conn, sqlx::Postgres, sql, writer, tx, limits.stall);
+            if let Ok(true) = result {
+                sqlx::query(deadline::PG_RESET_TIMEOUT)
+                    .execute(&mut *conn)
+                    .await?;
+            } else {
+                // Stopped mid-stream: back in the pool, the connection
+                // would first read every row the server still sends.
+                // Closing it ends the query on the server at once; the
+                // pool opens another when it needs one.
+                drop(conn.detach());
+            }
+            result
         }
     }
 }

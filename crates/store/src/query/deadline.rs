@@ -3,8 +3,10 @@
 //!
 //! * PostgreSQL: every connection has `statement_timeout` =
 //!   [`StoreOptions::read_timeout`](crate::StoreOptions) (set at connect, in
-//!   `db.rs`); an export raises it for its own transaction only
-//!   ([`PG_EXPORT_TIMEOUT`]), to its [`ExportLimits::total`](crate::ExportLimits).
+//!   `db.rs`); an export raises it on its own connection only
+//!   ([`PG_EXPORT_TIMEOUT`], reset after), to its
+//!   [`ExportLimits::total`](crate::ExportLimits); an export stopped
+//!   mid-stream closes its connection rather than drain it.
 //! * SQLite has no statement timeout: a read arms a progress handler on its
 //!   connection ([`arm_sqlite`]) that interrupts the statement
 //!   (`SQLITE_INTERRUPT`) once the deadline passes. The handler is disarmed
@@ -21,10 +23,13 @@ use std::time::{Duration, Instant};
 
 use sqlx::sqlite::SqliteConnection;
 
-/// `SELECT set_config('statement_timeout', $1, true)`: the export's own
-/// statement timeout, for its transaction only (a bound value, not SQL
-/// text; `SET LOCAL` takes no parameters).
-pub(crate) const PG_EXPORT_TIMEOUT: &str = "SELECT set_config('statement_timeout', $1, true)";
+/// `SELECT set_config('statement_timeout', $1, false)`: the export's own
+/// statement timeout on its connection (a bound value, not SQL text; `SET`
+/// takes no parameters), until [`PG_RESET_TIMEOUT`] puts the connection's
+/// default back before it returns to the pool.
+pub(crate) const PG_EXPORT_TIMEOUT: &str = "SELECT set_config('statement_timeout', $1, false)";
+/// Back to the timeout the connection was opened with.
+pub(crate) const PG_RESET_TIMEOUT: &str = "RESET statement_timeout";
 
 /// SQLite virtual machine steps between two looks at the clock: about a
 /// millisecond of work, so the check costs nothing and fires promptly.
