@@ -105,6 +105,9 @@ macro_rules! retry_transient {
     }};
 }
 
+/// Sequences one transaction of a webhook replay covers.
+pub const REPLAY_BATCH: u64 = 500;
+
 /// A handle on the database. Cheap to clone (a pool inside).
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -858,8 +861,11 @@ impl Store {
         ))
     }
 
-    /// Schedules the tenant's events after `from_sequence` again (at most
-    /// `max` read from the outbox); returns how many deliveries are due.
+    /// Replays the tenant's events with `sequence > from_sequence` (at
+    /// most `max` sequences), in transactions of [`REPLAY_BATCH`]
+    /// sequences with `pause` between two, so a large replay never holds
+    /// the write lock the CDR writer needs for long (security review,
+    /// finding 8). Returns how many deliveries were scheduled.
     pub async fn replay_webhooks(
         &self,
         tenant_id: TenantId,
@@ -867,15 +873,23 @@ impl Store {
         event_types: Option<&[String]>,
         now: UnixMillis,
         max: u32,
+        pause: std::time::Duration,
     ) -> Result<u64, StoreError> {
-        retry_transient!(with_write_tx!(&self.pool, |conn| webhooks::replay(
-            conn,
-            tenant_id,
-            from_sequence,
-            event_types,
-            now,
-            max
-        )))
+        let last = with_conn!(&self.pool, |conn| webhooks::last_sequence(conn, tenant_id))?;
+        let end = last.min(from_sequence.saturating_add(u64::from(max)));
+        let mut after = from_sequence;
+        let mut scheduled = 0;
+        while after < end {
+            let upto = end.min(after + REPLAY_BATCH);
+            scheduled += retry_transient!(with_write_tx!(&self.pool, |conn| {
+                webhooks::replay_batch(conn, tenant_id, after, upto, event_types, now)
+            }))?;
+            after = upto;
+            if after < end {
+                tokio::time::sleep(pause).await;
+            }
+        }
+        Ok(scheduled)
     }
 
     /// The tenant's deliveries, newest first, with their logs.

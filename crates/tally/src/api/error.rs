@@ -164,6 +164,16 @@ impl ApiError {
         }
     }
 
+    /// 429: as many of these as allowed are running; come back later.
+    pub fn busy(message: &str) -> Self {
+        let secs = UNAVAILABLE_RETRY_SECS;
+        ApiError {
+            detail: json!({ "retry_after": secs }),
+            retry_after: Some(secs),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "BUSY", message)
+        }
+    }
+
     /// 500: logged here, once, with what the client is not told.
     pub fn internal(error: impl std::fmt::Display) -> Self {
         tracing::error!(error = %error, "REST request failed");

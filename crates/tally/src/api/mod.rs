@@ -102,6 +102,8 @@ pub struct Inner {
     login_slots: tokio::sync::Semaphore,
     /// The system admin's security settings.
     pub policy: Policy,
+    /// Webhook replays in flight (api/webhooks.rs).
+    replays: webhooks::Replays,
     /// Bumped at every identity change on this node (api/wsi.rs re-checks
     /// its sessions); other nodes' changes are seen by the periodic check.
     identity_epoch: tokio::sync::watch::Sender<u64>,
@@ -133,6 +135,7 @@ impl ApiState {
             policy,
             login_slots: tokio::sync::Semaphore::new(LOGIN_SLOTS),
             identity_epoch: tokio::sync::watch::Sender::new(0),
+            replays: webhooks::Replays::default(),
             webhooks: std::sync::OnceLock::new(),
         }))
     }
