@@ -218,9 +218,11 @@ pub struct StoreOptions {
     /// `lock_timeout`.
     pub lock_wait: Duration,
     /// How long a request waits for a pooled connection before it fails
-    /// with [`StoreError::is_unavailable`] (the API's 503): long enough for
-    /// a burst, short enough that a starved pool answers instead of
-    /// hanging every client.
+    /// with [`StoreError::is_unavailable`] (the API's 503). 30 s (sqlx's
+    /// default): the webhook dispatcher and the writer share the pool and
+    /// wait through bursts on PostgreSQL; exports are capped below the
+    /// pool size so they cannot starve it. Lower it once the writer has a
+    /// connection of its own.
     pub acquire_timeout: Duration,
     /// The longest a read statement may run: PostgreSQL's
     /// `statement_timeout` on every connection, a progress-handler
@@ -234,7 +236,7 @@ impl Default for StoreOptions {
         Self {
             max_connections: 8,
             lock_wait: Duration::from_secs(5),
-            acquire_timeout: Duration::from_secs(5),
+            acquire_timeout: Duration::from_secs(30),
             read_timeout: Duration::from_secs(30),
         }
     }
