@@ -138,39 +138,35 @@ impl ApiError {
     /// 401 or a 500: the client's request was fine, it should come back.
     pub fn unavailable(error: impl std::fmt::Display) -> Self {
         tracing::warn!(error = %error, "REST request refused: the store is unavailable");
-        let secs = UNAVAILABLE_RETRY_SECS;
-        ApiError {
-            detail: json!({ "retry_after": secs }),
-            retry_after: Some(secs),
-            ..Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "SERVICE_UNAVAILABLE",
-                format!("the service is busy: try again in {secs} s"),
-            )
-        }
+        Self::retry_later(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "SERVICE_UNAVAILABLE",
+            "the service is busy",
+        )
     }
 
     /// 429: the tenant runs as many exports as it may at once.
     pub fn too_many_exports() -> Self {
-        let secs = UNAVAILABLE_RETRY_SECS;
-        ApiError {
-            detail: json!({ "retry_after": secs }),
-            retry_after: Some(secs),
-            ..Self::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "TOO_MANY_EXPORTS",
-                format!("as many exports as allowed are running: try again in {secs} s"),
-            )
-        }
+        Self::retry_later(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TOO_MANY_EXPORTS",
+            "as many exports as allowed are running",
+        )
     }
 
     /// 429: as many of these as allowed are running; come back later.
     pub fn busy(message: &str) -> Self {
+        Self::retry_later(StatusCode::TOO_MANY_REQUESTS, "BUSY", message)
+    }
+
+    /// An answer telling the client to come back in
+    /// [`UNAVAILABLE_RETRY_SECS`] (`Retry-After`, `detail.retry_after`).
+    fn retry_later(status: StatusCode, code: &'static str, message: &str) -> Self {
         let secs = UNAVAILABLE_RETRY_SECS;
         ApiError {
             detail: json!({ "retry_after": secs }),
             retry_after: Some(secs),
-            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "BUSY", message)
+            ..Self::new(status, code, format!("{message}: try again in {secs} s"))
         }
     }
 
