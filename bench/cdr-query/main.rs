@@ -398,7 +398,16 @@ async fn main() {
         let cpu = cpu_seconds();
         let t = Instant::now();
         let mut stream = store
-            .export_cdrs(tenant, CdrScope::Tenant, query, format, zone)
+            .export_cdrs(
+                tenant,
+                CdrScope::Tenant,
+                query,
+                format,
+                zone,
+                store::ExportSlots::new(1, 1, store::ExportLimits::default())
+                    .try_acquire(tenant)
+                    .unwrap(),
+            )
             .unwrap();
         let (mut bytes, mut lines) = (0usize, 0usize);
         while let Some(chunk) = stream.next().await {

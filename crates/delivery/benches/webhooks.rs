@@ -99,7 +99,14 @@ async fn throughput(db: &TestDb, label: &str) {
     configure(&store, &dispatcher, &rx, true).await;
     let started = Instant::now();
     let scheduled = store
-        .replay_webhooks(tenant_id(1), 0, None, cdr::UnixMillis(now_ms()), u32::MAX)
+        .replay_webhooks(
+            tenant_id(1),
+            0,
+            None,
+            cdr::UnixMillis(now_ms()),
+            u32::MAX,
+            std::time::Duration::ZERO,
+        )
         .await
         .unwrap();
     dispatcher.deliveries_due(tenant_id(1));

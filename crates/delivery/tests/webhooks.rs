@@ -657,7 +657,14 @@ async fn replay_retry_and_test_events(db: &TestDb) {
     // committed before the endpoint existed.
     let n = h
         .store
-        .replay_webhooks(tenant_id(1), 0, None, cdr::UnixMillis(now_ms()), 10_000)
+        .replay_webhooks(
+            tenant_id(1),
+            0,
+            None,
+            cdr::UnixMillis(now_ms()),
+            10_000,
+            std::time::Duration::ZERO,
+        )
         .await
         .unwrap();
     assert_eq!(n, 10);

@@ -19,7 +19,6 @@ use std::pin::Pin;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::ConnectOptions;
 use sqlx::error::BoxDynError;
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
@@ -27,6 +26,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteRow, SqliteSynchronous,
 };
+use sqlx::{ConnectOptions, Connection as _};
 
 use crate::error::StoreError;
 
@@ -217,6 +217,18 @@ pub struct StoreOptions {
     /// fails (and the writer retries): SQLite's `busy_timeout`, PostgreSQL's
     /// `lock_timeout`.
     pub lock_wait: Duration,
+    /// How long a request waits for a pooled connection before it fails
+    /// with [`StoreError::is_unavailable`] (the API's 503). 30 s (sqlx's
+    /// default): the webhook dispatcher and the writer share the pool and
+    /// wait through bursts on PostgreSQL; exports are capped below the
+    /// pool size so they cannot starve it. Lower it once the writer has a
+    /// connection of its own.
+    pub acquire_timeout: Duration,
+    /// The longest a read statement may run: PostgreSQL's
+    /// `statement_timeout` on every connection, a progress-handler
+    /// deadline on SQLite's query paths (`query::deadline`). Exports have
+    /// their own, longer limit.
+    pub read_timeout: Duration,
 }
 
 impl Default for StoreOptions {
@@ -224,6 +236,8 @@ impl Default for StoreOptions {
         Self {
             max_connections: 8,
             lock_wait: Duration::from_secs(5),
+            acquire_timeout: Duration::from_secs(30),
+            read_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -256,21 +270,33 @@ impl Pool {
             create_parent_directory(connect.get_filename())?;
             let pool = SqlitePoolOptions::new()
                 .max_connections(options.max_connections.max(1))
+                .acquire_timeout(options.acquire_timeout)
                 .connect_with(connect)
                 .await?;
             migrator(SQLITE_MIGRATIONS).await?.run(&pool).await?;
             Ok(Self::Sqlite(pool))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let lock_timeout_ms = options.lock_wait.as_millis().max(1);
-            let connect = PgConnectOptions::from_str(url)?
+            let base = PgConnectOptions::from_str(url)?
                 .application_name("tally")
                 .options([("lock_timeout", lock_timeout_ms)])
                 .disable_statement_logging();
+            // Migrations run on a connection of their own, without the
+            // pool's read `statement_timeout` (an index build on a large
+            // table may take minutes).
+            let mut migrating = base.connect().await?;
+            migrator(POSTGRES_MIGRATIONS)
+                .await?
+                .run(&mut migrating)
+                .await?;
+            migrating.close().await?;
+            let connect =
+                base.options([("statement_timeout", options.read_timeout.as_millis().max(1))]);
             let pool = PgPoolOptions::new()
                 .max_connections(options.max_connections.max(1))
+                .acquire_timeout(options.acquire_timeout)
                 .connect_with(connect)
                 .await?;
-            migrator(POSTGRES_MIGRATIONS).await?.run(&pool).await?;
             Ok(Self::Postgres(pool))
         } else {
             Err(StoreError::UnsupportedUrl(url.to_owned()))
@@ -402,6 +428,11 @@ pub(crate) const SQLITE_MIGRATIONS: Embedded = &[
         include_str!("../migrations/sqlite/0010_sip_ha1.sql"),
     ),
     (
+        13,
+        "token_families",
+        include_str!("../migrations/sqlite/0013_token_families.sql"),
+    ),
+    (
         20,
         "console",
         include_str!("../migrations/sqlite/0020_console.sql"),
@@ -447,6 +478,11 @@ pub(crate) const POSTGRES_MIGRATIONS: Embedded = &[
         10,
         "sip_ha1",
         include_str!("../migrations/postgres/0010_sip_ha1.sql"),
+    ),
+    (
+        13,
+        "token_families",
+        include_str!("../migrations/postgres/0013_token_families.sql"),
     ),
     (
         20,

@@ -50,6 +50,9 @@ pub enum StoreError {
     /// The `after` cursor of a CDR listing names no CDR of that tenant.
     #[error("unknown CDR cursor {0}")]
     UnknownCursor(cdr::CdrId),
+    /// A read (an export) ran past its deadline and was stopped.
+    #[error("the read ran past its deadline of {0:?}")]
+    Deadline(std::time::Duration),
     /// The writer task is gone (its store was closed, or the runtime is
     /// shutting down); the command was not committed.
     #[error("the store writer has stopped")]
@@ -85,6 +88,40 @@ impl StoreError {
         match self {
             Self::Database(error) => is_transient_sqlx(error),
             Self::CommitFailed { source, .. } => source.is_transient(),
+            _ => false,
+        }
+    }
+}
+
+impl StoreError {
+    /// Whether the database could not serve the request in time (no pooled
+    /// connection free before the acquire timeout, the pool closed, the
+    /// connection lost, or a read cancelled by its deadline): the API
+    /// answers 503 with `Retry-After`, never as if the request were wrong.
+    pub fn is_unavailable(&self) -> bool {
+        use sqlx::error::DatabaseError as _;
+        match self {
+            Self::Database(error) => match error {
+                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
+                sqlx::Error::Database(db) => {
+                    if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                        // query_canceled (statement_timeout), the
+                        // connection exception class, too_many_connections.
+                        let code = pg.code();
+                        code == "57014" || code == "53300" || code.starts_with("08")
+                    } else {
+                        // SQLITE_INTERRUPT: the progress handler of a read
+                        // deadline stopped the statement.
+                        db.try_downcast_ref::<sqlx::sqlite::SqliteError>()
+                            .and_then(|e| e.code())
+                            .and_then(|code| code.parse::<i32>().ok())
+                            .is_some_and(|code| code & 0xff == 9)
+                    }
+                }
+                _ => false,
+            },
+            Self::CommitFailed { source, .. } => source.is_unavailable(),
+            Self::WriterClosed | Self::Deadline(_) => true,
             _ => false,
         }
     }

@@ -12,6 +12,21 @@
 //! `Err` (the HTTP status has been sent): the client sees a truncated
 //! transfer, never a short file that looks complete.
 //!
+//! # Limits (security review, finding 1)
+//!
+//! An export holds a pooled connection while it runs, so it is bounded
+//! three ways ([`ExportLimits`], [`ExportSlots`]):
+//! * a client that takes nothing for [`ExportLimits::stall`] loses the
+//!   export: the task stops waiting, drops the row stream and gives the
+//!   connection back (the HTTP layer closes the stalled socket on its own
+//!   write deadline);
+//! * the whole export ends after [`ExportLimits::total`]: PostgreSQL's
+//!   `statement_timeout` for the export's transaction, a progress handler on
+//!   SQLite (`query::deadline`), and a timer around both;
+//! * at most `per_tenant` exports of one tenant and `total` in all run at
+//!   once; the API answers the next one 429 with `Retry-After`, so exports
+//!   can never take every connection of the pool.
+//!
 //! Rows are the list items of `GET /api/cdrs`, read without the targets:
 //! the call's `reroute_reason` (its first rerouted target's) is kept on the
 //! `cdrs` row at commit (migration 0005), which the export reads instead.
@@ -31,9 +46,12 @@
 //! maintained, small with default features off, and correct across DST
 //! transitions.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use cdr::{CdrRecord, RerouteReason, UnixMillis};
+use cdr::{CdrRecord, RerouteReason, TenantId, UnixMillis};
 use futures_util::StreamExt as _;
 use futures_util::stream::Stream;
 
@@ -41,12 +59,103 @@ use crate::cdrs;
 use crate::db::{Backend, Pool, Row};
 use crate::error::StoreError;
 use crate::query::compile::{self, Sql};
+use crate::query::deadline;
 use crate::query::{CdrQuery, CdrScope};
 
 /// Bytes per chunk handed to the body (flushed when a row crosses it).
 pub const CHUNK_BYTES: usize = 64 * 1024;
 /// Chunks in flight between the query task and the response body.
 pub const CHANNEL_CHUNKS: usize = 4;
+
+/// Deadlines of one export (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExportLimits {
+    /// The longest the client may take nothing before the export stops.
+    pub stall: Duration,
+    /// The longest an export may run.
+    pub total: Duration,
+}
+
+impl Default for ExportLimits {
+    fn default() -> Self {
+        Self {
+            stall: Duration::from_secs(30),
+            total: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+/// Exports running at once, per tenant and in all.
+#[derive(Debug)]
+pub struct ExportSlots {
+    per_tenant: usize,
+    total: usize,
+    /// The deadlines of every export run in these slots.
+    limits: ExportLimits,
+    running: Mutex<Running>,
+}
+
+#[derive(Debug, Default)]
+struct Running {
+    all: usize,
+    by_tenant: HashMap<TenantId, usize>,
+}
+
+impl ExportSlots {
+    /// At least one of each.
+    pub fn new(per_tenant: usize, total: usize, limits: ExportLimits) -> Arc<Self> {
+        Arc::new(Self {
+            per_tenant: per_tenant.max(1),
+            total: total.max(1),
+            limits,
+            running: Mutex::new(Running::default()),
+        })
+    }
+
+    /// A slot for one export of `tenant`, or `None` when the tenant or
+    /// the node runs as many as allowed.
+    pub fn try_acquire(self: &Arc<Self>, tenant: TenantId) -> Option<ExportSlot> {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let mine = running.by_tenant.get(&tenant).copied().unwrap_or(0);
+        if mine >= self.per_tenant || running.all >= self.total {
+            return None;
+        }
+        running.all += 1;
+        running.by_tenant.insert(tenant, mine + 1);
+        Some(ExportSlot {
+            slots: Arc::clone(self),
+            tenant,
+        })
+    }
+}
+
+/// One running export; its slot is free again when this drops (when the
+/// export's task ends, whatever the client does).
+#[derive(Debug)]
+pub struct ExportSlot {
+    slots: Arc<ExportSlots>,
+    tenant: TenantId,
+}
+
+impl ExportSlot {
+    /// The deadlines of the export run in this slot.
+    pub fn limits(&self) -> ExportLimits {
+        self.slots.limits
+    }
+}
+
+impl Drop for ExportSlot {
+    fn drop(&mut self) {
+        let mut running = self.slots.running.lock().unwrap_or_else(|e| e.into_inner());
+        running.all = running.all.saturating_sub(1);
+        if let Some(n) = running.by_tenant.get_mut(&self.tenant) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                running.by_tenant.remove(&self.tenant);
+            }
+        }
+    }
+}
 
 /// The export formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -307,17 +416,29 @@ fn reroute_of(row: &impl Row) -> Result<Option<RerouteReason>, StoreError> {
 
 type Sender = tokio::sync::mpsc::Sender<Result<Vec<u8>, StoreError>>;
 
+/// Hands one chunk to the body; `false` when the client went away or took
+/// nothing for `stall`.
+async fn hand_over(tx: &Sender, chunk: Vec<u8>, stall: Duration) -> bool {
+    match tokio::time::timeout(stall, tx.send(Ok(chunk))).await {
+        Ok(sent) => sent.is_ok(),
+        Err(_) => {
+            tracing::info!(?stall, "CDR export stopped: the client reads nothing");
+            false
+        }
+    }
+}
+
 /// Reads the statement's rows into `writer`, sending each full chunk;
-/// `Ok(false)` when the receiver went away.
+/// `Ok(false)` when the receiver went away or stalled.
 macro_rules! pump {
-    ($pool:expr, $db:ty, $sql:expr, $writer:expr, $tx:expr) => {{
-        let mut rows = $sql.query::<$db>().fetch($pool);
+    ($conn:expr, $db:ty, $sql:expr, $writer:expr, $tx:expr, $stall:expr) => {{
+        let mut rows = $sql.query::<$db>().fetch($conn);
         let mut open = true;
         while let Some(row) = rows.next().await {
             let row = row?;
             let record = cdrs::cdr_from_row(&row)?;
             $writer.row(&record, reroute_of(&row)?)?;
-            if $writer.full() && $tx.send(Ok($writer.take())).await.is_err() {
+            if $writer.full() && !hand_over($tx, $writer.take(), $stall).await {
                 open = false;
                 break;
             }
@@ -327,7 +448,7 @@ macro_rules! pump {
 }
 
 /// Starts the export on the current runtime; the stream yields the body's
-/// chunks.
+/// chunks. The task holds `slot` until it ends.
 pub(crate) fn start(
     pool: Pool,
     tenant: i64,
@@ -335,22 +456,27 @@ pub(crate) fn start(
     query: CdrQuery,
     format: ExportFormat,
     zone: ExportZone,
+    slot: ExportSlot,
 ) -> impl Stream<Item = Result<Vec<u8>, StoreError>> + Send + Unpin + 'static {
     let (tx, rx) = tokio::sync::mpsc::channel(CHANNEL_CHUNKS);
+    let limits = slot.limits();
     tokio::spawn(async move {
+        let _slot = slot;
         let sql = statement(pool.backend(), tenant, &scope, &query);
         let mut writer = Writer::new(format, zone);
-        let result = run(&pool, &sql, &mut writer, &tx).await;
+        let result = tokio::time::timeout(limits.total, run(&pool, &sql, &mut writer, &tx, limits))
+            .await
+            .unwrap_or(Err(StoreError::Deadline(limits.total)));
         match result {
             Ok(true) => {
                 if !writer.buffer.is_empty() {
-                    let _ = tx.send(Ok(writer.take())).await;
+                    hand_over(&tx, writer.take(), limits.stall).await;
                 }
             }
             Ok(false) => {}
             Err(error) => {
                 tracing::warn!(%error, "CDR export failed");
-                let _ = tx.send(Err(error)).await;
+                let _ = tokio::time::timeout(limits.stall, tx.send(Err(error))).await;
             }
         }
     });
@@ -358,9 +484,39 @@ pub(crate) fn start(
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
-async fn run(pool: &Pool, sql: &Sql, writer: &mut Writer, tx: &Sender) -> Result<bool, StoreError> {
+async fn run(
+    pool: &Pool,
+    sql: &Sql,
+    writer: &mut Writer,
+    tx: &Sender,
+    limits: ExportLimits,
+) -> Result<bool, StoreError> {
     match pool {
-        Pool::Sqlite(pool) => pump!(pool, sqlx::Sqlite, sql, writer, tx),
-        Pool::Postgres(pool) => pump!(pool, sqlx::Postgres, sql, writer, tx),
+        Pool::Sqlite(pool) => {
+            let mut conn = pool.acquire().await?;
+            let _armed = deadline::arm_sqlite(&mut conn, limits.total).await?;
+            pump!(&mut *conn, sqlx::Sqlite, sql, writer, tx, limits.stall)
+        }
+        Pool::Postgres(pool) => {
+            let mut conn = pool.acquire().await?;
+            let timeout = format!("{}ms", limits.total.as_millis().max(1));
+            sqlx::query(deadline::PG_EXPORT_TIMEOUT)
+                .bind(timeout)
+                .execute(&mut *conn)
+                .await?;
+            let result = pump!(&mut *conn, sqlx::Postgres, sql, writer, tx, limits.stall);
+            if let Ok(true) = result {
+                sqlx::query(deadline::PG_RESET_TIMEOUT)
+                    .execute(&mut *conn)
+                    .await?;
+            } else {
+                // Stopped mid-stream: back in the pool, the connection
+                // would first read every row the server still sends.
+                // Closing it ends the query on the server at once; the
+                // pool opens another when it needs one.
+                drop(conn.detach());
+            }
+            result
+        }
     }
 }

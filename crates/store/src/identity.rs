@@ -66,6 +66,9 @@ pub struct NewToken<'a> {
     pub owner: TokenOwner,
     pub created_at: UnixMillis,
     pub expires_at: UnixMillis,
+    /// When the family's sign-in happened (its absolute lifetime counts
+    /// from here; a rotation copies it).
+    pub family_started_at: UnixMillis,
 }
 
 /// A live access token's owner, with the user's current role and state (a
@@ -89,6 +92,9 @@ pub struct Rotation<'a> {
     pub refresh_hash: &'a str,
     pub access_expires_at: UnixMillis,
     pub refresh_expires_at: UnixMillis,
+    /// The absolute lifetime of a sign-in: past `family_started_at` + this,
+    /// its refresh tokens are refused and new tokens never outlive it.
+    pub family_lifetime_ms: u64,
 }
 
 /// What presenting a refresh token did.
@@ -114,7 +120,7 @@ pub(crate) async fn insert_token(conn: &mut impl Conn, t: &NewToken<'_>) -> Resu
     };
     conn.execute(
         "INSERT INTO auth_tokens (token_hash, kind, family, tenant_id, user_id, created_at, \
-         expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+         expires_at, family_started_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         &args![
             t.hash,
             if t.refresh { "refresh" } else { "access" },
@@ -123,6 +129,7 @@ pub(crate) async fn insert_token(conn: &mut impl Conn, t: &NewToken<'_>) -> Resu
             user,
             db_ms("created_at", t.created_at)?,
             db_ms("expires_at", t.expires_at)?,
+            db_ms("family_started_at", t.family_started_at)?,
         ],
     )
     .await?;
@@ -181,8 +188,8 @@ pub(crate) async fn redeem_refresh(
     let now = db_ms("now", now)?;
     let Some(row) = conn
         .fetch_optional(
-            "SELECT family, tenant_id, user_id, expires_at, used_at, revoked_at \
-             FROM auth_tokens WHERE token_hash = $1 AND kind = 'refresh'",
+            "SELECT family, tenant_id, user_id, created_at, expires_at, used_at, revoked_at, \
+             family_started_at FROM auth_tokens WHERE token_hash = $1 AND kind = 'refresh'",
             &args![hash],
         )
         .await?
@@ -197,6 +204,17 @@ pub(crate) async fn redeem_refresh(
     if row.opt_int("used_at")?.is_some() {
         revoke_family(conn, &family, now).await?;
         return Ok(Refresh::Reused { owner });
+    }
+    let started = match row.opt_int("family_started_at")? {
+        Some(at) => at,
+        None => row.int("created_at")?,
+    };
+    let lifetime = i64::try_from(next.family_lifetime_ms).unwrap_or(i64::MAX);
+    let family_ends = started.saturating_add(lifetime);
+    if now >= family_ends {
+        // The sign-in is over: sign in again.
+        revoke_family(conn, &family, now).await?;
+        return Ok(Refresh::Invalid);
     }
     let spent = conn
         .execute(
@@ -222,7 +240,8 @@ pub(crate) async fn redeem_refresh(
                 family: &family,
                 owner,
                 created_at,
-                expires_at,
+                expires_at: UnixMillis(expires_at.0.min(u64::try_from(family_ends).unwrap_or(0))),
+                family_started_at: UnixMillis(u64::try_from(started).unwrap_or(0)),
             },
         )
         .await?;
@@ -271,6 +290,32 @@ pub(crate) async fn revoke_user_tokens(
             &args![db_id("user_id", user_id)?, db_ms("now", now)?],
         )
         .await?)
+}
+
+/// Revokes every token of the system admin (its password was reset).
+pub(crate) async fn revoke_system_admin_tokens(
+    conn: &mut impl Conn,
+    now: UnixMillis,
+) -> Result<u64, StoreError> {
+    Ok(conn
+        .execute(
+            "UPDATE auth_tokens SET revoked_at = $1 \
+             WHERE tenant_id IS NULL AND user_id IS NULL AND revoked_at IS NULL",
+            &args![db_ms("now", now)?],
+        )
+        .await?)
+}
+
+/// Whether a token with this hash is stored (live or not): an unknown
+/// token is answered without opening a write transaction (finding 9).
+pub(crate) async fn token_exists(conn: &mut impl Conn, hash: &str) -> Result<bool, StoreError> {
+    Ok(conn
+        .fetch_optional(
+            "SELECT 1 AS one FROM auth_tokens WHERE token_hash = $1",
+            &args![hash],
+        )
+        .await?
+        .is_some())
 }
 
 /// Forgets tokens that expired before `now`.
@@ -480,6 +525,22 @@ pub(crate) async fn clear_login_failures(
     conn.execute(
         "DELETE FROM login_failures WHERE throttle_key = $1",
         &args![key],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Forgets the counter `key` and every counter whose key starts with
+/// `prefix` (an account's per-address counters).
+pub(crate) async fn clear_login_failures_with_prefix(
+    conn: &mut impl Conn,
+    key: &str,
+    prefix: &str,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "DELETE FROM login_failures WHERE throttle_key = $1 \
+         OR substr(throttle_key, 1, length($2)) = $2",
+        &args![key, prefix],
     )
     .await?;
     Ok(())

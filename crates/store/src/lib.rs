@@ -59,8 +59,8 @@ mod outbox;
 pub mod query;
 mod recovery;
 mod registrations;
-mod sip_credentials;
 mod routing_rules;
+mod sip_credentials;
 mod sync;
 mod trunks;
 mod webhooks;
@@ -74,14 +74,14 @@ pub use commit::SessionEvents;
 pub use db::{Backend, StoreOptions};
 pub use directory::{DEFAULT_RING_TIMEOUT_SECS, DEFAULT_TIME_ZONE, SipHashes, Tenant, User};
 pub use error::StoreError;
-pub use export::{ExportFormat, ExportZone, UnknownZone};
+pub use export::{ExportFormat, ExportLimits, ExportSlot, ExportSlots, ExportZone, UnknownZone};
 pub use identity::{AccessGrant, ApiKey, NewToken, Refresh, Rotation, TokenOwner};
 pub use outbox::OutboxEvent;
 pub use query::{CdrQuery, CdrScope, QueryError};
 pub use recovery::{OpenSession, RecoveredSession, RecoveryReport, RecoveryScope};
 pub use registrations::Registration;
-pub use sip_credentials::PlaintextSipPassword;
 pub use routing_rules::{InboundRule, OutboundRule, RuleWrite, UserOutbound};
+pub use sip_credentials::PlaintextSipPassword;
 pub use sync::SyncDiff;
 pub use trunks::{Trunk, TrunkDeletion};
 pub use webhooks::{
@@ -91,6 +91,7 @@ pub use webhooks::{
 pub use writer::{Committed, PendingBatch, PendingCommit, StoreWriter, WriterConfig, WriterStats};
 
 use db::{Pool, with_conn, with_write_tx};
+use query::deadline::with_read_conn;
 
 /// Runs a write transaction again (up to 5 times, short back-off) while it
 /// fails with a transient error: webhook transactions touch several
@@ -112,12 +113,17 @@ macro_rules! retry_transient {
     }};
 }
 
+/// Sequences one transaction of a webhook replay covers.
+pub const REPLAY_BATCH: u64 = 500;
+
 /// A handle on the database. Cheap to clone (a pool inside).
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: Pool,
     /// [`StoreOptions::lock_wait`], for the writer's own connection.
     lock_wait: std::time::Duration,
+    /// The deadline of a read on the query paths (`query::deadline`).
+    read_timeout: std::time::Duration,
 }
 
 impl Store {
@@ -131,6 +137,7 @@ impl Store {
         Ok(Self {
             pool: Pool::open(url, options).await?,
             lock_wait: options.lock_wait,
+            read_timeout: options.read_timeout,
         })
     }
 
@@ -354,13 +361,28 @@ impl Store {
         now: UnixMillis,
         next: &Rotation<'_>,
     ) -> Result<Refresh, StoreError> {
+        // Unauthenticated callers: no write lock for a token that does not
+        // exist (security review, finding 9).
+        if !with_conn!(&self.pool, |conn| identity::token_exists(conn, hash))? {
+            return Ok(Refresh::Invalid);
+        }
         with_write_tx!(&self.pool, |conn| identity::redeem_refresh(
             conn, hash, now, next
         ))
     }
 
+    /// Revokes every token of the system admin; how many were live.
+    pub async fn revoke_system_admin_tokens(&self, now: UnixMillis) -> Result<u64, StoreError> {
+        with_conn!(&self.pool, |conn| identity::revoke_system_admin_tokens(
+            conn, now
+        ))
+    }
+
     /// Revokes a token's family; `false` if the token is unknown.
     pub async fn revoke_token(&self, hash: &str, now: UnixMillis) -> Result<bool, StoreError> {
+        if !with_conn!(&self.pool, |conn| identity::token_exists(conn, hash))? {
+            return Ok(false);
+        }
         with_write_tx!(&self.pool, |conn| identity::revoke_token(conn, hash, now))
     }
 
@@ -447,6 +469,18 @@ impl Store {
 
     pub async fn clear_login_failures(&self, key: &str) -> Result<(), StoreError> {
         with_conn!(&self.pool, |conn| identity::clear_login_failures(conn, key))
+    }
+
+    /// Forgets the counter `key` and every counter whose key starts with
+    /// `prefix`.
+    pub async fn clear_login_failures_with_prefix(
+        &self,
+        key: &str,
+        prefix: &str,
+    ) -> Result<(), StoreError> {
+        with_conn!(&self.pool, |conn| {
+            identity::clear_login_failures_with_prefix(conn, key, prefix)
+        })
     }
 
     // Audit log --------------------------------------------------------------
@@ -544,7 +578,7 @@ impl Store {
         skip: u64,
         after: Option<CdrId>,
     ) -> Result<Vec<CdrRecord>, StoreError> {
-        with_conn!(&self.pool, |conn| cdrs::list(
+        with_read_conn!(&self.pool, self.read_timeout, |conn| cdrs::list(
             conn, tenant_id, top, skip, after
         ))
     }
@@ -556,12 +590,16 @@ impl Store {
         tenant_id: TenantId,
         cdr_id: CdrId,
     ) -> Result<Option<CdrRecord>, StoreError> {
-        with_conn!(&self.pool, |conn| cdrs::get(conn, tenant_id, cdr_id))
+        with_read_conn!(&self.pool, self.read_timeout, |conn| cdrs::get(
+            conn, tenant_id, cdr_id
+        ))
     }
 
     /// How many CDRs the tenant has (REST `count`).
     pub async fn count_cdrs(&self, tenant_id: TenantId) -> Result<u64, StoreError> {
-        with_conn!(&self.pool, |conn| cdrs::count(conn, tenant_id))
+        with_read_conn!(&self.pool, self.read_timeout, |conn| cdrs::count(
+            conn, tenant_id
+        ))
     }
 
     // CDR queries (REST) -----------------------------------------------------
@@ -576,7 +614,7 @@ impl Store {
         query: &CdrQuery,
     ) -> Result<CdrPage, StoreError> {
         let backend = self.backend();
-        with_conn!(&self.pool, |conn| cdrs::query(
+        with_read_conn!(&self.pool, self.read_timeout, |conn| cdrs::query(
             conn, backend, tenant_id, scope, query
         ))
     }
@@ -590,7 +628,7 @@ impl Store {
         query: &CdrQuery,
     ) -> Result<Vec<String>, StoreError> {
         let backend = self.backend();
-        with_conn!(&self.pool, |conn| cdrs::explain_page(
+        with_read_conn!(&self.pool, self.read_timeout, |conn| cdrs::explain_page(
             conn, backend, tenant_id, scope, query
         ))
     }
@@ -598,8 +636,9 @@ impl Store {
     /// Every CDR matching `query`'s filter, search and order (paging
     /// options are ignored), as CSV or JSON Lines chunks, streamed with
     /// constant memory (see the export module). Must be called inside a
-    /// tokio runtime: the query runs on a task of its own, which stops
-    /// when the stream is dropped.
+    /// tokio runtime: the query runs on a task of its own, holding `slot`,
+    /// which stops when the stream is dropped, when the client takes
+    /// nothing for the slot's `stall`, or after its `total`.
     pub fn export_cdrs(
         &self,
         tenant_id: TenantId,
@@ -607,6 +646,7 @@ impl Store {
         query: CdrQuery,
         format: ExportFormat,
         zone: ExportZone,
+        slot: ExportSlot,
     ) -> Result<
         impl futures_util::Stream<Item = Result<Vec<u8>, StoreError>> + Send + Unpin + 'static,
         StoreError,
@@ -619,6 +659,7 @@ impl Store {
             query,
             format,
             zone,
+            slot,
         ))
     }
 
@@ -668,7 +709,7 @@ impl Store {
         now: UnixMillis,
     ) -> Result<Option<SyncDiff>, StoreError> {
         let now = convert::db_ms("now", now)?;
-        with_conn!(&self.pool, |conn| sync::diff(
+        with_read_conn!(&self.pool, self.read_timeout, |conn| sync::diff(
             conn, tenant_id, user_id, extension, token, next_token, now
         ))
     }
@@ -836,8 +877,11 @@ impl Store {
         ))
     }
 
-    /// Schedules the tenant's events after `from_sequence` again (at most
-    /// `max` read from the outbox); returns how many deliveries are due.
+    /// Replays the tenant's events with `sequence > from_sequence` (at
+    /// most `max` sequences), in transactions of [`REPLAY_BATCH`]
+    /// sequences with `pause` between two, so a large replay never holds
+    /// the write lock the CDR writer needs for long (security review,
+    /// finding 8). Returns how many deliveries were scheduled.
     pub async fn replay_webhooks(
         &self,
         tenant_id: TenantId,
@@ -845,15 +889,23 @@ impl Store {
         event_types: Option<&[String]>,
         now: UnixMillis,
         max: u32,
+        pause: std::time::Duration,
     ) -> Result<u64, StoreError> {
-        retry_transient!(with_write_tx!(&self.pool, |conn| webhooks::replay(
-            conn,
-            tenant_id,
-            from_sequence,
-            event_types,
-            now,
-            max
-        )))
+        let last = with_conn!(&self.pool, |conn| webhooks::last_sequence(conn, tenant_id))?;
+        let end = last.min(from_sequence.saturating_add(u64::from(max)));
+        let mut after = from_sequence;
+        let mut scheduled = 0;
+        while after < end {
+            let upto = end.min(after + REPLAY_BATCH);
+            scheduled += retry_transient!(with_write_tx!(&self.pool, |conn| {
+                webhooks::replay_batch(conn, tenant_id, after, upto, event_types, now)
+            }))?;
+            after = upto;
+            if after < end {
+                tokio::time::sleep(pause).await;
+            }
+        }
+        Ok(scheduled)
     }
 
     /// The tenant's deliveries, newest first, with their logs.

@@ -654,27 +654,47 @@ pub(crate) async fn retry(
     Ok(changed > 0)
 }
 
-/// Replays the tenant's events with `sequence > from_sequence`: existing
-/// deliveries become due now, and outbox events already fanned out
-/// without a delivery (the endpoint was off, or filtered them) get one.
-/// Returns how many deliveries were scheduled.
-pub(crate) async fn replay(
+/// The tenant's last committed `sequence` (0 before its first event).
+pub(crate) async fn last_sequence(
     conn: &mut impl Conn,
     tenant_id: TenantId,
-    from_sequence: u64,
+) -> Result<u64, StoreError> {
+    match conn
+        .fetch_optional(
+            "SELECT last_sequence FROM tenant_sequences WHERE tenant_id = $1",
+            &args![db_id("tenant_id", tenant_id.id())?],
+        )
+        .await?
+    {
+        Some(row) => get_u64(&row, "last_sequence"),
+        None => Ok(0),
+    }
+}
+
+/// One batch of a replay (security review, finding 8): the tenant's
+/// events with `after < sequence <= upto`. Existing deliveries become due
+/// now, and outbox events already fanned out without a delivery (the
+/// endpoint was off, or filtered them) get one. Tenant sequences have no
+/// gaps, so a batch touches at most `upto - after` rows of each table and
+/// its transaction stays short. Returns how many deliveries were scheduled.
+pub(crate) async fn replay_batch(
+    conn: &mut impl Conn,
+    tenant_id: TenantId,
+    after: u64,
+    upto: u64,
     event_types: Option<&[String]>,
     now: UnixMillis,
-    max: u32,
 ) -> Result<u64, StoreError> {
     let tenant = db_id("tenant_id", tenant_id.id())?;
-    let from = crate::convert::db_u64("from_sequence", from_sequence)?;
+    let from = crate::convert::db_u64("from_sequence", after)?;
+    let to = crate::convert::db_u64("upto", upto)?;
     let now_ms = db_ms("now", now)?;
     let mut scheduled = conn
         .execute(
             "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = $3, \
              next_trigger = 'manual', updated_at = $3, manual_requests = manual_requests + 1 \
-             WHERE tenant_id = $1 AND sequence > $2",
-            &args![tenant, from, now_ms],
+             WHERE tenant_id = $1 AND sequence > $2 AND sequence <= $4",
+            &args![tenant, from, now_ms, to],
         )
         .await?;
     let row = conn
@@ -685,35 +705,32 @@ pub(crate) async fn replay(
         .await?
         .ok_or_else(|| StoreError::Corrupt("webhook_cursor has no row".into()))?;
     let cursor = get_u64(&row, "last_global_sequence")?;
-    let mut after = from_sequence;
-    let mut read = 0u32;
-    while read < max {
-        let page = crate::outbox::after(conn, tenant_id, after, 500.min(max - read)).await?;
-        let Some(last) = page.last() else { break };
-        after = last.sequence;
-        read += page.len() as u32;
-        for event in page.iter().filter(|e| e.global_sequence <= cursor) {
-            if event_types.is_some_and(|t| !t.iter().any(|t| t == event.event_type.as_str())) {
-                continue;
-            }
-            scheduled += conn
-                .execute(
-                    "INSERT INTO webhook_deliveries (tenant_id, event_id, sequence, event_type, \
-                     payload, created_at, status, attempts, next_attempt_at, updated_at, \
-                     next_trigger) VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7, \
-                     'manual') ON CONFLICT (tenant_id, event_id) DO NOTHING",
-                    &args![
-                        tenant,
-                        event.event_id.as_str(),
-                        crate::convert::db_u64("sequence", event.sequence)?,
-                        event.event_type.as_str(),
-                        event.payload.as_str(),
-                        db_ms("created_at", event.created_at)?,
-                        now_ms,
-                    ],
-                )
-                .await?;
+    let width = u32::try_from(upto.saturating_sub(after)).unwrap_or(u32::MAX);
+    let page = crate::outbox::after(conn, tenant_id, after, width).await?;
+    for event in page
+        .iter()
+        .filter(|e| e.sequence <= upto && e.global_sequence <= cursor)
+    {
+        if event_types.is_some_and(|t| !t.iter().any(|t| t == event.event_type.as_str())) {
+            continue;
         }
+        scheduled += conn
+            .execute(
+                "INSERT INTO webhook_deliveries (tenant_id, event_id, sequence, event_type, \
+                 payload, created_at, status, attempts, next_attempt_at, updated_at, \
+                 next_trigger) VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7, \
+                 'manual') ON CONFLICT (tenant_id, event_id) DO NOTHING",
+                &args![
+                    tenant,
+                    event.event_id.as_str(),
+                    crate::convert::db_u64("sequence", event.sequence)?,
+                    event.event_type.as_str(),
+                    event.payload.as_str(),
+                    db_ms("created_at", event.created_at)?,
+                    now_ms,
+                ],
+            )
+            .await?;
     }
     Ok(scheduled)
 }

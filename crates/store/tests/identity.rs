@@ -44,6 +44,7 @@ fn token<'a>(
         owner,
         created_at: ms(0),
         expires_at: ms(expires),
+        family_started_at: ms(0),
     }
 }
 
@@ -63,6 +64,7 @@ fn next(names: &(String, String)) -> Rotation<'_> {
         refresh_hash: &names.1,
         access_expires_at: ms(1_000),
         refresh_expires_at: ms(5_000),
+        family_lifetime_ms: 30 * 24 * 3600 * 1000,
     }
 }
 

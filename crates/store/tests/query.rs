@@ -8,7 +8,7 @@ mod common;
 
 use std::cmp::Ordering;
 use std::collections::HashSet;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cdr::{
     CallEventKind, CdrRecord, Direction, EndReason, NoAnswerCause, RerouteReason, SessionEnd,
@@ -20,9 +20,16 @@ use store::query::compile::{glob_escape, like_escape, prefix_successor};
 use store::query::filter::{MAX_DEPTH, MAX_FILTER_BYTES, MAX_LITERAL_CHARS, MAX_TERMS};
 use store::query::{Cmp, Expr, Field, Filter, OrderBy, Search, TextFn, Value};
 use store::{
-    Backend, CdrQuery, CdrScope, ExportFormat, ExportZone, SessionEvents, Store, StoreError,
-    WriterConfig,
+    Backend, CdrQuery, CdrScope, ExportFormat, ExportLimits, ExportSlot, ExportSlots, ExportZone,
+    SessionEvents, Store, StoreError, StoreOptions, WriterConfig,
 };
+
+/// A slot of its own for an export the test runs.
+fn slot(tenant: u64) -> ExportSlot {
+    ExportSlots::new(1, 1, ExportLimits::default())
+        .try_acquire(tenant_id(tenant))
+        .unwrap()
+}
 
 on_both!(
     filters_select_what_the_expression_means,
@@ -767,6 +774,7 @@ async fn filters_select_what_the_expression_means(db: &TestDb) {
             CdrQuery::default(),
             ExportFormat::Jsonl,
             ExportZone::utc(),
+            slot(1),
         )
         .unwrap();
     let mut body = Vec::new();
@@ -1080,6 +1088,7 @@ async fn export_streams_100k_rows_in_bounded_chunks(db: &TestDb) {
             CdrQuery::default(),
             ExportFormat::Jsonl,
             ExportZone::utc(),
+            slot(1),
         )
         .unwrap();
     let (mut lines, mut chunks, mut largest) = (0i64, 0usize, 0usize);
@@ -1136,6 +1145,7 @@ async fn export_streams_100k_rows_in_bounded_chunks(db: &TestDb) {
             query,
             ExportFormat::Csv,
             ExportZone::named("Europe/Berlin").unwrap(),
+            slot(1),
         )
         .unwrap();
     let mut body = Vec::new();
@@ -1169,6 +1179,7 @@ async fn export_streams_100k_rows_in_bounded_chunks(db: &TestDb) {
             CdrQuery::default(),
             ExportFormat::Csv,
             ExportZone::utc(),
+            slot(1),
         )
         .unwrap();
     assert!(stream.next().await.unwrap().is_ok());
@@ -1181,6 +1192,96 @@ async fn export_streams_100k_rows_in_bounded_chunks(db: &TestDb) {
             .count,
         Some(3)
     );
+
+    // Security review, finding 1: exports nobody reads give their pooled
+    // connection back after `stall`, and the slots cap them per tenant and
+    // in all. A pool of 2 that two stalled exports would hold for ever
+    // serves other reads again once they have stalled.
+    let small = db
+        .open_with(&StoreOptions {
+            max_connections: 2,
+            acquire_timeout: Duration::from_millis(500),
+            ..StoreOptions::default()
+        })
+        .await;
+    let limits = ExportLimits {
+        stall: Duration::from_millis(300),
+        total: Duration::from_secs(120),
+    };
+    let slots = ExportSlots::new(2, 2, limits);
+    let stalled: Vec<_> = (0..2)
+        .map(|_| {
+            let slot = slots.try_acquire(tenant_id(1)).expect("a slot");
+            let mut stream = small
+                .export_cdrs(
+                    tenant_id(1),
+                    CdrScope::Tenant,
+                    CdrQuery::default(),
+                    ExportFormat::Csv,
+                    ExportZone::utc(),
+                    slot,
+                )
+                .unwrap();
+            // Started, then never read again.
+            futures_util::FutureExt::now_or_never(stream.next());
+            stream
+        })
+        .collect();
+    assert!(slots.try_acquire(tenant_id(1)).is_none(), "per tenant");
+    assert!(slots.try_acquire(tenant_id(2)).is_none(), "in all");
+    let started = Instant::now();
+    let freed = loop {
+        if let Some(slot) = slots.try_acquire(tenant_id(2)) {
+            break slot;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "stalled exports still hold their slots"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    drop(freed);
+    let asked = Instant::now();
+    let page = small
+        .query_cdrs(tenant_id(2), &CdrScope::Tenant, &CdrQuery::default())
+        .await
+        .expect("a connection is free again while the stalled streams live");
+    assert_eq!(page.count, Some(3));
+    assert!(asked.elapsed() < Duration::from_secs(2));
+    drop(stalled);
+
+    // Reads have a deadline: a full scan cut short is "unavailable" (the
+    // API's 503), not a wrong request.
+    let hurried = db
+        .open_with(&StoreOptions {
+            read_timeout: Duration::from_millis(1),
+            ..StoreOptions::default()
+        })
+        .await;
+    let query = CdrQuery {
+        filter: Some(Filter::parse("contains(caller,'no such caller')").unwrap()),
+        ..CdrQuery::default()
+    };
+    let mut timed_out = false;
+    for _ in 0..5 {
+        match hurried
+            .query_cdrs(tenant_id(1), &CdrScope::Tenant, &query)
+            .await
+        {
+            Err(e) => {
+                assert!(e.is_unavailable(), "{e}");
+                timed_out = true;
+                break;
+            }
+            Ok(_) => continue,
+        }
+    }
+    assert!(timed_out, "a 1 ms read deadline never cut a 100k-row scan");
+    // The connection is sound afterwards, and its deadline disarmed.
+    store
+        .query_cdrs(tenant_id(2), &CdrScope::Tenant, &CdrQuery::default())
+        .await
+        .unwrap();
 }
 
 async fn sync_tokens_give_each_commit_once(db: &TestDb) {

@@ -10,7 +10,10 @@
 //!
 //! On first start the password is the one given (`--admin-password` or
 //! `$TALLY_ADMIN_PASSWORD`) or a generated one, printed once. Giving a
-//! password on a later start resets it (the way back in after losing it).
+//! password on a later start resets it (the way back in after losing it):
+//! it clears the account's sign-in lock-out, and when the password is not
+//! the stored one it revokes every system-admin token (security review,
+//! findings 5 and 6).
 
 use std::path::Path;
 
@@ -74,8 +77,23 @@ impl SystemAdmin {
         let now = clock::unix_millis();
         let setup = match (password, stored, file) {
             (Some(password), stored, file) => {
+                // The way back in clears the account's lock-out (finding
+                // 6), whoever kept it locked.
+                crate::api::clear_system_account_locks(store, username).await?;
+                let unchanged = stored
+                    .as_deref()
+                    .is_some_and(|hash| verify_password(hash, password));
                 let hash = hash_password(password)?;
                 store.set_system_password_hash(username, &hash, now).await?;
+                if stored.is_some() && !unchanged {
+                    // A new password ends every session of the old one
+                    // (finding 5): whoever stole a token loses it too.
+                    let revoked = store.revoke_system_admin_tokens(now).await?;
+                    tracing::info!(
+                        revoked,
+                        "system admin password changed: its tokens are revoked"
+                    );
+                }
                 if stored.is_some() || file.is_some() {
                     Setup::Reset
                 } else {

@@ -29,6 +29,14 @@
 //! [http]
 //! bind = "127.0.0.1"
 //! port = 8887
+//! max_connections = 1024             # open HTTP connections; more wait in the backlog
+//! header_read_secs = 10              # a request's headers (and TLS handshake) within this
+//! write_stall_secs = 30              # a client taking no byte this long is disconnected
+//! export_total_secs = 900            # the longest a CDR export may run
+//! exports_per_tenant = 2             # CDR exports of one tenant at once (429 beyond)
+//! exports_total = 4                  # CDR exports at once on this node (below the pool's 8)
+//! tls_cert_file = "/etc/tally/api.pem"  # HTTPS when both are set (PEM)
+//! tls_key_file = "/etc/tally/api.key"
 //!
 //! [admin]
 //! username = "admin"
@@ -42,6 +50,7 @@
 //! [wsi]
 //! send_queue = 1024                  # events a WebSocket may have queued; more closes it with 4008
 //! ping_secs = 25                     # keep-alive ping; silent for two periods closes
+//! revalidate_secs = 10               # re-check each connection's credential (4001 when revoked)
 //!
 //! [metrics]
 //! listen = "127.0.0.1:9464"          # GET /metrics here (default: off)
@@ -51,6 +60,10 @@
 //! [shutdown]
 //! grace_secs = 5                     # how long calls in progress may finish;
 //!                                    # then the PBX hangs them up (BYE)
+//!
+//! [identity]
+//! session_lifetime_secs = 2592000    # a sign-in lasts at most this, refreshes included (30 days)
+//! allow_ip_sip_domains = false       # may a tenant's sip_domain be an IP address
 //!
 //! [webhooks]
 //! allow = ["10.1.2.0/24"]            # CIDRs the SSRF guard lets through (default none)
@@ -84,6 +97,7 @@ pub struct Config {
     pub shutdown: ShutdownConfig,
     pub webhooks: WebhooksConfig,
     pub metrics: MetricsConfig,
+    pub identity: IdentityConfig,
 }
 
 /// `[metrics]`: Prometheus `/metrics` on a listener of its own
@@ -105,6 +119,27 @@ impl Default for MetricsConfig {
             listen: None,
             allow: vec!["127.0.0.1".into(), "::1".into()],
             token: None,
+        }
+    }
+}
+
+/// `[identity]`: sign-in and tenant rules of the system admin.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IdentityConfig {
+    /// Seconds a sign-in lasts at most, refreshes included (30 days).
+    pub session_lifetime_secs: u64,
+    /// Whether a tenant's `sip_domain` may be an IP address. Off: a tenant
+    /// named by the PBX's own address would capture requests meant for
+    /// others.
+    pub allow_ip_sip_domains: bool,
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        IdentityConfig {
+            session_lifetime_secs: 30 * 24 * 3600,
+            allow_ip_sip_domains: false,
         }
     }
 }
@@ -199,6 +234,21 @@ pub struct DigestOffers {
 pub struct HttpConfig {
     pub bind: IpAddr,
     pub port: u16,
+    /// HTTP connections open at once (security review, finding 10).
+    pub max_connections: usize,
+    /// Seconds a client has to send a request's headers (and to finish the
+    /// TLS handshake); an idle keep-alive connection closes after it.
+    pub header_read_secs: u64,
+    /// Seconds a response (an export, a WebSocket) may wait on a client
+    /// that takes no byte before the connection is closed.
+    pub write_stall_secs: u64,
+    /// Seconds a CDR export may run in all.
+    pub export_total_secs: u64,
+    pub exports_per_tenant: usize,
+    pub exports_total: usize,
+    /// PEM certificate chain and private key: HTTPS when both are set.
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -226,6 +276,8 @@ pub struct WsiConfig {
     pub send_queue: usize,
     /// Seconds between keep-alive pings (SPEC §6: 25).
     pub ping_secs: u64,
+    /// Seconds between two checks of a connection's credential.
+    pub revalidate_secs: u64,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -248,6 +300,7 @@ impl Default for Config {
             shutdown: ShutdownConfig::default(),
             webhooks: WebhooksConfig::default(),
             metrics: MetricsConfig::default(),
+            identity: IdentityConfig::default(),
         }
     }
 }
@@ -281,6 +334,14 @@ impl Default for HttpConfig {
         HttpConfig {
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: 8887,
+            max_connections: 1024,
+            header_read_secs: 10,
+            write_stall_secs: 30,
+            export_total_secs: 15 * 60,
+            exports_per_tenant: 2,
+            exports_total: 4,
+            tls_cert_file: None,
+            tls_key_file: None,
         }
     }
 }
@@ -308,6 +369,7 @@ impl Default for WsiConfig {
         WsiConfig {
             send_queue: 1024,
             ping_secs: 25,
+            revalidate_secs: 10,
         }
     }
 }
@@ -419,6 +481,10 @@ impl Config {
         Duration::from_secs(self.wsi.ping_secs)
     }
 
+    pub fn wsi_revalidate(&self) -> Duration {
+        Duration::from_secs(self.wsi.revalidate_secs.max(1))
+    }
+
     pub fn tcp_limits(&self) -> crate::transport::tcp::TcpLimits {
         crate::transport::tcp::TcpLimits {
             idle: Duration::from_secs(self.sip.tcp_idle_secs),
@@ -469,6 +535,46 @@ impl Config {
             bail!("metrics.token must be at least 16 characters");
         }
         Ok(crate::metrics::Access::new(allow, token))
+    }
+
+    pub fn http_limits(&self) -> crate::api::HttpLimits {
+        crate::api::HttpLimits {
+            max_connections: self.http.max_connections.max(1),
+            header_read: Duration::from_secs(self.http.header_read_secs.max(1)),
+            write_stall: Duration::from_secs(self.http.write_stall_secs.max(1)),
+        }
+    }
+
+    pub fn api_policy(&self) -> crate::api::Policy {
+        crate::api::Policy {
+            exports: self.exports(),
+            session_lifetime: Duration::from_secs(self.identity.session_lifetime_secs.max(1)),
+            allow_ip_sip_domains: self.identity.allow_ip_sip_domains,
+        }
+    }
+
+    /// How CDR exports are bounded; the stall deadline is the HTTP write
+    /// deadline, so a client that stops reading loses both together.
+    pub fn exports(&self) -> std::sync::Arc<store::ExportSlots> {
+        store::ExportSlots::new(
+            self.http.exports_per_tenant,
+            self.http.exports_total,
+            store::ExportLimits {
+                stall: Duration::from_secs(self.http.write_stall_secs.max(1)),
+                total: Duration::from_secs(self.http.export_total_secs.max(1)),
+            },
+        )
+    }
+
+    /// The HTTPS configuration, when a certificate is configured.
+    pub fn http_tls(&self) -> anyhow::Result<Option<std::sync::Arc<rustls::ServerConfig>>> {
+        match (&self.http.tls_cert_file, &self.http.tls_key_file) {
+            (None, None) => Ok(None),
+            (Some(cert), Some(key)) => Ok(Some(
+                crate::api::server::tls_config(cert, key).context("[http] TLS")?,
+            )),
+            _ => bail!("[http] tls_cert_file and tls_key_file go together"),
+        }
     }
 
     pub fn shutdown_grace(&self) -> Duration {

@@ -26,6 +26,7 @@ mod config;
 mod console;
 mod delivery;
 mod demo;
+mod fd_limit;
 mod ids;
 mod metrics;
 mod provision;

@@ -177,7 +177,26 @@ pub fn tenant_name(name: &str) -> Result<String, Invalid> {
 
 /// A DNS host name (RFC 1123 labels), lowercased; one trailing dot is
 /// dropped. It is how requests find their tenant and the digest realm.
+/// An IP address (or a name whose last label is all digits, which
+/// resolvers read as one) is refused: a tenant named by the PBX's own
+/// address would capture the requests phones of other tenants send to it
+/// (security review, finding 3). [`sip_domain_or_ip`] lets it through
+/// when the system admin's configuration allows IP domains.
 pub fn sip_domain(domain: &str) -> Result<String, Invalid> {
+    let domain = sip_domain_or_ip(domain)?;
+    let last = domain.rsplit('.').next().unwrap_or_default();
+    if last.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid(
+            "sip_domain",
+            "must be a host name, not an IP address (the system configuration \
+             [identity] allow_ip_sip_domains allows them)",
+        ));
+    }
+    Ok(domain)
+}
+
+/// [`sip_domain`] that also accepts an IPv4 address.
+pub fn sip_domain_or_ip(domain: &str) -> Result<String, Invalid> {
     let domain = domain
         .strip_suffix('.')
         .unwrap_or(domain)
@@ -778,9 +797,15 @@ mod tests {
             "a_b.c",
             "tally.local;x",
             &"a".repeat(64),
+            "127.0.0.1",
+            "10.1.2.3.",
+            "127.1",
+            "pbx.123",
         ] {
             assert_eq!(sip_domain(bad).unwrap_err().field, "sip_domain", "{bad:?}");
         }
+        assert_eq!(sip_domain_or_ip("127.0.0.1").unwrap(), "127.0.0.1");
+        assert_eq!(sip_domain("1pbx.example.com").unwrap(), "1pbx.example.com");
     }
 
     #[test]

@@ -43,6 +43,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     // Before any port is open: a SIGTERM that arrives as soon as the API
     // answers must find the handler, not the default action.
     let mut shutdown = ShutdownSignal::install()?;
+    match crate::fd_limit::raise() {
+        Some(files) => tracing::info!(files, "open-file limit (RLIMIT_NOFILE)"),
+        None => tracing::warn!("cannot read the open-file limit (RLIMIT_NOFILE)"),
+    }
     let config = args.config;
     std::fs::create_dir_all(&config.data_dir).with_context(|| {
         format!(
@@ -179,6 +183,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         _ => None,
     };
+    let http_tls = config.http_tls()?;
+    let https = http_tls.is_some();
     let http_addr = config.http_addr();
     let http_listener = TcpListener::bind(http_addr)
         .await
@@ -276,26 +282,24 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let wsi_settings = api::WsiSettings {
         hub,
         ping_every: config.wsi_ping(),
+        revalidate_every: config.wsi_revalidate(),
     };
     let api_state = ApiState::new(
         store.clone(),
         Arc::clone(&provisioner),
         admin.clone(),
         wsi_settings,
+        config.api_policy(),
     );
     api_state.set_webhooks(Arc::clone(&webhooks));
     api_state.set_trunk_states(trunk_states);
-    let mut http_stop = stop.clone();
-    let http = tokio::spawn(async move {
-        axum::serve(
-            http_listener,
-            api::router(api_state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = http_stop.wait_for(|s| *s).await;
-        })
-        .await
-    });
+    let http = tokio::spawn(api::server::serve(
+        http_listener,
+        api::router(api_state),
+        config.http_limits(),
+        http_tls,
+        stop.clone(),
+    ));
 
     tracing::info!(
         sip = %sip_addr,
@@ -303,6 +307,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tcp = config.sip.tcp,
         advertised = %advertised,
         http = %http_addr,
+        https,
         database = %redact(&url),
         node = config.node,
         "tally is running"

@@ -34,6 +34,7 @@
 //! ASCII case).
 
 pub mod compile;
+pub(crate) mod deadline;
 pub mod filter;
 
 use std::fmt;

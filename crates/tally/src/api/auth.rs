@@ -44,15 +44,31 @@
 //!
 //! # Throttling
 //!
-//! Failures are counted per account (domain + username, existing or not)
-//! and per source address, in the store (shared by the nodes). From the
-//! [`ACCOUNT_FREE_FAILURES`]th consecutive failure of an account (the
+//! Failures are counted in the store (shared by the nodes) under three
+//! keys: the account (domain + username, existing or not), the source
+//! address (an IPv6 address by its /64, which one subscriber usually
+//! holds whole), and the pair of both. From the [`ACCOUNT_FREE_FAILURES`]th
+//! consecutive failure of an account or a pair (the
 //! [`ADDRESS_FREE_FAILURES`]th of an address: NATs share addresses) each
-//! further failure locks it for twice as long as the last, from one
+//! further failure locks that key for twice as long as the last, from one
 //! second up to [`MAX_LOCK`]; a count older than [`FAILURE_WINDOW`] starts
-//! over, a success clears the account's. While locked every attempt, even
-//! with the right password, answers 429 `TOO_MANY_ATTEMPTS` with
-//! `Retry-After`. Sign-ins and failed sign-ins go to the audit log.
+//! over, a success clears the account's and the pair's.
+//!
+//! What a lock does (security review, finding 6: nobody may keep someone
+//! else's account locked):
+//! - a locked **address** or **pair** is refused, right password or not:
+//!   429 `TOO_MANY_ATTEMPTS` with `Retry-After`;
+//! - a locked **account** only slows down the others: an attempt from an
+//!   address that has not been failing on it waits a progressive delay
+//!   (the account's lock, at most [`MAX_DELAY`]) and is then checked like
+//!   any other, so its owner still gets in while someone elsewhere guesses,
+//!   and guessing from many addresses stays slow.
+//!
+//! Password checks run [`LOGIN_SLOTS`](super::LOGIN_SLOTS) at a time; an
+//! attempt waits at most [`LOGIN_QUEUE_WAIT`] for one, then answers 503
+//! with `Retry-After` (finding 9). A restart with `--admin-password`
+//! clears the system admin's lock ([`crate::admin`]). Sign-ins and failed
+//! sign-ins go to the audit log.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -86,6 +102,11 @@ pub const ACCOUNT_FREE_FAILURES: u64 = 5;
 pub const ADDRESS_FREE_FAILURES: u64 = 20;
 /// The longest lock-out.
 pub const MAX_LOCK: Duration = Duration::from_secs(15 * 60);
+/// The longest progressive delay a locked account puts on attempts from
+/// addresses that have not been failing on it.
+pub const MAX_DELAY: Duration = Duration::from_secs(3);
+/// How long an attempt queues for a password-check slot.
+pub const LOGIN_QUEUE_WAIT: Duration = Duration::from_secs(5);
 /// Longest username and password a sign-in considers (bytes): longer ones
 /// are refused before any work.
 const MAX_USERNAME: usize = 256;
@@ -282,6 +303,7 @@ pub async fn login(
                 refresh_hash: &refresh_hash,
                 access_expires_at: later(now, ACCESS_TTL),
                 refresh_expires_at: later(now, REFRESH_TTL),
+                family_lifetime_ms: millis(state.policy.session_lifetime),
             };
             match state
                 .store
@@ -347,10 +369,13 @@ pub async fn revoke(
         .get("token")
         .filter(|t| !t.is_empty())
         .ok_or_else(|| ApiError::validate("token", "is required"))?;
-    state
+    if state
         .store
         .revoke_token(&token_hash(token), clock::unix_millis())
-        .await?;
+        .await?
+    {
+        state.identity_changed();
+    }
     Ok(StatusCode::OK)
 }
 
@@ -376,9 +401,16 @@ impl FromRequestParts<ApiState> for Principal {
             .ok_or_else(|| ApiError::unauthorized("Authorization must be \"Bearer <token>\""))?;
         state
             .authenticate_token(token)
-            .await
+            .await?
             .ok_or_else(|| ApiError::unauthorized("invalid or expired token"))
     }
+}
+
+/// The throttle keys of one sign-in attempt.
+struct Keys<'a> {
+    account: &'a str,
+    address: Option<&'a str>,
+    pair: Option<&'a str>,
 }
 
 /// The lock-out after `failures` consecutive failures, `free` of which
@@ -391,6 +423,19 @@ pub fn lock_after(failures: u64, free: u64) -> Duration {
     Duration::from_secs(1u64 << doublings).min(MAX_LOCK)
 }
 
+/// Clears every sign-in lock of the system account `username`: the
+/// account's and those of each address that tried it.
+pub async fn clear_system_account_locks(
+    store: &store::Store,
+    username: &str,
+) -> Result<(), store::StoreError> {
+    let account = account_key(None, username);
+    let pairs = pair_key(&account, "");
+    store
+        .clear_login_failures_with_prefix(&account, &pairs)
+        .await
+}
+
 fn account_key(domain: Option<&str>, username: &str) -> String {
     match domain {
         None => format!("account:system:{username}"),
@@ -401,8 +446,25 @@ fn account_key(domain: Option<&str>, username: &str) -> String {
     }
 }
 
+/// An address's throttle key: IPv4 (an IPv4-mapped IPv6 address too) as
+/// it is, IPv6 by its /64 (finding 9: one subscriber holds a whole /64
+/// and could otherwise try from 2^64 addresses).
 fn address_key(ip: IpAddr) -> String {
-    format!("address:{ip}")
+    match ip {
+        IpAddr::V4(v4) => format!("address:{v4}"),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => format!("address:{v4}"),
+            None => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                format!("address:{}/64", std::net::Ipv6Addr::from(prefix))
+            }
+        },
+    }
+}
+
+/// The throttle key of an account tried from an address.
+fn pair_key(account: &str, address: &str) -> String {
+    format!("pair:{account}|{address}")
 }
 
 impl ApiState {
@@ -432,16 +494,24 @@ impl ApiState {
         }
         let account = account_key(domain, username);
         let address = source.map(address_key);
+        let pair = address.as_deref().map(|a| pair_key(&account, a));
+        let keys = Keys {
+            account: &account,
+            address: address.as_deref(),
+            pair: pair.as_deref(),
+        };
         // Checked before queueing for a slot (a locked client waits for
         // nothing) and again once it has one (the attempts queued behind a
         // burst of failures see the lock those failures set).
-        self.check_lock(&account, address.as_deref()).await?;
-        let _slot = self
-            .login_slots
-            .acquire()
+        let delay = self.check_lock(&keys).await?;
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        let _slot = tokio::time::timeout(LOGIN_QUEUE_WAIT, self.login_slots.acquire())
             .await
+            .map_err(|_| ApiError::unavailable("every sign-in slot stayed busy"))?
             .map_err(ApiError::internal)?;
-        self.check_lock(&account, address.as_deref()).await?;
+        self.check_lock(&keys).await?;
         let (tenant, outcome) = match domain {
             None => {
                 let ok = self
@@ -457,6 +527,9 @@ impl ApiState {
         match outcome {
             Some(principal) => {
                 self.store.clear_login_failures(&account).await?;
+                if let Some(pair) = &pair {
+                    self.store.clear_login_failures(pair).await?;
+                }
                 self.audit(
                     tenant,
                     &principal.actor(),
@@ -480,6 +553,11 @@ impl ApiState {
                         .record_login_failure(address, now, millis(FAILURE_WINDOW), &address_lock)
                         .await?;
                 }
+                if let Some(pair) = &pair {
+                    self.store
+                        .record_login_failure(pair, now, millis(FAILURE_WINDOW), &account_lock)
+                        .await?;
+                }
                 tracing::info!(failures, "REST login failed");
                 self.audit(
                     tenant,
@@ -495,17 +573,23 @@ impl ApiState {
         }
     }
 
-    /// 429 while the account or the address is locked out.
-    async fn check_lock(&self, account: &str, address: Option<&str>) -> Result<(), ApiError> {
+    /// 429 while the address or the pair is locked out (or the account,
+    /// when the address is unknown); otherwise the delay a locked account
+    /// puts on this attempt.
+    async fn check_lock(&self, keys: &Keys<'_>) -> Result<Duration, ApiError> {
         let now = clock::unix_millis();
-        let mut locked = self.store.login_lock(account, now).await?;
-        if let Some(address) = address {
-            locked = locked.max(self.store.login_lock(address, now).await?);
+        let account = self.store.login_lock(keys.account, now).await?;
+        let mut refused = 0;
+        for key in [keys.address, keys.pair].into_iter().flatten() {
+            refused = refused.max(self.store.login_lock(key, now).await?);
         }
-        if locked > 0 {
-            return Err(ApiError::too_many_attempts(Duration::from_millis(locked)));
+        if keys.address.is_none() {
+            refused = refused.max(account);
         }
-        Ok(())
+        if refused > 0 {
+            return Err(ApiError::too_many_attempts(Duration::from_millis(refused)));
+        }
+        Ok(Duration::from_millis(account).min(MAX_DELAY))
     }
 
     /// The tenant (when the domain is known) and the principal (when the
@@ -568,7 +652,9 @@ impl ApiState {
                     family: &family,
                     owner,
                     created_at: now,
-                    expires_at: later(now, ACCESS_TTL),
+                    expires_at: later(now, ACCESS_TTL)
+                        .min(later(now, self.policy.session_lifetime)),
+                    family_started_at: now,
                 },
                 NewToken {
                     hash: &refresh_hash,
@@ -576,7 +662,9 @@ impl ApiState {
                     family: &family,
                     owner,
                     created_at: now,
-                    expires_at: later(now, REFRESH_TTL),
+                    expires_at: later(now, REFRESH_TTL)
+                        .min(later(now, self.policy.session_lifetime)),
+                    family_started_at: now,
                 },
             ])
             .await?;
@@ -584,8 +672,10 @@ impl ApiState {
     }
 
     /// The principal a bearer access token or API key stands for, if it is
-    /// valid now. A store failure is logged and refuses the token.
-    pub async fn authenticate_token(&self, token: &str) -> Option<Principal> {
+    /// valid now. A store that cannot answer is an error (503 when it is
+    /// unavailable), never a refused token: a client whose token is fine
+    /// must not be told to sign in again (security review, finding 1).
+    pub async fn authenticate_token(&self, token: &str) -> Result<Option<Principal>, ApiError> {
         let now = clock::unix_millis();
         let hash = token_hash(token);
         let result = if token.starts_with(API_KEY_PREFIX) {
@@ -593,10 +683,7 @@ impl ApiState {
         } else {
             self.access_principal(&hash, now).await
         };
-        result.unwrap_or_else(|e| {
-            tracing::error!(error = %e, "cannot check a bearer token");
-            None
-        })
+        Ok(result?)
     }
 
     async fn access_principal(
@@ -643,6 +730,44 @@ impl ApiState {
         }))
     }
 
+    /// The principal a password sign-in of `principal` stands for now,
+    /// with the password hash it has now: `None` when the user is gone or
+    /// disabled. The WebSocket re-checks compare both (finding 4).
+    pub async fn password_principal(
+        &self,
+        principal: Principal,
+    ) -> Result<Option<(Principal, Option<String>)>, ApiError> {
+        Ok(match principal {
+            Principal::SystemAdmin => Some((
+                Principal::SystemAdmin,
+                self.store
+                    .system_password_hash(&self.admin.username)
+                    .await?,
+            )),
+            Principal::Tenant {
+                tenant_id,
+                user: Some(user_id),
+                ..
+            } => self
+                .store
+                .user(tenant_id, user_id)
+                .await?
+                .filter(|u| u.enabled)
+                .and_then(|u| {
+                    let role = Role::parse(&u.role)?;
+                    Some((
+                        Principal::Tenant {
+                            tenant_id,
+                            user: Some(user_id),
+                            role,
+                        },
+                        u.password_hash,
+                    ))
+                }),
+            Principal::Tenant { user: None, .. } => None,
+        })
+    }
+
     /// Appends to the audit log; a failure is logged, never the request's.
     pub async fn audit(
         &self,
@@ -653,6 +778,11 @@ impl ApiState {
         source: Option<IpAddr>,
         detail: serde_json::Value,
     ) {
+        // Every audited change may touch someone's rights: open WebSocket
+        // sessions check theirs again (finding 4). Sign-ins change nothing.
+        if !matches!(action, "login" | "login_failed") {
+            self.identity_changed();
+        }
         let entry = store::AuditEntry {
             id: self.provisioner.next_id(),
             tenant_id: tenant,
@@ -686,6 +816,22 @@ mod tests {
         assert_eq!(lock_after(9, 5), Duration::from_secs(16));
         assert_eq!(lock_after(15, 5), MAX_LOCK);
         assert_eq!(lock_after(u64::MAX, 5), MAX_LOCK);
+    }
+
+    #[test]
+    fn ipv6_sources_are_throttled_per_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff:1:2:3".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(address_key(a), address_key(b));
+        assert_eq!(address_key(a), "address:2001:db8:1:2::/64");
+        assert_ne!(address_key(a), address_key(c));
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(address_key(mapped), "address:192.0.2.7");
+        assert_eq!(
+            address_key("192.0.2.7".parse().unwrap()),
+            "address:192.0.2.7"
+        );
     }
 
     #[test]

@@ -15,6 +15,11 @@
 //! The export streams every matching row (`filter`, `search`, `orderby`;
 //! paging options do not apply) as `format=csv` (times in the tenant's time
 //! zone) or `format=jsonl` (the list items, UTC), with constant memory.
+//! A tenant runs at most `http.exports_per_tenant` exports at once and the
+//! node `http.exports_total` (below the store's pool size); one more
+//! answers 429 `TOO_MANY_EXPORTS` with `Retry-After`. A client that takes
+//! nothing for `http.write_stall_secs` loses its export and its
+//! connection (`store::ExportLimits`).
 
 use std::collections::HashMap;
 
@@ -164,17 +169,23 @@ pub(crate) fn export_options(
     Ok((format, parse_query(params)?))
 }
 
-/// Streams the tenant's matching CDRs as an attachment.
+/// Streams the tenant's matching CDRs as an attachment, in one of the
+/// tenant's export slots (finding 1: a slow reader cannot starve the store).
 pub(crate) async fn export_response(
     state: &ApiState,
     tenant: TenantId,
     format: ExportFormat,
     query: CdrQuery,
 ) -> Result<Response, ApiError> {
+    let slot = state
+        .policy
+        .exports
+        .try_acquire(tenant)
+        .ok_or_else(ApiError::too_many_exports)?;
     let zone = tenant_zone(state, tenant).await?;
     let chunks = state
         .store
-        .export_cdrs(tenant, CdrScope::Tenant, query, format, zone)?
+        .export_cdrs(tenant, CdrScope::Tenant, query, format, zone, slot)?
         .map_ok(bytes::Bytes::from);
     let disposition = format!(
         "attachment; filename=\"cdrs-{tenant}.{}\"",

@@ -12,7 +12,7 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     detail: Value,
-    /// Seconds, for `Retry-After` (429).
+    /// Seconds, for `Retry-After` (429, 503).
     retry_after: Option<u64>,
 }
 
@@ -80,6 +80,18 @@ impl ApiError {
         )
     }
 
+    /// 403: the role may use this resource but not change `field`.
+    pub fn forbidden_field(field: &str, message: &str) -> Self {
+        ApiError {
+            detail: json!({ "field": field }),
+            ..Self::new(
+                StatusCode::FORBIDDEN,
+                "FORBIDDEN",
+                format!("{field}: {message}"),
+            )
+        }
+    }
+
     /// 404: no such resource, or one of another tenant (SPEC §7: "a wrong
     /// tenant's id answers 404").
     pub fn not_found(what: &str) -> Self {
@@ -131,6 +143,43 @@ impl ApiError {
         )
     }
 
+    /// 503: the store cannot serve the request now (no connection free in
+    /// time, a read past its deadline, the database unreachable). Never a
+    /// 401 or a 500: the client's request was fine, it should come back.
+    pub fn unavailable(error: impl std::fmt::Display) -> Self {
+        tracing::warn!(error = %error, "REST request refused: the store is unavailable");
+        Self::retry_later(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "SERVICE_UNAVAILABLE",
+            "the service is busy",
+        )
+    }
+
+    /// 429: the tenant runs as many exports as it may at once.
+    pub fn too_many_exports() -> Self {
+        Self::retry_later(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TOO_MANY_EXPORTS",
+            "as many exports as allowed are running",
+        )
+    }
+
+    /// 429: as many of these as allowed are running; come back later.
+    pub fn busy(message: &str) -> Self {
+        Self::retry_later(StatusCode::TOO_MANY_REQUESTS, "BUSY", message)
+    }
+
+    /// An answer telling the client to come back in
+    /// [`UNAVAILABLE_RETRY_SECS`] (`Retry-After`, `detail.retry_after`).
+    fn retry_later(status: StatusCode, code: &'static str, message: &str) -> Self {
+        let secs = UNAVAILABLE_RETRY_SECS;
+        ApiError {
+            detail: json!({ "retry_after": secs }),
+            retry_after: Some(secs),
+            ..Self::new(status, code, format!("{message}: try again in {secs} s"))
+        }
+    }
+
     /// 500: logged here, once, with what the client is not told.
     pub fn internal(error: impl std::fmt::Display) -> Self {
         tracing::error!(error = %error, "REST request failed");
@@ -158,8 +207,15 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// `Retry-After` of a 503 or a refused export.
+pub const UNAVAILABLE_RETRY_SECS: u64 = 5;
+
 impl From<store::StoreError> for ApiError {
     fn from(e: store::StoreError) -> Self {
-        ApiError::internal(e)
+        if e.is_unavailable() {
+            ApiError::unavailable(e)
+        } else {
+            ApiError::internal(e)
+        }
     }
 }

@@ -66,6 +66,7 @@ mod inbound_rules;
 pub mod openapi;
 mod outbound_rules;
 pub(crate) mod resource;
+pub mod server;
 mod tenant;
 pub(crate) mod tenants;
 mod trunks;
@@ -82,12 +83,14 @@ use store::Store;
 
 use crate::admin::SystemAdmin;
 use crate::provision::Provisioner;
-pub use auth::{Principal, Role};
+pub use auth::{Principal, Role, clear_system_account_locks};
 pub use error::ApiError;
 pub use openapi::{Api, Doc};
+pub use server::HttpLimits;
 pub use wsi::WsiSettings;
 
-const LOGIN_SLOTS: usize = 2;
+/// Password checks at once (argon2id: 19 MiB and a core each).
+pub const LOGIN_SLOTS: usize = 2;
 
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone)]
@@ -103,6 +106,13 @@ pub struct Inner {
     /// 19 MiB and a core for tens of milliseconds, so a login flood must
     /// queue, not fan out over the blocking thread pool.
     login_slots: tokio::sync::Semaphore,
+    /// The system admin's security settings.
+    pub policy: Policy,
+    /// Webhook replays in flight (api/webhooks.rs).
+    replays: webhooks::Replays,
+    /// Bumped at every identity change on this node (api/wsi.rs re-checks
+    /// its sessions); other nodes' changes are seen by the periodic check.
+    identity_epoch: tokio::sync::watch::Sender<u64>,
     /// The webhook dispatcher, set once at start-up (api/webhooks.rs).
     webhooks: std::sync::OnceLock<Arc<crate::delivery::Webhooks>>,
     /// The `register` trunks' live registration state, set once at
@@ -124,17 +134,47 @@ impl ApiState {
         provisioner: Arc<Provisioner>,
         admin: SystemAdmin,
         wsi: WsiSettings,
+        policy: Policy,
     ) -> Self {
         ApiState(Arc::new(Inner {
             store,
             provisioner,
             admin,
             wsi,
+            policy,
             login_slots: tokio::sync::Semaphore::new(LOGIN_SLOTS),
+            identity_epoch: tokio::sync::watch::Sender::new(0),
+            replays: webhooks::Replays::default(),
             webhooks: std::sync::OnceLock::new(),
             trunk_states: std::sync::OnceLock::new(),
         }))
     }
+}
+
+impl ApiState {
+    /// Something about users, tokens, keys or tenants changed.
+    pub fn identity_changed(&self) {
+        self.identity_epoch.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// A receiver that sees each [`ApiState::identity_changed`].
+    pub fn identity_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.identity_epoch.subscribe()
+    }
+}
+
+/// The system admin's security settings the API applies (config
+/// `[http]` and `[identity]`).
+#[derive(Clone, Debug)]
+pub struct Policy {
+    /// How CDR exports are bounded (finding 1): how many run at once per
+    /// tenant and in all, and their deadlines.
+    pub exports: Arc<store::ExportSlots>,
+    /// The absolute lifetime of a sign-in (finding 5): its refresh tokens
+    /// stop working this long after the password was checked.
+    pub session_lifetime: std::time::Duration,
+    /// Whether a tenant's `sip_domain` may be an IP address (finding 3).
+    pub allow_ip_sip_domains: bool,
 }
 
 /// The tenant roles, as SPEC §7 spells them.

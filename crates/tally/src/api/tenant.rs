@@ -6,6 +6,9 @@
 //! PUT /api/tenant    Admin: {"name"?, "sip_domain"?, "time_zone"?, "retention_days"?, "cdr_event"?}
 //! ```
 //!
+//! Only the system admin changes `sip_domain` (a tenant `Admin` giving a
+//! different one gets 403 `FORBIDDEN` with `detail.field`).
+//!
 //! `cdr_event` is the webhook configuration of SPEC §5, the same object as
 //! `/api/tenant/cdr_event` ([`super::webhooks`]); it is shown to the Admin
 //! and the system admin only (it names the receiver and its credentials,
@@ -76,7 +79,21 @@ pub async fn put(
     let mut allowed = FIELDS.to_vec();
     allowed.push("cdr_event");
     let body = Body::parse(&body, &allowed)?;
-    apply(&mut tenant, &body, false)?;
+    // The SIP domain routes every request of the tenant's phones; a tenant
+    // admin taking another name (the PBX's own address, say) could capture
+    // other tenants' calls (security review, finding 3). Sending the
+    // current value back, as a GET-then-PUT client does, is fine.
+    if body.has("sip_domain") && !matches!(scope.principal, Principal::SystemAdmin) {
+        let given = body.required("sip_domain")?;
+        let given = given.strip_suffix('.').unwrap_or(given);
+        if !given.eq_ignore_ascii_case(&tenant.sip_domain) {
+            return Err(ApiError::forbidden_field(
+                "sip_domain",
+                "only the system admin changes a tenant's SIP domain",
+            ));
+        }
+    }
+    apply(&mut tenant, &body, false, state.policy.allow_ip_sip_domains)?;
     if let Some(cdr_event) = body.value("cdr_event") {
         webhooks::put_cdr_event(&state, scope.tenant_id, cdr_event).await?;
     }

@@ -67,13 +67,24 @@ async fn tenant(state: &ApiState, id: &str) -> Result<store::Tenant, ApiError> {
 }
 
 /// Applies `body` to `tenant`: every field when `full` (PUT: absent
-/// optional fields take their defaults), the fields given otherwise.
-pub fn apply(tenant: &mut store::Tenant, body: &Body, full: bool) -> Result<(), ApiError> {
+/// optional fields take their defaults), the fields given otherwise. An
+/// IP address as `sip_domain` only with `allow_ip`.
+pub fn apply(
+    tenant: &mut store::Tenant,
+    body: &Body,
+    full: bool,
+    allow_ip: bool,
+) -> Result<(), ApiError> {
     if full || body.has("name") {
         tenant.name = provision::tenant_name(body.required("name")?)?;
     }
     if full || body.has("sip_domain") {
-        tenant.sip_domain = provision::sip_domain(body.required("sip_domain")?)?;
+        let domain = body.required("sip_domain")?;
+        tenant.sip_domain = if allow_ip {
+            provision::sip_domain_or_ip(domain)?
+        } else {
+            provision::sip_domain(domain)?
+        };
     }
     if full || body.has("time_zone") {
         tenant.time_zone = match body.string("time_zone")? {
@@ -122,7 +133,7 @@ pub async fn create(
         "",
         cdr::UnixMillis(0),
     );
-    apply(&mut fields, &body, true)?;
+    apply(&mut fields, &body, true, state.policy.allow_ip_sip_domains)?;
     let tenant = state
         .provisioner
         .create_tenant(NewTenant {
@@ -165,7 +176,7 @@ async fn update(
     system_admin(principal)?;
     let mut tenant = tenant(&state, &id).await?;
     let body = Body::parse(&body, &FIELDS)?;
-    apply(&mut tenant, &body, full)?;
+    apply(&mut tenant, &body, full, state.policy.allow_ip_sip_domains)?;
     state.provisioner.update_tenant(&tenant).await?;
     state
         .audit(

@@ -6,7 +6,7 @@
 //! | `PUT /api/tenant/cdr_event` | replace it (validated field by field; a new `secret` keeps the old one signing 24 h) |
 //! | `GET /api/tenant/webhook/deliveries?top=&skip=` | deliveries, newest first, each with its attempt log |
 //! | `POST /api/tenant/webhook/deliveries/{id}/retry` | one more attempt of a delivery (`id` = its `event_id`) now |
-//! | `POST /api/tenant/webhook/replay?from_sequence=N` | send every event with `sequence > N` again |
+//! | `POST /api/tenant/webhook/replay?from_sequence=N` | send every event with `sequence > N` again (one replay per tenant at a time, [`MAX_REPLAYS`] per node: 429 `BUSY` with `Retry-After` beyond; done in paced batches) |
 //! | `POST /api/tenant/webhook/test` | send a `test` event now and answer with the outcome |
 //!
 //! Allowed: the tenant's admin, or the system admin naming the tenant in
@@ -33,6 +33,37 @@ use crate::delivery::Webhooks;
 const MAX_TOP: u32 = 100;
 /// Most outbox events one replay request schedules.
 const MAX_REPLAY: u32 = 100_000;
+/// Replays running at once on a node; each tenant runs one at a time
+/// (security review, finding 8).
+pub const MAX_REPLAYS: usize = 4;
+/// Pause between two replay batches (`store::REPLAY_BATCH` sequences):
+/// paces a tenant's replay to at most 50,000 events a second and lets the
+/// CDR writer take the write lock in between.
+const REPLAY_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// The replays in flight: one per tenant, [`MAX_REPLAYS`] in all.
+#[derive(Debug, Default)]
+pub struct Replays(std::sync::Mutex<std::collections::HashSet<TenantId>>);
+
+/// A running replay; its place is free again when this drops.
+struct ReplayTurn<'a>(&'a Replays, TenantId);
+
+impl Replays {
+    fn start(&self, tenant: TenantId) -> Option<ReplayTurn<'_>> {
+        let mut running = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if running.len() >= MAX_REPLAYS || !running.insert(tenant) {
+            return None;
+        }
+        Some(ReplayTurn(self, tenant))
+    }
+}
+
+impl Drop for ReplayTurn<'_> {
+    fn drop(&mut self) {
+        let mut running = self.0.0.lock().unwrap_or_else(|e| e.into_inner());
+        running.remove(&self.1);
+    }
+}
 
 fn nullable(t: &str) -> Value {
     json!({"type": [t, "null"]})
@@ -439,9 +470,20 @@ pub async fn replay(
             "no webhook endpoint is configured",
         ));
     };
+    let _turn = state
+        .replays
+        .start(tenant)
+        .ok_or_else(|| ApiError::busy("a replay of this tenant (or too many in all) is running"))?;
     let scheduled = state
         .store
-        .replay_webhooks(tenant, from, row.event_types.as_deref(), now(), MAX_REPLAY)
+        .replay_webhooks(
+            tenant,
+            from,
+            row.event_types.as_deref(),
+            now(),
+            MAX_REPLAY,
+            REPLAY_PAUSE,
+        )
         .await?;
     webhooks.dispatcher.deliveries_due(tenant);
     Ok((
@@ -476,4 +518,27 @@ pub async fn send_test(
         "response": sent.response,
         "error": sent.error,
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tenant(n: u64) -> TenantId {
+        TenantId::from(cdr::Id::from_u64(n))
+    }
+
+    #[test]
+    fn one_replay_per_tenant_and_a_few_in_all() {
+        let replays = Replays::default();
+        let first = replays.start(tenant(1)).expect("free");
+        assert!(replays.start(tenant(1)).is_none(), "one per tenant");
+        let others: Vec<_> = (2..=MAX_REPLAYS as u64)
+            .map(|n| replays.start(tenant(n)).expect("room"))
+            .collect();
+        assert!(replays.start(tenant(99)).is_none(), "node cap");
+        drop(first);
+        assert!(replays.start(tenant(1)).is_some(), "free again");
+        drop(others);
+    }
 }

@@ -24,6 +24,19 @@
 //! - Events: each §4 event as a bare text frame, the outbox payload byte
 //!   for byte.
 //!
+//! Authentication is not checked once only (security review, finding 4):
+//! every [`WsiSettings::revalidate_every`] (10 s by default,
+//! `wsi.revalidate_secs`) and at once after any identity change made on
+//! this node (everything the API audits, and token revocations), the
+//! connection checks its credential again. An access token must still be
+//! valid (not revoked, not expired; an API key not deleted) and stand for
+//! the same principal; a password sign-in's user must still exist, be
+//! enabled, have the same role and the same password (the system admin:
+//! the same password). Otherwise the socket closes with
+//! **4001 `credentials revoked`** and the client must sign in again.
+//! A store that cannot answer the check keeps the connection (the next
+//! check decides).
+//!
 //! When the server stops, every connection closes with 1001 (going away).
 //! The server pings every 25 s (SPEC §6; `wsi.ping_secs`) and closes a connection that sent
 //! nothing (not even a pong) for two intervals. A subscription that
@@ -67,6 +80,8 @@ const BURST: usize = 64;
 const MAX_COMMAND: usize = 64 * 1024;
 
 const SLOW_CONSUMER: u16 = 4008;
+/// The credential the connection authenticated with is no longer valid.
+pub const REVOKED: u16 = 4001;
 const POLICY: u16 = 1008;
 const GOING_AWAY: u16 = 1001;
 
@@ -78,6 +93,8 @@ pub struct WsiSettings {
     /// Keep-alive: a ping this often; a connection that sent nothing for
     /// two periods is closed.
     pub ping_every: Duration,
+    /// How often an authenticated connection checks its credential again.
+    pub revalidate_every: Duration,
 }
 
 pub async fn upgrade(
@@ -99,7 +116,18 @@ struct Connection {
     source: Option<IpAddr>,
     socket: WebSocket,
     principal: Option<Principal>,
+    /// How `principal` was established, to check it again.
+    credential: Option<Credential>,
     subscription: Option<Subscription>,
+}
+
+/// What a connection authenticated with.
+#[derive(Clone)]
+enum Credential {
+    /// An access token or API key, presented again at each check.
+    Token(String),
+    /// A password: the hash it matched, which must not change.
+    Password(Option<String>),
 }
 
 /// How a connection ends.
@@ -117,8 +145,17 @@ impl Connection {
             source,
             socket,
             principal: None,
+            credential: None,
             subscription: None,
         }
+    }
+
+    /// Whether the credential still stands for the same principal.
+    fn still_valid(&self) -> impl Future<Output = bool> + Send + 'static {
+        // Owned fields, not `&self`: the socket is not `Sync`.
+        let (state, principal) = (self.state.clone(), self.principal);
+        let credential = self.credential.clone();
+        async move { still_valid(&state, principal, credential.as_ref()).await }
     }
 
     async fn run(mut self) {
@@ -142,9 +179,30 @@ impl Connection {
         let mut ping = tokio::time::interval_at(Instant::now() + every, every);
         ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut last_heard = Instant::now();
+        let check_every = self
+            .state
+            .wsi
+            .revalidate_every
+            .max(Duration::from_millis(100));
+        let mut check = tokio::time::interval_at(Instant::now() + check_every, check_every);
+        check.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut identity = self.state.identity_changes();
         loop {
             let authenticated = self.principal.is_some();
             tokio::select! {
+                _ = check.tick(), if authenticated => {
+                    if !self.still_valid().await {
+                        return Close::With(REVOKED, "credentials revoked");
+                    }
+                }
+                changed = identity.changed(), if authenticated => {
+                    if changed.is_err() {
+                        // The state is going away with the server.
+                        identity = self.state.identity_changes();
+                    } else if !self.still_valid().await {
+                        return Close::With(REVOKED, "credentials revoked");
+                    }
+                }
                 () = self.state.wsi.hub.closing() => {
                     return Close::With(GOING_AWAY, "server stopping");
                 }
@@ -304,12 +362,20 @@ impl Connection {
                 .filter(|s| !s.is_empty())
         };
         let principal = if let Some(token) = text("access_token") {
-            self.state.authenticate_token(token).await
+            let principal = self.state.authenticate_token(token).await.ok().flatten();
+            principal.map(|p| (p, Credential::Token(token.to_owned())))
         } else if let (Some(username), Some(password)) = (text("username"), text("password")) {
-            self.state
+            match self
+                .state
                 .authenticate_password_from(self.source, username, password, text("domain"))
                 .await
-                .ok()
+            {
+                Ok(principal) => match self.state.password_principal(principal).await {
+                    Ok(Some((_, hash))) => Some((principal, Credential::Password(hash))),
+                    _ => None,
+                },
+                Err(_) => None,
+            }
         } else {
             self.reply(error(
                 "auth",
@@ -319,8 +385,9 @@ impl Connection {
             return Err(Failed::Auth);
         };
         match principal {
-            Some(principal) => {
+            Some((principal, credential)) => {
                 self.principal = Some(principal);
+                self.credential = Some(credential);
                 self.reply(json!({"command": "auth", "id": connection_id(), "status": 0}))
                     .await?;
                 Ok(())
@@ -386,6 +453,29 @@ impl From<Close> for Failed {
     fn from(close: Close) -> Self {
         Failed::Close(close)
     }
+}
+
+/// Whether `credential` still stands for `principal`. A store failure
+/// answers yes: the next check decides.
+async fn still_valid(
+    state: &ApiState,
+    principal: Option<Principal>,
+    credential: Option<&Credential>,
+) -> bool {
+    let (Some(principal), Some(credential)) = (principal, credential) else {
+        return true;
+    };
+    let valid = match credential {
+        Credential::Token(token) => state
+            .authenticate_token(token)
+            .await
+            .map(|now| now == Some(principal)),
+        Credential::Password(hash) => state
+            .password_principal(principal)
+            .await
+            .map(|now| now.as_ref() == Some(&(principal, hash.clone()))),
+    };
+    valid.unwrap_or(true)
 }
 
 /// The next event of the subscription, or never without one.

@@ -186,7 +186,11 @@ pub async fn middleware(
         body
     };
     let mut principal = match cookie(&parts.headers, SESSION) {
-        Some(token) => state.authenticate_token(token).await,
+        // A store that cannot answer is a 503, never a signed-out page.
+        Some(token) => match state.authenticate_token(token).await {
+            Ok(principal) => principal,
+            Err(e) => return e.into_response(),
+        },
         None => None,
     };
     if principal.is_none()
@@ -198,7 +202,10 @@ pub async fn middleware(
         ]);
         match auth::login(State(state.clone()), ClientAddr(source), Ok(Form(form))).await {
             Ok(issued) => {
-                principal = state.authenticate_token(issued.access()).await;
+                principal = match state.authenticate_token(issued.access()).await {
+                    Ok(principal) => principal,
+                    Err(e) => return e.into_response(),
+                };
                 set.extend(session_cookies(issued.access(), issued.refresh(), secure));
             }
             Err(_) => set.extend(cleared(secure)),

@@ -112,6 +112,11 @@ impl Server {
     /// Starts the binary on fresh ports with `data_dir` and `extra` flags,
     /// and waits until the HTTP port answers.
     pub fn start(data_dir: &Path, extra: &[&str]) -> Server {
+        Self::start_as(data_dir, ADMIN_PASSWORD, extra)
+    }
+
+    /// [`Server::start`] with another system admin password.
+    pub fn start_as(data_dir: &Path, admin_password: &str, extra: &[&str]) -> Server {
         let sip_port = free_sip_port();
         let http_port = free_tcp_port();
         let stderr_path = data_dir.join(format!("stderr-{sip_port}.log"));
@@ -124,7 +129,7 @@ impl Server {
             .arg(sip_port.to_string())
             .args(["--http-bind", "127.0.0.1", "--http-port"])
             .arg(http_port.to_string())
-            .args(["--admin-password", ADMIN_PASSWORD])
+            .args(["--admin-password", admin_password])
             .args(extra)
             .env("RUST_LOG", "info,tally=debug")
             .stdin(Stdio::null())
