@@ -26,6 +26,7 @@ mod config;
 mod delivery;
 mod demo;
 mod ids;
+mod media;
 mod provision;
 mod random;
 mod serve;
