@@ -73,7 +73,7 @@ pub use event::{
 };
 pub use id::{
     CdrId, Id, InvalidNode, NODE_COUNT, ParseIdError, SEQUENCES_PER_MS, SNOWFLAKE_EPOCH, SessionId,
-    Snowflake, TargetId, TenantId,
+    Snowflake, SplitMix64, TargetId, TenantId,
 };
 pub use record::{CdrRecord, TargetRecord};
 pub use rest::RestCdr;

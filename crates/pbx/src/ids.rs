@@ -3,13 +3,13 @@
 //!
 //! RFC 3261 wants tags and Call-IDs globally unique and hard to guess
 //! (§19.3, §8.1.1.4) and branches unique per transaction with the
-//! `z9hG4bK` magic cookie (§8.1.1.7). A SplitMix64 stream over a seed the
+//! `z9hG4bK` magic cookie (§8.1.1.7). A [`SplitMix64`] stream over a seed the
 //! runtime draws from the OS at start-up gives 64 well-mixed bits per draw
 //! and never repeats within 2^64 draws; a fixed seed makes every message of
 //! a test reproducible. Nothing is encoded in these values yet (DESIGN.md's
 //! shard number in Call-IDs and branches comes with sharding).
 
-use cdr::{Id, SessionId, Snowflake, UnixMillis};
+use cdr::{Id, SessionId, Snowflake, SplitMix64, UnixMillis};
 use sip::headers::MAGIC_COOKIE;
 
 /// Where the engine takes its session and target ids (SPEC §1 Snowflake
@@ -41,18 +41,18 @@ impl IdGenerator for Snowflake {
 /// A deterministic source of SIP identifiers.
 #[derive(Clone, Debug)]
 pub(crate) struct IdSource {
-    state: u64,
+    rng: SplitMix64,
 }
 
 impl IdSource {
     pub(crate) fn new(seed: u64) -> Self {
-        IdSource { state: seed }
+        IdSource {
+            rng: SplitMix64::new(seed),
+        }
     }
 
-    /// The next 64 bits (SplitMix64).
-    pub(crate) fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        mix(self.state)
+    fn next_u64(&mut self) -> u64 {
+        self.rng.next_u64()
     }
 
     /// A From or To tag: 16 hex digits.
@@ -77,13 +77,6 @@ impl IdSource {
         // 30 bits, so a long call's re-INVITEs never approach 2^31.
         (self.next_u64() >> 34) as u32 + 1
     }
-}
-
-/// The SplitMix64 finaliser; also used to derive independent seeds.
-pub(crate) fn mix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 #[cfg(test)]

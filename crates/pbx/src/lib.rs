@@ -8,7 +8,8 @@
 //! a thin shell that feeds these values and stores what they return.
 //!
 //! ```text
-//!  Input::Received, Input::TransportError, Input::HangUpAll, handle_timeout
+//!  Input::Received / TransportError / Drain / HangUpAll / directory changes,
+//!  handle_timeout
 //!                          │
 //!   engine::Engine ────────▼──────────────────────────────── one shard
 //!   │ validate ─▶ sip::transaction::Transactions
@@ -35,13 +36,19 @@
 //!   `handle_timeout`, `poll_output`, `poll_timeout`), owning the
 //!   transaction table, the registrar, the directory and the calls.
 //! - `call` (private): one B2BUA session, its legs and targets, and the
-//!   `cdr::CallEvent`s it emits in the order `cdr::Builder` expects.
+//!   `cdr::CallEvent`s it emits in the order `cdr::Builder` expects; split
+//!   by concern (`fork`, `caller`, `bridge`, `unacked`, `timer`), handing
+//!   the engine one-way effects.
+//! - `context` (private): what the engine lends a session for one input
+//!   (clock, transaction table, id sources, the PBX's addresses) and the
+//!   [`InternalError`]s it may report.
 //!
 //! Still to come on the same surface: trunks (`in`, `out`, `in2out`),
 //! forwarding, redirects, transfers, pickup, ring groups, queues, IVRs,
 //! media anchoring.
 
 mod call;
+mod context;
 pub mod directory;
 pub mod engine;
 mod ids;
@@ -49,8 +56,9 @@ pub mod location;
 pub mod registrar;
 pub mod router;
 
+pub use context::{InternalError, Written};
 pub use directory::{Directory, Extension, Tenant, User};
-pub use engine::{Engine, EngineConfig, EngineError, EngineEvent, Input, Output};
+pub use engine::{DropReason, Engine, EngineConfig, EngineError, EngineEvent, Input, Output};
 pub use ids::IdGenerator;
 pub use location::{Aor, Binding, BindingChange, BindingRecord, ChangeKind, Location};
 pub use registrar::{DigestOffer, RegisterOutcome, Registrar, RegistrarConfig, RegistrarEvent};

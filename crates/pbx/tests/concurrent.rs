@@ -52,20 +52,12 @@ struct Leg {
     invite: Option<Message>,
 }
 
-/// SplitMix64: reproducible draws.
-struct Rng(u64);
+/// Reproducible draws.
+struct Rng(cdr::SplitMix64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
     fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.0.next_u64() % n
     }
 }
 
@@ -84,7 +76,7 @@ fn find(bench: &mut Bench, phone: &Phone, what: impl Fn(&Message) -> bool) -> Me
 fn two_hundred_interleaved_calls_each_end_in_one_cdr() {
     const CALLS: usize = 200;
     let mut bench = Bench::new();
-    let mut rng = Rng(2026);
+    let mut rng = Rng(cdr::SplitMix64::new(2026));
     let mut legs = Vec::new();
     let mut plan: BTreeMap<(i64, usize), Step> = BTreeMap::new();
     bench.at(-60_000);

@@ -165,13 +165,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let commits = tokio::spawn(cdr_commit::run(facts_rx, writer));
     let webhooks = Arc::new(crate::delivery::Webhooks::start(&config, &store, committed).await?);
     let persisted = tokio::spawn(bindings::persist(bindings_rx, store.clone()));
-    let shard = Shard::new(
-        engine,
-        transmitter,
-        Arc::clone(&inbound),
-        facts_tx,
-        bindings_tx,
-    );
+    let shard = Shard::new(engine, transmitter, facts_tx, bindings_tx);
     let shard = tokio::spawn(shard.run(shard_rx, stop.clone(), config.shutdown_grace()));
     let directory_sync = tokio::spawn(sync_directory(
         store.clone(),

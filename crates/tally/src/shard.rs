@@ -14,30 +14,28 @@
 //! through unbounded queues to their own tasks), so a slow database delays
 //! records, never SIP.
 //!
-//! Shutdown: once told to stop, the shard answers new calls (INVITEs
-//! outside a dialog) with `503 Service Unavailable` and keeps serving the
-//! calls in progress until none is left or the grace period ends. Then it
-//! feeds the engine [`Input::HangUpAll`]: answered calls get BYE on both
-//! legs, ringing ones `503` and CANCELs, and every one of them ends with
-//! its `SessionEnded` handed to the CDR task, so they get whole CDRs, not
-//! `recovered` ones at the next start. The shard stops right after sending
-//! those BYEs; it does not wait for their answers (a session ends when its
-//! BYE is sent).
+//! Shutdown: once told to stop, the shard feeds the engine
+//! [`Input::Drain`]; the engine's policy (module docs of `pbx::engine`)
+//! answers new calls `503` and keeps serving the calls in progress until
+//! none is left or the grace period ends, then hangs up the rest itself:
+//! every one of them ends with its `SessionEnded` handed to the CDR task,
+//! so they get whole CDRs, not `recovered` ones at the next start. The
+//! shard stops as soon as [`Engine::is_drained`]; it does not wait for the
+//! answers to the BYEs (a session ends when its BYE is sent).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cdr::{CallEvent, CallEventKind, SessionId, TenantId};
 use pbx::directory::DirectoryError;
 use pbx::{BindingChange, Engine, EngineEvent, Input, Output};
+use sip::Message;
 use sip::transport::Peer;
-use sip::{Message, Method, ResponseBuilder};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::Span;
 
 use crate::clock;
-use crate::transport::{Inbound, Transmitter};
+use crate::transport::Transmitter;
 
 /// What the shard is fed.
 pub enum ShardInput {
@@ -78,13 +76,11 @@ pub struct SessionFact {
 pub struct Shard {
     engine: Engine,
     transmitter: Transmitter,
-    inbound: Arc<Inbound>,
     facts: mpsc::UnboundedSender<SessionFact>,
     bindings: mpsc::UnboundedSender<Vec<BindingChange>>,
     /// One span per call in progress (`session_id`, `tenant_id`): from
     /// `SessionStarted` to `SessionEnded`.
     spans: HashMap<SessionId, Span>,
-    draining: bool,
 }
 
 /// Rounds of "a send failed, tell the engine" per input; the engine
@@ -95,56 +91,46 @@ impl Shard {
     pub fn new(
         engine: Engine,
         transmitter: Transmitter,
-        inbound: Arc<Inbound>,
         facts: mpsc::UnboundedSender<SessionFact>,
         bindings: mpsc::UnboundedSender<Vec<BindingChange>>,
     ) -> Self {
         Shard {
             engine,
             transmitter,
-            inbound,
             facts,
             bindings,
             spans: HashMap::new(),
-            draining: false,
         }
     }
 
     /// Runs until stopped and drained (see the module doc). Returns how
-    /// many calls it hung up at the end of the grace period.
+    /// many calls the engine hung up at the end of the grace period.
     pub async fn run(
         mut self,
         mut input: mpsc::Receiver<ShardInput>,
         mut stop: watch::Receiver<bool>,
         grace: Duration,
     ) -> usize {
-        let mut drain_until: Option<Instant> = None;
+        let mut draining = false;
         loop {
             // Calls in progress, not ended ones still absorbing
             // retransmissions (the engine holds those for up to 32 s).
-            if self.draining && self.spans.is_empty() {
+            if self.engine.is_drained() {
                 break;
             }
             let timer = self.engine.poll_timeout();
             let far = Instant::now() + Duration::from_secs(3600);
             tokio::select! {
                 biased;
-                _ = stop.wait_for(|s| *s), if !self.draining => {
-                    self.draining = true;
-                    drain_until = Some(Instant::now() + grace);
+                _ = stop.wait_for(|s| *s), if !draining => {
+                    draining = true;
                     tracing::info!(
-                        calls = self.spans.len(),
+                        calls = self.engine.calls_in_progress(),
                         grace_secs = grace.as_secs(),
                         "refusing new calls; waiting for calls in progress"
                     );
-                }
-                _ = tokio::time::sleep_until(drain_until.unwrap_or(far).into()), if drain_until.is_some() => {
-                    let calls = self.engine.calls_in_progress();
-                    tracing::warn!(calls, "grace period over: hanging up the calls in progress");
                     let (now, unix_ms) = clock::now();
-                    self.engine.handle_input(now, unix_ms, Input::HangUpAll);
-                    self.flush();
-                    return calls;
+                    self.engine.handle_input(now, unix_ms, Input::Drain { grace });
                 }
                 received = input.recv() => match received {
                     Some(i) => self.on_input(i),
@@ -157,87 +143,32 @@ impl Shard {
             }
             self.flush();
         }
-        0
+        self.engine.hung_up_at_grace_end()
     }
 
     fn on_input(&mut self, input: ShardInput) {
-        match input {
-            ShardInput::Sip { peer, message } => {
-                if self.draining && is_new_call(&message) {
-                    return self.refuse_new_call(peer, &message);
-                }
-                let (now, unix_ms) = clock::now();
-                self.engine
-                    .handle_input(now, unix_ms, Input::Received { peer, message });
-            }
-            ShardInput::TransportError { peer } => {
-                let (now, unix_ms) = clock::now();
-                self.engine
-                    .handle_input(now, unix_ms, Input::TransportError { peer });
-            }
+        let (now, unix_ms) = clock::now();
+        let input = match input {
+            ShardInput::Sip { peer, message } => Input::Received { peer, message },
+            ShardInput::TransportError { peer } => Input::TransportError { peer },
             ShardInput::Provision { change, done } => {
-                let result = match change {
-                    Provision::Tenant(t) => self.engine.directory_mut().upsert_tenant(t),
-                    Provision::User(u) => self.engine.directory_mut().upsert_user(u),
-                    // Its devices must not ring for whoever gets the
-                    // number (or the domain) next.
-                    Provision::RemoveTenant(id) => {
-                        self.engine.directory_mut().remove_tenant(id);
-                        self.engine.registrar_mut().forget_tenant(id);
-                        Ok(())
-                    }
+                let (input, result) = match change {
+                    Provision::Tenant(t) => (None, self.engine.directory_mut().upsert_tenant(t)),
+                    Provision::User(u) => (None, self.engine.directory_mut().upsert_user(u)),
+                    Provision::RemoveTenant(id) => (Some(Input::RemoveTenant(id)), Ok(())),
                     Provision::RemoveUser { tenant, extension } => {
-                        self.engine.directory_mut().remove_user(tenant, &extension);
-                        self.engine.registrar_mut().forget_user(tenant, &extension);
-                        Ok(())
+                        (Some(Input::RemoveUser { tenant, extension }), Ok(()))
                     }
-                    Provision::Replace(new) => {
-                        self.replace_directory(*new);
-                        Ok(())
-                    }
+                    Provision::Replace(new) => (Some(Input::ReplaceDirectory(new)), Ok(())),
                 };
-                let _ = done.send(result);
-            }
-        }
-    }
-
-    /// Swaps in a reloaded directory; bindings of users and tenants it no
-    /// longer has are forgotten.
-    fn replace_directory(&mut self, new: pbx::Directory) {
-        let old = self.engine.directory();
-        let gone_tenants: Vec<TenantId> = old
-            .tenant_ids()
-            .filter(|t| new.tenant(*t).is_none())
-            .collect();
-        let gone_users: Vec<(TenantId, String)> = old
-            .user_keys()
-            .filter(|(t, e)| new.tenant(*t).is_some() && new.user(*t, e.as_str()).is_none())
-            .map(|(t, e)| (t, e.as_str().to_owned()))
-            .collect();
-        *self.engine.directory_mut() = new;
-        for tenant in gone_tenants {
-            self.engine.registrar_mut().forget_tenant(tenant);
-        }
-        for (tenant, extension) in gone_users {
-            self.engine.registrar_mut().forget_user(tenant, &extension);
-        }
-    }
-
-    /// `503` for an INVITE that would start a call while shutting down,
-    /// sent statelessly: a retransmission gets another `503`.
-    fn refuse_new_call(&mut self, peer: Peer, request: &Message) {
-        let response = ResponseBuilder::reply(request, 503)
-            .to_tag(self.inbound.tag())
-            .header_named("Warning", "399 tally \"Shutting down\"")
-            .build();
-        match response {
-            Ok(r) => {
-                if let Err(e) = self.transmitter.send(peer, r.as_bytes().clone()) {
-                    tracing::debug!(%peer, error = %e, "could not refuse a call");
+                if let Some(input) = input {
+                    self.engine.handle_input(now, unix_ms, input);
                 }
+                let _ = done.send(result);
+                return;
             }
-            Err(e) => tracing::error!(error = %e, "503 does not build"),
-        }
+        };
+        self.engine.handle_input(now, unix_ms, input);
     }
 
     /// Hands every output of the engine on.
@@ -317,10 +248,6 @@ impl Shard {
     }
 }
 
-fn is_new_call(message: &Message) -> bool {
-    message.method() == Some(&Method::Invite) && message.to().is_ok_and(|to| to.tag().is_none())
-}
-
 fn log_engine_event(event: &EngineEvent) {
     use pbx::RegistrarEvent;
     match event {
@@ -358,6 +285,9 @@ fn log_engine_event(event: &EngineEvent) {
             tracing::debug!(source = %source.ip(), "request from a blocked source refused")
         }
         EngineEvent::Dropped { peer, reason } => tracing::debug!(%peer, %reason, "dropped"),
+        EngineEvent::GraceOver { calls } => {
+            tracing::warn!(calls, "grace period over: hanging up the calls in progress")
+        }
         EngineEvent::Internal { session, detail } => tracing::error!(
             session_id = session.map(|s| s.to_string()),
             %detail,

@@ -54,7 +54,7 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use super::client::{AuthState, Client, ClientConfig};
 use super::config::{EndpointConfig, signing_secrets};
-use super::schedule::{Answer, AttemptError, RetryPolicy, SplitMix64};
+use super::schedule::{Answer, AttemptError, RetryPolicy, SplitMix64, jitter_rng};
 use super::sign::signature_header;
 
 /// How the dispatcher runs.
@@ -249,7 +249,7 @@ impl Dispatcher {
             tasks: Mutex::new(Vec::new()),
             recorders: recorder_txs,
             stop,
-            rng: Mutex::new(SplitMix64::from_os()),
+            rng: Mutex::new(jitter_rng()),
         });
         let fan_out = tokio::spawn(fan_out(Arc::clone(&shared), wake));
         Ok(Dispatcher {

@@ -123,33 +123,26 @@ pub trait Rng {
     fn next_u64(&mut self) -> u64;
 }
 
-/// SplitMix64: small, fast, good enough for jitter; seeded from the OS in
-/// production.
-#[derive(Clone, Debug)]
-pub struct SplitMix64(pub u64);
+/// The workspace's SplitMix64: small, fast, good enough for jitter.
+pub use cdr::SplitMix64;
 
-impl SplitMix64 {
-    pub fn from_os() -> Self {
-        let mut seed = [0u8; 8];
-        // Jitter is not a secret: a clock-seeded fallback is fine.
-        if getrandom::getrandom(&mut seed).is_err() {
-            let nanos = SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_nanos() as u64;
-            seed = nanos.to_le_bytes();
-        }
-        SplitMix64(u64::from_le_bytes(seed))
+/// A [`SplitMix64`] seeded from the OS, for production jitter.
+pub fn jitter_rng() -> SplitMix64 {
+    let mut seed = [0u8; 8];
+    // Jitter is not a secret: a clock-seeded fallback is fine.
+    if getrandom::getrandom(&mut seed).is_err() {
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos() as u64;
+        seed = nanos.to_le_bytes();
     }
+    SplitMix64::new(u64::from_le_bytes(seed))
 }
 
 impl Rng for SplitMix64 {
     fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        SplitMix64::next_u64(self)
     }
 }
 
@@ -324,7 +317,7 @@ mod tests {
         assert_eq!(p.jittered(d, &mut Fixed(0)), Duration::from_secs(240));
         assert_eq!(p.jittered(d, &mut Fixed(400)), Duration::from_secs(360));
         assert_eq!(p.jittered(d, &mut Fixed(200)), d);
-        let mut rng = SplitMix64(7);
+        let mut rng = SplitMix64::new(7);
         for _ in 0..10_000 {
             let j = p.jittered(d, &mut rng);
             assert!(j >= Duration::from_secs(240) && j <= Duration::from_secs(360));

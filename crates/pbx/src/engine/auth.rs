@@ -31,8 +31,9 @@ use sip::transport::Peer;
 use sip::uri::Uri;
 use sip::{HeaderName, Message};
 
-use super::{Clock, Engine, EngineEvent};
+use super::{Engine, EngineEvent};
 use crate::call::TenantInfo;
+use crate::context::Clock;
 use crate::directory::Tenant;
 use crate::registrar::{AuthFailure, SourceKey};
 
@@ -58,7 +59,7 @@ impl Engine {
         peer: Peer,
         req: &Message,
     ) -> InviteAuth {
-        let tag = self.shared.ids.tag();
+        let tag = self.sv.ids.tag();
         let reply =
             |code: u16, reason: &str| ResponseBuilder::for_request(req, code, reason).to_tag(&tag);
         match req
@@ -87,8 +88,7 @@ impl Engine {
         };
         let key = SourceKey::of(peer.addr.ip());
         if let Some(until) = self.registrar.blocked_until(clk.now, key) {
-            self.shared
-                .event(EngineEvent::InviteRefusedBlocked { source: key, until });
+            self.event(EngineEvent::InviteRefusedBlocked { source: key, until });
             return InviteAuth::Refused(reply(403, "Forbidden (too many failed attempts)"));
         }
 
@@ -253,15 +253,14 @@ impl Engine {
         tenant: Option<cdr::TenantId>,
         user: Option<String>,
     ) {
-        self.shared.event(EngineEvent::InviteAuthFailed {
+        self.event(EngineEvent::InviteAuthFailed {
             source,
             reason,
             tenant,
             user,
         });
         if let Some(until) = self.registrar.record_failure(clk.now, source) {
-            self.shared
-                .event(EngineEvent::SourceBlocked { source, until });
+            self.event(EngineEvent::SourceBlocked { source, until });
         }
     }
 }

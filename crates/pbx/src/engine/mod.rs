@@ -4,7 +4,8 @@
 //! cores"):
 //!
 //! ```text
-//! runtime ──Input::Received / TransportError──▶ Engine::handle_input(now, now_unix_ms, _)
+//! runtime ──Input::Received / TransportError /
+//!           Drain / HangUpAll / directory changes ─▶ Engine::handle_input(now, now_unix_ms, _)
 //! runtime ──────── timer wheel fires ─────────▶ Engine::handle_timeout(now, now_unix_ms)
 //! runtime ◀── Output::Transmit / CallEvent / BindingChanges / Event ── Engine::poll_output()
 //! runtime ◀──────────── next deadline ──────── Engine::poll_timeout()
@@ -50,7 +51,23 @@
 //!    other known methods → `405`; unknown methods → `501`.
 //!
 //! INVITE authentication is in the `auth` submodule; call handling in the
-//! crate's `call` module.
+//! crate's `call` module. A session is lent the [`Services`] (transaction
+//! table, id sources, addresses) for one input and hands back
+//! `call::Effect`s; only the engine writes its indexes (which session owns
+//! a transaction, a dialog) and its output queue.
+//!
+//! # Policy that lives here, not in the runtime
+//!
+//! - **Shutdown** ([`Input::Drain`]): new calls (INVITEs outside a dialog)
+//!   get `503` with `Warning: 399 tally "Shutting down"`, sent statelessly
+//!   (a retransmission gets another); calls in progress go on until none is
+//!   left ([`Engine::is_drained`]) or the grace period ends, when the engine
+//!   hangs up the rest itself, as for [`Input::HangUpAll`], and reports
+//!   [`EngineEvent::GraceOver`].
+//! - **Directory changes that drop bindings** ([`Input::RemoveTenant`],
+//!   [`Input::RemoveUser`], [`Input::ReplaceDirectory`]): a user or tenant
+//!   that leaves the directory loses its bindings in the same step, so its
+//!   devices never ring for the number's next owner.
 //!
 //! # One shard for now
 //!
@@ -66,26 +83,25 @@ mod auth;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use cdr::{CallEvent, InvalidNode, SessionId, Snowflake, TenantId};
-use sip::builder::{ResponseBuilder, ViaValue};
-use sip::dialog::{DialogId, Local};
+use cdr::{CallEvent, InvalidNode, SessionId, Snowflake, SplitMix64, TenantId};
+use sip::builder::ResponseBuilder;
+use sip::dialog::DialogId;
 use sip::transaction::{
-    Output as TxnOutput, Received, TimerConfig, TransactionEvent, TransactionId, Transactions,
+    Output as TxnOutput, Received, TimerConfig, TransactionError, TransactionEvent, TransactionId,
 };
 use sip::transport::{Peer, Transport};
 use sip::validate::{check_request, check_response};
-use sip::{HeaderName, Message, Method};
+use sip::{HeaderName, Message, Method, ParseError};
 
-use crate::call::{LegRef, Session, TxnRole};
+use crate::call::{Ctx, DialogKey, Effect, LegRef, Session, TxnRole};
+pub use crate::context::ALLOW;
+use crate::context::{Clock, InternalError, Services};
 use crate::directory::Directory;
-use crate::ids::{IdGenerator, IdSource, mix};
+use crate::ids::{IdGenerator, IdSource};
 use crate::location::BindingChange;
 use crate::registrar::{
     AuthFailure, RegisterError, Registrar, RegistrarConfig, RegistrarEvent, SourceKey,
 };
-
-/// The methods the PBX handles, for `Allow` (RFC 3261 §20.5).
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REGISTER";
 
 /// Settings of an [`Engine`].
 #[derive(Clone, Debug)]
@@ -132,10 +148,21 @@ pub enum Input {
     /// A message the engine asked to send to `peer` could not be delivered
     /// (ICMP unreachable, connection refused or reset, TLS failure).
     TransportError { peer: Peer },
+    /// The node is stopping: refuse new calls, let the calls in progress
+    /// end by themselves for up to `grace`, then hang up the rest (see the
+    /// module documentation).
+    Drain { grace: Duration },
     /// The node is stopping and the calls still in progress must end now,
     /// with whole CDRs rather than `recovered` ones at the next start (see
     /// [`Engine::handle_input`]).
     HangUpAll,
+    /// A tenant left the directory: it and its bindings are forgotten.
+    RemoveTenant(TenantId),
+    /// A user left the directory: it and its bindings are forgotten.
+    RemoveUser { tenant: TenantId, extension: String },
+    /// The whole directory, reloaded from the store (another node changed
+    /// it): users and tenants missing from it lose their bindings.
+    ReplaceDirectory(Box<Directory>),
 }
 
 /// What the engine asks of the runtime.
@@ -174,13 +201,38 @@ pub enum EngineEvent {
     /// An INVITE refused unread because its source is blocked.
     InviteRefusedBlocked { source: SourceKey, until: Instant },
     /// A message was dropped without an answer.
-    Dropped { peer: Peer, reason: String },
+    Dropped { peer: Peer, reason: DropReason },
+    /// The shutdown's grace period ended with `calls` still in progress;
+    /// the engine hung them up.
+    GraceOver { calls: usize },
     /// Something the engine could not do that should not happen (a message
     /// it built did not parse, a transaction refused it). Each is a bug.
     Internal {
         session: Option<SessionId>,
-        detail: String,
+        detail: InternalError,
     },
+}
+
+/// Why a message was dropped without an answer.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DropReason {
+    /// A request too broken to answer (no Via, From, To, Call-ID or CSeq
+    /// to echo).
+    #[error("unanswerable request: {0}")]
+    UnanswerableRequest(ParseError),
+    #[error("invalid response: {0}")]
+    InvalidResponse(ParseError),
+    /// The transaction layer could not match it (no usable Via or CSeq).
+    #[error("unmatchable message: {0}")]
+    Unmatchable(TransactionError),
+    #[error("unanswerable REGISTER: {0}")]
+    UnanswerableRegister(ParseError),
+    /// An ACK for no dialog the PBX knows (its summary line).
+    #[error("ACK outside any dialog: {0}")]
+    AckOutsideDialog(String),
+    /// A response no transaction waits for (its summary line).
+    #[error("stray response: {0}")]
+    StrayResponse(String),
 }
 
 /// Why [`Engine::new`] refused its configuration.
@@ -190,142 +242,36 @@ pub enum EngineError {
     Node(#[from] InvalidNode),
 }
 
-/// The two readings of "now" every entry point gets.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Clock {
-    pub now: Instant,
-    pub unix_ms: u64,
-}
-
-impl Clock {
-    pub(crate) fn unix_secs(&self) -> u64 {
-        self.unix_ms / 1000
-    }
-}
-
 /// Which transaction belongs to which session, and why.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Owner {
-    pub session: SessionId,
-    pub peer: Peer,
-    pub role: TxnRole,
+struct Owner {
+    session: SessionId,
+    peer: Peer,
+    role: TxnRole,
 }
 
-/// A dialog as the engine indexes it: Call-ID and the PBX's own tag, which
-/// is what an in-dialog request carries in To (and a response in From).
-pub(crate) type DialogKey = (String, String);
-
-/// Via and Contact for one request the PBX sends.
-pub(crate) struct LocalParts {
-    transport: Transport,
-    pub sent_by: String,
-    pub branch: String,
-    pub contact: String,
-}
-
-impl LocalParts {
-    pub(crate) fn local(&self) -> Local<'_> {
-        Local {
-            via: self.via(),
-            contact: &self.contact,
-        }
-    }
-
-    pub(crate) fn via(&self) -> ViaValue<'_> {
-        ViaValue {
-            transport: self.transport.as_str(),
-            sent_by: &self.sent_by,
-            branch: &self.branch,
-        }
-    }
-}
-
-/// Everything a session needs besides itself: the transaction table, the
-/// output queue, the id sources and the indexes that route messages to it.
-pub(crate) struct Shared {
-    pub txns: Transactions,
-    pub out: VecDeque<Output>,
-    pub ids: IdSource,
-    /// Session and target ids.
-    pub snowflake: Box<dyn IdGenerator>,
-    pub timers: TimerConfig,
-    advertised: Vec<(Transport, String)>,
-    pub owners: HashMap<TransactionId, Owner>,
-    pub dialogs: HashMap<DialogKey, (SessionId, LegRef)>,
-}
-
-impl Shared {
-    /// `host:port` for Via and Contact on `transport`.
-    pub(crate) fn sent_by(&self, transport: Transport) -> &str {
-        self.advertised
-            .iter()
-            .find(|(t, _)| *t == transport)
-            .or(self.advertised.first())
-            .map_or("tally.invalid", |(_, a)| a.as_str())
-    }
-
-    /// The PBX's Contact on `transport`.
-    pub(crate) fn contact(&self, transport: Transport) -> String {
-        let sent_by = self.sent_by(transport);
-        match transport {
-            Transport::Udp => format!("<sip:tally@{sent_by}>"),
-            t => format!(
-                "<sip:tally@{sent_by};transport={}>",
-                t.as_str().to_ascii_lowercase()
-            ),
-        }
-    }
-
-    /// Via (with a fresh branch) and Contact for a request sent on `transport`.
-    pub(crate) fn local_parts(&mut self, transport: Transport) -> LocalParts {
-        LocalParts {
-            transport,
-            sent_by: self.sent_by(transport).to_owned(),
-            branch: self.ids.branch(),
-            contact: self.contact(transport),
-        }
-    }
-
-    pub(crate) fn event(&mut self, event: EngineEvent) {
-        self.out.push_back(Output::Event(event));
-    }
-
-    pub(crate) fn internal(&mut self, session: Option<SessionId>, detail: impl Into<String>) {
-        self.event(EngineEvent::Internal {
-            session,
-            detail: detail.into(),
-        });
-    }
-
-    /// Answers server transaction `id`; a response that does not build or
-    /// that the transaction refuses is reported, not sent.
-    pub(crate) fn respond(
-        &mut self,
-        clk: Clock,
-        session: Option<SessionId>,
-        id: TransactionId,
-        response: ResponseBuilder,
-    ) -> Option<Message> {
-        let message = match response.build() {
-            Ok(m) => m,
-            Err(e) => {
-                self.internal(session, format!("response does not build: {e}"));
-                return None;
-            }
-        };
-        match self.txns.respond(clk.now, id, message.clone()) {
-            Ok(()) => Some(message),
-            Err(e) => {
-                self.internal(session, format!("{id} refused a response: {e}"));
-                None
-            }
-        }
-    }
+/// Where the engine stands in a shutdown ([`Input::Drain`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Shutdown {
+    Running,
+    /// New calls are refused; what is left is hung up at `until`.
+    Draining {
+        until: Instant,
+    },
+    /// The grace period ended and `hung_up` calls were hung up.
+    GraceOver {
+        hung_up: usize,
+    },
 }
 
 /// The call engine of one shard. See the module documentation.
 pub struct Engine {
-    shared: Shared,
+    sv: Services,
+    out: VecDeque<Output>,
+    /// Effects of the session being run, applied when it returns.
+    effects: Vec<Effect>,
+    owners: HashMap<TransactionId, Owner>,
+    dialogs: HashMap<DialogKey, (SessionId, LegRef)>,
     registrar: Registrar,
     directory: Directory,
     sessions: HashMap<SessionId, Session>,
@@ -335,13 +281,14 @@ pub struct Engine {
     indexed: HashMap<SessionId, Instant>,
     sweep_interval: Duration,
     next_sweep: Option<Instant>,
+    shutdown: Shutdown,
 }
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
             .field("sessions", &self.sessions.len())
-            .field("transactions", &self.shared.txns.len())
+            .field("transactions", &self.sv.txns.len())
             .finish_non_exhaustive()
     }
 }
@@ -358,22 +305,21 @@ impl Engine {
     /// one generator, shared with whatever else makes ids on the node
     /// (`config.node` is then not used).
     pub fn with_ids(config: EngineConfig, ids: Box<dyn IdGenerator>) -> Engine {
-        let snowflake = ids;
         Engine {
-            shared: Shared {
-                txns: Transactions::new(config.timers),
-                out: VecDeque::new(),
-                ids: IdSource::new(mix(config.seed ^ 0x656e_6769_6e65)),
-                snowflake,
-                timers: config.timers,
-                advertised: config.advertised,
-                owners: HashMap::new(),
-                dialogs: HashMap::new(),
-            },
+            sv: Services::new(
+                config.timers,
+                IdSource::new(SplitMix64::mix(config.seed ^ 0x656e_6769_6e65)),
+                ids,
+                config.advertised,
+            ),
+            out: VecDeque::new(),
+            effects: Vec::new(),
+            owners: HashMap::new(),
+            dialogs: HashMap::new(),
             registrar: Registrar::new(
                 config.registrar,
                 config.nonce_key,
-                mix(config.seed ^ 0x7265_6769_7374_6172),
+                SplitMix64::mix(config.seed ^ 0x7265_6769_7374_6172),
             ),
             directory: Directory::new(),
             sessions: HashMap::new(),
@@ -381,6 +327,7 @@ impl Engine {
             indexed: HashMap::new(),
             sweep_interval: config.sweep_interval.max(Duration::from_millis(1)),
             next_sweep: None,
+            shutdown: Shutdown::Running,
         }
     }
 
@@ -412,7 +359,28 @@ impl Engine {
 
     /// Live transactions.
     pub fn transactions(&self) -> usize {
-        self.shared.txns.len()
+        self.sv.txns.len()
+    }
+
+    /// Calls in progress: sessions that have not emitted `SessionEnded`.
+    pub fn calls_in_progress(&self) -> usize {
+        self.sessions.values().filter(|s| !s.is_over()).count()
+    }
+
+    /// After [`Input::Drain`]: no call is in progress any more (they ended,
+    /// or the grace period ended and they were hung up). The runtime may
+    /// stop; ended calls still absorbing retransmissions are not waited for.
+    pub fn is_drained(&self) -> bool {
+        self.shutdown != Shutdown::Running && self.calls_in_progress() == 0
+    }
+
+    /// How many calls the engine hung up when the shutdown's grace period
+    /// ended (0 while running, or if they all ended by themselves).
+    pub fn hung_up_at_grace_end(&self) -> usize {
+        match self.shutdown {
+            Shutdown::GraceOver { hung_up } => hung_up,
+            _ => 0,
+        }
     }
 
     /// Feeds one input.
@@ -425,14 +393,45 @@ impl Engine {
         match input {
             Input::Received { peer, message } => self.on_message(clk, peer, message),
             Input::TransportError { peer } => self.on_transport_error(clk, peer),
+            Input::Drain { grace } => {
+                if self.shutdown == Shutdown::Running {
+                    self.shutdown = Shutdown::Draining { until: now + grace };
+                }
+            }
             Input::HangUpAll => self.hang_up_all(clk),
+            Input::RemoveTenant(id) => {
+                self.directory.remove_tenant(id);
+                self.registrar.forget_tenant(id);
+            }
+            Input::RemoveUser { tenant, extension } => {
+                self.directory.remove_user(tenant, &extension);
+                self.registrar.forget_user(tenant, &extension);
+            }
+            Input::ReplaceDirectory(new) => self.replace_directory(*new),
         }
         self.drain(clk);
     }
 
-    /// Calls in progress: sessions that have not emitted `SessionEnded`.
-    pub fn calls_in_progress(&self) -> usize {
-        self.sessions.values().filter(|s| !s.is_over()).count()
+    /// Swaps in a reloaded directory; bindings of users and tenants it no
+    /// longer has are forgotten.
+    fn replace_directory(&mut self, new: Directory) {
+        let old = &self.directory;
+        let gone_tenants: Vec<TenantId> = old
+            .tenant_ids()
+            .filter(|t| new.tenant(*t).is_none())
+            .collect();
+        let gone_users: Vec<(TenantId, String)> = old
+            .user_keys()
+            .filter(|(t, e)| new.tenant(*t).is_some() && new.user(*t, e.as_str()).is_none())
+            .map(|(t, e)| (t, e.as_str().to_owned()))
+            .collect();
+        self.directory = new;
+        for tenant in gone_tenants {
+            self.registrar.forget_tenant(tenant);
+        }
+        for (tenant, extension) in gone_users {
+            self.registrar.forget_user(tenant, &extension);
+        }
     }
 
     /// [`Input::HangUpAll`]: the PBX ends every call in progress itself.
@@ -446,10 +445,7 @@ impl Engine {
         // In creation order, so that a run replays identically.
         ids.sort_unstable();
         for id in ids {
-            if let Some(s) = self.sessions.get_mut(&id) {
-                s.hang_up_all(&mut self.shared, clk);
-            }
-            self.settle(id);
+            self.run(id, clk, |s, cx| s.hang_up_all(cx));
         }
     }
 
@@ -459,7 +455,7 @@ impl Engine {
             now,
             unix_ms: now_unix_ms,
         };
-        self.shared.txns.handle_timeout(now);
+        self.sv.txns.handle_timeout(now);
         self.drain(clk);
         while let Some(&(at, id)) = self.deadlines.first() {
             if at > now {
@@ -467,17 +463,23 @@ impl Engine {
             }
             self.deadlines.pop_first();
             self.indexed.remove(&id);
-            if let Some(s) = self.sessions.get_mut(&id) {
-                s.on_timeout(&mut self.shared, clk);
-            }
-            self.settle(id);
+            self.run(id, clk, |s, cx| s.on_timeout(cx));
+            self.drain(clk);
+        }
+        if let Shutdown::Draining { until } = self.shutdown
+            && until <= now
+        {
+            let calls = self.calls_in_progress();
+            self.shutdown = Shutdown::GraceOver { hung_up: calls };
+            self.event(EngineEvent::GraceOver { calls });
+            self.hang_up_all(clk);
             self.drain(clk);
         }
         if self.next_sweep.is_some_and(|at| at <= now) {
             self.next_sweep = Some(now + self.sweep_interval);
             let changes = self.registrar.handle_timeout(now, clk.unix_secs());
             if !changes.is_empty() {
-                self.shared.out.push_back(Output::BindingChanges(changes));
+                self.out.push_back(Output::BindingChanges(changes));
             }
         }
     }
@@ -485,15 +487,20 @@ impl Engine {
     /// The next output, if any. Drain it in a loop after every input and
     /// timeout.
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.shared.out.pop_front()
+        self.out.pop_front()
     }
 
     /// When [`Engine::handle_timeout`] must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        let grace_end = match self.shutdown {
+            Shutdown::Draining { until } => Some(until),
+            _ => None,
+        };
         [
-            self.shared.txns.poll_timeout(),
+            self.sv.txns.poll_timeout(),
             self.deadlines.first().map(|&(at, _)| at),
             self.next_sweep,
+            grace_end,
         ]
         .into_iter()
         .flatten()
@@ -503,23 +510,23 @@ impl Engine {
     fn on_message(&mut self, clk: Clock, peer: Peer, message: Message) {
         if message.is_request() {
             if let Err(e) = check_request(&message) {
-                let tag = self.shared.ids.tag();
+                let tag = self.sv.ids.tag();
                 match sip::validate::reject(&message, &e, &tag) {
-                    Some(r) => self
-                        .shared
-                        .out
-                        .push_back(Output::Transmit { peer, message: r }),
-                    None => self.dropped(peer, format!("unanswerable request: {e}")),
+                    Some(r) => self.out.push_back(Output::Transmit { peer, message: r }),
+                    None => self.dropped(peer, DropReason::UnanswerableRequest(e)),
                 }
                 return;
             }
+            if self.shutdown != Shutdown::Running && is_new_call(&message) {
+                return self.refuse_new_call(peer, &message);
+            }
         } else if let Err(e) = check_response(&message) {
-            self.dropped(peer, format!("invalid response: {e}"));
+            self.dropped(peer, DropReason::InvalidResponse(e));
             return;
         }
-        let received = match self.shared.txns.receive(clk.now, peer, message) {
+        let received = match self.sv.txns.receive(clk.now, peer, message) {
             Ok(r) => r,
-            Err(e) => return self.dropped(peer, format!("unmatchable message: {e}")),
+            Err(e) => return self.dropped(peer, DropReason::Unmatchable(e)),
         };
         match received {
             Received::Existing(_) => {}
@@ -529,8 +536,28 @@ impl Engine {
                 request,
                 invite,
             } => self.on_cancel(clk, id, request, invite),
-            Received::Ack(ack) => self.on_ack(Some(peer), ack),
-            Received::StrayResponse(response) => self.on_stray_response(peer, response),
+            Received::Ack(ack) => self.on_ack(clk, Some(peer), ack),
+            Received::StrayResponse(response) => self.on_stray_response(clk, peer, response),
+        }
+    }
+
+    /// `503` for an INVITE that would start a call while shutting down,
+    /// sent statelessly: a retransmission gets another `503`.
+    fn refuse_new_call(&mut self, peer: Peer, request: &Message) {
+        let tag = self.sv.ids.tag();
+        let response = ResponseBuilder::reply(request, 503)
+            .to_tag(tag)
+            .header_named("Warning", "399 tally \"Shutting down\"")
+            .build();
+        match response {
+            Ok(message) => self.out.push_back(Output::Transmit { peer, message }),
+            Err(error) => self.internal(
+                None,
+                InternalError::Unbuildable {
+                    what: crate::context::Written::Response,
+                    error,
+                },
+            ),
         }
     }
 
@@ -540,16 +567,8 @@ impl Engine {
         };
         let in_dialog = request.to().is_ok_and(|to| to.tag().is_some());
         if in_dialog {
-            let owner = DialogId::of_received(&request)
-                .ok()
-                .and_then(|d| self.shared.dialogs.get(&(d.call_id, d.local_tag)).copied());
-            match owner {
-                Some((sid, leg)) => {
-                    if let Some(s) = self.sessions.get_mut(&sid) {
-                        s.on_request(&mut self.shared, clk, leg, id, request);
-                    }
-                    self.settle(sid);
-                }
+            match self.dialog_owner(&request) {
+                Some((sid, leg)) => self.run(sid, clk, |s, cx| s.on_request(cx, leg, id, request)),
                 None => self.reply(clk, id, &request, 481, None),
             }
             return;
@@ -557,12 +576,12 @@ impl Engine {
         match method {
             Method::Register => self.on_register(clk, peer, id, request),
             Method::Options => {
-                let tag = self.shared.ids.tag();
+                let tag = self.sv.ids.tag();
                 let b = ResponseBuilder::reply(&request, 200)
                     .to_tag(tag)
                     .header(HeaderName::Allow, ALLOW)
                     .header(HeaderName::Accept, "application/sdp");
-                self.shared.respond(clk, None, id, b);
+                self.respond(clk, id, b);
             }
             Method::Invite => self.on_invite(clk, peer, id, request),
             Method::Bye | Method::Update | Method::Info | Method::Prack => {
@@ -570,6 +589,20 @@ impl Engine {
             }
             Method::Other(_) => self.reply(clk, id, &request, 501, None),
             _ => self.reply(clk, id, &request, 405, Some(ALLOW)),
+        }
+    }
+
+    /// The session and leg whose dialog `message` belongs to.
+    fn dialog_owner(&self, message: &Message) -> Option<(SessionId, LegRef)> {
+        DialogId::of_received(message)
+            .ok()
+            .and_then(|d| self.dialogs.get(&(d.call_id, d.local_tag)).copied())
+    }
+
+    /// Answers server transaction `id` outside any session.
+    fn respond(&mut self, clk: Clock, id: TransactionId, response: ResponseBuilder) {
+        if let Err(e) = self.sv.respond(clk.now, id, response) {
+            self.internal(None, e);
         }
     }
 
@@ -582,12 +615,12 @@ impl Engine {
         code: u16,
         allow: Option<&str>,
     ) {
-        let tag = self.shared.ids.tag();
+        let tag = self.sv.ids.tag();
         let mut b = ResponseBuilder::reply(request, code).to_tag(tag);
         if let Some(allow) = allow {
             b = b.header(HeaderName::Allow, allow);
         }
-        self.shared.respond(clk, None, id, b);
+        self.respond(clk, id, b);
     }
 
     fn on_register(&mut self, clk: Clock, peer: Peer, id: TransactionId, request: Message) {
@@ -600,21 +633,26 @@ impl Engine {
         );
         match outcome {
             Ok(o) => {
-                if let Err(e) = self.shared.txns.respond(clk.now, id, o.response) {
-                    self.shared
-                        .internal(None, format!("{id} refused a REGISTER response: {e}"));
+                if let Err(error) = self.sv.txns.respond(clk.now, id, o.response) {
+                    self.internal(
+                        None,
+                        InternalError::Refused {
+                            what: crate::context::Written::Response,
+                            error,
+                        },
+                    );
                 }
                 if !o.changes.is_empty() {
-                    self.shared.out.push_back(Output::BindingChanges(o.changes));
+                    self.out.push_back(Output::BindingChanges(o.changes));
                 }
                 for e in o.events {
-                    self.shared.event(EngineEvent::Registrar(e));
+                    self.event(EngineEvent::Registrar(e));
                 }
             }
             Err(RegisterError::Unanswerable(e)) => {
-                self.dropped(peer, format!("unanswerable REGISTER: {e}"))
+                self.dropped(peer, DropReason::UnanswerableRegister(e))
             }
-            Err(e) => self.shared.internal(None, format!("REGISTER: {e}")),
+            Err(e) => self.internal(None, InternalError::Register(e)),
         }
     }
 
@@ -622,7 +660,7 @@ impl Engine {
         let caller = match self.authenticate_invite(clk, peer, &request) {
             auth::InviteAuth::Caller(caller) => caller,
             auth::InviteAuth::Refused(response) => {
-                self.shared.respond(clk, None, id, response);
+                self.respond(clk, id, response);
                 return;
             }
         };
@@ -639,13 +677,14 @@ impl Engine {
             caller.tenant.id,
             &dialled,
         );
-        let session_id = self
-            .shared
-            .snowflake
-            .next_session(cdr::UnixMillis(clk.unix_ms));
-        let session = Session::start(
-            &mut self.shared,
+        let session_id = self.sv.snowflake.next_session(cdr::UnixMillis(clk.unix_ms));
+        let mut cx = Ctx {
             clk,
+            sv: &mut self.sv,
+            fx: &mut self.effects,
+        };
+        let session = Session::start(
+            &mut cx,
             crate::call::Start {
                 session_id,
                 tenant: caller.tenant,
@@ -657,6 +696,7 @@ impl Engine {
                 route,
             },
         );
+        self.apply(session_id, session.tenant_id());
         self.sessions.insert(session_id, session);
         self.settle(session_id);
     }
@@ -668,18 +708,13 @@ impl Engine {
         request: Message,
         invite: Option<TransactionId>,
     ) {
-        let owner = invite.and_then(|i| self.shared.owners.get(&i).copied());
+        let owner = invite.and_then(|i| self.owners.get(&i).copied());
         match owner {
             Some(Owner {
                 session,
                 role: TxnRole::CallerInvite,
                 ..
-            }) => {
-                if let Some(s) = self.sessions.get_mut(&session) {
-                    s.on_cancel(&mut self.shared, clk, id, &request);
-                }
-                self.settle(session);
-            }
+            }) => self.run(session, clk, |s, cx| s.on_cancel(cx, id, &request)),
             // The INVITE is known but already answered (or was answered by
             // the engine itself, e.g. a 407): the CANCEL succeeds, changes
             // nothing (RFC 3261 §9.2).
@@ -691,45 +726,31 @@ impl Engine {
     /// An ACK for a 2xx, routed by its dialog; `peer` when it came from
     /// the network rather than through a transaction (which answered
     /// anything it needed to).
-    fn on_ack(&mut self, peer: Option<Peer>, ack: Message) {
-        let owner = DialogId::of_received(&ack)
-            .ok()
-            .and_then(|d| self.shared.dialogs.get(&(d.call_id, d.local_tag)).copied());
-        match owner {
-            Some((sid, leg)) => {
-                if let Some(s) = self.sessions.get_mut(&sid) {
-                    s.on_ack(&mut self.shared, leg, &ack);
-                }
-                self.settle(sid);
-            }
+    fn on_ack(&mut self, clk: Clock, peer: Option<Peer>, ack: Message) {
+        match self.dialog_owner(&ack) {
+            Some((sid, leg)) => self.run(sid, clk, |s, cx| s.on_ack(cx, leg, &ack)),
             None => {
                 if let Some(peer) = peer {
-                    self.dropped(peer, format!("ACK outside any dialog: {}", ack.summary()));
+                    self.dropped(peer, DropReason::AckOutsideDialog(ack.summary()));
                 }
             }
         }
     }
 
-    fn on_stray_response(&mut self, peer: Peer, response: Message) {
+    fn on_stray_response(&mut self, clk: Clock, peer: Peer, response: Message) {
         // A 2xx to an INVITE after Timer M: the peer did not get our ACK.
-        let owner = DialogId::of_received(&response)
-            .ok()
-            .and_then(|d| self.shared.dialogs.get(&(d.call_id, d.local_tag)).copied());
         let is_2xx_invite = response.status().is_some_and(|c| (200..300).contains(&c))
             && response.cseq().is_ok_and(|c| c.method == Method::Invite);
-        match owner {
+        match self.dialog_owner(&response) {
             Some((sid, leg)) if is_2xx_invite => {
-                if let Some(s) = self.sessions.get_mut(&sid) {
-                    s.on_stray_2xx(&mut self.shared, leg, &response);
-                }
+                self.run(sid, clk, |s, cx| s.on_stray_2xx(cx, leg, &response))
             }
-            _ => self.dropped(peer, format!("stray response: {}", response.summary())),
+            _ => self.dropped(peer, DropReason::StrayResponse(response.summary())),
         }
     }
 
     fn on_transport_error(&mut self, clk: Clock, peer: Peer) {
         let mut failed: Vec<TransactionId> = self
-            .shared
             .owners
             .iter()
             .filter(|(_, o)| o.peer == peer)
@@ -738,25 +759,24 @@ impl Engine {
         // In creation order, so that a run replays identically.
         failed.sort_unstable();
         for id in failed {
-            self.shared.txns.transport_error(clk.now, id);
+            self.sv.txns.transport_error(clk.now, id);
         }
     }
 
     /// Routes the transaction layer's outputs until none is left: messages
     /// to the runtime, events to the sessions owning the transactions.
     fn drain(&mut self, clk: Clock) {
-        while let Some((id, out)) = self.shared.txns.poll_output() {
+        while let Some((id, out)) = self.sv.txns.poll_output() {
             match out {
-                TxnOutput::Transmit { peer, message } => self
-                    .shared
-                    .out
-                    .push_back(Output::Transmit { peer, message }),
+                TxnOutput::Transmit { peer, message } => {
+                    self.out.push_back(Output::Transmit { peer, message })
+                }
                 // An ACK that matched an INVITE server transaction in
                 // Accepted (a peer reusing the INVITE's branch, RFC 6026):
                 // the same ACK as any other for the dialog layer.
-                TxnOutput::Event(TransactionEvent::Ack(ack)) => self.on_ack(None, ack),
+                TxnOutput::Event(TransactionEvent::Ack(ack)) => self.on_ack(clk, None, ack),
                 TxnOutput::Event(TransactionEvent::Terminated) => {
-                    if let Some(owner) = self.shared.owners.remove(&id) {
+                    if let Some(owner) = self.owners.remove(&id) {
                         if let Some(s) = self.sessions.get_mut(&owner.session) {
                             s.txn_terminated(id);
                         }
@@ -764,12 +784,64 @@ impl Engine {
                     }
                 }
                 TxnOutput::Event(event) => {
-                    if let Some(owner) = self.shared.owners.get(&id).copied() {
-                        if let Some(s) = self.sessions.get_mut(&owner.session) {
-                            s.on_txn_event(&mut self.shared, clk, id, owner.role, event);
-                        }
-                        self.settle(owner.session);
+                    if let Some(owner) = self.owners.get(&id).copied() {
+                        self.run(owner.session, clk, |s, cx| {
+                            s.on_txn_event(cx, id, owner.role, event)
+                        });
                     }
+                }
+            }
+        }
+    }
+
+    /// Runs `f` on session `id` (if it still exists) with the services
+    /// lent, applies the effects it returned, and settles it.
+    fn run(&mut self, id: SessionId, clk: Clock, f: impl FnOnce(&mut Session, &mut Ctx<'_>)) {
+        if let Some(s) = self.sessions.get_mut(&id) {
+            let mut cx = Ctx {
+                clk,
+                sv: &mut self.sv,
+                fx: &mut self.effects,
+            };
+            f(s, &mut cx);
+            let tenant = s.tenant_id();
+            self.apply(id, tenant);
+        }
+        self.settle(id);
+    }
+
+    /// Applies the effects session `session` left in `self.effects`, in
+    /// order: the only place the engine's indexes and output change on a
+    /// session's behalf.
+    fn apply(&mut self, session: SessionId, tenant: TenantId) {
+        for effect in self.effects.drain(..) {
+            match effect {
+                Effect::Transmit { peer, message } => {
+                    self.out.push_back(Output::Transmit { peer, message })
+                }
+                Effect::CallEvent(event) => self.out.push_back(Output::CallEvent {
+                    session,
+                    tenant,
+                    event,
+                }),
+                Effect::Own { txn, peer, role } => {
+                    self.owners.insert(
+                        txn,
+                        Owner {
+                            session,
+                            peer,
+                            role,
+                        },
+                    );
+                }
+                Effect::Index { key, leg } => {
+                    self.dialogs.insert(key, (session, leg));
+                }
+                Effect::Internal(detail) => {
+                    self.out.push_back(Output::Event(EngineEvent::Internal {
+                        session: Some(session),
+                        detail,
+                    }))
                 }
             }
         }
@@ -796,12 +868,25 @@ impl Engine {
         }
         if finished && let Some(s) = self.sessions.remove(&id) {
             for key in s.dialog_keys() {
-                self.shared.dialogs.remove(key);
+                self.dialogs.remove(key);
             }
         }
     }
 
-    fn dropped(&mut self, peer: Peer, reason: String) {
-        self.shared.event(EngineEvent::Dropped { peer, reason });
+    pub(crate) fn event(&mut self, event: EngineEvent) {
+        self.out.push_back(Output::Event(event));
     }
+
+    fn internal(&mut self, session: Option<SessionId>, detail: InternalError) {
+        self.event(EngineEvent::Internal { session, detail });
+    }
+
+    fn dropped(&mut self, peer: Peer, reason: DropReason) {
+        self.event(EngineEvent::Dropped { peer, reason });
+    }
+}
+
+/// An INVITE outside any dialog: a new call.
+fn is_new_call(message: &Message) -> bool {
+    message.method() == Some(&Method::Invite) && message.to().is_ok_and(|to| to.tag().is_none())
 }

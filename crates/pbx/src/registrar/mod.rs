@@ -252,8 +252,8 @@ pub struct Registrar {
     realms: HashMap<TenantId, DigestServer>,
     nonce_key: [u8; 32],
     seed: u64,
-    /// State of the To-tag generator (SplitMix64 over the seed).
-    tag_state: u64,
+    /// The To-tag generator.
+    tags: cdr::SplitMix64,
 }
 
 impl Registrar {
@@ -269,7 +269,7 @@ impl Registrar {
             realms: HashMap::new(),
             nonce_key,
             seed,
-            tag_state: seed,
+            tags: cdr::SplitMix64::new(seed),
         }
     }
 
@@ -666,14 +666,10 @@ impl Registrar {
         }
     }
 
-    /// A fresh To tag: SplitMix64, so tags from one seed never repeat within
-    /// 2^64 responses and do not look sequential.
+    /// A fresh To tag: tags from one seed never repeat within 2^64
+    /// responses and do not look sequential.
     fn next_tag(&mut self) -> String {
-        self.tag_state = self.tag_state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.tag_state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        format!("{:016x}", z ^ (z >> 31))
+        format!("{:016x}", self.tags.next_u64())
     }
 }
 

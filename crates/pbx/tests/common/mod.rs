@@ -48,7 +48,8 @@ pub fn password(ext: &str) -> String {
     format!("pw-{ext}-secret")
 }
 
-fn directory(d: &mut Directory) {
+/// The fixture's directory: tenant `acme` and its four users.
+pub fn directory(d: &mut Directory) {
     d.upsert_tenant(Tenant {
         id: tenant_id(),
         name: "acme".into(),
@@ -168,6 +169,13 @@ impl Bench {
             Self::unix_ms(self.now),
             Input::HangUpAll,
         );
+        self.collect();
+    }
+
+    /// Feeds `input` now.
+    pub fn input(&mut self, input: Input) {
+        self.engine
+            .handle_input(self.instant(self.now), Self::unix_ms(self.now), input);
         self.collect();
     }
 

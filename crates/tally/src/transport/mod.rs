@@ -82,15 +82,11 @@ impl Inbound {
 
     /// A fresh To tag for a stateless rejection.
     pub fn tag(&self) -> String {
-        // SplitMix64 over a per-process random seed: unique and unguessable
+        // A SplitMix64 stream over a per-process random seed, shared by
+        // the transport tasks through the counter: unique and unguessable
         // enough for a tag, which RFC 3261 §19.3 only asks to be unique.
         let n = self.tags.fetch_add(1, Ordering::Relaxed);
-        let mut z = self
-            .tag_seed
-            .wrapping_add(n.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        format!("{:x}", z ^ (z >> 31))
+        format!("{:x}", cdr::SplitMix64::draw(self.tag_seed, n))
     }
 
     pub fn judge(&self, raw: Bytes) -> Verdict {

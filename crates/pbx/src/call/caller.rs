@@ -1,0 +1,154 @@
+//! The caller leg: the PBX as the UAS of the caller's INVITE. Provisionals
+//! from the targets reach it in its one early dialog; it gets exactly one
+//! final answer (the winner's 2xx, the best failure, 487 when it cancels,
+//! 408 at the ring timeout, 503 at shutdown); its CANCEL (or BYE while
+//! nobody answered) stops every target.
+
+use cdr::{EndReason, NoAnswerCause};
+use sip::builder::{ResponseBuilder, default_reason};
+use sip::dialog::Dialog;
+use sip::transaction::TransactionId;
+use sip::transport::Transport;
+use sip::{HeaderName, Message};
+
+use super::bridge::Side;
+use super::effect::Ctx;
+use super::leg::{Leg, body_of};
+use super::{Phase, Session};
+use crate::context::{ALLOW, InternalError};
+
+/// Where the caller's INVITE stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum CallerState {
+    /// No final response yet: provisionals may still be relayed.
+    Waiting,
+    /// The winner's 2xx was relayed.
+    Answered,
+    /// A final failure was sent.
+    Refused,
+}
+
+#[derive(Debug)]
+pub(super) struct Caller {
+    pub leg: Leg,
+    pub invite: Message,
+    pub server: TransactionId,
+    /// The PBX's To tag on this leg.
+    pub tag: String,
+    pub state: CallerState,
+}
+
+impl Caller {
+    pub(super) fn new(leg: Leg, invite: Message, server: TransactionId, tag: String) -> Self {
+        Caller {
+            leg,
+            invite,
+            server,
+            tag,
+            state: CallerState::Waiting,
+        }
+    }
+}
+
+impl Session {
+    /// The caller's CANCEL (RFC 3261 §9.2): `200` to it and, while nobody
+    /// answered, `487` to the INVITE and CANCEL to every target.
+    pub(crate) fn on_cancel(&mut self, cx: &mut Ctx<'_>, id: TransactionId, cancel: &Message) {
+        let ok = ResponseBuilder::reply(cancel, 200).to_tag(&self.caller.tag);
+        cx.respond(id, ok);
+        if self.phase == Phase::Ringing && self.caller.state == CallerState::Waiting {
+            self.caller_gave_up(cx);
+        }
+    }
+
+    /// The caller cancelled (CANCEL, or BYE on the early dialog).
+    pub(super) fn caller_gave_up(&mut self, cx: &mut Ctx<'_>) {
+        self.stop_all(cx, NoAnswerCause::CallerCancelled);
+        self.fail_caller(cx, 487, "Request Terminated", EndReason::Cancelled);
+    }
+
+    /// A 18x relayed to the caller, in the caller leg's one early dialog.
+    pub(super) fn relay_provisional(&mut self, cx: &mut Ctx<'_>, r: &Message) {
+        if self.caller.state != CallerState::Waiting {
+            return;
+        }
+        let code = r.status().unwrap_or(180);
+        let reason = r.reason_phrase().unwrap_or(default_reason(code));
+        let mut b = ResponseBuilder::for_request(&self.caller.invite, code, reason)
+            .to_tag(&self.caller.tag)
+            .header(
+                HeaderName::Contact,
+                cx.sv.contact(self.caller.leg.peer.transport),
+            );
+        if let Some((ct, body)) = body_of(r) {
+            b = b.body(&ct, body);
+        }
+        if let Some(sent) = cx.respond(self.caller.server, b) {
+            self.caller_response_sent(cx, &sent);
+        }
+    }
+
+    /// The winner's 2xx (`ok`), relayed to the caller and repeated until
+    /// its ACK.
+    pub(super) fn answer_caller(&mut self, cx: &mut Ctx<'_>, ok: &Message) {
+        let mut b = ResponseBuilder::for_request(&self.caller.invite, 200, "OK")
+            .to_tag(&self.caller.tag)
+            .header(
+                HeaderName::Contact,
+                cx.sv.contact(self.caller.leg.peer.transport),
+            )
+            .header(HeaderName::Allow, ALLOW)
+            .header(HeaderName::XSessionId, self.id);
+        if let Some((ct, body)) = body_of(ok) {
+            b = b.body(&ct, body);
+        }
+        self.caller.state = CallerState::Answered;
+        if let Some(sent) = cx.respond(self.caller.server, b) {
+            self.caller_response_sent(cx, &sent);
+            let cseq = self.caller.invite.cseq().map_or(0, |c| c.seq);
+            self.await_ack(cx, Side::Caller, sent, cseq);
+        }
+    }
+
+    /// Sends the caller a final failure and ends the session.
+    pub(super) fn fail_caller(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        code: u16,
+        reason: &str,
+        why: EndReason,
+    ) {
+        if self.caller.state == CallerState::Waiting {
+            self.caller.state = CallerState::Refused;
+            let b = ResponseBuilder::for_request(&self.caller.invite, code, reason)
+                .to_tag(&self.caller.tag);
+            if let Some(sent) = cx.respond(self.caller.server, b)
+                && let Some(d) = self.caller.leg.dialog.as_mut()
+            {
+                let _ = d.response_sent(&sent);
+            }
+        }
+        self.end(cx, code, why);
+    }
+
+    /// A tagged response sent on the caller leg: creates its dialog, or
+    /// moves it on.
+    fn caller_response_sent(&mut self, cx: &mut Ctx<'_>, sent: &Message) {
+        match self.caller.leg.dialog.as_mut() {
+            Some(d) => {
+                let _ = d.response_sent(sent);
+            }
+            None => {
+                let tls = matches!(
+                    self.caller.leg.peer.transport,
+                    Transport::Tls | Transport::Wss
+                );
+                let seq = cx.sv.ids.first_cseq();
+                match Dialog::uas(&self.caller.invite, sent, tls, seq) {
+                    Ok(d) => self.caller.leg.dialog = Some(d),
+                    Err(e) => cx.internal(InternalError::CallerDialog(e)),
+                }
+            }
+        }
+    }
+}

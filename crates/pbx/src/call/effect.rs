@@ -1,0 +1,79 @@
+//! One-way effects: what a session asks of the engine (quinn-proto's
+//! `EndpointEvent`). A session never touches the engine's indexes or its
+//! output queue; it pushes [`Effect`]s into the [`Ctx`] it was lent, and the
+//! engine applies them, in order, once the session returns. That keeps the
+//! dependency one way (`engine` → `call`) and makes every cross-session
+//! feature (pickup, Replaces, queue agents) an engine decision.
+
+use cdr::{CallEvent, CallEventKind, UnixMillis};
+use sip::Message;
+use sip::builder::ResponseBuilder;
+use sip::transaction::TransactionId;
+use sip::transport::Peer;
+
+use super::{LegRef, TxnRole};
+use crate::context::{Clock, InternalError, Services};
+
+/// A dialog as the engine indexes it: Call-ID and the PBX's own tag, which
+/// is what an in-dialog request carries in To (and a response in From).
+pub(crate) type DialogKey = (String, String);
+
+/// What a session asks the engine to do.
+#[derive(Debug)]
+pub(crate) enum Effect {
+    /// Send `message` to `peer` outside any transaction (ACKs, 2xx
+    /// retransmissions).
+    Transmit { peer: Peer, message: Message },
+    /// A CDR fact of this session.
+    CallEvent(CallEvent),
+    /// Route the events of transaction `txn` to this session.
+    Own {
+        txn: TransactionId,
+        peer: Peer,
+        role: TxnRole,
+    },
+    /// Route requests of dialog `key` to `leg` of this session.
+    Index { key: DialogKey, leg: LegRef },
+    /// Something that should not happen (reported, never panics).
+    Internal(InternalError),
+}
+
+/// What a session is lent for one input: the clock, the engine's services
+/// and the list its effects go to.
+pub(crate) struct Ctx<'a> {
+    pub clk: Clock,
+    pub sv: &'a mut Services,
+    pub fx: &'a mut Vec<Effect>,
+}
+
+impl Ctx<'_> {
+    pub(crate) fn transmit(&mut self, peer: Peer, message: Message) {
+        self.fx.push(Effect::Transmit { peer, message });
+    }
+
+    pub(crate) fn emit(&mut self, kind: CallEventKind) {
+        let event = CallEvent::new(UnixMillis(self.clk.unix_ms), kind);
+        self.fx.push(Effect::CallEvent(event));
+    }
+
+    pub(crate) fn internal(&mut self, error: InternalError) {
+        self.fx.push(Effect::Internal(error));
+    }
+
+    /// Answers server transaction `id`; what does not build or is refused
+    /// is reported, not sent.
+    pub(crate) fn respond(&mut self, id: TransactionId, b: ResponseBuilder) -> Option<Message> {
+        match self.sv.respond(self.clk.now, id, b) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                self.internal(e);
+                None
+            }
+        }
+    }
+
+    /// Answers `request` with `code` and its default reason phrase.
+    pub(crate) fn reply(&mut self, id: TransactionId, request: &Message, code: u16) {
+        self.respond(id, ResponseBuilder::reply(request, code));
+    }
+}

@@ -1,0 +1,108 @@
+//! What the caller leg and the target legs have in common: the peer the
+//! leg's messages come from, its dialog, and the ACK bookkeeping of the
+//! 2xx responses crossing it; plus the small message helpers every concern
+//! uses (copying a body from leg to leg, BYE, a repeated ACK).
+
+use bytes::Bytes;
+use sip::Message;
+use sip::builder::{ResponseBuilder, default_reason};
+use sip::dialog::Dialog;
+use sip::transaction::TransactionId;
+use sip::transport::Peer;
+
+use super::effect::Ctx;
+use super::unacked::Unacked;
+use crate::context::{InternalError, Written};
+
+/// One leg of the call, whichever side it is on.
+#[derive(Debug)]
+pub(super) struct Leg {
+    pub peer: Peer,
+    pub dialog: Option<Dialog>,
+    /// The 2xx the PBX sent on this leg, until the leg ACKs it.
+    pub unacked: Option<Unacked>,
+    /// A 2xx this leg sent to an INVITE the PBX relayed to it, not ACKed
+    /// yet: the ACK goes when the other leg's ACK arrives.
+    pub owed_ack: Option<Message>,
+    /// The last ACK sent on this leg, sent again if its 2xx comes again.
+    pub last_ack: Option<Message>,
+}
+
+impl Leg {
+    pub(super) fn new(peer: Peer) -> Self {
+        Leg {
+            peer,
+            dialog: None,
+            unacked: None,
+            owed_ack: None,
+            last_ack: None,
+        }
+    }
+
+    /// Sends this leg's last ACK again if it acknowledged `ok` (same To tag
+    /// and CSeq): the peer missed it.
+    pub(super) fn resend_ack(&self, cx: &mut Ctx<'_>, ok: &Message) {
+        let Some(ack) = &self.last_ack else {
+            return;
+        };
+        let tag = |m: &Message| m.to().ok().and_then(|t| t.tag().map(str::to_owned));
+        let seq = |m: &Message| m.cseq().ok().map(|c| c.seq);
+        if tag(ack) == tag(ok) && seq(ack) == seq(ok) {
+            cx.transmit(self.peer, ack.clone());
+        }
+    }
+}
+
+/// BYE in `dialog`, in a client transaction of its own.
+pub(super) fn send_bye(cx: &mut Ctx<'_>, peer: Peer, dialog: &mut Dialog) -> Option<TransactionId> {
+    let local = cx.sv.local_parts(peer.transport);
+    let bye = dialog
+        .bye(&local.local())
+        .map_err(|error| InternalError::Dialog {
+            what: Written::Bye,
+            error,
+        })
+        .and_then(|b| {
+            b.build().map_err(|error| InternalError::Unbuildable {
+                what: Written::Bye,
+                error,
+            })
+        })
+        .and_then(|m| {
+            cx.sv
+                .txns
+                .send_request(cx.clk.now, peer, m)
+                .map_err(|error| InternalError::Refused {
+                    what: Written::Bye,
+                    error,
+                })
+        });
+    match bye {
+        Ok(id) => Some(id),
+        Err(e) => {
+            cx.internal(e);
+            None
+        }
+    }
+}
+
+/// The Content-Type and body of a message that has one: what is copied
+/// from leg to leg (SDP passes through).
+pub(super) fn body_of(m: &Message) -> Option<(String, Bytes)> {
+    if m.body().is_empty() {
+        return None;
+    }
+    let ct = m.content_type().unwrap_or("application/sdp").to_owned();
+    Some((ct, m.body_bytes()))
+}
+
+/// `request`'s response carrying `r`'s code, reason phrase and body.
+pub(super) fn relayed_response(request: &Message, r: &Message) -> ResponseBuilder {
+    let code = r.status().unwrap_or(500);
+    let reason = r.reason_phrase().unwrap_or(default_reason(code));
+    let b = ResponseBuilder::for_request(request, code, reason);
+    match body_of(r) {
+        Some((ct, body)) => b.body(&ct, body),
+        None => b,
+    }
+}

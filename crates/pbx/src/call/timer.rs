@@ -1,0 +1,120 @@
+//! The session's named timers (quinn-proto's `Timer`/`TimerTable`, str0m's
+//! timeout `Reason`): one [`Timer`] variant per reason a session wakes up,
+//! one deadline slot each, and one match arm per variant in
+//! `Session::on_timeout`. The engine indexes only the earliest deadline.
+//!
+//! A feature that needs a timer adds a variant here and its arm there: the
+//! forward-on-no-answer delay and the ring-group step (hunt's member
+//! timeout) are the next ones; they stay out until a feature uses them.
+
+use std::time::Instant;
+
+use super::bridge::Side;
+
+/// Why a session wakes up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Timer {
+    /// The callee's ring timeout: stop ringing, `408` to the caller.
+    RingTimeout,
+    /// Send the 2xx on `Side` again (RFC 3261 §13.3.1.4: T1 doubling to T2).
+    Retransmit2xx(Side),
+    /// No ACK for the 2xx on `Side` 64·T1 after it: the leg is gone.
+    AckTimeout(Side),
+}
+
+impl Timer {
+    /// Every timer, in the order [`TimerTable::expired`] reports those due
+    /// at the same time: giving up on an ACK comes before sending the 2xx
+    /// once more.
+    const ALL: [Timer; 5] = [
+        Timer::RingTimeout,
+        Timer::AckTimeout(Side::Caller),
+        Timer::Retransmit2xx(Side::Caller),
+        Timer::AckTimeout(Side::Callee),
+        Timer::Retransmit2xx(Side::Callee),
+    ];
+
+    fn slot(self) -> usize {
+        match self {
+            Timer::RingTimeout => 0,
+            Timer::AckTimeout(Side::Caller) => 1,
+            Timer::Retransmit2xx(Side::Caller) => 2,
+            Timer::AckTimeout(Side::Callee) => 3,
+            Timer::Retransmit2xx(Side::Callee) => 4,
+        }
+    }
+}
+
+/// One deadline per [`Timer`].
+#[derive(Clone, Debug, Default)]
+pub(crate) struct TimerTable {
+    at: [Option<Instant>; Timer::ALL.len()],
+}
+
+impl TimerTable {
+    pub(crate) fn set(&mut self, timer: Timer, at: Instant) {
+        self.at[timer.slot()] = Some(at);
+    }
+
+    pub(crate) fn stop(&mut self, timer: Timer) {
+        self.at[timer.slot()] = None;
+    }
+
+    pub(crate) fn get(&self, timer: Timer) -> Option<Instant> {
+        self.at[timer.slot()]
+    }
+
+    /// The earliest deadline, for the engine's index.
+    pub(crate) fn next(&self) -> Option<Instant> {
+        self.at.iter().flatten().min().copied()
+    }
+
+    /// The timers due at `now` with their deadlines, in [`Timer::ALL`]
+    /// order, stopped.
+    pub(crate) fn expired(&mut self, now: Instant) -> Vec<(Timer, Instant)> {
+        let mut due = Vec::new();
+        for timer in Timer::ALL {
+            if let Some(at) = self.get(timer).filter(|at| *at <= now) {
+                self.stop(timer);
+                due.push((timer, at));
+            }
+        }
+        due
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn the_table_reports_due_timers_in_order_and_keeps_the_others() {
+        let t0 = Instant::now();
+        let mut table = TimerTable::default();
+        assert_eq!(table.next(), None);
+        table.set(
+            Timer::AckTimeout(Side::Callee),
+            t0 + Duration::from_millis(5),
+        );
+        table.set(Timer::RingTimeout, t0 + Duration::from_millis(5));
+        table.set(
+            Timer::Retransmit2xx(Side::Caller),
+            t0 + Duration::from_millis(9),
+        );
+        assert_eq!(table.next(), Some(t0 + Duration::from_millis(5)));
+        assert_eq!(table.expired(t0), vec![]);
+        let at = t0 + Duration::from_millis(5);
+        assert_eq!(
+            table.expired(at + Duration::from_millis(1)),
+            vec![
+                (Timer::RingTimeout, at),
+                (Timer::AckTimeout(Side::Callee), at)
+            ]
+        );
+        assert_eq!(table.next(), Some(t0 + Duration::from_millis(9)));
+        table.stop(Timer::Retransmit2xx(Side::Caller));
+        assert_eq!(table.next(), None);
+    }
+}
