@@ -199,6 +199,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         wsi_settings,
     );
     api_state.set_webhooks(Arc::clone(&webhooks));
+    let recordings_dir = config.recordings_dir();
+    api_state.set_recordings_dir(recordings_dir.clone());
+    let recording_retention = crate::media::retention::spawn(
+        store.clone(),
+        recordings_dir,
+        config.recordings.retention_days,
+    );
     let mut http_stop = stop.clone();
     let http = tokio::spawn(async move {
         axum::serve(
@@ -266,6 +273,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     persisted.await.context("the registration task failed")?;
     relay.stop();
     retention.abort();
+    if let Some(task) = recording_retention {
+        task.abort();
+    }
     store.close().await;
     tracing::info!(
         calls_hung_up,

@@ -11,6 +11,7 @@
 //! | `GET`, `PATCH /api/user` | a signed-in tenant user: its own profile ([`user`]) |
 //! | `/api/api_keys[/{key_id}]` | tenant `Admin` ([`api_keys`]) |
 //! | `GET /api/audit_logs` | tenant `Admin`; system admin ([`audit`]) |
+//! | `GET /api/recordings[/{id}[/download]]`, `DELETE /api/recordings/{id}` | tenant `Admin`, `QueueManager`; `StandardUser` own calls; delete `Admin` ([`recordings`]) |
 //! | `GET /api/cdrs`, `GET /api/cdrs/{id}`, `GET /api/cdrs/export` | tenant `Admin` and `QueueManager`; the system admin names the tenant with `X-Tenant-Id` ([`cdrs`]) |
 //! | `GET /api/user/cdrs[/{id}]`, `POST /api/user/cdrs/sync_tokens`, `POST /api/user/cdrs/sync_tokens/{token}/diff` | any tenant user, own calls only ([`user_cdrs`]) |
 //! | `GET /wsi` | WebSocket (SPEC §6): `auth` command, then `subscribe` ([`wsi`]) |
@@ -60,6 +61,7 @@ mod auth;
 mod cdrs;
 mod error;
 pub mod openapi;
+mod recordings;
 mod resource;
 mod tenant;
 mod tenants;
@@ -99,6 +101,8 @@ pub struct Inner {
     login_slots: tokio::sync::Semaphore,
     /// The webhook dispatcher, set once at start-up (api/webhooks.rs).
     webhooks: std::sync::OnceLock<Arc<crate::delivery::Webhooks>>,
+    /// Where recording files are, set once at start-up (api/recordings.rs).
+    recordings_dir: std::sync::OnceLock<std::path::PathBuf>,
 }
 
 impl std::ops::Deref for ApiState {
@@ -123,6 +127,7 @@ impl ApiState {
             wsi,
             login_slots: tokio::sync::Semaphore::new(LOGIN_SLOTS),
             webhooks: std::sync::OnceLock::new(),
+            recordings_dir: std::sync::OnceLock::new(),
         }))
     }
 }
@@ -614,6 +619,7 @@ pub fn api() -> Api {
         ),
     )
         .webhooks()
+        .recordings()
 }
 
 pub fn router(state: ApiState) -> Router {

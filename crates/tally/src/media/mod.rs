@@ -27,6 +27,7 @@
 
 pub mod ports;
 pub mod relay;
+pub mod retention;
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -142,7 +143,11 @@ mod tests {
         assert!(!p.behind_nat);
         assert_eq!(
             p.codecs,
-            vec![(0, "PCMU".into()), (8, "PCMA".into()), (101, "telephone-event".into())]
+            vec![
+                (0, "PCMU".into()),
+                (8, "PCMA".into()),
+                (101, "telephone-event".into())
+            ]
         );
         // Signalling from elsewhere: behind NAT. IPv4-mapped is the same host.
         assert!(party_from_sdp(&sdp, ip("203.0.113.7")).behind_nat);

@@ -84,8 +84,12 @@ impl PortPool {
                 continue;
             };
             let port = state.first + offset;
-            let Ok(rtp) = bind(self.bind, port) else { continue };
-            let Ok(rtcp) = bind(self.bind, port + 1) else { continue };
+            let Ok(rtp) = bind(self.bind, port) else {
+                continue;
+            };
+            let Ok(rtcp) = bind(self.bind, port + 1) else {
+                continue;
+            };
             state.in_use[i] = true;
             state.allocated += 1;
             return Ok(PortPair {
@@ -99,13 +103,19 @@ impl PortPool {
         }
         Err(io::Error::new(
             io::ErrorKind::AddrInUse,
-            format!("no free RTP port pair ({pairs} in the range, {} ours)", state.allocated),
+            format!(
+                "no free RTP port pair ({pairs} in the range, {} ours)",
+                state.allocated
+            ),
         ))
     }
 
     /// Pairs currently allocated.
     pub fn in_use(&self) -> usize {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner).allocated
+        self.inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .allocated
     }
 }
 

@@ -234,9 +234,18 @@ impl SideState {
 
     /// The latching rule of the module doc; updates the latch.
     fn accept(&mut self, rtcp: bool, from: SocketAddr, now: Instant) -> bool {
-        let expected_ip = if rtcp { self.party.rtcp } else { self.party.rtp }.map(|a| a.ip());
+        let expected_ip = if rtcp {
+            self.party.rtcp
+        } else {
+            self.party.rtp
+        }
+        .map(|a| a.ip());
         let behind_nat = self.party.behind_nat;
-        let latch = if rtcp { &mut self.latched_rtcp } else { &mut self.latched_rtp };
+        let latch = if rtcp {
+            &mut self.latched_rtcp
+        } else {
+            &mut self.latched_rtp
+        };
         if let Some((addr, last)) = latch
             && *addr == from
         {
@@ -282,7 +291,11 @@ impl SideState {
     fn report(&self) -> StreamReport {
         let codec = self.payload_type.and_then(|pt| self.codec_name(pt));
         let jitter_ms = (self.stats.jitter_ms() * 100.0).round() / 100.0;
-        let mos = quality::mos(codec.as_deref().unwrap_or("PCMU"), self.stats.loss_ratio(), jitter_ms);
+        let mos = quality::mos(
+            codec.as_deref().unwrap_or("PCMU"),
+            self.stats.loss_ratio(),
+            jitter_ms,
+        );
         StreamReport {
             codec,
             packets: self.stats.packets(),
@@ -455,7 +468,11 @@ impl Relay {
         let i = side as usize;
         let other = 1 - i;
         loop {
-            let socket = if rtcp { &self.sides[i].rtcp } else { &self.sides[i].rtp };
+            let socket = if rtcp {
+                &self.sides[i].rtcp
+            } else {
+                &self.sides[i].rtp
+            };
             let (n, from) = match socket.try_recv_from(buf) {
                 Ok(r) => r,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -475,7 +492,8 @@ impl Relay {
                 if let Ok(p) = RtpPacket::parse(datagram) {
                     let arrival = self.ns(now);
                     let s = &mut self.sides[i];
-                    s.stats.on_packet(p.header.sequence, p.header.timestamp, arrival);
+                    s.stats
+                        .on_packet(p.header.sequence, p.header.timestamp, arrival);
                     let law = s.law(p.header.payload_type);
                     if law.is_some() || s.payload_type.is_none() {
                         s.payload_type = Some(p.header.payload_type);
@@ -483,8 +501,13 @@ impl Relay {
                     if let (Some(law), Some(rec)) = (law, &mut self.recorder) {
                         let mut pcm = [0i16; 2048];
                         let k = law.decode_into(p.payload, &mut pcm);
-                        let channel = if side == Side::A { Channel::Caller } else { Channel::Callee };
-                        rec.timeline.push(channel, arrival, p.header.timestamp, &pcm[..k]);
+                        let channel = if side == Side::A {
+                            Channel::Caller
+                        } else {
+                            Channel::Callee
+                        };
+                        rec.timeline
+                            .push(channel, arrival, p.header.timestamp, &pcm[..k]);
                     }
                 }
             }
@@ -529,7 +552,9 @@ mod tests {
     impl Phone {
         fn new(freq: f64) -> Phone {
             let socket = StdSocket::bind((LOOPBACK, 0)).unwrap();
-            socket.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+            socket
+                .set_read_timeout(Some(Duration::from_millis(500)))
+                .unwrap();
             Phone {
                 socket,
                 tone: Tone::sine(freq, 0.4, 8000),
@@ -588,7 +613,11 @@ mod tests {
         slot: u16,
         timeout: Duration,
         recording: Option<RecordingTarget>,
-    ) -> (PortPool, RelayHandle, mpsc::UnboundedReceiver<TimedOut<u32>>) {
+    ) -> (
+        PortPool,
+        RelayHandle,
+        mpsc::UnboundedReceiver<TimedOut<u32>>,
+    ) {
         let (first, last) = test_range(slot);
         let pool = PortPool::new(LOOPBACK, first, last);
         let pairs = [pool.allocate().unwrap(), pool.allocate().unwrap()];
@@ -612,8 +641,11 @@ mod tests {
     async fn relays_both_ways_measures_and_records_the_tones() {
         let dir = temp_dir("tones");
         let path = dir.join("call.wav");
-        let (pool, h, _events) =
-            relay(0, Duration::from_secs(60), Some(RecordingTarget { path: path.clone() }));
+        let (pool, h, _events) = relay(
+            0,
+            Duration::from_secs(60),
+            Some(RecordingTarget { path: path.clone() }),
+        );
         let (mut a, mut b) = (Phone::new(1000.0), Phone::new(440.0));
         h.send(Command::Party(Side::A, a.party()));
         h.send(Command::Party(Side::B, b.party()));
@@ -631,7 +663,10 @@ mod tests {
         let report = h.stop().await.unwrap();
         assert_eq!(report.end, EndCause::Stopped);
         let [ra, rb] = &report.streams;
-        assert_eq!((ra.packets, ra.lost, ra.codec.as_deref()), (50, 0, Some("PCMU")));
+        assert_eq!(
+            (ra.packets, ra.lost, ra.codec.as_deref()),
+            (50, 0, Some("PCMU"))
+        );
         assert_eq!(ra.latched, Some(a.addr()));
         assert_eq!(rb.packets, 50);
         assert!(ra.mos > 4.0, "{ra:?}");
@@ -649,8 +684,14 @@ mod tests {
         };
         let left = loudest(&wav.channels[0]);
         let right = loudest(&wav.channels[1]);
-        assert!(left.len() >= 8 && left.iter().all(|f| *f == 1000.0), "{left:?}");
-        assert!(right.len() >= 8 && right.iter().all(|f| *f == 440.0), "{right:?}");
+        assert!(
+            left.len() >= 8 && left.iter().all(|f| *f == 1000.0),
+            "{left:?}"
+        );
+        assert!(
+            right.len() >= 8 && right.iter().all(|f| *f == 440.0),
+            "{right:?}"
+        );
         assert_eq!(pool.in_use(), 0, "ports released");
         let _ = std::fs::remove_dir_all(dir);
     }
@@ -692,7 +733,10 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         listening.set_nonblocking(true).unwrap();
         let mut buf = [0u8; 256];
-        assert!(listening.recv_from(&mut buf).is_ok(), "sent to the SDP address before latching");
+        assert!(
+            listening.recv_from(&mut buf).is_ok(),
+            "sent to the SDP address before latching"
+        );
         a.packet(relay_addr(&h, Side::A), true);
         a.packet(relay_addr(&h, Side::A), true);
         tokio::time::sleep(Duration::from_millis(50)).await;
