@@ -13,11 +13,13 @@
 //! (10), `MEDIA_BENCH_DIRECT` (1: baseline run without relay).
 
 // The relay's modules, compiled in (the binary has no library target);
-// `relay.rs` finds `ports` as `super::ports`, here the crate root.
-#[allow(dead_code)]
+// `relay.rs` finds `ports` as `super::ports`, here the crate root. What
+// the bench does not use (and, under `clippy --all-targets`, their test
+// modules) is allowed to be unused here.
+#[allow(dead_code, unused_imports)]
 #[path = "../src/media/ports.rs"]
 mod ports;
-#[allow(dead_code)]
+#[allow(dead_code, unused_imports)]
 #[path = "../src/media/relay.rs"]
 mod relay;
 
@@ -192,7 +194,7 @@ fn run(calls: usize, secs: u64, relayed: bool) -> Run {
             tick.tick().await;
             let from = (slice % 20) * per_slice;
             let to = (from + per_slice).min(calls);
-            if slice % 20 == 0 {
+            if slice.is_multiple_of(20) {
                 seq = seq.wrapping_add(1);
             }
             for i in from..to {

@@ -62,7 +62,7 @@ async fn recordings_are_listed_scoped_downloaded_with_ranges_and_deleted() {
     for (ext, role) in [("101", "Admin"), ("103", "StandardUser")] {
         let r = admin.post_json(
             &format!("/api/tenants/{tenant}/users"),
-            &json!({"extension": ext, "sip_password": format!("sip-{ext}"), "password": format!("web-pass-{ext}"), "role": role}),
+            &json!({"extension": ext, "sip_password": format!("sip-secret-{ext}"), "password": format!("web-pass-{ext}"), "role": role}),
         );
         assert_eq!(r.status, 201, "{}", r.body);
     }

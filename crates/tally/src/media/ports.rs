@@ -54,7 +54,7 @@ impl PortPool {
     pub fn new(bind: IpAddr, first: u16, last: u16) -> PortPool {
         let first = first.saturating_add(first % 2);
         let pairs = if last > first {
-            usize::from((last - first + 1) / 2)
+            usize::from((last - first).div_ceil(2))
         } else {
             0
         };
