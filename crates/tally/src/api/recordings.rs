@@ -46,7 +46,7 @@ impl Api {
                 ("caller", string()),
                 ("callee", string()),
                 ("started_at", date_time()),
-                ("duration", text("Whole seconds of audio.")),
+                ("duration", non_negative()),
                 ("duration_ms", non_negative()),
                 ("size", non_negative()),
                 ("url", text("The authenticated download link.")),
