@@ -29,10 +29,9 @@ use store::{Recording, RecordingFilter};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::openapi::schema::*;
-use super::resource::{Scope, rfc3339};
+use super::resource::{MAX_TOP, Paging, Scope, rfc3339};
 use super::{Api, ApiError, ApiState, Doc, Principal, Role};
 
-const MAX_TOP: u32 = 100;
 /// Bytes read from the file per body chunk.
 const CHUNK: usize = 64 * 1024;
 
@@ -200,14 +199,8 @@ async fn list(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let own = own_extension(&state, &scope).await?;
-    let top = match query.get("top") {
-        None => MAX_TOP,
-        Some(v) => v
-            .parse::<u32>()
-            .ok()
-            .filter(|t| (1..=MAX_TOP).contains(t))
-            .ok_or_else(|| ApiError::validate("top", format!("must be 1 to {MAX_TOP}")))?,
-    };
+    // `top` as every list reads it (keyset paging here: `skip` unused).
+    let top = Paging::of(&query)?.top;
     let after = match query.get("after") {
         None => None,
         Some(v) => {
