@@ -38,7 +38,11 @@ fn exercise(m: &Message) {
     for c in m.contacts().flatten() {
         let _ = (c.expires(), c.q(), c.instance(), c.reg_id());
     }
-    for h in [HeaderName::Route, HeaderName::RecordRoute, HeaderName::PAssertedIdentity] {
+    for h in [
+        HeaderName::Route,
+        HeaderName::RecordRoute,
+        HeaderName::PAssertedIdentity,
+    ] {
         for _ in m.name_addrs(h) {}
     }
     for _ in m.tokens(HeaderName::Supported) {}

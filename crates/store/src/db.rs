@@ -447,6 +447,11 @@ pub(crate) const SQLITE_MIGRATIONS: Embedded = &[
         "outbound_permissions",
         include_str!("../migrations/sqlite/0025_outbound_permissions.sql"),
     ),
+    (
+        17,
+        "recordings",
+        include_str!("../migrations/sqlite/0017_recordings.sql"),
+    ),
 ];
 pub(crate) const POSTGRES_MIGRATIONS: Embedded = &[
     (
@@ -498,6 +503,11 @@ pub(crate) const POSTGRES_MIGRATIONS: Embedded = &[
         25,
         "outbound_permissions",
         include_str!("../migrations/postgres/0025_outbound_permissions.sql"),
+    ),
+    (
+        17,
+        "recordings",
+        include_str!("../migrations/postgres/0017_recordings.sql"),
     ),
 ];
 

@@ -273,6 +273,7 @@ pub(crate) async fn delete_tenant(conn: &mut impl Conn, id: TenantId) -> Result<
         "DELETE FROM webhook_log WHERE tenant_id = $1",
         "DELETE FROM webhook_deliveries WHERE tenant_id = $1",
         "DELETE FROM webhook_endpoints WHERE tenant_id = $1",
+        "DELETE FROM recordings WHERE tenant_id = $1",
         "DELETE FROM users WHERE tenant_id = $1",
     ] {
         conn.execute(sql, &args![id]).await?;

@@ -57,6 +57,7 @@ mod identity;
 mod lite;
 mod outbox;
 pub mod query;
+mod recordings;
 mod recovery;
 mod registrations;
 mod routing_rules;
@@ -78,6 +79,7 @@ pub use export::{ExportFormat, ExportLimits, ExportSlot, ExportSlots, ExportZone
 pub use identity::{AccessGrant, ApiKey, NewToken, Refresh, Rotation, TokenOwner};
 pub use outbox::OutboxEvent;
 pub use query::{CdrQuery, CdrScope, QueryError};
+pub use recordings::{Recording, RecordingFilter};
 pub use recovery::{OpenSession, RecoveredSession, RecoveryReport, RecoveryScope};
 pub use registrations::Registration;
 pub use routing_rules::{InboundRule, OutboundRule, RuleWrite, UserOutbound};

@@ -73,6 +73,15 @@
 //! lease_secs = 60                    # a claimed delivery is this node's this long
 //! auto_disable_secs = 432000         # disable after 5 days of failures only
 //! retention_days = 30                # finished deliveries and their log are kept this long
+//!
+//! [media]
+//! rtp_ports = "20000-30000"          # RTP on even ports, RTCP on RTP + 1
+//! anchor = "auto"                    # auto | always | never (crates/tally/src/media)
+//! rtp_timeout_secs = 60              # an answered call silent this long is ended
+//!
+//! [recordings]
+//! dir = "./tally-data/recordings"    # default: data_dir/recordings
+//! retention_days = 90                # recordings older than this are deleted (0: kept)
 //! ```
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -98,6 +107,8 @@ pub struct Config {
     pub webhooks: WebhooksConfig,
     pub metrics: MetricsConfig,
     pub identity: IdentityConfig,
+    pub media: MediaConfig,
+    pub recordings: RecordingsConfig,
 }
 
 /// `[metrics]`: Prometheus `/metrics` on a listener of its own
@@ -123,6 +134,26 @@ impl Default for MetricsConfig {
     }
 }
 
+/// `[media]`: the RTP relay.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaConfig {
+    /// `first-last`; pairs start on even ports.
+    pub rtp_ports: String,
+    pub anchor: crate::media::Anchor,
+    pub rtp_timeout_secs: u64,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            rtp_ports: "20000-30000".to_owned(),
+            anchor: crate::media::Anchor::Auto,
+            rtp_timeout_secs: 60,
+        }
+    }
+}
+
 /// `[identity]`: sign-in and tenant rules of the system admin.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -140,6 +171,25 @@ impl Default for IdentityConfig {
         IdentityConfig {
             session_lifetime_secs: 30 * 24 * 3600,
             allow_ip_sip_domains: false,
+        }
+    }
+}
+
+/// `[recordings]`: where call recordings go and how long they stay.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecordingsConfig {
+    /// Default: `recordings` under the data directory.
+    pub dir: Option<PathBuf>,
+    /// 0 keeps them forever.
+    pub retention_days: u32,
+}
+
+impl Default for RecordingsConfig {
+    fn default() -> Self {
+        RecordingsConfig {
+            dir: None,
+            retention_days: 90,
         }
     }
 }
@@ -301,6 +351,8 @@ impl Default for Config {
             webhooks: WebhooksConfig::default(),
             metrics: MetricsConfig::default(),
             identity: IdentityConfig::default(),
+            media: MediaConfig::default(),
+            recordings: RecordingsConfig::default(),
         }
     }
 }
@@ -422,6 +474,10 @@ impl Config {
         self.wire_profile()?;
         self.retention()?;
         self.digest_offers()?;
+        self.rtp_ports()?;
+        if self.media.rtp_timeout_secs == 0 {
+            bail!("media.rtp_timeout_secs must be at least 1");
+        }
         if self.wsi.send_queue == 0 {
             bail!("wsi.send_queue must be at least 1");
         }
@@ -445,6 +501,29 @@ impl Config {
             bail!("webhooks.retry_schedule_ms: at most 32 retries");
         }
         Ok(())
+    }
+
+    /// `media.rtp_ports` as (first, last): at least one even/odd pair.
+    pub fn rtp_ports(&self) -> anyhow::Result<(u16, u16)> {
+        let parsed = self.media.rtp_ports.split_once('-').and_then(|(a, b)| {
+            Some((a.trim().parse::<u16>().ok()?, b.trim().parse::<u16>().ok()?))
+        });
+        match parsed {
+            Some((first, last)) if first >= 1024 && last > first + first % 2 => Ok((first, last)),
+            _ => bail!(
+                "media.rtp_ports must be `first-last` with 1024 <= first and room for one even/odd pair, got {:?}",
+                self.media.rtp_ports
+            ),
+        }
+    }
+
+    /// Where recordings are written: `recordings.dir`, or `recordings`
+    /// under the data directory.
+    pub fn recordings_dir(&self) -> PathBuf {
+        self.recordings
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("recordings"))
     }
 
     pub fn database_url(&self) -> String {
@@ -593,6 +672,37 @@ mod tests {
         assert_eq!(c.http_addr().to_string(), "127.0.0.1:8887");
         assert_eq!(c.database_url(), "sqlite:./tally-data/tally.db");
         c.check().unwrap();
+    }
+
+    #[test]
+    fn the_media_and_recordings_sections_default_and_check() {
+        let c = Config::default();
+        assert_eq!(c.rtp_ports().unwrap(), (20000, 30000));
+        assert_eq!(c.media.anchor, crate::media::Anchor::Auto);
+        assert_eq!(c.media.rtp_timeout_secs, 60);
+        assert_eq!(c.recordings_dir(), PathBuf::from("./tally-data/recordings"));
+        let c: Config = toml::from_str(
+            "[media]\nrtp_ports = \"40000-40999\"\nanchor = \"always\"\n[recordings]\ndir = \"/r\"\nretention_days = 7\n",
+        )
+        .unwrap();
+        c.check().unwrap();
+        assert_eq!(c.rtp_ports().unwrap(), (40000, 40999));
+        assert_eq!(c.media.anchor, crate::media::Anchor::Always);
+        assert_eq!(c.recordings_dir(), PathBuf::from("/r"));
+        for bad in [
+            "30000",
+            "30000-30000",
+            "30001-30002",
+            "80-90",
+            "a-b",
+            "40000-30000",
+        ] {
+            let c: Config = toml::from_str(&format!("[media]\nrtp_ports = \"{bad}\"\n")).unwrap();
+            assert!(c.check().is_err(), "{bad}");
+        }
+        assert!(toml::from_str::<Config>("[media]\nanchor = \"sometimes\"\n").is_err());
+        let zero: Config = toml::from_str("[media]\nrtp_timeout_secs = 0\n").unwrap();
+        assert!(zero.check().is_err());
     }
 
     #[test]

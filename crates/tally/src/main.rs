@@ -28,6 +28,7 @@ mod delivery;
 mod demo;
 mod fd_limit;
 mod ids;
+mod media;
 mod metrics;
 mod provision;
 mod random;

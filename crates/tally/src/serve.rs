@@ -292,6 +292,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         config.api_policy(),
     );
     api_state.set_webhooks(Arc::clone(&webhooks));
+    let recordings_dir = config.recordings_dir();
+    api_state.set_recordings_dir(recordings_dir.clone());
+    let recording_retention = crate::media::retention::spawn(
+        store.clone(),
+        recordings_dir,
+        config.recordings.retention_days,
+    );
     api_state.set_trunk_states(trunk_states);
     let http = tokio::spawn(api::server::serve(
         http_listener,
@@ -365,6 +372,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     persisted.await.context("the registration task failed")?;
     relay.stop();
     retention.abort();
+    if let Some(task) = recording_retention {
+        task.abort();
+    }
     store.close().await;
     tracing::info!(
         calls_hung_up,

@@ -11,6 +11,7 @@
 //! | `GET`, `PATCH /api/user` | a signed-in tenant user: its own profile ([`user`]) |
 //! | `/api/api_keys[/{key_id}]` | tenant `Admin` ([`api_keys`]) |
 //! | `GET /api/audit_logs` | tenant `Admin`; system admin ([`audit`]) |
+//! | `GET /api/recordings[/{id}[/download]]`, `DELETE /api/recordings/{id}` | tenant `Admin`, `QueueManager`; `StandardUser` own calls; delete `Admin` ([`recordings`]) |
 //! | `GET /api/cdrs`, `GET /api/cdrs/{id}`, `GET /api/cdrs/export` | tenant `Admin` and `QueueManager`; the system admin names the tenant with `X-Tenant-Id` ([`cdrs`]) |
 //! | `GET /api/user/cdrs[/{id}]`, `POST /api/user/cdrs/sync_tokens`, `POST /api/user/cdrs/sync_tokens/{token}/diff` | any tenant user, own calls only ([`user_cdrs`]) |
 //! | `GET /wsi` | WebSocket (SPEC §6): `auth` command, then `subscribe` ([`wsi`]) |
@@ -65,6 +66,7 @@ mod error;
 mod inbound_rules;
 pub mod openapi;
 mod outbound_rules;
+mod recordings;
 pub(crate) mod resource;
 pub mod server;
 mod tenant;
@@ -118,6 +120,8 @@ pub struct Inner {
     /// The `register` trunks' live registration state, set once at
     /// start-up (api/trunks.rs).
     trunk_states: std::sync::OnceLock<crate::trunks::live::LiveStates>,
+    /// Where recording files are, set once at start-up (api/recordings.rs).
+    recordings_dir: std::sync::OnceLock<std::path::PathBuf>,
 }
 
 impl std::ops::Deref for ApiState {
@@ -147,6 +151,7 @@ impl ApiState {
             replays: webhooks::Replays::default(),
             webhooks: std::sync::OnceLock::new(),
             trunk_states: std::sync::OnceLock::new(),
+            recordings_dir: std::sync::OnceLock::new(),
         }))
     }
 }
@@ -686,6 +691,7 @@ pub fn api() -> Api {
         .trunks()
         .inbound_rules()
         .outbound_rules()
+        .recordings()
 }
 
 pub fn router(state: ApiState) -> Router {

@@ -1,0 +1,24 @@
+-- Call recordings (SPEC §7), SQLite flavour. Keep in lockstep with
+-- ../postgres/0017_recordings.sql. Times are Unix milliseconds (UTC).
+
+-- One WAV file per recorded call, linked to its CDR by session_id. caller
+-- and callee are copied from the call so a StandardUser's "own calls" and
+-- the number filter need no join.
+CREATE TABLE recordings (
+    id           INTEGER PRIMARY KEY,
+    tenant_id    INTEGER NOT NULL REFERENCES tenants (id),
+    session_id   INTEGER NOT NULL UNIQUE,
+    caller       TEXT    NOT NULL,
+    callee       TEXT    NOT NULL,
+    started_at   INTEGER NOT NULL,
+    duration_ms  INTEGER NOT NULL,
+    size_bytes   INTEGER NOT NULL,
+    -- relative to the recordings directory
+    path         TEXT    NOT NULL,
+    created_at   INTEGER NOT NULL
+);
+
+-- Time ranges and deep pages per tenant, newest first; retention scans
+-- created_at.
+CREATE INDEX recordings_tenant_started ON recordings (tenant_id, started_at DESC, id DESC);
+CREATE INDEX recordings_created ON recordings (created_at);
