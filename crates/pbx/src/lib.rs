@@ -56,8 +56,9 @@ pub mod location;
 pub mod registrar;
 pub mod router;
 
+pub use call::RoutingNotice;
 pub use context::{InternalError, Written};
-pub use directory::{Directory, Extension, Tenant, User};
+pub use directory::{Directory, Extension, ForwardCondition, Forwarding, Tenant, User};
 pub use engine::{DropReason, Engine, EngineConfig, EngineError, EngineEvent, Input, Output};
 pub use ids::IdGenerator;
 pub use location::{Aor, Binding, BindingChange, BindingRecord, ChangeKind, Location};

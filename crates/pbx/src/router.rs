@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use cdr::TenantId;
 use sip::transport::Peer;
 
-use crate::directory::{Directory, User};
+use crate::directory::{Directory, Forwarding, User};
 use crate::location::Location;
 
 /// One device to ring: the contact URI (the Request-URI of the INVITE and
@@ -45,12 +45,15 @@ pub enum Route {
         display_name: String,
         ring_timeout: Duration,
         contacts: Vec<Contact>,
+        forwarding: Forwarding,
     },
     /// An extension that exists but cannot be rung now: no live binding,
-    /// or the user is disabled (`480`).
+    /// or the user is disabled (`480`). A disabled user forwards nothing:
+    /// disabling a number switches it off, rules included.
     Unavailable {
         extension: String,
         display_name: String,
+        forwarding: Forwarding,
     },
     /// No such number in the tenant (`404`).
     NotFound,
@@ -68,12 +71,13 @@ pub fn route(
     let Some(user) = directory.user(tenant, dialled) else {
         return Route::NotFound;
     };
-    let unavailable = |user: &User| Route::Unavailable {
+    let unavailable = |user: &User, forwarding: Forwarding| Route::Unavailable {
         extension: user.extension.to_string(),
         display_name: user.display_name.clone(),
+        forwarding,
     };
     if !user.enabled {
-        return unavailable(user);
+        return unavailable(user, Forwarding::default());
     }
     let contacts: Vec<Contact> = location
         .lookup(now, tenant, user.extension.as_str())
@@ -83,12 +87,13 @@ pub fn route(
         })
         .collect();
     if contacts.is_empty() {
-        return unavailable(user);
+        return unavailable(user, user.forwarding.clone());
     }
     Route::Extension {
         extension: user.extension.to_string(),
         display_name: user.display_name.clone(),
         ring_timeout: user.ring_timeout,
         contacts,
+        forwarding: user.forwarding.clone(),
     }
 }

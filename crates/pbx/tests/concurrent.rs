@@ -93,6 +93,7 @@ fn two_hundred_interleaved_calls_each_end_in_one_cdr() {
                     password: password(ext),
                     ring_timeout: Duration::from_secs(30),
                     enabled: true,
+                    forwarding: Default::default(),
                 })
                 .unwrap();
         }

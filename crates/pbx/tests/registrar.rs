@@ -45,6 +45,7 @@ fn directory() -> Directory {
                 password: format!("{password}-{id}"),
                 ring_timeout: Duration::from_secs(30),
                 enabled,
+                forwarding: Default::default(),
             })
             .unwrap();
         }

@@ -670,7 +670,34 @@ pub fn engine_user(user: &store::User) -> pbx::User {
         password: user.sip_password.clone(),
         ring_timeout: Duration::from_secs(u64::from(user.ring_timeout_secs)),
         enabled: user.enabled,
+        forwarding: engine_forwarding(&user.forwarding),
     }
+}
+
+/// The stored forwarding rules (JSON written by [`forwarding`]) as the
+/// engine reads them: enabled rules only. Rows that do not parse (written
+/// by hand, or by a future version) forward nothing.
+fn engine_forwarding(json: &str) -> pbx::Forwarding {
+    let mut out = pbx::Forwarding::default();
+    let Ok(serde_json::Value::Array(rules)) = serde_json::from_str::<serde_json::Value>(json)
+    else {
+        return out;
+    };
+    for rule in &rules {
+        let enabled = rule
+            .get("enabled")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(true);
+        let condition = rule
+            .get("condition")
+            .and_then(serde_json::Value::as_str)
+            .and_then(pbx::ForwardCondition::parse);
+        let destination = rule.get("destination").and_then(serde_json::Value::as_str);
+        if let (true, Some(c), Some(d)) = (enabled, condition, destination) {
+            out.set(c, Some(d.to_owned()));
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -9,7 +9,9 @@
 //! states ([`TargetState::is_open`]); its SIP life may go on (a CANCEL
 //! awaiting its 487, a late 2xx to hang up).
 
-use cdr::{CallEventKind, CallType, EndReason, NoAnswerCause, TargetAdded, TargetId, UnixMillis};
+use cdr::{
+    CallEventKind, CallType, NoAnswerCause, RerouteReason, TargetAdded, TargetId, UnixMillis,
+};
 use sip::builder::{RequestBuilder, default_reason};
 use sip::dialog::{Dialog, DialogState};
 use sip::transaction::{TransactionEvent, TransactionId};
@@ -19,6 +21,7 @@ use sip::{HeaderName, Message, Method};
 use super::bridge::Bridge;
 use super::effect::Ctx;
 use super::leg::{Leg, body_of, send_bye};
+use super::reroute::StageOutcome;
 use super::{LegRef, Phase, Session, TxnRole};
 use crate::context::{ALLOW, InternalError, Written};
 use crate::router::Contact;
@@ -73,6 +76,7 @@ impl Session {
         extension: &str,
         contact: Contact,
         max_forwards: u8,
+        reroute_reason: Option<RerouteReason>,
     ) {
         let index = self.targets.len();
         let target_id = TargetId::from(cx.sv.snowflake.next_id(UnixMillis(cx.clk.unix_ms)));
@@ -151,7 +155,7 @@ impl Session {
             trunk_name: String::new(),
             outbound_caller_id: String::new(),
             did: String::new(),
-            reroute_reason: None,
+            reroute_reason,
         })));
     }
 
@@ -300,8 +304,11 @@ impl Session {
         });
         self.failures.push((code, reason));
         if self.targets.iter().all(|t| !t.state.is_open()) {
-            let (code, reason) = best_failure(&self.failures);
-            self.fail_caller(cx, code, &reason, EndReason::NotApplicable);
+            let codes = self.failures[self.stage.first_failure..]
+                .iter()
+                .map(|(c, _)| *c);
+            let outcome = StageOutcome::of_failures(codes);
+            self.stage_over(cx, outcome);
         }
     }
 
@@ -400,7 +407,7 @@ impl Session {
 
 /// The final response the caller gets when every target failed (see the
 /// module decisions).
-fn best_failure(failures: &[(u16, String)]) -> (u16, String) {
+pub(super) fn best_failure(failures: &[(u16, String)]) -> (u16, String) {
     let class = failures.iter().map(|(c, _)| c / 100).min();
     let pick = failures
         .iter()

@@ -93,7 +93,7 @@ use sip::transport::{Peer, Transport};
 use sip::validate::{check_request, check_response};
 use sip::{HeaderName, Message, Method, ParseError};
 
-use crate::call::{Ctx, DialogKey, Effect, LegRef, Session, TxnRole};
+use crate::call::{Ctx, DialogKey, Effect, LegRef, Lookup, Session, TxnRole};
 pub use crate::context::ALLOW;
 use crate::context::{Clock, InternalError, Services};
 use crate::directory::Directory;
@@ -205,6 +205,12 @@ pub enum EngineEvent {
     /// The shutdown's grace period ended with `calls` still in progress;
     /// the engine hung them up.
     GraceOver { calls: usize },
+    /// A call could not be moved where a forwarding rule said (an external
+    /// number without trunks, a loop): the call ended, its CDR says how.
+    Routing {
+        session: SessionId,
+        notice: crate::call::RoutingNotice,
+    },
     /// Something the engine could not do that should not happen (a message
     /// it built did not parse, a transaction refused it). Each is a bug.
     Internal {
@@ -670,17 +676,16 @@ impl Engine {
             .and_then(|u| u.sip().and_then(|s| s.user_unescaped()))
             .and_then(|u| String::from_utf8(u.into_owned()).ok())
             .unwrap_or_default();
-        let route = crate::router::route(
-            &self.directory,
-            self.registrar.location(),
-            clk.now,
-            caller.tenant.id,
-            &dialled,
-        );
         let session_id = self.sv.snowflake.next_session(cdr::UnixMillis(clk.unix_ms));
+        let dir = Lookup {
+            directory: &self.directory,
+            location: self.registrar.location(),
+        };
+        let route = dir.route(clk.now, caller.tenant.id, &dialled);
         let mut cx = Ctx {
             clk,
             sv: &mut self.sv,
+            dir,
             fx: &mut self.effects,
         };
         let session = Session::start(
@@ -801,6 +806,10 @@ impl Engine {
             let mut cx = Ctx {
                 clk,
                 sv: &mut self.sv,
+                dir: Lookup {
+                    directory: &self.directory,
+                    location: self.registrar.location(),
+                },
                 fx: &mut self.effects,
             };
             f(s, &mut cx);
@@ -837,6 +846,9 @@ impl Engine {
                 Effect::Index { key, leg } => {
                     self.dialogs.insert(key, (session, leg));
                 }
+                Effect::Notice(notice) => self
+                    .out
+                    .push_back(Output::Event(EngineEvent::Routing { session, notice })),
                 Effect::Internal(detail) => {
                     self.out.push_back(Output::Event(EngineEvent::Internal {
                         session: Some(session),

@@ -69,6 +69,7 @@ pub fn directory(d: &mut Directory) {
             password: password(ext),
             ring_timeout: Duration::from_secs(ring),
             enabled: true,
+            forwarding: Default::default(),
         })
         .unwrap();
     }

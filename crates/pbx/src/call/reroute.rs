@@ -1,0 +1,290 @@
+//! Moving a call on to another destination: a user's forwarding rules
+//! (always, busy, no answer, unavailable; SPEC §3) and, later, followed
+//! redirects and ring-group steps.
+//!
+//! A session rings one *stage* at a time: the devices of one destination,
+//! started together. When the stage is over without an answer (every
+//! device refused, the ring timeout passed, nothing could be reached), the
+//! destination's forwarding rule for that outcome, if it has one, starts
+//! the next stage: new targets of the same session, each with the
+//! `reroute_reason` that moved the call there, and a `call_update_info`
+//! naming the new callee. Without a rule the caller hears the outcome
+//! (the stage's best failure, `408`, `480`).
+//!
+//! # Decisions
+//!
+//! - **Busy** is every device of the stage refusing with 486, 600 or 603;
+//!   **unavailable** is no live binding, or every device failing with 408,
+//!   480, 503 or a transport error (which the fork counts as 503). A stage
+//!   with mixed failures (one busy, one unreachable) is neither: the caller
+//!   hears the best failure, as without forwarding.
+//! - **Always** skips the user's devices: no target is created for it; the
+//!   CDR's `callee` is still the number dialled (SPEC §2: the first
+//!   destination inside the PBX).
+//! - **Destinations** are an extension of the tenant, or a `sip:` URI in
+//!   the tenant's domain (its user part is the extension). Anything else
+//!   is an external number: it needs a trunk, so until trunks exist the
+//!   call ends `404` and the engine reports why (`RoutingNotice`).
+//! - **Loops and chains.** A call moves at most [`MAX_HOPS`] times, and
+//!   never back to a destination it already rang: either ends the call
+//!   with `482 Loop Detected` (and its CDR), the status RFC 3261 §16.3
+//!   gives a request that loops.
+
+use cdr::{CallEventKind, EndReason, NoAnswerCause, Party, RerouteReason};
+
+use super::Session;
+use super::effect::{Ctx, Effect};
+use crate::directory::{ForwardCondition, Forwarding};
+use crate::router::{Contact, Route};
+
+/// How many times one call may be moved on (forwarding chains, redirects).
+pub const MAX_HOPS: usize = 5;
+
+/// Why the engine did not move a call where a rule said (reported, not an
+/// error of the PBX).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RoutingNotice {
+    #[error(
+        "forward of {from} to {destination:?} needs a trunk (external numbers are not routed yet): 404"
+    )]
+    ExternalWithoutTrunk { from: String, destination: String },
+    #[error("forward of {from} to {destination:?} would loop: 482")]
+    Loop { from: String, destination: String },
+    #[error("call moved {hops} times, the most allowed: 482")]
+    TooManyHops { hops: usize },
+}
+
+/// The destination whose devices are ringing now.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Stage {
+    /// Its number (what forwarding rules were set on).
+    pub extension: String,
+    pub forwarding: Forwarding,
+    /// Index of its first failure in `Session::failures`.
+    pub first_failure: usize,
+}
+
+/// What ended a stage without an answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum StageOutcome {
+    Busy,
+    NoAnswer,
+    Unreachable,
+    /// Mixed failures: no forwarding rule applies.
+    Failed,
+}
+
+impl StageOutcome {
+    fn condition(self) -> Option<(ForwardCondition, RerouteReason)> {
+        match self {
+            StageOutcome::Busy => Some((ForwardCondition::Busy, RerouteReason::ForwardingBusy)),
+            StageOutcome::NoAnswer => Some((
+                ForwardCondition::NoAnswer,
+                RerouteReason::ForwardingNoAnswer,
+            )),
+            StageOutcome::Unreachable => Some((
+                ForwardCondition::Unavailable,
+                RerouteReason::ForwardingNotReachable,
+            )),
+            StageOutcome::Failed => None,
+        }
+    }
+
+    /// The outcome of a stage whose devices all failed with `codes`.
+    pub(super) fn of_failures(codes: impl Iterator<Item = u16>) -> StageOutcome {
+        let (mut busy, mut unreachable, mut any) = (true, true, false);
+        for code in codes {
+            any = true;
+            busy &= matches!(code, 486 | 600 | 603);
+            unreachable &= matches!(code, 408 | 480 | 503);
+        }
+        match (any, busy, unreachable) {
+            (false, _, _) => StageOutcome::Unreachable,
+            (true, true, _) => StageOutcome::Busy,
+            (true, _, true) => StageOutcome::Unreachable,
+            _ => StageOutcome::Failed,
+        }
+    }
+}
+
+impl Session {
+    /// Rings (or forwards) what `route` names: the first stage of the call,
+    /// or the next one with `reason` on its targets.
+    pub(super) fn ring_route(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        route: Route,
+        reason: Option<RerouteReason>,
+    ) {
+        match route {
+            Route::NotFound => self.fail_caller(cx, 404, "Not Found", EndReason::NotApplicable),
+            Route::Unavailable {
+                extension,
+                forwarding,
+                ..
+            } => {
+                self.stage = Stage {
+                    extension,
+                    forwarding,
+                    first_failure: self.failures.len(),
+                };
+                self.stage_over(cx, StageOutcome::Unreachable);
+            }
+            Route::Extension {
+                extension,
+                ring_timeout,
+                contacts,
+                forwarding,
+                ..
+            } => {
+                let always = forwarding.to(ForwardCondition::Always).map(str::to_owned);
+                self.stage = Stage {
+                    extension: extension.clone(),
+                    forwarding,
+                    first_failure: self.failures.len(),
+                };
+                if let Some(destination) = always {
+                    return self.forward(cx, RerouteReason::ForwardingUnconditional, &destination);
+                }
+                self.ring_contacts(cx, &extension, contacts, reason);
+                if !self.targets.iter().any(|t| t.state.is_open()) {
+                    // Not one INVITE could be sent.
+                    self.stage_over(cx, StageOutcome::Unreachable);
+                } else {
+                    self.timers
+                        .set(super::Timer::RingTimeout, cx.clk.now + ring_timeout);
+                }
+            }
+        }
+    }
+
+    fn ring_contacts(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        extension: &str,
+        contacts: Vec<Contact>,
+        reason: Option<RerouteReason>,
+    ) {
+        let max_forwards = self.max_forwards();
+        for contact in contacts {
+            self.add_target(cx, extension, contact, max_forwards, reason);
+        }
+    }
+
+    /// The stage ended without an answer: forward if its destination says
+    /// so, else give the caller the outcome.
+    pub(super) fn stage_over(&mut self, cx: &mut Ctx<'_>, outcome: StageOutcome) {
+        if let Some((condition, reason)) = outcome.condition()
+            && let Some(destination) = self.stage.forwarding.to(condition).map(str::to_owned)
+        {
+            return self.forward(cx, reason, &destination);
+        }
+        match outcome {
+            StageOutcome::NoAnswer => {
+                self.fail_caller(cx, 408, "Request Timeout", EndReason::NotApplicable)
+            }
+            StageOutcome::Unreachable if self.failures.len() == self.stage.first_failure => {
+                self.fail_caller(cx, 480, "Temporarily Unavailable", EndReason::NotApplicable)
+            }
+            _ => {
+                let (code, reason) =
+                    super::fork::best_failure(&self.failures[self.stage.first_failure..]);
+                self.fail_caller(cx, code, &reason, EndReason::NotApplicable)
+            }
+        }
+    }
+
+    /// Moves the call to `destination` because of `reason`.
+    fn forward(&mut self, cx: &mut Ctx<'_>, reason: RerouteReason, destination: &str) {
+        let from = self.stage.extension.clone();
+        self.hops += 1;
+        if self.hops > MAX_HOPS {
+            cx.fx.push(Effect::Notice(RoutingNotice::TooManyHops {
+                hops: self.hops,
+            }));
+            return self.fail_caller(cx, 482, "Loop Detected", EndReason::NotApplicable);
+        }
+        let Some(number) = self.internal_number(destination) else {
+            cx.fx
+                .push(Effect::Notice(RoutingNotice::ExternalWithoutTrunk {
+                    from,
+                    destination: destination.to_owned(),
+                }));
+            return self.fail_caller(cx, 404, "Not Found", EndReason::NotApplicable);
+        };
+        if self.visited.iter().any(|v| *v == number) {
+            cx.fx.push(Effect::Notice(RoutingNotice::Loop {
+                from,
+                destination: destination.to_owned(),
+            }));
+            return self.fail_caller(cx, 482, "Loop Detected", EndReason::NotApplicable);
+        }
+        self.visited.push(number.clone());
+        let route = cx.dir.route(cx.clk.now, self.tenant.id, &number);
+        let display_name = match &route {
+            Route::Extension { display_name, .. } | Route::Unavailable { display_name, .. } => {
+                display_name.clone()
+            }
+            Route::NotFound => {
+                cx.fx
+                    .push(Effect::Notice(RoutingNotice::ExternalWithoutTrunk {
+                        from,
+                        destination: destination.to_owned(),
+                    }));
+                return self.fail_caller(cx, 404, "Not Found", EndReason::NotApplicable);
+            }
+        };
+        cx.emit(CallEventKind::IdentityChanged {
+            caller: None,
+            callee: Some(Party {
+                user: number,
+                display_name,
+                domain: self.tenant.domain.clone(),
+            }),
+        });
+        self.ring_route(cx, route, Some(reason));
+    }
+
+    /// The extension a forwarding destination names inside the tenant, or
+    /// `None` for an external number.
+    fn internal_number(&self, destination: &str) -> Option<String> {
+        let number = match destination.strip_prefix("sip:") {
+            Some(uri) => {
+                let (user, host) = uri.split_once('@')?;
+                let host = host.split([';', '?', ':']).next().unwrap_or(host);
+                if !host.eq_ignore_ascii_case(&self.tenant.domain) {
+                    return None;
+                }
+                user
+            }
+            None => destination,
+        };
+        (!number.is_empty()).then(|| number.to_owned())
+    }
+
+    /// The ring timeout passed: every open target stops ringing.
+    pub(super) fn ring_timed_out(&mut self, cx: &mut Ctx<'_>) {
+        self.stop_all(cx, NoAnswerCause::RingTimeout);
+        self.stage_over(cx, StageOutcome::NoAnswer);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StageOutcome::{self, *};
+
+    fn of(codes: &[u16]) -> StageOutcome {
+        StageOutcome::of_failures(codes.iter().copied())
+    }
+
+    #[test]
+    fn outcomes_of_failed_stages() {
+        assert_eq!(of(&[486]), Busy);
+        assert_eq!(of(&[486, 603, 600]), Busy);
+        assert_eq!(of(&[408, 503]), Unreachable);
+        assert_eq!(of(&[480]), Unreachable);
+        assert_eq!(of(&[]), Unreachable);
+        assert_eq!(of(&[486, 480]), Failed);
+        assert_eq!(of(&[404]), Failed);
+    }
+}
