@@ -84,6 +84,10 @@ pub struct User {
     pub enabled: bool,
     /// Where calls to this user go instead (SPEC §3, forwarding rows).
     pub forwarding: Forwarding,
+    /// How many calls the user may be in at once, as caller or callee
+    /// (ringing or answered); at the limit a call to it is busy. `None`:
+    /// no limit.
+    pub max_concurrent_calls: Option<u32>,
 }
 
 /// When a forwarding rule applies (the stored rule's `condition`).
@@ -160,6 +164,7 @@ impl fmt::Debug for User {
             .field("ring_timeout", &self.ring_timeout)
             .field("enabled", &self.enabled)
             .field("forwarding", &self.forwarding)
+            .field("max_concurrent_calls", &self.max_concurrent_calls)
             .finish_non_exhaustive()
     }
 }
@@ -290,6 +295,7 @@ mod tests {
             ring_timeout: DEFAULT_RING_TIMEOUT,
             enabled: true,
             forwarding: Forwarding::default(),
+            max_concurrent_calls: None,
         }
     }
 

@@ -94,6 +94,7 @@ fn two_hundred_interleaved_calls_each_end_in_one_cdr() {
                     ring_timeout: Duration::from_secs(30),
                     enabled: true,
                     forwarding: Default::default(),
+                    max_concurrent_calls: None,
                 })
                 .unwrap();
         }

@@ -420,3 +420,101 @@ fn mixed_failures_do_not_forward() {
     assert!(bench.take(ann.peer).is_empty(), "103 never rings");
     let _ = &mut ann;
 }
+
+/// Sets `ext`'s concurrent-call limit.
+fn limit(bench: &mut Bench, ext: &str, max: Option<u32>) {
+    let d = bench.engine.directory_mut();
+    let mut user = d.user(tenant_id(), ext).expect("fixture user").clone();
+    user.max_concurrent_calls = max;
+    d.upsert_user(user).unwrap();
+}
+
+/// `(callee, reroute_reason)` of each target of every session, in order.
+fn all_targets(bench: &Bench) -> Vec<(String, Option<RerouteReason>)> {
+    bench
+        .call_events
+        .iter()
+        .filter_map(|(_, _, e)| match &e.kind {
+            CallEventKind::TargetAdded(t) => Some((t.callee.clone(), t.reroute_reason)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// 102 may be in one call, and is (with 101): a call from 103 is busy
+/// without ringing 102, so 102's busy rule sends it to 104. Without the
+/// rule 103 hears 486; once the first call ends, 102 rings again.
+#[test]
+fn busy_at_the_concurrent_call_limit() {
+    let (mut cast, mut a_call, b_call) = answered();
+    let Cast { bench, alice, bob } = &mut cast;
+    let active = |bench: &Bench, ext: &str| bench.engine.active_calls().of(tenant_id(), ext);
+    assert_eq!((active(bench, "101"), active(bench, "102")), (1, 1));
+    let mut ann = Phone::new("103", "Ann", udp(ANN));
+    let mut dave = Phone::new("104", "Bob", udp("10.0.0.11:5070"));
+    bench.register(&mut ann);
+    bench.register(&mut dave);
+    limit(bench, "102", Some(1));
+    forward(bench, "102", &[(ForwardCondition::Busy, "104")]);
+
+    bench.at(7000);
+    let c_call = bench.dial(&mut ann, "102");
+    assert!(bench.take(bob.peer).is_empty(), "102 is not rung");
+    let invite = bench.take_one(dave.peer);
+    assert!(is(&invite, Method::Invite), "{}", invite.summary());
+    let d_call = dave.incoming(&invite);
+    assert_eq!(active(bench, "102"), 1, "a call forwarded away holds 104");
+    assert_eq!(active(bench, "104"), 1);
+    bench.send(dave.peer, &dave.respond(&d_call, &invite, 486, None));
+    assert!(is(&bench.take_one(dave.peer), Method::Ack));
+    let busy = bench
+        .take(ann.peer)
+        .into_iter()
+        .find(|m| m.status().is_some_and(|s| s >= 300))
+        .expect("103 hears the final answer");
+    assert_eq!(busy.status(), Some(486));
+    bench.send(ann.peer, &ann.ack_failure(&c_call, &busy));
+    assert_eq!(active(bench, "104"), 0);
+
+    // No rule: 486 at once, and no target at all.
+    forward(bench, "102", &[]);
+    bench.at(8000);
+    let c_call = bench.dial(&mut ann, "102");
+    let busy = bench.take_one(ann.peer);
+    assert_eq!(busy.status(), Some(486), "{}", busy.summary());
+    bench.send(ann.peer, &ann.ack_failure(&c_call, &busy));
+    assert!(bench.take(bob.peer).is_empty());
+    assert_eq!(
+        all_targets(bench),
+        [
+            ("102".into(), None),
+            ("104".into(), Some(RerouteReason::ForwardingBusy))
+        ]
+    );
+
+    // The first call ends: 102 is free again.
+    let bye = alice.request(&mut a_call, "BYE", None);
+    bench.send(alice.peer, &bye);
+    let bye = bench.take_one(bob.peer);
+    bench.send(bob.peer, &bob.respond(&b_call, &bye, 200, None));
+    assert_eq!((active(bench, "101"), active(bench, "102")), (0, 0));
+    bench.at(9000);
+    let _ = bench.dial(&mut ann, "102");
+    let invite = bench.take_one(bob.peer);
+    assert!(is(&invite, Method::Invite), "{}", invite.summary());
+    assert_eq!(active(bench, "102"), 1);
+}
+
+/// No limit (the default): 102 rings for a second call while in one.
+#[test]
+fn no_call_limit_by_default() {
+    let (mut cast, _a_call, _b_call) = answered();
+    let Cast { bench, bob, .. } = &mut cast;
+    let mut ann = Phone::new("103", "Ann", udp(ANN));
+    bench.register(&mut ann);
+    bench.at(7000);
+    let _ = bench.dial(&mut ann, "102");
+    let invite = bench.take_one(bob.peer);
+    assert!(is(&invite, Method::Invite), "{}", invite.summary());
+    assert_eq!(bench.engine.active_calls().of(tenant_id(), "102"), 2);
+}

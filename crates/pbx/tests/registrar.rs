@@ -46,6 +46,7 @@ fn directory() -> Directory {
                 ring_timeout: Duration::from_secs(30),
                 enabled,
                 forwarding: Default::default(),
+                max_concurrent_calls: None,
             })
             .unwrap();
         }

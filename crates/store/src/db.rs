@@ -373,6 +373,11 @@ pub(crate) const SQLITE_MIGRATIONS: Embedded = &[
         "cdr_queries",
         include_str!("../migrations/sqlite/0005_cdr_queries.sql"),
     ),
+    (
+        6,
+        "max_concurrent_calls",
+        include_str!("../migrations/sqlite/0006_max_concurrent_calls.sql"),
+    ),
 ];
 pub(crate) const POSTGRES_MIGRATIONS: Embedded = &[
     (
@@ -399,6 +404,11 @@ pub(crate) const POSTGRES_MIGRATIONS: Embedded = &[
         5,
         "cdr_queries",
         include_str!("../migrations/postgres/0005_cdr_queries.sql"),
+    ),
+    (
+        6,
+        "max_concurrent_calls",
+        include_str!("../migrations/postgres/0006_max_concurrent_calls.sql"),
     ),
 ];
 

@@ -77,6 +77,9 @@ pub struct User {
     /// Forwarding rules, a JSON array (validated by the API; applied by
     /// the engine in a later issue).
     pub forwarding: String,
+    /// How many calls the user may be in at once (as caller or callee);
+    /// at the limit a call to it is busy. `None`: no limit.
+    pub max_concurrent_calls: Option<u32>,
     /// Whether this user's calls are recorded.
     pub recording: bool,
     pub created_at: UnixMillis,
@@ -105,6 +108,7 @@ impl User {
             username: None,
             password_hash: None,
             forwarding: "[]".to_owned(),
+            max_concurrent_calls: None,
             recording: false,
             created_at,
             updated_at: created_at,
@@ -127,6 +131,7 @@ impl fmt::Debug for User {
             .field("username", &self.username)
             .field("password_hash", &self.password_hash.as_ref().map(|_| ".."))
             .field("forwarding", &self.forwarding)
+            .field("max_concurrent_calls", &self.max_concurrent_calls)
             .field("recording", &self.recording)
             .field("created_at", &self.created_at)
             .field("updated_at", &self.updated_at)
@@ -330,8 +335,8 @@ pub(crate) async fn create_user(conn: &mut impl Conn, user: &User) -> Result<(),
     conn.execute(
         "INSERT INTO users (id, tenant_id, extension, display_name, sip_password, \
          ring_timeout_secs, enabled, role, email, username, password_hash, forwarding, \
-         recording, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+         recording, created_at, updated_at, max_concurrent_calls) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
         &args![
             db_id("user_id", user.id)?,
             db_id("tenant_id", user.tenant_id.id())?,
@@ -348,6 +353,7 @@ pub(crate) async fn create_user(conn: &mut impl Conn, user: &User) -> Result<(),
             user.recording,
             db_ms("created_at", user.created_at)?,
             db_ms("updated_at", user.updated_at)?,
+            user.max_concurrent_calls.map(i64::from),
         ],
     )
     .await?;
@@ -371,8 +377,8 @@ pub(crate) async fn update_user(conn: &mut impl Conn, user: &User) -> Result<boo
         .execute(
             "UPDATE users SET extension = $3, display_name = $4, sip_password = $5, \
              ring_timeout_secs = $6, enabled = $7, role = $8, email = $9, username = $10, \
-             password_hash = $11, forwarding = $12, recording = $13, updated_at = $14 \
-             WHERE id = $1 AND tenant_id = $2",
+             password_hash = $11, forwarding = $12, recording = $13, updated_at = $14, \
+             max_concurrent_calls = $15 WHERE id = $1 AND tenant_id = $2",
             &args![
                 id,
                 tenant,
@@ -388,6 +394,7 @@ pub(crate) async fn update_user(conn: &mut impl Conn, user: &User) -> Result<boo
                 user.forwarding.as_str(),
                 user.recording,
                 db_ms("updated_at", user.updated_at)?,
+                user.max_concurrent_calls.map(i64::from),
             ],
         )
         .await?;
@@ -484,6 +491,13 @@ fn user_from_row(row: &impl Row) -> Result<User, StoreError> {
         username: row.opt_text("username")?,
         password_hash: row.opt_text("password_hash")?,
         forwarding: row.text("forwarding")?,
+        max_concurrent_calls: row
+            .opt_int("max_concurrent_calls")?
+            .map(|n| {
+                u32::try_from(n)
+                    .map_err(|_| StoreError::Corrupt(format!("max_concurrent_calls = {n}")))
+            })
+            .transpose()?,
         recording: row.boolean("recording")?,
         created_at: get_ms(row, "created_at")?,
         updated_at: get_ms(row, "updated_at")?,

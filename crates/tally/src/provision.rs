@@ -67,6 +67,9 @@ pub struct UserFields {
     pub password_hash: Option<String>,
     /// A JSON array ([`forwarding`] checks and normalises it).
     pub forwarding: String,
+    /// At most this many calls at once (`None`: no limit; [`max_calls`]
+    /// checks it).
+    pub max_concurrent_calls: Option<u32>,
     pub recording: bool,
 }
 
@@ -84,6 +87,7 @@ impl UserFields {
             username: None,
             password_hash: None,
             forwarding: "[]".to_owned(),
+            max_concurrent_calls: None,
             recording: false,
         }
     }
@@ -101,6 +105,7 @@ impl UserFields {
             username: user.username.clone(),
             password_hash: user.password_hash.clone(),
             forwarding: user.forwarding.clone(),
+            max_concurrent_calls: user.max_concurrent_calls,
             recording: user.recording,
         }
     }
@@ -116,6 +121,7 @@ impl UserFields {
         user.username = self.username;
         user.password_hash = self.password_hash;
         user.forwarding = self.forwarding;
+        user.max_concurrent_calls = self.max_concurrent_calls;
         user.recording = self.recording;
     }
 }
@@ -215,6 +221,23 @@ pub fn ring_timeout(secs: u64) -> Result<u32, Invalid> {
             invalid(
                 "ring_timeout",
                 format!("must be {MIN_RING_TIMEOUT_SECS} to {MAX_RING_TIMEOUT_SECS} seconds"),
+            )
+        })
+}
+
+/// The most calls one user may be in at once, when limited.
+pub const MAX_CONCURRENT_CALLS: u32 = 1000;
+
+/// A user's concurrent-call limit: 1 to [`MAX_CONCURRENT_CALLS`] (the
+/// absence of a limit is `null` in REST, `None` here).
+pub fn max_calls(n: u64) -> Result<u32, Invalid> {
+    u32::try_from(n)
+        .ok()
+        .filter(|n| (1..=MAX_CONCURRENT_CALLS).contains(n))
+        .ok_or_else(|| {
+            invalid(
+                "max_concurrent_calls",
+                format!("must be 1 to {MAX_CONCURRENT_CALLS}, or null for no limit"),
             )
         })
 }
@@ -671,6 +694,7 @@ pub fn engine_user(user: &store::User) -> pbx::User {
         ring_timeout: Duration::from_secs(u64::from(user.ring_timeout_secs)),
         enabled: user.enabled,
         forwarding: engine_forwarding(&user.forwarding),
+        max_concurrent_calls: user.max_concurrent_calls,
     }
 }
 
@@ -738,6 +762,11 @@ mod tests {
         assert_eq!(ring_timeout(30).unwrap(), 30);
         assert!(ring_timeout(0).is_err());
         assert!(ring_timeout(601).is_err());
+        assert_eq!(max_calls(1).unwrap(), 1);
+        assert_eq!(max_calls(1000).unwrap(), 1000);
+        assert!(max_calls(0).is_err());
+        assert!(max_calls(1001).is_err());
+        assert!(max_calls(u64::MAX).is_err());
         assert!(tenant_name("  ").is_err());
         assert_eq!(tenant_name(" Acme ").unwrap(), "Acme");
     }

@@ -15,7 +15,7 @@ use super::{LegRef, TxnRole};
 use crate::context::{Clock, InternalError, Services};
 use crate::directory::Directory;
 use crate::location::Location;
-use crate::router::Route;
+use crate::router::{ActiveCalls, Route};
 
 /// A dialog as the engine indexes it: Call-ID and the PBX's own tag, which
 /// is what an in-dialog request carries in To (and a response in From).
@@ -54,18 +54,26 @@ pub(crate) struct Ctx<'a> {
     pub fx: &'a mut Vec<Effect>,
 }
 
-/// The directory and the location service, read-only: what
-/// [`crate::router::route`] needs.
+/// The directory, the location service and the users' call counts,
+/// read-only: what [`crate::router::route`] needs.
 #[derive(Clone, Copy)]
 pub(crate) struct Lookup<'a> {
     pub directory: &'a Directory,
     pub location: &'a Location,
+    pub active: &'a ActiveCalls,
 }
 
 impl Lookup<'_> {
     /// Routes `dialled` in `tenant` now.
     pub(crate) fn route(&self, now: std::time::Instant, tenant: TenantId, dialled: &str) -> Route {
-        crate::router::route(self.directory, self.location, now, tenant, dialled)
+        crate::router::route(
+            self.directory,
+            self.location,
+            self.active,
+            now,
+            tenant,
+            dialled,
+        )
     }
 }
 

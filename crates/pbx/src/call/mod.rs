@@ -236,6 +236,11 @@ impl Session {
                 extension,
                 display_name,
                 ..
+            }
+            | Route::Busy {
+                extension,
+                display_name,
+                ..
             } => Party {
                 user: extension.clone(),
                 display_name: display_name.clone(),
@@ -298,6 +303,17 @@ impl Session {
     /// When [`Session::on_timeout`] must next run.
     pub(crate) fn next_deadline(&self) -> Option<std::time::Instant> {
         self.timers.next()
+    }
+
+    /// The users this call counts against now (the router's
+    /// `max_concurrent_calls`): the caller, and the destination ringing
+    /// or answered; nobody once the call is over.
+    pub(crate) fn holds(&self) -> [Option<&str>; 2] {
+        if self.is_over() {
+            return [None, None];
+        }
+        let stage = Some(self.stage.extension.as_str()).filter(|e| !e.is_empty());
+        [Some(self.caller_party.user.as_str()), stage]
     }
 
     /// `SessionEnded` was emitted (it may still absorb retransmissions).

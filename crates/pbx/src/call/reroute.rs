@@ -13,7 +13,9 @@
 //!
 //! # Decisions
 //!
-//! - **Busy** is every device of the stage refusing with 486, 600 or 603;
+//! - **Busy** is every device of the stage refusing with 486, 600 or 603,
+//!   or the destination being at its `max_concurrent_calls` (its devices
+//!   are not rung; without a busy rule the caller hears `486`);
 //!   **unavailable** is no live binding, or every device failing with 408,
 //!   480, 503 or a transport error (which the fork counts as 503). A stage
 //!   with mixed failures (one busy, one unreachable) is neither: the caller
@@ -130,6 +132,18 @@ impl Session {
                 };
                 self.stage_over(cx, StageOutcome::Unreachable);
             }
+            Route::Busy {
+                extension,
+                forwarding,
+                ..
+            } => {
+                self.stage = Stage {
+                    extension,
+                    forwarding,
+                    first_failure: self.failures.len(),
+                };
+                self.stage_over(cx, StageOutcome::Busy);
+            }
             Route::Extension {
                 extension,
                 ring_timeout,
@@ -186,6 +200,10 @@ impl Session {
             StageOutcome::Unreachable if self.failures.len() == self.stage.first_failure => {
                 self.fail_caller(cx, 480, "Temporarily Unavailable", EndReason::NotApplicable)
             }
+            // At its call limit: nothing was rung.
+            StageOutcome::Busy if self.failures.len() == self.stage.first_failure => {
+                self.fail_caller(cx, 486, "Busy Here", EndReason::NotApplicable)
+            }
             _ => {
                 let (code, reason) =
                     super::fork::best_failure(&self.failures[self.stage.first_failure..]);
@@ -222,9 +240,9 @@ impl Session {
         self.visited.push(number.clone());
         let route = cx.dir.route(cx.clk.now, self.tenant.id, &number);
         let display_name = match &route {
-            Route::Extension { display_name, .. } | Route::Unavailable { display_name, .. } => {
-                display_name.clone()
-            }
+            Route::Extension { display_name, .. }
+            | Route::Unavailable { display_name, .. }
+            | Route::Busy { display_name, .. } => display_name.clone(),
             Route::NotFound => {
                 cx.fx
                     .push(Effect::Notice(RoutingNotice::ExternalWithoutTrunk {

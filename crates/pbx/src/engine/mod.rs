@@ -99,6 +99,10 @@ use crate::context::{Clock, InternalError, Services};
 use crate::directory::Directory;
 use crate::ids::{IdGenerator, IdSource};
 use crate::location::BindingChange;
+use crate::router::ActiveCalls;
+
+/// The users one session counts against (see [`Session::holds`]).
+type Held = [Option<String>; 2];
 use crate::registrar::{
     AuthFailure, RegisterError, Registrar, RegistrarConfig, RegistrarEvent, SourceKey,
 };
@@ -281,6 +285,10 @@ pub struct Engine {
     registrar: Registrar,
     directory: Directory,
     sessions: HashMap<SessionId, Session>,
+    /// How many calls each user is in, and which users each session counts
+    /// against (what [`Session::holds`] said when it last settled).
+    active: ActiveCalls,
+    held: HashMap<SessionId, Held>,
     /// Session deadlines (ring timeouts, 2xx retransmissions), ordered.
     deadlines: BTreeSet<(Instant, SessionId)>,
     /// The deadline each session has in `deadlines`.
@@ -329,6 +337,8 @@ impl Engine {
             ),
             directory: Directory::new(),
             sessions: HashMap::new(),
+            active: ActiveCalls::default(),
+            held: HashMap::new(),
             deadlines: BTreeSet::new(),
             indexed: HashMap::new(),
             sweep_interval: config.sweep_interval.max(Duration::from_millis(1)),
@@ -680,6 +690,7 @@ impl Engine {
         let dir = Lookup {
             directory: &self.directory,
             location: self.registrar.location(),
+            active: &self.active,
         };
         let route = dir.route(clk.now, caller.tenant.id, &dialled);
         let mut cx = Ctx {
@@ -809,6 +820,7 @@ impl Engine {
                 dir: Lookup {
                     directory: &self.directory,
                     location: self.registrar.location(),
+                    active: &self.active,
                 },
                 fx: &mut self.effects,
             };
@@ -865,8 +877,11 @@ impl Engine {
         let Some(s) = self.sessions.get(&id) else {
             return;
         };
+        let holds = s.holds().map(|h| h.map(str::to_owned));
+        let tenant = s.tenant_id();
         let next = s.next_deadline();
         let finished = s.is_finished();
+        self.count(id, tenant, holds);
         let old = self.indexed.get(&id).copied();
         if old != next || finished {
             if let Some(old) = old {
@@ -883,6 +898,32 @@ impl Engine {
                 self.dialogs.remove(key);
             }
         }
+    }
+
+    /// Moves session `id`'s counts in [`ActiveCalls`] to the users it holds
+    /// now (`holds`, from [`Session::holds`]).
+    fn count(&mut self, id: SessionId, tenant: TenantId, holds: Held) {
+        let old = self.held.get(&id);
+        if old == Some(&holds) || (old.is_none() && holds == Held::default()) {
+            return;
+        }
+        if let Some(old) = self.held.remove(&id) {
+            for ext in old.iter().flatten() {
+                self.active.remove(tenant, ext);
+            }
+        }
+        for ext in holds.iter().flatten() {
+            self.active.add(tenant, ext);
+        }
+        if holds != Held::default() {
+            self.held.insert(id, holds);
+        }
+    }
+
+    /// The users each calls count against (see [`ActiveCalls`]); for tests
+    /// and metrics.
+    pub fn active_calls(&self) -> &ActiveCalls {
+        &self.active
     }
 
     pub(crate) fn event(&mut self, event: EngineEvent) {

@@ -70,6 +70,7 @@ pub fn directory(d: &mut Directory) {
             ring_timeout: Duration::from_secs(ring),
             enabled: true,
             forwarding: Default::default(),
+            max_concurrent_calls: None,
         })
         .unwrap();
     }
