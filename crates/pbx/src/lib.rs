@@ -56,7 +56,7 @@ pub mod location;
 pub mod registrar;
 pub mod router;
 
-pub use call::RoutingNotice;
+pub use call::{NotFollowed, RoutingNotice};
 pub use context::{InternalError, Written};
 pub use directory::{Directory, Extension, ForwardCondition, Forwarding, Tenant, User};
 pub use engine::{DropReason, Engine, EngineConfig, EngineError, EngineEvent, Input, Output};

@@ -165,6 +165,11 @@ impl Session {
             TransactionEvent::Final(r) if r.status().is_some_and(|c| c < 300) => {
                 self.target_2xx(cx, i, r)
             }
+            TransactionEvent::Final(r)
+                if r.status().is_some_and(|c| c < 400)
+                    && self.targets[i].state.is_open()
+                    && self.phase == Phase::Ringing
+                    && self.target_redirected(cx, i, &r) => {}
             TransactionEvent::Final(r) => {
                 let code = r.status().unwrap_or(500);
                 let reason = r
@@ -183,6 +188,33 @@ impl Session {
             }
             TransactionEvent::Ack(_) | TransactionEvent::Terminated => {}
         }
+    }
+
+    /// A 3xx from open target `i`: closes it and follows the redirect when
+    /// `reroute.rs` can; false leaves it to fail as usual.
+    fn target_redirected(&mut self, cx: &mut Ctx<'_>, i: usize, r: &Message) -> bool {
+        let contact = r
+            .contacts()
+            .next()
+            .and_then(Result::ok)
+            .and_then(|c| match c {
+                sip::headers::Contact::Addr(a) => Some(a.uri.as_str().to_owned()),
+                sip::headers::Contact::Wildcard => None,
+            });
+        let t = &mut self.targets[i];
+        let state = t.state;
+        // Closed before the new stage starts, so it counts as over.
+        t.state = TargetState::Failed;
+        if self.follow_redirect(cx, i, contact) {
+            if let Some(d) = self.targets[i].leg.dialog.as_mut()
+                && d.state() == DialogState::Early
+            {
+                d.terminate();
+            }
+            return true;
+        }
+        self.targets[i].state = state;
+        false
     }
 
     fn target_provisional(&mut self, cx: &mut Ctx<'_>, i: usize, r: &Message) {

@@ -92,8 +92,8 @@
 //!   3261 §16.7): a 6xx if any, else the first response of the lowest
 //!   class. A 6xx does not stop the other devices (a user declining on the
 //!   desk phone may still pick up on the softphone). Codes that only make
-//!   sense hop by hop are not relayed: 3xx (the PBX does not follow
-//!   redirects yet), 401/407 (a device challenging the PBX) and 503 become
+//!   sense hop by hop are not relayed: 3xx (the PBX follows those it can,
+//!   see `reroute.rs`; the others are failures), 401/407 (a device challenging the PBX) and 503 become
 //!   `480`.
 //! - **Before the answer, only the caller's CANCEL or BYE, and OPTIONS,
 //!   are handled in dialog**; other in-dialog requests on an early dialog
@@ -129,7 +129,7 @@ use caller::Caller;
 pub(crate) use effect::{Ctx, DialogKey, Effect, Lookup};
 use fork::Target;
 use leg::Leg;
-pub use reroute::RoutingNotice;
+pub use reroute::{NotFollowed, RoutingNotice};
 use timer::{Timer, TimerTable};
 
 /// The tenant a session belongs to, as the CDR names it.
@@ -204,6 +204,8 @@ pub(crate) struct Session {
     /// How many times the call was moved on, and the numbers it rang.
     hops: usize,
     visited: Vec<String>,
+    /// How many 3xx were followed.
+    redirects: usize,
     relays: HashMap<TransactionId, Relay>,
     /// Owned transactions not terminated yet.
     live_txns: usize,
@@ -265,6 +267,7 @@ impl Session {
             stage: reroute::Stage::default(),
             hops: 0,
             visited: Vec::new(),
+            redirects: 0,
             relays: HashMap::new(),
             live_txns: 0,
             dialog_keys: Vec::new(),

@@ -1,6 +1,6 @@
 //! Moving a call on to another destination: a user's forwarding rules
-//! (always, busy, no answer, unavailable; SPEC §3) and, later, followed
-//! redirects and ring-group steps.
+//! (always, busy, no answer, unavailable; SPEC §3), followed redirects
+//! (a target's 3xx) and, later, ring-group steps.
 //!
 //! A session rings one *stage* at a time: the devices of one destination,
 //! started together. When the stage is over without an answer (every
@@ -31,8 +31,21 @@
 //!   never back to a destination it already rang: either ends the call
 //!   with `482 Loop Detected` (and its CDR), the status RFC 3261 §16.3
 //!   gives a request that loops.
+//! - **Redirects** (a target answering 3xx) are followed to the first
+//!   Contact when it is a `sip:` URI in the tenant's domain whose user part
+//!   is a number of the tenant, at most [`MAX_REDIRECTS`] times per call,
+//!   and only when the redirecting target was the last one racing (a 3xx
+//!   from one device while another still rings is a failure of that
+//!   device, as before: the caller cannot be in two stages at once). The
+//!   target ends `redirected` (`TargetEnded`), `call_update_info` names the
+//!   new callee, and the new destination is a stage like a forward's, its
+//!   targets with `reroute_reason: REDIRECT`. A redirect that is not
+//!   followed (outside the tenant, unknown number, a number the call
+//!   already rang, too many) is the target's failure with its 3xx code,
+//!   reported as a [`RoutingNotice`]; the caller then hears `480` (3xx are
+//!   not relayed, see `fork.rs`), or the stage's forwarding applies.
 
-use cdr::{CallEventKind, EndReason, NoAnswerCause, Party, RerouteReason};
+use cdr::{CallEventKind, EndReason, NoAnswerCause, Party, RerouteReason, TargetEnd};
 
 use super::Session;
 use super::effect::{Ctx, Effect};
@@ -41,6 +54,9 @@ use crate::router::{Contact, Route};
 
 /// How many times one call may be moved on (forwarding chains, redirects).
 pub const MAX_HOPS: usize = 5;
+
+/// How many 3xx one call follows.
+pub const MAX_REDIRECTS: usize = 3;
 
 /// Why the engine did not move a call where a rule said (reported, not an
 /// error of the PBX).
@@ -54,6 +70,27 @@ pub enum RoutingNotice {
     Loop { from: String, destination: String },
     #[error("call moved {hops} times, the most allowed: 482")]
     TooManyHops { hops: usize },
+    #[error("redirect of {from} to {contact:?} not followed: {why}")]
+    RedirectNotFollowed {
+        from: String,
+        contact: String,
+        why: NotFollowed,
+    },
+}
+
+/// Why a 3xx was not followed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NotFollowed {
+    #[error("no usable Contact")]
+    NoContact,
+    #[error("not a number of the tenant (needs a trunk)")]
+    OutsideTenant,
+    #[error("the call already rang that number (a loop)")]
+    Loop,
+    #[error("{MAX_REDIRECTS} redirects already followed")]
+    TooMany,
+    #[error("other devices of the destination are still ringing")]
+    OthersRinging,
 }
 
 /// The destination whose devices are ringing now.
@@ -230,28 +267,110 @@ impl Session {
                 }));
             return self.fail_caller(cx, 404, "Not Found", EndReason::NotApplicable);
         };
-        if self.visited.iter().any(|v| *v == number) {
+        if self.visited.contains(&number) {
             cx.fx.push(Effect::Notice(RoutingNotice::Loop {
                 from,
                 destination: destination.to_owned(),
             }));
             return self.fail_caller(cx, 482, "Loop Detected", EndReason::NotApplicable);
         }
-        self.visited.push(number.clone());
         let route = cx.dir.route(cx.clk.now, self.tenant.id, &number);
+        if route == Route::NotFound {
+            cx.fx
+                .push(Effect::Notice(RoutingNotice::ExternalWithoutTrunk {
+                    from,
+                    destination: destination.to_owned(),
+                }));
+            return self.fail_caller(cx, 404, "Not Found", EndReason::NotApplicable);
+        }
+        self.move_to(cx, (number, route), reason);
+    }
+
+    /// Target `i` answered 3xx (first Contact `contact`): follow it
+    /// (true: the target ended `redirected` and the new destination rings)
+    /// or report why not (false: the caller treats it as a failure).
+    pub(super) fn follow_redirect(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        i: usize,
+        contact: Option<String>,
+    ) -> bool {
+        let from = self.stage.extension.clone();
+        let contact_text = contact.clone().unwrap_or_default();
+        let why = match self.redirect_to(cx, i, contact) {
+            Ok(route) => {
+                let target = self.targets[i].id;
+                cx.emit(CallEventKind::TargetEnded(TargetEnd {
+                    target,
+                    reason: EndReason::Redirected,
+                    cost: None,
+                    quality: None,
+                }));
+                self.redirects += 1;
+                self.hops += 1;
+                self.move_to(cx, route, RerouteReason::Redirect);
+                return true;
+            }
+            Err(why) => why,
+        };
+        cx.fx
+            .push(Effect::Notice(RoutingNotice::RedirectNotFollowed {
+                from,
+                contact: contact_text,
+                why,
+            }));
+        false
+    }
+
+    /// Where a 3xx from target `i` to `contact` leads, if it is followed.
+    fn redirect_to(
+        &self,
+        cx: &Ctx<'_>,
+        i: usize,
+        contact: Option<String>,
+    ) -> Result<(String, Route), NotFollowed> {
+        let others = self
+            .targets
+            .iter()
+            .enumerate()
+            .any(|(j, t)| j != i && t.state.is_open());
+        if others {
+            return Err(NotFollowed::OthersRinging);
+        }
+        if self.redirects >= MAX_REDIRECTS || self.hops >= MAX_HOPS {
+            return Err(NotFollowed::TooMany);
+        }
+        let contact = contact.ok_or(NotFollowed::NoContact)?;
+        if !contact.starts_with("sip:") {
+            return Err(NotFollowed::OutsideTenant);
+        }
+        let number = self
+            .internal_number(&contact)
+            .ok_or(NotFollowed::OutsideTenant)?;
+        if self.visited.contains(&number) {
+            return Err(NotFollowed::Loop);
+        }
+        match cx.dir.route(cx.clk.now, self.tenant.id, &number) {
+            Route::NotFound => Err(NotFollowed::OutsideTenant),
+            route => Ok((number, route)),
+        }
+    }
+
+    /// The call moves to `number` (routed as `route`) because of `reason`:
+    /// `call_update_info` names the new callee, then its stage starts.
+    fn move_to(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        (number, route): (String, Route),
+        reason: RerouteReason,
+    ) {
         let display_name = match &route {
             Route::Extension { display_name, .. }
             | Route::Unavailable { display_name, .. }
             | Route::Busy { display_name, .. } => display_name.clone(),
-            Route::NotFound => {
-                cx.fx
-                    .push(Effect::Notice(RoutingNotice::ExternalWithoutTrunk {
-                        from,
-                        destination: destination.to_owned(),
-                    }));
-                return self.fail_caller(cx, 404, "Not Found", EndReason::NotApplicable);
-            }
+            Route::NotFound => String::new(),
         };
+        self.visited.push(number.clone());
         cx.emit(CallEventKind::IdentityChanged {
             caller: None,
             callee: Some(Party {
