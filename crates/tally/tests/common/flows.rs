@@ -386,18 +386,12 @@ impl Demo {
     }
 }
 
-/// `[callee, status, status_code, reroute_reason]` of each target.
+/// `[callee, status, status_code]` of each target. (REST shows
+/// `reroute_reason` at the call level, SPEC §7.)
 fn reroutes(cdr: &Value) -> Vec<Value> {
     targets(cdr)
         .iter()
-        .map(|t| {
-            json!([
-                t["callee"],
-                t["status"],
-                t["status_code"],
-                t["reroute_reason"]
-            ])
-        })
+        .map(|t| json!([t["callee"], t["status"], t["status_code"]]))
         .collect()
 }
 
@@ -415,18 +409,15 @@ pub fn forward_on_busy(dir: &Path, extra: &[&str]) {
     let cdr = demo.only_cdr();
     assert_common(&cdr);
     assert_eq!(cdr["call_status"], "answered", "{cdr}");
-    let t = reroutes(&cdr);
-    assert_eq!(t.len(), 2, "{cdr}");
     assert_eq!(
-        t[0].as_array().map(|a| a[..3].to_vec()),
-        Some(vec![json!("102"), json!("noanswer"), json!(486)]),
+        reroutes(&cdr),
+        [
+            json!(["102", "noanswer", 486]),
+            json!(["103", "answered", 0])
+        ],
         "{cdr}"
     );
-    assert_eq!(
-        t[1],
-        json!(["103", "answered", 0, "FORWARDING_BUSY"]),
-        "{cdr}"
-    );
+    assert_eq!(cdr["reroute_reason"], "FORWARDING_BUSY", "{cdr}");
 }
 
 /// SPEC §3 "forward on no answer": 106 (ring timeout 5 s) rings out, its
@@ -444,18 +435,15 @@ pub fn forward_on_no_answer(dir: &Path, extra: &[&str]) {
     let cdr = demo.only_cdr();
     assert_eq!(cdr["callee"], "106", "{cdr}");
     assert_eq!(cdr["call_status"], "answered", "{cdr}");
-    let t = reroutes(&cdr);
-    assert_eq!(t.len(), 2, "{cdr}");
     assert_eq!(
-        t[0].as_array().map(|a| a[..3].to_vec()),
-        Some(vec![json!("106"), json!("noanswer"), json!(408)]),
+        reroutes(&cdr),
+        [
+            json!(["106", "noanswer", 408]),
+            json!(["103", "answered", 0])
+        ],
         "{cdr}"
     );
-    assert_eq!(
-        t[1],
-        json!(["103", "answered", 0, "FORWARDING_NO_ANSWER"]),
-        "{cdr}"
-    );
+    assert_eq!(cdr["reroute_reason"], "FORWARDING_NO_ANSWER", "{cdr}");
 }
 
 /// SPEC §3 "target answers with 3xx and the PBX follows it": 102 answers
@@ -482,9 +470,6 @@ pub fn redirect_followed(dir: &Path, extra: &[&str]) {
     let t = targets(&cdr);
     assert_eq!(t.len(), 2, "{cdr}");
     assert_eq!(t[0]["end_reason"], "redirected", "{cdr}");
-    assert_eq!(
-        reroutes(&cdr)[1],
-        json!(["103", "answered", 0, "REDIRECT"]),
-        "{cdr}"
-    );
+    assert_eq!(reroutes(&cdr)[1], json!(["103", "answered", 0]), "{cdr}");
+    assert_eq!(cdr["reroute_reason"], "REDIRECT", "{cdr}");
 }
