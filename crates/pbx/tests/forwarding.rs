@@ -11,9 +11,9 @@
 
 mod common;
 
-use cdr::{CallEventKind, RerouteReason};
+use cdr::RerouteReason;
 use common::*;
-use pbx::{EngineEvent, ForwardCondition, Forwarding, RoutingNotice};
+use pbx::{ForwardCondition, Forwarding, RoutingNotice};
 use serde_json::{Value, json};
 use sip::{Message, Method};
 
@@ -78,29 +78,6 @@ fn talk_and_hang_up(
     bench.send(callee.peer, &callee.respond(b_call, &bye, 200, None));
 }
 
-/// `(callee, reroute_reason)` of each target, in order.
-fn targets(bench: &Bench) -> Vec<(String, Option<RerouteReason>)> {
-    bench
-        .session_events()
-        .into_iter()
-        .filter_map(|e| match e.kind {
-            CallEventKind::TargetAdded(t) => Some((t.callee, t.reroute_reason)),
-            _ => None,
-        })
-        .collect()
-}
-
-fn notices(bench: &Bench) -> Vec<RoutingNotice> {
-    bench
-        .engine_events
-        .iter()
-        .filter_map(|e| match e {
-            EngineEvent::Routing { notice, .. } => Some(notice.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
 /// The call-level fields a forwarded call's CDR must show, and each
 /// target's `(callee, status, status_code, end_reason)`.
 fn summary(cdr: &Value) -> (Value, Vec<Value>) {
@@ -144,7 +121,7 @@ fn forward_always() {
         ]
     );
     assert_eq!(
-        targets(bench),
+        bench.targets(),
         [("103".into(), Some(RerouteReason::ForwardingUnconditional))]
     );
     let (call, targets) = summary(&bench.cdr());
@@ -193,7 +170,7 @@ fn forward_on_busy() {
     talk_and_hang_up(bench, alice, &mut a_call, &mut ann, &c_call, 5000);
 
     assert_eq!(
-        targets(bench),
+        bench.targets(),
         [
             ("102".into(), None),
             ("103".into(), Some(RerouteReason::ForwardingBusy))
@@ -249,7 +226,7 @@ fn forward_on_no_answer() {
         ]
     );
     assert_eq!(
-        self::targets(bench)[1].1,
+        bench.targets()[1].1,
         Some(RerouteReason::ForwardingNoAnswer)
     );
 }
@@ -291,7 +268,7 @@ fn forward_when_unavailable_then_ring_out() {
     );
     assert_eq!(targets, [json!(["103", "noanswer", 408, "None"])]);
     assert_eq!(
-        self::targets(bench),
+        bench.targets(),
         [("103".into(), Some(RerouteReason::ForwardingNotReachable))]
     );
 }
@@ -314,7 +291,7 @@ fn forward_chain_of_two() {
     talk_and_hang_up(bench, alice, &mut a_call, &mut ann, &c_call, 1000);
 
     assert_eq!(
-        targets(bench),
+        bench.targets(),
         [("103".into(), Some(RerouteReason::ForwardingNotReachable))]
     );
     let updates: Vec<Value> = bench
@@ -353,7 +330,7 @@ fn forward_loop_ends_482() {
     );
     assert!(targets.is_empty());
     assert_eq!(
-        notices(bench),
+        bench.notices(),
         [RoutingNotice::Loop {
             from: "103".into(),
             destination: "102".into()
@@ -378,7 +355,7 @@ fn forward_to_an_external_number_is_404_until_trunks() {
     bench.send(alice.peer, &alice.ack_failure(&a_call, &answer));
     assert_eq!(bench.cdr()["status_code"], "404");
     assert_eq!(
-        notices(bench),
+        bench.notices(),
         [RoutingNotice::ExternalWithoutTrunk {
             from: "104".into(),
             destination: "+4930123456".into()
@@ -429,18 +406,6 @@ fn limit(bench: &mut Bench, ext: &str, max: Option<u32>) {
     d.upsert_user(user).unwrap();
 }
 
-/// `(callee, reroute_reason)` of each target of every session, in order.
-fn all_targets(bench: &Bench) -> Vec<(String, Option<RerouteReason>)> {
-    bench
-        .call_events
-        .iter()
-        .filter_map(|(_, _, e)| match &e.kind {
-            CallEventKind::TargetAdded(t) => Some((t.callee.clone(), t.reroute_reason)),
-            _ => None,
-        })
-        .collect()
-}
-
 /// 102 may be in one call, and is (with 101): a call from 103 is busy
 /// without ringing 102, so 102's busy rule sends it to 104. Without the
 /// rule 103 hears 486; once the first call ends, 102 rings again.
@@ -485,7 +450,7 @@ fn busy_at_the_concurrent_call_limit() {
     bench.send(ann.peer, &ann.ack_failure(&c_call, &busy));
     assert!(bench.take(bob.peer).is_empty());
     assert_eq!(
-        all_targets(bench),
+        bench.targets(),
         [
             ("102".into(), None),
             ("104".into(), Some(RerouteReason::ForwardingBusy))

@@ -9,9 +9,9 @@
 
 mod common;
 
-use cdr::{CallEventKind, RerouteReason};
+use cdr::RerouteReason;
 use common::*;
-use pbx::{EngineEvent, NotFollowed, RoutingNotice};
+use pbx::{NotFollowed, RoutingNotice};
 use serde_json::{Value, json};
 use sip::{Message, Method};
 
@@ -23,29 +23,6 @@ fn redirect(phone: &Phone, call: &Call, request: &Message, contact: &str) -> Str
         "Content-Length: 0",
         &format!("Contact: <{contact}>\r\nContent-Length: 0"),
     )
-}
-
-fn notices(bench: &Bench) -> Vec<RoutingNotice> {
-    bench
-        .engine_events
-        .iter()
-        .filter_map(|e| match e {
-            EngineEvent::Routing { notice, .. } => Some(notice.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
-/// `(callee, reroute_reason)` of each target, in order.
-fn targets(bench: &Bench) -> Vec<(String, Option<RerouteReason>)> {
-    bench
-        .session_events()
-        .into_iter()
-        .filter_map(|e| match e.kind {
-            CallEventKind::TargetAdded(t) => Some((t.callee, t.reroute_reason)),
-            _ => None,
-        })
-        .collect()
 }
 
 /// Each target's `[callee, status, status_code, end_reason]`.
@@ -107,7 +84,7 @@ fn a_302_is_followed_inside_the_tenant() {
     bench.send(ann.peer, &ann.respond(&c_call, &bye, 200, None));
 
     assert_eq!(
-        targets(bench),
+        bench.targets(),
         [
             ("102".into(), None),
             ("103".into(), Some(RerouteReason::Redirect))
@@ -131,7 +108,7 @@ fn a_302_is_followed_inside_the_tenant() {
         .find(|e| e["event_type"] == "call_update_info")
         .expect("call_update_info names the new callee");
     assert_eq!(update["callee_display_name"], "Ann");
-    assert!(notices(bench).is_empty());
+    assert!(bench.notices().is_empty());
 }
 
 /// 102 redirects to 103, 103 back to 102: the second 302 is not
@@ -164,7 +141,7 @@ fn a_redirect_loop_ends_cleanly() {
     assert_eq!(answer.status(), Some(480));
     bench.send(alice.peer, &alice.ack_failure(&a_call, &answer));
     assert_eq!(
-        notices(bench),
+        bench.notices(),
         [RoutingNotice::RedirectNotFollowed {
             from: "103".into(),
             contact: format!("sip:102@{DOMAIN}"),
@@ -199,12 +176,12 @@ fn a_redirect_outside_the_tenant_is_a_failure() {
     assert_eq!(answer.status(), Some(480));
     bench.send(alice.peer, &alice.ack_failure(&a_call, &answer));
     assert_eq!(
-        notices(bench),
+        bench.notices(),
         [RoutingNotice::RedirectNotFollowed {
             from: "102".into(),
             contact: "sip:+15550100@carrier.example".into(),
             why: NotFollowed::OutsideTenant
         }]
     );
-    assert_eq!(targets(bench), [("102".into(), None)]);
+    assert_eq!(bench.targets(), [("102".into(), None)]);
 }

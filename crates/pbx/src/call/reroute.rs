@@ -161,26 +161,12 @@ impl Session {
                 extension,
                 forwarding,
                 ..
-            } => {
-                self.stage = Stage {
-                    extension,
-                    forwarding,
-                    first_failure: self.failures.len(),
-                };
-                self.stage_over(cx, StageOutcome::Unreachable);
-            }
+            } => self.not_rung(cx, extension, forwarding, StageOutcome::Unreachable),
             Route::Busy {
                 extension,
                 forwarding,
                 ..
-            } => {
-                self.stage = Stage {
-                    extension,
-                    forwarding,
-                    first_failure: self.failures.len(),
-                };
-                self.stage_over(cx, StageOutcome::Busy);
-            }
+            } => self.not_rung(cx, extension, forwarding, StageOutcome::Busy),
             Route::Extension {
                 extension,
                 ring_timeout,
@@ -207,6 +193,23 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// A destination whose devices are not rung (`outcome` says why): its
+    /// stage is over at once.
+    fn not_rung(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        extension: String,
+        forwarding: Forwarding,
+        outcome: StageOutcome,
+    ) {
+        self.stage = Stage {
+            extension,
+            forwarding,
+            first_failure: self.failures.len(),
+        };
+        self.stage_over(cx, outcome);
     }
 
     fn ring_contacts(
