@@ -877,11 +877,20 @@ impl Engine {
         let Some(s) = self.sessions.get(&id) else {
             return;
         };
-        let holds = s.holds().map(|h| h.map(str::to_owned));
+        // Owned copies only when what the session holds changed (rare:
+        // start, a new stage, the end), not on every message.
+        let holds = s.holds();
+        let unchanged = match self.held.get(&id) {
+            Some([a, b]) => [a.as_deref(), b.as_deref()] == holds,
+            None => holds == [None, None],
+        };
+        let changed = (!unchanged).then(|| holds.map(|h| h.map(str::to_owned)));
         let tenant = s.tenant_id();
         let next = s.next_deadline();
         let finished = s.is_finished();
-        self.count(id, tenant, holds);
+        if let Some(holds) = changed {
+            self.count(id, tenant, holds);
+        }
         let old = self.indexed.get(&id).copied();
         if old != next || finished {
             if let Some(old) = old {
@@ -903,10 +912,6 @@ impl Engine {
     /// Moves session `id`'s counts in [`ActiveCalls`] to the users it holds
     /// now (`holds`, from [`Session::holds`]).
     fn count(&mut self, id: SessionId, tenant: TenantId, holds: Held) {
-        let old = self.held.get(&id);
-        if old == Some(&holds) || (old.is_none() && holds == Held::default()) {
-            return;
-        }
         if let Some(old) = self.held.remove(&id) {
             for ext in old.iter().flatten() {
                 self.active.remove(tenant, ext);
