@@ -82,6 +82,76 @@ pub struct User {
     pub ring_timeout: Duration,
     /// A disabled user can neither register nor be called.
     pub enabled: bool,
+    /// Where calls to this user go instead (SPEC §3, forwarding rows).
+    pub forwarding: Forwarding,
+    /// How many calls the user may be in at once, as caller or callee
+    /// (ringing or answered); at the limit a call to it is busy. `None`:
+    /// no limit.
+    pub max_concurrent_calls: Option<u32>,
+}
+
+/// When a forwarding rule applies (the stored rule's `condition`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ForwardCondition {
+    /// Every call: the user's devices are not rung.
+    Always,
+    /// Every device refused the call (486, 600, 603).
+    Busy,
+    /// The user's ring timeout passed with nobody answering.
+    NoAnswer,
+    /// No device can be reached: no live binding, or every device failed
+    /// with 408, 480, 503 or a transport error.
+    Unavailable,
+}
+
+impl ForwardCondition {
+    /// The stored spelling (`crate::provision::forwarding` in the binary
+    /// writes these).
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "always" => Some(ForwardCondition::Always),
+            "busy" => Some(ForwardCondition::Busy),
+            "no_answer" => Some(ForwardCondition::NoAnswer),
+            "unavailable" => Some(ForwardCondition::Unavailable),
+            _ => None,
+        }
+    }
+}
+
+/// A user's enabled forwarding rules: at most one destination per
+/// condition. A destination is a number (an extension of the tenant, or an
+/// external number) or a `sip:` URI.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Forwarding {
+    rules: Vec<(ForwardCondition, String)>,
+}
+
+impl Forwarding {
+    /// Sets (or, with `None`, clears) the destination for `condition`.
+    pub fn set(&mut self, condition: ForwardCondition, destination: Option<String>) {
+        self.rules.retain(|(c, _)| *c != condition);
+        if let Some(d) = destination.filter(|d| !d.is_empty()) {
+            self.rules.push((condition, d));
+        }
+    }
+
+    /// Builder form of [`Forwarding::set`].
+    pub fn with(mut self, condition: ForwardCondition, destination: &str) -> Self {
+        self.set(condition, Some(destination.to_owned()));
+        self
+    }
+
+    /// Where calls go when `condition` holds, if the user forwards them.
+    pub fn to(&self, condition: ForwardCondition) -> Option<&str> {
+        self.rules
+            .iter()
+            .find(|(c, _)| *c == condition)
+            .map(|(_, d)| d.as_str())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
 }
 
 /// A user's SIP password as the PBX keeps it: the digest HA1s,
@@ -140,6 +210,8 @@ impl fmt::Debug for User {
             .field("display_name", &self.display_name)
             .field("ring_timeout", &self.ring_timeout)
             .field("enabled", &self.enabled)
+            .field("forwarding", &self.forwarding)
+            .field("max_concurrent_calls", &self.max_concurrent_calls)
             .finish_non_exhaustive()
     }
 }
@@ -269,6 +341,8 @@ mod tests {
             credentials: SipCredentials::from_password(ext, &t.domain, "secret"),
             ring_timeout: DEFAULT_RING_TIMEOUT,
             enabled: true,
+            forwarding: Forwarding::default(),
+            max_concurrent_calls: None,
         }
     }
 

@@ -67,8 +67,11 @@ pub mod trunk;
 pub mod trunk_keepalive;
 pub mod trunk_registration;
 
+pub use call::{NotFollowed, RoutingNotice};
 pub use context::{InternalError, Written};
-pub use directory::{Directory, Extension, SipCredentials, Tenant, User};
+pub use directory::{
+    Directory, Extension, ForwardCondition, Forwarding, SipCredentials, Tenant, User,
+};
 pub use engine::{DropReason, Engine, EngineConfig, EngineError, EngineEvent, Input, Output};
 pub use ids::IdGenerator;
 pub use location::{Aor, Binding, BindingChange, BindingRecord, ChangeKind, Location};

@@ -17,13 +17,20 @@
 //! - **Bindings in registration order**, which is the order the location
 //!   service keeps them in; that fixes the order of the targets, hence of
 //!   `call_targets`, in the CDR.
+//! - **A user at its `max_concurrent_calls` is busy** ([`Route::Busy`]),
+//!   its devices are not rung, and its busy forwarding rule applies. A call
+//!   counts against each user it involves: the caller, and the destination
+//!   whose devices ring or answered (not one the call was forwarded away
+//!   from). The engine keeps the counts ([`ActiveCalls`]) from what each
+//!   session says it holds after every input.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use cdr::TenantId;
 use sip::transport::Peer;
 
-use crate::directory::{Directory, User};
+use crate::directory::{Directory, Forwarding, User};
 use crate::location::Location;
 
 /// One device to ring: the contact URI (the Request-URI of the INVITE and
@@ -45,15 +52,66 @@ pub enum Route {
         display_name: String,
         ring_timeout: Duration,
         contacts: Vec<Contact>,
+        forwarding: Forwarding,
     },
     /// An extension that exists but cannot be rung now: no live binding,
-    /// or the user is disabled (`480`).
+    /// or the user is disabled (`480`). A disabled user forwards nothing:
+    /// disabling a number switches it off, rules included.
     Unavailable {
         extension: String,
         display_name: String,
+        forwarding: Forwarding,
+    },
+    /// An extension whose user is in as many calls as it may be
+    /// (`max_concurrent_calls`): busy without ringing (`486`).
+    Busy {
+        extension: String,
+        display_name: String,
+        forwarding: Forwarding,
     },
     /// No such number in the tenant (`404`).
     NotFound,
+}
+
+/// How many calls each user is in now (see the module's decisions): kept
+/// by the engine, read when a call is routed.
+#[derive(Clone, Debug, Default)]
+pub struct ActiveCalls {
+    counts: HashMap<(TenantId, String), u32>,
+}
+
+impl ActiveCalls {
+    /// The calls `extension` of `tenant` is in.
+    pub fn of(&self, tenant: TenantId, extension: &str) -> u32 {
+        // A tuple key cannot be borrowed as (TenantId, &str); the owned
+        // lookup key is only built for users with a limit.
+        self.counts
+            .get(&(tenant, extension.to_owned()))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    pub(crate) fn add(&mut self, tenant: TenantId, extension: &str) {
+        *self
+            .counts
+            .entry((tenant, extension.to_owned()))
+            .or_default() += 1;
+    }
+
+    pub(crate) fn remove(&mut self, tenant: TenantId, extension: &str) {
+        let key = (tenant, extension.to_owned());
+        if let Some(n) = self.counts.get_mut(&key) {
+            *n -= 1;
+            if *n == 0 {
+                self.counts.remove(&key);
+            }
+        }
+    }
+
+    /// Users in at least one call.
+    pub fn is_empty(&self) -> bool {
+        self.counts.is_empty()
+    }
 }
 
 /// Routes `dialled` (the Request-URI user, unescaped) for a caller of
@@ -61,6 +119,7 @@ pub enum Route {
 pub fn route(
     directory: &Directory,
     location: &Location,
+    active: &ActiveCalls,
     now: Instant,
     tenant: TenantId,
     dialled: &str,
@@ -68,12 +127,22 @@ pub fn route(
     let Some(user) = directory.user(tenant, dialled) else {
         return Route::NotFound;
     };
-    let unavailable = |user: &User| Route::Unavailable {
+    let unavailable = |user: &User, forwarding: Forwarding| Route::Unavailable {
         extension: user.extension.to_string(),
         display_name: user.display_name.clone(),
+        forwarding,
     };
     if !user.enabled {
-        return unavailable(user);
+        return unavailable(user, Forwarding::default());
+    }
+    if let Some(max) = user.max_concurrent_calls
+        && active.of(tenant, user.extension.as_str()) >= max
+    {
+        return Route::Busy {
+            extension: user.extension.to_string(),
+            display_name: user.display_name.clone(),
+            forwarding: user.forwarding.clone(),
+        };
     }
     let contacts: Vec<Contact> = location
         .lookup(now, tenant, user.extension.as_str())
@@ -83,12 +152,13 @@ pub fn route(
         })
         .collect();
     if contacts.is_empty() {
-        return unavailable(user);
+        return unavailable(user, user.forwarding.clone());
     }
     Route::Extension {
         extension: user.extension.to_string(),
         display_name: user.display_name.clone(),
         ring_timeout: user.ring_timeout,
         contacts,
+        forwarding: user.forwarding.clone(),
     }
 }

@@ -93,6 +93,8 @@ fn two_hundred_interleaved_calls_each_end_in_one_cdr() {
                     credentials: pbx::SipCredentials::from_password(ext, DOMAIN, &password(ext)),
                     ring_timeout: Duration::from_secs(30),
                     enabled: true,
+                    forwarding: Default::default(),
+                    max_concurrent_calls: None,
                 })
                 .unwrap();
         }

@@ -49,6 +49,8 @@ fn directory() -> Directory {
                 ),
                 ring_timeout: Duration::from_secs(30),
                 enabled,
+                forwarding: Default::default(),
+                max_concurrent_calls: None,
             })
             .unwrap();
         }
@@ -670,6 +672,8 @@ fn credentials_of_another_realm_are_refused_with_the_reason_not_counted() {
             ),
             ring_timeout: Duration::from_secs(30),
             enabled: true,
+            forwarding: Default::default(),
+            max_concurrent_calls: None,
         })
         .unwrap();
     for _ in 0..8 {
@@ -691,6 +695,8 @@ fn credentials_of_another_realm_are_refused_with_the_reason_not_counted() {
             credentials: pbx::SipCredentials::default(),
             ring_timeout: Duration::from_secs(30),
             enabled: true,
+            forwarding: Default::default(),
+            max_concurrent_calls: None,
         })
         .unwrap();
     let mut phone = Phone::sipp("102", "203.0.113.9:5060");

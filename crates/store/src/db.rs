@@ -423,34 +423,39 @@ pub(crate) const SQLITE_MIGRATIONS: Embedded = &[
         include_str!("../migrations/sqlite/0005_cdr_queries.sql"),
     ),
     (
-        10,
+        6,
+        "max_concurrent_calls",
+        include_str!("../migrations/sqlite/0006_max_concurrent_calls.sql"),
+    ),
+    (
+        7,
         "sip_ha1",
-        include_str!("../migrations/sqlite/0010_sip_ha1.sql"),
+        include_str!("../migrations/sqlite/0007_sip_ha1.sql"),
     ),
     (
-        13,
+        8,
         "token_families",
-        include_str!("../migrations/sqlite/0013_token_families.sql"),
+        include_str!("../migrations/sqlite/0008_token_families.sql"),
     ),
     (
-        20,
-        "console",
-        include_str!("../migrations/sqlite/0020_console.sql"),
-    ),
-    (
-        24,
-        "trunks",
-        include_str!("../migrations/sqlite/0024_trunks.sql"),
-    ),
-    (
-        25,
-        "outbound_permissions",
-        include_str!("../migrations/sqlite/0025_outbound_permissions.sql"),
-    ),
-    (
-        17,
+        9,
         "recordings",
-        include_str!("../migrations/sqlite/0017_recordings.sql"),
+        include_str!("../migrations/sqlite/0009_recordings.sql"),
+    ),
+    (
+        10,
+        "console",
+        include_str!("../migrations/sqlite/0010_console.sql"),
+    ),
+    (
+        11,
+        "trunks",
+        include_str!("../migrations/sqlite/0011_trunks.sql"),
+    ),
+    (
+        12,
+        "outbound_permissions",
+        include_str!("../migrations/sqlite/0012_outbound_permissions.sql"),
     ),
 ];
 pub(crate) const POSTGRES_MIGRATIONS: Embedded = &[
@@ -480,34 +485,39 @@ pub(crate) const POSTGRES_MIGRATIONS: Embedded = &[
         include_str!("../migrations/postgres/0005_cdr_queries.sql"),
     ),
     (
-        10,
+        6,
+        "max_concurrent_calls",
+        include_str!("../migrations/postgres/0006_max_concurrent_calls.sql"),
+    ),
+    (
+        7,
         "sip_ha1",
-        include_str!("../migrations/postgres/0010_sip_ha1.sql"),
+        include_str!("../migrations/postgres/0007_sip_ha1.sql"),
     ),
     (
-        13,
+        8,
         "token_families",
-        include_str!("../migrations/postgres/0013_token_families.sql"),
+        include_str!("../migrations/postgres/0008_token_families.sql"),
     ),
     (
-        20,
-        "console",
-        include_str!("../migrations/postgres/0020_console.sql"),
-    ),
-    (
-        24,
-        "trunks",
-        include_str!("../migrations/postgres/0024_trunks.sql"),
-    ),
-    (
-        25,
-        "outbound_permissions",
-        include_str!("../migrations/postgres/0025_outbound_permissions.sql"),
-    ),
-    (
-        17,
+        9,
         "recordings",
-        include_str!("../migrations/postgres/0017_recordings.sql"),
+        include_str!("../migrations/postgres/0009_recordings.sql"),
+    ),
+    (
+        10,
+        "console",
+        include_str!("../migrations/postgres/0010_console.sql"),
+    ),
+    (
+        11,
+        "trunks",
+        include_str!("../migrations/postgres/0011_trunks.sql"),
+    ),
+    (
+        12,
+        "outbound_permissions",
+        include_str!("../migrations/postgres/0012_outbound_permissions.sql"),
     ),
 ];
 

@@ -74,6 +74,9 @@ pub struct User {
     /// Forwarding rules, a JSON array (validated by the API; applied by
     /// the engine in a later issue).
     pub forwarding: String,
+    /// How many calls the user may be in at once (as caller or callee);
+    /// at the limit a call to it is busy. `None`: no limit.
+    pub max_concurrent_calls: Option<u32>,
     /// Whether this user's calls are recorded.
     pub recording: bool,
     pub created_at: UnixMillis,
@@ -133,6 +136,7 @@ impl User {
             username: None,
             password_hash: None,
             forwarding: "[]".to_owned(),
+            max_concurrent_calls: None,
             recording: false,
             created_at,
             updated_at: created_at,
@@ -155,6 +159,7 @@ impl fmt::Debug for User {
             .field("username", &self.username)
             .field("password_hash", &self.password_hash.as_ref().map(|_| ".."))
             .field("forwarding", &self.forwarding)
+            .field("max_concurrent_calls", &self.max_concurrent_calls)
             .field("recording", &self.recording)
             .field("created_at", &self.created_at)
             .field("updated_at", &self.updated_at)
@@ -372,8 +377,8 @@ pub(crate) async fn create_user(conn: &mut impl Conn, user: &User) -> Result<(),
     conn.execute(
         "INSERT INTO users (id, tenant_id, extension, display_name, sip_password, \
          ring_timeout_secs, enabled, role, email, username, password_hash, forwarding, \
-         recording, created_at, updated_at, sip_realm, sip_ha1_md5, sip_ha1_sha256) \
-         VALUES ($1, $2, $3, $4, '', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+         recording, created_at, updated_at, sip_realm, sip_ha1_md5, sip_ha1_sha256, max_concurrent_calls) \
+         VALUES ($1, $2, $3, $4, '', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
         &args![
             db_id("user_id", user.id)?,
             db_id("tenant_id", user.tenant_id.id())?,
@@ -392,6 +397,7 @@ pub(crate) async fn create_user(conn: &mut impl Conn, user: &User) -> Result<(),
             user.sip.realm.as_str(),
             user.sip.md5.as_str(),
             user.sip.sha256.as_str(),
+            user.max_concurrent_calls.map(i64::from),
         ],
     )
     .await?;
@@ -416,7 +422,7 @@ pub(crate) async fn update_user(conn: &mut impl Conn, user: &User) -> Result<boo
             "UPDATE users SET extension = $3, display_name = $4, sip_password = '', \
              ring_timeout_secs = $5, enabled = $6, role = $7, email = $8, username = $9, \
              password_hash = $10, forwarding = $11, recording = $12, updated_at = $13, \
-             sip_realm = $14, sip_ha1_md5 = $15, sip_ha1_sha256 = $16 \
+             sip_realm = $14, sip_ha1_md5 = $15, sip_ha1_sha256 = $16, max_concurrent_calls = $17 \
              WHERE id = $1 AND tenant_id = $2",
             &args![
                 id,
@@ -435,6 +441,7 @@ pub(crate) async fn update_user(conn: &mut impl Conn, user: &User) -> Result<boo
                 user.sip.realm.as_str(),
                 user.sip.md5.as_str(),
                 user.sip.sha256.as_str(),
+                user.max_concurrent_calls.map(i64::from),
             ],
         )
         .await?;
@@ -535,6 +542,13 @@ fn user_from_row(row: &impl Row) -> Result<User, StoreError> {
         username: row.opt_text("username")?,
         password_hash: row.opt_text("password_hash")?,
         forwarding: row.text("forwarding")?,
+        max_concurrent_calls: row
+            .opt_int("max_concurrent_calls")?
+            .map(|n| {
+                u32::try_from(n)
+                    .map_err(|_| StoreError::Corrupt(format!("max_concurrent_calls = {n}")))
+            })
+            .transpose()?,
         recording: row.boolean("recording")?,
         created_at: get_ms(row, "created_at")?,
         updated_at: get_ms(row, "updated_at")?,

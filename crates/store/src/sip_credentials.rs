@@ -1,5 +1,5 @@
 //! The one-time move from plaintext SIP passwords to digest HA1s
-//! (migration 0010): rows written before it still hold the password in
+//! (migration 0007): rows written before it still hold the password in
 //! `sip_password`; the binary reads them at start-up, computes the HA1s
 //! (the store does no digest arithmetic) and stores them in place of the
 //! password, row by row, each only if its password is still the one read.

@@ -1,6 +1,6 @@
 //! SIP credentials in the store (issue 17, "Hashed SIP credentials"): the
 //! HA1s round-trip, a domain change forgets the HA1s of the old realm, and
-//! rows from before migration 0010 are found by their plaintext and
+//! rows from before migration 0007 are found by their plaintext and
 //! replaced once, on SQLite and PostgreSQL.
 
 mod common;
@@ -66,7 +66,7 @@ async fn plaintext_rows_from_before_the_migration_are_replaced_once(db: &TestDb)
     let u = user(1, "101");
     store.create_user(&u).await.unwrap();
     store.create_user(&user(1, "1002")).await.unwrap();
-    // A row as migration 0010 leaves an older one: password, no hashes.
+    // A row as migration 0007 leaves an older one: password, no hashes.
     raw(
         db,
         &format!(

@@ -121,6 +121,7 @@ async fn directory_tenants_and_users(db: &TestDb) {
     let mut bob = user(2, "101");
     bob.id = Id::from_u64(43);
     bob.ring_timeout_secs = 45;
+    bob.max_concurrent_calls = Some(2);
     bob.enabled = false;
     store.create_user(&bob).await.unwrap();
 

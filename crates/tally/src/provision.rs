@@ -70,6 +70,9 @@ pub struct UserFields {
     pub password_hash: Option<String>,
     /// A JSON array ([`forwarding`] checks and normalises it).
     pub forwarding: String,
+    /// At most this many calls at once (`None`: no limit; [`max_calls`]
+    /// checks it).
+    pub max_concurrent_calls: Option<u32>,
     pub recording: bool,
 }
 
@@ -87,6 +90,7 @@ impl UserFields {
             username: None,
             password_hash: None,
             forwarding: "[]".to_owned(),
+            max_concurrent_calls: None,
             recording: false,
         }
     }
@@ -104,6 +108,7 @@ impl UserFields {
             username: user.username.clone(),
             password_hash: user.password_hash.clone(),
             forwarding: user.forwarding.clone(),
+            max_concurrent_calls: user.max_concurrent_calls,
             recording: user.recording,
         }
     }
@@ -128,6 +133,7 @@ impl UserFields {
         user.username = self.username;
         user.password_hash = self.password_hash;
         user.forwarding = self.forwarding;
+        user.max_concurrent_calls = self.max_concurrent_calls;
         user.recording = self.recording;
         Ok(())
     }
@@ -144,7 +150,7 @@ pub fn sip_hashes(extension: &str, realm: &str, password: &str) -> store::SipHas
     }
 }
 
-/// Migration 0010's second half: replaces the SIP passwords rows from
+/// Migration 0007's second half: replaces the SIP passwords rows from
 /// before it still hold in plaintext with their HA1s. Run at start-up,
 /// before the directory is loaded; idempotent, and safe with several
 /// nodes starting at once (each row is replaced once). Returns how many
@@ -274,6 +280,23 @@ pub fn ring_timeout(secs: u64) -> Result<u32, Invalid> {
             invalid(
                 "ring_timeout",
                 format!("must be {MIN_RING_TIMEOUT_SECS} to {MAX_RING_TIMEOUT_SECS} seconds"),
+            )
+        })
+}
+
+/// The most calls one user may be in at once, when limited.
+pub const MAX_CONCURRENT_CALLS: u32 = 1000;
+
+/// A user's concurrent-call limit: 1 to [`MAX_CONCURRENT_CALLS`] (the
+/// absence of a limit is `null` in REST, `None` here).
+pub fn max_calls(n: u64) -> Result<u32, Invalid> {
+    u32::try_from(n)
+        .ok()
+        .filter(|n| (1..=MAX_CONCURRENT_CALLS).contains(n))
+        .ok_or_else(|| {
+            invalid(
+                "max_concurrent_calls",
+                format!("must be 1 to {MAX_CONCURRENT_CALLS}, or null for no limit"),
             )
         })
 }
@@ -773,7 +796,35 @@ pub fn engine_user(user: &store::User) -> pbx::User {
         },
         ring_timeout: Duration::from_secs(u64::from(user.ring_timeout_secs)),
         enabled: user.enabled,
+        forwarding: engine_forwarding(&user.forwarding),
+        max_concurrent_calls: user.max_concurrent_calls,
     }
+}
+
+/// The stored forwarding rules (JSON written by [`forwarding`]) as the
+/// engine reads them: enabled rules only. Rows that do not parse (written
+/// by hand, or by a future version) forward nothing.
+fn engine_forwarding(json: &str) -> pbx::Forwarding {
+    let mut out = pbx::Forwarding::default();
+    let Ok(serde_json::Value::Array(rules)) = serde_json::from_str::<serde_json::Value>(json)
+    else {
+        return out;
+    };
+    for rule in &rules {
+        let enabled = rule
+            .get("enabled")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(true);
+        let condition = rule
+            .get("condition")
+            .and_then(serde_json::Value::as_str)
+            .and_then(pbx::ForwardCondition::parse);
+        let destination = rule.get("destination").and_then(serde_json::Value::as_str);
+        if let (true, Some(c), Some(d)) = (enabled, condition, destination) {
+            out.set(c, Some(d.to_owned()));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -820,6 +871,11 @@ mod tests {
         assert_eq!(ring_timeout(30).unwrap(), 30);
         assert!(ring_timeout(0).is_err());
         assert!(ring_timeout(601).is_err());
+        assert_eq!(max_calls(1).unwrap(), 1);
+        assert_eq!(max_calls(1000).unwrap(), 1000);
+        assert!(max_calls(0).is_err());
+        assert!(max_calls(1001).is_err());
+        assert!(max_calls(u64::MAX).is_err());
         assert!(tenant_name("  ").is_err());
         assert_eq!(tenant_name(" Acme ").unwrap(), "Acme");
     }

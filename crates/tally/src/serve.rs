@@ -88,7 +88,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tracing::error!(session_id = %session, error = %error, "interrupted call could not be closed; will retry at the next start");
     }
 
-    // Migration 0010's second half: SIP passwords still in plaintext
+    // Migration 0007's second half: SIP passwords still in plaintext
     // become digest HA1s before anything reads the directory.
     let hashed = hash_plaintext_sip_passwords(&store)
         .await

@@ -327,6 +327,11 @@ fn log_engine_event(event: &EngineEvent) {
         EngineEvent::GraceOver { calls } => {
             tracing::warn!(calls, "grace period over: hanging up the calls in progress")
         }
+        EngineEvent::Routing { session, notice } => tracing::warn!(
+            session_id = %session,
+            %notice,
+            "call not routed as its rules say"
+        ),
         EngineEvent::Internal { session, detail } => tracing::error!(
             session_id = session.map(|s| s.to_string()),
             %detail,

@@ -49,3 +49,30 @@ fn kill_9_during_an_answered_call_gives_a_recovered_cdr() {
     let dir = TempDir::new("flow-kill");
     flows::crash_during_an_answered_call(dir.path(), &[]);
 }
+
+#[test]
+fn sipp_forward_on_busy() {
+    if !sipp_available("sipp_forward_on_busy") {
+        return;
+    }
+    let dir = TempDir::new("flow-forward-busy");
+    flows::forward_on_busy(dir.path(), &[]);
+}
+
+#[test]
+fn sipp_forward_on_no_answer() {
+    if !sipp_available("sipp_forward_on_no_answer") {
+        return;
+    }
+    let dir = TempDir::new("flow-forward-no-answer");
+    flows::forward_on_no_answer(dir.path(), &[]);
+}
+
+#[test]
+fn sipp_302_is_followed() {
+    if !sipp_available("sipp_302_is_followed") {
+        return;
+    }
+    let dir = TempDir::new("flow-redirect");
+    flows::redirect_followed(dir.path(), &[]);
+}

@@ -1345,6 +1345,18 @@ fn users_are_validated_field_by_field_and_changed_with_put_and_patch() {
             ),
             "forwarding",
         ),
+        (
+            with("max_concurrent_calls", json!(0)),
+            "max_concurrent_calls",
+        ),
+        (
+            with("max_concurrent_calls", json!(1001)),
+            "max_concurrent_calls",
+        ),
+        (
+            with("max_concurrent_calls", json!("2")),
+            "max_concurrent_calls",
+        ),
         (with("recording", json!("yes")), "recording"),
         (with("enabled", json!(1)), "enabled"),
         (with("ring_timout", json!(30)), "ring_timout"),
@@ -1370,6 +1382,7 @@ fn users_are_validated_field_by_field_and_changed_with_put_and_patch() {
             "extension": "200", "sip_password": "sip-secret-200", "password": "web-pass-200",
             "username": "dave.smith", "display_name": "Dave", "email": "dave@acme.example.com",
             "role": "QueueManager", "ring_timeout": 45, "recording": true, "enabled": true,
+            "max_concurrent_calls": 2,
             "forwarding": [{"condition": "busy", "destination": "+15550100"},
                            {"condition": "no_answer", "destination": "sip:desk@acme.example.com", "enabled": false}],
         }),
@@ -1396,6 +1409,7 @@ fn users_are_validated_field_by_field_and_changed_with_put_and_patch() {
         json!([{"condition": "busy", "destination": "+15550100", "enabled": true},
                {"condition": "no_answer", "destination": "sip:desk@acme.example.com", "enabled": false}])
     );
+    assert_eq!(dave["max_concurrent_calls"], 2);
     assert_eq!(tenant_admin.get(&format!("/api/users/{id}")).json(), dave);
 
     // Unique extension and username in the tenant (409 naming the field).
@@ -1446,6 +1460,10 @@ fn users_are_validated_field_by_field_and_changed_with_put_and_patch() {
     );
     assert_eq!(r.status, 200, "{}", r.body);
     let put = r.json();
+    assert!(
+        put["max_concurrent_calls"].is_null(),
+        "PUT resets the limit: {put}"
+    );
     assert_eq!(
         (
             put["extension"].as_str(),

@@ -87,6 +87,22 @@ fn on_postgres_two_devices_one_answers() {
 }
 
 #[test]
+fn on_postgres_forward_on_busy() {
+    flow_on_postgres(
+        "on_postgres_forward_on_busy",
+        common::flows::forward_on_busy,
+    );
+}
+
+#[test]
+fn on_postgres_a_302_is_followed() {
+    flow_on_postgres(
+        "on_postgres_a_302_is_followed",
+        common::flows::redirect_followed,
+    );
+}
+
+#[test]
 fn on_postgres_kill_9_during_an_answered_call_gives_a_recovered_cdr() {
     let test = "on_postgres_kill_9_during_an_answered_call_gives_a_recovered_cdr";
     let Some(db) = PgDatabase::create(test) else {

@@ -1,6 +1,6 @@
 //! Hashed SIP credentials against the real binary (issue 17): the store
 //! keeps digest HA1s, never the SIP password; rows from before migration
-//! 0010 are hashed at start-up; a domain change (the digest realm) or a new
+//! 0007 are hashed at start-up; a domain change (the digest realm) or a new
 //! extension needs the password again, and the API says so.
 
 mod common;
@@ -61,7 +61,7 @@ fn the_store_holds_digest_hashes_never_the_sip_password() {
     assert_eq!(wrong.register(), 403);
 }
 
-/// A database written before migration 0010 holds plaintext passwords; the
+/// A database written before migration 0007 holds plaintext passwords; the
 /// next start replaces them with their HA1s, and the phones keep working.
 #[test]
 fn plaintext_sip_passwords_are_hashed_at_start_up() {
@@ -72,7 +72,7 @@ fn plaintext_sip_passwords_are_hashed_at_start_up() {
     admin.create_user(&tenant, "101", "sip-secret-101");
     let (status, _) = server.terminate();
     assert!(status.success());
-    // The row as 0010 leaves an older one: the password, no hashes.
+    // The row as 0007 leaves an older one: the password, no hashes.
     sqlite(
         dir.path(),
         "UPDATE users SET sip_password = 'old-secret-101', sip_realm = '', \

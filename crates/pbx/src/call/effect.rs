@@ -5,7 +5,7 @@
 //! dependency one way (`engine` → `call`) and makes every cross-session
 //! feature (pickup, Replaces, queue agents) an engine decision.
 
-use cdr::{CallEvent, CallEventKind, UnixMillis};
+use cdr::{CallEvent, CallEventKind, TenantId, UnixMillis};
 use sip::Message;
 use sip::builder::ResponseBuilder;
 use sip::transaction::TransactionId;
@@ -13,6 +13,9 @@ use sip::transport::Peer;
 
 use super::{LegRef, TxnRole};
 use crate::context::{Clock, InternalError, Services};
+use crate::directory::Directory;
+use crate::location::Location;
+use crate::router::{ActiveCalls, Route};
 
 /// A dialog as the engine indexes it: Call-ID and the PBX's own tag, which
 /// is what an in-dialog request carries in To (and a response in From).
@@ -36,14 +39,42 @@ pub(crate) enum Effect {
     Index { key: DialogKey, leg: LegRef },
     /// Something that should not happen (reported, never panics).
     Internal(InternalError),
+    /// A rule could not be followed as written (reported; the call ends
+    /// cleanly).
+    Notice(super::RoutingNotice),
 }
 
-/// What a session is lent for one input: the clock, the engine's services
-/// and the list its effects go to.
+/// What a session is lent for one input: the clock, the engine's services,
+/// a read-only view of who numbers are (to reroute a call: forwarding,
+/// redirects) and the list its effects go to.
 pub(crate) struct Ctx<'a> {
     pub clk: Clock,
     pub sv: &'a mut Services,
+    pub dir: Lookup<'a>,
     pub fx: &'a mut Vec<Effect>,
+}
+
+/// The directory, the location service and the users' call counts,
+/// read-only: what [`crate::router::route`] needs.
+#[derive(Clone, Copy)]
+pub(crate) struct Lookup<'a> {
+    pub directory: &'a Directory,
+    pub location: &'a Location,
+    pub active: &'a ActiveCalls,
+}
+
+impl Lookup<'_> {
+    /// Routes `dialled` in `tenant` now.
+    pub(crate) fn route(&self, now: std::time::Instant, tenant: TenantId, dialled: &str) -> Route {
+        crate::router::route(
+            self.directory,
+            self.location,
+            self.active,
+            now,
+            tenant,
+            dialled,
+        )
+    }
 }
 
 impl Ctx<'_> {

@@ -9,7 +9,9 @@
 //! states ([`TargetState::is_open`]); its SIP life may go on (a CANCEL
 //! awaiting its 487, a late 2xx to hang up).
 
-use cdr::{CallEventKind, CallType, EndReason, NoAnswerCause, TargetAdded, TargetId, UnixMillis};
+use cdr::{
+    CallEventKind, CallType, NoAnswerCause, RerouteReason, TargetAdded, TargetId, UnixMillis,
+};
 use sip::builder::{RequestBuilder, default_reason};
 use sip::dialog::{Dialog, DialogState};
 use sip::transaction::{TransactionEvent, TransactionId};
@@ -19,6 +21,7 @@ use sip::{HeaderName, Message, Method};
 use super::bridge::Bridge;
 use super::effect::Ctx;
 use super::leg::{Leg, body_of, send_bye};
+use super::reroute::StageOutcome;
 use super::{LegRef, Phase, Session, TxnRole};
 use crate::context::{ALLOW, InternalError, Written};
 use crate::router::Contact;
@@ -73,6 +76,7 @@ impl Session {
         extension: &str,
         contact: Contact,
         max_forwards: u8,
+        reroute_reason: Option<RerouteReason>,
     ) {
         let index = self.targets.len();
         let target_id = TargetId::from(cx.sv.snowflake.next_id(UnixMillis(cx.clk.unix_ms)));
@@ -151,7 +155,7 @@ impl Session {
             trunk_name: String::new(),
             outbound_caller_id: String::new(),
             did: String::new(),
-            reroute_reason: None,
+            reroute_reason,
         })));
     }
 
@@ -161,6 +165,11 @@ impl Session {
             TransactionEvent::Final(r) if r.status().is_some_and(|c| c < 300) => {
                 self.target_2xx(cx, i, r)
             }
+            TransactionEvent::Final(r)
+                if r.status().is_some_and(|c| c < 400)
+                    && self.targets[i].state.is_open()
+                    && self.phase == Phase::Ringing
+                    && self.target_redirected(cx, i, &r) => {}
             TransactionEvent::Final(r) => {
                 let code = r.status().unwrap_or(500);
                 let reason = r
@@ -179,6 +188,33 @@ impl Session {
             }
             TransactionEvent::Ack(_) | TransactionEvent::Terminated => {}
         }
+    }
+
+    /// A 3xx from open target `i`: closes it and follows the redirect when
+    /// `reroute.rs` can; false leaves it to fail as usual.
+    fn target_redirected(&mut self, cx: &mut Ctx<'_>, i: usize, r: &Message) -> bool {
+        let contact = r
+            .contacts()
+            .next()
+            .and_then(Result::ok)
+            .and_then(|c| match c {
+                sip::headers::Contact::Addr(a) => Some(a.uri.as_str().to_owned()),
+                sip::headers::Contact::Wildcard => None,
+            });
+        let t = &mut self.targets[i];
+        let state = t.state;
+        // Closed before the new stage starts, so it counts as over.
+        t.state = TargetState::Failed;
+        if self.follow_redirect(cx, i, contact) {
+            if let Some(d) = self.targets[i].leg.dialog.as_mut()
+                && d.state() == DialogState::Early
+            {
+                d.terminate();
+            }
+            return true;
+        }
+        self.targets[i].state = state;
+        false
     }
 
     fn target_provisional(&mut self, cx: &mut Ctx<'_>, i: usize, r: &Message) {
@@ -300,8 +336,11 @@ impl Session {
         });
         self.failures.push((code, reason));
         if self.targets.iter().all(|t| !t.state.is_open()) {
-            let (code, reason) = best_failure(&self.failures);
-            self.fail_caller(cx, code, &reason, EndReason::NotApplicable);
+            let codes = self.failures[self.stage.first_failure..]
+                .iter()
+                .map(|(c, _)| *c);
+            let outcome = StageOutcome::of_failures(codes);
+            self.stage_over(cx, outcome);
         }
     }
 
@@ -400,7 +439,7 @@ impl Session {
 
 /// The final response the caller gets when every target failed (see the
 /// module decisions).
-fn best_failure(failures: &[(u16, String)]) -> (u16, String) {
+pub(super) fn best_failure(failures: &[(u16, String)]) -> (u16, String) {
     let class = failures.iter().map(|(c, _)| c / 100).min();
     let pick = failures
         .iter()

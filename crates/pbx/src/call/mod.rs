@@ -92,8 +92,8 @@
 //!   3261 §16.7): a 6xx if any, else the first response of the lowest
 //!   class. A 6xx does not stop the other devices (a user declining on the
 //!   desk phone may still pick up on the softphone). Codes that only make
-//!   sense hop by hop are not relayed: 3xx (the PBX does not follow
-//!   redirects yet), 401/407 (a device challenging the PBX) and 503 become
+//!   sense hop by hop are not relayed: 3xx (the PBX follows those it can,
+//!   see `reroute.rs`; the others are failures), 401/407 (a device challenging the PBX) and 503 become
 //!   `480`.
 //! - **Before the answer, only the caller's CANCEL or BYE, and OPTIONS,
 //!   are handled in dialog**; other in-dialog requests on an early dialog
@@ -106,14 +106,14 @@ mod caller;
 mod effect;
 mod fork;
 mod leg;
+mod reroute;
 mod timer;
 mod unacked;
 
 use std::collections::HashMap;
 
 use cdr::{
-    CallEventKind, Direction, EndReason, NoAnswerCause, Party, SessionEnd, SessionId, SessionStart,
-    TenantId,
+    CallEventKind, Direction, EndReason, Party, SessionEnd, SessionId, SessionStart, TenantId,
 };
 use sip::builder::ResponseBuilder;
 use sip::dialog::Dialog;
@@ -126,9 +126,10 @@ use crate::router::Route;
 
 use bridge::{Bridge, Relay};
 use caller::Caller;
-pub(crate) use effect::{Ctx, DialogKey, Effect};
+pub(crate) use effect::{Ctx, DialogKey, Effect, Lookup};
 use fork::Target;
 use leg::Leg;
+pub use reroute::{NotFollowed, RoutingNotice};
 use timer::{Timer, TimerTable};
 
 /// The tenant a session belongs to, as the CDR names it.
@@ -198,6 +199,13 @@ pub(crate) struct Session {
     timers: TimerTable,
     /// Final failures of the targets, in arrival order.
     failures: Vec<(u16, String)>,
+    /// The destination ringing now (see `reroute.rs`).
+    stage: reroute::Stage,
+    /// How many times the call was moved on, and the numbers it rang.
+    hops: usize,
+    visited: Vec<String>,
+    /// How many 3xx were followed.
+    redirects: usize,
     relays: HashMap<TransactionId, Relay>,
     /// Owned transactions not terminated yet.
     live_txns: usize,
@@ -220,11 +228,6 @@ impl Session {
             route,
         } = start;
         let call_id = invite.call_id().map(str::to_owned).unwrap_or_default();
-        let max_forwards = invite
-            .max_forwards()
-            .ok()
-            .flatten()
-            .map_or(70, |m| m.saturating_sub(1).min(70));
         let callee = match &route {
             Route::Extension {
                 extension,
@@ -234,6 +237,12 @@ impl Session {
             | Route::Unavailable {
                 extension,
                 display_name,
+                ..
+            }
+            | Route::Busy {
+                extension,
+                display_name,
+                ..
             } => Party {
                 user: extension.clone(),
                 display_name: display_name.clone(),
@@ -255,6 +264,10 @@ impl Session {
             phase: Phase::Ringing,
             timers: TimerTable::default(),
             failures: Vec::new(),
+            stage: reroute::Stage::default(),
+            hops: 0,
+            visited: Vec::new(),
+            redirects: 0,
             relays: HashMap::new(),
             live_txns: 0,
             dialog_keys: Vec::new(),
@@ -268,33 +281,16 @@ impl Session {
             call_id,
             direction: Direction::Extension,
             caller: s.caller_party.clone(),
-            callee,
+            callee: callee.clone(),
             did: String::new(),
             trunk_name: String::new(),
             outbound_caller_id: String::new(),
             user_data: String::new(),
         })));
-        match route {
-            Route::NotFound => s.fail_caller(cx, 404, "Not Found", EndReason::NotApplicable),
-            Route::Unavailable { .. } => {
-                s.fail_caller(cx, 480, "Temporarily Unavailable", EndReason::NotApplicable)
-            }
-            Route::Extension {
-                extension,
-                ring_timeout,
-                contacts,
-                ..
-            } => {
-                for contact in contacts {
-                    s.add_target(cx, &extension, contact, max_forwards);
-                }
-                if s.targets.is_empty() {
-                    s.fail_caller(cx, 480, "Temporarily Unavailable", EndReason::NotApplicable);
-                } else {
-                    s.timers.set(Timer::RingTimeout, cx.clk.now + ring_timeout);
-                }
-            }
+        if !matches!(route, Route::NotFound) {
+            s.visited.push(callee.user.clone());
         }
+        s.ring_route(cx, route, None);
         s
     }
 
@@ -310,6 +306,17 @@ impl Session {
     /// When [`Session::on_timeout`] must next run.
     pub(crate) fn next_deadline(&self) -> Option<std::time::Instant> {
         self.timers.next()
+    }
+
+    /// The users this call counts against now (the router's
+    /// `max_concurrent_calls`): the caller, and the destination ringing
+    /// or answered; nobody once the call is over.
+    pub(crate) fn holds(&self) -> [Option<&str>; 2] {
+        if self.is_over() {
+            return [None, None];
+        }
+        let stage = Some(self.stage.extension.as_str()).filter(|e| !e.is_empty());
+        [Some(self.caller_party.user.as_str()), stage]
     }
 
     /// `SessionEnded` was emitted (it may still absorb retransmissions).
@@ -407,8 +414,7 @@ impl Session {
             match timer {
                 Timer::RingTimeout => {
                     if self.phase == Phase::Ringing {
-                        self.stop_all(cx, NoAnswerCause::RingTimeout);
-                        self.fail_caller(cx, 408, "Request Timeout", EndReason::NotApplicable);
+                        self.ring_timed_out(cx);
                     }
                 }
                 Timer::Retransmit2xx(side) => self.retransmit_2xx(cx, side, at),
@@ -449,6 +455,17 @@ impl Session {
             leg,
         });
         self.dialog_keys.push(key);
+    }
+
+    /// Max-Forwards for the INVITEs this call sends (RFC 3261 §16.6: one
+    /// less than the caller's, at most 70).
+    fn max_forwards(&self) -> u8 {
+        self.caller
+            .invite
+            .max_forwards()
+            .ok()
+            .flatten()
+            .map_or(70, |m| m.saturating_sub(1).min(70))
     }
 
     fn legs(&self) -> impl Iterator<Item = &Leg> {

@@ -98,12 +98,16 @@ use sip::transport::{Peer, Transport};
 use sip::validate::{check_request, check_response};
 use sip::{HeaderName, Message, Method, ParseError};
 
-use crate::call::{Ctx, DialogKey, Effect, LegRef, Session, TxnRole};
+use crate::call::{Ctx, DialogKey, Effect, LegRef, Lookup, Session, TxnRole};
 pub use crate::context::ALLOW;
 use crate::context::{Clock, InternalError, Services};
 use crate::directory::Directory;
 use crate::ids::{IdGenerator, IdSource};
 use crate::location::BindingChange;
+use crate::router::ActiveCalls;
+
+/// The users one session counts against (see [`Session::holds`]).
+type Held = [Option<String>; 2];
 use crate::registrar::{
     AuthFailure, RegisterError, Registrar, RegistrarConfig, RegistrarEvent, SourceKey,
 };
@@ -217,6 +221,12 @@ pub enum EngineEvent {
     /// The shutdown's grace period ended with `calls` still in progress;
     /// the engine hung them up.
     GraceOver { calls: usize },
+    /// A call could not be moved where a forwarding rule said (an external
+    /// number without trunks, a loop): the call ended, its CDR says how.
+    Routing {
+        session: SessionId,
+        notice: crate::call::RoutingNotice,
+    },
     /// Something the engine could not do that should not happen (a message
     /// it built did not parse, a transaction refused it). Each is a bug.
     Internal {
@@ -291,6 +301,10 @@ pub struct Engine {
     registrar: Registrar,
     directory: Directory,
     sessions: HashMap<SessionId, Session>,
+    /// How many calls each user is in, and which users each session counts
+    /// against (what [`Session::holds`] said when it last settled).
+    active: ActiveCalls,
+    held: HashMap<SessionId, Held>,
     /// Session deadlines (ring timeouts, 2xx retransmissions), ordered.
     deadlines: BTreeSet<(Instant, SessionId)>,
     /// The deadline each session has in `deadlines`.
@@ -342,6 +356,8 @@ impl Engine {
             ),
             directory: Directory::new(),
             sessions: HashMap::new(),
+            active: ActiveCalls::default(),
+            held: HashMap::new(),
             deadlines: BTreeSet::new(),
             indexed: HashMap::new(),
             sweep_interval: config.sweep_interval.max(Duration::from_millis(1)),
@@ -713,17 +729,17 @@ impl Engine {
             .and_then(|u| u.sip().and_then(|s| s.user_unescaped()))
             .and_then(|u| String::from_utf8(u.into_owned()).ok())
             .unwrap_or_default();
-        let route = crate::router::route(
-            &self.directory,
-            self.registrar.location(),
-            clk.now,
-            caller.tenant.id,
-            &dialled,
-        );
         let session_id = self.sv.snowflake.next_session(cdr::UnixMillis(clk.unix_ms));
+        let dir = Lookup {
+            directory: &self.directory,
+            location: self.registrar.location(),
+            active: &self.active,
+        };
+        let route = dir.route(clk.now, caller.tenant.id, &dialled);
         let mut cx = Ctx {
             clk,
             sv: &mut self.sv,
+            dir,
             fx: &mut self.effects,
         };
         let session = Session::start(
@@ -844,6 +860,11 @@ impl Engine {
             let mut cx = Ctx {
                 clk,
                 sv: &mut self.sv,
+                dir: Lookup {
+                    directory: &self.directory,
+                    location: self.registrar.location(),
+                    active: &self.active,
+                },
                 fx: &mut self.effects,
             };
             f(s, &mut cx);
@@ -880,6 +901,9 @@ impl Engine {
                 Effect::Index { key, leg } => {
                     self.dialogs.insert(key, (session, leg));
                 }
+                Effect::Notice(notice) => self
+                    .out
+                    .push_back(Output::Event(EngineEvent::Routing { session, notice })),
                 Effect::Internal(detail) => {
                     self.out.push_back(Output::Event(EngineEvent::Internal {
                         session: Some(session),
@@ -896,8 +920,20 @@ impl Engine {
         let Some(s) = self.sessions.get(&id) else {
             return;
         };
+        // Owned copies only when what the session holds changed (rare:
+        // start, a new stage, the end), not on every message.
+        let holds = s.holds();
+        let unchanged = match self.held.get(&id) {
+            Some([a, b]) => [a.as_deref(), b.as_deref()] == holds,
+            None => holds == [None, None],
+        };
+        let changed = (!unchanged).then(|| holds.map(|h| h.map(str::to_owned)));
+        let tenant = s.tenant_id();
         let next = s.next_deadline();
         let finished = s.is_finished();
+        if let Some(holds) = changed {
+            self.count(id, tenant, holds);
+        }
         let old = self.indexed.get(&id).copied();
         if old != next || finished {
             if let Some(old) = old {
@@ -914,6 +950,28 @@ impl Engine {
                 self.dialogs.remove(key);
             }
         }
+    }
+
+    /// Moves session `id`'s counts in [`ActiveCalls`] to the users it holds
+    /// now (`holds`, from [`Session::holds`]).
+    fn count(&mut self, id: SessionId, tenant: TenantId, holds: Held) {
+        if let Some(old) = self.held.remove(&id) {
+            for ext in old.iter().flatten() {
+                self.active.remove(tenant, ext);
+            }
+        }
+        for ext in holds.iter().flatten() {
+            self.active.add(tenant, ext);
+        }
+        if holds != Held::default() {
+            self.held.insert(id, holds);
+        }
+    }
+
+    /// The users each calls count against (see [`ActiveCalls`]); for tests
+    /// and metrics.
+    pub fn active_calls(&self) -> &ActiveCalls {
+        &self.active
     }
 
     pub(crate) fn event(&mut self, event: EngineEvent) {

@@ -16,8 +16,14 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use cdr::{Builder, CallEvent, Id, SessionId, TenantId, WireEvent, WireProfile};
-use pbx::{Directory, Engine, EngineConfig, EngineEvent, Extension, Input, Output, Tenant, User};
+use cdr::{
+    Builder, CallEvent, CallEventKind, Id, RerouteReason, SessionId, TenantId, WireEvent,
+    WireProfile,
+};
+use pbx::{
+    Directory, Engine, EngineConfig, EngineEvent, Extension, Input, Output, RoutingNotice, Tenant,
+    User,
+};
 use serde_json::Value;
 use sip::auth::{Challenge, DigestClient, strongest_challenge};
 use sip::transport::{Peer, Transport};
@@ -69,6 +75,8 @@ pub fn directory(d: &mut Directory) {
             credentials: pbx::SipCredentials::from_password(ext, DOMAIN, &password(ext)),
             ring_timeout: Duration::from_secs(ring),
             enabled: true,
+            forwarding: Default::default(),
+            max_concurrent_calls: None,
         })
         .unwrap();
     }
@@ -261,6 +269,29 @@ impl Bench {
         let text = caller.invite(&mut call, Some(&challenge));
         self.send(caller.peer, &text);
         call
+    }
+
+    /// `(callee, reroute_reason)` of each target the PBX added, in order
+    /// (every session).
+    pub fn targets(&self) -> Vec<(String, Option<RerouteReason>)> {
+        self.call_events
+            .iter()
+            .filter_map(|(_, _, e)| match &e.kind {
+                CallEventKind::TargetAdded(t) => Some((t.callee.clone(), t.reroute_reason)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// What the engine reported about rules it could not follow.
+    pub fn notices(&self) -> Vec<RoutingNotice> {
+        self.engine_events
+            .iter()
+            .filter_map(|e| match e {
+                EngineEvent::Routing { notice, .. } => Some(notice.clone()),
+                _ => None,
+            })
+            .collect()
     }
 
     /// The CallEvents of the one session there is.

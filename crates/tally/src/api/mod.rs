@@ -297,6 +297,13 @@ pub fn api() -> Api {
             ("role", one_of_strings(&ROLES)),
             ("ring_timeout", non_negative()),
             ("forwarding", array(forwarding_rule.clone())),
+            (
+                "max_concurrent_calls",
+                nullable(int_range(
+                    1,
+                    i64::from(crate::provision::MAX_CONCURRENT_CALLS),
+                )),
+            ),
             ("recording", boolean()),
             ("enabled", boolean()),
             ("has_password", boolean()),
@@ -323,6 +330,7 @@ pub fn api() -> Api {
             "role",
             "ring_timeout",
             "forwarding",
+            "max_concurrent_calls",
             "recording",
             "enabled",
             "has_password",
@@ -348,6 +356,13 @@ pub fn api() -> Api {
                 ("role", one_of_strings(&ROLES)),
                 ("ring_timeout", int_range(5, 600)),
                 ("forwarding", array(forwarding_rule.clone())),
+                (
+                    "max_concurrent_calls",
+                    nullable(int_range(
+                        1,
+                        i64::from(crate::provision::MAX_CONCURRENT_CALLS),
+                    )),
+                ),
                 ("recording", boolean()),
                 ("enabled", boolean()),
             ],

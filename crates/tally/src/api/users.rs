@@ -19,8 +19,10 @@
 //! (optional sign-in name, unique in the tenant), `display_name`, `email`,
 //! `role` (`Admin`, `QueueManager`, `StandardUser`; default
 //! `StandardUser`), `ring_timeout` (seconds, 5–600, default 30),
-//! `forwarding` (rules, see [`crate::provision::forwarding`]; stored, the
-//! engine applies them in a later issue), `recording`, `enabled`.
+//! `forwarding` (rules, see [`crate::provision::forwarding`], applied by
+//! the engine), `max_concurrent_calls` (1–1000, `null` for no limit, the
+//! default: at the limit a call to the user is busy, and its busy
+//! forwarding rule applies), `recording`, `enabled`.
 //! Responses add `id`, `tenant_id`, `has_password`, `created_at`,
 //! `updated_at`, never a password.
 //!
@@ -44,7 +46,7 @@ use super::{ApiError, ApiState, Role};
 use crate::admin;
 use crate::provision::{self, UserFields};
 
-pub const FIELDS: [&str; 11] = [
+pub const FIELDS: [&str; 12] = [
     "extension",
     "sip_password",
     "password",
@@ -54,6 +56,7 @@ pub const FIELDS: [&str; 11] = [
     "role",
     "ring_timeout",
     "forwarding",
+    "max_concurrent_calls",
     "recording",
     "enabled",
 ];
@@ -74,6 +77,8 @@ pub struct UserJson {
     /// Seconds.
     ring_timeout: u32,
     forwarding: Value,
+    /// `None`: no limit.
+    max_concurrent_calls: Option<u32>,
     recording: bool,
     enabled: bool,
     /// Whether a web password is set (the user can sign in).
@@ -98,6 +103,7 @@ pub fn user_json(u: store::User) -> UserJson {
         role: u.role,
         ring_timeout: u.ring_timeout_secs,
         forwarding: serde_json::from_str(&u.forwarding).unwrap_or_else(|_| json!([])),
+        max_concurrent_calls: u.max_concurrent_calls,
         recording: u.recording,
         enabled: u.enabled,
         has_password: u.password_hash.is_some(),
@@ -149,6 +155,12 @@ async fn apply(fields: &mut UserFields, body: &Body, full: bool) -> Result<bool,
             None | Some(Value::Null) => defaults.forwarding,
             Some(rules) => provision::forwarding(rules)?,
         };
+    }
+    if given("max_concurrent_calls") {
+        fields.max_concurrent_calls = body
+            .number("max_concurrent_calls")?
+            .map(provision::max_calls)
+            .transpose()?;
     }
     if given("recording") {
         fields.recording = body.boolean("recording")?.unwrap_or(defaults.recording);

@@ -358,3 +358,118 @@ pub fn crash_during_an_answered_call(dir: &Path, extra: &[&str]) {
     assert_eq!(targets[0]["status"], "answered", "{detail}");
     assert_eq!(targets[0]["end_reason"], "None", "{detail}");
 }
+
+impl Demo {
+    /// Sets `ext`'s forwarding rules over REST (`[(condition, destination)]`).
+    pub fn forward(&self, ext: &str, rules: &[(&str, &str)]) {
+        let admin = self.admin();
+        let users = admin.get("/api/users?top=100").json();
+        let id = users["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .find(|u| u["extension"] == ext)
+            .and_then(|u| u["id"].as_str())
+            .unwrap_or_else(|| panic!("no user {ext}: {users}"))
+            .to_owned();
+        let rules: Vec<Value> = rules
+            .iter()
+            .map(|(c, d)| json!({"condition": c, "destination": d}))
+            .collect();
+        let r = admin.request(
+            "PATCH",
+            &format!("/api/users/{id}"),
+            "application/json",
+            &json!({ "forwarding": rules }).to_string(),
+        );
+        assert_eq!(r.status, 200, "forwarding of {ext}: {}", r.body);
+    }
+}
+
+/// `[callee, status, status_code]` of each target. (REST shows
+/// `reroute_reason` at the call level, SPEC §7.)
+fn reroutes(cdr: &Value) -> Vec<Value> {
+    targets(cdr)
+        .iter()
+        .map(|t| json!([t["callee"], t["status"], t["status_code"]]))
+        .collect()
+}
+
+/// SPEC §3 "forward on busy": 102 answers 486, its busy rule sends the
+/// call to 103, who answers; two targets, the second `FORWARDING_BUSY`.
+pub fn forward_on_busy(dir: &Path, extra: &[&str]) {
+    let demo = Demo::start(dir, extra);
+    demo.forward("102", &[("busy", "103")]);
+    let busy = demo.phone("102", "uas_busy.xml");
+    let answers = demo.phone("103", "uas.xml");
+    demo.call("uac.xml", "101", "102");
+    finished(&demo, busy, "uas_busy.xml");
+    finished(&demo, answers, "uas.xml");
+
+    let cdr = demo.only_cdr();
+    assert_common(&cdr);
+    assert_eq!(cdr["call_status"], "answered", "{cdr}");
+    assert_eq!(
+        reroutes(&cdr),
+        [
+            json!(["102", "noanswer", 486]),
+            json!(["103", "answered", 0])
+        ],
+        "{cdr}"
+    );
+    assert_eq!(cdr["reroute_reason"], "FORWARDING_BUSY", "{cdr}");
+}
+
+/// SPEC §3 "forward on no answer": 106 (ring timeout 5 s) rings out, its
+/// rule sends the call to 103, who answers.
+pub fn forward_on_no_answer(dir: &Path, extra: &[&str]) {
+    let mut demo = Demo::start(dir, extra);
+    demo.add_user("106", "s3cret-106", 5);
+    demo.forward("106", &[("no_answer", "103")]);
+    let rings = demo.phone("106", "uas_cancelled.xml");
+    let answers = demo.phone("103", "uas.xml");
+    demo.call("uac.xml", "101", "106");
+    finished(&demo, rings, "uas_cancelled.xml");
+    finished(&demo, answers, "uas.xml");
+
+    let cdr = demo.only_cdr();
+    assert_eq!(cdr["callee"], "106", "{cdr}");
+    assert_eq!(cdr["call_status"], "answered", "{cdr}");
+    assert_eq!(
+        reroutes(&cdr),
+        [
+            json!(["106", "noanswer", 408]),
+            json!(["103", "answered", 0])
+        ],
+        "{cdr}"
+    );
+    assert_eq!(cdr["reroute_reason"], "FORWARDING_NO_ANSWER", "{cdr}");
+}
+
+/// SPEC §3 "target answers with 3xx and the PBX follows it": 102 answers
+/// 302 to 103, who answers; 102 ends `redirected`.
+pub fn redirect_followed(dir: &Path, extra: &[&str]) {
+    let demo = Demo::start(dir, extra);
+    let port = free_sip_port();
+    demo.register("102", port);
+    let redirects = Sipp::spawn(
+        demo.server.sip,
+        "uas_redirect.xml",
+        "u1",
+        port,
+        &["-key", "redirect", "103", "-key", "domain", DEMO_DOMAIN],
+    );
+    let answers = demo.phone("103", "uas.xml");
+    demo.call("uac.xml", "101", "102");
+    finished(&demo, redirects, "uas_redirect.xml");
+    finished(&demo, answers, "uas.xml");
+
+    let cdr = demo.only_cdr();
+    assert_common(&cdr);
+    assert_eq!(cdr["call_status"], "answered", "{cdr}");
+    let t = targets(&cdr);
+    assert_eq!(t.len(), 2, "{cdr}");
+    assert_eq!(t[0]["end_reason"], "redirected", "{cdr}");
+    assert_eq!(reroutes(&cdr)[1], json!(["103", "answered", 0]), "{cdr}");
+    assert_eq!(cdr["reroute_reason"], "REDIRECT", "{cdr}");
+}

@@ -1,5 +1,5 @@
 -- The web console (issue 12). Keep in lockstep with the other backend's
--- 0020_console.sql.
+-- 0010_console.sql.
 
 -- A CDR's detail page lists the call's events in order: one session's
 -- outbox rows, found without scanning the tenant's whole retention window.

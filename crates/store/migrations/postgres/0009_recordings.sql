@@ -1,21 +1,21 @@
--- Call recordings (SPEC §7), SQLite flavour. Keep in lockstep with
--- ../postgres/0017_recordings.sql. Times are Unix milliseconds (UTC).
+-- Call recordings (SPEC §7), PostgreSQL flavour. Keep in lockstep with
+-- ../sqlite/0009_recordings.sql. Times are Unix milliseconds (UTC).
 
 -- One WAV file per recorded call, linked to its CDR by session_id. caller
 -- and callee are copied from the call so a StandardUser's "own calls" and
 -- the number filter need no join.
 CREATE TABLE recordings (
-    id           INTEGER PRIMARY KEY,
-    tenant_id    INTEGER NOT NULL REFERENCES tenants (id),
-    session_id   INTEGER NOT NULL UNIQUE,
+    id           BIGINT PRIMARY KEY,
+    tenant_id    BIGINT  NOT NULL REFERENCES tenants (id),
+    session_id   BIGINT  NOT NULL UNIQUE,
     caller       TEXT    NOT NULL,
     callee       TEXT    NOT NULL,
-    started_at   INTEGER NOT NULL,
-    duration_ms  INTEGER NOT NULL,
-    size_bytes   INTEGER NOT NULL,
+    started_at   BIGINT  NOT NULL,
+    duration_ms  BIGINT  NOT NULL,
+    size_bytes   BIGINT  NOT NULL,
     -- relative to the recordings directory
     path         TEXT    NOT NULL,
-    created_at   INTEGER NOT NULL
+    created_at   BIGINT  NOT NULL
 );
 
 -- Time ranges and deep pages per tenant, newest first; retention scans

@@ -1,5 +1,5 @@
 -- Hashed SIP credentials (issue 17), postgres flavour. Keep in lockstep with
--- ../sqlite/0010_sip_ha1.sql.
+-- ../sqlite/0007_sip_ha1.sql.
 --
 -- The digest HA1s of each user's SIP password, H(extension:realm:password)
 -- for MD5 and SHA-256, and the realm they were computed for (as Kamailio's
