@@ -65,7 +65,7 @@ fn sign_in(b: &Browser, base: &str, domain: &str, user: &str, password: &str) {
     b.type_into("#domain", domain);
     b.type_into("#username", user);
     b.type_into("#password", password);
-    b.click("form button[type=submit]");
+    b.submit("form button[type=submit]");
 }
 
 /// 101 calls 102 (SIPp on both ends), 102 answers and hangs up.
@@ -131,10 +131,10 @@ fn the_console_in_a_browser() {
 
     // Filter by number: another number lists nothing, the caller's lists it.
     b.type_into("#f-number", "109");
-    b.click("form.filters button[type=submit]");
+    b.submit("form.filters button[type=submit]");
     b.wait_for("#cdrs tbody tr.empty", |r| r.len() == 1);
     b.type_into("#f-number", "101");
-    b.click("form.filters button[type=submit]");
+    b.submit("form.filters button[type=submit]");
     b.wait_for("#cdrs tbody tr[id^=cdr-]", |r| r.len() == 1);
     let export = b.script("return document.querySelector('a[download]').getAttribute('href')");
     assert!(
@@ -181,10 +181,10 @@ fn the_console_in_a_browser() {
     b.goto(&format!("{base}/console/webhook"));
     b.type_into("#w-url", &url);
     b.script("document.querySelector('input[name=enabled]').checked = true");
-    b.click("form[aria-labelledby=config] button[type=submit]");
+    b.submit("form[aria-labelledby=config] button[type=submit]");
     b.wait_for("p.notice", |n| !n.is_empty());
     assert_eq!(b.text("p.notice"), "Saved.");
-    b.click("form[action='/console/webhook/test'] button");
+    b.submit("form[action='/console/webhook/test'] button");
     b.wait_for("p.notice, p.error", |n| !n.is_empty());
     assert!(
         b.text("p.notice").contains("delivered"),
@@ -203,7 +203,7 @@ fn the_console_in_a_browser() {
 
     // CSRF: the same form without its token is refused.
     b.script("document.querySelector('form[aria-labelledby=config] input[name=csrf]').remove()");
-    b.click("form[aria-labelledby=config] button[type=submit]");
+    b.submit("form[aria-labelledby=config] button[type=submit]");
     b.wait_for("h1", |h| !h.is_empty());
     assert!(
         b.text("body").contains("The form was refused"),
@@ -221,7 +221,7 @@ fn the_console_in_a_browser() {
     );
     assert_eq!(r.status, 201, "{}", r.body);
     b.goto(&format!("{base}/console"));
-    b.click("form[action='/console/sign-out'] button");
+    b.submit("form[action='/console/sign-out'] button");
     b.wait_for("#username", |e| !e.is_empty());
     sign_in(&b, &base, "other.example", "200", "web-password-200");
     b.wait_for("h1", |h| h.len() == 1);

@@ -176,6 +176,29 @@ impl Browser {
         self.click_element(&e);
     }
 
+    /// Clicks a button that submits a form and waits until the next page
+    /// has loaded (a marker set on the old document is gone), so what is
+    /// read next is the answer's page, not the form's.
+    pub fn submit(&self, css: &str) {
+        self.script("window.__tally_before_submit = true; return null;");
+        self.click(css);
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let loaded = self.script(
+                "return window.__tally_before_submit === undefined \
+                 && document.readyState === 'complete';",
+            );
+            if loaded == Value::Bool(true) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no page after submitting {css:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn click_element(&self, e: &Element) {
         self.session_call("POST", &format!("/element/{}/click", e.0), &json!({}));
     }
@@ -187,11 +210,19 @@ impl Browser {
             .to_owned()
     }
 
-    /// The visible text of the first match of `css`.
+    /// The visible text of the first match of `css`, waiting (up to
+    /// `WAIT`) for it to appear: a click that submits a form returns while
+    /// the next page may still be loading. `""` if it never appears.
     pub fn text(&self, css: &str) -> String {
-        match self.find_all(css).first() {
-            Some(e) => self.element_text(e),
-            None => String::new(),
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(e) = self.find_all(css).first() {
+                return self.element_text(e);
+            }
+            if Instant::now() >= deadline {
+                return String::new();
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 
