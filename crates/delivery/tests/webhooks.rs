@@ -689,12 +689,21 @@ async fn replay_retry_and_test_events(db: &TestDb) {
     );
     h.dispatcher().deliveries_due(tenant_id(1));
     wait_until(LIMIT, "16 requests", || rx.count() >= 16).await;
-    let d = h
-        .store
-        .webhook_delivery(tenant_id(1), &one)
-        .await
-        .unwrap()
-        .unwrap();
+    // The receiver has answered; the recorder logs the attempt after that,
+    // in its own batch: wait for the third log entry (bounded).
+    let deadline = std::time::Instant::now() + LIMIT;
+    let d = loop {
+        let d = h
+            .store
+            .webhook_delivery(tenant_id(1), &one)
+            .await
+            .unwrap()
+            .unwrap();
+        if d.log.len() >= 3 || std::time::Instant::now() >= deadline {
+            break d;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
     let triggers: Vec<_> = d.log.iter().map(|l| l.trigger.as_str()).collect();
     assert_eq!(triggers, ["scheduled", "manual", "manual"]);
     // A test event: sent once, signed, logged.
