@@ -93,7 +93,7 @@ pub use webhooks::{
 pub use writer::{Committed, PendingBatch, PendingCommit, StoreWriter, WriterConfig, WriterStats};
 
 use db::{Pool, with_conn, with_write_tx};
-use query::deadline::with_read_conn;
+use query::deadline::{with_read_conn, with_read_snapshot};
 
 /// Runs a write transaction again (up to 5 times, short back-off) while it
 /// fails with a transient error: webhook transactions touch several
@@ -616,7 +616,7 @@ impl Store {
         query: &CdrQuery,
     ) -> Result<CdrPage, StoreError> {
         let backend = self.backend();
-        with_read_conn!(&self.pool, self.read_timeout, |conn| cdrs::query(
+        with_read_snapshot!(&self.pool, self.read_timeout, |conn| cdrs::query(
             conn, backend, tenant_id, scope, query
         ))
     }

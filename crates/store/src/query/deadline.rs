@@ -83,4 +83,36 @@ macro_rules! with_read_conn {
         }
     };
 }
+
+/// [`with_read_conn!`] in one read-only snapshot (a deferred transaction
+/// on SQLite's WAL, `REPEATABLE READ` on PostgreSQL, rolled back at the
+/// end, also when the request is dropped), for reads of several
+/// statements that must describe the same commits: a CDR page and its
+/// `count` (a CDR committed between the two was counted but missing from
+/// the page). `$body` must not write.
+macro_rules! with_read_snapshot {
+    ($pool:expr, $timeout:expr, |$conn:ident| $body:expr) => {
+        match $pool {
+            $crate::db::Pool::Sqlite(pool) => {
+                let mut connection = pool.acquire().await?;
+                let _armed = $crate::query::deadline::arm_sqlite(&mut connection, $timeout).await?;
+                let mut snapshot = sqlx::Connection::begin(&mut *connection).await?;
+                let $conn = &mut *snapshot;
+                $body.await
+            }
+            $crate::db::Pool::Postgres(pool) => {
+                let mut connection = pool.acquire().await?;
+                let mut snapshot = sqlx::Connection::begin(&mut *connection).await?;
+                sqlx::Executor::execute(
+                    &mut *snapshot,
+                    "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+                )
+                .await?;
+                let $conn = &mut *snapshot;
+                $body.await
+            }
+        }
+    };
+}
 pub(crate) use with_read_conn;
+pub(crate) use with_read_snapshot;
