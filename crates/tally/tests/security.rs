@@ -579,44 +579,60 @@ fn the_api_speaks_https_with_a_configured_certificate() {
         .enable_all()
         .build()
         .unwrap();
-    let answer = rt.block_on(async {
-        use rustls::pki_types::pem::PemObject as _;
-        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&ca) {
-            roots.add(cert.unwrap()).unwrap();
-        }
-        let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
-        let tcp = tokio::net::TcpStream::connect(server.http).await.unwrap();
-        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-        let mut stream =
-            tokio::time::timeout(Duration::from_secs(10), connector.connect(name, tcp))
+    let get = |path: &str| {
+        rt.block_on(async {
+            use rustls::pki_types::pem::PemObject as _;
+            use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&ca) {
+                roots.add(cert.unwrap()).unwrap();
+            }
+            let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+            let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+            let tcp = tokio::net::TcpStream::connect(server.http).await.unwrap();
+            let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+            let mut stream =
+                tokio::time::timeout(Duration::from_secs(10), connector.connect(name, tcp))
+                    .await
+                    .expect("handshake in time")
+                    .expect("handshake");
+            stream
+                .write_all(
+                    format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                        .as_bytes(),
+                )
                 .await
-                .expect("handshake in time")
-                .expect("handshake");
-        stream
-            .write_all(
-                b"GET /api/openapi.json HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
-            )
-            .await
-            .unwrap();
-        let mut raw = Vec::new();
-        let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw)).await;
-        String::from_utf8_lossy(&raw).into_owned()
-    });
+                .unwrap();
+            let mut raw = Vec::new();
+            let _ =
+                tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw)).await;
+            String::from_utf8_lossy(&raw).into_owned()
+        })
+    };
+    let answer = get("/api/openapi.json");
     assert!(
         answer.starts_with("HTTP/1.1 200"),
         "{}",
         &answer[..answer.len().min(200)]
     );
     assert!(answer.contains("\"openapi\""));
+    // The console's cookies are `Secure` over HTTPS.
+    let page = get("/console/sign-in");
+    let cookies: Vec<&str> = page
+        .lines()
+        .filter(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .collect();
+    assert!(!cookies.is_empty(), "{page}");
+    assert!(
+        cookies.iter().all(|c| c.contains("; Secure")),
+        "{cookies:?}"
+    );
 
     // Plain HTTP on the HTTPS port: no answer an HTTP client would take.
     let mut plain = TcpStream::connect(server.http).unwrap();

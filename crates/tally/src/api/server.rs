@@ -158,12 +158,12 @@ async fn connection(
     let _ = stream.set_nodelay(true);
     let stream = WriteDeadline::new(stream, limits.write_stall);
     match tls {
-        None => http(TokioIo::new(stream), peer, router, limits, stop).await,
+        None => http(TokioIo::new(stream), peer, false, router, limits, stop).await,
         Some(acceptor) => {
             let stream = tokio::time::timeout(limits.header_read, acceptor.accept(stream))
                 .await
                 .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake too slow"))??;
-            http(TokioIo::new(stream), peer, router, limits, stop).await
+            http(TokioIo::new(stream), peer, true, router, limits, stop).await
         }
     }
 }
@@ -171,6 +171,7 @@ async fn connection(
 async fn http<I>(
     io: I,
     peer: SocketAddr,
+    secure: bool,
     router: Router,
     limits: HttpLimits,
     mut stop: watch::Receiver<bool>,
@@ -181,6 +182,12 @@ where
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         // What `into_make_service_with_connect_info` gave handlers.
         request.extensions_mut().insert(ConnectInfo(peer));
+        if secure {
+            // The console marks its cookies `Secure` on these.
+            request
+                .extensions_mut()
+                .insert(crate::console::session::TlsConnection);
+        }
         let mut router = router.clone();
         async move { router.call(request).await }
     });
