@@ -430,7 +430,11 @@ impl Relay {
                         self.last_rtp = Instant::now();
                     }
                     Some(Command::Stop(reply)) => {
-                        let _ = reply.send(self.finish(EndCause::Stopped));
+                        let report = self.finish(EndCause::Stopped);
+                        // The sockets and port leases go before the reply,
+                        // so whoever waited on `stop` finds them released.
+                        drop(self);
+                        let _ = reply.send(report);
                         return None;
                     }
                     // The handle is gone without a Stop: the call's owner
