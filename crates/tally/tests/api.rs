@@ -282,7 +282,9 @@ fn first_start_prints_a_generated_admin_password_once() {
     let data = dir.path().join("data");
     let sip = common::free_sip_port();
     let http = common::free_tcp_port();
+    let log = dir.path().join("stderr.log");
     let run = |expect_password: bool| {
+        let stderr = std::fs::File::create(&log).expect("stderr file");
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tally"))
             .args([
                 "serve",
@@ -301,13 +303,19 @@ fn first_start_prints_a_generated_admin_password_once() {
             ])
             .env_remove("TALLY_ADMIN_PASSWORD")
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("start");
+        let logged = || std::fs::read_to_string(&log).unwrap_or_default();
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], http));
         let deadline = std::time::Instant::now() + common::WAIT;
+        // Ready when it answers HTTP and is still ours (alive): a port
+        // another process holds would otherwise pass for it.
         while std::net::TcpStream::connect(addr).is_err() {
             assert!(std::time::Instant::now() < deadline, "HTTP never came up");
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                panic!("tally exited early ({status}): {}", logged());
+            }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
         let _ = std::process::Command::new("kill")
@@ -315,7 +323,7 @@ fn first_start_prints_a_generated_admin_password_once() {
             .arg(child.id().to_string())
             .status();
         let status = child.wait().expect("wait");
-        assert!(status.success());
+        assert!(status.success(), "{status}: {}", logged());
         let mut out = String::new();
         std::io::Read::read_to_string(&mut child.stdout.take().expect("stdout"), &mut out)
             .expect("read");
