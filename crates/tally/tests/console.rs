@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::console::{cookies_of, csrf_of, raw};
 use common::flows::{DEMO_DOMAIN, Demo};
 use common::webdriver::{Browser, chromium};
 use common::{ADMIN_PASSWORD, TempDir, WAIT, sipp_available, wait_for_cdrs};
@@ -234,58 +235,6 @@ fn the_console_in_a_browser() {
     assert!(!b.text("body").contains(DEMO_DOMAIN));
 }
 
-/// One raw HTTP/1.1 exchange with cookies: (status, headers, body).
-fn raw(
-    server: &common::Server,
-    method: &str,
-    path: &str,
-    cookies: &str,
-    form: &str,
-) -> (u16, Vec<(String, String)>, String) {
-    let mut stream = std::net::TcpStream::connect(server.http).expect("connect");
-    stream.set_read_timeout(Some(WAIT)).expect("timeout");
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nCookie: {cookies}\r\n\
-         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
-        server.http,
-        form.len()
-    );
-    stream.write_all(request.as_bytes()).expect("write");
-    let mut text = String::new();
-    stream.read_to_string(&mut text).expect("read");
-    let (head, body) = text.split_once("\r\n\r\n").expect("a head");
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .expect("status");
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    (status, headers, body.to_owned())
-}
-
-/// The `name=value` of each `Set-Cookie`, joined for a `Cookie` header.
-fn cookies_of(headers: &[(String, String)]) -> String {
-    headers
-        .iter()
-        .filter(|(k, _)| k == "set-cookie")
-        .filter_map(|(_, v)| v.split(';').next())
-        .filter(|c| !c.ends_with('='))
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
-fn csrf_of(cookies: &str) -> String {
-    cookies
-        .split("; ")
-        .find_map(|c| c.strip_prefix("tally_csrf="))
-        .expect("a CSRF cookie")
-        .to_owned()
-}
-
 /// The session and CSRF rules without a browser (they run wherever the
 /// suite runs): cookie flags, CSRF refusals, the REST sign-in's lock-out,
 /// sign-out revoking the session, and a tenant admin's 404 for another
@@ -426,4 +375,77 @@ fn sessions_csrf_and_lockout_over_plain_http() {
     let (status, headers, _) = raw(&server, "GET", "/console/tenants", &jar, "");
     assert_eq!(status, 303, "signed out");
     assert!(headers.contains(&("location".into(), "/console/sign-in".into())));
+}
+
+/// A standard user's console: its own calls only ("My calls"), no export,
+/// another user's call "not found", and its own call without the targets
+/// (they name other users' phones), as `/api/user/cdrs` shows them.
+#[test]
+fn a_standard_user_sees_only_its_own_calls() {
+    if !sipp_available("a_standard_user_sees_only_its_own_calls") {
+        return;
+    }
+    let dir = TempDir::new("console-own");
+    let mut demo = Demo::start(dir.path(), &[]);
+    demo.add_web_user("106", "sip-pw-106", "web-pw-106", "StandardUser");
+    for caller in ["106", "101"] {
+        let callee = demo.phone("102", "uas_hangs_up.xml");
+        demo.call("uac_hung_up.xml", caller, "102");
+        let (ok, log) = callee.finish();
+        assert!(ok, "SIPp callee:\n{log}");
+    }
+    let list = wait_for_cdrs(&demo.admin(), 2);
+    let id_of = |caller: &str| {
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["caller"] == caller)
+            .and_then(|c| c["id"].as_str())
+            .unwrap_or_else(|| panic!("no CDR from {caller}: {list}"))
+            .to_owned()
+    };
+    let (own, other) = (id_of("106"), id_of("101"));
+
+    let jar = common::console::sign_in(&demo.server, Some(DEMO_DOMAIN), "106", "web-pw-106");
+    let (status, headers, _) = raw(&demo.server, "GET", "/console", &jar, "");
+    assert_eq!(status, 303, "a standard user starts at its calls");
+    assert!(headers.contains(&("location".into(), "/console/cdrs".into())));
+    let (status, _, page) = raw(&demo.server, "GET", "/console/cdrs", &jar, "");
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("<h1>My calls</h1>"), "{page}");
+    assert!(page.contains(&format!("/console/cdrs/{own}")), "{page}");
+    assert!(!page.contains(&format!("/console/cdrs/{other}")), "{page}");
+    assert!(!page.contains("export.csv"), "{page}");
+    let (status, _, _) = raw(&demo.server, "GET", "/console/cdrs/export.csv", &jar, "");
+    assert_eq!(status, 403, "no tenant-wide export");
+    let (status, _, page) = raw(
+        &demo.server,
+        "GET",
+        &format!("/console/cdrs/{own}"),
+        &jar,
+        "",
+    );
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Call 106 → 102"), "{page}");
+    assert!(!page.contains("id=\"targets\""), "targets hidden: {page}");
+    let (status, _, _) = raw(
+        &demo.server,
+        "GET",
+        &format!("/console/cdrs/{other}"),
+        &jar,
+        "",
+    );
+    assert_eq!(status, 404, "another user's call");
+    // The admin still sees both, with targets.
+    let jar = common::console::sign_in(&demo.server, None, "admin", ADMIN_PASSWORD);
+    let (status, _, page) = raw(
+        &demo.server,
+        "GET",
+        &format!("/console/cdrs/{other}"),
+        &jar,
+        "",
+    );
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("id=\"targets\""), "{page}");
 }

@@ -11,6 +11,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use cdr::{Id, SessionId, TenantId, UnixMillis};
+use common::console;
 use common::http::Http;
 use common::{Server, TempDir};
 use serde_json::json;
@@ -176,6 +177,58 @@ async fn recordings_are_listed_scoped_downloaded_with_ranges_and_deleted() {
     assert_eq!(body, &wav[wav.len() - 5..]);
     let (head, _) = get_raw(&ta, server.http, &path, "Range: bytes=99999-\r\n");
     assert!(head.starts_with("HTTP/1.1 416"), "{head}");
+
+    // The console: 103's page lists its own recording, whose player plays
+    // it with the session cookie (a bearer token cannot be given to an
+    // `<audio>`), `Range` included; another's recording is 404 there too.
+    let jar = console::sign_in(&server, Some(domain), "103", "web-pass-103");
+    let (status, _, page) = console::raw(&server, "GET", "/console/recordings", &jar, "");
+    assert_eq!(status, 200, "{page}");
+    let audio = |id: &str| format!("/console/recordings/{id}/audio");
+    assert!(page.contains(&audio(&ids[1])), "{page}");
+    assert!(
+        !page.contains(&ids[0]) && !page.contains(&ids[2]),
+        "another user's recording listed: {page}"
+    );
+    assert!(
+        !page.contains("/delete\""),
+        "a StandardUser cannot delete: {page}"
+    );
+    let (status, headers, body) = console::raw_bytes(
+        &server,
+        "GET",
+        &audio(&ids[1]),
+        &jar,
+        "",
+        "Range: bytes=4-13\r\n",
+    );
+    assert_eq!(status, 206, "{headers:?}");
+    assert!(headers.contains(&("content-type".into(), "audio/wav".into())));
+    assert_eq!(body, &wav[4..14]);
+    let (status, _, _) = console::raw_bytes(&server, "GET", &audio(&ids[0]), &jar, "", "");
+    assert_eq!(status, 404, "another user's recording");
+    let (status, _, _) = console::raw_bytes(&server, "GET", &audio(&ids[1]), "", "", "");
+    assert_eq!(status, 303, "no session: to the sign-in page");
+    // The tenant admin's page: every recording, each with a delete form
+    // that needs the CSRF token.
+    let jar = console::sign_in(&server, Some(domain), "101", "web-pass-101");
+    let (status, _, page) = console::raw(&server, "GET", "/console/recordings", &jar, "");
+    assert_eq!(status, 200, "{page}");
+    assert!(ids.iter().all(|id| page.contains(&audio(id))), "{page}");
+    let delete = format!("/console/recordings/{}/delete", ids[2]);
+    assert!(page.contains(&delete), "{page}");
+    let (status, _, _) = console::raw(&server, "POST", &delete, &jar, "");
+    assert_eq!(status, 403, "no CSRF token");
+    let csrf = format!("csrf={}", console::csrf_of(&jar));
+    let (status, _, body) = console::raw(&server, "POST", &delete, &jar, &csrf);
+    assert_eq!(status, 303, "{body}");
+    assert_eq!(
+        ta.get(&format!("/api/recordings/{}", ids[2])).status,
+        404,
+        "deleted from the console"
+    );
+    let third = rec_dir.join(format!("{tenant}/{}.wav", 960_000_000_000_000_003u64));
+    assert!(!third.exists());
 
     // Delete: row and file go; a second delete is 404.
     let file = rec_dir.join(format!("{tenant}/{}.wav", 960_000_000_000_000_001u64));

@@ -13,6 +13,10 @@
 //! `X-Tenant-Id`. Another tenant's id, or a call that is not the user's,
 //! answers 404. `after` is the `id` of the last item of the previous page
 //! (keyset paging by start time, then id).
+//!
+//! The console's recordings page and player call these handlers with the
+//! console session's scope (`console/pages/recordings.rs`), so a browser
+//! plays a recording with its session cookie and the same rules.
 
 use std::collections::HashMap;
 use std::io::SeekFrom;
@@ -145,10 +149,13 @@ impl ApiState {
     }
 }
 
+/// Who may read recordings (StandardUser: its own calls).
+pub(crate) const READERS: [Role; 3] = [Role::Admin, Role::QueueManager, Role::StandardUser];
+
 /// What a principal may see: everything of the tenant, or (StandardUser)
 /// calls of its own extension.
 async fn own_extension(state: &ApiState, scope: &Scope) -> Result<Option<String>, ApiError> {
-    scope.require(&[Role::Admin, Role::QueueManager, Role::StandardUser])?;
+    scope.require(&READERS)?;
     match scope.principal {
         Principal::Tenant {
             role: Role::StandardUser,
@@ -193,7 +200,7 @@ fn time_param(query: &HashMap<String, String>, name: &str) -> Result<Option<Unix
         .transpose()
 }
 
-async fn list(
+pub(crate) async fn list(
     State(state): State<ApiState>,
     scope: Scope,
     Query(query): Query<HashMap<String, String>>,
@@ -260,7 +267,7 @@ async fn detail(
     Ok(Json(view(&r)))
 }
 
-async fn delete(
+pub(crate) async fn delete(
     State(state): State<ApiState>,
     scope: Scope,
     Path(id): Path<String>,
@@ -319,7 +326,7 @@ fn byte_range(header: Option<&HeaderValue>, len: u64) -> Result<Option<(u64, u64
     Ok(Some(range))
 }
 
-async fn download(
+pub(crate) async fn download(
     State(state): State<ApiState>,
     scope: Scope,
     Path(id): Path<String>,

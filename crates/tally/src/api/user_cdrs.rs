@@ -54,32 +54,24 @@ async fn own(state: &ApiState, principal: Principal) -> Result<(TenantId, Id, St
     Ok((tenant_id, user, extension))
 }
 
-pub async fn list(
-    State(state): State<ApiState>,
+/// The signed-in user's tenant and the store scope of its "own" calls
+/// (the console's call pages list through it too).
+pub(crate) async fn own_scope(
+    state: &ApiState,
     principal: Principal,
-    Query(params): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
-    let query = parse_query(&params)?;
-    let (tenant, _, extension) = own(&state, principal).await?;
-    page(&state, tenant, &CdrScope::Extension(extension), &query).await
+) -> Result<(TenantId, CdrScope), ApiError> {
+    let (tenant, _, extension) = own(state, principal).await?;
+    Ok((tenant, CdrScope::Extension(extension)))
 }
 
-pub async fn detail(
-    State(state): State<ApiState>,
-    principal: Principal,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let (tenant, _, extension) = own(&state, principal).await?;
-    let id: CdrId = id.parse().map_err(|_| ApiError::not_found("CDR"))?;
-    let record = state
-        .store
-        .get_cdr(tenant, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("CDR"))?;
-    // Is it the user's? Its session in the user's listing: "own" has one
-    // definition, the store's.
-    let session =
-        i64::try_from(record.session_id.id().as_u64()).map_err(|_| ApiError::not_found("CDR"))?;
+/// Whether the user's listing (`scope`) has the CDR of `session`.
+pub(crate) async fn is_own(
+    state: &ApiState,
+    tenant: TenantId,
+    scope: &CdrScope,
+    session: cdr::SessionId,
+) -> Result<bool, ApiError> {
+    let session = i64::try_from(session.id().as_u64()).map_err(|_| ApiError::not_found("CDR"))?;
     let query = store::CdrQuery {
         filter: Some(store::query::Filter(store::query::Expr::Compare {
             field: store::query::Field::SessionId,
@@ -90,11 +82,35 @@ pub async fn detail(
         count: false,
         ..store::CdrQuery::default()
     };
-    let mine = state
+    let mine = state.store.query_cdrs(tenant, scope, &query).await?;
+    Ok(!mine.records.is_empty())
+}
+
+pub async fn list(
+    State(state): State<ApiState>,
+    principal: Principal,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let query = parse_query(&params)?;
+    let (tenant, scope) = own_scope(&state, principal).await?;
+    page(&state, tenant, &scope, &query).await
+}
+
+pub async fn detail(
+    State(state): State<ApiState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let (tenant, scope) = own_scope(&state, principal).await?;
+    let id: CdrId = id.parse().map_err(|_| ApiError::not_found("CDR"))?;
+    let record = state
         .store
-        .query_cdrs(tenant, &CdrScope::Extension(extension), &query)
-        .await?;
-    if mine.records.is_empty() {
+        .get_cdr(tenant, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("CDR"))?;
+    // Is it the user's? Its session in the user's listing: "own" has one
+    // definition, the store's.
+    if !is_own(&state, tenant, &scope, record.session_id).await? {
         return Err(ApiError::not_found("CDR"));
     }
     Ok(Json(json!({ "items": record.rest_item() })))

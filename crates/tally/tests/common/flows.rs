@@ -88,6 +88,22 @@ impl Demo {
         self.users.push((ext.to_owned(), password.to_owned()));
     }
 
+    /// Adds a user who also signs in to the web (`role`: Admin,
+    /// QueueManager, StandardUser) with `web_password`.
+    pub fn add_web_user(&mut self, ext: &str, password: &str, web_password: &str, role: &str) {
+        let r = self.server.admin().post_json(
+            &format!("/api/tenants/{}/users", self.tenant),
+            &json!({
+                "extension": ext,
+                "sip_password": password,
+                "password": web_password,
+                "role": role,
+            }),
+        );
+        assert_eq!(r.status, 201, "create user: {}", r.body);
+        self.users.push((ext.to_owned(), password.to_owned()));
+    }
+
     /// SIPp registers `ext` from 127.0.0.1:`port`.
     pub fn register(&self, ext: &str, port: u16) {
         let (ok, log) = Sipp::spawn(

@@ -4,6 +4,7 @@
 
 #![allow(dead_code, unused_imports)] // each test file uses part of the harness
 
+pub mod console;
 pub mod flows;
 pub mod http;
 pub mod pg;

@@ -25,7 +25,8 @@ use maud::{Markup, html};
 use store::{CdrQuery, CdrScope};
 
 use crate::api::cdrs::{READERS, export_options, export_response, parse_query, records};
-use crate::api::{ApiError, ApiState};
+use crate::api::user_cdrs::{is_own, own_scope};
+use crate::api::{ApiError, ApiState, Principal, Role};
 use crate::console::Console;
 use crate::console::layout::{PageError, Shell, facts};
 
@@ -143,12 +144,46 @@ impl Filters {
     }
 }
 
-/// The page's shell and the tenant whose CDRs it reads (REST's rule for
-/// `/api/cdrs`).
-async fn reader(state: &ApiState, console: Console) -> Result<(Shell, TenantId), PageError> {
+/// What a call page reads: its shell, the tenant, and whose calls.
+struct Reader {
+    shell: Shell,
+    tenant: TenantId,
+    /// `CdrScope::Tenant` for the tenant's readers (REST `/api/cdrs`);
+    /// a user's own calls for a `StandardUser` (REST `/api/user/cdrs`).
+    scope: CdrScope,
+}
+
+impl Reader {
+    /// A standard user's own view: no export, no other users' contacts.
+    fn own(&self) -> bool {
+        !matches!(self.scope, CdrScope::Tenant)
+    }
+}
+
+/// The page's shell and the CDRs it may read, by REST's rules: the
+/// tenant's (`/api/cdrs`) for Admins and QueueManagers, the user's own
+/// (`/api/user/cdrs`) for a StandardUser.
+async fn reader(state: &ApiState, console: Console) -> Result<Reader, PageError> {
+    let principal = console.principal;
     let shell = Shell::load(state, console).await?;
+    if let Principal::Tenant {
+        role: Role::StandardUser,
+        ..
+    } = principal
+    {
+        let (tenant, scope) = own_scope(state, principal).await?;
+        return Ok(Reader {
+            shell,
+            tenant,
+            scope,
+        });
+    }
     let tenant = shell.tenant_for(state, &READERS).await?;
-    Ok((shell, tenant))
+    Ok(Reader {
+        shell,
+        tenant,
+        scope: CdrScope::Tenant,
+    })
 }
 
 fn zone_of(shell: &Shell) -> jiff::tz::TimeZone {
@@ -286,16 +321,17 @@ async fn list(
     console: Console,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, PageError> {
-    let (shell, tenant) = reader(&state, console).await?;
+    let reader = reader(&state, console).await?;
+    let shell = &reader.shell;
     let filters = Filters::of(&params);
     let query = page_query(
         &filters,
-        &zone_of(&shell),
+        &zone_of(shell),
         params.get("after").map(String::as_str),
     );
     let (rows, error) = match query {
         Ok(q) => (
-            records(&state, tenant, &CdrScope::Tenant, &q)
+            records(&state, reader.tenant, &reader.scope, &q)
                 .await?
                 .records,
             None,
@@ -310,21 +346,24 @@ async fn list(
         .flatten();
     let first_page = params.contains_key("after");
     let live = format!("/console/cdrs/live?{}", filters.query_string(&[]));
+    let title = if reader.own() { "My calls" } else { "Calls" };
     let body = html! {
-        h1 { "Calls" }
+        h1 { (title) }
         (filter_form(&filters))
         @if let Some(error) = &error { p.error role="alert" { (error) } }
         div.actions {
-            a href=(format!("/console/cdrs/export.csv?{}", filters.query_string(&[]))) download { "Export CSV" }
+            @if !reader.own() {
+                a href=(format!("/console/cdrs/export.csv?{}", filters.query_string(&[]))) download { "Export CSV" }
+            }
             p #live-status.help aria-live="polite" {}
         }
-        (table(&shell, &rows, (!first_page).then_some(live)))
+        (table(shell, &rows, (!first_page).then_some(live)))
         nav.actions aria-label="Pages" {
             @if first_page { a href=(format!("/console/cdrs?{}", filters.query_string(&[]))) { "First page" } }
             @if let Some(next) = next { a href=(format!("/console/cdrs?{next}")) rel="next" { "Older calls" } }
         }
     };
-    Ok(shell.page("Calls", "/console/cdrs", body).into_response())
+    Ok(shell.page(title, "/console/cdrs", body).into_response())
 }
 
 async fn export(
@@ -332,7 +371,16 @@ async fn export(
     console: Console,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, PageError> {
-    let (shell, tenant) = reader(&state, console).await?;
+    let Reader {
+        shell,
+        tenant,
+        scope,
+    } = reader(&state, console).await?;
+    // The export is the tenant's (`/api/cdrs/export`); REST has no
+    // per-user export, so neither has the console.
+    if !matches!(scope, CdrScope::Tenant) {
+        return Err(ApiError::forbidden().into());
+    }
     let mut rest = Filters::of(&params).rest_params(&zone_of(&shell))?;
     rest.insert("format".to_owned(), "csv".to_owned());
     let (format, query) = export_options(&rest)?;
@@ -344,6 +392,7 @@ struct Live {
     state: ApiState,
     shell: Shell,
     tenant: TenantId,
+    scope: CdrScope,
     filters: Filters,
     subscription: ::delivery::Subscription,
 }
@@ -364,7 +413,7 @@ impl Live {
                 .0
                 .insert("session".to_owned(), event.session_id.to_string());
             let query = page_query(&filters, &zone_of(&self.shell), None).ok()?;
-            let rows = records(&self.state, self.tenant, &CdrScope::Tenant, &query)
+            let rows = records(&self.state, self.tenant, &self.scope, &query)
                 .await
                 .ok()?
                 .records;
@@ -390,7 +439,11 @@ async fn live(
     headers: HeaderMap,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, PageError> {
-    let (shell, tenant) = reader(&state, console).await?;
+    let Reader {
+        shell,
+        tenant,
+        scope,
+    } = reader(&state, console).await?;
     let filters = Filters::of(&params);
     // Refuse filters that do not parse now rather than in the stream.
     page_query(&filters, &zone_of(&shell), None)?;
@@ -407,6 +460,7 @@ async fn live(
         state,
         shell,
         tenant,
+        scope,
         filters,
         subscription,
     };
@@ -422,14 +476,26 @@ async fn detail(
     console: Console,
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
-    let (shell, tenant) = reader(&state, console).await?;
+    let reader = reader(&state, console).await?;
+    let (shell, tenant, own) = (&reader.shell, reader.tenant, reader.own());
     let id: CdrId = id.parse().map_err(|_| ApiError::not_found("CDR"))?;
     let r = state
         .store
         .get_cdr(tenant, id)
         .await?
         .ok_or_else(|| ApiError::not_found("CDR"))?;
-    let events = state.store.session_events(tenant, r.session_id).await?;
+    // A standard user sees its own calls only (another's is "not found",
+    // as over REST), and not their targets or events: they name the
+    // contacts of other users' phones (`/api/user/cdrs/{id}` leaves them
+    // out too).
+    if own && !is_own(&state, tenant, &reader.scope, r.session_id).await? {
+        return Err(ApiError::not_found("CDR").into());
+    }
+    let events = if own {
+        Vec::new()
+    } else {
+        state.store.session_events(tenant, r.session_id).await?
+    };
     let t = |at| shell.time(at);
     let party = |p: &cdr::Party| {
         if p.display_name.is_empty() {
@@ -469,11 +535,13 @@ async fn detail(
         ]))
         h2 { "Recording" }
         @if let Some(rec) = &r.recording {
-            audio controls preload="none" src=(rec.url) { a href=(rec.url) { "Download the recording" } }
-            p { a href=(rec.url) download { "Download the recording" } " (" (duration(rec.duration)) ")" }
+            (super::recordings::player(&rec.id.to_string(), rec.duration))
         } @else {
             p { "This call was not recorded." }
         }
+        @if own {
+            p.help { "The call's targets and events are shown to the tenant's administrators." }
+        } @else {
         h2 #targets { "Targets" }
         div.scroll {
             table aria-labelledby="targets" {
@@ -526,12 +594,13 @@ async fn detail(
                         tr {
                             td.num { (e.sequence) }
                             td { (e.event_type.as_str()) }
-                            td { (event_time(&shell, &e.payload)) }
+                            td { (event_time(shell, &e.payload)) }
                             td { details { summary { "JSON" } pre { (e.payload) } } }
                         }
                     }
                 }
             }
+        }
         }
     };
     Ok(shell.page(&title, "/console/cdrs", body).into_response())

@@ -74,14 +74,14 @@ async fn figures(
 }
 
 async fn page(State(state): State<ApiState>, console: Console) -> Result<Response, PageError> {
-    // A standard user has no tenant-wide figures (and no console pages yet
-    // beyond signing out); everyone else starts here.
+    // A standard user has no tenant-wide figures: it starts at its own
+    // calls; everyone else starts here.
     if let Principal::Tenant {
         role: Role::StandardUser,
         ..
     } = console.principal
     {
-        return Err(crate::api::ApiError::forbidden().into());
+        return Ok(axum::response::Redirect::to("/console/cdrs").into_response());
     }
     let shell = Shell::load(&state, console).await?;
     let mut open: HashMap<TenantId, usize> = HashMap::new();

@@ -35,6 +35,9 @@ pub struct Nav {
 
 const ADMIN: &[Role] = &[Role::Admin];
 const CDR_READERS: &[Role] = &crate::api::cdrs::READERS;
+/// Every tenant role: a standard user's pages show its own calls and
+/// recordings (REST `/api/user/cdrs`, `/api/recordings`).
+const ALL_ROLES: &[Role] = &Role::ALL;
 
 /// The main navigation, in the order shown.
 pub const NAV: &[Nav] = &[
@@ -46,12 +49,12 @@ pub const NAV: &[Nav] = &[
     Nav {
         path: "/console/cdrs",
         label: "Calls",
-        who: Who::Roles(CDR_READERS),
+        who: Who::Roles(ALL_ROLES),
     },
     Nav {
         path: "/console/recordings",
         label: "Recordings",
-        who: Who::Roles(CDR_READERS),
+        who: Who::Roles(ALL_ROLES),
     },
     Nav {
         path: "/console/webhook",
