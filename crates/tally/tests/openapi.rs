@@ -66,8 +66,9 @@ fn the_document_is_openapi_3_1_and_every_operation_exists() {
 #[test]
 fn schemathesis_finds_no_server_error_and_no_schema_violation() {
     let Some(st) = std::env::var_os("TALLY_SCHEMATHESIS") else {
-        eprintln!(
-            "skipped: set TALLY_SCHEMATHESIS to schemathesis' `st` executable (.ci/run does)"
+        println!(
+            "SKIPPED schemathesis_finds_no_server_error_and_no_schema_violation: \
+             set TALLY_SCHEMATHESIS to schemathesis' `st` executable (.ci/run does)"
         );
         return;
     };
@@ -79,20 +80,36 @@ fn schemathesis_finds_no_server_error_and_no_schema_violation() {
     admin.create_user(&tenant, "101", "secret-101-password");
     let token = admin.token.clone().expect("token");
     let url = format!("http://{}/api/openapi.json", server.http);
-    let output = Command::new(st)
-        .args(["run", &url, "--no-color", "--output-truncate", "false"])
-        .args(["-H", &format!("Authorization: Bearer {token}")])
-        .args([
-            "--checks",
-            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
-        ])
-        .args(["--phases", "examples,coverage,fuzzing"])
-        .args(["--max-examples", "30", "--seed", "1", "--workers", "2"])
-        .args(["--generation-database", "none", "--request-timeout", "10"])
-        .current_dir(dir.path())
-        .output()
-        .expect("run schemathesis");
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let run = || {
+        Command::new(&st)
+            .args(["run", &url, "--no-color", "--output-truncate", "false"])
+            .args(["-H", &format!("Authorization: Bearer {token}")])
+            .args([
+                "--checks",
+                "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+            ])
+            .args(["--phases", "examples,coverage,fuzzing"])
+            .args(["--max-examples", "30", "--seed", "1", "--workers", "2"])
+            .args(["--generation-database", "none", "--request-timeout", "10"])
+            .current_dir(dir.path())
+            .output()
+            .expect("run schemathesis")
+    };
+    let mut output = run();
+    let mut stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    // Schemathesis reports its own crashes (a Python exception while it
+    // generates cases, e.g. hypothesis' lambda-source cache raced by two
+    // workers: "AST constructor recursion depth mismatch") as "Runtime
+    // Error"s, not as findings about the server. Only such a run, with no
+    // check failing, is run once more; a failed check never is.
+    if !output.status.success() && stdout.contains("Runtime Error") && !stdout.contains("FAILURES")
+    {
+        eprintln!(
+            "schemathesis crashed on its own (Runtime Error, no failed check); running it again"
+        );
+        output = run();
+        stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    }
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),

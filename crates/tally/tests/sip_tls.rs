@@ -51,9 +51,16 @@ fn make_cert(dir: &Path, cn: &str) -> bool {
 }
 
 fn connect(addr: SocketAddr, cert: &Path) -> Tls {
+    connect_trusting(addr, &[cert])
+}
+
+/// [`connect`] trusting each of `certs`.
+fn connect_trusting(addr: SocketAddr, certs: &[&Path]) -> Tls {
     let mut roots = RootCertStore::empty();
-    for c in CertificateDer::pem_file_iter(cert).expect("cert file") {
-        roots.add(c.expect("cert")).expect("root");
+    for cert in certs {
+        for c in CertificateDer::pem_file_iter(cert).expect("cert file") {
+            roots.add(c.expect("cert")).expect("root");
+        }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = ClientConfig::builder_with_provider(provider)
@@ -179,12 +186,15 @@ fn a_phone_registers_over_tls_and_takes_a_call_with_a_cdr() {
     let list = wait_for_cdrs(&admin, 1);
     assert_eq!(list["items"][0]["call_status"], "answered", "{list}");
 
-    // A renewed certificate: SIGHUP, and new connections get it.
+    // A renewed certificate: SIGHUP, and new connections get it. Until
+    // the reload lands the old one is served: trust both meanwhile.
+    let old_cert = dir.path().join("old.crt");
+    std::fs::copy(&cert, &old_cert).expect("copy");
     assert!(make_cert(dir.path(), "tally-two"));
     server.signal("HUP");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let fresh = connect(tls_addr, &cert);
+        let fresh = connect_trusting(tls_addr, &[&cert, &old_cert]);
         let now = fresh.conn.peer_certificates().expect("certs")[0].to_vec();
         if now != first_cert {
             break;
