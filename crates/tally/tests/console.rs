@@ -449,3 +449,123 @@ fn a_standard_user_sees_only_its_own_calls() {
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("id=\"targets\""), "{page}");
 }
+
+/// Trunks and their rules in the console: forms become the REST bodies
+/// (REST's validation message on the form, naming the field), the list
+/// shows each trunk's live state, an outbound rule takes its trunks in
+/// the order chosen, and a trunk a rule still uses is refused with
+/// REST's 409 message; every form needs the CSRF token.
+#[test]
+fn trunks_and_rules_are_managed_in_the_console() {
+    let dir = TempDir::new("console-trunks");
+    let server = common::Server::start(dir.path(), &[]);
+    let admin = server.admin();
+    let tenant = admin.create_tenant("Carrier", "carrier.example");
+    let r = admin.post_json(
+        &format!("/api/tenants/{tenant}/users"),
+        &serde_json::json!({"extension": "100", "sip_password": "sip-pw-100",
+            "password": "web-pw-100", "role": "Admin"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let jar = common::console::sign_in(&server, Some("carrier.example"), "100", "web-pw-100");
+    let csrf = csrf_of(&jar);
+    let post =
+        |path: &str, form: &str| raw(&server, "POST", path, &jar, &format!("csrf={csrf}&{form}"));
+
+    let (status, _, _) = raw(&server, "POST", "/console/trunks", &jar, "name=x&host=h");
+    assert_eq!(status, 403, "no CSRF token");
+    let (status, _, page) = post(
+        "/console/trunks",
+        "name=NoHost&kind=ip&source_addresses=192.0.2.1",
+    );
+    assert_eq!(status, 400, "{page}");
+    assert!(
+        page.contains("host"),
+        "REST's message names the field: {page}"
+    );
+    for (name, host) in [("Alpha", "192.0.2.10"), ("Beta", "192.0.2.20")] {
+        let (status, headers, page) = post(
+            "/console/trunks",
+            &format!(
+                "name={name}&kind=ip&host={host}&port=5060&transport=udp&source_addresses={host}&enabled=true"
+            ),
+        );
+        assert_eq!(status, 303, "{page}");
+        assert!(headers.contains(&("location".into(), "/console/trunks".into())));
+    }
+    let (status, _, page) = raw(&server, "GET", "/console/trunks", &jar, "");
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("2 trunks.") && page.contains("192.0.2.20"),
+        "{page}"
+    );
+    assert!(
+        page.contains("keep-alive") || page.contains("not running"),
+        "live state: {page}"
+    );
+
+    // The REST view of what the forms created.
+    let mut rest = server.admin();
+    rest.tenant = Some(tenant);
+    let trunks = rest.get("/api/trunks").json();
+    let id_of = |name: &str| {
+        trunks["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name)
+            .and_then(|t| t["id"].as_str())
+            .unwrap()
+            .to_owned()
+    };
+    let (alpha, beta) = (id_of("Alpha"), id_of("Beta"));
+    assert_eq!(
+        trunks["items"][0]["source_addresses"],
+        serde_json::json!(["192.0.2.10"])
+    );
+
+    let (status, _, page) = post(
+        "/console/inbound-rules",
+        &format!("trunk_id={alpha}&did=%2B4930123&match=exact&destination=100"),
+    );
+    assert_eq!(status, 303, "{page}");
+    let (status, _, page) = post(
+        "/console/inbound-rules",
+        &format!("trunk_id={alpha}&did=555&match=exact&destination=999"),
+    );
+    assert_eq!(status, 400, "an unknown extension: {page}");
+    assert!(page.contains("destination"), "{page}");
+    let (status, _, page) = post(
+        "/console/outbound-rules",
+        &format!("name=Out&pattern=0.&strip_digits=1&trunks={beta}&trunks={alpha}"),
+    );
+    assert_eq!(status, 303, "{page}");
+    let rules = rest.get("/api/outbound_rules").json();
+    assert_eq!(
+        rules["items"][0]["trunks"],
+        serde_json::json!([beta, alpha]),
+        "{rules}"
+    );
+    let (_, _, page) = raw(&server, "GET", "/console/outbound-rules", &jar, "");
+    assert!(page.contains("Beta → Alpha"), "{page}");
+    let (_, _, page) = raw(&server, "GET", "/console/inbound-rules", &jar, "");
+    assert!(page.contains("4930123") && page.contains("Alpha"), "{page}");
+
+    // A trunk in use: REST's 409, shown on the page; nothing deleted.
+    let (status, _, page) = post(&format!("/console/trunks/{alpha}/delete"), "");
+    assert_eq!(status, 409, "{page}");
+    assert!(page.contains("Out"), "names the rule: {page}");
+    assert_eq!(rest.get("/api/trunks").json()["count"], 2);
+    let rule = rules["items"][0]["id"].as_str().unwrap().to_owned();
+    let (status, _, _) = post(&format!("/console/outbound-rules/{rule}/delete"), "");
+    assert_eq!(status, 303);
+    let (status, _, _) = post(&format!("/console/trunks/{alpha}/delete"), "");
+    assert_eq!(status, 303);
+    let left = rest.get("/api/trunks").json();
+    assert_eq!(left["count"], 1, "{left}");
+    assert_eq!(
+        rest.get("/api/inbound_rules").json()["count"],
+        0,
+        "its DID rules went with it"
+    );
+}

@@ -8,8 +8,10 @@ pub mod api_keys;
 pub mod audit;
 pub mod cdrs;
 pub mod dashboard;
+pub mod form;
 pub mod recordings;
 pub mod tenants;
+pub mod trunks;
 pub mod users;
 pub mod webhook;
 
@@ -67,6 +69,11 @@ pub const NAV: &[Nav] = &[
         who: Who::Roles(ADMIN),
     },
     Nav {
+        path: "/console/trunks",
+        label: "Trunks",
+        who: Who::Roles(ADMIN),
+    },
+    Nav {
         path: "/console/api-keys",
         label: "API keys",
         who: Who::Roles(ADMIN),
@@ -93,6 +100,7 @@ pub fn routes() -> Router<ApiState> {
         .merge(api_keys::routes())
         .merge(audit::routes())
         .merge(tenants::routes())
+        .merge(trunks::routes())
 }
 
 /// A REST handler's JSON answer as a value to render.
