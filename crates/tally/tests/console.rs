@@ -551,6 +551,35 @@ fn trunks_and_rules_are_managed_in_the_console() {
     let (_, _, page) = raw(&server, "GET", "/console/inbound-rules", &jar, "");
     assert!(page.contains("4930123") && page.contains("Alpha"), "{page}");
 
+    // Editing a trunk: filled from REST, saved as a PATCH; an empty
+    // password keeps the stored one.
+    let edit = format!("/console/trunks/{beta}");
+    let (status, _, page) = raw(&server, "GET", &edit, &jar, "");
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("value=\"192.0.2.20\""), "{page}");
+    let (status, _, page) = post(
+        &edit,
+        "name=Beta2&kind=ip&host=192.0.2.21&port=5070&transport=tcp&source_addresses=192.0.2.21,+192.0.2.22&max_calls=&password=&enabled=true",
+    );
+    assert_eq!(status, 303, "{page}");
+    let beta_now = rest.get(&format!("/api/trunks/{beta}")).json();
+    assert_eq!(
+        (&beta_now["name"], &beta_now["port"], &beta_now["transport"]),
+        (
+            &serde_json::json!("Beta2"),
+            &serde_json::json!(5070),
+            &serde_json::json!("tcp")
+        ),
+        "{beta_now}"
+    );
+    assert_eq!(
+        beta_now["source_addresses"],
+        serde_json::json!(["192.0.2.21", "192.0.2.22"])
+    );
+    let (status, _, page) = post(&edit, "name=Beta2&kind=ip&host=&enabled=true");
+    assert_eq!(status, 400, "{page}");
+    assert!(page.contains("host"), "{page}");
+
     // A trunk in use: REST's 409, shown on the page; nothing deleted.
     let (status, _, page) = post(&format!("/console/trunks/{alpha}/delete"), "");
     assert_eq!(status, 409, "{page}");
@@ -568,4 +597,100 @@ fn trunks_and_rules_are_managed_in_the_console() {
         0,
         "its DID rules went with it"
     );
+}
+
+/// A user's edit form: filled from REST, saved as a PATCH (an empty
+/// number clears it, an empty password keeps it), REST's message on a
+/// bad value, and the forwarding rules as their own form.
+#[test]
+fn a_user_is_edited_in_the_console() {
+    let dir = TempDir::new("console-user-edit");
+    let server = common::Server::start(dir.path(), &[]);
+    let admin = server.admin();
+    let tenant = admin.create_tenant("Edit", "edit.example");
+    for (ext, body) in [
+        (
+            "100",
+            serde_json::json!({"extension": "100", "sip_password": "sip-pw-100", "password": "web-pw-100", "role": "Admin"}),
+        ),
+        (
+            "101",
+            serde_json::json!({"extension": "101", "sip_password": "sip-pw-101", "password": "web-pw-101",
+            "display_name": "Old Name", "max_concurrent_calls": 2}),
+        ),
+    ] {
+        let r = admin.post_json(&format!("/api/tenants/{tenant}/users"), &body);
+        assert_eq!(r.status, 201, "{ext}: {}", r.body);
+    }
+    let mut rest = server.admin();
+    rest.tenant = Some(tenant);
+    let users = rest.get("/api/users").json();
+    let id = users["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["extension"] == "101")
+        .and_then(|u| u["id"].as_str())
+        .unwrap()
+        .to_owned();
+    let jar = common::console::sign_in(&server, Some("edit.example"), "100", "web-pw-100");
+    let csrf = csrf_of(&jar);
+    let path = format!("/console/users/{id}");
+    let (status, _, page) = raw(&server, "GET", "/console/users", &jar, "");
+    assert_eq!(status, 200);
+    assert!(
+        page.contains(&format!("href=\"{path}\"")),
+        "an Edit link: {page}"
+    );
+    let (status, _, page) = raw(&server, "GET", &path, &jar, "");
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("value=\"Old Name\""), "filled in: {page}");
+
+    let save = |form: &str| raw(&server, "POST", &path, &jar, &format!("csrf={csrf}&{form}"));
+    let (status, _, page) =
+        save("display_name=New+Name&role=StandardUser&ring_timeout=2&enabled=true");
+    assert_eq!(status, 400, "{page}");
+    assert!(
+        page.contains("ring_timeout"),
+        "REST names the field: {page}"
+    );
+    let (status, _, page) = save(
+        "display_name=New+Name&email=&username=&role=QueueManager&ring_timeout=45&max_concurrent_calls=&sip_password=&password=",
+    );
+    assert_eq!(status, 303, "{page}");
+    let user = rest.get(&format!("/api/users/{id}")).json();
+    assert_eq!(user["display_name"], "New Name", "{user}");
+    assert_eq!(user["role"], "QueueManager", "{user}");
+    assert_eq!(user["ring_timeout"], 45, "{user}");
+    assert_eq!(
+        user["max_concurrent_calls"],
+        serde_json::Value::Null,
+        "cleared: {user}"
+    );
+    assert_eq!(user["enabled"], false, "unchecked: {user}");
+    assert_eq!(
+        user["has_password"], true,
+        "an empty password keeps it: {user}"
+    );
+
+    let (status, _, page) = save("section=forwarding&fwd_busy=abc");
+    assert_eq!(status, 400, "{page}");
+    assert!(page.contains("forwarding"), "{page}");
+    let (status, _, _) = save("section=forwarding&fwd_busy=100&fwd_no_answer=&fwd_always=");
+    assert_eq!(status, 303);
+    let user = rest.get(&format!("/api/users/{id}")).json();
+    assert_eq!(
+        user["forwarding"],
+        serde_json::json!([{"condition": "busy", "destination": "100", "enabled": true}]),
+        "{user}"
+    );
+    // Another tenant's user id: 404, as over REST.
+    let (status, _, _) = raw(
+        &server,
+        "GET",
+        "/console/users/1182166716382183425",
+        &jar,
+        "",
+    );
+    assert_eq!(status, 404);
 }

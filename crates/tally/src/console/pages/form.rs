@@ -74,7 +74,48 @@ pub fn render(
     options: &Options,
     submit: &str,
 ) -> Markup {
+    render_with(
+        action,
+        csrf,
+        labelled_by,
+        fields,
+        options,
+        &Value::Null,
+        submit,
+    )
+}
+
+/// [`render`] filled with `values` (a REST item: the edit form of a
+/// resource). Passwords are never filled (REST never returns them).
+pub fn render_with(
+    action: &str,
+    csrf: &str,
+    labelled_by: &str,
+    fields: &[Field],
+    options: &Options,
+    values: &Value,
+    submit: &str,
+) -> Markup {
     let none = Vec::new();
+    let editing = !values.is_null();
+    let current = |name: &str| super::text(values, name);
+    let chosen = |name: &str, value: &str| match &values[name] {
+        Value::Array(list) => list.iter().any(|v| v.as_str() == Some(value)),
+        Value::Null => false,
+        other => other.as_str() == Some(value) || other.to_string() == value,
+    };
+    let listed = |name: &str| match &values[name] {
+        Value::Array(list) => list
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| v.to_string())
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        _ => current(name),
+    };
     html! {
         form.stack method="post" action=(action) aria-labelledby=(labelled_by) {
             (crate::console::layout::csrf_field(csrf))
@@ -83,14 +124,15 @@ pub fn render(
                 @match f.kind {
                     Kind::Flag => {
                         label for=(id) {
-                            input #(id) name=(f.name) type="checkbox" value="true" checked;
+                            input #(id) name=(f.name) type="checkbox" value="true"
+                                checked[!editing || values[f.name] == Value::Bool(true)];
                             " " (f.label)
                         }
                     }
                     Kind::Select(choices) => {
                         label for=(id) { (f.label) }
                         select #(id) name=(f.name) required[f.required] {
-                            @for (value, text) in choices { option value=(value) { (text) } }
+                            @for (value, text) in choices { option value=(value) selected[chosen(f.name, value)] { (text) } }
                         }
                     }
                     Kind::Choice | Kind::Choices => {
@@ -98,15 +140,17 @@ pub fn render(
                         label for=(id) { (f.label) @if multiple { span.help { " (several: Ctrl/⌘-click)" } } }
                         select #(id) name=(f.name) required[f.required] multiple[multiple] {
                             @for (value, text) in options.get(f.name).unwrap_or(&none) {
-                                option value=(value) { (text) }
+                                option value=(value) selected[chosen(f.name, value)] { (text) }
                             }
                         }
                     }
                     _ => {
                         label for=(id) { (f.label) @if matches!(f.kind, Kind::List) { span.help { " (comma-separated)" } } }
-                        input #(id) name=(f.name) required[f.required]
+                        @let password = matches!(f.kind, Kind::Password);
+                        input #(id) name=(f.name) required[f.required && !(editing && password)]
                             type=(match f.kind { Kind::Password => "password", Kind::Number => "number", _ => "text" })
-                            autocomplete=[matches!(f.kind, Kind::Password).then_some("new-password")];
+                            value=[(editing && !password).then(|| listed(f.name))]
+                            autocomplete=[password.then_some("new-password")];
                     }
                 }
             }
@@ -115,9 +159,21 @@ pub fn render(
     }
 }
 
+/// What a posted form stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// A new resource (`POST`): empty fields are left out, so REST's
+    /// defaults apply.
+    Create,
+    /// A change (`PATCH`) of every field shown: an empty text or number
+    /// is `null` (cleared, or REST's default), an empty password is left
+    /// out (kept).
+    Edit,
+}
+
 /// The posted form (`name=value` pairs, a multiple select repeating its
 /// name) as the REST body of `fields`.
-pub fn body(fields: &[Field], form: &[(String, String)]) -> Result<Value, ApiError> {
+pub fn body(fields: &[Field], form: &[(String, String)], mode: Mode) -> Result<Value, ApiError> {
     let mut body = Map::new();
     for f in fields {
         let values = || {
@@ -148,8 +204,15 @@ pub fn body(fields: &[Field], form: &[(String, String)]) -> Result<Value, ApiErr
                 .transpose()?,
             Kind::Text | Kind::Password | Kind::Select(_) | Kind::Choice => first.map(|v| json!(v)),
         };
-        if let Some(value) = value {
-            body.insert(f.name.to_owned(), value);
+        let cleared = mode == Mode::Edit && !matches!(f.kind, Kind::Password);
+        match value {
+            Some(value) => {
+                body.insert(f.name.to_owned(), value);
+            }
+            None if cleared => {
+                body.insert(f.name.to_owned(), Value::Null);
+            }
+            None => {}
         }
     }
     Ok(Value::Object(body))
@@ -186,6 +249,7 @@ mod tests {
                 ("trunks", "1"),
                 ("from", "101, 102,,"),
             ]),
+            Mode::Create,
         )
         .unwrap();
         assert_eq!(
@@ -193,13 +257,24 @@ mod tests {
             json!({"name": "Carrier", "port": 5080, "trunks": ["2", "1"],
                    "from": ["101", "102"], "enabled": false})
         );
-        let b = body(FIELDS, &pairs(&[("enabled", "true")])).unwrap();
+        let b = body(FIELDS, &pairs(&[("enabled", "true")]), Mode::Create).unwrap();
         assert_eq!(b, json!({"trunks": [], "enabled": true}));
+        // Editing: empty text and numbers clear, an empty password keeps.
+        let b = body(
+            FIELDS,
+            &pairs(&[("name", ""), ("password", "")]),
+            Mode::Edit,
+        )
+        .unwrap();
+        assert_eq!(
+            b,
+            json!({"name": null, "port": null, "trunks": [], "from": null, "enabled": false})
+        );
     }
 
     #[test]
     fn a_bad_number_names_its_field() {
-        let e = body(FIELDS, &pairs(&[("port", "50x")])).unwrap_err();
+        let e = body(FIELDS, &pairs(&[("port", "50x")]), Mode::Create).unwrap_err();
         assert!(e.message().starts_with("port"), "{}", e.message());
     }
 }

@@ -13,7 +13,7 @@ use axum::{Form, Router};
 use maud::html;
 use serde_json::Value;
 
-use super::form::{self, Field, Kind, Options};
+use super::form::{self, Field, Kind, Mode, Options};
 use super::{action_button, admin_scope, fixable, items_table, paging, text, with_status};
 use crate::api::auth::ClientAddr;
 use crate::api::resource::Scope;
@@ -28,6 +28,10 @@ const OUTBOUND: &str = "/console/outbound-rules";
 pub fn routes() -> Router<ApiState> {
     Router::new()
         .route(TRUNKS, get(trunks_page).post(trunk_create))
+        .route(
+            "/console/trunks/{trunk_id}",
+            get(trunk_edit).post(trunk_save),
+        )
         .route("/console/trunks/{trunk_id}/delete", post(trunk_delete))
         .route(INBOUND, get(inbound_page).post(inbound_create))
         .route(
@@ -167,7 +171,11 @@ async fn trunks_render(
             &items,
             &[("name", "Name"), ("kind", "Kind"), ("host", "Host"), ("port", "Port"), ("transport", "Transport"),
               ("max_calls", "Max calls"), ("enabled", "Enabled"), ("live", "Status")],
-            |item| action_button(&format!("/console/trunks/{}/delete", text(item, "id")), &csrf, "Delete", &format!("Delete trunk {}", text(item, "name"))),
+            |item| html! {
+                a href=(format!("/console/trunks/{}", text(item, "id"))) aria-label=(format!("Edit trunk {}", text(item, "name"))) { "Edit" }
+                " "
+                (action_button(&format!("/console/trunks/{}/delete", text(item, "id")), &csrf, "Delete", &format!("Delete trunk {}", text(item, "name"))))
+            },
         ))
         p { a href=(INBOUND) { "Inbound rules (DIDs)" } " · " a href=(OUTBOUND) { "Outbound rules" } }
         h2 #new-trunk { "New trunk" }
@@ -390,7 +398,7 @@ async fn create(
 ) -> Result<Response, PageError> {
     let shell = Shell::load(&state, console).await?;
     let scope = admin_scope(&state, &shell).await?;
-    let result = match form::body(resource.fields(), &form) {
+    let result = match form::body(resource.fields(), &form, Mode::Create) {
         Ok(body) => {
             resource
                 .create(&state, scope, source, Bytes::from(body.to_string()))
@@ -485,4 +493,69 @@ async fn outbound_delete(
     Path(params): Path<HashMap<String, String>>,
 ) -> Result<Response, PageError> {
     delete(Resource::Outbound, state, console, source, params).await
+}
+
+/// One trunk's edit form, filled from `GET /api/trunks/{id}` (the
+/// password is write-only: empty keeps it), with its live state.
+async fn trunk_edit_render(
+    state: ApiState,
+    shell: Shell,
+    params: HashMap<String, String>,
+    error: Option<String>,
+) -> Result<Response, PageError> {
+    let scope = admin_scope(&state, &shell).await?;
+    let trunk = super::json(crate::api::trunks::get(State(state), scope, Path(params)).await?);
+    let action = format!("/console/trunks/{}", text(&trunk, "id"));
+    let title = format!("Trunk {}", text(&trunk, "name"));
+    let csrf = shell.console.csrf.clone();
+    let body = html! {
+        p { a href=(TRUNKS) { "← Trunks" } }
+        h1 #edit-trunk { (title) }
+        p { "Status: " (live(&trunk["status"])) }
+        @if let Some(e) = &error { (form_error(e)) }
+        (form::render_with(&action, &csrf, "edit-trunk", TRUNK_FIELDS, &Options::new(), &trunk, "Save"))
+    };
+    Ok(shell.page(&title, TRUNKS, body).into_response())
+}
+
+async fn trunk_edit(
+    State(state): State<ApiState>,
+    console: Console,
+    Path(params): Path<HashMap<String, String>>,
+) -> Result<Response, PageError> {
+    let shell = Shell::load(&state, console).await?;
+    trunk_edit_render(state, shell, params, None).await
+}
+
+async fn trunk_save(
+    State(state): State<ApiState>,
+    console: Console,
+    source: ClientAddr,
+    Path(params): Path<HashMap<String, String>>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Result<Response, PageError> {
+    let shell = Shell::load(&state, console).await?;
+    let scope = admin_scope(&state, &shell).await?;
+    let result = match form::body(TRUNK_FIELDS, &form, Mode::Edit) {
+        Ok(body) => crate::api::trunks::patch(
+            State(state.clone()),
+            scope,
+            source,
+            Path(params.clone()),
+            Bytes::from(body.to_string()),
+        )
+        .await
+        .map(drop),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => Ok(Redirect::to(TRUNKS).into_response()),
+        Err(e) => {
+            let (status, message) = fixable(e)?;
+            Ok(with_status(
+                trunk_edit_render(state, shell, params, Some(message)).await?,
+                status,
+            ))
+        }
+    }
 }

@@ -12,6 +12,7 @@ use axum::{Form, Router};
 use maud::{Markup, html};
 use serde_json::{Map, Value, json};
 
+use super::form::{self, Field, Kind, Mode};
 use super::{action_button, admin_scope, fixable, items_table, paging, text, with_status};
 use crate::api::auth::ClientAddr;
 use crate::api::{ApiError, ApiState, Role};
@@ -23,8 +24,53 @@ const PATH: &str = "/console/users";
 pub fn routes() -> Router<ApiState> {
     Router::new()
         .route(PATH, get(page).post(create))
+        .route("/console/users/{user_id}", get(edit_page).post(save))
         .route("/console/users/{user_id}/delete", post(delete))
 }
+
+/// The edit form's fields (`PATCH /api/users/{id}`); forwarding has its
+/// own four inputs, one per condition.
+const EDIT_FIELDS: &[Field] = &[
+    Field::new("display_name", "Display name", Kind::Text),
+    Field::new("email", "E-mail", Kind::Text),
+    Field::new("username", "Sign-in name (optional)", Kind::Text),
+    Field::new(
+        "role",
+        "Role",
+        Kind::Select(&[
+            ("Admin", "Admin"),
+            ("QueueManager", "QueueManager"),
+            ("StandardUser", "StandardUser"),
+        ]),
+    ),
+    Field::new("ring_timeout", "Ring timeout (seconds)", Kind::Number),
+    Field::new(
+        "max_concurrent_calls",
+        "Concurrent calls at most (empty: no limit)",
+        Kind::Number,
+    ),
+    Field::new("recording", "Record this user's calls", Kind::Flag),
+    Field::new("enabled", "Enabled", Kind::Flag),
+    Field::new(
+        "sip_password",
+        "New SIP password (empty: unchanged)",
+        Kind::Password,
+    ),
+    Field::new(
+        "password",
+        "New web password (empty: unchanged)",
+        Kind::Password,
+    ),
+];
+
+/// Forwarding conditions with their labels; the form's inputs are
+/// `fwd_<condition>`.
+const FORWARD: [(&str, &str); 4] = [
+    ("always", "Always"),
+    ("busy", "When busy"),
+    ("no_answer", "When not answered"),
+    ("unavailable", "When unreachable"),
+];
 
 async fn render(
     state: ApiState,
@@ -43,7 +89,11 @@ async fn render(
             &items,
             &[("extension", "Extension"), ("display_name", "Name"), ("username", "Username"), ("email", "E-mail"),
               ("role", "Role"), ("ring_timeout", "Ring timeout (s)"), ("enabled", "Enabled"), ("has_password", "Can sign in")],
-            |item| action_button(&format!("/console/users/{}/delete", text(item, "id")), &csrf, "Delete", &format!("Delete user {}", text(item, "extension"))),
+            |item| html! {
+                a href=(format!("/console/users/{}", text(item, "id"))) aria-label=(format!("Edit user {}", text(item, "extension"))) { "Edit" }
+                " "
+                (action_button(&format!("/console/users/{}/delete", text(item, "id")), &csrf, "Delete", &format!("Delete user {}", text(item, "extension"))))
+            },
         ))
         h2 #new-user { "New user" }
         @if let Some(e) = &error { (form_error(e)) }
@@ -152,4 +202,109 @@ async fn delete(
     let scope = admin_scope(&state, &shell).await?;
     crate::api::users::delete(State(state), scope, ClientAddr(source), Path(params)).await?;
     Ok(Redirect::to(PATH).into_response())
+}
+
+/// One user's edit form, filled from `GET /api/users/{id}`.
+async fn edit_render(
+    state: ApiState,
+    shell: Shell,
+    params: HashMap<String, String>,
+    error: Option<String>,
+) -> Result<Response, PageError> {
+    let scope = admin_scope(&state, &shell).await?;
+    let user = super::json(crate::api::users::get(State(state), scope, Path(params)).await?);
+    let id = text(&user, "id");
+    let action = format!("/console/users/{id}");
+    let forward = |condition: &str| {
+        user["forwarding"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["condition"] == condition)
+            .map(|r| text(r, "destination"))
+            .unwrap_or_default()
+    };
+    let csrf = shell.console.csrf.clone();
+    let title = format!("User {}", text(&user, "extension"));
+    let body = html! {
+        p { a href=(PATH) { "← Users" } }
+        h1 #edit-user { (title) }
+        @if let Some(e) = &error { (form_error(e)) }
+        (form::render_with(&action, &csrf, "edit-user", EDIT_FIELDS, &form::Options::new(), &user, "Save"))
+        h2 #forwarding { "Forwarding" }
+        p.help { "An extension or a sip: address of this tenant; empty: no forwarding." }
+        form.stack method="post" action=(action) aria-labelledby="forwarding" {
+            (csrf_field(&csrf))
+            input type="hidden" name="section" value="forwarding";
+            @for (condition, label) in FORWARD {
+                label for=(format!("fwd-{condition}")) { (label) }
+                input #(format!("fwd-{condition}")) name=(format!("fwd_{condition}")) type="text" value=(forward(condition));
+            }
+            div.actions { button type="submit" { "Save forwarding" } }
+        }
+    };
+    Ok(shell.page(&title, PATH, body).into_response())
+}
+
+async fn edit_page(
+    State(state): State<ApiState>,
+    console: Console,
+    Path(params): Path<HashMap<String, String>>,
+) -> Result<Response, PageError> {
+    let shell = Shell::load(&state, console).await?;
+    edit_render(state, shell, params, None).await
+}
+
+/// The posted edit form as the PATCH body: the user's fields, or (the
+/// forwarding form) its rules.
+fn patch_body(form: &[(String, String)]) -> Result<Value, ApiError> {
+    if !form
+        .iter()
+        .any(|(k, v)| k == "section" && v == "forwarding")
+    {
+        return form::body(EDIT_FIELDS, form, Mode::Edit);
+    }
+    let rules: Vec<Value> = FORWARD
+        .iter()
+        .filter_map(|(condition, _)| {
+            let name = format!("fwd_{condition}");
+            let destination = form.iter().find(|(k, _)| *k == name)?.1.trim();
+            (!destination.is_empty())
+                .then(|| json!({"condition": condition, "destination": destination}))
+        })
+        .collect();
+    Ok(json!({ "forwarding": rules }))
+}
+
+async fn save(
+    State(state): State<ApiState>,
+    console: Console,
+    ClientAddr(source): ClientAddr,
+    Path(params): Path<HashMap<String, String>>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Result<Response, PageError> {
+    let shell = Shell::load(&state, console).await?;
+    let scope = admin_scope(&state, &shell).await?;
+    let result = match patch_body(&form) {
+        Ok(body) => crate::api::users::patch(
+            State(state.clone()),
+            scope,
+            ClientAddr(source),
+            Path(params.clone()),
+            Bytes::from(body.to_string()),
+        )
+        .await
+        .map(drop),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => Ok(Redirect::to(PATH).into_response()),
+        Err(e) => {
+            let (status, message) = fixable(e)?;
+            Ok(with_status(
+                edit_render(state, shell, params, Some(message)).await?,
+                status,
+            ))
+        }
+    }
 }
