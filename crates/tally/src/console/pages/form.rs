@@ -101,8 +101,10 @@ pub fn render_with(
     let current = |name: &str| super::text(values, name);
     let chosen = |name: &str, value: &str| match &values[name] {
         Value::Array(list) => list.iter().any(|v| v.as_str() == Some(value)),
-        Value::Null => false,
-        other => other.as_str() == Some(value) || other.to_string() == value,
+        Value::String(s) => s == value,
+        Value::Number(n) => n.to_string() == value,
+        Value::Bool(b) => b.to_string() == value,
+        Value::Null | Value::Object(_) => false,
     };
     let listed = |name: &str| match &values[name] {
         Value::Array(list) => list
