@@ -106,9 +106,11 @@ mod caller;
 mod effect;
 mod fork;
 mod leg;
+mod originate;
 mod reroute;
 mod timer;
 mod unacked;
+mod view;
 
 use std::collections::HashMap;
 
@@ -129,8 +131,10 @@ use caller::Caller;
 pub(crate) use effect::{Ctx, DialogKey, Effect, Lookup};
 use fork::Target;
 use leg::Leg;
+pub(crate) use originate::{Origin, Originate};
 pub use reroute::{NotFollowed, RoutingNotice};
 use timer::{Timer, TimerTable};
+pub use view::{LegRole, LegState, LegView, SessionState, SessionView};
 
 /// The tenant a session belongs to, as the CDR names it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -193,7 +197,15 @@ pub(crate) struct Session {
     id: SessionId,
     tenant: TenantInfo,
     caller_party: Party,
-    caller: Caller,
+    /// The first destination (the CDR's `callee`).
+    callee_party: Party,
+    /// When the session started (Unix ms), for [`Session::view`].
+    started_ms: u64,
+    /// The caller's INVITE, answered as a UAS; `None` for a call the PBX
+    /// originated (`origin`), whose caller is one of its targets.
+    caller: Option<Caller>,
+    /// A REST-originated call (see `originate.rs`).
+    origin: Option<Origin>,
     targets: Vec<Target>,
     phase: Phase,
     timers: TimerTable,
@@ -259,7 +271,10 @@ impl Session {
             id: session_id,
             tenant,
             caller_party: caller,
-            caller: Caller::new(Leg::new(peer), invite, server, tag.clone()),
+            callee_party: callee.clone(),
+            started_ms: cx.clk.unix_ms,
+            caller: Some(Caller::new(Leg::new(peer), invite, server, tag.clone())),
+            origin: None,
             targets: Vec::new(),
             phase: Phase::Ringing,
             timers: TimerTable::default(),
@@ -315,8 +330,10 @@ impl Session {
         if self.is_over() {
             return [None, None];
         }
-        let stage = Some(self.stage.extension.as_str()).filter(|e| !e.is_empty());
-        [Some(self.caller_party.user.as_str()), stage]
+        let caller = self.caller_party.user.as_str();
+        // While an originated call rings the caller, the stage is the caller.
+        let stage = Some(self.stage.extension.as_str()).filter(|e| !e.is_empty() && *e != caller);
+        [Some(caller), stage]
     }
 
     /// `SessionEnded` was emitted (it may still absorb retransmissions).
@@ -347,6 +364,21 @@ impl Session {
         }
     }
 
+    /// `POST /api/sessions/{id}/destroy`: the PBX ends the call as in
+    /// [`Session::hang_up_all`], except that a caller still waiting gets
+    /// `487 Request Terminated` (its request was ended, not refused for
+    /// want of service): a ringing call ends `noanswer`, `"487"`, `None`,
+    /// each target CANCELled with its own 487.
+    pub(crate) fn destroy(&mut self, cx: &mut Ctx<'_>) {
+        match self.phase {
+            Phase::Ringing => {
+                self.fail_all(cx, 487);
+                self.fail_caller(cx, 487, "Request Terminated", EndReason::NotApplicable);
+            }
+            _ => self.hang_up_all(cx),
+        }
+    }
+
     /// An owned transaction ended.
     pub(crate) fn txn_terminated(&mut self, id: TransactionId) {
         self.live_txns = self.live_txns.saturating_sub(1);
@@ -362,6 +394,9 @@ impl Session {
         event: TransactionEvent,
     ) {
         match role {
+            TxnRole::TargetInvite(i) if self.is_caller_device(i) => {
+                self.on_device_event(cx, i, event)
+            }
             TxnRole::TargetInvite(i) => self.on_target_event(cx, i, event),
             TxnRole::Relay => self.on_relay_event(cx, id, event),
             TxnRole::CallerInvite | TxnRole::Cancel | TxnRole::Bye => {}
@@ -461,20 +496,21 @@ impl Session {
     /// less than the caller's, at most 70).
     fn max_forwards(&self) -> u8 {
         self.caller
-            .invite
-            .max_forwards()
-            .ok()
-            .flatten()
+            .as_ref()
+            .and_then(|c| c.invite.max_forwards().ok().flatten())
             .map_or(70, |m| m.saturating_sub(1).min(70))
     }
 
     fn legs(&self) -> impl Iterator<Item = &Leg> {
-        std::iter::once(&self.caller.leg).chain(self.targets.iter().map(|t| &t.leg))
+        self.caller
+            .iter()
+            .map(|c| &c.leg)
+            .chain(self.targets.iter().map(|t| &t.leg))
     }
 
     fn leg_mut(&mut self, leg: LegRef) -> Option<&mut Leg> {
         match leg {
-            LegRef::Caller => Some(&mut self.caller.leg),
+            LegRef::Caller => self.caller.as_mut().map(|c| &mut c.leg),
             LegRef::Target(i) => self.targets.get_mut(i).map(|t| &mut t.leg),
         }
     }
