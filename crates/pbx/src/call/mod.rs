@@ -54,13 +54,17 @@
 //!   arm in [`Session::on_timeout`] each;
 //! - `effect.rs`: the one-way [`Effect`]s a session hands the engine (CDR
 //!   facts, transmits, routes for its transactions and dialogs): a session
-//!   never writes the engine's indexes or output itself.
+//!   never writes the engine's indexes or output itself;
+//! - `originate.rs`: REST-originated calls: the caller's devices are the
+//!   first targets, the one that answers is the bridge's caller side;
+//! - `view.rs`: what `GET /api/sessions` shows of a call.
 //!
 //! Seams for what comes next: a feature that reroutes a call (forwarding,
 //! a followed 3xx, a ring-group step, pickup) adds targets to the same
 //! fork with [`Session::add_target`] once the earlier ones are over; one that
-//! re-bridges (a transfer) changes the [`Bridge`]'s callee; a REST-originated
-//! call starts with the caller leg as a UAC leg; a trunk is a target whose
+//! re-bridges (a transfer) changes the [`Bridge`]'s callee (a
+//! REST-originated call bridges a target as its caller side, see
+//! `originate.rs`); a trunk is a target whose
 //! contact is the trunk's; media anchoring rewrites the bodies where
 //! `body_of` copies them from leg to leg.
 //!
