@@ -67,12 +67,15 @@ pub mod trunk;
 pub mod trunk_keepalive;
 pub mod trunk_registration;
 
-pub use call::{NotFollowed, RoutingNotice};
+pub use call::{LegRole, LegState, LegView, NotFollowed, RoutingNotice, SessionState, SessionView};
 pub use context::{InternalError, Written};
 pub use directory::{
     Directory, Extension, ForwardCondition, Forwarding, SipCredentials, Tenant, User,
 };
-pub use engine::{DropReason, Engine, EngineConfig, EngineError, EngineEvent, Input, Output};
+pub use engine::{
+    Control, ControlReply, DropReason, Engine, EngineConfig, EngineError, EngineEvent, Input,
+    Originate, OriginateError, Output,
+};
 pub use ids::IdGenerator;
 pub use location::{Aor, Binding, BindingChange, BindingRecord, ChangeKind, Location};
 pub use registrar::{DigestOffer, RegisterOutcome, Registrar, RegistrarConfig, RegistrarEvent};

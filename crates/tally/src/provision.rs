@@ -676,6 +676,22 @@ impl Provisioner {
         Ok(())
     }
 
+    /// Runs a call-control command in the engine (`api/sessions.rs`) and
+    /// waits for its answer.
+    pub async fn control(
+        &self,
+        command: pbx::Control,
+    ) -> Result<pbx::ControlReply, ProvisionError> {
+        let (reply, answer) = oneshot::channel();
+        self.shard
+            .send(ShardInput::Control { command, reply })
+            .await
+            .map_err(|_| ProvisionError::Engine("the call engine has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| ProvisionError::Engine("the call engine has stopped".into()))
+    }
+
     async fn apply(&self, change: Provision) -> Result<(), ProvisionError> {
         let (done, applied) = oneshot::channel();
         self.shard

@@ -53,6 +53,12 @@ pub enum ShardInput {
         change: Provision,
         done: oneshot::Sender<Result<(), DirectoryError>>,
     },
+    /// Call control from the REST API (`/api/sessions`): the engine
+    /// decides and answers at once ([`Engine::control`]).
+    Control {
+        command: pbx::Control,
+        reply: oneshot::Sender<pbx::ControlReply>,
+    },
 }
 
 pub enum Provision {
@@ -181,6 +187,10 @@ impl Shard {
                     self.engine.handle_input(now, unix_ms, input);
                 }
                 let _ = done.send(result);
+                return;
+            }
+            ShardInput::Control { command, reply } => {
+                let _ = reply.send(self.engine.control(now, unix_ms, command));
                 return;
             }
         };

@@ -76,3 +76,12 @@ fn sipp_302_is_followed() {
     let dir = TempDir::new("flow-redirect");
     flows::redirect_followed(dir.path(), &[]);
 }
+
+#[test]
+fn sipp_rest_originated_call() {
+    if !sipp_available("sipp_rest_originated_call") {
+        return;
+    }
+    let dir = TempDir::new("flow-originated");
+    flows::originated_call(dir.path(), &[]);
+}

@@ -71,6 +71,14 @@ fn on_postgres_a_caller_cancels_while_ringing() {
 }
 
 #[test]
+fn on_postgres_a_rest_originated_call() {
+    flow_on_postgres(
+        "on_postgres_a_rest_originated_call",
+        common::flows::originated_call,
+    );
+}
+
+#[test]
 fn on_postgres_the_callee_hangs_up() {
     flow_on_postgres(
         "on_postgres_the_callee_hangs_up",

@@ -30,6 +30,9 @@ pub(crate) enum Side {
 /// The answered pair. A transfer re-bridges by changing `callee`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Bridge {
+    /// The caller's leg: the caller leg, or (a REST-originated call) the
+    /// caller's device that answered, one of the targets.
+    pub caller: LegRef,
     /// The target bridged with the caller.
     pub callee: usize,
     /// A relayed re-INVITE is in progress (its client transaction): another
@@ -38,8 +41,9 @@ pub(crate) struct Bridge {
 }
 
 impl Bridge {
-    pub(super) fn new(callee: usize) -> Self {
+    pub(super) fn new(caller: LegRef, callee: usize) -> Self {
         Bridge {
+            caller,
             callee,
             reinvite: None,
         }
@@ -63,8 +67,8 @@ impl Session {
     /// answered call.
     fn other(&self, leg: LegRef) -> Option<LegRef> {
         match (self.phase, leg) {
-            (Phase::Answered(b), LegRef::Caller) => Some(LegRef::Target(b.callee)),
-            (Phase::Answered(b), LegRef::Target(i)) if i == b.callee => Some(LegRef::Caller),
+            (Phase::Answered(b), leg) if leg == b.caller => Some(LegRef::Target(b.callee)),
+            (Phase::Answered(b), LegRef::Target(i)) if i == b.callee => Some(b.caller),
             _ => None,
         }
     }
@@ -72,7 +76,7 @@ impl Session {
     /// The side `leg` is on, while bridged.
     fn side_of(&self, leg: LegRef) -> Option<Side> {
         match (self.phase, leg) {
-            (Phase::Answered(_), LegRef::Caller) => Some(Side::Caller),
+            (Phase::Answered(b), leg) if leg == b.caller => Some(Side::Caller),
             (Phase::Answered(b), LegRef::Target(i)) if i == b.callee => Some(Side::Callee),
             _ => None,
         }
@@ -115,13 +119,16 @@ impl Session {
 
     pub(super) fn on_bye(&mut self, cx: &mut Ctx<'_>, leg: LegRef) {
         match (self.phase, leg) {
-            (Phase::Answered(b), LegRef::Caller) => {
+            (Phase::Answered(b), leg) if leg == b.caller => {
                 self.end_answered(cx, b, EndReason::CallerDisconnect, Some(leg))
             }
             (Phase::Answered(b), LegRef::Target(i)) if i == b.callee => {
                 self.end_answered(cx, b, EndReason::CalleeDisconnect, Some(leg))
             }
             (Phase::Ringing, LegRef::Caller) => self.caller_gave_up(cx),
+            (Phase::Ringing, LegRef::Target(i)) if self.is_answered_device(i) => {
+                self.device_hung_up(cx, i)
+            }
             // A losing or ended leg: its BYE was answered, nothing else.
             _ => {}
         }
@@ -136,17 +143,23 @@ impl Session {
         reason: EndReason,
         by: Option<LegRef>,
     ) {
+        let caller_target = match b.caller {
+            LegRef::Target(j) => Some(self.targets[j].id),
+            LegRef::Caller => None,
+        };
         let target = self.targets[b.callee].id;
-        cx.emit(CallEventKind::TargetEnded(TargetEnd {
-            target,
-            reason,
-            cost: None,
-            quality: None,
-        }));
+        for target in caller_target.into_iter().chain([target]) {
+            cx.emit(CallEventKind::TargetEnded(TargetEnd {
+                target,
+                reason,
+                cost: None,
+                quality: None,
+            }));
+        }
         self.acked(Side::Caller);
         self.acked(Side::Callee);
         self.end(cx, 200, reason);
-        for leg in [LegRef::Caller, LegRef::Target(b.callee)] {
+        for leg in [b.caller, LegRef::Target(b.callee)] {
             if by != Some(leg) {
                 self.hang_up(cx, leg);
             }
@@ -161,7 +174,7 @@ impl Session {
     }
 
     /// BYE on `leg` (after the ACK it is owed, if any).
-    fn hang_up(&mut self, cx: &mut Ctx<'_>, leg: LegRef) {
+    pub(super) fn hang_up(&mut self, cx: &mut Ctx<'_>, leg: LegRef) {
         self.send_owed_ack(cx, leg, None);
         let Some(l) = self.leg_mut(leg) else {
             return;
@@ -180,7 +193,7 @@ impl Session {
 
     /// The ACK `leg` is owed for its 2xx, with `body` (the other leg's
     /// answer, for a late offer).
-    fn send_owed_ack(
+    pub(super) fn send_owed_ack(
         &mut self,
         cx: &mut Ctx<'_>,
         leg: LegRef,

@@ -54,9 +54,13 @@ impl Session {
     /// The caller's CANCEL (RFC 3261 §9.2): `200` to it and, while nobody
     /// answered, `487` to the INVITE and CANCEL to every target.
     pub(crate) fn on_cancel(&mut self, cx: &mut Ctx<'_>, id: TransactionId, cancel: &Message) {
-        let ok = ResponseBuilder::reply(cancel, 200).to_tag(&self.caller.tag);
+        let Some(caller) = &self.caller else {
+            return;
+        };
+        let ok = ResponseBuilder::reply(cancel, 200).to_tag(&caller.tag);
+        let waiting = caller.state == CallerState::Waiting;
         cx.respond(id, ok);
-        if self.phase == Phase::Ringing && self.caller.state == CallerState::Waiting {
+        if self.phase == Phase::Ringing && waiting {
             self.caller_gave_up(cx);
         }
     }
@@ -69,21 +73,25 @@ impl Session {
 
     /// A 18x relayed to the caller, in the caller leg's one early dialog.
     pub(super) fn relay_provisional(&mut self, cx: &mut Ctx<'_>, r: &Message) {
-        if self.caller.state != CallerState::Waiting {
+        let Some(caller) = self
+            .caller
+            .as_ref()
+            .filter(|c| c.state == CallerState::Waiting)
+        else {
             return;
-        }
+        };
         let code = r.status().unwrap_or(180);
         let reason = r.reason_phrase().unwrap_or(default_reason(code));
-        let mut b = ResponseBuilder::for_request(&self.caller.invite, code, reason)
-            .to_tag(&self.caller.tag)
+        let mut b = ResponseBuilder::for_request(&caller.invite, code, reason)
+            .to_tag(&caller.tag)
             .header(
                 HeaderName::Contact,
-                cx.sv.contact(self.caller.leg.peer.transport),
+                cx.sv.contact(caller.leg.peer.transport),
             );
         if let Some((ct, body)) = body_of(r) {
             b = b.body(&ct, body);
         }
-        if let Some(sent) = cx.respond(self.caller.server, b) {
+        if let Some(sent) = cx.respond(caller.server, b) {
             self.caller_response_sent(cx, &sent);
         }
     }
@@ -91,21 +99,24 @@ impl Session {
     /// The winner's 2xx (`ok`), relayed to the caller and repeated until
     /// its ACK.
     pub(super) fn answer_caller(&mut self, cx: &mut Ctx<'_>, ok: &Message) {
-        let mut b = ResponseBuilder::for_request(&self.caller.invite, 200, "OK")
-            .to_tag(&self.caller.tag)
+        let Some(caller) = self.caller.as_mut() else {
+            return self.bridge_originated(cx, ok);
+        };
+        let mut b = ResponseBuilder::for_request(&caller.invite, 200, "OK")
+            .to_tag(&caller.tag)
             .header(
                 HeaderName::Contact,
-                cx.sv.contact(self.caller.leg.peer.transport),
+                cx.sv.contact(caller.leg.peer.transport),
             )
             .header(HeaderName::Allow, ALLOW)
             .header(HeaderName::XSessionId, self.id);
         if let Some((ct, body)) = body_of(ok) {
             b = b.body(&ct, body);
         }
-        self.caller.state = CallerState::Answered;
-        if let Some(sent) = cx.respond(self.caller.server, b) {
+        caller.state = CallerState::Answered;
+        let cseq = caller.invite.cseq().map_or(0, |c| c.seq);
+        if let Some(sent) = cx.respond(caller.server, b) {
             self.caller_response_sent(cx, &sent);
-            let cseq = self.caller.invite.cseq().map_or(0, |c| c.seq);
             self.await_ack(cx, Side::Caller, sent, cseq);
         }
     }
@@ -118,12 +129,14 @@ impl Session {
         reason: &str,
         why: EndReason,
     ) {
-        if self.caller.state == CallerState::Waiting {
-            self.caller.state = CallerState::Refused;
-            let b = ResponseBuilder::for_request(&self.caller.invite, code, reason)
-                .to_tag(&self.caller.tag);
-            if let Some(sent) = cx.respond(self.caller.server, b)
-                && let Some(d) = self.caller.leg.dialog.as_mut()
+        let Some(caller) = self.caller.as_mut() else {
+            return self.originated_over(cx, code, why);
+        };
+        if caller.state == CallerState::Waiting {
+            caller.state = CallerState::Refused;
+            let b = ResponseBuilder::for_request(&caller.invite, code, reason).to_tag(&caller.tag);
+            if let Some(sent) = cx.respond(caller.server, b)
+                && let Some(d) = caller.leg.dialog.as_mut()
             {
                 let _ = d.response_sent(&sent);
             }
@@ -134,18 +147,18 @@ impl Session {
     /// A tagged response sent on the caller leg: creates its dialog, or
     /// moves it on.
     fn caller_response_sent(&mut self, cx: &mut Ctx<'_>, sent: &Message) {
-        match self.caller.leg.dialog.as_mut() {
+        let Some(caller) = self.caller.as_mut() else {
+            return;
+        };
+        match caller.leg.dialog.as_mut() {
             Some(d) => {
                 let _ = d.response_sent(sent);
             }
             None => {
-                let tls = matches!(
-                    self.caller.leg.peer.transport,
-                    Transport::Tls | Transport::Wss
-                );
+                let tls = matches!(caller.leg.peer.transport, Transport::Tls | Transport::Wss);
                 let seq = cx.sv.ids.first_cseq();
-                match Dialog::uas(&self.caller.invite, sent, tls, seq) {
-                    Ok(d) => self.caller.leg.dialog = Some(d),
+                match Dialog::uas(&caller.invite, sent, tls, seq) {
+                    Ok(d) => caller.leg.dialog = Some(d),
                     Err(e) => cx.internal(InternalError::CallerDialog(e)),
                 }
             }

@@ -20,7 +20,7 @@ use sip::{HeaderName, Message, Method};
 
 use super::bridge::Bridge;
 use super::effect::Ctx;
-use super::leg::{Leg, body_of, send_bye};
+use super::leg::{Leg, send_bye};
 use super::reroute::StageOutcome;
 use super::{LegRef, Phase, Session, TxnRole};
 use crate::context::{ALLOW, InternalError, Written};
@@ -66,6 +66,9 @@ pub(super) struct Target {
     pub invite: Message,
     pub txn: TransactionId,
     pub state: TargetState,
+    /// The number it was rung for, and the contact URI (`view.rs`).
+    pub number: String,
+    pub destination: String,
 }
 
 impl Session {
@@ -83,17 +86,15 @@ impl Session {
         let call_id = cx.sv.ids.call_id();
         let tag = cx.sv.ids.tag();
         let local = cx.sv.local_parts(contact.peer.transport);
-        let display = &self.caller_party.display_name;
+        // Who this target sees calling (`originate.rs`: the callee, to a
+        // caller's device).
+        let (from_user, display) = self.presented_to();
         let from = if display.is_empty() {
-            format!(
-                "<sip:{}@{}>;tag={tag}",
-                self.caller_party.user, self.tenant.domain
-            )
+            format!("<sip:{from_user}@{}>;tag={tag}", self.tenant.domain)
         } else {
             format!(
-                "{} <sip:{}@{}>;tag={tag}",
-                sip::text::quote(display),
-                self.caller_party.user,
+                "{} <sip:{from_user}@{}>;tag={tag}",
+                sip::text::quote(&display),
                 self.tenant.domain
             )
         };
@@ -110,7 +111,7 @@ impl Session {
             .header(HeaderName::Contact, &local.contact)
             .header(HeaderName::Allow, ALLOW)
             .header(HeaderName::XSessionId, self.id);
-        if let Some((ct, body)) = body_of(&self.caller.invite) {
+        if let Some((ct, body)) = self.offer() {
             b = b.body(&ct, body);
         }
         let invite = match b.build() {
@@ -145,11 +146,13 @@ impl Session {
             invite,
             txn,
             state: TargetState::Calling,
+            number: extension.to_owned(),
+            destination: contact.uri.clone(),
         });
         cx.emit(CallEventKind::TargetAdded(Box::new(TargetAdded {
             target: target_id,
             call_type: CallType::Normal,
-            caller: self.caller_party.user.clone(),
+            caller: from_user,
             callee: extension.to_owned(),
             destination: contact.uri,
             trunk_name: String::new(),
@@ -217,7 +220,7 @@ impl Session {
         false
     }
 
-    fn target_provisional(&mut self, cx: &mut Ctx<'_>, i: usize, r: &Message) {
+    pub(super) fn target_provisional(&mut self, cx: &mut Ctx<'_>, i: usize, r: &Message) {
         let code = r.status().unwrap_or(100);
         let t = &mut self.targets[i];
         match t.state {
@@ -249,7 +252,7 @@ impl Session {
         self.relay_provisional(cx, r);
     }
 
-    fn target_2xx(&mut self, cx: &mut Ctx<'_>, i: usize, ok: Message) {
+    pub(super) fn target_2xx(&mut self, cx: &mut Ctx<'_>, i: usize, ok: Message) {
         let t = &mut self.targets[i];
         match t.state {
             TargetState::Answered | TargetState::AnsweredLate => {
@@ -308,14 +311,14 @@ impl Session {
         t.state = TargetState::Answered;
         let target = t.id;
         t.leg.owed_ack = Some(ok.clone());
-        self.phase = Phase::Answered(Bridge::new(i));
+        self.phase = Phase::Answered(Bridge::new(self.caller_leg(), i));
         self.timers.stop(super::Timer::RingTimeout);
         cx.emit(CallEventKind::TargetAnswered { target });
         self.stop_all(cx, NoAnswerCause::AnsweredElsewhere);
         self.answer_caller(cx, &ok);
     }
 
-    fn target_failed(&mut self, cx: &mut Ctx<'_>, i: usize, code: u16, reason: String) {
+    pub(super) fn target_failed(&mut self, cx: &mut Ctx<'_>, i: usize, code: u16, reason: String) {
         let t = &mut self.targets[i];
         if let Some(d) = t.leg.dialog.as_mut()
             && d.state() == DialogState::Early

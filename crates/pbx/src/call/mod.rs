@@ -54,13 +54,17 @@
 //!   arm in [`Session::on_timeout`] each;
 //! - `effect.rs`: the one-way [`Effect`]s a session hands the engine (CDR
 //!   facts, transmits, routes for its transactions and dialogs): a session
-//!   never writes the engine's indexes or output itself.
+//!   never writes the engine's indexes or output itself;
+//! - `originate.rs`: REST-originated calls: the caller's devices are the
+//!   first targets, the one that answers is the bridge's caller side;
+//! - `view.rs`: what `GET /api/sessions` shows of a call.
 //!
 //! Seams for what comes next: a feature that reroutes a call (forwarding,
 //! a followed 3xx, a ring-group step, pickup) adds targets to the same
 //! fork with [`Session::add_target`] once the earlier ones are over; one that
-//! re-bridges (a transfer) changes the [`Bridge`]'s callee; a REST-originated
-//! call starts with the caller leg as a UAC leg; a trunk is a target whose
+//! re-bridges (a transfer) changes the [`Bridge`]'s callee (a
+//! REST-originated call bridges a target as its caller side, see
+//! `originate.rs`); a trunk is a target whose
 //! contact is the trunk's; media anchoring rewrites the bodies where
 //! `body_of` copies them from leg to leg.
 //!
@@ -106,9 +110,11 @@ mod caller;
 mod effect;
 mod fork;
 mod leg;
+mod originate;
 mod reroute;
 mod timer;
 mod unacked;
+mod view;
 
 use std::collections::HashMap;
 
@@ -129,8 +135,10 @@ use caller::Caller;
 pub(crate) use effect::{Ctx, DialogKey, Effect, Lookup};
 use fork::Target;
 use leg::Leg;
+pub(crate) use originate::{Origin, Originate};
 pub use reroute::{NotFollowed, RoutingNotice};
 use timer::{Timer, TimerTable};
+pub use view::{LegRole, LegState, LegView, SessionState, SessionView};
 
 /// The tenant a session belongs to, as the CDR names it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -193,7 +201,15 @@ pub(crate) struct Session {
     id: SessionId,
     tenant: TenantInfo,
     caller_party: Party,
-    caller: Caller,
+    /// The first destination (the CDR's `callee`).
+    callee_party: Party,
+    /// When the session started (Unix ms), for [`Session::view`].
+    started_ms: u64,
+    /// The caller's INVITE, answered as a UAS; `None` for a call the PBX
+    /// originated (`origin`), whose caller is one of its targets.
+    caller: Option<Caller>,
+    /// A REST-originated call (see `originate.rs`).
+    origin: Option<Origin>,
     targets: Vec<Target>,
     phase: Phase,
     timers: TimerTable,
@@ -259,7 +275,10 @@ impl Session {
             id: session_id,
             tenant,
             caller_party: caller,
-            caller: Caller::new(Leg::new(peer), invite, server, tag.clone()),
+            callee_party: callee.clone(),
+            started_ms: cx.clk.unix_ms,
+            caller: Some(Caller::new(Leg::new(peer), invite, server, tag.clone())),
+            origin: None,
             targets: Vec::new(),
             phase: Phase::Ringing,
             timers: TimerTable::default(),
@@ -315,8 +334,10 @@ impl Session {
         if self.is_over() {
             return [None, None];
         }
-        let stage = Some(self.stage.extension.as_str()).filter(|e| !e.is_empty());
-        [Some(self.caller_party.user.as_str()), stage]
+        let caller = self.caller_party.user.as_str();
+        // While an originated call rings the caller, the stage is the caller.
+        let stage = Some(self.stage.extension.as_str()).filter(|e| !e.is_empty() && *e != caller);
+        [Some(caller), stage]
     }
 
     /// `SessionEnded` was emitted (it may still absorb retransmissions).
@@ -347,6 +368,21 @@ impl Session {
         }
     }
 
+    /// `POST /api/sessions/{id}/destroy`: the PBX ends the call as in
+    /// [`Session::hang_up_all`], except that a caller still waiting gets
+    /// `487 Request Terminated` (its request was ended, not refused for
+    /// want of service): a ringing call ends `noanswer`, `"487"`, `None`,
+    /// each target CANCELled with its own 487.
+    pub(crate) fn destroy(&mut self, cx: &mut Ctx<'_>) {
+        match self.phase {
+            Phase::Ringing => {
+                self.fail_all(cx, 487);
+                self.fail_caller(cx, 487, "Request Terminated", EndReason::NotApplicable);
+            }
+            _ => self.hang_up_all(cx),
+        }
+    }
+
     /// An owned transaction ended.
     pub(crate) fn txn_terminated(&mut self, id: TransactionId) {
         self.live_txns = self.live_txns.saturating_sub(1);
@@ -362,6 +398,9 @@ impl Session {
         event: TransactionEvent,
     ) {
         match role {
+            TxnRole::TargetInvite(i) if self.is_caller_device(i) => {
+                self.on_device_event(cx, i, event)
+            }
             TxnRole::TargetInvite(i) => self.on_target_event(cx, i, event),
             TxnRole::Relay => self.on_relay_event(cx, id, event),
             TxnRole::CallerInvite | TxnRole::Cancel | TxnRole::Bye => {}
@@ -461,20 +500,21 @@ impl Session {
     /// less than the caller's, at most 70).
     fn max_forwards(&self) -> u8 {
         self.caller
-            .invite
-            .max_forwards()
-            .ok()
-            .flatten()
+            .as_ref()
+            .and_then(|c| c.invite.max_forwards().ok().flatten())
             .map_or(70, |m| m.saturating_sub(1).min(70))
     }
 
     fn legs(&self) -> impl Iterator<Item = &Leg> {
-        std::iter::once(&self.caller.leg).chain(self.targets.iter().map(|t| &t.leg))
+        self.caller
+            .iter()
+            .map(|c| &c.leg)
+            .chain(self.targets.iter().map(|t| &t.leg))
     }
 
     fn leg_mut(&mut self, leg: LegRef) -> Option<&mut Leg> {
         match leg {
-            LegRef::Caller => Some(&mut self.caller.leg),
+            LegRef::Caller => self.caller.as_mut().map(|c| &mut c.leg),
             LegRef::Target(i) => self.targets.get_mut(i).map(|t| &mut t.leg),
         }
     }

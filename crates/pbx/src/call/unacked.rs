@@ -26,7 +26,8 @@ impl Session {
     /// The leg on `side` of the answered call.
     pub(super) fn side_mut(&mut self, side: Side) -> Option<&mut Leg> {
         match (side, self.phase) {
-            (Side::Caller, _) => Some(&mut self.caller.leg),
+            (Side::Caller, Phase::Answered(b)) => self.leg_mut(b.caller),
+            (Side::Caller, _) => self.caller.as_mut().map(|c| &mut c.leg),
             (Side::Callee, Phase::Answered(b)) => {
                 self.targets.get_mut(b.callee).map(|t| &mut t.leg)
             }

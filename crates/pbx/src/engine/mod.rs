@@ -83,6 +83,7 @@
 //! new INVITEs spread by Call-ID hash.
 
 mod auth;
+mod control;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -105,6 +106,7 @@ use crate::directory::Directory;
 use crate::ids::{IdGenerator, IdSource};
 use crate::location::BindingChange;
 use crate::router::ActiveCalls;
+pub use control::{Control, ControlReply, Originate, OriginateError};
 
 /// The users one session counts against (see [`Session::holds`]).
 type Held = [Option<String>; 2];

@@ -187,6 +187,15 @@ impl Bench {
         self.collect();
     }
 
+    /// Runs a call-control command now ([`Engine::control`]).
+    pub fn control(&mut self, command: pbx::Control) -> pbx::ControlReply {
+        let reply = self
+            .engine
+            .control(self.instant(self.now), Self::unix_ms(self.now), command);
+        self.collect();
+        reply
+    }
+
     /// Loses the next message the PBX sends to `peer` that matches `what`.
     pub fn lose(&mut self, peer: Peer, what: impl Fn(&Message) -> bool + 'static) {
         self.losses.push((peer, Box::new(what)));

@@ -135,6 +135,15 @@ impl ApiError {
         }
     }
 
+    /// 409: the request is well formed but what it names cannot do it
+    /// now (`code` says why, `detail.field` names the field).
+    pub fn conflict(code: &'static str, field: &str, message: impl Into<String>) -> Self {
+        ApiError {
+            detail: json!({ "field": field }),
+            ..Self::new(StatusCode::CONFLICT, code, message)
+        }
+    }
+
     pub fn method_not_allowed() -> Self {
         Self::new(
             StatusCode::METHOD_NOT_ALLOWED,

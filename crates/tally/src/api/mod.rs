@@ -19,6 +19,7 @@
 //! | `/api/inbound_rules[/{rule_id}]` | tenant `Admin`; system admin with `X-Tenant-Id` ([`inbound_rules`]) |
 //! | `/api/outbound_rules[/{rule_id}]`, `/api/users/{user_id}/outbound`, `/api/tenant/outbound` | tenant `Admin`; system admin with `X-Tenant-Id` ([`outbound_rules`]) |
 //! | `GET/PUT /api/tenant/cdr_event`, `/api/tenant/webhook/…` | tenant admin, or the system admin with `X-Tenant-Id` ([`webhooks`]) |
+//! | `POST /api/sessions`, `GET /api/sessions[/{id}]`, `POST /api/sessions/{id}/destroy` | tenant `Admin`; `StandardUser` own calls; `GET` also `QueueManager`; system admin with `X-Tenant-Id` ([`sessions`]) |
 //!
 //! Routes are added through [`openapi::Api`], which documents each one in
 //! the OpenAPI 3.1 document served at `GET /api/openapi.json`.
@@ -69,6 +70,7 @@ pub(crate) mod outbound_rules;
 pub(crate) mod recordings;
 pub(crate) mod resource;
 pub mod server;
+mod sessions;
 mod tenant;
 pub(crate) mod tenants;
 pub(crate) mod trunks;
@@ -707,6 +709,7 @@ pub fn api() -> Api {
         .inbound_rules()
         .outbound_rules()
         .recordings()
+        .sessions()
 }
 
 pub fn router(state: ApiState) -> Router {

@@ -489,3 +489,39 @@ pub fn redirect_followed(dir: &Path, extra: &[&str]) {
     assert_eq!(reroutes(&cdr)[1], json!(["103", "answered", 0]), "{cdr}");
     assert_eq!(cdr["reroute_reason"], "REDIRECT", "{cdr}");
 }
+
+/// SPEC §3 "REST-originated call": `POST /api/sessions` rings 101's phone
+/// first (late offer), then 102's, and bridges them; 102 hangs up. The
+/// CDR, read over REST, echoes `user_data` and has 101's device then
+/// 102's as its targets.
+pub fn originated_call(dir: &Path, extra: &[&str]) {
+    let demo = Demo::start(dir, extra);
+    let caller = demo.phone("101", "uas.xml");
+    let callee = demo.phone("102", "uas_hangs_up.xml");
+    let r = demo.admin().post_json(
+        "/api/sessions",
+        &json!({"caller": "101", "callee": "102", "user_data": "crm:4711"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.json()["id"].as_str().expect("id").to_owned();
+    finished(&demo, callee, "uas_hangs_up.xml (callee)");
+    finished(&demo, caller, "uas.xml (caller)");
+
+    let cdr = demo.only_cdr();
+    assert_common(&cdr);
+    assert_eq!(cdr["session_id"], id.as_str(), "{cdr}");
+    assert_eq!(cdr["user_data"], "crm:4711", "{cdr}");
+    assert_eq!(cdr["call_status"], "answered", "{cdr}");
+    assert_eq!(cdr["status_code"], 0, "{cdr}");
+    assert_eq!(cdr["end_reason"], "CALLEE_DISCONNECTED", "{cdr}");
+    let targets = targets(&cdr);
+    assert_eq!(targets.len(), 2, "{cdr}");
+    assert_eq!(targets[0]["callee"], "101", "{cdr}");
+    assert_eq!(targets[0]["status"], "answered", "{cdr}");
+    assert_eq!(targets[0]["end_reason"], "callee_disconnect", "{cdr}");
+    assert_eq!(targets[1]["callee"], "102", "{cdr}");
+    assert_eq!(targets[1]["status"], "answered", "{cdr}");
+    assert_eq!(targets[1]["end_reason"], "callee_disconnect", "{cdr}");
+    let r = demo.admin().get("/api/sessions");
+    assert_eq!(r.json()["count"], 0, "{}", r.body);
+}
