@@ -72,7 +72,9 @@ pub use context::{InternalError, Written};
 pub use directory::{
     Directory, Extension, ForwardCondition, Forwarding, SipCredentials, Tenant, User,
 };
-pub use engine::{DropReason, Engine, EngineConfig, EngineError, EngineEvent, Input, Output};
+pub use engine::{
+    DropReason, Engine, EngineConfig, EngineError, EngineEvent, Input, Output, TrunkRefusal,
+};
 pub use ids::IdGenerator;
 pub use location::{Aor, Binding, BindingChange, BindingRecord, ChangeKind, Location};
 pub use registrar::{DigestOffer, RegisterOutcome, Registrar, RegistrarConfig, RegistrarEvent};

@@ -332,6 +332,11 @@ fn log_engine_event(event: &EngineEvent) {
             %notice,
             "call not routed as its rules say"
         ),
+        EngineEvent::TrunkCallRefused {
+            peer,
+            trunk,
+            reason,
+        } => tracing::info!(%peer, trunk, %reason, "carrier's call refused"),
         EngineEvent::Internal { session, detail } => tracing::error!(
             session_id = session.map(|s| s.to_string()),
             %detail,

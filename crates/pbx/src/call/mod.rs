@@ -108,6 +108,7 @@ mod fork;
 mod leg;
 mod reroute;
 mod timer;
+mod trunk;
 mod unacked;
 
 use std::collections::HashMap;
@@ -131,6 +132,7 @@ use fork::Target;
 use leg::Leg;
 pub use reroute::{NotFollowed, RoutingNotice};
 use timer::{Timer, TimerTable};
+pub(crate) use trunk::{Inbound, OutboundCall, TrunkUse, leaves_by_trunk};
 
 /// The tenant a session belongs to, as the CDR names it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -152,6 +154,13 @@ pub(crate) struct Start {
     /// The INVITE's server transaction.
     pub server: TransactionId,
     pub route: Route,
+    /// Decided once, at routing (SPEC §3).
+    pub direction: Direction,
+    /// The trunk and DID of a call from a trunk.
+    pub inbound: Option<Inbound>,
+    /// A number no extension has that an outbound rule takes: rung through
+    /// trunks instead of `route` (`trunk.rs`).
+    pub outbound: Option<OutboundCall>,
 }
 
 /// One leg of a session, as the engine's dialog index names it.
@@ -210,6 +219,8 @@ pub(crate) struct Session {
     /// Owned transactions not terminated yet.
     live_txns: usize,
     dialog_keys: Vec<DialogKey>,
+    /// The trunks the call came in by and leaves by (`trunk.rs`).
+    trunk: trunk::TrunkLegs,
 }
 
 impl Session {
@@ -226,6 +237,9 @@ impl Session {
             invite,
             server,
             route,
+            direction,
+            inbound,
+            outbound,
         } = start;
         let call_id = invite.call_id().map(str::to_owned).unwrap_or_default();
         let callee = match &route {
@@ -249,7 +263,7 @@ impl Session {
                 domain: tenant.domain.clone(),
             },
             Route::NotFound => Party {
-                user: dialled,
+                user: outbound.as_ref().map_or(dialled, |o| o.number.clone()),
                 display_name: String::new(),
                 domain: tenant.domain.clone(),
             },
@@ -271,6 +285,7 @@ impl Session {
             relays: HashMap::new(),
             live_txns: 0,
             dialog_keys: Vec::new(),
+            trunk: trunk::TrunkLegs::new(inbound),
         };
         s.own(cx, server, peer, TxnRole::CallerInvite);
         s.index(cx, (call_id.clone(), tag), LegRef::Caller);
@@ -279,14 +294,18 @@ impl Session {
             tenant_id: s.tenant.id,
             tenant_name: s.tenant.name.clone(),
             call_id,
-            direction: Direction::Extension,
+            direction,
             caller: s.caller_party.clone(),
             callee: callee.clone(),
-            did: String::new(),
-            trunk_name: String::new(),
+            did: s.trunk.did().to_owned(),
+            trunk_name: s.trunk.inbound_name().to_owned(),
             outbound_caller_id: String::new(),
             user_data: String::new(),
         })));
+        if let Some(call) = outbound {
+            s.ring_outbound(cx, call, None);
+            return s;
+        }
         if !matches!(route, Route::NotFound) {
             s.visited.push(callee.user.clone());
         }
