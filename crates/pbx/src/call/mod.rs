@@ -50,6 +50,9 @@
 //! - `bridge.rs`: the answered pair: in-dialog requests relayed both ways,
 //!   re-INVITE glare, owed ACKs, BYE and the end of the call;
 //! - `unacked.rs`: 2xx retransmission until the ACK (RFC 3261 §13.3.1.4);
+//! - `trunk.rs`: trunk legs: the trunk and DID of a call from a carrier,
+//!   the outbound call (its trunks in order, a carrier's challenge answered
+//!   once, failover);
 //! - `timer.rs`: the session's named timers, one [`Timer`] variant and one
 //!   arm in [`Session::on_timeout`] each;
 //! - `effect.rs`: the one-way [`Effect`]s a session hands the engine (CDR
@@ -60,8 +63,8 @@
 //! a followed 3xx, a ring-group step, pickup) adds targets to the same
 //! fork with [`Session::add_target`] once the earlier ones are over; one that
 //! re-bridges (a transfer) changes the [`Bridge`]'s callee; a REST-originated
-//! call starts with the caller leg as a UAC leg; a trunk is a target whose
-//! contact is the trunk's; media anchoring rewrites the bodies where
+//! call starts with the caller leg as a UAC leg; a trunk attempt is a target
+//! whose contact is the trunk's (`trunk.rs`); media anchoring rewrites the bodies where
 //! `body_of` copies them from leg to leg.
 //!
 //! # Decisions
