@@ -74,7 +74,7 @@ pub use directory::{
 };
 pub use engine::{
     Control, ControlReply, DropReason, Engine, EngineConfig, EngineError, EngineEvent, Input,
-    Originate, OriginateError, Output,
+    Originate, OriginateError, Output, TrunkRefusal,
 };
 pub use ids::IdGenerator;
 pub use location::{Aor, Binding, BindingChange, BindingRecord, ChangeKind, Location};

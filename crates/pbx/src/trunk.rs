@@ -327,6 +327,96 @@ pub struct OutboundRule {
     pub caller_id: String,
 }
 
+/// One user's outbound settings (`users.outbound_allowed`,
+/// `users.outbound_caller_id`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserOutbound {
+    pub allowed: bool,
+    /// Presented on outbound calls when the rule has none; empty: the
+    /// trunk's.
+    pub caller_id: String,
+}
+
+impl Default for UserOutbound {
+    /// New users may dial out (the column's default).
+    fn default() -> Self {
+        UserOutbound {
+            allowed: true,
+            caller_id: String::new(),
+        }
+    }
+}
+
+/// Who of a tenant may dial out, and how many at once: outbound routing's
+/// own view of users and the tenant (DESIGN.md, "Who may dial out").
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OutboundPolicy {
+    /// `tenants.max_outbound_calls`; `None`: no limit.
+    pub max_outbound_calls: Option<u32>,
+    /// Users whose settings differ from [`UserOutbound::default`].
+    pub users: HashMap<Extension, UserOutbound>,
+}
+
+impl OutboundPolicy {
+    /// `extension`'s settings (the defaults for a user not listed).
+    pub fn user(&self, extension: &str) -> UserOutbound {
+        self.users.get(extension).cloned().unwrap_or_default()
+    }
+}
+
+/// Calls in progress per trunk, and outbound calls per tenant: kept by
+/// the engine from what each session says it holds, read when a call is
+/// routed (a trunk at `max_calls` is skipped, a tenant at
+/// `max_outbound_calls` refused).
+#[derive(Clone, Debug, Default)]
+pub struct TrunkCalls {
+    per_trunk: HashMap<TrunkId, u32>,
+    outbound: HashMap<TenantId, u32>,
+}
+
+impl TrunkCalls {
+    /// Calls through `trunk` now, in and out.
+    pub fn of(&self, trunk: TrunkId) -> u32 {
+        self.per_trunk.get(&trunk).copied().unwrap_or(0)
+    }
+
+    /// Outbound calls of `tenant` now.
+    pub fn outbound(&self, tenant: TenantId) -> u32 {
+        self.outbound.get(&tenant).copied().unwrap_or(0)
+    }
+
+    /// Whether `trunk` is at its `max_calls`.
+    pub fn at_limit(&self, trunk: &Trunk) -> bool {
+        trunk.max_calls.is_some_and(|max| self.of(trunk.id) >= max)
+    }
+
+    /// One more (`add`) or one less call through `trunk`.
+    pub(crate) fn trunk(&mut self, trunk: TrunkId, add: bool) {
+        step(&mut self.per_trunk, trunk, add);
+    }
+
+    /// One more or one less outbound call of `tenant`.
+    pub(crate) fn tenant(&mut self, tenant: TenantId, add: bool) {
+        step(&mut self.outbound, tenant, add);
+    }
+
+    /// No call through any trunk.
+    pub fn is_empty(&self) -> bool {
+        self.per_trunk.is_empty() && self.outbound.is_empty()
+    }
+}
+
+fn step<K: std::hash::Hash + Eq>(map: &mut HashMap<K, u32>, key: K, add: bool) {
+    if add {
+        *map.entry(key).or_default() += 1;
+    } else if let Some(n) = map.get_mut(&key) {
+        *n -= 1;
+        if *n == 0 {
+            map.remove(&key);
+        }
+    }
+}
+
 /// Every tenant's trunks and rules, indexed for routing.
 #[derive(Clone, Debug, Default)]
 pub struct Trunks {
@@ -338,6 +428,11 @@ pub struct Trunks {
     outbound: HashMap<TenantId, Vec<OutboundRule>>,
     /// `register` trunks: the addresses their host resolved to.
     resolved: HashMap<TrunkId, Vec<IpAddr>>,
+    /// Where INVITEs to a trunk go when its host (or outbound proxy) is a
+    /// name: what the runtime resolved.
+    destinations: HashMap<TrunkId, SocketAddr>,
+    /// Per tenant.
+    policies: HashMap<TenantId, OutboundPolicy>,
 }
 
 impl Trunks {
@@ -361,6 +456,7 @@ impl Trunks {
             self.inbound.remove(&id);
             if !kept.contains(&id) {
                 self.resolved.remove(&id);
+                self.destinations.remove(&id);
             }
         }
         for trunk in trunks.into_iter().filter(|t| t.tenant_id == tenant) {
@@ -379,6 +475,46 @@ impl Trunks {
     pub fn remove_tenant(&mut self, tenant: TenantId) {
         self.replace_tenant(tenant, Vec::new(), Vec::new(), Vec::new());
         self.outbound.remove(&tenant);
+        self.policies.remove(&tenant);
+    }
+
+    /// Sets who of `tenant` may dial out.
+    pub fn set_outbound_policy(&mut self, tenant: TenantId, policy: OutboundPolicy) {
+        self.policies.insert(tenant, policy);
+    }
+
+    /// `tenant`'s outbound settings, `None` when it has none stored (every
+    /// user may dial out, no limit).
+    pub fn outbound_policy(&self, tenant: TenantId) -> Option<&OutboundPolicy> {
+        self.policies.get(&tenant)
+    }
+
+    /// Records where INVITEs to trunk `id` go (its host or outbound proxy,
+    /// resolved by the runtime).
+    pub fn set_destination(&mut self, id: TrunkId, address: SocketAddr) {
+        if self.trunks.contains_key(&id) {
+            self.destinations.insert(id, address);
+        }
+    }
+
+    /// Where INVITEs to `trunk` go: its outbound proxy, else its host and
+    /// port, when written as an address; else what the runtime resolved
+    /// ([`Trunks::set_destination`]); `None` when nothing is known yet.
+    pub fn destination(&self, trunk: &Trunk) -> Option<SocketAddr> {
+        let literal = match &trunk.outbound_proxy {
+            Some(proxy) => proxy.parse::<SocketAddr>().ok().or_else(|| {
+                proxy
+                    .parse::<IpAddr>()
+                    .ok()
+                    .map(|ip| SocketAddr::new(ip, 5060))
+            }),
+            None => trunk
+                .host
+                .parse::<IpAddr>()
+                .ok()
+                .map(|ip| SocketAddr::new(ip, trunk.port)),
+        };
+        literal.or_else(|| self.destinations.get(&trunk.id).copied())
     }
 
     /// Records what a `register` trunk's host resolves to now.

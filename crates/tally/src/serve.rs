@@ -141,11 +141,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .context("reading the directory")?;
     *engine.directory_mut() = directory;
     tracing::info!(tenants, users, "directory loaded");
-    // Registered from start-up; handed to the shard once the engine
-    // routes trunk calls (issue 10, after the call-engine reshape).
+    // Reloaded after each provisioning change (`trunks::reload`).
     let trunks = crate::trunks::load(&store)
         .await
         .context("loading the trunks and routing rules")?;
+    *engine.trunks_mut() = trunks.clone();
     bindings::restore(&store, &mut engine).await?;
 
     // Sockets: fail before anything is running if a port is taken.
@@ -253,8 +253,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let persisted = tokio::spawn(bindings::persist(bindings_rx, store.clone()));
     let shard = Shard::new(engine, transmitter, facts_tx, bindings_tx);
     let shard = tokio::spawn(shard.run(shard_rx, stop.clone(), config.shutdown_grace()));
-    let (trunk_states, trunk_tasks) =
-        crate::trunks::live::spawn(trunks.all(), config.sip.bind, &advertised, stop.clone());
+    let trunk_reload = Arc::new(crate::trunks::reload::TrunkReload::new(
+        store.clone(),
+        shard_tx.clone(),
+        crate::trunks::live::Supervisor::new(config.sip.bind, &advertised),
+        &trunks,
+    ));
     let directory_sync = tokio::spawn(sync_directory(
         store.clone(),
         shard_tx.clone(),
@@ -299,7 +303,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         recordings_dir,
         config.recordings.retention_days,
     );
-    api_state.set_trunk_states(trunk_states);
+    api_state.set_trunk_states(trunk_reload.states());
+    api_state.set_trunk_reload(Arc::clone(&trunk_reload));
     let http = tokio::spawn(api::server::serve(
         http_listener,
         api::router(api_state),
@@ -352,9 +357,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     wsi.close();
     let calls_hung_up = shard.await.context("the shard task failed")?;
     let _ = directory_sync.await;
-    for task in trunk_tasks {
-        let _ = task.await;
-    }
+    trunk_reload.shutdown().await;
     let _ = close_tx.send(true);
     for listener in listeners {
         let _ = listener.await;

@@ -72,6 +72,9 @@ pub enum Provision {
     /// The whole directory, reloaded from the store (another node changed
     /// it): users and tenants missing from it lose their bindings.
     Replace(Box<pbx::Directory>),
+    /// Trunks, routing rules and outbound permissions, reloaded after a
+    /// provisioning change (`trunks::reload`).
+    Trunks(Box<pbx::trunk::Trunks>),
 }
 
 /// A CDR fact for the commit task, with the session's log span.
@@ -182,6 +185,7 @@ impl Shard {
                         (Some(Input::RemoveUser { tenant, extension }), Ok(()))
                     }
                     Provision::Replace(new) => (Some(Input::ReplaceDirectory(new)), Ok(())),
+                    Provision::Trunks(new) => (Some(Input::ReplaceTrunks(new)), Ok(())),
                 };
                 if let Some(input) = input {
                     self.engine.handle_input(now, unix_ms, input);
@@ -342,6 +346,11 @@ fn log_engine_event(event: &EngineEvent) {
             %notice,
             "call not routed as its rules say"
         ),
+        EngineEvent::TrunkCallRefused {
+            peer,
+            trunk,
+            reason,
+        } => tracing::info!(%peer, trunk, %reason, "carrier's call refused"),
         EngineEvent::Internal { session, detail } => tracing::error!(
             session_id = session.map(|s| s.to_string()),
             %detail,

@@ -544,9 +544,9 @@ fn only_admins_manage_trunks() {
 }
 
 /// A tally serving one tenant with a `register` trunk toward a SIPp
-/// carrier on `carrier_port` (trunks are registered from start-up, so the
-/// server is restarted once the trunk exists). Returns the server, an
-/// admin client scoped to the tenant, and the trunk's path.
+/// carrier on `carrier_port` (registering from its creation, no restart).
+/// Returns the server, an admin client scoped to the tenant, and the
+/// trunk's path.
 fn registering_to(dir: &TempDir, carrier_port: u16) -> (Server, Http, String) {
     let server = Server::start(dir.path(), &[]);
     let mut admin = server.admin();
@@ -558,12 +558,6 @@ fn registering_to(dir: &TempDir, carrier_port: u16) -> (Server, Http, String) {
                 "username": "15550100", "password": "carrier-secret", "register_expires": 60}),
     );
     let path = format!("/api/trunks/{}", trunk["id"].as_str().unwrap());
-    let tenant = admin.tenant.clone();
-    let (status, _) = server.terminate();
-    assert!(status.success());
-    let server = Server::start(dir.path(), &[]);
-    let mut admin = server.admin();
-    admin.tenant = tenant;
     (server, admin, path)
 }
 
@@ -712,18 +706,9 @@ fn options_keep_alive_shows_an_answering_carrier_up_with_its_round_trip() {
     body["host"] = json!("127.0.0.1");
     body["port"] = json!(carrier_port);
     body["transport"] = json!("udp");
+    // Running from its creation: no restart needed.
     let trunk = create(&admin, "/api/trunks", &body);
     let path = format!("/api/trunks/{}", trunk["id"].as_str().unwrap());
-    assert_eq!(
-        admin.get(&path).json()["status"],
-        Value::Null,
-        "not running before a restart"
-    );
-    let (status, _) = server.terminate();
-    assert!(status.success());
-    let server = Server::start(dir.path(), &[]);
-    let mut admin = server.admin();
-    admin.tenant = Some(tenant);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let status = loop {
         let status = admin.get(&path).json()["status"].clone();
@@ -744,6 +729,10 @@ fn options_keep_alive_shows_an_answering_carrier_up_with_its_round_trip() {
         Value::Null,
         "an ip trunk does not register"
     );
+    // Disabled: its task stops and its live state goes.
+    let r = send(&admin, "PATCH", &path, &json!({"enabled": false}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(admin.get(&path).json()["status"], Value::Null);
     let (exit, _) = server.terminate();
     assert!(exit.success());
     stop.store(true, std::sync::atomic::Ordering::Relaxed);

@@ -61,6 +61,10 @@ pub(crate) struct Lookup<'a> {
     pub directory: &'a Directory,
     pub location: &'a Location,
     pub active: &'a ActiveCalls,
+    /// Trunks and outbound rules, and the calls through them
+    /// ([`Lookup::outbound`] in `trunk.rs`).
+    pub trunks: &'a crate::trunk::Trunks,
+    pub trunk_calls: &'a crate::trunk::TrunkCalls,
 }
 
 impl Lookup<'_> {

@@ -81,7 +81,6 @@ impl Session {
         max_forwards: u8,
         reroute_reason: Option<RerouteReason>,
     ) {
-        let index = self.targets.len();
         let target_id = TargetId::from(cx.sv.snowflake.next_id(UnixMillis(cx.clk.unix_ms)));
         let call_id = cx.sv.ids.call_id();
         let tag = cx.sv.ids.tag();
@@ -114,42 +113,7 @@ impl Session {
         if let Some((ct, body)) = self.offer() {
             b = b.body(&ct, body);
         }
-        let invite = match b.build() {
-            Ok(m) => m,
-            Err(error) => {
-                cx.internal(InternalError::Unbuildable {
-                    what: Written::Invite,
-                    error,
-                });
-                return;
-            }
-        };
-        let txn = match cx
-            .sv
-            .txns
-            .send_request(cx.clk.now, contact.peer, invite.clone())
-        {
-            Ok(id) => id,
-            Err(error) => {
-                cx.internal(InternalError::Refused {
-                    what: Written::Invite,
-                    error,
-                });
-                return;
-            }
-        };
-        self.own(cx, txn, contact.peer, TxnRole::TargetInvite(index));
-        self.index(cx, (call_id, tag), LegRef::Target(index));
-        self.targets.push(Target {
-            leg: Leg::new(contact.peer),
-            id: target_id,
-            invite,
-            txn,
-            state: TargetState::Calling,
-            number: extension.to_owned(),
-            destination: contact.uri.clone(),
-        });
-        cx.emit(CallEventKind::TargetAdded(Box::new(TargetAdded {
+        let added = TargetAdded {
             target: target_id,
             call_type: CallType::Normal,
             caller: from_user,
@@ -157,9 +121,57 @@ impl Session {
             destination: contact.uri,
             trunk_name: String::new(),
             outbound_caller_id: String::new(),
-            did: String::new(),
+            did: self.trunk.did().to_owned(),
             reroute_reason,
-        })));
+        };
+        self.launch_target(cx, contact.peer, (call_id, tag), b, added);
+    }
+
+    /// Sends a target's INVITE (`b`, in dialog `key`: its Call-ID and the
+    /// PBX's From tag) to `peer` and opens the target: `TargetAdded`.
+    /// False when the INVITE could not be sent (reported).
+    pub(super) fn launch_target(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        peer: Peer,
+        key: super::DialogKey,
+        b: RequestBuilder,
+        added: TargetAdded,
+    ) -> bool {
+        let index = self.targets.len();
+        let invite = match b.build() {
+            Ok(m) => m,
+            Err(error) => {
+                cx.internal(InternalError::Unbuildable {
+                    what: Written::Invite,
+                    error,
+                });
+                return false;
+            }
+        };
+        let txn = match cx.sv.txns.send_request(cx.clk.now, peer, invite.clone()) {
+            Ok(id) => id,
+            Err(error) => {
+                cx.internal(InternalError::Refused {
+                    what: Written::Invite,
+                    error,
+                });
+                return false;
+            }
+        };
+        self.own(cx, txn, peer, TxnRole::TargetInvite(index));
+        self.index(cx, key, LegRef::Target(index));
+        self.targets.push(Target {
+            leg: Leg::new(peer),
+            id: added.target,
+            invite,
+            txn,
+            state: TargetState::Calling,
+            number: added.callee.clone(),
+            destination: added.destination.clone(),
+        });
+        cx.emit(CallEventKind::TargetAdded(Box::new(added)));
+        true
     }
 
     pub(super) fn on_target_event(&mut self, cx: &mut Ctx<'_>, i: usize, event: TransactionEvent) {
@@ -168,6 +180,9 @@ impl Session {
             TransactionEvent::Final(r) if r.status().is_some_and(|c| c < 300) => {
                 self.target_2xx(cx, i, r)
             }
+            // A carrier's challenge, answered once (`trunk.rs`).
+            TransactionEvent::Final(r)
+                if matches!(r.status(), Some(401 | 407)) && self.answer_challenge(cx, i, &r) => {}
             TransactionEvent::Final(r)
                 if r.status().is_some_and(|c| c < 400)
                     && self.targets[i].state.is_open()
@@ -338,6 +353,9 @@ impl Session {
             status_code: code,
         });
         self.failures.push((code, reason));
+        if self.fail_over(cx, i, code) {
+            return;
+        }
         if self.targets.iter().all(|t| !t.state.is_open()) {
             let codes = self.failures[self.stage.first_failure..]
                 .iter()

@@ -50,6 +50,9 @@
 //! - `bridge.rs`: the answered pair: in-dialog requests relayed both ways,
 //!   re-INVITE glare, owed ACKs, BYE and the end of the call;
 //! - `unacked.rs`: 2xx retransmission until the ACK (RFC 3261 §13.3.1.4);
+//! - `trunk.rs`: trunk legs: the trunk and DID of a call from a carrier,
+//!   the outbound call (its trunks in order, a carrier's challenge answered
+//!   once, failover);
 //! - `timer.rs`: the session's named timers, one [`Timer`] variant and one
 //!   arm in [`Session::on_timeout`] each;
 //! - `effect.rs`: the one-way [`Effect`]s a session hands the engine (CDR
@@ -64,8 +67,8 @@
 //! fork with [`Session::add_target`] once the earlier ones are over; one that
 //! re-bridges (a transfer) changes the [`Bridge`]'s callee (a
 //! REST-originated call bridges a target as its caller side, see
-//! `originate.rs`); a trunk is a target whose
-//! contact is the trunk's; media anchoring rewrites the bodies where
+//! `originate.rs`); a trunk attempt is a target whose contact is the
+//! trunk's (`trunk.rs`); media anchoring rewrites the bodies where
 //! `body_of` copies them from leg to leg.
 //!
 //! # Decisions
@@ -113,6 +116,7 @@ mod leg;
 mod originate;
 mod reroute;
 mod timer;
+mod trunk;
 mod unacked;
 mod view;
 
@@ -138,6 +142,7 @@ use leg::Leg;
 pub(crate) use originate::{Origin, Originate};
 pub use reroute::{NotFollowed, RoutingNotice};
 use timer::{Timer, TimerTable};
+pub(crate) use trunk::{Inbound, OutboundCall, TrunkUse, leaves_by_trunk};
 pub use view::{LegRole, LegState, LegView, SessionState, SessionView};
 
 /// The tenant a session belongs to, as the CDR names it.
@@ -160,6 +165,13 @@ pub(crate) struct Start {
     /// The INVITE's server transaction.
     pub server: TransactionId,
     pub route: Route,
+    /// Decided once, at routing (SPEC §3).
+    pub direction: Direction,
+    /// The trunk and DID of a call from a trunk.
+    pub inbound: Option<Inbound>,
+    /// A number no extension has that an outbound rule takes: rung through
+    /// trunks instead of `route` (`trunk.rs`).
+    pub outbound: Option<OutboundCall>,
 }
 
 /// One leg of a session, as the engine's dialog index names it.
@@ -226,6 +238,8 @@ pub(crate) struct Session {
     /// Owned transactions not terminated yet.
     live_txns: usize,
     dialog_keys: Vec<DialogKey>,
+    /// The trunks the call came in by and leaves by (`trunk.rs`).
+    trunk: trunk::TrunkLegs,
 }
 
 impl Session {
@@ -242,6 +256,9 @@ impl Session {
             invite,
             server,
             route,
+            direction,
+            inbound,
+            outbound,
         } = start;
         let call_id = invite.call_id().map(str::to_owned).unwrap_or_default();
         let callee = match &route {
@@ -265,7 +282,7 @@ impl Session {
                 domain: tenant.domain.clone(),
             },
             Route::NotFound => Party {
-                user: dialled,
+                user: outbound.as_ref().map_or(dialled, |o| o.number.clone()),
                 display_name: String::new(),
                 domain: tenant.domain.clone(),
             },
@@ -290,6 +307,7 @@ impl Session {
             relays: HashMap::new(),
             live_txns: 0,
             dialog_keys: Vec::new(),
+            trunk: trunk::TrunkLegs::new(inbound),
         };
         s.own(cx, server, peer, TxnRole::CallerInvite);
         s.index(cx, (call_id.clone(), tag), LegRef::Caller);
@@ -298,14 +316,18 @@ impl Session {
             tenant_id: s.tenant.id,
             tenant_name: s.tenant.name.clone(),
             call_id,
-            direction: Direction::Extension,
+            direction,
             caller: s.caller_party.clone(),
             callee: callee.clone(),
-            did: String::new(),
-            trunk_name: String::new(),
+            did: s.trunk.did().to_owned(),
+            trunk_name: s.trunk.inbound_name().to_owned(),
             outbound_caller_id: String::new(),
             user_data: String::new(),
         })));
+        if let Some(call) = outbound {
+            s.ring_outbound(cx, call, None);
+            return s;
+        }
         if !matches!(route, Route::NotFound) {
             s.visited.push(callee.user.clone());
         }

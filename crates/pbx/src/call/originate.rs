@@ -138,6 +138,7 @@ impl Session {
             redirects: 0,
             relays: Default::default(),
             live_txns: 0,
+            trunk: super::trunk::TrunkLegs::new(None),
             dialog_keys: Vec::new(),
         };
         let at = cx.fx.len();

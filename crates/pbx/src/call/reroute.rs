@@ -25,8 +25,10 @@
 //!   destination inside the PBX).
 //! - **Destinations** are an extension of the tenant, or a `sip:` URI in
 //!   the tenant's domain (its user part is the extension). Anything else
-//!   is an external number: it needs a trunk, so until trunks exist the
-//!   call ends `404` and the engine reports why (`RoutingNotice`).
+//!   is an external number: it leaves by the tenant's outbound rules
+//!   (`trunk.rs`; the forwarding user's outbound permission applies), and
+//!   with no rule for it the call ends `404` and the engine reports why
+//!   (`RoutingNotice`).
 //! - **Loops and chains.** A call moves at most [`MAX_HOPS`] times, and
 //!   never back to a destination it already rang: either ends the call
 //!   with `482 Loop Detected` (and its CDR), the status RFC 3261 §16.3
@@ -62,10 +64,18 @@ pub const MAX_REDIRECTS: usize = 3;
 /// error of the PBX).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum RoutingNotice {
-    #[error(
-        "forward of {from} to {destination:?} needs a trunk (external numbers are not routed yet): 404"
-    )]
+    #[error("forward of {from} to {destination:?}: no outbound rule takes it: 404")]
     ExternalWithoutTrunk { from: String, destination: String },
+    /// An outbound call refused before any trunk was tried (`trunk.rs`).
+    #[error("outbound call to {number:?} refused: {refusal}")]
+    OutboundRefused {
+        number: String,
+        refusal: crate::routing::OutboundRefusal,
+    },
+    /// A trunk of an outbound rule skipped: where its INVITEs go is not
+    /// known (its host did not resolve).
+    #[error("trunk {trunk:?} skipped: its address is not resolved")]
+    TrunkUnresolved { trunk: String },
     #[error("forward of {from} to {destination:?} would loop: 482")]
     Loop { from: String, destination: String },
     #[error("call moved {hops} times, the most allowed: 482")]
@@ -263,12 +273,7 @@ impl Session {
             return self.fail_caller(cx, 482, "Loop Detected", EndReason::NotApplicable);
         }
         let Some(number) = self.internal_number(destination) else {
-            cx.fx
-                .push(Effect::Notice(RoutingNotice::ExternalWithoutTrunk {
-                    from,
-                    destination: destination.to_owned(),
-                }));
-            return self.fail_caller(cx, 404, "Not Found", EndReason::NotApplicable);
+            return self.forward_external(cx, reason, from, destination);
         };
         if self.visited.contains(&number) {
             cx.fx.push(Effect::Notice(RoutingNotice::Loop {
@@ -279,12 +284,7 @@ impl Session {
         }
         let route = cx.dir.route(cx.clk.now, self.tenant.id, &number);
         if route == Route::NotFound {
-            cx.fx
-                .push(Effect::Notice(RoutingNotice::ExternalWithoutTrunk {
-                    from,
-                    destination: destination.to_owned(),
-                }));
-            return self.fail_caller(cx, 404, "Not Found", EndReason::NotApplicable);
+            return self.forward_external(cx, reason, from, destination);
         }
         self.move_to(cx, (number, route), reason);
     }
@@ -361,7 +361,7 @@ impl Session {
 
     /// The call moves to `number` (routed as `route`) because of `reason`:
     /// `call_update_info` names the new callee, then its stage starts.
-    fn move_to(
+    pub(super) fn move_to(
         &mut self,
         cx: &mut Ctx<'_>,
         (number, route): (String, Route),
@@ -388,18 +388,7 @@ impl Session {
     /// The extension a forwarding destination names inside the tenant, or
     /// `None` for an external number.
     fn internal_number(&self, destination: &str) -> Option<String> {
-        let number = match destination.strip_prefix("sip:") {
-            Some(uri) => {
-                let (user, host) = uri.split_once('@')?;
-                let host = host.split([';', '?', ':']).next().unwrap_or(host);
-                if !host.eq_ignore_ascii_case(&self.tenant.domain) {
-                    return None;
-                }
-                user
-            }
-            None => destination,
-        };
-        (!number.is_empty()).then(|| number.to_owned())
+        internal_number(&self.tenant.domain, destination)
     }
 
     /// The ring timeout passed: every open target stops ringing.
@@ -407,6 +396,24 @@ impl Session {
         self.stop_all(cx, NoAnswerCause::RingTimeout);
         self.stage_over(cx, StageOutcome::NoAnswer);
     }
+}
+
+/// The number a forwarding destination names inside the tenant of
+/// `domain` (a plain number, or a `sip:` URI in that domain), or `None`
+/// for a URI elsewhere.
+pub(super) fn internal_number(domain: &str, destination: &str) -> Option<String> {
+    let number = match destination.strip_prefix("sip:") {
+        Some(uri) => {
+            let (user, host) = uri.split_once('@')?;
+            let host = host.split([';', '?', ':']).next().unwrap_or(host);
+            if !host.eq_ignore_ascii_case(domain) {
+                return None;
+            }
+            user
+        }
+        None => destination,
+    };
+    (!number.is_empty()).then(|| number.to_owned())
 }
 
 #[cfg(test)]

@@ -156,6 +156,8 @@ impl Engine {
             directory: &self.directory,
             location: self.registrar.location(),
             active: &self.active,
+            trunks: &self.trunks,
+            trunk_calls: &self.trunk_calls,
         };
         let (caller, contacts, ring_timeout) = match dir.route(clk.now, tenant.id, &o.caller) {
             Route::NotFound => return Err(OriginateError::UnknownCaller),

@@ -84,6 +84,9 @@
 
 mod auth;
 mod control;
+mod trunks;
+
+pub use trunks::TrunkRefusal;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -181,6 +184,10 @@ pub enum Input {
     /// The whole directory, reloaded from the store (another node changed
     /// it): users and tenants missing from it lose their bindings.
     ReplaceDirectory(Box<Directory>),
+    /// Trunks, DID and outbound rules and outbound permissions, reloaded
+    /// after a provisioning change: new calls route with them (calls in
+    /// progress keep the trunks they had).
+    ReplaceTrunks(Box<crate::trunk::Trunks>),
 }
 
 /// What the engine asks of the runtime.
@@ -228,6 +235,13 @@ pub enum EngineEvent {
     Routing {
         session: SessionId,
         notice: crate::call::RoutingNotice,
+    },
+    /// A carrier's INVITE refused (its source is a trunk's): no DID rule,
+    /// the trunk at its call limit.
+    TrunkCallRefused {
+        peer: Peer,
+        trunk: String,
+        reason: TrunkRefusal,
     },
     /// Something the engine could not do that should not happen (a message
     /// it built did not parse, a transaction refused it). Each is a bug.
@@ -307,6 +321,11 @@ pub struct Engine {
     /// against (what [`Session::holds`] said when it last settled).
     active: ActiveCalls,
     held: HashMap<SessionId, Held>,
+    /// Trunks and routing rules (`trunks.rs`), the calls through them, and
+    /// which trunks each session counts against.
+    trunks: crate::trunk::Trunks,
+    trunk_calls: crate::trunk::TrunkCalls,
+    trunk_held: HashMap<SessionId, crate::call::TrunkUse>,
     /// Session deadlines (ring timeouts, 2xx retransmissions), ordered.
     deadlines: BTreeSet<(Instant, SessionId)>,
     /// The deadline each session has in `deadlines`.
@@ -360,6 +379,9 @@ impl Engine {
             sessions: HashMap::new(),
             active: ActiveCalls::default(),
             held: HashMap::new(),
+            trunks: Default::default(),
+            trunk_calls: Default::default(),
+            trunk_held: HashMap::new(),
             deadlines: BTreeSet::new(),
             indexed: HashMap::new(),
             sweep_interval: config.sweep_interval.max(Duration::from_millis(1)),
@@ -452,6 +474,7 @@ impl Engine {
                 self.registrar.forget_user(tenant, &extension);
             }
             Input::ReplaceDirectory(new) => self.replace_directory(*new),
+            Input::ReplaceTrunks(trunks) => self.replace_trunks(*trunks),
         }
         self.drain(clk);
     }
@@ -718,6 +741,9 @@ impl Engine {
     }
 
     fn on_invite(&mut self, clk: Clock, peer: Peer, id: TransactionId, request: Message) {
+        let Some(request) = self.trunk_invite(clk, peer, id, request) else {
+            return;
+        };
         let caller = match self.authenticate_invite(clk, peer, &request) {
             auth::InviteAuth::Caller(caller) => caller,
             auth::InviteAuth::Refused(response) => {
@@ -736,8 +762,22 @@ impl Engine {
             directory: &self.directory,
             location: self.registrar.location(),
             active: &self.active,
+            trunks: &self.trunks,
+            trunk_calls: &self.trunk_calls,
         };
         let route = dir.route(clk.now, caller.tenant.id, &dialled);
+        // A number no extension has may leave by a trunk.
+        let outbound = match route {
+            crate::router::Route::NotFound => {
+                let user = Some(caller.party.user.as_str());
+                dir.outbound(caller.tenant.id, user, user, &dialled)
+            }
+            _ => None,
+        };
+        let direction = match outbound {
+            Some(_) => cdr::Direction::Outbound,
+            None => cdr::Direction::Extension,
+        };
         let mut cx = Ctx {
             clk,
             sv: &mut self.sv,
@@ -755,6 +795,9 @@ impl Engine {
                 invite: request,
                 server: id,
                 route,
+                direction,
+                inbound: None,
+                outbound,
             },
         );
         self.apply(session_id, session.tenant_id());
@@ -866,6 +909,8 @@ impl Engine {
                     directory: &self.directory,
                     location: self.registrar.location(),
                     active: &self.active,
+                    trunks: &self.trunks,
+                    trunk_calls: &self.trunk_calls,
                 },
                 fx: &mut self.effects,
             };
@@ -933,9 +978,11 @@ impl Engine {
         let tenant = s.tenant_id();
         let next = s.next_deadline();
         let finished = s.is_finished();
+        let trunks = s.trunks_held();
         if let Some(holds) = changed {
             self.count(id, tenant, holds);
         }
+        self.count_trunks(id, tenant, trunks);
         let old = self.indexed.get(&id).copied();
         if old != next || finished {
             if let Some(old) = old {

@@ -216,6 +216,7 @@ pub async fn create(
             json!({ "did": rule.did, "trunk_id": rule.trunk_id, "destination": rule.destination }),
         )
         .await;
+    state.trunks_changed().await;
     Ok((StatusCode::CREATED, Json(rule_json(rule))))
 }
 
@@ -257,6 +258,7 @@ async fn update(
             json!({ "did": rule.did, "fields": changed }),
         )
         .await;
+    state.trunks_changed().await;
     Ok(Json(rule_json(rule)))
 }
 
@@ -305,6 +307,7 @@ pub async fn delete(
             json!({ "did": rule.did }),
         )
         .await;
+    state.trunks_changed().await;
     Ok(StatusCode::NO_CONTENT)
 }
 

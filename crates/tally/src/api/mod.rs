@@ -122,6 +122,8 @@ pub struct Inner {
     /// The `register` trunks' live registration state, set once at
     /// start-up (api/trunks.rs).
     trunk_states: std::sync::OnceLock<crate::trunks::live::LiveStates>,
+    /// Reloads the engine's trunks after a change (api/trunks.rs).
+    trunk_reload: std::sync::OnceLock<std::sync::Arc<crate::trunks::reload::TrunkReload>>,
     /// Where recording files are, set once at start-up (api/recordings.rs).
     recordings_dir: std::sync::OnceLock<std::path::PathBuf>,
 }
@@ -153,6 +155,7 @@ impl ApiState {
             replays: webhooks::Replays::default(),
             webhooks: std::sync::OnceLock::new(),
             trunk_states: std::sync::OnceLock::new(),
+            trunk_reload: std::sync::OnceLock::new(),
             recordings_dir: std::sync::OnceLock::new(),
         }))
     }

@@ -272,6 +272,7 @@ pub async fn create(
             json!({ "name": rule.name, "pattern": rule.pattern, "trunks": rule.trunks }),
         )
         .await;
+    state.trunks_changed().await;
     Ok((StatusCode::CREATED, Json(rule_json(rule))))
 }
 
@@ -320,6 +321,7 @@ async fn update(
             json!({ "name": rule.name, "fields": changed }),
         )
         .await;
+    state.trunks_changed().await;
     Ok(Json(rule_json(rule)))
 }
 
@@ -368,6 +370,7 @@ pub async fn delete(
             json!({ "name": rule.name }),
         )
         .await;
+    state.trunks_changed().await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -434,6 +437,7 @@ pub async fn put_user_outbound(
             json!({ "outbound_allowed": settings.allowed, "outbound_caller_id": settings.caller_id }),
         )
         .await;
+    state.trunks_changed().await;
     Ok(Json(user_outbound_json(&settings)))
 }
 
@@ -489,6 +493,7 @@ pub async fn put_tenant_outbound(
             json!({ "max_outbound_calls": limit }),
         )
         .await;
+    state.trunks_changed().await;
     Ok(Json(json!({ "max_outbound_calls": limit })))
 }
 

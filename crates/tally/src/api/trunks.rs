@@ -454,6 +454,7 @@ pub async fn create(
             json!({ "name": trunk.name, "kind": trunk.kind, "host": trunk.host }),
         )
         .await;
+    state.trunks_changed().await;
     Ok((StatusCode::CREATED, Json(trunk_json(trunk))))
 }
 
@@ -461,6 +462,23 @@ impl ApiState {
     /// Hands the API the registrations' live state (once, at start-up).
     pub fn set_trunk_states(&self, states: LiveStates) {
         let _ = self.0.trunk_states.set(states);
+    }
+
+    /// Hands the API what reloads the engine's trunks (once, at start-up).
+    pub fn set_trunk_reload(&self, reload: std::sync::Arc<crate::trunks::reload::TrunkReload>) {
+        let _ = self.0.trunk_reload.set(reload);
+    }
+
+    /// A trunk, DID rule, outbound rule or outbound permission changed in
+    /// the store: the engine and the live tasks take it before the answer
+    /// goes (a failure is logged; the next change carries this one too).
+    pub(crate) async fn trunks_changed(&self) {
+        let Some(reload) = self.0.trunk_reload.get() else {
+            return;
+        };
+        if let Err(e) = reload.reload().await {
+            tracing::warn!(error = %e, "trunks not reloaded after a change");
+        }
     }
 
     /// A trunk's live registration state, if it is registering.
@@ -526,6 +544,7 @@ async fn update(
             json!({ "name": trunk.name, "fields": changed }),
         )
         .await;
+    state.trunks_changed().await;
     Ok(Json(trunk_json(trunk)))
 }
 
@@ -577,6 +596,7 @@ pub async fn delete(
             json!({ "name": trunk.name }),
         )
         .await;
+    state.trunks_changed().await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -17,8 +17,9 @@
 //! - **DNS**: A/AAAA through `tokio::net::lookup_host` before each
 //!   request, first address; SRV is not looked up yet (a carrier that
 //!   publishes only SRV needs its host and port given).
-//! - **Trunks are read at start-up**: provisioning changes reach these
-//!   tasks after a restart (the engine wiring will replace this).
+//! - **Provisioning restarts a trunk's task** ([`Supervisor::reconcile`],
+//!   after every change, `super::reload`): its registration starts over
+//!   with the new settings.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -120,28 +121,94 @@ fn options_view(state: Reachability) -> OptionsView {
     }
 }
 
-/// Starts one task per enabled trunk. `bind` is the SIP bind address,
-/// `contact` the `host:port` the PBX advertises.
-pub fn spawn<'a>(
-    trunks: impl Iterator<Item = &'a Trunk>,
+/// The running tasks, one per enabled trunk, kept in step with the
+/// provisioned trunks ([`Supervisor::reconcile`]): a trunk created,
+/// changed or enabled starts (again), one deleted or disabled stops and
+/// leaves the live states.
+pub struct Supervisor {
+    states: LiveStates,
     bind: IpAddr,
-    contact: &str,
-    stop: watch::Receiver<bool>,
-) -> (LiveStates, Vec<tokio::task::JoinHandle<()>>) {
-    let states = LiveStates::default();
-    let mut tasks = Vec::new();
-    for trunk in trunks.filter(|t| t.enabled) {
-        let (trunk, states_, stop) = (trunk.clone(), Arc::clone(&states), stop.clone());
-        let contact = contact.to_owned();
-        tasks.push(tokio::spawn(async move {
-            run(trunk, bind, contact, states_, stop).await;
-        }));
+    contact: String,
+    tasks: HashMap<Id, Running>,
+}
+
+struct Running {
+    trunk: Trunk,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Supervisor {
+    /// No task yet. `bind` is the SIP bind address, `contact` the
+    /// `host:port` the PBX advertises.
+    pub fn new(bind: IpAddr, contact: &str) -> Self {
+        Supervisor {
+            states: LiveStates::default(),
+            bind,
+            contact: contact.to_owned(),
+            tasks: HashMap::new(),
+        }
     }
-    (states, tasks)
+
+    /// What the tasks publish, for the API.
+    pub fn states(&self) -> LiveStates {
+        Arc::clone(&self.states)
+    }
+
+    /// Stops the tasks of trunks that are gone, disabled or changed, and
+    /// starts those of enabled trunks without one.
+    pub fn reconcile<'a>(&mut self, trunks: impl Iterator<Item = &'a Trunk>) {
+        let wanted: HashMap<Id, &Trunk> =
+            trunks.filter(|t| t.enabled).map(|t| (t.id.0, t)).collect();
+        let stale: Vec<Id> = self
+            .tasks
+            .iter()
+            .filter(|(id, r)| wanted.get(id).is_none_or(|t| **t != r.trunk))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in stale {
+            if let Some(r) = self.tasks.remove(&id) {
+                let _ = r.stop.send(true);
+                r.task.abort();
+            }
+            if let Ok(mut map) = self.states.lock() {
+                map.remove(&id);
+            }
+        }
+        for (id, trunk) in wanted {
+            if self.tasks.contains_key(&id) {
+                continue;
+            }
+            let (stop, stopped) = watch::channel(false);
+            let (trunk_, states, contact) = (
+                trunk.clone(),
+                Arc::clone(&self.states),
+                self.contact.clone(),
+            );
+            let bind = self.bind;
+            let task = tokio::spawn(run(trunk_, bind, contact, states, stopped));
+            self.tasks.insert(
+                id,
+                Running {
+                    trunk: trunk.clone(),
+                    stop,
+                    task,
+                },
+            );
+        }
+    }
+
+    /// Stops every task and waits for them.
+    pub async fn shutdown(&mut self) {
+        for (_, r) in self.tasks.drain() {
+            let _ = r.stop.send(true);
+            let _ = r.task.await;
+        }
+    }
 }
 
 /// Where requests go: the outbound proxy if set, else the host.
-async fn resolve(trunk: &Trunk) -> Option<SocketAddr> {
+pub(crate) async fn resolve(trunk: &Trunk) -> Option<SocketAddr> {
     let target = match &trunk.outbound_proxy {
         Some(proxy) if proxy.contains(']') || proxy.matches(':').count() == 1 => proxy.clone(),
         Some(proxy) => format!("{proxy}:5060"),

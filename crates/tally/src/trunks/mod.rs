@@ -7,18 +7,25 @@
 //! source network gone wrong) are logged and left out rather than failing
 //! the start: a PBX with one broken rule must still take every other call.
 //!
-//! [`live`] runs each trunk's registration and OPTIONS keep-alive. Still
-//! to come: the hand-over of the loaded trunks (and their live state) to
-//! the shard once the engine routes through them.
+//! [`live`] runs each trunk's registration and OPTIONS keep-alive;
+//! [`reload`] hands a fresh load to the shard and the live tasks after
+//! every provisioning change.
+//!
+//! A load also carries who may dial out (users' `outbound_allowed` and
+//! `outbound_caller_id`, tenants' `max_outbound_calls`) and where each
+//! trunk's INVITEs go when its host is a name (resolved here, A/AAAA, so
+//! the sans-IO engine never waits on DNS; a name that does not resolve
+//! leaves the trunk skipped by outbound routing, reported per call).
 
 pub mod live;
+pub mod reload;
 
 use std::collections::HashMap;
 
 use cdr::{Id, TenantId};
 use pbx::trunk::{
-    DidMatch, InboundDestination, InboundRule, OutboundRule, SourceNet, Trunk, TrunkId, TrunkKind,
-    TrunkTransport, Trunks,
+    DidMatch, InboundDestination, InboundRule, OutboundPolicy, OutboundRule, SourceNet, Trunk,
+    TrunkId, TrunkKind, TrunkTransport, Trunks, UserOutbound,
 };
 use store::{Store, StoreError};
 
@@ -151,13 +158,68 @@ pub fn build(
     (table, skipped)
 }
 
+/// The tenants' outbound permissions: users whose settings differ from
+/// the defaults, and each tenant's limit.
+async fn outbound_policies(store: &Store, table: &mut Trunks) -> Result<(), StoreError> {
+    let mut policies: HashMap<TenantId, OutboundPolicy> = HashMap::new();
+    for u in store.all_user_outbound().await? {
+        let settings = UserOutbound {
+            allowed: u.allowed,
+            caller_id: u.caller_id,
+        };
+        let policy = policies.entry(u.tenant_id).or_default();
+        if settings != UserOutbound::default() {
+            policy
+                .users
+                .insert(pbx::Extension::new(u.extension), settings);
+        }
+    }
+    for (tenant, policy) in &mut policies {
+        policy.max_outbound_calls = store.tenant_outbound_limit(*tenant).await?.flatten();
+    }
+    for (tenant, policy) in policies {
+        table.set_outbound_policy(tenant, policy);
+    }
+    Ok(())
+}
+
+/// How long one trunk's name may take to resolve.
+const RESOLVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Resolves the trunks whose host (or outbound proxy) is a name: where
+/// their INVITEs go, and for `register` trunks the addresses their calls
+/// come from.
+async fn resolve(table: &mut Trunks) {
+    let trunks: Vec<Trunk> = table.all().cloned().collect();
+    for trunk in trunks.iter().filter(|t| t.enabled) {
+        if table.destination(trunk).is_none() {
+            match tokio::time::timeout(RESOLVE_TIMEOUT, live::resolve(trunk)).await {
+                Ok(Some(address)) => table.set_destination(trunk.id, address),
+                _ => {
+                    tracing::warn!(trunk = %trunk.name, host = %trunk.host, "trunk host does not resolve")
+                }
+            }
+        }
+        if trunk.kind == TrunkKind::Register {
+            let host = format!("{}:{}", trunk.host, trunk.port);
+            if let Ok(Ok(addresses)) =
+                tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host(host)).await
+            {
+                table.set_resolved(trunk.id, addresses.map(|a| a.ip()).collect());
+            }
+        }
+    }
+}
+
 /// Everything the engine routes trunk calls with, from the store, with
 /// each row left out logged once.
 pub async fn load(store: &Store) -> Result<Trunks, StoreError> {
     let trunks = store.all_trunks().await?;
     let inbound = store.all_inbound_rules().await?;
     let outbound = store.all_outbound_rules().await?;
-    let (table, skipped) = build(&trunks, &inbound, &outbound);
+    let (mut table, skipped) = build(&trunks, &inbound, &outbound);
+    outbound_policies(store, &mut table).await?;
+    resolve(&mut table).await;
     for s in &skipped {
         tracing::warn!(error = %s, "stored routing row not loaded");
     }
