@@ -244,6 +244,9 @@ fn bye_never_answered_still_ends_the_call() {
     bench.send(bob.peer, &bye);
     assert_eq!(bench.take_one(bob.peer).status(), Some(200));
     assert_eq!(session_end(bench), (200, EndReason::CalleeDisconnect));
+    // The session is dropped at once (nothing of it needs more than the
+    // transaction layer); the BYE to Alice is still retransmitted.
+    assert_eq!(bench.engine.sessions(), 0, "dropped when the call ends");
     bench.at(41_999);
     let byes = bench.take(alice.peer);
     assert!(
@@ -251,8 +254,39 @@ fn bye_never_answered_still_ends_the_call() {
         "retransmitted"
     );
     bench.at(42_000);
-    assert_eq!(bench.engine.sessions(), 0, "gone after Timer F");
+    assert_eq!(bench.engine.transactions(), 0, "the BYE timed out (Timer F)");
     assert_eq!(bench.cdr()["ended_time"], "1795874597");
+}
+
+/// An ended call keeps no session while its transactions finish: a
+/// retransmitted BYE is answered again, the PBX's own BYE is retransmitted
+/// and its late 200 absorbed, all by the transaction layer (issue 18:
+/// memory is kept to the calls in progress, not 32 s more per call).
+#[test]
+fn an_ended_call_is_dropped_at_once_and_its_transactions_still_answer() {
+    let (mut cast, mut a_call, b_call) = answered();
+    let Cast { bench, alice, bob } = &mut cast;
+    bench.at(10_000);
+    let bye = alice.request(&mut a_call, "BYE", None);
+    bench.send(alice.peer, &bye);
+    assert_eq!(bench.take_one(alice.peer).status(), Some(200));
+    let to_bob = bench.take_one(bob.peer);
+    assert!(is(&to_bob, Method::Bye));
+    assert_eq!(session_end(bench), (200, EndReason::CallerDisconnect));
+    assert_eq!(bench.engine.sessions(), 0, "dropped when the call ends");
+    // Alice did not hear the 200: her BYE again, the same 200 again.
+    bench.at(10_500);
+    bench.send(alice.peer, &bye);
+    assert_eq!(bench.take_one(alice.peer).status(), Some(200));
+    // The PBX's BYE goes again until Bob answers; his 200 changes nothing.
+    bench.at(10_600);
+    assert!(is(&bench.take_one(bob.peer), Method::Bye), "retransmitted");
+    bench.send(bob.peer, &bob.respond(&b_call, &to_bob, 200, None));
+    bench.at(60_000);
+    assert!(bench.take(bob.peer).is_empty());
+    assert!(bench.take(alice.peer).is_empty());
+    assert_eq!(bench.engine.transactions(), 0, "every transaction ended");
+    assert_eq!(bench.cdr()["ended_reason"], "caller_disconnect");
 }
 
 #[test]

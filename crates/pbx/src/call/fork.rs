@@ -57,6 +57,13 @@ impl TargetState {
             TargetState::Calling | TargetState::Trying | TargetState::Early
         )
     }
+
+    /// Its INVITE has no final response yet: a 2xx may still come, which
+    /// the session must ACK and hang up (or a provisional, at which a
+    /// wanted CANCEL goes).
+    pub(crate) fn awaits_final(self) -> bool {
+        self.is_open() || matches!(self, TargetState::CancelWanted | TargetState::Cancelling)
+    }
 }
 
 #[derive(Debug)]

@@ -42,15 +42,19 @@ impl Leg {
     /// Sends this leg's last ACK again if it acknowledged `ok` (same To tag
     /// and CSeq): the peer missed it.
     pub(super) fn resend_ack(&self, cx: &mut Ctx<'_>, ok: &Message) {
-        let Some(ack) = &self.last_ack else {
-            return;
-        };
-        let tag = |m: &Message| m.to().ok().and_then(|t| t.tag().map(str::to_owned));
-        let seq = |m: &Message| m.cseq().ok().map(|c| c.seq);
-        if tag(ack) == tag(ok) && seq(ack) == seq(ok) {
+        if let Some(ack) = &self.last_ack
+            && acknowledges(ack, ok)
+        {
             cx.transmit(self.peer, ack.clone());
         }
     }
+}
+
+/// Whether `ack` acknowledges the 2xx `ok` (same To tag and CSeq).
+pub(crate) fn acknowledges(ack: &Message, ok: &Message) -> bool {
+    let tag = |m: &Message| m.to().ok().and_then(|t| t.tag().map(str::to_owned));
+    let seq = |m: &Message| m.cseq().ok().map(|c| c.seq);
+    tag(ack) == tag(ok) && seq(ack) == seq(ok)
 }
 
 /// BYE in `dialog`, in a client transaction of its own.

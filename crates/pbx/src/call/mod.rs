@@ -137,6 +137,7 @@ use crate::router::Route;
 use bridge::{Bridge, Relay};
 use caller::Caller;
 pub(crate) use effect::{Ctx, DialogKey, Effect, Lookup};
+pub(crate) use leg::acknowledges;
 use fork::Target;
 use leg::Leg;
 pub(crate) use originate::{Origin, Originate};
@@ -235,8 +236,6 @@ pub(crate) struct Session {
     /// How many 3xx were followed.
     redirects: usize,
     relays: HashMap<TransactionId, Relay>,
-    /// Owned transactions not terminated yet.
-    live_txns: usize,
     dialog_keys: Vec<DialogKey>,
     /// The trunks the call came in by and leaves by (`trunk.rs`).
     trunk: trunk::TrunkLegs,
@@ -305,7 +304,6 @@ impl Session {
             visited: Vec::new(),
             redirects: 0,
             relays: HashMap::new(),
-            live_txns: 0,
             dialog_keys: Vec::new(),
             trunk: trunk::TrunkLegs::new(inbound),
         };
@@ -367,9 +365,30 @@ impl Session {
         self.phase == Phase::Over
     }
 
-    /// Ended, and nothing of it in flight: the engine may drop it.
+    /// Ended, and nothing left that needs the session: the engine drops
+    /// it. What is still in flight needs only the transaction layer: a
+    /// final response it retransmits until the ACK (Timer G/H), a BYE or
+    /// CANCEL the PBX sent (their answers change nothing now), a request
+    /// retransmission it answers again (Timer J). What does need the
+    /// session: a 2xx the PBX sent and must see ACKed (`unacked`), and a
+    /// target INVITE without its final response, since a 2xx crossing the
+    /// CANCEL must be ACKed and hung up. Dropping at once, rather than
+    /// when the last transaction ends (32 s for UDP), keeps memory to the
+    /// calls in progress (issue 18).
     pub(crate) fn is_finished(&self) -> bool {
-        self.phase == Phase::Over && self.live_txns == 0 && self.legs().all(|l| l.unacked.is_none())
+        self.phase == Phase::Over
+            && self.legs().all(|l| l.unacked.is_none())
+            && !self.targets.iter().any(|t| t.state.awaits_final())
+    }
+
+    /// The ACKs the PBX sent for targets' 2xx, by INVITE transaction:
+    /// once the session is dropped the engine keeps them (and only them)
+    /// until those transactions end, to answer a 2xx retransmitted because
+    /// an ACK was lost (RFC 6026's Accepted state).
+    pub(crate) fn lingering_acks(&self) -> impl Iterator<Item = (TransactionId, Peer, Message)> + '_ {
+        self.targets
+            .iter()
+            .filter_map(|t| Some((t.txn, t.leg.peer, t.leg.last_ack.clone()?)))
     }
 
     /// The PBX ends the call itself (it is stopping): BYE on both legs of
@@ -407,7 +426,6 @@ impl Session {
 
     /// An owned transaction ended.
     pub(crate) fn txn_terminated(&mut self, id: TransactionId) {
-        self.live_txns = self.live_txns.saturating_sub(1);
         self.relays.remove(&id);
     }
 
@@ -507,7 +525,6 @@ impl Session {
 
     fn own(&mut self, cx: &mut Ctx<'_>, txn: TransactionId, peer: Peer, role: TxnRole) {
         cx.fx.push(Effect::Own { txn, peer, role });
-        self.live_txns += 1;
     }
 
     fn index(&mut self, cx: &mut Ctx<'_>, key: DialogKey, leg: LegRef) {

@@ -137,7 +137,6 @@ impl Session {
             visited: vec![caller.user.clone()],
             redirects: 0,
             relays: Default::default(),
-            live_txns: 0,
             trunk: super::trunk::TrunkLegs::new(None),
             dialog_keys: Vec::new(),
         };

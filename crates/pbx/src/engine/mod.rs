@@ -313,6 +313,10 @@ pub struct Engine {
     /// Effects of the session being run, applied when it returns.
     effects: Vec<Effect>,
     owners: HashMap<TransactionId, Owner>,
+    /// ACKs of dropped sessions' targets, by INVITE client transaction,
+    /// until it ends: a 2xx retransmitted there is ACKed again
+    /// ([`Session::lingering_acks`]).
+    acks: HashMap<TransactionId, (Peer, Message)>,
     dialogs: HashMap<DialogKey, (SessionId, LegRef)>,
     registrar: Registrar,
     directory: Directory,
@@ -369,6 +373,7 @@ impl Engine {
             out: VecDeque::new(),
             effects: Vec::new(),
             owners: HashMap::new(),
+            acks: HashMap::new(),
             dialogs: HashMap::new(),
             registrar: Registrar::new(
                 config.registrar,
@@ -880,6 +885,7 @@ impl Engine {
                 // the same ACK as any other for the dialog layer.
                 TxnOutput::Event(TransactionEvent::Ack(ack)) => self.on_ack(clk, None, ack),
                 TxnOutput::Event(TransactionEvent::Terminated) => {
+                    self.acks.remove(&id);
                     if let Some(owner) = self.owners.remove(&id) {
                         if let Some(s) = self.sessions.get_mut(&owner.session) {
                             s.txn_terminated(id);
@@ -888,9 +894,22 @@ impl Engine {
                     }
                 }
                 TxnOutput::Event(event) => {
-                    if let Some(owner) = self.owners.get(&id).copied() {
+                    let Some(owner) = self.owners.get(&id).copied() else {
+                        continue;
+                    };
+                    if self.sessions.contains_key(&owner.session) {
                         self.run(owner.session, clk, |s, cx| {
                             s.on_txn_event(cx, id, owner.role, event)
+                        });
+                    } else if let TransactionEvent::Final(ok) = event
+                        && let Some((peer, ack)) = self.acks.get(&id)
+                        && crate::call::acknowledges(ack, &ok)
+                    {
+                        // The session is gone; its target's 2xx came again
+                        // (the ACK was lost): the same ACK again.
+                        self.out.push_back(Output::Transmit {
+                            peer: *peer,
+                            message: ack.clone(),
                         });
                     }
                 }
@@ -997,6 +1016,11 @@ impl Engine {
         if finished && let Some(s) = self.sessions.remove(&id) {
             for key in s.dialog_keys() {
                 self.dialogs.remove(key);
+            }
+            for (txn, peer, ack) in s.lingering_acks() {
+                if self.owners.contains_key(&txn) {
+                    self.acks.insert(txn, (peer, ack));
+                }
             }
         }
     }
