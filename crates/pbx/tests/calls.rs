@@ -254,7 +254,11 @@ fn bye_never_answered_still_ends_the_call() {
         "retransmitted"
     );
     bench.at(42_000);
-    assert_eq!(bench.engine.transactions(), 0, "the BYE timed out (Timer F)");
+    assert_eq!(
+        bench.engine.transactions(),
+        0,
+        "the BYE timed out (Timer F)"
+    );
     assert_eq!(bench.cdr()["ended_time"], "1795874597");
 }
 

@@ -137,9 +137,9 @@ use crate::router::Route;
 use bridge::{Bridge, Relay};
 use caller::Caller;
 pub(crate) use effect::{Ctx, DialogKey, Effect, Lookup};
-pub(crate) use leg::acknowledges;
 use fork::Target;
 use leg::Leg;
+pub(crate) use leg::acknowledges;
 pub(crate) use originate::{Origin, Originate};
 pub use reroute::{NotFollowed, RoutingNotice};
 use timer::{Timer, TimerTable};
@@ -385,7 +385,9 @@ impl Session {
     /// once the session is dropped the engine keeps them (and only them)
     /// until those transactions end, to answer a 2xx retransmitted because
     /// an ACK was lost (RFC 6026's Accepted state).
-    pub(crate) fn lingering_acks(&self) -> impl Iterator<Item = (TransactionId, Peer, Message)> + '_ {
+    pub(crate) fn lingering_acks(
+        &self,
+    ) -> impl Iterator<Item = (TransactionId, Peer, Message)> + '_ {
         self.targets
             .iter()
             .filter_map(|t| Some((t.txn, t.leg.peer, t.leg.last_ack.clone()?)))
