@@ -51,7 +51,7 @@
 //!   [`InternalError`]s it may report.
 //!
 //! Still to come on the same surface: trunks (`in`, `out`, `in2out`),
-//! forwarding, redirects, transfers, pickup, ring groups, queues, IVRs,
+//! transfers, pickup, queues, IVRs,
 //! media anchoring.
 
 mod call;
@@ -70,7 +70,8 @@ pub mod trunk_registration;
 pub use call::{NotFollowed, RoutingNotice};
 pub use context::{InternalError, Written};
 pub use directory::{
-    Directory, Extension, ForwardCondition, Forwarding, SipCredentials, Tenant, User,
+    Directory, Extension, ForwardCondition, Forwarding, RingGroup, RingStrategy, SipCredentials,
+    Tenant, User,
 };
 pub use engine::{DropReason, Engine, EngineConfig, EngineError, EngineEvent, Input, Output};
 pub use ids::IdGenerator;

@@ -77,6 +77,7 @@ impl Session {
         contact: Contact,
         max_forwards: u8,
         reroute_reason: Option<RerouteReason>,
+        call_type: CallType,
     ) {
         let index = self.targets.len();
         let target_id = TargetId::from(cx.sv.snowflake.next_id(UnixMillis(cx.clk.unix_ms)));
@@ -148,7 +149,7 @@ impl Session {
         });
         cx.emit(CallEventKind::TargetAdded(Box::new(TargetAdded {
             target: target_id,
-            call_type: CallType::Normal,
+            call_type,
             caller: self.caller_party.user.clone(),
             callee: extension.to_owned(),
             destination: contact.uri,
@@ -309,7 +310,8 @@ impl Session {
         let target = t.id;
         t.leg.owed_ack = Some(ok.clone());
         self.phase = Phase::Answered(Bridge::new(i));
-        self.timers.stop(super::Timer::RingTimeout);
+        self.timers.stop_ringing();
+        self.group_member_answered(cx, i);
         cx.emit(CallEventKind::TargetAnswered { target });
         self.stop_all(cx, NoAnswerCause::AnsweredElsewhere);
         self.answer_caller(cx, &ok);

@@ -45,6 +45,8 @@
 //!   and the plumbing shared by the rest;
 //! - `caller.rs`: the caller leg (the UAS side): provisionals relayed to
 //!   it, its final answer, its CANCEL;
+//! - `group.rs`: ring groups: which members ring when (ring all, hunt,
+//!   round robin), and where an unanswered group call goes;
 //! - `fork.rs`: the targets racing: one `TargetState` each, the
 //!   winner, cancelling the losers, the best failure, a late 2xx;
 //! - `bridge.rs`: the answered pair: in-dialog requests relayed both ways,
@@ -105,6 +107,7 @@ mod bridge;
 mod caller;
 mod effect;
 mod fork;
+mod group;
 mod leg;
 mod reroute;
 mod timer;
@@ -128,6 +131,7 @@ use bridge::{Bridge, Relay};
 use caller::Caller;
 pub(crate) use effect::{Ctx, DialogKey, Effect, Lookup};
 use fork::Target;
+pub(crate) use group::LastAnswered;
 use leg::Leg;
 pub use reroute::{NotFollowed, RoutingNotice};
 use timer::{Timer, TimerTable};
@@ -248,6 +252,11 @@ impl Session {
                 display_name: display_name.clone(),
                 domain: tenant.domain.clone(),
             },
+            Route::Group(group) => Party {
+                user: group.number.to_string(),
+                display_name: group.name.clone(),
+                domain: tenant.domain.clone(),
+            },
             Route::NotFound => Party {
                 user: dialled,
                 display_name: String::new(),
@@ -315,7 +324,11 @@ impl Session {
         if self.is_over() {
             return [None, None];
         }
-        let stage = Some(self.stage.extension.as_str()).filter(|e| !e.is_empty());
+        let stage = match &self.stage.group {
+            Some(group) => group.holding(),
+            None => Some(self.stage.extension.as_str()),
+        }
+        .filter(|e| !e.is_empty());
         [Some(self.caller_party.user.as_str()), stage]
     }
 
@@ -417,6 +430,8 @@ impl Session {
                         self.ring_timed_out(cx);
                     }
                 }
+                Timer::GroupTimeout => self.group_timed_out(cx),
+                Timer::GroupStep => self.group_step_timed_out(cx, at),
                 Timer::Retransmit2xx(side) => self.retransmit_2xx(cx, side, at),
                 Timer::AckTimeout(side) => gave_up |= self.ack_timed_out(side),
             }
@@ -436,7 +451,7 @@ impl Session {
             return;
         }
         self.phase = Phase::Over;
-        self.timers.stop(Timer::RingTimeout);
+        self.timers.stop_ringing();
         cx.emit(CallEventKind::SessionEnded(SessionEnd {
             status_code,
             reason,

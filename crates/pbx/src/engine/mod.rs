@@ -98,7 +98,7 @@ use sip::transport::{Peer, Transport};
 use sip::validate::{check_request, check_response};
 use sip::{HeaderName, Message, Method, ParseError};
 
-use crate::call::{Ctx, DialogKey, Effect, LegRef, Lookup, Session, TxnRole};
+use crate::call::{Ctx, DialogKey, Effect, LastAnswered, LegRef, Lookup, Session, TxnRole};
 pub use crate::context::ALLOW;
 use crate::context::{Clock, InternalError, Services};
 use crate::directory::Directory;
@@ -305,6 +305,9 @@ pub struct Engine {
     /// against (what [`Session::holds`] said when it last settled).
     active: ActiveCalls,
     held: HashMap<SessionId, Held>,
+    /// Who answered each ring group last, for round robin (in memory, per
+    /// node: see `call/group.rs`).
+    last_answered: LastAnswered,
     /// Session deadlines (ring timeouts, 2xx retransmissions), ordered.
     deadlines: BTreeSet<(Instant, SessionId)>,
     /// The deadline each session has in `deadlines`.
@@ -357,6 +360,7 @@ impl Engine {
             directory: Directory::new(),
             sessions: HashMap::new(),
             active: ActiveCalls::default(),
+            last_answered: LastAnswered::default(),
             held: HashMap::new(),
             deadlines: BTreeSet::new(),
             indexed: HashMap::new(),
@@ -734,6 +738,7 @@ impl Engine {
             directory: &self.directory,
             location: self.registrar.location(),
             active: &self.active,
+            last_answered: &self.last_answered,
         };
         let route = dir.route(clk.now, caller.tenant.id, &dialled);
         let mut cx = Ctx {
@@ -864,6 +869,7 @@ impl Engine {
                     directory: &self.directory,
                     location: self.registrar.location(),
                     active: &self.active,
+                    last_answered: &self.last_answered,
                 },
                 fx: &mut self.effects,
             };
@@ -900,6 +906,9 @@ impl Engine {
                 }
                 Effect::Index { key, leg } => {
                     self.dialogs.insert(key, (session, leg));
+                }
+                Effect::GroupAnswered { group, member } => {
+                    self.last_answered.record(tenant, group, member)
                 }
                 Effect::Notice(notice) => self
                     .out
