@@ -68,6 +68,7 @@ pub mod openapi;
 mod outbound_rules;
 mod recordings;
 pub(crate) mod resource;
+mod ring_groups;
 pub mod server;
 mod tenant;
 pub(crate) mod tenants;
@@ -706,6 +707,7 @@ pub fn api() -> Api {
         .trunks()
         .inbound_rules()
         .outbound_rules()
+        .ring_groups()
         .recordings()
 }
 
