@@ -76,3 +76,12 @@ fn sipp_302_is_followed() {
     let dir = TempDir::new("flow-redirect");
     flows::redirect_followed(dir.path(), &[]);
 }
+
+#[test]
+fn sipp_ring_groups_ring_all_and_hunt() {
+    if !sipp_available("sipp_ring_groups_ring_all_and_hunt") {
+        return;
+    }
+    let dir = TempDir::new("flow-ring-groups");
+    flows::ring_groups(dir.path(), &[]);
+}
