@@ -794,3 +794,60 @@ fn a_group_looping_to_itself_ends_482() {
     ));
     assert_eq!(bench.cdr()["status_code"], "482");
 }
+
+/// A member's 3xx is that device's failure (not followed: it would take
+/// the call out of the group), and the caller, a member too, is not rung:
+/// hunt goes from 102 straight to 103.
+#[test]
+fn a_members_redirect_is_not_followed_and_the_caller_is_not_rung() {
+    let (mut cast, mut ann) = cast_with_ann();
+    let Cast { bench, alice, bob } = &mut cast;
+    group(
+        bench,
+        "600",
+        "Sales",
+        RingStrategy::Hunt,
+        &["101", "102", "103"],
+        None,
+    );
+    bench.at(-40);
+    let mut a_call = bench.dial(alice, "600");
+    let (b_call, b_invite) = rings(bench, bob);
+    assert!(
+        bench
+            .take(alice.peer)
+            .iter()
+            .all(|m| !is(m, Method::Invite)),
+        "the caller's own phone does not ring"
+    );
+    bench.at(1_000);
+    let redirect = bob.respond(&b_call, &b_invite, 302, None).replace(
+        "Content-Length",
+        "Contact: <sip:104@acme.example>\r\nContent-Length",
+    );
+    bench.send(bob.peer, &redirect);
+    assert!(is(&bench.take_one(bob.peer), Method::Ack));
+    let (c_call, c_invite) = rings(bench, &mut ann);
+    bench.at(2_000);
+    answer_talk_hang_up(
+        bench,
+        alice,
+        &mut a_call,
+        (&mut ann, &c_call, &c_invite),
+        3_000,
+    );
+    assert!(matches!(
+        bench.notices().as_slice(),
+        [RoutingNotice::RedirectNotFollowed {
+            why: pbx::NotFollowed::RingGroupMember,
+            ..
+        }]
+    ));
+    assert_eq!(
+        bench.targets(),
+        [("102".into(), None), ("103".into(), None)]
+    );
+    let cdr = bench.cdr();
+    assert_eq!(cdr["call_targets"][0]["status_code"], 302);
+    assert_eq!(cdr["call_targets"][1]["status"], "answered");
+}

@@ -19,7 +19,11 @@
 //!
 //! - **A member is skipped** (not rung, no target) when it is at its
 //!   `max_concurrent_calls`, disabled, has no live binding, or no INVITE
-//!   could be sent to any of its devices.
+//!   could be sent to any of its devices; and when it is the caller (a
+//!   member calling its own group does not ring itself).
+//! - **The group's timers replace the members' ring timeouts**: a member
+//!   rings for `member_timeout` (hunt, round robin) or until the group's
+//!   `timeout` (ring all), whatever its own ring timeout.
 //! - **Members' forwarding rules do not apply inside a group.** The group
 //!   is the routing decision: a member's "always" or "no answer" rule
 //!   would move the whole call away from the group (and its other
@@ -186,6 +190,9 @@ impl Session {
         let all = g.strategy == RingStrategy::RingAll;
         let mut any = false;
         while let Some(member) = self.next_member() {
+            if member == self.caller_party.user {
+                continue;
+            }
             let route = cx.dir.route(cx.clk.now, self.tenant.id, &member);
             let rung = match route {
                 Route::Extension { contacts, .. } => {
