@@ -14,25 +14,15 @@ mod common;
 
 use std::time::Duration;
 
-use cdr::{Builder, RerouteReason, WireProfile};
+use cdr::RerouteReason;
+use common::golden::{CALL_ID, CDR, DESK_URI, SESSION, call, cdr_of, event_id, golden, target};
 use common::*;
 use pbx::{Extension, ForwardCondition, Forwarding, RingGroup, RingStrategy, RoutingNotice};
 use serde_json::{Value, json};
 use sip::{Message, Method};
 
 const ANN: &str = "10.0.0.9:5066";
-const TENANT_ID: &str = "883611252155219968";
-const CALL_ID: &str = "3c26a1f1e7b94f0a@10.0.0.5";
-/// The first call's session (at T0) and cdr ids, and the ids of targets
-/// added after it (node 1's Snowflake: one more per id in a millisecond).
-const SESSION: &str = "1179059904569151488";
-const CDR: &str = "1179059904569151489";
-const DESK_URI: &str = "sip:102@10.0.0.7:5062";
-const ANN_URI: &str = "sip:103@10.0.0.9:5066";
-
-fn event_id(ordinal: u32) -> String {
-    format!("105cdcbc-7cc0-8100-8000-{ordinal:012x}")
-}
+const ANN_URI: &str = common::golden::ANN_URI;
 
 /// Adds (or replaces) ring group `number` of the fixture's tenant.
 fn group(
@@ -136,120 +126,6 @@ fn talk_hang_up(
     bench.send(callee.peer, &callee.respond(b_call, &bye, 200, None));
 }
 
-/// The `call_cdr` of the `n`th session (0: the first), with the event
-/// sequence numbers that session's events get.
-fn cdr_of(bench: &Bench, n: usize) -> Value {
-    let mut sessions = Vec::new();
-    for (s, _, _) in &bench.call_events {
-        if !sessions.contains(s) {
-            sessions.push(*s);
-        }
-    }
-    let mut builder = Builder::new();
-    let mut wire = Vec::new();
-    for (_, _, e) in bench
-        .call_events
-        .iter()
-        .filter(|(s, _, _)| *s == sessions[n])
-    {
-        wire.extend(builder.apply(e.clone()).unwrap());
-    }
-    assert!(builder.is_finished(), "session {n} did not end");
-    let seq = wire.len() as u64;
-    let last = wire.pop().unwrap();
-    serde_json::from_str(&last.to_json(seq, &WireProfile::tally()).unwrap()).unwrap()
-}
-
-/// Golden comparison that shows the whole actual value on a mismatch.
-fn golden(actual: &Value, expected: Value) {
-    assert!(
-        *actual == expected,
-        "actual:\n{}\nexpected:\n{}",
-        serde_json::to_string_pretty(actual).unwrap(),
-        serde_json::to_string_pretty(&expected).unwrap()
-    );
-}
-
-/// A target object of the golden CDRs.
-#[allow(clippy::too_many_arguments)]
-fn target(
-    id: &str,
-    cdr_id: &str,
-    (callee, destination): (&str, &str),
-    (start, ring, answered, ended): (&str, &str, &str, &str),
-    (ring_duration, talk_duration): (&str, &str),
-    (status, status_code, end_reason): (&str, u16, &str),
-) -> Value {
-    json!({
-        "id": id,
-        "cdr_id": cdr_id,
-        "direction": "ext",
-        "call_type": "ring_group_call",
-        "caller": "101",
-        "callee": callee,
-        "destination": destination,
-        "start_time": start,
-        "ring_time": ring,
-        "answered_time": answered,
-        "ended_time": ended,
-        "ring_duration": ring_duration,
-        "talk_duration": talk_duration,
-        "status": status,
-        "status_code": status_code,
-        "end_reason": end_reason,
-        "did": "",
-        "outbound_caller_id": "",
-        "trunk_name": "",
-    })
-}
-
-/// The call-level part of a golden CDR (101 calling `callee`).
-#[allow(clippy::too_many_arguments)]
-fn call(
-    (session, cdr_id, call_id): (&str, &str, &str),
-    (callee, callee_name): (&str, &str),
-    (start, ring, answered, ended): (&str, &str, &str, &str),
-    (ring_duration, talk_duration): (&str, u64),
-    (status, status_code, ended_reason): (&str, &str, &str),
-    targets: Vec<Value>,
-    sequence: u32,
-) -> Value {
-    json!({
-        "event_type": "call_cdr",
-        "session_id": session,
-        "cdr_id": cdr_id,
-        "call_id": call_id,
-        "tenant_id": TENANT_ID,
-        "tenant_name": "acme",
-        "direction": "ext",
-        "caller": "101",
-        "caller_display_name": "Tom",
-        "caller_domain": "acme.example",
-        "callee": callee,
-        "callee_display_name": callee_name,
-        "callee_domain": "acme.example",
-        "did": "",
-        "did_cid": "",
-        "outbound_caller_id": "",
-        "trunk_name": "",
-        "start_time": start,
-        "ring_time": ring,
-        "answered_time": answered,
-        "ended_time": ended,
-        "ring_duration": ring_duration,
-        "talk_duration": talk_duration,
-        "call_status": status,
-        "status_code": status_code,
-        "ended_reason": ended_reason,
-        "end_reason": ended_reason,
-        "user_data": "",
-        "call_targets": targets,
-        // The first session's event ids count from its start.
-        "event_id": event_id(sequence - 1),
-        "sequence": sequence,
-    })
-}
-
 /// ring_all: both members ring at once; 103 answers at +3200, 102 is
 /// CANCELled (`noanswer`, 0: answered elsewhere); 101 hangs up at +20500.
 #[test]
@@ -300,16 +176,14 @@ fn ring_all_answered() {
             ("answered", "0", "caller_disconnect"),
             vec![
                 target(
-                    "1179059904569151490",
-                    CDR,
+                    ("1179059904569151490", CDR, "ring_group_call"),
                     ("102", DESK_URI),
                     ("1795874587", "1795874587", "0", "1795874590"),
                     ("3", "0"),
                     ("noanswer", 0, "None"),
                 ),
                 target(
-                    "1179059904569151491",
-                    CDR,
+                    ("1179059904569151491", CDR, "ring_group_call"),
                     ("103", ANN_URI),
                     ("1795874587", "1795874587", "1795874590", "1795874607"),
                     ("3", "17"),
@@ -366,16 +240,14 @@ fn hunt_first_member_no_answer_then_second_answers() {
             ("answered", "0", "caller_disconnect"),
             vec![
                 target(
-                    "1179059904569151490",
-                    CDR,
+                    ("1179059904569151490", CDR, "ring_group_call"),
                     ("102", DESK_URI),
                     ("1795874587", "1795874587", "0", "1795874597"),
                     ("10", "0"),
                     ("noanswer", 408, "None"),
                 ),
                 target(
-                    "1179059946512191488",
-                    CDR,
+                    ("1179059946512191488", CDR, "ring_group_call"),
                     ("103", ANN_URI),
                     ("1795874597", "1795874597", "1795874599", "1795874602"),
                     ("2", "3"),
@@ -487,8 +359,11 @@ fn round_robin_starts_after_the_last_answerer() {
             ("1", 2),
             ("answered", "0", "caller_disconnect"),
             vec![target(
-                "1179059946512191490",
-                "1179059946512191489",
+                (
+                    "1179059946512191490",
+                    "1179059946512191489",
+                    "ring_group_call",
+                ),
                 ("103", ANN_URI),
                 ("1795874597", "1795874597", "1795874598", "1795874600"),
                 ("1", "2"),
@@ -555,16 +430,14 @@ fn group_timeout_goes_to_the_no_answer_destination() {
             ("answered", "0", "caller_disconnect"),
             vec![
                 target(
-                    "1179059904569151490",
-                    CDR,
+                    ("1179059904569151490", CDR, "ring_group_call"),
                     ("102", DESK_URI),
                     ("1795874587", "1795874587", "0", "1795874612"),
                     ("25", "0"),
                     ("noanswer", 408, "None"),
                 ),
                 target(
-                    "1179060009426751488",
-                    CDR,
+                    ("1179060009426751488", CDR, "ring_group_call"),
                     ("103", ANN_URI),
                     ("1795874612", "1795874612", "1795874614", "1795874617"),
                     ("2", "3"),
@@ -663,8 +536,7 @@ fn every_member_busy() {
             ("1", 0),
             ("fail", "486", "None"),
             vec![target(
-                "1179059904569151490",
-                CDR,
+                ("1179059904569151490", CDR, "ring_group_call"),
                 ("103", ANN_URI),
                 ("1795874587", "1795874587", "0", "1795874588"),
                 ("1", "0"),
