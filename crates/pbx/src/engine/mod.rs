@@ -305,8 +305,7 @@ pub struct Engine {
     /// against (what [`Session::holds`] said when it last settled).
     active: ActiveCalls,
     held: HashMap<SessionId, Held>,
-    /// Who answered each ring group last, for round robin (in memory, per
-    /// node: see `call/group.rs`).
+    /// Who answered each ring group last (round robin; `call/group.rs`).
     last_answered: LastAnswered,
     /// Session deadlines (ring timeouts, 2xx retransmissions), ordered.
     deadlines: BTreeSet<(Instant, SessionId)>,
