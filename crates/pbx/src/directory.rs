@@ -13,7 +13,10 @@
 //!   domain is how a request finds its tenant.
 //! - **Extensions are matched exactly.** They are the user part of a SIP URI,
 //!   which is case-sensitive; in practice they are digits.
-//! - Removing a tenant removes its users.
+//! - Removing a tenant removes its users and its ring groups.
+//! - **Ring groups share the extension space** with users (the API refuses
+//!   a number used twice); should both ever exist, the user wins
+//!   ([`crate::router::route`] looks users up first).
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
@@ -154,6 +157,57 @@ impl Forwarding {
     }
 }
 
+/// How a ring group rings its members (the stored `strategy`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RingStrategy {
+    /// Every member's devices at once; the first to answer wins.
+    RingAll,
+    /// One member at a time, in order, `member_timeout` each.
+    Hunt,
+    /// Like hunt, but starting after the member who answered the group's
+    /// last answered call.
+    RoundRobin,
+}
+
+impl RingStrategy {
+    /// The stored spelling (`ring_all`, `hunt`, `round_robin`).
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "ring_all" => Some(RingStrategy::RingAll),
+            "hunt" => Some(RingStrategy::Hunt),
+            "round_robin" => Some(RingStrategy::RoundRobin),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RingStrategy::RingAll => "ring_all",
+            RingStrategy::Hunt => "hunt",
+            RingStrategy::RoundRobin => "round_robin",
+        }
+    }
+}
+
+/// A ring group of a tenant: a number in the extension space that rings
+/// some of the tenant's users (SPEC §3, "ring group").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RingGroup {
+    pub tenant_id: TenantId,
+    pub number: Extension,
+    pub name: String,
+    pub strategy: RingStrategy,
+    /// Extensions of the tenant, in ringing order.
+    pub members: Vec<Extension>,
+    /// How long hunt and round robin ring each member.
+    pub member_timeout: Duration,
+    /// How long the group rings in all before the no-answer destination.
+    pub timeout: Duration,
+    /// Where an unanswered call goes (an extension or another group of
+    /// the tenant); `None`: the caller hears `480`.
+    pub no_answer: Option<String>,
+}
+
 /// A user's SIP password as the PBX keeps it: the digest HA1s,
 /// `H(extension:realm:password)` for MD5 and SHA-256 (RFC 7616), and the
 /// realm they answer. Never the password: the store has none (DESIGN.md,
@@ -234,6 +288,7 @@ pub struct Directory {
     /// Normalised domain → tenant.
     by_domain: HashMap<String, TenantId>,
     users: HashMap<TenantId, HashMap<Extension, User>>,
+    groups: HashMap<TenantId, HashMap<Extension, RingGroup>>,
 }
 
 /// The form domains are compared in: lower case, no trailing dot.
@@ -273,6 +328,7 @@ impl Directory {
         let tenant = self.tenants.remove(&id)?;
         self.by_domain.remove(&normalise_domain(&tenant.domain));
         self.users.remove(&id);
+        self.groups.remove(&id);
         Some(tenant)
     }
 
@@ -290,6 +346,27 @@ impl Directory {
 
     pub fn remove_user(&mut self, tenant: TenantId, extension: &str) -> Option<User> {
         self.users.get_mut(&tenant)?.remove(extension)
+    }
+
+    /// Adds a ring group or replaces the one with the same number.
+    pub fn upsert_group(&mut self, group: RingGroup) -> Result<(), DirectoryError> {
+        if !self.tenants.contains_key(&group.tenant_id) {
+            return Err(DirectoryError::UnknownTenant(group.tenant_id));
+        }
+        self.groups
+            .entry(group.tenant_id)
+            .or_default()
+            .insert(group.number.clone(), group);
+        Ok(())
+    }
+
+    pub fn remove_group(&mut self, tenant: TenantId, number: &str) -> Option<RingGroup> {
+        self.groups.get_mut(&tenant)?.remove(number)
+    }
+
+    /// The ring group numbered `number` in `tenant`.
+    pub fn group(&self, tenant: TenantId, number: &str) -> Option<&RingGroup> {
+        self.groups.get(&tenant)?.get(number)
     }
 
     pub fn tenant(&self, id: TenantId) -> Option<&Tenant> {
@@ -399,6 +476,40 @@ mod tests {
         d.remove_tenant(a.id);
         assert!(d.user(a.id, "102").is_none());
         assert!(d.tenant_by_domain("a.local").is_none());
+    }
+
+    #[test]
+    fn groups_belong_to_existing_tenants_and_leave_with_them() {
+        let mut d = Directory::new();
+        let a = tenant(1, "a.local");
+        let group = RingGroup {
+            tenant_id: a.id,
+            number: "600".into(),
+            name: "Sales".into(),
+            strategy: RingStrategy::Hunt,
+            members: vec!["101".into()],
+            member_timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(60),
+            no_answer: None,
+        };
+        assert_eq!(
+            d.upsert_group(group.clone()),
+            Err(DirectoryError::UnknownTenant(a.id))
+        );
+        d.upsert_tenant(a.clone()).unwrap();
+        d.upsert_group(group.clone()).unwrap();
+        assert_eq!(d.group(a.id, "600"), Some(&group));
+        assert!(d.user(a.id, "600").is_none(), "a group is not a user");
+        d.remove_tenant(a.id);
+        assert!(d.group(a.id, "600").is_none());
+        for s in [
+            RingStrategy::RingAll,
+            RingStrategy::Hunt,
+            RingStrategy::RoundRobin,
+        ] {
+            assert_eq!(RingStrategy::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(RingStrategy::parse("random"), None);
     }
 
     #[test]

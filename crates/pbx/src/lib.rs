@@ -51,7 +51,7 @@
 //!   [`InternalError`]s it may report.
 //!
 //! Still to come on the same surface: trunks (`in`, `out`, `in2out`),
-//! forwarding, redirects, transfers, pickup, ring groups, queues, IVRs,
+//! transfers, pickup, queues, IVRs,
 //! media anchoring.
 
 mod call;
@@ -70,7 +70,8 @@ pub mod trunk_registration;
 pub use call::{LegRole, LegState, LegView, NotFollowed, RoutingNotice, SessionState, SessionView};
 pub use context::{InternalError, Written};
 pub use directory::{
-    Directory, Extension, ForwardCondition, Forwarding, SipCredentials, Tenant, User,
+    Directory, Extension, ForwardCondition, Forwarding, RingGroup, RingStrategy, SipCredentials,
+    Tenant, User,
 };
 pub use engine::{
     Control, ControlReply, DropReason, Engine, EngineConfig, EngineError, EngineEvent, Input,

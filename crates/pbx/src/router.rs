@@ -23,6 +23,9 @@
 //!   whose devices ring or answered (not one the call was forwarded away
 //!   from). The engine keeps the counts ([`ActiveCalls`]) from what each
 //!   session says it holds after every input.
+//! - **A ring group is a number too** ([`Route::Group`]): a number that
+//!   is no user's is looked up among the tenant's ring groups. Its members
+//!   are routed one by one when the group rings them (`call/group.rs`).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -30,7 +33,7 @@ use std::time::{Duration, Instant};
 use cdr::TenantId;
 use sip::transport::Peer;
 
-use crate::directory::{Directory, Forwarding, User};
+use crate::directory::{Directory, Forwarding, RingGroup, User};
 use crate::location::Location;
 
 /// One device to ring: the contact URI (the Request-URI of the INVITE and
@@ -69,6 +72,8 @@ pub enum Route {
         display_name: String,
         forwarding: Forwarding,
     },
+    /// A ring group of the tenant: its members ring per its strategy.
+    Group(RingGroup),
     /// No such number in the tenant (`404`).
     NotFound,
 }
@@ -125,7 +130,10 @@ pub fn route(
     dialled: &str,
 ) -> Route {
     let Some(user) = directory.user(tenant, dialled) else {
-        return Route::NotFound;
+        return match directory.group(tenant, dialled) {
+            Some(group) => Route::Group(group.clone()),
+            None => Route::NotFound,
+        };
     };
     let unavailable = |user: &User, forwarding: Forwarding| Route::Unavailable {
         extension: user.extension.to_string(),

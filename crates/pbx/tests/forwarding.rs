@@ -12,6 +12,7 @@
 mod common;
 
 use cdr::RerouteReason;
+use common::golden::*;
 use common::*;
 use pbx::{ForwardCondition, Forwarding, RoutingNotice};
 use serde_json::{Value, json};
@@ -140,6 +141,25 @@ fn forward_always() {
         .unwrap();
     assert_eq!(update["callee"], "sip:103@acme.example", "{update}");
     assert_eq!(update["callee_display_name"], "Ann");
+    // The exact call_cdr.
+    golden(
+        &cdr_of(bench, 0),
+        common::golden::call(
+            (SESSION, CDR, CALL_ID),
+            ("102", "Jason"),
+            ("1795874587", "1795874587", "1795874590", "1795874600"),
+            ("3", 10),
+            ("answered", "0", "caller_disconnect"),
+            vec![target(
+                ("1179059904569151490", CDR, "normal_call"),
+                ("103", ANN_URI),
+                ("1795874587", "1795874587", "1795874590", "1795874600"),
+                ("3", "10"),
+                ("answered", 0, "caller_disconnect"),
+            )],
+            7,
+        ),
+    );
 }
 
 /// 102 answers 486: the call goes on to 103, who answers.
@@ -188,6 +208,34 @@ fn forward_on_busy() {
             json!(["103", "answered", 0, "caller_disconnect"])
         ]
     );
+    // The exact call_cdr.
+    golden(
+        &cdr_of(bench, 0),
+        common::golden::call(
+            (SESSION, CDR, CALL_ID),
+            ("102", "Jason"),
+            ("1795874587", "1795874587", "1795874590", "1795874595"),
+            ("3", 5),
+            ("answered", "0", "caller_disconnect"),
+            vec![
+                target(
+                    ("1179059904569151490", CDR, "normal_call"),
+                    ("102", DESK_URI),
+                    ("1795874587", "1795874587", "0", "1795874588"),
+                    ("1", "0"),
+                    ("noanswer", 486, "None"),
+                ),
+                target(
+                    ("1179059908763455488", CDR, "normal_call"),
+                    ("103", ANN_URI),
+                    ("1795874588", "1795874588", "1795874590", "1795874595"),
+                    ("2", "5"),
+                    ("answered", 0, "caller_disconnect"),
+                ),
+            ],
+            10,
+        ),
+    );
 }
 
 /// 102 rings out its 30 s: CANCEL to 102, then 103 rings.
@@ -228,6 +276,34 @@ fn forward_on_no_answer() {
     assert_eq!(
         bench.targets()[1].1,
         Some(RerouteReason::ForwardingNoAnswer)
+    );
+    // The exact call_cdr.
+    golden(
+        &cdr_of(bench, 0),
+        common::golden::call(
+            (SESSION, CDR, CALL_ID),
+            ("102", "Jason"),
+            ("1795874587", "1795874587", "1795874621", "1795874622"),
+            ("34", 1),
+            ("answered", "0", "caller_disconnect"),
+            vec![
+                target(
+                    ("1179059904569151490", CDR, "normal_call"),
+                    ("102", DESK_URI),
+                    ("1795874587", "1795874587", "0", "1795874617"),
+                    ("30", "0"),
+                    ("noanswer", 408, "None"),
+                ),
+                target(
+                    ("1179060030398271488", CDR, "normal_call"),
+                    ("103", ANN_URI),
+                    ("1795874617", "1795874617", "1795874621", "1795874622"),
+                    ("4", "1"),
+                    ("answered", 0, "caller_disconnect"),
+                ),
+            ],
+            10,
+        ),
     );
 }
 
@@ -271,6 +347,25 @@ fn forward_when_unavailable_then_ring_out() {
         bench.targets(),
         [("103".into(), Some(RerouteReason::ForwardingNotReachable))]
     );
+    // The exact call_cdr.
+    golden(
+        &cdr_of(bench, 0),
+        common::golden::call(
+            (SESSION, CDR, CALL_ID),
+            ("104", "Bob"),
+            ("1795874587", "1795874587", "0", "1795874607"),
+            ("20", 0),
+            ("noanswer", "408", "None"),
+            vec![target(
+                ("1179059904569151490", CDR, "normal_call"),
+                ("103", ANN_URI),
+                ("1795874587", "1795874587", "0", "1795874607"),
+                ("20", "0"),
+                ("noanswer", 408, "None"),
+            )],
+            6,
+        ),
+    );
 }
 
 /// A chain of two: 102 always → 104 (no device) unavailable → 103.
@@ -305,6 +400,25 @@ fn forward_chain_of_two() {
         [json!("sip:104@acme.example"), json!("sip:103@acme.example")]
     );
     assert_eq!(bench.cdr()["callee"], "102");
+    // The exact call_cdr.
+    golden(
+        &cdr_of(bench, 0),
+        common::golden::call(
+            (SESSION, CDR, CALL_ID),
+            ("102", "Jason"),
+            ("1795874587", "1795874587", "1795874588", "1795874589"),
+            ("1", 1),
+            ("answered", "0", "caller_disconnect"),
+            vec![target(
+                ("1179059904569151490", CDR, "normal_call"),
+                ("103", ANN_URI),
+                ("1795874587", "1795874587", "1795874588", "1795874589"),
+                ("1", "1"),
+                ("answered", 0, "caller_disconnect"),
+            )],
+            8,
+        ),
+    );
 }
 
 /// 102 and 103 forward to each other: the loop ends the call 482, with a
@@ -335,6 +449,19 @@ fn forward_loop_ends_482() {
             from: "103".into(),
             destination: "102".into()
         }]
+    );
+    // The exact call_cdr.
+    golden(
+        &cdr_of(bench, 0),
+        common::golden::call(
+            (SESSION, CDR, CALL_ID),
+            ("102", "Jason"),
+            ("1795874587", "0", "0", "1795874587"),
+            ("0", 0),
+            ("fail", "482", "None"),
+            vec![],
+            3,
+        ),
     );
 }
 

@@ -10,6 +10,7 @@
 mod common;
 
 use cdr::RerouteReason;
+use common::golden::*;
 use common::*;
 use pbx::{NotFollowed, RoutingNotice};
 use serde_json::{Value, json};
@@ -109,6 +110,34 @@ fn a_302_is_followed_inside_the_tenant() {
         .expect("call_update_info names the new callee");
     assert_eq!(update["callee_display_name"], "Ann");
     assert!(bench.notices().is_empty());
+    // The exact call_cdr.
+    golden(
+        &cdr_of(bench, 0),
+        common::golden::call(
+            (SESSION, CDR, CALL_ID),
+            ("102", "Jason"),
+            ("1795874587", "1795874587", "1795874590", "1795874595"),
+            ("3", 5),
+            ("answered", "0", "caller_disconnect"),
+            vec![
+                target(
+                    ("1179059904569151490", CDR, "normal_call"),
+                    ("102", DESK_URI),
+                    ("1795874587", "1795874587", "0", "1795874588"),
+                    ("1", "0"),
+                    ("noanswer", 0, "redirected"),
+                ),
+                target(
+                    ("1179059908763455488", CDR, "normal_call"),
+                    ("103", ANN_URI),
+                    ("1795874588", "1795874588", "1795874590", "1795874595"),
+                    ("2", "5"),
+                    ("answered", 0, "caller_disconnect"),
+                ),
+            ],
+            10,
+        ),
+    );
 }
 
 /// 102 redirects to 103, 103 back to 102: the second 302 is not

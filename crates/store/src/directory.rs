@@ -1,8 +1,8 @@
 //! The directory: tenants and their users (extensions), with what the
 //! REST identity needs (roles, web password hashes, settings).
 //!
-//! Trunks, rules, ring groups and the rest of SPEC §7's provisioning come
-//! with the features that use them.
+//! Trunks, rules and ring groups have modules of their own; the rest of
+//! SPEC §7's provisioning comes with the features that use them.
 
 use std::fmt;
 
@@ -264,6 +264,7 @@ pub(crate) async fn update_tenant(
 pub(crate) async fn delete_tenant(conn: &mut impl Conn, id: TenantId) -> Result<bool, StoreError> {
     let id = db_id("tenant_id", id.id())?;
     crate::trunks::delete_tenant_rows(conn, id).await?;
+    crate::ring_groups::delete_tenant_rows(conn, id).await?;
     for sql in [
         "DELETE FROM cdr_targets WHERE cdr_id IN (SELECT cdr_id FROM cdrs WHERE tenant_id = $1)",
         "DELETE FROM cdrs WHERE tenant_id = $1",

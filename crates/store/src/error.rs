@@ -28,6 +28,10 @@ pub enum StoreError {
     /// extension, an `event_id`, a session's second CDR…).
     #[error("already exists: {0}")]
     Conflict(#[source] sqlx::Error),
+    /// The number is a ring group's: users and ring groups share a
+    /// tenant's extension space (the API answers 409).
+    #[error("number {0} is a ring group's in this tenant")]
+    NumberTaken(String),
     /// A foreign key refused the row (an unknown tenant or extension).
     #[error("refers to a row that does not exist: {0}")]
     MissingReference(#[source] sqlx::Error),

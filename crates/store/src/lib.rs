@@ -60,6 +60,7 @@ pub mod query;
 mod recordings;
 mod recovery;
 mod registrations;
+mod ring_groups;
 mod routing_rules;
 mod sip_credentials;
 mod sync;
@@ -82,6 +83,7 @@ pub use query::{CdrQuery, CdrScope, QueryError};
 pub use recordings::{Recording, RecordingFilter};
 pub use recovery::{OpenSession, RecoveredSession, RecoveryReport, RecoveryScope};
 pub use registrations::Registration;
+pub use ring_groups::{RingGroup, RingGroupWrite};
 pub use routing_rules::{InboundRule, OutboundRule, RuleWrite, UserOutbound};
 pub use sip_credentials::PlaintextSipPassword;
 pub use sync::SyncDiff;
@@ -198,9 +200,13 @@ impl Store {
     }
 
     /// Fails with [`StoreError::Conflict`] if the extension is taken in the
-    /// tenant, [`StoreError::MissingReference`] if the tenant is unknown.
+    /// tenant, [`StoreError::NumberTaken`] if a ring group has it,
+    /// [`StoreError::MissingReference`] if the tenant is unknown.
     pub async fn create_user(&self, user: &User) -> Result<(), StoreError> {
         with_write_tx!(&self.pool, |conn| async {
+            if ring_groups::is_group(&mut *conn, user.tenant_id, &user.extension).await? {
+                return Err(StoreError::NumberTaken(user.extension.clone()));
+            }
             directory::create_user(&mut *conn, user).await?;
             directory::bump_version(&mut *conn).await
         })
@@ -297,6 +303,9 @@ impl Store {
     pub async fn update_user(&self, user: &User) -> Result<bool, StoreError> {
         let now = user.updated_at;
         with_write_tx!(&self.pool, |conn| async {
+            if ring_groups::is_group(&mut *conn, user.tenant_id, &user.extension).await? {
+                return Err(StoreError::NumberTaken(user.extension.clone()));
+            }
             let found = directory::update_user(&mut *conn, user).await?;
             if found && !user.enabled {
                 identity::revoke_user_tokens(&mut *conn, user.id, now).await?;

@@ -619,7 +619,7 @@ impl Provisioner {
         fields.apply_to(&mut user, &realm)?;
         match self.store.create_user(&user).await {
             Ok(()) => {}
-            Err(StoreError::Conflict(_)) => {
+            Err(StoreError::Conflict(_) | StoreError::NumberTaken(_)) => {
                 return Err(ProvisionError::ExtensionTaken(user.extension));
             }
             Err(StoreError::MissingReference(_)) => return Err(ProvisionError::UnknownTenant),
@@ -644,7 +644,7 @@ impl Provisioner {
         match self.store.update_user(&user).await {
             Ok(true) => {}
             Ok(false) => return Err(ProvisionError::UnknownUser),
-            Err(StoreError::Conflict(_)) => {
+            Err(StoreError::Conflict(_) | StoreError::NumberTaken(_)) => {
                 return Err(ProvisionError::ExtensionTaken(user.extension));
             }
             Err(e) => return Err(e.into()),
@@ -692,6 +692,14 @@ impl Provisioner {
             .map_err(|_| ProvisionError::Engine("the call engine has stopped".into()))
     }
 
+    /// Hands the running engine the store's directory whole (after a ring
+    /// group changed: groups reach the engine with the directory, as other
+    /// nodes reload it, rather than by an input of their own).
+    pub async fn reload_directory(&self) -> Result<(), ProvisionError> {
+        let (directory, _, _) = load_directory(&self.store).await?;
+        self.apply(Provision::Replace(Box::new(directory))).await
+    }
+
     async fn apply(&self, change: Provision) -> Result<(), ProvisionError> {
         let (done, applied) = oneshot::channel();
         self.shard
@@ -732,7 +740,35 @@ pub async fn load_directory(store: &Store) -> Result<(pbx::Directory, usize, usi
             }
         }
     }
+    for group in store.all_ring_groups().await? {
+        let Some(engine) = engine_group(&group) else {
+            tracing::warn!(tenant_id = %group.tenant_id, number = %group.number, strategy = %group.strategy, "stored ring group not loaded: unknown strategy");
+            continue;
+        };
+        if let Err(e) = directory.upsert_group(engine) {
+            tracing::warn!(tenant_id = %group.tenant_id, number = %group.number, error = %e, "stored ring group not loaded");
+        }
+    }
     Ok((directory, tenants, users))
+}
+
+/// A stored ring group as the engine's directory holds it (`None` for a
+/// strategy this version does not know).
+pub fn engine_group(group: &store::RingGroup) -> Option<pbx::RingGroup> {
+    Some(pbx::RingGroup {
+        tenant_id: group.tenant_id,
+        number: pbx::Extension::new(group.number.clone()),
+        name: group.name.clone(),
+        strategy: pbx::RingStrategy::parse(&group.strategy)?,
+        members: group
+            .members
+            .iter()
+            .map(|m| pbx::Extension::new(m.clone()))
+            .collect(),
+        member_timeout: Duration::from_secs(u64::from(group.member_timeout_secs)),
+        timeout: Duration::from_secs(u64::from(group.timeout_secs)),
+        no_answer: group.no_answer.clone(),
+    })
 }
 
 /// Keeps this node's engine in step with directory changes other nodes

@@ -85,3 +85,12 @@ fn sipp_rest_originated_call() {
     let dir = TempDir::new("flow-originated");
     flows::originated_call(dir.path(), &[]);
 }
+
+#[test]
+fn sipp_ring_groups_ring_all_and_hunt() {
+    if !sipp_available("sipp_ring_groups_ring_all_and_hunt") {
+        return;
+    }
+    let dir = TempDir::new("flow-ring-groups");
+    flows::ring_groups(dir.path(), &[]);
+}

@@ -1,7 +1,7 @@
 //! `tally serve --database postgres://…`: the same call and CDR as on
 //! SQLite, a restart that reloads the directory and the registrations
 //! from PostgreSQL, and the key SIPp call flows of `common::flows` (cancel,
-//! callee hangs up, two devices, `kill -9` during a call). Runs when `TALLY_TEST_POSTGRES_URL` names a server
+//! callee hangs up, two devices, ring groups, `kill -9` during a call). Runs when `TALLY_TEST_POSTGRES_URL` names a server
 //! whose user may create databases; prints `SKIPPED` otherwise.
 
 mod common;
@@ -107,6 +107,14 @@ fn on_postgres_a_302_is_followed() {
     flow_on_postgres(
         "on_postgres_a_302_is_followed",
         common::flows::redirect_followed,
+    );
+}
+
+#[test]
+fn on_postgres_ring_groups_ring_all_and_hunt() {
+    flow_on_postgres(
+        "on_postgres_ring_groups_ring_all_and_hunt",
+        common::flows::ring_groups,
     );
 }
 

@@ -11,6 +11,7 @@ use sip::builder::ResponseBuilder;
 use sip::transaction::TransactionId;
 use sip::transport::Peer;
 
+use super::group::LastAnswered;
 use super::{LegRef, TxnRole};
 use crate::context::{Clock, InternalError, Services};
 use crate::directory::Directory;
@@ -42,6 +43,9 @@ pub(crate) enum Effect {
     /// A rule could not be followed as written (reported; the call ends
     /// cleanly).
     Notice(super::RoutingNotice),
+    /// `member` answered a call to ring group `group` (of the session's
+    /// tenant): round robin starts after it next time.
+    GroupAnswered { group: String, member: String },
 }
 
 /// What a session is lent for one input: the clock, the engine's services,
@@ -65,6 +69,8 @@ pub(crate) struct Lookup<'a> {
     /// ([`Lookup::outbound`] in `trunk.rs`).
     pub trunks: &'a crate::trunk::Trunks,
     pub trunk_calls: &'a crate::trunk::TrunkCalls,
+    /// Who answered each ring group last (round robin).
+    pub last_answered: &'a LastAnswered,
 }
 
 impl Lookup<'_> {

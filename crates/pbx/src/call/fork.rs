@@ -87,6 +87,7 @@ impl Session {
         contact: Contact,
         max_forwards: u8,
         reroute_reason: Option<RerouteReason>,
+        call_type: CallType,
     ) {
         let target_id = TargetId::from(cx.sv.snowflake.next_id(UnixMillis(cx.clk.unix_ms)));
         let call_id = cx.sv.ids.call_id();
@@ -122,7 +123,7 @@ impl Session {
         }
         let added = TargetAdded {
             target: target_id,
-            call_type: CallType::Normal,
+            call_type,
             caller: from_user,
             callee: extension.to_owned(),
             destination: contact.uri,
@@ -334,7 +335,8 @@ impl Session {
         let target = t.id;
         t.leg.owed_ack = Some(ok.clone());
         self.phase = Phase::Answered(Bridge::new(self.caller_leg(), i));
-        self.timers.stop(super::Timer::RingTimeout);
+        self.timers.stop_ringing();
+        self.group_member_answered(cx, i);
         cx.emit(CallEventKind::TargetAnswered { target });
         self.stop_all(cx, NoAnswerCause::AnsweredElsewhere);
         self.answer_caller(cx, &ok);

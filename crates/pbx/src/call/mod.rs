@@ -45,6 +45,8 @@
 //!   and the plumbing shared by the rest;
 //! - `caller.rs`: the caller leg (the UAS side): provisionals relayed to
 //!   it, its final answer, its CANCEL;
+//! - `group.rs`: ring groups: which members ring when (ring all, hunt,
+//!   round robin), and where an unanswered group call goes;
 //! - `fork.rs`: the targets racing: one `TargetState` each, the
 //!   winner, cancelling the losers, the best failure, a late 2xx;
 //! - `bridge.rs`: the answered pair: in-dialog requests relayed both ways,
@@ -112,6 +114,7 @@ mod bridge;
 mod caller;
 mod effect;
 mod fork;
+mod group;
 mod leg;
 mod originate;
 mod reroute;
@@ -138,6 +141,7 @@ use bridge::{Bridge, Relay};
 use caller::Caller;
 pub(crate) use effect::{Ctx, DialogKey, Effect, Lookup};
 use fork::Target;
+pub(crate) use group::LastAnswered;
 use leg::Leg;
 pub(crate) use leg::acknowledges;
 pub(crate) use originate::{Origin, Originate};
@@ -280,6 +284,11 @@ impl Session {
                 display_name: display_name.clone(),
                 domain: tenant.domain.clone(),
             },
+            Route::Group(group) => Party {
+                user: group.number.to_string(),
+                display_name: group.name.clone(),
+                domain: tenant.domain.clone(),
+            },
             Route::NotFound => Party {
                 user: outbound.as_ref().map_or(dialled, |o| o.number.clone()),
                 display_name: String::new(),
@@ -356,7 +365,11 @@ impl Session {
         }
         let caller = self.caller_party.user.as_str();
         // While an originated call rings the caller, the stage is the caller.
-        let stage = Some(self.stage.extension.as_str()).filter(|e| !e.is_empty() && *e != caller);
+        let stage = match &self.stage.group {
+            Some(group) => group.holding(),
+            None => Some(self.stage.extension.as_str()),
+        }
+        .filter(|e| !e.is_empty() && *e != caller);
         [Some(caller), stage]
     }
 
@@ -498,6 +511,8 @@ impl Session {
                         self.ring_timed_out(cx);
                     }
                 }
+                Timer::GroupTimeout => self.group_timed_out(cx),
+                Timer::GroupStep => self.group_step_timed_out(cx, at),
                 Timer::Retransmit2xx(side) => self.retransmit_2xx(cx, side, at),
                 Timer::AckTimeout(side) => gave_up |= self.ack_timed_out(side),
             }
@@ -517,7 +532,7 @@ impl Session {
             return;
         }
         self.phase = Phase::Over;
-        self.timers.stop(Timer::RingTimeout);
+        self.timers.stop_ringing();
         cx.emit(CallEventKind::SessionEnded(SessionEnd {
             status_code,
             reason,

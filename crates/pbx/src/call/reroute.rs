@@ -1,6 +1,7 @@
 //! Moving a call on to another destination: a user's forwarding rules
 //! (always, busy, no answer, unavailable; SPEC §3), followed redirects
-//! (a target's 3xx) and, later, ring-group steps.
+//! (a target's 3xx) and ring groups (a stage of their own, see
+//! `group.rs`).
 //!
 //! A session rings one *stage* at a time: the devices of one destination,
 //! started together. When the stage is over without an answer (every
@@ -47,7 +48,7 @@
 //!   reported as a [`RoutingNotice`]; the caller then hears `480` (3xx are
 //!   not relayed, see `fork.rs`), or the stage's forwarding applies.
 
-use cdr::{CallEventKind, EndReason, NoAnswerCause, Party, RerouteReason, TargetEnd};
+use cdr::{CallEventKind, CallType, EndReason, NoAnswerCause, Party, RerouteReason, TargetEnd};
 
 use super::Session;
 use super::effect::{Ctx, Effect};
@@ -101,6 +102,8 @@ pub enum NotFollowed {
     TooMany,
     #[error("other devices of the destination are still ringing")]
     OthersRinging,
+    #[error("a ring group member's redirect would take the call out of the group")]
+    RingGroupMember,
 }
 
 /// The destination whose devices are ringing now.
@@ -111,6 +114,8 @@ pub(super) struct Stage {
     pub forwarding: Forwarding,
     /// Index of its first failure in `Session::failures`.
     pub first_failure: usize,
+    /// Set when the destination is a ring group.
+    pub group: Option<super::group::GroupRing>,
 }
 
 /// What ended a stage without an answer.
@@ -124,7 +129,7 @@ pub(super) enum StageOutcome {
 }
 
 impl StageOutcome {
-    fn condition(self) -> Option<(ForwardCondition, RerouteReason)> {
+    pub(super) fn condition(self) -> Option<(ForwardCondition, RerouteReason)> {
         match self {
             StageOutcome::Busy => Some((ForwardCondition::Busy, RerouteReason::ForwardingBusy)),
             StageOutcome::NoAnswer => Some((
@@ -167,6 +172,7 @@ impl Session {
     ) {
         match route {
             Route::NotFound => self.fail_caller(cx, 404, "Not Found", EndReason::NotApplicable),
+            Route::Group(group) => self.ring_group(cx, group, reason),
             Route::Unavailable {
                 extension,
                 forwarding,
@@ -189,6 +195,7 @@ impl Session {
                     extension: extension.clone(),
                     forwarding,
                     first_failure: self.failures.len(),
+                    group: None,
                 };
                 if let Some(destination) = always {
                     return self.forward(cx, RerouteReason::ForwardingUnconditional, &destination);
@@ -218,6 +225,7 @@ impl Session {
             extension,
             forwarding,
             first_failure: self.failures.len(),
+            group: None,
         };
         self.stage_over(cx, outcome);
     }
@@ -231,18 +239,34 @@ impl Session {
     ) {
         let max_forwards = self.max_forwards();
         for contact in contacts {
-            self.add_target(cx, extension, contact, max_forwards, reason);
+            self.add_target(
+                cx,
+                extension,
+                contact,
+                max_forwards,
+                reason,
+                CallType::Normal,
+            );
         }
     }
 
     /// The stage ended without an answer: forward if its destination says
     /// so, else give the caller the outcome.
     pub(super) fn stage_over(&mut self, cx: &mut Ctx<'_>, outcome: StageOutcome) {
+        if self.stage.group.is_some() {
+            // One member's devices failed: the group decides what is next.
+            return self.group_step_failed(cx);
+        }
         if let Some((condition, reason)) = outcome.condition()
             && let Some(destination) = self.stage.forwarding.to(condition).map(str::to_owned)
         {
             return self.forward(cx, reason, &destination);
         }
+        self.refuse(cx, outcome);
+    }
+
+    /// The caller hears the outcome of a stage nothing moves on.
+    pub(super) fn refuse(&mut self, cx: &mut Ctx<'_>, outcome: StageOutcome) {
         match outcome {
             StageOutcome::NoAnswer => {
                 self.fail_caller(cx, 408, "Request Timeout", EndReason::NotApplicable)
@@ -263,7 +287,7 @@ impl Session {
     }
 
     /// Moves the call to `destination` because of `reason`.
-    fn forward(&mut self, cx: &mut Ctx<'_>, reason: RerouteReason, destination: &str) {
+    pub(super) fn forward(&mut self, cx: &mut Ctx<'_>, reason: RerouteReason, destination: &str) {
         let from = self.stage.extension.clone();
         self.hops += 1;
         if self.hops > MAX_HOPS {
@@ -340,6 +364,9 @@ impl Session {
         if others {
             return Err(NotFollowed::OthersRinging);
         }
+        if self.stage.group.is_some() {
+            return Err(NotFollowed::RingGroupMember);
+        }
         if self.redirects >= MAX_REDIRECTS || self.hops >= MAX_HOPS {
             return Err(NotFollowed::TooMany);
         }
@@ -371,8 +398,11 @@ impl Session {
             Route::Extension { display_name, .. }
             | Route::Unavailable { display_name, .. }
             | Route::Busy { display_name, .. } => display_name.clone(),
+            Route::Group(group) => group.name.clone(),
             Route::NotFound => String::new(),
         };
+        // The stage left behind stops timing.
+        self.timers.stop_ringing();
         self.visited.push(number.clone());
         cx.emit(CallEventKind::IdentityChanged {
             caller: None,

@@ -3,9 +3,8 @@
 //! one deadline slot each, and one match arm per variant in
 //! `Session::on_timeout`. The engine indexes only the earliest deadline.
 //!
-//! A feature that needs a timer adds a variant here and its arm there: the
-//! forward-on-no-answer delay and the ring-group step (hunt's member
-//! timeout) are the next ones; they stay out until a feature uses them.
+//! A feature that needs a timer adds a variant here and its arm there
+//! (ring groups added [`Timer::GroupTimeout`] and [`Timer::GroupStep`]).
 
 use std::time::Instant;
 
@@ -16,6 +15,12 @@ use super::bridge::Side;
 pub(crate) enum Timer {
     /// The callee's ring timeout: stop ringing, `408` to the caller.
     RingTimeout,
+    /// A ring group's `timeout`: its members stop ringing, the call goes
+    /// to its no-answer destination (or `480`).
+    GroupTimeout,
+    /// A hunt or round-robin group's `member_timeout`: the member ringing
+    /// now stops, the next one rings.
+    GroupStep,
     /// Send the 2xx on `Side` again (RFC 3261 §13.3.1.4: T1 doubling to T2).
     Retransmit2xx(Side),
     /// No ACK for the 2xx on `Side` 64·T1 after it: the leg is gone.
@@ -26,8 +31,10 @@ impl Timer {
     /// Every timer, in the order [`TimerTable::expired`] reports those due
     /// at the same time: giving up on an ACK comes before sending the 2xx
     /// once more.
-    const ALL: [Timer; 5] = [
+    const ALL: [Timer; 7] = [
         Timer::RingTimeout,
+        Timer::GroupTimeout,
+        Timer::GroupStep,
         Timer::AckTimeout(Side::Caller),
         Timer::Retransmit2xx(Side::Caller),
         Timer::AckTimeout(Side::Callee),
@@ -37,10 +44,12 @@ impl Timer {
     fn slot(self) -> usize {
         match self {
             Timer::RingTimeout => 0,
-            Timer::AckTimeout(Side::Caller) => 1,
-            Timer::Retransmit2xx(Side::Caller) => 2,
-            Timer::AckTimeout(Side::Callee) => 3,
-            Timer::Retransmit2xx(Side::Callee) => 4,
+            Timer::GroupTimeout => 1,
+            Timer::GroupStep => 2,
+            Timer::AckTimeout(Side::Caller) => 3,
+            Timer::Retransmit2xx(Side::Caller) => 4,
+            Timer::AckTimeout(Side::Callee) => 5,
+            Timer::Retransmit2xx(Side::Callee) => 6,
         }
     }
 }
@@ -58,6 +67,14 @@ impl TimerTable {
 
     pub(crate) fn stop(&mut self, timer: Timer) {
         self.at[timer.slot()] = None;
+    }
+
+    /// Stops the timers of a destination ringing (a stage is over: the
+    /// call was answered, ended or moved on).
+    pub(crate) fn stop_ringing(&mut self) {
+        for timer in [Timer::RingTimeout, Timer::GroupTimeout, Timer::GroupStep] {
+            self.stop(timer);
+        }
     }
 
     pub(crate) fn get(&self, timer: Timer) -> Option<Instant> {

@@ -263,6 +263,7 @@ impl Session {
             extension: String::new(),
             forwarding: Forwarding::default(),
             first_failure: self.failures.len(),
+            group: None,
         };
         self.visited.push(call.number.clone());
         if let Some(refusal) = call.refusal {

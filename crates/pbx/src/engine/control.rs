@@ -158,9 +158,11 @@ impl Engine {
             active: &self.active,
             trunks: &self.trunks,
             trunk_calls: &self.trunk_calls,
+            last_answered: &self.last_answered,
         };
         let (caller, contacts, ring_timeout) = match dir.route(clk.now, tenant.id, &o.caller) {
-            Route::NotFound => return Err(OriginateError::UnknownCaller),
+            // The caller must be a person's extension, not a ring group.
+            Route::NotFound | Route::Group(_) => return Err(OriginateError::UnknownCaller),
             Route::Unavailable { .. } => return Err(OriginateError::CallerUnavailable),
             Route::Busy { .. } => return Err(OriginateError::CallerBusy),
             Route::Extension {

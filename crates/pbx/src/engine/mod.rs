@@ -102,7 +102,7 @@ use sip::transport::{Peer, Transport};
 use sip::validate::{check_request, check_response};
 use sip::{HeaderName, Message, Method, ParseError};
 
-use crate::call::{Ctx, DialogKey, Effect, LegRef, Lookup, Session, TxnRole};
+use crate::call::{Ctx, DialogKey, Effect, LastAnswered, LegRef, Lookup, Session, TxnRole};
 pub use crate::context::ALLOW;
 use crate::context::{Clock, InternalError, Services};
 use crate::directory::Directory;
@@ -330,6 +330,8 @@ pub struct Engine {
     trunks: crate::trunk::Trunks,
     trunk_calls: crate::trunk::TrunkCalls,
     trunk_held: HashMap<SessionId, crate::call::TrunkUse>,
+    /// Who answered each ring group last (round robin; `call/group.rs`).
+    last_answered: LastAnswered,
     /// Session deadlines (ring timeouts, 2xx retransmissions), ordered.
     deadlines: BTreeSet<(Instant, SessionId)>,
     /// The deadline each session has in `deadlines`.
@@ -383,6 +385,7 @@ impl Engine {
             directory: Directory::new(),
             sessions: HashMap::new(),
             active: ActiveCalls::default(),
+            last_answered: LastAnswered::default(),
             held: HashMap::new(),
             trunks: Default::default(),
             trunk_calls: Default::default(),
@@ -769,6 +772,7 @@ impl Engine {
             active: &self.active,
             trunks: &self.trunks,
             trunk_calls: &self.trunk_calls,
+            last_answered: &self.last_answered,
         };
         let route = dir.route(clk.now, caller.tenant.id, &dialled);
         // A number no extension has may leave by a trunk.
@@ -930,6 +934,7 @@ impl Engine {
                     active: &self.active,
                     trunks: &self.trunks,
                     trunk_calls: &self.trunk_calls,
+                    last_answered: &self.last_answered,
                 },
                 fx: &mut self.effects,
             };
@@ -966,6 +971,9 @@ impl Engine {
                 }
                 Effect::Index { key, leg } => {
                     self.dialogs.insert(key, (session, leg));
+                }
+                Effect::GroupAnswered { group, member } => {
+                    self.last_answered.record(tenant, group, member)
                 }
                 Effect::Notice(notice) => self
                     .out

@@ -150,6 +150,7 @@ impl Engine {
             active: &self.active,
             trunks: &self.trunks,
             trunk_calls: &self.trunk_calls,
+            last_answered: &self.last_answered,
         };
         let route = dir.route(clk.now, tenant.id, extension.as_str());
         let direction = match leaves_by_trunk(&dir, &tenant, &route) {

@@ -69,6 +69,7 @@ pub mod openapi;
 pub(crate) mod outbound_rules;
 pub(crate) mod recordings;
 pub(crate) mod resource;
+mod ring_groups;
 pub mod server;
 mod sessions;
 mod tenant;
@@ -711,6 +712,7 @@ pub fn api() -> Api {
         .trunks()
         .inbound_rules()
         .outbound_rules()
+        .ring_groups()
         .recordings()
         .sessions()
 }

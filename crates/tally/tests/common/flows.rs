@@ -525,3 +525,98 @@ pub fn originated_call(dir: &Path, extra: &[&str]) {
     let r = demo.admin().get("/api/sessions");
     assert_eq!(r.json()["count"], 0, "{}", r.body);
 }
+
+/// Creates ring group `number` in the demo tenant over REST.
+fn ring_group(demo: &Demo, body: Value) {
+    let r = demo.admin().post_json("/api/ring_groups", &body);
+    assert_eq!(r.status, 201, "ring group {body}: {}", r.body);
+}
+
+/// The CDR detail of the tenant's call to `callee`, once `n` CDRs exist.
+fn cdr_to(demo: &Demo, n: u64, callee: &str) -> Value {
+    let admin = demo.admin();
+    let list = wait_for_cdrs(&admin, n);
+    let id = list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|c| c["callee"] == callee)
+        .and_then(|c| c["id"].as_str())
+        .unwrap_or_else(|| panic!("no CDR to {callee}: {list}"))
+        .to_owned();
+    let detail = admin.get(&format!("/api/cdrs/{id}"));
+    assert_eq!(detail.status, 200, "{}", detail.body);
+    detail.json()["items"][0].clone()
+}
+
+/// `[callee, call_type, status, status_code]` of each target.
+fn members(cdr: &Value) -> Vec<Value> {
+    targets(cdr)
+        .iter()
+        .map(|t| json!([t["callee"], t["call_type"], t["status"], t["status_code"]]))
+        .collect()
+}
+
+/// SPEC §3 "ring group", on one server: group 600 (`ring_all`: 102 and
+/// 103) rings both, 103 answers, 102 is CANCELled; then group 601
+/// (`hunt`: 104 then 105, 5 s each) rings 104 until its member timeout,
+/// then 105, who answers. No target for a group, one `ring_group_call`
+/// target per member rung, `callee` the group's number.
+pub fn ring_groups(dir: &Path, extra: &[&str]) {
+    let demo = Demo::start(dir, extra);
+    ring_group(
+        &demo,
+        json!({"number": "600", "name": "Sales", "strategy": "ring_all",
+               "members": ["102", "103"]}),
+    );
+    ring_group(
+        &demo,
+        json!({"number": "601", "name": "Support", "strategy": "hunt",
+               "members": ["104", "105"], "member_timeout": 5, "timeout": 30}),
+    );
+
+    let loses = demo.phone("102", "uas_cancelled.xml");
+    let answers = demo.phone("103", "uas.xml");
+    demo.call("uac.xml", "101", "600");
+    finished(&demo, loses, "uas_cancelled.xml");
+    finished(&demo, answers, "uas.xml");
+    let cdr = cdr_to(&demo, 1, "600");
+    assert_eq!(cdr["caller"], "101", "{cdr}");
+    assert_eq!(cdr["call_status"], "answered", "{cdr}");
+    assert_eq!(cdr["reroute_reason"], "", "{cdr}");
+    let mut rung = members(&cdr);
+    rung.sort_by_key(|t| t[0].as_str().unwrap_or_default().to_owned());
+    assert_eq!(
+        rung,
+        [
+            json!(["102", "ring_group_call", "noanswer", 0]),
+            json!(["103", "ring_group_call", "answered", 0])
+        ],
+        "{cdr}"
+    );
+
+    let rings_out = demo.phone("104", "uas_cancelled.xml");
+    let answers = demo.phone("105", "uas.xml");
+    demo.call("uac.xml", "101", "601");
+    finished(&demo, rings_out, "uas_cancelled.xml");
+    finished(&demo, answers, "uas.xml");
+    let cdr = cdr_to(&demo, 2, "601");
+    assert_eq!(cdr["call_status"], "answered", "{cdr}");
+    assert_eq!(
+        members(&cdr),
+        [
+            json!(["104", "ring_group_call", "noanswer", 408]),
+            json!(["105", "ring_group_call", "answered", 0])
+        ],
+        "{cdr}"
+    );
+    let t = targets(&cdr);
+    // 105 was rung when 104's 5 s were over, not before (the targets'
+    // times are Unix seconds).
+    let second = |v: &Value| v.as_str().and_then(|s| s.parse::<i64>().ok()).unwrap();
+    let waited = second(&t[1]["start_time"]) - second(&t[0]["start_time"]);
+    assert!(
+        (5..=7).contains(&waited),
+        "105 rung {waited} s after 104: {cdr}"
+    );
+}

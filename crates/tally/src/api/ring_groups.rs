@@ -1,0 +1,517 @@
+//! Ring groups (issue 9): numbers of a tenant's extension space that ring
+//! some of its users, managed by its `Admin` or by the system admin
+//! naming the tenant in `X-Tenant-Id`. Other roles get 403; another
+//! tenant's group 404.
+//!
+//! ```text
+//! GET    /api/ring_groups?top=&skip=       {count, items: [group]}, by number
+//! POST   /api/ring_groups                  {"number", "name", "members", …} → 201
+//! GET    /api/ring_groups/{ring_group_id}
+//! PUT    /api/ring_groups/{ring_group_id}  every field (absent optional ones take
+//!                                          their defaults)
+//! PATCH  /api/ring_groups/{ring_group_id}  the fields given
+//! DELETE /api/ring_groups/{ring_group_id}  204
+//! ```
+//!
+//! Fields: `number` (1–32 digits, no user's extension and no other
+//! group's number in the tenant: 409 `ALREADY_EXISTS` otherwise), `name`
+//! (1–64 characters), `strategy` (`ring_all`, `hunt`, `round_robin`;
+//! default `ring_all`), `members` (1–50 distinct extensions of the
+//! tenant's users, in ringing order), `member_timeout` (seconds each
+//! member rings in `hunt` and `round_robin`, 5–300, default 20),
+//! `timeout` (seconds the whole group rings, 5–3600, default 60),
+//! `no_answer` (where an unanswered call goes: an extension or another
+//! group of the tenant; `null`, the default: the caller hears 480).
+//!
+//! A write reaches the running engine at once (the directory is handed
+//! to it again) and other nodes at their next directory sync.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::auth::ClientAddr;
+use super::openapi::schema::*;
+use super::resource::{Body, ListQuery, Scope, path_id, rfc3339};
+use super::trunks::{MANAGERS, short_text};
+use super::{Api, ApiError, ApiState, Doc, nullable};
+use crate::clock;
+
+pub const FIELDS: [&str; 7] = [
+    "number",
+    "name",
+    "strategy",
+    "members",
+    "member_timeout",
+    "timeout",
+    "no_answer",
+];
+
+const STRATEGIES: [&str; 3] = ["ring_all", "hunt", "round_robin"];
+const DEFAULT_MEMBER_TIMEOUT: u32 = 20;
+const DEFAULT_TIMEOUT: u32 = 60;
+const MEMBER_TIMEOUT: (u64, u64) = (5, 300);
+const TIMEOUT: (u64, u64) = (5, 3600);
+const MAX_MEMBERS: usize = 50;
+
+/// A ring group as REST shows it.
+#[derive(Serialize)]
+pub struct RingGroupJson {
+    id: cdr::Id,
+    tenant_id: cdr::TenantId,
+    number: String,
+    name: String,
+    strategy: String,
+    members: Vec<String>,
+    member_timeout: u32,
+    timeout: u32,
+    no_answer: Option<String>,
+    created_at: String,
+    updated_at: String,
+}
+
+fn group_json(g: store::RingGroup) -> RingGroupJson {
+    RingGroupJson {
+        id: g.id,
+        tenant_id: g.tenant_id,
+        number: g.number,
+        name: g.name,
+        strategy: g.strategy,
+        members: g.members,
+        member_timeout: g.member_timeout_secs,
+        timeout: g.timeout_secs,
+        no_answer: g.no_answer,
+        created_at: rfc3339(g.created_at),
+        updated_at: rfc3339(g.updated_at),
+    }
+}
+
+/// An extension-space number (the users' rule: 1 to 32 digits).
+fn number(field: &str, value: &str) -> Result<String, ApiError> {
+    crate::provision::extension(value.trim())
+        .map_err(|_| ApiError::validate(field, "must be 1 to 32 digits"))
+}
+
+fn seconds(
+    body: &Body,
+    field: &str,
+    (min, max): (u64, u64),
+    default: u32,
+) -> Result<u32, ApiError> {
+    match body.number(field)? {
+        None => Ok(default),
+        Some(s) if (min..=max).contains(&s) => Ok(s as u32),
+        Some(_) => Err(ApiError::validate(
+            field,
+            format!("must be {min} to {max} seconds"),
+        )),
+    }
+}
+
+/// Applies `body` to `g`: every field when `full` (PUT), the fields given
+/// otherwise.
+fn apply(g: &mut store::RingGroup, body: &Body, full: bool) -> Result<(), ApiError> {
+    let given = |f: &str| full || body.has(f);
+    if given("number") {
+        g.number = number("number", body.required("number")?)?;
+    }
+    if given("name") {
+        let name = short_text("name", body.required("name")?, 64)?;
+        if name.is_empty() {
+            return Err(ApiError::validate("name", "must not be empty"));
+        }
+        g.name = name;
+    }
+    if given("strategy") {
+        g.strategy = match body.string("strategy")? {
+            None => "ring_all".to_owned(),
+            Some(s) if STRATEGIES.contains(&s) => s.to_owned(),
+            Some(_) => {
+                return Err(ApiError::validate(
+                    "strategy",
+                    "must be ring_all, hunt or round_robin",
+                ));
+            }
+        };
+    }
+    if given("members") {
+        let list = body
+            .strings("members")?
+            .ok_or_else(|| ApiError::validate("members", "is required"))?;
+        if list.is_empty() || list.len() > MAX_MEMBERS {
+            return Err(ApiError::validate(
+                "members",
+                format!("must list 1 to {MAX_MEMBERS} extensions"),
+            ));
+        }
+        let mut members: Vec<String> = Vec::with_capacity(list.len());
+        for m in &list {
+            let m = number("members", m)?;
+            if members.contains(&m) {
+                return Err(ApiError::validate("members", format!("lists {m} twice")));
+            }
+            members.push(m);
+        }
+        g.members = members;
+    }
+    if given("member_timeout") {
+        g.member_timeout_secs = seconds(
+            body,
+            "member_timeout",
+            MEMBER_TIMEOUT,
+            DEFAULT_MEMBER_TIMEOUT,
+        )?;
+    }
+    if given("timeout") {
+        g.timeout_secs = seconds(body, "timeout", TIMEOUT, DEFAULT_TIMEOUT)?;
+    }
+    if given("no_answer") {
+        g.no_answer = match body.string("no_answer")? {
+            None | Some("") => None,
+            Some(d) => Some(number("no_answer", d)?),
+        };
+    }
+    if g.no_answer.as_deref() == Some(g.number.as_str()) {
+        return Err(ApiError::validate(
+            "no_answer",
+            "must not be the group itself",
+        ));
+    }
+    Ok(())
+}
+
+fn blank(scope: &Scope, id: cdr::Id) -> store::RingGroup {
+    let now = clock::unix_millis();
+    store::RingGroup {
+        id,
+        tenant_id: scope.tenant_id,
+        number: String::new(),
+        name: String::new(),
+        strategy: "ring_all".into(),
+        members: Vec::new(),
+        member_timeout_secs: DEFAULT_MEMBER_TIMEOUT,
+        timeout_secs: DEFAULT_TIMEOUT,
+        no_answer: None,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// The API's answer to a refused write.
+fn refused(write: store::RingGroupWrite, g: &store::RingGroup) -> ApiError {
+    match write {
+        store::RingGroupWrite::NumberTaken => ApiError::already_exists(
+            "number",
+            format!(
+                "{} is a user's extension or another ring group's number in this tenant",
+                g.number
+            ),
+        ),
+        store::RingGroupWrite::UnknownMember(m) => {
+            ApiError::validate("members", format!("{m} is no user of this tenant"))
+        }
+        store::RingGroupWrite::UnknownDestination(d) => ApiError::validate(
+            "no_answer",
+            format!("{d} is neither a user nor a ring group of this tenant"),
+        ),
+        store::RingGroupWrite::NotFound | store::RingGroupWrite::Written => {
+            ApiError::not_found("ring group")
+        }
+    }
+}
+
+async fn find(
+    state: &ApiState,
+    scope: &Scope,
+    params: &HashMap<String, String>,
+) -> Result<store::RingGroup, ApiError> {
+    let id: cdr::Id = path_id(params, "ring_group_id", "ring group")?;
+    state
+        .store
+        .ring_group(scope.tenant_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("ring group"))
+}
+
+/// Hands the running engine the new directory. The write is committed
+/// whatever happens here; an engine that did not take it catches up at
+/// its next directory sync.
+async fn to_engine(state: &ApiState) {
+    if let Err(e) = state.provisioner.reload_directory().await {
+        tracing::warn!(error = %e, "ring group saved; the engine takes it at its next sync");
+    }
+}
+
+pub async fn list(
+    State(state): State<ApiState>,
+    scope: Scope,
+    ListQuery(page): ListQuery,
+) -> Result<Json<Value>, ApiError> {
+    scope.require(MANAGERS)?;
+    let count = state.store.count_ring_groups(scope.tenant_id).await?;
+    let items: Vec<RingGroupJson> = state
+        .store
+        .ring_group_page(scope.tenant_id, page.top, page.skip)
+        .await?
+        .into_iter()
+        .map(group_json)
+        .collect();
+    Ok(Json(json!({ "count": count, "items": items })))
+}
+
+pub async fn create(
+    State(state): State<ApiState>,
+    scope: Scope,
+    ClientAddr(source): ClientAddr,
+    body: Bytes,
+) -> Result<(StatusCode, Json<RingGroupJson>), ApiError> {
+    scope.require(MANAGERS)?;
+    let body = Body::parse(&body, &FIELDS)?;
+    let mut group = blank(&scope, state.provisioner.next_id());
+    apply(&mut group, &body, true)?;
+    match state.store.create_ring_group(&group).await? {
+        store::RingGroupWrite::Written => {}
+        other => return Err(refused(other, &group)),
+    }
+    to_engine(&state).await;
+    state
+        .audit(
+            Some(scope.tenant_id),
+            &scope.principal.actor(),
+            "ring_group.create",
+            &format!("ring_group:{}", group.id),
+            source,
+            json!({ "number": group.number, "name": group.name }),
+        )
+        .await;
+    Ok((StatusCode::CREATED, Json(group_json(group))))
+}
+
+pub async fn get(
+    State(state): State<ApiState>,
+    scope: Scope,
+    Path(params): Path<HashMap<String, String>>,
+) -> Result<Json<RingGroupJson>, ApiError> {
+    scope.require(MANAGERS)?;
+    Ok(Json(group_json(find(&state, &scope, &params).await?)))
+}
+
+async fn update(
+    state: ApiState,
+    scope: Scope,
+    ClientAddr(source): ClientAddr,
+    params: HashMap<String, String>,
+    body: Bytes,
+    full: bool,
+) -> Result<Json<RingGroupJson>, ApiError> {
+    scope.require(MANAGERS)?;
+    let old = find(&state, &scope, &params).await?;
+    let body = Body::parse(&body, &FIELDS)?;
+    let mut group = if full {
+        store::RingGroup {
+            created_at: old.created_at,
+            ..blank(&scope, old.id)
+        }
+    } else {
+        old.clone()
+    };
+    apply(&mut group, &body, full)?;
+    group.updated_at = clock::unix_millis();
+    match state.store.update_ring_group(&group).await? {
+        store::RingGroupWrite::Written => {}
+        other => return Err(refused(other, &group)),
+    }
+    to_engine(&state).await;
+    let changed: Vec<&str> = FIELDS.iter().copied().filter(|f| body.has(f)).collect();
+    state
+        .audit(
+            Some(scope.tenant_id),
+            &scope.principal.actor(),
+            "ring_group.update",
+            &format!("ring_group:{}", group.id),
+            source,
+            json!({ "number": group.number, "fields": changed }),
+        )
+        .await;
+    Ok(Json(group_json(group)))
+}
+
+pub async fn put(
+    State(state): State<ApiState>,
+    scope: Scope,
+    source: ClientAddr,
+    Path(params): Path<HashMap<String, String>>,
+    body: Bytes,
+) -> Result<Json<RingGroupJson>, ApiError> {
+    update(state, scope, source, params, body, true).await
+}
+
+pub async fn patch(
+    State(state): State<ApiState>,
+    scope: Scope,
+    source: ClientAddr,
+    Path(params): Path<HashMap<String, String>>,
+    body: Bytes,
+) -> Result<Json<RingGroupJson>, ApiError> {
+    update(state, scope, source, params, body, false).await
+}
+
+pub async fn delete(
+    State(state): State<ApiState>,
+    scope: Scope,
+    ClientAddr(source): ClientAddr,
+    Path(params): Path<HashMap<String, String>>,
+) -> Result<StatusCode, ApiError> {
+    scope.require(MANAGERS)?;
+    let group = find(&state, &scope, &params).await?;
+    if !state
+        .store
+        .delete_ring_group(scope.tenant_id, group.id)
+        .await?
+    {
+        return Err(ApiError::not_found("ring group"));
+    }
+    to_engine(&state).await;
+    state
+        .audit(
+            Some(scope.tenant_id),
+            &scope.principal.actor(),
+            "ring_group.delete",
+            &format!("ring_group:{}", group.id),
+            source,
+            json!({ "number": group.number }),
+        )
+        .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+impl Api {
+    /// The ring-group routes with their documentation.
+    pub fn ring_groups(self) -> Self {
+        let digits = || {
+            let mut s = text("1 to 32 digits");
+            s["pattern"] = json!("^[0-9]{1,32}$");
+            s
+        };
+        let members = || {
+            let mut s = array(digits());
+            s["minItems"] = json!(1);
+            s["maxItems"] = json!(MAX_MEMBERS);
+            s
+        };
+        let group = object(
+            &[
+                ("id", id()),
+                ("tenant_id", id()),
+                ("number", string()),
+                ("name", string()),
+                ("strategy", one_of_strings(&STRATEGIES)),
+                ("members", array(string())),
+                (
+                    "member_timeout",
+                    int_range(MEMBER_TIMEOUT.0 as i64, MEMBER_TIMEOUT.1 as i64),
+                ),
+                ("timeout", int_range(TIMEOUT.0 as i64, TIMEOUT.1 as i64)),
+                ("no_answer", nullable(string())),
+                ("created_at", date_time()),
+                ("updated_at", date_time()),
+            ],
+            &[
+                "id",
+                "tenant_id",
+                "number",
+                "name",
+                "strategy",
+                "members",
+                "member_timeout",
+                "timeout",
+                "no_answer",
+                "created_at",
+                "updated_at",
+            ],
+        );
+        let body = |required: &[&str]| {
+            closed_object(
+                &[
+                    ("number", digits()),
+                    ("name", string()),
+                    ("strategy", one_of_strings(&STRATEGIES)),
+                    ("members", members()),
+                    (
+                        "member_timeout",
+                        int_range(MEMBER_TIMEOUT.0 as i64, MEMBER_TIMEOUT.1 as i64),
+                    ),
+                    ("timeout", int_range(TIMEOUT.0 as i64, TIMEOUT.1 as i64)),
+                    (
+                        "no_answer",
+                        nullable(text(
+                            "An extension or a ring group of the tenant; null: hang up (480)",
+                        )),
+                    ),
+                ],
+                required,
+            )
+        };
+        let paged = |doc: Doc| {
+            doc.query("top", int_range(1, 100), "Page size (1–100, default 100).")
+                .query("skip", non_negative(), "Rows to skip.")
+        };
+        let (base, one) = ("/api/ring_groups", "/api/ring_groups/{ring_group_id}");
+        self.get(
+            base,
+            list,
+            paged(Doc::new(
+                "Ring groups",
+                "List the tenant's ring groups (Admin)",
+            ))
+            .tenant_scoped()
+            .json(200, page(group.clone())),
+        )
+        .post(
+            base,
+            create,
+            Doc::new(
+                "Ring groups",
+                "Create a ring group; 409 when the number is taken (Admin)",
+            )
+            .tenant_scoped()
+            .json_body(body(&["number", "name", "members"]))
+            .json(201, group.clone()),
+        )
+        .get(
+            one,
+            get,
+            Doc::new("Ring groups", "Read a ring group (Admin)")
+                .tenant_scoped()
+                .json(200, group.clone()),
+        )
+        .put(
+            one,
+            put,
+            Doc::new("Ring groups", "Replace a ring group (Admin)")
+                .tenant_scoped()
+                .json_body(body(&["number", "name", "members"]))
+                .json(200, group.clone()),
+        )
+        .patch(
+            one,
+            patch,
+            Doc::new("Ring groups", "Change some fields of a ring group (Admin)")
+                .tenant_scoped()
+                .json_body(body(&[]))
+                .json(200, group),
+        )
+        .delete(
+            one,
+            delete,
+            Doc::new("Ring groups", "Delete a ring group (Admin)")
+                .tenant_scoped()
+                .empty(204),
+        )
+    }
+}
