@@ -457,6 +457,11 @@ pub(crate) const SQLITE_MIGRATIONS: Embedded = &[
         "outbound_permissions",
         include_str!("../migrations/sqlite/0012_outbound_permissions.sql"),
     ),
+    (
+        15,
+        "cdr_users",
+        include_str!("../migrations/sqlite/0015_cdr_users.sql"),
+    ),
 ];
 pub(crate) const POSTGRES_MIGRATIONS: Embedded = &[
     (
@@ -518,6 +523,11 @@ pub(crate) const POSTGRES_MIGRATIONS: Embedded = &[
         12,
         "outbound_permissions",
         include_str!("../migrations/postgres/0012_outbound_permissions.sql"),
+    ),
+    (
+        15,
+        "cdr_users",
+        include_str!("../migrations/postgres/0015_cdr_users.sql"),
     ),
 ];
 

@@ -705,14 +705,13 @@ impl Store {
         &self,
         tenant_id: TenantId,
         user_id: cdr::Id,
-        extension: &str,
         token: &str,
         next_token: &str,
         now: UnixMillis,
     ) -> Result<Option<SyncDiff>, StoreError> {
         let now = convert::db_ms("now", now)?;
         with_read_conn!(&self.pool, self.read_timeout, |conn| sync::diff(
-            conn, tenant_id, user_id, extension, token, next_token, now
+            conn, tenant_id, user_id, token, next_token, now
         ))
     }
 

@@ -156,6 +156,7 @@ impl Session {
             outbound_caller_id: String::new(),
             did: String::new(),
             reroute_reason,
+            user: cx.dir.user_id(self.tenant.id, extension),
         })));
     }
 

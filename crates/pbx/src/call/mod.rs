@@ -286,6 +286,11 @@ impl Session {
             trunk_name: String::new(),
             outbound_caller_id: String::new(),
             user_data: String::new(),
+            caller_user: cx.dir.user_id(s.tenant.id, &s.caller_party.user),
+            callee_user: match route {
+                Route::NotFound => None,
+                _ => cx.dir.user_id(s.tenant.id, &callee.user),
+            },
         })));
         if !matches!(route, Route::NotFound) {
             s.visited.push(callee.user.clone());
