@@ -462,6 +462,11 @@ pub(crate) const SQLITE_MIGRATIONS: Embedded = &[
         "cdr_users",
         include_str!("../migrations/sqlite/0015_cdr_users.sql"),
     ),
+    (
+        16,
+        "tenant_webhook_allow",
+        include_str!("../migrations/sqlite/0016_tenant_webhook_allow.sql"),
+    ),
 ];
 pub(crate) const POSTGRES_MIGRATIONS: Embedded = &[
     (
@@ -528,6 +533,11 @@ pub(crate) const POSTGRES_MIGRATIONS: Embedded = &[
         15,
         "cdr_users",
         include_str!("../migrations/postgres/0015_cdr_users.sql"),
+    ),
+    (
+        16,
+        "tenant_webhook_allow",
+        include_str!("../migrations/postgres/0016_tenant_webhook_allow.sql"),
     ),
 ];
 

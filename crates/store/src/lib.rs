@@ -64,6 +64,7 @@ mod routing_rules;
 mod sip_credentials;
 mod sync;
 mod trunks;
+mod webhook_allow;
 mod webhooks;
 mod writer;
 

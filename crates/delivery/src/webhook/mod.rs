@@ -23,6 +23,6 @@ pub mod sign;
 pub use client::{AuthError, Client, ClientConfig, RootsError};
 pub use config::{Auth, ConfigError, EndpointConfig};
 pub use dispatcher::{Dispatcher, DispatcherConfig, EndpointError, TestError, TestSent};
-pub use guard::{AllowList, CidrError, Refusal};
+pub use guard::{AllowList, Cidr, CidrError, Refusal};
 pub use schedule::RetryPolicy;
 pub use sign::{Secret, SecretError};

@@ -75,6 +75,7 @@ mod trunks;
 mod user;
 mod user_cdrs;
 pub(crate) mod users;
+mod webhook_allow;
 pub mod webhooks;
 mod wsi;
 
@@ -703,6 +704,7 @@ pub fn api() -> Api {
         ),
     )
         .webhooks()
+        .webhook_allow()
         .trunks()
         .inbound_rules()
         .outbound_rules()
