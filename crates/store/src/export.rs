@@ -493,12 +493,12 @@ async fn run(
 ) -> Result<bool, StoreError> {
     match pool {
         Pool::Sqlite(pool) => {
-            let mut conn = pool.acquire().await?;
+            let mut conn = crate::db::waited(pool.acquire()).await?;
             let _armed = deadline::arm_sqlite(&mut conn, limits.total).await?;
             pump!(&mut *conn, sqlx::Sqlite, sql, writer, tx, limits.stall)
         }
         Pool::Postgres(pool) => {
-            let mut conn = pool.acquire().await?;
+            let mut conn = crate::db::waited(pool.acquire()).await?;
             let timeout = format!("{}ms", limits.total.as_millis().max(1));
             sqlx::query(deadline::PG_EXPORT_TIMEOUT)
                 .bind(timeout)

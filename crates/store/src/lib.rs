@@ -73,7 +73,7 @@ use cdr::{CdrId, CdrRecord, Id, SessionId, TenantId, UnixMillis};
 pub use audit::AuditEntry;
 pub use cdrs::CdrPage;
 pub use commit::SessionEvents;
-pub use db::{Backend, StoreOptions};
+pub use db::{Backend, PoolWaits, StoreOptions, pool_waits};
 pub use directory::{DEFAULT_RING_TIMEOUT_SECS, DEFAULT_TIME_ZONE, SipHashes, Tenant, User};
 pub use error::StoreError;
 pub use export::{ExportFormat, ExportLimits, ExportSlot, ExportSlots, ExportZone, UnknownZone};

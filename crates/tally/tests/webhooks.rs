@@ -516,9 +516,13 @@ fn on_postgres_kill_9_with_deliveries_pending_then_restart_delivers_everything()
 fn private_ranges_are_allowed_per_tenant_by_the_system_admin_only() {
     let dir = TempDir::new("webhook-allow");
     let path = dir.path().join("tally.toml");
+    let metrics_port = common::free_tcp_port();
     std::fs::write(
         &path,
-        "[webhooks]\nretry_schedule_ms = [200, 300, 400, 500, 500, 500, 500, 500]\n",
+        format!(
+            "[webhooks]\nretry_schedule_ms = [200, 300, 400, 500, 500, 500, 500, 500]\n\
+             [metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n"
+        ),
     )
     .unwrap();
     let server = Server::start(dir.path(), &["--config", &path.display().to_string()]);
@@ -668,4 +672,29 @@ fn private_ranges_are_allowed_per_tenant_by_the_system_admin_only() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(rx_b.hits().is_empty(), "B's receiver got {:?}", rx_b.hits());
+
+    // The metrics count the attempts by result (A's test event and events
+    // delivered, B's blocked ones).
+    let metrics = Http::new(SocketAddr::from(([127, 0, 0, 1], metrics_port)));
+    let r = metrics.get("/metrics");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let scrape = prometheus_parse::Scrape::parse(r.body.lines().map(|l| Ok(l.to_owned())))
+        .expect("a Prometheus text scrape");
+    let attempts = |result: &str| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| {
+                s.metric.starts_with("tally_webhook_attempts")
+                    && s.labels.get("result") == Some(result)
+            })
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
+                ref other => panic!("{other:?}"),
+            })
+            .unwrap_or_else(|| panic!("no tally_webhook_attempts{{result={result}}}"))
+    };
+    assert!(attempts("success") >= 2.0, "{}", r.body);
+    assert!(attempts("blocked") >= 2.0, "{}", r.body);
+    assert_eq!(attempts("gone"), 0.0);
 }

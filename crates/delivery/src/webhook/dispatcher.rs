@@ -724,6 +724,7 @@ async fn attempt_once(shared: &Shared, ep: &Endpoint, delivery: &ClaimedDelivery
         Ok(a) => (Some(a.status), Some(a.body), None),
         Err(e) => (None, None, Some(e.to_string())),
     };
+    super::stats::attempted(decision.outcome);
     tracing::debug!(
         tenant_id = %delivery.tenant_id,
         event_id = %delivery.event_id,
