@@ -264,6 +264,7 @@ impl Target {
             reroute_reason: a.reroute_reason,
             cost,
             quality,
+            user: a.user,
         }
     }
 }
@@ -627,6 +628,8 @@ impl Session {
             recording,
             recovered,
             targets: self.targets.iter().map(|t| t.record(at)).collect(),
+            caller_user: s.caller_user,
+            callee_user: s.callee_user,
         };
         self.record = Some(record.clone());
         record

@@ -140,6 +140,15 @@ pub struct SessionStart {
     pub outbound_caller_id: String,
     /// Echoed from `POST /api/sessions`, else `""`.
     pub user_data: String,
+    /// The user (of the tenant) who placed the call, when it is one: what
+    /// `/api/user/cdrs` matches on, so a reused extension does not inherit
+    /// the calls of its previous owner. Internal: not on the wire.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller_user: Option<Id>,
+    /// The user the call was placed to (the first destination), when it is
+    /// one. Internal, like `caller_user`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callee_user: Option<Id>,
 }
 
 /// A target the PBX sent an INVITE to.
@@ -162,6 +171,10 @@ pub struct TargetAdded {
     pub did: String,
     /// Why the call was moved on to this target, if it was (REST only).
     pub reroute_reason: Option<RerouteReason>,
+    /// The user this leg rang, when it is one (not a trunk or a URI).
+    /// Internal: not on the wire (see `SessionStart::caller_user`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<Id>,
 }
 
 /// Why the PBX stopped calling a target that had not answered. The builder
@@ -253,6 +266,8 @@ mod tests {
                 trunk_name: "carrier".into(),
                 outbound_caller_id: "+4420".into(),
                 user_data: "{\"crm\":7}".into(),
+                caller_user: Some(id(7_001)),
+                callee_user: None,
             })),
             CallEventKind::TargetAdded(Box::new(TargetAdded {
                 target,
@@ -264,6 +279,7 @@ mod tests {
                 outbound_caller_id: String::new(),
                 did: String::new(),
                 reroute_reason: Some(RerouteReason::ForwardingNotReachable),
+                user: None,
             })),
             CallEventKind::TargetRinging { target },
             CallEventKind::TargetAnswered { target },
@@ -343,6 +359,10 @@ mod tests {
             })
         );
         assert_eq!(json(0)["kind"]["direction"], "in2out");
+        // User ids are decimal strings like every id; absent ones are left
+        // out, so journals written before them read back as `None`.
+        assert_eq!(json(0)["kind"]["caller_user"], "7001");
+        assert!(json(0)["kind"].get("callee_user").is_none());
         assert_eq!(json(4)["kind"]["cause"], "answered_elsewhere");
         assert_eq!(json(6)["kind"]["reason"], "attended_transfer_complete");
         assert_eq!(json(8)["kind"]["reason"], "None");

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use crate::event::{Party, Quality, Recording};
-use crate::id::{CdrId, SessionId, TargetId, TenantId};
+use crate::id::{CdrId, Id, SessionId, TargetId, TenantId};
 use crate::time::{UnixMillis, event_time};
 use crate::vocab::{CallStatus, CallType, Direction, EndReason, RerouteReason, TargetStatus};
 
@@ -47,6 +47,11 @@ pub struct CdrRecord {
     pub recovered: bool,
     /// In the order the PBX started them.
     pub targets: Vec<TargetRecord>,
+    /// The users who placed and were first called (see
+    /// [`SessionStart::caller_user`](crate::SessionStart)): stored, never
+    /// on the wire.
+    pub caller_user: Option<Id>,
+    pub callee_user: Option<Id>,
 }
 
 impl CdrRecord {
@@ -93,6 +98,8 @@ pub struct TargetRecord {
     pub reroute_reason: Option<RerouteReason>,
     pub cost: Option<f64>,
     pub quality: Option<Quality>,
+    /// The user the leg rang, if any: stored, never on the wire.
+    pub user: Option<Id>,
 }
 
 impl TargetRecord {

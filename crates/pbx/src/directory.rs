@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
-use cdr::TenantId;
+use cdr::{Id, TenantId};
 
 /// How long a call rings an extension before it counts as unanswered, when
 /// the user has no setting of its own (SPEC §3: 30 s).
@@ -77,6 +77,9 @@ pub struct Tenant {
 #[derive(Clone, PartialEq, Eq)]
 pub struct User {
     pub tenant_id: TenantId,
+    /// The stored user's id: what its CDRs record as theirs (the extension
+    /// may later belong to someone else).
+    pub id: Id,
     pub extension: Extension,
     pub display_name: String,
     /// What its devices' digest answers are checked against.
@@ -260,6 +263,7 @@ impl fmt::Debug for User {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("User")
             .field("tenant_id", &self.tenant_id)
+            .field("id", &self.id)
             .field("extension", &self.extension)
             .field("display_name", &self.display_name)
             .field("ring_timeout", &self.ring_timeout)
@@ -413,6 +417,7 @@ mod tests {
     fn user(t: &Tenant, ext: &str) -> User {
         User {
             tenant_id: t.id,
+            id: Id::from_u64(ext.parse().unwrap_or(1)),
             extension: ext.into(),
             display_name: format!("User {ext}"),
             credentials: SipCredentials::from_password(ext, &t.domain, "secret"),

@@ -676,3 +676,38 @@ fn an_ack_reusing_the_reinvites_branch_is_still_relayed() {
         "the 200 is not retransmitted"
     );
 }
+
+/// The CDR records the users' ids, not only their numbers (issue 17
+/// finding 11): the caller's and the first destination's on the session,
+/// each extension leg's on its target; an unknown number has none.
+#[test]
+fn session_and_targets_carry_the_users_ids() {
+    let mut cast = Cast::new();
+    let Cast { bench, alice, .. } = &mut cast;
+    bench.at(-40);
+    let _call = bench.dial(alice, "102");
+    let mut started = None;
+    let mut targets = Vec::new();
+    for (_, _, e) in &bench.call_events {
+        match &e.kind {
+            CallEventKind::SessionStarted(s) => started = Some((s.caller_user, s.callee_user)),
+            CallEventKind::TargetAdded(t) => targets.push((t.callee.clone(), t.user)),
+            _ => {}
+        }
+    }
+    assert_eq!(started, Some((Some(user_id("101")), Some(user_id("102")))));
+    assert!(!targets.is_empty());
+    for (callee, user) in targets {
+        assert_eq!(callee, "102");
+        assert_eq!(user, Some(user_id("102")));
+    }
+
+    let mut cast = Cast::new();
+    let Cast { bench, alice, .. } = &mut cast;
+    bench.at(-40);
+    let _call = bench.dial(alice, "555");
+    let CallEventKind::SessionStarted(s) = &bench.call_events[0].2.kind else {
+        panic!("first event is not session_started");
+    };
+    assert_eq!((s.caller_user, s.callee_user), (Some(user_id("101")), None));
+}

@@ -88,6 +88,7 @@ fn two_hundred_interleaved_calls_each_end_in_one_cdr() {
                 .directory_mut()
                 .upsert_user(User {
                     tenant_id: tenant_id(),
+                    id: user_id(ext),
                     extension: Extension::new(ext.as_str()),
                     display_name: format!("User {ext}"),
                     credentials: pbx::SipCredentials::from_password(ext, DOMAIN, &password(ext)),

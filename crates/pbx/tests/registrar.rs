@@ -40,6 +40,7 @@ fn directory() -> Directory {
         ] {
             d.upsert_user(User {
                 tenant_id: tenant_id(id),
+                id: Id::from_u64(id * 1_000 + ext.parse::<u64>().unwrap_or(0)),
                 extension: Extension::new(ext),
                 display_name: format!("Ext {ext}"),
                 credentials: pbx::SipCredentials::from_password(
@@ -663,6 +664,7 @@ fn credentials_of_another_realm_are_refused_with_the_reason_not_counted() {
     pbx.directory
         .upsert_user(User {
             tenant_id: tenant_id(1),
+            id: Id::from_u64(1_102),
             extension: Extension::new("102"),
             display_name: "Ext 102".into(),
             credentials: pbx::SipCredentials::from_password(
@@ -690,6 +692,7 @@ fn credentials_of_another_realm_are_refused_with_the_reason_not_counted() {
     pbx.directory
         .upsert_user(User {
             tenant_id: tenant_id(1),
+            id: Id::from_u64(1_102),
             extension: Extension::new("102"),
             display_name: "Ext 102".into(),
             credentials: pbx::SipCredentials::default(),

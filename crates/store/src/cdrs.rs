@@ -11,8 +11,8 @@ use cdr::{
 };
 
 use crate::convert::{
-    db_id, db_ms, db_opt_ms, db_u64, get_id, get_ms, get_opt_ms, get_opt_u64, get_spelled, get_u16,
-    get_u64,
+    db_id, db_ms, db_opt_ms, db_u64, get_id, get_ms, get_opt_id, get_opt_ms, get_opt_u64,
+    get_spelled, get_u16, get_u64,
 };
 use crate::db::{Backend, Conn, Row, args};
 use crate::error::StoreError;
@@ -36,9 +36,9 @@ pub(crate) async fn insert(conn: &mut impl Conn, r: &CdrRecord) -> Result<(), St
          caller, caller_display_name, caller_domain, callee, callee_display_name, callee_domain, \
          did, trunk_name, outbound_caller_id, started_at, rang_at, answered_at, ended_at, \
          call_status, status_code, ended_reason, user_data, recording_id, recording_url, \
-         recording_duration, recovered, reroute_reason) VALUES ($1, $2, $3, $4, $5, $6, $7, \
-         $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, \
-         $26, $27, $28)",
+         recording_duration, recovered, reroute_reason, caller_user_id, callee_user_id) VALUES \
+         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
+         $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30)",
         &args![
             cdr_id,
             db_id("session_id", r.session_id.id())?,
@@ -68,6 +68,12 @@ pub(crate) async fn insert(conn: &mut impl Conn, r: &CdrRecord) -> Result<(), St
             recording_duration,
             r.recovered,
             r.reroute_reason().map(RerouteReason::rest_spelling),
+            r.caller_user
+                .map(|id| db_id("caller_user", id))
+                .transpose()?,
+            r.callee_user
+                .map(|id| db_id("callee_user", id))
+                .transpose()?,
         ],
     )
     .await?;
@@ -88,8 +94,9 @@ async fn insert_target(
         "INSERT INTO cdr_targets (cdr_id, ordinal, target_id, call_type, caller, callee, \
          destination, started_at, rang_at, answered_at, ended_at, status_code, end_reason, \
          trunk_name, outbound_caller_id, did, reroute_reason, cost, quality_codec, \
-         quality_packets, quality_lost, quality_jitter_ms, quality_mos) VALUES ($1, $2, $3, $4, \
-         $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)",
+         quality_packets, quality_lost, quality_jitter_ms, quality_mos, user_id) VALUES ($1, $2, \
+         $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, \
+         $22, $23, $24)",
         &args![
             cdr_id,
             ordinal,
@@ -115,6 +122,7 @@ async fn insert_target(
             q.map(|q| db_u64("quality.lost", q.lost)).transpose()?,
             q.map(|q| q.jitter_ms),
             q.map(|q| q.mos),
+            t.user.map(|id| db_id("target user", id)).transpose()?,
         ],
     )
     .await?;
@@ -131,7 +139,7 @@ macro_rules! select_cdr_with_targets {
          c.callee_domain, c.did, c.trunk_name, c.outbound_caller_id, c.started_at, c.rang_at, \
          c.answered_at, c.ended_at, c.call_status, c.status_code, c.ended_reason, c.user_data, \
          c.recording_id, c.recording_url, c.recording_duration, c.recovered, \
-         t.ordinal AS t_ordinal, t.target_id AS t_target_id, t.call_type AS t_call_type, \
+         c.caller_user_id, c.callee_user_id, t.ordinal AS t_ordinal, t.target_id AS t_target_id, t.call_type AS t_call_type, \
          t.caller AS t_caller, t.callee AS t_callee, t.destination AS t_destination, \
          t.started_at AS t_started_at, t.rang_at AS t_rang_at, t.answered_at AS t_answered_at, \
          t.ended_at AS t_ended_at, t.status_code AS t_status_code, t.end_reason AS t_end_reason, \
@@ -139,7 +147,7 @@ macro_rules! select_cdr_with_targets {
          t.did AS t_did, t.reroute_reason AS t_reroute_reason, t.cost AS t_cost, \
          t.quality_codec AS t_quality_codec, t.quality_packets AS t_quality_packets, \
          t.quality_lost AS t_quality_lost, t.quality_jitter_ms AS t_quality_jitter_ms, \
-         t.quality_mos AS t_quality_mos "
+         t.quality_mos AS t_quality_mos, t.user_id AS t_user_id "
     };
 }
 
@@ -408,6 +416,8 @@ pub(crate) fn cdr_from_row(row: &impl Row) -> Result<CdrRecord, StoreError> {
         recording,
         recovered: row.boolean("recovered")?,
         targets: Vec::new(),
+        caller_user: get_opt_id(row, "caller_user_id")?,
+        callee_user: get_opt_id(row, "callee_user_id")?,
     })
 }
 
@@ -447,5 +457,6 @@ fn target_from_row(row: &impl Row) -> Result<TargetRecord, StoreError> {
         reroute_reason,
         cost: row.opt_real("t_cost")?,
         quality,
+        user: get_opt_id(row, "t_user_id")?,
     })
 }

@@ -59,6 +59,10 @@ pub(crate) fn get_id<T: From<Id>>(row: &impl Row, column: &str) -> Result<T, Sto
     get_u64(row, column).map(|raw| T::from(Id::from_u64(raw)))
 }
 
+pub(crate) fn get_opt_id(row: &impl Row, column: &str) -> Result<Option<Id>, StoreError> {
+    get_opt_u64(row, column).map(|raw| raw.map(Id::from_u64))
+}
+
 pub(crate) fn get_ms(row: &impl Row, column: &str) -> Result<UnixMillis, StoreError> {
     get_u64(row, column).map(UnixMillis)
 }

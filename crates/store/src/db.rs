@@ -17,6 +17,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sqlx::error::BoxDynError;
@@ -345,18 +346,58 @@ fn create_parent_directory(file: &Path) -> Result<(), StoreError> {
     }
 }
 
+static POOL_ACQUIRED: AtomicU64 = AtomicU64::new(0);
+static POOL_WAIT_MICROS: AtomicU64 = AtomicU64::new(0);
+static POOL_TIMEOUTS: AtomicU64 = AtomicU64::new(0);
+
+/// How the pools of this process were waited for (the binary's metrics):
+/// pooled connections handed out (or refused), the time spent waiting for
+/// them (for a SQLite write, `BEGIN IMMEDIATE`'s wait for the write lock
+/// included), and the waits that ended at the acquire timeout.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoolWaits {
+    pub acquired: u64,
+    pub waited: Duration,
+    pub timed_out: u64,
+}
+
+/// The counts so far (see [`PoolWaits`]).
+pub fn pool_waits() -> PoolWaits {
+    PoolWaits {
+        acquired: POOL_ACQUIRED.load(Ordering::Relaxed),
+        waited: Duration::from_micros(POOL_WAIT_MICROS.load(Ordering::Relaxed)),
+        timed_out: POOL_TIMEOUTS.load(Ordering::Relaxed),
+    }
+}
+
+/// Awaits a pool acquisition (or a transaction's begin), counting it in
+/// [`pool_waits`].
+pub(crate) async fn waited<T>(
+    acquire: impl Future<Output = Result<T, sqlx::Error>>,
+) -> Result<T, sqlx::Error> {
+    let started = std::time::Instant::now();
+    let result = acquire.await;
+    let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    POOL_ACQUIRED.fetch_add(1, Ordering::Relaxed);
+    POOL_WAIT_MICROS.fetch_add(micros, Ordering::Relaxed);
+    if matches!(result, Err(sqlx::Error::PoolTimedOut)) {
+        POOL_TIMEOUTS.fetch_add(1, Ordering::Relaxed);
+    }
+    result
+}
+
 /// Runs `$body` with `$conn` bound to a pooled connection of whichever
 /// backend `$pool` is; `$body` is compiled once per backend.
 macro_rules! with_conn {
     ($pool:expr, |$conn:ident| $body:expr) => {
         match $pool {
             $crate::db::Pool::Sqlite(pool) => {
-                let mut connection = pool.acquire().await?;
+                let mut connection = $crate::db::waited(pool.acquire()).await?;
                 let $conn = &mut *connection;
                 $body.await
             }
             $crate::db::Pool::Postgres(pool) => {
-                let mut connection = pool.acquire().await?;
+                let mut connection = $crate::db::waited(pool.acquire()).await?;
                 let $conn = &mut *connection;
                 $body.await
             }
@@ -372,14 +413,14 @@ macro_rules! with_write_tx {
     ($pool:expr, |$conn:ident| $body:expr) => {
         match $pool {
             $crate::db::Pool::Sqlite(pool) => {
-                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let mut tx = $crate::db::waited(pool.begin_with("BEGIN IMMEDIATE")).await?;
                 let $conn = &mut *tx;
                 let value = $body.await?;
                 tx.commit().await?;
                 Ok(value)
             }
             $crate::db::Pool::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
+                let mut tx = $crate::db::waited(pool.begin()).await?;
                 let $conn = &mut *tx;
                 let value = $body.await?;
                 tx.commit().await?;
@@ -462,6 +503,16 @@ pub(crate) const SQLITE_MIGRATIONS: Embedded = &[
         "ring_groups",
         include_str!("../migrations/sqlite/0013_ring_groups.sql"),
     ),
+    (
+        14,
+        "cdr_users",
+        include_str!("../migrations/sqlite/0014_cdr_users.sql"),
+    ),
+    (
+        15,
+        "tenant_webhook_allow",
+        include_str!("../migrations/sqlite/0015_tenant_webhook_allow.sql"),
+    ),
 ];
 pub(crate) const POSTGRES_MIGRATIONS: Embedded = &[
     (
@@ -528,6 +579,16 @@ pub(crate) const POSTGRES_MIGRATIONS: Embedded = &[
         13,
         "ring_groups",
         include_str!("../migrations/postgres/0013_ring_groups.sql"),
+    ),
+    (
+        14,
+        "cdr_users",
+        include_str!("../migrations/postgres/0014_cdr_users.sql"),
+    ),
+    (
+        15,
+        "tenant_webhook_allow",
+        include_str!("../migrations/postgres/0015_tenant_webhook_allow.sql"),
     ),
 ];
 

@@ -274,7 +274,7 @@ fn statement(backend: Backend, tenant: i64, scope: &CdrScope, query: &CdrQuery) 
          c.callee_domain, c.did, c.trunk_name, c.outbound_caller_id, c.started_at, c.rang_at, \
          c.answered_at, c.ended_at, c.call_status, c.status_code, c.ended_reason, c.user_data, \
          c.recording_id, c.recording_url, c.recording_duration, c.recovered, \
-         c.reroute_reason FROM cdrs c WHERE ",
+         c.caller_user_id, c.callee_user_id, c.reroute_reason FROM cdrs c WHERE ",
     );
     compile::push_where(&mut sql, backend, tenant, scope, query);
     compile::push_order(&mut sql, &query.order);
@@ -493,12 +493,12 @@ async fn run(
 ) -> Result<bool, StoreError> {
     match pool {
         Pool::Sqlite(pool) => {
-            let mut conn = pool.acquire().await?;
+            let mut conn = crate::db::waited(pool.acquire()).await?;
             let _armed = deadline::arm_sqlite(&mut conn, limits.total).await?;
             pump!(&mut *conn, sqlx::Sqlite, sql, writer, tx, limits.stall)
         }
         Pool::Postgres(pool) => {
-            let mut conn = pool.acquire().await?;
+            let mut conn = crate::db::waited(pool.acquire()).await?;
             let timeout = format!("{}ms", limits.total.as_millis().max(1));
             sqlx::query(deadline::PG_EXPORT_TIMEOUT)
                 .bind(timeout)

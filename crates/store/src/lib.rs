@@ -65,6 +65,7 @@ mod routing_rules;
 mod sip_credentials;
 mod sync;
 mod trunks;
+mod webhook_allow;
 mod webhooks;
 mod writer;
 
@@ -73,7 +74,7 @@ use cdr::{CdrId, CdrRecord, Id, SessionId, TenantId, UnixMillis};
 pub use audit::AuditEntry;
 pub use cdrs::CdrPage;
 pub use commit::SessionEvents;
-pub use db::{Backend, StoreOptions};
+pub use db::{Backend, PoolWaits, StoreOptions, pool_waits};
 pub use directory::{DEFAULT_RING_TIMEOUT_SECS, DEFAULT_TIME_ZONE, SipHashes, Tenant, User};
 pub use error::StoreError;
 pub use export::{ExportFormat, ExportLimits, ExportSlot, ExportSlots, ExportZone, UnknownZone};
@@ -714,14 +715,13 @@ impl Store {
         &self,
         tenant_id: TenantId,
         user_id: cdr::Id,
-        extension: &str,
         token: &str,
         next_token: &str,
         now: UnixMillis,
     ) -> Result<Option<SyncDiff>, StoreError> {
         let now = convert::db_ms("now", now)?;
         with_read_conn!(&self.pool, self.read_timeout, |conn| sync::diff(
-            conn, tenant_id, user_id, extension, token, next_token, now
+            conn, tenant_id, user_id, token, next_token, now
         ))
     }
 

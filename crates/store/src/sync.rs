@@ -99,7 +99,7 @@ async fn last_sequence(conn: &mut impl Conn, tenant: i64) -> Result<i64, StoreEr
         .unwrap_or(0))
 }
 
-/// The diff of `token` for the user with `extension`; `None` if the token
+/// The diff of `token` for the user; `None` if the token
 /// is forgotten (see the module docs). `next_token` is stored as the
 /// token of the answer.
 #[allow(clippy::too_many_arguments)]
@@ -107,7 +107,6 @@ pub(crate) async fn diff(
     conn: &mut impl DynConn,
     tenant_id: TenantId,
     user_id: Id,
-    extension: &str,
     token: &str,
     next_token: &str,
     now: i64,
@@ -170,7 +169,7 @@ pub(crate) async fn diff(
         .bind_int(next_position)
         .push(" AND o.event_type = 'call_cdr' AND c.tenant_id = ")
         .bind_int(tenant);
-    compile::push_own_row(&mut sql, extension);
+    compile::push_own_row(&mut sql, user_id);
     if let Some(date_from) = date_from {
         sql.push(" AND c.started_at >= ").bind_int(date_from);
     }

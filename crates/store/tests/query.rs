@@ -35,7 +35,7 @@ on_both!(
     filters_select_what_the_expression_means,
     orderby_is_total_and_paging_adds_up,
     keyset_paging_neither_skips_nor_repeats_under_concurrent_inserts,
-    user_scope_is_the_extensions_own_calls,
+    user_scope_is_the_users_own_calls,
     export_streams_100k_rows_in_bounded_chunks,
     sync_tokens_give_each_commit_once,
 );
@@ -364,6 +364,18 @@ struct Call {
     duration_ms: u64,
     /// Why the PBX moved the call to its target.
     reroute: Option<RerouteReason>,
+    /// Which holder of the extensions placed it: 0 the current users, 1
+    /// the users who had the numbers before (deleted since).
+    owners: u64,
+}
+
+/// The id the PBX records for extension `number` of `tenant` (a 3-digit
+/// number starting with 1), held by its `owners`-th user; `None` for an
+/// outside number.
+fn ext_user(tenant: u64, number: &str, owners: u64) -> Option<cdr::Id> {
+    let n: u64 = number.parse().ok()?;
+    (number.len() == 3 && number.starts_with('1'))
+        .then(|| cdr::Id::from_u64(800_000_000 + owners * 1_000_000 + tenant * 1_000 + n))
 }
 
 fn call(offset: u64, caller: &'static str, callee: &'static str) -> Call {
@@ -378,6 +390,7 @@ fn call(offset: u64, caller: &'static str, callee: &'static str) -> Call {
         target: callee,
         duration_ms: 10_000,
         reroute: None,
+        owners: 0,
     }
 }
 
@@ -388,6 +401,14 @@ fn command(ids: &mut Ids, tenant: u64, c: &Call) -> SessionEvents {
     start.direction = c.direction;
     start.did = c.did.into();
     start.trunk_name = c.trunk.into();
+    // The PBX's rules: the caller is a user on ext and out calls, the first
+    // destination on ext and in calls, a target on legs without a trunk.
+    if matches!(c.direction, Direction::Extension | Direction::Outbound) {
+        start.caller_user = ext_user(tenant, c.caller, c.owners);
+    }
+    if matches!(c.direction, Direction::Extension | Direction::Inbound) {
+        start.callee_user = ext_user(tenant, c.callee, c.owners);
+    }
     let target_trunk = if matches!(
         c.direction,
         Direction::Outbound | Direction::InboundOutbound
@@ -404,6 +425,11 @@ fn command(ids: &mut Ids, tenant: u64, c: &Call) -> SessionEvents {
             CallEventKind::TargetAdded(Box::new(TargetAdded {
                 trunk_name: target_trunk.into(),
                 reroute_reason: c.reroute,
+                user: if target_trunk.is_empty() {
+                    ext_user(tenant, c.target, c.owners)
+                } else {
+                    None
+                },
                 ..target_added(target, c.target)
             })),
         ),
@@ -965,7 +991,7 @@ fn order_of(o: &OrderBy, a: &CdrRecord, b: &CdrRecord) -> Ordering {
     order(o, a, b)
 }
 
-async fn user_scope_is_the_extensions_own_calls(db: &TestDb) {
+async fn user_scope_is_the_users_own_calls(db: &TestDb) {
     let store = db.open().await;
     create_tenants(&store, [1, 2]).await;
     let mut list = vec![
@@ -996,10 +1022,23 @@ async fn user_scope_is_the_extensions_own_calls(db: &TestDb) {
     out_to_101.direction = Direction::Outbound;
     out_to_101.trunk = "trunk2";
     list.push(out_to_101);
+    // The previous holder of 101 (deleted, the number given to the current
+    // user) placed, got and was rung by calls: not the current user's
+    // (issue 17 finding 11).
+    for (offset, caller, callee, target) in [
+        (8_000, "101", "102", "102"),
+        (9_000, "102", "101", "101"),
+        (10_000, "102", "103", "101"),
+    ] {
+        let mut old = call(offset, caller, callee);
+        old.target = target;
+        old.owners = 1;
+        list.push(old);
+    }
     let all = seed(&store, 1, &list, 8).await;
     seed(&store, 2, &list, 9).await;
     let mine: Vec<CdrRecord> = [5, 4, 3, 1, 0].iter().map(|&i| all[i].clone()).collect();
-    let scope = CdrScope::Extension("101".into());
+    let scope = CdrScope::User(ext_user(1, "101", 0).unwrap());
     let page = store
         .query_cdrs(tenant_id(1), &scope, &CdrQuery::default())
         .await
@@ -1024,12 +1063,33 @@ async fn user_scope_is_the_extensions_own_calls(db: &TestDb) {
     let none = store
         .query_cdrs(
             tenant_id(1),
-            &CdrScope::Extension("999".into()),
+            &CdrScope::User(ext_user(1, "199", 0).unwrap()),
             &CdrQuery::default(),
         )
         .await
         .unwrap();
     assert_eq!((none.count, none.records.len()), (Some(0), 0));
+    // The previous holder's view is its own three calls; the user ids are
+    // read back as they were recorded.
+    let old = store
+        .query_cdrs(
+            tenant_id(1),
+            &CdrScope::User(ext_user(1, "101", 1).unwrap()),
+            &CdrQuery::default(),
+        )
+        .await
+        .unwrap();
+    let expected: Vec<CdrRecord> = [10, 9, 8].iter().map(|&i| all[i].clone()).collect();
+    assert_eq!(old.records, expected);
+    assert_eq!(old.records[2].caller_user, ext_user(1, "101", 1));
+    assert_eq!(old.records[1].callee_user, ext_user(1, "101", 1));
+    assert_eq!(old.records[0].targets[0].user, ext_user(1, "101", 1));
+    // Tenant 2's view of its own 101 is not tenant 1's.
+    let other = store
+        .query_cdrs(tenant_id(2), &scope, &CdrQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(other.count, Some(0));
 }
 
 /// Inserts `n` CDRs of tenant 1 in one statement (a bulk load: the writer
@@ -1287,9 +1347,11 @@ async fn export_streams_100k_rows_in_bounded_chunks(db: &TestDb) {
 async fn sync_tokens_give_each_commit_once(db: &TestDb) {
     let store = db.open().await;
     create_tenants(&store, [1, 2]).await;
-    let u101 = user(1, "101");
+    // The ids the seeded calls record for 101 and 102.
+    let mut u101 = user(1, "101");
+    u101.id = ext_user(1, "101", 0).unwrap();
     let mut u102 = user(1, "102");
-    u102.id = cdr::Id::from_u64(u101.id.as_u64() + 7);
+    u102.id = ext_user(1, "102", 0).unwrap();
     store.create_user(&u101).await.unwrap();
     store.create_user(&u102).await.unwrap();
     assert_eq!(
@@ -1309,7 +1371,7 @@ async fn sync_tokens_give_each_commit_once(db: &TestDb) {
         .unwrap();
     // Nothing since the token.
     let d = store
-        .cdr_sync_diff(tenant_id(1), u101.id, "101", "t0", "t1", now)
+        .cdr_sync_diff(tenant_id(1), u101.id, "t0", "t1", now)
         .await
         .unwrap()
         .unwrap();
@@ -1330,7 +1392,7 @@ async fn sync_tokens_give_each_commit_once(db: &TestDb) {
     )
     .await;
     let d = store
-        .cdr_sync_diff(tenant_id(1), u101.id, "101", "t1", "t2", now)
+        .cdr_sync_diff(tenant_id(1), u101.id, "t1", "t2", now)
         .await
         .unwrap()
         .unwrap();
@@ -1341,13 +1403,13 @@ async fn sync_tokens_give_each_commit_once(db: &TestDb) {
     );
     // The old token answers the same again (a lost response can be retried).
     let again = store
-        .cdr_sync_diff(tenant_id(1), u101.id, "101", "t1", "t2b", now)
+        .cdr_sync_diff(tenant_id(1), u101.id, "t1", "t2b", now)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(again.created, d.created);
     let d = store
-        .cdr_sync_diff(tenant_id(1), u101.id, "101", "t2", "t3", now)
+        .cdr_sync_diff(tenant_id(1), u101.id, "t2", "t3", now)
         .await
         .unwrap()
         .unwrap();
@@ -1367,7 +1429,7 @@ async fn sync_tokens_give_each_commit_once(db: &TestDb) {
     ] {
         assert_eq!(
             store
-                .cdr_sync_diff(tenant_id(tenant), user_id, "101", token, "x", when)
+                .cdr_sync_diff(tenant_id(tenant), user_id, token, "x", when)
                 .await
                 .unwrap(),
             None,
@@ -1381,7 +1443,7 @@ async fn sync_tokens_give_each_commit_once(db: &TestDb) {
         .await
         .unwrap();
     let d = store
-        .cdr_sync_diff(tenant_id(1), u101.id, "101", "since", "since2", now)
+        .cdr_sync_diff(tenant_id(1), u101.id, "since", "since2", now)
         .await
         .unwrap()
         .unwrap();
@@ -1391,7 +1453,7 @@ async fn sync_tokens_give_each_commit_once(db: &TestDb) {
         .await
         .unwrap();
     let d = store
-        .cdr_sync_diff(tenant_id(1), u101.id, "101", "all", "all2", now)
+        .cdr_sync_diff(tenant_id(1), u101.id, "all", "all2", now)
         .await
         .unwrap()
         .unwrap();
@@ -1417,7 +1479,7 @@ async fn sync_tokens_give_each_commit_once(db: &TestDb) {
     assert!(store.delete_user(tenant_id(1), u101.id).await.unwrap());
     assert_eq!(
         store
-            .cdr_sync_diff(tenant_id(1), u101.id, "101", "t3", "t4", now)
+            .cdr_sync_diff(tenant_id(1), u101.id, "t3", "t4", now)
             .await
             .unwrap(),
         None

@@ -624,6 +624,8 @@ mod tests {
                 trunk_name: String::new(),
                 outbound_caller_id: String::new(),
                 user_data: String::new(),
+                caller_user: None,
+                callee_user: None,
             })),
             CallEventKind::TargetAdded(Box::new(TargetAdded {
                 target,
@@ -635,6 +637,7 @@ mod tests {
                 outbound_caller_id: String::new(),
                 did: String::new(),
                 reroute_reason: None,
+                user: None,
             })),
         ];
         if whole {

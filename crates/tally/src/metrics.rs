@@ -23,6 +23,10 @@
 //! public API: their own `[metrics] listen` address (off by default), and
 //! a scrape must come from an `allow`ed network or carry the configured
 //! bearer token; anything else is `401` (token configured) or `403`.
+//!
+//! Webhook attempts by result and the store pools' waits are counted by
+//! the delivery and store crates themselves (process-wide atomics) and
+//! read here at scrape time.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -238,6 +242,33 @@ impl Collector for Sampled {
             "sip_replies_suppressed",
             help,
             [(None, count(&self.suppressed))],
+        )?;
+        let help = "Webhook delivery attempts by result (the delivery log's outcome)";
+        let results = delivery::webhook::stats::attempts()
+            .map(|(result, n)| (Some(("result", result)), ConstCounter::new(n)));
+        family(&mut e, "webhook_attempts", help, results)?;
+        let waits = store::pool_waits();
+        let help = "Store connections handed out by the pools (each one waited for)";
+        family(
+            &mut e,
+            "store_pool_acquires",
+            help,
+            [(None, ConstCounter::new(waits.acquired))],
+        )?;
+        let help = "Seconds spent waiting for store pool connections; \
+                    rate() over the acquires' rate() is the mean wait";
+        family(
+            &mut e,
+            "store_pool_wait_seconds",
+            help,
+            [(None, ConstCounter::new(waits.waited.as_secs_f64()))],
+        )?;
+        let help = "Store pool waits that ended at the acquire timeout (answered 503)";
+        family(
+            &mut e,
+            "store_pool_timeouts",
+            help,
+            [(None, ConstCounter::new(waits.timed_out))],
         )?;
         let Some(sources) = self.sources.get() else {
             return Ok(());

@@ -839,6 +839,7 @@ pub fn engine_tenant(tenant: &store::Tenant) -> pbx::Tenant {
 pub fn engine_user(user: &store::User) -> pbx::User {
     pbx::User {
         tenant_id: user.tenant_id,
+        id: user.id,
         extension: pbx::Extension::new(user.extension.clone()),
         display_name: user.display_name.clone(),
         credentials: pbx::SipCredentials {

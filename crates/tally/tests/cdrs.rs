@@ -30,7 +30,8 @@ fn user_client(server: &Server, ext: &str, domain: &str) -> Http {
     http
 }
 
-fn create_user(admin: &Http, tenant: &str, ext: &str, role: &str) {
+/// Creates the user and returns its id.
+fn create_user(admin: &Http, tenant: &str, ext: &str, role: &str) -> String {
     let r = admin.post_json(
         &format!("/api/tenants/{tenant}/users"),
         &json!({
@@ -41,6 +42,7 @@ fn create_user(admin: &Http, tenant: &str, ext: &str, role: &str) {
         }),
     );
     assert_eq!(r.status, 201, "{}", r.body);
+    r.json()["id"].as_str().unwrap().to_owned()
 }
 
 fn validate_field(r: &Response) -> String {
@@ -81,13 +83,14 @@ fn cdr_queries_roles_export_and_sync_over_rest() {
     );
     assert_eq!(r.status, 201, "{}", r.body);
     let tenant = r.json()["id"].as_str().unwrap().to_owned();
+    let mut user_ids = std::collections::HashMap::new();
     for (ext, role) in [
         ("101", "Admin"),
         ("102", "QueueManager"),
         ("103", "StandardUser"),
         ("104", "StandardUser"),
     ] {
-        create_user(&admin, &tenant, ext, role);
+        user_ids.insert(ext, create_user(&admin, &tenant, ext, role));
     }
     let other = admin.create_tenant("Other", "other.example.com");
     create_user(&admin, &other, "101", "Admin");
@@ -317,6 +320,39 @@ fn cdr_queries_roles_export_and_sync_over_rest() {
         let r = tenant_admin.get(&format!("/api/cdrs/export?{query}"));
         assert_eq!(validate_field(&r), field, "{query}");
     }
+
+    // A reused extension (issue 17 finding 11): 103, who placed call B, is
+    // deleted and a new user gets 103. The new user's own CDRs are empty
+    // (list, detail, sync); the old call stays in the tenant's CDRs, and
+    // still 104's.
+    let r = admin.request(
+        "DELETE",
+        &format!("/api/tenants/{tenant}/users/{}", user_ids["103"]),
+        "",
+        "",
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
+    let new_id = create_user(&admin, &tenant, "103", "StandardUser");
+    assert_ne!(new_id, user_ids["103"]);
+    let new103 = user_client(&server, "103", DOMAIN);
+    assert_eq!(
+        get(&new103, "/api/user/cdrs"),
+        json!({"count": 0, "items": []}),
+        "the new 103 sees nothing of the old 103's calls"
+    );
+    assert_eq!(new103.get(&format!("/api/user/cdrs/{call_b}")).status, 404);
+    let r = new103.request(
+        "POST",
+        "/api/user/cdrs/sync_tokens?date_from=2000-01-01T00:00:00Z",
+        "",
+        "",
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let since = r.json()["token"].as_str().unwrap().to_owned();
+    assert_eq!(diff(&new103, &since).json()["items"], json!([]));
+    let v = get(&tenant_admin, "/api/cdrs?filter=caller%20eq%20'103'");
+    assert_eq!(ids(&v), vec![call_b.clone()], "the admin still has it");
+    assert_eq!(ids(&get(&u104, "/api/user/cdrs")), vec![call_b.clone()]);
 }
 
 /// An RFC 3339 UTC time as Europe/Berlin wall time with its offset.

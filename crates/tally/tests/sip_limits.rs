@@ -261,4 +261,19 @@ fn metrics_need_the_token_and_move_after_a_call() {
     value(&after, "tally_outbox_lag_events", &[]);
     value(&after, "tally_wsi_subscribers", &[]);
     value(&after, "tally_sip_tcp_connections", &[]);
+    // The store's pools were waited for (the call's REST reads, at least),
+    // and every webhook result is there (0 here: no webhook configured).
+    assert!(
+        value(&after, "tally_store_pool_acquires", &[])
+            > value(&before, "tally_store_pool_acquires", &[])
+    );
+    assert!(value(&after, "tally_store_pool_wait_seconds", &[]) >= 0.0);
+    assert_eq!(value(&after, "tally_store_pool_timeouts", &[]), 0.0);
+    for result in delivery::webhook::stats::RESULTS {
+        assert_eq!(
+            value(&after, "tally_webhook_attempts", &[("result", result)]),
+            0.0,
+            "{result}"
+        );
+    }
 }

@@ -505,3 +505,196 @@ fn on_postgres_kill_9_with_deliveries_pending_then_restart_delivers_everything()
     };
     kill_9_with_deliveries_pending(Some(&db.url));
 }
+
+/// Issue 17 finding 14: the allow-list of private ranges is per tenant.
+/// With no node-wide allow-list, the system admin allows 127.0.0.0/8 to
+/// tenant A only: A's webhook is accepted and delivered (a real call's
+/// events and a test event), B's same kind of URL is refused when set and,
+/// once its list is emptied again, by the guard at every attempt. A
+/// tenant's Admin can neither read nor change its own list.
+#[test]
+fn private_ranges_are_allowed_per_tenant_by_the_system_admin_only() {
+    let dir = TempDir::new("webhook-allow");
+    let path = dir.path().join("tally.toml");
+    let metrics_port = common::free_tcp_port();
+    std::fs::write(
+        &path,
+        format!(
+            "[webhooks]\nretry_schedule_ms = [200, 300, 400, 500, 500, 500, 500, 500]\n\
+             [metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n"
+        ),
+    )
+    .unwrap();
+    let server = Server::start(dir.path(), &["--config", &path.display().to_string()]);
+    let admin = server.admin();
+    let a = admin.create_tenant("A", DOMAIN);
+    admin.create_user(&a, "101", "s3cret-101");
+    admin.create_user(&a, "102", "s3cret-102");
+    let b = admin.create_tenant("B", "b.hooks.example.com");
+    admin.create_user(&b, "101", "s3cret-101");
+    admin.create_user(&b, "102", "s3cret-102");
+    let rx_a = Receiver::start("127.0.0.1:0".parse().unwrap(), 200);
+    let rx_b = Receiver::start("127.0.0.1:0".parse().unwrap(), 200);
+    let allow = |http: &Http, tenant: &str, body: &Value| {
+        http.request(
+            "PUT",
+            &format!("/api/tenants/{tenant}/webhook_allow"),
+            "application/json",
+            &body.to_string(),
+        )
+    };
+    let hook = |tenant: &str, url: String| {
+        let mut http = server.admin();
+        http.tenant = Some(tenant.to_owned());
+        put(&http, &json!({"enabled": true, "url": url}))
+    };
+
+    // Nothing allowed anywhere: loopback is refused for both.
+    for (t, rx) in [(&a, &rx_a), (&b, &rx_b)] {
+        let r = hook(t, rx.url());
+        assert_eq!(
+            (r.status, r.error_field()),
+            (400, "url".into()),
+            "{}",
+            r.body
+        );
+    }
+    // The system admin allows A (and B, for now).
+    let r = allow(&admin, &a, &json!({"allow": ["127.0.0.0/8", "127.1.2.3"]}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json(), json!({"allow": ["127.0.0.0/8", "127.1.2.3/32"]}));
+    assert_eq!(
+        admin.get(&format!("/api/tenants/{a}/webhook_allow")).json(),
+        json!({"allow": ["127.0.0.0/8", "127.1.2.3/32"]})
+    );
+    assert_eq!(
+        admin.get(&format!("/api/tenants/{b}/webhook_allow")).json(),
+        json!({"allow": []})
+    );
+    assert_eq!(hook(&a, rx_a.url()).status, 200);
+    assert_eq!(hook(&b, rx_b.url()).status, 400, "B is not allowed yet");
+    assert_eq!(
+        allow(&admin, &b, &json!({"allow": ["127.0.0.0/8"]})).status,
+        200
+    );
+    assert_eq!(hook(&b, rx_b.url()).status, 200);
+    // B's allowance is withdrawn: its stored URL is now refused at delivery.
+    assert_eq!(allow(&admin, &b, &json!({"allow": []})).status, 200);
+
+    // Validation and unknown tenants.
+    for body in [
+        json!({"allow": ["nope"]}),
+        json!({"allow": ["10.0.0.0/33"]}),
+        json!({"allow": "10.0.0.0/8"}),
+        json!({"allow": [], "extra": 1}),
+        json!({"allow": vec!["10.0.0.1"; 33]}),
+    ] {
+        let r = allow(&admin, &a, &body);
+        assert_eq!(r.status, 400, "{body}: {}", r.body);
+        assert_eq!(r.error_code(), "VALIDATE_FAILED", "{body}");
+    }
+    assert_eq!(allow(&admin, "1234", &json!({"allow": []})).status, 404);
+    assert_eq!(admin.get("/api/tenants/1234/webhook_allow").status, 404);
+
+    // A tenant Admin cannot touch its own list (or another's).
+    let r = admin.post_json(
+        &format!("/api/tenants/{a}/users"),
+        &json!({"extension": "150", "sip_password": "s3cret-150",
+                "password": "web-pass-150", "role": "Admin"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let mut tenant_admin = server.http();
+    let r = tenant_admin.form(
+        "/api/login/oauth/token",
+        &[
+            ("grant_type", "password"),
+            ("username", "150"),
+            ("password", "web-pass-150"),
+            ("domain", DOMAIN),
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    tenant_admin.token = Some(r.json()["access_token"].as_str().unwrap().to_owned());
+    for tenant in [&a, &b] {
+        let r = allow(&tenant_admin, tenant, &json!({"allow": ["0.0.0.0/0"]}));
+        assert_eq!(r.status, 403, "{}", r.body);
+        let r = tenant_admin.get(&format!("/api/tenants/{tenant}/webhook_allow"));
+        assert_eq!(r.status, 403, "{}", r.body);
+    }
+    assert_eq!(
+        admin.get(&format!("/api/tenants/{a}/webhook_allow")).json(),
+        json!({"allow": ["127.0.0.0/8", "127.1.2.3/32"]}),
+        "unchanged"
+    );
+
+    // Delivery: A's test event arrives, B's is refused by the guard.
+    let test_event = |tenant: &str| {
+        let mut http = server.admin();
+        http.tenant = Some(tenant.to_owned());
+        let r = http.post_json("/api/tenant/webhook/test", &json!({}));
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()
+    };
+    let sent = test_event(&a);
+    assert_eq!(
+        (sent["delivered"].clone(), sent["http_status"].clone()),
+        (json!(true), json!(200))
+    );
+    let sent = test_event(&b);
+    assert_eq!(
+        (sent["delivered"].clone(), sent["outcome"].clone()),
+        (json!(false), json!("blocked")),
+        "{sent}"
+    );
+    // And a real call's events: A's reach its receiver, B's are blocked.
+    answered_call(&server, DOMAIN);
+    answered_call(&server, "b.hooks.example.com");
+    rx_a.wait("A's call_cdr", |hits| {
+        hits.iter().any(|h| h.json()["event_type"] == "call_cdr")
+    });
+    let mut b_admin = server.admin();
+    b_admin.tenant = Some(b.clone());
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let v = deliveries(&b_admin);
+        let blocked = v["items"].as_array().unwrap().iter().any(|d| {
+            d["event_type"] == "call_cdr"
+                && d["log"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|l| l["outcome"] == "blocked")
+        });
+        if blocked {
+            break;
+        }
+        assert!(Instant::now() < deadline, "B's call_cdr not blocked: {v}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(rx_b.hits().is_empty(), "B's receiver got {:?}", rx_b.hits());
+
+    // The metrics count the attempts by result (A's test event and events
+    // delivered, B's blocked ones).
+    let metrics = Http::new(SocketAddr::from(([127, 0, 0, 1], metrics_port)));
+    let r = metrics.get("/metrics");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let scrape = prometheus_parse::Scrape::parse(r.body.lines().map(|l| Ok(l.to_owned())))
+        .expect("a Prometheus text scrape");
+    let attempts = |result: &str| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| {
+                s.metric.starts_with("tally_webhook_attempts")
+                    && s.labels.get("result") == Some(result)
+            })
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
+                ref other => panic!("{other:?}"),
+            })
+            .unwrap_or_else(|| panic!("no tally_webhook_attempts{{result={result}}}"))
+    };
+    assert!(attempts("success") >= 2.0, "{}", r.body);
+    assert!(attempts("blocked") >= 2.0, "{}", r.body);
+    assert_eq!(attempts("gone"), 0.0);
+}

@@ -59,6 +59,8 @@ pub fn ext_call_start() -> SessionStart {
         trunk_name: String::new(),
         outbound_caller_id: String::new(),
         user_data: String::new(),
+        caller_user: None,
+        callee_user: None,
     }
 }
 
@@ -73,6 +75,7 @@ pub fn target_to(target: TargetId, callee: &str, destination: &str) -> TargetAdd
         outbound_caller_id: String::new(),
         did: String::new(),
         reroute_reason: None,
+        user: None,
     }
 }
 

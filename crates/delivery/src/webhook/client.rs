@@ -327,9 +327,24 @@ impl Client {
         body: Bytes,
         auth: &AuthState,
     ) -> Result<Answered, AttemptError> {
+        self.post_allowing(url, headers, body, auth, &self.config.allow)
+            .await
+    }
+
+    /// [`Client::post`] with the SSRF guard's allow-list `allow` instead of
+    /// the configured one: the dispatcher passes the node's list plus the
+    /// endpoint's tenant's (issue 17 finding 14).
+    pub async fn post_allowing(
+        &self,
+        url: &url::Url,
+        headers: &[(HeaderName, HeaderValue)],
+        body: Bytes,
+        auth: &AuthState,
+        allow: &AllowList,
+    ) -> Result<Answered, AttemptError> {
         match tokio::time::timeout(
             self.config.total_timeout,
-            self.post_inner(url, headers, body, auth),
+            self.post_inner(url, headers, body, auth, allow),
         )
         .await
         {
@@ -344,9 +359,10 @@ impl Client {
         headers: &[(HeaderName, HeaderValue)],
         body: Bytes,
         auth: &AuthState,
+        allow: &AllowList,
     ) -> Result<Answered, AttemptError> {
         let target = Target::parse(url)?;
-        let addrs = self.vetted(&target).await?;
+        let addrs = self.vetted(&target, allow).await?;
         let authorization = auth.authorization(&target.path, None)?;
         let (answer, challenges) = self
             .exchange(&target, &addrs, headers, body.clone(), authorization)
@@ -374,7 +390,11 @@ impl Client {
     }
 
     /// The host's dialable addresses (cached resolution, vetted each time).
-    async fn vetted(&self, target: &Target) -> Result<Vec<SocketAddr>, AttemptError> {
+    async fn vetted(
+        &self,
+        target: &Target,
+        allow: &AllowList,
+    ) -> Result<Vec<SocketAddr>, AttemptError> {
         let resolved = if let Ok(ip) = target.host.parse::<std::net::IpAddr>() {
             vec![SocketAddr::new(ip, target.port)]
         } else {
@@ -405,7 +425,7 @@ impl Client {
                 }
             }
         };
-        vet(resolved, &self.config.allow).map_err(AttemptError::Blocked)
+        vet(resolved, allow).map_err(AttemptError::Blocked)
     }
 
     /// One request/response on a pooled or new connection; also returns the

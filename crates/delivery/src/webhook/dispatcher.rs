@@ -54,6 +54,7 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use super::client::{AuthState, Client, ClientConfig};
 use super::config::{EndpointConfig, signing_secrets};
+use super::guard::{AllowList, Cidr};
 use super::schedule::{Answer, AttemptError, RetryPolicy, SplitMix64, jitter_rng};
 use super::sign::signature_header;
 
@@ -112,6 +113,8 @@ struct Endpoint {
     row: WebhookEndpoint,
     url: url::Url,
     auth: AuthState,
+    /// The SSRF guard's allow-list: the node's plus the tenant's.
+    allow: AllowList,
     failing_since: Mutex<Option<u64>>,
     disabled: AtomicBool,
 }
@@ -128,11 +131,12 @@ pub enum EndpointError {
 }
 
 impl Endpoint {
-    fn from_row(row: WebhookEndpoint) -> Result<Endpoint, EndpointError> {
+    fn from_row(row: WebhookEndpoint, allow: AllowList) -> Result<Endpoint, EndpointError> {
         let config = EndpointConfig::from_stored(&row)?;
         let url = url::Url::parse(&row.url)?;
         let auth = AuthState::from_auth(&config.auth)?;
         Ok(Endpoint {
+            allow,
             failing_since: Mutex::new(row.failing_since.map(|t| t.0)),
             disabled: AtomicBool::new(false),
             row,
@@ -163,6 +167,30 @@ struct Shared {
 }
 
 impl Shared {
+    /// The allow-list the tenant's deliveries are vetted with: the node's
+    /// `[webhooks] allow` plus the tenant's own, set by the system admin.
+    /// An entry that does not parse (written by hand) allows nothing.
+    async fn allow_list(&self, tenant: TenantId) -> Result<AllowList, StoreError> {
+        let entries = self
+            .store
+            .tenant_webhook_allow(tenant)
+            .await?
+            .unwrap_or_default();
+        let own = AllowList(
+            entries
+                .iter()
+                .filter_map(|e| match e.parse::<Cidr>() {
+                    Ok(c) => Some(c),
+                    Err(error) => {
+                        tracing::warn!(tenant_id = %tenant, %error, "webhooks: tenant allow-list entry ignored");
+                        None
+                    }
+                })
+                .collect(),
+        );
+        Ok(self.config.client.allow.with(&own))
+    }
+
     /// Wakes (starting if needed) the tenant's worker.
     fn wake(self: &Arc<Self>, tenant: TenantId, reload: bool) {
         let mut workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
@@ -297,7 +325,8 @@ impl Dispatcher {
             .await?
             .filter(|r| !r.url.is_empty())
             .ok_or(TestError::NotConfigured)?;
-        let endpoint = Endpoint::from_row(row).map_err(TestError::Invalid)?;
+        let allow = shared.allow_list(tenant).await?;
+        let endpoint = Endpoint::from_row(row, allow).map_err(TestError::Invalid)?;
         let now = now_ms();
         let event_id = random_uuid();
         let payload = json!({
@@ -526,8 +555,15 @@ async fn worker(shared: Arc<Shared>, tenant: TenantId, handle: Arc<WorkerHandle>
         if !loaded || stale || handle.reload.swap(false, Ordering::AcqRel) {
             loaded = true;
             loaded_at = Instant::now();
-            endpoint = match shared.store.webhook_endpoint(tenant).await {
-                Ok(Some(row)) if row.enabled => match Endpoint::from_row(row) {
+            let read = match shared.store.webhook_endpoint(tenant).await {
+                Ok(Some(row)) if row.enabled => {
+                    shared.allow_list(tenant).await.map(|a| Some((row, a)))
+                }
+                Ok(_) => Ok(None),
+                Err(e) => Err(e),
+            };
+            endpoint = match read {
+                Ok(Some((row, allow))) => match Endpoint::from_row(row, allow) {
                     Ok(e) => Some(Arc::new(e)),
                     Err(e) => {
                         tracing::warn!(tenant_id = %tenant, error = %e, "webhooks: endpoint unusable");
@@ -639,7 +675,10 @@ async fn attempt_once(shared: &Shared, ep: &Endpoint, delivery: &ClaimedDelivery
             {
                 headers.push((HeaderName::from_static("webhook-signature"), v));
             }
-            shared.client.post(&ep.url, &headers, body, &ep.auth).await
+            shared
+                .client
+                .post_allowing(&ep.url, &headers, body, &ep.auth, &ep.allow)
+                .await
         }
     };
     let finished = now_ms();
@@ -685,6 +724,7 @@ async fn attempt_once(shared: &Shared, ep: &Endpoint, delivery: &ClaimedDelivery
         Ok(a) => (Some(a.status), Some(a.body), None),
         Err(e) => (None, None, Some(e.to_string())),
     };
+    super::stats::attempted(decision.outcome);
     tracing::debug!(
         tenant_id = %delivery.tenant_id,
         event_id = %delivery.event_id,

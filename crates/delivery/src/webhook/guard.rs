@@ -45,6 +45,13 @@ impl Cidr {
     }
 }
 
+/// `addr/prefix`, the spelling [`Cidr::from_str`] reads back.
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
 fn prefix_eq(a: u128, b: u128, prefix: u8, bits: u8) -> bool {
     if prefix == 0 {
         return true;
@@ -106,6 +113,11 @@ impl AllowList {
 
     pub fn allows(&self, ip: IpAddr) -> bool {
         self.0.iter().any(|c| c.contains(ip))
+    }
+
+    /// This list's blocks followed by `other`'s.
+    pub fn with(&self, other: &AllowList) -> AllowList {
+        AllowList(self.0.iter().chain(&other.0).copied().collect())
     }
 }
 

@@ -11,7 +11,8 @@
 //! - [`client`]: one attempt over hyper + rustls to a vetted address,
 //!   digest included;
 //! - [`dispatcher`]: the runtime: fan-out from the outbox, per-tenant
-//!   workers, leases, the recorder.
+//!   workers, leases, the recorder;
+//! - [`stats`]: attempts by result, for the binary's metrics.
 
 pub mod client;
 pub mod config;
@@ -19,10 +20,11 @@ pub mod dispatcher;
 pub mod guard;
 pub mod schedule;
 pub mod sign;
+pub mod stats;
 
 pub use client::{AuthError, Client, ClientConfig, RootsError};
 pub use config::{Auth, ConfigError, EndpointConfig};
 pub use dispatcher::{Dispatcher, DispatcherConfig, EndpointError, TestError, TestSent};
-pub use guard::{AllowList, CidrError, Refusal};
+pub use guard::{AllowList, Cidr, CidrError, Refusal};
 pub use schedule::RetryPolicy;
 pub use sign::{Secret, SecretError};

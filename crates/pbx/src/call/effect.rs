@@ -74,6 +74,12 @@ pub(crate) struct Lookup<'a> {
 }
 
 impl Lookup<'_> {
+    /// The stored id of the user with `extension` in `tenant`, if any: what
+    /// the CDR records as the user's (see `cdr::SessionStart::caller_user`).
+    pub(crate) fn user_id(&self, tenant: TenantId, extension: &str) -> Option<cdr::Id> {
+        self.directory.user(tenant, extension).map(|u| u.id)
+    }
+
     /// Routes `dialled` in `tenant` now.
     pub(crate) fn route(&self, now: std::time::Instant, tenant: TenantId, dialled: &str) -> Route {
         crate::router::route(

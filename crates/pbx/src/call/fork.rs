@@ -131,6 +131,7 @@ impl Session {
             outbound_caller_id: String::new(),
             did: self.trunk.did().to_owned(),
             reroute_reason,
+            user: cx.dir.user_id(self.tenant.id, extension),
         };
         self.launch_target(cx, contact.peer, (call_id, tag), b, added);
     }

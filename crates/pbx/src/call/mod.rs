@@ -330,6 +330,15 @@ impl Session {
             trunk_name: s.trunk.inbound_name().to_owned(),
             outbound_caller_id: String::new(),
             user_data: String::new(),
+            // A carrier's caller is nobody's extension, whatever its number.
+            caller_user: match s.trunk.inbound_name() {
+                "" => cx.dir.user_id(s.tenant.id, &s.caller_party.user),
+                _ => None,
+            },
+            callee_user: match route {
+                Route::NotFound => None,
+                _ => cx.dir.user_id(s.tenant.id, &callee.user),
+            },
         })));
         if let Some(call) = outbound {
             s.ring_outbound(cx, call, None);

@@ -160,6 +160,8 @@ impl Session {
             .and_then(|t| t.invite.call_id().ok())
             .unwrap_or_default()
             .to_owned();
+        let caller_user = cx.dir.user_id(s.tenant.id, &caller.user);
+        let callee_user = cx.dir.user_id(s.tenant.id, &callee.user);
         let start = CallEventKind::SessionStarted(Box::new(SessionStart {
             session_id,
             tenant_id: s.tenant.id,
@@ -172,6 +174,8 @@ impl Session {
             trunk_name: String::new(),
             outbound_caller_id: String::new(),
             user_data,
+            caller_user,
+            callee_user,
         }));
         let event = CallEvent::new(UnixMillis(cx.clk.unix_ms), start);
         cx.fx.insert(at, Effect::CallEvent(event));

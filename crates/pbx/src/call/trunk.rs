@@ -415,6 +415,7 @@ impl Session {
             outbound_caller_id: candidate.caller_id.clone(),
             did: self.trunk.did().to_owned(),
             reroute_reason: out.reason,
+            user: None,
         };
         let b = self.trunk_invite(cx, &parts, 1, None);
         let target = self.targets.len();

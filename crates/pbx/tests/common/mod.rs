@@ -52,6 +52,11 @@ pub fn tcp(addr: &str) -> Peer {
     Peer::new(Transport::Tcp, addr.parse::<SocketAddr>().unwrap())
 }
 
+/// The stored id of the fixture user with extension `ext`.
+pub fn user_id(ext: &str) -> Id {
+    Id::from_u64(7_000_000 + ext.parse::<u64>().unwrap_or(0))
+}
+
 pub fn password(ext: &str) -> String {
     format!("pw-{ext}-secret")
 }
@@ -72,6 +77,7 @@ pub fn directory(d: &mut Directory) {
     ] {
         d.upsert_user(User {
             tenant_id: tenant_id(),
+            id: user_id(ext),
             extension: Extension::new(ext),
             display_name: name.into(),
             credentials: pbx::SipCredentials::from_password(ext, DOMAIN, &password(ext)),

@@ -127,8 +127,8 @@ pub(crate) fn push_where(
     query: &CdrQuery,
 ) {
     sql.push("c.tenant_id = ").bind_int(tenant);
-    if let CdrScope::Extension(extension) = scope {
-        push_own(sql, tenant, extension);
+    if let CdrScope::User(user) = scope {
+        push_own(sql, tenant, db_user(*user));
     }
     if let Some(filter) = &query.filter {
         sql.push(" AND (");
@@ -142,39 +142,42 @@ pub(crate) fn push_where(
     }
 }
 
-/// The extension's calls (see [`CdrScope::Extension`]): a union of three
-/// index lookups rather than an OR the planners would scan for.
-fn push_own(sql: &mut Sql, tenant: i64, extension: &str) {
-    let classic = DirectionVocabulary::Classic;
-    debug_assert_eq!(cdr::Direction::Extension.event_spelling(classic), "ext");
-    debug_assert_eq!(cdr::Direction::Outbound.event_spelling(classic), "out");
-    debug_assert_eq!(cdr::Direction::Inbound.event_spelling(classic), "in");
+/// A user id as stored; one beyond `i64` was never stored, and -1 matches
+/// no row.
+fn db_user(user: cdr::Id) -> i64 {
+    i64::try_from(user.as_u64()).unwrap_or(-1)
+}
+
+/// The user's calls (see [`CdrScope::User`]): a union of three index
+/// lookups rather than an OR the planners would scan for.
+fn push_own(sql: &mut Sql, tenant: i64, user: i64) {
     sql.push(" AND c.cdr_id IN (SELECT o.cdr_id FROM cdrs o WHERE o.tenant_id = ")
         .bind_int(tenant)
-        .push(" AND o.caller = ")
-        .bind_text(extension)
-        .push(" AND o.direction IN ('ext', 'out') UNION ALL SELECT o.cdr_id FROM cdrs o WHERE o.tenant_id = ")
+        .push(" AND o.caller_user_id = ")
+        .bind_int(user)
+        .push(" UNION ALL SELECT o.cdr_id FROM cdrs o WHERE o.tenant_id = ")
         .bind_int(tenant)
-        .push(" AND o.callee = ")
-        .bind_text(extension)
-        .push(" AND o.direction IN ('ext', 'in') UNION ALL SELECT t.cdr_id FROM cdr_targets t WHERE t.callee = ")
-        .bind_text(extension)
-        .push(" AND t.trunk_name = '')");
+        .push(" AND o.callee_user_id = ")
+        .bind_int(user)
+        .push(" UNION ALL SELECT t.cdr_id FROM cdr_targets t WHERE t.user_id = ")
+        .bind_int(user)
+        .push(")");
 }
 
 /// The same set as [`push_own`], tested on the row at hand: cheaper when
 /// the candidate rows are few (a sync diff's window).
-pub(crate) fn push_own_row(sql: &mut Sql, extension: &str) {
-    sql.push(" AND ((c.caller = ")
-        .bind_text(extension)
-        .push(" AND c.direction IN ('ext', 'out')) OR (c.callee = ")
-        .bind_text(extension)
+pub(crate) fn push_own_row(sql: &mut Sql, user: cdr::Id) {
+    let user = db_user(user);
+    sql.push(" AND (c.caller_user_id = ")
+        .bind_int(user)
+        .push(" OR c.callee_user_id = ")
+        .bind_int(user)
         .push(
-            " AND c.direction IN ('ext', 'in')) OR EXISTS (SELECT 1 FROM cdr_targets ot \
-               WHERE ot.cdr_id = c.cdr_id AND ot.callee = ",
+            " OR EXISTS (SELECT 1 FROM cdr_targets ot \
+               WHERE ot.cdr_id = c.cdr_id AND ot.user_id = ",
         )
-        .bind_text(extension)
-        .push(" AND ot.trunk_name = ''))");
+        .bind_int(user)
+        .push("))");
 }
 
 fn push_expr(sql: &mut Sql, backend: Backend, expr: &Expr) {

@@ -70,13 +70,13 @@ macro_rules! with_read_conn {
     ($pool:expr, $timeout:expr, |$conn:ident| $body:expr) => {
         match $pool {
             $crate::db::Pool::Sqlite(pool) => {
-                let mut connection = pool.acquire().await?;
+                let mut connection = $crate::db::waited(pool.acquire()).await?;
                 let _armed = $crate::query::deadline::arm_sqlite(&mut connection, $timeout).await?;
                 let $conn = &mut *connection;
                 $body.await
             }
             $crate::db::Pool::Postgres(pool) => {
-                let mut connection = pool.acquire().await?;
+                let mut connection = $crate::db::waited(pool.acquire()).await?;
                 let $conn = &mut *connection;
                 $body.await
             }
@@ -94,14 +94,14 @@ macro_rules! with_read_snapshot {
     ($pool:expr, $timeout:expr, |$conn:ident| $body:expr) => {
         match $pool {
             $crate::db::Pool::Sqlite(pool) => {
-                let mut connection = pool.acquire().await?;
+                let mut connection = $crate::db::waited(pool.acquire()).await?;
                 let _armed = $crate::query::deadline::arm_sqlite(&mut connection, $timeout).await?;
                 let mut snapshot = sqlx::Connection::begin(&mut *connection).await?;
                 let $conn = &mut *snapshot;
                 $body.await
             }
             $crate::db::Pool::Postgres(pool) => {
-                let mut connection = pool.acquire().await?;
+                let mut connection = $crate::db::waited(pool.acquire()).await?;
                 let mut snapshot = sqlx::Connection::begin(&mut *connection).await?;
                 sqlx::Executor::execute(
                     &mut *snapshot,

@@ -272,12 +272,13 @@ impl CdrQuery {
 pub enum CdrScope {
     /// All of the tenant's CDRs (`/api/cdrs`).
     Tenant,
-    /// The CDRs of one extension (`/api/user/cdrs`): the calls it placed
-    /// (caller, on `ext` and `out` calls), the calls placed to it (first
-    /// destination, on `ext` and `in` calls) and the calls that rang it
-    /// (a target with that callee and no trunk: a forward, ring group or
-    /// queue leg). The direction conditions keep an outside number that
-    /// happens to equal the extension (`101` calling in over a trunk) from
-    /// counting as the extension.
-    Extension(String),
+    /// The CDRs of one user (`/api/user/cdrs`), by the user's id the PBX
+    /// recorded on them (issue 17 finding 11), never by its extension
+    /// number, which a later user may get: the calls it placed
+    /// (`caller_user_id`), the calls placed to it (`callee_user_id`, the
+    /// first destination) and the calls that rang it (a target with its
+    /// `user_id`: a forward, ring group or queue leg). Outside numbers have
+    /// no user id, so a caller `101` coming in over a trunk is not user
+    /// `101`.
+    User(cdr::Id),
 }

@@ -320,6 +320,8 @@ pub fn session_start(session: SessionId, tenant: u64, caller: &str, callee: &str
         trunk_name: String::new(),
         outbound_caller_id: String::new(),
         user_data: String::new(),
+        caller_user: None,
+        callee_user: None,
     }
 }
 
@@ -334,6 +336,7 @@ pub fn target_added(target: TargetId, callee: &str) -> TargetAdded {
         outbound_caller_id: String::new(),
         did: String::new(),
         reroute_reason: None,
+        user: None,
     }
 }
 

@@ -78,6 +78,7 @@ pub(crate) mod trunks;
 mod user;
 pub(crate) mod user_cdrs;
 pub(crate) mod users;
+mod webhook_allow;
 pub mod webhooks;
 mod wsi;
 
@@ -709,6 +710,7 @@ pub fn api() -> Api {
         ),
     )
         .webhooks()
+        .webhook_allow()
         .trunks()
         .inbound_rules()
         .outbound_rules()

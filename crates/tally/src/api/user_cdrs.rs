@@ -4,11 +4,12 @@
 //! `POST /api/user/cdrs/sync_tokens/{token}/diff`.
 //!
 //! Who: any user signed in to a tenant, whatever its role; only its own
-//! calls. "Own" is `store::CdrScope::Extension`: calls its extension
-//! placed (caller of an extension or outbound call), calls placed to it
-//! (first destination of an extension or inbound call), and calls that
-//! rang it as a target (forwarded to it, ring group or queue member). The
-//! system admin and API keys, which have no extension, get 403.
+//! calls. "Own" is `store::CdrScope::User`, matched on the user's id the
+//! PBX recorded on the CDR (never on the extension number, which a later
+//! user may get: issue 17 finding 11): calls it placed, calls placed to it
+//! (first destination), and calls that rang it as a target (forwarded to
+//! it, ring group or queue member). The system admin and API keys, which
+//! have no extension, get 403.
 //!
 //! * The list takes the same query options as `/api/cdrs` and answers
 //!   `{count, items}`.
@@ -36,8 +37,9 @@ use super::cdrs::{page, parse_query};
 use super::{ApiError, ApiState, Principal};
 use crate::{clock, random};
 
-/// The signed-in user: tenant, user id, extension.
-async fn own(state: &ApiState, principal: Principal) -> Result<(TenantId, Id, String), ApiError> {
+/// The signed-in user: tenant and user id (a user without an extension,
+/// which the store does not allow today, gets 403 like the system admin).
+async fn own(state: &ApiState, principal: Principal) -> Result<(TenantId, Id), ApiError> {
     let Principal::Tenant {
         tenant_id,
         user: Some(user),
@@ -46,12 +48,12 @@ async fn own(state: &ApiState, principal: Principal) -> Result<(TenantId, Id, St
     else {
         return Err(ApiError::forbidden());
     };
-    let extension = state
+    state
         .store
         .user_extension(tenant_id, user)
         .await?
         .ok_or_else(ApiError::forbidden)?;
-    Ok((tenant_id, user, extension))
+    Ok((tenant_id, user))
 }
 
 /// The signed-in user's tenant and the store scope of its "own" calls
@@ -60,8 +62,8 @@ pub(crate) async fn own_scope(
     state: &ApiState,
     principal: Principal,
 ) -> Result<(TenantId, CdrScope), ApiError> {
-    let (tenant, _, extension) = own(state, principal).await?;
-    Ok((tenant, CdrScope::Extension(extension)))
+    let (tenant, user) = own(state, principal).await?;
+    Ok((tenant, CdrScope::User(user)))
 }
 
 /// Whether the user's listing (`scope`) has the CDR of `session`.
@@ -142,7 +144,7 @@ pub async fn create_sync_token(
                 })
         })
         .transpose()?;
-    let (tenant, user, _) = own(&state, principal).await?;
+    let (tenant, user) = own(&state, principal).await?;
     let token = random::token().map_err(ApiError::internal)?;
     state
         .store
@@ -156,18 +158,11 @@ pub async fn diff(
     principal: Principal,
     Path(token): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (tenant, user, extension) = own(&state, principal).await?;
+    let (tenant, user) = own(&state, principal).await?;
     let next = random::token().map_err(ApiError::internal)?;
     let Some(diff) = state
         .store
-        .cdr_sync_diff(
-            tenant,
-            user,
-            &extension,
-            &token,
-            &next,
-            clock::unix_millis(),
-        )
+        .cdr_sync_diff(tenant, user, &token, &next, clock::unix_millis())
         .await?
     else {
         return Ok(invalid_token());

@@ -252,7 +252,7 @@ impl ApiState {
         let _ = self.0.webhooks.set(webhooks);
     }
 
-    fn webhooks(&self) -> Result<&Webhooks, ApiError> {
+    pub(super) fn webhooks(&self) -> Result<&Webhooks, ApiError> {
         self.0
             .webhooks
             .get()
@@ -312,7 +312,16 @@ pub async fn put_cdr_event(
     let webhooks = state.webhooks()?;
     let previous = state.store.webhook_endpoint(tenant).await?;
     let current = previous.as_ref().map(stored_config).transpose()?;
-    let config = EndpointConfig::from_json(body, current.as_ref(), &webhooks.allow)
+    // The node's allow-list plus the tenant's (finding 14).
+    let own = state
+        .store
+        .tenant_webhook_allow(tenant)
+        .await?
+        .unwrap_or_default();
+    let allow = ::delivery::webhook::AllowList::parse(&own)
+        .map(|own| webhooks.allow.with(&own))
+        .unwrap_or_else(|_| webhooks.allow.clone());
+    let config = EndpointConfig::from_json(body, current.as_ref(), &allow)
         .map_err(|e| ApiError::validate(e.field, e.message))?;
     let row = config.to_stored(tenant, previous.as_ref(), now());
     match state.store.put_webhook_endpoint(&row).await {
