@@ -296,6 +296,18 @@ impl DidMatch {
 pub enum InboundDestination {
     /// An extension of the tenant.
     Extension(Extension),
+    /// A ring group of the tenant, by its number (one number space with
+    /// the extensions, so the router finds it the same way).
+    RingGroup(Extension),
+}
+
+impl InboundDestination {
+    /// The number the call is routed to.
+    pub fn number(&self) -> &Extension {
+        match self {
+            InboundDestination::Extension(n) | InboundDestination::RingGroup(n) => n,
+        }
+    }
 }
 
 /// A DID (or block of DIDs) of a trunk and where its calls go.
@@ -372,6 +384,10 @@ impl OutboundPolicy {
 pub struct TrunkCalls {
     per_trunk: HashMap<TrunkId, u32>,
     outbound: HashMap<TenantId, u32>,
+    /// Trunks the runtime's live side reports down (registration failed,
+    /// or OPTIONS keep-alives unanswered): skipped by outbound routing
+    /// before any INVITE, like a trunk at its limit.
+    down: std::collections::HashSet<TrunkId>,
 }
 
 impl TrunkCalls {
@@ -388,6 +404,37 @@ impl TrunkCalls {
     /// Whether `trunk` is at its `max_calls`.
     pub fn at_limit(&self, trunk: &Trunk) -> bool {
         trunk.max_calls.is_some_and(|max| self.of(trunk.id) >= max)
+    }
+
+    /// Whether the live side reports `trunk` down.
+    pub fn is_down(&self, trunk: TrunkId) -> bool {
+        self.down.contains(&trunk)
+    }
+
+    /// What outbound routing makes of `trunk` now.
+    pub fn availability(&self, trunk: &Trunk) -> crate::routing::outbound::Availability {
+        use crate::routing::outbound::Availability;
+        if self.is_down(trunk.id) {
+            Availability::Down
+        } else if self.at_limit(trunk) {
+            Availability::AtLimit
+        } else {
+            Availability::Available
+        }
+    }
+
+    /// The live side's word on `trunk`.
+    pub(crate) fn set_down(&mut self, trunk: TrunkId, down: bool) {
+        if down {
+            self.down.insert(trunk);
+        } else {
+            self.down.remove(&trunk);
+        }
+    }
+
+    /// Forgets trunks no longer provisioned.
+    pub(crate) fn keep_only(&mut self, trunks: &Trunks) {
+        self.down.retain(|id| trunks.all().any(|t| t.id == *id));
     }
 
     /// One more (`add`) or one less call through `trunk`.

@@ -816,3 +816,120 @@ fn trunks_replaced_at_run_time_route_the_next_call() {
     bench.send(a.peer, &a.invite(&mut call, None));
     assert!(is(&bench.take_one(udp(BOB_DESK)), Method::Invite));
 }
+
+/// A trunk the live side reports down (registration failed, keep-alives
+/// unanswered) is skipped without an INVITE; back up, it is tried first
+/// again; every trunk down refuses the call before any INVITE (`503 No
+/// Trunk Available`, as when every trunk is at its limit).
+#[test]
+fn a_trunk_reported_down_is_skipped_until_it_is_up_again() {
+    let mut cast = cast(|_, _| {});
+    let Cast { bench, alice, .. } = &mut cast;
+    let (first, second) = (TrunkId(Id::from_u64(1)), TrunkId(Id::from_u64(2)));
+    bench.input(Input::TrunkDown {
+        trunk: first,
+        down: true,
+    });
+    bench.at(-40);
+    let first_call = bench.dial(alice, "0612345678");
+    assert!(
+        bench.take(udp(CARRIER_A)).is_empty(),
+        "A is down: no INVITE"
+    );
+    let to_b = bench.take_one(udp(CARRIER_B));
+    assert!(is(&to_b, Method::Invite));
+    let mut b = carrier(CARRIER_B);
+    let side = b.incoming(&to_b);
+    bench.send(b.peer, &b.respond(&side, &to_b, 486, None));
+    assert!(is(&bench.take_one(b.peer), Method::Ack));
+    let busy = bench.take_one(alice.peer);
+    assert_eq!(busy.status(), Some(486));
+    bench.send(alice.peer, &alice.ack_failure(&first_call, &busy));
+
+    // Both down: refused at once.
+    bench.input(Input::TrunkDown {
+        trunk: second,
+        down: true,
+    });
+    bench.at(1_000);
+    let mut second_call = bench.dial(alice, "0612345678");
+    let refused = bench.take_one(alice.peer);
+    assert_eq!(refused.status(), Some(503), "{}", refused.summary());
+    assert_eq!(refused.reason_phrase(), Some("No Trunk Available"));
+    bench.send(alice.peer, &alice.ack_failure(&second_call, &refused));
+    assert!(bench.take(udp(CARRIER_A)).is_empty());
+    assert!(bench.take(udp(CARRIER_B)).is_empty());
+
+    // A is up again: it is tried first.
+    bench.input(Input::TrunkDown {
+        trunk: first,
+        down: false,
+    });
+    bench.at(2_000);
+    second_call.call_id = "third@pbx-test".into();
+    bench.dial(alice, "0612345678");
+    assert!(is(&bench.take_one(udp(CARRIER_A)), Method::Invite));
+    assert!(bench.engine.trunk_calls().is_down(second));
+    assert!(!bench.engine.trunk_calls().is_down(first));
+}
+
+/// A DID whose destination is a ring group rings the group's members: the
+/// CDR is `in`, its callee the group's number, the members'
+/// `ring_group_call` targets carry the DID.
+#[test]
+fn a_did_to_a_ring_group_rings_its_members() {
+    let mut cast = cast(|_, _| {});
+    let Cast { bench, bob, .. } = &mut cast;
+    bench
+        .engine
+        .directory_mut()
+        .upsert_group(pbx::RingGroup {
+            tenant_id: tenant_id(),
+            number: Extension::new("600"),
+            name: "Sales".into(),
+            strategy: pbx::RingStrategy::RingAll,
+            members: vec![Extension::new("102")],
+            member_timeout: std::time::Duration::from_secs(10),
+            timeout: std::time::Duration::from_secs(25),
+            no_answer: None,
+        })
+        .unwrap();
+    let list = vec![trunk(
+        1,
+        "carrier-a",
+        "198.51.100.50",
+        5060,
+        &["198.51.100.0/24"],
+    )];
+    let did = InboundRule {
+        id: Id::from_u64(12),
+        trunk_id: list[0].id,
+        did: pbx::routing::normalise(DID, "33"),
+        matching: DidMatch::Exact,
+        destination: InboundDestination::RingGroup(Extension::new("600")),
+    };
+    let mut table = Trunks::new();
+    table.replace_tenant(tenant_id(), list, vec![did], vec![]);
+    bench.input(Input::ReplaceTrunks(Box::new(table)));
+
+    let mut a = carrier(CARRIER_A);
+    let mut c_call = carrier_call(EXTERNAL, DID);
+    bench.at(0);
+    bench.send(a.peer, &a.invite(&mut c_call, None));
+    let to_bob = bench.take_one(bob.peer);
+    assert!(is(&to_bob, Method::Invite), "{}", to_bob.summary());
+    let b_call = bob.incoming(&to_bob);
+    bench.at(200);
+    bench.send(bob.peer, &bob.respond(&b_call, &to_bob, 486, None));
+    assert!(is(&bench.take_one(bob.peer), Method::Ack));
+    let busy = bench.take_one(a.peer);
+    assert_eq!(busy.status(), Some(486));
+    bench.send(a.peer, &a.ack_failure(&c_call, &busy));
+    let cdr = bench.cdr();
+    assert_eq!(cdr["direction"], "in", "{cdr}");
+    assert_eq!(cdr["callee"], "600", "{cdr}");
+    assert_eq!(cdr["did"], DID, "{cdr}");
+    let target = &cdr["call_targets"][0];
+    assert_eq!(target["call_type"], "ring_group_call", "{cdr}");
+    assert_eq!(target["did"], cdr["did"], "{cdr}");
+}

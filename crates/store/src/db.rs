@@ -513,6 +513,11 @@ pub(crate) const SQLITE_MIGRATIONS: Embedded = &[
         "tenant_webhook_allow",
         include_str!("../migrations/sqlite/0015_tenant_webhook_allow.sql"),
     ),
+    (
+        16,
+        "did_to_ring_group",
+        include_str!("../migrations/sqlite/0016_did_to_ring_group.sql"),
+    ),
 ];
 pub(crate) const POSTGRES_MIGRATIONS: Embedded = &[
     (
@@ -589,6 +594,11 @@ pub(crate) const POSTGRES_MIGRATIONS: Embedded = &[
         15,
         "tenant_webhook_allow",
         include_str!("../migrations/postgres/0015_tenant_webhook_allow.sql"),
+    ),
+    (
+        16,
+        "did_to_ring_group",
+        include_str!("../migrations/postgres/0016_did_to_ring_group.sql"),
     ),
 ];
 

@@ -84,7 +84,7 @@ pub use query::{CdrQuery, CdrScope, QueryError};
 pub use recordings::{Recording, RecordingFilter};
 pub use recovery::{OpenSession, RecoveredSession, RecoveryReport, RecoveryScope};
 pub use registrations::Registration;
-pub use ring_groups::{RingGroup, RingGroupWrite};
+pub use ring_groups::{RingGroup, RingGroupDeletion, RingGroupWrite};
 pub use routing_rules::{InboundRule, OutboundRule, RuleWrite, UserOutbound};
 pub use sip_credentials::PlaintextSipPassword;
 pub use sync::SyncDiff;

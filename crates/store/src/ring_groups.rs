@@ -41,6 +41,15 @@ pub struct RingGroup {
     pub updated_at: UnixMillis,
 }
 
+/// What deleting a ring group did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RingGroupDeletion {
+    Deleted,
+    NotFound,
+    /// DID rules ring it (their DIDs); nothing was deleted.
+    InUse(Vec<String>),
+}
+
 /// What a ring-group write did. The refusals wrote nothing.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RingGroupWrite {
@@ -231,9 +240,37 @@ impl Store {
         })
     }
 
-    /// `false` if the tenant has no such group.
-    pub async fn delete_ring_group(&self, tenant: TenantId, id: Id) -> Result<bool, StoreError> {
+    /// Deletes the tenant's group `id`, unless a DID rule rings it.
+    pub async fn delete_ring_group(
+        &self,
+        tenant: TenantId,
+        id: Id,
+    ) -> Result<RingGroupDeletion, StoreError> {
         with_write_tx!(&self.pool, |conn| async {
+            let tenant_id = db_id("tenant_id", tenant.id())?;
+            let number = conn
+                .fetch_optional(
+                    "SELECT number FROM ring_groups WHERE id = $1 AND tenant_id = $2",
+                    &args![db_id("ring_group_id", id)?, tenant_id],
+                )
+                .await?;
+            let Some(number) = number else {
+                return Ok(RingGroupDeletion::NotFound);
+            };
+            let number = number.text("number")?;
+            let dids: Vec<String> = conn
+                .fetch_all(
+                    "SELECT did FROM inbound_rules WHERE tenant_id = $1 \
+                     AND destination_kind = 'ring_group' AND destination = $2 ORDER BY did",
+                    &args![tenant_id, number.as_str()],
+                )
+                .await?
+                .iter()
+                .map(|r| r.text("did"))
+                .collect::<Result<_, _>>()?;
+            if !dids.is_empty() {
+                return Ok(RingGroupDeletion::InUse(dids));
+            }
             let n = conn
                 .execute(
                     "DELETE FROM ring_groups WHERE id = $1 AND tenant_id = $2",
@@ -246,7 +283,10 @@ impl Store {
             if n > 0 {
                 bump_version(&mut *conn).await?;
             }
-            Ok::<bool, StoreError>(n > 0)
+            Ok::<RingGroupDeletion, StoreError>(match n {
+                0 => RingGroupDeletion::NotFound,
+                _ => RingGroupDeletion::Deleted,
+            })
         })
     }
 

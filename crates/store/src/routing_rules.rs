@@ -86,6 +86,20 @@ async fn extension_exists(
         .is_some())
 }
 
+async fn ring_group_exists(
+    conn: &mut impl Conn,
+    tenant: i64,
+    number: &str,
+) -> Result<bool, StoreError> {
+    Ok(conn
+        .fetch_optional(
+            "SELECT id FROM ring_groups WHERE tenant_id = $1 AND number = $2",
+            &args![tenant, number],
+        )
+        .await?
+        .is_some())
+}
+
 // Inbound ---------------------------------------------------------------------
 
 fn inbound_from_row(row: &impl Row) -> Result<InboundRule, StoreError> {
@@ -108,9 +122,12 @@ async fn check_inbound(conn: &mut impl Conn, rule: &InboundRule) -> Result<RuleW
     if !trunk_exists(conn, tenant, rule.trunk_id).await? {
         return Ok(RuleWrite::UnknownTrunk(rule.trunk_id));
     }
-    if rule.destination_kind == "extension"
-        && !extension_exists(conn, tenant, &rule.destination).await?
-    {
+    let exists = match rule.destination_kind.as_str() {
+        "extension" => extension_exists(conn, tenant, &rule.destination).await?,
+        "ring_group" => ring_group_exists(conn, tenant, &rule.destination).await?,
+        _ => true,
+    };
+    if !exists {
         return Ok(RuleWrite::UnknownExtension(rule.destination.clone()));
     }
     Ok(RuleWrite::Written)

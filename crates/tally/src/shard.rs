@@ -75,6 +75,11 @@ pub enum Provision {
     /// Trunks, routing rules and outbound permissions, reloaded after a
     /// provisioning change (`trunks::reload`).
     Trunks(Box<pbx::trunk::Trunks>),
+    /// A trunk's live task saw it go down or come up again.
+    TrunkDown {
+        trunk: pbx::trunk::TrunkId,
+        down: bool,
+    },
 }
 
 /// A CDR fact for the commit task, with the session's log span.
@@ -186,6 +191,9 @@ impl Shard {
                     }
                     Provision::Replace(new) => (Some(Input::ReplaceDirectory(new)), Ok(())),
                     Provision::Trunks(new) => (Some(Input::ReplaceTrunks(new)), Ok(())),
+                    Provision::TrunkDown { trunk, down } => {
+                        (Some(Input::TrunkDown { trunk, down }), Ok(()))
+                    }
                 };
                 if let Some(input) = input {
                     self.engine.handle_input(now, unix_ms, input);

@@ -192,6 +192,52 @@ fn provisioning(server: &Server) {
     assert_eq!(theirs.get(&sales_path).status, 404);
     assert_eq!(admin.get("/api/ring_groups/not-an-id").status, 404);
 
+    // A DID may ring a group (destination_type ring_group), checked like
+    // an extension: a number no group has is refused, naming the field.
+    let trunk = admin.post_json(
+        "/api/trunks",
+        &json!({"name": "carrier", "kind": "ip", "host": "192.0.2.1",
+                "source_addresses": ["192.0.2.1"]}),
+    );
+    assert_eq!(trunk.status, 201, "{}", trunk.body);
+    let trunk = trunk.json()["id"].as_str().unwrap().to_owned();
+    let did = |number: &str, kind: &str| {
+        admin.post_json(
+            "/api/inbound_rules",
+            &json!({"trunk_id": trunk, "did": "+4930555", "destination_type": kind,
+                    "destination": number}),
+        )
+    };
+    let r = did("698", "ring_group");
+    assert_eq!(
+        (r.status, r.error_field().as_str()),
+        (400, "destination"),
+        "{}",
+        r.body
+    );
+    let r = did("602", "queue");
+    assert_eq!(
+        (r.status, r.error_field().as_str()),
+        (400, "destination_type"),
+        "{}",
+        r.body
+    );
+    let r = did("600", "ring_group");
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.json()["destination_type"], "ring_group");
+    let rule = r.json()["id"].as_str().unwrap().to_owned();
+    // A group a DID rings cannot be deleted: calls would find nobody.
+    let r = admin.request("DELETE", &sales_path, "application/json", "");
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (409, "IN_USE"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("+4930555"), "names the DID: {}", r.body);
+    let r = admin.request("DELETE", &format!("/api/inbound_rules/{rule}"), "", "");
+    assert_eq!(r.status, 204, "{}", r.body);
+
     // Delete.
     let r = admin.request("DELETE", &sales_path, "application/json", "");
     assert_eq!(r.status, 204, "{}", r.body);

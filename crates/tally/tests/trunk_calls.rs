@@ -132,3 +132,103 @@ fn on_postgres_sipp_carrier_takes_an_outbound_call_and_delivers_a_did() {
     let dir = TempDir::new("trunk-calls-pg");
     out_and_in(dir.path(), &["--database", &db.url]);
 }
+
+/// A trunk whose registration fails is down: outbound routing skips it
+/// without an INVITE and the next trunk of the rule takes the call. The
+/// "carriers" are the test's own UDP sockets: the first refuses every
+/// REGISTER (403) and would refuse an INVITE (503, which fails over, so a
+/// regression shows as an INVITE it saw); the second answers 486.
+#[test]
+fn a_trunk_whose_registration_failed_is_skipped_by_outbound_routing() {
+    use std::net::UdpSocket;
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    let dir = TempDir::new("trunk-down");
+    let server = common::Server::start(dir.path(), &[]);
+    let mut admin = server.admin();
+    let tenant = admin.create_tenant("Down", "down.example");
+    admin.create_user(&tenant, "101", "sip-secret-101");
+    admin.tenant = Some(tenant);
+
+    // Each carrier answers what it gets, for at most 20 s. The register
+    // trunk's carrier is on 127.0.0.2: a register trunk claims every
+    // source its host resolves to, and the phone calls from 127.0.0.1.
+    let carrier = |ip: &str, invite_status: u16, register_status: u16| {
+        let socket = UdpSocket::bind((ip, 0)).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let port = socket.local_addr().unwrap().port();
+        let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+        let log = Arc::clone(&seen);
+        std::thread::spawn(move || {
+            let end = Instant::now() + Duration::from_secs(20);
+            let mut buf = vec![0u8; 65_535];
+            while Instant::now() < end {
+                let Ok((n, from)) = socket.recv_from(&mut buf) else {
+                    continue;
+                };
+                let Ok(m) = sip::Message::parse(buf[..n].to_vec()) else {
+                    continue;
+                };
+                let Some(method) = m.method().map(|m| m.as_str().to_owned()) else {
+                    continue;
+                };
+                log.lock().unwrap().push(method.clone());
+                let code = match method.as_str() {
+                    "INVITE" => invite_status,
+                    "REGISTER" => register_status,
+                    "ACK" => continue,
+                    _ => 200,
+                };
+                let r = sip::ResponseBuilder::reply(&m, code)
+                    .to_tag("carrier")
+                    .build()
+                    .unwrap();
+                let _ = socket.send_to(r.as_bytes(), from);
+            }
+        });
+        (port, seen)
+    };
+    let (bad_port, bad_seen) = carrier("127.0.0.2", 503, 403);
+    let (good_port, good_seen) = carrier("127.0.0.1", 486, 200);
+    let trunk = |body: Value| {
+        let r = admin.post_json("/api/trunks", &body);
+        assert_eq!(r.status, 201, "{}", r.body);
+        r.json()["id"].as_str().unwrap().to_owned()
+    };
+    let bad = trunk(json!({"name": "refuses-register", "kind": "register",
+        "host": "127.0.0.2", "port": bad_port, "username": "acct", "password": "pw"}));
+    let good = trunk(
+        json!({"name": "ip-carrier", "kind": "ip", "host": "127.0.0.1",
+        "port": good_port, "source_addresses": ["127.0.0.1"], "source_port": good_port}),
+    );
+    let r = admin.post_json(
+        "/api/outbound_rules",
+        &json!({"name": "all", "pattern": "0.", "trunks": [bad, good]}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+
+    // The registration fails at once (403): the trunk is down.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let state = admin.get(&format!("/api/trunks/{bad}")).json();
+        if state["status"]["registration"]["registration"] == "failed" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never failed: {state}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The engine hears of it through the shard, right after.
+    std::thread::sleep(Duration::from_millis(200));
+    let phone = common::Phone::new("101", "sip-secret-101", "down.example", server.sip);
+    let call = phone.invite("0612345678", |_| {});
+    assert_eq!(call.status, 486, "the second trunk answered");
+    assert!(
+        !bad_seen.lock().unwrap().iter().any(|m| m == "INVITE"),
+        "the trunk down got an INVITE: {:?}",
+        bad_seen.lock().unwrap()
+    );
+    assert!(good_seen.lock().unwrap().iter().any(|m| m == "INVITE"));
+}

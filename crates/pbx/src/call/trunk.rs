@@ -63,6 +63,7 @@ use super::{Phase, RoutingNotice, Session, TenantInfo, TxnRole};
 use crate::context::{ALLOW, InternalError, Written};
 use crate::directory::{ForwardCondition, Forwarding};
 use crate::router::Route;
+use crate::routing::outbound::Availability;
 use crate::routing::{Attempt, OutboundRefusal, caller_id, fails_over, may_dial_out, select_rule};
 use crate::trunk::{Trunk, TrunkId, TrunkTransport};
 
@@ -189,7 +190,7 @@ impl Lookup<'_> {
         let trunks: Vec<OutboundTrunk> = plan
             .trunks
             .iter()
-            .filter(|t| !self.trunk_calls.at_limit(t))
+            .filter(|t| self.trunk_calls.availability(t) == Availability::Available)
             .map(|t| OutboundTrunk {
                 trunk: (*t).clone(),
                 destination: self.trunks.destination(t),

@@ -188,6 +188,13 @@ pub enum Input {
     /// after a provisioning change: new calls route with them (calls in
     /// progress keep the trunks they had).
     ReplaceTrunks(Box<crate::trunk::Trunks>),
+    /// The live side's word on a trunk: `down` (its registration failed,
+    /// or its OPTIONS keep-alives go unanswered) or up again. A trunk
+    /// down is skipped by outbound routing without an INVITE.
+    TrunkDown {
+        trunk: crate::trunk::TrunkId,
+        down: bool,
+    },
 }
 
 /// What the engine asks of the runtime.
@@ -483,6 +490,7 @@ impl Engine {
             }
             Input::ReplaceDirectory(new) => self.replace_directory(*new),
             Input::ReplaceTrunks(trunks) => self.replace_trunks(*trunks),
+            Input::TrunkDown { trunk, down } => self.trunk_calls.set_down(trunk, down),
         }
         self.drain(clk);
     }

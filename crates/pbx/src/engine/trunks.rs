@@ -30,7 +30,7 @@ use sip::{HeaderName, Message};
 use super::{Clock, Engine, EngineEvent};
 use crate::call::{Ctx, Inbound, Lookup, Session, Start, TenantInfo, TrunkUse, leaves_by_trunk};
 use crate::routing::{InboundRoute, route_inbound};
-use crate::trunk::{InboundDestination, TrunkCalls, Trunks};
+use crate::trunk::{TrunkCalls, Trunks};
 
 /// Why a carrier's INVITE was refused (the status says how).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -69,6 +69,7 @@ impl Engine {
 
     /// [`super::Input::ReplaceTrunks`].
     pub(super) fn replace_trunks(&mut self, trunks: Trunks) {
+        self.trunk_calls.keep_only(&trunks);
         self.trunks = trunks;
     }
 
@@ -117,7 +118,7 @@ impl Engine {
             self.refuse_trunk_call(clk, id, &request, peer, trunk.name, TrunkRefusal::AtLimit);
             return None;
         }
-        let InboundDestination::Extension(extension) = rule.destination;
+        let extension = rule.destination.number().clone();
         let (caller, did) = match (request.from(), request.to()) {
             (Ok(from), Ok(to)) => {
                 let from_sip = from.uri.sip();

@@ -131,7 +131,7 @@ pub(crate) mod tests {
     fn routed_to(route: InboundRoute<'_>) -> Option<(u64, String)> {
         match route {
             InboundRoute::Routed { trunk, rule } => match &rule.destination {
-                InboundDestination::Extension(e) => Some((trunk.id.0.as_u64(), e.to_string())),
+                d => Some((trunk.id.0.as_u64(), d.number().to_string())),
             },
             _ => None,
         }

@@ -13,9 +13,9 @@
 //! Fields: `trunk_id` (a trunk of the tenant), `did` (digits, optional
 //! leading `+`; compared after the trunk's normalisation: `+` and its
 //! `country_code` stripped), `match` (`exact`, default, or `prefix` for a
-//! block of numbers), `destination_type` (`extension`; ring groups, IVRs
-//! and queues come with those features), `destination` (an extension of
-//! the tenant). A trunk or extension the tenant does not have is
+//! block of numbers), `destination_type` (`extension`, default, or
+//! `ring_group`; IVRs and queues come with those features), `destination`
+//! (an extension, or a ring group's number, of the tenant). A trunk or extension the tenant does not have is
 //! `VALIDATE_FAILED` naming the field, and nothing is written.
 
 use std::collections::HashMap;
@@ -101,8 +101,12 @@ fn apply(r: &mut store::InboundRule, body: &Body, full: bool) -> Result<(), ApiE
     if given("destination_type") {
         r.destination_kind = match body.string("destination_type")? {
             None | Some("extension") => "extension".to_owned(),
+            Some("ring_group") => "ring_group".to_owned(),
             Some(_) => {
-                return Err(ApiError::validate("destination_type", "must be extension"));
+                return Err(ApiError::validate(
+                    "destination_type",
+                    "must be extension or ring_group",
+                ));
             }
         };
     }
@@ -321,7 +325,10 @@ impl Api {
                 ("trunk_id", id()),
                 ("did", string()),
                 ("match", one_of_strings(&["exact", "prefix"])),
-                ("destination_type", one_of_strings(&["extension"])),
+                (
+                    "destination_type",
+                    one_of_strings(&["extension", "ring_group"]),
+                ),
                 ("destination", string()),
                 ("created_at", date_time()),
                 ("updated_at", date_time()),
@@ -344,8 +351,14 @@ impl Api {
                     ("trunk_id", id()),
                     ("did", text("Digits, optionally after a +")),
                     ("match", one_of_strings(&["exact", "prefix"])),
-                    ("destination_type", one_of_strings(&["extension"])),
-                    ("destination", text("An extension of the tenant")),
+                    (
+                        "destination_type",
+                        one_of_strings(&["extension", "ring_group"]),
+                    ),
+                    (
+                        "destination",
+                        text("An extension or a ring group number of the tenant"),
+                    ),
                 ],
                 required,
             )

@@ -369,12 +369,19 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     scope.require(MANAGERS)?;
     let group = find(&state, &scope, &params).await?;
-    if !state
+    match state
         .store
         .delete_ring_group(scope.tenant_id, group.id)
         .await?
     {
-        return Err(ApiError::not_found("ring group"));
+        store::RingGroupDeletion::Deleted => {}
+        store::RingGroupDeletion::NotFound => return Err(ApiError::not_found("ring group")),
+        store::RingGroupDeletion::InUse(dids) => {
+            return Err(ApiError::in_use(
+                "number",
+                format!("DID rules ring this group: {}", dids.join(", ")),
+            ));
+        }
     }
     to_engine(&state).await;
     state
@@ -509,9 +516,12 @@ impl Api {
         .delete(
             one,
             delete,
-            Doc::new("Ring groups", "Delete a ring group (Admin)")
-                .tenant_scoped()
-                .empty(204),
+            Doc::new(
+                "Ring groups",
+                "Delete a ring group; 409 while a DID rule rings it (Admin)",
+            )
+            .tenant_scoped()
+            .empty(204),
         )
     }
 }

@@ -65,8 +65,24 @@ pub struct LiveState {
     pub options: OptionsView,
 }
 
+impl LiveState {
+    /// Down for routing: its registration failed, or its OPTIONS
+    /// keep-alives go unanswered. Not yet known (registering, no probe
+    /// answered yet) is not down: the first call may find out.
+    pub fn is_down(&self) -> bool {
+        self.registration
+            .as_ref()
+            .is_some_and(|r| r.registration == "failed")
+            || self.options.state == "down"
+    }
+}
+
 /// Every running trunk's live state, by trunk id.
 pub type LiveStates = Arc<Mutex<HashMap<Id, LiveState>>>;
+
+/// Where a trunk's task reports that it went down or came up again (the
+/// engine skips a trunk down: `pbx::Input::TrunkDown`).
+pub type DownReports = tokio::sync::mpsc::UnboundedSender<(Id, bool)>;
 
 fn update(states: &LiveStates, trunk: Id, change: impl FnOnce(&mut LiveState)) {
     if let Ok(mut map) = states.lock() {
@@ -130,6 +146,7 @@ pub struct Supervisor {
     bind: IpAddr,
     contact: String,
     tasks: HashMap<Id, Running>,
+    reports: Option<DownReports>,
 }
 
 struct Running {
@@ -147,7 +164,14 @@ impl Supervisor {
             bind,
             contact: contact.to_owned(),
             tasks: HashMap::new(),
+            reports: None,
         }
+    }
+
+    /// Tasks started from now on report their trunk going down or up to
+    /// `reports`.
+    pub fn report_to(&mut self, reports: DownReports) {
+        self.reports = Some(reports);
     }
 
     /// What the tasks publish, for the API.
@@ -174,6 +198,11 @@ impl Supervisor {
             if let Ok(mut map) = self.states.lock() {
                 map.remove(&id);
             }
+            // Stopped (deleted, disabled, changed): not down any more; a
+            // changed trunk's new task reports afresh.
+            if let Some(reports) = &self.reports {
+                let _ = reports.send((id, false));
+            }
         }
         for (id, trunk) in wanted {
             if self.tasks.contains_key(&id) {
@@ -186,7 +215,8 @@ impl Supervisor {
                 self.contact.clone(),
             );
             let bind = self.bind;
-            let task = tokio::spawn(run(trunk_, bind, contact, states, stopped));
+            let reports = self.reports.clone();
+            let task = tokio::spawn(run(trunk_, bind, contact, states, reports, stopped));
             self.tasks.insert(
                 id,
                 Running {
@@ -223,9 +253,25 @@ async fn run(
     bind: IpAddr,
     contact: String,
     states: LiveStates,
+    reports: Option<DownReports>,
     mut stop: watch::Receiver<bool>,
 ) {
     let id = trunk.id.0;
+    // What was last reported: a change of "down" goes to the engine.
+    let mut reported = false;
+    let mut report = |states: &LiveStates| {
+        let down = states
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&id).map(LiveState::is_down))
+            .unwrap_or(false);
+        if down != reported {
+            reported = down;
+            if let Some(r) = &reports {
+                let _ = r.send((id, down));
+            }
+        }
+    };
     let unsupported = |why: &str| RegistrationView {
         registration: "failed",
         last_error: Some(why.to_owned()),
@@ -238,6 +284,7 @@ async fn run(
             s.registration =
                 registers.then(|| unsupported("registration over TCP is not supported yet"))
         });
+        report(&states);
         return;
     }
     let socket = match UdpSocket::bind(SocketAddr::new(bind, 0)).await {
@@ -247,6 +294,7 @@ async fn run(
             update(&states, id, |s| {
                 s.registration = registers.then(|| unsupported("cannot open a socket"))
             });
+            report(&states);
             return;
         }
     };
@@ -295,6 +343,7 @@ async fn run(
                 }
             }
         }
+        report(&states);
         if !outgoing.is_empty() {
             let to = resolve(&trunk).await;
             for (message, is_register) in outgoing {

@@ -48,6 +48,27 @@ impl TrunkReload {
         mut live: Supervisor,
         initial: &pbx::trunk::Trunks,
     ) -> Self {
+        // A trunk going down or up reaches the engine (it skips trunks
+        // down), in the order the tasks saw it.
+        let (reports, mut down) = mpsc::unbounded_channel();
+        live.report_to(reports);
+        let to_shard = shard.clone();
+        tokio::spawn(async move {
+            while let Some((id, is_down)) = down.recv().await {
+                let (done, _) = oneshot::channel();
+                let change = Provision::TrunkDown {
+                    trunk: pbx::trunk::TrunkId(id),
+                    down: is_down,
+                };
+                if to_shard
+                    .send(ShardInput::Provision { change, done })
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        });
         live.reconcile(initial.all());
         let states = live.states();
         TrunkReload {
