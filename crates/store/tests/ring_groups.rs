@@ -78,7 +78,10 @@ async fn ring_groups_round_trip_and_stay_in_their_tenant(db: &TestDb) {
         store.update_ring_group(&foreign).await.unwrap(),
         RingGroupWrite::NotFound
     );
-    assert!(!store.delete_ring_group(tenant_id(2), g.id).await.unwrap());
+    assert_eq!(
+        store.delete_ring_group(tenant_id(2), g.id).await.unwrap(),
+        store::RingGroupDeletion::NotFound
+    );
     assert_eq!(store.count_ring_groups(tenant_id(1)).await.unwrap(), 1);
     assert_eq!(store.count_ring_groups(tenant_id(2)).await.unwrap(), 0);
     // The same number in another tenant is another group.
@@ -88,7 +91,10 @@ async fn ring_groups_round_trip_and_stay_in_their_tenant(db: &TestDb) {
         RingGroupWrite::Written
     );
     assert_eq!(store.all_ring_groups().await.unwrap().len(), 2);
-    assert!(store.delete_ring_group(tenant_id(1), g.id).await.unwrap());
+    assert_eq!(
+        store.delete_ring_group(tenant_id(1), g.id).await.unwrap(),
+        store::RingGroupDeletion::Deleted
+    );
     assert_eq!(store.ring_group(tenant_id(1), g.id).await.unwrap(), None);
     // Deleting a tenant takes its groups.
     store.delete_tenant(tenant_id(2)).await.unwrap();
