@@ -130,9 +130,9 @@ pub(crate) mod tests {
 
     fn routed_to(route: InboundRoute<'_>) -> Option<(u64, String)> {
         match route {
-            InboundRoute::Routed { trunk, rule } => match &rule.destination {
-                d => Some((trunk.id.0.as_u64(), d.number().to_string())),
-            },
+            InboundRoute::Routed { trunk, rule } => {
+                Some((trunk.id.0.as_u64(), rule.destination.number().to_string()))
+            }
             _ => None,
         }
     }
