@@ -110,6 +110,7 @@
 //! - **Re-INVITE glare** (both sides at once, or one while another is in
 //!   progress) is answered `491` (RFC 3261 §14.1).
 
+mod attended;
 mod bridge;
 mod caller;
 mod effect;
@@ -206,6 +207,9 @@ pub(crate) enum TxnRole {
     /// The re-INVITE that joins the party left in a transfer with the
     /// transfer's target (`transfer.rs`).
     TransferJoin,
+    /// The re-INVITE without SDP asking an attended transfer's adopted
+    /// target for an offer (`attended.rs`).
+    TransferOffer,
 }
 
 /// Where the call as a whole is.
@@ -480,6 +484,7 @@ impl Session {
             TxnRole::TargetInvite(i) => self.on_target_event(cx, i, event),
             TxnRole::Relay => self.on_relay_event(cx, id, event),
             TxnRole::TransferJoin => self.on_join_event(cx, id, event),
+            TxnRole::TransferOffer => self.on_offer_event(cx, id, event),
             TxnRole::CallerInvite | TxnRole::Cancel | TxnRole::Bye | TxnRole::Notify => {}
         }
     }

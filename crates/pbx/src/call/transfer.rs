@@ -93,36 +93,38 @@ pub enum TransferOnFailure {
 /// The transfer in progress.
 #[derive(Debug)]
 pub(super) struct Transfer {
+    /// Attended: the adopted target's offer re-INVITE is in flight.
+    pub offering: Option<(usize, TransactionId)>,
     /// The leg that sent the REFER (B).
-    referrer: LegRef,
+    pub referrer: LegRef,
     /// The leg that stays in the call (A).
-    remaining: LegRef,
+    pub remaining: LegRef,
     /// The REFER's CSeq: the `id` of its NOTIFYs' Event.
-    refer_id: u32,
+    pub refer_id: u32,
     /// C's targets are `first..` of the session's targets.
-    first: usize,
+    pub first: usize,
     /// Index of C's first failure in `Session::failures`.
-    first_failure: usize,
+    pub first_failure: usize,
     /// C as `call_update_info` names it.
-    party: Party,
+    pub party: Party,
     /// Who C's INVITE shows as calling (the party staying in the call).
-    presented: (String, String),
+    pub presented: (String, String),
     /// The stage's extension before C rang (restored if C fails).
-    previous_stage: String,
+    pub previous_stage: String,
     /// C answered (target `c`) and the remaining leg's re-INVITE (`txn`)
     /// is in flight.
-    joining: Option<(usize, TransactionId)>,
+    pub joining: Option<(usize, TransactionId)>,
     /// The referrer hung up while C was being reached.
-    referrer_gone: bool,
+    pub referrer_gone: bool,
     /// Why the referrer's leg ends.
-    reason: EndReason,
+    pub reason: EndReason,
 }
 
 /// What a session keeps about transfers: the one in progress, and the legs
 /// a transfer took out of the call.
 #[derive(Debug, Default)]
 pub(super) struct Transfers {
-    active: Option<Transfer>,
+    pub active: Option<Transfer>,
     /// Legs whose part in the call is over (their CDR target ended): the
     /// bridge and the call's end leave them alone.
     ended: Vec<LegRef>,
@@ -139,7 +141,7 @@ impl Transfers {
 }
 
 /// Why a REFER is refused.
-struct Refusal(u16, &'static str);
+pub(super) struct Refusal(pub u16, pub &'static str);
 
 impl Session {
     /// Target `i` is one of the devices a transfer is calling.
@@ -198,17 +200,7 @@ impl Session {
         peer: Peer,
         refer: &Message,
     ) -> Result<(Bridge, String, Route), Refusal> {
-        let Phase::Answered(b) = self.phase else {
-            return Err(Refusal(403, "Not In An Answered Call"));
-        };
-        let in_bridge = leg == b.caller || leg == LegRef::Target(b.callee);
-        let from_peer = self.legs_of(leg).is_some_and(|l| l.peer == peer);
-        if !in_bridge || !from_peer || self.xfer.is_ended(leg) {
-            return Err(Refusal(403, "Not A Party Of This Call"));
-        }
-        if self.xfer.active.is_some() || b.reinvite.is_some() {
-            return Err(Refusal(491, "Request Pending"));
-        }
+        let b = self.check_referrer(leg, peer)?;
         let number = refer_number(refer)?;
         let parties = [
             self.leg_number(b.caller),
@@ -236,15 +228,32 @@ impl Session {
         }
     }
 
+    /// A REFER may come from `leg` (from `peer`) now: a party of the
+    /// answered pair, and no transfer or re-INVITE in progress.
+    pub(super) fn check_referrer(&self, leg: LegRef, peer: Peer) -> Result<Bridge, Refusal> {
+        let Phase::Answered(b) = self.phase else {
+            return Err(Refusal(403, "Not In An Answered Call"));
+        };
+        let in_bridge = leg == b.caller || leg == LegRef::Target(b.callee);
+        let from_peer = self.legs_of(leg).is_some_and(|l| l.peer == peer);
+        if !in_bridge || !from_peer || self.xfer.is_ended(leg) {
+            return Err(Refusal(403, "Not A Party Of This Call"));
+        }
+        if self.xfer.active.is_some() || b.reinvite.is_some() {
+            return Err(Refusal(491, "Request Pending"));
+        }
+        Ok(b)
+    }
+
     /// The number a leg of the bridge is (the caller's, or the target's).
-    fn leg_number(&self, leg: LegRef) -> Option<String> {
+    pub(super) fn leg_number(&self, leg: LegRef) -> Option<String> {
         match leg {
             LegRef::Caller => Some(self.caller_party.user.clone()),
             LegRef::Target(i) => self.targets.get(i).map(|t| t.number.clone()),
         }
     }
 
-    fn legs_of(&self, leg: LegRef) -> Option<&super::leg::Leg> {
+    pub(super) fn legs_of(&self, leg: LegRef) -> Option<&super::leg::Leg> {
         match leg {
             LegRef::Caller => self.caller.as_ref().map(|c| &c.leg),
             LegRef::Target(i) => self.targets.get(i).map(|t| &t.leg),
@@ -261,24 +270,7 @@ impl Session {
         number: String,
         route: Route,
     ) {
-        let remaining = if referrer == b.caller {
-            LegRef::Target(b.callee)
-        } else {
-            b.caller
-        };
-        let presented = match remaining {
-            LegRef::Target(i) => {
-                let t = &self.targets[i];
-                let display = cx
-                    .dir
-                    .directory
-                    .user(self.tenant.id, &t.number)
-                    .map(|u| u.display_name.clone())
-                    .unwrap_or_default();
-                (t.number.clone(), display)
-            }
-            LegRef::Caller => self.presented_to(),
-        };
+        let (remaining, presented) = self.remaining_of(cx, b, referrer);
         let display_name = match &route {
             Route::Extension { display_name, .. }
             | Route::Unavailable { display_name, .. }
@@ -299,6 +291,7 @@ impl Session {
             presented,
             previous_stage: std::mem::replace(&mut self.stage.extension, number.clone()),
             joining: None,
+            offering: None,
             referrer_gone: false,
             reason: EndReason::BlindTransferComplete,
         });
@@ -335,7 +328,7 @@ impl Session {
 
     /// A NOTIFY of the REFER's implicit subscription to the referrer, if
     /// it is still there; `last` terminates the subscription.
-    fn notify_referrer(&mut self, cx: &mut Ctx<'_>, status_line: &str, last: bool) {
+    pub(super) fn notify_referrer(&mut self, cx: &mut Ctx<'_>, status_line: &str, last: bool) {
         let Some(t) = self.xfer.active.as_ref() else {
             return;
         };
@@ -422,7 +415,12 @@ impl Session {
 
     /// Re-INVITEs the remaining party with `offer` (C's), to join it with
     /// target `c` when it answers.
-    fn join(&mut self, cx: &mut Ctx<'_>, c: usize, offer: Option<(String, bytes::Bytes)>) {
+    pub(super) fn join(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        c: usize,
+        offer: Option<(String, bytes::Bytes)>,
+    ) {
         let Some(remaining) = self.xfer.active.as_ref().map(|t| t.remaining) else {
             return;
         };
@@ -590,9 +588,38 @@ impl Session {
         self.transfer_failed(cx, code);
     }
 
+    /// The `remaining` leg and who C should see calling, for a transfer
+    /// whose referrer is `referrer` in bridge `b`.
+    pub(super) fn remaining_of(
+        &self,
+        cx: &Ctx<'_>,
+        b: Bridge,
+        referrer: LegRef,
+    ) -> (LegRef, (String, String)) {
+        let remaining = if referrer == b.caller {
+            LegRef::Target(b.callee)
+        } else {
+            b.caller
+        };
+        let presented = match remaining {
+            LegRef::Target(i) => {
+                let t = &self.targets[i];
+                let display = cx
+                    .dir
+                    .directory
+                    .user(self.tenant.id, &t.number)
+                    .map(|u| u.display_name.clone())
+                    .unwrap_or_default();
+                (t.number.clone(), display)
+            }
+            LegRef::Caller => self.presented_to(),
+        };
+        (remaining, presented)
+    }
+
     /// Ends answered target `c` that is not bridged: its 2xx ACKed with an
     /// answer rejecting its offer, BYE, `TargetEnded` with `reason`.
-    fn drop_answered_target(&mut self, cx: &mut Ctx<'_>, c: usize, reason: EndReason) {
+    pub(super) fn drop_answered_target(&mut self, cx: &mut Ctx<'_>, c: usize, reason: EndReason) {
         let reject = self.targets[c]
             .leg
             .owed_ack
@@ -654,7 +681,7 @@ impl Session {
 
     /// The transfer failed with `code`: the referrer is told; the call is
     /// recalled to it, or ends (see the module decisions).
-    fn transfer_failed(&mut self, cx: &mut Ctx<'_>, code: u16) {
+    pub(super) fn transfer_failed(&mut self, cx: &mut Ctx<'_>, code: u16) {
         self.timers.stop(Timer::TransferRing);
         let line = format!("SIP/2.0 {code} {}", default_reason(code));
         self.notify_referrer(cx, &line, true);
@@ -722,7 +749,7 @@ impl Session {
         self.timers.stop(Timer::TransferRing);
         self.timers.stop(Timer::TransferRelease);
         if let Some(mut t) = self.xfer.active.take() {
-            if let Some((c, _)) = t.joining.take() {
+            if let Some((c, _)) = t.joining.take().or(t.offering.take()) {
                 self.drop_answered_target(cx, c, reason);
             }
             for j in t.first..self.targets.len() {
