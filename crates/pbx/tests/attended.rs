@@ -222,3 +222,35 @@ fn replaces_naming_an_unknown_dialog_is_refused() {
     assert!(is(&bench.take_one(bob.peer), Method::Bye));
     assert_eq!(cdr_of(bench, 0)["ended_reason"], "caller_disconnect");
 }
+
+/// A consultation C placed to B (B a target of S2): refused 403 for now;
+/// both calls go on.
+#[test]
+fn a_consultation_the_target_placed_is_refused() {
+    let (mut cast, mut a_call, mut b_call) = answered();
+    let mut ann = Phone::new("103", "Ann", udp(ANN));
+    let Cast { bench, alice, bob } = &mut cast;
+    bench.register(&mut ann);
+    bench.at(8_000);
+    let mut c2 = bench.dial(&mut ann, "102");
+    let invite = bench.take_one(bob.peer);
+    let b2 = bob.incoming(&invite);
+    bench.send(bob.peer, &bob.respond(&b2, &invite, 200, Some(SDP_B)));
+    let ok = bench
+        .take(ann.peer)
+        .into_iter()
+        .find(|m| m.status() == Some(200))
+        .unwrap();
+    bench.send(ann.peer, &ann.ack(&mut c2, &ok, None));
+    let _ = bench.take(bob.peer);
+    bench.at(10_000);
+    let refer = refer_with_replaces(bob, &mut b_call, &b2);
+    bench.send(bob.peer, &refer);
+    let r = bench.take_one(bob.peer);
+    assert_eq!(r.status(), Some(403), "{}", r.summary());
+    assert!(bench.take(ann.peer).is_empty(), "S2 untouched");
+    bench.at(20_000);
+    bench.send(alice.peer, &alice.request(&mut a_call, "BYE", None));
+    assert_eq!(bench.take_one(alice.peer).status(), Some(200));
+    assert_eq!(cdr_of(bench, 0)["ended_reason"], "caller_disconnect");
+}
