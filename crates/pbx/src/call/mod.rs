@@ -62,7 +62,12 @@
 //!   never writes the engine's indexes or output itself;
 //! - `originate.rs`: REST-originated calls: the caller's devices are the
 //!   first targets, the one that answers is the bridge's caller side;
-//! - `view.rs`: what `GET /api/sessions` shows of a call.
+//! - `view.rs`: what `GET /api/sessions` shows of a call;
+//! - `transfer.rs`: blind transfer (REFER): checks, NOTIFYs, the new
+//!   target rung with a late offer and joined by a re-INVITE of the party
+//!   left, the referrer released;
+//! - `attended.rs`: attended transfer (REFER with Replaces): one session
+//!   hands its target's leg over, the other adopts it (the engine decides).
 //!
 //! Seams for what comes next: a feature that reroutes a call (forwarding,
 //! a followed 3xx, a ring-group step, pickup) adds targets to the same
