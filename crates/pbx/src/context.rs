@@ -23,7 +23,7 @@ use sip::{Message, Method, ParseError};
 use crate::ids::{IdGenerator, IdSource};
 
 /// The methods the PBX handles, for `Allow` (RFC 3261 §20.5).
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REGISTER";
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REGISTER, REFER, NOTIFY";
 
 /// The two readings of "now" every entry point gets.
 #[derive(Clone, Copy, Debug)]
@@ -101,6 +101,8 @@ pub(crate) struct Services {
     pub timers: TimerConfig,
     /// `host:port` for Via and Contact, per transport.
     advertised: Vec<(Transport, String)>,
+    /// `transfer.on_failure` (`call/transfer.rs`).
+    pub transfer_on_failure: crate::call::TransferOnFailure,
 }
 
 impl Services {
@@ -117,6 +119,7 @@ impl Services {
             snowflake,
             timers,
             advertised,
+            transfer_on_failure: Default::default(),
         }
     }
 

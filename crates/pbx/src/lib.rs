@@ -67,7 +67,10 @@ pub mod trunk;
 pub mod trunk_keepalive;
 pub mod trunk_registration;
 
-pub use call::{LegRole, LegState, LegView, NotFollowed, RoutingNotice, SessionState, SessionView};
+pub use call::{
+    LegRole, LegState, LegView, NotFollowed, RELEASE_AFTER, RoutingNotice, SessionState,
+    SessionView, TransferOnFailure,
+};
 pub use context::{InternalError, Written};
 pub use directory::{
     Directory, Extension, ForwardCondition, Forwarding, RingGroup, RingStrategy, SipCredentials,

@@ -54,14 +54,15 @@ fn options_outside_a_dialog_is_answered_with_allow() {
 }
 
 #[test]
-fn unsupported_methods_get_405_or_501_and_dialog_methods_481() {
+fn unsupported_methods_get_405_or_501_dialog_methods_481_and_refer_403() {
     let mut bench = Bench::new();
     let peer = udp("10.0.0.9:5060");
     for (method, code) in [
         ("SUBSCRIBE", 405),
         ("MESSAGE", 405),
         ("PUBLISH", 405),
-        ("REFER", 405),
+        // Transfers only of calls (`transfer.rs`).
+        ("REFER", 403),
         ("FROBNICATE", 501),
         ("BYE", 481),
         ("INFO", 481),

@@ -61,6 +61,10 @@
 //! grace_secs = 5                     # how long calls in progress may finish;
 //!                                    # then the PBX hangs them up (BYE)
 //!
+//! [transfer]
+//! on_failure = "recall"              # a failed blind transfer goes back to the
+//!                                    # referrer if still up; "hangup" ends the call
+//!
 //! [identity]
 //! session_lifetime_secs = 2592000    # a sign-in lasts at most this, refreshes included (30 days)
 //! allow_ip_sip_domains = false       # may a tenant's sip_domain be an IP address
@@ -109,6 +113,34 @@ pub struct Config {
     pub identity: IdentityConfig,
     pub media: MediaConfig,
     pub recordings: RecordingsConfig,
+    pub transfer: TransferConfig,
+}
+
+/// `[transfer]`: calls handed on by REFER (`pbx::call::transfer`).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TransferConfig {
+    /// What a failed blind transfer leaves: `"recall"` (the call goes
+    /// back to the referrer if it is still up; the default) or `"hangup"`.
+    pub on_failure: TransferOnFailure,
+}
+
+/// `transfer.on_failure`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransferOnFailure {
+    #[default]
+    Recall,
+    Hangup,
+}
+
+impl From<TransferOnFailure> for pbx::TransferOnFailure {
+    fn from(f: TransferOnFailure) -> Self {
+        match f {
+            TransferOnFailure::Recall => pbx::TransferOnFailure::Recall,
+            TransferOnFailure::Hangup => pbx::TransferOnFailure::Hangup,
+        }
+    }
 }
 
 /// `[metrics]`: Prometheus `/metrics` on a listener of its own
@@ -353,6 +385,7 @@ impl Default for Config {
             identity: IdentityConfig::default(),
             media: MediaConfig::default(),
             recordings: RecordingsConfig::default(),
+            transfer: TransferConfig::default(),
         }
     }
 }
@@ -672,6 +705,20 @@ mod tests {
         assert_eq!(c.http_addr().to_string(), "127.0.0.1:8887");
         assert_eq!(c.database_url(), "sqlite:./tally-data/tally.db");
         c.check().unwrap();
+    }
+
+    #[test]
+    fn transfer_on_failure_defaults_to_recall_and_takes_hangup() {
+        assert_eq!(
+            Config::default().transfer.on_failure,
+            TransferOnFailure::Recall
+        );
+        let c: Config = toml::from_str("[transfer]\non_failure = \"hangup\"\n").unwrap();
+        assert_eq!(
+            pbx::TransferOnFailure::from(c.transfer.on_failure),
+            pbx::TransferOnFailure::Hangup
+        );
+        assert!(toml::from_str::<Config>("[transfer]\non_failure = \"drop\"\n").is_err());
     }
 
     #[test]

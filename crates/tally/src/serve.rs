@@ -115,6 +115,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     engine_config.registrar.digest_offer = digest_offers.default;
     engine_config.registrar.allow_digest_without_qop = config.sip.allow_digest_without_qop;
     engine_config.transaction_limits = config.transaction_limits();
+    engine_config.transfer_on_failure = config.transfer.on_failure.into();
     if let Some(port) = config.sip.tls_port {
         let host = advertised
             .rsplit_once(':')

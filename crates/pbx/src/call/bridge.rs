@@ -36,8 +36,9 @@ pub(crate) struct Bridge {
     /// The target bridged with the caller.
     pub callee: usize,
     /// A relayed re-INVITE is in progress (its client transaction): another
-    /// one from either side meanwhile is glare.
-    reinvite: Option<TransactionId>,
+    /// one from either side meanwhile is glare. A transfer's join holds it
+    /// too (`transfer.rs`).
+    pub(super) reinvite: Option<TransactionId>,
 }
 
 impl Bridge {
@@ -71,6 +72,8 @@ impl Session {
             (Phase::Answered(b), LegRef::Target(i)) if i == b.callee => Some(b.caller),
             _ => None,
         }
+        // A referrer that hung up while its transfer went on.
+        .filter(|other| !self.xfer.is_ended(*other))
     }
 
     /// The side `leg` is on, while bridged.
@@ -118,6 +121,9 @@ impl Session {
     }
 
     pub(super) fn on_bye(&mut self, cx: &mut Ctx<'_>, leg: LegRef) {
+        if self.transfer_bye(cx, leg) {
+            return;
+        }
         match (self.phase, leg) {
             (Phase::Answered(b), leg) if leg == b.caller => {
                 self.end_answered(cx, b, EndReason::CallerDisconnect, Some(leg))
@@ -143,12 +149,14 @@ impl Session {
         reason: EndReason,
         by: Option<LegRef>,
     ) {
+        self.transfer_call_ended(cx, reason);
         let caller_target = match b.caller {
-            LegRef::Target(j) => Some(self.targets[j].id),
-            LegRef::Caller => None,
+            LegRef::Target(j) if !self.xfer.is_ended(b.caller) => Some(self.targets[j].id),
+            _ => None,
         };
-        let target = self.targets[b.callee].id;
-        for target in caller_target.into_iter().chain([target]) {
+        let callee_target =
+            (!self.xfer.is_ended(LegRef::Target(b.callee))).then(|| self.targets[b.callee].id);
+        for target in caller_target.into_iter().chain(callee_target) {
             cx.emit(CallEventKind::TargetEnded(TargetEnd {
                 target,
                 reason,
@@ -160,7 +168,7 @@ impl Session {
         self.acked(Side::Callee);
         self.end(cx, 200, reason);
         for leg in [b.caller, LegRef::Target(b.callee)] {
-            if by != Some(leg) {
+            if by != Some(leg) && !self.xfer.is_ended(leg) {
                 self.hang_up(cx, leg);
             }
         }

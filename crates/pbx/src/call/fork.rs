@@ -246,11 +246,12 @@ impl Session {
 
     pub(super) fn target_provisional(&mut self, cx: &mut Ctx<'_>, i: usize, r: &Message) {
         let code = r.status().unwrap_or(100);
+        let transfer = self.is_transfer_target(i);
         let t = &mut self.targets[i];
         match t.state {
             TargetState::CancelWanted => return self.send_cancel(cx, i),
             TargetState::Calling | TargetState::Trying | TargetState::Early
-                if self.phase == Phase::Ringing => {}
+                if self.phase == Phase::Ringing || transfer => {}
             _ => return,
         }
         if code == 100 {
@@ -277,6 +278,7 @@ impl Session {
     }
 
     pub(super) fn target_2xx(&mut self, cx: &mut Ctx<'_>, i: usize, ok: Message) {
+        let transfer = self.is_transfer_target(i);
         let t = &mut self.targets[i];
         match t.state {
             TargetState::Answered | TargetState::AnsweredLate => {
@@ -294,6 +296,7 @@ impl Session {
                 }
             }
             state if state.is_open() && self.phase == Phase::Ringing => self.target_won(cx, i, ok),
+            state if state.is_open() && transfer => self.transfer_answered(cx, i, ok),
             _ => {
                 // Lost the race with the winner, the caller's CANCEL or the
                 // ring timeout: take the call and hang it up.
@@ -344,6 +347,7 @@ impl Session {
     }
 
     pub(super) fn target_failed(&mut self, cx: &mut Ctx<'_>, i: usize, code: u16, reason: String) {
+        let transfer = self.is_transfer_target(i);
         let t = &mut self.targets[i];
         if let Some(d) = t.leg.dialog.as_mut()
             && d.state() == DialogState::Early
@@ -351,6 +355,9 @@ impl Session {
             d.terminate();
         }
         let was_open = t.state.is_open();
+        if was_open && transfer {
+            return self.transfer_target_failed(cx, i, code);
+        }
         if matches!(t.state, TargetState::CancelWanted | TargetState::Cancelling) || was_open {
             t.state = TargetState::Failed;
         }
@@ -402,7 +409,7 @@ impl Session {
     }
 
     /// CANCELs open target `j`'s INVITE now, or at its first provisional.
-    fn stop_target(&mut self, cx: &mut Ctx<'_>, j: usize) {
+    pub(super) fn stop_target(&mut self, cx: &mut Ctx<'_>, j: usize) {
         match self.targets[j].state {
             TargetState::Calling => self.targets[j].state = TargetState::CancelWanted,
             TargetState::Trying | TargetState::Early => self.send_cancel(cx, j),

@@ -62,7 +62,12 @@
 //!   never writes the engine's indexes or output itself;
 //! - `originate.rs`: REST-originated calls: the caller's devices are the
 //!   first targets, the one that answers is the bridge's caller side;
-//! - `view.rs`: what `GET /api/sessions` shows of a call.
+//! - `view.rs`: what `GET /api/sessions` shows of a call;
+//! - `transfer.rs`: blind transfer (REFER): checks, NOTIFYs, the new
+//!   target rung with a late offer and joined by a re-INVITE of the party
+//!   left, the referrer released;
+//! - `attended.rs`: attended transfer (REFER with Replaces): one session
+//!   hands its target's leg over, the other adopts it (the engine decides).
 //!
 //! Seams for what comes next: a feature that reroutes a call (forwarding,
 //! a followed 3xx, a ring-group step, pickup) adds targets to the same
@@ -110,6 +115,7 @@
 //! - **Re-INVITE glare** (both sides at once, or one while another is in
 //!   progress) is answered `491` (RFC 3261 §14.1).
 
+mod attended;
 mod bridge;
 mod caller;
 mod effect;
@@ -119,6 +125,7 @@ mod leg;
 mod originate;
 mod reroute;
 mod timer;
+mod transfer;
 mod trunk;
 mod unacked;
 mod view;
@@ -147,6 +154,7 @@ pub(crate) use leg::acknowledges;
 pub(crate) use originate::{Origin, Originate};
 pub use reroute::{NotFollowed, RoutingNotice};
 use timer::{Timer, TimerTable};
+pub use transfer::{RELEASE_AFTER, TransferOnFailure};
 pub(crate) use trunk::{Inbound, OutboundCall, TrunkUse, leaves_by_trunk};
 pub use view::{LegRole, LegState, LegView, SessionState, SessionView};
 
@@ -198,6 +206,15 @@ pub(crate) enum TxnRole {
     /// A CANCEL or BYE the PBX sent; its outcome changes nothing.
     Cancel,
     Bye,
+    /// A NOTIFY of a REFER's subscription (`transfer.rs`); its outcome
+    /// changes nothing.
+    Notify,
+    /// The re-INVITE that joins the party left in a transfer with the
+    /// transfer's target (`transfer.rs`).
+    TransferJoin,
+    /// The re-INVITE without SDP asking an attended transfer's adopted
+    /// target for an offer (`attended.rs`).
+    TransferOffer,
 }
 
 /// Where the call as a whole is.
@@ -243,6 +260,9 @@ pub(crate) struct Session {
     dialog_keys: Vec<DialogKey>,
     /// The trunks the call came in by and leaves by (`trunk.rs`).
     trunk: trunk::TrunkLegs,
+    /// The transfer in progress and the legs transfers took out of the
+    /// call (`transfer.rs`).
+    xfer: transfer::Transfers,
 }
 
 impl Session {
@@ -315,6 +335,7 @@ impl Session {
             relays: HashMap::new(),
             dialog_keys: Vec::new(),
             trunk: trunk::TrunkLegs::new(inbound),
+            xfer: Default::default(),
         };
         s.own(cx, server, peer, TxnRole::CallerInvite);
         s.index(cx, (call_id.clone(), tag), LegRef::Caller);
@@ -467,7 +488,9 @@ impl Session {
             }
             TxnRole::TargetInvite(i) => self.on_target_event(cx, i, event),
             TxnRole::Relay => self.on_relay_event(cx, id, event),
-            TxnRole::CallerInvite | TxnRole::Cancel | TxnRole::Bye => {}
+            TxnRole::TransferJoin => self.on_join_event(cx, id, event),
+            TxnRole::TransferOffer => self.on_offer_event(cx, id, event),
+            TxnRole::CallerInvite | TxnRole::Cancel | TxnRole::Bye | TxnRole::Notify => {}
         }
     }
 
@@ -502,6 +525,8 @@ impl Session {
             Method::Invite | Method::Update | Method::Info | Method::Message => {
                 self.relay_request(cx, leg, id, request)
             }
+            // The PBX subscribes to nothing (RFC 6665 §4.1.3).
+            Method::Notify => cx.reply(id, &request, 481),
             Method::Other(_) => cx.reply(id, &request, 501),
             _ => {
                 let b = ResponseBuilder::reply(&request, 405).header(HeaderName::Allow, ALLOW);
@@ -524,6 +549,8 @@ impl Session {
                 Timer::GroupStep => self.group_step_timed_out(cx, at),
                 Timer::Retransmit2xx(side) => self.retransmit_2xx(cx, side, at),
                 Timer::AckTimeout(side) => gave_up |= self.ack_timed_out(side),
+                Timer::TransferRing => self.transfer_ring_timed_out(cx),
+                Timer::TransferRelease => self.release_referrers(cx),
             }
         }
         if gave_up {

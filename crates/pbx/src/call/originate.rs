@@ -139,6 +139,7 @@ impl Session {
             relays: Default::default(),
             trunk: super::trunk::TrunkLegs::new(None),
             dialog_keys: Vec::new(),
+            xfer: Default::default(),
         };
         let at = cx.fx.len();
         let route = Route::Extension {
@@ -204,6 +205,9 @@ impl Session {
     /// the caller's (or the `caller_id` asked for), except to the caller's
     /// own devices, which are shown the callee.
     pub(super) fn presented_to(&self) -> (String, String) {
+        if let Some(shown) = self.transfer_presented() {
+            return shown;
+        }
         match &self.origin {
             Some(o) if o.answered.is_none() => (
                 self.callee_party.user.clone(),
@@ -223,6 +227,10 @@ impl Session {
     /// The SDP offer new targets get: the caller's INVITE's, or the 200 of
     /// the caller's device that answered (none while ringing the caller).
     pub(super) fn offer(&self) -> Option<(String, Bytes)> {
+        if self.transfer_rings() {
+            // Late offer: C's 200 offers, the remaining party answers.
+            return None;
+        }
         match (&self.caller, &self.origin) {
             (Some(c), _) => body_of(&c.invite),
             (None, Some(o)) => o
@@ -349,7 +357,7 @@ impl Session {
 /// An SDP answer rejecting every stream of `offer` (RFC 3264 §6: port 0,
 /// the offer's formats repeated), for a 2xx the PBX must ACK but cannot
 /// use.
-fn reject_answer(offer: &[u8]) -> Bytes {
+pub(super) fn reject_answer(offer: &[u8]) -> Bytes {
     let text = String::from_utf8_lossy(offer);
     let mut out =
         String::from("v=0\r\no=tally 0 0 IN IP4 0.0.0.0\r\ns=-\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\n");

@@ -25,13 +25,18 @@ pub(crate) enum Timer {
     Retransmit2xx(Side),
     /// No ACK for the 2xx on `Side` 64·T1 after it: the leg is gone.
     AckTimeout(Side),
+    /// A blind transfer's target rang out (its ring timeout).
+    TransferRing,
+    /// A referrer that has not hung up after its transfer completed is
+    /// released by the PBX (`transfer::RELEASE_AFTER`).
+    TransferRelease,
 }
 
 impl Timer {
     /// Every timer, in the order [`TimerTable::expired`] reports those due
     /// at the same time: giving up on an ACK comes before sending the 2xx
     /// once more.
-    const ALL: [Timer; 7] = [
+    const ALL: [Timer; 9] = [
         Timer::RingTimeout,
         Timer::GroupTimeout,
         Timer::GroupStep,
@@ -39,6 +44,8 @@ impl Timer {
         Timer::Retransmit2xx(Side::Caller),
         Timer::AckTimeout(Side::Callee),
         Timer::Retransmit2xx(Side::Callee),
+        Timer::TransferRing,
+        Timer::TransferRelease,
     ];
 
     fn slot(self) -> usize {
@@ -50,6 +57,8 @@ impl Timer {
             Timer::Retransmit2xx(Side::Caller) => 4,
             Timer::AckTimeout(Side::Callee) => 5,
             Timer::Retransmit2xx(Side::Callee) => 6,
+            Timer::TransferRing => 7,
+            Timer::TransferRelease => 8,
         }
     }
 }

@@ -84,6 +84,7 @@
 
 mod auth;
 mod control;
+mod transfer;
 mod trunks;
 
 pub use trunks::TrunkRefusal;
@@ -136,6 +137,8 @@ pub struct EngineConfig {
     pub transaction_limits: TransactionLimits,
     /// How often expired bindings are swept.
     pub sweep_interval: Duration,
+    /// `transfer.on_failure`: what a failed blind transfer leaves.
+    pub transfer_on_failure: crate::call::TransferOnFailure,
 }
 
 impl EngineConfig {
@@ -150,6 +153,7 @@ impl EngineConfig {
             timers: TimerConfig::default(),
             transaction_limits: TransactionLimits::default(),
             sweep_interval: Duration::from_secs(1),
+            transfer_on_failure: Default::default(),
         }
     }
 }
@@ -371,14 +375,16 @@ impl Engine {
     /// one generator, shared with whatever else makes ids on the node
     /// (`config.node` is then not used).
     pub fn with_ids(config: EngineConfig, ids: Box<dyn IdGenerator>) -> Engine {
+        let mut sv = Services::new(
+            config.timers,
+            config.transaction_limits,
+            IdSource::new(SplitMix64::mix(config.seed ^ 0x656e_6769_6e65)),
+            ids,
+            config.advertised,
+        );
+        sv.transfer_on_failure = config.transfer_on_failure;
         Engine {
-            sv: Services::new(
-                config.timers,
-                config.transaction_limits,
-                IdSource::new(SplitMix64::mix(config.seed ^ 0x656e_6769_6e65)),
-                ids,
-                config.advertised,
-            ),
+            sv,
             out: VecDeque::new(),
             effects: Vec::new(),
             owners: HashMap::new(),
@@ -666,6 +672,10 @@ impl Engine {
             return;
         };
         let in_dialog = request.to().is_ok_and(|to| to.tag().is_some());
+        if method == Method::Refer {
+            // Transfers (`transfer.rs`): REFER only inside a call.
+            return self.on_refer(clk, peer, id, request, in_dialog);
+        }
         if in_dialog {
             match self.dialog_owner(&request) {
                 Some((sid, leg)) => self.run(sid, clk, |s, cx| s.on_request(cx, leg, id, request)),

@@ -111,7 +111,13 @@ type Loss = Box<dyn Fn(&Message) -> bool>;
 
 impl Bench {
     pub fn new() -> Bench {
-        let mut engine = Engine::new(EngineConfig::new(1, [0x42; 32], 42, PBX)).unwrap();
+        Bench::with_config(EngineConfig::new(1, [0x42; 32], 42, PBX))
+    }
+
+    /// A bench whose engine runs with `config` (node 1, the fixture's key
+    /// and seed expected; change only what a test is about).
+    pub fn with_config(config: EngineConfig) -> Bench {
+        let mut engine = Engine::new(config).unwrap();
         directory(engine.directory_mut());
         Bench {
             engine,
@@ -742,7 +748,11 @@ pub const BOB_APP: &str = "198.51.100.23:61000";
 
 impl Cast {
     pub fn new() -> Cast {
-        let mut bench = Bench::new();
+        Cast::on(Bench::new())
+    }
+
+    /// The cast on `bench` (e.g. [`Bench::with_config`]).
+    pub fn on(mut bench: Bench) -> Cast {
         let mut alice = Phone::new("101", "Tom", udp(ALICE));
         alice.next_call_id = Some("3c26a1f1e7b94f0a@10.0.0.5".into());
         let mut bob = Phone::new("102", "Jason", udp(BOB_DESK));
