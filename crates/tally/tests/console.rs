@@ -694,3 +694,80 @@ fn a_user_is_edited_in_the_console() {
     );
     assert_eq!(status, 404);
 }
+
+/// Ring groups in the console: created from the form (members as a
+/// comma list, REST's message on a bad one), edited (a PATCH: an empty
+/// no-answer destination clears it), deleted.
+#[test]
+fn ring_groups_are_managed_in_the_console() {
+    let dir = TempDir::new("console-ring-groups");
+    let server = common::Server::start(dir.path(), &[]);
+    let admin = server.admin();
+    let tenant = admin.create_tenant("Groups", "groups.example");
+    for (ext, role) in [
+        ("100", "Admin"),
+        ("101", "StandardUser"),
+        ("102", "StandardUser"),
+    ] {
+        let r = admin.post_json(
+            &format!("/api/tenants/{tenant}/users"),
+            &serde_json::json!({"extension": ext, "sip_password": format!("sip-pw-{ext}"),
+                "password": format!("web-pw-{ext}"), "role": role}),
+        );
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    let jar = common::console::sign_in(&server, Some("groups.example"), "100", "web-pw-100");
+    let csrf = csrf_of(&jar);
+    let post =
+        |path: &str, form: &str| raw(&server, "POST", path, &jar, &format!("csrf={csrf}&{form}"));
+    let (status, _, page) = post(
+        "/console/ring-groups",
+        "number=600&name=Sales&strategy=hunt&members=101,+999&timeout=30",
+    );
+    assert_eq!(status, 400, "{page}");
+    assert!(page.contains("members"), "REST names the field: {page}");
+    let (status, _, page) = post(
+        "/console/ring-groups",
+        "number=600&name=Sales&strategy=hunt&members=102,+101&member_timeout=10&timeout=30&no_answer=100",
+    );
+    assert_eq!(status, 303, "{page}");
+    let mut rest = server.admin();
+    rest.tenant = Some(tenant);
+    let group = rest.get("/api/ring_groups").json()["items"][0].clone();
+    assert_eq!(
+        group["members"],
+        serde_json::json!(["102", "101"]),
+        "{group}"
+    );
+    assert_eq!(group["strategy"], "hunt");
+    let id = group["id"].as_str().unwrap().to_owned();
+    let (status, _, page) = raw(&server, "GET", "/console/ring-groups", &jar, "");
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("102, 101") && page.contains("Sales"),
+        "{page}"
+    );
+
+    let edit = format!("/console/ring-groups/{id}");
+    let (status, _, page) = raw(&server, "GET", &edit, &jar, "");
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("value=\"102, 101\""), "filled: {page}");
+    let (status, _, page) = post(
+        &edit,
+        "number=600&name=Sales+team&strategy=ring_all&members=101&member_timeout=10&timeout=30&no_answer=",
+    );
+    assert_eq!(status, 303, "{page}");
+    let group = rest.get(&format!("/api/ring_groups/{id}")).json();
+    assert_eq!(
+        (&group["name"], &group["strategy"], &group["no_answer"]),
+        (
+            &serde_json::json!("Sales team"),
+            &serde_json::json!("ring_all"),
+            &serde_json::Value::Null
+        ),
+        "{group}"
+    );
+    let (status, _, _) = post(&format!("{edit}/delete"), "");
+    assert_eq!(status, 303);
+    assert_eq!(rest.get("/api/ring_groups").json()["count"], 0);
+}

@@ -69,7 +69,7 @@ pub mod openapi;
 pub(crate) mod outbound_rules;
 pub(crate) mod recordings;
 pub(crate) mod resource;
-mod ring_groups;
+pub(crate) mod ring_groups;
 pub mod server;
 mod sessions;
 mod tenant;

@@ -1,5 +1,5 @@
 //! The console's pages, one module per page or resource. Adding a
-//! resource (ring groups, trunks, rules… as their REST resources land) is
+//! resource (queues, IVRs… as their REST resources land) is
 //! adding a module here with its `routes()` and a [`Nav`] entry in
 //! [`NAV`]; it reads and writes through its REST handlers, so its roles
 //! and validation are theirs.
@@ -7,9 +7,11 @@
 pub mod api_keys;
 pub mod audit;
 pub mod cdrs;
+mod crud;
 pub mod dashboard;
 pub mod form;
 pub mod recordings;
+pub mod ring_groups;
 pub mod tenants;
 pub mod trunks;
 pub mod users;
@@ -69,6 +71,11 @@ pub const NAV: &[Nav] = &[
         who: Who::Roles(ADMIN),
     },
     Nav {
+        path: "/console/ring-groups",
+        label: "Ring groups",
+        who: Who::Roles(ADMIN),
+    },
+    Nav {
         path: "/console/trunks",
         label: "Trunks",
         who: Who::Roles(ADMIN),
@@ -101,6 +108,7 @@ pub fn routes() -> Router<ApiState> {
         .merge(audit::routes())
         .merge(tenants::routes())
         .merge(trunks::routes())
+        .merge(ring_groups::routes())
 }
 
 /// A REST handler's JSON answer as a value to render.
