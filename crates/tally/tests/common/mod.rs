@@ -9,6 +9,7 @@ pub mod flows;
 pub mod http;
 pub mod pg;
 pub mod phone;
+pub mod receiver;
 pub mod webdriver;
 
 use std::io::{BufRead, BufReader, Read};
