@@ -101,6 +101,9 @@ pub(crate) struct Services {
     pub timers: TimerConfig,
     /// `host:port` for Via and Contact, per transport.
     advertised: Vec<(Transport, String)>,
+    /// Media anchoring, when the runtime has a relay (`crate::media`).
+    pub media: Option<crate::media::MediaPolicy>,
+    pub relay_ports: Option<Box<dyn crate::media::RelayPorts>>,
 }
 
 impl Services {
@@ -117,6 +120,8 @@ impl Services {
             snowflake,
             timers,
             advertised,
+            media: None,
+            relay_ports: None,
         }
     }
 

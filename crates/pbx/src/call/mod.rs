@@ -116,6 +116,7 @@ mod effect;
 mod fork;
 mod group;
 mod leg;
+mod media;
 mod originate;
 mod reroute;
 mod timer;
@@ -243,6 +244,8 @@ pub(crate) struct Session {
     dialog_keys: Vec<DialogKey>,
     /// The trunks the call came in by and leaves by (`trunk.rs`).
     trunk: trunk::TrunkLegs,
+    /// The media relay, when the call is anchored (`media.rs`).
+    media: Option<crate::media::Anchored>,
 }
 
 impl Session {
@@ -315,6 +318,7 @@ impl Session {
             relays: HashMap::new(),
             dialog_keys: Vec::new(),
             trunk: trunk::TrunkLegs::new(inbound),
+            media: None,
         };
         s.own(cx, server, peer, TxnRole::CallerInvite);
         s.index(cx, (call_id.clone(), tag), LegRef::Caller);
@@ -340,6 +344,7 @@ impl Session {
                 _ => cx.dir.user_id(s.tenant.id, &callee.user),
             },
         })));
+        s.anchor_media(cx, &route, outbound.is_some());
         if let Some(call) = outbound {
             s.ring_outbound(cx, call, None);
             return s;
@@ -547,6 +552,7 @@ impl Session {
             reason,
             recording: None,
         }));
+        self.media_stop(cx);
     }
 
     fn own(&mut self, cx: &mut Ctx<'_>, txn: TransactionId, peer: Peer, role: TxnRole) {

@@ -139,6 +139,8 @@ impl Session {
             relays: Default::default(),
             trunk: super::trunk::TrunkLegs::new(None),
             dialog_keys: Vec::new(),
+            // RFC 3725 flow I: media end to end, never anchored.
+            media: None,
         };
         let at = cx.fx.len();
         let route = Route::Extension {
@@ -224,7 +226,7 @@ impl Session {
     /// the caller's device that answered (none while ringing the caller).
     pub(super) fn offer(&self) -> Option<(String, Bytes)> {
         match (&self.caller, &self.origin) {
-            (Some(c), _) => body_of(&c.invite),
+            (Some(c), _) => self.rewritten(body_of(&c.invite), crate::media::Side::B),
             (None, Some(o)) => o
                 .answered
                 .and_then(|j| self.targets[j].leg.owed_ack.as_ref())

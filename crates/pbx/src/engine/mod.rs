@@ -188,6 +188,9 @@ pub enum Input {
     /// after a provisioning change: new calls route with them (calls in
     /// progress keep the trunks they had).
     ReplaceTrunks(Box<crate::trunk::Trunks>),
+    /// The relay of `session` saw no RTP for its timeout: the call is
+    /// hung up (`call/media.rs`).
+    MediaTimeout { session: SessionId },
 }
 
 /// What the engine asks of the runtime.
@@ -206,6 +209,12 @@ pub enum Output {
     /// Registration changes to persist, in order.
     BindingChanges(Vec<BindingChange>),
     Event(EngineEvent),
+    /// A command for the media relay of `session` (see [`crate::media`]).
+    Media {
+        session: SessionId,
+        tenant: TenantId,
+        command: crate::media::MediaCommand,
+    },
 }
 
 /// Something worth a log line and a counter.
@@ -435,6 +444,17 @@ impl Engine {
         self.sv.txns.stats()
     }
 
+    /// Anchors media with `policy`, reserving relay ports from `ports`
+    /// (see [`crate::media`]); without this, no call is anchored.
+    pub fn set_media(
+        &mut self,
+        policy: crate::media::MediaPolicy,
+        ports: Box<dyn crate::media::RelayPorts>,
+    ) {
+        self.sv.media = Some(policy);
+        self.sv.relay_ports = Some(ports);
+    }
+
     /// Calls in progress: sessions that have not emitted `SessionEnded`.
     pub fn calls_in_progress(&self) -> usize {
         self.sessions.values().filter(|s| !s.is_over()).count()
@@ -483,6 +503,9 @@ impl Engine {
             }
             Input::ReplaceDirectory(new) => self.replace_directory(*new),
             Input::ReplaceTrunks(trunks) => self.replace_trunks(*trunks),
+            Input::MediaTimeout { session } => {
+                self.run(session, clk, |s, cx| s.media_timed_out(cx))
+            }
         }
         self.drain(clk);
     }
@@ -975,6 +998,11 @@ impl Engine {
                 Effect::GroupAnswered { group, member } => {
                     self.last_answered.record(tenant, group, member)
                 }
+                Effect::Media(command) => self.out.push_back(Output::Media {
+                    session,
+                    tenant,
+                    command,
+                }),
                 Effect::Notice(notice) => self
                     .out
                     .push_back(Output::Event(EngineEvent::Routing { session, notice })),
