@@ -336,7 +336,8 @@ pub struct Released {
     pub hang_up: Option<SessionId>,
 }
 
-/// The target's `quality`: what the relay received from the callee's side.
+/// The target's `quality`: what the relay received from the callee's
+/// side. A side that sent nothing has no codec (`""`) and no score (MOS 0).
 fn quality_of(report: &Report) -> Quality {
     let s = &report.streams[Side::B as usize];
     Quality {
@@ -344,7 +345,7 @@ fn quality_of(report: &Report) -> Quality {
         packets: s.packets,
         lost: s.lost,
         jitter_ms: s.jitter_ms,
-        mos: s.mos,
+        mos: if s.packets == 0 { 0.0 } else { s.mos },
     }
 }
 
