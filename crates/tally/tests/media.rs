@@ -210,6 +210,17 @@ fn recorded_call_with_tones(extra: &[&str]) {
         "callee's tone on the right"
     );
     assert!(!holds_tone(&channel(&bytes, 0), CALLEE_HZ));
+
+    // Deleting the tenant deletes its recording files.
+    let r = demo.server.admin().request(
+        "DELETE",
+        &format!("/api/tenants/{}", demo.tenant),
+        "application/json",
+        "",
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert!(!path.exists(), "{} is left", path.display());
+    assert!(!path.parent().unwrap().exists());
 }
 
 #[test]

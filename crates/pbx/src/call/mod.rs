@@ -80,7 +80,8 @@
 //!   A late offer (INVITE without SDP) works because the ACK is relayed
 //!   too: the callee's 2xx is ACKed when the caller's ACK arrives, with the
 //!   caller's answer. Several devices sending early media (183 with SDP)
-//!   all reach the caller's one early dialog; anchoring media will fix that.
+//!   all reach the caller's one early dialog. An anchored call (`media.rs`,
+//!   [`crate::media`]) gets each body rewritten to the relay as it crosses.
 //! - **The 2xx to an INVITE is retransmitted by the session** (RFC 3261
 //!   §13.3.1.4: T1 doubling to T2) until its ACK; with no ACK 64·T1 after
 //!   it, the call is torn down with BYE on both legs.
