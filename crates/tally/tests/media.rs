@@ -97,7 +97,8 @@ fn register(demo: &Demo, ext: &str, password: &str, port: u16) {
 }
 
 /// 101 calls `to` with `uac`; `to` answers with `uas` from a fresh port.
-fn call(demo: &Demo, dir: &Path, uac: &str, uas: &str, to: &str, to_password: &str) {
+/// Returns the caller's SIPp log (with the messages it sent).
+fn call(demo: &Demo, uac: &str, uas: &str, to: &str, to_password: &str) -> String {
     let port = free_sip_port();
     register(demo, to, to_password, port);
     let answering = Sipp::spawn(demo.server.sip, uas, "u1", port, &[]);
@@ -119,10 +120,29 @@ fn call(demo: &Demo, dir: &Path, uac: &str, uas: &str, to: &str, to_password: &s
             &format!("{to}@{}", common::flows::DEMO_DOMAIN),
         ],
     );
-    let _ = dir;
     assert!(ok, "SIPp {uac}:\n{log}\n{}", demo.server.stderr());
-    let (ok, log) = answering.finish();
-    assert!(ok, "SIPp {uas}:\n{log}\n{}", demo.server.stderr());
+    let (ok, callee_log) = answering.finish();
+    assert!(ok, "SIPp {uas}:\n{callee_log}\n{}", demo.server.stderr());
+    log
+}
+
+/// The audio port in the first INVITE SIPp sent (its SDP).
+fn offered_port(log: &str) -> u16 {
+    let invite = log.find("INVITE sip:").expect("the INVITE in the log");
+    let m = log[invite..].find("m=audio ").expect("an audio line") + invite + 8;
+    log[m..].split_whitespace().next().unwrap().parse().unwrap()
+}
+
+/// The port the relay latched for the caller, from the server's
+/// "relay stopped" line.
+fn latched_caller_port(stderr: &str) -> u16 {
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("relay stopped"))
+        .unwrap_or_else(|| panic!("no relay stopped line:\n{stderr}"));
+    let at = line.find("caller_latched=Some(").expect("caller latched") + 20;
+    let addr: std::net::SocketAddr = line[at..].split(')').next().unwrap().parse().unwrap();
+    addr.port()
 }
 
 /// The one CDR's detail, once it is there.
@@ -172,10 +192,19 @@ fn recorded_call_with_tones(extra: &[&str]) {
         "uas_tone.xml",
         Some(&tone_file(dir.path(), CALLEE_HZ)),
     );
-    call(&demo, dir.path(), &uac, &uas, "110", "s3cret-110");
+    let log = call(&demo, &uac, &uas, "110", "s3cret-110");
 
     let cdr = only_cdr(&demo);
     assert_eq!(cdr["call_status"], "answered", "{cdr}");
+    // The caller sent from another port than its SDP named: latched.
+    let (offered, latched) = (
+        offered_port(&log),
+        latched_caller_port(&demo.server.stderr()),
+    );
+    assert_ne!(
+        offered, latched,
+        "the relay latched the caller's real source"
+    );
     let rec = &cdr["recording"];
     let url = rec["url"]
         .as_str()
@@ -258,7 +287,7 @@ fn a_relayed_call_without_rtp_is_ended_at_the_timeout_with_a_cdr() {
         .join("../../tests/sipp/uas.xml")
         .display()
         .to_string();
-    call(&demo, dir.path(), &uac, &uas, "110", "s3cret-110");
+    call(&demo, &uac, &uas, "110", "s3cret-110");
     let cdr = only_cdr(&demo);
     assert_eq!(cdr["call_status"], "answered", "{cdr}");
     // Nobody hung up: `None` (REST shows it as "").

@@ -236,6 +236,19 @@ impl MediaCalls {
                 (None, Some(h)) => h.stop().await,
                 (None, None) => None,
             };
+            if let Some(r) = &report {
+                let [a, b] = &r.streams;
+                tracing::info!(
+                    session_id = %session,
+                    end = ?r.end,
+                    caller_latched = ?a.latched,
+                    callee_latched = ?b.latched,
+                    caller_packets = a.packets,
+                    callee_packets = b.packets,
+                    rejected = a.rejected + b.rejected,
+                    "relay stopped"
+                );
+            }
             let recording = match (&report, plan, tenant) {
                 (Some(r), Some(plan), Some(tenant)) => {
                     save_recording(&recordings, session, tenant, &plan, r).await
