@@ -103,6 +103,9 @@ pub(crate) struct Services {
     advertised: Vec<(Transport, String)>,
     /// `transfer.on_failure` (`call/transfer.rs`).
     pub transfer_on_failure: crate::call::TransferOnFailure,
+    /// Media anchoring, when the runtime has a relay (`crate::media`).
+    pub media: Option<crate::media::MediaPolicy>,
+    pub relay_ports: Option<Box<dyn crate::media::RelayPorts>>,
 }
 
 impl Services {
@@ -120,6 +123,8 @@ impl Services {
             timers,
             advertised,
             transfer_on_failure: Default::default(),
+            media: None,
+            relay_ports: None,
         }
     }
 

@@ -94,6 +94,8 @@ pub struct User {
     /// (ringing or answered); at the limit a call to it is busy. `None`:
     /// no limit.
     pub max_concurrent_calls: Option<u32>,
+    /// Calls to and from this user are recorded (the media is relayed).
+    pub recording: bool,
 }
 
 /// When a forwarding rule applies (the stored rule's `condition`).
@@ -270,6 +272,7 @@ impl fmt::Debug for User {
             .field("enabled", &self.enabled)
             .field("forwarding", &self.forwarding)
             .field("max_concurrent_calls", &self.max_concurrent_calls)
+            .field("recording", &self.recording)
             .finish_non_exhaustive()
     }
 }
@@ -425,6 +428,7 @@ mod tests {
             enabled: true,
             forwarding: Forwarding::default(),
             max_concurrent_calls: None,
+            recording: false,
         }
     }
 

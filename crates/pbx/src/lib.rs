@@ -60,6 +60,7 @@ pub mod directory;
 pub mod engine;
 mod ids;
 pub mod location;
+pub mod media;
 pub mod registrar;
 pub mod router;
 pub mod routing;

@@ -82,6 +82,7 @@
 //! rtp_ports = "20000-30000"          # RTP on even ports, RTCP on RTP + 1
 //! anchor = "auto"                    # auto | always | never (crates/tally/src/media)
 //! rtp_timeout_secs = 60              # an answered call silent this long is ended
+//! address = "192.0.2.10"             # relay IP in SDP; default: sip.bind, else the advertised IP
 //!
 //! [recordings]
 //! dir = "./tally-data/recordings"    # default: data_dir/recordings
@@ -174,6 +175,10 @@ pub struct MediaConfig {
     pub rtp_ports: String,
     pub anchor: crate::media::Anchor,
     pub rtp_timeout_secs: u64,
+    /// The IP the relay binds and anchored SDP names; default: `sip.bind`
+    /// when it is one address, else the advertised host when it is an IP,
+    /// else media is not anchored (logged at start).
+    pub address: Option<std::net::IpAddr>,
 }
 
 impl Default for MediaConfig {
@@ -182,6 +187,7 @@ impl Default for MediaConfig {
             rtp_ports: "20000-30000".to_owned(),
             anchor: crate::media::Anchor::Auto,
             rtp_timeout_secs: 60,
+            address: None,
         }
     }
 }

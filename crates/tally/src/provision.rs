@@ -851,6 +851,7 @@ pub fn engine_user(user: &store::User) -> pbx::User {
         enabled: user.enabled,
         forwarding: engine_forwarding(&user.forwarding),
         max_concurrent_calls: user.max_concurrent_calls,
+        recording: user.recording,
     }
 }
 

@@ -28,6 +28,7 @@ use crate::api::{self, ApiState};
 use crate::cli::ServeArgs;
 use crate::config::Config;
 use crate::ids::NodeIds;
+use crate::media::calls::{MediaCalls, MediaEvents};
 use crate::provision::{Provisioner, hash_plaintext_sip_passwords, load_directory, sync_directory};
 use crate::shard::Shard;
 use crate::transport::{Inbound, Transmitter, tcp, tls, udp};
@@ -148,6 +149,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .context("loading the trunks and routing rules")?;
     *engine.trunks_mut() = trunks.clone();
     bindings::restore(&store, &mut engine).await?;
+    let media = media_runtime(&config, &advertised, &store, &ids, &mut engine)?;
 
     // Sockets: fail before anything is running if a port is taken.
     let sip_addr = config.sip_addr();
@@ -252,7 +254,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     ));
     let webhooks = Arc::new(crate::delivery::Webhooks::start(&config, &store, committed).await?);
     let persisted = tokio::spawn(bindings::persist(bindings_rx, store.clone()));
-    let shard = Shard::new(engine, transmitter, facts_tx, bindings_tx);
+    let mut shard = Shard::new(engine, transmitter, facts_tx, bindings_tx);
+    if let Some(media) = media {
+        shard = shard.with_media(media);
+    }
     let shard = tokio::spawn(shard.run(shard_rx, stop.clone(), config.shutdown_grace()));
     let trunk_reload = Arc::new(crate::trunks::reload::TrunkReload::new(
         store.clone(),
@@ -474,6 +479,57 @@ impl ShutdownSignal {
     async fn recv(&mut self) {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+/// The media relay (`media/calls.rs`) lent to the engine, unless
+/// `media.anchor = "never"` or no relay address can be found.
+fn media_runtime(
+    config: &Config,
+    advertised: &str,
+    store: &store::Store,
+    ids: &NodeIds,
+    engine: &mut Engine,
+) -> anyhow::Result<Option<(MediaCalls, MediaEvents)>> {
+    if config.media.anchor == crate::media::Anchor::Never {
+        return Ok(None);
+    }
+    let host = advertised.rsplit_once(':').map_or(advertised, |(h, _)| h);
+    let address = config
+        .media
+        .address
+        .or_else(|| Some(config.sip.bind).filter(|ip| !ip.is_unspecified()))
+        .or_else(|| host.trim_matches(['[', ']']).parse().ok());
+    let Some(address) = address else {
+        tracing::warn!(
+            advertised = %advertised,
+            "media not anchored: set media.address (the IP phones send RTP to)"
+        );
+        return Ok(None);
+    };
+    let (first, last) = config.rtp_ports()?;
+    let bind = if config.sip.bind.is_unspecified() {
+        config.sip.bind
+    } else {
+        address
+    };
+    let pool = crate::media::ports::PortPool::new(bind, first, last);
+    let (calls, events) = MediaCalls::new(
+        pool,
+        std::time::Duration::from_secs(config.media.rtp_timeout_secs),
+        crate::media::calls::Recordings {
+            dir: config.recordings_dir(),
+            store: store.clone(),
+            ids: ids.clone(),
+        },
+    );
+    engine.set_media(
+        pbx::media::MediaPolicy {
+            anchor: config.media.anchor.into(),
+            address,
+        },
+        Box::new(calls.ports()),
+    );
+    Ok(Some((calls, events)))
 }
 
 #[cfg(test)]

@@ -38,6 +38,7 @@ use tracing::Span;
 
 use crate::cdr_commit::FactSender;
 use crate::clock;
+use crate::media::calls::{MediaCalls, MediaEvent, MediaEvents};
 use crate::transport::Transmitter;
 
 /// What the shard is fed.
@@ -100,7 +101,13 @@ pub struct Shard {
     /// One span per call in progress (`session_id`, `tenant_id`): from
     /// `SessionStarted` to `SessionEnded`.
     spans: HashMap<SessionId, Span>,
+    /// The relays of anchored calls (`media/calls.rs`), when media is on.
+    media: Option<(MediaCalls, MediaEvents)>,
 }
+
+/// How long the shard waits at shutdown for stopped relays to report, so
+/// their calls' last CDR facts are committed.
+const MEDIA_STOP_WAIT: Duration = Duration::from_secs(5);
 
 /// Rounds of "a send failed, tell the engine" per input; the engine
 /// converges (failed transactions end), this only bounds a bug.
@@ -120,7 +127,15 @@ impl Shard {
             overloaded: false,
             bindings,
             spans: HashMap::new(),
+            media: None,
         }
+    }
+
+    /// Relays anchored calls' media through `media` (its ports must be the
+    /// engine's `RelayPorts`).
+    pub fn with_media(mut self, media: (MediaCalls, MediaEvents)) -> Self {
+        self.media = Some(media);
+        self
     }
 
     /// Runs until stopped and drained (see the module doc). Returns how
@@ -160,10 +175,36 @@ impl Shard {
                     let (now, unix_ms) = clock::now();
                     self.engine.handle_timeout(now, unix_ms);
                 }
+                Some((event, report)) = media_event(&mut self.media) => self.on_media(event, report),
+            }
+            self.flush();
+        }
+        // Relays stopped by the last calls report before the shard goes,
+        // so those calls' CDRs are whole.
+        let deadline = tokio::time::Instant::now() + MEDIA_STOP_WAIT;
+        while self.media.as_ref().is_some_and(|(m, _)| m.pending() > 0) {
+            match tokio::time::timeout_at(deadline, media_event(&mut self.media)).await {
+                Ok(Some((event, report))) => self.on_media(event, report),
+                _ => break,
             }
             self.flush();
         }
         self.engine.hung_up_at_grace_end()
+    }
+
+    fn on_media(&mut self, event: MediaEvent, report: Option<crate::media::relay::Report>) {
+        let Some((media, _)) = self.media.as_mut() else {
+            return;
+        };
+        let released = media.on_event(event, report);
+        for fact in released.facts {
+            self.facts.send(fact);
+        }
+        if let Some(session) = released.hang_up {
+            let (now, unix_ms) = clock::now();
+            self.engine
+                .handle_input(now, unix_ms, Input::MediaTimeout { session });
+        }
     }
 
     fn on_input(&mut self, input: ShardInput) {
@@ -233,6 +274,15 @@ impl Shard {
                         let _ = self.bindings.send(changes);
                     }
                     Output::Event(event) => log_engine_event(&event),
+                    Output::Media {
+                        session,
+                        tenant,
+                        command,
+                    } => {
+                        if let Some((media, _)) = self.media.as_mut() {
+                            media.command(session, tenant, command);
+                        }
+                    }
                 }
             }
             if failed.is_empty() {
@@ -279,12 +329,29 @@ impl Shard {
         ) {
             self.spans.remove(&session);
         }
-        self.facts.send(SessionFact {
+        let fact = SessionFact {
             session,
             tenant,
             event,
             span,
-        });
+        };
+        let fact = match self.media.as_mut() {
+            Some((media, _)) => media.hold(fact),
+            None => Some(fact),
+        };
+        if let Some(fact) = fact {
+            self.facts.send(fact);
+        }
+    }
+}
+
+/// The next media event, or never when media is off.
+async fn media_event(
+    media: &mut Option<(MediaCalls, MediaEvents)>,
+) -> Option<(MediaEvent, Option<crate::media::relay::Report>)> {
+    match media {
+        Some((_, events)) => events.next().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -14,7 +14,7 @@ use sip::transaction::{TransactionEvent, TransactionId};
 use sip::{HeaderName, Message, Method};
 
 use super::effect::Ctx;
-use super::leg::{body_of, relayed_response, send_bye};
+use super::leg::{body_of, send_bye};
 use super::{LegRef, Phase, Session, TxnRole};
 use crate::context::{ALLOW, InternalError, Written};
 
@@ -108,7 +108,11 @@ impl Session {
             self.acked(side);
         }
         if let Some(other) = self.other(leg) {
-            self.send_owed_ack(cx, other, body_of(ack));
+            let body = match self.peer_ip(leg) {
+                Some(ip) => self.carry(cx, ack, self.media_side(leg), ip),
+                None => body_of(ack),
+            };
+            self.send_owed_ack(cx, other, body);
         }
     }
 
@@ -262,6 +266,10 @@ impl Session {
             return;
         }
         let session = self.id;
+        let body = match self.peer_ip(from) {
+            Some(ip) => self.carry(cx, &request, self.media_side(from), ip),
+            None => body_of(&request),
+        };
         let Some(l) = self.leg_mut(to) else {
             return;
         };
@@ -289,7 +297,7 @@ impl Session {
                         b = b.header_named(name, v);
                     }
                 }
-                if let Some((ct, body)) = body_of(&request) {
+                if let Some((ct, body)) = body {
                     b = b.body(&ct, body);
                 }
                 b.build().map_err(|error| InternalError::Unbuildable {
@@ -352,7 +360,8 @@ impl Session {
         match event {
             TransactionEvent::Provisional(r) => {
                 if is_invite && !done && r.status().is_some_and(|c| c > 100) {
-                    cx.respond(server, relayed_response(&request, &r));
+                    let b = self.relayed_with_media(cx, &request, &r, to);
+                    cx.respond(server, b);
                 }
             }
             TransactionEvent::Final(r) => {
@@ -374,7 +383,7 @@ impl Session {
                 if let Some(relay) = self.relays.get_mut(&txn) {
                     relay.done = true;
                 }
-                let mut b = relayed_response(&request, &r);
+                let mut b = self.relayed_with_media(cx, &request, &r, to);
                 let from_peer = self.leg_mut(from).map(|l| l.peer);
                 if success
                     && (is_invite || request.method() == Some(&Method::Update))

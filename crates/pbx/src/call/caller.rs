@@ -14,8 +14,9 @@ use sip::{HeaderName, Message};
 use super::bridge::Side;
 use super::effect::Ctx;
 use super::leg::{Leg, body_of};
-use super::{Phase, Session};
+use super::{LegRef, Phase, Session};
 use crate::context::{ALLOW, InternalError};
+use crate::media::Side as MediaSide;
 
 /// Where the caller's INVITE stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,8 +72,11 @@ impl Session {
         self.fail_caller(cx, 487, "Request Terminated", EndReason::Cancelled);
     }
 
-    /// A 18x relayed to the caller, in the caller leg's one early dialog.
-    pub(super) fn relay_provisional(&mut self, cx: &mut Ctx<'_>, r: &Message) {
+    /// A 18x from target `i` relayed to the caller, in the caller leg's one
+    /// early dialog.
+    pub(super) fn relay_provisional(&mut self, cx: &mut Ctx<'_>, i: usize, r: &Message) {
+        let from_ip = self.targets[i].leg.peer.addr.ip();
+        let body = self.carry(cx, r, MediaSide::B, from_ip);
         let Some(caller) = self
             .caller
             .as_ref()
@@ -88,7 +92,7 @@ impl Session {
                 HeaderName::Contact,
                 cx.sv.contact(caller.leg.peer.transport),
             );
-        if let Some((ct, body)) = body_of(r) {
+        if let Some((ct, body)) = body {
             b = b.body(&ct, body);
         }
         if let Some(sent) = cx.respond(caller.server, b) {
@@ -99,8 +103,20 @@ impl Session {
     /// The winner's 2xx (`ok`), relayed to the caller and repeated until
     /// its ACK.
     pub(super) fn answer_caller(&mut self, cx: &mut Ctx<'_>, ok: &Message) {
-        let Some(caller) = self.caller.as_mut() else {
+        if self.caller.is_none() {
             return self.bridge_originated(cx, ok);
+        }
+        let callee = match self.phase {
+            Phase::Answered(b) => LegRef::Target(b.callee),
+            _ => LegRef::Caller,
+        };
+        let body = match self.peer_ip(callee) {
+            Some(ip) if callee != LegRef::Caller => self.carry(cx, ok, MediaSide::B, ip),
+            _ => body_of(ok),
+        };
+        self.media_answered(cx);
+        let Some(caller) = self.caller.as_mut() else {
+            return;
         };
         let mut b = ResponseBuilder::for_request(&caller.invite, 200, "OK")
             .to_tag(&caller.tag)
@@ -110,7 +126,7 @@ impl Session {
             )
             .header(HeaderName::Allow, ALLOW)
             .header(HeaderName::XSessionId, self.id);
-        if let Some((ct, body)) = body_of(ok) {
+        if let Some((ct, body)) = body {
             b = b.body(&ct, body);
         }
         caller.state = CallerState::Answered;

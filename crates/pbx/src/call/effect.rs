@@ -46,6 +46,8 @@ pub(crate) enum Effect {
     /// `member` answered a call to ring group `group` (of the session's
     /// tenant): round robin starts after it next time.
     GroupAnswered { group: String, member: String },
+    /// A command for this session's media relay (`call/media.rs`).
+    Media(crate::media::MediaCommand),
 }
 
 /// What a session is lent for one input: the clock, the engine's services,

@@ -274,7 +274,7 @@ impl Session {
             let target = t.id;
             cx.emit(CallEventKind::TargetRinging { target });
         }
-        self.relay_provisional(cx, r);
+        self.relay_provisional(cx, i, r);
     }
 
     pub(super) fn target_2xx(&mut self, cx: &mut Ctx<'_>, i: usize, ok: Message) {

@@ -85,7 +85,8 @@
 //!   A late offer (INVITE without SDP) works because the ACK is relayed
 //!   too: the callee's 2xx is ACKed when the caller's ACK arrives, with the
 //!   caller's answer. Several devices sending early media (183 with SDP)
-//!   all reach the caller's one early dialog; anchoring media will fix that.
+//!   all reach the caller's one early dialog. An anchored call (`media.rs`,
+//!   [`crate::media`]) gets each body rewritten to the relay as it crosses.
 //! - **The 2xx to an INVITE is retransmitted by the session** (RFC 3261
 //!   §13.3.1.4: T1 doubling to T2) until its ACK; with no ACK 64·T1 after
 //!   it, the call is torn down with BYE on both legs.
@@ -122,6 +123,7 @@ mod effect;
 mod fork;
 mod group;
 mod leg;
+mod media;
 mod originate;
 mod reroute;
 mod timer;
@@ -263,6 +265,8 @@ pub(crate) struct Session {
     /// The transfer in progress and the legs transfers took out of the
     /// call (`transfer.rs`).
     xfer: transfer::Transfers,
+    /// The media relay, when the call is anchored (`media.rs`).
+    media: Option<crate::media::Anchored>,
 }
 
 impl Session {
@@ -336,6 +340,7 @@ impl Session {
             dialog_keys: Vec::new(),
             trunk: trunk::TrunkLegs::new(inbound),
             xfer: Default::default(),
+            media: None,
         };
         s.own(cx, server, peer, TxnRole::CallerInvite);
         s.index(cx, (call_id.clone(), tag), LegRef::Caller);
@@ -361,6 +366,7 @@ impl Session {
                 _ => cx.dir.user_id(s.tenant.id, &callee.user),
             },
         })));
+        s.anchor_media(cx, &route, outbound.is_some());
         if let Some(call) = outbound {
             s.ring_outbound(cx, call, None);
             return s;
@@ -574,6 +580,7 @@ impl Session {
             reason,
             recording: None,
         }));
+        self.media_stop(cx);
     }
 
     fn own(&mut self, cx: &mut Ctx<'_>, txn: TransactionId, peer: Peer, role: TxnRole) {

@@ -140,6 +140,8 @@ impl Session {
             trunk: super::trunk::TrunkLegs::new(None),
             dialog_keys: Vec::new(),
             xfer: Default::default(),
+            // RFC 3725 flow I: media end to end, never anchored.
+            media: None,
         };
         let at = cx.fx.len();
         let route = Route::Extension {
@@ -232,7 +234,7 @@ impl Session {
             return None;
         }
         match (&self.caller, &self.origin) {
-            (Some(c), _) => body_of(&c.invite),
+            (Some(c), _) => self.rewritten(body_of(&c.invite), crate::media::Side::B),
             (None, Some(o)) => o
                 .answered
                 .and_then(|j| self.targets[j].leg.owed_ack.as_ref())

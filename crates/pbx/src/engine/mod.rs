@@ -199,6 +199,9 @@ pub enum Input {
         trunk: crate::trunk::TrunkId,
         down: bool,
     },
+    /// The relay of `session` saw no RTP for its timeout: the call is
+    /// hung up (`call/media.rs`).
+    MediaTimeout { session: SessionId },
 }
 
 /// What the engine asks of the runtime.
@@ -217,6 +220,12 @@ pub enum Output {
     /// Registration changes to persist, in order.
     BindingChanges(Vec<BindingChange>),
     Event(EngineEvent),
+    /// A command for the media relay of `session` (see [`crate::media`]).
+    Media {
+        session: SessionId,
+        tenant: TenantId,
+        command: crate::media::MediaCommand,
+    },
 }
 
 /// Something worth a log line and a counter.
@@ -448,6 +457,17 @@ impl Engine {
         self.sv.txns.stats()
     }
 
+    /// Anchors media with `policy`, reserving relay ports from `ports`
+    /// (see [`crate::media`]); without this, no call is anchored.
+    pub fn set_media(
+        &mut self,
+        policy: crate::media::MediaPolicy,
+        ports: Box<dyn crate::media::RelayPorts>,
+    ) {
+        self.sv.media = Some(policy);
+        self.sv.relay_ports = Some(ports);
+    }
+
     /// Calls in progress: sessions that have not emitted `SessionEnded`.
     pub fn calls_in_progress(&self) -> usize {
         self.sessions.values().filter(|s| !s.is_over()).count()
@@ -497,6 +517,9 @@ impl Engine {
             Input::ReplaceDirectory(new) => self.replace_directory(*new),
             Input::ReplaceTrunks(trunks) => self.replace_trunks(*trunks),
             Input::TrunkDown { trunk, down } => self.trunk_calls.set_down(trunk, down),
+            Input::MediaTimeout { session } => {
+                self.run(session, clk, |s, cx| s.media_timed_out(cx))
+            }
         }
         self.drain(clk);
     }
@@ -993,6 +1016,11 @@ impl Engine {
                 Effect::GroupAnswered { group, member } => {
                     self.last_answered.record(tenant, group, member)
                 }
+                Effect::Media(command) => self.out.push_back(Output::Media {
+                    session,
+                    tenant,
+                    command,
+                }),
                 Effect::Notice(notice) => self
                     .out
                     .push_back(Output::Event(EngineEvent::Routing { session, notice })),

@@ -85,6 +85,7 @@ pub fn directory(d: &mut Directory) {
             enabled: true,
             forwarding: Default::default(),
             max_concurrent_calls: None,
+            recording: false,
         })
         .unwrap();
     }
@@ -104,6 +105,8 @@ pub struct Bench {
     pub binding_changes: usize,
     /// Transmits to lose: the next message to `peer` matching the predicate.
     losses: Vec<(Peer, Loss)>,
+    /// Commands to media relays, in order.
+    pub media: Vec<(SessionId, pbx::media::MediaCommand)>,
 }
 
 /// Which message to a peer the network loses.
@@ -129,6 +132,7 @@ impl Bench {
             engine_events: Vec::new(),
             binding_changes: 0,
             losses: Vec::new(),
+            media: Vec::new(),
         }
     }
 
@@ -240,6 +244,9 @@ impl Bench {
                     panic!("engine bug (session {session:?}): {detail}")
                 }
                 Output::Event(e) => self.engine_events.push(e),
+                Output::Media {
+                    session, command, ..
+                } => self.media.push((session, command)),
             }
         }
     }

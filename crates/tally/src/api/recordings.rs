@@ -132,6 +132,24 @@ impl ApiState {
         let _ = self.0.recordings_dir.set(dir);
     }
 
+    /// Deletes a deleted tenant's recording files: the directory named by
+    /// its id under the recordings directory (its rows went with the
+    /// tenant, `store::delete_tenant`). Failures are logged; the tenant
+    /// stays deleted.
+    pub(crate) async fn delete_tenant_recordings(&self, tenant: cdr::TenantId) {
+        let Some(dir) = self.0.recordings_dir.get() else {
+            return;
+        };
+        let dir = dir.join(tenant.to_string());
+        match tokio::fs::remove_dir_all(&dir).await {
+            Ok(()) => tracing::info!(tenant_id = %tenant, "tenant's recordings deleted"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::error!(tenant_id = %tenant, dir = %dir.display(), error = %e, "tenant's recordings not deleted")
+            }
+        }
+    }
+
     fn recording_file(&self, r: &Recording) -> Result<PathBuf, ApiError> {
         let dir = self
             .0

@@ -220,6 +220,7 @@ pub async fn delete(
     system_admin(principal)?;
     let tenant = tenant(&state, &id).await?;
     state.provisioner.delete_tenant(tenant.id).await?;
+    state.delete_tenant_recordings(tenant.id).await;
     state
         .audit(
             None,

@@ -1,46 +1,18 @@
-//! The media runtime (DESIGN.md: "Media: RTP relay tasks per call leg
-//! pair, only when media is anchored"): the port pool ([`ports`]), one
-//! relay task per anchored call ([`relay`]), and the SDP side of anchoring
-//! (this file): when to anchor, what a party's SDP says, and the rewrite
-//! that puts the relay's address in the SDP each party receives.
+//! The media runtime (DESIGN.md, "How media is relayed"): the port pool
+//! ([`ports`]), one relay task per anchored call ([`relay`]), the engine's
+//! media commands applied and the CDR completed with the relay's report
+//! ([`calls`]), recording retention ([`retention`]).
 //!
-//! What a packet means (RTP, loss, jitter, G.711, WAV, MOS) is decided by
-//! the sans-IO `media` crate; this module only owns sockets and time.
-//!
-//! # When media is anchored (`media.anchor`)
-//!
-//! - `never`: SDP passes end to end (a recording asked for is reported as
-//!   not made, with the reason);
-//! - `always`: every call with SDP is relayed;
-//! - `auto` (default): relayed when the call is recorded, when a feature
-//!   needs the audio, or when a party is behind NAT: its SDP address
-//!   differs from the IP its signalling came from.
-//!
-//! # The rewrite
-//!
-//! The first audio `m=` section is relayed: its port becomes the relay
-//! side's port, every `c=` and the `o=` address become the relay's
-//! address, an `a=rtcp` is rewritten to port + 1. Codecs and every other
-//! line are unchanged. Other `m=` sections (video, T.38) cannot reach the
-//! party through an address that is now the relay's, so their port is set
-//! to 0 (declined, RFC 3264 §8.2) rather than left pointing nowhere.
+//! When to anchor and the SDP rewrite are the engine's (`pbx::media`);
+//! what a packet means (RTP, loss, jitter, G.711, WAV, MOS) is the sans-IO
+//! `media` crate's; this module only owns sockets, files and time.
 
-// The engine does not open relays yet (DESIGN.md, "How media is relayed":
-// not wired); until it does, the relay, the pool and the SDP rewrite are
-// reached only by their tests and the benchmark. Recording retention is
-// wired (serve.rs).
-#![cfg_attr(not(test), allow(dead_code, unused_imports))]
-
+pub mod calls;
 pub mod ports;
 pub mod relay;
 pub mod retention;
 
-use std::net::{IpAddr, SocketAddr};
-
 use serde::Deserialize;
-use sip::sdp::SessionDescription;
-
-use relay::Party;
 
 /// `media.anchor`.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
@@ -52,139 +24,12 @@ pub enum Anchor {
     Never,
 }
 
-impl Anchor {
-    /// Whether a call is relayed; see the module doc.
-    pub fn decide(self, needs_audio: bool, behind_nat: bool) -> bool {
-        match self {
-            Anchor::Never => false,
-            Anchor::Always => true,
-            Anchor::Auto => needs_audio || behind_nat,
+impl From<Anchor> for pbx::media::Anchor {
+    fn from(a: Anchor) -> Self {
+        match a {
+            Anchor::Auto => pbx::media::Anchor::Auto,
+            Anchor::Always => pbx::media::Anchor::Always,
+            Anchor::Never => pbx::media::Anchor::Never,
         }
-    }
-}
-
-/// The first audio section, where the relay applies.
-fn audio_index(sdp: &SessionDescription) -> Option<usize> {
-    sdp.media
-        .iter()
-        .position(|m| m.media.eq_ignore_ascii_case("audio") && m.port != 0)
-}
-
-/// What a party's SDP says about where its audio is, as the relay needs it;
-/// `signalling_ip` is the source IP of the SIP message that carried it.
-pub fn party_from_sdp(sdp: &SessionDescription, signalling_ip: IpAddr) -> Party {
-    let Some(i) = audio_index(sdp) else {
-        return Party::default();
-    };
-    let m = &sdp.media[i];
-    let ip = sdp.media_connection(m).and_then(|c| c.ip());
-    let rtp = ip
-        .filter(|ip| !ip.is_unspecified())
-        .map(|ip| SocketAddr::new(ip, m.port));
-    let rtcp = match m.rtcp() {
-        Some(r) => r
-            .connection
-            .as_ref()
-            .and_then(|c| c.ip())
-            .or(ip)
-            .map(|ip| SocketAddr::new(ip, r.port)),
-        None => rtp.map(|a| SocketAddr::new(a.ip(), a.port().saturating_add(1))),
-    };
-    let behind_nat = ip.is_some_and(|ip| ip.to_canonical() != signalling_ip.to_canonical());
-    let codecs = m
-        .codecs()
-        .into_iter()
-        .filter_map(|(pt, map)| map.map(|map| (pt, map.encoding)))
-        .collect();
-    Party {
-        rtp,
-        rtcp,
-        behind_nat,
-        codecs,
-    }
-}
-
-/// Rewrites `sdp` so its audio goes to the relay at `ip:port`; see the
-/// module doc. Returns false (and leaves the body alone) when it has no
-/// audio section to relay.
-pub fn anchor_sdp(sdp: &mut SessionDescription, ip: IpAddr, port: u16) -> bool {
-    let Some(i) = audio_index(sdp) else {
-        return false;
-    };
-    sdp.set_connection_address(ip);
-    sdp.set_origin_address(ip);
-    for (j, m) in sdp.media.iter_mut().enumerate() {
-        if j == i {
-            m.set_port(port);
-            if m.rtcp().is_some() {
-                m.set_rtcp(port.saturating_add(1), Some(ip));
-            }
-        } else {
-            m.set_port(0);
-        }
-    }
-    true
-}
-
-#[cfg(test)]
-mod tests {
-    use std::net::Ipv4Addr;
-
-    use super::*;
-
-    const OFFER: &str = "v=0\r\no=alice 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\n\
-        m=audio 4000 RTP/AVP 0 8 101\r\na=rtpmap:101 telephone-event/8000\r\na=rtcp:4005\r\n\
-        m=video 4002 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n";
-
-    fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap()
-    }
-
-    #[test]
-    fn party_and_nat() {
-        let sdp = SessionDescription::parse(OFFER.as_bytes()).unwrap();
-        let p = party_from_sdp(&sdp, ip("192.0.2.10"));
-        assert_eq!(p.rtp, Some("192.0.2.10:4000".parse().unwrap()));
-        assert_eq!(p.rtcp, Some("192.0.2.10:4005".parse().unwrap()));
-        assert!(!p.behind_nat);
-        assert_eq!(
-            p.codecs,
-            vec![
-                (0, "PCMU".into()),
-                (8, "PCMA".into()),
-                (101, "telephone-event".into())
-            ]
-        );
-        // Signalling from elsewhere: behind NAT. IPv4-mapped is the same host.
-        assert!(party_from_sdp(&sdp, ip("203.0.113.7")).behind_nat);
-        assert!(!party_from_sdp(&sdp, ip("::ffff:192.0.2.10")).behind_nat);
-        assert!(!Anchor::Auto.decide(false, false));
-        assert!(Anchor::Auto.decide(true, false) && Anchor::Auto.decide(false, true));
-        assert!(Anchor::Always.decide(false, false) && !Anchor::Never.decide(true, true));
-    }
-
-    #[test]
-    fn rewrite_keeps_codecs_and_declines_other_streams() {
-        let mut sdp = SessionDescription::parse(OFFER.as_bytes()).unwrap();
-        let relay = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1));
-        assert!(anchor_sdp(&mut sdp, relay, 30000));
-        let text = String::from_utf8(sdp.to_bytes()).unwrap();
-        let again = SessionDescription::parse(text.as_bytes()).unwrap();
-        let p = party_from_sdp(&again, relay);
-        assert_eq!(p.rtp, Some("198.51.100.1:30000".parse().unwrap()));
-        assert_eq!(p.rtcp, Some("198.51.100.1:30001".parse().unwrap()));
-        assert_eq!(p.codecs.len(), 3);
-        assert!(text.contains("o=alice 1 1 IN IP4 198.51.100.1"), "{text}");
-        assert!(!text.contains("192.0.2.10"), "{text}");
-        assert_eq!(again.media[1].port, 0);
-        // No audio: nothing to relay, body untouched.
-        let mut video_only = SessionDescription::parse(
-            b"v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\nm=video 4002 RTP/AVP 96\r\n",
-        )
-        .unwrap();
-        let before = video_only.clone();
-        assert!(!anchor_sdp(&mut video_only, relay, 30000));
-        assert_eq!(video_only, before);
-        assert_eq!(party_from_sdp(&video_only, relay), Party::default());
     }
 }

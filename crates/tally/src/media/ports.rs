@@ -110,7 +110,8 @@ impl PortPool {
         ))
     }
 
-    /// Pairs currently allocated.
+    /// Pairs currently allocated (tests and the benchmark).
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn in_use(&self) -> usize {
         self.inner
             .lock()

@@ -61,27 +61,7 @@ const TICK: Duration = Duration::from_millis(200);
 /// Audio kept back in the recording timeline for late packets.
 const RECORDING_HOLD_MS: u64 = 200;
 
-/// Which party a side serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
-    /// The caller.
-    A = 0,
-    /// The callee (the answered target).
-    B = 1,
-}
-
-/// What the signalling says about a party.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Party {
-    /// Its RTP address from SDP (`c=` and `m=`), `None` before its SDP.
-    pub rtp: Option<SocketAddr>,
-    /// Its RTCP address (`a=rtcp`, or RTP + 1).
-    pub rtcp: Option<SocketAddr>,
-    /// Signalling came from another IP than the SDP names.
-    pub behind_nat: bool,
-    /// Payload type → encoding name, from its SDP's `m=`/`a=rtpmap`.
-    pub codecs: Vec<(u8, String)>,
-}
+pub use pbx::media::{Party, Side};
 
 /// Where a call recording goes.
 #[derive(Debug, Clone)]
@@ -147,11 +127,14 @@ pub struct TimedOut<K> {
 #[derive(Debug)]
 pub struct RelayHandle {
     commands: mpsc::UnboundedSender<Command>,
+    #[cfg_attr(not(test), allow(dead_code))]
     ports: [u16; 2],
 }
 
 impl RelayHandle {
-    /// The RTP port of a side (what that party's SDP is rewritten to).
+    /// The RTP port of a side (tests and the benchmark; the engine has
+    /// the ports from its reservation).
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn port(&self, side: Side) -> u16 {
         self.ports[side as usize]
     }
