@@ -82,6 +82,10 @@
 //! [recordings]
 //! dir = "./tally-data/recordings"    # default: data_dir/recordings
 //! retention_days = 90                # recordings older than this are deleted (0: kept)
+//!
+//! [security]
+//! secret_key_file = "/etc/tally/secret.key" # 32 bytes, hex or base64: seals stored
+//!                                    # secrets (or env TALLY_SECRET_KEY; `crate::secret_key`)
 //! ```
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -109,6 +113,16 @@ pub struct Config {
     pub identity: IdentityConfig,
     pub media: MediaConfig,
     pub recordings: RecordingsConfig,
+    pub security: SecurityConfig,
+}
+
+/// `[security]`: the key that seals stored secrets (`crate::secret_key`).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecurityConfig {
+    /// A file holding the 32-byte key, hex or base64;
+    /// `TALLY_SECRET_KEY` is used when this is not set.
+    pub secret_key_file: Option<PathBuf>,
 }
 
 /// `[metrics]`: Prometheus `/metrics` on a listener of its own
@@ -353,6 +367,7 @@ impl Default for Config {
             identity: IdentityConfig::default(),
             media: MediaConfig::default(),
             recordings: RecordingsConfig::default(),
+            security: SecurityConfig::default(),
         }
     }
 }
