@@ -23,6 +23,8 @@
 //! tls_port = 5061                    # SIP over TLS (default: off); needs both files:
 //! tls_cert = "/etc/tally/sip.crt"    # PEM chain, leaf first (re-read on SIGHUP)
 //! tls_key = "/etc/tally/sip.key"     # PEM private key
+//! tls_phone_ca = "/etc/tally/phones-ca.pem" # verify phones' certificates when
+//!                                    # calling them over TLS (default: not verified)
 //! max_transactions = 50000           # server transactions held; 503 beyond
 //! max_transactions_per_source = 2000 # per IPv4 address / IPv6 /64; 503 beyond
 //!
@@ -278,6 +280,10 @@ pub struct SipConfig {
     /// re-read on `SIGHUP`.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// PEM CA(s) phones' certificates must chain to when the PBX opens a
+    /// TLS connection to one; `None` does not verify them
+    /// (`transport::tls`).
+    pub tls_phone_ca: Option<PathBuf>,
     /// Server transactions held at once; a new request beyond it is
     /// answered `503` with `Retry-After` (`sip::transaction`, "Caps").
     pub max_transactions: usize,
@@ -389,6 +395,7 @@ impl Default for SipConfig {
             tls_port: None,
             tls_cert: None,
             tls_key: None,
+            tls_phone_ca: None,
             max_transactions: sip::transaction::TransactionLimits::default().max_server,
             max_transactions_per_source: sip::transaction::TransactionLimits::default()
                 .max_server_per_source,

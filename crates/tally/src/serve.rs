@@ -244,6 +244,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         close.clone(),
         config.tcp_limits(),
     );
+    if tls_listener.is_some() {
+        // Calls to phones registered over TLS whose connection closed.
+        let client = tls::client_config(config.sip.tls_phone_ca.as_deref())?;
+        tcp.connect_to_phones_with(client);
+    }
     let transmitter = Transmitter::new(udp_socket.clone(), Arc::clone(&tcp));
 
     // Events: the relay follows the outbox from here (what is older is
