@@ -39,6 +39,10 @@ pub enum StoreError {
     /// which no Snowflake produces before 2087, or counters above it).
     #[error("{field} = {value} does not fit a 64-bit signed column")]
     OutOfRange { field: &'static str, value: u64 },
+    /// A stored secret cannot be sealed or opened: no key, or not the key
+    /// it was sealed with (module `secrets`).
+    #[error("stored secret: {0}")]
+    Secret(String),
     /// A row holds something this version cannot read back.
     #[error("corrupt row: {0}")]
     Corrupt(String),

@@ -62,6 +62,7 @@ mod recovery;
 mod registrations;
 mod ring_groups;
 mod routing_rules;
+mod secrets;
 mod sip_credentials;
 mod sync;
 mod trunks;
@@ -86,6 +87,7 @@ pub use recovery::{OpenSession, RecoveredSession, RecoveryReport, RecoveryScope}
 pub use registrations::Registration;
 pub use ring_groups::{RingGroup, RingGroupDeletion, RingGroupWrite};
 pub use routing_rules::{InboundRule, OutboundRule, RuleWrite, UserOutbound};
+pub use secrets::{SEALED_PREFIX, SealReport, SecretKey, is_sealed};
 pub use sip_credentials::PlaintextSipPassword;
 pub use sync::SyncDiff;
 pub use trunks::{Trunk, TrunkDeletion};
@@ -129,6 +131,8 @@ pub struct Store {
     lock_wait: std::time::Duration,
     /// The deadline of a read on the query paths (`query::deadline`).
     read_timeout: std::time::Duration,
+    /// Seals the secrets the PBX reads back (module `secrets`).
+    sealer: secrets::Sealer,
 }
 
 impl Store {
@@ -143,7 +147,15 @@ impl Store {
             pool: Pool::open(url, options).await?,
             lock_wait: options.lock_wait,
             read_timeout: options.read_timeout,
+            sealer: secrets::Sealer::default(),
         })
+    }
+
+    /// This store, sealing the secrets it writes with `key` and opening
+    /// sealed ones with it (module `secrets`; `None`: plaintext).
+    pub fn with_secret_key(mut self, key: Option<&SecretKey>) -> Self {
+        self.sealer = secrets::Sealer::new(key);
+        self
     }
 
     pub fn backend(&self) -> Backend {
@@ -770,19 +782,27 @@ impl Store {
     /// Creates or replaces the tenant's `cdr_event` endpoint.
     /// [`StoreError::MissingReference`] if the tenant is unknown.
     pub async fn put_webhook_endpoint(&self, endpoint: &WebhookEndpoint) -> Result<(), StoreError> {
-        with_conn!(&self.pool, |conn| webhooks::put_endpoint(conn, endpoint))
+        with_conn!(&self.pool, |conn| webhooks::put_endpoint(
+            conn,
+            &self.sealer,
+            endpoint
+        ))
     }
 
     pub async fn webhook_endpoint(
         &self,
         tenant_id: TenantId,
     ) -> Result<Option<WebhookEndpoint>, StoreError> {
-        with_conn!(&self.pool, |conn| webhooks::endpoint(conn, tenant_id))
+        with_conn!(&self.pool, |conn| webhooks::endpoint(
+            conn,
+            &self.sealer,
+            tenant_id
+        ))
     }
 
     /// Every tenant's endpoint, by tenant id.
     pub async fn webhook_endpoints(&self) -> Result<Vec<WebhookEndpoint>, StoreError> {
-        with_conn!(&self.pool, |conn| webhooks::endpoints(conn))
+        with_conn!(&self.pool, |conn| webhooks::endpoints(conn, &self.sealer))
     }
 
     /// Turns the endpoint off with `reason` and logs `endpoint_disabled`;

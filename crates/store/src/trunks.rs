@@ -6,9 +6,10 @@
 //! [`Store::all_trunks`] and friends. Every write bumps the directory
 //! version, so other nodes sharing the database reload them.
 //!
-//! The trunk's password is the PBX's own credential toward the carrier,
-//! kept as given: answering the carrier's digest challenges needs it. It
-//! is never returned by the API.
+//! The trunk's password is the PBX's own credential toward the carrier:
+//! answering the carrier's digest challenges needs it back, so it is
+//! sealed with the node's secret key when there is one (`secrets`), not
+//! hashed. It is never returned by the API.
 
 use cdr::{Id, TenantId, UnixMillis};
 
@@ -17,6 +18,7 @@ use crate::convert::{db_id, db_ms, db_u64, get_id, get_ms, get_u32};
 use crate::db::{Conn, Row, args, with_conn, with_write_tx};
 use crate::directory::bump_version;
 use crate::error::StoreError;
+use crate::secrets::{Sealer, trunk_place};
 
 /// A carrier account of a tenant, as stored.
 #[derive(Clone, PartialEq, Eq)]
@@ -85,7 +87,7 @@ fn sources_json(trunk: &Trunk) -> String {
     serde_json::Value::from(trunk.source_addresses.clone()).to_string()
 }
 
-fn trunk_from_row(row: &impl Row) -> Result<Trunk, StoreError> {
+fn trunk_from_row(row: &impl Row, sealer: &Sealer) -> Result<Trunk, StoreError> {
     debug_assert!(COLUMNS.contains("register_expires"));
     let small = |column: &str, value: Option<i64>| -> Result<Option<u32>, StoreError> {
         value
@@ -107,7 +109,7 @@ fn trunk_from_row(row: &impl Row) -> Result<Trunk, StoreError> {
         transport: row.text("transport")?,
         username: row.text("username")?,
         auth_username: row.text("auth_username")?,
-        password: row.text("password")?,
+        password: sealer.open(&trunk_place(row.int("id")?), &row.text("password")?)?,
         realm: row.text("realm")?,
         from_domain: row.text("from_domain")?,
         caller_id: row.text("caller_id")?,
@@ -126,8 +128,10 @@ fn trunk_from_row(row: &impl Row) -> Result<Trunk, StoreError> {
     })
 }
 
-async fn insert(conn: &mut impl Conn, t: &Trunk) -> Result<(), StoreError> {
+async fn insert(conn: &mut impl Conn, sealer: &Sealer, t: &Trunk) -> Result<(), StoreError> {
     let sources = sources_json(t);
+    let id = db_id("trunk_id", t.id)?;
+    let password = sealer.seal(&trunk_place(id), &t.password)?;
     conn.execute(
         "INSERT INTO trunks (id, tenant_id, name, kind, host, port, transport, username, \
          auth_username, password, realm, from_domain, caller_id, country_code, max_calls, \
@@ -135,7 +139,7 @@ async fn insert(conn: &mut impl Conn, t: &Trunk) -> Result<(), StoreError> {
          updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
          $16, $17, $18, $19, $20, $21, $22)",
         &args![
-            db_id("trunk_id", t.id)?,
+            id,
             db_id("tenant_id", t.tenant_id.id())?,
             t.name.as_str(),
             t.kind.as_str(),
@@ -144,7 +148,7 @@ async fn insert(conn: &mut impl Conn, t: &Trunk) -> Result<(), StoreError> {
             t.transport.as_str(),
             t.username.as_str(),
             t.auth_username.as_str(),
-            t.password.as_str(),
+            password.as_str(),
             t.realm.as_str(),
             t.from_domain.as_str(),
             t.caller_id.as_str(),
@@ -163,8 +167,10 @@ async fn insert(conn: &mut impl Conn, t: &Trunk) -> Result<(), StoreError> {
     Ok(())
 }
 
-async fn update(conn: &mut impl Conn, t: &Trunk) -> Result<bool, StoreError> {
+async fn update(conn: &mut impl Conn, sealer: &Sealer, t: &Trunk) -> Result<bool, StoreError> {
     let sources = sources_json(t);
+    let id = db_id("trunk_id", t.id)?;
+    let password = sealer.seal(&trunk_place(id), &t.password)?;
     let n = conn
         .execute(
             "UPDATE trunks SET name = $3, kind = $4, host = $5, port = $6, transport = $7, \
@@ -174,7 +180,7 @@ async fn update(conn: &mut impl Conn, t: &Trunk) -> Result<bool, StoreError> {
              register_expires = $19, enabled = $20, updated_at = $21 \
              WHERE id = $1 AND tenant_id = $2",
             &args![
-                db_id("trunk_id", t.id)?,
+                id,
                 db_id("tenant_id", t.tenant_id.id())?,
                 t.name.as_str(),
                 t.kind.as_str(),
@@ -183,7 +189,7 @@ async fn update(conn: &mut impl Conn, t: &Trunk) -> Result<bool, StoreError> {
                 t.transport.as_str(),
                 t.username.as_str(),
                 t.auth_username.as_str(),
-                t.password.as_str(),
+                password.as_str(),
                 t.realm.as_str(),
                 t.from_domain.as_str(),
                 t.caller_id.as_str(),
@@ -242,6 +248,7 @@ async fn delete(
 
 pub(crate) async fn of_tenant(
     conn: &mut impl Conn,
+    sealer: &Sealer,
     tenant: TenantId,
 ) -> Result<Vec<Trunk>, StoreError> {
     conn.fetch_all(
@@ -250,7 +257,7 @@ pub(crate) async fn of_tenant(
     )
     .await?
     .iter()
-    .map(trunk_from_row)
+    .map(|row| trunk_from_row(row, sealer))
     .collect()
 }
 
@@ -276,7 +283,7 @@ impl Store {
     /// [`StoreError::MissingReference`] if the tenant is unknown.
     pub async fn create_trunk(&self, trunk: &Trunk) -> Result<(), StoreError> {
         with_write_tx!(&self.pool, |conn| async {
-            insert(&mut *conn, trunk).await?;
+            insert(&mut *conn, &self.sealer, trunk).await?;
             bump_version(&mut *conn).await
         })
     }
@@ -285,7 +292,7 @@ impl Store {
     /// tenant has no such trunk.
     pub async fn update_trunk(&self, trunk: &Trunk) -> Result<bool, StoreError> {
         with_write_tx!(&self.pool, |conn| async {
-            let found = update(&mut *conn, trunk).await?;
+            let found = update(&mut *conn, &self.sealer, trunk).await?;
             bump_version(&mut *conn).await?;
             Ok::<bool, StoreError>(found)
         })
@@ -314,7 +321,7 @@ impl Store {
                 &args![db_id("tenant_id", tenant.id())?, db_id("trunk_id", id)?],
             )
             .await?
-            .map(|row| trunk_from_row(&row))
+            .map(|row| trunk_from_row(&row, &self.sealer))
             .transpose()
         })
     }
@@ -337,7 +344,7 @@ impl Store {
             )
             .await?
             .iter()
-            .map(trunk_from_row)
+            .map(|row| trunk_from_row(row, &self.sealer))
             .collect()
         })
     }
@@ -357,7 +364,7 @@ impl Store {
 
     /// Every trunk of a tenant, by name.
     pub async fn trunks_of_tenant(&self, tenant: TenantId) -> Result<Vec<Trunk>, StoreError> {
-        with_conn!(&self.pool, |conn| of_tenant(conn, tenant))
+        with_conn!(&self.pool, |conn| of_tenant(conn, &self.sealer, tenant))
     }
 
     /// Every trunk of every tenant: what the engine loads at start-up.
@@ -366,7 +373,7 @@ impl Store {
             conn.fetch_all("SELECT * FROM trunks ORDER BY tenant_id, name", &args![])
                 .await?
                 .iter()
-                .map(trunk_from_row)
+                .map(|row| trunk_from_row(row, &self.sealer))
                 .collect()
         })
     }

@@ -35,6 +35,7 @@ use cdr::{TenantId, UnixMillis};
 use crate::convert::{db_id, db_ms, get_id, get_ms, get_opt_ms, get_u64};
 use crate::db::{Conn, Row, args};
 use crate::error::StoreError;
+use crate::secrets::{Sealer, webhook_place};
 
 /// A tenant's `cdr_event` endpoint as stored. Validation is the delivery
 /// crate's job; the store keeps what it is given.
@@ -217,7 +218,14 @@ fn count(column: &str, value: i64) -> Result<u32, StoreError> {
         .map_err(|_| StoreError::Corrupt(format!("{column} = {value} out of range")))
 }
 
-fn endpoint_from_row(row: &impl Row) -> Result<WebhookEndpoint, StoreError> {
+fn endpoint_from_row(row: &impl Row, sealer: &Sealer) -> Result<WebhookEndpoint, StoreError> {
+    let tenant = row.int("tenant_id")?;
+    let open = |column: &str| -> Result<String, StoreError> {
+        sealer.open(&webhook_place(column, tenant), &row.text(column)?)
+    };
+    let open_opt = |column: &str| -> Result<Option<String>, StoreError> {
+        sealer.open_opt(&webhook_place(column, tenant), row.opt_text(column)?)
+    };
     let event_types = row
         .opt_text("event_types")?
         .map(|text| {
@@ -231,10 +239,10 @@ fn endpoint_from_row(row: &impl Row) -> Result<WebhookEndpoint, StoreError> {
         url: row.text("url")?,
         auth: row.text("auth")?,
         username: row.text("username")?,
-        password: row.text("password")?,
-        token: row.text("token")?,
-        secret: row.opt_text("secret")?,
-        previous_secret: row.opt_text("previous_secret")?,
+        password: open("password")?,
+        token: open("token")?,
+        secret: open_opt("secret")?,
+        previous_secret: open_opt("previous_secret")?,
         previous_secret_until: get_opt_ms(row, "previous_secret_until")?,
         event_types,
         disabled_reason: row.opt_text("disabled_reason")?,
@@ -246,8 +254,16 @@ fn endpoint_from_row(row: &impl Row) -> Result<WebhookEndpoint, StoreError> {
 
 pub(crate) async fn put_endpoint(
     conn: &mut impl Conn,
+    sealer: &Sealer,
     e: &WebhookEndpoint,
 ) -> Result<(), StoreError> {
+    let tenant = db_id("tenant_id", e.tenant_id.id())?;
+    let place = |column: &str| webhook_place(column, tenant);
+    let password = sealer.seal(&place("password"), &e.password)?;
+    let token = sealer.seal(&place("token"), &e.token)?;
+    let secret = sealer.seal_opt(&place("secret"), e.secret.as_deref())?;
+    let previous_secret =
+        sealer.seal_opt(&place("previous_secret"), e.previous_secret.as_deref())?;
     let event_types = e
         .event_types
         .as_ref()
@@ -268,15 +284,15 @@ pub(crate) async fn put_endpoint(
              disabled_at = excluded.disabled_at, failing_since = excluded.failing_since, \
              updated_at = excluded.updated_at",
         &args![
-            db_id("tenant_id", e.tenant_id.id())?,
+            tenant,
             e.enabled,
             e.url.as_str(),
             e.auth.as_str(),
             e.username.as_str(),
-            e.password.as_str(),
-            e.token.as_str(),
-            e.secret.as_deref(),
-            e.previous_secret.as_deref(),
+            password.as_str(),
+            token.as_str(),
+            secret.as_deref(),
+            previous_secret.as_deref(),
             opt_i64("previous_secret_until", e.previous_secret_until)?,
             event_types.as_deref(),
             e.disabled_reason.as_deref(),
@@ -291,6 +307,7 @@ pub(crate) async fn put_endpoint(
 
 pub(crate) async fn endpoint(
     conn: &mut impl Conn,
+    sealer: &Sealer,
     tenant_id: TenantId,
 ) -> Result<Option<WebhookEndpoint>, StoreError> {
     const SQL: &str = "SELECT tenant_id, enabled, url, auth, username, password, token, secret, \
@@ -300,11 +317,14 @@ pub(crate) async fn endpoint(
     conn.fetch_optional(SQL, &args![db_id("tenant_id", tenant_id.id())?])
         .await?
         .as_ref()
-        .map(endpoint_from_row)
+        .map(|row| endpoint_from_row(row, sealer))
         .transpose()
 }
 
-pub(crate) async fn endpoints(conn: &mut impl Conn) -> Result<Vec<WebhookEndpoint>, StoreError> {
+pub(crate) async fn endpoints(
+    conn: &mut impl Conn,
+    sealer: &Sealer,
+) -> Result<Vec<WebhookEndpoint>, StoreError> {
     conn.fetch_all(
         "SELECT tenant_id, enabled, url, auth, username, password, token, secret, \
          previous_secret, previous_secret_until, event_types, disabled_reason, disabled_at, \
@@ -313,7 +333,31 @@ pub(crate) async fn endpoints(conn: &mut impl Conn) -> Result<Vec<WebhookEndpoin
     )
     .await?
     .iter()
-    .map(endpoint_from_row)
+    .map(|row| endpoint_from_row(row, sealer))
+    .collect()
+}
+
+/// The enabled endpoints' event filters by tenant (`None`: every type):
+/// what the fan-out needs, without opening any secret.
+async fn enabled_filters(
+    conn: &mut impl Conn,
+) -> Result<HashMap<TenantId, Option<Vec<String>>>, StoreError> {
+    conn.fetch_all(
+        "SELECT tenant_id, event_types FROM webhook_endpoints WHERE enabled ORDER BY tenant_id",
+        &args![],
+    )
+    .await?
+    .iter()
+    .map(|row| {
+        let types = row
+            .opt_text("event_types")?
+            .map(|text| {
+                serde_json::from_str::<Vec<String>>(&text)
+                    .map_err(|e| StoreError::Corrupt(format!("webhook_endpoints.event_types: {e}")))
+            })
+            .transpose()?;
+        Ok((get_id(row, "tenant_id")?, types))
+    })
     .collect()
 }
 
@@ -345,19 +389,13 @@ pub(crate) async fn fan_out(
     };
     let missing = events[0].global_sequence.saturating_sub(cursor + 1);
     out.missing = missing;
-    let endpoints: HashMap<TenantId, WebhookEndpoint> = endpoints(conn)
-        .await?
-        .into_iter()
-        .filter(|e| e.enabled)
-        .map(|e| (e.tenant_id, e))
-        .collect();
+    let endpoints = enabled_filters(conn).await?;
     let now = db_ms("now", now)?;
     for event in &events {
-        let Some(endpoint) = endpoints.get(&event.tenant_id) else {
+        let Some(event_types) = endpoints.get(&event.tenant_id) else {
             continue;
         };
-        let wanted = endpoint
-            .event_types
+        let wanted = event_types
             .as_ref()
             .is_none_or(|types| types.iter().any(|t| t == event.event_type.as_str()));
         if !wanted {

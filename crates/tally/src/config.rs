@@ -23,6 +23,8 @@
 //! tls_port = 5061                    # SIP over TLS (default: off); needs both files:
 //! tls_cert = "/etc/tally/sip.crt"    # PEM chain, leaf first (re-read on SIGHUP)
 //! tls_key = "/etc/tally/sip.key"     # PEM private key
+//! tls_phone_ca = "/etc/tally/phones-ca.pem" # verify phones' certificates when
+//!                                    # calling them over TLS (default: not verified)
 //! max_transactions = 50000           # server transactions held; 503 beyond
 //! max_transactions_per_source = 2000 # per IPv4 address / IPv6 /64; 503 beyond
 //!
@@ -87,6 +89,10 @@
 //! [recordings]
 //! dir = "./tally-data/recordings"    # default: data_dir/recordings
 //! retention_days = 90                # recordings older than this are deleted (0: kept)
+//!
+//! [security]
+//! secret_key_file = "/etc/tally/secret.key" # 32 bytes, hex or base64: seals stored
+//!                                    # secrets (or env TALLY_SECRET_KEY; `crate::secret_key`)
 //! ```
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -115,6 +121,7 @@ pub struct Config {
     pub media: MediaConfig,
     pub recordings: RecordingsConfig,
     pub transfer: TransferConfig,
+    pub security: SecurityConfig,
 }
 
 /// `[transfer]`: calls handed on by REFER (`pbx::call::transfer`).
@@ -142,6 +149,15 @@ impl From<TransferOnFailure> for pbx::TransferOnFailure {
             TransferOnFailure::Hangup => pbx::TransferOnFailure::Hangup,
         }
     }
+}
+
+/// `[security]`: the key that seals stored secrets (`crate::secret_key`).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecurityConfig {
+    /// A file holding the 32-byte key, hex or base64;
+    /// `TALLY_SECRET_KEY` is used when this is not set.
+    pub secret_key_file: Option<PathBuf>,
 }
 
 /// `[metrics]`: Prometheus `/metrics` on a listener of its own
@@ -302,6 +318,10 @@ pub struct SipConfig {
     /// re-read on `SIGHUP`.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// PEM CA(s) phones' certificates must chain to when the PBX opens a
+    /// TLS connection to one; `None` does not verify them
+    /// (`transport::tls`).
+    pub tls_phone_ca: Option<PathBuf>,
     /// Server transactions held at once; a new request beyond it is
     /// answered `503` with `Retry-After` (`sip::transaction`, "Caps").
     pub max_transactions: usize,
@@ -392,6 +412,7 @@ impl Default for Config {
             media: MediaConfig::default(),
             recordings: RecordingsConfig::default(),
             transfer: TransferConfig::default(),
+            security: SecurityConfig::default(),
         }
     }
 }
@@ -413,6 +434,7 @@ impl Default for SipConfig {
             tls_port: None,
             tls_cert: None,
             tls_key: None,
+            tls_phone_ca: None,
             max_transactions: sip::transaction::TransactionLimits::default().max_server,
             max_transactions_per_source: sip::transaction::TransactionLimits::default()
                 .max_server_per_source,

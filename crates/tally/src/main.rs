@@ -32,6 +32,7 @@ mod media;
 mod metrics;
 mod provision;
 mod random;
+mod secret_key;
 mod serve;
 mod shard;
 mod transport;

@@ -1,6 +1,7 @@
 //! `tally serve`: start-up in dependency order, the tasks, and shutdown.
 //!
-//! Start-up: data directory → store (migrations) → system admin (its hash
+//! Start-up: data directory → store (migrations) → stored secrets checked
+//! against the secret key and sealed → system admin (its hash
 //! is in the store) → the store's writer → recovery of calls a crash interrupted → engine with the
 //! directory and the registrations from the store → sockets → tasks →
 //! `--demo` → wait for SIGINT/SIGTERM.
@@ -34,6 +35,34 @@ use crate::shard::Shard;
 use crate::transport::{Inbound, Transmitter, tcp, tls, udp};
 use crate::{bindings, cdr_commit, clock, demo, random};
 
+/// Secrets at rest (README "Secrets at rest"): before anything reads a
+/// webhook or a trunk, every sealed secret must open with this node's key
+/// (else the start fails, naming the row), and with a key the plaintext
+/// ones left from before it are sealed; without one, a warning says what
+/// is stored in plaintext.
+async fn seal_secrets(store: &Store) -> anyhow::Result<()> {
+    let report = store.seal_secrets().await.context(
+        "checking the stored secrets against the secret key \
+         (TALLY_SECRET_KEY or [security] secret_key_file)",
+    )?;
+    if store.seals_secrets() {
+        if report.sealed_now > 0 {
+            tracing::info!(
+                secrets = report.sealed_now,
+                "plaintext secrets in the database sealed with the secret key"
+            );
+        }
+    } else {
+        tracing::warn!(
+            plaintext = report.plaintext,
+            "NO SECRET KEY: webhook credentials and trunk passwords are stored in PLAINTEXT \
+             in the database; set TALLY_SECRET_KEY or [security] secret_key_file \
+             (32 bytes, hex or base64) to encrypt them"
+        );
+    }
+    Ok(())
+}
+
 /// Messages that may wait for the shard.
 const SHARD_QUEUE: usize = 8192;
 /// How often calls this node no longer carries are closed while it runs
@@ -57,9 +86,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     })?;
     // The store, and the calls a crash left open.
     let url = config.database_url();
+    let secret_key = crate::secret_key::load(&config)?;
     let store = Store::open(&url)
         .await
-        .with_context(|| format!("cannot open the database {}", redact(&url)))?;
+        .with_context(|| format!("cannot open the database {}", redact(&url)))?
+        .with_secret_key(secret_key.as_ref());
+    seal_secrets(&store).await?;
     let (admin, admin_setup) = SystemAdmin::ensure(
         &store,
         &config.data_dir,
@@ -215,6 +247,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         close.clone(),
         config.tcp_limits(),
     );
+    if tls_listener.is_some() {
+        // Calls to phones registered over TLS whose connection closed.
+        let client = tls::client_config(config.sip.tls_phone_ca.as_deref())?;
+        tcp.connect_to_phones_with(client);
+    }
     let transmitter = Transmitter::new(udp_socket.clone(), Arc::clone(&tcp));
 
     // Events: the relay follows the outbox from here (what is older is

@@ -14,7 +14,8 @@
 //! through a [`Transmitter`]: UDP from the listening socket (so replies are
 //! symmetric to the source, which is what NATed phones need), TCP on the
 //! connection the peer opened, or on one the PBX opens to it when that one
-//! has closed (module [`tcp`]).
+//! has closed (module [`tcp`]), TLS likewise, to the phone's Contact
+//! (module [`tls`]). A `sips:` request goes over TLS or not at all.
 
 pub mod tcp;
 pub mod tls;
@@ -152,6 +153,8 @@ pub enum SendError {
     NoListener(Transport),
     #[error("no open connection to {0}")]
     NoConnection(SocketAddr),
+    #[error("a sips: request cannot go over {0}")]
+    NeedsTls(Transport),
     #[error("the connection's send queue is full")]
     ConnectionBacklog,
     #[error("{0} TCP connections are open already (sip.tcp_max_connections)")]
@@ -246,6 +249,9 @@ impl Transmitter {
     }
 
     pub fn send(&self, peer: Peer, data: Bytes) -> Result<(), SendError> {
+        if peer.transport != Transport::Tls && tls::requires_tls(&data) {
+            return Err(SendError::NeedsTls(peer.transport));
+        }
         match peer.transport {
             Transport::Udp => {
                 let socket = self
@@ -260,7 +266,11 @@ impl Transmitter {
                 }
             }
             Transport::Tcp => push(&self.tcp.queue_or_connect(peer.addr)?, data, peer.addr),
-            Transport::Tls => push(&self.tcp.tls_queue(peer.addr)?, data, peer.addr),
+            Transport::Tls => push(
+                &self.tcp.tls_queue_or_connect(peer.addr, &data)?,
+                data,
+                peer.addr,
+            ),
             other => Err(SendError::NoListener(other)),
         }
     }

@@ -68,6 +68,12 @@ pub struct Tcp {
     shard: mpsc::Sender<ShardInput>,
     stop: watch::Receiver<bool>,
     limits: TcpLimits,
+    /// Outbound TLS (module `tls`): how the PBX connects to phones, set
+    /// when TLS is configured.
+    pub(super) tls_client: std::sync::OnceLock<Arc<rustls::ClientConfig>>,
+    /// A TLS binding's source (the connection the phone registered on) →
+    /// the connection the PBX opened to its Contact after that one closed.
+    pub(super) tls_routes: std::sync::Mutex<std::collections::HashMap<SocketAddr, SocketAddr>>,
 }
 
 impl Tcp {
@@ -84,6 +90,8 @@ impl Tcp {
             shard,
             stop,
             limits,
+            tls_client: std::sync::OnceLock::new(),
+            tls_routes: std::sync::Mutex::default(),
         })
     }
 
@@ -118,12 +126,6 @@ impl Tcp {
 
     pub(super) fn stop_signal(&self) -> watch::Receiver<bool> {
         self.stop.clone()
-    }
-
-    /// The queue of the TLS connection `peer` opened, if it is open: the
-    /// PBX opens no TLS connection itself (module `tls`).
-    pub(super) fn tls_queue(&self, peer: SocketAddr) -> Result<mpsc::Sender<Bytes>, SendError> {
-        self.tls.queue(peer).ok_or(SendError::NoConnection(peer))
     }
 
     /// The queue of the connection to `peer`, opening one if there is none.
@@ -168,7 +170,7 @@ impl Tcp {
         self.transport_error(Peer::new(Transport::Tcp, to)).await;
     }
 
-    async fn transport_error(&self, peer: Peer) {
+    pub(super) async fn transport_error(&self, peer: Peer) {
         let _ = self.shard.send(ShardInput::TransportError { peer }).await;
     }
 
