@@ -8,6 +8,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
+use super::receiver::Receiver;
 use super::{Http, Phone, Server, Sipp, free_sip_port, sipp, wait_for_cdrs};
 
 pub const DEMO_DOMAIN: &str = "demo.tally.local";
@@ -169,6 +170,90 @@ impl Demo {
         assert_eq!(detail.status, 200, "{}", detail.body);
         detail.json()["items"][0].clone()
     }
+}
+
+/// A tenant webhook on a receiver of the test's own: the demo tenant's
+/// events, as a real HTTP endpoint gets them.
+pub struct Hooks {
+    receiver: Receiver,
+}
+
+/// `extra` plus a config file that lets webhooks reach loopback (the SSRF
+/// guard refuses private addresses otherwise).
+pub fn with_hooks_allowed(dir: &Path, extra: &[&str]) -> Vec<String> {
+    let config = dir.join("hooks.toml");
+    std::fs::write(&config, "[webhooks]\nallow = [\"127.0.0.1/32\"]\n").expect("config");
+    let mut args: Vec<String> = extra.iter().map(|a| a.to_string()).collect();
+    args.extend(["--config".to_owned(), config.display().to_string()]);
+    args
+}
+
+impl Hooks {
+    /// Points the demo tenant's event URL at a new receiver.
+    pub fn subscribe(demo: &Demo) -> Hooks {
+        let receiver = Receiver::start("127.0.0.1:0".parse().expect("addr"), 200);
+        let r = demo.admin().request(
+            "PUT",
+            "/api/tenant/cdr_event",
+            "application/json",
+            &json!({"enabled": true, "url": receiver.url()}).to_string(),
+        );
+        assert_eq!(r.status, 200, "event URL: {}", r.body);
+        Hooks { receiver }
+    }
+
+    /// Every event of `session` once its `call_cdr` arrived, in
+    /// `sequence` order.
+    pub fn of_session(&self, session: &str) -> Vec<Value> {
+        let mine = |hits: &[super::receiver::Hit]| -> Vec<Value> {
+            hits.iter()
+                .map(|h| h.json())
+                .filter(|e| e["session_id"] == session)
+                .collect()
+        };
+        self.receiver.wait("the call_cdr", |hits| {
+            mine(hits).iter().any(|e| e["event_type"] == "call_cdr")
+        });
+        let mut events = mine(&self.receiver.hits());
+        events.sort_by_key(|e| e["sequence"].as_u64().unwrap_or(0));
+        events.dedup_by_key(|e| e["event_id"].clone());
+        events
+    }
+}
+
+/// The event types of `events`, in order.
+fn kinds(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// What every call's events share: `call_start` first, `call_cdr` last
+/// and equal to the CDR read over REST in its targets, one
+/// `cdr_target_add` per target, a gap-free `sequence`.
+fn assert_events(events: &[Value], cdr: &Value) {
+    let k = kinds(events);
+    assert_eq!(k.first().map(String::as_str), Some("call_start"), "{k:?}");
+    assert_eq!(k.last().map(String::as_str), Some("call_cdr"), "{k:?}");
+    let adds = k.iter().filter(|t| *t == "cdr_target_add").count();
+    assert_eq!(adds, targets(cdr).len(), "{k:?}");
+    let last = events.last().expect("events");
+    let ids = |v: &Value| {
+        v["call_targets"]
+            .as_array()
+            .map(|t| t.iter().map(|x| x["id"].clone()).collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    assert_eq!(ids(last), ids(cdr), "the webhook's call_cdr and REST's CDR");
+    let seq: Vec<u64> = events
+        .iter()
+        .map(|e| e["sequence"].as_u64().expect("sequence"))
+        .collect();
+    assert!(
+        seq.windows(2).all(|w| w[1] > w[0]),
+        "sequence increases: {seq:?}"
+    );
 }
 
 /// Lets the SIPp callee finish; asserts it went as its scenario says.
@@ -414,7 +499,9 @@ fn reroutes(cdr: &Value) -> Vec<Value> {
 /// SPEC §3 "forward on busy": 102 answers 486, its busy rule sends the
 /// call to 103, who answers; two targets, the second `FORWARDING_BUSY`.
 pub fn forward_on_busy(dir: &Path, extra: &[&str]) {
-    let demo = Demo::start(dir, extra);
+    let args = with_hooks_allowed(dir, extra);
+    let demo = Demo::start(dir, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let hooks = Hooks::subscribe(&demo);
     demo.forward("102", &[("busy", "103")]);
     let busy = demo.phone("102", "uas_busy.xml");
     let answers = demo.phone("103", "uas.xml");
@@ -434,6 +521,21 @@ pub fn forward_on_busy(dir: &Path, extra: &[&str]) {
         "{cdr}"
     );
     assert_eq!(cdr["reroute_reason"], "FORWARDING_BUSY", "{cdr}");
+    // The webhook saw it happen: 102 added and failed, the callee shown
+    // changed to 103 (call_update_info), 103 added, answered, ended.
+    let events = hooks.of_session(cdr["session_id"].as_str().expect("session"));
+    assert_events(&events, &cdr);
+    let k = kinds(&events);
+    let at = |kind: &str| k.iter().position(|t| t == kind).unwrap_or(usize::MAX);
+    assert!(at("cdr_target_fail") < at("call_update_info"), "{k:?}");
+    assert!(at("call_update_info") < at("cdr_target_answer"), "{k:?}");
+    let update = &events[at("call_update_info")];
+    // SPEC §4: the parties of call_start / call_update_info are SIP URIs.
+    assert_eq!(
+        update["callee"],
+        format!("sip:103@{DEMO_DOMAIN}"),
+        "{update}"
+    );
 }
 
 /// SPEC §3 "forward on no answer": 106 (ring timeout 5 s) rings out, its
@@ -495,7 +597,9 @@ pub fn redirect_followed(dir: &Path, extra: &[&str]) {
 /// CDR, read over REST, echoes `user_data` and has 101's device then
 /// 102's as its targets.
 pub fn originated_call(dir: &Path, extra: &[&str]) {
-    let demo = Demo::start(dir, extra);
+    let args = with_hooks_allowed(dir, extra);
+    let demo = Demo::start(dir, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let hooks = Hooks::subscribe(&demo);
     let caller = demo.phone("101", "uas.xml");
     let callee = demo.phone("102", "uas_hangs_up.xml");
     let r = demo.admin().post_json(
@@ -524,6 +628,11 @@ pub fn originated_call(dir: &Path, extra: &[&str]) {
     assert_eq!(targets[1]["end_reason"], "callee_disconnect", "{cdr}");
     let r = demo.admin().get("/api/sessions");
     assert_eq!(r.json()["count"], 0, "{}", r.body);
+    // The webhook: call_start carries the user_data, as call_cdr does.
+    let events = hooks.of_session(&id);
+    assert_events(&events, &cdr);
+    assert_eq!(events[0]["user_data"], "crm:4711", "{}", events[0]);
+    assert_eq!(events.last().expect("cdr")["user_data"], "crm:4711");
 }
 
 /// Creates ring group `number` in the demo tenant over REST.
@@ -563,7 +672,9 @@ fn members(cdr: &Value) -> Vec<Value> {
 /// then 105, who answers. No target for a group, one `ring_group_call`
 /// target per member rung, `callee` the group's number.
 pub fn ring_groups(dir: &Path, extra: &[&str]) {
-    let demo = Demo::start(dir, extra);
+    let args = with_hooks_allowed(dir, extra);
+    let demo = Demo::start(dir, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let hooks = Hooks::subscribe(&demo);
     ring_group(
         &demo,
         json!({"number": "600", "name": "Sales", "strategy": "ring_all",
@@ -593,6 +704,17 @@ pub fn ring_groups(dir: &Path, extra: &[&str]) {
             json!(["103", "ring_group_call", "answered", 0])
         ],
         "{cdr}"
+    );
+    // The webhook: both members added at once, the loser's leg ended
+    // when 103 answered; no target event names the group itself.
+    let events = hooks.of_session(cdr["session_id"].as_str().expect("session"));
+    assert_events(&events, &cdr);
+    assert!(
+        events
+            .iter()
+            .filter(|e| e["event_type"] == "cdr_target_add")
+            .all(|e| e["callee"] != "600"),
+        "{events:?}"
     );
 
     let rings_out = demo.phone("104", "uas_cancelled.xml");
