@@ -8,6 +8,9 @@ use serde_json::Value;
 
 use super::WAIT;
 
+/// Longest wait for one HTTP response.
+const RESPONSE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 pub struct Response {
     pub status: u16,
     pub headers: Vec<(String, String)>,
@@ -72,7 +75,12 @@ impl Http {
 
     pub fn request(&self, method: &str, path: &str, content_type: &str, body: &str) -> Response {
         let mut stream = TcpStream::connect_timeout(&self.addr, WAIT).expect("connect");
-        stream.set_read_timeout(Some(WAIT)).expect("timeout");
+        // A response's bound, not a performance check: a sign-in hashes
+        // with argon2id, and on a loaded 2-core machine with many servers
+        // starting at once it can queue for longer than WAIT.
+        stream
+            .set_read_timeout(Some(RESPONSE_WAIT))
+            .expect("timeout");
         let mut head = format!(
             "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
             self.addr
