@@ -34,7 +34,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::openapi::schema::*;
 use super::resource::{MAX_TOP, Paging, Scope, rfc3339};
-use super::{Api, ApiError, ApiState, Doc, Principal, Role};
+use super::{Api, ApiError, ApiState, Doc, Role};
 
 /// Bytes read from the file per body chunk.
 const CHUNK: usize = 64 * 1024;
@@ -174,22 +174,7 @@ pub(crate) const READERS: [Role; 3] = [Role::Admin, Role::QueueManager, Role::St
 /// calls of its own extension.
 async fn own_extension(state: &ApiState, scope: &Scope) -> Result<Option<String>, ApiError> {
     scope.require(&READERS)?;
-    match scope.principal {
-        Principal::Tenant {
-            role: Role::StandardUser,
-            tenant_id,
-            user,
-        } => {
-            let user = user.ok_or_else(ApiError::forbidden)?;
-            let ext = state
-                .store
-                .user_extension(tenant_id, user)
-                .await?
-                .ok_or_else(ApiError::forbidden)?;
-            Ok(Some(ext))
-        }
-        _ => Ok(None),
-    }
+    scope.standard_user_extension(state).await
 }
 
 fn view(r: &Recording) -> Value {

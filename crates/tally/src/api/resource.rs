@@ -176,6 +176,31 @@ impl Scope {
     pub fn require(&self, roles: &[Role]) -> Result<(), ApiError> {
         require(self.principal, roles)
     }
+
+    /// A StandardUser's own extension, to which its views are narrowed
+    /// (its calls, its recordings); `None` for the other roles. A user
+    /// without an extension any more is refused (403).
+    pub async fn standard_user_extension(
+        &self,
+        state: &ApiState,
+    ) -> Result<Option<String>, ApiError> {
+        match self.principal {
+            Principal::Tenant {
+                role: Role::StandardUser,
+                tenant_id,
+                user,
+            } => {
+                let user = user.ok_or_else(ApiError::forbidden)?;
+                let ext = state
+                    .store
+                    .user_extension(tenant_id, user)
+                    .await?
+                    .ok_or_else(ApiError::forbidden)?;
+                Ok(Some(ext))
+            }
+            _ => Ok(None),
+        }
+    }
 }
 
 /// The system admin may do everything; a tenant principal what its role

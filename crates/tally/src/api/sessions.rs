@@ -40,7 +40,7 @@ use serde_json::{Value, json};
 use super::auth::ClientAddr;
 use super::openapi::schema::*;
 use super::resource::{Body, Scope, path_id, rfc3339};
-use super::{Api, ApiError, ApiState, Doc, Principal, Role};
+use super::{Api, ApiError, ApiState, Doc, Role};
 
 const FIELDS: &[&str] = &["caller", "callee", "user_data", "caller_id"];
 const PLACERS: &[Role] = &[Role::Admin, Role::StandardUser];
@@ -158,22 +158,7 @@ fn number<'a>(body: &'a Body, field: &str) -> Result<&'a str, ApiError> {
 
 /// The StandardUser's own extension (`None` for the other roles).
 async fn own_extension(state: &ApiState, scope: &Scope) -> Result<Option<String>, ApiError> {
-    match scope.principal {
-        Principal::Tenant {
-            role: Role::StandardUser,
-            tenant_id,
-            user,
-        } => {
-            let user = user.ok_or_else(ApiError::forbidden)?;
-            let ext = state
-                .store
-                .user_extension(tenant_id, user)
-                .await?
-                .ok_or_else(ApiError::forbidden)?;
-            Ok(Some(ext))
-        }
-        _ => Ok(None),
-    }
+    scope.standard_user_extension(state).await
 }
 
 /// Whether `own` (a StandardUser's extension) is in the call.

@@ -273,14 +273,21 @@ pub(super) fn routes(resource: Resource) -> Router<ApiState> {
     router
 }
 
-/// The form again after REST refused it with a message a person can act
-/// on; any other refusal is an error page.
-async fn refused(
-    page: impl Future<Output = Result<Response, PageError>>,
-    e: ApiError,
+/// The list after a write REST took; after a refusal a person can act on
+/// (400, 409), `page` (the form again) with REST's message and status;
+/// any other refusal is an error page.
+async fn outcome<F: Future<Output = Result<Response, PageError>>>(
+    result: Result<(), ApiError>,
+    resource: Resource,
+    page: impl FnOnce(String) -> F,
 ) -> Result<Response, PageError> {
-    let (status, _) = fixable(e)?;
-    Ok(with_status(page.await?, status))
+    match result {
+        Ok(()) => Ok(Redirect::to(resource.path()).into_response()),
+        Err(e) => {
+            let (status, message) = fixable(e)?;
+            Ok(with_status(page(message).await?, status))
+        }
+    }
 }
 
 async fn create(
@@ -300,17 +307,11 @@ async fn create(
         }
         Err(e) => Err(e),
     };
-    match result {
-        Ok(()) => Ok(Redirect::to(resource.path()).into_response()),
-        Err(e) => {
-            let message = e.message().to_owned();
-            refused(
-                resource.list_page(state, shell, &Params::new(), Some(message)),
-                e,
-            )
-            .await
-        }
-    }
+    let none = Params::new();
+    outcome(result, resource, |message| {
+        resource.list_page(state, shell, &none, Some(message))
+    })
+    .await
 }
 
 async fn delete(
@@ -322,17 +323,12 @@ async fn delete(
 ) -> Result<Response, PageError> {
     let shell = Shell::load(&state, console).await?;
     let scope = admin_scope(&state, &shell).await?;
-    match resource.delete(&state, scope, source, params).await {
-        Ok(()) => Ok(Redirect::to(resource.path()).into_response()),
-        Err(e) => {
-            let message = e.message().to_owned();
-            refused(
-                resource.list_page(state, shell, &Params::new(), Some(message)),
-                e,
-            )
-            .await
-        }
-    }
+    let result = resource.delete(&state, scope, source, params).await;
+    let none = Params::new();
+    outcome(result, resource, |message| {
+        resource.list_page(state, shell, &none, Some(message))
+    })
+    .await
 }
 
 /// One item's edit form, filled from its REST detail (write-only fields,
@@ -384,11 +380,8 @@ async fn save(
         }
         Err(e) => Err(e),
     };
-    match result {
-        Ok(()) => Ok(Redirect::to(resource.path()).into_response()),
-        Err(e) => {
-            let message = e.message().to_owned();
-            refused(edit_page(resource, state, shell, params, Some(message)), e).await
-        }
-    }
+    outcome(result, resource, |message| {
+        edit_page(resource, state, shell, params, Some(message))
+    })
+    .await
 }
