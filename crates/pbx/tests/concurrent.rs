@@ -96,6 +96,7 @@ fn two_hundred_interleaved_calls_each_end_in_one_cdr() {
                     enabled: true,
                     forwarding: Default::default(),
                     max_concurrent_calls: None,
+                    pickup_group: String::new(),
                 })
                 .unwrap();
         }

@@ -52,6 +52,7 @@ fn directory() -> Directory {
                 enabled,
                 forwarding: Default::default(),
                 max_concurrent_calls: None,
+                pickup_group: String::new(),
             })
             .unwrap();
         }
@@ -676,6 +677,7 @@ fn credentials_of_another_realm_are_refused_with_the_reason_not_counted() {
             enabled: true,
             forwarding: Default::default(),
             max_concurrent_calls: None,
+            pickup_group: String::new(),
         })
         .unwrap();
     for _ in 0..8 {
@@ -700,6 +702,7 @@ fn credentials_of_another_realm_are_refused_with_the_reason_not_counted() {
             enabled: true,
             forwarding: Default::default(),
             max_concurrent_calls: None,
+            pickup_group: String::new(),
         })
         .unwrap();
     let mut phone = Phone::sipp("102", "203.0.113.9:5060");

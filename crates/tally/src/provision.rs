@@ -851,6 +851,8 @@ pub fn engine_user(user: &store::User) -> pbx::User {
         enabled: user.enabled,
         forwarding: engine_forwarding(&user.forwarding),
         max_concurrent_calls: user.max_concurrent_calls,
+        // Stored from migration 0017 on (next commit).
+        pickup_group: String::new(),
     }
 }
 

@@ -110,6 +110,7 @@ impl Session {
         if let Some(other) = self.other(leg) {
             self.send_owed_ack(cx, other, body_of(ack));
         }
+        self.pickup_acked(cx, leg, ack);
     }
 
     /// A 2xx to an INVITE that arrived after its transaction ended: the

@@ -4,6 +4,7 @@
 //! 408 at the ring timeout, 503 at shutdown); its CANCEL (or BYE while
 //! nobody answered) stops every target.
 
+use bytes::Bytes;
 use cdr::{EndReason, NoAnswerCause};
 use sip::builder::{ResponseBuilder, default_reason};
 use sip::dialog::Dialog;
@@ -99,8 +100,16 @@ impl Session {
     /// The winner's 2xx (`ok`), relayed to the caller and repeated until
     /// its ACK.
     pub(super) fn answer_caller(&mut self, cx: &mut Ctx<'_>, ok: &Message) {
-        let Some(caller) = self.caller.as_mut() else {
+        if self.caller.is_none() {
             return self.bridge_originated(cx, ok);
+        }
+        self.answer_caller_with(cx, body_of(ok));
+    }
+
+    /// The caller's 200 with `body`, repeated until its ACK.
+    pub(super) fn answer_caller_with(&mut self, cx: &mut Ctx<'_>, body: Option<(String, Bytes)>) {
+        let Some(caller) = self.caller.as_mut() else {
+            return;
         };
         let mut b = ResponseBuilder::for_request(&caller.invite, 200, "OK")
             .to_tag(&caller.tag)
@@ -110,7 +119,7 @@ impl Session {
             )
             .header(HeaderName::Allow, ALLOW)
             .header(HeaderName::XSessionId, self.id);
-        if let Some((ct, body)) = body_of(ok) {
+        if let Some((ct, body)) = body {
             b = b.body(&ct, body);
         }
         caller.state = CallerState::Answered;

@@ -140,6 +140,7 @@ impl Session {
             trunk: super::trunk::TrunkLegs::new(None),
             dialog_keys: Vec::new(),
             xfer: Default::default(),
+            pickup: Default::default(),
         };
         let at = cx.fx.len();
         let route = Route::Extension {

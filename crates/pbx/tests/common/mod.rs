@@ -85,6 +85,7 @@ pub fn directory(d: &mut Directory) {
             enabled: true,
             forwarding: Default::default(),
             max_concurrent_calls: None,
+            pickup_group: String::new(),
         })
         .unwrap();
     }
