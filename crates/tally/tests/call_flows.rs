@@ -94,3 +94,12 @@ fn sipp_ring_groups_ring_all_and_hunt() {
     let dir = TempDir::new("flow-ring-groups");
     flows::ring_groups(dir.path(), &[]);
 }
+
+#[test]
+fn sipp_call_pickup_group_and_directed() {
+    if !sipp_available("sipp_call_pickup_group_and_directed") {
+        return;
+    }
+    let dir = TempDir::new("flow-pickup");
+    flows::pickup(dir.path(), &[]);
+}

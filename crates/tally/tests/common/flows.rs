@@ -620,3 +620,122 @@ pub fn ring_groups(dir: &Path, extra: &[&str]) {
         "105 rung {waited} s after 104: {cdr}"
     );
 }
+
+/// SIPp `scenario` places one call from `from` to `to`, in the
+/// background (the caller of a call another phone joins).
+fn spawn_call(demo: &Demo, scenario: &str, from: &str, to: &str) -> Sipp {
+    Sipp::spawn(
+        demo.server.sip,
+        scenario,
+        "u1",
+        free_sip_port(),
+        &[
+            "-s",
+            to,
+            "-set",
+            "caller",
+            from,
+            "-au",
+            from,
+            "-ap",
+            &demo.password(from),
+            "-auth_uri",
+            &format!("{to}@{DEMO_DOMAIN}"),
+        ],
+    )
+}
+
+/// Waits (bounded) until `GET /api/sessions` shows a leg of `number`
+/// ringing.
+fn wait_ringing(demo: &Demo, number: &str) {
+    let admin = demo.admin();
+    let deadline = std::time::Instant::now() + super::WAIT;
+    loop {
+        let r = admin.get("/api/sessions");
+        assert_eq!(r.status, 200, "{}", r.body);
+        let v = r.json();
+        let ringing =
+            v["items"].as_array().into_iter().flatten().any(|s| {
+                s["legs"].as_array().into_iter().flatten().any(|l| {
+                    l["number"] == number && l["state"] == "ringing" && l["role"] != "caller"
+                })
+            });
+        if ringing {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "sessions: {v}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// SPEC §3 "call pickup", both codes on one server: 102 and 103 share a
+/// pickup group (set over REST); 101 calls 102, whose phone rings; 103
+/// dials `*8` (then, on a second call, `**102`) and takes the call. 102's
+/// target ends `replaced`, 103 is a new answered target; the picker's
+/// INVITE has no CDR of its own.
+pub fn pickup(dir: &Path, extra: &[&str]) {
+    let demo = Demo::start(dir, extra);
+    let admin = demo.admin();
+    let users = admin.get("/api/users").json();
+    for ext in ["102", "103"] {
+        let id = users["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["extension"] == ext)
+            .and_then(|u| u["id"].as_str())
+            .unwrap()
+            .to_owned();
+        let r = admin.request(
+            "PATCH",
+            &format!("/api/users/{id}"),
+            "application/json",
+            &json!({"pickup_group": "sales"}).to_string(),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.json()["pickup_group"], "sales");
+    }
+    let mut seen: Vec<Value> = Vec::new();
+    // One device of 102, rung on both calls.
+    let port = free_sip_port();
+    demo.register("102", port);
+    for (n, code) in [(1u64, "*8"), (2, "**102")] {
+        let callee = Sipp::spawn(demo.server.sip, "uas_cancelled.xml", "u1", port, &[]);
+        let caller = spawn_call(&demo, "uac_picked_up.xml", "101", "102");
+        wait_ringing(&demo, "102");
+        demo.call("uac_pickup.xml", "103", code);
+        finished(&demo, caller, "uac_picked_up.xml");
+        finished(&demo, callee, "uas_cancelled.xml");
+        // One CDR per call: the picker's INVITE has none of its own.
+        let list = wait_for_cdrs(&admin, n);
+        let id = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].clone())
+            .find(|id| !seen.contains(id))
+            .unwrap();
+        seen.push(id.clone());
+        let detail = admin.get(&format!("/api/cdrs/{}", id.as_str().unwrap()));
+        assert_eq!(detail.status, 200, "{}", detail.body);
+        let cdr = detail.json()["items"][0].clone();
+        assert_common(&cdr);
+        assert_eq!(
+            (&cdr["call_status"], &cdr["end_reason"]),
+            (&json!("answered"), &json!("CALLER_DISCONNECTED")),
+            "{code}: {cdr}"
+        );
+        let got: Vec<Value> = targets(&cdr)
+            .iter()
+            .map(|t| json!([t["callee"], t["status"], t["end_reason"]]))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                json!(["102", "noanswer", "replaced"]),
+                json!(["103", "answered", "caller_disconnect"])
+            ],
+            "{code}: {cdr}"
+        );
+    }
+}
