@@ -103,3 +103,12 @@ fn sipp_call_pickup_group_and_directed() {
     let dir = TempDir::new("flow-pickup");
     flows::pickup(dir.path(), &[]);
 }
+
+#[test]
+fn sipp_blind_transfer() {
+    if !sipp_available("sipp_blind_transfer") {
+        return;
+    }
+    let dir = TempDir::new("flow-blind-transfer");
+    flows::blind_transfer(dir.path(), &[]);
+}

@@ -127,6 +127,11 @@ fn on_postgres_call_pickup_group_and_directed() {
 }
 
 #[test]
+fn on_postgres_blind_transfer() {
+    flow_on_postgres("on_postgres_blind_transfer", common::flows::blind_transfer);
+}
+
+#[test]
 fn on_postgres_kill_9_during_an_answered_call_gives_a_recovered_cdr() {
     let test = "on_postgres_kill_9_during_an_answered_call_gives_a_recovered_cdr";
     let Some(db) = PgDatabase::create(test) else {

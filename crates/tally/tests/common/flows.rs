@@ -701,10 +701,10 @@ pub fn pickup(dir: &Path, extra: &[&str]) {
     demo.register("102", port);
     for (n, code) in [(1u64, "*8"), (2, "**102")] {
         let callee = Sipp::spawn(demo.server.sip, "uas_cancelled.xml", "u1", port, &[]);
-        let caller = spawn_call(&demo, "uac_picked_up.xml", "101", "102");
+        let caller = spawn_call(&demo, "uac_rejoined.xml", "101", "102");
         wait_ringing(&demo, "102");
         demo.call("uac_pickup.xml", "103", code);
-        finished(&demo, caller, "uac_picked_up.xml");
+        finished(&demo, caller, "uac_rejoined.xml");
         finished(&demo, callee, "uas_cancelled.xml");
         // One CDR per call: the picker's INVITE has none of its own.
         let list = wait_for_cdrs(&admin, n);
@@ -738,4 +738,44 @@ pub fn pickup(dir: &Path, extra: &[&str]) {
             "{code}: {cdr}"
         );
     }
+}
+
+/// SPEC §3 "blind transfer": 101 calls 102, who answers and REFERs the
+/// call to 103 (202, NOTIFY 100 then 200), then hangs up; 103 is INVITEd
+/// without SDP, its offer reaches 101 in a re-INVITE; 101 hangs up. 102's
+/// target ends `blind_transfer_complete`, 103 is a new answered target.
+pub fn blind_transfer(dir: &Path, extra: &[&str]) {
+    let demo = Demo::start(dir, extra);
+    let target = demo.phone("103", "uas.xml");
+    let port = free_sip_port();
+    demo.register("102", port);
+    let referrer = Sipp::spawn(
+        demo.server.sip,
+        "uas_refers.xml",
+        "u1",
+        port,
+        &["-set", "target", "103"],
+    );
+    demo.call("uac_rejoined.xml", "101", "102");
+    finished(&demo, referrer, "uas_refers.xml");
+    finished(&demo, target, "uas.xml");
+    let cdr = demo.only_cdr();
+    assert_common(&cdr);
+    assert_eq!(
+        (&cdr["call_status"], &cdr["end_reason"]),
+        (&json!("answered"), &json!("CALLER_DISCONNECTED")),
+        "{cdr}"
+    );
+    let got: Vec<Value> = targets(&cdr)
+        .iter()
+        .map(|t| json!([t["callee"], t["status"], t["end_reason"]]))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            json!(["102", "answered", "blind_transfer_complete"]),
+            json!(["103", "answered", "caller_disconnect"])
+        ],
+        "{cdr}"
+    );
 }
