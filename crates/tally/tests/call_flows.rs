@@ -112,3 +112,12 @@ fn sipp_blind_transfer() {
     let dir = TempDir::new("flow-blind-transfer");
     flows::blind_transfer(dir.path(), &[]);
 }
+
+#[test]
+fn sipp_attended_transfer() {
+    if !sipp_available("sipp_attended_transfer") {
+        return;
+    }
+    let dir = TempDir::new("flow-attended-transfer");
+    flows::attended_transfer(dir.path(), &[]);
+}

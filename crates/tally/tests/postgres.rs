@@ -132,6 +132,14 @@ fn on_postgres_blind_transfer() {
 }
 
 #[test]
+fn on_postgres_attended_transfer() {
+    flow_on_postgres(
+        "on_postgres_attended_transfer",
+        common::flows::attended_transfer,
+    );
+}
+
+#[test]
 fn on_postgres_kill_9_during_an_answered_call_gives_a_recovered_cdr() {
     let test = "on_postgres_kill_9_during_an_answered_call_gives_a_recovered_cdr";
     let Some(db) = PgDatabase::create(test) else {

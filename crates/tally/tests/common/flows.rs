@@ -779,3 +779,117 @@ pub fn blind_transfer(dir: &Path, extra: &[&str]) {
         "{cdr}"
     );
 }
+
+/// SPEC §3 "attended transfer": 101 (SIPp) calls 102 (the test's phone),
+/// who answers, consults 103 (SIPp) in a call of its own, then REFERs the
+/// first call with Replaces naming the consultation: the PBX joins 101
+/// and 103 and ends both of 102's legs. Both sessions' CDRs over REST.
+pub fn attended_transfer(dir: &Path, extra: &[&str]) {
+    let demo = Demo::start(dir, extra);
+    let target = demo.phone("103", "uas_transferred.xml");
+    let mut bob = Phone::new("102", &demo.password("102"), DEMO_DOMAIN, demo.server.sip);
+    assert_eq!(bob.register(), 200);
+    let caller = spawn_call(&demo, "uac_rejoined.xml", "101", "102");
+    let s1 = bob.recv_request("INVITE");
+    bob.reply(&s1, 180, "b1");
+    bob.reply(&s1, 200, "b1");
+    let _ack = bob.recv_request("ACK");
+    // The consultation.
+    let s2 = bob.invite("103", |_| {});
+    assert_eq!(s2.status, 200);
+    bob.ack(&s2, "103");
+    let replaces = sip::headers::Replaces {
+        call_id: s2.call_id.clone(),
+        to_tag: s2.to_tag.clone(),
+        from_tag: s2.from_tag.clone(),
+        early_only: false,
+    };
+    let refer_to =
+        sip::dialog::refer_to_with_replaces(&format!("sip:103@{DEMO_DOMAIN}"), &replaces);
+    let pbx = super::phone::contact_uri(&s1).expect("Contact");
+    let (from, to) = (
+        s1.header_named("To").unwrap(),
+        s1.header_named("From").unwrap(),
+    );
+    let call_id = s1.call_id().unwrap();
+    let in_s1 = |method: &str, cseq: u32, extra: &str| {
+        format!(
+            "{method} {pbx} SIP/2.0\r\n{via}Max-Forwards: 70\r\nFrom: {from};tag=b1\r\n\
+             To: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\n{extra}\
+             Content-Length: 0\r\n\r\n",
+            via = bob.via(),
+        )
+    };
+    bob.send(&in_s1(
+        "REFER",
+        1,
+        &format!(
+            "Contact: <sip:102@{}>\r\nRefer-To: {refer_to}\r\n",
+            bob.addr()
+        ),
+    ));
+    // 202; NOTIFY 100 and NOTIFY 200 on S1; BYE on S2: each answered.
+    let (mut accepted, mut done, mut s2_bye) = (false, false, false);
+    while !(accepted && done && s2_bye) {
+        let m = bob.recv();
+        match m.method().map(|m| m.as_str().to_owned()).as_deref() {
+            None => accepted |= m.status() == Some(202),
+            Some("NOTIFY") => {
+                done |= m.body().starts_with(b"SIP/2.0 200");
+                bob.reply(&m, 200, "b1");
+            }
+            Some("BYE") => {
+                s2_bye |= m.call_id() == Ok(s2.call_id.as_str());
+                bob.reply(&m, 200, "b1");
+            }
+            _ => {}
+        }
+    }
+    bob.send(&in_s1("BYE", 2, ""));
+    finished(&demo, caller, "uac_rejoined.xml");
+    finished(&demo, target, "uas_transferred.xml");
+
+    let admin = demo.admin();
+    let list = wait_for_cdrs(&admin, 2);
+    let detail = |callee: &str| {
+        let id = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["callee"] == callee)
+            .and_then(|c| c["id"].as_str())
+            .unwrap_or_else(|| panic!("no CDR to {callee}: {list}"))
+            .to_owned();
+        admin.get(&format!("/api/cdrs/{id}")).json()["items"][0].clone()
+    };
+    let first = detail("102");
+    assert_common(&first);
+    assert_eq!(first["end_reason"], "CALLER_DISCONNECTED", "{first}");
+    let got: Vec<Value> = targets(&first)
+        .iter()
+        .map(|t| json!([t["callee"], t["status"], t["end_reason"]]))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            json!(["102", "answered", "attended_transfer_complete"]),
+            json!(["103", "answered", "caller_disconnect"])
+        ],
+        "{first}"
+    );
+    let consultation = detail("103");
+    assert_eq!(consultation["caller"], "102", "{consultation}");
+    assert_eq!(
+        consultation["end_reason"], "CONSULT_TRANSFER_COMPLETED",
+        "{consultation}"
+    );
+    let got: Vec<Value> = targets(&consultation)
+        .iter()
+        .map(|t| json!([t["callee"], t["status"], t["end_reason"]]))
+        .collect();
+    assert_eq!(
+        got,
+        [json!(["103", "answered", "replaced"])],
+        "{consultation}"
+    );
+}
