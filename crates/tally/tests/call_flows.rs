@@ -121,3 +121,12 @@ fn sipp_attended_transfer() {
     let dir = TempDir::new("flow-attended-transfer");
     flows::attended_transfer(dir.path(), &[]);
 }
+
+#[test]
+fn sipp_invite_with_replaces() {
+    if !sipp_available("sipp_invite_with_replaces") {
+        return;
+    }
+    let dir = TempDir::new("flow-invite-replaces");
+    flows::invite_with_replaces(dir.path(), &[]);
+}

@@ -140,6 +140,14 @@ fn on_postgres_attended_transfer() {
 }
 
 #[test]
+fn on_postgres_invite_with_replaces() {
+    flow_on_postgres(
+        "on_postgres_invite_with_replaces",
+        common::flows::invite_with_replaces,
+    );
+}
+
+#[test]
 fn on_postgres_kill_9_during_an_answered_call_gives_a_recovered_cdr() {
     let test = "on_postgres_kill_9_during_an_answered_call_gives_a_recovered_cdr";
     let Some(db) = PgDatabase::create(test) else {
