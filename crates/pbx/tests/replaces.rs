@@ -253,3 +253,45 @@ fn a_replaces_without_a_consultation_replaces_the_party() {
         .collect();
     assert_eq!(events, [cdr::EndReason::Replaced]);
 }
+
+/// A Replaces naming the caller's leg: the newcomer takes the caller's
+/// side (the callee is re-INVITEd), and `call_update_info` names it as
+/// the caller.
+#[test]
+fn a_replaces_of_the_caller_leg_changes_the_caller() {
+    let (mut cast, a_call, b_call) = answered();
+    let mut ann = Phone::new("103", "Ann", udp(ANN));
+    let Cast { bench, alice, bob } = &mut cast;
+    bench.register(&mut ann);
+    bench.at(10_000);
+    let a_leg = Replaces {
+        call_id: a_call.call_id.clone(),
+        to_tag: tag_of(&a_call.remote),
+        from_tag: tag_of(&a_call.local),
+        early_only: false,
+    };
+    invite_replacing(bench, &mut ann, &a_leg);
+    let bye = bench.take_one(alice.peer);
+    assert!(is(&bye, Method::Bye), "{}", bye.summary());
+    let reinvite = bench.take_one(bob.peer);
+    assert!(is(&reinvite, Method::Invite), "{}", reinvite.summary());
+    assert_eq!(reinvite.body(), SDP_C.as_bytes());
+    bench.send(bob.peer, &bob.respond(&b_call, &reinvite, 200, Some(SDP_B)));
+    let ok = bench
+        .take(ann.peer)
+        .into_iter()
+        .find(|m| m.status() == Some(200))
+        .unwrap();
+    assert_eq!(ok.body(), SDP_B.as_bytes());
+    let updates: Vec<_> = bench
+        .call_events
+        .iter()
+        .filter_map(|(_, _, e)| match &e.kind {
+            cdr::CallEventKind::IdentityChanged { caller, callee } => {
+                Some((caller.as_ref().map(|p| p.user.clone()), callee.is_none()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(updates, [(Some("103".to_owned()), true)]);
+}

@@ -134,7 +134,7 @@ impl Session {
         }
         self.timers.stop_ringing();
         self.stage.group = None;
-        let i = self.adopt_newcomer(cx, &who);
+        let i = self.adopt_newcomer(cx, &who, false);
         self.phase = Phase::Answered(Bridge::new(LegRef::Caller, i));
         // A's offer gets an inactive answer now; P's offer goes to A in a
         // re-INVITE at A's ACK. Without an offer from A, P's offer (or
@@ -188,7 +188,7 @@ impl Session {
             }));
         }
         self.hang_up(cx, leg);
-        let i = self.adopt_newcomer(cx, &who);
+        let i = self.adopt_newcomer(cx, &who, leg == b.caller);
         // The newcomer is the callee side from now on, the other party
         // the caller side.
         self.phase = Phase::Answered(Bridge::new(other, i));
@@ -257,8 +257,10 @@ impl Session {
         }
     }
 
-    /// `who` as a new target, answered now, with `call_update_info`.
-    fn adopt_newcomer(&mut self, cx: &mut Ctx<'_>, who: &Newcomer) -> usize {
+    /// `who` as a new target, answered now, with `call_update_info`
+    /// naming it as the callee, or as the caller when it replaced the
+    /// caller's side.
+    fn adopt_newcomer(&mut self, cx: &mut Ctx<'_>, who: &Newcomer, as_caller: bool) -> usize {
         let i = self.targets.len();
         let target = TargetId::from(cx.sv.snowflake.next_id(UnixMillis(cx.clk.unix_ms)));
         let destination = who
@@ -294,16 +296,20 @@ impl Session {
             number: number.clone(),
             destination,
         });
-        self.stage.extension = number;
+        if !as_caller {
+            self.stage.extension = number;
+        }
         cx.emit(CallEventKind::TargetAdded(Box::new(added)));
         cx.emit(CallEventKind::TargetAnswered { target });
-        cx.emit(CallEventKind::IdentityChanged {
-            caller: None,
-            callee: Some(Party {
-                domain: self.tenant.domain.clone(),
-                ..who.party.clone()
-            }),
-        });
+        let party = Party {
+            domain: self.tenant.domain.clone(),
+            ..who.party.clone()
+        };
+        let (caller, callee) = match as_caller {
+            true => (Some(party), None),
+            false => (None, Some(party)),
+        };
+        cx.emit(CallEventKind::IdentityChanged { caller, callee });
         i
     }
 
