@@ -511,10 +511,14 @@ pub(super) fn hold_answer(offer: &[u8]) -> Bytes {
             }
             let mut fields = m.split(' ');
             let media = fields.next().unwrap_or("audio");
-            let _port = fields.next();
+            // A stream the offer rejects stays rejected (RFC 3264 §6).
+            let port = match fields.next() {
+                Some("0") => 0,
+                _ => 9,
+            };
             let proto = fields.next().unwrap_or("RTP/AVP");
             let first = fields.next().unwrap_or("0").to_owned();
-            out.push_str(&format!("m={media} 9 {proto} {first}\r\n"));
+            out.push_str(&format!("m={media} {port} {proto} {first}\r\n"));
             format = Some(first);
         } else if let Some(f) = &format {
             for attr in ["a=rtpmap:", "a=fmtp:"] {
@@ -553,5 +557,10 @@ mod tests {
         );
         let parsed = sip::sdp::SessionDescription::parse(answer.as_bytes()).unwrap();
         assert!(parsed.is_hold(), "{parsed:?}");
+        let rejected = b"v=0\r\no=- 1 1 IN IP4 10.0.0.5\r\ns=-\r\nc=IN IP4 10.0.0.5\r\nt=0 0\r\n\
+                         m=audio 4000 RTP/AVP 0\r\nm=video 0 RTP/AVP 97\r\n";
+        let answer = String::from_utf8(hold_answer(rejected).to_vec()).unwrap();
+        assert!(answer.contains("m=audio 9 RTP/AVP 0\r\n"), "{answer}");
+        assert!(answer.contains("m=video 0 RTP/AVP 97\r\n"), "{answer}");
     }
 }
