@@ -96,6 +96,54 @@ pub struct User {
     pub max_concurrent_calls: Option<u32>,
     /// Calls to and from this user are recorded (the media is relayed).
     pub recording: bool,
+    /// The call pickup group this user belongs to (`""`: none). Group
+    /// pickup (`*8`) takes a call ringing a user of the picker's group;
+    /// directed pickup (`**<ext>`) one ringing `ext`, in the same group
+    /// (DESIGN.md, "Call pickup").
+    pub pickup_group: String,
+}
+
+/// A tenant's call pickup feature codes (DESIGN.md, "Call pickup"): what
+/// a user dials to pick up a call ringing someone else.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FeatureCodes {
+    /// Group pickup: a call ringing anyone of the picker's pickup group.
+    pub group_pickup: String,
+    /// Directed pickup: this prefix, then the extension ringing.
+    pub directed_pickup: String,
+}
+
+impl Default for FeatureCodes {
+    fn default() -> Self {
+        FeatureCodes {
+            group_pickup: "*8".to_owned(),
+            directed_pickup: "**".to_owned(),
+        }
+    }
+}
+
+/// What a dialled number asks for, when it is a feature code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Feature {
+    /// Pick up a call ringing the picker's pickup group.
+    GroupPickup,
+    /// Pick up a call ringing this extension.
+    DirectedPickup(String),
+}
+
+impl FeatureCodes {
+    /// The feature `dialled` asks for (the group code first), if any.
+    pub fn feature(&self, dialled: &str) -> Option<Feature> {
+        if !self.group_pickup.is_empty() && dialled == self.group_pickup {
+            return Some(Feature::GroupPickup);
+        }
+        match dialled.strip_prefix(self.directed_pickup.as_str()) {
+            Some(ext) if !self.directed_pickup.is_empty() && !ext.is_empty() => {
+                Some(Feature::DirectedPickup(ext.to_owned()))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// When a forwarding rule applies (the stored rule's `condition`).
@@ -273,6 +321,7 @@ impl fmt::Debug for User {
             .field("forwarding", &self.forwarding)
             .field("max_concurrent_calls", &self.max_concurrent_calls)
             .field("recording", &self.recording)
+            .field("pickup_group", &self.pickup_group)
             .finish_non_exhaustive()
     }
 }
@@ -296,6 +345,8 @@ pub struct Directory {
     by_domain: HashMap<String, TenantId>,
     users: HashMap<TenantId, HashMap<Extension, User>>,
     groups: HashMap<TenantId, HashMap<Extension, RingGroup>>,
+    /// Feature codes of tenants that set their own.
+    features: HashMap<TenantId, FeatureCodes>,
 }
 
 /// The form domains are compared in: lower case, no trailing dot.
@@ -336,6 +387,7 @@ impl Directory {
         self.by_domain.remove(&normalise_domain(&tenant.domain));
         self.users.remove(&id);
         self.groups.remove(&id);
+        self.features.remove(&id);
         Some(tenant)
     }
 
@@ -369,6 +421,16 @@ impl Directory {
 
     pub fn remove_group(&mut self, tenant: TenantId, number: &str) -> Option<RingGroup> {
         self.groups.get_mut(&tenant)?.remove(number)
+    }
+
+    /// Sets `tenant`'s feature codes (the defaults until then).
+    pub fn set_feature_codes(&mut self, tenant: TenantId, codes: FeatureCodes) {
+        self.features.insert(tenant, codes);
+    }
+
+    /// `tenant`'s feature codes.
+    pub fn feature_codes(&self, tenant: TenantId) -> FeatureCodes {
+        self.features.get(&tenant).cloned().unwrap_or_default()
     }
 
     /// The ring group numbered `number` in `tenant`.
@@ -429,7 +491,36 @@ mod tests {
             forwarding: Forwarding::default(),
             max_concurrent_calls: None,
             recording: false,
+            pickup_group: String::new(),
         }
+    }
+
+    #[test]
+    fn feature_codes_name_group_and_directed_pickup() {
+        let codes = FeatureCodes::default();
+        assert_eq!(codes.feature("*8"), Some(Feature::GroupPickup));
+        assert_eq!(
+            codes.feature("**102"),
+            Some(Feature::DirectedPickup("102".into()))
+        );
+        assert_eq!(codes.feature("**"), None);
+        assert_eq!(codes.feature("102"), None);
+        assert_eq!(codes.feature("*81"), None);
+        let own = FeatureCodes {
+            group_pickup: "#5".into(),
+            directed_pickup: String::new(),
+        };
+        assert_eq!(own.feature("#5"), Some(Feature::GroupPickup));
+        assert_eq!(own.feature("*8"), None);
+        assert_eq!(own.feature("**102"), None);
+        let mut d = Directory::new();
+        let t = tenant(1, "a.test");
+        d.upsert_tenant(t.clone()).unwrap();
+        assert_eq!(d.feature_codes(t.id), FeatureCodes::default());
+        d.set_feature_codes(t.id, own.clone());
+        assert_eq!(d.feature_codes(t.id), own);
+        d.remove_tenant(t.id);
+        assert_eq!(d.feature_codes(t.id), FeatureCodes::default());
     }
 
     #[test]

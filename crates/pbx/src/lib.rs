@@ -74,8 +74,8 @@ pub use call::{
 };
 pub use context::{InternalError, Written};
 pub use directory::{
-    Directory, Extension, ForwardCondition, Forwarding, RingGroup, RingStrategy, SipCredentials,
-    Tenant, User,
+    Directory, Extension, Feature, FeatureCodes, ForwardCondition, Forwarding, RingGroup,
+    RingStrategy, SipCredentials, Tenant, User,
 };
 pub use engine::{
     Control, ControlReply, DropReason, Engine, EngineConfig, EngineError, EngineEvent, Input,

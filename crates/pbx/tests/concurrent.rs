@@ -97,6 +97,7 @@ fn two_hundred_interleaved_calls_each_end_in_one_cdr() {
                     forwarding: Default::default(),
                     max_concurrent_calls: None,
                     recording: false,
+                    pickup_group: String::new(),
                 })
                 .unwrap();
         }

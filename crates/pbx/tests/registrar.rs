@@ -53,6 +53,7 @@ fn directory() -> Directory {
                 forwarding: Default::default(),
                 max_concurrent_calls: None,
                 recording: false,
+                pickup_group: String::new(),
             })
             .unwrap();
         }
@@ -678,6 +679,7 @@ fn credentials_of_another_realm_are_refused_with_the_reason_not_counted() {
             forwarding: Default::default(),
             max_concurrent_calls: None,
             recording: false,
+            pickup_group: String::new(),
         })
         .unwrap();
     for _ in 0..8 {
@@ -703,6 +705,7 @@ fn credentials_of_another_realm_are_refused_with_the_reason_not_counted() {
             forwarding: Default::default(),
             max_concurrent_calls: None,
             recording: false,
+            pickup_group: String::new(),
         })
         .unwrap();
     let mut phone = Phone::sipp("102", "203.0.113.9:5060");

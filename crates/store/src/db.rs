@@ -518,6 +518,11 @@ pub(crate) const SQLITE_MIGRATIONS: Embedded = &[
         "did_to_ring_group",
         include_str!("../migrations/sqlite/0016_did_to_ring_group.sql"),
     ),
+    (
+        17,
+        "pickup",
+        include_str!("../migrations/sqlite/0017_pickup.sql"),
+    ),
 ];
 pub(crate) const POSTGRES_MIGRATIONS: Embedded = &[
     (
@@ -599,6 +604,11 @@ pub(crate) const POSTGRES_MIGRATIONS: Embedded = &[
         16,
         "did_to_ring_group",
         include_str!("../migrations/postgres/0016_did_to_ring_group.sql"),
+    ),
+    (
+        17,
+        "pickup",
+        include_str!("../migrations/postgres/0017_pickup.sql"),
     ),
 ];
 

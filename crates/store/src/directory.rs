@@ -18,6 +18,11 @@ pub const DEFAULT_RING_TIMEOUT_SECS: u32 = 30;
 /// A tenant's time zone nobody configured.
 pub const DEFAULT_TIME_ZONE: &str = "UTC";
 
+/// The default group pickup code.
+pub const DEFAULT_PICKUP_CODE: &str = "*8";
+/// The default directed pickup prefix (`**102` picks up 102's call).
+pub const DEFAULT_DIRECTED_PICKUP_PREFIX: &str = "**";
+
 /// One company, with its own SIP domain.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Tenant {
@@ -31,6 +36,10 @@ pub struct Tenant {
     pub time_zone: String,
     /// CDRs older than this many days may be purged; `None` keeps them.
     pub retention_days: Option<u32>,
+    /// Call pickup feature codes (migration 0017): group pickup (`*8`),
+    /// and the directed pickup prefix followed by an extension (`**`).
+    pub pickup_code: String,
+    pub directed_pickup_prefix: String,
     pub created_at: UnixMillis,
 }
 
@@ -43,6 +52,8 @@ impl Tenant {
             sip_domain: sip_domain.to_owned(),
             time_zone: DEFAULT_TIME_ZONE.to_owned(),
             retention_days: None,
+            pickup_code: DEFAULT_PICKUP_CODE.to_owned(),
+            directed_pickup_prefix: DEFAULT_DIRECTED_PICKUP_PREFIX.to_owned(),
             created_at,
         }
     }
@@ -77,6 +88,8 @@ pub struct User {
     /// How many calls the user may be in at once (as caller or callee);
     /// at the limit a call to it is busy. `None`: no limit.
     pub max_concurrent_calls: Option<u32>,
+    /// Call pickup group (`""`: none; migration 0017).
+    pub pickup_group: String,
     /// Whether this user's calls are recorded.
     pub recording: bool,
     pub created_at: UnixMillis,
@@ -137,6 +150,7 @@ impl User {
             password_hash: None,
             forwarding: "[]".to_owned(),
             max_concurrent_calls: None,
+            pickup_group: String::new(),
             recording: false,
             created_at,
             updated_at: created_at,
@@ -160,6 +174,7 @@ impl fmt::Debug for User {
             .field("password_hash", &self.password_hash.as_ref().map(|_| ".."))
             .field("forwarding", &self.forwarding)
             .field("max_concurrent_calls", &self.max_concurrent_calls)
+            .field("pickup_group", &self.pickup_group)
             .field("recording", &self.recording)
             .field("created_at", &self.created_at)
             .field("updated_at", &self.updated_at)
@@ -200,7 +215,7 @@ pub(crate) async fn all_users(conn: &mut impl Conn) -> Result<Vec<User>, StoreEr
     .collect()
 }
 
-const TENANT_COLUMNS: &str = "id, name, sip_domain, time_zone, retention_days, created_at";
+const TENANT_COLUMNS: &str = "id, name, sip_domain, time_zone, retention_days, pickup_code, directed_pickup_prefix, created_at";
 
 fn opt_days(days: Option<u32>) -> Option<i64> {
     days.map(i64::from)
@@ -209,8 +224,8 @@ fn opt_days(days: Option<u32>) -> Option<i64> {
 pub(crate) async fn create_tenant(conn: &mut impl Conn, tenant: &Tenant) -> Result<(), StoreError> {
     let domain = tenant.sip_domain.to_ascii_lowercase();
     conn.execute(
-        "INSERT INTO tenants (id, name, sip_domain, time_zone, retention_days, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO tenants (id, name, sip_domain, time_zone, retention_days, created_at, \
+         pickup_code, directed_pickup_prefix) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         &args![
             db_id("tenant_id", tenant.id.id())?,
             tenant.name.as_str(),
@@ -218,6 +233,8 @@ pub(crate) async fn create_tenant(conn: &mut impl Conn, tenant: &Tenant) -> Resu
             tenant.time_zone.as_str(),
             opt_days(tenant.retention_days),
             db_ms("created_at", tenant.created_at)?,
+            tenant.pickup_code.as_str(),
+            tenant.directed_pickup_prefix.as_str(),
         ],
     )
     .await?;
@@ -232,14 +249,16 @@ pub(crate) async fn update_tenant(
     let domain = tenant.sip_domain.to_ascii_lowercase();
     let n = conn
         .execute(
-            "UPDATE tenants SET name = $2, sip_domain = $3, time_zone = $4, retention_days = $5 \
-             WHERE id = $1",
+            "UPDATE tenants SET name = $2, sip_domain = $3, time_zone = $4, retention_days = $5, \
+             pickup_code = $6, directed_pickup_prefix = $7 WHERE id = $1",
             &args![
                 db_id("tenant_id", tenant.id.id())?,
                 tenant.name.as_str(),
                 domain.as_str(),
                 tenant.time_zone.as_str(),
                 opt_days(tenant.retention_days),
+                tenant.pickup_code.as_str(),
+                tenant.directed_pickup_prefix.as_str(),
             ],
         )
         .await?;
@@ -295,7 +314,8 @@ pub(crate) async fn tenant(
     id: TenantId,
 ) -> Result<Option<Tenant>, StoreError> {
     conn.fetch_optional(
-        "SELECT id, name, sip_domain, time_zone, retention_days, created_at \
+        "SELECT id, name, sip_domain, time_zone, retention_days, pickup_code, \
+         directed_pickup_prefix, created_at \
          FROM tenants WHERE id = $1",
         &args![db_id("tenant_id", id.id())?],
     )
@@ -310,7 +330,8 @@ pub(crate) async fn tenant_by_sip_domain(
 ) -> Result<Option<Tenant>, StoreError> {
     let domain = domain.to_ascii_lowercase();
     conn.fetch_optional(
-        "SELECT id, name, sip_domain, time_zone, retention_days, created_at \
+        "SELECT id, name, sip_domain, time_zone, retention_days, pickup_code, \
+         directed_pickup_prefix, created_at \
          FROM tenants WHERE sip_domain = $1",
         &args![domain.as_str()],
     )
@@ -332,6 +353,8 @@ fn tenant_from_row(row: &impl Row) -> Result<Tenant, StoreError> {
                 u32::try_from(d).map_err(|_| StoreError::Corrupt(format!("retention_days = {d}")))
             })
             .transpose()?,
+        pickup_code: row.text("pickup_code")?,
+        directed_pickup_prefix: row.text("directed_pickup_prefix")?,
         created_at: get_ms(row, "created_at")?,
     })
 }
@@ -339,7 +362,8 @@ fn tenant_from_row(row: &impl Row) -> Result<Tenant, StoreError> {
 /// Every tenant, by id.
 pub(crate) async fn tenants(conn: &mut impl Conn) -> Result<Vec<Tenant>, StoreError> {
     conn.fetch_all(
-        "SELECT id, name, sip_domain, time_zone, retention_days, created_at \
+        "SELECT id, name, sip_domain, time_zone, retention_days, pickup_code, \
+         directed_pickup_prefix, created_at \
          FROM tenants ORDER BY id",
         &args![],
     )
@@ -356,7 +380,8 @@ pub(crate) async fn tenant_page(
     skip: u64,
 ) -> Result<Vec<Tenant>, StoreError> {
     conn.fetch_all(
-        "SELECT id, name, sip_domain, time_zone, retention_days, created_at \
+        "SELECT id, name, sip_domain, time_zone, retention_days, pickup_code, \
+         directed_pickup_prefix, created_at \
          FROM tenants ORDER BY id LIMIT $1 OFFSET $2",
         &args![i64::from(top), db_u64("skip", skip)?],
     )
@@ -378,8 +403,9 @@ pub(crate) async fn create_user(conn: &mut impl Conn, user: &User) -> Result<(),
     conn.execute(
         "INSERT INTO users (id, tenant_id, extension, display_name, sip_password, \
          ring_timeout_secs, enabled, role, email, username, password_hash, forwarding, \
-         recording, created_at, updated_at, sip_realm, sip_ha1_md5, sip_ha1_sha256, max_concurrent_calls) \
-         VALUES ($1, $2, $3, $4, '', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+         recording, created_at, updated_at, sip_realm, sip_ha1_md5, sip_ha1_sha256, max_concurrent_calls, \
+         pickup_group) \
+         VALUES ($1, $2, $3, $4, '', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
         &args![
             db_id("user_id", user.id)?,
             db_id("tenant_id", user.tenant_id.id())?,
@@ -399,6 +425,7 @@ pub(crate) async fn create_user(conn: &mut impl Conn, user: &User) -> Result<(),
             user.sip.md5.as_str(),
             user.sip.sha256.as_str(),
             user.max_concurrent_calls.map(i64::from),
+            user.pickup_group.as_str(),
         ],
     )
     .await?;
@@ -423,8 +450,8 @@ pub(crate) async fn update_user(conn: &mut impl Conn, user: &User) -> Result<boo
             "UPDATE users SET extension = $3, display_name = $4, sip_password = '', \
              ring_timeout_secs = $5, enabled = $6, role = $7, email = $8, username = $9, \
              password_hash = $10, forwarding = $11, recording = $12, updated_at = $13, \
-             sip_realm = $14, sip_ha1_md5 = $15, sip_ha1_sha256 = $16, max_concurrent_calls = $17 \
-             WHERE id = $1 AND tenant_id = $2",
+             sip_realm = $14, sip_ha1_md5 = $15, sip_ha1_sha256 = $16, max_concurrent_calls = $17, \
+             pickup_group = $18 WHERE id = $1 AND tenant_id = $2",
             &args![
                 id,
                 tenant,
@@ -443,6 +470,7 @@ pub(crate) async fn update_user(conn: &mut impl Conn, user: &User) -> Result<boo
                 user.sip.md5.as_str(),
                 user.sip.sha256.as_str(),
                 user.max_concurrent_calls.map(i64::from),
+                user.pickup_group.as_str(),
             ],
         )
         .await?;
@@ -550,6 +578,7 @@ fn user_from_row(row: &impl Row) -> Result<User, StoreError> {
                     .map_err(|_| StoreError::Corrupt(format!("max_concurrent_calls = {n}")))
             })
             .transpose()?,
+        pickup_group: row.text("pickup_group")?,
         recording: row.boolean("recording")?,
         created_at: get_ms(row, "created_at")?,
         updated_at: get_ms(row, "updated_at")?,

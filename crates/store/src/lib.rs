@@ -76,7 +76,10 @@ pub use audit::AuditEntry;
 pub use cdrs::CdrPage;
 pub use commit::SessionEvents;
 pub use db::{Backend, PoolWaits, StoreOptions, pool_waits};
-pub use directory::{DEFAULT_RING_TIMEOUT_SECS, DEFAULT_TIME_ZONE, SipHashes, Tenant, User};
+pub use directory::{
+    DEFAULT_DIRECTED_PICKUP_PREFIX, DEFAULT_PICKUP_CODE, DEFAULT_RING_TIMEOUT_SECS,
+    DEFAULT_TIME_ZONE, SipHashes, Tenant, User,
+};
 pub use error::StoreError;
 pub use export::{ExportFormat, ExportLimits, ExportSlot, ExportSlots, ExportZone, UnknownZone};
 pub use identity::{AccessGrant, ApiKey, NewToken, Refresh, Rotation, TokenOwner};

@@ -73,9 +73,18 @@ async fn directory_tenants_and_users(db: &TestDb) {
     let store = db.open().await;
     let mut acme = tenant(1);
     acme.sip_domain = "Acme.Example".into();
+    acme.pickup_code = "*71".into();
     store.create_tenant(&acme).await.unwrap();
     let stored = store.tenant(tenant_id(1)).await.unwrap().unwrap();
     assert_eq!(stored.sip_domain, "acme.example", "domains are lowercased");
+    assert_eq!(
+        (
+            stored.pickup_code.as_str(),
+            stored.directed_pickup_prefix.as_str()
+        ),
+        ("*71", "**"),
+        "feature codes (migration 0017)"
+    );
     assert_eq!(
         store.tenant_by_sip_domain("ACME.example").await.unwrap(),
         Some(stored.clone())
@@ -122,6 +131,7 @@ async fn directory_tenants_and_users(db: &TestDb) {
     bob.id = Id::from_u64(43);
     bob.ring_timeout_secs = 45;
     bob.max_concurrent_calls = Some(2);
+    bob.pickup_group = "sales".into();
     bob.enabled = false;
     store.create_user(&bob).await.unwrap();
 

@@ -37,6 +37,8 @@ pub struct NewTenant {
     pub sip_domain: String,
     pub time_zone: String,
     pub retention_days: Option<u32>,
+    pub pickup_code: String,
+    pub directed_pickup_prefix: String,
 }
 
 impl NewTenant {
@@ -47,6 +49,8 @@ impl NewTenant {
             sip_domain: sip_domain.to_owned(),
             time_zone: store::DEFAULT_TIME_ZONE.to_owned(),
             retention_days: None,
+            pickup_code: store::DEFAULT_PICKUP_CODE.to_owned(),
+            directed_pickup_prefix: store::DEFAULT_DIRECTED_PICKUP_PREFIX.to_owned(),
         }
     }
 }
@@ -73,6 +77,8 @@ pub struct UserFields {
     /// At most this many calls at once (`None`: no limit; [`max_calls`]
     /// checks it).
     pub max_concurrent_calls: Option<u32>,
+    /// Call pickup group (`""`: none; [`pickup_group`] checks it).
+    pub pickup_group: String,
     pub recording: bool,
 }
 
@@ -91,6 +97,7 @@ impl UserFields {
             password_hash: None,
             forwarding: "[]".to_owned(),
             max_concurrent_calls: None,
+            pickup_group: String::new(),
             recording: false,
         }
     }
@@ -109,6 +116,7 @@ impl UserFields {
             password_hash: user.password_hash.clone(),
             forwarding: user.forwarding.clone(),
             max_concurrent_calls: user.max_concurrent_calls,
+            pickup_group: user.pickup_group.clone(),
             recording: user.recording,
         }
     }
@@ -134,6 +142,7 @@ impl UserFields {
         user.password_hash = self.password_hash;
         user.forwarding = self.forwarding;
         user.max_concurrent_calls = self.max_concurrent_calls;
+        user.pickup_group = self.pickup_group;
         user.recording = self.recording;
         Ok(())
     }
@@ -299,6 +308,38 @@ pub fn max_calls(n: u64) -> Result<u32, Invalid> {
                 format!("must be 1 to {MAX_CONCURRENT_CALLS}, or null for no limit"),
             )
         })
+}
+
+/// A call pickup group name: empty (none), or 1 to 32 letters, digits,
+/// `.`, `_` or `-`.
+pub fn pickup_group(name: &str) -> Result<String, Invalid> {
+    let ok = name.len() <= 32
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if !ok {
+        return Err(invalid(
+            "pickup_group",
+            "must be up to 32 letters, digits, '.', '_' or '-' (empty: no group)",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+/// A call pickup feature code (`pickup_code`, `directed_pickup_prefix`):
+/// 1 to 8 characters of `*` and digits, starting with `*` so it is never
+/// an extension number.
+pub fn feature_code(field: &'static str, code: &str) -> Result<String, Invalid> {
+    let ok = (1..=8).contains(&code.len())
+        && code.starts_with('*')
+        && code.chars().all(|c| c == '*' || c.is_ascii_digit());
+    if !ok {
+        return Err(invalid(
+            field,
+            "must be 1 to 8 characters of '*' and digits, starting with '*'",
+        ));
+    }
+    Ok(code.to_owned())
 }
 
 /// A sign-in name besides the extension number: starts with a letter (so
@@ -527,6 +568,8 @@ impl Provisioner {
         let tenant = store::Tenant {
             time_zone: new.time_zone,
             retention_days: new.retention_days,
+            pickup_code: new.pickup_code,
+            directed_pickup_prefix: new.directed_pickup_prefix,
             ..store::Tenant::new(
                 TenantId::from(self.next_id()),
                 &new.name,
@@ -541,8 +584,11 @@ impl Provisioner {
             }
             Err(e) => return Err(e.into()),
         }
-        self.apply(Provision::Tenant(engine_tenant(&tenant)))
-            .await?;
+        self.apply(Provision::Tenant(
+            engine_tenant(&tenant),
+            engine_feature_codes(&tenant),
+        ))
+        .await?;
         tracing::info!(tenant_id = %tenant.id, sip_domain = %tenant.sip_domain, "tenant created");
         Ok(tenant)
     }
@@ -558,7 +604,11 @@ impl Provisioner {
             }
             Err(e) => return Err(e.into()),
         }
-        self.apply(Provision::Tenant(engine_tenant(tenant))).await?;
+        self.apply(Provision::Tenant(
+            engine_tenant(tenant),
+            engine_feature_codes(tenant),
+        ))
+        .await?;
         tracing::info!(tenant_id = %tenant.id, sip_domain = %tenant.sip_domain, "tenant updated");
         // The store forgot the HA1s of another realm (they cannot answer
         // this domain's challenges); say whose passwords are needed.
@@ -723,7 +773,10 @@ pub async fn load_directory(store: &Store) -> Result<(pbx::Directory, usize, usi
     let (mut tenants, mut users) = (0, 0);
     for tenant in store.tenants().await? {
         match directory.upsert_tenant(engine_tenant(&tenant)) {
-            Ok(()) => tenants += 1,
+            Ok(()) => {
+                directory.set_feature_codes(tenant.id, engine_feature_codes(&tenant));
+                tenants += 1
+            }
             Err(e) => {
                 tracing::warn!(tenant_id = %tenant.id, error = %e, "stored tenant not loaded")
             }
@@ -835,6 +888,14 @@ pub fn engine_tenant(tenant: &store::Tenant) -> pbx::Tenant {
     }
 }
 
+/// A stored tenant's call pickup feature codes.
+pub fn engine_feature_codes(tenant: &store::Tenant) -> pbx::FeatureCodes {
+    pbx::FeatureCodes {
+        group_pickup: tenant.pickup_code.clone(),
+        directed_pickup: tenant.directed_pickup_prefix.clone(),
+    }
+}
+
 /// A stored user as the engine's directory holds it.
 pub fn engine_user(user: &store::User) -> pbx::User {
     pbx::User {
@@ -852,6 +913,7 @@ pub fn engine_user(user: &store::User) -> pbx::User {
         forwarding: engine_forwarding(&user.forwarding),
         max_concurrent_calls: user.max_concurrent_calls,
         recording: user.recording,
+        pickup_group: user.pickup_group.clone(),
     }
 }
 

@@ -63,7 +63,8 @@ pub enum ShardInput {
 }
 
 pub enum Provision {
-    Tenant(pbx::Tenant),
+    /// A tenant and its call pickup feature codes.
+    Tenant(pbx::Tenant, pbx::FeatureCodes),
     User(pbx::User),
     RemoveTenant(TenantId),
     RemoveUser {
@@ -224,7 +225,15 @@ impl Shard {
             ShardInput::TransportError { peer } => Input::TransportError { peer },
             ShardInput::Provision { change, done } => {
                 let (input, result) = match change {
-                    Provision::Tenant(t) => (None, self.engine.directory_mut().upsert_tenant(t)),
+                    Provision::Tenant(t, codes) => {
+                        let d = self.engine.directory_mut();
+                        let id = t.id;
+                        let r = d.upsert_tenant(t);
+                        if r.is_ok() {
+                            d.set_feature_codes(id, codes);
+                        }
+                        (None, r)
+                    }
                     Provision::User(u) => (None, self.engine.directory_mut().upsert_user(u)),
                     Provision::RemoveTenant(id) => (Some(Input::RemoveTenant(id)), Ok(())),
                     Provision::RemoveUser { tenant, extension } => {

@@ -94,3 +94,39 @@ fn sipp_ring_groups_ring_all_and_hunt() {
     let dir = TempDir::new("flow-ring-groups");
     flows::ring_groups(dir.path(), &[]);
 }
+
+#[test]
+fn sipp_call_pickup_group_and_directed() {
+    if !sipp_available("sipp_call_pickup_group_and_directed") {
+        return;
+    }
+    let dir = TempDir::new("flow-pickup");
+    flows::pickup(dir.path(), &[]);
+}
+
+#[test]
+fn sipp_blind_transfer() {
+    if !sipp_available("sipp_blind_transfer") {
+        return;
+    }
+    let dir = TempDir::new("flow-blind-transfer");
+    flows::blind_transfer(dir.path(), &[]);
+}
+
+#[test]
+fn sipp_attended_transfer() {
+    if !sipp_available("sipp_attended_transfer") {
+        return;
+    }
+    let dir = TempDir::new("flow-attended-transfer");
+    flows::attended_transfer(dir.path(), &[]);
+}
+
+#[test]
+fn sipp_invite_with_replaces() {
+    if !sipp_available("sipp_invite_with_replaces") {
+        return;
+    }
+    let dir = TempDir::new("flow-invite-replaces");
+    flows::invite_with_replaces(dir.path(), &[]);
+}

@@ -655,7 +655,7 @@ fn a_user_is_edited_in_the_console() {
         "REST names the field: {page}"
     );
     let (status, _, page) = save(
-        "display_name=New+Name&email=&username=&role=QueueManager&ring_timeout=45&max_concurrent_calls=&sip_password=&password=",
+        "display_name=New+Name&email=&username=&role=QueueManager&ring_timeout=45&max_concurrent_calls=&pickup_group=sales&sip_password=&password=",
     );
     assert_eq!(status, 303, "{page}");
     let user = rest.get(&format!("/api/users/{id}")).json();
@@ -672,6 +672,7 @@ fn a_user_is_edited_in_the_console() {
         user["has_password"], true,
         "an empty password keeps it: {user}"
     );
+    assert_eq!(user["pickup_group"], "sales", "{user}");
 
     let (status, _, page) = save("section=forwarding&fwd_busy=abc");
     assert_eq!(status, 400, "{page}");

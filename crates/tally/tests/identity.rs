@@ -1143,6 +1143,29 @@ fn tenants_are_listed_paged_validated_updated_and_deleted() {
         (one["time_zone"].as_str(), one["retention_days"].is_null()),
         (Some("UTC"), true)
     );
+    // Call pickup feature codes: the defaults, then the tenant's own.
+    assert_eq!(
+        (
+            one["pickup_code"].as_str(),
+            one["directed_pickup_prefix"].as_str()
+        ),
+        (Some("*8"), Some("**"))
+    );
+    let r = send(
+        &admin,
+        "PATCH",
+        &format!("/api/tenants/{a}"),
+        &json!({"pickup_code": "*71", "directed_pickup_prefix": "*72"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let one = admin.get(&format!("/api/tenants/{a}")).json();
+    assert_eq!(
+        (
+            one["pickup_code"].as_str(),
+            one["directed_pickup_prefix"].as_str()
+        ),
+        (Some("*71"), Some("*72"))
+    );
 
     // Validation names the field.
     for (body, field) in [
@@ -1167,6 +1190,18 @@ fn tenants_are_listed_paged_validated_updated_and_deleted() {
             "sip_domain",
         ),
         (json!({"sip_domain": "x.example.com"}), "name"),
+        (
+            json!({"name": "X", "sip_domain": "x.example.com", "pickup_code": "8"}),
+            "pickup_code",
+        ),
+        (
+            json!({"name": "X", "sip_domain": "x.example.com", "pickup_code": "*8#"}),
+            "pickup_code",
+        ),
+        (
+            json!({"name": "X", "sip_domain": "x.example.com", "directed_pickup_prefix": "*"}),
+            "directed_pickup_prefix",
+        ),
         (
             json!({"name": "X", "sip_domain": "x.example.com", "cdr_evnt": {}}),
             "cdr_evnt",
@@ -1357,6 +1392,9 @@ fn users_are_validated_field_by_field_and_changed_with_put_and_patch() {
             with("max_concurrent_calls", json!("2")),
             "max_concurrent_calls",
         ),
+        (with("pickup_group", json!("sales team")), "pickup_group"),
+        (with("pickup_group", json!("x".repeat(33))), "pickup_group"),
+        (with("pickup_group", json!(7)), "pickup_group"),
         (with("recording", json!("yes")), "recording"),
         (with("enabled", json!(1)), "enabled"),
         (with("ring_timout", json!(30)), "ring_timout"),
@@ -1382,7 +1420,7 @@ fn users_are_validated_field_by_field_and_changed_with_put_and_patch() {
             "extension": "200", "sip_password": "sip-secret-200", "password": "web-pass-200",
             "username": "dave.smith", "display_name": "Dave", "email": "dave@acme.example.com",
             "role": "QueueManager", "ring_timeout": 45, "recording": true, "enabled": true,
-            "max_concurrent_calls": 2,
+            "max_concurrent_calls": 2, "pickup_group": "sales-1",
             "forwarding": [{"condition": "busy", "destination": "+15550100"},
                            {"condition": "no_answer", "destination": "sip:desk@acme.example.com", "enabled": false}],
         }),
@@ -1410,7 +1448,20 @@ fn users_are_validated_field_by_field_and_changed_with_put_and_patch() {
                {"condition": "no_answer", "destination": "sip:desk@acme.example.com", "enabled": false}])
     );
     assert_eq!(dave["max_concurrent_calls"], 2);
+    assert_eq!(dave["pickup_group"], "sales-1");
     assert_eq!(tenant_admin.get(&format!("/api/users/{id}")).json(), dave);
+    let listed = tenant_admin.get("/api/users").json();
+    let listed = listed["items"].as_array().unwrap();
+    assert!(
+        listed
+            .iter()
+            .any(|u| u["id"] == dave["id"] && u["pickup_group"] == "sales-1")
+    );
+    assert!(
+        listed
+            .iter()
+            .any(|u| u["extension"] == "101" && u["pickup_group"] == "")
+    );
 
     // Unique extension and username in the tenant (409 naming the field).
     let r = tenant_admin.post_json("/api/users", &with("extension", json!("101")));

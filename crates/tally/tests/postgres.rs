@@ -119,6 +119,35 @@ fn on_postgres_ring_groups_ring_all_and_hunt() {
 }
 
 #[test]
+fn on_postgres_call_pickup_group_and_directed() {
+    flow_on_postgres(
+        "on_postgres_call_pickup_group_and_directed",
+        common::flows::pickup,
+    );
+}
+
+#[test]
+fn on_postgres_blind_transfer() {
+    flow_on_postgres("on_postgres_blind_transfer", common::flows::blind_transfer);
+}
+
+#[test]
+fn on_postgres_attended_transfer() {
+    flow_on_postgres(
+        "on_postgres_attended_transfer",
+        common::flows::attended_transfer,
+    );
+}
+
+#[test]
+fn on_postgres_invite_with_replaces() {
+    flow_on_postgres(
+        "on_postgres_invite_with_replaces",
+        common::flows::invite_with_replaces,
+    );
+}
+
+#[test]
 fn on_postgres_kill_9_during_an_answered_call_gives_a_recovered_cdr() {
     let test = "on_postgres_kill_9_during_an_answered_call_gives_a_recovered_cdr";
     let Some(db) = PgDatabase::create(test) else {

@@ -114,6 +114,7 @@ impl Session {
             };
             self.send_owed_ack(cx, other, body);
         }
+        self.pickup_acked(cx, leg, ack);
     }
 
     /// A 2xx to an INVITE that arrived after its transaction ended: the

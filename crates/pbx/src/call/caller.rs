@@ -4,6 +4,7 @@
 //! 408 at the ring timeout, 503 at shutdown); its CANCEL (or BYE while
 //! nobody answered) stops every target.
 
+use bytes::Bytes;
 use cdr::{EndReason, NoAnswerCause};
 use sip::builder::{ResponseBuilder, default_reason};
 use sip::dialog::Dialog;
@@ -115,6 +116,11 @@ impl Session {
             _ => body_of(ok),
         };
         self.media_answered(cx);
+        self.answer_caller_with(cx, body);
+    }
+
+    /// The caller's 200 with `body`, repeated until its ACK.
+    pub(super) fn answer_caller_with(&mut self, cx: &mut Ctx<'_>, body: Option<(String, Bytes)>) {
         let Some(caller) = self.caller.as_mut() else {
             return;
         };

@@ -67,7 +67,9 @@
 //!   target rung with a late offer and joined by a re-INVITE of the party
 //!   left, the referrer released;
 //! - `attended.rs`: attended transfer (REFER with Replaces): one session
-//!   hands its target's leg over, the other adopts it (the engine decides).
+//!   hands its target's leg over, the other adopts it (the engine decides);
+//! - `pickup.rs`: call pickup and INVITE with Replaces: a phone's own
+//!   INVITE takes a party's place (the engine decides which).
 //!
 //! Seams for what comes next: a feature that reroutes a call (forwarding,
 //! a followed 3xx, a ring-group step, pickup) adds targets to the same
@@ -125,6 +127,7 @@ mod group;
 mod leg;
 mod media;
 mod originate;
+mod pickup;
 mod reroute;
 mod timer;
 mod transfer;
@@ -154,6 +157,7 @@ pub(crate) use group::LastAnswered;
 use leg::Leg;
 pub(crate) use leg::acknowledges;
 pub(crate) use originate::{Origin, Originate};
+pub(crate) use pickup::Newcomer;
 pub use reroute::{NotFollowed, RoutingNotice};
 use timer::{Timer, TimerTable};
 pub use transfer::{RELEASE_AFTER, TransferOnFailure};
@@ -217,6 +221,9 @@ pub(crate) enum TxnRole {
     /// The re-INVITE without SDP asking an attended transfer's adopted
     /// target for an offer (`attended.rs`).
     TransferOffer,
+    /// The re-INVITE putting a picker's (or a Replaces newcomer's) offer
+    /// to the party it joins (`pickup.rs`).
+    PickupJoin,
 }
 
 /// Where the call as a whole is.
@@ -267,6 +274,8 @@ pub(crate) struct Session {
     xfer: transfer::Transfers,
     /// The media relay, when the call is anchored (`media.rs`).
     media: Option<crate::media::Anchored>,
+    /// A picker (or Replaces newcomer) joining the call (`pickup.rs`).
+    pickup: pickup::Pickup,
 }
 
 impl Session {
@@ -341,6 +350,7 @@ impl Session {
             trunk: trunk::TrunkLegs::new(inbound),
             xfer: Default::default(),
             media: None,
+            pickup: Default::default(),
         };
         s.own(cx, server, peer, TxnRole::CallerInvite);
         s.index(cx, (call_id.clone(), tag), LegRef::Caller);
@@ -496,6 +506,7 @@ impl Session {
             TxnRole::Relay => self.on_relay_event(cx, id, event),
             TxnRole::TransferJoin => self.on_join_event(cx, id, event),
             TxnRole::TransferOffer => self.on_offer_event(cx, id, event),
+            TxnRole::PickupJoin => self.on_pickup_join_event(cx, id, event),
             TxnRole::CallerInvite | TxnRole::Cancel | TxnRole::Bye | TxnRole::Notify => {}
         }
     }
@@ -575,6 +586,7 @@ impl Session {
         }
         self.phase = Phase::Over;
         self.timers.stop_ringing();
+        self.pickup_call_over(cx);
         cx.emit(CallEventKind::SessionEnded(SessionEnd {
             status_code,
             reason,

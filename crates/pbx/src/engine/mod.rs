@@ -84,6 +84,7 @@
 
 mod auth;
 mod control;
+mod pickup;
 mod transfer;
 mod trunks;
 
@@ -806,6 +807,11 @@ impl Engine {
             .and_then(|u| u.sip().and_then(|s| s.user_unescaped()))
             .and_then(|u| String::from_utf8(u.into_owned()).ok())
             .unwrap_or_default();
+        // Pickup feature codes and Replaces join another call (`pickup.rs`).
+        let Some((request, caller)) = self.feature_invite(clk, peer, id, request, caller, &dialled)
+        else {
+            return;
+        };
         let session_id = self.sv.snowflake.next_session(cdr::UnixMillis(clk.unix_ms));
         let dir = Lookup {
             directory: &self.directory,

@@ -86,6 +86,7 @@ pub fn directory(d: &mut Directory) {
             forwarding: Default::default(),
             max_concurrent_calls: None,
             recording: false,
+            pickup_group: String::new(),
         })
         .unwrap();
     }

@@ -255,6 +255,14 @@ pub fn api() -> Api {
             ("sip_domain", string()),
             ("time_zone", text("IANA time zone name")),
             ("retention_days", nullable(int_range(1, 36_500))),
+            (
+                "pickup_code",
+                text("Group call pickup feature code (default *8)"),
+            ),
+            (
+                "directed_pickup_prefix",
+                text("Directed call pickup prefix, dialled before the extension (default **)"),
+            ),
             ("created_at", date_time()),
         ],
         &[
@@ -263,6 +271,8 @@ pub fn api() -> Api {
             "sip_domain",
             "time_zone",
             "retention_days",
+            "pickup_code",
+            "directed_pickup_prefix",
             "created_at",
         ],
     );
@@ -273,6 +283,16 @@ pub fn api() -> Api {
                 ("sip_domain", string()),
                 ("time_zone", text("IANA time zone name (default UTC)")),
                 ("retention_days", nullable(int_range(1, 36_500))),
+                (
+                    "pickup_code",
+                    text("Group call pickup code: '*' then '*' or digits, up to 8 (default *8)"),
+                ),
+                (
+                    "directed_pickup_prefix",
+                    text(
+                        "Directed call pickup prefix: '*' then '*' or digits, up to 8 (default **)",
+                    ),
+                ),
             ],
             required,
         )
@@ -311,6 +331,7 @@ pub fn api() -> Api {
                     i64::from(crate::provision::MAX_CONCURRENT_CALLS),
                 )),
             ),
+            ("pickup_group", text("Call pickup group; empty: none")),
             ("recording", boolean()),
             ("enabled", boolean()),
             ("has_password", boolean()),
@@ -338,6 +359,7 @@ pub fn api() -> Api {
             "ring_timeout",
             "forwarding",
             "max_concurrent_calls",
+            "pickup_group",
             "recording",
             "enabled",
             "has_password",
@@ -369,6 +391,10 @@ pub fn api() -> Api {
                         1,
                         i64::from(crate::provision::MAX_CONCURRENT_CALLS),
                     )),
+                ),
+                (
+                    "pickup_group",
+                    text("Call pickup group: up to 32 letters, digits, '.', '_', '-'; empty: none"),
                 ),
                 ("recording", boolean()),
                 ("enabled", boolean()),

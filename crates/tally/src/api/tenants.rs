@@ -32,7 +32,14 @@ use super::resource::{Body, ListQuery, rfc3339, system_admin};
 use super::{ApiError, ApiState, Principal};
 use crate::provision::{self, NewTenant};
 
-pub const FIELDS: [&str; 4] = ["name", "sip_domain", "time_zone", "retention_days"];
+pub const FIELDS: [&str; 6] = [
+    "name",
+    "sip_domain",
+    "time_zone",
+    "retention_days",
+    "pickup_code",
+    "directed_pickup_prefix",
+];
 
 /// A tenant as REST shows it (keys in this order).
 #[derive(Serialize)]
@@ -42,6 +49,10 @@ pub struct TenantJson {
     sip_domain: String,
     time_zone: String,
     retention_days: Option<u32>,
+    /// Call pickup feature codes: group pickup, and the directed pickup
+    /// prefix (followed by an extension).
+    pickup_code: String,
+    directed_pickup_prefix: String,
     created_at: String,
 }
 
@@ -52,6 +63,8 @@ pub fn tenant_json(t: store::Tenant) -> TenantJson {
         sip_domain: t.sip_domain,
         time_zone: t.time_zone,
         retention_days: t.retention_days,
+        pickup_code: t.pickup_code,
+        directed_pickup_prefix: t.directed_pickup_prefix,
         created_at: rfc3339(t.created_at),
     }
 }
@@ -99,6 +112,36 @@ pub fn apply(
             .map(provision::retention_days)
             .transpose()?;
     }
+    for (field, default) in [
+        ("pickup_code", store::DEFAULT_PICKUP_CODE),
+        (
+            "directed_pickup_prefix",
+            store::DEFAULT_DIRECTED_PICKUP_PREFIX,
+        ),
+    ] {
+        if full || body.has(field) {
+            let code = match body.string(field)? {
+                Some(c) => provision::feature_code(field, c)?,
+                None => default.to_owned(),
+            };
+            match field {
+                "pickup_code" => tenant.pickup_code = code,
+                _ => tenant.directed_pickup_prefix = code,
+            }
+        }
+    }
+    if tenant
+        .directed_pickup_prefix
+        .starts_with(&tenant.pickup_code)
+        || tenant
+            .pickup_code
+            .starts_with(&tenant.directed_pickup_prefix)
+    {
+        return Err(ApiError::validate(
+            "directed_pickup_prefix",
+            "must not begin with the pickup code, nor the pickup code with it",
+        ));
+    }
     Ok(())
 }
 
@@ -141,6 +184,8 @@ pub async fn create(
             sip_domain: fields.sip_domain,
             time_zone: fields.time_zone,
             retention_days: fields.retention_days,
+            pickup_code: fields.pickup_code,
+            directed_pickup_prefix: fields.directed_pickup_prefix,
         })
         .await?;
     state

@@ -22,7 +22,9 @@
 //! `forwarding` (rules, see [`crate::provision::forwarding`], applied by
 //! the engine), `max_concurrent_calls` (1–1000, `null` for no limit, the
 //! default: at the limit a call to the user is busy, and its busy
-//! forwarding rule applies), `recording`, `enabled`.
+//! forwarding rule applies), `pickup_group` (call pickup group, up to 32
+//! letters, digits, `.`, `_`, `-`; `""`, the default: none), `recording`,
+//! `enabled`.
 //! Responses add `id`, `tenant_id`, `has_password`, `created_at`,
 //! `updated_at`, never a password.
 //!
@@ -46,7 +48,7 @@ use super::{ApiError, ApiState, Role};
 use crate::admin;
 use crate::provision::{self, UserFields};
 
-pub const FIELDS: [&str; 12] = [
+pub const FIELDS: [&str; 13] = [
     "extension",
     "sip_password",
     "password",
@@ -57,6 +59,7 @@ pub const FIELDS: [&str; 12] = [
     "ring_timeout",
     "forwarding",
     "max_concurrent_calls",
+    "pickup_group",
     "recording",
     "enabled",
 ];
@@ -79,6 +82,8 @@ pub struct UserJson {
     forwarding: Value,
     /// `None`: no limit.
     max_concurrent_calls: Option<u32>,
+    /// Call pickup group (`""`: none).
+    pickup_group: String,
     recording: bool,
     enabled: bool,
     /// Whether a web password is set (the user can sign in).
@@ -104,6 +109,7 @@ pub fn user_json(u: store::User) -> UserJson {
         ring_timeout: u.ring_timeout_secs,
         forwarding: serde_json::from_str(&u.forwarding).unwrap_or_else(|_| json!([])),
         max_concurrent_calls: u.max_concurrent_calls,
+        pickup_group: u.pickup_group,
         recording: u.recording,
         enabled: u.enabled,
         has_password: u.password_hash.is_some(),
@@ -161,6 +167,12 @@ async fn apply(fields: &mut UserFields, body: &Body, full: bool) -> Result<bool,
             .number("max_concurrent_calls")?
             .map(provision::max_calls)
             .transpose()?;
+    }
+    if given("pickup_group") {
+        fields.pickup_group = match body.string("pickup_group")? {
+            None => defaults.pickup_group,
+            Some(g) => provision::pickup_group(g)?,
+        };
     }
     if given("recording") {
         fields.recording = body.boolean("recording")?.unwrap_or(defaults.recording);

@@ -11,6 +11,9 @@ use serde_json::{Value, json};
 use super::receiver::Receiver;
 use super::{Http, Phone, Server, Sipp, free_sip_port, sipp, wait_for_cdrs};
 
+mod transfer;
+pub use transfer::{attended_transfer, blind_transfer, invite_with_replaces, pickup};
+
 pub const DEMO_DOMAIN: &str = "demo.tally.local";
 
 /// A `tally serve --demo` with the credentials it printed.

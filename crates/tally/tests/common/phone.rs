@@ -71,7 +71,7 @@ impl Phone {
         self.socket.local_addr().expect("phone addr")
     }
 
-    fn via(&self) -> String {
+    pub fn via(&self) -> String {
         format!(
             "Via: SIP/2.0/UDP {};branch=z9hG4bK-t{};rport\r\n",
             self.addr(),

@@ -49,6 +49,11 @@ const EDIT_FIELDS: &[Field] = &[
         "Concurrent calls at most (empty: no limit)",
         Kind::Number,
     ),
+    Field::new(
+        "pickup_group",
+        "Call pickup group (empty: none)",
+        Kind::Text,
+    ),
     Field::new("recording", "Record this user's calls", Kind::Flag),
     Field::new("enabled", "Enabled", Kind::Flag),
     Field::new(

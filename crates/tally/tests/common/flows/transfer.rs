@@ -1,0 +1,427 @@
+//! Flows where a call changes hands (SPEC §3: blind and attended
+//! transfer, INVITE with Replaces, call pickup), played against a
+//! `--demo` server by SIPp phones and the test's own [`Phone`], each
+//! reading both sessions' CDRs back over REST. Shared by the SQLite and
+//! PostgreSQL suites like the rest of `flows`.
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use super::super::{Phone, Sipp, free_sip_port, wait_for_cdrs};
+use super::{DEMO_DOMAIN, Demo, assert_common, finished, targets};
+
+/// SIPp `scenario` places one call from `from` to `to`, in the
+/// background (the caller of a call another phone joins).
+fn spawn_call(demo: &Demo, scenario: &str, from: &str, to: &str) -> Sipp {
+    Sipp::spawn(
+        demo.server.sip,
+        scenario,
+        "u1",
+        free_sip_port(),
+        &[
+            "-s",
+            to,
+            "-set",
+            "caller",
+            from,
+            "-au",
+            from,
+            "-ap",
+            &demo.password(from),
+            "-auth_uri",
+            &format!("{to}@{DEMO_DOMAIN}"),
+        ],
+    )
+}
+
+/// Waits (bounded) until `GET /api/sessions` shows a leg of `number`
+/// ringing.
+fn wait_ringing(demo: &Demo, number: &str) {
+    let admin = demo.admin();
+    let deadline = std::time::Instant::now() + super::super::WAIT;
+    loop {
+        let r = admin.get("/api/sessions");
+        assert_eq!(r.status, 200, "{}", r.body);
+        let v = r.json();
+        let ringing =
+            v["items"].as_array().into_iter().flatten().any(|s| {
+                s["legs"].as_array().into_iter().flatten().any(|l| {
+                    l["number"] == number && l["state"] == "ringing" && l["role"] != "caller"
+                })
+            });
+        if ringing {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "sessions: {v}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// SPEC §3 "call pickup", both codes on one server: 102 and 103 share a
+/// pickup group (set over REST); 101 calls 102, whose phone rings; 103
+/// dials `*8` (then, on a second call, `**102`) and takes the call. 102's
+/// target ends `replaced`, 103 is a new answered target; the picker's
+/// INVITE has no CDR of its own.
+pub fn pickup(dir: &Path, extra: &[&str]) {
+    let demo = Demo::start(dir, extra);
+    let admin = demo.admin();
+    let users = admin.get("/api/users").json();
+    for ext in ["102", "103"] {
+        let id = users["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["extension"] == ext)
+            .and_then(|u| u["id"].as_str())
+            .unwrap()
+            .to_owned();
+        let r = admin.request(
+            "PATCH",
+            &format!("/api/users/{id}"),
+            "application/json",
+            &json!({"pickup_group": "sales"}).to_string(),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.json()["pickup_group"], "sales");
+    }
+    let mut seen: Vec<Value> = Vec::new();
+    // One device of 102, rung on both calls.
+    let port = free_sip_port();
+    demo.register("102", port);
+    for (n, code) in [(1u64, "*8"), (2, "**102")] {
+        let callee = Sipp::spawn(demo.server.sip, "uas_cancelled.xml", "u1", port, &[]);
+        let caller = spawn_call(&demo, "uac_rejoined.xml", "101", "102");
+        wait_ringing(&demo, "102");
+        demo.call("uac_pickup.xml", "103", code);
+        finished(&demo, caller, "uac_rejoined.xml");
+        finished(&demo, callee, "uas_cancelled.xml");
+        // One CDR per call: the picker's INVITE has none of its own.
+        let list = wait_for_cdrs(&admin, n);
+        let id = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].clone())
+            .find(|id| !seen.contains(id))
+            .unwrap();
+        seen.push(id.clone());
+        let detail = admin.get(&format!("/api/cdrs/{}", id.as_str().unwrap()));
+        assert_eq!(detail.status, 200, "{}", detail.body);
+        let cdr = detail.json()["items"][0].clone();
+        assert_common(&cdr);
+        assert_eq!(
+            (&cdr["call_status"], &cdr["end_reason"]),
+            (&json!("answered"), &json!("CALLER_DISCONNECTED")),
+            "{code}: {cdr}"
+        );
+        let got: Vec<Value> = targets(&cdr)
+            .iter()
+            .map(|t| json!([t["callee"], t["status"], t["end_reason"]]))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                json!(["102", "noanswer", "replaced"]),
+                json!(["103", "answered", "caller_disconnect"])
+            ],
+            "{code}: {cdr}"
+        );
+    }
+}
+
+/// SPEC §3 "blind transfer": 101 calls 102, who answers and REFERs the
+/// call to 103 (202, NOTIFY 100 then 200), then hangs up; 103 is INVITEd
+/// without SDP, its offer reaches 101 in a re-INVITE; 101 hangs up. 102's
+/// target ends `blind_transfer_complete`, 103 is a new answered target.
+pub fn blind_transfer(dir: &Path, extra: &[&str]) {
+    let demo = Demo::start(dir, extra);
+    let target = demo.phone("103", "uas.xml");
+    let port = free_sip_port();
+    demo.register("102", port);
+    let referrer = Sipp::spawn(
+        demo.server.sip,
+        "uas_refers.xml",
+        "u1",
+        port,
+        &["-set", "target", "103"],
+    );
+    demo.call("uac_rejoined.xml", "101", "102");
+    finished(&demo, referrer, "uas_refers.xml");
+    finished(&demo, target, "uas.xml");
+    let cdr = demo.only_cdr();
+    assert_common(&cdr);
+    assert_eq!(
+        (&cdr["call_status"], &cdr["end_reason"]),
+        (&json!("answered"), &json!("CALLER_DISCONNECTED")),
+        "{cdr}"
+    );
+    let got: Vec<Value> = targets(&cdr)
+        .iter()
+        .map(|t| json!([t["callee"], t["status"], t["end_reason"]]))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            json!(["102", "answered", "blind_transfer_complete"]),
+            json!(["103", "answered", "caller_disconnect"])
+        ],
+        "{cdr}"
+    );
+}
+
+/// SPEC §3 "attended transfer": 101 (SIPp) calls 102 (the test's phone),
+/// who answers, consults 103 (SIPp) in a call of its own, then REFERs the
+/// first call with Replaces naming the consultation: the PBX joins 101
+/// and 103 and ends both of 102's legs. Both sessions' CDRs over REST.
+pub fn attended_transfer(dir: &Path, extra: &[&str]) {
+    let demo = Demo::start(dir, extra);
+    let target = demo.phone("103", "uas_transferred.xml");
+    let mut bob = Phone::new("102", &demo.password("102"), DEMO_DOMAIN, demo.server.sip);
+    assert_eq!(bob.register(), 200);
+    let caller = spawn_call(&demo, "uac_rejoined.xml", "101", "102");
+    let s1 = bob.recv_request("INVITE");
+    bob.reply(&s1, 180, "b1");
+    bob.reply(&s1, 200, "b1");
+    let _ack = bob.recv_request("ACK");
+    // The consultation.
+    let s2 = bob.invite("103", |_| {});
+    assert_eq!(s2.status, 200);
+    bob.ack(&s2, "103");
+    let replaces = sip::headers::Replaces {
+        call_id: s2.call_id.clone(),
+        to_tag: s2.to_tag.clone(),
+        from_tag: s2.from_tag.clone(),
+        early_only: false,
+    };
+    let refer_to =
+        sip::dialog::refer_to_with_replaces(&format!("sip:103@{DEMO_DOMAIN}"), &replaces);
+    let pbx = super::super::phone::contact_uri(&s1).expect("Contact");
+    let (from, to) = (
+        s1.header_named("To").unwrap(),
+        s1.header_named("From").unwrap(),
+    );
+    let call_id = s1.call_id().unwrap();
+    let in_s1 = |method: &str, cseq: u32, extra: &str| {
+        format!(
+            "{method} {pbx} SIP/2.0\r\n{via}Max-Forwards: 70\r\nFrom: {from};tag=b1\r\n\
+             To: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\n{extra}\
+             Content-Length: 0\r\n\r\n",
+            via = bob.via(),
+        )
+    };
+    bob.send(&in_s1(
+        "REFER",
+        1,
+        &format!(
+            "Contact: <sip:102@{}>\r\nRefer-To: {refer_to}\r\n",
+            bob.addr()
+        ),
+    ));
+    // 202; NOTIFY 100 and NOTIFY 200 on S1; BYE on S2: each answered.
+    let (mut accepted, mut done, mut s2_bye) = (false, false, false);
+    while !(accepted && done && s2_bye) {
+        let m = bob.recv();
+        match m.method().map(|m| m.as_str().to_owned()).as_deref() {
+            None => accepted |= m.status() == Some(202),
+            Some("NOTIFY") => {
+                done |= m.body().starts_with(b"SIP/2.0 200");
+                bob.reply(&m, 200, "b1");
+            }
+            Some("BYE") => {
+                s2_bye |= m.call_id() == Ok(s2.call_id.as_str());
+                bob.reply(&m, 200, "b1");
+            }
+            _ => {}
+        }
+    }
+    bob.send(&in_s1("BYE", 2, ""));
+    finished(&demo, caller, "uac_rejoined.xml");
+    finished(&demo, target, "uas_transferred.xml");
+
+    let admin = demo.admin();
+    let list = wait_for_cdrs(&admin, 2);
+    let detail = |callee: &str| {
+        let id = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["callee"] == callee)
+            .and_then(|c| c["id"].as_str())
+            .unwrap_or_else(|| panic!("no CDR to {callee}: {list}"))
+            .to_owned();
+        admin.get(&format!("/api/cdrs/{id}")).json()["items"][0].clone()
+    };
+    let first = detail("102");
+    assert_common(&first);
+    assert_eq!(first["end_reason"], "CALLER_DISCONNECTED", "{first}");
+    let got: Vec<Value> = targets(&first)
+        .iter()
+        .map(|t| json!([t["callee"], t["status"], t["end_reason"]]))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            json!(["102", "answered", "attended_transfer_complete"]),
+            json!(["103", "answered", "caller_disconnect"])
+        ],
+        "{first}"
+    );
+    let consultation = detail("103");
+    assert_eq!(consultation["caller"], "102", "{consultation}");
+    assert_eq!(
+        consultation["end_reason"], "CONSULT_TRANSFER_COMPLETED",
+        "{consultation}"
+    );
+    let got: Vec<Value> = targets(&consultation)
+        .iter()
+        .map(|t| json!([t["callee"], t["status"], t["end_reason"]]))
+        .collect();
+    assert_eq!(
+        got,
+        [json!(["103", "answered", "replaced"])],
+        "{consultation}"
+    );
+}
+
+/// INVITE with Replaces from a phone (RFC 3891), the way some phones
+/// complete an attended transfer: 101 (SIPp) calls 102, who answers and
+/// consults 103; 103's phone sends the PBX an INVITE whose Replaces names
+/// 102's first call. The same CDRs as REFER with Replaces.
+pub fn invite_with_replaces(dir: &Path, extra: &[&str]) {
+    let demo = Demo::start(dir, extra);
+    let mut bob = Phone::new("102", &demo.password("102"), DEMO_DOMAIN, demo.server.sip);
+    let mut ann = Phone::new("103", &demo.password("103"), DEMO_DOMAIN, demo.server.sip);
+    assert_eq!(bob.register(), 200);
+    assert_eq!(ann.register(), 200);
+    let caller = spawn_call(&demo, "uac_rejoined.xml", "101", "102");
+    let s1 = bob.recv_request("INVITE");
+    bob.reply(&s1, 200, "b1");
+    let _ack = bob.recv_request("ACK");
+    // The consultation, 102 → 103.
+    let answering = std::thread::spawn(move || {
+        let invite = ann.recv_request("INVITE");
+        ann.reply(&invite, 200, "c1");
+        let _ack = ann.recv_request("ACK");
+        (ann, invite)
+    });
+    let s2 = bob.invite("103", |_| {});
+    assert_eq!(s2.status, 200);
+    bob.ack(&s2, "103");
+    let (ann, c_old) = answering.join().expect("103 answers");
+    // 102 answers whatever the PBX sends it now (BYE on both calls).
+    let hanging_up = std::thread::spawn(move || {
+        for _ in 0..2 {
+            let bye = bob.recv_request("BYE");
+            bob.reply(&bye, 200, "b1");
+        }
+    });
+    let pbx_tag = s1
+        .from()
+        .ok()
+        .and_then(|f| f.tag().map(str::to_owned))
+        .expect("PBX tag");
+    let replaces = sip::headers::Replaces {
+        call_id: s1.call_id().unwrap().to_owned(),
+        to_tag: pbx_tag,
+        from_tag: "b1".into(),
+        early_only: false,
+    };
+    let call_id = format!("replacing-{}@test", ann.addr().port());
+    let invite = |cseq: u32, auth: &str| {
+        format!(
+            "INVITE sip:102@{DEMO_DOMAIN} SIP/2.0\r\n{via}Max-Forwards: 70\r\n\
+             From: <sip:103@{DEMO_DOMAIN}>;tag=r1\r\nTo: <sip:102@{DEMO_DOMAIN}>\r\n\
+             Call-ID: {call_id}\r\nCSeq: {cseq} INVITE\r\nContact: <sip:103@{addr}>\r\n\
+             Replaces: {replaces}\r\n{auth}Content-Type: application/sdp\r\n\
+             Content-Length: {len}\r\n\r\n{sdp}",
+            via = ann.via(),
+            addr = ann.addr(),
+            len = super::super::phone::SDP.len(),
+            sdp = super::super::phone::SDP,
+        )
+    };
+    ann.send(&invite(1, ""));
+    let challenge = ann.recv_final();
+    assert_eq!(challenge.status(), Some(407), "{}", challenge.summary());
+    ann.send(&format!(
+        "ACK sip:102@{DEMO_DOMAIN} SIP/2.0\r\nVia: {via}\r\nMax-Forwards: 70\r\n\
+         From: <sip:103@{DEMO_DOMAIN}>;tag=r1\r\nTo: {to}\r\nCall-ID: {call_id}\r\n\
+         CSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
+        via = challenge.header_named("Via").unwrap(),
+        to = challenge.header_named("To").unwrap(),
+    ));
+    let auth = ann.credentials(&challenge, "INVITE", &format!("sip:102@{DEMO_DOMAIN}"));
+    ann.send(&invite(2, &auth));
+    // The 200 (ACKed), the PBX's BYE of the consultation leg, then the
+    // caller's BYE on the new dialog: each answered.
+    let (mut joined, mut old_gone) = (false, false);
+    loop {
+        let m = ann.recv();
+        if m.status() == Some(200) && m.cseq().is_ok_and(|c| c.method.as_str() == "INVITE") {
+            assert!(!m.body().is_empty(), "the caller's answer");
+            ann.send(&format!(
+                "ACK {target} SIP/2.0\r\n{via}Max-Forwards: 70\r\n\
+                 From: <sip:103@{DEMO_DOMAIN}>;tag=r1\r\nTo: {to}\r\nCall-ID: {call_id}\r\n\
+                 CSeq: 2 ACK\r\nContent-Length: 0\r\n\r\n",
+                target = super::super::phone::contact_uri(&m).expect("Contact"),
+                via = ann.via(),
+                to = m.header_named("To").unwrap(),
+            ));
+            joined = true;
+        } else if m.status().is_some_and(|s| s >= 300) {
+            panic!("the INVITE with Replaces was refused: {}", m.summary());
+        } else if m.method().is_some_and(|x| x.as_str() == "BYE") {
+            ann.reply(&m, 200, "r1");
+            if m.call_id() == c_old.call_id() {
+                old_gone = true;
+            } else {
+                break;
+            }
+        }
+    }
+    assert!(joined && old_gone);
+    hanging_up.join().expect("102 hung up on");
+    finished(&demo, caller, "uac_rejoined.xml");
+
+    let admin = demo.admin();
+    let list = wait_for_cdrs(&admin, 2);
+    let detail = |callee: &str| {
+        let id = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["callee"] == callee)
+            .and_then(|c| c["id"].as_str())
+            .unwrap_or_else(|| panic!("no CDR to {callee}: {list}"))
+            .to_owned();
+        admin.get(&format!("/api/cdrs/{id}")).json()["items"][0].clone()
+    };
+    let ends = |cdr: &Value| -> Vec<Value> {
+        targets(cdr)
+            .iter()
+            .map(|t| json!([t["callee"], t["status"], t["end_reason"]]))
+            .collect()
+    };
+    let first = detail("102");
+    assert_common(&first);
+    assert_eq!(first["end_reason"], "CALLER_DISCONNECTED", "{first}");
+    assert_eq!(
+        ends(&first),
+        [
+            json!(["102", "answered", "attended_transfer_complete"]),
+            json!(["103", "answered", "caller_disconnect"])
+        ],
+        "{first}"
+    );
+    let consultation = detail("103");
+    assert_eq!(
+        consultation["end_reason"], "CONSULT_TRANSFER_COMPLETED",
+        "{consultation}"
+    );
+    assert_eq!(
+        ends(&consultation),
+        [json!(["103", "answered", "replaced"])],
+        "{consultation}"
+    );
+}
