@@ -205,6 +205,11 @@ impl Hooks {
         Hooks { receiver }
     }
 
+    /// Every event received so far.
+    pub fn all(&self) -> Vec<Value> {
+        self.receiver.hits().iter().map(|h| h.json()).collect()
+    }
+
     /// Every event of `session` once its `call_cdr` arrived, in
     /// `sequence` order.
     pub fn of_session(&self, session: &str) -> Vec<Value> {
@@ -225,7 +230,7 @@ impl Hooks {
 }
 
 /// The event types of `events`, in order.
-fn kinds(events: &[Value]) -> Vec<String> {
+pub(crate) fn kinds(events: &[Value]) -> Vec<String> {
     events
         .iter()
         .map(|e| e["event_type"].as_str().unwrap_or_default().to_owned())
@@ -235,7 +240,7 @@ fn kinds(events: &[Value]) -> Vec<String> {
 /// What every call's events share: `call_start` first, `call_cdr` last
 /// and equal to the CDR read over REST in its targets, one
 /// `cdr_target_add` per target, a gap-free `sequence`.
-fn assert_events(events: &[Value], cdr: &Value) {
+pub(crate) fn assert_events(events: &[Value], cdr: &Value) {
     let k = kinds(events);
     assert_eq!(k.first().map(String::as_str), Some("call_start"), "{k:?}");
     assert_eq!(k.last().map(String::as_str), Some("call_cdr"), "{k:?}");

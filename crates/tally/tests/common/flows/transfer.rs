@@ -9,7 +9,10 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use super::super::{Phone, Sipp, free_sip_port, wait_for_cdrs};
-use super::{DEMO_DOMAIN, Demo, assert_common, finished, targets};
+use super::{
+    DEMO_DOMAIN, Demo, Hooks, assert_common, assert_events, finished, kinds, targets,
+    with_hooks_allowed,
+};
 
 /// SIPp `scenario` places one call from `from` to `to`, in the
 /// background (the caller of a call another phone joins).
@@ -64,7 +67,9 @@ fn wait_ringing(demo: &Demo, number: &str) {
 /// target ends `replaced`, 103 is a new answered target; the picker's
 /// INVITE has no CDR of its own.
 pub fn pickup(dir: &Path, extra: &[&str]) {
-    let demo = Demo::start(dir, extra);
+    let args = with_hooks_allowed(dir, extra);
+    let demo = Demo::start(dir, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let hooks = Hooks::subscribe(&demo);
     let admin = demo.admin();
     let users = admin.get("/api/users").json();
     for ext in ["102", "103"] {
@@ -127,7 +132,19 @@ pub fn pickup(dir: &Path, extra: &[&str]) {
             ],
             "{code}: {cdr}"
         );
+        // The webhook: the picker is added and answers; no session of
+        // the picker's own INVITE reaches it.
+        let events = hooks.of_session(cdr["session_id"].as_str().expect("session"));
+        assert_events(&events, &cdr);
+        let k = kinds(&events);
+        assert!(k.contains(&"cdr_target_answer".to_owned()), "{k:?}");
     }
+    let sessions: std::collections::HashSet<String> = hooks
+        .all()
+        .iter()
+        .filter_map(|e| e["session_id"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(sessions.len(), 2, "one session per call: {sessions:?}");
 }
 
 /// SPEC §3 "blind transfer": 101 calls 102, who answers and REFERs the
@@ -135,7 +152,9 @@ pub fn pickup(dir: &Path, extra: &[&str]) {
 /// without SDP, its offer reaches 101 in a re-INVITE; 101 hangs up. 102's
 /// target ends `blind_transfer_complete`, 103 is a new answered target.
 pub fn blind_transfer(dir: &Path, extra: &[&str]) {
-    let demo = Demo::start(dir, extra);
+    let args = with_hooks_allowed(dir, extra);
+    let demo = Demo::start(dir, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let hooks = Hooks::subscribe(&demo);
     let target = demo.phone("103", "uas.xml");
     let port = free_sip_port();
     demo.register("102", port);
@@ -168,6 +187,28 @@ pub fn blind_transfer(dir: &Path, extra: &[&str]) {
         ],
         "{cdr}"
     );
+    // The webhook: 103 added after the REFER, the parties' change
+    // announced (call_update_info naming 103) once 103 answered.
+    let events = hooks.of_session(cdr["session_id"].as_str().expect("session"));
+    assert_events(&events, &cdr);
+    let k = kinds(&events);
+    let update = events
+        .iter()
+        .find(|e| e["event_type"] == "call_update_info")
+        .unwrap_or_else(|| panic!("no call_update_info: {k:?}"));
+    assert_eq!(
+        update["callee"],
+        format!("sip:103@{DEMO_DOMAIN}"),
+        "{update}"
+    );
+    let answers: Vec<usize> = k
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| *t == "cdr_target_answer")
+        .map(|(i, _)| i)
+        .collect();
+    let at = k.iter().position(|t| t == "call_update_info").unwrap_or(0);
+    assert!(answers.len() == 2 && answers[1] < at, "{k:?}");
 }
 
 /// SPEC §3 "attended transfer": 101 (SIPp) calls 102 (the test's phone),
