@@ -16,8 +16,6 @@
 //! connection the peer opened, or on one the PBX opens to it when that one
 //! has closed (module [`tcp`]).
 
-#[cfg(target_os = "linux")]
-mod mmsg;
 pub mod tcp;
 pub mod tls;
 pub mod udp;

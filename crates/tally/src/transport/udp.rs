@@ -1,7 +1,6 @@
 //! The UDP listener: one socket for receiving and for every datagram the
 //! PBX sends, so replies leave from the port phones sent to.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -14,7 +13,6 @@ use crate::shard::ShardInput;
 
 /// Largest datagram read (the UDP maximum; SIP messages are far smaller,
 /// and [`Inbound`]'s limits refuse oversized ones precisely).
-#[cfg(not(target_os = "linux"))]
 const MAX_DATAGRAM: usize = 65_535;
 
 /// The receive buffer asked of the kernel: about a second of datagrams at
@@ -53,103 +51,49 @@ pub fn raise_receive_buffer(socket: &UdpSocket) -> usize {
     }
 }
 
-/// Reads datagrams until `stop` turns true: on Linux every datagram
-/// waiting is taken in one `recvmmsg(2)` (`mmsg.rs`), elsewhere one at a
-/// time.
+/// Reads datagrams until `stop` turns true.
 pub async fn serve(
     socket: Arc<UdpSocket>,
     inbound: Arc<Inbound>,
     shard: mpsc::Sender<ShardInput>,
     mut stop: watch::Receiver<bool>,
 ) {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-
-        use tokio::io::Interest;
-
-        let mut batch = super::mmsg::RecvBatch::default();
-        loop {
-            tokio::select! {
-                ready = socket.readable() => {
-                    if let Err(e) = ready {
-                        tracing::warn!(error = %e, "UDP socket not readable");
-                        return;
-                    }
-                }
-                _ = stop.wait_for(|s| *s) => return,
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    loop {
+        let received = tokio::select! {
+            r = socket.recv_from(&mut buf) => r,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        let (len, from) = match received {
+            Ok(r) => r,
+            // ICMP errors surface here on some systems; they concern an
+            // earlier send, not this socket's health.
+            Err(e) => {
+                tracing::debug!(error = %e, "UDP receive error");
+                continue;
             }
-            let fd = socket.as_raw_fd();
-            match socket.try_io(Interest::READABLE, || batch.recv(fd)) {
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                // ICMP errors surface here on some systems; they concern an
-                // earlier send, not this socket's health.
-                Err(e) => {
-                    tracing::debug!(error = %e, "UDP receive error");
-                    continue;
+        };
+        let data = &buf[..len];
+        if is_keepalive(data) {
+            continue;
+        }
+        let peer = Peer::new(Transport::Udp, from);
+        match inbound.judge(Bytes::copy_from_slice(data)) {
+            Verdict::Forward(message) => match shard.try_send(ShardInput::Sip { peer, message }) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    Counters::bump(&inbound.counters.overload);
+                    tracing::warn!(%peer, "shard queue full: datagram dropped");
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => return,
+            },
+            Verdict::Answer { response, reason } => {
+                tracing::info!(%peer, %reason, "rejected request");
+                if let Err(e) = socket.send_to(&response, from).await {
+                    tracing::debug!(%peer, error = %e, "could not send a rejection");
                 }
             }
-            for (data, from) in batch.datagrams() {
-                if !handle(&socket, &inbound, &shard, data, from).await {
-                    return;
-                }
-            }
+            Verdict::Drop(reason) => tracing::debug!(%peer, %reason, "dropped message"),
         }
     }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let mut buf = vec![0u8; MAX_DATAGRAM];
-        loop {
-            let received = tokio::select! {
-                r = socket.recv_from(&mut buf) => r,
-                _ = stop.wait_for(|s| *s) => return,
-            };
-            let (len, from) = match received {
-                Ok(r) => r,
-                // ICMP errors surface here on some systems; they concern an
-                // earlier send, not this socket's health.
-                Err(e) => {
-                    tracing::debug!(error = %e, "UDP receive error");
-                    continue;
-                }
-            };
-            if !handle(&socket, &inbound, &shard, &buf[..len], from).await {
-                return;
-            }
-        }
-    }
-}
-
-/// One received datagram: to the shard, answered, or dropped. `false`
-/// once the shard is gone (the listener ends).
-async fn handle(
-    socket: &UdpSocket,
-    inbound: &Inbound,
-    shard: &mpsc::Sender<ShardInput>,
-    data: &[u8],
-    from: SocketAddr,
-) -> bool {
-    if is_keepalive(data) {
-        return true;
-    }
-    let peer = Peer::new(Transport::Udp, from);
-    match inbound.judge(Bytes::copy_from_slice(data)) {
-        Verdict::Forward(message) => match shard.try_send(ShardInput::Sip { peer, message }) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                Counters::bump(&inbound.counters.overload);
-                tracing::warn!(%peer, "shard queue full: datagram dropped");
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => return false,
-        },
-        Verdict::Answer { response, reason } => {
-            tracing::info!(%peer, %reason, "rejected request");
-            if let Err(e) = socket.send_to(&response, from).await {
-                tracing::debug!(%peer, error = %e, "could not send a rejection");
-            }
-        }
-        Verdict::Drop(reason) => tracing::debug!(%peer, %reason, "dropped message"),
-    }
-    true
 }
