@@ -14,12 +14,43 @@ use crate::convert::{
     db_id, db_ms, db_opt_ms, db_u64, get_id, get_ms, get_opt_id, get_opt_ms, get_opt_u64,
     get_spelled, get_u16, get_u64,
 };
-use crate::db::{Backend, Conn, Row, args};
+use crate::db::{Arg, Backend, Conn, Row, args};
 use crate::error::StoreError;
 use crate::query::compile::{self, DynConn, Sql};
 use crate::query::{CdrQuery, CdrScope};
 
+/// `INSERT INTO cdrs`: the column list of [`cdr_row`], in its order.
+const INSERT_CDR: &str = "INSERT INTO cdrs (cdr_id, session_id, tenant_id, tenant_name, call_id, \
+     direction, caller, caller_display_name, caller_domain, callee, callee_display_name, \
+     callee_domain, did, trunk_name, outbound_caller_id, started_at, rang_at, answered_at, \
+     ended_at, call_status, status_code, ended_reason, user_data, recording_id, recording_url, \
+     recording_duration, recovered, reroute_reason, caller_user_id, callee_user_id) VALUES \
+     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
+     $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30)";
+
+/// `INSERT INTO cdr_targets`: the column list of [`target_row`], in its
+/// order.
+const INSERT_TARGET: &str = "INSERT INTO cdr_targets (cdr_id, ordinal, target_id, call_type, \
+     caller, callee, destination, started_at, rang_at, answered_at, ended_at, status_code, \
+     end_reason, trunk_name, outbound_caller_id, did, reroute_reason, cost, quality_codec, \
+     quality_packets, quality_lost, quality_jitter_ms, quality_mos, user_id) VALUES ($1, $2, \
+     $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, \
+     $22, $23, $24)";
+
 pub(crate) async fn insert(conn: &mut impl Conn, r: &CdrRecord) -> Result<(), StoreError> {
+    let row = cdr_row(r)?;
+    conn.execute(INSERT_CDR, &row).await?;
+    let cdr_id = db_id("cdr_id", r.cdr_id.id())?;
+    for (ordinal, t) in (0_i64..).zip(&r.targets) {
+        conn.execute(INSERT_TARGET, &target_row(cdr_id, ordinal, t)?)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The values of one `cdrs` row, in the column order of [`INSERT_CDR`]
+/// (and of the PostgreSQL batch insert, `pg_commit.rs`).
+pub(crate) fn cdr_row(r: &CdrRecord) -> Result<[Arg<'_>; 30], StoreError> {
     let cdr_id = db_id("cdr_id", r.cdr_id.id())?;
     let recording_id = r
         .recording
@@ -31,102 +62,79 @@ pub(crate) async fn insert(conn: &mut impl Conn, r: &CdrRecord) -> Result<(), St
         .as_ref()
         .map(|rec| db_u64("recording.duration", rec.duration))
         .transpose()?;
-    conn.execute(
-        "INSERT INTO cdrs (cdr_id, session_id, tenant_id, tenant_name, call_id, direction, \
-         caller, caller_display_name, caller_domain, callee, callee_display_name, callee_domain, \
-         did, trunk_name, outbound_caller_id, started_at, rang_at, answered_at, ended_at, \
-         call_status, status_code, ended_reason, user_data, recording_id, recording_url, \
-         recording_duration, recovered, reroute_reason, caller_user_id, callee_user_id) VALUES \
-         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
-         $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30)",
-        &args![
-            cdr_id,
-            db_id("session_id", r.session_id.id())?,
-            db_id("tenant_id", r.tenant_id.id())?,
-            r.tenant_name.as_str(),
-            r.call_id.as_str(),
-            r.direction.event_spelling(DirectionVocabulary::Classic),
-            r.caller.user.as_str(),
-            r.caller.display_name.as_str(),
-            r.caller.domain.as_str(),
-            r.callee.user.as_str(),
-            r.callee.display_name.as_str(),
-            r.callee.domain.as_str(),
-            r.did.as_str(),
-            r.trunk_name.as_str(),
-            r.outbound_caller_id.as_str(),
-            db_ms("start_time", r.start_time)?,
-            db_opt_ms("ring_time", r.ring_time)?,
-            db_opt_ms("answered_time", r.answered_time)?,
-            db_ms("ended_time", r.ended_time)?,
-            r.call_status.as_str(),
-            i64::from(r.status_code),
-            r.ended_reason.event_spelling(),
-            r.user_data.as_str(),
-            recording_id,
-            r.recording.as_ref().map(|rec| rec.url.as_str()),
-            recording_duration,
-            r.recovered,
-            r.reroute_reason().map(RerouteReason::rest_spelling),
-            r.caller_user
-                .map(|id| db_id("caller_user", id))
-                .transpose()?,
-            r.callee_user
-                .map(|id| db_id("callee_user", id))
-                .transpose()?,
-        ],
-    )
-    .await?;
-    for (ordinal, t) in (0_i64..).zip(&r.targets) {
-        insert_target(conn, cdr_id, ordinal, t).await?;
-    }
-    Ok(())
+    Ok(args![
+        cdr_id,
+        db_id("session_id", r.session_id.id())?,
+        db_id("tenant_id", r.tenant_id.id())?,
+        r.tenant_name.as_str(),
+        r.call_id.as_str(),
+        r.direction.event_spelling(DirectionVocabulary::Classic),
+        r.caller.user.as_str(),
+        r.caller.display_name.as_str(),
+        r.caller.domain.as_str(),
+        r.callee.user.as_str(),
+        r.callee.display_name.as_str(),
+        r.callee.domain.as_str(),
+        r.did.as_str(),
+        r.trunk_name.as_str(),
+        r.outbound_caller_id.as_str(),
+        db_ms("start_time", r.start_time)?,
+        db_opt_ms("ring_time", r.ring_time)?,
+        db_opt_ms("answered_time", r.answered_time)?,
+        db_ms("ended_time", r.ended_time)?,
+        r.call_status.as_str(),
+        i64::from(r.status_code),
+        r.ended_reason.event_spelling(),
+        r.user_data.as_str(),
+        recording_id,
+        r.recording.as_ref().map(|rec| rec.url.as_str()),
+        recording_duration,
+        r.recovered,
+        r.reroute_reason().map(RerouteReason::rest_spelling),
+        r.caller_user
+            .map(|id| db_id("caller_user", id))
+            .transpose()?,
+        r.callee_user
+            .map(|id| db_id("callee_user", id))
+            .transpose()?,
+    ])
 }
 
-async fn insert_target(
-    conn: &mut impl Conn,
+/// The values of one `cdr_targets` row, in the column order of
+/// [`INSERT_TARGET`] (and of the PostgreSQL batch insert).
+pub(crate) fn target_row(
     cdr_id: i64,
     ordinal: i64,
     t: &TargetRecord,
-) -> Result<(), StoreError> {
+) -> Result<[Arg<'_>; 24], StoreError> {
     let q = t.quality.as_ref();
-    conn.execute(
-        "INSERT INTO cdr_targets (cdr_id, ordinal, target_id, call_type, caller, callee, \
-         destination, started_at, rang_at, answered_at, ended_at, status_code, end_reason, \
-         trunk_name, outbound_caller_id, did, reroute_reason, cost, quality_codec, \
-         quality_packets, quality_lost, quality_jitter_ms, quality_mos, user_id) VALUES ($1, $2, \
-         $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, \
-         $22, $23, $24)",
-        &args![
-            cdr_id,
-            ordinal,
-            db_id("target_id", t.id.id())?,
-            t.call_type.as_str(),
-            t.caller.as_str(),
-            t.callee.as_str(),
-            t.destination.as_str(),
-            db_ms("target start_time", t.start_time)?,
-            db_opt_ms("target ring_time", t.ring_time)?,
-            db_opt_ms("target answered_time", t.answered_time)?,
-            db_ms("target ended_time", t.ended_time)?,
-            i64::from(t.status_code),
-            t.end_reason.event_spelling(),
-            t.trunk_name.as_str(),
-            t.outbound_caller_id.as_str(),
-            t.did.as_str(),
-            t.reroute_reason.map(RerouteReason::rest_spelling),
-            t.cost,
-            q.map(|q| q.codec.as_str()),
-            q.map(|q| db_u64("quality.packets", q.packets))
-                .transpose()?,
-            q.map(|q| db_u64("quality.lost", q.lost)).transpose()?,
-            q.map(|q| q.jitter_ms),
-            q.map(|q| q.mos),
-            t.user.map(|id| db_id("target user", id)).transpose()?,
-        ],
-    )
-    .await?;
-    Ok(())
+    Ok(args![
+        cdr_id,
+        ordinal,
+        db_id("target_id", t.id.id())?,
+        t.call_type.as_str(),
+        t.caller.as_str(),
+        t.callee.as_str(),
+        t.destination.as_str(),
+        db_ms("target start_time", t.start_time)?,
+        db_opt_ms("target ring_time", t.ring_time)?,
+        db_opt_ms("target answered_time", t.answered_time)?,
+        db_ms("target ended_time", t.ended_time)?,
+        i64::from(t.status_code),
+        t.end_reason.event_spelling(),
+        t.trunk_name.as_str(),
+        t.outbound_caller_id.as_str(),
+        t.did.as_str(),
+        t.reroute_reason.map(RerouteReason::rest_spelling),
+        t.cost,
+        q.map(|q| q.codec.as_str()),
+        q.map(|q| db_u64("quality.packets", q.packets))
+            .transpose()?,
+        q.map(|q| db_u64("quality.lost", q.lost)).transpose()?,
+        q.map(|q| q.jitter_ms),
+        q.map(|q| q.mos),
+        t.user.map(|id| db_id("target user", id)).transpose()?,
+    ])
 }
 
 /// The columns every read selects: the call (`c`) and, through a LEFT

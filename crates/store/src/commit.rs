@@ -54,13 +54,13 @@ impl SessionEvents {
 #[derive(Debug)]
 pub(crate) struct Prepared {
     pub(crate) command: SessionEvents,
-    session: i64,
-    tenant: i64,
+    pub(crate) session: i64,
+    pub(crate) tenant: i64,
     /// The events as journal JSON; empty when the command closes the
     /// session (nothing is journaled for a closed session).
-    journal: Vec<String>,
-    first_at: i64,
-    last_at: i64,
+    pub(crate) journal: Vec<String>,
+    pub(crate) first_at: i64,
+    pub(crate) last_at: i64,
 }
 
 pub(crate) fn prepare(command: SessionEvents) -> Result<Prepared, StoreError> {
@@ -151,6 +151,84 @@ pub(crate) async fn write_batch(
     profile: &WireProfile,
     now: i64,
 ) -> Result<Assigned, StoreError> {
+    let mut counters = reserve(conn, batch).await?;
+    let mut sequences = Vec::with_capacity(batch.len());
+    for p in batch {
+        let record = p.command.record();
+        if record.is_none() && !p.command.wire.is_empty() {
+            open_session(conn, p).await?;
+        }
+        let mut assigned = Vec::with_capacity(p.command.wire.len());
+        for wire in &p.command.wire {
+            let (seq, global) = counters.take(p.tenant)?;
+            let seq_u64 = counter_value("tenant_sequences.last_sequence", seq)?;
+            let payload = wire.to_json(seq_u64, profile)?;
+            let event_id = wire.event_id().to_string();
+            conn.execute(
+                "INSERT INTO outbox (tenant_id, sequence, global_sequence, event_id, event_type, \
+                 session_id, created_at, payload) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                &args![
+                    p.tenant,
+                    seq,
+                    global,
+                    event_id.as_str(),
+                    wire.event_type().as_str(),
+                    p.session,
+                    now,
+                    payload.as_str(),
+                ],
+            )
+            .await?;
+            assigned.push(seq_u64);
+        }
+        match record {
+            Some(record) => close_session(conn, p, record).await?,
+            None => journal(conn, p).await?,
+        }
+        sequences.push(assigned);
+    }
+    Ok(Assigned {
+        sequences,
+        last_global: counters.last_global()?,
+    })
+}
+
+/// The sequence ranges one transaction reserved: the batch's wire events
+/// take them in order with [`Reserved::take`].
+pub(crate) struct Reserved {
+    total: i64,
+    next_global: i64,
+    next_sequence: BTreeMap<i64, i64>,
+}
+
+impl Reserved {
+    /// The next (tenant sequence, global sequence) for a wire event of
+    /// `tenant`.
+    pub(crate) fn take(&mut self, tenant: i64) -> Result<(i64, i64), StoreError> {
+        let sequence = self.next_sequence.get_mut(&tenant).ok_or_else(|| {
+            StoreError::Corrupt("no sequence range for a tenant in the batch".into())
+        })?;
+        let taken = (*sequence, self.next_global);
+        *sequence += 1;
+        self.next_global += 1;
+        Ok(taken)
+    }
+
+    /// The highest global sequence of the batch, if it has any wire event.
+    pub(crate) fn last_global(&self) -> Result<Option<u64>, StoreError> {
+        (self.total > 0)
+            .then(|| counter_value("global_sequence.last_sequence", self.next_global - 1))
+            .transpose()
+    }
+}
+
+/// Reserves the batch's sequence ranges: the global counter row first,
+/// then each tenant's in tenant order (the lock order described on
+/// [`write_batch`]).
+pub(crate) async fn reserve(
+    conn: &mut impl Conn,
+    batch: &[&Prepared],
+) -> Result<Reserved, StoreError> {
     let mut per_tenant: BTreeMap<i64, i64> = BTreeMap::new();
     let mut total: i64 = 0;
     for p in batch {
@@ -189,58 +267,16 @@ pub(crate) async fn write_batch(
         next_sequence.insert(tenant, row.int("last_sequence")? - n + 1);
     }
 
-    let mut sequences = Vec::with_capacity(batch.len());
-    for p in batch {
-        let record = p.command.record();
-        if record.is_none() && !p.command.wire.is_empty() {
-            open_session(conn, p).await?;
-        }
-        let mut assigned = Vec::with_capacity(p.command.wire.len());
-        for wire in &p.command.wire {
-            let sequence = next_sequence.get_mut(&p.tenant).ok_or_else(|| {
-                StoreError::Corrupt("no sequence range for a tenant in the batch".into())
-            })?;
-            let (seq, global) = (*sequence, next_global);
-            *sequence += 1;
-            next_global += 1;
-            let seq_u64 = counter_value("tenant_sequences.last_sequence", seq)?;
-            let payload = wire.to_json(seq_u64, profile)?;
-            let event_id = wire.event_id().to_string();
-            conn.execute(
-                "INSERT INTO outbox (tenant_id, sequence, global_sequence, event_id, event_type, \
-                 session_id, created_at, payload) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                &args![
-                    p.tenant,
-                    seq,
-                    global,
-                    event_id.as_str(),
-                    wire.event_type().as_str(),
-                    p.session,
-                    now,
-                    payload.as_str(),
-                ],
-            )
-            .await?;
-            assigned.push(seq_u64);
-        }
-        match record {
-            Some(record) => close_session(conn, p, record).await?,
-            None => journal(conn, p).await?,
-        }
-        sequences.push(assigned);
-    }
-    let last_global = (total > 0)
-        .then(|| counter_value("global_sequence.last_sequence", next_global - 1))
-        .transpose()?;
-    Ok(Assigned {
-        sequences,
-        last_global,
+    Ok(Reserved {
+        total,
+        next_global,
+        next_sequence,
     })
 }
 
 /// A sequence derived from a counter row; negative only if the row was
 /// tampered with.
-fn counter_value(counter: &str, value: i64) -> Result<u64, StoreError> {
+pub(crate) fn counter_value(counter: &str, value: i64) -> Result<u64, StoreError> {
     u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("{counter} gave {value}")))
 }
 

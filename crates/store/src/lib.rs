@@ -56,6 +56,7 @@ mod export;
 mod identity;
 mod lite;
 mod outbox;
+mod pg_commit;
 pub mod query;
 mod recordings;
 mod recovery;

@@ -63,6 +63,7 @@ use crate::commit::{self, Assigned, Prepared, SessionEvents, prepare};
 use crate::db::WriterTarget;
 use crate::error::StoreError;
 use crate::lite::LiteConn;
+use crate::pg_commit;
 
 /// How the writer batches and retries.
 #[derive(Clone, Debug)]
@@ -380,7 +381,7 @@ impl WriterConn {
             }
             Self::Postgres(conn) => {
                 let mut tx = conn.begin().await?;
-                let assigned = commit::write_batch(&mut *tx, batch, profile, now).await?;
+                let assigned = pg_commit::write_batch(&mut tx, batch, profile, now).await?;
                 tx.commit().await?;
                 Ok(assigned)
             }
