@@ -549,7 +549,9 @@ pub fn forward_on_busy(dir: &Path, extra: &[&str]) {
 /// SPEC §3 "forward on no answer": 106 (ring timeout 5 s) rings out, its
 /// rule sends the call to 103, who answers.
 pub fn forward_on_no_answer(dir: &Path, extra: &[&str]) {
-    let mut demo = Demo::start(dir, extra);
+    let args = with_hooks_allowed(dir, extra);
+    let mut demo = Demo::start(dir, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let hooks = Hooks::subscribe(&demo);
     demo.add_user("106", "s3cret-106", 5);
     demo.forward("106", &[("no_answer", "103")]);
     let rings = demo.phone("106", "uas_cancelled.xml");
@@ -570,12 +572,21 @@ pub fn forward_on_no_answer(dir: &Path, extra: &[&str]) {
         "{cdr}"
     );
     assert_eq!(cdr["reroute_reason"], "FORWARDING_NO_ANSWER", "{cdr}");
+    // The webhook: 106 rang out (cdr_target_noanswer) before the call
+    // moved on to 103.
+    let events = hooks.of_session(cdr["session_id"].as_str().expect("session"));
+    assert_events(&events, &cdr);
+    let k = kinds(&events);
+    let at = |kind: &str| k.iter().position(|t| t == kind).unwrap_or(usize::MAX);
+    assert!(at("cdr_target_noanswer") < at("call_update_info"), "{k:?}");
 }
 
 /// SPEC §3 "target answers with 3xx and the PBX follows it": 102 answers
 /// 302 to 103, who answers; 102 ends `redirected`.
 pub fn redirect_followed(dir: &Path, extra: &[&str]) {
-    let demo = Demo::start(dir, extra);
+    let args = with_hooks_allowed(dir, extra);
+    let demo = Demo::start(dir, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let hooks = Hooks::subscribe(&demo);
     let port = free_sip_port();
     demo.register("102", port);
     let redirects = Sipp::spawn(
@@ -598,6 +609,17 @@ pub fn redirect_followed(dir: &Path, extra: &[&str]) {
     assert_eq!(t[0]["end_reason"], "redirected", "{cdr}");
     assert_eq!(reroutes(&cdr)[1], json!(["103", "answered", 0]), "{cdr}");
     assert_eq!(cdr["reroute_reason"], "REDIRECT", "{cdr}");
+    let events = hooks.of_session(cdr["session_id"].as_str().expect("session"));
+    assert_events(&events, &cdr);
+    let update = events
+        .iter()
+        .find(|e| e["event_type"] == "call_update_info")
+        .unwrap_or_else(|| panic!("no call_update_info: {:?}", kinds(&events)));
+    assert_eq!(
+        update["callee"],
+        format!("sip:103@{DEMO_DOMAIN}"),
+        "{update}"
+    );
 }
 
 /// SPEC §3 "REST-originated call": `POST /api/sessions` rings 101's phone
