@@ -103,6 +103,14 @@ fn on_postgres_forward_on_busy() {
 }
 
 #[test]
+fn on_postgres_forward_on_no_answer() {
+    flow_on_postgres(
+        "on_postgres_forward_on_no_answer",
+        common::flows::forward_on_no_answer,
+    );
+}
+
+#[test]
 fn on_postgres_a_302_is_followed() {
     flow_on_postgres(
         "on_postgres_a_302_is_followed",
