@@ -711,3 +711,45 @@ fn session_and_targets_carry_the_users_ids() {
     };
     assert_eq!((s.caller_user, s.callee_user), (Some(user_id("101")), None));
 }
+
+/// A caller asking for `sips:` (RFC 3261 §26.2.2) rings only the callee's
+/// devices bound over TLS; with none, the call is unreachable (480).
+#[test]
+fn a_sips_call_rings_only_devices_bound_over_tls() {
+    let mut cast = Cast::new();
+    let Cast { bench, alice, bob } = &mut cast;
+    let tls_peer =
+        sip::transport::Peer::new(sip::transport::Transport::Tls, BOB_APP.parse().unwrap());
+    let mut app = Phone::new("102", "Jason", tls_peer);
+    bench.register(&mut app);
+    let sips_call = |bench: &mut Bench, alice: &mut Phone| {
+        let mut call = alice.call("102", Some(SDP_A));
+        call.ruri = call.ruri.replacen("sip:", "sips:", 1);
+        let text = alice.invite(&mut call, None);
+        bench.send(alice.peer, &text);
+        let challenge = bench.take_one(alice.peer);
+        assert_eq!(challenge.status(), Some(407), "{}", challenge.summary());
+        bench.send(alice.peer, &alice.ack_failure(&call, &challenge));
+        let text = alice.invite(&mut call, Some(&challenge));
+        bench.send(alice.peer, &text);
+        call
+    };
+    bench.at(-40);
+    sips_call(bench, alice);
+    assert!(
+        bench.take(bob.peer).is_empty(),
+        "the UDP desk phone is not rung"
+    );
+    let invite = bench.take_one(app.peer);
+    assert!(is(&invite, Method::Invite));
+
+    // Without a TLS device: unreachable.
+    let mut cast = Cast::new();
+    let Cast { bench, alice, bob } = &mut cast;
+    bench.at(-40);
+    let call = sips_call(bench, alice);
+    assert!(bench.take(bob.peer).is_empty());
+    let refused = bench.take_one(alice.peer);
+    assert_eq!(refused.status(), Some(480), "{}", refused.summary());
+    bench.send(alice.peer, &alice.ack_failure(&call, &refused));
+}

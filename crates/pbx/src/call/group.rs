@@ -199,7 +199,7 @@ impl Session {
                     let first = self.targets.len();
                     let max_forwards = self.max_forwards();
                     let reason = self.stage.group.as_ref().and_then(|g| g.reason);
-                    for contact in contacts {
+                    for contact in self.reachable(contacts) {
                         self.add_target(
                             cx,
                             &member,

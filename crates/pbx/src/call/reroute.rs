@@ -238,7 +238,7 @@ impl Session {
         reason: Option<RerouteReason>,
     ) {
         let max_forwards = self.max_forwards();
-        for contact in contacts {
+        for contact in self.reachable(contacts) {
             self.add_target(
                 cx,
                 extension,
@@ -248,6 +248,35 @@ impl Session {
                 CallType::Normal,
             );
         }
+    }
+
+    /// The contacts this call may ring: all of them, unless the caller asked
+    /// for `sips:` (RFC 3261 §26.2.2: TLS on every hop), when only devices
+    /// bound over TLS (or registered with a `sips:` Contact) are. None
+    /// left is the stage unreachable, as with no binding at all.
+    pub(super) fn reachable(&self, contacts: Vec<Contact>) -> Vec<Contact> {
+        if !self.caller_wants_sips() {
+            return contacts;
+        }
+        contacts
+            .into_iter()
+            .filter(|c| {
+                c.peer.transport == sip::transport::Transport::Tls
+                    || c.uri
+                        .get(..5)
+                        .is_some_and(|s| s.eq_ignore_ascii_case("sips:"))
+            })
+            .collect()
+    }
+
+    /// The caller's INVITE named a `sips:` Request-URI.
+    fn caller_wants_sips(&self) -> bool {
+        self.caller.as_ref().is_some_and(|c| {
+            c.invite
+                .request_uri_str()
+                .and_then(|u| u.get(..5))
+                .is_some_and(|s| s.eq_ignore_ascii_case("sips:"))
+        })
     }
 
     /// The stage ended without an answer: forward if its destination says

@@ -304,7 +304,7 @@ impl Session {
                 ..
             } => {
                 let max_forwards = self.max_forwards();
-                for contact in contacts {
+                for contact in self.reachable(contacts) {
                     self.add_target(
                         cx,
                         &extension,
