@@ -465,9 +465,11 @@ fn forward_loop_ends_482() {
     );
 }
 
-/// A forward to an external number needs a trunk: 404 and a notice.
+/// A forward to an external number no outbound rule takes (this fixture
+/// has no trunks) is 404 with a notice; with a rule it leaves by a trunk
+/// (`trunks.rs`, `in2out`).
 #[test]
-fn forward_to_an_external_number_is_404_until_trunks() {
+fn forward_to_an_external_number_without_an_outbound_rule_is_404() {
     let mut cast = Cast::new();
     let Cast { bench, alice, .. } = &mut cast;
     forward(
