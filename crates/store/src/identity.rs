@@ -12,7 +12,7 @@
 use cdr::{Id, TenantId, UnixMillis};
 
 use crate::convert::{db_id, db_ms, get_id, get_ms, get_u64};
-use crate::db::{Conn, Row, args};
+use crate::db::{Conn, Row, args, with_conn, with_write_tx};
 use crate::error::StoreError;
 
 // System accounts ----------------------------------------------------------------
@@ -559,4 +559,163 @@ pub(crate) async fn remove_stale_login_failures(
             &args![db_ms("before", before)?, db_ms("now", now)?],
         )
         .await?)
+}
+
+/// The identity part of the store's API (sign-ins, tokens, API keys,
+/// lock-out counters), over the functions above.
+impl crate::Store {
+    /// The system account's argon2id hash, if it is stored.
+    pub async fn system_password_hash(&self, username: &str) -> Result<Option<String>, StoreError> {
+        with_conn!(&self.pool, |conn| system_password_hash(conn, username))
+    }
+
+    pub async fn set_system_password_hash(
+        &self,
+        username: &str,
+        hash: &str,
+        now: UnixMillis,
+    ) -> Result<(), StoreError> {
+        with_conn!(&self.pool, |conn| set_system_password_hash(
+            conn, username, hash, now
+        ))
+    }
+
+    /// Stores an access and a refresh token together.
+    pub async fn insert_tokens(&self, tokens: &[NewToken<'_>]) -> Result<(), StoreError> {
+        with_write_tx!(&self.pool, |conn| async {
+            for t in tokens {
+                insert_token(&mut *conn, t).await?;
+            }
+            Ok::<(), StoreError>(())
+        })
+    }
+
+    /// The owner of a live access token (by its hash).
+    pub async fn access_grant(
+        &self,
+        hash: &str,
+        now: UnixMillis,
+    ) -> Result<Option<AccessGrant>, StoreError> {
+        with_conn!(&self.pool, |conn| access_grant(conn, hash, now))
+    }
+
+    /// Spends a refresh token (by its hash) and stores `next` in its
+    /// family, in one transaction; see [`Refresh`].
+    pub async fn redeem_refresh(
+        &self,
+        hash: &str,
+        now: UnixMillis,
+        next: &Rotation<'_>,
+    ) -> Result<Refresh, StoreError> {
+        // Unauthenticated callers: no write lock for a token that does not
+        // exist (security review, finding 9).
+        if !with_conn!(&self.pool, |conn| token_exists(conn, hash))? {
+            return Ok(Refresh::Invalid);
+        }
+        with_write_tx!(&self.pool, |conn| redeem_refresh(conn, hash, now, next))
+    }
+
+    /// Revokes every token of the system admin; how many were live.
+    pub async fn revoke_system_admin_tokens(&self, now: UnixMillis) -> Result<u64, StoreError> {
+        with_conn!(&self.pool, |conn| revoke_system_admin_tokens(conn, now))
+    }
+
+    /// Revokes a token's family; `false` if the token is unknown.
+    pub async fn revoke_token(&self, hash: &str, now: UnixMillis) -> Result<bool, StoreError> {
+        if !with_conn!(&self.pool, |conn| token_exists(conn, hash))? {
+            return Ok(false);
+        }
+        with_write_tx!(&self.pool, |conn| revoke_token(conn, hash, now))
+    }
+
+    /// Revokes every token of a user.
+    pub async fn revoke_user_tokens(
+        &self,
+        user_id: Id,
+        now: UnixMillis,
+    ) -> Result<u64, StoreError> {
+        with_conn!(&self.pool, |conn| revoke_user_tokens(conn, user_id, now))
+    }
+
+    pub async fn remove_expired_tokens(&self, now: UnixMillis) -> Result<u64, StoreError> {
+        with_conn!(&self.pool, |conn| remove_expired_tokens(conn, now))
+    }
+
+    /// Fails with [`StoreError::Conflict`] if the tenant has a key of that
+    /// name.
+    pub async fn create_api_key(&self, key: &ApiKey, hash: &str) -> Result<(), StoreError> {
+        with_conn!(&self.pool, |conn| create_api_key(conn, key, hash))
+    }
+
+    /// A tenant's API keys, by name.
+    pub async fn api_keys(&self, tenant_id: TenantId) -> Result<Vec<ApiKey>, StoreError> {
+        with_conn!(&self.pool, |conn| api_keys_of(conn, tenant_id))
+    }
+
+    pub async fn api_key(&self, tenant_id: TenantId, id: Id) -> Result<Option<ApiKey>, StoreError> {
+        with_conn!(&self.pool, |conn| api_key(conn, tenant_id, id))
+    }
+
+    pub async fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, StoreError> {
+        with_conn!(&self.pool, |conn| api_key_by_hash(conn, hash))
+    }
+
+    /// Records that a key was used at `now`.
+    pub async fn touch_api_key(&self, id: Id, now: UnixMillis) -> Result<(), StoreError> {
+        with_conn!(&self.pool, |conn| touch_api_key(conn, id, now))
+    }
+
+    /// Revokes (deletes) a key; `false` if the tenant has no such key.
+    pub async fn delete_api_key(&self, tenant_id: TenantId, id: Id) -> Result<bool, StoreError> {
+        with_conn!(&self.pool, |conn| delete_api_key(conn, tenant_id, id))
+    }
+
+    /// How many milliseconds `key` stays locked out after `now` (0: not
+    /// locked).
+    pub async fn login_lock(&self, key: &str, now: UnixMillis) -> Result<u64, StoreError> {
+        with_conn!(&self.pool, |conn| login_lock(conn, key, now))
+    }
+
+    /// Counts a failed sign-in for `key` (a new count when the previous
+    /// failure is older than `window_ms`) and locks it out for
+    /// `lock_ms(failures)` milliseconds; returns the count.
+    pub async fn record_login_failure(
+        &self,
+        key: &str,
+        now: UnixMillis,
+        window_ms: u64,
+        lock_ms: &(dyn Fn(u64) -> u64 + Sync),
+    ) -> Result<u64, StoreError> {
+        with_write_tx!(&self.pool, |conn| record_login_failure(
+            conn, key, now, window_ms, lock_ms
+        ))
+    }
+
+    /// Forgets failure counts older than `before` whose lock-out is over
+    /// at `now`; returns how many.
+    pub async fn remove_stale_login_failures(
+        &self,
+        before: UnixMillis,
+        now: UnixMillis,
+    ) -> Result<u64, StoreError> {
+        with_conn!(&self.pool, |conn| remove_stale_login_failures(
+            conn, before, now
+        ))
+    }
+
+    pub async fn clear_login_failures(&self, key: &str) -> Result<(), StoreError> {
+        with_conn!(&self.pool, |conn| clear_login_failures(conn, key))
+    }
+
+    /// Forgets the counter `key` and every counter whose key starts with
+    /// `prefix`.
+    pub async fn clear_login_failures_with_prefix(
+        &self,
+        key: &str,
+        prefix: &str,
+    ) -> Result<(), StoreError> {
+        with_conn!(&self.pool, |conn| {
+            clear_login_failures_with_prefix(conn, key, prefix)
+        })
+    }
 }

@@ -25,7 +25,7 @@
 use cdr::{Party, SessionId, TenantId, UnixMillis};
 
 use super::{Engine, Shutdown};
-use crate::call::{Ctx, Lookup, Originate as Start, Session, SessionView, TenantInfo};
+use crate::call::{Ctx, Originate as Start, Session, SessionView, TenantInfo};
 use crate::context::Clock;
 use crate::router::Route;
 
@@ -152,14 +152,7 @@ impl Engine {
             name: tenant.name.clone(),
             domain: tenant.domain.clone(),
         };
-        let dir = Lookup {
-            directory: &self.directory,
-            location: self.registrar.location(),
-            active: &self.active,
-            trunks: &self.trunks,
-            trunk_calls: &self.trunk_calls,
-            last_answered: &self.last_answered,
-        };
+        let dir = lookup!(self);
         let (caller, contacts, ring_timeout) = match dir.route(clk.now, tenant.id, &o.caller) {
             // The caller must be a person's extension, not a ring group.
             Route::NotFound | Route::Group(_) => return Err(OriginateError::UnknownCaller),

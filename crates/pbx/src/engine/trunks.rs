@@ -28,7 +28,7 @@ use sip::transport::Peer;
 use sip::{HeaderName, Message};
 
 use super::{Clock, Engine, EngineEvent};
-use crate::call::{Ctx, Inbound, Lookup, Session, Start, TenantInfo, TrunkUse, leaves_by_trunk};
+use crate::call::{Ctx, Inbound, Session, Start, TenantInfo, TrunkUse, leaves_by_trunk};
 use crate::routing::{InboundRoute, route_inbound};
 use crate::trunk::{TrunkCalls, Trunks};
 
@@ -145,14 +145,7 @@ impl Engine {
             domain: tenant.domain,
         };
         let session_id = self.sv.snowflake.next_session(cdr::UnixMillis(clk.unix_ms));
-        let dir = Lookup {
-            directory: &self.directory,
-            location: self.registrar.location(),
-            active: &self.active,
-            trunks: &self.trunks,
-            trunk_calls: &self.trunk_calls,
-            last_answered: &self.last_answered,
-        };
+        let dir = lookup!(self);
         let route = dir.route(clk.now, tenant.id, extension.as_str());
         let direction = match leaves_by_trunk(&dir, &tenant, &route) {
             true => Direction::InboundOutbound,
