@@ -191,7 +191,7 @@ fn zone_of(shell: &Shell) -> jiff::tz::TimeZone {
 }
 
 /// `1:02:03` / `2:03`.
-fn duration(secs: u64) -> String {
+pub(super) fn duration(secs: u64) -> String {
     let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
     if h > 0 {
         format!("{h}:{m:02}:{s:02}")

@@ -20,6 +20,7 @@ use axum::routing::{get, post};
 use cdr::UnixMillis;
 use maud::{Markup, html};
 
+use super::cdrs::duration;
 use super::{action_button, text};
 use crate::api::recordings::READERS;
 use crate::api::resource::Scope;
@@ -43,19 +44,11 @@ pub fn player(id: &str, duration_secs: u64) -> Markup {
     let src = format!("/console/recordings/{id}/audio");
     html! {
         audio controls preload="none" src=(src) { a href=(src) { "Download the recording" } }
-        p { a href=(src) download=(format!("recording-{id}.wav")) { "Download the recording" } " (" (clock(duration_secs)) ")" }
+        p { a href=(src) download=(format!("recording-{id}.wav")) { "Download the recording" } " (" (duration(duration_secs)) ")" }
     }
 }
 
-/// `1:02:03` / `2:03`.
-fn clock(secs: u64) -> String {
-    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
-    if h > 0 {
-        format!("{h}:{m:02}:{s:02}")
-    } else {
-        format!("{m}:{s:02}")
-    }
-}
+
 
 /// The REST scope of the signed-in principal for recordings.
 async fn scope(state: &ApiState, shell: &Shell) -> Result<Scope, PageError> {
@@ -152,7 +145,7 @@ async fn page(
                             td { (started(item)) }
                             td { (text(item, "caller")) }
                             td { (text(item, "callee")) }
-                            td.num { (clock(item["duration"].as_u64().unwrap_or(0))) }
+                            td.num { (duration(item["duration"].as_u64().unwrap_or(0))) }
                             td { (player(&id, item["duration"].as_u64().unwrap_or(0))) }
                             td { a href=(format!("/console/cdrs?session={}", text(item, "session_id"))) { "The call" } }
                             @if admin {
