@@ -48,8 +48,6 @@ pub fn player(id: &str, duration_secs: u64) -> Markup {
     }
 }
 
-
-
 /// The REST scope of the signed-in principal for recordings.
 async fn scope(state: &ApiState, shell: &Shell) -> Result<Scope, PageError> {
     let tenant_id = shell.tenant_for(state, &READERS).await?;
