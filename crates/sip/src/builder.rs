@@ -67,7 +67,29 @@ impl Fields {
             return Err(e);
         }
         let body_len = self.body.as_ref().map_or(0, |(_, b)| b.len());
-        let mut out = String::with_capacity(256 + self.lines.len() * 48);
+        // The exact size (the Content-Length line's digits at most 20), so
+        // the buffer is allocated once and the message keeps no spare
+        // capacity for as long as it is held.
+        let name_len = |name: &Name| match name {
+            Name::Known(h) => h.as_str().len(),
+            Name::Named(s) => s.len(),
+        };
+        let size = start_line.len()
+            + 2
+            + self
+                .lines
+                .iter()
+                .map(|(n, v)| name_len(n) + 2 + v.len() + 2)
+                .sum::<usize>()
+            + self
+                .body
+                .as_ref()
+                .map_or(0, |(ct, _)| "Content-Type: ".len() + ct.len() + 2)
+            + "Content-Length: ".len()
+            + 20
+            + 4
+            + body_len;
+        let mut out = String::with_capacity(size);
         out.push_str(start_line);
         out.push_str("\r\n");
         for (name, value) in &self.lines {

@@ -139,8 +139,11 @@ pub struct HeaderField<'a> {
 pub struct Message {
     /// The message exactly as received (what a proxy would forward).
     raw: Bytes,
-    /// The start line and headers, validated UTF-8, folding replaced by spaces.
-    head: Box<str>,
+    /// The start line and headers, validated UTF-8, folding replaced by
+    /// spaces: a slice of `raw` itself when nothing was folded (no copy: the
+    /// messages a call keeps for its whole life cost their size once, not
+    /// twice), else a buffer of its own. Read through [`Message::head`].
+    head: Bytes,
     start: StartLine,
     headers: Vec<HeaderEntry>,
     /// Index in `headers` of the first line of each known header
@@ -301,12 +304,11 @@ impl Message {
                 return Err(ParseError::BareCr);
             }
         }
-        let head = std::str::from_utf8(head_bytes).map_err(|_| ParseError::NotUtf8)?;
-        let mut head: String = head.to_owned();
-        if folded {
+        let text = std::str::from_utf8(head_bytes).map_err(|_| ParseError::NotUtf8)?;
+        let head = if folded {
             // Turn the CR/LF of folded lines into spaces: same length, so every
             // offset stays valid, and readers never see line breaks.
-            let mut v = std::mem::take(&mut head).into_bytes();
+            let mut v = text.as_bytes().to_vec();
             for h in &headers {
                 for c in &mut v[span_of(&h.value)] {
                     if *c == b'\r' || *c == b'\n' {
@@ -314,14 +316,23 @@ impl Message {
                     }
                 }
             }
-            // Only ASCII bytes were replaced by ASCII bytes.
-            head = String::from_utf8(v).map_err(|_| ParseError::NotUtf8)?;
-        }
+            Bytes::from(v)
+        } else {
+            raw.slice(skip..head_end)
+        };
+        // Only ASCII bytes were replaced by ASCII bytes, so this holds; the
+        // check (on the rare folded message only) keeps `head()` sound even if
+        // that loop ever changes.
+        let text = if folded {
+            std::str::from_utf8(&head).map_err(|_| ParseError::NotUtf8)?
+        } else {
+            text
+        };
         let available = b.len() - body_start;
         let body = match content_length {
             None => body_start..b.len(),
             Some(i) => {
-                let n = parse_u32(&head[span_of(&headers[i].value)])
+                let n = parse_u32(&text[span_of(&headers[i].value)])
                     .map_err(ParseError::ContentLength)? as usize;
                 if n > available {
                     return Err(ParseError::BodyTooShort {
@@ -335,7 +346,7 @@ impl Message {
         };
         Ok(Message {
             raw,
-            head: head.into_boxed_str(),
+            head,
             start,
             headers,
             first,
@@ -347,6 +358,15 @@ impl Message {
     /// The message as received.
     pub fn as_bytes(&self) -> &Bytes {
         &self.raw
+    }
+
+    /// The start line and header section as text (see the `head` field).
+    fn head(&self) -> &str {
+        // SAFETY: `head` is set only by `parse_with`, to bytes that
+        // `std::str::from_utf8` accepted there (the slice of `raw` it
+        // checked, or the folded copy checked again), and `Bytes` never
+        // changes what it holds.
+        unsafe { std::str::from_utf8_unchecked(&self.head) }
     }
 
     pub fn is_request(&self) -> bool {
@@ -368,7 +388,7 @@ impl Message {
     /// The Request-URI text, `None` for a response.
     pub fn request_uri_str(&self) -> Option<&str> {
         match &self.start {
-            StartLine::Request { uri, .. } => Some(&self.head[span_of(uri)]),
+            StartLine::Request { uri, .. } => Some(&self.head()[span_of(uri)]),
             StartLine::Response { .. } => None,
         }
     }
@@ -388,7 +408,7 @@ impl Message {
 
     pub fn reason_phrase(&self) -> Option<&str> {
         match &self.start {
-            StartLine::Response { reason, .. } => Some(&self.head[span_of(reason)]),
+            StartLine::Response { reason, .. } => Some(&self.head()[span_of(reason)]),
             StartLine::Request { .. } => None,
         }
     }
@@ -406,8 +426,8 @@ impl Message {
     pub fn fields(&self) -> impl Iterator<Item = HeaderField<'_>> + '_ {
         self.headers.iter().map(|h| HeaderField {
             kind: h.name,
-            name: &self.head[span_of(&h.name_span)],
-            value: &self.head[span_of(&h.value)],
+            name: &self.head()[span_of(&h.name_span)],
+            value: &self.head()[span_of(&h.value)],
         })
     }
 
@@ -423,7 +443,7 @@ impl Message {
         self.headers[from..]
             .iter()
             .filter(move |h| h.name == name)
-            .map(|h| &self.head[span_of(&h.value)])
+            .map(|h| &self.head()[span_of(&h.value)])
     }
 
     /// The value of the first line of a known header.
@@ -433,7 +453,7 @@ impl Message {
         }
         match self.first[name as usize] {
             NONE => None,
-            i => Some(&self.head[span_of(&self.headers[usize::from(i)].value)]),
+            i => Some(&self.head()[span_of(&self.headers[usize::from(i)].value)]),
         }
     }
 
@@ -454,9 +474,9 @@ impl Message {
             .filter(move |h| {
                 h.name == kind
                     && (kind != HeaderName::Other
-                        || self.head[span_of(&h.name_span)].eq_ignore_ascii_case(name))
+                        || self.head()[span_of(&h.name_span)].eq_ignore_ascii_case(name))
             })
-            .map(|h| &self.head[span_of(&h.value)])
+            .map(|h| &self.head()[span_of(&h.value)])
     }
 
     pub fn header_named<'s>(&'s self, name: &'s str) -> Option<&'s str> {
@@ -651,9 +671,11 @@ impl Message {
     /// A short text for logs: start line and Call-ID.
     pub fn summary(&self) -> String {
         let first = match &self.start {
-            StartLine::Request { method, uri } => format!("{method} {}", &self.head[span_of(uri)]),
+            StartLine::Request { method, uri } => {
+                format!("{method} {}", &self.head()[span_of(uri)])
+            }
             StartLine::Response { code, reason } => {
-                format!("{code} {}", &self.head[span_of(reason)])
+                format!("{code} {}", &self.head()[span_of(reason)])
             }
         };
         match self.header(HeaderName::CallId) {
@@ -752,4 +774,34 @@ fn parse_start_line(line: &str) -> Result<StartLine, ParseError> {
         method,
         uri: uri_start..uri_start + uri.len() as u32,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INVITE: &str = "INVITE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\nSubject: a\r\n b\r\nCall-ID: x\r\nContent-Length: 2\r\n\r\nhi";
+
+    fn within(part: &[u8], whole: &[u8]) -> bool {
+        let (p, w) = (part.as_ptr() as usize, whole.as_ptr() as usize);
+        p >= w && p + part.len() <= w + whole.len()
+    }
+
+    #[test]
+    fn an_unfolded_head_is_read_from_the_received_bytes() {
+        let raw = INVITE.replace("\r\n b", " b");
+        let m = Message::parse(raw.into_bytes()).unwrap();
+        assert!(within(&m.head, m.as_bytes()), "the head was copied");
+        assert_eq!(m.header(HeaderName::Subject), Some("a b"));
+        assert_eq!(m.body(), b"hi");
+    }
+
+    #[test]
+    fn a_folded_head_gets_its_own_buffer_with_spaces() {
+        let m = Message::parse(INVITE.as_bytes().to_vec()).unwrap();
+        assert!(!within(&m.head, m.as_bytes()));
+        assert_eq!(m.header(HeaderName::Subject), Some("a   b"));
+        assert_eq!(m.request_uri_str(), Some("sip:bob@example.com"));
+        assert_eq!(m.body(), b"hi");
+    }
 }

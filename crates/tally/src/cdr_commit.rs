@@ -221,7 +221,9 @@ struct Task {
     first_backoff: Duration,
     max_backoff: Duration,
     counters: Arc<CommitCounters>,
-    sessions: HashMap<SessionId, OpenSession>,
+    /// Boxed, as the engine's sessions are: the map keeps up to twice its
+    /// length in slots, and an `OpenSession` is large.
+    sessions: HashMap<SessionId, Box<OpenSession>>,
     /// Sessions that may have something to send, in the order they became
     /// ready.
     ready: Vec<SessionId>,
@@ -318,10 +320,8 @@ async fn tick(interval: &mut Option<tokio::time::Interval>) {
 
 impl Task {
     fn accept(&mut self, fact: SessionFact) {
-        let session = self
-            .sessions
-            .entry(fact.session)
-            .or_insert_with(|| OpenSession {
+        let session = self.sessions.entry(fact.session).or_insert_with(|| {
+            Box::new(OpenSession {
                 tenant: fact.tenant,
                 builder: Builder::new(),
                 span: fact.span.clone(),
@@ -331,7 +331,8 @@ impl Task {
                 failures: 0,
                 backing_off: false,
                 ready: false,
-            });
+            })
+        });
         match session.builder.apply(fact.event.clone()) {
             Ok(wire) => {
                 session.events.push(fact.event);

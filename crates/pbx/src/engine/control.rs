@@ -113,7 +113,7 @@ impl Engine {
                     .sessions
                     .values()
                     .filter(|s| s.tenant_id() == tenant)
-                    .filter_map(Session::view)
+                    .filter_map(|s| s.view())
                     .collect();
                 views.sort_by_key(|v| v.id);
                 ControlReply::Sessions(views)
@@ -122,7 +122,7 @@ impl Engine {
                 self.sessions
                     .get(&id)
                     .filter(|s| s.tenant_id() == tenant)
-                    .and_then(Session::view),
+                    .and_then(|s| s.view()),
             ),
             Control::Destroy { tenant, id } => {
                 let found = self
@@ -206,7 +206,7 @@ impl Engine {
             },
         );
         self.apply(session_id, session.tenant_id());
-        self.sessions.insert(session_id, session);
+        self.sessions.insert(session_id, Box::new(session));
         self.settle(session_id);
         Ok(session_id)
     }

@@ -359,7 +359,10 @@ pub struct Engine {
     dialogs: HashMap<DialogKey, (SessionId, LegRef)>,
     registrar: Registrar,
     directory: Directory,
-    sessions: HashMap<SessionId, Session>,
+    /// Boxed: a `Session` is ~2.9 KB, and a map of values keeps up to twice
+    /// its length in slots (and both tables while it grows); a box is 8 bytes
+    /// per slot (issue 18: memory per live call).
+    sessions: HashMap<SessionId, Box<Session>>,
     /// How many calls each user is in, and which users each session counts
     /// against (what [`Session::holds`] said when it last settled).
     active: ActiveCalls,
@@ -868,7 +871,7 @@ impl Engine {
             },
         );
         self.apply(session_id, session.tenant_id());
-        self.sessions.insert(session_id, session);
+        self.sessions.insert(session_id, Box::new(session));
         self.settle(session_id);
     }
 

@@ -178,7 +178,7 @@ impl Engine {
             },
         );
         self.apply(session_id, session.tenant_id());
-        self.sessions.insert(session_id, session);
+        self.sessions.insert(session_id, Box::new(session));
         self.settle(session_id);
         None
     }
