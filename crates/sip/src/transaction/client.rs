@@ -147,7 +147,7 @@ impl ClientTransaction {
 
     /// The next message to send or event for the TU.
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.outputs.pop_front()
+        super::drain(&mut self.outputs, self.state)
     }
 
     /// When [`ClientTransaction::handle_timeout`] must next be called.

@@ -241,3 +241,52 @@ pub enum TransactionError {
     #[error("transaction {0} already has this key (reused branch)")]
     Duplicate(TransactionId),
 }
+
+/// The next output of a transaction's queue. A transaction that lingers
+/// (Completed, Confirmed, Accepted: up to 32 s per call on UDP, only to
+/// absorb retransmissions) gives the queue's buffer back once it is empty:
+/// it rarely sends again, and a drained queue keeps room for a few
+/// messages, about a kilobyte per transaction (issue 18: memory per call).
+fn drain(outputs: &mut std::collections::VecDeque<Output>, state: State) -> Option<Output> {
+    let next = outputs.pop_front();
+    if next.is_none()
+        && outputs.capacity() > 0
+        && matches!(state, State::Completed | State::Confirmed | State::Accepted)
+    {
+        *outputs = std::collections::VecDeque::new();
+    }
+    next
+}
+
+#[cfg(test)]
+mod drain_tests {
+    use super::*;
+    use std::collections::VecDeque;
+
+    fn queue() -> VecDeque<Output> {
+        let mut q = VecDeque::new();
+        q.push_back(Output::Event(TransactionEvent::Timeout(Timer::B)));
+        q
+    }
+
+    #[test]
+    fn a_lingering_transaction_frees_its_drained_queue() {
+        for state in [State::Completed, State::Confirmed, State::Accepted] {
+            let mut q = queue();
+            assert!(drain(&mut q, state).is_some());
+            assert!(q.capacity() > 0, "freed before it was empty");
+            assert!(drain(&mut q, state).is_none());
+            assert_eq!(q.capacity(), 0, "{state:?}");
+        }
+    }
+
+    #[test]
+    fn a_busy_transaction_keeps_its_queue() {
+        for state in [State::Calling, State::Trying, State::Proceeding] {
+            let mut q = queue();
+            drain(&mut q, state);
+            assert!(drain(&mut q, state).is_none());
+            assert!(q.capacity() > 0, "{state:?}");
+        }
+    }
+}

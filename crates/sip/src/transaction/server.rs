@@ -212,7 +212,7 @@ impl ServerTransaction {
         {
             self.send(trying);
         }
-        self.outputs.pop_front()
+        super::drain(&mut self.outputs, self.state)
     }
 
     /// Rejections left unsent since the last call because they were larger
