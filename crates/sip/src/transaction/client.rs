@@ -27,10 +27,10 @@ pub struct ClientTransaction {
     /// Trying, Proceeding). Dropped on the final response: Completed and
     /// Accepted linger up to 32 s per call only to absorb retransmissions
     /// (the ACK below, or nothing), and a parsed INVITE is kilobytes.
-    request: Option<Message>,
+    request: Option<Box<Message>>,
     /// INVITE only: the ACK sent for a non-2xx final response, sent again for
     /// each retransmission of that response.
-    ack: Option<Message>,
+    ack: Option<Box<Message>>,
     config: TimerConfig,
     schedule: Schedule,
     outputs: VecDeque<Output>,
@@ -58,7 +58,7 @@ impl ClientTransaction {
             invite,
             state,
             peer,
-            request: Some(request.clone()),
+            request: Some(Box::new(request.clone())),
             ack: None,
             config,
             schedule: Schedule::default(),
@@ -83,7 +83,7 @@ impl ClientTransaction {
     /// The request this transaction sends, until its final response
     /// arrives (see the field).
     pub fn request(&self) -> Option<&Message> {
-        self.request.as_ref()
+        self.request.as_deref()
     }
 
     pub fn peer(&self) -> Peer {
@@ -125,7 +125,7 @@ impl ClientTransaction {
         while let Some((fired, at)) = self.schedule.take_due(now) {
             match fired {
                 Fired::Retransmit { timer, interval } => {
-                    if let Some(request) = self.request.clone() {
+                    if let Some(request) = self.request.as_deref().cloned() {
                         self.transmit(request);
                     }
                     // §17.1.2.2: in Proceeding, Timer E is reset to T2.
@@ -188,8 +188,9 @@ impl ClientTransaction {
                     self.ack = self
                         .request
                         .take()
-                        .and_then(|request| ack_for_failure(&request, &response).ok());
-                    if let Some(ack) = self.ack.clone() {
+                        .and_then(|request| ack_for_failure(&request, &response).ok())
+                        .map(Box::new);
+                    if let Some(ack) = self.ack.as_deref().cloned() {
                         self.transmit(ack);
                     }
                     self.state = State::Completed;
@@ -199,7 +200,7 @@ impl ClientTransaction {
             }
             State::Completed if self.invite && !provisional && !success => {
                 // A retransmission: our ACK was lost.
-                if let Some(ack) = self.ack.clone() {
+                if let Some(ack) = self.ack.as_deref().cloned() {
                     self.transmit(ack);
                 }
             }

@@ -33,7 +33,7 @@ pub struct ServerTransaction {
     last_response: Kept,
     /// INVITE: the `100 Trying`, sent at the first [`Self::poll_output`]
     /// unless the TU has answered by then (see [`ServerTransaction::new`]).
-    trying: Option<Message>,
+    trying: Option<Box<Message>>,
     /// A provisional went out: the client stopped retransmitting the
     /// request, so a final response must be retransmitted (Timer G).
     provisional_sent: bool,
@@ -55,8 +55,9 @@ pub struct ServerTransaction {
 #[derive(Debug)]
 enum Kept {
     Nothing,
-    /// Trying/Proceeding: resent often, kept parsed.
-    Message(Message),
+    /// Trying/Proceeding: resent often, kept parsed (boxed: a lingering
+    /// transaction keeps a `Kept` too, and a `Message` is 224 bytes inline).
+    Message(Box<Message>),
     /// Completed: the bytes, parsed again for each (rare) retransmission,
     /// and the To tag an RFC 2543 ACK for a non-2xx carries.
     Bytes {
@@ -112,7 +113,10 @@ impl ServerTransaction {
         if invite {
             // The 100 copies what the request has; a request without the
             // headers to copy gets no 100 (the TU will answer it 400).
-            t.trying = ResponseBuilder::reply(request, 100).build().ok();
+            t.trying = ResponseBuilder::reply(request, 100)
+                .build()
+                .ok()
+                .map(Box::new);
         }
         Ok(t)
     }
@@ -134,7 +138,7 @@ impl ServerTransaction {
     /// Confirmed, Terminated).
     pub fn last_response(&self) -> Option<Message> {
         match &self.last_response {
-            Kept::Message(m) => Some(m.clone()),
+            Kept::Message(m) => Some(Message::clone(m)),
             Kept::Bytes { bytes, .. } => Message::parse(bytes.clone()).ok(),
             Kept::ToTag(_) | Kept::Nothing => None,
         }
@@ -210,7 +214,7 @@ impl ServerTransaction {
             && self.state == State::Proceeding
             && matches!(self.last_response, Kept::Nothing)
         {
-            self.send(trying);
+            self.send(*trying);
         }
         super::drain(&mut self.outputs, self.state)
     }
@@ -332,7 +336,7 @@ impl ServerTransaction {
         self.last_response = match self.state {
             // Retransmitted on every copy of the request until the final
             // response: kept parsed.
-            State::Trying | State::Proceeding => Kept::Message(response.clone()),
+            State::Trying | State::Proceeding => Kept::Message(Box::new(response.clone())),
             // Retransmitted (Timer G, copies of the request) for up to 32 s
             // after the call: only the bytes, parsed again when sent.
             State::Completed => Kept::Bytes {
