@@ -142,6 +142,7 @@ impl Session {
             xfer: Default::default(),
             // RFC 3725 flow I: media end to end, never anchored.
             media: None,
+            recording: Default::default(),
             pickup: Default::default(),
         };
         let at = cx.fx.len();
