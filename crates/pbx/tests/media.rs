@@ -445,7 +445,9 @@ fn a_recording_that_cannot_be_made_says_why_in_the_cdr() {
 
     // No relay at all (no media.address): the runtime's reason.
     let mut cast = Cast::new();
-    cast.bench.engine.set_media_off("no media.address could be found");
+    cast.bench
+        .engine
+        .set_media_off("no media.address could be found");
     set_recording(&mut cast, "102");
     let (mut a_call, ..) = call(&mut cast, SDP_A);
     let cdr = hang_up(&mut cast, &mut a_call);
@@ -510,7 +512,10 @@ fn a_forward_to_a_recording_user_is_recorded_when_that_user_answers() {
     let mut a_call = forwarded_to_ann(&mut cast, &mut ann, "102");
     let plan = plan_of(&cast.bench).expect("recorded in case");
     assert!(plan.provisional);
-    assert_eq!(plan.callee, "102", "the CDR's callee: the first destination");
+    assert_eq!(
+        plan.callee, "102",
+        "the CDR's callee: the first destination"
+    );
     let cmds = commands(&cast.bench);
     let answered = cmds.iter().position(|c| *c == MediaCommand::Answered);
     let record = cmds.iter().position(|c| *c == MediaCommand::Record);
