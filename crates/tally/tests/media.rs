@@ -11,6 +11,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU16, Ordering};
 
+use common::console;
 use common::flows::Demo;
 use common::pg::PgDatabase;
 use common::{Sipp, TempDir, free_sip_port, sipp, sipp_available, wait_for_cdrs};
@@ -340,11 +341,12 @@ fn unwritable_recordings_dir(extra: &[&str]) {
     ));
     std::fs::write(&config, text).unwrap();
     let config = config.display().to_string();
-    let demo = Demo::start(
+    let mut demo = Demo::start(
         dir.path(),
         &[&["--config", config.as_str()], extra].concat(),
     );
     add_recorded_user(&demo, "110", "s3cret-110");
+    demo.add_web_user("120", "s3cret-120", "web-pass-120", "Admin");
     let uac = scenario(
         dir.path(),
         "uac_tone.xml",
@@ -359,6 +361,25 @@ fn unwritable_recordings_dir(extra: &[&str]) {
     let cdr = only_cdr(&demo);
     assert_eq!(cdr["call_status"], "answered", "{cdr}");
     assert!(cdr.get("recording").is_none(), "{cdr}");
+    // The console's CDR detail says it too.
+    let jar = console::sign_in(
+        &demo.server,
+        Some(common::flows::DEMO_DOMAIN),
+        "120",
+        "web-pass-120",
+    );
+    let (status, _, page) = console::raw(
+        &demo.server,
+        "GET",
+        &format!("/console/cdrs/{}", cdr["id"].as_str().unwrap()),
+        &jar,
+        "",
+    );
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("no recording was made") && page.contains("unwritable"),
+        "{page}"
+    );
     let error = &cdr["recording_error"];
     assert_eq!(error["reason"], "unwritable", "{cdr}");
     let detail = error["detail"].as_str().unwrap_or_default();
