@@ -621,3 +621,32 @@ fn a_forward_to_a_recording_user_that_cannot_be_anchored_says_why_if_answered() 
     let cdr = hang_up(&mut cast, &mut a_call);
     assert!(cdr.get("recording_error").is_none(), "102 answered: {cdr}");
 }
+
+#[test]
+fn a_call_started_over_rest_is_not_relayed_and_says_so_when_it_should_be_recorded() {
+    for (records, expected) in [(true, Some("not_relayed")), (false, None)] {
+        let (mut cast, ports) = with_media(Anchor::Auto, 4);
+        if records {
+            set_recording(&mut cast, "102");
+        }
+        let Cast { bench, alice, .. } = &mut cast;
+        let reply = bench.control(pbx::Control::Originate(pbx::Originate {
+            tenant: tenant_id(),
+            caller: "101".into(),
+            callee: "102".into(),
+            user_data: String::new(),
+            caller_id: None,
+        }));
+        assert!(
+            matches!(reply, pbx::ControlReply::Originated(Ok(_))),
+            "{reply:?}"
+        );
+        let invite = bench.take_one(alice.peer);
+        let a_in = alice.incoming(&invite);
+        bench.at(1_000);
+        bench.send(alice.peer, &alice.respond(&a_in, &invite, 486, None));
+        let cdr = bench.cdr();
+        assert_eq!(cdr["recording_error"]["reason"].as_str(), expected, "{cdr}");
+        assert!(bench.media.is_empty() && ports.reserved.lock().unwrap().is_empty());
+    }
+}

@@ -246,6 +246,25 @@ pub(crate) struct Recording {
     pub error: Option<RecordingError>,
 }
 
+impl Recording {
+    /// A call the PBX does not relay (started over REST): if its tenant
+    /// or one of `users` records, the CDR says why there is no recording.
+    pub(super) fn not_relayed(cx: &Ctx<'_>, tenant: TenantId, users: [&str; 2]) -> Recording {
+        let dir = cx.dir.directory;
+        let wanted = dir.tenant_records(tenant)
+            || users
+                .iter()
+                .any(|u| dir.user(tenant, u).is_some_and(|u| u.recording));
+        Recording {
+            error: wanted.then(|| RecordingError {
+                reason: RecordingFailure::NotRelayed,
+                detail: "calls started over REST are not relayed (RFC 3725 flow I)".to_owned(),
+            }),
+            ..Recording::default()
+        }
+    }
+}
+
 /// Whether a user who records can be reached from `number` (a user or a
 /// ring group of `tenant`): its forwarding destinations, a group's
 /// members and no-answer destination, and theirs in turn, at most
