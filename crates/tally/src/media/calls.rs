@@ -93,7 +93,7 @@ pub enum MediaEvent {
     Stopped {
         session: SessionId,
         report: Option<Box<Report>>,
-        recording: Result<Option<cdr::Recording>, RecordingError>,
+        recording: Linked,
     },
 }
 
@@ -113,6 +113,10 @@ impl MediaEvents {
     }
 }
 
+/// A wanted recording's link for the CDR, or why there is none
+/// (`Ok(None)`: nothing to link, nothing missed).
+type Linked = Result<Option<cdr::Recording>, RecordingError>;
+
 /// One anchored call.
 #[derive(Default)]
 struct CallMedia {
@@ -130,10 +134,7 @@ struct CallMedia {
     /// (its directory, the relay's sockets).
     error: Option<RecordingError>,
     /// The stop task came back.
-    stopped: Option<(
-        Option<Report>,
-        Result<Option<cdr::Recording>, RecordingError>,
-    )>,
+    stopped: Option<(Option<Report>, Linked)>,
 }
 
 /// The relays of the shard's calls (see the module doc).
@@ -421,7 +422,7 @@ async fn save_recording(
     plan: &RecordingPlan,
     report: &Report,
     answered: bool,
-) -> Result<Option<cdr::Recording>, RecordingError> {
+) -> Linked {
     let Some(rec) = report.recording.as_ref() else {
         return Ok(None);
     };
