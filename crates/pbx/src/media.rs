@@ -35,7 +35,7 @@
 //! only known later, so the decision at routing time looks ahead: when
 //! any user the routing plan can reach records (the first destination's
 //! forwarding rules, followed to their destinations' rules, ring group
-//! members and no-answer destinations, as far as [`crate::call`]'s hop
+//! members and no-answer destinations, as far as the call's hop
 //! limit), the call is anchored and recorded *provisionally*
 //! ([`RecordingPlan::provisional`]): the WAV covers the call from the
 //! start, and is kept (with its row and CDR link) only if a recording
