@@ -3,8 +3,8 @@
 use std::fmt;
 
 use crate::event::{
-    CallEvent, CallEventKind, NoAnswerCause, Party, Quality, Recording, SessionEnd, SessionStart,
-    TargetAdded, TargetEnd,
+    CallEvent, CallEventKind, NoAnswerCause, Party, Quality, Recording, RecordingError, SessionEnd,
+    SessionStart, TargetAdded, TargetEnd,
 };
 use crate::id::{SessionId, TargetId};
 use crate::record::{CdrRecord, TargetRecord};
@@ -440,7 +440,7 @@ impl Session {
                     status,
                     status_code,
                     EndReason::NotApplicable,
-                    None,
+                    (None, None),
                     true,
                 );
                 (EventType::CallCdr, Payload::CallCdr(Box::new(record)))
@@ -557,6 +557,7 @@ impl Session {
             status_code,
             reason,
             recording,
+            recording_error,
         } = end;
         if let Some(open) = self.targets.iter().find(|t| t.end.is_none()) {
             return Err(BuildError::TargetStillActive {
@@ -590,7 +591,14 @@ impl Session {
         } else {
             (CallStatus::of_unanswered(status_code), status_code)
         };
-        let record = self.finish(at, status, cdr_code, reason, recording, false);
+        let record = self.finish(
+            at,
+            status,
+            cdr_code,
+            reason,
+            (recording, recording_error),
+            false,
+        );
         Ok((EventType::CallCdr, Payload::CallCdr(Box::new(record))))
     }
 
@@ -601,7 +609,7 @@ impl Session {
         call_status: CallStatus,
         status_code: u16,
         ended_reason: EndReason,
-        recording: Option<Recording>,
+        (recording, recording_error): (Option<Recording>, Option<RecordingError>),
         recovered: bool,
     ) -> CdrRecord {
         let s = &self.start;
@@ -626,6 +634,7 @@ impl Session {
             ended_reason,
             user_data: s.user_data.clone(),
             recording,
+            recording_error,
             recovered,
             targets: self.targets.iter().map(|t| t.record(at)).collect(),
             caller_user: s.caller_user,

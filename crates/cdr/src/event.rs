@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::id::{Id, SessionId, TargetId, TenantId};
 use crate::time::UnixMillis;
-use crate::vocab::{CallType, Direction, EndReason, RerouteReason};
+use crate::vocab::{CallType, Direction, EndReason, RecordingFailure, RerouteReason};
 
 /// One fact about a session, with the moment it happened.
 ///
@@ -223,6 +223,16 @@ pub struct Recording {
     pub duration: u64,
 }
 
+/// Why a call that was to be recorded has no recording (Tally addition to
+/// `call_cdr`, next to `recording`; absent when nothing was to be recorded
+/// or the recording exists).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordingError {
+    pub reason: RecordingFailure,
+    /// What went wrong, for people (the I/O error, the port range…).
+    pub detail: String,
+}
+
 /// How the session ended.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionEnd {
@@ -234,12 +244,15 @@ pub struct SessionEnd {
     /// answered calls; `cancelled` or `None` for unanswered ones.
     pub reason: EndReason,
     pub recording: Option<Recording>,
+    /// Why `recording` is missing when the call was to be recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording_error: Option<RecordingError>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vocab::{CallType, Direction, EndReason, RerouteReason};
+    use crate::vocab::{CallType, Direction, EndReason, RecordingFailure, RerouteReason};
 
     fn id(raw: u64) -> Id {
         Id::from_u64(raw)
@@ -315,6 +328,10 @@ mod tests {
                     url: "https://pbx/rec/42".into(),
                     duration: 61,
                 }),
+                recording_error: Some(RecordingError {
+                    reason: RecordingFailure::DiskFull,
+                    detail: "No space left on device (os error 28)".into(),
+                }),
             }),
             CallEventKind::SessionRecovered,
         ];
@@ -366,6 +383,21 @@ mod tests {
         assert_eq!(json(4)["kind"]["cause"], "answered_elsewhere");
         assert_eq!(json(6)["kind"]["reason"], "attended_transfer_complete");
         assert_eq!(json(8)["kind"]["reason"], "None");
+        assert_eq!(
+            json(8)["kind"]["recording_error"],
+            serde_json::json!({"reason": "disk_full", "detail": "No space left on device (os error 28)"})
+        );
+        // Journals written before `recording_error` read back as `None`.
+        let mut old = json(8);
+        old["kind"]
+            .as_object_mut()
+            .unwrap()
+            .remove("recording_error");
+        let back: CallEvent = serde_json::from_value(old).unwrap();
+        match back.kind {
+            CallEventKind::SessionEnded(end) => assert_eq!(end.recording_error, None),
+            other => panic!("{other:?}"),
+        }
         assert_eq!(
             json(9),
             serde_json::json!({"at": 1_795_874_587_132u64, "kind": {"type": "session_recovered"}})

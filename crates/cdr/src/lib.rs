@@ -69,8 +69,8 @@ mod wire;
 
 pub use builder::{BuildError, Builder, TargetPhase};
 pub use event::{
-    CallEvent, CallEventKind, NoAnswerCause, Party, Quality, Recording, SessionEnd, SessionStart,
-    TargetAdded, TargetEnd,
+    CallEvent, CallEventKind, NoAnswerCause, Party, Quality, Recording, RecordingError, SessionEnd,
+    SessionStart, TargetAdded, TargetEnd,
 };
 pub use id::{
     CdrId, Id, InvalidNode, NODE_COUNT, ParseIdError, SEQUENCES_PER_MS, SNOWFLAKE_EPOCH, SessionId,
@@ -80,7 +80,7 @@ pub use record::{CdrRecord, TargetRecord};
 pub use rest::RestCdr;
 pub use time::{UnixMillis, event_time, rest_time};
 pub use vocab::{
-    CallStatus, CallType, Direction, DirectionVocabulary, EndReason, RerouteReason, TargetStatus,
-    UnknownSpelling,
+    CallStatus, CallType, Direction, DirectionVocabulary, EndReason, RecordingFailure,
+    RerouteReason, TargetStatus, UnknownSpelling,
 };
 pub use wire::{EncodeError, EventId, EventType, WireEvent, WireProfile};

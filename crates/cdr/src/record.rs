@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::event::{Party, Quality, Recording};
+use crate::event::{Party, Quality, Recording, RecordingError};
 use crate::id::{CdrId, Id, SessionId, TargetId, TenantId};
 use crate::time::{UnixMillis, event_time};
 use crate::vocab::{CallStatus, CallType, Direction, EndReason, RerouteReason, TargetStatus};
@@ -43,6 +43,8 @@ pub struct CdrRecord {
     pub ended_reason: EndReason,
     pub user_data: String,
     pub recording: Option<Recording>,
+    /// Why there is no `recording` when the call was to be recorded.
+    pub recording_error: Option<RecordingError>,
     /// Closed on restart after a crash (SPEC §3).
     pub recovered: bool,
     /// In the order the PBX started them.

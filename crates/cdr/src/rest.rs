@@ -9,7 +9,7 @@
 
 use serde::Serialize;
 
-use crate::event::Recording;
+use crate::event::{Recording, RecordingError};
 use crate::id::{CdrId, SessionId};
 use crate::record::{CdrRecord, TargetJson};
 use crate::time::rest_time;
@@ -56,6 +56,10 @@ pub struct RestCdr<'a> {
     /// Detail form only, and only when the call was recorded.
     #[serde(skip_serializing_if = "Option::is_none")]
     recording: Option<&'a Recording>,
+    /// Detail form only: why a call that was to be recorded has no
+    /// `recording`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recording_error: Option<&'a RecordingError>,
 }
 
 impl CdrRecord {
@@ -95,6 +99,7 @@ impl CdrRecord {
             recovered: self.recovered,
             call_targets: None,
             recording: None,
+            recording_error: None,
         }
     }
 
@@ -114,6 +119,7 @@ impl CdrRecord {
                     .collect(),
             ),
             recording: self.recording.as_ref(),
+            recording_error: self.recording_error.as_ref(),
             ..self.rest_item()
         }
     }

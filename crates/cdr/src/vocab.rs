@@ -64,6 +64,80 @@ serde_by_spelling!(
     RerouteReason::parse_rest
 );
 
+serde_by_spelling!(
+    RecordingFailure,
+    RecordingFailure::as_str,
+    RecordingFailure::parse
+);
+
+/// Why a call that was to be recorded has no recording (Tally addition:
+/// `recording_error.reason` in the CDR; DESIGN.md, "How media is
+/// relayed").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RecordingFailure {
+    /// The disk (or the user's quota) filled up before any audio was kept.
+    DiskFull,
+    /// The recordings directory or file could not be created or written
+    /// (permissions, a file where a directory should be, any other I/O
+    /// error).
+    Unwritable,
+    /// The call was relayed and answered, but no audio reached the file.
+    NoAudio,
+    /// No RTP ports were free: the call went on unrelayed.
+    NoPorts,
+    /// The media relay is off (`media.anchor = "never"`, or no
+    /// `media.address` could be found).
+    MediaOff,
+    /// The call is of a kind the PBX does not relay (calls started over
+    /// REST).
+    NotRelayed,
+    /// The relay could not be started (its sockets failed).
+    RelayFailed,
+    /// The file was written but its `recordings` row was not; the file
+    /// stays on disk.
+    StoreFailed,
+}
+
+impl RecordingFailure {
+    pub const ALL: [Self; 8] = [
+        Self::DiskFull,
+        Self::Unwritable,
+        Self::NoAudio,
+        Self::NoPorts,
+        Self::MediaOff,
+        Self::NotRelayed,
+        Self::RelayFailed,
+        Self::StoreFailed,
+    ];
+
+    /// Same spelling in events, REST and the store.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::DiskFull => "disk_full",
+            Self::Unwritable => "unwritable",
+            Self::NoAudio => "no_audio",
+            Self::NoPorts => "no_ports",
+            Self::MediaOff => "media_off",
+            Self::NotRelayed => "not_relayed",
+            Self::RelayFailed => "relay_failed",
+            Self::StoreFailed => "store_failed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Self, UnknownSpelling> {
+        parse_by("recording failure", &Self::ALL, Self::as_str, text)
+    }
+
+    /// The failure an I/O error writing a recording means: `disk_full`
+    /// for ENOSPC (and EDQUOT), `unwritable` for anything else.
+    pub fn of_io(error: &std::io::Error) -> Self {
+        match error.kind() {
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => Self::DiskFull,
+            _ => Self::Unwritable,
+        }
+    }
+}
+
 /// Which words the real-time events use for [`Direction`] (SPEC §2, config
 /// `events.direction_vocabulary`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -442,6 +516,26 @@ mod tests {
                 kind: "direction",
                 value: "x".into()
             })
+        );
+    }
+
+    #[test]
+    fn recording_failure_spellings_round_trip() {
+        round_trips(
+            &RecordingFailure::ALL,
+            RecordingFailure::as_str,
+            RecordingFailure::parse,
+        );
+        let full = std::io::Error::from(std::io::ErrorKind::StorageFull);
+        assert_eq!(RecordingFailure::of_io(&full), RecordingFailure::DiskFull);
+        let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        assert_eq!(
+            RecordingFailure::of_io(&denied),
+            RecordingFailure::Unwritable
+        );
+        assert_eq!(
+            serde_json::to_string(&RecordingFailure::NoPorts).unwrap(),
+            "\"no_ports\""
         );
     }
 

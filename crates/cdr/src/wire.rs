@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::{Serialize, Serializer};
 
-use crate::event::{Party, Recording};
+use crate::event::{Party, Recording, RecordingError};
 use crate::id::{CdrId, SessionId, TargetId, TenantId};
 use crate::record::{CdrRecord, TargetJson};
 use crate::time::{UnixMillis, event_time};
@@ -229,7 +229,8 @@ pub(crate) enum Payload {
 /// commits the outbox row) and the [`WireProfile`] (configuration). The
 /// store calls [`WireEvent::to_json`] with both. The JSON is one object, no
 /// envelope, keys in PortSIP's documented order followed by Tally's
-/// additions (`recording`, `recovered`, then `event_id`, `sequence`).
+/// additions (`recording`, `recording_error`, `recovered`, then `event_id`,
+/// `sequence`).
 ///
 /// Where SPEC is silent:
 ///
@@ -417,6 +418,7 @@ fn call_cdr_json<'a>(
         end_reason: r.ended_reason.event_spelling(),
         user_data: &r.user_data,
         recording: r.recording.as_ref(),
+        recording_error: r.recording_error.as_ref(),
         recovered: r.recovered,
         call_targets: r
             .targets
@@ -522,6 +524,9 @@ struct CallCdrJson<'a> {
     user_data: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     recording: Option<&'a Recording>,
+    /// Why `recording` is missing when the call was to be recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recording_error: Option<&'a RecordingError>,
     #[serde(skip_serializing_if = "is_false")]
     recovered: bool,
     call_targets: Vec<TargetJson<'a>>,

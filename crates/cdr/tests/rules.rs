@@ -192,6 +192,7 @@ fn inbound_forwarded_call() -> Call {
                     url: "/api/recordings/1179060000000000000/audio".into(),
                     duration: 60,
                 }),
+                recording_error: None,
             }),
         );
     call
@@ -499,6 +500,7 @@ fn time_never_runs_backwards_inside_a_session() {
                 status_code: 200,
                 reason: EndReason::CallerDisconnect,
                 recording: None,
+                recording_error: None,
             }),
         ))
         .unwrap();
@@ -576,6 +578,7 @@ fn session_end(status_code: u16, reason: EndReason) -> CallEventKind {
         status_code,
         reason,
         recording: None,
+        recording_error: None,
     })
 }
 

@@ -106,6 +106,9 @@ pub(crate) struct Services {
     /// Media anchoring, when the runtime has a relay (`crate::media`).
     pub media: Option<crate::media::MediaPolicy>,
     pub relay_ports: Option<Box<dyn crate::media::RelayPorts>>,
+    /// Why the runtime has no relay (`Engine::set_media_off`): the detail
+    /// of a wanted recording's `media_off` error.
+    pub media_off: Option<String>,
 }
 
 impl Services {
@@ -125,6 +128,7 @@ impl Services {
             transfer_on_failure: Default::default(),
             media: None,
             relay_ports: None,
+            media_off: None,
         }
     }
 

@@ -19,7 +19,7 @@
 //!   ([`crate::router::route`] looks users up first).
 
 use std::borrow::Borrow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::time::Duration;
 
@@ -208,6 +208,11 @@ impl Forwarding {
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
     }
+
+    /// Every destination the rules name, whatever the condition.
+    pub fn destinations(&self) -> impl Iterator<Item = &str> {
+        self.rules.iter().map(|(_, d)| d.as_str())
+    }
 }
 
 /// How a ring group rings its members (the stored `strategy`).
@@ -347,6 +352,8 @@ pub struct Directory {
     groups: HashMap<TenantId, HashMap<Extension, RingGroup>>,
     /// Feature codes of tenants that set their own.
     features: HashMap<TenantId, FeatureCodes>,
+    /// Tenants whose every call is recorded (their `recording` flag).
+    recorded: HashSet<TenantId>,
 }
 
 /// The form domains are compared in: lower case, no trailing dot.
@@ -388,6 +395,7 @@ impl Directory {
         self.users.remove(&id);
         self.groups.remove(&id);
         self.features.remove(&id);
+        self.recorded.remove(&id);
         Some(tenant)
     }
 
@@ -426,6 +434,21 @@ impl Directory {
     /// Sets `tenant`'s feature codes (the defaults until then).
     pub fn set_feature_codes(&mut self, tenant: TenantId, codes: FeatureCodes) {
         self.features.insert(tenant, codes);
+    }
+
+    /// Sets `tenant`'s recording flag: every call of the tenant is
+    /// recorded (not recorded until then).
+    pub fn set_tenant_recording(&mut self, tenant: TenantId, recording: bool) {
+        if recording {
+            self.recorded.insert(tenant);
+        } else {
+            self.recorded.remove(&tenant);
+        }
+    }
+
+    /// Whether every call of `tenant` is recorded.
+    pub fn tenant_records(&self, tenant: TenantId) -> bool {
+        self.recorded.contains(&tenant)
     }
 
     /// `tenant`'s feature codes.

@@ -17,16 +17,34 @@
 //!
 //! - `never`: SDP passes end to end (a recording asked for is not made);
 //! - `always`: every call is relayed;
-//! - `auto` (default): relayed when the call is recorded (the caller's or
-//!   the first destination's user has its `recording` flag), or when a
-//!   party is behind NAT: the caller's INVITE SDP names another IP than
-//!   the INVITE came from, or a device rung registered from another IP
-//!   than its Contact names.
+//! - `auto` (default): relayed when the call may be recorded (see below),
+//!   or when a party is behind NAT: the caller's INVITE SDP names another
+//!   IP than the INVITE came from, or a device rung registered from
+//!   another IP than its Contact names.
 //!
 //! Not anchored: calls the PBX originated over REST (their caller is a
 //! device the PBX INVITEs without SDP, RFC 3725 flow I) and calls whose
 //! relay ports could not be reserved (the pool is exhausted: the call goes
 //! on unrelayed, and unrecorded).
+//!
+//! # Which calls are recorded
+//!
+//! A call is recorded when its tenant has the `recording` flag, when its
+//! caller (a user of the tenant) or its first destination (the CDR's
+//! callee) has it, or when a user who has it answers. The last one is
+//! only known later, so the decision at routing time looks ahead: when
+//! any user the routing plan can reach records (the first destination's
+//! forwarding rules, followed to their destinations' rules, ring group
+//! members and no-answer destinations, as far as the call's hop
+//! limit), the call is anchored and recorded *provisionally*
+//! ([`RecordingPlan::provisional`]): the WAV covers the call from the
+//! start, and is kept (with its row and CDR link) only if a recording
+//! user answers ([`MediaCommand::Record`]); otherwise it is deleted when
+//! the call ends. Transfers and pickups do not change the decision.
+//!
+//! When a call that should be recorded cannot be (not anchored: no ports,
+//! the relay off), the CDR says why in `recording_error`; the runtime
+//! adds the errors only it sees (disk full, unwritable, no audio).
 //!
 //! # The rewrite
 //!
@@ -110,6 +128,12 @@ pub struct RecordingPlan {
     pub callee: String,
     /// When the session started (Unix ms).
     pub started_ms: u64,
+    /// Recorded only in case: no party that records is in the call yet,
+    /// but the routing plan can reach one (a forward, a ring group
+    /// member). The relay records from the start; the recording is kept
+    /// if a [`MediaCommand::Record`] follows (such a party answered), else
+    /// it is deleted at the end, without a row or a CDR link.
+    pub provisional: bool,
 }
 
 /// What the engine asks of the relay of one session
@@ -125,6 +149,9 @@ pub enum MediaCommand {
     Party(Side, Party),
     /// The call was answered: the RTP timeout runs from now.
     Answered,
+    /// A party whose calls are recorded answered a call recorded only
+    /// in case ([`RecordingPlan::provisional`]): keep the recording.
+    Record,
     /// The session ended (its `SessionEnded` is in the same step): stop,
     /// and complete the CDR with the relay's report.
     Stop,

@@ -6,11 +6,13 @@ mod common;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use cdr::{CallEventKind, EndReason, SessionId};
 use common::*;
-use pbx::Input;
-use pbx::media::{Anchor, MediaCommand, MediaPolicy, Party, RelayPorts, Side};
+use pbx::media::{Anchor, MediaCommand, MediaPolicy, Party, RecordingPlan, RelayPorts, Side};
+use pbx::{Extension, ForwardCondition, Forwarding, Input, RingGroup, RingStrategy};
+use serde_json::json;
 use sip::sdp::SessionDescription;
 use sip::{Message, Method};
 
@@ -191,6 +193,7 @@ fn auto_relays_only_recorded_or_natted_calls() {
         } => {
             assert_eq!((plan.caller.as_str(), plan.callee.as_str()), ("101", "102"));
             assert_eq!(plan.started_ms, T0);
+            assert!(!plan.provisional, "the first destination records");
         }
         other => panic!("expected a recorded Open, got {other:?}"),
     }
@@ -353,4 +356,297 @@ fn every_unanswered_end_stops_the_relay() {
     bench.dial(alice, "999");
     assert_eq!(bench.take_one(alice.peer).status(), Some(404));
     assert!(bench.media.is_empty() && ports.reserved.lock().unwrap().is_empty());
+}
+
+// ----- which calls are recorded, and why a recording is missing ---------
+
+const ANN: &str = "10.0.0.9:5066";
+
+/// Whether `bench`'s relay was asked to keep a provisional recording.
+fn kept(bench: &Bench) -> bool {
+    commands(bench).contains(&MediaCommand::Record)
+}
+
+/// The plan the relay was opened with (`None`: not recorded; panics when
+/// the call was not anchored).
+fn plan_of(bench: &Bench) -> Option<RecordingPlan> {
+    match commands(bench).first() {
+        Some(MediaCommand::Open { recording, .. }) => recording.clone(),
+        other => panic!("expected an Open first, got {other:?}"),
+    }
+}
+
+/// Alice hangs up an answered call; returns the `call_cdr`.
+fn hang_up(cast: &mut Cast, a_call: &mut Call) -> serde_json::Value {
+    let Cast { bench, alice, .. } = cast;
+    bench.at(bench.now + 10_000);
+    let bye = alice.request(a_call, "BYE", None);
+    bench.send(alice.peer, &bye);
+    bench.cdr()
+}
+
+/// Sets `ext`'s forwarding rules.
+fn forward(cast: &mut Cast, ext: &str, condition: ForwardCondition, to: &str) {
+    let d = cast.bench.engine.directory_mut();
+    let mut u = d.user(tenant_id(), ext).unwrap().clone();
+    u.forwarding = Forwarding::default().with(condition, to);
+    d.upsert_user(u).unwrap();
+}
+
+/// The cast plus 103 (Ann) registered.
+fn with_ann(anchor: Anchor, free: usize) -> (Cast, Ports, Phone) {
+    let (mut cast, ports) = with_media(anchor, free);
+    let mut ann = Phone::new("103", "Ann", udp(ANN));
+    cast.bench.register(&mut ann);
+    (cast, ports, ann)
+}
+
+/// 101 dials `number`; 102 rings and never answers; after its 30 s ring
+/// timeout the call moves to Ann, who answers; 101 ACKs.
+fn forwarded_to_ann(cast: &mut Cast, ann: &mut Phone, number: &str) -> Call {
+    let Cast { bench, alice, bob } = cast;
+    bench.at(-40);
+    let mut a_call = bench.dial(alice, number);
+    let invite = bench.take_one(bob.peer);
+    let b_call = bob.incoming(&invite);
+    bench.send(bob.peer, &bob.respond(&b_call, &invite, 180, None));
+    bench.at(30_500);
+    let to_ann = bench
+        .take(ann.peer)
+        .into_iter()
+        .find(|m| is(m, Method::Invite))
+        .expect("the call moved to Ann");
+    let c_call = ann.incoming(&to_ann);
+    bench.at(31_000);
+    bench.send(ann.peer, &ann.respond(&c_call, &to_ann, 200, Some(SDP_B)));
+    let ok = bench
+        .take(alice.peer)
+        .into_iter()
+        .find(|m| m.status() == Some(200))
+        .expect("the 200 to Alice");
+    a_call.confirm(&ok);
+    bench.send(alice.peer, &alice.ack(&mut a_call, &ok, None));
+    a_call
+}
+
+#[test]
+fn a_recording_that_cannot_be_made_says_why_in_the_cdr() {
+    // media.anchor = "never", the caller records.
+    let (mut cast, _) = with_media(Anchor::Never, 4);
+    set_recording(&mut cast, "101");
+    let (mut a_call, ..) = call(&mut cast, SDP_A);
+    let cdr = hang_up(&mut cast, &mut a_call);
+    assert_eq!(
+        cdr["recording_error"],
+        json!({"reason": "media_off", "detail": "media.anchor is \"never\""}),
+        "{cdr}"
+    );
+    assert!(cdr.get("recording").is_none());
+
+    // No relay at all (no media.address): the runtime's reason.
+    let mut cast = Cast::new();
+    cast.bench
+        .engine
+        .set_media_off("no media.address could be found");
+    set_recording(&mut cast, "102");
+    let (mut a_call, ..) = call(&mut cast, SDP_A);
+    let cdr = hang_up(&mut cast, &mut a_call);
+    assert_eq!(cdr["recording_error"]["reason"], "media_off", "{cdr}");
+    assert_eq!(
+        cdr["recording_error"]["detail"],
+        "no media.address could be found"
+    );
+
+    // The port pool is exhausted: the call goes on unrelayed, unrecorded.
+    let (mut cast, _) = with_media(Anchor::Auto, 0);
+    set_recording(&mut cast, "102");
+    let (mut a_call, ..) = call(&mut cast, SDP_A);
+    assert!(cast.bench.media.is_empty());
+    let cdr = hang_up(&mut cast, &mut a_call);
+    assert_eq!(cdr["recording_error"]["reason"], "no_ports", "{cdr}");
+
+    // Nothing to record: no error, whatever the pool.
+    let (mut cast, _) = with_media(Anchor::Always, 0);
+    let (mut a_call, ..) = call(&mut cast, SDP_A);
+    let cdr = hang_up(&mut cast, &mut a_call);
+    assert!(cdr.get("recording_error").is_none(), "{cdr}");
+    // Anchored and recorded: the engine knows of no error (the runtime
+    // adds its own).
+    let (mut cast, _) = with_media(Anchor::Auto, 4);
+    set_recording(&mut cast, "102");
+    let (mut a_call, ..) = call(&mut cast, SDP_A);
+    let cdr = hang_up(&mut cast, &mut a_call);
+    assert!(cdr.get("recording_error").is_none(), "{cdr}");
+}
+
+#[test]
+fn a_recording_tenant_records_every_call() {
+    let (mut cast, _) = with_media(Anchor::Auto, 4);
+    cast.bench
+        .engine
+        .directory_mut()
+        .set_tenant_recording(tenant_id(), true);
+    let (_, _, invite, _) = call(&mut cast, SDP_A);
+    assert_eq!(audio(&invite).0, RELAY, "anchored");
+    let plan = plan_of(&cast.bench).expect("recorded");
+    assert!(!plan.provisional);
+    assert_eq!((plan.caller.as_str(), plan.callee.as_str()), ("101", "102"));
+
+    // Switched off again: neither anchored nor recorded.
+    let (mut cast, _) = with_media(Anchor::Auto, 4);
+    let d = cast.bench.engine.directory_mut();
+    d.set_tenant_recording(tenant_id(), true);
+    d.set_tenant_recording(tenant_id(), false);
+    let (_, _, invite, _) = call(&mut cast, SDP_A);
+    assert_eq!(audio(&invite).0, "10.0.0.5".parse::<IpAddr>().unwrap());
+    assert!(cast.bench.media.is_empty());
+}
+
+#[test]
+fn a_forward_to_a_recording_user_is_recorded_when_that_user_answers() {
+    // 102 forwards unanswered calls to 103, who records: anchored from
+    // the start, recorded in case, kept when Ann answers.
+    let (mut cast, _, mut ann) = with_ann(Anchor::Auto, 4);
+    set_recording(&mut cast, "103");
+    forward(&mut cast, "102", ForwardCondition::NoAnswer, "103");
+    let mut a_call = forwarded_to_ann(&mut cast, &mut ann, "102");
+    let plan = plan_of(&cast.bench).expect("recorded in case");
+    assert!(plan.provisional);
+    assert_eq!(
+        plan.callee, "102",
+        "the CDR's callee: the first destination"
+    );
+    let cmds = commands(&cast.bench);
+    let answered = cmds.iter().position(|c| *c == MediaCommand::Answered);
+    let record = cmds.iter().position(|c| *c == MediaCommand::Record);
+    assert!(
+        answered.is_some() && record > answered,
+        "Record follows the answer: {cmds:?}"
+    );
+    let cdr = hang_up(&mut cast, &mut a_call);
+    assert!(cdr.get("recording_error").is_none(), "{cdr}");
+
+    // The same plan, but 102 answers: the recording is not kept.
+    let (mut cast, _, _) = with_ann(Anchor::Auto, 4);
+    set_recording(&mut cast, "103");
+    forward(&mut cast, "102", ForwardCondition::NoAnswer, "103");
+    let (_, _, invite, _) = call(&mut cast, SDP_A);
+    assert_eq!(audio(&invite).0, RELAY, "anchored in case");
+    assert!(plan_of(&cast.bench).unwrap().provisional);
+    assert!(!kept(&cast.bench));
+
+    // Nobody on the way records: not anchored.
+    let (mut cast, _, mut ann) = with_ann(Anchor::Auto, 4);
+    forward(&mut cast, "102", ForwardCondition::NoAnswer, "103");
+    forwarded_to_ann(&mut cast, &mut ann, "102");
+    assert!(cast.bench.media.is_empty());
+
+    // Two hops away (102 → 104 → 103) still counts.
+    let (mut cast, _, _) = with_ann(Anchor::Auto, 4);
+    set_recording(&mut cast, "103");
+    forward(&mut cast, "102", ForwardCondition::Busy, "104");
+    forward(&mut cast, "104", ForwardCondition::Unavailable, "103");
+    call(&mut cast, SDP_A);
+    assert!(plan_of(&cast.bench).unwrap().provisional);
+
+    // A disabled user neither answers nor forwards.
+    let (mut cast, _, _) = with_ann(Anchor::Auto, 4);
+    set_recording(&mut cast, "103");
+    forward(&mut cast, "102", ForwardCondition::Busy, "104");
+    forward(&mut cast, "104", ForwardCondition::Unavailable, "103");
+    let d = cast.bench.engine.directory_mut();
+    let mut u = d.user(tenant_id(), "104").unwrap().clone();
+    u.enabled = false;
+    d.upsert_user(u).unwrap();
+    call(&mut cast, SDP_A);
+    assert!(cast.bench.media.is_empty());
+}
+
+#[test]
+fn a_ring_group_member_who_records_keeps_the_recording_when_it_answers() {
+    let (mut cast, _, mut ann) = with_ann(Anchor::Auto, 4);
+    set_recording(&mut cast, "103");
+    cast.bench
+        .engine
+        .directory_mut()
+        .upsert_group(RingGroup {
+            tenant_id: tenant_id(),
+            number: Extension::new("600"),
+            name: "Sales".into(),
+            strategy: RingStrategy::RingAll,
+            members: vec![Extension::new("102"), Extension::new("103")],
+            member_timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(25),
+            no_answer: None,
+        })
+        .unwrap();
+    let Cast { bench, alice, bob } = &mut cast;
+    bench.at(-40);
+    let mut a_call = bench.dial(alice, "600");
+    let plan = plan_of(bench).expect("recorded in case");
+    assert!(plan.provisional);
+    assert_eq!(plan.callee, "600");
+    let to_bob = bench.take_one(bob.peer);
+    let to_ann = bench.take_one(ann.peer);
+    let b_call = bob.incoming(&to_bob);
+    let c_call = ann.incoming(&to_ann);
+    bench.send(bob.peer, &bob.respond(&b_call, &to_bob, 180, None));
+    bench.at(2_000);
+    bench.send(ann.peer, &ann.respond(&c_call, &to_ann, 200, Some(SDP_B)));
+    let ok = bench
+        .take(alice.peer)
+        .into_iter()
+        .find(|m| m.status() == Some(200))
+        .expect("the 200 to Alice");
+    a_call.confirm(&ok);
+    bench.send(alice.peer, &alice.ack(&mut a_call, &ok, None));
+    assert!(kept(bench), "{:?}", commands(bench));
+}
+
+#[test]
+fn a_forward_to_a_recording_user_that_cannot_be_anchored_says_why_if_answered() {
+    // No port: the CDR says why only when the recording user answers.
+    let (mut cast, _, mut ann) = with_ann(Anchor::Auto, 0);
+    set_recording(&mut cast, "103");
+    forward(&mut cast, "102", ForwardCondition::NoAnswer, "103");
+    let mut a_call = forwarded_to_ann(&mut cast, &mut ann, "102");
+    assert!(cast.bench.media.is_empty());
+    let cdr = hang_up(&mut cast, &mut a_call);
+    assert_eq!(cdr["recording_error"]["reason"], "no_ports", "{cdr}");
+
+    let (mut cast, _, _) = with_ann(Anchor::Auto, 0);
+    set_recording(&mut cast, "103");
+    forward(&mut cast, "102", ForwardCondition::NoAnswer, "103");
+    let (mut a_call, ..) = call(&mut cast, SDP_A);
+    let cdr = hang_up(&mut cast, &mut a_call);
+    assert!(cdr.get("recording_error").is_none(), "102 answered: {cdr}");
+}
+
+#[test]
+fn a_call_started_over_rest_is_not_relayed_and_says_so_when_it_should_be_recorded() {
+    for (records, expected) in [(true, Some("not_relayed")), (false, None)] {
+        let (mut cast, ports) = with_media(Anchor::Auto, 4);
+        if records {
+            set_recording(&mut cast, "102");
+        }
+        let Cast { bench, alice, .. } = &mut cast;
+        let reply = bench.control(pbx::Control::Originate(pbx::Originate {
+            tenant: tenant_id(),
+            caller: "101".into(),
+            callee: "102".into(),
+            user_data: String::new(),
+            caller_id: None,
+        }));
+        assert!(
+            matches!(reply, pbx::ControlReply::Originated(Ok(_))),
+            "{reply:?}"
+        );
+        let invite = bench.take_one(alice.peer);
+        let a_in = alice.incoming(&invite);
+        bench.at(1_000);
+        bench.send(alice.peer, &alice.respond(&a_in, &invite, 486, None));
+        let cdr = bench.cdr();
+        assert_eq!(cdr["recording_error"]["reason"].as_str(), expected, "{cdr}");
+        assert!(bench.media.is_empty() && ports.reserved.lock().unwrap().is_empty());
+    }
 }

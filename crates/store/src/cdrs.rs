@@ -7,7 +7,7 @@
 
 use cdr::{
     CallStatus, CallType, CdrId, CdrRecord, Direction, DirectionVocabulary, EndReason, Party,
-    Quality, Recording, RerouteReason, TargetRecord, TenantId,
+    Quality, Recording, RecordingError, RecordingFailure, RerouteReason, TargetRecord, TenantId,
 };
 
 use crate::convert::{
@@ -24,9 +24,10 @@ const INSERT_CDR: &str = "INSERT INTO cdrs (cdr_id, session_id, tenant_id, tenan
      direction, caller, caller_display_name, caller_domain, callee, callee_display_name, \
      callee_domain, did, trunk_name, outbound_caller_id, started_at, rang_at, answered_at, \
      ended_at, call_status, status_code, ended_reason, user_data, recording_id, recording_url, \
-     recording_duration, recovered, reroute_reason, caller_user_id, callee_user_id) VALUES \
+     recording_duration, recovered, reroute_reason, caller_user_id, callee_user_id, \
+     recording_error_reason, recording_error_detail) VALUES \
      ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
-     $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30)";
+     $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32)";
 
 /// `INSERT INTO cdr_targets`: the column list of [`target_row`], in its
 /// order.
@@ -50,7 +51,7 @@ pub(crate) async fn insert(conn: &mut impl Conn, r: &CdrRecord) -> Result<(), St
 
 /// The values of one `cdrs` row, in the column order of [`INSERT_CDR`]
 /// (and of the PostgreSQL batch insert, `pg_commit.rs`).
-pub(crate) fn cdr_row(r: &CdrRecord) -> Result<[Arg<'_>; 30], StoreError> {
+pub(crate) fn cdr_row(r: &CdrRecord) -> Result<[Arg<'_>; 32], StoreError> {
     let cdr_id = db_id("cdr_id", r.cdr_id.id())?;
     let recording_id = r
         .recording
@@ -97,6 +98,8 @@ pub(crate) fn cdr_row(r: &CdrRecord) -> Result<[Arg<'_>; 30], StoreError> {
         r.callee_user
             .map(|id| db_id("callee_user", id))
             .transpose()?,
+        r.recording_error.as_ref().map(|e| e.reason.as_str()),
+        r.recording_error.as_ref().map(|e| e.detail.as_str()),
     ])
 }
 
@@ -147,6 +150,7 @@ macro_rules! select_cdr_with_targets {
          c.callee_domain, c.did, c.trunk_name, c.outbound_caller_id, c.started_at, c.rang_at, \
          c.answered_at, c.ended_at, c.call_status, c.status_code, c.ended_reason, c.user_data, \
          c.recording_id, c.recording_url, c.recording_duration, c.recovered, \
+         c.recording_error_reason, c.recording_error_detail, \
          c.caller_user_id, c.callee_user_id, t.ordinal AS t_ordinal, t.target_id AS t_target_id, t.call_type AS t_call_type, \
          t.caller AS t_caller, t.callee AS t_callee, t.destination AS t_destination, \
          t.started_at AS t_started_at, t.rang_at AS t_rang_at, t.answered_at AS t_answered_at, \
@@ -393,6 +397,14 @@ pub(crate) fn cdr_from_row(row: &impl Row) -> Result<CdrRecord, StoreError> {
             duration: get_opt_u64(row, "recording_duration")?.unwrap_or_default(),
         }),
     };
+    let recording_error = match row.opt_text("recording_error_reason")? {
+        None => None,
+        Some(reason) => Some(RecordingError {
+            reason: RecordingFailure::parse(&reason)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            detail: row.opt_text("recording_error_detail")?.unwrap_or_default(),
+        }),
+    };
     Ok(CdrRecord {
         session_id: get_id(row, "session_id")?,
         cdr_id: get_id(row, "cdr_id")?,
@@ -422,6 +434,7 @@ pub(crate) fn cdr_from_row(row: &impl Row) -> Result<CdrRecord, StoreError> {
         ended_reason: get_spelled(row, "ended_reason", EndReason::parse_event)?,
         user_data: row.text("user_data")?,
         recording,
+        recording_error,
         recovered: row.boolean("recovered")?,
         targets: Vec::new(),
         caller_user: get_opt_id(row, "caller_user_id")?,

@@ -523,6 +523,11 @@ pub(crate) const SQLITE_MIGRATIONS: Embedded = &[
         "pickup",
         include_str!("../migrations/sqlite/0017_pickup.sql"),
     ),
+    (
+        21,
+        "recording_settings",
+        include_str!("../migrations/sqlite/0021_recording_settings.sql"),
+    ),
 ];
 pub(crate) const POSTGRES_MIGRATIONS: Embedded = &[
     (
@@ -609,6 +614,11 @@ pub(crate) const POSTGRES_MIGRATIONS: Embedded = &[
         17,
         "pickup",
         include_str!("../migrations/postgres/0017_pickup.sql"),
+    ),
+    (
+        21,
+        "recording_settings",
+        include_str!("../migrations/postgres/0021_recording_settings.sql"),
     ),
 ];
 

@@ -40,6 +40,8 @@ pub struct Tenant {
     /// and the directed pickup prefix followed by an extension (`**`).
     pub pickup_code: String,
     pub directed_pickup_prefix: String,
+    /// Every call of the tenant is recorded (migration 0021).
+    pub recording: bool,
     pub created_at: UnixMillis,
 }
 
@@ -54,6 +56,7 @@ impl Tenant {
             retention_days: None,
             pickup_code: DEFAULT_PICKUP_CODE.to_owned(),
             directed_pickup_prefix: DEFAULT_DIRECTED_PICKUP_PREFIX.to_owned(),
+            recording: false,
             created_at,
         }
     }
@@ -215,7 +218,7 @@ pub(crate) async fn all_users(conn: &mut impl Conn) -> Result<Vec<User>, StoreEr
     .collect()
 }
 
-const TENANT_COLUMNS: &str = "id, name, sip_domain, time_zone, retention_days, pickup_code, directed_pickup_prefix, created_at";
+const TENANT_COLUMNS: &str = "id, name, sip_domain, time_zone, retention_days, pickup_code, directed_pickup_prefix, recording, created_at";
 
 fn opt_days(days: Option<u32>) -> Option<i64> {
     days.map(i64::from)
@@ -225,7 +228,7 @@ pub(crate) async fn create_tenant(conn: &mut impl Conn, tenant: &Tenant) -> Resu
     let domain = tenant.sip_domain.to_ascii_lowercase();
     conn.execute(
         "INSERT INTO tenants (id, name, sip_domain, time_zone, retention_days, created_at, \
-         pickup_code, directed_pickup_prefix) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+         pickup_code, directed_pickup_prefix, recording) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         &args![
             db_id("tenant_id", tenant.id.id())?,
             tenant.name.as_str(),
@@ -235,6 +238,7 @@ pub(crate) async fn create_tenant(conn: &mut impl Conn, tenant: &Tenant) -> Resu
             db_ms("created_at", tenant.created_at)?,
             tenant.pickup_code.as_str(),
             tenant.directed_pickup_prefix.as_str(),
+            tenant.recording,
         ],
     )
     .await?;
@@ -250,7 +254,7 @@ pub(crate) async fn update_tenant(
     let n = conn
         .execute(
             "UPDATE tenants SET name = $2, sip_domain = $3, time_zone = $4, retention_days = $5, \
-             pickup_code = $6, directed_pickup_prefix = $7 WHERE id = $1",
+             pickup_code = $6, directed_pickup_prefix = $7, recording = $8 WHERE id = $1",
             &args![
                 db_id("tenant_id", tenant.id.id())?,
                 tenant.name.as_str(),
@@ -259,6 +263,7 @@ pub(crate) async fn update_tenant(
                 opt_days(tenant.retention_days),
                 tenant.pickup_code.as_str(),
                 tenant.directed_pickup_prefix.as_str(),
+                tenant.recording,
             ],
         )
         .await?;
@@ -315,7 +320,7 @@ pub(crate) async fn tenant(
 ) -> Result<Option<Tenant>, StoreError> {
     conn.fetch_optional(
         "SELECT id, name, sip_domain, time_zone, retention_days, pickup_code, \
-         directed_pickup_prefix, created_at \
+         directed_pickup_prefix, recording, created_at \
          FROM tenants WHERE id = $1",
         &args![db_id("tenant_id", id.id())?],
     )
@@ -331,7 +336,7 @@ pub(crate) async fn tenant_by_sip_domain(
     let domain = domain.to_ascii_lowercase();
     conn.fetch_optional(
         "SELECT id, name, sip_domain, time_zone, retention_days, pickup_code, \
-         directed_pickup_prefix, created_at \
+         directed_pickup_prefix, recording, created_at \
          FROM tenants WHERE sip_domain = $1",
         &args![domain.as_str()],
     )
@@ -355,6 +360,7 @@ fn tenant_from_row(row: &impl Row) -> Result<Tenant, StoreError> {
             .transpose()?,
         pickup_code: row.text("pickup_code")?,
         directed_pickup_prefix: row.text("directed_pickup_prefix")?,
+        recording: row.boolean("recording")?,
         created_at: get_ms(row, "created_at")?,
     })
 }
@@ -363,7 +369,7 @@ fn tenant_from_row(row: &impl Row) -> Result<Tenant, StoreError> {
 pub(crate) async fn tenants(conn: &mut impl Conn) -> Result<Vec<Tenant>, StoreError> {
     conn.fetch_all(
         "SELECT id, name, sip_domain, time_zone, retention_days, pickup_code, \
-         directed_pickup_prefix, created_at \
+         directed_pickup_prefix, recording, created_at \
          FROM tenants ORDER BY id",
         &args![],
     )
@@ -381,7 +387,7 @@ pub(crate) async fn tenant_page(
 ) -> Result<Vec<Tenant>, StoreError> {
     conn.fetch_all(
         "SELECT id, name, sip_domain, time_zone, retention_days, pickup_code, \
-         directed_pickup_prefix, created_at \
+         directed_pickup_prefix, recording, created_at \
          FROM tenants ORDER BY id LIMIT $1 OFFSET $2",
         &args![i64::from(top), db_u64("skip", skip)?],
     )

@@ -274,6 +274,7 @@ fn statement(backend: Backend, tenant: i64, scope: &CdrScope, query: &CdrQuery) 
          c.callee_domain, c.did, c.trunk_name, c.outbound_caller_id, c.started_at, c.rang_at, \
          c.answered_at, c.ended_at, c.call_status, c.status_code, c.ended_reason, c.user_data, \
          c.recording_id, c.recording_url, c.recording_duration, c.recovered, \
+         c.recording_error_reason, c.recording_error_detail, \
          c.caller_user_id, c.callee_user_id, c.reroute_reason FROM cdrs c WHERE ",
     );
     compile::push_where(&mut sql, backend, tenant, scope, query);

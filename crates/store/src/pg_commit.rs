@@ -71,12 +71,14 @@ const INSERT_CDRS: &str = "INSERT INTO cdrs (cdr_id, session_id, tenant_id, tena
      direction, caller, caller_display_name, caller_domain, callee, callee_display_name, \
      callee_domain, did, trunk_name, outbound_caller_id, started_at, rang_at, answered_at, \
      ended_at, call_status, status_code, ended_reason, user_data, recording_id, recording_url, \
-     recording_duration, recovered, reroute_reason, caller_user_id, callee_user_id) \
+     recording_duration, recovered, reroute_reason, caller_user_id, callee_user_id, \
+     recording_error_reason, recording_error_detail) \
      SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::BIGINT[], $4::TEXT[], $5::TEXT[], \
      $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::TEXT[], $10::TEXT[], $11::TEXT[], $12::TEXT[], \
      $13::TEXT[], $14::TEXT[], $15::TEXT[], $16::BIGINT[], $17::BIGINT[], $18::BIGINT[], \
      $19::BIGINT[], $20::TEXT[], $21::BIGINT[], $22::TEXT[], $23::TEXT[], $24::BIGINT[], \
-     $25::TEXT[], $26::BIGINT[], $27::BOOLEAN[], $28::TEXT[], $29::BIGINT[], $30::BIGINT[])";
+     $25::TEXT[], $26::BIGINT[], $27::BOOLEAN[], $28::TEXT[], $29::BIGINT[], $30::BIGINT[], \
+     $31::TEXT[], $32::TEXT[])";
 
 /// The columns of `cdrs::target_row`, in its order.
 const INSERT_TARGETS: &str = "INSERT INTO cdr_targets (cdr_id, ordinal, target_id, call_type, \

@@ -454,6 +454,7 @@ fn command(ids: &mut Ids, tenant: u64, c: &Call) -> SessionEvents {
                     status_code: 200,
                     reason: EndReason::CallerDisconnect,
                     recording: None,
+                    recording_error: None,
                 }),
             ));
         }
@@ -471,6 +472,7 @@ fn command(ids: &mut Ids, tenant: u64, c: &Call) -> SessionEvents {
                     status_code: 408,
                     reason: EndReason::NotApplicable,
                     recording: None,
+                    recording_error: None,
                 }),
             ));
         }
@@ -488,6 +490,7 @@ fn command(ids: &mut Ids, tenant: u64, c: &Call) -> SessionEvents {
                     status_code: code,
                     reason: EndReason::NotApplicable,
                     recording: None,
+                    recording_error: None,
                 }),
             ));
         }

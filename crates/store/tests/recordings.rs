@@ -1,17 +1,23 @@
 //! Recording rows on both databases (`sqlite::<name>` and
 //! `postgres::<name>`, see `common`): insert and read back, tenant scope,
 //! filters and keyset paging, one row per session, delete, retention, and
-//! a tenant's deletion taking its recordings along.
+//! a tenant's deletion taking its recordings along; a CDR's
+//! `recording_error` (migration 0021) when a recording is missing.
 
 mod common;
 
-use cdr::{Id, SessionId};
+use cdr::{
+    CallEventKind, EndReason, EventType, Id, RecordingError, RecordingFailure, SessionEnd,
+    SessionId, TargetEnd,
+};
 use common::*;
-use store::{Recording, RecordingFilter};
+use serde_json::Value;
+use store::{Recording, RecordingFilter, WriterConfig};
 
 on_both!(
     recordings_read_back_filter_page_and_stay_in_their_tenant,
     delete_retention_and_tenant_deletion_remove_rows,
+    a_missing_recording_says_why,
 );
 
 fn recording(tenant: u64, n: u64, caller: &str, callee: &str, started: u64) -> Recording {
@@ -161,4 +167,89 @@ async fn delete_retention_and_tenant_deletion_remove_rows(db: &TestDb) {
             .unwrap(),
         None
     );
+}
+
+/// A call that was to be recorded and is not: the CDR's
+/// `recording_error` (migration 0021) reads back as written, on the event,
+/// the stored row and the REST detail; a CDR without one has none.
+async fn a_missing_recording_says_why(db: &TestDb) {
+    let store = db.open().await;
+    create_tenants(&store, [1]).await;
+    let writer = store.spawn_writer(WriterConfig::default());
+    let mut ids = Ids::node(5);
+    let session = ids.session(0);
+    let target = ids.target(0);
+    let mut script = Script::new(session, 1);
+    let error = RecordingError {
+        reason: RecordingFailure::Unwritable,
+        detail: "Permission denied (os error 13): /var/lib/tally/recordings/1".into(),
+    };
+    let command = script.step(vec![
+        (
+            0,
+            CallEventKind::SessionStarted(Box::new(session_start(session, 1, "101", "102"))),
+        ),
+        (
+            5,
+            CallEventKind::TargetAdded(Box::new(target_added(target, "102"))),
+        ),
+        (900, CallEventKind::TargetAnswered { target }),
+        (
+            9_000,
+            CallEventKind::TargetEnded(TargetEnd {
+                target,
+                reason: EndReason::CallerDisconnect,
+                cost: None,
+                quality: None,
+            }),
+        ),
+        (
+            9_000,
+            CallEventKind::SessionEnded(SessionEnd {
+                status_code: 200,
+                reason: EndReason::CallerDisconnect,
+                recording: None,
+                recording_error: Some(error.clone()),
+            }),
+        ),
+    ]);
+    let built = command.record().cloned().expect("closing command");
+    assert_eq!(built.recording_error, Some(error.clone()));
+    let committed = writer.commit(command).await.unwrap();
+    let stored = store
+        .get_cdr(tenant_id(1), session.cdr_id())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored, built);
+    let detail = serde_json::to_value(stored.rest_detail()).unwrap();
+    assert_eq!(
+        detail["recording_error"],
+        serde_json::json!({"reason": "unwritable", "detail": error.detail})
+    );
+    assert!(detail.get("recording").is_none(), "{detail}");
+    assert!(
+        serde_json::to_value(stored.rest_item())
+            .unwrap()
+            .get("recording_error")
+            .is_none(),
+        "list items have no recording link, nor its error"
+    );
+    let cdr_event = store
+        .outbox_after(tenant_id(1), 0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.event_type == EventType::CallCdr)
+        .expect("call_cdr in the outbox");
+    let json: Value = serde_json::from_str(&cdr_event.payload).unwrap();
+    assert_eq!(json["recording_error"]["reason"], "unwritable", "{json}");
+    assert!(committed.sequences.len() >= 4);
+
+    // An ordinary call has neither.
+    let plain = short_call(&mut ids, 1, 20_000, "103");
+    let cdr_id = plain.session_id.cdr_id();
+    writer.commit(plain).await.unwrap();
+    let stored = store.get_cdr(tenant_id(1), cdr_id).await.unwrap().unwrap();
+    assert_eq!(stored.recording_error, None);
 }

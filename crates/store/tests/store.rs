@@ -85,6 +85,15 @@ async fn directory_tenants_and_users(db: &TestDb) {
         ("*71", "**"),
         "feature codes (migration 0017)"
     );
+    assert!(!stored.recording, "tenants are not recorded by default");
+    let mut recorded = stored.clone();
+    recorded.recording = true;
+    store.update_tenant(&recorded).await.unwrap();
+    assert!(
+        store.tenant(tenant_id(1)).await.unwrap().unwrap().recording,
+        "the tenant's recording flag (migration 0021)"
+    );
+    store.update_tenant(&stored).await.unwrap();
     assert_eq!(
         store.tenant_by_sip_domain("ACME.example").await.unwrap(),
         Some(stored.clone())
@@ -626,6 +635,7 @@ async fn every_cdr_field_round_trips(db: &TestDb) {
                     url: "https://pbx.example/api/recordings/1179059904569999999/download".into(),
                     duration: 64,
                 }),
+                recording_error: None,
             }),
         ),
     ]);

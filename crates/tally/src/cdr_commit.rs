@@ -650,6 +650,7 @@ mod tests {
                 status_code: 408,
                 reason: EndReason::NotApplicable,
                 recording: None,
+                recording_error: None,
             }));
         }
         let facts = kinds

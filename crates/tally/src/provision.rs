@@ -39,6 +39,8 @@ pub struct NewTenant {
     pub retention_days: Option<u32>,
     pub pickup_code: String,
     pub directed_pickup_prefix: String,
+    /// Every call of the tenant is recorded.
+    pub recording: bool,
 }
 
 impl NewTenant {
@@ -51,6 +53,7 @@ impl NewTenant {
             retention_days: None,
             pickup_code: store::DEFAULT_PICKUP_CODE.to_owned(),
             directed_pickup_prefix: store::DEFAULT_DIRECTED_PICKUP_PREFIX.to_owned(),
+            recording: false,
         }
     }
 }
@@ -570,6 +573,7 @@ impl Provisioner {
             retention_days: new.retention_days,
             pickup_code: new.pickup_code,
             directed_pickup_prefix: new.directed_pickup_prefix,
+            recording: new.recording,
             ..store::Tenant::new(
                 TenantId::from(self.next_id()),
                 &new.name,
@@ -587,6 +591,7 @@ impl Provisioner {
         self.apply(Provision::Tenant(
             engine_tenant(&tenant),
             engine_feature_codes(&tenant),
+            tenant.recording,
         ))
         .await?;
         tracing::info!(tenant_id = %tenant.id, sip_domain = %tenant.sip_domain, "tenant created");
@@ -607,6 +612,7 @@ impl Provisioner {
         self.apply(Provision::Tenant(
             engine_tenant(tenant),
             engine_feature_codes(tenant),
+            tenant.recording,
         ))
         .await?;
         tracing::info!(tenant_id = %tenant.id, sip_domain = %tenant.sip_domain, "tenant updated");
@@ -775,6 +781,7 @@ pub async fn load_directory(store: &Store) -> Result<(pbx::Directory, usize, usi
         match directory.upsert_tenant(engine_tenant(&tenant)) {
             Ok(()) => {
                 directory.set_feature_codes(tenant.id, engine_feature_codes(&tenant));
+                directory.set_tenant_recording(tenant.id, tenant.recording);
                 tenants += 1
             }
             Err(e) => {

@@ -528,6 +528,7 @@ fn media_runtime(
     engine: &mut Engine,
 ) -> anyhow::Result<Option<(MediaCalls, MediaEvents)>> {
     if config.media.anchor == crate::media::Anchor::Never {
+        engine.set_media_off("media.anchor is \"never\"");
         return Ok(None);
     }
     let host = advertised.rsplit_once(':').map_or(advertised, |(h, _)| h);
@@ -541,6 +542,7 @@ fn media_runtime(
             advertised = %advertised,
             "media not anchored: set media.address (the IP phones send RTP to)"
         );
+        engine.set_media_off("no media.address (the IP phones send RTP to) could be found");
         return Ok(None);
     };
     let (first, last) = config.rtp_ports()?;

@@ -63,8 +63,9 @@ pub enum ShardInput {
 }
 
 pub enum Provision {
-    /// A tenant and its call pickup feature codes.
-    Tenant(pbx::Tenant, pbx::FeatureCodes),
+    /// A tenant, its call pickup feature codes, and whether every call of
+    /// it is recorded.
+    Tenant(pbx::Tenant, pbx::FeatureCodes, bool),
     User(pbx::User),
     RemoveTenant(TenantId),
     RemoveUser {
@@ -225,12 +226,13 @@ impl Shard {
             ShardInput::TransportError { peer } => Input::TransportError { peer },
             ShardInput::Provision { change, done } => {
                 let (input, result) = match change {
-                    Provision::Tenant(t, codes) => {
+                    Provision::Tenant(t, codes, recording) => {
                         let d = self.engine.directory_mut();
                         let id = t.id;
                         let r = d.upsert_tenant(t);
                         if r.is_ok() {
                             d.set_feature_codes(id, codes);
+                            d.set_tenant_recording(id, recording);
                         }
                         (None, r)
                     }

@@ -300,6 +300,37 @@ fn sessions_csrf_and_lockout_over_plain_http() {
     let csrf = csrf_of(&jar);
     let (status, _, page) = raw(&server, "GET", "/console/tenants", &jar, "");
     assert_eq!(status, 200, "{page}");
+    // A tenant that records every call, then switched off from its row.
+    let (status, _, page) = raw(
+        &server,
+        "POST",
+        "/console/tenants",
+        &jar,
+        &format!("csrf={csrf}&name=Rec&sip_domain=rec.example&time_zone=UTC&recording=true"),
+    );
+    assert_eq!(status, 303, "{page}");
+    let listed = server.admin().get("/api/tenants").json();
+    let rec = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "Rec")
+        .cloned()
+        .expect("created");
+    assert_eq!(rec["recording"], true, "{rec}");
+    let rec_id = rec["id"].as_str().unwrap();
+    let (_, _, page) = raw(&server, "GET", "/console/tenants", &jar, "");
+    assert!(page.contains("Stop recording"), "{page}");
+    let (status, _, _) = raw(
+        &server,
+        "POST",
+        &format!("/console/tenants/{rec_id}/recording"),
+        &jar,
+        &format!("csrf={csrf}&recording=false"),
+    );
+    assert_eq!(status, 303);
+    let rec = server.admin().get(&format!("/api/tenants/{rec_id}")).json();
+    assert_eq!(rec["recording"], false, "{rec}");
 
     // A tenant admin of another tenant: a CDR id it does not have is 404.
     let admin = server.admin();

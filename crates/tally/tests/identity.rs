@@ -1166,6 +1166,29 @@ fn tenants_are_listed_paged_validated_updated_and_deleted() {
         ),
         (Some("*71"), Some("*72"))
     );
+    // The recording flag: off by default, switched on alone by a PATCH,
+    // kept by a PATCH of another field, reset by a PUT without it.
+    assert_eq!(one["recording"], false);
+    let r = send(
+        &admin,
+        "PATCH",
+        &format!("/api/tenants/{a}"),
+        &json!({"recording": true}),
+    );
+    assert_eq!((r.status, &r.json()["recording"]), (200, &json!(true)));
+    let r = send(
+        &admin,
+        "PATCH",
+        &format!("/api/tenants/{a}"),
+        &json!({"time_zone": "UTC"}),
+    );
+    assert_eq!(r.json()["recording"], true, "{}", r.body);
+    let mut full = admin.get(&format!("/api/tenants/{a}")).json();
+    for key in ["id", "created_at", "recording"] {
+        full.as_object_mut().unwrap().remove(key);
+    }
+    let r = send(&admin, "PUT", &format!("/api/tenants/{a}"), &full);
+    assert_eq!(r.json()["recording"], false, "{}", r.body);
 
     // Validation names the field.
     for (body, field) in [
@@ -1201,6 +1224,10 @@ fn tenants_are_listed_paged_validated_updated_and_deleted() {
         (
             json!({"name": "X", "sip_domain": "x.example.com", "directed_pickup_prefix": "*"}),
             "directed_pickup_prefix",
+        ),
+        (
+            json!({"name": "X", "sip_domain": "x.example.com", "recording": "yes"}),
+            "recording",
         ),
         (
             json!({"name": "X", "sip_domain": "x.example.com", "cdr_evnt": {}}),

@@ -108,6 +108,58 @@ fn demo(dir: &Path, extra: &[&str]) -> Demo {
     demo
 }
 
+/// How a flow's media goes: as the default configuration decides
+/// (`media.anchor = "auto"`: end to end unless a party looks behind NAT;
+/// baresip does here, its SDP naming the host's address while it signals
+/// from loopback), or always through Tally's relay (`media.anchor =
+/// "always"`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Media {
+    Default,
+    Relayed,
+}
+
+/// [`demo`] with `media`: relayed calls get a relay port range of their
+/// own (50000 and up, by process, away from the SIP and client ports).
+fn demo_with(dir: &Path, media: Media) -> Demo {
+    if media == Media::Default {
+        return demo(dir, &[]);
+    }
+    let first = 50_000 + (std::process::id() % 100) as u16 * 40;
+    let config = dir.join("media.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[media]\nrtp_ports = \"{first}-{}\"\nanchor = \"always\"\n",
+            first + 39
+        ),
+    )
+    .expect("media.toml");
+    demo(dir, &["--config", &config.display().to_string()])
+}
+
+/// The target's `quality` is there exactly when the call was relayed
+/// (the server logs "relay stopped" for the session before its CDR is
+/// written): what the relay received from the callee (codec, packets, a
+/// score). With `media.anchor = "always"` every call is relayed.
+fn assert_quality(demo: &Demo, cdr: &Value, media: Media) {
+    let q = &cdr["call_targets"][0]["quality"];
+    let session = cdr["session_id"].as_str().expect("session_id");
+    let relayed = demo
+        .server
+        .stderr()
+        .contains(&format!("relay stopped session_id={session} "));
+    assert!(relayed || media == Media::Default, "not relayed: {cdr}");
+    if !relayed {
+        assert!(q.is_null(), "not relayed, no quality: {cdr}");
+        return;
+    }
+    assert!(q["codec"].as_str().is_some_and(|c| !c.is_empty()), "{cdr}");
+    assert!(q["packets"].as_u64().unwrap_or(0) >= 50, "{cdr}");
+    assert!(q["mos"].as_f64().unwrap_or(0.0) > 3.0, "{cdr}");
+    assert!(cdr.get("recording").is_none(), "nobody records: {cdr}");
+}
+
 /// Waits until the server's log says `ext` registered over `transport`;
 /// returns the Contact it registered (what its calls' targets must name).
 fn wait_registered(demo: &Demo, ext: &str, transport: Transport) -> String {
@@ -592,12 +644,12 @@ const TONE_103: u32 = 700;
 /// baresip calls baresip: both register, 101 dials 102 (auto-answer), each
 /// hears the other's tone, 101 holds and resumes (re-INVITEs), 102 (or
 /// 101) hangs up, and the CDR is exact.
-fn baresip_to_baresip(test: &str, transport: Transport, hang_up_by_callee: bool) {
+fn baresip_to_baresip(test: &str, transport: Transport, hang_up_by_callee: bool, media: Media) {
     if !installed("baresip", test) {
         return;
     }
     let dir = TempDir::new(test);
-    let demo = demo(dir.path(), &[]);
+    let demo = demo_with(dir.path(), media);
     let pbx = demo.server.sip;
     let mut a = Baresip::start(
         &dir.path().join("a"),
@@ -654,7 +706,8 @@ fn baresip_to_baresip(test: &str, transport: Transport, hang_up_by_callee: bool)
         "CALLER"
     };
     assert_answered_cdr(&cdrs[0], "101", "102", &contact_102, who, talked);
-    // Media went end to end, each way.
+    assert_quality(&demo, &cdrs[0], media);
+    // Media went through, each way.
     assert_heard(&b.received_audio(), TONE_101, TONE_102);
     assert_heard(&a.received_audio(), TONE_102, TONE_101);
 }
@@ -665,6 +718,7 @@ fn baresip_udp_call_hold_resume_callee_hangs_up() {
         "baresip_udp_call_hold_resume_callee_hangs_up",
         Transport::Udp,
         true,
+        Media::Default,
     );
 }
 
@@ -674,6 +728,20 @@ fn baresip_tcp_call_hold_resume_caller_hangs_up() {
         "baresip_tcp_call_hold_resume_caller_hangs_up",
         Transport::Tcp,
         false,
+        Media::Default,
+    );
+}
+
+/// The same call with `media.anchor = "always"`: both phones are given
+/// the relay's address, the tones cross it both ways, through hold and
+/// resume, and the target's `quality` is in the CDR.
+#[test]
+fn baresip_udp_call_through_the_relay_hold_resume_callee_hangs_up() {
+    baresip_to_baresip(
+        "baresip_udp_call_through_the_relay_hold_resume_callee_hangs_up",
+        Transport::Udp,
+        true,
+        Media::Relayed,
     );
 }
 
@@ -681,12 +749,12 @@ fn baresip_tcp_call_hold_resume_caller_hangs_up() {
 /// (auto-answer), Linphone hangs up; Linphone 103 → baresip 102, Linphone
 /// holds and resumes, baresip (UDP) or Linphone (TCP) hangs up. Two exact
 /// CDRs, tones each way.
-fn baresip_and_linphone(test: &str, transport: Transport) {
+fn baresip_and_linphone(test: &str, transport: Transport, media: Media) {
     if !installed("baresip", test) || !installed("linphonec", test) {
         return;
     }
     let dir = TempDir::new(test);
-    let demo = demo(dir.path(), &[]);
+    let demo = demo_with(dir.path(), media);
     let pbx = demo.server.sip;
     let mut a = Baresip::start(
         &dir.path().join("a"),
@@ -764,6 +832,8 @@ fn baresip_and_linphone(test: &str, transport: Transport) {
     let cdrs = cdrs(&demo.admin(), 2);
     assert_answered_cdr(&cdrs[0], "101", "103", &contact_103, "CALLEE", talked_1);
     assert_answered_cdr(&cdrs[1], "103", "102", &contact_102, who_2, talked_2);
+    assert_quality(&demo, &cdrs[0], media);
+    assert_quality(&demo, &cdrs[1], media);
 }
 
 #[test]
@@ -771,6 +841,7 @@ fn baresip_and_linphone_call_each_other_over_udp() {
     baresip_and_linphone(
         "baresip_and_linphone_call_each_other_over_udp",
         Transport::Udp,
+        Media::Default,
     );
 }
 
@@ -779,6 +850,16 @@ fn baresip_and_linphone_call_each_other_over_tcp() {
     baresip_and_linphone(
         "baresip_and_linphone_call_each_other_over_tcp",
         Transport::Tcp,
+        Media::Default,
+    );
+}
+
+#[test]
+fn baresip_and_linphone_call_each_other_through_the_relay_over_tcp() {
+    baresip_and_linphone(
+        "baresip_and_linphone_call_each_other_through_the_relay_over_tcp",
+        Transport::Tcp,
+        Media::Relayed,
     );
 }
 
@@ -786,13 +867,25 @@ fn baresip_and_linphone_call_each_other_over_tcp() {
 /// other's tone, 104 hangs up; one exact CDR.
 #[test]
 fn linphone_calls_linphone_over_udp() {
-    let test = "linphone_calls_linphone_over_udp";
+    linphone_to_linphone("linphone_calls_linphone_over_udp", Media::Default);
+}
+
+/// The same through the relay (`media.anchor = "always"`).
+#[test]
+fn linphone_calls_linphone_through_the_relay_over_udp() {
+    linphone_to_linphone(
+        "linphone_calls_linphone_through_the_relay_over_udp",
+        Media::Relayed,
+    );
+}
+
+fn linphone_to_linphone(test: &str, media: Media) {
     if !installed("linphonec", test) {
         return;
     }
     const TONE_104: u32 = 1200;
     let dir = TempDir::new(test);
-    let demo = demo(dir.path(), &[]);
+    let demo = demo_with(dir.path(), media);
     let pbx = demo.server.sip;
     let mut caller = Linphone::start(
         &dir.path().join("l3"),
@@ -832,6 +925,7 @@ fn linphone_calls_linphone_over_udp() {
     assert_heard(&caller.received_audio(), TONE_104, TONE_103);
     let cdrs = cdrs(&demo.admin(), 1);
     assert_answered_cdr(&cdrs[0], "103", "104", &contact_104, "CALLEE", talked);
+    assert_quality(&demo, &cdrs[0], media);
 }
 
 /// The known incompatibility of issue 16: libre 1.0 gives up on a 401 that

@@ -11,6 +11,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU16, Ordering};
 
+use common::console;
 use common::flows::Demo;
 use common::pg::PgDatabase;
 use common::{Sipp, TempDir, free_sip_port, sipp, sipp_available, wait_for_cdrs};
@@ -66,9 +67,13 @@ fn scenario(dir: &Path, name: &str, tone: Option<&Path>) -> String {
 
 /// Adds a user whose calls are recorded.
 fn add_recorded_user(demo: &Demo, ext: &str, password: &str) {
+    add_user(demo, ext, password, true);
+}
+
+fn add_user(demo: &Demo, ext: &str, password: &str, recording: bool) {
     let r = demo.server.admin().post_json(
         &format!("/api/tenants/{}/users", demo.tenant),
-        &json!({ "extension": ext, "sip_password": password, "recording": true }),
+        &json!({ "extension": ext, "sip_password": password, "recording": recording }),
     );
     assert_eq!(r.status, 201, "create user: {}", r.body);
 }
@@ -99,8 +104,15 @@ fn register(demo: &Demo, ext: &str, password: &str, port: u16) {
 /// 101 calls `to` with `uac`; `to` answers with `uas` from a fresh port.
 /// Returns the caller's SIPp log (with the messages it sent).
 fn call(demo: &Demo, uac: &str, uas: &str, to: &str, to_password: &str) -> String {
+    call_via(demo, uac, uas, to, (to, to_password))
+}
+
+/// 101 dials `to` with `uac`; `answerer` (extension, password), registered
+/// from a fresh port, answers with `uas` (the call reaches it by
+/// forwarding when it is not `to`).
+fn call_via(demo: &Demo, uac: &str, uas: &str, to: &str, answerer: (&str, &str)) -> String {
     let port = free_sip_port();
-    register(demo, to, to_password, port);
+    register(demo, answerer.0, answerer.1, port);
     let answering = Sipp::spawn(demo.server.sip, uas, "u1", port, &[]);
     let (ok, log) = sipp(
         demo.server.sip,
@@ -304,4 +316,189 @@ fn a_relayed_call_without_rtp_is_ended_at_the_timeout_with_a_cdr() {
     );
     // The recording was made: silence, as long as the call.
     assert!(cdr["recording"]["duration"].as_u64().unwrap() >= 1, "{cdr}");
+}
+
+/// The newest CDR's detail, once there are `n`.
+fn newest_cdr(demo: &Demo, n: u64) -> Value {
+    let admin = demo.admin();
+    let list = wait_for_cdrs(&admin, n);
+    let id = list["items"][0]["id"].as_str().expect("id").to_owned();
+    admin.get(&format!("/api/cdrs/{id}")).json()["items"][0].clone()
+}
+
+/// The recordings directory is not writable (a file stands where it
+/// should be): the call goes on, relayed and measured, and its CDR says
+/// why it has no recording.
+fn unwritable_recordings_dir(extra: &[&str]) {
+    let dir = TempDir::new("media-unwritable");
+    let config = media_config(dir.path());
+    let blocker = dir.path().join("not-a-dir");
+    std::fs::write(&blocker, b"a file where the recordings directory should be").unwrap();
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "\n[recordings]\ndir = \"{}\"\n",
+        blocker.display()
+    ));
+    std::fs::write(&config, text).unwrap();
+    let config = config.display().to_string();
+    let mut demo = Demo::start(
+        dir.path(),
+        &[&["--config", config.as_str()], extra].concat(),
+    );
+    add_recorded_user(&demo, "110", "s3cret-110");
+    demo.add_web_user("120", "s3cret-120", "web-pass-120", "Admin");
+    let uac = scenario(
+        dir.path(),
+        "uac_tone.xml",
+        Some(&tone_file(dir.path(), CALLER_HZ)),
+    );
+    let uas = scenario(
+        dir.path(),
+        "uas_tone.xml",
+        Some(&tone_file(dir.path(), CALLEE_HZ)),
+    );
+    call(&demo, &uac, &uas, "110", "s3cret-110");
+    let cdr = only_cdr(&demo);
+    assert_eq!(cdr["call_status"], "answered", "{cdr}");
+    assert!(cdr.get("recording").is_none(), "{cdr}");
+    // The console's CDR detail says it too.
+    let jar = console::sign_in(
+        &demo.server,
+        Some(common::flows::DEMO_DOMAIN),
+        "120",
+        "web-pass-120",
+    );
+    let (status, _, page) = console::raw(
+        &demo.server,
+        "GET",
+        &format!("/console/cdrs/{}", cdr["id"].as_str().unwrap()),
+        &jar,
+        "",
+    );
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("no recording was made") && page.contains("unwritable"),
+        "{page}"
+    );
+    let error = &cdr["recording_error"];
+    assert_eq!(error["reason"], "unwritable", "{cdr}");
+    let detail = error["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("not-a-dir") && detail.contains("os error"),
+        "the path and the OS error: {cdr}"
+    );
+    // Relayed all the same: the target's quality is there.
+    assert_eq!(cdr["call_targets"][0]["quality"]["codec"], "PCMU", "{cdr}");
+    assert!(
+        demo.admin().get("/api/recordings").json()["count"] == 0,
+        "no recording row"
+    );
+}
+
+#[test]
+fn an_unwritable_recordings_dir_is_named_in_the_cdr() {
+    if !sipp_available("an_unwritable_recordings_dir_is_named_in_the_cdr") {
+        return;
+    }
+    unwritable_recordings_dir(&[]);
+}
+
+#[test]
+fn on_postgres_an_unwritable_recordings_dir_is_named_in_the_cdr() {
+    let test = "on_postgres_an_unwritable_recordings_dir_is_named_in_the_cdr";
+    if !sipp_available(test) {
+        return;
+    }
+    let Some(db) = PgDatabase::create(test) else {
+        return;
+    };
+    unwritable_recordings_dir(&["--database", &db.url]);
+}
+
+/// Recording beyond the first destination, and the tenant's flag, on one
+/// server: (1) a recording tenant's call is recorded though nobody in it
+/// records; (2) 110 forwards every call to 111, who records: recorded;
+/// (3) 112 would forward unanswered calls to 111 but answers itself: the
+/// recording made in case is deleted, no row, no link, no error.
+#[test]
+fn the_tenant_flag_and_a_forward_to_a_recording_user_record_the_call() {
+    if !sipp_available("the_tenant_flag_and_a_forward_to_a_recording_user_record_the_call") {
+        return;
+    }
+    let dir = TempDir::new("media-who-records");
+    let config = media_config(dir.path());
+    let config = config.display().to_string();
+    let demo = Demo::start(dir.path(), &["--config", config.as_str()]);
+    add_user(&demo, "110", "s3cret-110", false);
+    add_recorded_user(&demo, "111", "s3cret-111");
+    add_user(&demo, "112", "s3cret-112", false);
+    let uac = scenario(
+        dir.path(),
+        "uac_tone.xml",
+        Some(&tone_file(dir.path(), CALLER_HZ)),
+    );
+    let uas = scenario(
+        dir.path(),
+        "uas_tone.xml",
+        Some(&tone_file(dir.path(), CALLEE_HZ)),
+    );
+    let admin = demo.admin();
+    let wav = |cdr: &Value| {
+        demo.server.data_dir.join(format!(
+            "recordings/{}/{}.wav",
+            demo.tenant,
+            cdr["session_id"].as_str().unwrap()
+        ))
+    };
+
+    // (1) The tenant records.
+    let r = admin.request(
+        "PUT",
+        "/api/tenant",
+        "application/json",
+        &json!({"recording": true}).to_string(),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["recording"], true, "{}", r.body);
+    assert_eq!(admin.get("/api/tenant").json()["recording"], true);
+    call(&demo, &uac, &uas, "110", "s3cret-110");
+    let cdr = newest_cdr(&demo, 1);
+    assert!(
+        cdr["recording"]["duration"].as_u64().unwrap_or(0) >= 1,
+        "{cdr}"
+    );
+    assert!(wav(&cdr).exists());
+    let r = admin.request(
+        "PUT",
+        "/api/tenant",
+        "application/json",
+        &json!({"recording": false}).to_string(),
+    );
+    assert_eq!(r.json()["recording"], false, "{}", r.body);
+
+    // (2) Forwarded to a user who records.
+    demo.forward("110", &[("always", "111")]);
+    call_via(&demo, &uac, &uas, "110", ("111", "s3cret-111"));
+    let cdr = newest_cdr(&demo, 2);
+    assert_eq!(cdr["callee"], "110", "{cdr}");
+    assert_eq!(cdr["call_targets"][0]["callee"], "111", "{cdr}");
+    let id = cdr["recording"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("recorded: {cdr}"));
+    let bytes = std::fs::read(wav(&cdr)).unwrap();
+    assert!(holds_tone(&channel(&bytes, 0), CALLER_HZ));
+    assert!(holds_tone(&channel(&bytes, 1), CALLEE_HZ));
+    assert_eq!(admin.get(&format!("/api/recordings/{id}")).status, 200);
+
+    // (3) Recorded in case, but the one who answered does not record.
+    demo.forward("112", &[("no_answer", "111")]);
+    call(&demo, &uac, &uas, "112", "s3cret-112");
+    let cdr = newest_cdr(&demo, 3);
+    assert_eq!(cdr["call_targets"][0]["callee"], "112", "{cdr}");
+    assert!(cdr.get("recording").is_none(), "{cdr}");
+    assert!(cdr.get("recording_error").is_none(), "{cdr}");
+    // Relayed (it was anchored in case), and the file is gone.
+    assert_eq!(cdr["call_targets"][0]["quality"]["codec"], "PCMU", "{cdr}");
+    assert!(!wav(&cdr).exists(), "{} is left", wav(&cdr).display());
+    assert_eq!(admin.get("/api/recordings").json()["count"], 2);
 }

@@ -167,6 +167,7 @@ impl Call {
                 status_code,
                 reason,
                 recording: None,
+                recording_error: None,
             }),
         )
     }

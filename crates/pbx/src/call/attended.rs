@@ -167,6 +167,7 @@ impl Session {
             status_code: 200,
             reason: EndReason::AttendedTransferComplete,
             recording: None,
+            recording_error: None,
         }));
         self.hang_up(cx, leg);
         Some(handoff)

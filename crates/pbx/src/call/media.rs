@@ -10,13 +10,15 @@
 use std::net::IpAddr;
 
 use bytes::Bytes;
-use cdr::EndReason;
+use cdr::{EndReason, RecordingError, RecordingFailure, TenantId};
 use sip::Message;
 use sip::sdp::SessionDescription;
 
 use super::effect::{Ctx, Effect};
 use super::leg::{body_of, relayed_response};
+use super::reroute::{MAX_HOPS, internal_number};
 use super::{LegRef, Phase, Session};
+use crate::directory::Directory;
 use crate::media::{Anchored, MediaCommand, RecordingPlan, Side, anchor_sdp, party_from_sdp};
 use crate::router::Route;
 use sip::builder::ResponseBuilder;
@@ -24,11 +26,9 @@ use sip::builder::ResponseBuilder;
 impl Session {
     /// Decides whether this call is relayed (see [`crate::media`]) and, if
     /// so, reserves the relay's ports, opens it and tells it the caller's
-    /// SDP. Runs before the first target is INVITEd.
+    /// SDP. Runs before the first target is INVITEd. A recording that
+    /// cannot be made is remembered for the CDR (`recording_error`).
     pub(super) fn anchor_media(&mut self, cx: &mut Ctx<'_>, route: &Route, leaves_by_trunk: bool) {
-        let Some(policy) = cx.sv.media else {
-            return;
-        };
         if matches!(route, Route::NotFound) && !leaves_by_trunk {
             return; // refused at once: nothing to relay
         }
@@ -36,19 +36,21 @@ impl Session {
             return;
         };
         let tenant = self.tenant.id;
-        let user_records = |ext: &str| {
-            cx.dir
-                .directory
-                .user(tenant, ext)
-                .is_some_and(|u| u.recording)
-        };
-        let recorded = match route {
+        let dir = cx.dir.directory;
+        let user_records = |ext: &str| dir.user(tenant, ext).is_some_and(|u| u.recording);
+        let first = match route {
             Route::Extension { extension, .. }
             | Route::Busy { extension, .. }
-            | Route::Unavailable { extension, .. } => user_records(extension),
-            _ => false,
-        } || (self.trunk.inbound_name().is_empty()
-            && user_records(&self.caller_party.user));
+            | Route::Unavailable { extension, .. } => Some(extension.as_str()),
+            Route::Group(g) => Some(g.number.as_str()),
+            Route::NotFound => None,
+        };
+        // A group's number is nobody's: its members count when they answer.
+        let recorded = dir.tenant_records(tenant)
+            || first.is_some_and(user_records)
+            || (self.trunk.inbound_name().is_empty() && user_records(&self.caller_party.user));
+        let provisional = !recorded
+            && first.is_some_and(|n| reaches_recording_user(dir, tenant, &self.tenant.domain, n));
         let source = caller.leg.peer.addr.ip();
         let caller_sdp = body_of(&caller.invite).and_then(|(ct, body)| sdp_of(&ct, &body));
         let caller_nat = caller_sdp
@@ -63,20 +65,41 @@ impl Session {
             }),
             _ => false,
         };
-        if !policy.anchor.decide(recorded, caller_nat || callee_nat) {
-            return;
+        let wanted = recorded || provisional;
+        let not_anchored = |reason, detail: &str| {
+            wanted.then(|| RecordingError {
+                reason,
+                detail: detail.to_owned(),
+            })
+        };
+        let Some(policy) = cx.sv.media else {
+            let why = cx.sv.media_off.as_deref().unwrap_or("no media relay");
+            let error = not_anchored(RecordingFailure::MediaOff, why);
+            return self.recording_not_made(error, recorded);
+        };
+        if !policy.anchor.decide(wanted, caller_nat || callee_nat) {
+            let error = not_anchored(RecordingFailure::MediaOff, "media.anchor is \"never\"");
+            return self.recording_not_made(error, recorded);
         }
         let Some(relay_ports) = cx.sv.relay_ports.as_mut() else {
-            return;
+            let error = not_anchored(RecordingFailure::MediaOff, "no media relay");
+            return self.recording_not_made(error, recorded);
         };
         let Some(ports) = relay_ports.reserve(self.id) else {
-            return; // pool exhausted: the call goes on unrelayed
+            // Pool exhausted: the call goes on unrelayed.
+            let error = not_anchored(
+                RecordingFailure::NoPorts,
+                "no free RTP port pair in media.rtp_ports",
+            );
+            return self.recording_not_made(error, recorded);
         };
-        let recording = recorded.then(|| RecordingPlan {
+        let recording = wanted.then(|| RecordingPlan {
             caller: self.caller_party.user.clone(),
             callee: self.callee_party.user.clone(),
             started_ms: self.started_ms,
+            provisional,
         });
+        self.recording.provisional = provisional;
         cx.fx
             .push(Effect::Media(MediaCommand::Open { ports, recording }));
         if let Some(sdp) = caller_sdp {
@@ -88,6 +111,17 @@ impl Session {
             ports,
             address: policy.address,
         });
+    }
+
+    /// A recording that should be made cannot be (the call is not
+    /// anchored): the CDR says why now if the call is recorded whoever
+    /// answers, else only if a recording user answers.
+    fn recording_not_made(&mut self, error: Option<RecordingError>, recorded: bool) {
+        if recorded {
+            self.recording.error = error;
+        } else {
+            self.recording.unanchored = error;
+        }
     }
 
     /// `body` as the party on side `to` must receive it: the relay's side
@@ -154,10 +188,30 @@ impl Session {
         }
     }
 
-    /// The call was answered: the relay's RTP timeout starts.
+    /// The call was answered: the relay's RTP timeout starts. When the
+    /// one who answered records, a recording made in case is kept (or,
+    /// when the call could not be anchored, the CDR says why there is
+    /// none).
     pub(super) fn media_answered(&mut self, cx: &mut Ctx<'_>) {
-        if self.media.is_some() {
-            cx.fx.push(Effect::Media(MediaCommand::Answered));
+        let answerer_records = match self.phase {
+            Phase::Answered(b) => self.targets.get(b.callee).is_some_and(|t| {
+                cx.dir
+                    .directory
+                    .user(self.tenant.id, &t.number)
+                    .is_some_and(|u| u.recording)
+            }),
+            _ => false,
+        };
+        if answerer_records && let Some(error) = self.recording.unanchored.take() {
+            self.recording.error = Some(error);
+        }
+        if self.media.is_none() {
+            return;
+        }
+        cx.fx.push(Effect::Media(MediaCommand::Answered));
+        if answerer_records && self.recording.provisional {
+            self.recording.provisional = false;
+            cx.fx.push(Effect::Media(MediaCommand::Record));
         }
     }
 
@@ -177,6 +231,82 @@ impl Session {
             self.end_answered(cx, b, EndReason::NotApplicable, None);
         }
     }
+}
+
+/// What a session knows about its recording (see [`crate::media`],
+/// "Which calls are recorded").
+#[derive(Debug, Default)]
+pub(crate) struct Recording {
+    /// Recorded in case: kept only if a recording user answers.
+    provisional: bool,
+    /// Why a recording would be missing if a recording user answered (the
+    /// call is not anchored).
+    unanchored: Option<RecordingError>,
+    /// The CDR's `recording_error`, as far as the engine knows it.
+    pub error: Option<RecordingError>,
+}
+
+impl Recording {
+    /// A call the PBX does not relay (started over REST): if its tenant
+    /// or one of `users` records, the CDR says why there is no recording.
+    pub(super) fn not_relayed(cx: &Ctx<'_>, tenant: TenantId, users: [&str; 2]) -> Recording {
+        let dir = cx.dir.directory;
+        let wanted = dir.tenant_records(tenant)
+            || users
+                .iter()
+                .any(|u| dir.user(tenant, u).is_some_and(|u| u.recording));
+        Recording {
+            error: wanted.then(|| RecordingError {
+                reason: RecordingFailure::NotRelayed,
+                detail: "calls started over REST are not relayed (RFC 3725 flow I)".to_owned(),
+            }),
+            ..Recording::default()
+        }
+    }
+}
+
+/// Whether a user who records can be reached from `number` (a user or a
+/// ring group of `tenant`): its forwarding destinations, a group's
+/// members and no-answer destination, and theirs in turn, at most
+/// [`MAX_HOPS`] moves away. A disabled user answers nothing and forwards
+/// nothing.
+fn reaches_recording_user(dir: &Directory, tenant: TenantId, domain: &str, number: &str) -> bool {
+    let mut seen: Vec<String> = Vec::new();
+    let mut next = vec![(number.to_owned(), 0usize)];
+    while let Some((number, hops)) = next.pop() {
+        if seen.contains(&number) {
+            continue;
+        }
+        seen.push(number.clone());
+        let mut onward: Vec<&str> = Vec::new();
+        if let Some(u) = dir.user(tenant, &number) {
+            if !u.enabled {
+                continue;
+            }
+            if u.recording {
+                return true;
+            }
+            onward.extend(u.forwarding.destinations());
+        } else if let Some(g) = dir.group(tenant, &number) {
+            let member_records = |m: &crate::directory::Extension| {
+                dir.user(tenant, m.as_str())
+                    .is_some_and(|u| u.enabled && u.recording)
+            };
+            if g.members.iter().any(member_records) {
+                return true;
+            }
+            onward.extend(g.no_answer.as_deref());
+        }
+        if hops < MAX_HOPS {
+            next.extend(
+                onward
+                    .into_iter()
+                    .filter_map(|d| internal_number(domain, d))
+                    .map(|n| (n, hops + 1)),
+            );
+        }
+    }
+    false
 }
 
 /// `body` parsed as SDP, when its type says it is SDP.

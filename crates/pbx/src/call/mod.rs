@@ -274,6 +274,8 @@ pub(crate) struct Session {
     xfer: transfer::Transfers,
     /// The media relay, when the call is anchored (`media.rs`).
     media: Option<crate::media::Anchored>,
+    /// Whether the call is recorded, and why not (`media.rs`).
+    recording: media::Recording,
     /// A picker (or Replaces newcomer) joining the call (`pickup.rs`).
     pickup: pickup::Pickup,
 }
@@ -350,6 +352,7 @@ impl Session {
             trunk: trunk::TrunkLegs::new(inbound),
             xfer: Default::default(),
             media: None,
+            recording: Default::default(),
             pickup: Default::default(),
         };
         s.own(cx, server, peer, TxnRole::CallerInvite);
@@ -591,6 +594,7 @@ impl Session {
             status_code,
             reason,
             recording: None,
+            recording_error: self.recording.error.take(),
         }));
         self.media_stop(cx);
     }

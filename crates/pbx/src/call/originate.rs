@@ -114,6 +114,8 @@ impl Session {
             user_data,
             caller_id,
         } = o;
+        let recording =
+            super::media::Recording::not_relayed(cx, tenant.id, [&caller.user, &callee.user]);
         let mut s = Session {
             id: session_id,
             tenant,
@@ -142,6 +144,7 @@ impl Session {
             xfer: Default::default(),
             // RFC 3725 flow I: media end to end, never anchored.
             media: None,
+            recording,
             pickup: Default::default(),
         };
         let at = cx.fx.len();

@@ -488,6 +488,16 @@ impl Engine {
     ) {
         self.sv.media = Some(policy);
         self.sv.relay_ports = Some(ports);
+        self.sv.media_off = None;
+    }
+
+    /// The runtime relays no media, because of `why` (`media.anchor =
+    /// "never"`, no `media.address`): a call that should be recorded says
+    /// so in its CDR (`recording_error`, `media_off`).
+    pub fn set_media_off(&mut self, why: impl Into<String>) {
+        self.sv.media = None;
+        self.sv.relay_ports = None;
+        self.sv.media_off = Some(why.into());
     }
 
     /// Calls in progress: sessions that have not emitted `SessionEnded`.

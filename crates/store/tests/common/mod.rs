@@ -415,6 +415,7 @@ impl Script {
                 status_code,
                 reason,
                 recording: None,
+                recording_error: None,
             }),
         )])
     }
@@ -449,6 +450,7 @@ pub fn short_call(ids: &mut Ids, tenant: u64, offset: u64, callee: &str) -> Sess
                 status_code: 408,
                 reason: EndReason::NotApplicable,
                 recording: None,
+                recording_error: None,
             }),
         ),
     ])

@@ -263,6 +263,7 @@ pub fn api() -> Api {
                 "directed_pickup_prefix",
                 text("Directed call pickup prefix, dialled before the extension (default **)"),
             ),
+            ("recording", boolean()),
             ("created_at", date_time()),
         ],
         &[
@@ -273,6 +274,7 @@ pub fn api() -> Api {
             "retention_days",
             "pickup_code",
             "directed_pickup_prefix",
+            "recording",
             "created_at",
         ],
     );
@@ -293,6 +295,7 @@ pub fn api() -> Api {
                         "Directed call pickup prefix: '*' then '*' or digits, up to 8 (default **)",
                     ),
                 ),
+                ("recording", boolean()),
             ],
             required,
         )

@@ -490,6 +490,21 @@ pub mod schema {
         let mut props = cdr_properties();
         props.push(("call_targets", array(reference("CallTarget"))));
         props.push(("recording", object(&[], &[])));
+        props.push((
+            "recording_error",
+            object(
+                &[
+                    (
+                        "reason",
+                        one_of_strings(
+                            &cdr::RecordingFailure::ALL.map(cdr::RecordingFailure::as_str),
+                        ),
+                    ),
+                    ("detail", string()),
+                ],
+                &["reason", "detail"],
+            ),
+        ));
         let mut required = CDR_REQUIRED.to_vec();
         required.push("call_targets");
         object(&props, &required)

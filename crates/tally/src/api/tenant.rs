@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! GET /api/tenant    any role of the tenant
-//! PUT /api/tenant    Admin: {"name"?, "sip_domain"?, "time_zone"?, "retention_days"?, "cdr_event"?}
+//! PUT /api/tenant    Admin: {"name"?, "sip_domain"?, "time_zone"?, "retention_days"?,
+//!                    "pickup_code"?, "directed_pickup_prefix"?, "recording"?, "cdr_event"?}
 //! ```
 //!
 //! Only the system admin changes `sip_domain` (a tenant `Admin` giving a

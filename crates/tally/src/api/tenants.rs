@@ -17,8 +17,10 @@
 //! "Storage").
 //!
 //! A tenant is `{id, name, sip_domain, time_zone, retention_days,
-//! created_at}`; `time_zone` is an IANA name (default `UTC`),
-//! `retention_days` whole days or `null` (keep CDRs forever).
+//! pickup_code, directed_pickup_prefix, recording, created_at}`;
+//! `time_zone` is an IANA name (default `UTC`), `retention_days` whole
+//! days or `null` (keep CDRs forever), `recording` (default `false`):
+//! every call of the tenant is recorded (the media is relayed).
 
 use axum::Json;
 use axum::body::Bytes;
@@ -32,13 +34,14 @@ use super::resource::{Body, ListQuery, rfc3339, system_admin};
 use super::{ApiError, ApiState, Principal};
 use crate::provision::{self, NewTenant};
 
-pub const FIELDS: [&str; 6] = [
+pub const FIELDS: [&str; 7] = [
     "name",
     "sip_domain",
     "time_zone",
     "retention_days",
     "pickup_code",
     "directed_pickup_prefix",
+    "recording",
 ];
 
 /// A tenant as REST shows it (keys in this order).
@@ -53,6 +56,8 @@ pub struct TenantJson {
     /// prefix (followed by an extension).
     pickup_code: String,
     directed_pickup_prefix: String,
+    /// Every call of the tenant is recorded.
+    recording: bool,
     created_at: String,
 }
 
@@ -65,6 +70,7 @@ pub fn tenant_json(t: store::Tenant) -> TenantJson {
         retention_days: t.retention_days,
         pickup_code: t.pickup_code,
         directed_pickup_prefix: t.directed_pickup_prefix,
+        recording: t.recording,
         created_at: rfc3339(t.created_at),
     }
 }
@@ -130,6 +136,9 @@ pub fn apply(
             }
         }
     }
+    if full || body.has("recording") {
+        tenant.recording = body.boolean("recording")?.unwrap_or(false);
+    }
     if tenant
         .directed_pickup_prefix
         .starts_with(&tenant.pickup_code)
@@ -186,6 +195,7 @@ pub async fn create(
             retention_days: fields.retention_days,
             pickup_code: fields.pickup_code,
             directed_pickup_prefix: fields.directed_pickup_prefix,
+            recording: fields.recording,
         })
         .await?;
     state

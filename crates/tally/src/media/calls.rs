@@ -19,6 +19,13 @@
 //!   meanwhile loses those facts only: the session's journal is open, and
 //!   start-up recovery closes it with a `recovered` CDR, as for any call
 //!   in progress.
+//! - **Recording errors.** When a recording was wanted and no file can
+//!   be linked, the session's `SessionEnded` gets a `recording_error`
+//!   (`disk_full`, `unwritable`, `no_audio`, `relay_failed`,
+//!   `store_failed`; the engine itself fills in the ones it knows:
+//!   `no_ports`, `media_off`). A recording made only in case
+//!   ([`RecordingPlan::provisional`]) that no recording user answered is
+//!   deleted, with no row and no error: nothing was wanted.
 //! - **RTP timeout.** A relay that ends by itself reports here
 //!   ([`MediaEvent::TimedOut`]); the shard feeds the engine
 //!   `Input::MediaTimeout`, which hangs the call up; its report is kept for
@@ -29,7 +36,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use cdr::{CallEventKind, Quality, SessionId, TargetId, TenantId, UnixMillis};
+use cdr::{
+    CallEventKind, Quality, RecordingError, RecordingFailure, SessionId, TargetId, TenantId,
+    UnixMillis,
+};
 use pbx::media::{MediaCommand, RecordingPlan, RelayPorts, Side};
 use store::Store;
 use tokio::sync::mpsc;
@@ -83,7 +93,7 @@ pub enum MediaEvent {
     Stopped {
         session: SessionId,
         report: Option<Box<Report>>,
-        recording: Option<cdr::Recording>,
+        recording: Linked,
     },
 }
 
@@ -103,6 +113,10 @@ impl MediaEvents {
     }
 }
 
+/// A wanted recording's link for the CDR, or why there is none
+/// (`Ok(None)`: nothing to link, nothing missed).
+type Linked = Result<Option<cdr::Recording>, RecordingError>;
+
 /// One anchored call.
 #[derive(Default)]
 struct CallMedia {
@@ -116,8 +130,11 @@ struct CallMedia {
     held: Vec<SessionFact>,
     /// `SessionEnded` is among the held facts.
     ended: bool,
+    /// Why the recording cannot be made, found before the relay ended
+    /// (its directory, the relay's sockets).
+    error: Option<RecordingError>,
     /// The stop task came back.
-    stopped: Option<(Option<Report>, Option<cdr::Recording>)>,
+    stopped: Option<(Option<Report>, Linked)>,
 }
 
 /// The relays of the shard's calls (see the module doc).
@@ -182,6 +199,7 @@ impl MediaCalls {
                     tracing::error!(session_id = %session, "relay opened without reserved ports");
                     return;
                 };
+                let mut error = None;
                 let target = recording.as_ref().and_then(|_| {
                     let dir = self.recordings.dir.join(tenant.to_string());
                     match std::fs::create_dir_all(&dir) {
@@ -190,26 +208,38 @@ impl MediaCalls {
                         }),
                         Err(e) => {
                             tracing::warn!(session_id = %session, dir = %dir.display(), error = %e, "recording not made: its directory cannot be created");
+                            error = Some(RecordingError {
+                                reason: RecordingFailure::of_io(&e),
+                                detail: format!("{}: {e}", dir.display()),
+                            });
                             None
                         }
                     }
                 });
                 let handle =
                     relay::spawn(session, pairs, self.timeout, target, self.timeouts.clone());
+                let call = self.calls.entry(session).or_default();
+                call.tenant = Some(tenant);
                 match handle {
-                    Ok(handle) => {
-                        let call = self.calls.entry(session).or_default();
-                        call.tenant = Some(tenant);
-                        call.handle = Some(handle);
-                        call.plan = recording;
-                    }
+                    Ok(handle) => call.handle = Some(handle),
                     Err(e) => {
-                        tracing::error!(session_id = %session, error = %e, "relay not started")
+                        tracing::error!(session_id = %session, error = %e, "relay not started");
+                        error = Some(RecordingError {
+                            reason: RecordingFailure::RelayFailed,
+                            detail: e.to_string(),
+                        });
                     }
                 }
+                call.error = recording.as_ref().and(error);
+                call.plan = recording;
             }
             MediaCommand::Party(side, party) => self.send(session, Command::Party(side, party)),
             MediaCommand::Answered => self.send(session, Command::Answered),
+            MediaCommand::Record => {
+                if let Some(plan) = self.calls.get_mut(&session).and_then(|c| c.plan.as_mut()) {
+                    plan.provisional = false;
+                }
+            }
             MediaCommand::Stop => self.stop(session),
         }
     }
@@ -228,6 +258,8 @@ impl MediaCalls {
         let known = call.report.take();
         let plan = call.plan.take();
         let tenant = call.tenant;
+        let known_error = call.error.take();
+        let answered = call.answered.is_some();
         let recordings = self.recordings.clone();
         let back = self.stopped.clone();
         tokio::spawn(async move {
@@ -249,11 +281,18 @@ impl MediaCalls {
                     "relay stopped"
                 );
             }
-            let recording = match (&report, plan, tenant) {
-                (Some(r), Some(plan), Some(tenant)) => {
-                    save_recording(&recordings, session, tenant, &plan, r).await
+            let recording = match (known_error, &report, plan, tenant) {
+                (Some(e), _, Some(plan), _) => {
+                    if plan.provisional {
+                        Ok(None)
+                    } else {
+                        Err(e)
+                    }
                 }
-                _ => None,
+                (None, Some(r), Some(plan), Some(tenant)) => {
+                    save_recording(&recordings, session, tenant, &plan, r, answered).await
+                }
+                _ => Ok(None),
             };
             let _ = back.send(MediaEvent::Stopped {
                 session,
@@ -328,14 +367,23 @@ impl MediaCalls {
         let Some(mut call) = self.calls.remove(&session) else {
             return Vec::new();
         };
-        let (report, recording) = call.stopped.take().unwrap_or_default();
+        let (report, recording) = call.stopped.take().unwrap_or((None, Ok(None)));
+        let (recording, error) = match recording {
+            Ok(r) => (r, None),
+            Err(e) => (None, Some(e)),
+        };
         let quality = report.as_ref().map(quality_of);
         for fact in &mut call.held {
             match &mut fact.event.kind {
                 CallEventKind::TargetEnded(end) if Some(end.target) == call.answered => {
                     end.quality = quality.clone();
                 }
-                CallEventKind::SessionEnded(end) => end.recording = recording.clone(),
+                CallEventKind::SessionEnded(end) => {
+                    end.recording = recording.clone();
+                    if error.is_some() {
+                        end.recording_error = error.clone();
+                    }
+                }
                 _ => {}
             }
         }
@@ -363,22 +411,45 @@ fn quality_of(report: &Report) -> Quality {
 }
 
 /// The `recordings` row of a finished recording, and the CDR's link to it;
-/// `None` (logged once) when there is no file to link.
+/// `Ok(None)` when there is nothing to link and nothing was missed (a
+/// recording made in case that nobody who records answered: deleted; an
+/// unanswered call with no audio), `Err` with the reason (logged once)
+/// when a wanted recording has no file to link.
 async fn save_recording(
     r: &Recordings,
     session: SessionId,
     tenant: TenantId,
     plan: &RecordingPlan,
     report: &Report,
-) -> Option<cdr::Recording> {
-    let rec = report.recording.as_ref()?;
+    answered: bool,
+) -> Linked {
+    let Some(rec) = report.recording.as_ref() else {
+        return Ok(None);
+    };
+    if plan.provisional {
+        let _ = std::fs::remove_file(&rec.path);
+        return Ok(None);
+    }
     let size = std::fs::metadata(&rec.path).map(|m| m.len()).unwrap_or(0);
     if size <= 44 {
         // Nothing but a header, or no file: no recording to link. The
-        // relay logged why, once.
-        tracing::warn!(session_id = %session, reason = rec.error.as_deref().unwrap_or("no audio"), "call not recorded");
+        // relay logged its error, once.
         let _ = std::fs::remove_file(&rec.path);
-        return None;
+        let error = match &rec.error {
+            Some(e) => RecordingError {
+                reason: failure_of(e),
+                detail: format!("{}: {e}", rec.path.display()),
+            },
+            None if answered => RecordingError {
+                reason: RecordingFailure::NoAudio,
+                detail: "the relay wrote no audio".to_owned(),
+            },
+            None => return Ok(None),
+        };
+        if rec.error.is_none() {
+            tracing::warn!(session_id = %session, "call not recorded: no audio");
+        }
+        return Err(error);
     }
     let (_, now) = clock::now();
     let id = r.ids.next(UnixMillis(now));
@@ -397,11 +468,45 @@ async fn save_recording(
     };
     if let Err(e) = r.store.insert_recording(&row).await {
         tracing::error!(session_id = %session, error = %e, "recording row not written; the file stays");
-        return None;
+        return Err(RecordingError {
+            reason: RecordingFailure::StoreFailed,
+            detail: e.to_string(),
+        });
     }
-    Some(cdr::Recording {
+    Ok(Some(cdr::Recording {
         id,
         url: format!("/api/recordings/{id}/download"),
         duration: rec.duration_secs.round() as u64,
-    })
+    }))
+}
+
+/// The failure a relay's recording error text means. The relay reports
+/// the `io::Error`'s text; an OS error in it (`(os error 28)`) gives its
+/// kind back: ENOSPC and EDQUOT are `disk_full`, anything else
+/// `unwritable`.
+fn failure_of(error: &str) -> RecordingFailure {
+    let code = error
+        .rsplit_once("(os error ")
+        .and_then(|(_, rest)| rest.strip_suffix(')'))
+        .and_then(|n| n.parse::<i32>().ok());
+    match code {
+        Some(code) => RecordingFailure::of_io(&std::io::Error::from_raw_os_error(code)),
+        None => RecordingFailure::Unwritable,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relay_errors_map_to_failures() {
+        let full = std::io::Error::from_raw_os_error(28).to_string();
+        assert_eq!(failure_of(&full), RecordingFailure::DiskFull);
+        let quota = std::io::Error::from_raw_os_error(122).to_string();
+        assert_eq!(failure_of(&quota), RecordingFailure::DiskFull);
+        let denied = std::io::Error::from_raw_os_error(13).to_string();
+        assert_eq!(failure_of(&denied), RecordingFailure::Unwritable);
+        assert_eq!(failure_of("wav: too long"), RecordingFailure::Unwritable);
+    }
 }

@@ -536,6 +536,11 @@ async fn detail(
         h2 { "Recording" }
         @if let Some(rec) = &r.recording {
             (super::recordings::player(&rec.id.to_string(), rec.duration))
+        } @else if let Some(e) = &r.recording_error {
+            p.recording-error {
+                "This call was to be recorded, but no recording was made: "
+                strong { (e.reason.as_str()) } " (" (e.detail) ")."
+            }
         } @else {
             p { "This call was not recorded." }
         }

@@ -1,4 +1,6 @@
-//! Tenants (system admin): the REST `tenants` handlers, rendered.
+//! Tenants (system admin): the REST `tenants` handlers, rendered. Each
+//! row can switch the tenant's `recording` flag (every call recorded) on
+//! and off (a `PATCH` of that one field).
 
 use std::collections::HashMap;
 
@@ -22,6 +24,7 @@ pub fn routes() -> Router<ApiState> {
     Router::new()
         .route(PATH, get(page).post(create))
         .route("/console/tenants/{tenant_id}/delete", post(delete))
+        .route("/console/tenants/{tenant_id}/recording", post(recording))
 }
 
 async fn render(
@@ -40,8 +43,21 @@ async fn render(
         (items_table(
             &format!("{} tenants.", text(&list, "count")),
             &items,
-            &[("name", "Name"), ("sip_domain", "SIP domain"), ("time_zone", "Time zone"), ("retention_days", "CDR retention (days)"), ("created_at", "Created (UTC)")],
-            |item| action_button(&format!("/console/tenants/{}/delete", text(item, "id")), &csrf, "Delete", &format!("Delete tenant {}", text(item, "name"))),
+            &[("name", "Name"), ("sip_domain", "SIP domain"), ("time_zone", "Time zone"), ("retention_days", "CDR retention (days)"), ("recording", "Records every call"), ("created_at", "Created (UTC)")],
+            |item| {
+                let (id, name) = (text(item, "id"), text(item, "name"));
+                let on = item["recording"] == true;
+                html! {
+                    form.inline method="post" action=(format!("/console/tenants/{id}/recording")) {
+                        (csrf_field(&csrf))
+                        input type="hidden" name="recording" value=(if on { "false" } else { "true" });
+                        button type="submit" aria-label=(format!("{} recording every call of tenant {name}", if on { "Stop" } else { "Start" })) {
+                            (if on { "Stop recording" } else { "Record every call" })
+                        }
+                    }
+                    (action_button(&format!("/console/tenants/{id}/delete"), &csrf, "Delete", &format!("Delete tenant {name}")))
+                }
+            },
         ))
         h2 #new-tenant { "New tenant" }
         @if let Some(e) = &error { (form_error(e)) }
@@ -53,6 +69,10 @@ async fn render(
             input #t-domain name="sip_domain" type="text" required;
             label for="t-zone" { "Time zone (IANA name)" }
             input #t-zone name="time_zone" type="text" value="UTC";
+            label for="t-recording" {
+                input #t-recording name="recording" type="checkbox" value="true";
+                " Record every call of this tenant"
+            }
             div.actions { button type="submit" { "Create tenant" } }
         }
     };
@@ -81,6 +101,10 @@ async fn create(
             body.insert(field.to_owned(), json!(v));
         }
     }
+    body.insert(
+        "recording".to_owned(),
+        json!(form.get("recording").is_some_and(|v| v == "true")),
+    );
     let result = crate::api::tenants::create(
         State(state.clone()),
         shell.console.principal,
@@ -111,6 +135,26 @@ async fn delete(
         console.principal,
         ClientAddr(source),
         Path(id),
+    )
+    .await?;
+    Ok(Redirect::to(PATH).into_response())
+}
+
+/// Switches a tenant's recording flag (`recording=true|false`).
+async fn recording(
+    State(state): State<ApiState>,
+    console: Console,
+    source: ClientAddr,
+    Path(id): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Result<Response, PageError> {
+    let on = form.get("recording").is_some_and(|v| v == "true");
+    let _tenant = crate::api::tenants::patch(
+        State(state),
+        console.principal,
+        source,
+        Path(id),
+        Bytes::from(json!({ "recording": on }).to_string()),
     )
     .await?;
     Ok(Redirect::to(PATH).into_response())
