@@ -424,6 +424,10 @@ impl Session {
         let Some(remaining) = self.xfer.active.as_ref().map(|t| t.remaining) else {
             return;
         };
+        // An anchored call: C takes the side facing the remaining party.
+        let c_side = super::media::other_side(self.media_side(remaining));
+        let c_ip = self.peer_ip(LegRef::Target(c));
+        let offer = self.reanchored(cx, offer, c_side, c_ip);
         let session = self.id;
         let Some(l) = self.leg_mut(remaining) else {
             return;
@@ -545,7 +549,9 @@ impl Session {
                 }
             }
         }
-        self.send_owed_ack(cx, LegRef::Target(c), body_of(&ok));
+        let (side, ip) = (self.media_side(t.remaining), self.peer_ip(t.remaining));
+        let answer = self.reanchored(cx, body_of(&ok), side, ip);
+        self.send_owed_ack(cx, LegRef::Target(c), answer);
         // The new pair: C takes the referrer's side.
         let bridge = match t.remaining {
             LegRef::Caller => Bridge::new(LegRef::Caller, c),
