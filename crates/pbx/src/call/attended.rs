@@ -111,7 +111,7 @@ impl Session {
             first_failure: self.failures.len(),
             party: Party::default(),
             presented,
-            previous_stage: self.stage.extension.clone(),
+            previous_stage: self.stage.clone(),
             joining: None,
             referrer_gone: false,
             reason: EndReason::AttendedTransferComplete,

@@ -131,6 +131,7 @@ mod pickup;
 mod reroute;
 mod timer;
 mod transfer;
+mod transfer_route;
 mod trunk;
 mod unacked;
 mod view;
