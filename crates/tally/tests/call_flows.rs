@@ -114,6 +114,15 @@ fn sipp_blind_transfer() {
 }
 
 #[test]
+fn sipp_blind_transfer_to_a_group_and_out() {
+    if !sipp_available("sipp_blind_transfer_to_a_group_and_out") {
+        return;
+    }
+    let dir = TempDir::new("flow-transfer-out");
+    flows::blind_transfer_to_a_group_and_out(dir.path(), &[]);
+}
+
+#[test]
 fn sipp_attended_transfer() {
     if !sipp_available("sipp_attended_transfer") {
         return;

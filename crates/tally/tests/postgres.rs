@@ -140,6 +140,14 @@ fn on_postgres_blind_transfer() {
 }
 
 #[test]
+fn on_postgres_blind_transfer_to_a_group_and_out() {
+    flow_on_postgres(
+        "on_postgres_blind_transfer_to_a_group_and_out",
+        common::flows::blind_transfer_to_a_group_and_out,
+    );
+}
+
+#[test]
 fn on_postgres_attended_transfer() {
     flow_on_postgres(
         "on_postgres_attended_transfer",

@@ -466,3 +466,177 @@ pub fn invite_with_replaces(dir: &Path, extra: &[&str]) {
         "{consultation}"
     );
 }
+
+/// The CDR detail of the tenant's call that is not one of `seen`, once
+/// `seen.len() + 1` CDRs exist; its id is added to `seen`.
+fn next_cdr(demo: &Demo, seen: &mut Vec<Value>) -> Value {
+    let admin = demo.admin();
+    let list = wait_for_cdrs(&admin, seen.len() as u64 + 1);
+    let id = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].clone())
+        .find(|id| !seen.contains(id))
+        .unwrap_or_else(|| panic!("no new CDR: {list}"));
+    seen.push(id.clone());
+    let detail = admin.get(&format!("/api/cdrs/{}", id.as_str().unwrap()));
+    assert_eq!(detail.status, 200, "{}", detail.body);
+    detail.json()["items"][0].clone()
+}
+
+/// The `call_update_info` of `cdr`'s session: its callee.
+fn updated_callee(hooks: &Hooks, cdr: &Value) -> Value {
+    let events = hooks.of_session(cdr["session_id"].as_str().expect("session"));
+    assert_events(&events, cdr);
+    let k = kinds(&events);
+    let update = events
+        .iter()
+        .find(|e| e["event_type"] == "call_update_info")
+        .unwrap_or_else(|| panic!("no call_update_info: {k:?}"));
+    // Announced once C answered, after its cdr_target_answer.
+    let at = k.iter().position(|t| t == "call_update_info").unwrap();
+    let answers = k[..at].iter().filter(|t| *t == "cdr_target_answer").count();
+    assert_eq!(answers, 2, "{k:?}");
+    update["callee"].clone()
+}
+
+/// Blind transfer to a ring group and to a number outside (issue 13):
+/// 101 calls 102, who REFERs the call to ring group 600 (`ring_all`: 103
+/// and 104); both ring, 103 answers (104 is CANCELled), 101 and 103 talk.
+/// Then, with a SIPp carrier provisioned as a trunk over REST, 101 calls
+/// 105, who REFERs the call to 0612345678: the carrier gets `+33612345678` with the
+/// rule's caller ID and answers. Both CDRs over REST: the members as
+/// `ring_group_call` targets, the carrier's target with its trunk, the
+/// call still an extension call; the webhook's `call_update_info` names
+/// who answered.
+pub fn blind_transfer_to_a_group_and_out(dir: &Path, extra: &[&str]) {
+    let args = with_hooks_allowed(dir, extra);
+    let demo = Demo::start(dir, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let hooks = Hooks::subscribe(&demo);
+    let admin = demo.admin();
+    let r = admin.post_json(
+        "/api/ring_groups",
+        &json!({"number": "600", "name": "Sales", "strategy": "ring_all",
+               "members": ["103", "104"]}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let mut seen = Vec::new();
+
+    // To the group.
+    let answers = demo.phone("103", "uas.xml");
+    let loses = demo.phone("104", "uas_cancelled.xml");
+    let port = free_sip_port();
+    demo.register("102", port);
+    let referrer = Sipp::spawn(
+        demo.server.sip,
+        "uas_refers.xml",
+        "u1",
+        port,
+        &["-set", "target", "600"],
+    );
+    demo.call("uac_rejoined.xml", "101", "102");
+    finished(&demo, referrer, "uas_refers.xml");
+    finished(&demo, answers, "uas.xml");
+    finished(&demo, loses, "uas_cancelled.xml");
+    let cdr = next_cdr(&demo, &mut seen);
+    assert_common(&cdr);
+    assert_eq!(cdr["end_reason"], "CALLER_DISCONNECTED", "{cdr}");
+    let got: Vec<Value> = targets(&cdr)
+        .iter()
+        .map(|t| json!([t["callee"], t["call_type"], t["status"], t["end_reason"]]))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            json!(["102", "normal_call", "answered", "blind_transfer_complete"]),
+            json!(["103", "ring_group_call", "answered", "caller_disconnect"]),
+            json!(["104", "ring_group_call", "noanswer", "None"]),
+        ],
+        "{cdr}"
+    );
+    assert_eq!(
+        updated_callee(&hooks, &cdr),
+        format!("sip:103@{DEMO_DOMAIN}")
+    );
+
+    // Out by a trunk.
+    let carrier_port = free_sip_port();
+    let r = admin.post_json(
+        "/api/trunks",
+        &json!({"name": "sipp-carrier", "kind": "ip", "host": "127.0.0.1",
+                "port": carrier_port, "transport": "udp",
+                "source_addresses": ["127.0.0.1"], "source_port": carrier_port,
+                "country_code": "33"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let trunk = r.json()["id"].as_str().unwrap().to_owned();
+    let r = admin.post_json(
+        "/api/outbound_rules",
+        &json!({"name": "national", "pattern": "0ZXXXXXXXX", "strip_digits": 1,
+                "prepend": "+33", "trunks": [trunk], "caller_id": "+33100000999"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let carrier = Sipp::spawn(demo.server.sip, "uas.xml", "u1", carrier_port, &[]);
+    // 105 this time (SIPp's second call from 102's port would reuse the
+    // first one's branches, which the PBX rightly takes as retransmissions).
+    let port = free_sip_port();
+    demo.register("105", port);
+    let referrer = Sipp::spawn(
+        demo.server.sip,
+        "uas_refers.xml",
+        "u1",
+        port,
+        &["-set", "target", "0612345678"],
+    );
+    let caller = spawn_call(&demo, "uac_rejoined.xml", "101", "105");
+    finished(&demo, referrer, "uas_refers.xml");
+    finished(&demo, caller, "uac_rejoined.xml");
+    let (ok, log) = carrier.finish();
+    assert!(ok, "carrier:\n{log}\n{}", demo.server.stderr());
+    assert!(
+        log.contains("INVITE sip:+33612345678@127.0.0.1:"),
+        "the rewritten number at the trunk's host:\n{log}"
+    );
+    assert!(log.contains("+33100000999@"), "the caller ID:\n{log}");
+    let cdr = next_cdr(&demo, &mut seen);
+    // An internal call transferred out stays an extension call; its trunk
+    // is the one C was reached by.
+    assert_eq!(
+        (&cdr["caller"], &cdr["callee"], &cdr["direction"]),
+        (&json!("101"), &json!("105"), &json!("EXTENSION_CALL")),
+        "{cdr}"
+    );
+    assert_eq!(cdr["end_reason"], "CALLER_DISCONNECTED", "{cdr}");
+    assert_eq!(cdr["trunk"], "sipp-carrier", "{cdr}");
+    let got: Vec<Value> = targets(&cdr)
+        .iter()
+        .map(|t| {
+            json!([
+                t["callee"],
+                t["status"],
+                t["end_reason"],
+                t["trunk_name"],
+                t["outbound_caller_id"]
+            ])
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            json!(["105", "answered", "blind_transfer_complete", "", ""]),
+            json!([
+                "+33612345678",
+                "answered",
+                "caller_disconnect",
+                "sipp-carrier",
+                "+33100000999"
+            ]),
+        ],
+        "{cdr}"
+    );
+    assert_eq!(
+        updated_callee(&hooks, &cdr),
+        format!("sip:+33612345678@{DEMO_DOMAIN}")
+    );
+}
