@@ -103,6 +103,18 @@ impl Session {
         out
     }
 
+    /// The extension of `leg` when it is a device this call is ringing
+    /// (it sent a 18x) and the call can be picked up: what an INVITE with
+    /// Replaces naming that early dialog picks up.
+    pub(crate) fn early_target(&self, leg: LegRef) -> Option<String> {
+        let LegRef::Target(i) = leg else {
+            return None;
+        };
+        let t = self.targets.get(i)?;
+        (t.state == TargetState::Early && self.ringing_extensions().contains(&t.number.as_str()))
+            .then(|| t.number.clone())
+    }
+
     /// Whether `user` is this call's caller.
     pub(crate) fn is_caller(&self, user: &str) -> bool {
         self.caller_party.user == user
