@@ -123,6 +123,15 @@ fn sipp_blind_transfer_to_a_group_and_out() {
 }
 
 #[test]
+fn sipp_blf_pickup_by_invite_with_replaces() {
+    if !sipp_available("sipp_blf_pickup_by_invite_with_replaces") {
+        return;
+    }
+    let dir = TempDir::new("flow-blf-pickup");
+    flows::blf_pickup(dir.path(), &[]);
+}
+
+#[test]
 fn sipp_attended_transfer() {
     if !sipp_available("sipp_attended_transfer") {
         return;

@@ -640,3 +640,115 @@ pub fn blind_transfer_to_a_group_and_out(dir: &Path, extra: &[&str]) {
         format!("sip:+33612345678@{DEMO_DOMAIN}")
     );
 }
+
+/// A BLF pickup (issue 13): 102 and 103 share a pickup group; 101 (SIPp)
+/// calls 102, whose phone (the test's own, so the dialog's Call-ID and
+/// tags are known) rings; 103 (SIPp) presses its busy-lamp key: an INVITE
+/// to 102 with `Replaces` naming that ringing dialog (`early-only`). The
+/// PBX CANCELs 102's phone and joins 101 with 103. One CDR over REST: 102
+/// `replaced`, 103 a new answered target; the webhook's events end in
+/// that CDR and no session of the picker's INVITE reaches it.
+pub fn blf_pickup(dir: &Path, extra: &[&str]) {
+    let args = with_hooks_allowed(dir, extra);
+    let demo = Demo::start(dir, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let hooks = Hooks::subscribe(&demo);
+    let admin = demo.admin();
+    let users = admin.get("/api/users").json();
+    for ext in ["102", "103"] {
+        let id = users["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["extension"] == ext)
+            .and_then(|u| u["id"].as_str())
+            .unwrap()
+            .to_owned();
+        let r = admin.request(
+            "PATCH",
+            &format!("/api/users/{id}"),
+            "application/json",
+            &json!({"pickup_group": "sales"}).to_string(),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let mut bob = Phone::new("102", &demo.password("102"), DEMO_DOMAIN, demo.server.sip);
+    assert_eq!(bob.register(), 200);
+    let caller = spawn_call(&demo, "uac_rejoined.xml", "101", "102");
+    let invite = bob.recv_request("INVITE");
+    bob.reply(&invite, 180, "b1");
+    let pbx_tag = invite
+        .from()
+        .ok()
+        .and_then(|f| f.tag().map(str::to_owned))
+        .expect("PBX tag");
+    let replaces = format!(
+        "{};to-tag={pbx_tag};from-tag=b1;early-only",
+        invite.call_id().unwrap()
+    );
+    // 102's phone is CANCELled: 200, then 487 for its INVITE.
+    let cancelled = std::thread::spawn(move || {
+        let cancel = bob.recv_request("CANCEL");
+        bob.reply(&cancel, 200, "b1");
+        bob.reply(&invite, 487, "b1");
+        let _ack = bob.recv_request("ACK");
+    });
+    let (ok, log) = Sipp::spawn(
+        demo.server.sip,
+        "uac_pickup_replaces.xml",
+        "u1",
+        free_sip_port(),
+        &[
+            "-s",
+            "102",
+            "-set",
+            "caller",
+            "103",
+            "-set",
+            "replaces",
+            &replaces,
+            "-au",
+            "103",
+            "-ap",
+            &demo.password("103"),
+            "-auth_uri",
+            &format!("102@{DEMO_DOMAIN}"),
+        ],
+    )
+    .finish();
+    assert!(
+        ok,
+        "SIPp uac_pickup_replaces.xml:\n{log}\n{}",
+        demo.server.stderr()
+    );
+    assert!(log.contains("Replaces: "), "{log}");
+    finished(&demo, caller, "uac_rejoined.xml");
+    cancelled.join().expect("102's phone was CANCELled");
+
+    let cdr = demo.only_cdr();
+    assert_common(&cdr);
+    assert_eq!(
+        (&cdr["call_status"], &cdr["end_reason"]),
+        (&json!("answered"), &json!("CALLER_DISCONNECTED")),
+        "{cdr}"
+    );
+    let got: Vec<Value> = targets(&cdr)
+        .iter()
+        .map(|t| json!([t["callee"], t["status"], t["end_reason"]]))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            json!(["102", "noanswer", "replaced"]),
+            json!(["103", "answered", "caller_disconnect"])
+        ],
+        "{cdr}"
+    );
+    let events = hooks.of_session(cdr["session_id"].as_str().expect("session"));
+    assert_events(&events, &cdr);
+    let sessions: std::collections::HashSet<String> = hooks
+        .all()
+        .iter()
+        .filter_map(|e| e["session_id"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(sessions.len(), 1, "one session: {sessions:?}");
+}
