@@ -115,6 +115,11 @@ impl Session {
             .then(|| t.number.clone())
     }
 
+    /// A newcomer is joining this call.
+    pub(super) fn pickup_joining(&self) -> bool {
+        self.pickup.joining.is_some()
+    }
+
     /// Whether `user` is this call's caller.
     pub(crate) fn is_caller(&self, user: &str) -> bool {
         self.caller_party.user == user
