@@ -132,6 +132,15 @@ fn sipp_blf_pickup_by_invite_with_replaces() {
 }
 
 #[test]
+fn sipp_attended_transfer_consulted_by_c() {
+    if !sipp_available("sipp_attended_transfer_consulted_by_c") {
+        return;
+    }
+    let dir = TempDir::new("flow-attended-by-c");
+    flows::attended_transfer_consulted_by_c(dir.path(), &[]);
+}
+
+#[test]
 fn sipp_attended_transfer() {
     if !sipp_available("sipp_attended_transfer") {
         return;

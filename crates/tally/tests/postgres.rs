@@ -156,6 +156,14 @@ fn on_postgres_blf_pickup_by_invite_with_replaces() {
 }
 
 #[test]
+fn on_postgres_attended_transfer_consulted_by_c() {
+    flow_on_postgres(
+        "on_postgres_attended_transfer_consulted_by_c",
+        common::flows::attended_transfer_consulted_by_c,
+    );
+}
+
+#[test]
 fn on_postgres_attended_transfer() {
     flow_on_postgres(
         "on_postgres_attended_transfer",

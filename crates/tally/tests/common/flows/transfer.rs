@@ -752,3 +752,164 @@ pub fn blf_pickup(dir: &Path, extra: &[&str]) {
         .collect();
     assert_eq!(sessions.len(), 1, "one session: {sessions:?}");
 }
+
+/// Attended transfer whose consultation C placed (issue 13): 101 (SIPp)
+/// calls 102 (the test's phone), who answers; 103 (the test's phone)
+/// calls 102, who answers that too; 102 REFERs the first call with
+/// Replaces naming its leg of the second. The PBX re-INVITEs 103 on the
+/// dialog it placed, joins it with 101 and ends both of 102's legs. Both
+/// CDRs over REST: S1 102 `attended_transfer_complete` and 103 a new
+/// answered target; S2 (103 → 102) ends `attended_transfer_complete`
+/// (CONSULT_TRANSFER_COMPLETED) with its one target, 102, ended
+/// `attended_transfer_complete`; the webhook's S1 `call_update_info`
+/// names 103.
+pub fn attended_transfer_consulted_by_c(dir: &Path, extra: &[&str]) {
+    let args = with_hooks_allowed(dir, extra);
+    let demo = Demo::start(dir, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let hooks = Hooks::subscribe(&demo);
+    let mut bob = Phone::new("102", &demo.password("102"), DEMO_DOMAIN, demo.server.sip);
+    let mut ann = Phone::new("103", &demo.password("103"), DEMO_DOMAIN, demo.server.sip);
+    assert_eq!(bob.register(), 200);
+    assert_eq!(ann.register(), 200);
+    let caller = spawn_call(&demo, "uac_rejoined.xml", "101", "102");
+    let s1 = bob.recv_request("INVITE");
+    bob.reply(&s1, 180, "b1");
+    bob.reply(&s1, 200, "b1");
+    let _ack = bob.recv_request("ACK");
+    // The consultation, placed by 103.
+    let answering = std::thread::spawn(move || {
+        let s2 = bob.recv_request("INVITE");
+        bob.reply(&s2, 200, "b2");
+        let _ack = bob.recv_request("ACK");
+        (bob, s2)
+    });
+    let c2 = ann.invite("102", |_| {});
+    assert_eq!(c2.status, 200);
+    ann.ack(&c2, "102");
+    let (bob, s2) = answering.join().expect("102 answers 103");
+    // 103 takes the PBX's re-INVITE on its own dialog, then the BYE.
+    let c2_call_id = c2.call_id.clone();
+    let c_side = std::thread::spawn(move || {
+        let reinvite = ann.recv_request("INVITE");
+        assert_eq!(reinvite.call_id().ok(), Some(c2_call_id.as_str()));
+        assert!(reinvite.body().is_empty(), "asked for an offer");
+        ann.reply(&reinvite, 200, "x");
+        let ack = ann.recv_request("ACK");
+        assert!(!ack.body().is_empty(), "101's answer in the ACK");
+        let bye = ann.recv_request("BYE");
+        ann.reply(&bye, 200, "x");
+        bye.call_id().map(str::to_owned).unwrap_or_default()
+    });
+    let pbx_tag = s2
+        .from()
+        .ok()
+        .and_then(|f| f.tag().map(str::to_owned))
+        .expect("PBX tag");
+    let replaces = sip::headers::Replaces {
+        call_id: s2.call_id().unwrap().to_owned(),
+        to_tag: pbx_tag,
+        from_tag: "b2".into(),
+        early_only: false,
+    };
+    let refer_to =
+        sip::dialog::refer_to_with_replaces(&format!("sip:103@{DEMO_DOMAIN}"), &replaces);
+    let pbx = super::super::phone::contact_uri(&s1).expect("Contact");
+    let (from, to) = (
+        s1.header_named("To").unwrap(),
+        s1.header_named("From").unwrap(),
+    );
+    let call_id = s1.call_id().unwrap();
+    let in_s1 = |method: &str, cseq: u32, extra: &str| {
+        format!(
+            "{method} {pbx} SIP/2.0\r\n{via}Max-Forwards: 70\r\nFrom: {from};tag=b1\r\n\
+             To: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\n{extra}\
+             Content-Length: 0\r\n\r\n",
+            via = bob.via(),
+        )
+    };
+    bob.send(&in_s1(
+        "REFER",
+        1,
+        &format!(
+            "Contact: <sip:102@{}>\r\nRefer-To: {refer_to}\r\n",
+            bob.addr()
+        ),
+    ));
+    // 202; NOTIFY 100 and NOTIFY 200 on S1; BYE on S2: each answered.
+    let (mut accepted, mut done, mut s2_bye) = (false, false, false);
+    while !(accepted && done && s2_bye) {
+        let m = bob.recv();
+        match m.method().map(|m| m.as_str().to_owned()).as_deref() {
+            None => {
+                assert!(m.status() != Some(403), "refused: {}", m.summary());
+                accepted |= m.status() == Some(202);
+            }
+            Some("NOTIFY") => {
+                done |= m.body().starts_with(b"SIP/2.0 200");
+                bob.reply(&m, 200, "b1");
+            }
+            Some("BYE") => {
+                s2_bye |= m.call_id() == s2.call_id();
+                bob.reply(&m, 200, "b1");
+            }
+            _ => {}
+        }
+    }
+    bob.send(&in_s1("BYE", 2, ""));
+    finished(&demo, caller, "uac_rejoined.xml");
+    let bye_on = c_side.join().expect("103's side");
+    assert_eq!(bye_on, c2.call_id, "101's BYE reached 103 on its dialog");
+
+    let admin = demo.admin();
+    let list = wait_for_cdrs(&admin, 2);
+    let detail = |caller: &str| {
+        let id = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["caller"] == caller)
+            .and_then(|c| c["id"].as_str())
+            .unwrap_or_else(|| panic!("no CDR from {caller}: {list}"))
+            .to_owned();
+        admin.get(&format!("/api/cdrs/{id}")).json()["items"][0].clone()
+    };
+    let first = detail("101");
+    assert_common(&first);
+    assert_eq!(first["end_reason"], "CALLER_DISCONNECTED", "{first}");
+    let got: Vec<Value> = targets(&first)
+        .iter()
+        .map(|t| json!([t["callee"], t["status"], t["end_reason"]]))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            json!(["102", "answered", "attended_transfer_complete"]),
+            json!(["103", "answered", "caller_disconnect"])
+        ],
+        "{first}"
+    );
+    let consultation = detail("103");
+    assert_eq!(consultation["callee"], "102", "{consultation}");
+    assert_eq!(
+        consultation["end_reason"], "CONSULT_TRANSFER_COMPLETED",
+        "{consultation}"
+    );
+    let got: Vec<Value> = targets(&consultation)
+        .iter()
+        .map(|t| json!([t["callee"], t["status"], t["end_reason"]]))
+        .collect();
+    assert_eq!(
+        got,
+        [json!(["102", "answered", "attended_transfer_complete"])],
+        "{consultation}"
+    );
+    let events = hooks.of_session(first["session_id"].as_str().expect("session"));
+    assert_events(&events, &first);
+    let update = events
+        .iter()
+        .find(|e| e["event_type"] == "call_update_info")
+        .unwrap_or_else(|| panic!("no call_update_info: {:?}", kinds(&events)));
+    assert_eq!(update["callee"], format!("sip:103@{DEMO_DOMAIN}"));
+    let events = hooks.of_session(consultation["session_id"].as_str().expect("session"));
+    assert_events(&events, &consultation);
+}
