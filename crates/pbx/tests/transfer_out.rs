@@ -385,7 +385,7 @@ fn a_blind_transfer_to_a_ring_group_rings_its_members() {
     );
     let actual = cdr_of(bench, 0);
     let seq = actual["sequence"].as_u64().unwrap() as u32;
-    let mut expected = call(
+    let expected = call(
         (SESSION, CDR, CALL_ID),
         ("102", "Jason"),
         ("1795874587", "1795874587", "1795874592", "1795874607"),
@@ -446,6 +446,112 @@ fn a_ring_group_that_nobody_answers_fails_the_transfer() {
         [
             json!(["102", "normal_call", "answered", 0, "caller_disconnect"]),
             json!(["103", "ring_group_call", "noanswer", 486, "None"]),
+        ]
+    );
+}
+
+/// Every trunk fails (503, then a transport error): the NOTIFY says 480
+/// (no trunk left, as a caller would hear), the call is recalled to 102,
+/// and both attempts are C's failed targets with their codes.
+#[test]
+fn a_transfer_out_that_no_trunk_takes_is_recalled() {
+    let (mut cast, mut a_call, mut b_call) = answered();
+    cast.bench
+        .input(Input::ReplaceTrunks(Box::new(trunks(true))));
+    let Cast { bench, alice, bob } = &mut cast;
+    let mut a = Phone::new("carrier", "", udp(CARRIER_A));
+    let mut b = Phone::new("carrier", "", udp(CARRIER_B));
+    bench.at(10_000);
+    let (answer, _) = refer(bench, bob, &mut b_call, "0612345678");
+    assert_eq!(answer.status(), Some(202));
+    let first = bench.take_one(a.peer);
+    let first_call = a.incoming(&first);
+    bench.send(a.peer, &a.respond(&first_call, &first, 503, None));
+    assert!(is(&bench.take_one(a.peer), Method::Ack));
+    let second = bench.take_one(b.peer);
+    let second_call = b.incoming(&second);
+    bench.send(b.peer, &b.respond(&second_call, &second, 500, None));
+    assert!(is(&bench.take(b.peer).pop().unwrap(), Method::Ack));
+    let got = bench.take(bob.peer);
+    assert_eq!(
+        notifies(bench, bob, &b_call, got),
+        ["SIP/2.0 480 Temporarily Unavailable"]
+    );
+    assert!(bench.take(alice.peer).is_empty(), "A stays with B");
+    assert!(bench.engine.trunk_calls().is_empty());
+    bench.at(20_000);
+    bench.send(alice.peer, &alice.request(&mut a_call, "BYE", None));
+    assert_eq!(bench.take_one(alice.peer).status(), Some(200));
+    assert!(is(&bench.take_one(bob.peer), Method::Bye));
+    let cdr = cdr_of(bench, 0);
+    assert_eq!(cdr["ended_reason"], "caller_disconnect");
+    assert_eq!(
+        reasons(&cdr),
+        [
+            json!(["102", "normal_call", "answered", 0, "caller_disconnect"]),
+            json!(["+33612345678", "normal_call", "noanswer", 503, "None"]),
+            json!(["+33612345678", "normal_call", "noanswer", 500, "None"]),
+        ]
+    );
+}
+
+/// A hunt group steps through its members during a transfer: 103 rings
+/// for its `member_timeout` (10 s) and rings out, then 104 (registered
+/// for the test) answers; 103's target ends as a ring-out.
+#[test]
+fn a_transfer_to_a_hunt_group_steps_through_its_members() {
+    let (mut cast, mut a_call, mut b_call) = answered();
+    let mut ann = Phone::new("103", "Ann", udp(ANN));
+    cast.bench.register(&mut ann);
+    let mut eve = Phone::new("104", "Bob", udp("10.0.0.12:5072"));
+    cast.bench.register(&mut eve);
+    group(&mut cast.bench, RingStrategy::Hunt, &["103", "104"]);
+    let Cast { bench, alice, bob } = &mut cast;
+    bench.at(10_000);
+    let (answer, _) = refer(bench, bob, &mut b_call, "600");
+    assert_eq!(answer.status(), Some(202));
+    let invite = bench.take_one(ann.peer);
+    let c_call = ann.incoming(&invite);
+    bench.send(ann.peer, &ann.respond(&c_call, &invite, 180, None));
+    assert!(bench.take(eve.peer).is_empty(), "one member at a time");
+    bench.at(20_000);
+    let cancel = bench
+        .take(ann.peer)
+        .into_iter()
+        .find(|m| is(m, Method::Cancel))
+        .expect("103 rang out");
+    bench.send(ann.peer, &ann.respond(&c_call, &cancel, 200, None));
+    bench.send(ann.peer, &ann.respond(&c_call, &invite, 487, None));
+    let invite = bench
+        .take(eve.peer)
+        .into_iter()
+        .find(|m| is(m, Method::Invite))
+        .expect("then 104");
+    let mut e_call = eve.incoming(&invite);
+    bench.at(21_000);
+    bench.send(eve.peer, &eve.respond(&e_call, &invite, 200, Some(SDP_C)));
+    join(bench, alice, &mut a_call, &eve);
+    let got = bench.take(bob.peer);
+    assert_eq!(notifies(bench, bob, &b_call, got), ["SIP/2.0 200 OK"]);
+    bench.at(30_000);
+    bench.send(alice.peer, &alice.request(&mut a_call, "BYE", None));
+    assert_eq!(bench.take_one(alice.peer).status(), Some(200));
+    let _ = &mut e_call;
+    // 102 was released by the PBX (it never hung up).
+    bench.at(40_000);
+    let cdr = cdr_of(bench, 0);
+    assert_eq!(
+        reasons(&cdr),
+        [
+            json!([
+                "102",
+                "normal_call",
+                "answered",
+                0,
+                "blind_transfer_complete"
+            ]),
+            json!(["103", "ring_group_call", "noanswer", 408, "None"]),
+            json!(["104", "ring_group_call", "answered", 0, "caller_disconnect"]),
         ]
     );
 }
