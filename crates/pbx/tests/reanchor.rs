@@ -251,3 +251,104 @@ fn a_pickup_puts_the_picker_on_the_relays_side_b() {
     assert!(is(&bench.take_one(ann.peer), Method::Bye));
     assert_eq!(bench.media.last().unwrap().1, MediaCommand::Stop);
 }
+
+fn tag_of(header: &str) -> String {
+    header
+        .split(";tag=")
+        .nth(1)
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// An attended transfer between two relayed calls: S1 (101 ↔ 102, ports
+/// 30004/30006) and S2 (102 → 103, 30008/30010). When S2 hands C over its
+/// relay stops (once, in that step); C's offer reaches A at S1's side A,
+/// A's answer reaches C at S1's side B, and S1's relay learns both.
+#[test]
+fn an_attended_transfer_moves_c_to_the_first_calls_relay() {
+    use sip::dialog::refer_to_with_replaces;
+    use sip::headers::Replaces;
+    let (mut cast, mut ann) = anchored_cast();
+    let Cast { bench, alice, bob } = &mut cast;
+    bench.at(-40);
+    let mut a_call = bench.dial(alice, "102");
+    let invite = bench.take_one(bob.peer);
+    let mut b_call = bob.incoming(&invite);
+    bench.at(200);
+    bench.send(bob.peer, &bob.respond(&b_call, &invite, 200, Some(SDP_B)));
+    let ok = bench.take_one(alice.peer);
+    bench.send(alice.peer, &alice.ack(&mut a_call, &ok, None));
+    assert!(is(&bench.take_one(bob.peer), Method::Ack));
+    // The consultation, 102 → 103, relayed too.
+    bench.at(8_000);
+    let mut b2 = bench.dial(bob, "103");
+    let invite = bench.take_one(ann.peer);
+    assert_eq!(audio(&invite).1, 30_010, "S2's side B");
+    let c_call = ann.incoming(&invite);
+    bench.at(9_000);
+    bench.send(ann.peer, &ann.respond(&c_call, &invite, 200, Some(SDP_C)));
+    let ok = bench
+        .take(bob.peer)
+        .into_iter()
+        .find(|m| m.status() == Some(200))
+        .unwrap();
+    bench.send(bob.peer, &bob.ack(&mut b2, &ok, None));
+    let _ = bench.take(ann.peer);
+    let s1 = bench.media[0].0;
+    let s2 = bench
+        .media
+        .iter()
+        .map(|(s, _)| *s)
+        .find(|s| *s != s1)
+        .expect("S2 is relayed");
+    let before = bench.media.len();
+
+    bench.at(10_000);
+    let replaces = Replaces {
+        call_id: b2.call_id.clone(),
+        to_tag: tag_of(&b2.remote),
+        from_tag: tag_of(&b2.local),
+        early_only: false,
+    };
+    let refer_to = refer_to_with_replaces("sip:103@acme.example", &replaces);
+    let text = bob.request(&mut b_call, "REFER", None);
+    bench.send(
+        bob.peer,
+        &with_headers(&text, &format!("Refer-To: {refer_to}\r\n")),
+    );
+    let got = bench.take(bob.peer);
+    assert_eq!(got[0].status(), Some(202));
+    // S2's relay stopped with S2, in the REFER's step.
+    let s2_stops: Vec<_> = bench.media[before..]
+        .iter()
+        .filter(|(s, c)| *s == s2 && *c == MediaCommand::Stop)
+        .collect();
+    assert_eq!(s2_stops.len(), 1, "{:?}", &bench.media[before..]);
+    let reinvite = bench.take_one(ann.peer);
+    assert!(is(&reinvite, Method::Invite) && reinvite.body().is_empty());
+    bench.send(ann.peer, &ann.respond(&c_call, &reinvite, 200, Some(SDP_C)));
+    let a_reinvite = bench.take_one(alice.peer);
+    assert_eq!(audio(&a_reinvite), (RELAY, 30_004, vec!["8".into()]));
+    bench.send(
+        alice.peer,
+        &alice.respond(&a_call, &a_reinvite, 200, Some(SDP_A2)),
+    );
+    let ack = bench.take(ann.peer).pop().unwrap();
+    assert!(is(&ack, Method::Ack), "{}", ack.summary());
+    assert_eq!(audio(&ack), (RELAY, 30_006, vec!["8".into()]));
+    let s1_commands: Vec<MediaCommand> = bench.media[before..]
+        .iter()
+        .filter(|(s, _)| *s == s1)
+        .map(|(_, c)| c.clone())
+        .collect();
+    assert_eq!(
+        s1_commands,
+        vec![
+            MediaCommand::Party(Side::B, party("10.0.0.9:6000", &[(8, "PCMA")])),
+            MediaCommand::Party(Side::A, party("10.0.0.5:4002", &[(8, "PCMA")])),
+        ]
+    );
+}
