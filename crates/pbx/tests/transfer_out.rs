@@ -441,12 +441,34 @@ fn a_ring_group_that_nobody_answers_fails_the_transfer() {
     assert_eq!(bench.take_one(alice.peer).status(), Some(200));
     let bye = bench.take_one(bob.peer);
     assert!(is(&bye, Method::Bye));
-    assert_eq!(
-        reasons(&cdr_of(bench, 0)),
-        [
-            json!(["102", "normal_call", "answered", 0, "caller_disconnect"]),
-            json!(["103", "ring_group_call", "noanswer", 486, "None"]),
-        ]
+    let actual = cdr_of(bench, 0);
+    let seq = actual["sequence"].as_u64().unwrap() as u32;
+    golden(
+        &actual,
+        call(
+            (SESSION, CDR, CALL_ID),
+            ("102", "Jason"),
+            ("1795874587", "1795874587", "1795874592", "1795874607"),
+            ("5", 15),
+            ("answered", "0", "caller_disconnect"),
+            vec![
+                target(
+                    ("1179059904569151490", CDR, "normal_call"),
+                    ("102", DESK_URI),
+                    ("1795874587", "1795874587", "1795874592", "1795874607"),
+                    ("5", "15"),
+                    ("answered", 0, "caller_disconnect"),
+                ),
+                target(
+                    (&id_at(10_000, 0), CDR, "ring_group_call"),
+                    ("103", ANN_URI),
+                    ("1795874597", "0", "0", "1795874598"),
+                    ("0", "0"),
+                    ("noanswer", 486, "None"),
+                ),
+            ],
+            seq,
+        ),
     );
 }
 
@@ -483,16 +505,53 @@ fn a_transfer_out_that_no_trunk_takes_is_recalled() {
     bench.send(alice.peer, &alice.request(&mut a_call, "BYE", None));
     assert_eq!(bench.take_one(alice.peer).status(), Some(200));
     assert!(is(&bench.take_one(bob.peer), Method::Bye));
-    let cdr = cdr_of(bench, 0);
-    assert_eq!(cdr["ended_reason"], "caller_disconnect");
-    assert_eq!(
-        reasons(&cdr),
-        [
-            json!(["102", "normal_call", "answered", 0, "caller_disconnect"]),
-            json!(["+33612345678", "normal_call", "noanswer", 503, "None"]),
-            json!(["+33612345678", "normal_call", "noanswer", 500, "None"]),
-        ]
+    let actual = cdr_of(bench, 0);
+    let seq = actual["sequence"].as_u64().unwrap() as u32;
+    let failed = |id: &str, trunk: &str, dest: &str, code: u16| {
+        let mut t = target(
+            (id, CDR, "normal_call"),
+            ("+33612345678", dest),
+            ("1795874597", "0", "0", "1795874597"),
+            ("0", "0"),
+            ("noanswer", code, "None"),
+        );
+        t["trunk_name"] = json!(trunk);
+        t["outbound_caller_id"] = json!("+33100000102");
+        t
+    };
+    let mut expected = call(
+        (SESSION, CDR, CALL_ID),
+        ("102", "Jason"),
+        ("1795874587", "1795874587", "1795874592", "1795874607"),
+        ("5", 15),
+        ("answered", "0", "caller_disconnect"),
+        vec![
+            target(
+                ("1179059904569151490", CDR, "normal_call"),
+                ("102", DESK_URI),
+                ("1795874587", "1795874587", "1795874592", "1795874607"),
+                ("5", "15"),
+                ("answered", 0, "caller_disconnect"),
+            ),
+            failed(
+                &id_at(10_000, 0),
+                "carrier-a",
+                "sip:+33612345678@198.51.100.50",
+                503,
+            ),
+            failed(
+                &id_at(10_000, 1),
+                "carrier-b",
+                "sip:+33612345678@192.0.2.80:5070",
+                500,
+            ),
+        ],
+        seq,
     );
+    // The failed trunk legs still name the call's first trunk.
+    expected["trunk_name"] = json!("carrier-a");
+    expected["outbound_caller_id"] = json!("+33100000102");
+    golden(&actual, expected);
 }
 
 /// A hunt group steps through its members during a transfer: 103 rings
