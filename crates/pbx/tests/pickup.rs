@@ -330,3 +330,207 @@ fn a_tenant_sets_its_own_feature_codes() {
     bob_cancelled(bench, bob, &b_call, &invite);
     assert_eq!(bench.take_one(alice.peer).status(), Some(200));
 }
+
+fn tag_of(header: &str) -> String {
+    header
+        .split(";tag=")
+        .nth(1)
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// `phone` INVITEs 102 offering SDP_C with `replaces` (a BLF pickup: the
+/// phone's key for 102 names the dialog it saw ringing), authenticated.
+fn blf_pickup(bench: &mut Bench, phone: &mut Phone, replaces: &str) -> Call {
+    let mut call = phone.call("102", Some(SDP_C));
+    let with = |text: String| {
+        text.replacen(
+            "Content-Type:",
+            &format!("Replaces: {replaces}\r\nContent-Type:"),
+            1,
+        )
+    };
+    bench.send(phone.peer, &with(phone.invite(&mut call, None)));
+    let challenge = bench.take_one(phone.peer);
+    assert_eq!(challenge.status(), Some(407), "{}", challenge.summary());
+    bench.send(phone.peer, &phone.ack_failure(&call, &challenge));
+    bench.at(bench.now + 40);
+    let text = with(phone.invite(&mut call, Some(&challenge)));
+    bench.send(phone.peer, &text);
+    call
+}
+
+/// Ann (102's pickup group) presses her BLF key for 102 while it rings:
+/// INVITE with `Replaces` naming Bob's ringing dialog, its to-tag the
+/// PBX's, `early-only`. A directed pickup: Bob's target ends `replaced`,
+/// Ann is a new answered target, one CDR.
+#[test]
+fn a_replaces_naming_a_ringing_device_picks_the_call_up() {
+    let (mut cast, mut ann, mut a_call, b_call, invite) = ringing_with_ann();
+    let Cast { bench, alice, bob } = &mut cast;
+    bench.at(3_000);
+    let replaces = format!(
+        "{};to-tag={};from-tag={};early-only",
+        b_call.call_id,
+        tag_of(&b_call.remote),
+        tag_of(&b_call.local)
+    );
+    let mut c_call = blf_pickup(bench, &mut ann, &replaces);
+    bob_cancelled(bench, bob, &b_call, &invite);
+    let ok = bench.take_one(alice.peer);
+    assert_eq!(ok.status(), Some(200), "{}", ok.summary());
+    bench.at(3_100);
+    bench.send(alice.peer, &alice.ack(&mut a_call, &ok, None));
+    let reinvite = bench.take_one(alice.peer);
+    assert!(is(&reinvite, Method::Invite), "{}", reinvite.summary());
+    assert_eq!(reinvite.body(), SDP_C.as_bytes());
+    bench.send(
+        alice.peer,
+        &alice.respond(&a_call, &reinvite, 200, Some(SDP_A2)),
+    );
+    let ok = final_of(bench, ann.peer);
+    assert_eq!(ok.status(), Some(200), "{}", ok.summary());
+    assert_eq!(ok.body(), SDP_A2.as_bytes());
+    bench.send(ann.peer, &ann.ack(&mut c_call, &ok, None));
+    assert!(is(&bench.take_one(alice.peer), Method::Ack));
+    bench.at(20_000);
+    bench.send(alice.peer, &alice.request(&mut a_call, "BYE", None));
+    assert_eq!(bench.take_one(alice.peer).status(), Some(200));
+    let bye = bench.take_one(ann.peer);
+    assert!(is(&bye, Method::Bye));
+    assert_eq!(bye.call_id().unwrap(), c_call.call_id);
+
+    let mut picker = target(
+        (&id_at(3_040, 0), CDR, "normal_call"),
+        ("103", ANN_URI),
+        ("1795874590", "1795874590", "1795874590", "1795874607"),
+        ("0", "17"),
+        ("answered", 0, "caller_disconnect"),
+    );
+    picker["caller"] = json!("101");
+    golden(
+        &cdr_of(bench, 0),
+        call(
+            (SESSION, CDR, CALL_ID),
+            ("102", "Jason"),
+            ("1795874587", "1795874587", "1795874590", "1795874607"),
+            ("3", 17),
+            ("answered", "0", "caller_disconnect"),
+            vec![
+                target(
+                    ("1179059904569151490", CDR, "normal_call"),
+                    ("102", DESK_URI),
+                    ("1795874587", "1795874587", "0", "1795874590"),
+                    ("3", "0"),
+                    ("noanswer", 0, "replaced"),
+                ),
+                picker,
+            ],
+            9,
+        ),
+    );
+    let sessions: std::collections::HashSet<_> =
+        bench.call_events.iter().map(|(s, _, _)| *s).collect();
+    assert_eq!(sessions.len(), 1, "the picker's INVITE has no CDR");
+}
+
+/// The same dialog named from the device's side (its own tag as the
+/// to-tag, the PBX's as the from-tag) and without `early-only`, as some
+/// phones write it: picked up all the same.
+#[test]
+fn a_replaces_with_the_tags_the_other_way_round_picks_up_too() {
+    let (mut cast, mut ann, mut a_call, b_call, invite) = ringing_with_ann();
+    let Cast { bench, alice, bob } = &mut cast;
+    bench.at(3_000);
+    let replaces = format!(
+        "{};to-tag={};from-tag={}",
+        b_call.call_id,
+        tag_of(&b_call.local),
+        tag_of(&b_call.remote)
+    );
+    blf_pickup(bench, &mut ann, &replaces);
+    bob_cancelled(bench, bob, &b_call, &invite);
+    let ok = bench.take_one(alice.peer);
+    assert_eq!(ok.status(), Some(200), "{}", ok.summary());
+    bench.send(alice.peer, &alice.ack(&mut a_call, &ok, None));
+    assert!(is(&bench.take_one(alice.peer), Method::Invite));
+    let ended: Vec<_> = bench
+        .call_events
+        .iter()
+        .filter_map(|(_, _, e)| match &e.kind {
+            cdr::CallEventKind::TargetEnded(t) => Some(t.reason),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ended, [cdr::EndReason::Replaced]);
+    assert_eq!(
+        bench
+            .targets()
+            .into_iter()
+            .map(|(c, _)| c)
+            .collect::<Vec<_>>(),
+        ["102", "103"]
+    );
+}
+
+/// A BLF pickup has `**102`'s rules: a picker in no group or another
+/// group is refused `403`, the caller may not take its own call; an
+/// unknown dialog is `481`; nothing changes (102 still rings and
+/// answers). `early-only` naming an answered dialog is `486`.
+#[test]
+fn refused_blf_pickups_change_nothing() {
+    let (mut cast, mut ann, mut a_call, b_call, invite) = ringing_with_ann();
+    let mut dan = Phone::new("104", "Bob", udp(DAN));
+    cast.bench.register(&mut dan);
+    let Cast { bench, alice, bob } = &mut cast;
+    let named = |early_only: bool| {
+        format!(
+            "{};to-tag={};from-tag={}{}",
+            b_call.call_id,
+            tag_of(&b_call.remote),
+            tag_of(&b_call.local),
+            if early_only { ";early-only" } else { "" }
+        )
+    };
+    bench.at(3_000);
+    blf_pickup(bench, &mut dan, &named(true));
+    let r = final_of(bench, dan.peer);
+    assert_eq!(
+        (r.status(), r.reason_phrase()),
+        (Some(403), Some("Not In A Pickup Group"))
+    );
+    group(bench, "104", "support");
+    blf_pickup(bench, &mut dan, &named(false));
+    let r = final_of(bench, dan.peer);
+    assert_eq!(
+        (r.status(), r.reason_phrase()),
+        (Some(403), Some("Not In Your Pickup Group"))
+    );
+    group(bench, "101", "sales");
+    blf_pickup(bench, alice, &named(false));
+    let r = final_of(bench, alice.peer);
+    assert_eq!(r.status(), Some(403), "{}", r.summary());
+    let unknown = format!("{};to-tag=nope;from-tag=nada", b_call.call_id);
+    blf_pickup(bench, &mut ann, &unknown);
+    assert_eq!(final_of(bench, ann.peer).status(), Some(481));
+    assert!(bench.take(bob.peer).is_empty(), "102 still rings");
+
+    bench.at(6_000);
+    bench.send(bob.peer, &bob.respond(&b_call, &invite, 200, Some(SDP_B)));
+    let ok = final_of(bench, alice.peer);
+    bench.send(alice.peer, &alice.ack(&mut a_call, &ok, None));
+    assert!(is(&bench.take_one(bob.peer), Method::Ack));
+    // Answered now: early-only is 486, and the call goes on.
+    bench.at(7_000);
+    blf_pickup(bench, &mut ann, &named(true));
+    assert_eq!(final_of(bench, ann.peer).status(), Some(486));
+    assert!(bench.take(bob.peer).is_empty());
+    bench.at(9_000);
+    bench.send(alice.peer, &alice.request(&mut a_call, "BYE", None));
+    let cdr = cdr_of(bench, 0);
+    assert_eq!(cdr["call_targets"].as_array().unwrap().len(), 1);
+    assert_eq!(cdr["call_targets"][0]["end_reason"], "caller_disconnect");
+}

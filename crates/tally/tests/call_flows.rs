@@ -114,6 +114,33 @@ fn sipp_blind_transfer() {
 }
 
 #[test]
+fn sipp_blind_transfer_to_a_group_and_out() {
+    if !sipp_available("sipp_blind_transfer_to_a_group_and_out") {
+        return;
+    }
+    let dir = TempDir::new("flow-transfer-out");
+    flows::blind_transfer_to_a_group_and_out(dir.path(), &[]);
+}
+
+#[test]
+fn sipp_blf_pickup_by_invite_with_replaces() {
+    if !sipp_available("sipp_blf_pickup_by_invite_with_replaces") {
+        return;
+    }
+    let dir = TempDir::new("flow-blf-pickup");
+    flows::blf_pickup(dir.path(), &[]);
+}
+
+#[test]
+fn sipp_attended_transfer_consulted_by_c() {
+    if !sipp_available("sipp_attended_transfer_consulted_by_c") {
+        return;
+    }
+    let dir = TempDir::new("flow-attended-by-c");
+    flows::attended_transfer_consulted_by_c(dir.path(), &[]);
+}
+
+#[test]
 fn sipp_attended_transfer() {
     if !sipp_available("sipp_attended_transfer") {
         return;

@@ -972,3 +972,8 @@ fn baresip_fails_on_a_sha256_offer_and_the_admin_is_told_why() {
         "nothing registered"
     );
 }
+
+/// baresip's blind transfer (`/transfer`), in the matrix since transfers
+/// exist (issue 13).
+#[path = "interop/transfer.rs"]
+mod transfer;

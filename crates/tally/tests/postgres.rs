@@ -140,6 +140,30 @@ fn on_postgres_blind_transfer() {
 }
 
 #[test]
+fn on_postgres_blind_transfer_to_a_group_and_out() {
+    flow_on_postgres(
+        "on_postgres_blind_transfer_to_a_group_and_out",
+        common::flows::blind_transfer_to_a_group_and_out,
+    );
+}
+
+#[test]
+fn on_postgres_blf_pickup_by_invite_with_replaces() {
+    flow_on_postgres(
+        "on_postgres_blf_pickup_by_invite_with_replaces",
+        common::flows::blf_pickup,
+    );
+}
+
+#[test]
+fn on_postgres_attended_transfer_consulted_by_c() {
+    flow_on_postgres(
+        "on_postgres_attended_transfer_consulted_by_c",
+        common::flows::attended_transfer_consulted_by_c,
+    );
+}
+
+#[test]
 fn on_postgres_attended_transfer() {
     flow_on_postgres(
         "on_postgres_attended_transfer",

@@ -14,8 +14,15 @@
 //!      NOTIFY 200 to B; B ends `attended_transfer_complete` at its BYE
 //! ```
 //!
-//! Decisions: only a consultation B placed (C is a target of S2) is taken;
-//! a consultation C placed to B is refused `403` (not yet). The join is
+//! Decisions: the consultation may have been placed by B (C is S2's
+//! target) or by C (C is S2's caller, B its target). Either way S2's C
+//! leg moves to S1 and B's S2 leg gets BYE; S2 ends
+//! `attended_transfer_complete`. S2's CDR: when C was S2's target, C's
+//! target ends `replaced` (SPEC §3); when C placed S2, C is S2's caller and
+//! has no target there, so S2's one target, B, ends
+//! `attended_transfer_complete` (B handed the call on) and S2's `caller`
+//! stays C. S2's relay, if any, stops (C's media moves with the join). The
+//! join is
 //! blind transfer's (`transfer.rs`): the PBX writes no SDP, C offers in the
 //! 200 to a re-INVITE without SDP, A answers in its own re-INVITE's 200. A
 //! C that refuses the re-INVITE is hung up and the transfer fails as a
@@ -48,21 +55,22 @@ pub(crate) struct HandOff {
 }
 
 impl Session {
-    /// The target on the other side of `leg` in this answered call, when
-    /// it can be handed to another session (`leg` a party of the bridge,
-    /// the other side a target).
-    pub(crate) fn replaceable(&self, leg: LegRef) -> Result<usize, (u16, &'static str)> {
+    /// The leg on the other side of `leg` in this answered call (C), when
+    /// it can be handed to another session: `leg` a party of the bridge,
+    /// nothing else under way.
+    pub(crate) fn replaceable(&self, leg: LegRef) -> Result<LegRef, (u16, &'static str)> {
         let Phase::Answered(b) = self.phase else {
             return Err((404, "Replaced Dialog Not Found"));
         };
-        if self.xfer.active.is_some() {
+        if self.xfer.active.is_some() || self.pickup_joining() {
             return Err((491, "Request Pending"));
         }
         match leg {
-            l if l == b.caller => Ok(b.callee),
-            LegRef::Target(i) if i == b.callee => {
-                Err((403, "Consultation By The Target Not Supported"))
-            }
+            l if l == b.caller => Ok(LegRef::Target(b.callee)),
+            LegRef::Target(i) if i == b.callee => match b.caller {
+                LegRef::Caller if self.caller.is_none() => Err((404, "Replaced Dialog Not Found")),
+                c => Ok(c),
+            },
             _ => Err((404, "Replaced Dialog Not Found")),
         }
     }
@@ -111,7 +119,7 @@ impl Session {
             first_failure: self.failures.len(),
             party: Party::default(),
             presented,
-            previous_stage: self.stage.extension.clone(),
+            previous_stage: self.stage.clone(),
             joining: None,
             referrer_gone: false,
             reason: EndReason::AttendedTransferComplete,
@@ -120,13 +128,77 @@ impl Session {
         true
     }
 
-    /// S2's part: target `c` (C) is handed over. C ends `replaced`, B's
-    /// leg `leg` is hung up, and the session ends
+    /// S2's part: C's leg `c` is handed over (a target ends `replaced`),
+    /// B's leg `leg` is hung up (a target ends
+    /// `attended_transfer_complete`), and the session ends
     /// `attended_transfer_complete`.
-    pub(crate) fn hand_off(&mut self, cx: &mut Ctx<'_>, leg: LegRef, c: usize) -> Option<HandOff> {
+    pub(crate) fn hand_off(&mut self, cx: &mut Ctx<'_>, leg: LegRef, c: LegRef) -> Option<HandOff> {
         let Phase::Answered(_) = self.phase else {
             return None;
         };
+        let handoff = match c {
+            LegRef::Target(c) => self.hand_off_target(cx, c)?,
+            LegRef::Caller => self.hand_off_caller()?,
+        };
+        if let LegRef::Target(j) = leg {
+            let target = self.targets[j].id;
+            cx.emit(CallEventKind::TargetEnded(TargetEnd {
+                target,
+                reason: EndReason::AttendedTransferComplete,
+                cost: None,
+                quality: None,
+            }));
+        }
+        self.acked(super::bridge::Side::Caller);
+        self.acked(super::bridge::Side::Callee);
+        self.phase = Phase::Over;
+        self.timers.stop_ringing();
+        cx.emit(CallEventKind::SessionEnded(SessionEnd {
+            status_code: 200,
+            reason: EndReason::AttendedTransferComplete,
+            recording: None,
+            recording_error: None,
+        }));
+        self.media_stop(cx);
+        self.hang_up(cx, leg);
+        Some(handoff)
+    }
+
+    /// C placed the consultation: its caller leg (a UAS dialog) leaves.
+    fn hand_off_caller(&mut self) -> Option<HandOff> {
+        let number = self.caller_party.user.clone();
+        let caller = self.caller.as_mut()?;
+        let key = caller.leg.dialog.as_ref().map(|d| {
+            let id = d.id();
+            (id.call_id.clone(), id.local_tag.clone())
+        })?;
+        let destination = caller
+            .invite
+            .contacts()
+            .next()
+            .and_then(|c| match c {
+                Ok(sip::headers::Contact::Addr(a)) => Some(a.uri.to_string()),
+                _ => None,
+            })
+            .unwrap_or_default();
+        let peer = caller.leg.peer;
+        let mut leg_c = std::mem::replace(&mut caller.leg, Leg::new(peer));
+        // S2 stops retransmitting its 2xx; the leg goes on acknowledged.
+        leg_c.unacked = None;
+        let handoff = HandOff {
+            leg: leg_c,
+            invite: caller.invite.clone(),
+            txn: caller.server,
+            number,
+            destination,
+            key: key.clone(),
+        };
+        self.dialog_keys.retain(|k| *k != key);
+        Some(handoff)
+    }
+
+    /// B placed the consultation: C's target leg leaves, ending `replaced`.
+    fn hand_off_target(&mut self, cx: &mut Ctx<'_>, c: usize) -> Option<HandOff> {
         let t = &mut self.targets[c];
         let key = t.leg.dialog.as_ref().map(|d| {
             let id = d.id();
@@ -150,26 +222,6 @@ impl Session {
             cost: None,
             quality: None,
         }));
-        if let LegRef::Target(j) = leg {
-            let target = self.targets[j].id;
-            cx.emit(CallEventKind::TargetEnded(TargetEnd {
-                target,
-                reason: EndReason::AttendedTransferComplete,
-                cost: None,
-                quality: None,
-            }));
-        }
-        self.acked(super::bridge::Side::Caller);
-        self.acked(super::bridge::Side::Callee);
-        self.phase = Phase::Over;
-        self.timers.stop_ringing();
-        cx.emit(CallEventKind::SessionEnded(SessionEnd {
-            status_code: 200,
-            reason: EndReason::AttendedTransferComplete,
-            recording: None,
-            recording_error: None,
-        }));
-        self.hang_up(cx, leg);
         Some(handoff)
     }
 

@@ -172,8 +172,11 @@ impl Session {
                 skipped: Vec::new(),
             }),
         };
-        self.timers
-            .set(Timer::GroupTimeout, cx.clk.now + group.timeout);
+        if !self.transfer_rings() {
+            // A transfer's ring timer bounds the group (`transfer_route.rs`).
+            self.timers
+                .set(Timer::GroupTimeout, cx.clk.now + group.timeout);
+        }
         self.ring_next_member(cx);
     }
 
@@ -190,7 +193,7 @@ impl Session {
         let all = g.strategy == RingStrategy::RingAll;
         let mut any = false;
         while let Some(member) = self.next_member() {
-            if member == self.caller_party.user {
+            if member == self.caller_party.user || self.in_transferred_call(&member) {
                 continue;
             }
             let route = cx.dir.route(cx.clk.now, self.tenant.id, &member);
@@ -267,7 +270,7 @@ impl Session {
 
     /// [`Timer::GroupStep`] (due `at`): the member ringing now rang out.
     pub(super) fn group_step_timed_out(&mut self, cx: &mut Ctx<'_>, at: Instant) {
-        if self.phase != Phase::Ringing
+        if (self.phase != Phase::Ringing && !self.transfer_rings())
             || self.stage.group.as_ref().and_then(|g| g.step_until) != Some(at)
         {
             // A step of a group the call already left.
@@ -325,6 +328,9 @@ impl Session {
         } else {
             StageOutcome::of_failures(failed.chain(g.skipped.iter().copied()))
         };
+        if self.transfer_rings() {
+            return self.transfer_group_over(cx, outcome);
+        }
         if let Some(destination) = g.no_answer {
             let reason = match outcome {
                 StageOutcome::Busy => RerouteReason::ForwardingBusy,

@@ -341,3 +341,36 @@ impl Session {
         }
     }
 }
+
+impl Session {
+    /// Re-anchoring (issue 11): a transfer or pickup re-bridges the call,
+    /// and `body` comes from the party that is (or is about to be) on side
+    /// `from`, signalling from `ip`. The relay learns it as that side's
+    /// party (its latch cleared), and the party on the other side gets it
+    /// rewritten to the relay's port for that side. Unchanged when the call
+    /// is not anchored or the body is no SDP.
+    pub(super) fn reanchored(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        body: Option<(String, Bytes)>,
+        from: Side,
+        ip: Option<IpAddr>,
+    ) -> Option<(String, Bytes)> {
+        if self.media.is_none() {
+            return body;
+        }
+        if let (Some(sdp), Some(ip)) = (body.as_ref().and_then(|(ct, b)| sdp_of(ct, b)), ip) {
+            let party = party_from_sdp(&sdp, ip);
+            cx.fx.push(Effect::Media(MediaCommand::Party(from, party)));
+        }
+        self.rewritten(body, other_side(from))
+    }
+}
+
+/// The relay side facing the other party.
+pub(super) fn other_side(side: Side) -> Side {
+    match side {
+        Side::A => Side::B,
+        Side::B => Side::A,
+    }
+}

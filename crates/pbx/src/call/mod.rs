@@ -66,6 +66,8 @@
 //! - `transfer.rs`: blind transfer (REFER): checks, NOTIFYs, the new
 //!   target rung with a late offer and joined by a re-INVITE of the party
 //!   left, the referrer released;
+//! - `transfer_route.rs`: where a transfer rings C (an extension, a ring
+//!   group, a number out by a trunk);
 //! - `attended.rs`: attended transfer (REFER with Replaces): one session
 //!   hands its target's leg over, the other adopts it (the engine decides);
 //! - `pickup.rs`: call pickup and INVITE with Replaces: a phone's own
@@ -131,6 +133,7 @@ mod pickup;
 mod reroute;
 mod timer;
 mod transfer;
+mod transfer_route;
 mod trunk;
 mod unacked;
 mod view;

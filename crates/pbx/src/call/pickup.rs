@@ -103,6 +103,23 @@ impl Session {
         out
     }
 
+    /// The extension of `leg` when it is a device this call is ringing
+    /// (it sent a 18x) and the call can be picked up: what an INVITE with
+    /// Replaces naming that early dialog picks up.
+    pub(crate) fn early_target(&self, leg: LegRef) -> Option<String> {
+        let LegRef::Target(i) = leg else {
+            return None;
+        };
+        let t = self.targets.get(i)?;
+        (t.state == TargetState::Early && self.ringing_extensions().contains(&t.number.as_str()))
+            .then(|| t.number.clone())
+    }
+
+    /// A newcomer is joining this call.
+    pub(super) fn pickup_joining(&self) -> bool {
+        self.pickup.joining.is_some()
+    }
+
     /// Whether `user` is this call's caller.
     pub(crate) fn is_caller(&self, user: &str) -> bool {
         self.caller_party.user == user
@@ -143,7 +160,10 @@ impl Session {
         let a_offer = self.caller.as_ref().and_then(|c| body_of(&c.invite));
         let (body, awaits_ack) = match a_offer {
             Some((_, offer)) => (Some(("application/sdp".into(), hold_answer(&offer))), true),
-            None => (body_of(&who.invite), false),
+            None => {
+                let (side, ip) = (self.media_side(LegRef::Target(i)), Some(who.peer.addr.ip()));
+                (self.reanchored(cx, body_of(&who.invite), side, ip), false)
+            }
         };
         self.pickup.joining = Some(Joining {
             target: i,
@@ -154,6 +174,9 @@ impl Session {
             awaits_ack,
         });
         self.answer_caller_with(cx, body);
+        // A relayed call's RTP timeout starts with the answer, as when a
+        // target answers.
+        self.media_answered(cx);
     }
 
     /// Replaces: `who` takes the place of `leg`, a side of the answered
@@ -331,7 +354,9 @@ impl Session {
             return self.invite_other(cx);
         }
         if let Some(j) = self.pickup.joining.take() {
-            self.answer_newcomer(cx, j, body_of(ack));
+            let (side, ip) = (self.media_side(b.caller), self.peer_ip(b.caller));
+            let answer = self.reanchored(cx, body_of(ack), side, ip);
+            self.answer_newcomer(cx, j, answer);
         }
     }
 
@@ -340,7 +365,10 @@ impl Session {
         let (Phase::Answered(b), Some(j)) = (self.phase, self.pickup.joining.as_ref()) else {
             return;
         };
-        let offer = body_of(&j.invite).map(|(_, body)| body);
+        let newcomer = LegRef::Target(j.target);
+        let offer = body_of(&j.invite);
+        let (side, ip) = (self.media_side(newcomer), self.peer_ip(newcomer));
+        let offer = self.reanchored(cx, offer, side, ip).map(|(_, body)| body);
         let session = self.id;
         let Some(l) = self.leg_mut(b.caller) else {
             return;
@@ -418,7 +446,8 @@ impl Session {
                 if let Phase::Answered(b) = &mut self.phase {
                     b.reinvite = None;
                 }
-                let body = body_of(&r);
+                let (side, ip) = (self.media_side(b.caller), self.peer_ip(b.caller));
+                let body = self.reanchored(cx, body_of(&r), side, ip);
                 if let Some(l) = self.leg_mut(b.caller) {
                     if let Some(d) = l.dialog.as_mut() {
                         let _ = d.receive_response(&r);

@@ -45,10 +45,11 @@
 //!   the REFER comes from a leg of the answered pair and from that leg's
 //!   peer (`403`); no transfer or relayed re-INVITE is in progress (`491`,
 //!   try again); exactly one Refer-To that parses (`400`); its user part
-//!   names an extension of the tenant (`404`), not a party of this call
-//!   (`403`), not a ring group (`403`: not yet), with a registered device
-//!   or it fails at once (accepted: the NOTIFY says 480 or 486). A number
-//!   that would leave by a trunk is refused `403` for now.
+//!   is not a party of this call (`403`) and routes (`transfer_route.rs`):
+//!   an extension of the tenant (with a registered device, or it fails at
+//!   once: accepted, the NOTIFY says 480 or 486), a ring group, or a
+//!   number an outbound rule takes out by a trunk (the referrer's
+//!   permission and the tenant's limits checked: `403`/`503`); else `404`.
 //! - **Glare and races**: a REFER while a re-INVITE is relayed gets `491`;
 //!   a re-INVITE from either side while C's join is in flight gets `491`
 //!   (the join owns the bridge's re-INVITE slot); A hanging up while C
@@ -57,7 +58,7 @@
 
 use std::time::Duration;
 
-use cdr::{CallEventKind, CallType, EndReason, NoAnswerCause, Party, TargetEnd};
+use cdr::{CallEventKind, EndReason, NoAnswerCause, Party, TargetEnd};
 use sip::builder::{ResponseBuilder, default_reason};
 use sip::dialog::{Dialog, DialogState};
 use sip::headers::ReferTo;
@@ -70,10 +71,11 @@ use super::bridge::Bridge;
 use super::effect::Ctx;
 use super::fork::TargetState;
 use super::leg::body_of;
+use super::reroute::Stage;
 use super::timer::Timer;
+use super::transfer_route::Destination;
 use super::{LegRef, Phase, Session, TxnRole};
 use crate::context::{ALLOW, InternalError, Written};
-use crate::router::Route;
 
 /// How long the PBX waits for the referrer's BYE after the NOTIFY that
 /// reported the transfer's 200 before it hangs the referrer up itself.
@@ -109,8 +111,8 @@ pub(super) struct Transfer {
     pub party: Party,
     /// Who C's INVITE shows as calling (the party staying in the call).
     pub presented: (String, String),
-    /// The stage's extension before C rang (restored if C fails).
-    pub previous_stage: String,
+    /// The stage before C rang (restored if C fails).
+    pub previous_stage: Stage,
     /// C answered (target `c`) and the remaining leg's re-INVITE (`txn`)
     /// is in flight.
     pub joining: Option<(usize, TransactionId)>,
@@ -180,26 +182,26 @@ impl Session {
             Err(Refusal(code, why)) => {
                 cx.respond(id, ResponseBuilder::for_request(&refer, code, why));
             }
-            Ok((b, number, route)) => {
+            Ok((b, number, destination)) => {
                 cx.respond(
                     id,
                     ResponseBuilder::reply(&refer, 202).header(HeaderName::Allow, ALLOW),
                 );
                 let refer_id = refer.cseq().map_or(1, |c| c.seq);
-                self.start_transfer(cx, b, leg, refer_id, number, route);
+                self.start_transfer(cx, b, leg, refer_id, number, destination);
             }
         }
     }
 
     /// The REFER's checks (see the module decisions): the bridge, the
-    /// number and how it routes.
+    /// number and where it rings (`transfer_route.rs`).
     fn check_refer(
         &self,
         cx: &Ctx<'_>,
         leg: LegRef,
         peer: Peer,
         refer: &Message,
-    ) -> Result<(Bridge, String, Route), Refusal> {
+    ) -> Result<(Bridge, String, Destination), Refusal> {
         let b = self.check_referrer(leg, peer)?;
         let number = refer_number(refer)?;
         let parties = [
@@ -212,20 +214,8 @@ impl Session {
         {
             return Err(Refusal(403, "Already In This Call"));
         }
-        match cx.dir.route(cx.clk.now, self.tenant.id, &number) {
-            Route::NotFound => {
-                let user = self.leg_number(leg);
-                let out =
-                    cx.dir
-                        .outbound(self.tenant.id, user.as_deref(), user.as_deref(), &number);
-                match out {
-                    Some(_) => Err(Refusal(403, "Transfer Out By Trunk Not Supported")),
-                    None => Err(Refusal(404, "Not Found")),
-                }
-            }
-            Route::Group(_) => Err(Refusal(403, "Transfer To A Ring Group Not Supported")),
-            route => Ok((b, number, route)),
-        }
+        let destination = self.transfer_destination(cx, leg, &number)?;
+        Ok((b, number, destination))
     }
 
     /// A REFER may come from `leg` (from `peer`) now: a party of the
@@ -260,7 +250,7 @@ impl Session {
         }
     }
 
-    /// The REFER was accepted: NOTIFY 100, then C's devices rung.
+    /// The REFER was accepted: NOTIFY 100, then C rung.
     fn start_transfer(
         &mut self,
         cx: &mut Ctx<'_>,
@@ -268,14 +258,17 @@ impl Session {
         referrer: LegRef,
         refer_id: u32,
         number: String,
-        route: Route,
+        destination: Destination,
     ) {
         let (remaining, presented) = self.remaining_of(cx, b, referrer);
-        let display_name = match &route {
-            Route::Extension { display_name, .. }
-            | Route::Unavailable { display_name, .. }
-            | Route::Busy { display_name, .. } => display_name.clone(),
-            _ => String::new(),
+        let display_name = destination.display_name();
+        let stage = Stage {
+            extension: match &destination {
+                Destination::Trunk(_) => String::new(),
+                Destination::Route(_) => number.clone(),
+            },
+            first_failure: self.failures.len(),
+            ..Stage::default()
         };
         self.xfer.active = Some(Transfer {
             referrer,
@@ -284,46 +277,22 @@ impl Session {
             first: self.targets.len(),
             first_failure: self.failures.len(),
             party: Party {
-                user: number.clone(),
+                user: match &destination {
+                    Destination::Trunk(call) => call.number.clone(),
+                    Destination::Route(_) => number.clone(),
+                },
                 display_name,
                 domain: self.tenant.domain.clone(),
             },
             presented,
-            previous_stage: std::mem::replace(&mut self.stage.extension, number.clone()),
+            previous_stage: std::mem::replace(&mut self.stage, stage),
             joining: None,
             offering: None,
             referrer_gone: false,
             reason: EndReason::BlindTransferComplete,
         });
         self.notify_referrer(cx, "SIP/2.0 100 Trying", false);
-        match route {
-            Route::Extension {
-                extension,
-                ring_timeout,
-                contacts,
-                ..
-            } => {
-                let max_forwards = self.max_forwards();
-                for contact in self.reachable(contacts) {
-                    self.add_target(
-                        cx,
-                        &extension,
-                        contact,
-                        max_forwards,
-                        None,
-                        CallType::Normal,
-                    );
-                }
-                if self.targets.len() > self.xfer.active.as_ref().map_or(0, |t| t.first) {
-                    self.timers
-                        .set(Timer::TransferRing, cx.clk.now + ring_timeout);
-                } else {
-                    self.transfer_failed(cx, 480);
-                }
-            }
-            Route::Busy { .. } => self.transfer_failed(cx, 486),
-            _ => self.transfer_failed(cx, 480),
-        }
+        self.ring_transfer(cx, destination);
     }
 
     /// A NOTIFY of the REFER's implicit subscription to the referrer, if
@@ -398,6 +367,23 @@ impl Session {
         t.leg.owed_ack = Some(ok.clone());
         let target = t.id;
         self.timers.stop(Timer::TransferRing);
+        self.timers.stop(Timer::GroupStep);
+        self.timers.stop(Timer::GroupTimeout);
+        if self.stage.group.is_some() {
+            // A ring group: C is the member who answered.
+            self.group_member_answered(cx, i);
+            let member = self.targets[i].number.clone();
+            let display_name = cx
+                .dir
+                .directory
+                .user(self.tenant.id, &member)
+                .map(|u| u.display_name.clone())
+                .unwrap_or_default();
+            if let Some(t) = self.xfer.active.as_mut() {
+                t.party.user = member;
+                t.party.display_name = display_name;
+            }
+        }
         cx.emit(CallEventKind::TargetAnswered { target });
         let first = self.xfer.active.as_ref().map_or(i, |t| t.first);
         for j in first..self.targets.len() {
@@ -424,6 +410,10 @@ impl Session {
         let Some(remaining) = self.xfer.active.as_ref().map(|t| t.remaining) else {
             return;
         };
+        // An anchored call: C takes the side facing the remaining party.
+        let c_side = super::media::other_side(self.media_side(remaining));
+        let c_ip = self.peer_ip(LegRef::Target(c));
+        let offer = self.reanchored(cx, offer, c_side, c_ip);
         let session = self.id;
         let Some(l) = self.leg_mut(remaining) else {
             return;
@@ -545,7 +535,9 @@ impl Session {
                 }
             }
         }
-        self.send_owed_ack(cx, LegRef::Target(c), body_of(&ok));
+        let (side, ip) = (self.media_side(t.remaining), self.peer_ip(t.remaining));
+        let answer = self.reanchored(cx, body_of(&ok), side, ip);
+        self.send_owed_ack(cx, LegRef::Target(c), answer);
         // The new pair: C takes the referrer's side.
         let bridge = match t.remaining {
             LegRef::Caller => Bridge::new(LegRef::Caller, c),
@@ -653,8 +645,15 @@ impl Session {
             status_code: code,
         });
         self.failures.push((code, default_reason(code).to_owned()));
+        if self.fail_over(cx, i, code) {
+            return; // the next trunk (or none left: failed)
+        }
         let first = self.xfer.active.as_ref().map_or(i, |t| t.first);
         if self.targets[first..].iter().all(|t| !t.state.is_open()) {
+            if self.stage.group.is_some() {
+                // The group's next member, or the group is over.
+                return self.group_step_failed(cx);
+            }
             let from = self.xfer.active.as_ref().map_or(0, |t| t.first_failure);
             let (code, _) = super::fork::best_failure(&self.failures[from..]);
             self.transfer_failed(cx, code);
@@ -683,12 +682,13 @@ impl Session {
     /// recalled to it, or ends (see the module decisions).
     pub(super) fn transfer_failed(&mut self, cx: &mut Ctx<'_>, code: u16) {
         self.timers.stop(Timer::TransferRing);
+        self.timers.stop(Timer::GroupStep);
         let line = format!("SIP/2.0 {code} {}", default_reason(code));
         self.notify_referrer(cx, &line, true);
         let Some(t) = self.xfer.active.take() else {
             return;
         };
-        self.stage.extension = t.previous_stage;
+        self.stage = t.previous_stage;
         let recall = cx.sv.transfer_on_failure == TransferOnFailure::Recall && !t.referrer_gone;
         if !recall && let Phase::Answered(b) = self.phase {
             self.end_answered(cx, b, EndReason::NotApplicable, None);

@@ -59,7 +59,7 @@ use sip::{HeaderName, Method};
 use super::effect::{Ctx, Effect, Lookup};
 use super::fork::TargetState;
 use super::reroute::{Stage, internal_number};
-use super::{Phase, RoutingNotice, Session, TenantInfo, TxnRole};
+use super::{LegRef, Phase, RoutingNotice, Session, TenantInfo, TxnRole};
 use crate::context::{ALLOW, InternalError, Written};
 use crate::directory::{ForwardCondition, Forwarding};
 use crate::router::Route;
@@ -241,7 +241,8 @@ impl Session {
                 self.targets.get(**i).is_some_and(|t| {
                     t.state.is_open()
                         || t.state == TargetState::CancelWanted
-                        || matches!(self.phase, Phase::Answered(b) if b.callee == **i)
+                        || matches!(self.phase, Phase::Answered(b)
+                            if b.callee == **i || b.caller == LegRef::Target(**i))
                 })
             })
             .map(|(_, a)| a.trunk)
@@ -335,6 +336,29 @@ impl Session {
         self.ring_outbound(cx, call, Some(reason));
     }
 
+    /// A blind transfer to a number outside (`transfer_route.rs`): `call`
+    /// is this session's outbound call, its first trunk that can be tried
+    /// INVITEd; false when none could be.
+    pub(super) fn ring_trunks(&mut self, cx: &mut Ctx<'_>, call: OutboundCall) -> bool {
+        self.visited.push(call.number.clone());
+        self.trunk.out = Some(OutLeg {
+            call,
+            next: 0,
+            reason: None,
+        });
+        self.next_trunk(cx)
+    }
+
+    /// Whether target `i` is a trunk attempt.
+    pub(super) fn is_trunk_attempt(&self, i: usize) -> bool {
+        self.trunk.attempts.contains_key(&i)
+    }
+
+    /// Whether this call already places an outbound call.
+    pub(super) fn leaves_by_trunk_already(&self) -> bool {
+        self.trunk.out.is_some()
+    }
+
     /// INVITEs the next trunk that can be tried; false when none is left.
     fn next_trunk(&mut self, cx: &mut Ctx<'_>) -> bool {
         loop {
@@ -380,16 +404,23 @@ impl Session {
             Transport::Udp => format!("sip:{number}@{host}"),
             _ => format!("sip:{number}@{host};transport=tcp"),
         };
+        // Who calls: the caller, or the party a transfer leaves in the call.
+        let (calling, display) = self.transfer_presented().unwrap_or_else(|| {
+            (
+                self.caller_party.user.clone(),
+                self.caller_party.display_name.clone(),
+            )
+        });
         let from_user = [
             candidate.caller_id.as_str(),
             trunk.username.as_str(),
-            self.caller_party.user.as_str(),
+            calling.as_str(),
         ]
         .into_iter()
         .find(|u| !u.is_empty())
         .unwrap_or_default();
         let tag = cx.sv.ids.tag();
-        let display = &self.caller_party.display_name;
+        let display = &display;
         let from = match display.is_empty() {
             true => format!("<sip:{from_user}@{}>;tag={tag}", trunk.from_host()),
             false => format!(
@@ -409,7 +440,7 @@ impl Session {
         let added = TargetAdded {
             target: TargetId::from(cx.sv.snowflake.next_id(UnixMillis(cx.clk.unix_ms))),
             call_type: CallType::Normal,
-            caller: self.caller_party.user.clone(),
+            caller: calling.clone(),
             callee: number.clone(),
             destination: ruri,
             trunk_name: trunk.name.clone(),
@@ -474,7 +505,8 @@ impl Session {
         i: usize,
         response: &sip::Message,
     ) -> bool {
-        if self.phase != Phase::Ringing || !self.targets[i].state.is_open() {
+        let ringing = self.phase == Phase::Ringing || self.is_transfer_target(i);
+        if !ringing || !self.targets[i].state.is_open() {
             return false;
         }
         let Some(out) = self.trunk.out.as_ref() else {
@@ -546,14 +578,20 @@ impl Session {
     /// code fails over, the next trunk is INVITEd, or with none left the
     /// caller hears `480` (true: the failure is handled).
     pub(super) fn fail_over(&mut self, cx: &mut Ctx<'_>, i: usize, code: u16) -> bool {
-        if self.phase != Phase::Ringing
+        let transfer = self.is_transfer_target(i);
+        if !(self.phase == Phase::Ringing || transfer)
             || !self.trunk.attempts.contains_key(&i)
             || !fails_over(Attempt::Rejected(code))
         {
             return false;
         }
         if !self.next_trunk(cx) {
-            self.fail_caller(cx, 480, "Temporarily Unavailable", EndReason::NotApplicable);
+            if transfer {
+                // As the caller would: no trunk left is `480`.
+                self.transfer_failed(cx, 480);
+            } else {
+                self.fail_caller(cx, 480, "Temporarily Unavailable", EndReason::NotApplicable);
+            }
         }
         true
     }

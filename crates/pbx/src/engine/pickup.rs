@@ -22,6 +22,17 @@
 //!   caller's leg `replaced` and `attended_transfer_complete`. Otherwise
 //!   the named party ends `replaced`.
 //!
+//! - **Replaces naming an early dialog** (a BLF pickup, as Yealink,
+//!   Polycom and Grandstream phones do it: the dialog of a device the PBX
+//!   is ringing, with or without `early-only`). It is a directed pickup of
+//!   that device's extension, with `**<ext>`'s authorisation (the
+//!   picker's pickup group, the extension in it, never a call the picker
+//!   placed: `403`) and its result: the ringing targets of that extension
+//!   end `replaced`, the picker is a new answered target. Phones fill the
+//!   tags differently (from the device's view or the PBX's), so the dialog
+//!   is found by its Call-ID (the PBX's own, unique) with either tag the
+//!   PBX's. `early-only` naming an answered dialog: `486` (RFC 3891 §3).
+//!
 //! Refusals are answered here and change nothing; no CDR is written for
 //! the joining INVITE itself (it is a target of the call it joins).
 
@@ -92,21 +103,14 @@ impl Engine {
     ) {
         let tenant = caller.tenant.id;
         let picker = caller.party.user.clone();
-        let group = self
-            .directory
-            .user(tenant, &picker)
-            .map(|u| u.pickup_group.clone())
-            .unwrap_or_default();
-        if group.is_empty() {
-            return self.refuse_invite(clk, id, &request, 403, "Not In A Pickup Group");
-        }
+        let group = match self.pickup_group(tenant, &picker) {
+            Ok(g) => g,
+            Err((code, why)) => return self.refuse_invite(clk, id, &request, code, why),
+        };
         let wanted: Option<String> = match &feature {
-            Feature::DirectedPickup(ext) => match self.directory.user(tenant, ext) {
-                None => return self.refuse_invite(clk, id, &request, 404, "No Such Extension"),
-                Some(u) if u.pickup_group != group || *ext == picker => {
-                    return self.refuse_invite(clk, id, &request, 403, "Not In Your Pickup Group");
-                }
-                Some(_) => Some(ext.clone()),
+            Feature::DirectedPickup(ext) => match self.may_pick_up(tenant, &picker, ext) {
+                Err((code, why)) => return self.refuse_invite(clk, id, &request, code, why),
+                Ok(()) => Some(ext.clone()),
             },
             Feature::GroupPickup => None,
         };
@@ -150,6 +154,41 @@ impl Engine {
         self.run(sid, clk, |s, cx| s.take_ringing(cx, &ext, who));
     }
 
+    /// `picker`'s pickup group: `403` when it is in none.
+    fn pickup_group(
+        &self,
+        tenant: cdr::TenantId,
+        picker: &str,
+    ) -> Result<String, (u16, &'static str)> {
+        let group = self
+            .directory
+            .user(tenant, picker)
+            .map(|u| u.pickup_group.clone())
+            .unwrap_or_default();
+        match group.is_empty() {
+            true => Err((403, "Not In A Pickup Group")),
+            false => Ok(group),
+        }
+    }
+
+    /// Whether `picker` may pick up a call ringing `ext` (a directed
+    /// pickup's rules).
+    fn may_pick_up(
+        &self,
+        tenant: cdr::TenantId,
+        picker: &str,
+        ext: &str,
+    ) -> Result<(), (u16, &'static str)> {
+        let group = self.pickup_group(tenant, picker)?;
+        match self.directory.user(tenant, ext) {
+            None => Err((404, "No Such Extension")),
+            Some(u) if u.pickup_group != group || ext == picker => {
+                Err((403, "Not In Your Pickup Group"))
+            }
+            Some(_) => Ok(()),
+        }
+    }
+
     fn on_replaces(
         &mut self,
         clk: Clock,
@@ -158,17 +197,37 @@ impl Engine {
         request: Message,
         caller: Caller,
     ) {
-        let named = request
+        let replaces = request
             .header(HeaderName::Replaces)
-            .and_then(|v| Replaces::parse(v).ok())
-            .map(|r| DialogId::from_replaces(&r));
+            .and_then(|v| Replaces::parse(v).ok());
+        let early_only = replaces.as_ref().is_some_and(|r| r.early_only);
+        let named = replaces.as_ref().map(DialogId::from_replaces);
         let owner = named
-            .and_then(|d| self.dialogs.get(&(d.call_id, d.local_tag)).copied())
+            .as_ref()
+            .and_then(|d| self.dialogs.get(&(d.call_id.clone(), d.local_tag.clone())))
+            .copied()
             .filter(|(sid, _)| {
                 self.sessions
                     .get(sid)
                     .is_some_and(|s| s.tenant_id() == caller.tenant.id)
             });
+        // A ringing device's dialog, named with the PBX's tag as either tag.
+        let early = owner.or_else(|| {
+            let r = replaces.as_ref()?;
+            self.dialogs
+                .get(&(r.call_id.clone(), r.from_tag.clone()))
+                .copied()
+                .filter(|(sid, _)| {
+                    self.sessions
+                        .get(sid)
+                        .is_some_and(|s| s.tenant_id() == caller.tenant.id)
+                })
+        });
+        if let Some((sid, leg)) = early
+            && let Some(ext) = self.sessions.get(&sid).and_then(|s| s.early_target(leg))
+        {
+            return self.on_early_replaces(clk, peer, id, request, caller, (sid, ext));
+        }
         let sides = owner.and_then(|(sid, leg)| {
             let sides = self.sessions.get(&sid)?.answered_sides()?;
             sides
@@ -179,6 +238,10 @@ impl Engine {
         let Some((sid, leg, sides)) = sides else {
             return self.refuse_invite(clk, id, &request, 481, "Call/Transaction Does Not Exist");
         };
+        if early_only {
+            // RFC 3891 §3: early-only naming a confirmed dialog.
+            return self.refuse_invite(clk, id, &request, 486, "Busy Here");
+        }
         let newcomer = caller.party.user.clone();
         let replaced = sides
             .iter()
@@ -225,5 +288,42 @@ impl Engine {
         if let Some((s2, mine)) = consultation {
             self.run(s2, clk, |s, cx| s.consultation_done(cx, mine));
         }
+    }
+}
+
+impl Engine {
+    /// Replaces naming target device `ext` of session `sid`, ringing: a
+    /// directed pickup of `ext` (see the module documentation).
+    fn on_early_replaces(
+        &mut self,
+        clk: Clock,
+        peer: Peer,
+        id: TransactionId,
+        request: Message,
+        caller: Caller,
+        (sid, ext): (SessionId, String),
+    ) {
+        let tenant = caller.tenant.id;
+        let picker = caller.party.user.clone();
+        if let Err((code, why)) = self.may_pick_up(tenant, &picker, &ext) {
+            return self.refuse_invite(clk, id, &request, code, why);
+        }
+        let Some(s) = self.sessions.get(&sid) else {
+            return self.refuse_invite(clk, id, &request, 481, "Call/Transaction Does Not Exist");
+        };
+        if s.is_caller(&picker) {
+            return self.refuse_invite(clk, id, &request, 403, "Not Your Call To Pick Up");
+        }
+        if !s.caller_offered() && request.body().is_empty() {
+            return self.refuse_invite(clk, id, &request, 488, "Not Acceptable Here (no offer)");
+        }
+        let who = Newcomer {
+            peer,
+            invite: request,
+            server: id,
+            tag: self.sv.ids.tag(),
+            party: caller.party,
+        };
+        self.run(sid, clk, |s, cx| s.take_ringing(cx, &ext, who));
     }
 }

@@ -22,7 +22,11 @@
 //! - until a party is latched, what is meant for it goes to its SDP
 //!   address; afterwards, to the latched source (RTP and RTCP separately).
 //!
-//! A new SDP from a party (re-INVITE) clears its latch.
+//! A new SDP from a party (re-INVITE) clears its latch. An SDP naming
+//! another address than the side's party had is another party taking the
+//! side (a transfer or pickup re-bridged the call): the old party's
+//! latched sources are refused from then on, so its packets (it may stream
+//! until it hangs up) cannot latch again in place of the newcomer's.
 //!
 //! # Timeout
 //!
@@ -195,6 +199,11 @@ struct SideState {
     party: Party,
     latched_rtp: Option<(SocketAddr, Instant)>,
     latched_rtcp: Option<(SocketAddr, Instant)>,
+    /// The last RTP address an SDP named for this side (hold's none
+    /// aside): a new one is a new party.
+    known_rtp: Option<SocketAddr>,
+    /// A replaced party's RTP and RTCP sources, refused.
+    refused: [Option<SocketAddr>; 2],
     stats: ReceiveStats,
     payload_type: Option<u8>,
     rejected: u64,
@@ -209,14 +218,37 @@ impl SideState {
             party: Party::default(),
             latched_rtp: None,
             latched_rtcp: None,
+            known_rtp: None,
+            refused: [None, None],
             stats: ReceiveStats::new(8000),
             payload_type: None,
             rejected: 0,
         })
     }
 
+    /// A new SDP for this side's party (see the module doc): the latch is
+    /// cleared, and a party that moved to another address leaves its old
+    /// sources refused.
+    fn set_party(&mut self, party: Party) {
+        if party.rtp.is_some() && self.known_rtp.is_some() && party.rtp != self.known_rtp {
+            self.refused = [
+                self.latched_rtp.map(|(a, _)| a),
+                self.latched_rtcp.map(|(a, _)| a),
+            ];
+        }
+        if party.rtp.is_some() {
+            self.known_rtp = party.rtp;
+        }
+        self.party = party;
+        self.latched_rtp = None;
+        self.latched_rtcp = None;
+    }
+
     /// The latching rule of the module doc; updates the latch.
     fn accept(&mut self, rtcp: bool, from: SocketAddr, now: Instant) -> bool {
+        if self.refused[usize::from(rtcp)] == Some(from) {
+            return false;
+        }
         let expected_ip = if rtcp {
             self.party.rtcp
         } else {
@@ -403,10 +435,7 @@ impl Relay {
                 biased;
                 command = commands.recv() => match command {
                     Some(Command::Party(side, party)) => {
-                        let s = &mut self.sides[side as usize];
-                        s.party = party;
-                        s.latched_rtp = None;
-                        s.latched_rtcp = None;
+                        self.sides[side as usize].set_party(party);
                     }
                     Some(Command::Answered) => {
                         self.armed = true;
@@ -814,5 +843,53 @@ mod tests {
         assert!(rec.error.is_some());
         assert_eq!(rec.duration_secs, 0.0);
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// A transfer re-bridges side B to a new party while the old one still
+    /// streams (both behind NAT, so any source could latch): the old
+    /// party's source is refused, the newcomer's audio reaches A and A's
+    /// reaches the newcomer. A party's own re-INVITEs (hold, then resume)
+    /// refuse nothing.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_replaced_party_cannot_latch_again() {
+        let (_pool, h, _events) = relay(9, Duration::from_secs(60), None);
+        let (mut a, mut old, mut new) = (Phone::new(440.0), Phone::new(1000.0), Phone::new(700.0));
+        let natted = |p: &Phone| Party {
+            behind_nat: true,
+            ..p.party()
+        };
+        h.send(Command::Party(Side::A, a.party()));
+        h.send(Command::Party(Side::B, natted(&old)));
+        old.packet(relay_addr(&h, Side::B), true);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(a.drain(), 1, "the first party is heard");
+        // The newcomer's SDP takes side B; the old party streams on first.
+        h.send(Command::Party(Side::B, natted(&new)));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        for _ in 0..5 {
+            old.packet(relay_addr(&h, Side::B), true);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(a.drain(), 0, "the replaced party is refused");
+        for _ in 0..5 {
+            new.packet(relay_addr(&h, Side::B), true);
+            old.packet(relay_addr(&h, Side::B), true);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(a.drain(), 5, "only the newcomer is heard");
+        a.packet(relay_addr(&h, Side::A), true);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!((new.drain(), old.drain()), (1, 0), "A reaches the newcomer");
+        // Hold (no address) and resume (the same address): not a new party.
+        let mut held = natted(&new);
+        held.rtp = None;
+        h.send(Command::Party(Side::B, held));
+        h.send(Command::Party(Side::B, natted(&new)));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        new.packet(relay_addr(&h, Side::B), true);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(a.drain(), 1, "the same party after hold and resume");
+        let report = h.stop().await.unwrap();
+        assert_eq!(report.streams[1].latched, Some(new.addr()));
     }
 }

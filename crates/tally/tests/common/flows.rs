@@ -12,7 +12,10 @@ use super::receiver::Receiver;
 use super::{Http, Phone, Server, Sipp, free_sip_port, sipp, wait_for_cdrs};
 
 mod transfer;
-pub use transfer::{attended_transfer, blind_transfer, invite_with_replaces, pickup};
+pub use transfer::{
+    attended_transfer, attended_transfer_consulted_by_c, blf_pickup, blind_transfer,
+    blind_transfer_to_a_group_and_out, invite_with_replaces, pickup,
+};
 
 pub const DEMO_DOMAIN: &str = "demo.tally.local";
 
