@@ -90,7 +90,11 @@ impl Engine {
                 .as_ref()
                 .and_then(|u| u.sip()),
         );
-        let (trunk, rule) = match route_inbound(&self.trunks, peer.addr, &called) {
+        let to_user = request
+            .to()
+            .map(|to| user_of(to.uri.sip()))
+            .unwrap_or_default();
+        let (trunk, rule) = match route_inbound(&self.trunks, peer.addr, &called, &to_user) {
             InboundRoute::UnknownSource => return Some(request),
             InboundRoute::NoRule { trunk } => {
                 let trunk = trunk.name.clone();

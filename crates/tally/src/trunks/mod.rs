@@ -319,7 +319,7 @@ mod tests {
         assert!(matches!(skipped[1], Skipped::Inbound(id, _) if id == dids[1].id));
         assert!(matches!(skipped[2], Skipped::Outbound(id, _) if id == rules[1].id));
         let src: SocketAddr = "198.51.100.4:5060".parse().unwrap();
-        match route_inbound(&table, src, "33123456789") {
+        match route_inbound(&table, src, "33123456789", "") {
             InboundRoute::Routed { trunk, rule } => {
                 assert_eq!(trunk.name, "t1");
                 assert_eq!(rule.did, "123456789");
