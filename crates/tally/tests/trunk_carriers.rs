@@ -522,3 +522,214 @@ fn a_carrier_calling_the_registered_contact_from_another_address_is_its_trunk() 
     let (status, _) = demo.server.terminate();
     assert!(status.success());
 }
+
+// ---------------------------------------------------------------------
+// DNS: SRV then A, and failover between the carrier's servers
+
+/// A DNS server on loopback answering from `records` ((name, type) →
+/// record data); names it does not know get NXDOMAIN. Counts queries.
+fn dns_server(
+    records: Vec<((String, u16), Vec<u8>)>,
+    secs: u64,
+) -> (SocketAddr, Arc<AtomicUsize>) {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let addr = socket.local_addr().unwrap();
+    let queries: Arc<AtomicUsize> = Arc::default();
+    let counted = Arc::clone(&queries);
+    std::thread::spawn(move || {
+        let end = Instant::now() + Duration::from_secs(secs);
+        let mut buf = [0u8; 512];
+        while Instant::now() < end {
+            let Ok((n, from)) = socket.recv_from(&mut buf) else {
+                continue;
+            };
+            counted.fetch_add(1, Ordering::SeqCst);
+            let q = &buf[..n];
+            // The question: labels from byte 12, then type and class.
+            let (mut at, mut labels) = (12, Vec::new());
+            while q[at] != 0 {
+                let len = usize::from(q[at]);
+                labels.push(String::from_utf8_lossy(&q[at + 1..at + 1 + len]).to_lowercase());
+                at += 1 + len;
+            }
+            let qtype = u16::from_be_bytes([q[at + 1], q[at + 2]]);
+            let question_end = at + 5;
+            let name = labels.join(".");
+            let known = records.iter().any(|((n, _), _)| *n == name);
+            let answers: Vec<&Vec<u8>> = records
+                .iter()
+                .filter(|((n, t), _)| *n == name && *t == qtype)
+                .map(|(_, d)| d)
+                .collect();
+            let mut r = q[..question_end].to_vec();
+            let flags: u16 = if known { 0x8180 } else { 0x8183 };
+            r[2..4].copy_from_slice(&flags.to_be_bytes());
+            r[6..8].copy_from_slice(&(answers.len() as u16).to_be_bytes());
+            r[8..12].copy_from_slice(&[0, 0, 0, 0]);
+            for data in answers {
+                r.extend_from_slice(&[0xC0, 12]);
+                r.extend_from_slice(&qtype.to_be_bytes());
+                r.extend_from_slice(&[0, 1, 0, 0, 0, 30]);
+                r.extend_from_slice(&(data.len() as u16).to_be_bytes());
+                r.extend_from_slice(data);
+            }
+            let _ = socket.send_to(&r, from);
+        }
+    });
+    (addr, queries)
+}
+
+fn dns_name(name: &str) -> Vec<u8> {
+    let mut d = Vec::new();
+    for label in name.split('.') {
+        d.push(label.len() as u8);
+        d.extend_from_slice(label.as_bytes());
+    }
+    d.push(0);
+    d
+}
+
+fn srv(priority: u16, port: u16, target: &str) -> Vec<u8> {
+    let mut d = Vec::new();
+    for v in [priority, 0, port] {
+        d.extend_from_slice(&v.to_be_bytes());
+    }
+    d.extend_from_slice(&dns_name(target));
+    d
+}
+
+/// A UDP carrier on `ip` answering REGISTER and INVITE with the given
+/// codes (OPTIONS 200); the methods it saw, in order.
+fn udp_carrier(ip: &str, register: u16, invite: u16, secs: u64) -> (u16, Arc<Mutex<Vec<String>>>) {
+    let socket = UdpSocket::bind((ip, 0)).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let port = socket.local_addr().unwrap().port();
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let log = Arc::clone(&seen);
+    std::thread::spawn(move || {
+        let end = Instant::now() + Duration::from_secs(secs);
+        let mut buf = vec![0u8; 65_535];
+        // Retransmissions are answered again but logged once.
+        let mut branches = std::collections::HashSet::new();
+        while Instant::now() < end {
+            let Ok((n, from)) = socket.recv_from(&mut buf) else {
+                continue;
+            };
+            let Ok(m) = Message::parse(buf[..n].to_vec()) else {
+                continue;
+            };
+            let Some(method) = m.method().map(|m| m.as_str().to_owned()) else {
+                continue;
+            };
+            let branch = m.via().unwrap().branch().unwrap_or_default().to_owned();
+            if branches.insert((branch, method.clone())) {
+                log.lock().unwrap().push(method.clone());
+            }
+            let code = match method.as_str() {
+                "REGISTER" => register,
+                "INVITE" => invite,
+                "ACK" => continue,
+                _ => 200,
+            };
+            let mut b = ResponseBuilder::reply(&m, code).to_tag("carrier");
+            if method == "REGISTER" && code == 200 {
+                let contact = m.header(HeaderName::Contact).unwrap();
+                b = b.header(HeaderName::Contact, format!("{contact};expires=60"));
+            }
+            let _ = socket.send_to(b.build().unwrap().as_bytes(), from);
+        }
+    });
+    (port, seen)
+}
+
+#[test]
+fn srv_records_lead_to_the_carriers_servers_in_order_with_failover() {
+    let dir = TempDir::new("trunk-srv");
+    // The first server refuses everything with 503; the second registers
+    // and answers calls 486 (busy: the far end's answer, no failover).
+    let (bad_port, bad) = udp_carrier("127.0.0.2", 503, 503, 60);
+    let (good_port, good) = udp_carrier("127.0.0.3", 200, 486, 60);
+    let mut records = Vec::new();
+    for service in ["_sip._udp.carrier.test", "_sip._udp.reg.test"] {
+        records.push(((service.to_owned(), 33), srv(20, good_port, "good.carrier.test")));
+        records.push(((service.to_owned(), 33), srv(10, bad_port, "bad.carrier.test")));
+    }
+    records.push((("bad.carrier.test".into(), 1), vec![127, 0, 0, 2]));
+    records.push((("good.carrier.test".into(), 1), vec![127, 0, 0, 3]));
+    let (dns, queries) = dns_server(records, 60);
+    let config = dir.path().join("tally.toml");
+    std::fs::write(&config, format!("[trunks]\ndns_server = \"{dns}\"\n")).unwrap();
+    let demo = Demo::start(dir.path(), &["--config", config.to_str().unwrap()]);
+    let admin = demo.admin();
+
+    // Registration: the 503 of the first server moves to the second at once.
+    let reg = created(
+        &admin,
+        "/api/trunks",
+        json!({"name": "by-srv", "kind": "register", "host": "reg.test",
+               "username": "15550100", "password": "carrier-secret", "register_expires": 60}),
+    );
+    let status = wait_status(&admin, &reg, 15, |s| {
+        s["registration"]["registration"] == "registered"
+    });
+    assert_eq!(status["registration"]["last_error"], Value::Null, "{status}");
+    assert!(bad.lock().unwrap().contains(&"REGISTER".to_owned()));
+    assert!(good.lock().unwrap().contains(&"REGISTER".to_owned()));
+
+    // A call: the first server (priority 10) answers 503, the second 486.
+    let ip = created(
+        &admin,
+        "/api/trunks",
+        json!({"name": "srv-ip", "kind": "ip", "host": "carrier.test",
+               "source_addresses": ["127.0.0.2", "127.0.0.3"]}),
+    );
+    created(
+        &admin,
+        "/api/outbound_rules",
+        json!({"name": "all", "pattern": "0.", "trunks": [ip]}),
+    );
+    let caller = Phone::new("101", &demo.password("101"), DEMO_DOMAIN, demo.server.sip);
+    let call = caller.invite("0612345678", |_| {});
+    assert_eq!(call.status, 486, "{}", demo.server.stderr());
+    let invites = |seen: &Arc<Mutex<Vec<String>>>| {
+        seen.lock().unwrap().iter().filter(|m| *m == "INVITE").count()
+    };
+    assert_eq!((invites(&bad), invites(&good)), (1, 1));
+    let cdr = demo.only_cdr();
+    let targets = cdr["call_targets"].as_array().unwrap();
+    let codes: Vec<(Value, Value)> = targets
+        .iter()
+        .map(|t| (t["status_code"].clone(), t["destination"].clone()))
+        .collect();
+    assert_eq!(codes.len(), 2, "{cdr}");
+    assert_eq!(codes[0].0, 503, "{cdr}");
+    assert_eq!(codes[1].0, 486, "{cdr}");
+    assert!(targets.iter().all(|t| t["trunk_name"] == "srv-ip"), "{cdr}");
+    assert_eq!(cdr["trunk"], "srv-ip", "{cdr}");
+
+    // A name the server does not know: the trunk says so.
+    let nowhere = created(
+        &admin,
+        "/api/trunks",
+        json!({"name": "nowhere", "kind": "register", "host": "nowhere.test",
+               "username": "u", "password": "p"}),
+    );
+    let status = wait_status(&admin, &nowhere, 15, |s| {
+        s["registration"]["registration"] == "failed"
+    });
+    assert!(
+        status["registration"]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("does not resolve"),
+        "{status}"
+    );
+    assert!(queries.load(Ordering::SeqCst) >= 4);
+    let (exit, _) = demo.server.terminate();
+    assert!(exit.success());
+}
