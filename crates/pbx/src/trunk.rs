@@ -319,13 +319,17 @@ pub enum InboundDestination {
     /// A ring group of the tenant, by its number (one number space with
     /// the extensions, so the router finds it the same way).
     RingGroup(Extension),
+    /// A number outside the PBX, as dialled by an extension: the call
+    /// leaves again by the tenant's outbound rules (`in2out`).
+    External(String),
 }
 
 impl InboundDestination {
     /// The number the call is routed to.
-    pub fn number(&self) -> &Extension {
+    pub fn number(&self) -> &str {
         match self {
-            InboundDestination::Extension(n) | InboundDestination::RingGroup(n) => n,
+            InboundDestination::Extension(n) | InboundDestination::RingGroup(n) => n.as_str(),
+            InboundDestination::External(n) => n,
         }
     }
 }

@@ -523,6 +523,11 @@ pub(crate) const SQLITE_MIGRATIONS: Embedded = &[
         "pickup",
         include_str!("../migrations/sqlite/0017_pickup.sql"),
     ),
+    (
+        22,
+        "did_to_external",
+        include_str!("../migrations/sqlite/0022_did_to_external.sql"),
+    ),
 ];
 pub(crate) const POSTGRES_MIGRATIONS: Embedded = &[
     (
@@ -609,6 +614,11 @@ pub(crate) const POSTGRES_MIGRATIONS: Embedded = &[
         17,
         "pickup",
         include_str!("../migrations/postgres/0017_pickup.sql"),
+    ),
+    (
+        22,
+        "did_to_external",
+        include_str!("../migrations/postgres/0022_did_to_external.sql"),
     ),
 ];
 

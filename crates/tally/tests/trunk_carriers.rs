@@ -733,3 +733,102 @@ fn srv_records_lead_to_the_carriers_servers_in_order_with_failover() {
     let (exit, _) = demo.server.terminate();
     assert!(exit.success());
 }
+
+// ---------------------------------------------------------------------
+// DIDs to outside numbers
+
+fn did_to_an_outside_number(dir: &std::path::Path, extra: &[&str]) {
+    // Carrier "in" sends from 127.0.0.2; carrier "out" on 127.0.0.3
+    // answers INVITEs 486 (busy: the far end's answer).
+    let (in_port, _) = udp_carrier("127.0.0.2", 200, 486, 60);
+    let (out_port, out_seen) = udp_carrier("127.0.0.3", 200, 486, 60);
+    let demo = Demo::start(dir, extra);
+    let admin = demo.admin();
+    let trunk_in = created(
+        &admin,
+        "/api/trunks",
+        json!({"name": "in-carrier", "kind": "ip", "host": "127.0.0.2", "port": in_port,
+               "source_addresses": ["127.0.0.2"], "country_code": "33"}),
+    );
+    let trunk_out = created(
+        &admin,
+        "/api/trunks",
+        json!({"name": "out-carrier", "kind": "ip", "host": "127.0.0.3", "port": out_port,
+               "source_addresses": ["127.0.0.3"], "caller_id": "+33100000000"}),
+    );
+    created(
+        &admin,
+        "/api/outbound_rules",
+        json!({"name": "national", "pattern": "0ZXXXXXXXX", "strip_digits": 1,
+               "prepend": "+33", "trunks": [trunk_out]}),
+    );
+    // Bad input names its field and writes nothing.
+    let refused = |body: Value| {
+        let r = admin.post_json("/api/inbound_rules", &body);
+        assert_eq!(r.status, 400, "{body}: {}", r.body);
+        r.error_field()
+    };
+    let rule = |kind: &str, destination: &str| {
+        json!({"trunk_id": trunk_in, "did": DID, "destination_type": kind,
+               "destination": destination})
+    };
+    assert_eq!(refused(rule("external", "06-98")), "destination");
+    assert_eq!(refused(rule("external", "")), "destination");
+    assert_eq!(refused(rule("elsewhere", "0698765432")), "destination_type");
+    assert_eq!(admin.get("/api/inbound_rules").json()["count"], 0);
+    let id = created(&admin, "/api/inbound_rules", rule("external", "0698765432"));
+    let r = admin.get(&format!("/api/inbound_rules/{id}")).json();
+    assert_eq!((r["destination_type"].clone(), r["destination"].clone()), (json!("external"), json!("0698765432")));
+    // Switching the type back checks the destination against it.
+    let r = admin.request(
+        "PATCH",
+        &format!("/api/inbound_rules/{id}"),
+        "application/json",
+        &json!({"destination_type": "extension"}).to_string(),
+    );
+    assert_eq!((r.status, r.error_field()), (400, "destination".to_owned()), "{}", r.body);
+
+    // The carrier calls the DID: out again by carrier "out".
+    let gateway = UdpSocket::bind("127.0.0.2:0").unwrap();
+    let via = format!("UDP {}", gateway.local_addr().unwrap());
+    let invite = carrier_invite(&format!("sip:{DID}@{}", demo.server.sip), &via, "in2out-1");
+    let busy = udp_final(&gateway, demo.server.sip, &invite);
+    assert_eq!(busy.status(), Some(486), "{}", demo.server.stderr());
+    gateway
+        .send_to(ack_for(&invite, &busy).as_bytes(), demo.server.sip)
+        .unwrap();
+    assert_eq!(
+        out_seen.lock().unwrap().iter().filter(|m| *m == "INVITE").count(),
+        1
+    );
+    let list = wait_for_cdrs(&admin, 1);
+    let cdr = &list["items"][0];
+    assert_eq!(cdr["direction"], "INBOUND_OUTBOUND_CALL", "{cdr}");
+    assert_eq!(cdr["did_cid"], DID, "{cdr}");
+    assert_eq!(cdr["trunk"], "in-carrier", "{cdr}");
+    assert_eq!(cdr["callee"], "+33698765432", "{cdr}");
+    let id = cdr["id"].as_str().unwrap();
+    let detail = admin.get(&format!("/api/cdrs/{id}")).json();
+    let target = &detail["items"][0]["call_targets"][0];
+    assert_eq!(target["trunk_name"], "out-carrier", "{detail}");
+    assert_eq!(target["outbound_caller_id"], "+33100000000", "{detail}");
+    assert_eq!(target["status_code"], 486, "{detail}");
+    let (status, _) = demo.server.terminate();
+    assert!(status.success());
+}
+
+#[test]
+fn a_did_to_an_outside_number_goes_out_again_in2out() {
+    let dir = TempDir::new("trunk-did-out");
+    did_to_an_outside_number(dir.path(), &[]);
+}
+
+#[test]
+fn on_postgres_a_did_to_an_outside_number_goes_out_again_in2out() {
+    let test = "on_postgres_a_did_to_an_outside_number_goes_out_again_in2out";
+    let Some(db) = PgDatabase::create(test) else {
+        return;
+    };
+    let dir = TempDir::new("trunk-did-out-pg");
+    did_to_an_outside_number(dir.path(), &["--database", &db.url]);
+}

@@ -80,6 +80,7 @@ pub fn engine_inbound(r: &store::InboundRule, trunk: &Trunk) -> Result<InboundRu
     let destination = match r.destination_kind.as_str() {
         "extension" => InboundDestination::Extension(pbx::Extension::new(r.destination.clone())),
         "ring_group" => InboundDestination::RingGroup(pbx::Extension::new(r.destination.clone())),
+        "external" => InboundDestination::External(r.destination.clone()),
         other => return Err(bad(format!("destination type {other:?}"))),
     };
     Ok(InboundRule {
