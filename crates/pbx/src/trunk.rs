@@ -585,7 +585,11 @@ impl Trunks {
     pub fn destinations(&self, trunk: &Trunk) -> Vec<SocketAddr> {
         match self.literal_destination(trunk) {
             Some(address) => vec![address],
-            None => self.destinations.get(&trunk.id).cloned().unwrap_or_default(),
+            None => self
+                .destinations
+                .get(&trunk.id)
+                .cloned()
+                .unwrap_or_default(),
         }
     }
 
@@ -604,7 +608,7 @@ impl Trunks {
     }
 
     fn literal_destination(&self, trunk: &Trunk) -> Option<SocketAddr> {
-        let literal = match &trunk.outbound_proxy {
+        match &trunk.outbound_proxy {
             Some(proxy) => proxy.parse::<SocketAddr>().ok().or_else(|| {
                 proxy
                     .parse::<IpAddr>()
@@ -616,8 +620,7 @@ impl Trunks {
                 .parse::<IpAddr>()
                 .ok()
                 .map(|ip| SocketAddr::new(ip, trunk.port)),
-        };
-        literal
+        }
     }
 
     /// Records what a `register` trunk's host resolves to now.

@@ -514,7 +514,10 @@ mod tests {
             200,
             &[(
                 HeaderName::Contact,
-                format!("{};expires=120", second.header(HeaderName::Contact).unwrap()),
+                format!(
+                    "{};expires=120",
+                    second.header(HeaderName::Contact).unwrap()
+                ),
             )],
         );
         assert!(c.handle_response(t0, &ok));
@@ -584,7 +587,12 @@ mod tests {
         let mut c = TrunkRegistration::new(&t, LOCAL, LOCAL, 42, t0);
         c.handle_timeout(t0);
         let first = sent(&mut c);
-        assert!(first.header(HeaderName::Contact).unwrap().ends_with(";transport=tcp>"));
+        assert!(
+            first
+                .header(HeaderName::Contact)
+                .unwrap()
+                .ends_with(";transport=tcp>")
+        );
         assert!(first.via().unwrap().is_transport("TCP"));
         assert_eq!(c.poll_timeout(), Some(t0 + ATTEMPT_TIMEOUT));
         // register_now does nothing while a REGISTER is in flight, and

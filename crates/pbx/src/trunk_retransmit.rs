@@ -61,7 +61,10 @@ mod tests {
 
     fn options() -> Message {
         sip::builder::RequestBuilder::new(sip::Method::Options, "sip:carrier.example")
-            .header(sip::HeaderName::Via, "SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKr")
+            .header(
+                sip::HeaderName::Via,
+                "SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKr",
+            )
             .header(sip::HeaderName::From, "<sip:k@192.0.2.1>;tag=1")
             .header(sip::HeaderName::To, "<sip:carrier.example>")
             .header(sip::HeaderName::CallId, "r1")
@@ -88,6 +91,10 @@ mod tests {
         assert_eq!(ms, [500, 1000, 2000, 4000, 4000, 4000]);
         let mut p = Retransmit::start(&options(), false, t0).unwrap();
         p.proceeding(t0 + Duration::from_millis(100));
-        assert_eq!(p.at(), t0 + Duration::from_millis(4100), "T2 once proceeding");
+        assert_eq!(
+            p.at(),
+            t0 + Duration::from_millis(4100),
+            "T2 once proceeding"
+        );
     }
 }

@@ -22,10 +22,10 @@ use cdr::Id;
 use common::*;
 use pbx::trunk::{DidMatch, InboundDestination, InboundRule, TrunkId, Trunks, UserOutbound};
 use pbx::{EngineEvent, Extension, Input, TrunkRefusal};
-use trunk_fixture::*;
 use serde_json::json;
 use sip::auth::{Algorithm, Credentials, DigestServer, UserSecret, Verdict};
 use sip::{HeaderName, Message, Method};
+use trunk_fixture::*;
 
 /// The carrier calls DID +33123456789; 102 rings at +210, answers at
 /// +5870; the carrier hangs up at +31999.

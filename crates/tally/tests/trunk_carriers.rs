@@ -91,7 +91,10 @@ fn ack_for(invite_text: &str, response: &Message) -> String {
     lines.push(format!("ACK {} SIP/2.0", invite.request_uri_str().unwrap()));
     lines.push(format!("Via: {}", invite.header(HeaderName::Via).unwrap()));
     lines.push("Max-Forwards: 70".into());
-    lines.push(format!("From: {}", invite.header(HeaderName::From).unwrap()));
+    lines.push(format!(
+        "From: {}",
+        invite.header(HeaderName::From).unwrap()
+    ));
     lines.push(format!("To: {}", response.header(HeaderName::To).unwrap()));
     lines.push(format!(
         "Call-ID: {}",
@@ -207,8 +210,10 @@ impl TcpCarrier {
                                 ) == sip::auth::Verdict::Ok;
                                 let contact = m.header(HeaderName::Contact).unwrap();
                                 match ok {
-                                    true => ResponseBuilder::reply(&m, 200)
-                                        .header(HeaderName::Contact, format!("{contact};expires=60")),
+                                    true => ResponseBuilder::reply(&m, 200).header(
+                                        HeaderName::Contact,
+                                        format!("{contact};expires=60"),
+                                    ),
                                     false => ResponseBuilder::reply(&m, 403),
                                 }
                             }
@@ -243,9 +248,14 @@ impl TcpCarrier {
     fn final_response(&self, call_id: &str) -> Message {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let found = self.log.lock().unwrap().responses.iter().find(|r| {
-                r.call_id().ok() == Some(call_id) && r.status().is_some_and(|s| s >= 200)
-            }).cloned();
+            let found = self
+                .log
+                .lock()
+                .unwrap()
+                .responses
+                .iter()
+                .find(|r| r.call_id().ok() == Some(call_id) && r.status().is_some_and(|s| s >= 200))
+                .cloned();
             if let Some(r) = found {
                 return r;
             }
@@ -307,7 +317,10 @@ fn tcp_carrier_both_ways(dir: &std::path::Path, extra: &[&str]) {
     assert_eq!(busy.status(), Some(486), "102 was rung and was busy");
     carrier.outgoing.send(ack_for(&invite, &busy)).unwrap();
     let rung = phone.join().unwrap();
-    assert_eq!(rung.to().unwrap().uri.to_string(), format!("sip:102@{DEMO_DOMAIN}"));
+    assert_eq!(
+        rung.to().unwrap().uri.to_string(),
+        format!("sip:102@{DEMO_DOMAIN}")
+    );
 
     // Out: 101 dials a national number; the INVITE reuses the connection.
     let caller = Phone::new("101", &demo.password("101"), DEMO_DOMAIN, demo.server.sip);
@@ -347,7 +360,8 @@ fn a_tcp_carrier_registers_probes_and_carries_calls_both_ways_on_one_connection(
 
 #[test]
 fn on_postgres_a_tcp_carrier_registers_probes_and_carries_calls_both_ways_on_one_connection() {
-    let test = "on_postgres_a_tcp_carrier_registers_probes_and_carries_calls_both_ways_on_one_connection";
+    let test =
+        "on_postgres_a_tcp_carrier_registers_probes_and_carries_calls_both_ways_on_one_connection";
     let Some(db) = PgDatabase::create(test) else {
         return;
     };
@@ -390,16 +404,19 @@ fn a_tcp_carrier_that_refuses_connections_fails_the_registration_at_once() {
 // ---------------------------------------------------------------------
 // UDP: calls from another address than the registrar's
 
+/// REGISTERs as received, with their source.
+type Registers = Arc<Mutex<Vec<(Message, SocketAddr)>>>;
+
 /// A UDP registrar on `ip` that ignores the first REGISTER (Tally must
 /// send it again) and accepts the next ones, answers OPTIONS, and keeps
 /// every REGISTER with its source.
-fn udp_registrar(ip: &str, secs: u64) -> (u16, Arc<Mutex<Vec<(Message, SocketAddr)>>>) {
+fn udp_registrar(ip: &str, secs: u64) -> (u16, Registers) {
     let socket = UdpSocket::bind((ip, 0)).unwrap();
     socket
         .set_read_timeout(Some(Duration::from_millis(50)))
         .unwrap();
     let port = socket.local_addr().unwrap().port();
-    let seen: Arc<Mutex<Vec<(Message, SocketAddr)>>> = Arc::default();
+    let seen: Registers = Arc::default();
     let log = Arc::clone(&seen);
     std::thread::spawn(move || {
         let end = Instant::now() + Duration::from_secs(secs);
@@ -477,7 +494,11 @@ fn a_carrier_calling_the_registered_contact_from_another_address_is_its_trunk() 
     let (first, second, contact) = {
         let seen = registers.lock().unwrap();
         assert!(seen.len() >= 2, "the first REGISTER was sent again");
-        (seen[0].clone(), seen[1].clone(), registered_contact(&seen[1].0).1)
+        (
+            seen[0].clone(),
+            seen[1].clone(),
+            registered_contact(&seen[1].0).1,
+        )
     };
     // Retransmitted (Timer E): the same request, the same branch.
     assert_eq!(first.0.as_bytes(), second.0.as_bytes());
@@ -528,10 +549,7 @@ fn a_carrier_calling_the_registered_contact_from_another_address_is_its_trunk() 
 
 /// A DNS server on loopback answering from `records` ((name, type) →
 /// record data); names it does not know get NXDOMAIN. Counts queries.
-fn dns_server(
-    records: Vec<((String, u16), Vec<u8>)>,
-    secs: u64,
-) -> (SocketAddr, Arc<AtomicUsize>) {
+fn dns_server(records: Vec<((String, u16), Vec<u8>)>, secs: u64) -> (SocketAddr, Arc<AtomicUsize>) {
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     socket
         .set_read_timeout(Some(Duration::from_millis(50)))
@@ -656,8 +674,14 @@ fn srv_records_lead_to_the_carriers_servers_in_order_with_failover() {
     let (good_port, good) = udp_carrier("127.0.0.3", 200, 486, 60);
     let mut records = Vec::new();
     for service in ["_sip._udp.carrier.test", "_sip._udp.reg.test"] {
-        records.push(((service.to_owned(), 33), srv(20, good_port, "good.carrier.test")));
-        records.push(((service.to_owned(), 33), srv(10, bad_port, "bad.carrier.test")));
+        records.push((
+            (service.to_owned(), 33),
+            srv(20, good_port, "good.carrier.test"),
+        ));
+        records.push((
+            (service.to_owned(), 33),
+            srv(10, bad_port, "bad.carrier.test"),
+        ));
     }
     records.push((("bad.carrier.test".into(), 1), vec![127, 0, 0, 2]));
     records.push((("good.carrier.test".into(), 1), vec![127, 0, 0, 3]));
@@ -677,7 +701,11 @@ fn srv_records_lead_to_the_carriers_servers_in_order_with_failover() {
     let status = wait_status(&admin, &reg, 15, |s| {
         s["registration"]["registration"] == "registered"
     });
-    assert_eq!(status["registration"]["last_error"], Value::Null, "{status}");
+    assert_eq!(
+        status["registration"]["last_error"],
+        Value::Null,
+        "{status}"
+    );
     assert!(bad.lock().unwrap().contains(&"REGISTER".to_owned()));
     assert!(good.lock().unwrap().contains(&"REGISTER".to_owned()));
 
@@ -697,7 +725,11 @@ fn srv_records_lead_to_the_carriers_servers_in_order_with_failover() {
     let call = caller.invite("0612345678", |_| {});
     assert_eq!(call.status, 486, "{}", demo.server.stderr());
     let invites = |seen: &Arc<Mutex<Vec<String>>>| {
-        seen.lock().unwrap().iter().filter(|m| *m == "INVITE").count()
+        seen.lock()
+            .unwrap()
+            .iter()
+            .filter(|m| *m == "INVITE")
+            .count()
     };
     assert_eq!((invites(&bad), invites(&good)), (1, 1));
     let cdr = demo.only_cdr();
@@ -778,7 +810,10 @@ fn did_to_an_outside_number(dir: &std::path::Path, extra: &[&str]) {
     assert_eq!(admin.get("/api/inbound_rules").json()["count"], 0);
     let id = created(&admin, "/api/inbound_rules", rule("external", "0698765432"));
     let r = admin.get(&format!("/api/inbound_rules/{id}")).json();
-    assert_eq!((r["destination_type"].clone(), r["destination"].clone()), (json!("external"), json!("0698765432")));
+    assert_eq!(
+        (r["destination_type"].clone(), r["destination"].clone()),
+        (json!("external"), json!("0698765432"))
+    );
     // Switching the type back checks the destination against it.
     let r = admin.request(
         "PATCH",
@@ -786,7 +821,12 @@ fn did_to_an_outside_number(dir: &std::path::Path, extra: &[&str]) {
         "application/json",
         &json!({"destination_type": "extension"}).to_string(),
     );
-    assert_eq!((r.status, r.error_field()), (400, "destination".to_owned()), "{}", r.body);
+    assert_eq!(
+        (r.status, r.error_field()),
+        (400, "destination".to_owned()),
+        "{}",
+        r.body
+    );
 
     // The carrier calls the DID: out again by carrier "out".
     let gateway = UdpSocket::bind("127.0.0.2:0").unwrap();
@@ -798,7 +838,12 @@ fn did_to_an_outside_number(dir: &std::path::Path, extra: &[&str]) {
         .send_to(ack_for(&invite, &busy).as_bytes(), demo.server.sip)
         .unwrap();
     assert_eq!(
-        out_seen.lock().unwrap().iter().filter(|m| *m == "INVITE").count(),
+        out_seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|m| *m == "INVITE")
+            .count(),
         1
     );
     let list = wait_for_cdrs(&admin, 1);

@@ -201,11 +201,13 @@ impl Lookup<'_> {
                     true => vec![None],
                     false => destinations.into_iter().map(Some).collect(),
                 };
-                destinations.into_iter().map(move |destination| OutboundTrunk {
-                    trunk: (*t).clone(),
-                    destination,
-                    caller_id: caller_id.clone(),
-                })
+                destinations
+                    .into_iter()
+                    .map(move |destination| OutboundTrunk {
+                        trunk: (*t).clone(),
+                        destination,
+                        caller_id: caller_id.clone(),
+                    })
             })
             .collect();
         if refusal.is_none() && trunks.is_empty() {

@@ -31,8 +31,8 @@ use sip::{HeaderName, Message};
 
 use super::{Clock, Engine, EngineEvent};
 use crate::call::{Ctx, Inbound, Session, Start, TenantInfo, TrunkUse, leaves_by_trunk};
-use crate::routing::{InboundRoute, route_inbound};
 use crate::router::Route;
+use crate::routing::{InboundRoute, route_inbound};
 use crate::trunk::{InboundDestination, TrunkCalls, Trunks};
 
 /// Why a carrier's INVITE was refused (the status says how).

@@ -289,7 +289,11 @@ pub(crate) mod tests {
         assert!(token.starts_with('t') && token.len() == 17, "{token}");
         assert_ne!(token, crate::trunk::contact_user(&other));
         t.password = "changed".into();
-        assert_ne!(token, crate::trunk::contact_user(&t), "the password feeds it");
+        assert_ne!(
+            token,
+            crate::trunk::contact_user(&t),
+            "the password feeds it"
+        );
         t.password = "pw".into();
         assert_eq!(token, crate::trunk::contact_user(&t), "stable");
         let mut trunks = Trunks::new();
@@ -318,7 +322,12 @@ pub(crate) mod tests {
         // The registrar's own address with the token works too.
         trunks.set_resolved(t.id, vec!["192.0.2.10".parse::<IpAddr>().unwrap()]);
         assert_eq!(
-            routed_to(route_inbound(&trunks, from("192.0.2.10:5060"), &token, "5550100")),
+            routed_to(route_inbound(
+                &trunks,
+                from("192.0.2.10:5060"),
+                &token,
+                "5550100"
+            )),
             Some((1, "101".into()))
         );
         // Disabled or an ip trunk: the token names nothing.

@@ -172,4 +172,3 @@ pub fn refused_call(bench: &mut Bench, caller: Peer) -> (Message, (String, Strin
     );
     (refused, status)
 }
-

@@ -393,9 +393,15 @@ mod tests {
         assert!(matches!(i.judge(Bytes::from(request)), Verdict::Forward(_)));
         // Its task gone, or removed: to the shard again.
         drop(rx);
-        assert!(matches!(i.judge(response("trunk-reg-1")), Verdict::Forward(_)));
+        assert!(matches!(
+            i.judge(response("trunk-reg-1")),
+            Verdict::Forward(_)
+        ));
         i.taps.remove("trunk-reg-1");
-        assert!(matches!(i.judge(response("trunk-reg-1")), Verdict::Forward(_)));
+        assert!(matches!(
+            i.judge(response("trunk-reg-1")),
+            Verdict::Forward(_)
+        ));
     }
 
     #[test]

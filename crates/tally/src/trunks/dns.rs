@@ -370,7 +370,9 @@ impl Resolver {
                 for r in &records {
                     match self.addresses(&r.target, r.port).await {
                         Ok(found) => all.extend(found),
-                        Err(e) => tracing::debug!(target = %r.target, error = %e, "SRV target does not resolve"),
+                        Err(e) => {
+                            tracing::debug!(target = %r.target, error = %e, "SRV target does not resolve")
+                        }
                     }
                 }
                 return match all.is_empty() {
@@ -450,7 +452,14 @@ mod tests {
             &[
                 (TYPE_SRV, srv_data(10, 60, 5070, "sip1.carrier.example")),
                 (TYPE_A, vec![192, 0, 2, 7]),
-                (TYPE_AAAA, [0x20, 1, 0x0d, 0xb8].into_iter().chain([0; 11]).chain([1]).collect()),
+                (
+                    TYPE_AAAA,
+                    [0x20, 1, 0x0d, 0xb8]
+                        .into_iter()
+                        .chain([0; 11])
+                        .chain([1])
+                        .collect(),
+                ),
                 (99, vec![1, 2, 3]),
             ],
         );
@@ -526,8 +535,14 @@ mod tests {
     #[test]
     fn hosts_and_ports_split() {
         assert_eq!(split_host_port("proxy.example"), ("proxy.example", None));
-        assert_eq!(split_host_port("proxy.example:5070"), ("proxy.example", Some(5070)));
-        assert_eq!(split_host_port("[2001:db8::5]:5070"), ("2001:db8::5", Some(5070)));
+        assert_eq!(
+            split_host_port("proxy.example:5070"),
+            ("proxy.example", Some(5070))
+        );
+        assert_eq!(
+            split_host_port("[2001:db8::5]:5070"),
+            ("2001:db8::5", Some(5070))
+        );
         assert_eq!(split_host_port("[2001:db8::5]"), ("2001:db8::5", None));
         assert_eq!(split_host_port("2001:db8::5"), ("2001:db8::5", None));
     }

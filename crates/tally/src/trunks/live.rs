@@ -316,11 +316,8 @@ impl Targets {
         if fresh && !force {
             return;
         }
-        let looked_up = tokio::time::timeout(
-            super::RESOLVE_TIMEOUT,
-            resolver.trunk_targets(trunk),
-        )
-        .await;
+        let looked_up =
+            tokio::time::timeout(super::RESOLVE_TIMEOUT, resolver.trunk_targets(trunk)).await;
         self.resolved_at = Some(Instant::now());
         match looked_up {
             Ok(Ok(list)) => {
@@ -466,10 +463,11 @@ async fn run(
                 if let Err(e) = &sent {
                     tracing::debug!(trunk = %trunk.name, host = %trunk.host, error = %e, register = is_register, "trunk request not sent");
                 }
-                if sent.is_err() && is_register {
-                    if let Some(client) = registration.as_mut() {
-                        client.handle_transport_error(Instant::now());
-                    }
+                if sent.is_err()
+                    && is_register
+                    && let Some(client) = registration.as_mut()
+                {
+                    client.handle_transport_error(Instant::now());
                 }
             }
             continue;
@@ -529,6 +527,9 @@ async fn send(
         net.tcp.open(to).await.map_err(|e| e.to_string())?;
     }
     net.transmitter
-        .send(Peer::new(transport, to), Bytes::copy_from_slice(message.as_bytes()))
+        .send(
+            Peer::new(transport, to),
+            Bytes::copy_from_slice(message.as_bytes()),
+        )
         .map_err(|e| e.to_string())
 }

@@ -13,9 +13,10 @@
 //!
 //! A load also carries who may dial out (users' `outbound_allowed` and
 //! `outbound_caller_id`, tenants' `max_outbound_calls`) and where each
-//! trunk's INVITEs go when its host is a name (resolved here, A/AAAA, so
-//! the sans-IO engine never waits on DNS; a name that does not resolve
-//! leaves the trunk skipped by outbound routing, reported per call).
+//! trunk's INVITEs go when its host is a name (resolved here, SRV then
+//! A/AAAA: [`dns`], so the sans-IO engine never waits on DNS; a name that
+//! does not resolve leaves the trunk skipped by outbound routing, reported
+//! per call).
 
 pub mod dns;
 pub mod live;

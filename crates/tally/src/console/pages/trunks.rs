@@ -78,7 +78,10 @@ pub(super) const INBOUND_FIELDS: &[Field] = &[
         Kind::Select(&[
             ("extension", "extension"),
             ("ring_group", "ring group"),
-            ("external", "outside number (out again by the outbound rules)"),
+            (
+                "external",
+                "outside number (out again by the outbound rules)",
+            ),
         ]),
     ),
     Field::new(
