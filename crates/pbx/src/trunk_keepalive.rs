@@ -288,4 +288,40 @@ mod tests {
             "up at the first answer"
         );
     }
+
+    #[test]
+    fn udp_probes_are_sent_again_until_answered_and_tcp_ones_are_not() {
+        let t0 = Instant::now();
+        let t = trunk(1, 10, TrunkKind::Ip, &["192.0.2.1"]);
+        let mut k = KeepAlive::new(&t, "192.0.2.9:5060", 3, t0);
+        let first = probe(&mut k, t0);
+        let mut copies = Vec::new();
+        while let Some(at) = k.poll_timeout().filter(|at| *at < t0 + PROBE_TIMEOUT) {
+            k.handle_timeout(at);
+            match k.poll_output() {
+                Some(KeepAliveOutput::Send(m)) => {
+                    assert_eq!(m.as_bytes(), first.as_bytes(), "the same probe");
+                    copies.push(at - t0);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        let ms: Vec<u128> = copies.iter().map(Duration::as_millis).collect();
+        assert_eq!(ms, [500, 1500, 3500]);
+        // Answered (late, to a copy): up, and nothing more is sent.
+        let ok = ResponseBuilder::reply(&first, 200).build().unwrap();
+        assert!(k.handle_response(t0 + Duration::from_millis(3600), &ok));
+        assert!(matches!(k.state(), Reachability::Up { .. }));
+        assert_eq!(k.poll_timeout(), Some(t0 + INTERVAL));
+        // Over TCP: one copy, then only the probe's deadline.
+        let mut t = t;
+        t.transport = TrunkTransport::Tcp;
+        let mut k = KeepAlive::new(&t, "192.0.2.9:5060", 3, t0);
+        let first = probe(&mut k, t0);
+        assert_eq!(
+            first.request_uri_str(),
+            Some("sip:carrier.example:5060;transport=tcp")
+        );
+        assert_eq!(k.poll_timeout(), Some(t0 + PROBE_TIMEOUT));
+    }
 }
