@@ -387,7 +387,11 @@ async fn run(
         call_ids,
     };
     drop(tap);
-    update(&states, id, |_| {});
+    // A register trunk shows `registering` from the start.
+    let first = registration
+        .as_ref()
+        .map(|c| registration_view(c.state(), 0, now));
+    update(&states, id, |s| s.registration = first);
     let mut targets = Targets {
         list: Vec::new(),
         index: 0,
