@@ -151,9 +151,12 @@ impl Tcp {
     /// the PBX's INVITEs to the carrier reuse it
     /// ([`Transmitter::send`](super::Transmitter::send) finds it by the
     /// carrier's address).
-    pub async fn open(self: &Arc<Self>, peer: SocketAddr) -> Result<(), SendError> {
+    ///
+    /// `true` when a new connection was opened (the carrier's registration
+    /// bound to the old one is then of no use for its calls).
+    pub async fn open(self: &Arc<Self>, peer: SocketAddr) -> Result<bool, SendError> {
         if self.connections.queue(peer).is_some() {
-            return Ok(());
+            return Ok(false);
         }
         if *self.stop.borrow() {
             return Err(SendError::NoConnection(peer));
@@ -163,7 +166,7 @@ impl Tcp {
             .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
         if self.connections.queue(peer).is_some() {
             // Another task connected meanwhile: use its connection.
-            return Ok(());
+            return Ok(true);
         }
         let (queue, outgoing) = mpsc::channel(SEND_QUEUE);
         self.admit(Transport::Tcp, peer, queue.clone())?;
@@ -177,7 +180,7 @@ impl Tcp {
             queue,
             outgoing,
         ));
-        Ok(())
+        Ok(true)
     }
 
     /// Whether a connection to `peer` is open.

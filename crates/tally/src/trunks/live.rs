@@ -56,6 +56,10 @@ use crate::transport::{Inbound, Transmitter, tcp::Tcp};
 
 /// How often a TCP trunk's task checks that its connection is open.
 pub const TCP_CHECK: Duration = Duration::from_secs(2);
+/// At most one registration per this long because a TCP connection was
+/// lost (a carrier that closes every connection must not get a REGISTER
+/// every [`TCP_CHECK`]); the regular refresh still runs.
+pub const RECONNECT_EVERY: Duration = Duration::from_secs(30);
 /// How long resolved targets are used before they are looked up again.
 pub const RESOLVE_EVERY: Duration = Duration::from_secs(300);
 
@@ -309,11 +313,11 @@ impl Targets {
         self.list.get(self.index).copied()
     }
 
-    async fn refresh(&mut self, resolver: &Resolver, trunk: &Trunk, force: bool) {
+    async fn refresh(&mut self, resolver: &Resolver, trunk: &Trunk) {
         let fresh = self
             .resolved_at
             .is_some_and(|at| at.elapsed() < RESOLVE_EVERY && !self.list.is_empty());
-        if fresh && !force {
+        if fresh {
             return;
         }
         let looked_up =
@@ -400,8 +404,10 @@ async fn run(
     };
     // Targets tried (and failed) in this round of registration.
     let mut failed_in_round = 0usize;
-    // The connection registered on (TCP), to notice it closing.
+    // The connection registered on (TCP), to notice it closing, and when
+    // that last made the trunk register again.
     let mut registered_on: Option<SocketAddr> = None;
+    let mut reconnected: Option<Instant> = None;
     loop {
         let mut outgoing = Vec::new();
         if let Some(client) = registration.as_mut() {
@@ -461,11 +467,25 @@ async fn run(
         if !outgoing.is_empty() {
             // A new registration round (or the first probe of an ip trunk)
             // looks the host up again; otherwise every RESOLVE_EVERY.
-            targets.refresh(&net.resolver, &trunk, false).await;
+            targets.refresh(&net.resolver, &trunk).await;
             for (message, is_register) in outgoing {
                 let sent = send(&net, transport, targets.current(), message).await;
                 if let Err(e) = &sent {
                     tracing::debug!(trunk = %trunk.name, host = %trunk.host, error = %e, register = is_register, "trunk request not sent");
+                }
+                // A probe opened a new connection under a registration
+                // bound to the old one: register on this one.
+                if sent == Ok(true)
+                    && !is_register
+                    && let Some(client) = registration.as_mut()
+                    && registered_on.is_some()
+                {
+                    registered_on = None;
+                    if reconnected.is_none_or(|at| at.elapsed() >= RECONNECT_EVERY) {
+                        tracing::info!(trunk = %trunk.name, "new connection to the carrier: registering again");
+                        reconnected = Some(Instant::now());
+                        client.register_now(Instant::now());
+                    }
                 }
                 if sent.is_err()
                     && is_register
@@ -507,9 +527,11 @@ async fn run(
                 if let (Some(peer), Some(client)) = (registered_on, registration.as_mut())
                     && transport == Transport::Tcp
                     && !net.tcp.is_open(peer)
+                    && reconnected.is_none_or(|at| at.elapsed() >= RECONNECT_EVERY)
                 {
                     tracing::info!(trunk = %trunk.name, %peer, "the registration's connection closed: registering again");
                     registered_on = None;
+                    reconnected = Some(now);
                     client.register_now(now);
                 }
             }
@@ -519,21 +541,23 @@ async fn run(
 }
 
 /// Sends `message` to `to` over `transport`, opening the connection
-/// first on TCP.
+/// first on TCP; `true` when a new connection was opened for it.
 async fn send(
     net: &Net,
     transport: Transport,
     to: Option<SocketAddr>,
     message: Message,
-) -> Result<(), String> {
+) -> Result<bool, String> {
     let to = to.ok_or_else(|| "the host does not resolve".to_owned())?;
-    if transport == Transport::Tcp {
-        net.tcp.open(to).await.map_err(|e| e.to_string())?;
-    }
+    let opened = match transport {
+        Transport::Tcp => net.tcp.open(to).await.map_err(|e| e.to_string())?,
+        _ => false,
+    };
     net.transmitter
         .send(
             Peer::new(transport, to),
             Bytes::copy_from_slice(message.as_bytes()),
         )
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    Ok(opened)
 }
