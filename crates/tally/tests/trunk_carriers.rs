@@ -325,7 +325,12 @@ fn tcp_carrier_both_ways(dir: &std::path::Path, extra: &[&str]) {
     // Out: 101 dials a national number; the INVITE reuses the connection.
     let caller = Phone::new("101", &demo.password("101"), DEMO_DOMAIN, demo.server.sip);
     let call = caller.invite("0612345678", |_| {});
-    assert_eq!(call.status, 486, "the carrier's answer");
+    assert_eq!(
+        call.status,
+        486,
+        "the carrier's answer\n{}",
+        demo.server.stderr()
+    );
     let invites = carrier.requests("INVITE");
     assert_eq!(invites.len(), 1, "{}", demo.server.stderr());
     assert_eq!(
