@@ -5,8 +5,11 @@
 //! from another address than its registrar's, to the Contact Tally
 //! registered (and what is refused from there); a carrier found by SRV
 //! through the test's own DNS server, failing over from a server answering
-//! 503 to the next one, for registration and calls. The carriers and the
-//! DNS server are this file's own small loopback programs.
+//! 503 to the next one, for registration and calls; a DID whose rule
+//! names an outside number, sent out again by another carrier (`in2out`),
+//! with its bad input refused by field. The carriers and the DNS server
+//! are this file's own small loopback programs. The TCP and outside-DID
+//! flows run on SQLite and, with `TALLY_TEST_POSTGRES_URL`, PostgreSQL.
 
 mod common;
 
