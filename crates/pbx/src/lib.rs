@@ -67,6 +67,7 @@ pub mod routing;
 pub mod trunk;
 pub mod trunk_keepalive;
 pub mod trunk_registration;
+mod trunk_retransmit;
 
 pub use call::{
     LegRole, LegState, LegView, NotFollowed, RELEASE_AFTER, RoutingNotice, SessionState,

@@ -15,7 +15,11 @@
 //! - **Where a carrier's INVITE comes from identifies the trunk.** `ip`
 //!   trunks list their source networks (and optionally a port); a
 //!   `register` trunk's carrier sends from the addresses its host resolves
-//!   to, which the runtime writes with [`Trunks::set_resolved`].
+//!   to, which the runtime writes with [`Trunks::set_resolved`], or names
+//!   in its Request-URI the Contact the PBX registered
+//!   ([`contact_user`]: an unguessable token per trunk, so a carrier
+//!   calling from another address than its registrar's is still known,
+//!   and nobody else is).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -267,6 +271,22 @@ impl fmt::Debug for Trunk {
     }
 }
 
+/// The user part of the Contact a `register` trunk registers
+/// (`t` and 16 hex digits): derived from the trunk's id and password
+/// (SHA-256), so it is stable across restarts and re-registrations and
+/// cannot be guessed without the password. A carrier calling it names
+/// the trunk; the engine takes such an INVITE as that trunk's whatever
+/// its source address ([`crate::routing::route_inbound`]).
+pub fn contact_user(trunk: &Trunk) -> String {
+    let hash = sip::auth::ha1(
+        sip::auth::DigestHash::Sha256,
+        "tally-trunk-contact",
+        &trunk.id.to_string(),
+        &trunk.password,
+    );
+    format!("t{}", &hash[..16])
+}
+
 /// How a DID rule compares the called number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DidMatch {
@@ -299,13 +319,17 @@ pub enum InboundDestination {
     /// A ring group of the tenant, by its number (one number space with
     /// the extensions, so the router finds it the same way).
     RingGroup(Extension),
+    /// A number outside the PBX, as dialled by an extension: the call
+    /// leaves again by the tenant's outbound rules (`in2out`).
+    External(String),
 }
 
 impl InboundDestination {
     /// The number the call is routed to.
-    pub fn number(&self) -> &Extension {
+    pub fn number(&self) -> &str {
         match self {
-            InboundDestination::Extension(n) | InboundDestination::RingGroup(n) => n,
+            InboundDestination::Extension(n) | InboundDestination::RingGroup(n) => n.as_str(),
+            InboundDestination::External(n) => n,
         }
     }
 }
@@ -476,8 +500,12 @@ pub struct Trunks {
     /// `register` trunks: the addresses their host resolved to.
     resolved: HashMap<TrunkId, Vec<IpAddr>>,
     /// Where INVITEs to a trunk go when its host (or outbound proxy) is a
-    /// name: what the runtime resolved.
-    destinations: HashMap<TrunkId, SocketAddr>,
+    /// name: what the runtime resolved (SRV targets in RFC 3263 order,
+    /// then each one's addresses).
+    destinations: HashMap<TrunkId, Vec<SocketAddr>>,
+    /// `register` trunks by the user part of the Contact they register
+    /// ([`contact_user`]).
+    contacts: HashMap<String, TrunkId>,
     /// Per tenant.
     policies: HashMap<TenantId, OutboundPolicy>,
 }
@@ -499,7 +527,9 @@ impl Trunks {
     ) {
         let kept: Vec<TrunkId> = trunks.iter().map(|t| t.id).collect();
         for id in self.by_tenant.remove(&tenant).unwrap_or_default() {
-            self.trunks.remove(&id);
+            if let Some(old) = self.trunks.remove(&id) {
+                self.contacts.remove(&contact_user(&old));
+            }
             self.inbound.remove(&id);
             if !kept.contains(&id) {
                 self.resolved.remove(&id);
@@ -508,6 +538,9 @@ impl Trunks {
         }
         for trunk in trunks.into_iter().filter(|t| t.tenant_id == tenant) {
             self.by_tenant.entry(tenant).or_default().push(trunk.id);
+            if trunk.kind == TrunkKind::Register {
+                self.contacts.insert(contact_user(&trunk), trunk.id);
+            }
             self.trunks.insert(trunk.id, trunk);
         }
         for rule in inbound {
@@ -537,18 +570,45 @@ impl Trunks {
     }
 
     /// Records where INVITEs to trunk `id` go (its host or outbound proxy,
-    /// resolved by the runtime).
-    pub fn set_destination(&mut self, id: TrunkId, address: SocketAddr) {
-        if self.trunks.contains_key(&id) {
-            self.destinations.insert(id, address);
+    /// resolved by the runtime), in the order to try them.
+    pub fn set_destinations(&mut self, id: TrunkId, addresses: Vec<SocketAddr>) {
+        if self.trunks.contains_key(&id) && !addresses.is_empty() {
+            self.destinations.insert(id, addresses);
         }
     }
 
-    /// Where INVITEs to `trunk` go: its outbound proxy, else its host and
-    /// port, when written as an address; else what the runtime resolved
-    /// ([`Trunks::set_destination`]); `None` when nothing is known yet.
+    /// Where INVITEs to `trunk` go, in the order to try them (an outbound
+    /// call fails over from one to the next like from one trunk to the
+    /// next): its outbound proxy, else its host and port, when written as
+    /// an address; else what the runtime resolved
+    /// ([`Trunks::set_destinations`]); empty when nothing is known yet.
+    pub fn destinations(&self, trunk: &Trunk) -> Vec<SocketAddr> {
+        match self.literal_destination(trunk) {
+            Some(address) => vec![address],
+            None => self
+                .destinations
+                .get(&trunk.id)
+                .cloned()
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The first of [`Trunks::destinations`].
     pub fn destination(&self, trunk: &Trunk) -> Option<SocketAddr> {
-        let literal = match &trunk.outbound_proxy {
+        self.destinations(trunk).first().copied()
+    }
+
+    /// The `register` trunk whose registered Contact has `user` as user
+    /// part ([`contact_user`]), if it is enabled.
+    pub fn by_contact_user(&self, user: &str) -> Option<&Trunk> {
+        self.contacts
+            .get(user)
+            .and_then(|id| self.trunks.get(id))
+            .filter(|t| t.enabled)
+    }
+
+    fn literal_destination(&self, trunk: &Trunk) -> Option<SocketAddr> {
+        match &trunk.outbound_proxy {
             Some(proxy) => proxy.parse::<SocketAddr>().ok().or_else(|| {
                 proxy
                     .parse::<IpAddr>()
@@ -560,8 +620,7 @@ impl Trunks {
                 .parse::<IpAddr>()
                 .ok()
                 .map(|ip| SocketAddr::new(ip, trunk.port)),
-        };
-        literal.or_else(|| self.destinations.get(&trunk.id).copied())
+        }
     }
 
     /// Records what a `register` trunk's host resolves to now.

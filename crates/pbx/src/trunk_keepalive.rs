@@ -10,7 +10,9 @@
 //! - **Down after two probes in a row go unanswered** (each gets
 //!   [`PROBE_TIMEOUT`]): one lost datagram must not take a trunk out of
 //!   routing. Up again at the first answer.
-//! - Probes every [`INTERVAL`]; the first at start.
+//! - Probes every [`INTERVAL`]; the first at start. Over UDP a probe is
+//!   sent again until answered (Timer E, [`crate::trunk_retransmit`]):
+//!   at 0, 0.5, 1.5 and 3.5 s within its [`PROBE_TIMEOUT`].
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -21,6 +23,7 @@ use sip::message::{Message, Method};
 
 use crate::ids::IdSource;
 use crate::trunk::{Trunk, TrunkTransport};
+use crate::trunk_retransmit::Retransmit;
 
 /// Time between probes.
 pub const INTERVAL: Duration = Duration::from_secs(30);
@@ -64,6 +67,8 @@ pub struct KeepAlive {
     next_probe: Instant,
     misses: u32,
     state: Reachability,
+    reliable: bool,
+    retransmit: Option<Retransmit>,
     out: VecDeque<KeepAliveOutput>,
 }
 
@@ -92,6 +97,8 @@ impl KeepAlive {
             next_probe: now,
             misses: 0,
             state: Reachability::Unknown,
+            reliable: trunk.transport != TrunkTransport::Udp,
+            retransmit: None,
             out: VecDeque::new(),
         }
     }
@@ -104,10 +111,16 @@ impl KeepAlive {
         self.out.pop_front()
     }
 
+    /// The Call-ID of every probe: the runtime routes answers by it.
+    pub fn call_id(&self) -> &str {
+        &self.call_id
+    }
+
     pub fn poll_timeout(&self) -> Option<Instant> {
-        Some(match self.waiting {
-            Some((_, _, deadline)) => deadline,
-            None => self.next_probe,
+        Some(match (self.waiting, &self.retransmit) {
+            (Some((_, _, deadline)), Some(r)) => deadline.min(r.at()),
+            (Some((_, _, deadline)), None) => deadline,
+            (None, _) => self.next_probe,
         })
     }
 
@@ -115,12 +128,18 @@ impl KeepAlive {
         match self.waiting {
             Some((_, _, deadline)) if now >= deadline => {
                 self.waiting = None;
+                self.retransmit = None;
                 self.misses = self.misses.saturating_add(1);
                 if self.misses >= MISSES_FOR_DOWN {
                     self.set(Reachability::Down);
                 }
             }
             None if now >= self.next_probe => self.probe(now),
+            Some(_) => {
+                if let Some(again) = self.retransmit.as_mut().and_then(|r| r.due(now)) {
+                    self.out.push_back(KeepAliveOutput::Send(Box::new(again)));
+                }
+            }
             _ => {}
         }
     }
@@ -135,10 +154,17 @@ impl KeepAlive {
             && response
                 .cseq()
                 .is_ok_and(|c| c.seq == cseq && c.method == Method::Options);
-        if !ours || response.status().is_some_and(|s| s < 200) {
-            return ours;
+        if !ours {
+            return false;
+        }
+        if response.status().is_some_and(|s| s < 200) {
+            if let Some(r) = self.retransmit.as_mut() {
+                r.proceeding(now);
+            }
+            return true;
         }
         self.waiting = None;
+        self.retransmit = None;
         self.misses = 0;
         self.set(Reachability::Up {
             rtt: now.saturating_duration_since(sent),
@@ -175,6 +201,7 @@ impl KeepAlive {
         // The request is made of values checked at provisioning; should it
         // still not build, the probe counts as unanswered.
         if let Ok(message) = built {
+            self.retransmit = Retransmit::start(&message, self.reliable, now);
             self.out.push_back(KeepAliveOutput::Send(Box::new(message)));
         }
         self.waiting = Some((self.cseq, now, now + PROBE_TIMEOUT));
@@ -260,5 +287,41 @@ mod tests {
             matches!(k.state(), Reachability::Up { .. }),
             "up at the first answer"
         );
+    }
+
+    #[test]
+    fn udp_probes_are_sent_again_until_answered_and_tcp_ones_are_not() {
+        let t0 = Instant::now();
+        let t = trunk(1, 10, TrunkKind::Ip, &["192.0.2.1"]);
+        let mut k = KeepAlive::new(&t, "192.0.2.9:5060", 3, t0);
+        let first = probe(&mut k, t0);
+        let mut copies = Vec::new();
+        while let Some(at) = k.poll_timeout().filter(|at| *at < t0 + PROBE_TIMEOUT) {
+            k.handle_timeout(at);
+            match k.poll_output() {
+                Some(KeepAliveOutput::Send(m)) => {
+                    assert_eq!(m.as_bytes(), first.as_bytes(), "the same probe");
+                    copies.push(at - t0);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        let ms: Vec<u128> = copies.iter().map(Duration::as_millis).collect();
+        assert_eq!(ms, [500, 1500, 3500]);
+        // Answered (late, to a copy): up, and nothing more is sent.
+        let ok = ResponseBuilder::reply(&first, 200).build().unwrap();
+        assert!(k.handle_response(t0 + Duration::from_millis(3600), &ok));
+        assert!(matches!(k.state(), Reachability::Up { .. }));
+        assert_eq!(k.poll_timeout(), Some(t0 + INTERVAL));
+        // Over TCP: one copy, then only the probe's deadline.
+        let mut t = t;
+        t.transport = TrunkTransport::Tcp;
+        let mut k = KeepAlive::new(&t, "192.0.2.9:5060", 3, t0);
+        let first = probe(&mut k, t0);
+        assert_eq!(
+            first.request_uri_str(),
+            Some("sip:carrier.example:5060;transport=tcp")
+        );
+        assert_eq!(k.poll_timeout(), Some(t0 + PROBE_TIMEOUT));
     }
 }

@@ -24,9 +24,16 @@
 //!   30 minutes; a `Retry-After` (503) is honoured when it is longer. A
 //!   success resets it. A 423 takes the carrier's `Min-Expires` and tries
 //!   again at once.
-//! - **Retransmissions are the transaction layer's** (`sip::transaction`
-//!   in the runtime); here an attempt with no final answer after 32 s
-//!   (64·T1) is a failure, as is a transport error.
+//! - **Retransmission is the client's own** over UDP (Timer E:
+//!   [`crate::trunk_retransmit`], T1 doubling to T2, T2 once a 1xx came);
+//!   an attempt with no final answer after 32 s (64·T1, Timer F) is a
+//!   failure, as is a transport error. Over TCP nothing is sent twice.
+//! - **The Contact's user is the trunk's own token**
+//!   ([`crate::trunk::contact_user`]), not its account name: a carrier
+//!   that calls the registered Contact names the trunk in the
+//!   Request-URI, and inbound routing knows the trunk from it even when
+//!   the carrier calls from another address than the registrar's
+//!   ([`crate::routing::route_inbound`]).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -37,7 +44,8 @@ use sip::header::HeaderName;
 use sip::message::{Message, Method};
 
 use crate::ids::IdSource;
-use crate::trunk::{Trunk, TrunkId, TrunkTransport};
+use crate::trunk::{Trunk, TrunkId, TrunkTransport, contact_user};
+use crate::trunk_retransmit::Retransmit;
 
 /// How long an attempt waits for a final response (64·T1).
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(32);
@@ -114,6 +122,9 @@ pub struct TrunkRegistration {
     step: Step,
     state: RegistrationState,
     failures: u32,
+    reliable: bool,
+    /// The REGISTER in flight, sent again until answered (UDP).
+    retransmit: Option<Retransmit>,
     out: VecDeque<RegistrationOutput>,
 }
 
@@ -152,7 +163,7 @@ impl TrunkRegistration {
             trunk: trunk.id,
             registrar,
             aor: format!("sip:{}@{}", trunk.username, bracketed(trunk.from_host())),
-            contact: format!("<sip:{}@{contact}{param}>", trunk.username),
+            contact: format!("<sip:{}@{contact}{param}>", contact_user(trunk)),
             via: format!("SIP/2.0/{transport} {sent_by}"),
             realm: trunk.realm.clone(),
             expires: trunk.register_expires,
@@ -164,6 +175,8 @@ impl TrunkRegistration {
             step: Step::Idle { at: now },
             state: RegistrationState::Registering,
             failures: 0,
+            reliable: trunk.transport != TrunkTransport::Udp,
+            retransmit: None,
             out: VecDeque::new(),
         }
     }
@@ -181,6 +194,12 @@ impl TrunkRegistration {
         self.failures
     }
 
+    /// The Call-ID of every REGISTER of this client: the runtime routes
+    /// the carrier's answers to it by this.
+    pub fn call_id(&self) -> &str {
+        &self.call_id
+    }
+
     pub fn poll_output(&mut self) -> Option<RegistrationOutput> {
         self.out.pop_front()
     }
@@ -188,7 +207,10 @@ impl TrunkRegistration {
     pub fn poll_timeout(&self) -> Option<Instant> {
         Some(match self.step {
             Step::Idle { at } => at,
-            Step::Waiting { deadline, .. } => deadline,
+            Step::Waiting { deadline, .. } => match &self.retransmit {
+                Some(r) => r.at().min(deadline),
+                None => deadline,
+            },
         })
     }
 
@@ -198,7 +220,21 @@ impl TrunkRegistration {
             Step::Waiting { deadline, .. } if now >= deadline => {
                 self.fail(now, RegistrationError::NoResponse, None)
             }
+            Step::Waiting { .. } => {
+                if let Some(again) = self.retransmit.as_mut().and_then(|r| r.due(now)) {
+                    self.out.push_back(RegistrationOutput::Send(again));
+                }
+            }
             _ => {}
+        }
+    }
+
+    /// Sends the next REGISTER now rather than at its time (the runtime
+    /// moved to another of the carrier's servers, or its connection was
+    /// lost); nothing while one is in flight.
+    pub fn register_now(&mut self, now: Instant) {
+        if let Step::Idle { at } = &mut self.step {
+            *at = now;
         }
     }
 
@@ -226,7 +262,11 @@ impl TrunkRegistration {
             return false;
         };
         match code {
-            100..=199 => {}
+            100..=199 => {
+                if let Some(r) = self.retransmit.as_mut() {
+                    r.proceeding(now);
+                }
+            }
             200..=299 => self.registered(now, response),
             401 | 407 if challenged => self.fail(now, RegistrationError::ChallengedTwice, None),
             401 | 407 => self.answer_challenge(now, response, code),
@@ -302,6 +342,7 @@ impl TrunkRegistration {
             lifetime / 2
         };
         self.failures = 0;
+        self.retransmit = None;
         self.step = Step::Idle { at: now + refresh };
         self.set_state(RegistrationState::Registered {
             until: now + lifetime,
@@ -314,6 +355,7 @@ impl TrunkRegistration {
             .saturating_mul(1 << (self.failures - 1).min(16))
             .min(MAX_BACKOFF);
         let wait = retry_after.map_or(backoff, |r| r.max(backoff));
+        self.retransmit = None;
         self.step = Step::Idle { at: now + wait };
         self.set_state(RegistrationState::Failed {
             error,
@@ -359,6 +401,7 @@ impl TrunkRegistration {
                 if !matches!(self.state, RegistrationState::Registered { .. }) {
                     self.set_state(RegistrationState::Registering);
                 }
+                self.retransmit = Retransmit::start(&message, self.reliable, now);
                 self.out.push_back(RegistrationOutput::Send(message));
             }
             Err(e) => self.fail(now, RegistrationError::Build(e.to_string()), None),
@@ -471,7 +514,10 @@ mod tests {
             200,
             &[(
                 HeaderName::Contact,
-                format!("<sip:15550100@{LOCAL}>;expires=120"),
+                format!(
+                    "{};expires=120",
+                    second.header(HeaderName::Contact).unwrap()
+                ),
             )],
         );
         assert!(c.handle_response(t0, &ok));
@@ -493,6 +539,71 @@ mod tests {
         assert_eq!(refresh.call_id().unwrap(), first.call_id().unwrap());
         // A stale answer (the earlier CSeq) changes nothing.
         assert!(!c.handle_response(t0, &ok));
+    }
+
+    #[test]
+    fn udp_registers_are_retransmitted_until_answered_and_tcp_ones_are_not() {
+        let t0 = Instant::now();
+        let mut c = client(t0);
+        c.handle_timeout(t0);
+        let first = sent(&mut c);
+        let contact = first.header(HeaderName::Contact).unwrap().to_owned();
+        let mut t = trunk(1, 10, TrunkKind::Register, &[]);
+        t.password = "carrier-secret".into();
+        assert_eq!(contact, format!("<sip:{}@{LOCAL}>", contact_user(&t)));
+        // Timer E: 0.5 s, then 1 s, the same request each time.
+        assert_eq!(c.poll_timeout(), Some(t0 + Duration::from_millis(500)));
+        c.handle_timeout(t0 + Duration::from_millis(500));
+        let again = sent(&mut c);
+        assert_eq!(again.as_bytes(), first.as_bytes());
+        assert_eq!(c.poll_timeout(), Some(t0 + Duration::from_millis(1500)));
+        // A 100 Trying: every T2 from now.
+        let trying = answer(&first, 100, &[]);
+        assert!(c.handle_response(t0 + Duration::from_millis(600), &trying));
+        assert_eq!(c.poll_timeout(), Some(t0 + Duration::from_millis(4600)));
+        // Timer F still ends it: no final answer in 32 s is a failure.
+        let mut now = t0;
+        let mut copies = 0;
+        while now < t0 + ATTEMPT_TIMEOUT {
+            now = c.poll_timeout().unwrap();
+            c.handle_timeout(now);
+            while let Some(o) = c.poll_output() {
+                if let RegistrationOutput::Send(m) = o {
+                    assert_eq!(m.as_bytes(), first.as_bytes());
+                    copies += 1;
+                }
+            }
+        }
+        assert_eq!(copies, 7, "every 4 s from 4.6 s to 28.6 s");
+        assert!(matches!(
+            c.state(),
+            RegistrationState::Failed {
+                error: RegistrationError::NoResponse,
+                ..
+            }
+        ));
+        // Over TCP the transport delivers: only Timer F runs.
+        t.transport = TrunkTransport::Tcp;
+        let mut c = TrunkRegistration::new(&t, LOCAL, LOCAL, 42, t0);
+        c.handle_timeout(t0);
+        let first = sent(&mut c);
+        assert!(
+            first
+                .header(HeaderName::Contact)
+                .unwrap()
+                .ends_with(";transport=tcp>")
+        );
+        assert!(first.via().unwrap().is_transport("TCP"));
+        assert_eq!(c.poll_timeout(), Some(t0 + ATTEMPT_TIMEOUT));
+        // register_now does nothing while a REGISTER is in flight, and
+        // sends the next one at once when idle.
+        c.register_now(t0);
+        assert_eq!(c.poll_timeout(), Some(t0 + ATTEMPT_TIMEOUT));
+        c.handle_transport_error(t0);
+        let retry = c.poll_timeout().unwrap();
+        assert!(retry > t0 + FIRST_BACKOFF - Duration::from_secs(1));
+        c.register_now(t0 + Duration::from_secs(1));
+        assert_eq!(c.poll_timeout(), Some(t0 + Duration::from_secs(1)));
     }
 
     #[test]

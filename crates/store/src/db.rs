@@ -528,6 +528,11 @@ pub(crate) const SQLITE_MIGRATIONS: Embedded = &[
         "recording_settings",
         include_str!("../migrations/sqlite/0021_recording_settings.sql"),
     ),
+    (
+        22,
+        "did_to_external",
+        include_str!("../migrations/sqlite/0022_did_to_external.sql"),
+    ),
 ];
 pub(crate) const POSTGRES_MIGRATIONS: Embedded = &[
     (
@@ -619,6 +624,11 @@ pub(crate) const POSTGRES_MIGRATIONS: Embedded = &[
         21,
         "recording_settings",
         include_str!("../migrations/postgres/0021_recording_settings.sql"),
+    ),
+    (
+        22,
+        "did_to_external",
+        include_str!("../migrations/postgres/0022_did_to_external.sql"),
     ),
 ];
 

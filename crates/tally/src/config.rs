@@ -122,6 +122,17 @@ pub struct Config {
     pub recordings: RecordingsConfig,
     pub transfer: TransferConfig,
     pub security: SecurityConfig,
+    pub trunks: TrunksConfig,
+}
+
+/// `[trunks]`: how the trunks' carriers are found (`trunks::dns`).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrunksConfig {
+    /// The DNS server (`ip:port`) asked for trunk hosts' SRV and A/AAAA
+    /// records; `None`: `/etc/resolv.conf`'s for SRV, the system
+    /// resolver for addresses.
+    pub dns_server: Option<SocketAddr>,
 }
 
 /// `[transfer]`: calls handed on by REFER (`pbx::call::transfer`).
@@ -413,6 +424,7 @@ impl Default for Config {
             recordings: RecordingsConfig::default(),
             transfer: TransferConfig::default(),
             security: SecurityConfig::default(),
+            trunks: TrunksConfig::default(),
         }
     }
 }

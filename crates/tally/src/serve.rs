@@ -176,7 +176,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     *engine.directory_mut() = directory;
     tracing::info!(tenants, users, "directory loaded");
     // Reloaded after each provisioning change (`trunks::reload`).
-    let trunks = crate::trunks::load(&store)
+    let resolver = crate::trunks::dns::Resolver::new(config.trunks.dns_server);
+    let trunks = crate::trunks::load(&store, &resolver)
         .await
         .context("loading the trunks and routing rules")?;
     *engine.trunks_mut() = trunks.clone();
@@ -291,6 +292,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     ));
     let webhooks = Arc::new(crate::delivery::Webhooks::start(&config, &store, committed).await?);
     let persisted = tokio::spawn(bindings::persist(bindings_rx, store.clone()));
+    let trunk_net = crate::trunks::live::Net {
+        transmitter: transmitter.clone(),
+        tcp: Arc::clone(&tcp),
+        inbound: Arc::clone(&inbound),
+        resolver: resolver.clone(),
+    };
     let mut shard = Shard::new(engine, transmitter, facts_tx, bindings_tx);
     if let Some(media) = media {
         shard = shard.with_media(media);
@@ -299,7 +306,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let trunk_reload = Arc::new(crate::trunks::reload::TrunkReload::new(
         store.clone(),
         shard_tx.clone(),
-        crate::trunks::live::Supervisor::new(config.sip.bind, &advertised),
+        crate::trunks::live::Supervisor::new(trunk_net, &advertised),
+        resolver,
         &trunks,
     ));
     let directory_sync = tokio::spawn(sync_directory(

@@ -187,14 +187,27 @@ impl Lookup<'_> {
         let limit = policy.and_then(|p| p.max_outbound_calls);
         let mut refusal =
             may_dial_out(settings.allowed, self.trunk_calls.outbound(tenant), limit).err();
+        // A trunk whose name resolved to several servers (SRV targets,
+        // several addresses) is one attempt per server, in order: failing
+        // over within a trunk is failing over like between trunks.
         let trunks: Vec<OutboundTrunk> = plan
             .trunks
             .iter()
             .filter(|t| self.trunk_calls.availability(t) == Availability::Available)
-            .map(|t| OutboundTrunk {
-                trunk: (*t).clone(),
-                destination: self.trunks.destination(t),
-                caller_id: caller_id(plan.rule, &settings.caller_id, t, "").to_owned(),
+            .flat_map(|t| {
+                let caller_id = caller_id(plan.rule, &settings.caller_id, t, "").to_owned();
+                let destinations = self.trunks.destinations(t);
+                let destinations = match destinations.is_empty() {
+                    true => vec![None],
+                    false => destinations.into_iter().map(Some).collect(),
+                };
+                destinations
+                    .into_iter()
+                    .map(move |destination| OutboundTrunk {
+                        trunk: (*t).clone(),
+                        destination,
+                        caller_id: caller_id.clone(),
+                    })
             })
             .collect();
         if refusal.is_none() && trunks.is_empty() {

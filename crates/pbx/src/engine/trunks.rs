@@ -17,9 +17,11 @@
 //! - **A carrier's INVITE is checked like a phone's** for what the engine
 //!   cannot carry out (no Contact: `400`; `Max-Forwards: 0`: `483`).
 //! - **The CDR** of a call from a trunk: `direction` `in` (`in2out` when
-//!   its destination forwards every call out by a trunk), `caller` the
-//!   carrier's From user, `callee` the DID rule's extension, `did` the
-//!   user part of the carrier's To, `trunk_name` the trunk.
+//!   its destination forwards every call out by a trunk, or the DID rule
+//!   names an outside number), `caller` the carrier's From user, `callee`
+//!   the DID rule's extension (the rewritten number for an outside one),
+//!   `did` the user part of the carrier's To, `trunk_name` the trunk the
+//!   call came in by (the trunk it leaves by is its target's).
 
 use cdr::{Direction, SessionId, TenantId};
 use sip::builder::ResponseBuilder;
@@ -29,8 +31,9 @@ use sip::{HeaderName, Message};
 
 use super::{Clock, Engine, EngineEvent};
 use crate::call::{Ctx, Inbound, Session, Start, TenantInfo, TrunkUse, leaves_by_trunk};
+use crate::router::Route;
 use crate::routing::{InboundRoute, route_inbound};
-use crate::trunk::{TrunkCalls, Trunks};
+use crate::trunk::{InboundDestination, TrunkCalls, Trunks};
 
 /// Why a carrier's INVITE was refused (the status says how).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -90,7 +93,11 @@ impl Engine {
                 .as_ref()
                 .and_then(|u| u.sip()),
         );
-        let (trunk, rule) = match route_inbound(&self.trunks, peer.addr, &called) {
+        let to_user = request
+            .to()
+            .map(|to| user_of(to.uri.sip()))
+            .unwrap_or_default();
+        let (trunk, rule) = match route_inbound(&self.trunks, peer.addr, &called, &to_user) {
             InboundRoute::UnknownSource => return Some(request),
             InboundRoute::NoRule { trunk } => {
                 let trunk = trunk.name.clone();
@@ -118,7 +125,7 @@ impl Engine {
             self.refuse_trunk_call(clk, id, &request, peer, trunk.name, TrunkRefusal::AtLimit);
             return None;
         }
-        let extension = rule.destination.number().clone();
+        let number = rule.destination.number().to_owned();
         let (caller, did) = match (request.from(), request.to()) {
             (Ok(from), Ok(to)) => {
                 let from_sip = from.uri.sip();
@@ -146,10 +153,27 @@ impl Engine {
         };
         let session_id = self.sv.snowflake.next_session(cdr::UnixMillis(clk.unix_ms));
         let dir = lookup!(self);
-        let route = dir.route(clk.now, tenant.id, extension.as_str());
-        let direction = match leaves_by_trunk(&dir, &tenant, &route) {
-            true => Direction::InboundOutbound,
-            false => Direction::Inbound,
+        let (route, outbound, direction) = match &rule.destination {
+            // Out again by the outbound rules, as if an extension of the
+            // tenant dialled it (no extension filter applies, nobody's
+            // permission: the tenant's limit and the trunks' do). No rule
+            // takes the number: `404`, like a number nobody has.
+            InboundDestination::External(_) => {
+                let call = dir.outbound(tenant.id, None, None, &number);
+                let direction = match call {
+                    Some(_) => Direction::InboundOutbound,
+                    None => Direction::Inbound,
+                };
+                (Route::NotFound, call, direction)
+            }
+            _ => {
+                let route = dir.route(clk.now, tenant.id, &number);
+                let direction = match leaves_by_trunk(&dir, &tenant, &route) {
+                    true => Direction::InboundOutbound,
+                    false => Direction::Inbound,
+                };
+                (route, None, direction)
+            }
         };
         let mut cx = Ctx {
             clk,
@@ -163,7 +187,7 @@ impl Engine {
                 session_id,
                 tenant,
                 caller,
-                dialled: extension.to_string(),
+                dialled: number,
                 peer,
                 invite: request,
                 server: id,
@@ -174,7 +198,7 @@ impl Engine {
                     trunk_name: trunk.name,
                     did,
                 }),
-                outbound: None,
+                outbound,
             },
         );
         self.apply(session_id, session.tenant_id());

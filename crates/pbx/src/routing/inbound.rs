@@ -10,6 +10,16 @@
 //! - **Several tenants may share a carrier address.** Every trunk that
 //!   claims the source is a candidate, most specific network first, and
 //!   the first one with a DID rule for the called number takes the call.
+//! - **…or the Contact the PBX registered.** A carrier may send a
+//!   `register` trunk's calls from another address than the one its
+//!   host resolves to (a separate media/signalling gateway), to the
+//!   Contact the PBX registered. That Contact's user part is the trunk's
+//!   token ([`crate::trunk::contact_user`], unguessable without the
+//!   trunk's password, never shown by the API), so a Request-URI naming
+//!   it identifies the trunk from any source; the DID is then the To's
+//!   user part (the Request-URI carries the token, not the number). Any
+//!   other Request-URI from a source no trunk claims stays
+//!   [`InboundRoute::UnknownSource`].
 //! - **DID rules:** an exact DID beats a prefix; among prefixes the
 //!   longest wins. Both sides are compared after the trunk's
 //!   normalisation ([`super::normalise`]).
@@ -58,17 +68,32 @@ pub fn did_rule<'a>(rules: &'a [InboundRule], did: &str) -> Option<&'a InboundRu
 }
 
 /// Routes an INVITE from `source` for the called user part `called` (the
-/// Request-URI's, which carriers set to the DID).
-pub fn route_inbound<'a>(trunks: &'a Trunks, source: SocketAddr, called: &str) -> InboundRoute<'a> {
-    let mut candidates: Vec<(u8, &Trunk)> = trunks
+/// Request-URI's, which carriers set to the DID, or to the Contact the
+/// PBX registered); `to_user` is the To's user part, the DID when the
+/// Request-URI names the registered Contact.
+pub fn route_inbound<'a>(
+    trunks: &'a Trunks,
+    source: SocketAddr,
+    called: &str,
+    to_user: &str,
+) -> InboundRoute<'a> {
+    let registered = trunks.by_contact_user(called);
+    let mut candidates: Vec<(u16, &Trunk)> = trunks
         .all()
-        .filter_map(|t| trunks.source_match(t, source).map(|p| (p, t)))
+        .filter_map(|t| trunks.source_match(t, source).map(|p| (u16::from(p), t)))
+        .filter(|(_, t)| registered.is_none_or(|r| r.id != t.id))
         .collect();
+    // The trunk the Request-URI names is the most specific of all.
+    candidates.extend(registered.map(|t| (u16::MAX, t)));
     // Most specific first; the id breaks ties so the answer never depends
     // on a hash map's order.
     candidates.sort_by_key(|(prefix, t)| (std::cmp::Reverse(*prefix), t.id));
     for (_, trunk) in &candidates {
-        let did = normalise(called, &trunk.country_code);
+        let number = match registered.is_some_and(|r| r.id == trunk.id) {
+            true => to_user,
+            false => called,
+        };
+        let did = normalise(number, &trunk.country_code);
         if let Some(rule) = did_rule(trunks.inbound_rules(trunk.id), &did) {
             return InboundRoute::Routed { trunk, rule };
         }
@@ -147,7 +172,7 @@ pub(crate) mod tests {
             rule(3, &t, "12345", DidMatch::Prefix, "103"),
         ];
         trunks.replace_tenant(t.tenant_id, vec![t.clone()], rules, vec![]);
-        let route = |src: &str, did: &str| route_inbound(&trunks, from(src), did);
+        let route = |src: &str, did: &str| route_inbound(&trunks, from(src), did, "");
         // `+33` is stripped before matching; exact beats prefixes.
         assert_eq!(
             routed_to(route("198.51.100.9:5060", "+33123456789")),
@@ -176,15 +201,15 @@ pub(crate) mod tests {
         let mut trunks = Trunks::new();
         let rules = vec![rule(1, &t, "1", DidMatch::Prefix, "101")];
         trunks.replace_tenant(t.tenant_id, vec![t.clone()], rules.clone(), vec![]);
-        assert!(routed_to(route_inbound(&trunks, from("198.51.100.7:5080"), "100")).is_some());
+        assert!(routed_to(route_inbound(&trunks, from("198.51.100.7:5080"), "100", "")).is_some());
         assert_eq!(
-            route_inbound(&trunks, from("198.51.100.7:5060"), "100"),
+            route_inbound(&trunks, from("198.51.100.7:5060"), "100", ""),
             InboundRoute::UnknownSource
         );
         t.enabled = false;
         trunks.replace_tenant(t.tenant_id, vec![t], rules, vec![]);
         assert_eq!(
-            route_inbound(&trunks, from("198.51.100.7:5080"), "100"),
+            route_inbound(&trunks, from("198.51.100.7:5080"), "100", ""),
             InboundRoute::UnknownSource,
             "a disabled trunk claims nothing"
         );
@@ -209,15 +234,15 @@ pub(crate) mod tests {
         );
         let src = from("198.51.100.7:5060");
         assert_eq!(
-            routed_to(route_inbound(&trunks, src, "111")),
+            routed_to(route_inbound(&trunks, src, "111", "")),
             Some((1, "101".into()))
         );
         assert_eq!(
-            routed_to(route_inbound(&trunks, src, "222")),
+            routed_to(route_inbound(&trunks, src, "222", "")),
             Some((2, "201".into()))
         );
         // No rule anywhere: the most specific trunk answers 404.
-        match route_inbound(&trunks, src, "333") {
+        match route_inbound(&trunks, src, "333", "") {
             InboundRoute::NoRule { trunk } => assert_eq!(trunk.id, b.id),
             other => panic!("{other:?}"),
         }
@@ -235,11 +260,11 @@ pub(crate) mod tests {
         );
         let src = from("192.0.2.10:5060");
         assert_eq!(
-            route_inbound(&trunks, src, "5550100"),
+            route_inbound(&trunks, src, "5550100", ""),
             InboundRoute::UnknownSource
         );
         trunks.set_resolved(t.id, vec!["192.0.2.10".parse::<IpAddr>().unwrap()]);
-        assert!(routed_to(route_inbound(&trunks, src, "5550100")).is_some());
+        assert!(routed_to(route_inbound(&trunks, src, "5550100", "")).is_some());
         // A replacement of the tenant keeps what was resolved.
         trunks.replace_tenant(
             t.tenant_id,
@@ -247,10 +272,76 @@ pub(crate) mod tests {
             vec![rule(1, &t, "5550100", DidMatch::Exact, "101")],
             vec![],
         );
-        assert!(routed_to(route_inbound(&trunks, src, "5550100")).is_some());
+        assert!(routed_to(route_inbound(&trunks, src, "5550100", "")).is_some());
         trunks.remove_tenant(t.tenant_id);
         assert_eq!(
-            route_inbound(&trunks, src, "5550100"),
+            route_inbound(&trunks, src, "5550100", ""),
+            InboundRoute::UnknownSource
+        );
+    }
+
+    #[test]
+    fn a_register_trunks_contact_names_it_from_any_source() {
+        let mut t = trunk(1, 10, TrunkKind::Register, &[]);
+        let mut other = trunk(2, 20, TrunkKind::Register, &[]);
+        other.password = "another".into();
+        let token = crate::trunk::contact_user(&t);
+        assert!(token.starts_with('t') && token.len() == 17, "{token}");
+        assert_ne!(token, crate::trunk::contact_user(&other));
+        t.password = "changed".into();
+        assert_ne!(
+            token,
+            crate::trunk::contact_user(&t),
+            "the password feeds it"
+        );
+        t.password = "pw".into();
+        assert_eq!(token, crate::trunk::contact_user(&t), "stable");
+        let mut trunks = Trunks::new();
+        let rules = vec![rule(1, &t, "5550100", DidMatch::Exact, "101")];
+        trunks.replace_tenant(t.tenant_id, vec![t.clone()], rules.clone(), vec![]);
+        trunks.replace_tenant(other.tenant_id, vec![other.clone()], vec![], vec![]);
+        // From an address no trunk claims: the Contact's token decides,
+        // and the DID is the To's.
+        let stranger = from("203.0.113.50:5060");
+        assert_eq!(
+            routed_to(route_inbound(&trunks, stranger, &token, "+335550100")),
+            Some((1, "101".into()))
+        );
+        match route_inbound(&trunks, stranger, &token, "999") {
+            InboundRoute::NoRule { trunk } => assert_eq!(trunk.id, t.id),
+            other => panic!("{other:?}"),
+        }
+        // Anything else from there is still refused.
+        for called in ["5550100", "acct", "t0000000000000000", ""] {
+            assert_eq!(
+                route_inbound(&trunks, stranger, called, "5550100"),
+                InboundRoute::UnknownSource,
+                "{called}"
+            );
+        }
+        // The registrar's own address with the token works too.
+        trunks.set_resolved(t.id, vec!["192.0.2.10".parse::<IpAddr>().unwrap()]);
+        assert_eq!(
+            routed_to(route_inbound(
+                &trunks,
+                from("192.0.2.10:5060"),
+                &token,
+                "5550100"
+            )),
+            Some((1, "101".into()))
+        );
+        // Disabled or an ip trunk: the token names nothing.
+        t.enabled = false;
+        trunks.replace_tenant(t.tenant_id, vec![t.clone()], rules.clone(), vec![]);
+        assert_eq!(
+            route_inbound(&trunks, stranger, &token, "5550100"),
+            InboundRoute::UnknownSource
+        );
+        t.enabled = true;
+        t.kind = TrunkKind::Ip;
+        trunks.replace_tenant(t.tenant_id, vec![t.clone()], rules, vec![]);
+        assert_eq!(
+            route_inbound(&trunks, stranger, &token, "5550100"),
             InboundRoute::UnknownSource
         );
     }

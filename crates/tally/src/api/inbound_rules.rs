@@ -13,10 +13,15 @@
 //! Fields: `trunk_id` (a trunk of the tenant), `did` (digits, optional
 //! leading `+`; compared after the trunk's normalisation: `+` and its
 //! `country_code` stripped), `match` (`exact`, default, or `prefix` for a
-//! block of numbers), `destination_type` (`extension`, default, or
-//! `ring_group`; IVRs and queues come with those features), `destination`
-//! (an extension, or a ring group's number, of the tenant). A trunk or extension the tenant does not have is
-//! `VALIDATE_FAILED` naming the field, and nothing is written.
+//! block of numbers), `destination_type` (`extension`, default,
+//! `ring_group`, or `external`; IVRs and queues come with those
+//! features), `destination` (an extension, or a ring group's number, of
+//! the tenant; for `external` an outside number as an extension would
+//! dial it, which leaves by the outbound rules: `in2out`). A trunk or
+//! extension the tenant does not have is `VALIDATE_FAILED` naming the
+//! field, and nothing is written. An outside number no outbound rule
+//! takes is not refused here (rules may come later): its calls get
+//! `404`.
 
 use std::collections::HashMap;
 
@@ -101,18 +106,32 @@ fn apply(r: &mut store::InboundRule, body: &Body, full: bool) -> Result<(), ApiE
     if given("destination_type") {
         r.destination_kind = match body.string("destination_type")? {
             None | Some("extension") => "extension".to_owned(),
-            Some("ring_group") => "ring_group".to_owned(),
+            Some(kind @ ("ring_group" | "external")) => kind.to_owned(),
             Some(_) => {
                 return Err(ApiError::validate(
                     "destination_type",
-                    "must be extension or ring_group",
+                    "must be extension, ring_group or external",
                 ));
             }
         };
     }
-    if given("destination") {
-        r.destination = crate::provision::extension(body.required("destination")?)
-            .map_err(|e| ApiError::validate("destination", e.message))?;
+    if given("destination") || given("destination_type") {
+        let destination = match given("destination") {
+            true => body.required("destination")?.to_owned(),
+            false => r.destination.clone(),
+        };
+        r.destination = match r.destination_kind.as_str() {
+            // As an extension would dial it: the outbound rules take it.
+            "external" => {
+                let number = number("destination", &destination, 32)?;
+                if number.is_empty() {
+                    return Err(ApiError::validate("destination", "must not be empty"));
+                }
+                number
+            }
+            _ => crate::provision::extension(&destination)
+                .map_err(|e| ApiError::validate("destination", e.message))?,
+        };
     }
     Ok(())
 }
@@ -327,7 +346,7 @@ impl Api {
                 ("match", one_of_strings(&["exact", "prefix"])),
                 (
                     "destination_type",
-                    one_of_strings(&["extension", "ring_group"]),
+                    one_of_strings(&["extension", "ring_group", "external"]),
                 ),
                 ("destination", string()),
                 ("created_at", date_time()),
@@ -353,11 +372,14 @@ impl Api {
                     ("match", one_of_strings(&["exact", "prefix"])),
                     (
                         "destination_type",
-                        one_of_strings(&["extension", "ring_group"]),
+                        one_of_strings(&["extension", "ring_group", "external"]),
                     ),
                     (
                         "destination",
-                        text("An extension or a ring group number of the tenant"),
+                        text(
+                            "An extension or a ring group number of the tenant, or \
+                             (external) an outside number as an extension dials it",
+                        ),
                     ),
                 ],
                 required,

@@ -41,6 +41,46 @@ pub enum Verdict {
     /// Nothing to answer (a broken response, an ACK, a request with too
     /// little to echo).
     Drop(String),
+    /// A response handed to the task that sent its request ([`Taps`]).
+    Tapped,
+}
+
+/// Tasks outside the shard that send requests through the PBX's own
+/// sockets and connections (the trunks' registration and keep-alive:
+/// `trunks::live`), by the Call-ID of their requests: the answers go to
+/// them instead of the shard. Their requests leave from the SIP port, so
+/// a carrier answers (and calls) the address the PBX registered from.
+#[derive(Debug, Default)]
+pub struct Taps {
+    map: Mutex<HashMap<String, mpsc::UnboundedSender<Message>>>,
+}
+
+impl Taps {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::UnboundedSender<Message>>> {
+        self.map.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Responses with `call_id` go to `to` from now on.
+    pub fn add(&self, call_id: &str, to: mpsc::UnboundedSender<Message>) {
+        self.lock().insert(call_id.to_owned(), to);
+    }
+
+    pub fn remove(&self, call_id: &str) {
+        self.lock().remove(call_id);
+    }
+
+    /// Hands `response` to its tap; gives it back when it has none (or
+    /// its task is gone).
+    pub fn divert(&self, response: Message) -> Option<Message> {
+        let Ok(call_id) = response.call_id() else {
+            return Some(response);
+        };
+        let map = self.lock();
+        match map.get(call_id) {
+            Some(tap) => tap.send(response).err().map(|e| e.0),
+            None => Some(response),
+        }
+    }
 }
 
 /// Counters of what the transports refused; logged at shutdown.
@@ -68,6 +108,7 @@ pub struct Inbound {
     tag_seed: u64,
     tags: AtomicU64,
     pub counters: Counters,
+    pub taps: Taps,
 }
 
 impl Inbound {
@@ -77,6 +118,7 @@ impl Inbound {
             tag_seed,
             tags: AtomicU64::new(0),
             counters: Counters::default(),
+            taps: Taps::default(),
         }
     }
 
@@ -115,7 +157,10 @@ impl Inbound {
             }
         };
         if !message.is_request() {
-            return Verdict::Forward(message);
+            return match self.taps.divert(message) {
+                Some(message) => Verdict::Forward(message),
+                None => Verdict::Tapped,
+            };
         }
         match sip::validate::check_request(&message) {
             Ok(()) => Verdict::Forward(message),
@@ -223,7 +268,7 @@ impl Connections {
         }
     }
 
-    fn queue(&self, peer: SocketAddr) -> Option<mpsc::Sender<Bytes>> {
+    pub(crate) fn queue(&self, peer: SocketAddr) -> Option<mpsc::Sender<Bytes>> {
         self.lock().queues.get(&peer).cloned()
     }
 
@@ -324,6 +369,39 @@ mod tests {
                       From: <sip:a@b>;tag=1\r\nTo: <sip:pbx>\r\nCall-ID: c1\r\nCSeq: 1 OPTIONS\r\n\r\n";
         let v = inbound().judge(Bytes::from(broken));
         assert!(matches!(v, Verdict::Drop(_)));
+    }
+
+    #[test]
+    fn responses_with_a_tap_go_to_it_and_others_to_the_shard() {
+        let i = inbound();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        i.taps.add("trunk-reg-1", tx);
+        let response = |call_id: &str| {
+            Bytes::from(format!(
+                "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKx\r\n\
+                 From: <sip:a@b>;tag=1\r\nTo: <sip:a@b>;tag=2\r\nCall-ID: {call_id}\r\n\
+                 CSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n"
+            ))
+        };
+        assert!(matches!(i.judge(response("trunk-reg-1")), Verdict::Tapped));
+        assert_eq!(rx.try_recv().unwrap().call_id().ok(), Some("trunk-reg-1"));
+        assert!(matches!(i.judge(response("a-call")), Verdict::Forward(_)));
+        // A request with the tapped Call-ID still goes to the shard.
+        let request = "OPTIONS sip:pbx SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKy\r\n\
+                       Max-Forwards: 70\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:pbx>\r\n\
+                       Call-ID: trunk-reg-1\r\nCSeq: 2 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+        assert!(matches!(i.judge(Bytes::from(request)), Verdict::Forward(_)));
+        // Its task gone, or removed: to the shard again.
+        drop(rx);
+        assert!(matches!(
+            i.judge(response("trunk-reg-1")),
+            Verdict::Forward(_)
+        ));
+        i.taps.remove("trunk-reg-1");
+        assert!(matches!(
+            i.judge(response("trunk-reg-1")),
+            Verdict::Forward(_)
+        ));
     }
 
     #[test]

@@ -145,6 +145,49 @@ impl Tcp {
         Ok(queue)
     }
 
+    /// Opens a connection to `peer` unless one is open, and waits until it
+    /// is (or failed): what a trunk's registration over TCP starts with,
+    /// so the carrier's answers and later its calls come down it, and
+    /// the PBX's INVITEs to the carrier reuse it
+    /// ([`Transmitter::send`](super::Transmitter::send) finds it by the
+    /// carrier's address).
+    ///
+    /// `true` when a new connection was opened (the carrier's registration
+    /// bound to the old one is then of no use for its calls).
+    pub async fn open(self: &Arc<Self>, peer: SocketAddr) -> Result<bool, SendError> {
+        if self.connections.queue(peer).is_some() {
+            return Ok(false);
+        }
+        if *self.stop.borrow() {
+            return Err(SendError::NoConnection(peer));
+        }
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(peer))
+            .await
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+        if self.connections.queue(peer).is_some() {
+            // Another task connected meanwhile: use its connection.
+            return Ok(true);
+        }
+        let (queue, outgoing) = mpsc::channel(SEND_QUEUE);
+        self.admit(Transport::Tcp, peer, queue.clone())?;
+        let _ = stream.set_nodelay(true);
+        let (reader, writer) = stream.into_split();
+        tracing::debug!(%peer, "connection to a trunk opened");
+        tokio::spawn(Arc::clone(self).serve_connection(
+            reader,
+            writer,
+            Peer::new(Transport::Tcp, peer),
+            queue,
+            outgoing,
+        ));
+        Ok(true)
+    }
+
+    /// Whether a connection to `peer` is open.
+    pub fn is_open(&self, peer: SocketAddr) -> bool {
+        self.connections.queue(peer).is_some()
+    }
+
     async fn outbound(
         self: Arc<Self>,
         to: SocketAddr,
@@ -273,6 +316,7 @@ impl Tcp {
                         Verdict::Drop(reason) => {
                             tracing::debug!(%peer, %reason, "dropped message")
                         }
+                        Verdict::Tapped => {}
                     },
                     // Nothing after a framing error can be trusted to start
                     // a message (sip::framing): close the connection.

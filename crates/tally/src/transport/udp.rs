@@ -94,6 +94,7 @@ pub async fn serve(
                 }
             }
             Verdict::Drop(reason) => tracing::debug!(%peer, %reason, "dropped message"),
+            Verdict::Tapped => {}
         }
     }
 }

@@ -1,38 +1,77 @@
 //! The trunks' live side: one task per enabled trunk that runs its
 //! registration (`register` trunks: `pbx::trunk_registration`) and its
-//! OPTIONS keep-alive (`pbx::trunk_keepalive`) with a UDP socket of its
-//! own and the clock, and publishes what they say for
-//! `GET /api/trunks/{id}`.
+//! OPTIONS keep-alive (`pbx::trunk_keepalive`) with the clock, and
+//! publishes what they say for `GET /api/trunks/{id}`.
 //!
-//! # Decisions and gaps
+//! # Decisions
 //!
-//! - **A socket per trunk** (an ephemeral port on the SIP bind address):
-//!   answers come back to the task without passing through the shard. The
-//!   Contact names the PBX's SIP port, where the carrier's INVITEs go. A
-//!   carrier that sends calls to the registration's source address
-//!   instead (NAT-style) is not served yet.
-//! - **UDP only, no retransmission**: a REGISTER unanswered for 32 s fails
-//!   and backs off; a probe unanswered for 5 s is a miss (two make the
-//!   trunk down). TCP trunks show `failed` / `unknown` with the reason.
-//! - **DNS**: A/AAAA through `tokio::net::lookup_host` before each
-//!   request, first address; SRV is not looked up yet (a carrier that
-//!   publishes only SRV needs its host and port given).
+//! - **The PBX's own SIP sockets and connections** ([`Net`]): requests
+//!   leave from the SIP port (UDP) or on a connection the task opens to
+//!   the carrier and hands to the TCP transport (TCP), and the answers
+//!   come back to the task by their Call-ID (`transport::Taps`), not
+//!   through the shard. So the address the PBX registered from is its
+//!   SIP address: a carrier that sends its calls there (UDP), or down the
+//!   registration's connection (TCP, RFC 5626-style reuse), reaches the
+//!   engine like any INVITE, and the PBX's INVITEs to a TCP carrier go
+//!   down that same connection. Via and Contact name the advertised SIP
+//!   address.
+//! - **Retransmission** over UDP is the sans-IO clients' (Timer E), and a
+//!   REGISTER unanswered for 32 s fails and backs off; a probe unanswered
+//!   for 5 s is a miss (two make the trunk down).
+//! - **TCP**: the connection is opened before the first request (a
+//!   refused or timed-out connect is a transport error at once); when it
+//!   closes, the next request opens another, and a registered trunk
+//!   registers again at once (checked every [`TCP_CHECK`]) so the
+//!   carrier has a live path for its calls. The OPTIONS probes every 30 s
+//!   keep the connection from idling out.
+//! - **DNS** ([`super::dns`]): SRV then A/AAAA, resolved when a round of
+//!   registration starts (or probing, for `ip` trunks), every
+//!   [`RESOLVE_EVERY`] at most otherwise. A registration that fails with
+//!   no answer, a transport error, 408 or 5xx moves to the next target at
+//!   once; when every target failed the client backs off and the next
+//!   round starts again from the first.
 //! - **Provisioning restarts a trunk's task** ([`Supervisor::reconcile`],
 //!   after every change, `super::reload`): its registration starts over
 //!   with the new settings.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use cdr::Id;
 use pbx::trunk::{Trunk, TrunkKind, TrunkTransport};
 use pbx::trunk_keepalive::{KeepAlive, KeepAliveOutput, Reachability};
-use pbx::trunk_registration::{RegistrationOutput, RegistrationState, TrunkRegistration};
+use pbx::trunk_registration::{
+    RegistrationError, RegistrationOutput, RegistrationState, TrunkRegistration,
+};
 use serde::Serialize;
-use tokio::net::UdpSocket;
-use tokio::sync::watch;
+use sip::Message;
+use sip::transport::{Peer, Transport};
+use tokio::sync::{mpsc, watch};
+
+use super::dns::Resolver;
+use crate::transport::{Inbound, Transmitter, tcp::Tcp};
+
+/// How often a TCP trunk's task checks that its connection is open.
+pub const TCP_CHECK: Duration = Duration::from_secs(2);
+/// At most one registration per this long because a TCP connection was
+/// lost (a carrier that closes every connection must not get a REGISTER
+/// every [`TCP_CHECK`]); the regular refresh still runs.
+pub const RECONNECT_EVERY: Duration = Duration::from_secs(30);
+/// How long resolved targets are used before they are looked up again.
+pub const RESOLVE_EVERY: Duration = Duration::from_secs(300);
+
+/// What the tasks send and receive with: the PBX's transports.
+#[derive(Clone, Debug)]
+pub struct Net {
+    pub transmitter: Transmitter,
+    pub tcp: Arc<Tcp>,
+    /// Where answers are routed to the tasks (`Inbound::taps`).
+    pub inbound: Arc<Inbound>,
+    pub resolver: Resolver,
+}
 
 /// A trunk's registration as the API shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -143,7 +182,7 @@ fn options_view(state: Reachability) -> OptionsView {
 /// leaves the live states.
 pub struct Supervisor {
     states: LiveStates,
-    bind: IpAddr,
+    net: Net,
     contact: String,
     tasks: HashMap<Id, Running>,
     reports: Option<DownReports>,
@@ -156,12 +195,11 @@ struct Running {
 }
 
 impl Supervisor {
-    /// No task yet. `bind` is the SIP bind address, `contact` the
-    /// `host:port` the PBX advertises.
-    pub fn new(bind: IpAddr, contact: &str) -> Self {
+    /// No task yet. `contact` is the `host:port` the PBX advertises.
+    pub fn new(net: Net, contact: &str) -> Self {
         Supervisor {
             states: LiveStates::default(),
-            bind,
+            net,
             contact: contact.to_owned(),
             tasks: HashMap::new(),
             reports: None,
@@ -209,14 +247,14 @@ impl Supervisor {
                 continue;
             }
             let (stop, stopped) = watch::channel(false);
-            let (trunk_, states, contact) = (
+            let task = tokio::spawn(run(
                 trunk.clone(),
-                Arc::clone(&self.states),
+                self.net.clone(),
                 self.contact.clone(),
-            );
-            let bind = self.bind;
-            let reports = self.reports.clone();
-            let task = tokio::spawn(run(trunk_, bind, contact, states, reports, stopped));
+                Arc::clone(&self.states),
+                self.reports.clone(),
+                stopped,
+            ));
             self.tasks.insert(
                 id,
                 Running {
@@ -237,20 +275,80 @@ impl Supervisor {
     }
 }
 
-/// Where requests go: the outbound proxy if set, else the host.
-pub(crate) async fn resolve(trunk: &Trunk) -> Option<SocketAddr> {
-    let target = match &trunk.outbound_proxy {
-        Some(proxy) if proxy.contains(']') || proxy.matches(':').count() == 1 => proxy.clone(),
-        Some(proxy) => format!("{proxy}:5060"),
-        None if trunk.host.contains(':') => format!("[{}]:{}", trunk.host, trunk.port),
-        None => format!("{}:{}", trunk.host, trunk.port),
-    };
-    tokio::net::lookup_host(target).await.ok()?.next()
+/// Removes a task's taps when it ends, however it ends (aborted too).
+struct TapGuard {
+    inbound: Arc<Inbound>,
+    call_ids: Vec<String>,
+}
+
+impl Drop for TapGuard {
+    fn drop(&mut self) {
+        for id in &self.call_ids {
+            self.inbound.taps.remove(id);
+        }
+    }
+}
+
+/// Whether a failed registration should try the carrier's next server
+/// at once (RFC 3263 §4.3: no answer, a transport error, 503; 408 and
+/// other 5xx likewise, as outbound calls fail over).
+fn fails_over(error: &RegistrationError) -> bool {
+    match error {
+        RegistrationError::NoResponse | RegistrationError::Transport => true,
+        RegistrationError::Rejected(code) => *code == 408 || (500..600).contains(code),
+        _ => false,
+    }
+}
+
+/// Where the task sends: the resolved targets and the one in use.
+struct Targets {
+    list: Vec<SocketAddr>,
+    index: usize,
+    resolved_at: Option<Instant>,
+    error: Option<String>,
+}
+
+impl Targets {
+    fn current(&self) -> Option<SocketAddr> {
+        self.list.get(self.index).copied()
+    }
+
+    async fn refresh(&mut self, resolver: &Resolver, trunk: &Trunk) {
+        let fresh = self
+            .resolved_at
+            .is_some_and(|at| at.elapsed() < RESOLVE_EVERY && !self.list.is_empty());
+        if fresh {
+            return;
+        }
+        let looked_up =
+            tokio::time::timeout(super::RESOLVE_TIMEOUT, resolver.trunk_targets(trunk)).await;
+        self.resolved_at = Some(Instant::now());
+        match looked_up {
+            Ok(Ok(list)) => {
+                if list != self.list {
+                    tracing::debug!(trunk = %trunk.name, targets = ?list, "trunk targets");
+                    self.index = 0;
+                }
+                self.list = list;
+                self.error = None;
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(trunk = %trunk.name, host = %trunk.host, error = %e, "trunk host does not resolve");
+                self.error = Some(e.to_string());
+                self.list.clear();
+            }
+            Err(_) => {
+                tracing::warn!(trunk = %trunk.name, host = %trunk.host, "trunk host: DNS timed out");
+                self.error = Some("DNS timed out".to_owned());
+                self.list.clear();
+            }
+        }
+    }
 }
 
 async fn run(
     trunk: Trunk,
-    bind: IpAddr,
+    net: Net,
     contact: String,
     states: LiveStates,
     reports: Option<DownReports>,
@@ -272,44 +370,44 @@ async fn run(
             }
         }
     };
-    let unsupported = |why: &str| RegistrationView {
-        registration: "failed",
-        last_error: Some(why.to_owned()),
-        failures: 0,
-        seconds_left: None,
-    };
     let registers = trunk.kind == TrunkKind::Register;
-    if trunk.transport == TrunkTransport::Tcp {
-        update(&states, id, |s| {
-            s.registration =
-                registers.then(|| unsupported("registration over TCP is not supported yet"))
-        });
-        report(&states);
-        return;
-    }
-    let socket = match UdpSocket::bind(SocketAddr::new(bind, 0)).await {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(trunk = %trunk.name, error = %e, "cannot open the trunk's socket");
-            update(&states, id, |s| {
-                s.registration = registers.then(|| unsupported("cannot open a socket"))
-            });
-            report(&states);
-            return;
-        }
+    let transport = match trunk.transport {
+        TrunkTransport::Udp => Transport::Udp,
+        TrunkTransport::Tcp => Transport::Tcp,
     };
-    let port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
-    let host = contact
-        .rsplit_once(':')
-        .map_or(contact.as_str(), |(h, _)| h);
-    let sent_by = format!("{host}:{port}");
-    let seed = crate::random::u64().unwrap_or_else(|_| u64::from(port) ^ id.as_u64());
+    let seed = crate::random::u64().unwrap_or_else(|_| id.as_u64());
     let now = Instant::now();
     let mut registration =
-        registers.then(|| TrunkRegistration::new(&trunk, &sent_by, &contact, seed, now));
-    let mut keepalive = KeepAlive::new(&trunk, &sent_by, seed.rotate_left(17), now);
-    update(&states, id, |_| {});
-    let mut buf = vec![0u8; 65_535];
+        registers.then(|| TrunkRegistration::new(&trunk, &contact, &contact, seed, now));
+    let mut keepalive = KeepAlive::new(&trunk, &contact, seed.rotate_left(17), now);
+    let (tap, mut answers) = mpsc::unbounded_channel::<Message>();
+    let mut call_ids = vec![keepalive.call_id().to_owned()];
+    call_ids.extend(registration.as_ref().map(|r| r.call_id().to_owned()));
+    for call_id in &call_ids {
+        net.inbound.taps.add(call_id, tap.clone());
+    }
+    let _guard = TapGuard {
+        inbound: Arc::clone(&net.inbound),
+        call_ids,
+    };
+    drop(tap);
+    // A register trunk shows `registering` from the start.
+    let first = registration
+        .as_ref()
+        .map(|c| registration_view(c.state(), 0, now));
+    update(&states, id, |s| s.registration = first);
+    let mut targets = Targets {
+        list: Vec::new(),
+        index: 0,
+        resolved_at: None,
+        error: None,
+    };
+    // Targets tried (and failed) in this round of registration.
+    let mut failed_in_round = 0usize;
+    // The connection registered on (TCP), to notice it closing, and when
+    // that last made the trunk register again.
+    let mut registered_on: Option<SocketAddr> = None;
+    let mut reconnected: Option<Instant> = None;
     loop {
         let mut outgoing = Vec::new();
         if let Some(client) = registration.as_mut() {
@@ -319,14 +417,36 @@ async fn run(
                     RegistrationOutput::Changed(state) => {
                         match &state {
                             RegistrationState::Failed { error, .. } => {
-                                tracing::warn!(trunk = %trunk.name, tenant_id = %trunk.tenant_id, %error, "trunk registration failed")
+                                tracing::warn!(trunk = %trunk.name, tenant_id = %trunk.tenant_id, %error, target = ?targets.current(), "trunk registration failed");
+                                registered_on = None;
+                                failed_in_round += 1;
+                                if fails_over(error) && failed_in_round < targets.list.len() {
+                                    targets.index = (targets.index + 1) % targets.list.len();
+                                    tracing::info!(trunk = %trunk.name, target = ?targets.current(), "trying the carrier's next server");
+                                    client.register_now(Instant::now());
+                                    // Still registering: not shown as failed
+                                    // (nor reported down) while another
+                                    // server is tried.
+                                    continue;
+                                } else {
+                                    // Backing off; the next round starts
+                                    // from the best target, looked up again.
+                                    failed_in_round = 0;
+                                    targets.index = 0;
+                                    targets.resolved_at = None;
+                                }
                             }
                             RegistrationState::Registered { .. } => {
-                                tracing::info!(trunk = %trunk.name, tenant_id = %trunk.tenant_id, "trunk registered")
+                                tracing::info!(trunk = %trunk.name, tenant_id = %trunk.tenant_id, target = ?targets.current(), "trunk registered");
+                                failed_in_round = 0;
+                                registered_on = targets.current();
                             }
                             RegistrationState::Registering => {}
                         }
-                        let view = registration_view(&state, client.failures(), Instant::now());
+                        let mut view = registration_view(&state, client.failures(), Instant::now());
+                        if let (Some(e), Some(last)) = (&targets.error, view.last_error.as_mut()) {
+                            *last = format!("{last} ({e})");
+                        }
                         update(&states, id, |s| s.registration = Some(view));
                     }
                 }
@@ -345,22 +465,38 @@ async fn run(
         }
         report(&states);
         if !outgoing.is_empty() {
-            let to = resolve(&trunk).await;
+            // A new registration round (or the first probe of an ip trunk)
+            // looks the host up again; otherwise every RESOLVE_EVERY.
+            targets.refresh(&net.resolver, &trunk).await;
             for (message, is_register) in outgoing {
-                let sent = match to {
-                    Some(to) => socket.send_to(message.as_bytes(), to).await.is_ok(),
-                    None => false,
-                };
-                if !sent && is_register {
-                    tracing::debug!(trunk = %trunk.name, host = %trunk.host, "REGISTER not sent (unresolved or unreachable)");
-                    if let Some(client) = registration.as_mut() {
-                        client.handle_transport_error(Instant::now());
+                let sent = send(&net, transport, targets.current(), message).await;
+                if let Err(e) = &sent {
+                    tracing::debug!(trunk = %trunk.name, host = %trunk.host, error = %e, register = is_register, "trunk request not sent");
+                }
+                // A probe opened a new connection under a registration
+                // bound to the old one: register on this one.
+                if sent == Ok(true)
+                    && !is_register
+                    && let Some(client) = registration.as_mut()
+                    && registered_on.is_some()
+                {
+                    registered_on = None;
+                    if reconnected.is_none_or(|at| at.elapsed() >= RECONNECT_EVERY) {
+                        tracing::info!(trunk = %trunk.name, "new connection to the carrier: registering again");
+                        reconnected = Some(Instant::now());
+                        client.register_now(Instant::now());
                     }
+                }
+                if sent.is_err()
+                    && is_register
+                    && let Some(client) = registration.as_mut()
+                {
+                    client.handle_transport_error(Instant::now());
                 }
             }
             continue;
         }
-        let deadline = [
+        let mut deadline = [
             registration.as_ref().and_then(|r| r.poll_timeout()),
             keepalive.poll_timeout(),
         ]
@@ -368,20 +504,18 @@ async fn run(
         .flatten()
         .min()
         .map(tokio::time::Instant::from_std)
-        .unwrap_or_else(|| tokio::time::Instant::now() + std::time::Duration::from_secs(60));
+        .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(60));
+        if transport == Transport::Tcp && registered_on.is_some() {
+            deadline = deadline.min(tokio::time::Instant::now() + TCP_CHECK);
+        }
         tokio::select! {
-            received = socket.recv_from(&mut buf) => {
-                let Ok((n, _from)) = received else { continue };
-                if let Ok(message) = sip::message::Message::parse(buf[..n].to_vec())
-                    && message.is_response()
-                {
-                    let now = Instant::now();
-                    let for_registration = registration
-                        .as_mut()
-                        .is_some_and(|r| r.handle_response(now, &message));
-                    if !for_registration {
-                        keepalive.handle_response(now, &message);
-                    }
+            Some(message) = answers.recv() => {
+                let now = Instant::now();
+                let for_registration = registration
+                    .as_mut()
+                    .is_some_and(|r| r.handle_response(now, &message));
+                if !for_registration {
+                    keepalive.handle_response(now, &message);
                 }
             }
             _ = tokio::time::sleep_until(deadline) => {
@@ -390,8 +524,40 @@ async fn run(
                     r.handle_timeout(now);
                 }
                 keepalive.handle_timeout(now);
+                if let (Some(peer), Some(client)) = (registered_on, registration.as_mut())
+                    && transport == Transport::Tcp
+                    && !net.tcp.is_open(peer)
+                    && reconnected.is_none_or(|at| at.elapsed() >= RECONNECT_EVERY)
+                {
+                    tracing::info!(trunk = %trunk.name, %peer, "the registration's connection closed: registering again");
+                    registered_on = None;
+                    reconnected = Some(now);
+                    client.register_now(now);
+                }
             }
             _ = stop.wait_for(|s| *s) => return,
         }
     }
+}
+
+/// Sends `message` to `to` over `transport`, opening the connection
+/// first on TCP; `true` when a new connection was opened for it.
+async fn send(
+    net: &Net,
+    transport: Transport,
+    to: Option<SocketAddr>,
+    message: Message,
+) -> Result<bool, String> {
+    let to = to.ok_or_else(|| "the host does not resolve".to_owned())?;
+    let opened = match transport {
+        Transport::Tcp => net.tcp.open(to).await.map_err(|e| e.to_string())?,
+        _ => false,
+    };
+    net.transmitter
+        .send(
+            Peer::new(transport, to),
+            Bytes::copy_from_slice(message.as_bytes()),
+        )
+        .map_err(|e| e.to_string())?;
+    Ok(opened)
 }

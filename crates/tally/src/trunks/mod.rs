@@ -13,10 +13,12 @@
 //!
 //! A load also carries who may dial out (users' `outbound_allowed` and
 //! `outbound_caller_id`, tenants' `max_outbound_calls`) and where each
-//! trunk's INVITEs go when its host is a name (resolved here, A/AAAA, so
-//! the sans-IO engine never waits on DNS; a name that does not resolve
-//! leaves the trunk skipped by outbound routing, reported per call).
+//! trunk's INVITEs go when its host is a name (resolved here, SRV then
+//! A/AAAA: [`dns`], so the sans-IO engine never waits on DNS; a name that
+//! does not resolve leaves the trunk skipped by outbound routing, reported
+//! per call).
 
+pub mod dns;
 pub mod live;
 pub mod reload;
 
@@ -79,6 +81,7 @@ pub fn engine_inbound(r: &store::InboundRule, trunk: &Trunk) -> Result<InboundRu
     let destination = match r.destination_kind.as_str() {
         "extension" => InboundDestination::Extension(pbx::Extension::new(r.destination.clone())),
         "ring_group" => InboundDestination::RingGroup(pbx::Extension::new(r.destination.clone())),
+        "external" => InboundDestination::External(r.destination.clone()),
         other => return Err(bad(format!("destination type {other:?}"))),
     };
     Ok(InboundRule {
@@ -185,28 +188,32 @@ async fn outbound_policies(store: &Store, table: &mut Trunks) -> Result<(), Stor
 }
 
 /// How long one trunk's name may take to resolve.
-const RESOLVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+pub(crate) const RESOLVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Resolves the trunks whose host (or outbound proxy) is a name: where
-/// their INVITEs go, and for `register` trunks the addresses their calls
-/// come from.
-async fn resolve(table: &mut Trunks) {
+/// their INVITEs go (SRV targets, then addresses: [`dns`]), and for
+/// `register` trunks the addresses their calls come from (every address
+/// of the carrier's servers).
+async fn resolve(table: &mut Trunks, resolver: &dns::Resolver) {
     let trunks: Vec<Trunk> = table.all().cloned().collect();
     for trunk in trunks.iter().filter(|t| t.enabled) {
         if table.destination(trunk).is_none() {
-            match tokio::time::timeout(RESOLVE_TIMEOUT, live::resolve(trunk)).await {
-                Ok(Some(address)) => table.set_destination(trunk.id, address),
-                _ => {
-                    tracing::warn!(trunk = %trunk.name, host = %trunk.host, "trunk host does not resolve")
+            match tokio::time::timeout(RESOLVE_TIMEOUT, resolver.trunk_targets(trunk)).await {
+                Ok(Ok(addresses)) => table.set_destinations(trunk.id, addresses),
+                Ok(Err(e)) => {
+                    tracing::warn!(trunk = %trunk.name, host = %trunk.host, error = %e, "trunk host does not resolve")
+                }
+                Err(_) => {
+                    tracing::warn!(trunk = %trunk.name, host = %trunk.host, "trunk host: DNS timed out")
                 }
             }
         }
         if trunk.kind == TrunkKind::Register {
-            let host = format!("{}:{}", trunk.host, trunk.port);
-            if let Ok(Ok(addresses)) =
-                tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host(host)).await
-            {
-                table.set_resolved(trunk.id, addresses.map(|a| a.ip()).collect());
+            let lookup = resolver.targets(&trunk.host, trunk.port, trunk.transport);
+            if let Ok(Ok(addresses)) = tokio::time::timeout(RESOLVE_TIMEOUT, lookup).await {
+                let mut ips: Vec<std::net::IpAddr> = addresses.iter().map(|a| a.ip()).collect();
+                ips.dedup();
+                table.set_resolved(trunk.id, ips);
             }
         }
     }
@@ -214,13 +221,13 @@ async fn resolve(table: &mut Trunks) {
 
 /// Everything the engine routes trunk calls with, from the store, with
 /// each row left out logged once.
-pub async fn load(store: &Store) -> Result<Trunks, StoreError> {
+pub async fn load(store: &Store, resolver: &dns::Resolver) -> Result<Trunks, StoreError> {
     let trunks = store.all_trunks().await?;
     let inbound = store.all_inbound_rules().await?;
     let outbound = store.all_outbound_rules().await?;
     let (mut table, skipped) = build(&trunks, &inbound, &outbound);
     outbound_policies(store, &mut table).await?;
-    resolve(&mut table).await;
+    resolve(&mut table, resolver).await;
     for s in &skipped {
         tracing::warn!(error = %s, "stored routing row not loaded");
     }
@@ -319,7 +326,7 @@ mod tests {
         assert!(matches!(skipped[1], Skipped::Inbound(id, _) if id == dids[1].id));
         assert!(matches!(skipped[2], Skipped::Outbound(id, _) if id == rules[1].id));
         let src: SocketAddr = "198.51.100.4:5060".parse().unwrap();
-        match route_inbound(&table, src, "33123456789") {
+        match route_inbound(&table, src, "33123456789", "") {
             InboundRoute::Routed { trunk, rule } => {
                 assert_eq!(trunk.name, "t1");
                 assert_eq!(rule.did, "123456789");

@@ -37,6 +37,7 @@ pub struct TrunkReload {
     shard: mpsc::Sender<ShardInput>,
     live: Mutex<Supervisor>,
     states: LiveStates,
+    resolver: super::dns::Resolver,
 }
 
 impl TrunkReload {
@@ -46,6 +47,7 @@ impl TrunkReload {
         store: store::Store,
         shard: mpsc::Sender<ShardInput>,
         mut live: Supervisor,
+        resolver: super::dns::Resolver,
         initial: &pbx::trunk::Trunks,
     ) -> Self {
         // A trunk going down or up reaches the engine (it skips trunks
@@ -76,6 +78,7 @@ impl TrunkReload {
             shard,
             live: Mutex::new(live),
             states,
+            resolver,
         }
     }
 
@@ -87,7 +90,7 @@ impl TrunkReload {
     /// Loads the trunks again and hands them over (see the module docs).
     pub async fn reload(&self) -> Result<(), ReloadError> {
         let mut live = self.live.lock().await;
-        let trunks = super::load(&self.store).await?;
+        let trunks = super::load(&self.store, &self.resolver).await?;
         live.reconcile(trunks.all());
         let (done, applied) = oneshot::channel();
         let change = Provision::Trunks(Box::new(trunks));

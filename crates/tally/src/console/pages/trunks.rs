@@ -72,7 +72,24 @@ pub(super) const INBOUND_FIELDS: &[Field] = &[
             ("prefix", "prefix (a block of numbers)"),
         ]),
     ),
-    Field::new("destination", "Destination extension", Kind::Text).required(),
+    Field::new(
+        "destination_type",
+        "Destination type",
+        Kind::Select(&[
+            ("extension", "extension"),
+            ("ring_group", "ring group"),
+            (
+                "external",
+                "outside number (out again by the outbound rules)",
+            ),
+        ]),
+    ),
+    Field::new(
+        "destination",
+        "Destination (extension, ring group number or outside number)",
+        Kind::Text,
+    )
+    .required(),
 ];
 
 pub(super) const OUTBOUND_FIELDS: &[Field] = &[
