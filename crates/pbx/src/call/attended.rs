@@ -355,7 +355,7 @@ impl Session {
                     let _ = d.receive_response(&r);
                 }
                 let offer = body_of(&r);
-                l.owed_ack = Some(r);
+                l.owed_ack = Some(Box::new(r));
                 return self.join(cx, c, offer);
             }
             TransactionEvent::Final(r) => r.status().unwrap_or(500),

@@ -241,7 +241,7 @@ impl Session {
         match ack {
             Ok(ack) => {
                 cx.transmit(l.peer, ack.clone());
-                l.last_ack = Some(ack);
+                l.last_ack = Some(Box::new(ack));
             }
             Err(e) => cx.internal(e),
         }
@@ -402,7 +402,7 @@ impl Session {
                     self.reinvite_over();
                     if success {
                         if let Some(l) = self.leg_mut(to) {
-                            l.owed_ack = Some(r);
+                            l.owed_ack = Some(Box::new(r));
                         }
                         if self.phase == Phase::Over {
                             // The call ended meanwhile: ACK at once.

@@ -305,7 +305,7 @@ impl Session {
                 if let Some((dialog, ack)) = self.ack_and_bye(cx, peer, &invite, &ok) {
                     let t = &mut self.targets[i];
                     t.leg.dialog = Some(dialog);
-                    t.leg.last_ack = Some(ack);
+                    t.leg.last_ack = Some(Box::new(ack));
                 }
             }
         }
@@ -337,7 +337,7 @@ impl Session {
         t.leg.dialog = Some(dialog);
         t.state = TargetState::Answered;
         let target = t.id;
-        t.leg.owed_ack = Some(ok.clone());
+        t.leg.owed_ack = Some(Box::new(ok.clone()));
         self.phase = Phase::Answered(Bridge::new(self.caller_leg(), i));
         self.timers.stop_ringing();
         self.group_member_answered(cx, i);

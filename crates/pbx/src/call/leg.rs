@@ -19,13 +19,16 @@ use crate::context::{InternalError, Written};
 pub(super) struct Leg {
     pub peer: Peer,
     pub dialog: Option<Dialog>,
-    /// The 2xx the PBX sent on this leg, until the leg ACKs it.
-    pub unacked: Option<Unacked>,
+    /// The 2xx the PBX sent on this leg, until the leg ACKs it. This and the
+    /// two messages below are boxed: they are empty most of a call's life,
+    /// and inline they made every leg ~960 bytes (issue 18: memory per live
+    /// call).
+    pub unacked: Option<Box<Unacked>>,
     /// A 2xx this leg sent to an INVITE the PBX relayed to it, not ACKed
     /// yet: the ACK goes when the other leg's ACK arrives.
-    pub owed_ack: Option<Message>,
+    pub owed_ack: Option<Box<Message>>,
     /// The last ACK sent on this leg, sent again if its 2xx comes again.
-    pub last_ack: Option<Message>,
+    pub last_ack: Option<Box<Message>>,
 }
 
 impl Leg {
@@ -45,7 +48,7 @@ impl Leg {
         if let Some(ack) = &self.last_ack
             && acknowledges(ack, ok)
         {
-            cx.transmit(self.peer, ack.clone());
+            cx.transmit(self.peer, Message::clone(ack));
         }
     }
 }

@@ -453,9 +453,13 @@ impl Session {
     pub(crate) fn lingering_acks(
         &self,
     ) -> impl Iterator<Item = (TransactionId, Peer, Message)> + '_ {
-        self.targets
-            .iter()
-            .filter_map(|t| Some((t.txn, t.leg.peer, t.leg.last_ack.clone()?)))
+        self.targets.iter().filter_map(|t| {
+            Some((
+                t.txn,
+                t.leg.peer,
+                Message::clone(t.leg.last_ack.as_deref()?),
+            ))
+        })
     }
 
     /// The PBX ends the call itself (it is stopping): BYE on both legs of

@@ -241,7 +241,7 @@ impl Session {
             (Some(c), _) => self.rewritten(body_of(&c.invite), crate::media::Side::B),
             (None, Some(o)) => o
                 .answered
-                .and_then(|j| self.targets[j].leg.owed_ack.as_ref())
+                .and_then(|j| self.targets[j].leg.owed_ack.as_deref())
                 .and_then(body_of),
             (None, None) => None,
         }
@@ -288,7 +288,7 @@ impl Session {
         };
         t.leg.dialog = Some(dialog);
         t.state = TargetState::Answered;
-        t.leg.owed_ack = Some(ok);
+        t.leg.owed_ack = Some(Box::new(ok));
         let target = t.id;
         if let Some(o) = self.origin.as_mut() {
             o.answered = Some(i);
@@ -328,7 +328,7 @@ impl Session {
         let reject = self.targets[j]
             .leg
             .owed_ack
-            .as_ref()
+            .as_deref()
             .and_then(body_of)
             .map(|(ct, offer)| (ct, reject_answer(&offer)));
         self.send_owed_ack(cx, LegRef::Target(j), reject);

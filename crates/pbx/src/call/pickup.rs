@@ -454,7 +454,7 @@ impl Session {
                     }
                     // ACKed when the newcomer ACKs (with its answer when
                     // A offered).
-                    l.owed_ack = Some(r);
+                    l.owed_ack = Some(Box::new(r));
                 }
                 if let Some(j) = self.pickup.joining.take() {
                     self.answer_newcomer(cx, j, body);

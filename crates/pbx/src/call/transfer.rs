@@ -364,7 +364,7 @@ impl Session {
         };
         t.leg.dialog = Some(dialog);
         t.state = TargetState::Answered;
-        t.leg.owed_ack = Some(ok.clone());
+        t.leg.owed_ack = Some(Box::new(ok.clone()));
         let target = t.id;
         self.timers.stop(Timer::TransferRing);
         self.timers.stop(Timer::GroupStep);
@@ -529,7 +529,7 @@ impl Session {
                 match ack {
                     Ok(ack) => {
                         cx.transmit(peer, ack.clone());
-                        l.last_ack = Some(ack);
+                        l.last_ack = Some(Box::new(ack));
                     }
                     Err(e) => cx.internal(e),
                 }
@@ -615,7 +615,7 @@ impl Session {
         let reject = self.targets[c]
             .leg
             .owed_ack
-            .as_ref()
+            .as_deref()
             .and_then(body_of)
             .map(|(ct, offer)| (ct, super::originate::reject_answer(&offer)));
         self.send_owed_ack(cx, LegRef::Target(c), reject);

@@ -42,11 +42,11 @@ impl Session {
         let Some(leg) = self.side_mut(side) else {
             return;
         };
-        leg.unacked = Some(Unacked {
+        leg.unacked = Some(Box::new(Unacked {
             response: sent,
             cseq,
             interval: t1,
-        });
+        }));
         self.timers.set(Timer::Retransmit2xx(side), cx.clk.now + t1);
         self.timers
             .set(Timer::AckTimeout(side), cx.clk.now + t1.saturating_mul(64));
