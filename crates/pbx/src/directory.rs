@@ -347,6 +347,8 @@ pub struct Directory {
     groups: HashMap<TenantId, HashMap<Extension, RingGroup>>,
     /// Feature codes of tenants that set their own.
     features: HashMap<TenantId, FeatureCodes>,
+    /// IVRs (`crate::apps`).
+    ivrs: crate::apps::Ivrs,
 }
 
 /// The form domains are compared in: lower case, no trailing dot.
@@ -388,6 +390,7 @@ impl Directory {
         self.users.remove(&id);
         self.groups.remove(&id);
         self.features.remove(&id);
+        self.ivrs.remove_tenant(id);
         Some(tenant)
     }
 
@@ -421,6 +424,24 @@ impl Directory {
 
     pub fn remove_group(&mut self, tenant: TenantId, number: &str) -> Option<RingGroup> {
         self.groups.get_mut(&tenant)?.remove(number)
+    }
+
+    /// Adds an IVR or replaces the one with the same number.
+    pub fn upsert_ivr(&mut self, ivr: crate::apps::Ivr) -> Result<(), DirectoryError> {
+        if !self.tenants.contains_key(&ivr.tenant_id) {
+            return Err(DirectoryError::UnknownTenant(ivr.tenant_id));
+        }
+        self.ivrs.upsert(ivr);
+        Ok(())
+    }
+
+    pub fn remove_ivr(&mut self, tenant: TenantId, number: &str) -> Option<crate::apps::Ivr> {
+        self.ivrs.remove(tenant, number)
+    }
+
+    /// The IVR numbered `number` in `tenant`.
+    pub fn ivr(&self, tenant: TenantId, number: &str) -> Option<&crate::apps::Ivr> {
+        self.ivrs.get(tenant, number)
     }
 
     /// Sets `tenant`'s feature codes (the defaults until then).

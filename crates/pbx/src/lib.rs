@@ -54,6 +54,7 @@
 //! transfers, pickup, queues, IVRs,
 //! media anchoring.
 
+pub mod apps;
 mod call;
 mod context;
 pub mod directory;
@@ -72,6 +73,7 @@ pub use call::{
     LegRole, LegState, LegView, NotFollowed, RELEASE_AFTER, RoutingNotice, SessionState,
     SessionView, TransferOnFailure,
 };
+pub use apps::{BuiltinPrompt, Ivr, IvrDestination, Prompt, PromptRef};
 pub use context::{InternalError, Written};
 pub use directory::{
     Directory, Extension, Feature, FeatureCodes, ForwardCondition, Forwarding, RingGroup,

@@ -74,6 +74,8 @@ pub enum Route {
     },
     /// A ring group of the tenant: its members ring per its strategy.
     Group(RingGroup),
+    /// An IVR of the tenant: the PBX answers it (`call/ivr.rs`).
+    Ivr(Box<crate::apps::Ivr>),
     /// No such number in the tenant (`404`).
     NotFound,
 }
@@ -130,6 +132,9 @@ pub fn route(
     dialled: &str,
 ) -> Route {
     let Some(user) = directory.user(tenant, dialled) else {
+        if let Some(ivr) = directory.ivr(tenant, dialled) {
+            return Route::Ivr(Box::new(ivr.clone()));
+        }
         return match directory.group(tenant, dialled) {
             Some(group) => Route::Group(group.clone()),
             None => Route::NotFound,

@@ -63,7 +63,7 @@ impl Session {
             }),
             _ => false,
         };
-        if !policy.anchor.decide(recorded, caller_nat || callee_nat) {
+        if !policy.anchor.decide(recorded, caller_nat || callee_nat) && !self.app_needs_relay(cx, route) {
             return;
         }
         let Some(relay_ports) = cx.sv.relay_ports.as_mut() else {
@@ -175,6 +175,8 @@ impl Session {
     pub(crate) fn media_timed_out(&mut self, cx: &mut Ctx<'_>) {
         if let Phase::Answered(b) = self.phase {
             self.end_answered(cx, b, EndReason::NotApplicable, None);
+        } else if self.in_app() {
+            self.app_hang_up(cx, EndReason::NotApplicable);
         }
     }
 }

@@ -118,12 +118,14 @@
 //! - **Re-INVITE glare** (both sides at once, or one while another is in
 //!   progress) is answered `491` (RFC 3261 §14.1).
 
+mod app;
 mod attended;
 mod bridge;
 mod caller;
 mod effect;
 mod fork;
 mod group;
+mod ivr;
 mod leg;
 mod media;
 mod originate;
@@ -276,6 +278,8 @@ pub(crate) struct Session {
     media: Option<crate::media::Anchored>,
     /// A picker (or Replaces newcomer) joining the call (`pickup.rs`).
     pickup: pickup::Pickup,
+    /// What the PBX answered itself: an IVR (`app.rs`, `ivr.rs`).
+    apps: app::Apps,
 }
 
 impl Session {
@@ -322,6 +326,11 @@ impl Session {
                 display_name: group.name.clone(),
                 domain: tenant.domain.clone(),
             },
+            Route::Ivr(ivr) => Party {
+                user: ivr.number.to_string(),
+                display_name: ivr.name.clone(),
+                domain: tenant.domain.clone(),
+            },
             Route::NotFound => Party {
                 user: outbound.as_ref().map_or(dialled, |o| o.number.clone()),
                 display_name: String::new(),
@@ -351,6 +360,7 @@ impl Session {
             xfer: Default::default(),
             media: None,
             pickup: Default::default(),
+            apps: Default::default(),
         };
         s.own(cx, server, peer, TxnRole::CallerInvite);
         s.index(cx, (call_id.clone(), tag), LegRef::Caller);
@@ -539,6 +549,11 @@ impl Session {
                 let b = ResponseBuilder::reply(&request, 200).header(HeaderName::Allow, ALLOW);
                 cx.respond(id, b);
             }
+            Method::Invite | Method::Update | Method::Info | Method::Message
+                if leg == LegRef::Caller && self.in_app() =>
+            {
+                self.app_request(cx, id, request)
+            }
             Method::Invite | Method::Update | Method::Info | Method::Message => {
                 self.relay_request(cx, leg, id, request)
             }
@@ -568,6 +583,7 @@ impl Session {
                 Timer::AckTimeout(side) => gave_up |= self.ack_timed_out(side),
                 Timer::TransferRing => self.transfer_ring_timed_out(cx),
                 Timer::TransferRelease => self.release_referrers(cx),
+                Timer::App => self.app_timer(cx),
             }
         }
         if gave_up {

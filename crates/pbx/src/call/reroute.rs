@@ -173,6 +173,7 @@ impl Session {
         match route {
             Route::NotFound => self.fail_caller(cx, 404, "Not Found", EndReason::NotApplicable),
             Route::Group(group) => self.ring_group(cx, group, reason),
+            Route::Ivr(ivr) => self.enter_ivr(cx, *ivr, reason),
             Route::Unavailable {
                 extension,
                 forwarding,
@@ -428,6 +429,7 @@ impl Session {
             | Route::Unavailable { display_name, .. }
             | Route::Busy { display_name, .. } => display_name.clone(),
             Route::Group(group) => group.name.clone(),
+            Route::Ivr(ivr) => ivr.name.clone(),
             Route::NotFound => String::new(),
         };
         // The stage left behind stops timing.

@@ -221,6 +221,9 @@ pub enum Input {
     /// The relay of `session` saw no RTP for its timeout: the call is
     /// hung up (`call/media.rs`).
     MediaTimeout { session: SessionId },
+    /// The caller of `session` pressed `digit` (RFC 4733, reported by the
+    /// relay while the PBX holds the call: an IVR).
+    Digit { session: SessionId, digit: char },
 }
 
 /// What the engine asks of the runtime.
@@ -538,6 +541,9 @@ impl Engine {
             Input::TrunkDown { trunk, down } => self.trunk_calls.set_down(trunk, down),
             Input::MediaTimeout { session } => {
                 self.run(session, clk, |s, cx| s.media_timed_out(cx))
+            }
+            Input::Digit { session, digit } => {
+                self.run(session, clk, |s, cx| s.on_digit(cx, digit))
             }
         }
         self.drain(clk);
