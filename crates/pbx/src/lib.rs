@@ -69,11 +69,11 @@ pub mod trunk;
 pub mod trunk_keepalive;
 pub mod trunk_registration;
 
+pub use apps::{BuiltinPrompt, Ivr, IvrDestination, Prompt, PromptRef};
 pub use call::{
     LegRole, LegState, LegView, NotFollowed, RELEASE_AFTER, RoutingNotice, SessionState,
     SessionView, TransferOnFailure,
 };
-pub use apps::{BuiltinPrompt, Ivr, IvrDestination, Prompt, PromptRef};
 pub use context::{InternalError, Written};
 pub use directory::{
     Directory, Extension, Feature, FeatureCodes, ForwardCondition, Forwarding, RingGroup,

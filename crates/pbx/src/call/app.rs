@@ -90,36 +90,40 @@ impl Session {
         self.answered_by_pbx() && self.phase == Phase::Ringing
     }
 
-    /// Answers the caller with the relay's SDP (once per call); false when
-    /// it cannot be (the call is not relayed, the caller is gone, its
-    /// offer has no G.711: `488` was sent).
-    pub(super) fn app_answer(&mut self, cx: &mut Ctx<'_>) -> Result<(), u16> {
+    /// Whether the caller can be answered with the relay's SDP: `Ok(None)`
+    /// when it already was, the codec to answer with, or the status the
+    /// caller must get instead (`480`: the call is not relayed; `488`: its
+    /// offer has no G.711).
+    pub(super) fn app_can_answer(&self) -> Result<Option<Answer>, u16> {
         if self.answered_by_pbx() {
-            return Ok(());
+            return Ok(None);
         }
-        let Some(relay) = self.media.clone() else {
-            return Err(480);
-        };
-        let Some(caller) = self.caller.as_ref() else {
+        let (Some(_), Some(caller)) = (&self.media, &self.caller) else {
             return Err(480);
         };
         if caller.state != CallerState::Waiting {
             return Err(480);
         }
         let offer = body_of(&caller.invite).and_then(|(ct, b)| sdp(&ct, &b));
-        let answer = match &offer {
-            Some(sdp) => choose_codec(sdp).ok_or(488u16)?,
-            None => Answer {
+        match &offer {
+            Some(sdp) => choose_codec(sdp).map(Some).ok_or(488),
+            None => Ok(Some(Answer {
                 payload_type: 0,
                 law: G711::Pcmu,
                 events: Some(101),
-            },
+            })),
+        }
+    }
+
+    /// Answers the caller with `answer` (from [`Session::app_can_answer`]).
+    pub(super) fn app_answer(&mut self, cx: &mut Ctx<'_>, answer: Answer) {
+        let Some(relay) = self.media.clone() else {
+            return;
         };
         let body = answer_sdp(&answer, relay.address, relay.ports[0], self.id);
         self.apps.answer = Some(answer);
         self.media_answered(cx);
         self.answer_caller_with(cx, Some(("application/sdp".into(), body)));
-        Ok(())
     }
 
     /// The SDP the next destination is offered: the caller's codec on the
@@ -204,7 +208,11 @@ impl Session {
         if !matches!(route, crate::router::Route::Ivr(_)) {
             self.visited.push(number.clone());
             // Ringback while the destination rings.
-            self.play(cx, vec![PromptRef::Builtin(crate::BuiltinPrompt::Ringback)], true);
+            self.play(
+                cx,
+                vec![PromptRef::Builtin(crate::BuiltinPrompt::Ringback)],
+                true,
+            );
         }
         cx.emit(CallEventKind::IdentityChanged {
             caller: None,
@@ -432,7 +440,10 @@ fn answer_sdp(a: &Answer, ip: std::net::IpAddr, port: u16, session: cdr::Session
         a.law.name()
     );
     if let Some(e) = a.events {
-        let _ = write!(s, "a=rtpmap:{e} telephone-event/8000\r\na=fmtp:{e} 0-15\r\n");
+        let _ = write!(
+            s,
+            "a=rtpmap:{e} telephone-event/8000\r\na=fmtp:{e} 0-15\r\n"
+        );
     }
     s.push_str("a=ptime:20\r\na=sendrecv\r\n");
     Bytes::from(s)
@@ -448,11 +459,19 @@ mod tests {
             m=audio 4000 RTP/AVP 9 8 0 101\r\na=rtpmap:9 G722/8000\r\na=rtpmap:101 telephone-event/8000\r\n";
         let sdp = SessionDescription::parse(offer.as_bytes()).unwrap();
         let a = choose_codec(&sdp).unwrap();
-        assert_eq!((a.payload_type, a.law, a.events), (8, G711::Pcma, Some(101)));
+        assert_eq!(
+            (a.payload_type, a.law, a.events),
+            (8, G711::Pcma, Some(101))
+        );
         let g722_only = offer.replace(" 9 8 0 101", " 9");
         let sdp = SessionDescription::parse(g722_only.as_bytes()).unwrap();
         assert!(choose_codec(&sdp).is_none());
-        let text = answer_sdp(&a, "203.0.113.10".parse().unwrap(), 30000, cdr::SessionId::from(cdr::Id::from_u64(7)));
+        let text = answer_sdp(
+            &a,
+            "203.0.113.10".parse().unwrap(),
+            30000,
+            cdr::SessionId::from(cdr::Id::from_u64(7)),
+        );
         let parsed = SessionDescription::parse(&text).unwrap();
         let p = party_from_sdp(&parsed, "203.0.113.10".parse().unwrap());
         assert_eq!(p.rtp, Some("203.0.113.10:30000".parse().unwrap()));
@@ -475,7 +494,10 @@ mod tests {
             info("application/dtmf-relay", "Signal=5\r\nDuration=160\r\n"),
             Some(vec!['5'])
         );
-        assert_eq!(info("application/dtmf-relay", "Signal= #\r\n"), Some(vec!['#']));
+        assert_eq!(
+            info("application/dtmf-relay", "Signal= #\r\n"),
+            Some(vec!['#'])
+        );
         assert_eq!(info("application/dtmf", "9"), Some(vec!['9']));
         assert_eq!(info("application/dtmf-relay", "Signal=x\r\n"), None);
         assert_eq!(info("text/plain", "5"), None);

@@ -64,13 +64,15 @@ impl Session {
             group: None,
         };
         self.timers.stop_ringing();
-        if !self.answered_by_pbx() {
-            // Open and answered first (SPEC: the IVR answers at once),
-            // then the caller's 200.
-            if self.media.is_none() || self.caller.is_none() {
-                return self.stage_over(cx, StageOutcome::Unreachable);
+        let answer = match self.app_can_answer() {
+            Ok(answer) => answer,
+            Err(488) => {
+                // Its offer has no G.711: the IVR cannot talk to it.
+                return self.fail_caller(cx, 488, "Not Acceptable Here", EndReason::NotApplicable);
             }
-        }
+            // Not relayed: the IVR is out of reach.
+            Err(_) => return self.stage_over(cx, StageOutcome::Unreachable),
+        };
         self.apps.entries += 1;
         self.visited.retain(|n| *n != number);
         let target = self.app_target(cx, &number, reason);
@@ -84,10 +86,10 @@ impl Session {
                 step: Step::Menu,
             },
         });
-        if let Err(code) = self.app_answer(cx) {
-            // Its offer has no G.711: the IVR cannot talk to it.
-            self.app_end(cx, EndReason::NotApplicable);
-            return self.fail_caller(cx, code, sip::builder::default_reason(code), EndReason::NotApplicable);
+        // Open and answered first (SPEC: the IVR answers at once), then
+        // the caller's 200.
+        if let Some(answer) = answer {
+            self.app_answer(cx, answer);
         }
         self.menu(cx, false);
     }
@@ -140,8 +142,7 @@ impl Session {
             Step::Goodbye => {}
             Step::Menu => {
                 // Barge-in: the prompt stops.
-                cx.fx
-                    .push(Effect::Media(crate::media::MediaCommand::Quiet));
+                cx.fx.push(Effect::Media(crate::media::MediaCommand::Quiet));
                 if let Some(dest) = run.ivr.menu.get(&digit).cloned() {
                     return self.choose(cx, dest);
                 }

@@ -63,7 +63,9 @@ impl Session {
             }),
             _ => false,
         };
-        if !policy.anchor.decide(recorded, caller_nat || callee_nat) && !self.app_needs_relay(cx, route) {
+        if !policy.anchor.decide(recorded, caller_nat || callee_nat)
+            && !self.app_needs_relay(cx, route)
+        {
             return;
         }
         let Some(relay_ports) = cx.sv.relay_ports.as_mut() else {
