@@ -488,7 +488,7 @@ mod tests {
                 "INFO sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.5;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:b@b>;tag=2\r\nCall-ID: c\r\nCSeq: 2 INFO\r\nContent-Type: {ct}\r\nContent-Length: {}\r\n\r\n{body}",
                 body.len()
             );
-            info_digits(&Message::parse(text.as_bytes()).unwrap())
+            info_digits(&Message::parse(text.into_bytes()).unwrap())
         };
         assert_eq!(
             info("application/dtmf-relay", "Signal=5\r\nDuration=160\r\n"),
