@@ -130,7 +130,7 @@ impl App {
             timestamp: self.timestamp,
             ssrc: self.ssrc,
         };
-        let n = header.write(frame, buf).ok()?;
+        let n = header.write(frame, buf)?;
         self.marker = false;
         self.sequence = self.sequence.wrapping_add(1);
         self.timestamp = self.timestamp.wrapping_add(FRAME as u32);

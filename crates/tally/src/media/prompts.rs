@@ -71,7 +71,7 @@ impl Audio {
 }
 
 /// Why an upload is not a prompt.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PromptError {
     #[error("not a WAV file of 16-bit PCM: {0}")]
     NotWav(String),
