@@ -199,10 +199,16 @@ mod tests {
         assert_eq!(seqs.len(), 40);
         assert_eq!(seqs[0], (0, 0, true));
         assert_eq!(seqs[39], (39, 39 * 160, false));
-        assert_eq!(dominant(&pcm[..800], &[600.0, 1100.0], 8000, 0.7), Some(1100.0));
+        assert_eq!(
+            dominant(&pcm[..800], &[600.0, 1100.0], 8000, 0.7),
+            Some(1100.0)
+        );
         assert!(!app.is_playing());
         // Looped: it goes on.
-        app.play(Player::new(vec![builtin(BuiltinPrompt::Invalid)], &playback(true)), None);
+        app.play(
+            Player::new(vec![builtin(BuiltinPrompt::Invalid)], &playback(true)),
+            None,
+        );
         for _ in 0..100 {
             assert!(app.next_packet(&mut buf).is_some());
         }
@@ -218,5 +224,103 @@ mod tests {
         }
         app.on_caller_packet(0, 5000, &[0u8; 160]);
         assert_eq!(*digits.lock().unwrap(), vec!['5', '#']);
+    }
+
+    /// The relay task itself: plays to the caller's latched address,
+    /// drops side B while holding the caller, reports the caller's digits,
+    /// and relays again after `Bridge`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn the_relay_plays_hears_digits_and_bridges() {
+        use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+        use std::time::Duration;
+
+        use super::super::ports::{PortPool, test_range};
+        use super::super::relay::{AppCommand, Command, spawn};
+        use pbx::media::{Party, Side};
+
+        let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let (first, last) = test_range(9);
+        let pool = PortPool::new(lo, first, last);
+        let pairs = [pool.allocate().unwrap(), pool.allocate().unwrap()];
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel::<super::super::relay::TimedOut<u8>>();
+        let h = spawn(1u8, pairs, Duration::from_secs(60), None, tx).unwrap();
+        let a = UdpSocket::bind((lo, 0)).unwrap();
+        let b = UdpSocket::bind((lo, 0)).unwrap();
+        for s in [&a, &b] {
+            s.set_read_timeout(Some(Duration::from_millis(300)))
+                .unwrap();
+        }
+        let party = |s: &UdpSocket| Party {
+            rtp: Some(s.local_addr().unwrap()),
+            rtcp: None,
+            behind_nat: false,
+            codecs: vec![(0, "PCMU".into()), (101, "telephone-event".into())],
+        };
+        h.send(Command::Party(Side::A, party(&a)));
+        h.send(Command::Party(Side::B, party(&b)));
+        let (digit_tx, mut digit_rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut pb = playback(false);
+        (pb.payload_type, pb.law) = (0, G711::Pcmu);
+        h.send(Command::App(AppCommand::Play {
+            player: Player::new(vec![builtin(BuiltinPrompt::Invalid)], &pb),
+            events: Some(101),
+            on_digit: Box::new(move |d| {
+                let _ = digit_tx.send(d);
+            }),
+        }));
+        let relay_a = SocketAddr::new(lo, h.port(Side::A));
+        let relay_b = SocketAddr::new(lo, h.port(Side::B));
+        // B speaks while the PBX holds the caller: A must not hear it.
+        let mut out = [0u8; 200];
+        let hdr = |seq: u16, pt: u8| RtpHeader {
+            marker: false,
+            payload_type: pt,
+            sequence: seq,
+            timestamp: u32::from(seq) * 160,
+            ssrc: 9,
+        };
+        let n = hdr(1, 0).write(&[0xffu8; 160], &mut out).unwrap();
+        b.send_to(&out[..n], relay_b).unwrap();
+        // The caller presses 7 (RFC 4733).
+        for (i, (_, payload)) in EventSender::new(key_event('7').unwrap(), 10, 800, 160).enumerate()
+        {
+            let n = hdr(100 + i as u16, 101).write(&payload, &mut out).unwrap();
+            a.send_to(&out[..n], relay_a).unwrap();
+        }
+        let got = tokio::time::timeout(Duration::from_secs(5), digit_rx.recv())
+            .await
+            .unwrap();
+        assert_eq!(got, Some('7'));
+        // What A hears: the invalid prompt (1100 Hz), from the relay's A port.
+        let a2 = a.try_clone().unwrap();
+        let heard = tokio::task::spawn_blocking(move || {
+            let mut pcm = Vec::new();
+            let mut buf = [0u8; 400];
+            while let Ok((n, from)) = a2.recv_from(&mut buf) {
+                assert_eq!(from, relay_a);
+                let p = RtpPacket::parse(&buf[..n]).unwrap();
+                assert_eq!(p.header.payload_type, 0, "only the prompt reaches A");
+                let mut dec = [0i16; 160];
+                Law::Pcmu.decode_into(p.payload, &mut dec);
+                pcm.extend_from_slice(&dec);
+            }
+            pcm
+        })
+        .await
+        .unwrap();
+        assert_eq!(heard.len(), 40 * 160, "0.8 s of prompt, nothing of B");
+        assert_eq!(
+            dominant(&heard[..800], &[600.0, 1100.0], 8000, 0.7),
+            Some(1100.0)
+        );
+        // Bridged: B reaches A again.
+        h.send(Command::App(AppCommand::Bridge));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let n = hdr(2, 0).write(&[0xffu8; 160], &mut out).unwrap();
+        b.send_to(&out[..n], relay_b).unwrap();
+        let mut buf = [0u8; 400];
+        let (n, _) = a.recv_from(&mut buf).unwrap();
+        assert_eq!(RtpPacket::parse(&buf[..n]).unwrap().header.ssrc, 9);
+        let _ = h.stop().await;
     }
 }

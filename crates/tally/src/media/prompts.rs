@@ -225,8 +225,8 @@ mod tests {
     }
 
     fn wav(rate: u32, channels: u16, samples: usize) -> Vec<u8> {
-        let mut w = media::wav::WavWriter::new(std::io::Cursor::new(Vec::new()), channels, rate)
-            .unwrap();
+        let mut w =
+            media::wav::WavWriter::new(std::io::Cursor::new(Vec::new()), channels, rate).unwrap();
         w.write_samples(&vec![1000i16; samples * usize::from(channels)])
             .unwrap();
         w.finish().unwrap().into_inner()
@@ -240,7 +240,10 @@ mod tests {
             decode_wav(&wav(44100, 1, 100)),
             Err(PromptError::SampleRate(44100))
         );
-        assert_eq!(decode_wav(&wav(8000, 2, 100)), Err(PromptError::Channels(2)));
+        assert_eq!(
+            decode_wav(&wav(8000, 2, 100)),
+            Err(PromptError::Channels(2))
+        );
         assert_eq!(decode_wav(&wav(8000, 1, 0)), Err(PromptError::Empty));
         assert!(matches!(
             decode_wav(&wav(8000, 1, 8000 * 121)),

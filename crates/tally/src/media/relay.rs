@@ -559,7 +559,8 @@ impl Relay {
                 events,
                 on_digit,
             } => {
-                let ssrc = 0x7a11_0000 ^ u32::from(self.sides[0].rtp.local_addr().map_or(0, |a| a.port()));
+                let ssrc =
+                    0x7a11_0000 ^ u32::from(self.sides[0].rtp.local_addr().map_or(0, |a| a.port()));
                 self.app
                     .get_or_insert_with(|| super::player::App::new(on_digit, ssrc))
                     .play(player, events);
