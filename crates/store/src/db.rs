@@ -523,6 +523,16 @@ pub(crate) const SQLITE_MIGRATIONS: Embedded = &[
         "pickup",
         include_str!("../migrations/sqlite/0017_pickup.sql"),
     ),
+    (
+        18,
+        "prompts_ivrs",
+        include_str!("../migrations/sqlite/0018_prompts_ivrs.sql"),
+    ),
+    (
+        19,
+        "did_to_ivr",
+        include_str!("../migrations/sqlite/0019_did_to_ivr.sql"),
+    ),
 ];
 pub(crate) const POSTGRES_MIGRATIONS: Embedded = &[
     (
@@ -609,6 +619,16 @@ pub(crate) const POSTGRES_MIGRATIONS: Embedded = &[
         17,
         "pickup",
         include_str!("../migrations/postgres/0017_pickup.sql"),
+    ),
+    (
+        18,
+        "prompts_ivrs",
+        include_str!("../migrations/postgres/0018_prompts_ivrs.sql"),
+    ),
+    (
+        19,
+        "did_to_ivr",
+        include_str!("../migrations/postgres/0019_did_to_ivr.sql"),
     ),
 ];
 

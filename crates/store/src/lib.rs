@@ -54,6 +54,7 @@ mod directory;
 mod error;
 mod export;
 mod identity;
+mod ivrs;
 mod lite;
 mod outbox;
 mod pg_commit;
@@ -83,6 +84,7 @@ pub use directory::{
 };
 pub use error::StoreError;
 pub use export::{ExportFormat, ExportLimits, ExportSlot, ExportSlots, ExportZone, UnknownZone};
+pub use ivrs::{AppDeletion, HANG_UP, Ivr, IvrWrite, PromptRow};
 pub use identity::{AccessGrant, ApiKey, NewToken, Refresh, Rotation, TokenOwner};
 pub use outbox::OutboxEvent;
 pub use query::{CdrQuery, CdrScope, QueryError};

@@ -14,8 +14,8 @@
 //! leading `+`; compared after the trunk's normalisation: `+` and its
 //! `country_code` stripped), `match` (`exact`, default, or `prefix` for a
 //! block of numbers), `destination_type` (`extension`, default, or
-//! `ring_group`; IVRs and queues come with those features), `destination`
-//! (an extension, or a ring group's number, of the tenant). A trunk or extension the tenant does not have is
+//! `ring_group` or `ivr`; queues come with that feature), `destination`
+//! (an extension, or a ring group's or IVR's number, of the tenant). A trunk or extension the tenant does not have is
 //! `VALIDATE_FAILED` naming the field, and nothing is written.
 
 use std::collections::HashMap;
@@ -102,10 +102,11 @@ fn apply(r: &mut store::InboundRule, body: &Body, full: bool) -> Result<(), ApiE
         r.destination_kind = match body.string("destination_type")? {
             None | Some("extension") => "extension".to_owned(),
             Some("ring_group") => "ring_group".to_owned(),
+            Some("ivr") => "ivr".to_owned(),
             Some(_) => {
                 return Err(ApiError::validate(
                     "destination_type",
-                    "must be extension or ring_group",
+                    "must be extension, ring_group or ivr",
                 ));
             }
         };
@@ -327,7 +328,7 @@ impl Api {
                 ("match", one_of_strings(&["exact", "prefix"])),
                 (
                     "destination_type",
-                    one_of_strings(&["extension", "ring_group"]),
+                    one_of_strings(&["extension", "ring_group", "ivr"]),
                 ),
                 ("destination", string()),
                 ("created_at", date_time()),
@@ -353,7 +354,7 @@ impl Api {
                     ("match", one_of_strings(&["exact", "prefix"])),
                     (
                         "destination_type",
-                        one_of_strings(&["extension", "ring_group"]),
+                        one_of_strings(&["extension", "ring_group", "ivr"]),
                     ),
                     (
                         "destination",
