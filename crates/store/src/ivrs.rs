@@ -61,7 +61,10 @@ pub enum IvrWrite {
     /// The number is a user's, a ring group's or another IVR's.
     NumberTaken,
     /// This destination (menu key or timeout) is no number of the tenant.
-    UnknownDestination { field: String, number: String },
+    UnknownDestination {
+        field: String,
+        number: String,
+    },
     /// The greeting is no prompt of the tenant.
     UnknownPrompt(Id),
 }

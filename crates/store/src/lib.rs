@@ -84,8 +84,8 @@ pub use directory::{
 };
 pub use error::StoreError;
 pub use export::{ExportFormat, ExportLimits, ExportSlot, ExportSlots, ExportZone, UnknownZone};
-pub use ivrs::{AppDeletion, HANG_UP, Ivr, IvrWrite, PromptRow};
 pub use identity::{AccessGrant, ApiKey, NewToken, Refresh, Rotation, TokenOwner};
+pub use ivrs::{AppDeletion, HANG_UP, Ivr, IvrWrite, PromptRow};
 pub use outbox::OutboxEvent;
 pub use query::{CdrQuery, CdrScope, QueryError};
 pub use recordings::{Recording, RecordingFilter};

@@ -64,7 +64,8 @@ impl Audio {
         }
     }
 
-    /// Length in seconds.
+    /// Length in milliseconds.
+    #[cfg(test)]
     pub fn duration_ms(&self) -> u64 {
         self.pcmu.len() as u64 / 8
     }
