@@ -486,3 +486,23 @@ fn refusals_an_offer_without_g711_and_a_call_without_relay() {
     assert_eq!(bench.take_one(alice.peer).status(), Some(480));
     assert_eq!(bench.cdr()["call_targets"], json!([]));
 }
+
+#[test]
+fn the_last_invalid_choice_hears_invalid_then_goodbye() {
+    let mut ivr = main_menu();
+    ivr.retries = 0;
+    let mut cast = cast_with(&[ivr], true);
+    let _a_call = dial_ivr(&mut cast, "500");
+    let Cast { bench, alice, .. } = &mut cast;
+    digit(bench, 1_000, '7');
+    assert_eq!(
+        bench.media.last().unwrap().1,
+        plays(&[BuiltinPrompt::Invalid, BuiltinPrompt::Goodbye])
+    );
+    // Both prompts (0.8 s each) play out before the BYE.
+    bench.at(2_599);
+    assert!(bench.take(alice.peer).is_empty());
+    bench.at(2_600);
+    assert!(is(&bench.take_one(alice.peer), Method::Bye));
+    assert_eq!(bench.cdr()["ended_reason"], "callee_disconnect");
+}

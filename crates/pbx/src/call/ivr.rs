@@ -116,22 +116,30 @@ impl Session {
         self.timers.set(Timer::App, cx.clk.now + length);
     }
 
-    /// Goodbye, then the PBX hangs up.
-    fn goodbye(&mut self, cx: &mut Ctx<'_>) {
+    /// Goodbye (after the invalid prompt when `invalid`), then the PBX
+    /// hangs up.
+    fn goodbye(&mut self, cx: &mut Ctx<'_>, invalid: bool) {
         let Some(run) = self.run() else { return };
         run.step = Step::Goodbye;
-        self.play(cx, vec![PromptRef::Builtin(BuiltinPrompt::Goodbye)], false);
-        self.timers
-            .set(Timer::App, cx.clk.now + BuiltinPrompt::Goodbye.duration());
+        let mut prompts = Vec::new();
+        let mut length = BuiltinPrompt::Goodbye.duration();
+        if invalid {
+            prompts.push(run.ivr.invalid.source);
+            length += run.ivr.invalid.duration;
+        }
+        prompts.push(PromptRef::Builtin(BuiltinPrompt::Goodbye));
+        self.play(cx, prompts, false);
+        self.timers.set(Timer::App, cx.clk.now + length);
     }
 
     /// An invalid choice (or no choice without a timeout destination):
-    /// the menu again, or goodbye after the last retry.
+    /// the menu again, or goodbye after the last retry (the invalid
+    /// prompt first, either way).
     fn retry(&mut self, cx: &mut Ctx<'_>, invalid: bool) {
         let Some(run) = self.run() else { return };
         run.tries += 1;
         if run.tries > run.ivr.retries {
-            return self.goodbye(cx);
+            return self.goodbye(cx, invalid);
         }
         self.menu(cx, invalid);
     }
@@ -187,7 +195,7 @@ impl Session {
 
     fn choose(&mut self, cx: &mut Ctx<'_>, dest: IvrDestination) {
         match dest {
-            IvrDestination::HangUp => self.goodbye(cx),
+            IvrDestination::HangUp => self.goodbye(cx, false),
             IvrDestination::Number(number) => self.dial(cx, number),
         }
     }
@@ -203,7 +211,7 @@ impl Session {
             cx.fx.push(Effect::Notice(RoutingNotice::TooManyHops {
                 hops: self.apps.entries,
             }));
-            return self.goodbye(cx);
+            return self.goodbye(cx, false);
         }
         self.app_hand_off(cx, number, route);
     }
