@@ -269,6 +269,9 @@ fn prompts_and_ivrs_over_rest_on_postgres() {
 const MENU_HZ: f64 = 600.0;
 const INVALID_HZ: f64 = 1100.0;
 const RINGBACK_HZ: f64 = 425.0;
+/// The tenant's own greeting (an upload).
+const GREETING_HZ: f64 = 1000.0;
+const DID: &str = "+33198765432";
 
 /// A relay port range of this test's own (50000–59999) and a long RTP
 /// timeout (the test's phone is silent).
@@ -416,7 +419,7 @@ fn hears(pcm: &[i16], hz: f64) -> bool {
     pcm.chunks_exact(800).any(|b| {
         dominant(
             b,
-            &[RINGBACK_HZ, 500.0, MENU_HZ, 800.0, INVALID_HZ],
+            &[RINGBACK_HZ, 500.0, MENU_HZ, 800.0, GREETING_HZ, INVALID_HZ],
             8_000,
             0.6,
         ) == Some(hz)
@@ -571,6 +574,113 @@ fn ivr_calls(dir: &Path, extra: &[&str]) {
         ],
         "{events:?}"
     );
+
+    // 3. The tenant's own greeting (a 16 kHz upload) is what the caller
+    // hears; the caller hangs up in the menu.
+    let mut pcm = vec![0i16; 16_000];
+    media::tone::Tone::sine(GREETING_HZ, 0.4, 16_000).fill(&mut pcm);
+    let mut w = media::wav::WavWriter::new(std::io::Cursor::new(Vec::new()), 1, 16_000).unwrap();
+    w.write_samples(&pcm).unwrap();
+    let r = upload(&demo.admin(), "welcome", &w.finish().unwrap().into_inner());
+    assert_eq!(r.status, 201, "{}", r.body);
+    let prompt = r.json()["id"].as_str().unwrap().to_owned();
+    create_ivr(
+        &demo,
+        json!({"number": "502", "name": "Welcome", "greeting_prompt_id": prompt}),
+    );
+    let mut caller = Caller::new(&demo);
+    let mut call = caller.call("502");
+    let heard = caller.listen(0.8);
+    assert!(
+        hears(&heard, GREETING_HZ),
+        "the caller hears the tenant's greeting"
+    );
+    assert!(!hears(&heard, MENU_HZ), "not the built-in menu");
+    assert_eq!(caller.phone.bye(&mut call, "502"), 200);
+    let cdr = nth_cdr(&demo, 3, "502");
+    assert_eq!(
+        brief(&cdr),
+        [json!([
+            "502",
+            "normal_call",
+            "answered",
+            "caller_disconnect"
+        ])],
+        "{cdr}"
+    );
+
+    // 4. A DID rule rings the IVR: a carrier's call is answered at once.
+    let carrier_port = common::free_sip_port();
+    let admin = demo.admin();
+    let r = admin.post_json(
+        "/api/trunks",
+        &json!({"name": "carrier", "kind": "ip", "host": "127.0.0.1", "port": carrier_port,
+                "transport": "udp", "source_addresses": ["127.0.0.1"],
+                "source_port": carrier_port, "country_code": "33"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let trunk = r.json()["id"].as_str().unwrap().to_owned();
+    let r = admin.post_json(
+        "/api/inbound_rules",
+        &json!({"trunk_id": trunk, "did": DID, "destination_type": "ivr", "destination": "500"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = admin.post_json(
+        "/api/inbound_rules",
+        &json!({"trunk_id": trunk, "did": "+33100000000", "destination_type": "ivr",
+                "destination": "102"}),
+    );
+    assert_eq!(r.status, 400, "102 is no IVR: {}", r.body);
+    let (ok, log) = common::Sipp::spawn(
+        demo.server.sip,
+        "carrier_uac.xml",
+        "u1",
+        carrier_port,
+        &["-s", DID],
+    )
+    .finish();
+    assert!(ok, "carrier call:\n{log}\n{}", demo.server.stderr());
+    let list = wait_for_cdrs(&admin, 4);
+    let id = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["direction"] == "INBOUND_CALL")
+        .unwrap_or_else(|| panic!("no inbound CDR: {list}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let cdr = admin.get(&format!("/api/cdrs/{id}")).json()["items"][0].clone();
+    assert_eq!(cdr["callee"], "500", "{cdr}");
+    assert_eq!(cdr["call_status"], "answered", "{cdr}");
+    assert_eq!(
+        brief(&cdr),
+        [json!([
+            "500",
+            "normal_call",
+            "answered",
+            "caller_disconnect"
+        ])],
+        "{cdr}"
+    );
+    // The DID rule keeps the IVR from being deleted.
+    let ivrs = admin.get("/api/ivrs").json();
+    let main = ivrs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["number"] == "500")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = admin.request(
+        "DELETE",
+        &format!("/api/ivrs/{main}"),
+        "application/json",
+        "",
+    );
+    assert_eq!(r.status, 409, "{}", r.body);
 }
 
 #[test]
