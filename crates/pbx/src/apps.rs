@@ -29,15 +29,18 @@ pub enum BuiltinPrompt {
     PleaseHold,
     /// Ringback, looped while the next destination rings.
     Ringback,
+    /// Music on hold (queues), looped.
+    Moh,
 }
 
 impl BuiltinPrompt {
-    pub const ALL: [BuiltinPrompt; 5] = [
+    pub const ALL: [BuiltinPrompt; 6] = [
         BuiltinPrompt::Menu,
         BuiltinPrompt::Invalid,
         BuiltinPrompt::Goodbye,
         BuiltinPrompt::PleaseHold,
         BuiltinPrompt::Ringback,
+        BuiltinPrompt::Moh,
     ];
 
     /// How long it plays (the runtime generates exactly this much audio).
@@ -48,6 +51,7 @@ impl BuiltinPrompt {
             BuiltinPrompt::Goodbye => 800,
             BuiltinPrompt::PleaseHold => 1000,
             BuiltinPrompt::Ringback => 3000,
+            BuiltinPrompt::Moh => 4000,
         })
     }
 
@@ -58,6 +62,7 @@ impl BuiltinPrompt {
             BuiltinPrompt::Goodbye => "goodbye",
             BuiltinPrompt::PleaseHold => "please_hold",
             BuiltinPrompt::Ringback => "ringback",
+            BuiltinPrompt::Moh => "moh",
         }
     }
 
@@ -158,21 +163,82 @@ pub struct Playback {
     pub events: Option<u8>,
 }
 
-/// The IVRs of every tenant, by number.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Ivrs {
-    by_tenant: std::collections::HashMap<TenantId, BTreeMap<Extension, Ivr>>,
+/// How a queue picks the agents it rings for its longest-waiting caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QueueStrategy {
+    /// Every free agent at once.
+    RingAll,
+    /// The free agent whose last queue call ended longest ago (never:
+    /// first).
+    LongestIdle,
+    /// The free agent after the one offered last, in the queue's order.
+    RoundRobin,
+    /// The free agent who took the fewest queue calls (on this node).
+    FewestCalls,
 }
 
-impl Ivrs {
-    pub(crate) fn upsert(&mut self, ivr: Ivr) {
+impl QueueStrategy {
+    pub const NAMES: [&'static str; 4] =
+        ["ring_all", "longest_idle", "round_robin", "fewest_calls"];
+
+    pub fn parse(name: &str) -> Option<QueueStrategy> {
+        Some(match name {
+            "ring_all" => QueueStrategy::RingAll,
+            "longest_idle" => QueueStrategy::LongestIdle,
+            "round_robin" => QueueStrategy::RoundRobin,
+            "fewest_calls" => QueueStrategy::FewestCalls,
+            _ => return None,
+        })
+    }
+}
+
+/// A call queue of a tenant (see DESIGN.md "IVRs and queues").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Queue {
+    pub tenant_id: TenantId,
+    pub number: Extension,
+    pub name: String,
+    pub strategy: QueueStrategy,
+    /// The queue's agents in order, and which of them are logged in.
+    pub agents: Vec<Extension>,
+    pub logged_in: Vec<Extension>,
+    /// How long an agent (or, ring all, every agent) rings per offer.
+    pub agent_timeout: Duration,
+    /// An agent is not offered a call for this long after a queue call.
+    pub wrap_up: Duration,
+    /// The longest a caller waits, then `overflow` (or the PBX hangs up).
+    pub max_wait: Option<Duration>,
+    /// Callers waiting at most; one more goes to `overflow`, or hears
+    /// busy (486; an answered caller is hung up).
+    pub max_length: Option<u32>,
+    pub overflow: Option<IvrDestination>,
+    /// Music on hold, looped.
+    pub moh: Prompt,
+}
+
+/// IVRs or queues of every tenant, by number.
+#[derive(Clone, Debug)]
+pub(crate) struct ByNumber<T> {
+    by_tenant: std::collections::HashMap<TenantId, BTreeMap<Extension, T>>,
+}
+
+impl<T> Default for ByNumber<T> {
+    fn default() -> Self {
+        ByNumber {
+            by_tenant: Default::default(),
+        }
+    }
+}
+
+impl<T> ByNumber<T> {
+    pub(crate) fn upsert(&mut self, tenant: TenantId, number: Extension, value: T) {
         self.by_tenant
-            .entry(ivr.tenant_id)
+            .entry(tenant)
             .or_default()
-            .insert(ivr.number.clone(), ivr);
+            .insert(number, value);
     }
 
-    pub(crate) fn remove(&mut self, tenant: TenantId, number: &str) -> Option<Ivr> {
+    pub(crate) fn remove(&mut self, tenant: TenantId, number: &str) -> Option<T> {
         self.by_tenant.get_mut(&tenant)?.remove(number)
     }
 
@@ -180,7 +246,11 @@ impl Ivrs {
         self.by_tenant.remove(&tenant);
     }
 
-    pub(crate) fn get(&self, tenant: TenantId, number: &str) -> Option<&Ivr> {
+    pub(crate) fn get(&self, tenant: TenantId, number: &str) -> Option<&T> {
         self.by_tenant.get(&tenant)?.get(number)
+    }
+
+    pub(crate) fn get_mut(&mut self, tenant: TenantId, number: &str) -> Option<&mut T> {
+        self.by_tenant.get_mut(&tenant)?.get_mut(number)
     }
 }

@@ -69,7 +69,7 @@ pub mod trunk;
 pub mod trunk_keepalive;
 pub mod trunk_registration;
 
-pub use apps::{BuiltinPrompt, Ivr, IvrDestination, Prompt, PromptRef};
+pub use apps::{BuiltinPrompt, Ivr, IvrDestination, Prompt, PromptRef, Queue, QueueStrategy};
 pub use call::{
     LegRole, LegState, LegView, NotFollowed, RELEASE_AFTER, RoutingNotice, SessionState,
     SessionView, TransferOnFailure,

@@ -76,6 +76,9 @@ pub enum Route {
     Group(RingGroup),
     /// An IVR of the tenant: the PBX answers it (`call/ivr.rs`).
     Ivr(Box<crate::apps::Ivr>),
+    /// A call queue of the tenant: the PBX answers it and offers the
+    /// caller to its agents (`call/queue.rs`, `engine/queues.rs`).
+    Queue(Box<crate::apps::Queue>),
     /// No such number in the tenant (`404`).
     NotFound,
 }
@@ -134,6 +137,9 @@ pub fn route(
     let Some(user) = directory.user(tenant, dialled) else {
         if let Some(ivr) = directory.ivr(tenant, dialled) {
             return Route::Ivr(Box::new(ivr.clone()));
+        }
+        if let Some(queue) = directory.queue(tenant, dialled) {
+            return Route::Queue(Box::new(queue.clone()));
         }
         return match directory.group(tenant, dialled) {
             Some(group) => Route::Group(group.clone()),

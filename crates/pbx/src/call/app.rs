@@ -67,7 +67,13 @@ pub(super) struct Answer {
 pub(super) struct App {
     pub target: TargetId,
     pub number: String,
-    pub ivr: super::ivr::IvrRun,
+    pub kind: AppKind,
+}
+
+#[derive(Debug)]
+pub(super) enum AppKind {
+    Ivr(super::ivr::IvrRun),
+    Queue(super::queue::QueueRun),
 }
 
 /// The session's applications (see the module doc).
@@ -178,6 +184,10 @@ impl Session {
     pub(super) fn app_end(&mut self, cx: &mut Ctx<'_>, reason: EndReason) {
         self.timers.stop(Timer::App);
         if let Some(app) = self.apps.current.take() {
+            if matches!(app.kind, AppKind::Queue(_)) {
+                self.timers.stop(Timer::QueueAgent);
+                cx.fx.push(Effect::Queue(super::queue::QueueEffect::Leave));
+            }
             cx.emit(CallEventKind::TargetEnded(TargetEnd {
                 target: app.target,
                 reason,
@@ -202,10 +212,14 @@ impl Session {
             | crate::router::Route::Busy { display_name, .. } => display_name.clone(),
             crate::router::Route::Group(g) => g.name.clone(),
             crate::router::Route::Ivr(i) => i.name.clone(),
+            crate::router::Route::Queue(q) => q.name.clone(),
             crate::router::Route::NotFound => String::new(),
         };
         self.timers.stop_ringing();
-        if !matches!(route, crate::router::Route::Ivr(_)) {
+        if !matches!(
+            route,
+            crate::router::Route::Ivr(_) | crate::router::Route::Queue(_)
+        ) {
             self.visited.push(number.clone());
             // Ringback while the destination rings.
             self.play(
@@ -264,6 +278,8 @@ impl Session {
         let Phase::Answered(b) = self.phase else {
             return;
         };
+        // A queue's agent answered: the queue target ends `referred`.
+        self.queue_connected(cx, b.callee);
         if let Some(ip) = self.peer_ip(LegRef::Target(b.callee)) {
             let _ = self.carry(cx, ok, MediaSide::B, ip);
         }
@@ -331,11 +347,13 @@ impl Session {
         use crate::directory::ForwardCondition as C;
         use crate::router::Route;
         let is_ivr = |d: &str| {
-            super::reroute::internal_number(&self.tenant.domain, d)
-                .is_some_and(|n| cx.dir.directory.ivr(self.tenant.id, &n).is_some())
+            super::reroute::internal_number(&self.tenant.domain, d).is_some_and(|n| {
+                let dir = cx.dir.directory;
+                dir.ivr(self.tenant.id, &n).is_some() || dir.queue(self.tenant.id, &n).is_some()
+            })
         };
         let forwarding = match route {
-            Route::Ivr(_) => return true,
+            Route::Ivr(_) | Route::Queue(_) => return true,
             Route::Group(g) => return g.no_answer.as_deref().is_some_and(is_ivr),
             Route::Extension { forwarding, .. }
             | Route::Unavailable { forwarding, .. }
@@ -350,15 +368,24 @@ impl Session {
 
     /// A digit the caller pressed (relay or INFO).
     pub(crate) fn on_digit(&mut self, cx: &mut Ctx<'_>, digit: char) {
-        if self.in_app() && self.apps.current.is_some() {
-            self.ivr_digit(cx, digit);
+        if !self.in_app() {
+            return;
+        }
+        match self.apps.current.as_ref().map(|a| &a.kind) {
+            Some(AppKind::Ivr(_)) => self.ivr_digit(cx, digit),
+            Some(AppKind::Queue(_)) | None => {}
         }
     }
 
     /// [`Timer::App`].
     pub(super) fn app_timer(&mut self, cx: &mut Ctx<'_>) {
-        if self.in_app() && self.apps.current.is_some() {
-            self.ivr_timer(cx);
+        if !self.in_app() {
+            return;
+        }
+        match self.apps.current.as_ref().map(|a| &a.kind) {
+            Some(AppKind::Ivr(_)) => self.ivr_timer(cx),
+            Some(AppKind::Queue(_)) => self.queue_waited_too_long(cx),
+            None => {}
         }
     }
 }

@@ -25,7 +25,7 @@
 use cdr::{EndReason, RerouteReason};
 
 use super::Session;
-use super::app::App;
+use super::app::{App, AppKind};
 use super::effect::{Ctx, Effect};
 use super::reroute::{RoutingNotice, Stage, StageOutcome};
 use super::timer::Timer;
@@ -79,12 +79,12 @@ impl Session {
         self.apps.current = Some(App {
             target,
             number: number.clone(),
-            ivr: IvrRun {
+            kind: AppKind::Ivr(IvrRun {
                 ivr,
                 digits: String::new(),
                 tries: 0,
                 step: Step::Menu,
-            },
+            }),
         });
         // Open and answered first (SPEC: the IVR answers at once), then
         // the caller's 200.
@@ -95,7 +95,10 @@ impl Session {
     }
 
     fn run(&mut self) -> Option<&mut IvrRun> {
-        self.apps.current.as_mut().map(|a| &mut a.ivr)
+        match self.apps.current.as_mut().map(|a| &mut a.kind) {
+            Some(AppKind::Ivr(run)) => Some(run),
+            _ => None,
+        }
     }
 
     /// Plays the greeting (after the invalid prompt when `invalid`) and
@@ -207,7 +210,8 @@ impl Session {
         if route == Route::NotFound || own.as_deref() == Some(number.as_str()) {
             return self.retry(cx, true);
         }
-        if matches!(route, Route::Ivr(_)) && self.apps.entries >= MAX_IVR_ENTRIES {
+        if matches!(route, Route::Ivr(_) | Route::Queue(_)) && self.apps.entries >= MAX_IVR_ENTRIES
+        {
             cx.fx.push(Effect::Notice(RoutingNotice::TooManyHops {
                 hops: self.apps.entries,
             }));

@@ -130,6 +130,7 @@ mod leg;
 mod media;
 mod originate;
 mod pickup;
+mod queue;
 mod reroute;
 mod timer;
 mod transfer;
@@ -160,6 +161,7 @@ use leg::Leg;
 pub(crate) use leg::acknowledges;
 pub(crate) use originate::{Origin, Originate};
 pub(crate) use pickup::Newcomer;
+pub(crate) use queue::QueueBook;
 pub use reroute::{NotFollowed, RoutingNotice};
 use timer::{Timer, TimerTable};
 pub use transfer::{RELEASE_AFTER, TransferOnFailure};
@@ -329,6 +331,11 @@ impl Session {
             Route::Ivr(ivr) => Party {
                 user: ivr.number.to_string(),
                 display_name: ivr.name.clone(),
+                domain: tenant.domain.clone(),
+            },
+            Route::Queue(q) => Party {
+                user: q.number.to_string(),
+                display_name: q.name.clone(),
                 domain: tenant.domain.clone(),
             },
             Route::NotFound => Party {
@@ -584,6 +591,7 @@ impl Session {
                 Timer::TransferRing => self.transfer_ring_timed_out(cx),
                 Timer::TransferRelease => self.release_referrers(cx),
                 Timer::App => self.app_timer(cx),
+                Timer::QueueAgent => self.queue_agents_timed_out(cx),
             }
         }
         if gave_up {

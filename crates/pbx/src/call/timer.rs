@@ -30,15 +30,18 @@ pub(crate) enum Timer {
     /// A referrer that has not hung up after its transfer completed is
     /// released by the PBX (`transfer::RELEASE_AFTER`).
     TransferRelease,
-    /// An application's next step (`ivr.rs`: digit timeout, goodbye over).
+    /// An application's next step (`ivr.rs`: digit timeout, goodbye
+    /// over; `queue.rs`: the longest wait).
     App,
+    /// The agents a queue rings rang out (`queue.rs`).
+    QueueAgent,
 }
 
 impl Timer {
     /// Every timer, in the order [`TimerTable::expired`] reports those due
     /// at the same time: giving up on an ACK comes before sending the 2xx
     /// once more.
-    const ALL: [Timer; 10] = [
+    const ALL: [Timer; 11] = [
         Timer::RingTimeout,
         Timer::GroupTimeout,
         Timer::GroupStep,
@@ -49,6 +52,7 @@ impl Timer {
         Timer::TransferRing,
         Timer::TransferRelease,
         Timer::App,
+        Timer::QueueAgent,
     ];
 
     fn slot(self) -> usize {
@@ -63,6 +67,7 @@ impl Timer {
             Timer::TransferRing => 7,
             Timer::TransferRelease => 8,
             Timer::App => 9,
+            Timer::QueueAgent => 10,
         }
     }
 }

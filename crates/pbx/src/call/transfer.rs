@@ -225,6 +225,7 @@ impl Session {
             }
             Route::Group(_) => Err(Refusal(403, "Transfer To A Ring Group Not Supported")),
             Route::Ivr(_) => Err(Refusal(403, "Transfer To An IVR Not Supported")),
+            Route::Queue(_) => Err(Refusal(403, "Transfer To A Queue Not Supported")),
             route => Ok((b, number, route)),
         }
     }

@@ -95,6 +95,7 @@ macro_rules! lookup {
             trunks: &$engine.trunks,
             trunk_calls: &$engine.trunk_calls,
             last_answered: &$engine.last_answered,
+            queues: &$engine.queues,
         }
     };
 }
@@ -102,6 +103,7 @@ macro_rules! lookup {
 mod auth;
 mod control;
 mod pickup;
+mod queues;
 mod sessions;
 mod transfer;
 mod trunks;
@@ -374,6 +376,8 @@ pub struct Engine {
     trunk_held: HashMap<SessionId, crate::call::TrunkUse>,
     /// Who answered each ring group last (round robin; `call/group.rs`).
     last_answered: LastAnswered,
+    /// Queues' waiting callers and agents (`engine/queues.rs`).
+    queues: crate::call::QueueBook,
     /// Session deadlines (ring timeouts, 2xx retransmissions), ordered.
     deadlines: BTreeSet<(Instant, SessionId)>,
     /// The deadline each session has in `deadlines`.
@@ -430,6 +434,7 @@ impl Engine {
             sessions: HashMap::new(),
             active: ActiveCalls::default(),
             last_answered: LastAnswered::default(),
+            queues: Default::default(),
             held: HashMap::new(),
             trunks: Default::default(),
             trunk_calls: Default::default(),
@@ -547,6 +552,7 @@ impl Engine {
             }
         }
         self.drain(clk);
+        self.dispatch_queues(clk);
     }
 
     /// Swaps in a reloaded directory; bindings of users and tenants it no
@@ -619,6 +625,7 @@ impl Engine {
                 self.out.push_back(Output::BindingChanges(changes));
             }
         }
+        self.dispatch_queues(clk);
     }
 
     /// The next output, if any. Drain it in a loop after every input and
@@ -638,6 +645,7 @@ impl Engine {
             self.deadlines.first().map(|&(at, _)| at),
             self.next_sweep,
             grace_end,
+            self.queues.next_wake(),
         ]
         .into_iter()
         .flatten()

@@ -132,6 +132,14 @@ fn pattern(p: BuiltinPrompt) -> &'static [(f64, u32)] {
         BuiltinPrompt::Goodbye => &[(500.0, 350), (400.0, 350), (0.0, 100)],
         BuiltinPrompt::PleaseHold => &[(800.0, 900), (0.0, 100)],
         BuiltinPrompt::Ringback => &[(425.0, 1000), (0.0, 2000)],
+        BuiltinPrompt::Moh => &[
+            (523.0, 500),
+            (659.0, 500),
+            (784.0, 500),
+            (659.0, 500),
+            (523.0, 1000),
+            (0.0, 1000),
+        ],
     }
 }
 
