@@ -533,6 +533,11 @@ pub(crate) const SQLITE_MIGRATIONS: Embedded = &[
         "did_to_ivr",
         include_str!("../migrations/sqlite/0019_did_to_ivr.sql"),
     ),
+    (
+        20,
+        "queues",
+        include_str!("../migrations/sqlite/0020_queues.sql"),
+    ),
 ];
 pub(crate) const POSTGRES_MIGRATIONS: Embedded = &[
     (
@@ -629,6 +634,11 @@ pub(crate) const POSTGRES_MIGRATIONS: Embedded = &[
         19,
         "did_to_ivr",
         include_str!("../migrations/postgres/0019_did_to_ivr.sql"),
+    ),
+    (
+        20,
+        "queues",
+        include_str!("../migrations/postgres/0020_queues.sql"),
     ),
 ];
 

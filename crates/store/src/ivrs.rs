@@ -128,6 +128,7 @@ async fn check(conn: &mut impl Conn, ivr: &Ivr) -> Result<IvrWrite, StoreError> 
     let tenant = db_id("tenant_id", ivr.tenant_id.id())?;
     let id = db_id("ivr_id", ivr.id)?;
     if crate::ring_groups::user_or_group(conn, tenant, &ivr.number, None).await?
+        || crate::queues::is_queue(conn, tenant, &ivr.number, None).await?
         || is_ivr(conn, tenant, &ivr.number, Some(id)).await?
     {
         return Ok(IvrWrite::NumberTaken);
@@ -417,6 +418,17 @@ impl Store {
                 .iter()
                 .map(|r| r.text("number"))
                 .collect::<Result<_, _>>()?;
+            let queues: Vec<String> = conn
+                .fetch_all(
+                    "SELECT number FROM queues WHERE tenant_id = $1 AND moh_prompt_id = $2 \
+                     ORDER BY number",
+                    &args![t, p],
+                )
+                .await?
+                .iter()
+                .map(|r| r.text("number"))
+                .collect::<Result<_, _>>()?;
+            let users: Vec<String> = users.into_iter().chain(queues).collect();
             if !users.is_empty() {
                 return Ok(AppDeletion::InUse(users));
             }

@@ -59,6 +59,7 @@ mod lite;
 mod outbox;
 mod pg_commit;
 pub mod query;
+mod queues;
 mod recordings;
 mod recovery;
 mod registrations;
@@ -87,6 +88,7 @@ pub use export::{ExportFormat, ExportLimits, ExportSlot, ExportSlots, ExportZone
 pub use identity::{AccessGrant, ApiKey, NewToken, Refresh, Rotation, TokenOwner};
 pub use ivrs::{AppDeletion, HANG_UP, Ivr, IvrWrite, PromptRow};
 pub use outbox::OutboxEvent;
+pub use queues::{AgentLogin, Queue, QueueWrite};
 pub use query::{CdrQuery, CdrScope, QueryError};
 pub use recordings::{Recording, RecordingFilter};
 pub use recovery::{OpenSession, RecoveredSession, RecoveryReport, RecoveryScope};

@@ -92,7 +92,8 @@ pub(crate) async fn number_used(
     except: Option<i64>,
 ) -> Result<bool, StoreError> {
     Ok(user_or_group(conn, tenant, number, except).await?
-        || crate::ivrs::is_ivr(conn, tenant, number, None).await?)
+        || crate::ivrs::is_ivr(conn, tenant, number, None).await?
+        || crate::queues::is_queue(conn, tenant, number, None).await?)
 }
 
 /// Whether `number` is a user's extension in `tenant`, or a group's other
@@ -129,7 +130,9 @@ pub(crate) async fn is_group(
     number: &str,
 ) -> Result<bool, StoreError> {
     let t = db_id("tenant_id", tenant.id())?;
-    if crate::ivrs::is_ivr(conn, t, number, None).await? {
+    if crate::ivrs::is_ivr(conn, t, number, None).await?
+        || crate::queues::is_queue(conn, t, number, None).await?
+    {
         return Ok(true);
     }
     Ok(conn

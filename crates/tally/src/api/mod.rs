@@ -69,6 +69,7 @@ pub(crate) mod ivrs;
 pub mod openapi;
 pub(crate) mod outbound_rules;
 pub(crate) mod prompts;
+pub(crate) mod queues;
 pub(crate) mod recordings;
 pub(crate) mod resource;
 pub(crate) mod ring_groups;
@@ -749,6 +750,7 @@ pub fn api() -> Api {
         .ring_groups()
         .prompts()
         .ivrs()
+        .queues()
         .recordings()
         .sessions()
 }
