@@ -88,8 +88,8 @@ pub use export::{ExportFormat, ExportLimits, ExportSlot, ExportSlots, ExportZone
 pub use identity::{AccessGrant, ApiKey, NewToken, Refresh, Rotation, TokenOwner};
 pub use ivrs::{AppDeletion, HANG_UP, Ivr, IvrWrite, PromptRow};
 pub use outbox::OutboxEvent;
-pub use queues::{AgentLogin, Queue, QueueWrite};
 pub use query::{CdrQuery, CdrScope, QueryError};
+pub use queues::{AgentLogin, Queue, QueueWrite};
 pub use recordings::{Recording, RecordingFilter};
 pub use recovery::{OpenSession, RecoveredSession, RecoveryReport, RecoveryScope};
 pub use registrations::Registration;

@@ -125,7 +125,10 @@ async fn check(conn: &mut impl Conn, q: &Queue) -> Result<QueueWrite, StoreError
             return Ok(QueueWrite::UnknownAgent(agent.clone()));
         }
     }
-    if let Some(d) = q.overflow.as_deref().filter(|d| *d != HANG_UP && *d != q.number)
+    if let Some(d) = q
+        .overflow
+        .as_deref()
+        .filter(|d| *d != HANG_UP && *d != q.number)
         && !crate::ring_groups::number_used(conn, tenant, d, None).await?
     {
         return Ok(QueueWrite::UnknownDestination(d.to_owned()));
@@ -187,13 +190,20 @@ async fn write(conn: &mut impl Conn, q: &Queue, create: bool) -> Result<bool, St
     Ok(n > 0)
 }
 
-pub(crate) async fn delete_tenant_rows(conn: &mut impl Conn, tenant: i64) -> Result<(), StoreError> {
+pub(crate) async fn delete_tenant_rows(
+    conn: &mut impl Conn,
+    tenant: i64,
+) -> Result<(), StoreError> {
     conn.execute("DELETE FROM queues WHERE tenant_id = $1", &args![tenant])
         .await?;
     Ok(())
 }
 
-async fn fetch(conn: &mut impl Conn, tenant: TenantId, id: Id) -> Result<Option<Queue>, StoreError> {
+async fn fetch(
+    conn: &mut impl Conn,
+    tenant: TenantId,
+    id: Id,
+) -> Result<Option<Queue>, StoreError> {
     conn.fetch_optional(
         "SELECT * FROM queues WHERE tenant_id = $1 AND id = $2",
         &args![db_id("tenant_id", tenant.id())?, db_id("queue_id", id)?],
@@ -246,7 +256,9 @@ impl Store {
     }
 
     pub async fn queue(&self, tenant: TenantId, id: Id) -> Result<Option<Queue>, StoreError> {
-        with_conn!(&self.pool, |conn| async { fetch(&mut *conn, tenant, id).await })
+        with_conn!(&self.pool, |conn| async {
+            fetch(&mut *conn, tenant, id).await
+        })
     }
 
     /// A page of the tenant's queues, by number, and how many it has.
@@ -259,7 +271,10 @@ impl Store {
         with_conn!(&self.pool, |conn| async {
             let t = db_id("tenant_id", tenant.id())?;
             let count = conn
-                .fetch_optional("SELECT COUNT(*) AS n FROM queues WHERE tenant_id = $1", &args![t])
+                .fetch_optional(
+                    "SELECT COUNT(*) AS n FROM queues WHERE tenant_id = $1",
+                    &args![t],
+                )
                 .await?
                 .ok_or_else(|| StoreError::Corrupt("COUNT returned no row".into()))?;
             let items = conn

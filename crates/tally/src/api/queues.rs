@@ -188,7 +188,10 @@ fn apply(q: &mut store::Queue, body: &Body, full: bool) -> Result<(), ApiError> 
         };
     }
     if q.overflow.as_deref() == Some(q.number.as_str()) {
-        return Err(ApiError::validate("overflow", "must not be the queue itself"));
+        return Err(ApiError::validate(
+            "overflow",
+            "must not be the queue itself",
+        ));
     }
     Ok(())
 }
@@ -541,10 +544,13 @@ impl Api {
         .post(
             base,
             create,
-            Doc::new("Queues", "Create a queue; 409 when the number is taken (Admin)")
-                .tenant_scoped()
-                .json_body(body(&["number", "name", "agents"]))
-                .json(201, queue.clone()),
+            Doc::new(
+                "Queues",
+                "Create a queue; 409 when the number is taken (Admin)",
+            )
+            .tenant_scoped()
+            .json_body(body(&["number", "name", "agents"]))
+            .json(201, queue.clone()),
         )
         .get(
             one,
