@@ -51,7 +51,7 @@ pub enum QueueWrite {
 /// What logging an agent in or out did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AgentLogin {
-    Done(Queue),
+    Done(Box<Queue>),
     /// No such queue in the tenant.
     NotFound,
     /// The extension is not one of the queue's agents.
@@ -335,7 +335,7 @@ impl Store {
             )
             .await?;
             bump_version(&mut *conn).await?;
-            Ok::<AgentLogin, StoreError>(AgentLogin::Done(q))
+            Ok::<AgentLogin, StoreError>(AgentLogin::Done(Box::new(q)))
         })
     }
 }

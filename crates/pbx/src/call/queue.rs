@@ -73,6 +73,9 @@ pub(crate) struct AgentState {
 
 type Key = (TenantId, String);
 
+/// Agents to ring: extension and devices.
+pub(crate) type Agents = Vec<(String, Vec<Contact>)>;
+
 /// The queues' waiting callers and agents, kept by the engine (see the
 /// module doc). A restart forgets it: callers then are gone too, and
 /// agents start idle.
@@ -179,7 +182,7 @@ impl QueueBook {
         now: Instant,
         queue_of: impl Fn(&Key) -> Option<Queue>,
         agent: impl Fn(TenantId, &str) -> Option<Vec<Contact>>,
-    ) -> Vec<(SessionId, Vec<(String, Vec<Contact>)>)> {
+    ) -> Vec<(SessionId, Agents)> {
         for (tenant, ext, wrap_up) in std::mem::take(&mut self.ended) {
             let a = self.agents.entry((tenant, ext)).or_default();
             a.last_end = Some(now);
@@ -197,7 +200,7 @@ impl QueueBook {
                 continue;
             };
             let tenant = key.0;
-            let mut free: Vec<(String, Vec<Contact>)> = queue
+            let mut free: Agents = queue
                 .agents
                 .iter()
                 .filter(|a| queue.logged_in.contains(a))
@@ -355,7 +358,7 @@ impl Session {
     }
 
     /// The engine offers the caller to `agents` (extension and devices).
-    pub(crate) fn queue_ring(&mut self, cx: &mut Ctx<'_>, agents: Vec<(String, Vec<Contact>)>) {
+    pub(crate) fn queue_ring(&mut self, cx: &mut Ctx<'_>, agents: Agents) {
         if !self.in_app() {
             return;
         }

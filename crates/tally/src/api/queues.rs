@@ -418,7 +418,7 @@ async fn agent(
         .set_queue_agent(scope.tenant_id, id, &extension, on, at)
         .await?
     {
-        store::AgentLogin::Done(q) => q,
+        store::AgentLogin::Done(q) => *q,
         store::AgentLogin::NotFound => return Err(ApiError::not_found("queue")),
         store::AgentLogin::NotAnAgent => {
             return Err(ApiError::validate(
