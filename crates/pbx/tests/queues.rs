@@ -217,6 +217,13 @@ fn a_caller_who_hangs_up_while_queued_is_abandoned() {
     let Cast { bench, alice, .. } = &mut cast;
     let mut a_call = queued(bench, alice, 0);
     let (ann_call, ann_invite) = invited(bench, &mut ann);
+    let waiting = |bench: &mut Bench| {
+        bench.control(pbx::Control::QueueWaiting {
+            tenant: tenant_id(),
+            number: "700".into(),
+        })
+    };
+    assert_eq!(waiting(bench), pbx::ControlReply::Waiting(1));
     bench.at(4_000);
     bench.send(alice.peer, &alice.request(&mut a_call, "BYE", None));
     assert_eq!(bench.take_one(alice.peer).status(), Some(200));
@@ -224,6 +231,11 @@ fn a_caller_who_hangs_up_while_queued_is_abandoned() {
     assert!(is(&cancel, Method::Cancel));
     bench.send(ann.peer, &ann.respond(&ann_call, &cancel, 200, None));
     bench.send(ann.peer, &ann.respond(&ann_call, &ann_invite, 487, None));
+    assert_eq!(
+        waiting(bench),
+        pbx::ControlReply::Waiting(0),
+        "left the queue"
+    );
     let ids = target_ids(bench);
     golden(
         &cdr_of(bench, 0),

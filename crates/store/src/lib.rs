@@ -59,6 +59,7 @@ mod lite;
 mod outbox;
 mod pg_commit;
 pub mod query;
+mod queue_stats;
 mod queues;
 mod recordings;
 mod recovery;
@@ -89,6 +90,7 @@ pub use identity::{AccessGrant, ApiKey, NewToken, Refresh, Rotation, TokenOwner}
 pub use ivrs::{AppDeletion, HANG_UP, Ivr, IvrWrite, PromptRow};
 pub use outbox::OutboxEvent;
 pub use query::{CdrQuery, CdrScope, QueryError};
+pub use queue_stats::QueueStats;
 pub use queues::{AgentLogin, Queue, QueueWrite};
 pub use recordings::{Recording, RecordingFilter};
 pub use recovery::{OpenSession, RecoveredSession, RecoveryReport, RecoveryScope};

@@ -287,6 +287,36 @@ fn queue_calls(dir: &Path, extra: &[&str]) {
         ],
         "{cdr}"
     );
+
+    // Statistics: 700 had one abandoned and one answered call, nobody
+    // waits now; 701's overflow is neither.
+    let s = admin.get(&format!("{support}/stats")).json();
+    assert_eq!(
+        (&s["waiting"], &s["answered"], &s["abandoned"], &s["other"]),
+        (&json!(0), &json!(1), &json!(1), &json!(0)),
+        "{s}"
+    );
+    assert!(
+        s["longest_wait"].as_u64().unwrap() >= 2,
+        "the abandoned caller waited: {s}"
+    );
+    assert_eq!(s["service_level"]["answered_within"], 1, "{s}");
+    assert_eq!(s["service_level"]["percent"], 100.0, "{s}");
+    let r = admin.get(&format!("{support}/stats?service_level=0"));
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.error_field(), "service_level");
+    let r = admin.get(&format!(
+        "{support}/stats?from=2030-01-01T00:00:00Z&to=2029-01-01T00:00:00Z"
+    ));
+    assert_eq!(r.error_field(), "from", "{}", r.body);
+    let none = admin
+        .get(&format!("{support}/stats?to=2020-01-01T00:00:00Z"))
+        .json();
+    assert_eq!(
+        (&none["answered"], &none["abandoned"]),
+        (&json!(0), &json!(0)),
+        "{none}"
+    );
 }
 
 #[test]

@@ -61,6 +61,11 @@ pub enum Control {
         tenant: TenantId,
         id: SessionId,
     },
+    /// How many callers wait in the tenant's queue `number` (this node).
+    QueueWaiting {
+        tenant: TenantId,
+        number: String,
+    },
 }
 
 /// The engine's answer to a [`Control`].
@@ -72,6 +77,8 @@ pub enum ControlReply {
     Session(Option<SessionView>),
     /// Whether a call in progress of the tenant was found (and ended).
     Destroyed(bool),
+    /// Callers waiting in a queue.
+    Waiting(usize),
 }
 
 /// Why a call was not originated (nothing was sent, nothing recorded).
@@ -133,6 +140,9 @@ impl Engine {
                     self.run(id, clk, |s, cx| s.destroy(cx));
                 }
                 ControlReply::Destroyed(found)
+            }
+            Control::QueueWaiting { tenant, number } => {
+                ControlReply::Waiting(self.queues.waiting(tenant, &number))
             }
         };
         self.drain(clk);

@@ -30,7 +30,7 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -461,6 +461,91 @@ pub async fn logout(
     agent(state, scope, source, params, body, false).await
 }
 
+/// Who may read a queue's statistics.
+const STATS_ROLES: [Role; 2] = [Role::Admin, Role::QueueManager];
+const DAY_MS: u64 = 24 * 3600 * 1000;
+
+fn time_param(
+    query: &HashMap<String, String>,
+    name: &str,
+) -> Result<Option<cdr::UnixMillis>, ApiError> {
+    query
+        .get(name)
+        .map(|v| {
+            store::query::filter::parse_time(v.trim())
+                .and_then(|ms| u64::try_from(ms).ok())
+                .map(cdr::UnixMillis)
+                .ok_or_else(|| ApiError::validate(name, "must be an RFC 3339 time"))
+        })
+        .transpose()
+}
+
+/// `GET /api/queues/{queue_id}/stats?from=&to=&service_level=`: waiting
+/// now (this node's engine), and over the window (default: the last 24
+/// hours) answered, abandoned, average and longest wait (seconds) and
+/// the service level (the share of answered calls answered within
+/// `service_level` seconds, default 20).
+pub async fn stats(
+    State(state): State<ApiState>,
+    scope: Scope,
+    Path(params): Path<HashMap<String, String>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    scope.require(&STATS_ROLES)?;
+    let q = find(&state, &scope, &params).await?;
+    let now = clock::unix_millis();
+    let to = time_param(&query, "to")?.unwrap_or(now);
+    let from = time_param(&query, "from")?.unwrap_or(cdr::UnixMillis(to.0.saturating_sub(DAY_MS)));
+    if from.0 > to.0 {
+        return Err(ApiError::validate("from", "must not be after to"));
+    }
+    let level: u64 = match query.get("service_level") {
+        None => 20,
+        Some(v) => v
+            .parse()
+            .ok()
+            .filter(|s| (1..=3600).contains(s))
+            .ok_or_else(|| ApiError::validate("service_level", "must be 1 to 3600 seconds"))?,
+    };
+    let s = state
+        .store
+        .queue_stats(scope.tenant_id, &q.number, (from, to), level * 1000)
+        .await?;
+    let waiting = match state
+        .provisioner
+        .control(pbx::Control::QueueWaiting {
+            tenant: scope.tenant_id,
+            number: q.number.clone(),
+        })
+        .await?
+    {
+        pbx::ControlReply::Waiting(n) => n,
+        other => {
+            return Err(ApiError::internal(format!(
+                "unexpected engine reply {other:?}"
+            )));
+        }
+    };
+    let percent = if s.answered == 0 {
+        100.0
+    } else {
+        (s.answered_within as f64 * 1000.0 / s.answered as f64).round() / 10.0
+    };
+    Ok(Json(json!({
+        "queue_id": q.id,
+        "number": q.number,
+        "from": super::resource::rfc3339(from),
+        "to": super::resource::rfc3339(to),
+        "waiting": waiting,
+        "answered": s.answered,
+        "abandoned": s.abandoned,
+        "other": s.other,
+        "average_wait": s.average_wait_ms / 1000,
+        "longest_wait": s.longest_wait_ms / 1000,
+        "service_level": { "seconds": level, "answered_within": s.answered_within, "percent": percent },
+    })))
+}
+
 impl Api {
     /// The queue routes with their documentation.
     pub fn queues(self) -> Self {
@@ -592,6 +677,59 @@ impl Api {
             .tenant_scoped()
             .json_body(who.clone())
             .json(200, queue.clone()),
+        )
+        .get(
+            "/api/queues/{queue_id}/stats",
+            stats,
+            Doc::new(
+                "Queues",
+                "Queue statistics: waiting now, answered, abandoned, waits, service level (Admin, QueueManager)",
+            )
+            .tenant_scoped()
+            .query("from", date_time(), "Calls started at or after (default: 24 hours before `to`).")
+            .query("to", date_time(), "Calls started before (default: now).")
+            .query("service_level", int_range(1, 3600), "Seconds an answer counts within (default 20).")
+            .json(
+                200,
+                object(
+                    &[
+                        ("queue_id", id()),
+                        ("number", string()),
+                        ("from", date_time()),
+                        ("to", date_time()),
+                        ("waiting", non_negative()),
+                        ("answered", non_negative()),
+                        ("abandoned", non_negative()),
+                        ("other", non_negative()),
+                        ("average_wait", non_negative()),
+                        ("longest_wait", non_negative()),
+                        (
+                            "service_level",
+                            object(
+                                &[
+                                    ("seconds", non_negative()),
+                                    ("answered_within", non_negative()),
+                                    ("percent", json!({"type": "number"})),
+                                ],
+                                &["seconds", "answered_within", "percent"],
+                            ),
+                        ),
+                    ],
+                    &[
+                        "queue_id",
+                        "number",
+                        "from",
+                        "to",
+                        "waiting",
+                        "answered",
+                        "abandoned",
+                        "other",
+                        "average_wait",
+                        "longest_wait",
+                        "service_level",
+                    ],
+                ),
+            ),
         )
         .post(
             "/api/queues/{queue_id}/logout",
