@@ -311,7 +311,12 @@ impl Api {
             )
             .tenant_scoped()
             .query_required("name", text("1 to 64 characters"), "The prompt's name.")
-            .raw_body("audio/wav", string())
+            // Any Content-Type is read as the file (`audio/wav` is what
+            // clients send; the schema names the generic binary type).
+            .raw_body(
+                "application/octet-stream",
+                json!({"type": "string", "format": "binary"}),
+            )
             .json(201, prompt.clone()),
         )
         .get(
