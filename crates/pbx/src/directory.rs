@@ -354,6 +354,9 @@ pub struct Directory {
     features: HashMap<TenantId, FeatureCodes>,
     /// Tenants whose every call is recorded (their `recording` flag).
     recorded: HashSet<TenantId>,
+    /// IVRs and queues (`crate::apps`).
+    ivrs: crate::apps::ByNumber<crate::apps::Ivr>,
+    queues: crate::apps::ByNumber<crate::apps::Queue>,
 }
 
 /// The form domains are compared in: lower case, no trailing dot.
@@ -396,6 +399,8 @@ impl Directory {
         self.groups.remove(&id);
         self.features.remove(&id);
         self.recorded.remove(&id);
+        self.ivrs.remove_tenant(id);
+        self.queues.remove_tenant(id);
         Some(tenant)
     }
 
@@ -429,6 +434,59 @@ impl Directory {
 
     pub fn remove_group(&mut self, tenant: TenantId, number: &str) -> Option<RingGroup> {
         self.groups.get_mut(&tenant)?.remove(number)
+    }
+
+    /// Adds an IVR or replaces the one with the same number.
+    pub fn upsert_ivr(&mut self, ivr: crate::apps::Ivr) -> Result<(), DirectoryError> {
+        if !self.tenants.contains_key(&ivr.tenant_id) {
+            return Err(DirectoryError::UnknownTenant(ivr.tenant_id));
+        }
+        self.ivrs.upsert(ivr.tenant_id, ivr.number.clone(), ivr);
+        Ok(())
+    }
+
+    /// Adds a queue or replaces the one with the same number.
+    pub fn upsert_queue(&mut self, queue: crate::apps::Queue) -> Result<(), DirectoryError> {
+        if !self.tenants.contains_key(&queue.tenant_id) {
+            return Err(DirectoryError::UnknownTenant(queue.tenant_id));
+        }
+        self.queues
+            .upsert(queue.tenant_id, queue.number.clone(), queue);
+        Ok(())
+    }
+
+    pub fn remove_queue(&mut self, tenant: TenantId, number: &str) -> Option<crate::apps::Queue> {
+        self.queues.remove(tenant, number)
+    }
+
+    /// The queue numbered `number` in `tenant`.
+    pub fn queue(&self, tenant: TenantId, number: &str) -> Option<&crate::apps::Queue> {
+        self.queues.get(tenant, number)
+    }
+
+    /// Logs agent `extension` in or out of queue `number` (a feature
+    /// code); false when the queue has no such agent.
+    pub fn set_agent(&mut self, tenant: TenantId, number: &str, extension: &str, on: bool) -> bool {
+        let Some(q) = self.queues.get_mut(tenant, number) else {
+            return false;
+        };
+        if !q.agents.iter().any(|a| a.as_str() == extension) {
+            return false;
+        }
+        q.logged_in.retain(|a| a.as_str() != extension);
+        if on {
+            q.logged_in.push(Extension::new(extension));
+        }
+        true
+    }
+
+    pub fn remove_ivr(&mut self, tenant: TenantId, number: &str) -> Option<crate::apps::Ivr> {
+        self.ivrs.remove(tenant, number)
+    }
+
+    /// The IVR numbered `number` in `tenant`.
+    pub fn ivr(&self, tenant: TenantId, number: &str) -> Option<&crate::apps::Ivr> {
+        self.ivrs.get(tenant, number)
     }
 
     /// Sets `tenant`'s feature codes (the defaults until then).

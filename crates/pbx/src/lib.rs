@@ -54,6 +54,7 @@
 //! transfers, pickup, queues, IVRs,
 //! media anchoring.
 
+pub mod apps;
 mod call;
 mod context;
 pub mod directory;
@@ -69,6 +70,7 @@ pub mod trunk_keepalive;
 pub mod trunk_registration;
 mod trunk_retransmit;
 
+pub use apps::{BuiltinPrompt, Ivr, IvrDestination, Prompt, PromptRef, Queue, QueueStrategy};
 pub use call::{
     LegRole, LegState, LegView, NotFollowed, RELEASE_AFTER, RoutingNotice, SessionState,
     SessionView, TransferOnFailure,

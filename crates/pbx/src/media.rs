@@ -155,6 +155,13 @@ pub enum MediaCommand {
     /// The session ended (its `SessionEnded` is in the same step): stop,
     /// and complete the CDR with the relay's report.
     Stop,
+    /// The PBX holds the caller (an IVR): play this to side A, drop side
+    /// B's audio, report the caller's digits (`Input::Digit`).
+    Play(crate::apps::Playback),
+    /// Stop playing (a digit barged in); still holding the caller.
+    Quiet,
+    /// The caller is bridged with side B again: relay both ways.
+    Bridge,
 }
 
 /// The first audio section, where the relay applies.

@@ -74,6 +74,11 @@ pub enum Route {
     },
     /// A ring group of the tenant: its members ring per its strategy.
     Group(RingGroup),
+    /// An IVR of the tenant: the PBX answers it (`call/ivr.rs`).
+    Ivr(Box<crate::apps::Ivr>),
+    /// A call queue of the tenant: the PBX answers it and offers the
+    /// caller to its agents (`call/queue.rs`, `engine/queues.rs`).
+    Queue(Box<crate::apps::Queue>),
     /// No such number in the tenant (`404`).
     NotFound,
 }
@@ -130,6 +135,12 @@ pub fn route(
     dialled: &str,
 ) -> Route {
     let Some(user) = directory.user(tenant, dialled) else {
+        if let Some(ivr) = directory.ivr(tenant, dialled) {
+            return Route::Ivr(Box::new(ivr.clone()));
+        }
+        if let Some(queue) = directory.queue(tenant, dialled) {
+            return Route::Queue(Box::new(queue.clone()));
+        }
         return match directory.group(tenant, dialled) {
             Some(group) => Route::Group(group.clone()),
             None => Route::NotFound,

@@ -524,6 +524,21 @@ pub(crate) const SQLITE_MIGRATIONS: Embedded = &[
         include_str!("../migrations/sqlite/0017_pickup.sql"),
     ),
     (
+        18,
+        "prompts_ivrs",
+        include_str!("../migrations/sqlite/0018_prompts_ivrs.sql"),
+    ),
+    (
+        19,
+        "did_to_ivr",
+        include_str!("../migrations/sqlite/0019_did_to_ivr.sql"),
+    ),
+    (
+        20,
+        "queues",
+        include_str!("../migrations/sqlite/0020_queues.sql"),
+    ),
+    (
         21,
         "recording_settings",
         include_str!("../migrations/sqlite/0021_recording_settings.sql"),
@@ -619,6 +634,21 @@ pub(crate) const POSTGRES_MIGRATIONS: Embedded = &[
         17,
         "pickup",
         include_str!("../migrations/postgres/0017_pickup.sql"),
+    ),
+    (
+        18,
+        "prompts_ivrs",
+        include_str!("../migrations/postgres/0018_prompts_ivrs.sql"),
+    ),
+    (
+        19,
+        "did_to_ivr",
+        include_str!("../migrations/postgres/0019_did_to_ivr.sql"),
+    ),
+    (
+        20,
+        "queues",
+        include_str!("../migrations/postgres/0020_queues.sql"),
     ),
     (
         21,

@@ -289,6 +289,8 @@ pub(crate) async fn delete_tenant(conn: &mut impl Conn, id: TenantId) -> Result<
     let id = db_id("tenant_id", id.id())?;
     crate::trunks::delete_tenant_rows(conn, id).await?;
     crate::ring_groups::delete_tenant_rows(conn, id).await?;
+    crate::queues::delete_tenant_rows(conn, id).await?;
+    crate::ivrs::delete_tenant_rows(conn, id).await?;
     for sql in [
         "DELETE FROM cdr_targets WHERE cdr_id IN (SELECT cdr_id FROM cdrs WHERE tenant_id = $1)",
         "DELETE FROM cdrs WHERE tenant_id = $1",

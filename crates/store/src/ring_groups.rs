@@ -83,9 +83,22 @@ fn from_row(row: &impl Row) -> Result<RingGroup, StoreError> {
     })
 }
 
+/// Whether `number` is a user's extension in `tenant`, a group's other
+/// than `except`, or an IVR's (`ivrs.rs`: they share the space).
+pub(crate) async fn number_used(
+    conn: &mut impl Conn,
+    tenant: i64,
+    number: &str,
+    except: Option<i64>,
+) -> Result<bool, StoreError> {
+    Ok(user_or_group(conn, tenant, number, except).await?
+        || crate::ivrs::is_ivr(conn, tenant, number, None).await?
+        || crate::queues::is_queue(conn, tenant, number, None).await?)
+}
+
 /// Whether `number` is a user's extension in `tenant`, or a group's other
 /// than `except`.
-pub(crate) async fn number_used(
+pub(crate) async fn user_or_group(
     conn: &mut impl Conn,
     tenant: i64,
     number: &str,
@@ -109,12 +122,19 @@ pub(crate) async fn number_used(
         .is_some())
 }
 
-/// Whether `number` is a ring group of `tenant` (user writes refuse it).
+/// Whether `number` is a ring group or an IVR of `tenant` (user writes
+/// refuse it).
 pub(crate) async fn is_group(
     conn: &mut impl Conn,
     tenant: TenantId,
     number: &str,
 ) -> Result<bool, StoreError> {
+    let t = db_id("tenant_id", tenant.id())?;
+    if crate::ivrs::is_ivr(conn, t, number, None).await?
+        || crate::queues::is_queue(conn, t, number, None).await?
+    {
+        return Ok(true);
+    }
     Ok(conn
         .fetch_optional(
             "SELECT id FROM ring_groups WHERE tenant_id = $1 AND number = $2",

@@ -13,7 +13,7 @@
 //! (10), `MEDIA_BENCH_DIRECT` (1: baseline run without relay).
 
 // The relay's modules, compiled in (the binary has no library target);
-// `relay.rs` finds `ports` as `super::ports`, here the crate root. What
+// `relay.rs` finds `ports` (and `player`) as `super::…`, here the crate root. What
 // the bench does not use (and, under `clippy --all-targets`, their test
 // modules) is allowed to be unused here.
 #[allow(dead_code, unused_imports)]
@@ -22,6 +22,13 @@ mod ports;
 #[allow(dead_code, unused_imports)]
 #[path = "../src/media/relay.rs"]
 mod relay;
+// The relay's application mode (IVR prompts, digits) and its prompts.
+#[allow(dead_code, unused_imports)]
+#[path = "../src/media/player.rs"]
+mod player;
+#[allow(dead_code, unused_imports)]
+#[path = "../src/media/prompts.rs"]
+mod prompts;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;

@@ -18,6 +18,7 @@
 
 mod admin;
 mod api;
+mod apps;
 mod bindings;
 mod cdr_commit;
 mod cli;

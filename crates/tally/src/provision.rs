@@ -809,6 +809,7 @@ pub async fn load_directory(store: &Store) -> Result<(pbx::Directory, usize, usi
             tracing::warn!(tenant_id = %group.tenant_id, number = %group.number, error = %e, "stored ring group not loaded");
         }
     }
+    crate::apps::load(store, &mut directory).await?;
     Ok((directory, tenants, users))
 }
 

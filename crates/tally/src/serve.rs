@@ -182,7 +182,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .context("loading the trunks and routing rules")?;
     *engine.trunks_mut() = trunks.clone();
     bindings::restore(&store, &mut engine).await?;
-    let media = media_runtime(&config, &advertised, &store, &ids, &mut engine)?;
+    // Tenant prompts (IVR greetings), played from memory (issue 14).
+    let prompts_dir = config.data_dir.join("prompts");
+    let prompts = crate::media::prompts::PromptLibrary::default();
+    let loaded = crate::api::prompts::load_all(&store, &prompts_dir, &prompts)
+        .await
+        .context("loading the prompts")?;
+    tracing::info!(prompts = loaded, "prompts loaded");
+    let media = media_runtime(&config, &advertised, &store, &ids, &mut engine)?
+        .map(|(calls, events)| (calls.with_prompts(prompts.clone()), events));
 
     // Sockets: fail before anything is running if a port is taken.
     let sip_addr = config.sip_addr();
@@ -349,6 +357,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     api_state.set_webhooks(Arc::clone(&webhooks));
     let recordings_dir = config.recordings_dir();
     api_state.set_recordings_dir(recordings_dir.clone());
+    api_state.set_prompts(crate::api::prompts::Prompts {
+        dir: prompts_dir,
+        library: prompts,
+    });
     let recording_retention = crate::media::retention::spawn(
         store.clone(),
         recordings_dir,

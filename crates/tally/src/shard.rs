@@ -207,6 +207,11 @@ impl Shard {
             self.engine
                 .handle_input(now, unix_ms, Input::MediaTimeout { session });
         }
+        if let Some((session, digit)) = released.digit {
+            let (now, unix_ms) = clock::now();
+            self.engine
+                .handle_input(now, unix_ms, Input::Digit { session, digit });
+        }
     }
 
     fn on_input(&mut self, input: ShardInput) {

@@ -107,6 +107,9 @@ impl Session {
         if let Some(side) = self.side_of(leg) {
             self.acked(side);
         }
+        if leg == LegRef::Caller && self.in_app() {
+            self.app_acked(cx, ack);
+        }
         if let Some(other) = self.other(leg) {
             let body = match self.peer_ip(leg) {
                 Some(ip) => self.carry(cx, ack, self.media_side(leg), ip),
@@ -136,6 +139,7 @@ impl Session {
             (Phase::Answered(b), LegRef::Target(i)) if i == b.callee => {
                 self.end_answered(cx, b, EndReason::CalleeDisconnect, Some(leg))
             }
+            (Phase::Ringing, LegRef::Caller) if self.in_app() => self.app_caller_bye(cx),
             (Phase::Ringing, LegRef::Caller) => self.caller_gave_up(cx),
             (Phase::Ringing, LegRef::Target(i)) if self.is_answered_device(i) => {
                 self.device_hung_up(cx, i)
@@ -183,6 +187,8 @@ impl Session {
     pub(super) fn abandon(&mut self, cx: &mut Ctx<'_>) {
         if let Phase::Answered(b) = self.phase {
             self.end_answered(cx, b, EndReason::NotApplicable, None);
+        } else if self.in_app() {
+            self.app_hang_up(cx, EndReason::NotApplicable);
         }
     }
 

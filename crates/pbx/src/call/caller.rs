@@ -107,6 +107,9 @@ impl Session {
         if self.caller.is_none() {
             return self.bridge_originated(cx, ok);
         }
+        if self.answered_by_pbx() {
+            return self.app_bridged(cx, ok);
+        }
         let callee = match self.phase {
             Phase::Answered(b) => LegRef::Target(b.callee),
             _ => LegRef::Caller,
@@ -151,6 +154,10 @@ impl Session {
         reason: &str,
         why: EndReason,
     ) {
+        if self.in_app() {
+            // The PBX answered the caller: no final failure can reach it.
+            return self.app_hang_up(cx, EndReason::NotApplicable);
+        }
         let Some(caller) = self.caller.as_mut() else {
             return self.originated_over(cx, code, why);
         };

@@ -48,6 +48,8 @@ pub(crate) enum Effect {
     GroupAnswered { group: String, member: String },
     /// A command for this session's media relay (`call/media.rs`).
     Media(crate::media::MediaCommand),
+    /// For the engine's queue dispatcher (`call/queue.rs`).
+    Queue(super::queue::QueueEffect),
 }
 
 /// What a session is lent for one input: the clock, the engine's services,
@@ -73,6 +75,8 @@ pub(crate) struct Lookup<'a> {
     pub trunk_calls: &'a crate::trunk::TrunkCalls,
     /// Who answered each ring group last (round robin).
     pub last_answered: &'a LastAnswered,
+    /// Queues' waiting callers (a queue's `max_length`).
+    pub queues: &'a super::queue::QueueBook,
 }
 
 impl Lookup<'_> {

@@ -43,7 +43,11 @@ impl Session {
             | Route::Busy { extension, .. }
             | Route::Unavailable { extension, .. } => Some(extension.as_str()),
             Route::Group(g) => Some(g.number.as_str()),
-            Route::NotFound => None,
+            // The PBX answers these itself; who they hand on to is decided
+            // by the caller's keys or the queue's agents, not by routing, so
+            // nobody is looked ahead to (the tenant's and the caller's flags
+            // still count).
+            Route::Ivr(_) | Route::Queue(_) | Route::NotFound => None,
         };
         // A group's number is nobody's: its members count when they answer.
         let recorded = dir.tenant_records(tenant)
@@ -77,7 +81,9 @@ impl Session {
             let error = not_anchored(RecordingFailure::MediaOff, why);
             return self.recording_not_made(error, recorded);
         };
-        if !policy.anchor.decide(wanted, caller_nat || callee_nat) {
+        if !policy.anchor.decide(wanted, caller_nat || callee_nat)
+            && !self.app_needs_relay(cx, route)
+        {
             let error = not_anchored(RecordingFailure::MediaOff, "media.anchor is \"never\"");
             return self.recording_not_made(error, recorded);
         }
@@ -229,6 +235,8 @@ impl Session {
     pub(crate) fn media_timed_out(&mut self, cx: &mut Ctx<'_>) {
         if let Phase::Answered(b) = self.phase {
             self.end_answered(cx, b, EndReason::NotApplicable, None);
+        } else if self.in_app() {
+            self.app_hang_up(cx, EndReason::NotApplicable);
         }
     }
 }

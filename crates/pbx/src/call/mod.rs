@@ -120,16 +120,19 @@
 //! - **Re-INVITE glare** (both sides at once, or one while another is in
 //!   progress) is answered `491` (RFC 3261 §14.1).
 
+mod app;
 mod attended;
 mod bridge;
 mod caller;
 mod effect;
 mod fork;
 mod group;
+mod ivr;
 mod leg;
 mod media;
 mod originate;
 mod pickup;
+mod queue;
 mod reroute;
 mod timer;
 mod transfer;
@@ -161,6 +164,7 @@ use leg::Leg;
 pub(crate) use leg::acknowledges;
 pub(crate) use originate::{Origin, Originate};
 pub(crate) use pickup::Newcomer;
+pub(crate) use queue::QueueBook;
 pub use reroute::{NotFollowed, RoutingNotice};
 use timer::{Timer, TimerTable};
 pub use transfer::{RELEASE_AFTER, TransferOnFailure};
@@ -281,6 +285,8 @@ pub(crate) struct Session {
     recording: media::Recording,
     /// A picker (or Replaces newcomer) joining the call (`pickup.rs`).
     pickup: pickup::Pickup,
+    /// What the PBX answered itself: an IVR (`app.rs`, `ivr.rs`).
+    apps: app::Apps,
 }
 
 impl Session {
@@ -327,6 +333,16 @@ impl Session {
                 display_name: group.name.clone(),
                 domain: tenant.domain.clone(),
             },
+            Route::Ivr(ivr) => Party {
+                user: ivr.number.to_string(),
+                display_name: ivr.name.clone(),
+                domain: tenant.domain.clone(),
+            },
+            Route::Queue(q) => Party {
+                user: q.number.to_string(),
+                display_name: q.name.clone(),
+                domain: tenant.domain.clone(),
+            },
             Route::NotFound => Party {
                 user: outbound.as_ref().map_or(dialled, |o| o.number.clone()),
                 display_name: String::new(),
@@ -357,6 +373,7 @@ impl Session {
             media: None,
             recording: Default::default(),
             pickup: Default::default(),
+            apps: Default::default(),
         };
         s.own(cx, server, peer, TxnRole::CallerInvite);
         s.index(cx, (call_id.clone(), tag), LegRef::Caller);
@@ -549,6 +566,11 @@ impl Session {
                 let b = ResponseBuilder::reply(&request, 200).header(HeaderName::Allow, ALLOW);
                 cx.respond(id, b);
             }
+            Method::Invite | Method::Update | Method::Info | Method::Message
+                if leg == LegRef::Caller && self.in_app() =>
+            {
+                self.app_request(cx, id, request)
+            }
             Method::Invite | Method::Update | Method::Info | Method::Message => {
                 self.relay_request(cx, leg, id, request)
             }
@@ -578,6 +600,8 @@ impl Session {
                 Timer::AckTimeout(side) => gave_up |= self.ack_timed_out(side),
                 Timer::TransferRing => self.transfer_ring_timed_out(cx),
                 Timer::TransferRelease => self.release_referrers(cx),
+                Timer::App => self.app_timer(cx),
+                Timer::QueueAgent => self.queue_agents_timed_out(cx),
             }
         }
         if gave_up {

@@ -146,6 +146,7 @@ impl Session {
             media: None,
             recording,
             pickup: Default::default(),
+            apps: Default::default(),
         };
         let at = cx.fx.len();
         let route = Route::Extension {
@@ -236,6 +237,9 @@ impl Session {
         if self.transfer_rings() {
             // Late offer: C's 200 offers, the remaining party answers.
             return None;
+        }
+        if self.answered_by_pbx() {
+            return self.app_offer();
         }
         match (&self.caller, &self.origin) {
             (Some(c), _) => self.rewritten(body_of(&c.invite), crate::media::Side::B),

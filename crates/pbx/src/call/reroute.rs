@@ -173,6 +173,8 @@ impl Session {
         match route {
             Route::NotFound => self.fail_caller(cx, 404, "Not Found", EndReason::NotApplicable),
             Route::Group(group) => self.ring_group(cx, group, reason),
+            Route::Ivr(ivr) => self.enter_ivr(cx, *ivr, reason),
+            Route::Queue(queue) => self.enter_queue(cx, *queue, reason),
             Route::Unavailable {
                 extension,
                 forwarding,
@@ -282,6 +284,10 @@ impl Session {
     /// The stage ended without an answer: forward if its destination says
     /// so, else give the caller the outcome.
     pub(super) fn stage_over(&mut self, cx: &mut Ctx<'_>, outcome: StageOutcome) {
+        if self.queue_round_over(cx) {
+            // A queue's agents did not answer: the caller waits on.
+            return;
+        }
         if self.stage.group.is_some() {
             // One member's devices failed: the group decides what is next.
             return self.group_step_failed(cx);
@@ -428,6 +434,8 @@ impl Session {
             | Route::Unavailable { display_name, .. }
             | Route::Busy { display_name, .. } => display_name.clone(),
             Route::Group(group) => group.name.clone(),
+            Route::Ivr(ivr) => ivr.name.clone(),
+            Route::Queue(queue) => queue.name.clone(),
             Route::NotFound => String::new(),
         };
         // The stage left behind stops timing.

@@ -30,13 +30,18 @@ pub(crate) enum Timer {
     /// A referrer that has not hung up after its transfer completed is
     /// released by the PBX (`transfer::RELEASE_AFTER`).
     TransferRelease,
+    /// An application's next step (`ivr.rs`: digit timeout, goodbye
+    /// over; `queue.rs`: the longest wait).
+    App,
+    /// The agents a queue rings rang out (`queue.rs`).
+    QueueAgent,
 }
 
 impl Timer {
     /// Every timer, in the order [`TimerTable::expired`] reports those due
     /// at the same time: giving up on an ACK comes before sending the 2xx
     /// once more.
-    const ALL: [Timer; 9] = [
+    const ALL: [Timer; 11] = [
         Timer::RingTimeout,
         Timer::GroupTimeout,
         Timer::GroupStep,
@@ -46,6 +51,8 @@ impl Timer {
         Timer::Retransmit2xx(Side::Callee),
         Timer::TransferRing,
         Timer::TransferRelease,
+        Timer::App,
+        Timer::QueueAgent,
     ];
 
     fn slot(self) -> usize {
@@ -59,6 +66,8 @@ impl Timer {
             Timer::Retransmit2xx(Side::Callee) => 6,
             Timer::TransferRing => 7,
             Timer::TransferRelease => 8,
+            Timer::App => 9,
+            Timer::QueueAgent => 10,
         }
     }
 }

@@ -104,6 +104,8 @@ impl Session {
                 }
                 Ok(Destination::Trunk(call))
             }
+            Route::Ivr(_) => Err(Refusal(403, "Transfer To An IVR Not Supported")),
+            Route::Queue(_) => Err(Refusal(403, "Transfer To A Queue Not Supported")),
             route => Ok(Destination::Route(route)),
         }
     }

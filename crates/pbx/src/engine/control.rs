@@ -61,6 +61,11 @@ pub enum Control {
         tenant: TenantId,
         id: SessionId,
     },
+    /// How many callers wait in the tenant's queue `number` (this node).
+    QueueWaiting {
+        tenant: TenantId,
+        number: String,
+    },
 }
 
 /// The engine's answer to a [`Control`].
@@ -72,6 +77,8 @@ pub enum ControlReply {
     Session(Option<SessionView>),
     /// Whether a call in progress of the tenant was found (and ended).
     Destroyed(bool),
+    /// Callers waiting in a queue.
+    Waiting(usize),
 }
 
 /// Why a call was not originated (nothing was sent, nothing recorded).
@@ -134,6 +141,9 @@ impl Engine {
                 }
                 ControlReply::Destroyed(found)
             }
+            Control::QueueWaiting { tenant, number } => {
+                ControlReply::Waiting(self.queues.waiting(tenant, &number))
+            }
         };
         self.drain(clk);
         reply
@@ -155,7 +165,9 @@ impl Engine {
         let dir = lookup!(self);
         let (caller, contacts, ring_timeout) = match dir.route(clk.now, tenant.id, &o.caller) {
             // The caller must be a person's extension, not a ring group.
-            Route::NotFound | Route::Group(_) => return Err(OriginateError::UnknownCaller),
+            Route::NotFound | Route::Group(_) | Route::Ivr(_) | Route::Queue(_) => {
+                return Err(OriginateError::UnknownCaller);
+            }
             Route::Unavailable { .. } => return Err(OriginateError::CallerUnavailable),
             Route::Busy { .. } => return Err(OriginateError::CallerBusy),
             Route::Extension {

@@ -95,6 +95,7 @@ macro_rules! lookup {
             trunks: &$engine.trunks,
             trunk_calls: &$engine.trunk_calls,
             last_answered: &$engine.last_answered,
+            queues: &$engine.queues,
         }
     };
 }
@@ -102,6 +103,7 @@ macro_rules! lookup {
 mod auth;
 mod control;
 mod pickup;
+mod queues;
 mod sessions;
 mod transfer;
 mod trunks;
@@ -221,6 +223,9 @@ pub enum Input {
     /// The relay of `session` saw no RTP for its timeout: the call is
     /// hung up (`call/media.rs`).
     MediaTimeout { session: SessionId },
+    /// The caller of `session` pressed `digit` (RFC 4733, reported by the
+    /// relay while the PBX holds the call: an IVR).
+    Digit { session: SessionId, digit: char },
 }
 
 /// What the engine asks of the runtime.
@@ -374,6 +379,8 @@ pub struct Engine {
     trunk_held: HashMap<SessionId, crate::call::TrunkUse>,
     /// Who answered each ring group last (round robin; `call/group.rs`).
     last_answered: LastAnswered,
+    /// Queues' waiting callers and agents (`engine/queues.rs`).
+    queues: crate::call::QueueBook,
     /// Session deadlines (ring timeouts, 2xx retransmissions), ordered.
     deadlines: BTreeSet<(Instant, SessionId)>,
     /// The deadline each session has in `deadlines`.
@@ -430,6 +437,7 @@ impl Engine {
             sessions: HashMap::new(),
             active: ActiveCalls::default(),
             last_answered: LastAnswered::default(),
+            queues: Default::default(),
             held: HashMap::new(),
             trunks: Default::default(),
             trunk_calls: Default::default(),
@@ -552,8 +560,12 @@ impl Engine {
             Input::MediaTimeout { session } => {
                 self.run(session, clk, |s, cx| s.media_timed_out(cx))
             }
+            Input::Digit { session, digit } => {
+                self.run(session, clk, |s, cx| s.on_digit(cx, digit))
+            }
         }
         self.drain(clk);
+        self.dispatch_queues(clk);
     }
 
     /// Swaps in a reloaded directory; bindings of users and tenants it no
@@ -626,6 +638,7 @@ impl Engine {
                 self.out.push_back(Output::BindingChanges(changes));
             }
         }
+        self.dispatch_queues(clk);
     }
 
     /// The next output, if any. Drain it in a loop after every input and
@@ -645,6 +658,7 @@ impl Engine {
             self.deadlines.first().map(|&(at, _)| at),
             self.next_sweep,
             grace_end,
+            self.queues.next_wake(),
         ]
         .into_iter()
         .flatten()

@@ -109,6 +109,7 @@ impl Engine {
                 Effect::GroupAnswered { group, member } => {
                     self.last_answered.record(tenant, group, member)
                 }
+                Effect::Queue(e) => self.queues.apply(session, tenant, e),
                 Effect::Media(command) => self.out.push_back(Output::Media {
                     session,
                     tenant,
@@ -144,6 +145,9 @@ impl Engine {
         let tenant = s.tenant_id();
         let next = s.next_deadline();
         let finished = s.is_finished();
+        if s.is_over() {
+            self.queues.session_over(id);
+        }
         let trunks = s.trunks_held();
         if let Some(holds) = changed {
             self.count(id, tenant, holds);

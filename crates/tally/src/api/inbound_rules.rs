@@ -14,14 +14,14 @@
 //! leading `+`; compared after the trunk's normalisation: `+` and its
 //! `country_code` stripped), `match` (`exact`, default, or `prefix` for a
 //! block of numbers), `destination_type` (`extension`, default,
-//! `ring_group`, or `external`; IVRs and queues come with those
-//! features), `destination` (an extension, or a ring group's number, of
-//! the tenant; for `external` an outside number as an extension would
-//! dial it, which leaves by the outbound rules: `in2out`). A trunk or
-//! extension the tenant does not have is `VALIDATE_FAILED` naming the
-//! field, and nothing is written. An outside number no outbound rule
-//! takes is not refused here (rules may come later): its calls get
-//! `404`.
+//! `ring_group`, `ivr`, or `external`; queues are reached through an IVR
+//! or a number), `destination` (an extension, or a ring group's or IVR's
+//! number, of the tenant; for `external` an outside number as an
+//! extension would dial it, which leaves by the outbound rules:
+//! `in2out`). A trunk or extension the tenant does not have is
+//! `VALIDATE_FAILED` naming the field, and nothing is written. An outside
+//! number no outbound rule takes is not refused here (rules may come
+//! later): its calls get `404`.
 
 use std::collections::HashMap;
 
@@ -106,11 +106,11 @@ fn apply(r: &mut store::InboundRule, body: &Body, full: bool) -> Result<(), ApiE
     if given("destination_type") {
         r.destination_kind = match body.string("destination_type")? {
             None | Some("extension") => "extension".to_owned(),
-            Some(kind @ ("ring_group" | "external")) => kind.to_owned(),
+            Some(kind @ ("ring_group" | "ivr" | "external")) => kind.to_owned(),
             Some(_) => {
                 return Err(ApiError::validate(
                     "destination_type",
-                    "must be extension, ring_group or external",
+                    "must be extension, ring_group, ivr or external",
                 ));
             }
         };
@@ -346,7 +346,7 @@ impl Api {
                 ("match", one_of_strings(&["exact", "prefix"])),
                 (
                     "destination_type",
-                    one_of_strings(&["extension", "ring_group", "external"]),
+                    one_of_strings(&["extension", "ring_group", "ivr", "external"]),
                 ),
                 ("destination", string()),
                 ("created_at", date_time()),
@@ -372,7 +372,7 @@ impl Api {
                     ("match", one_of_strings(&["exact", "prefix"])),
                     (
                         "destination_type",
-                        one_of_strings(&["extension", "ring_group", "external"]),
+                        one_of_strings(&["extension", "ring_group", "ivr", "external"]),
                     ),
                     (
                         "destination",

@@ -65,8 +65,11 @@ pub(crate) mod auth;
 pub(crate) mod cdrs;
 mod error;
 pub(crate) mod inbound_rules;
+pub(crate) mod ivrs;
 pub mod openapi;
 pub(crate) mod outbound_rules;
+pub(crate) mod prompts;
+pub(crate) mod queues;
 pub(crate) mod recordings;
 pub(crate) mod resource;
 pub(crate) mod ring_groups;
@@ -128,6 +131,9 @@ pub struct Inner {
     trunk_reload: std::sync::OnceLock<std::sync::Arc<crate::trunks::reload::TrunkReload>>,
     /// Where recording files are, set once at start-up (api/recordings.rs).
     recordings_dir: std::sync::OnceLock<std::path::PathBuf>,
+    /// Where prompts are and the library calls play them from, set once
+    /// at start-up (api/prompts.rs).
+    prompts: std::sync::OnceLock<prompts::Prompts>,
 }
 
 impl std::ops::Deref for ApiState {
@@ -159,6 +165,7 @@ impl ApiState {
             trunk_states: std::sync::OnceLock::new(),
             trunk_reload: std::sync::OnceLock::new(),
             recordings_dir: std::sync::OnceLock::new(),
+            prompts: std::sync::OnceLock::new(),
         }))
     }
 }
@@ -744,6 +751,9 @@ pub fn api() -> Api {
         .inbound_rules()
         .outbound_rules()
         .ring_groups()
+        .prompts()
+        .ivrs()
+        .queues()
         .recordings()
         .sessions()
 }

@@ -107,6 +107,12 @@ impl Doc {
         self
     }
 
+    /// A request body of another media type (an upload: `audio/wav`).
+    pub fn raw_body(mut self, media: &'static str, schema: Value) -> Self {
+        self.body = Some((media, schema));
+        self
+    }
+
     pub fn form_body(mut self, schema: Value) -> Self {
         self.body = Some(("application/x-www-form-urlencoded", schema));
         self

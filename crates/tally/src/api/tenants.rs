@@ -276,6 +276,7 @@ pub async fn delete(
     let tenant = tenant(&state, &id).await?;
     state.provisioner.delete_tenant(tenant.id).await?;
     state.delete_tenant_recordings(tenant.id).await;
+    state.delete_tenant_prompts(tenant.id).await;
     state
         .audit(
             None,

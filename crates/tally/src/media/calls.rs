@@ -45,7 +45,7 @@ use store::Store;
 use tokio::sync::mpsc;
 
 use super::ports::{PortPair, PortPool};
-use super::relay::{self, Command, RecordingTarget, RelayHandle, Report, TimedOut};
+use super::relay::{self, AppCommand, Command, RecordingTarget, RelayHandle, Report, TimedOut};
 use crate::clock;
 use crate::ids::NodeIds;
 use crate::shard::SessionFact;
@@ -89,6 +89,8 @@ pub struct Recordings {
 pub enum MediaEvent {
     /// The relay of `session` saw no RTP for its timeout and ended.
     TimedOut(SessionId),
+    /// The caller of `session` pressed `digit` while the PBX held it.
+    Digit { session: SessionId, digit: char },
     /// The relay of `session` was stopped; its held facts may go.
     Stopped {
         session: SessionId,
@@ -101,6 +103,7 @@ pub enum MediaEvent {
 pub struct MediaEvents {
     timeouts: mpsc::UnboundedReceiver<TimedOut<SessionId>>,
     stopped: mpsc::UnboundedReceiver<MediaEvent>,
+    digits: mpsc::UnboundedReceiver<MediaEvent>,
 }
 
 impl MediaEvents {
@@ -108,6 +111,7 @@ impl MediaEvents {
         tokio::select! {
             Some(t) = self.timeouts.recv() => Some((MediaEvent::TimedOut(t.key), Some(t.report))),
             Some(e) = self.stopped.recv() => Some((e, None)),
+            Some(e) = self.digits.recv() => Some((e, None)),
             else => None,
         }
     }
@@ -146,6 +150,9 @@ pub struct MediaCalls {
     recordings: Recordings,
     timeouts: mpsc::UnboundedSender<TimedOut<SessionId>>,
     stopped: mpsc::UnboundedSender<MediaEvent>,
+    /// Digits from relays (`player.rs`) and the prompts they play.
+    digits: mpsc::UnboundedSender<MediaEvent>,
+    prompts: super::prompts::PromptLibrary,
 }
 
 impl MediaCalls {
@@ -156,6 +163,7 @@ impl MediaCalls {
     ) -> (MediaCalls, MediaEvents) {
         let (timeouts, timeouts_rx) = mpsc::unbounded_channel();
         let (stopped, stopped_rx) = mpsc::unbounded_channel();
+        let (digits, digits_rx) = mpsc::unbounded_channel();
         (
             MediaCalls {
                 pool,
@@ -165,10 +173,13 @@ impl MediaCalls {
                 recordings,
                 timeouts,
                 stopped,
+                digits,
+                prompts: Default::default(),
             },
             MediaEvents {
                 timeouts: timeouts_rx,
                 stopped: stopped_rx,
+                digits: digits_rx,
             },
         )
     }
@@ -179,6 +190,12 @@ impl MediaCalls {
             pool: self.pool.clone(),
             parked: Arc::clone(&self.parked),
         }
+    }
+
+    /// Where tenant prompts are found (shared with `/api/prompts`).
+    pub fn with_prompts(mut self, prompts: super::prompts::PromptLibrary) -> Self {
+        self.prompts = prompts;
+        self
     }
 
     /// Calls whose relay or held facts are not settled yet.
@@ -241,6 +258,34 @@ impl MediaCalls {
                 }
             }
             MediaCommand::Stop => self.stop(session),
+            MediaCommand::Play(playback) => {
+                let items = playback
+                    .prompts
+                    .iter()
+                    .filter_map(|p| {
+                        let audio = self.prompts.get(*p);
+                        if audio.is_none() {
+                            tracing::warn!(session_id = %session, prompt = ?p, "prompt not loaded: skipped");
+                        }
+                        audio
+                    })
+                    .collect();
+                let player = super::player::Player::new(items, &playback);
+                let digits = self.digits.clone();
+                let on_digit = Box::new(move |digit| {
+                    let _ = digits.send(MediaEvent::Digit { session, digit });
+                });
+                self.send(
+                    session,
+                    Command::App(AppCommand::Play {
+                        player,
+                        events: playback.events,
+                        on_digit,
+                    }),
+                );
+            }
+            MediaCommand::Quiet => self.send(session, Command::App(AppCommand::Quiet)),
+            MediaCommand::Bridge => self.send(session, Command::App(AppCommand::Bridge)),
         }
     }
 
@@ -328,6 +373,11 @@ impl MediaCalls {
     /// now, and whether the engine must hang the call up (timeout).
     pub fn on_event(&mut self, event: MediaEvent, report: Option<Report>) -> Released {
         match event {
+            MediaEvent::Digit { session, digit } => Released {
+                facts: Vec::new(),
+                hang_up: None,
+                digit: Some((session, digit)),
+            },
             MediaEvent::TimedOut(session) => {
                 if let Some(call) = self.calls.get_mut(&session) {
                     call.handle = None;
@@ -336,6 +386,7 @@ impl MediaCalls {
                 Released {
                     facts: Vec::new(),
                     hang_up: Some(session),
+                    digit: None,
                 }
             }
             MediaEvent::Stopped {
@@ -349,6 +400,7 @@ impl MediaCalls {
                 Released {
                     facts: self.release(session),
                     hang_up: None,
+                    digit: None,
                 }
             }
         }
@@ -395,6 +447,8 @@ impl MediaCalls {
 pub struct Released {
     pub facts: Vec<SessionFact>,
     pub hang_up: Option<SessionId>,
+    /// A digit for the engine (`Input::Digit`).
+    pub digit: Option<(SessionId, char)>,
 }
 
 /// The target's `quality`: what the relay received from the callee's

@@ -8,7 +8,9 @@
 //! `media` crate's; this module only owns sockets, files and time.
 
 pub mod calls;
+pub mod player;
 pub mod ports;
+pub mod prompts;
 pub mod relay;
 pub mod retention;
 

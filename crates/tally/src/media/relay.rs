@@ -82,6 +82,32 @@ pub enum Command {
     Answered,
     /// The call ended: stop and report.
     Stop(oneshot::Sender<Report>),
+    /// The PBX holds the caller (an IVR): see `media/player.rs`.
+    App(AppCommand),
+}
+
+/// What the PBX does with a caller it holds.
+pub enum AppCommand {
+    /// Play to side A; digits go to `on_digit` (kept from the first Play).
+    Play {
+        player: super::player::Player,
+        events: Option<u8>,
+        on_digit: super::player::DigitSink,
+    },
+    /// Stop playing.
+    Quiet,
+    /// Relay both ways again.
+    Bridge,
+}
+
+impl std::fmt::Debug for AppCommand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AppCommand::Play { .. } => "Play",
+            AppCommand::Quiet => "Quiet",
+            AppCommand::Bridge => "Bridge",
+        })
+    }
 }
 
 /// Why a relay ended.
@@ -178,6 +204,7 @@ pub fn spawn<K: Send + 'static>(
         armed: false,
         last_rtp: Instant::now(),
         recorder: recording.map(Recorder::open),
+        app: None,
     };
     tokio::spawn(async move {
         if let Some(report) = relay.run(rx).await {
@@ -419,6 +446,8 @@ struct Relay {
     armed: bool,
     last_rtp: Instant,
     recorder: Option<Recorder>,
+    /// The PBX holds the caller (`player.rs`).
+    app: Option<super::player::App>,
 }
 
 impl Relay {
@@ -428,6 +457,9 @@ impl Relay {
         let mut buf = [0u8; 2048];
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // One played packet every 20 ms (late ticks catch up: the caller's
+        // jitter buffer wants the stream's pace, not gaps).
+        let mut play = tokio::time::interval(super::player::PACKET_TIME);
         loop {
             // Commands first: a party's SDP must apply before the packets
             // that follow it are judged.
@@ -441,6 +473,7 @@ impl Relay {
                         self.armed = true;
                         self.last_rtp = Instant::now();
                     }
+                    Some(Command::App(app)) => self.on_app(app),
                     Some(Command::Stop(reply)) => {
                         let report = self.finish(EndCause::Stopped);
                         // The sockets and port leases go before the reply,
@@ -457,6 +490,7 @@ impl Relay {
                         return None;
                     }
                 },
+                _ = play.tick(), if self.app.as_ref().is_some_and(|a| a.is_playing()) => self.play_packet(&mut buf),
                 r = self.sides[0].rtp.readable() => if r.is_ok() { self.drain(Side::A, false, &mut buf) },
                 r = self.sides[1].rtp.readable() => if r.is_ok() { self.drain(Side::B, false, &mut buf) },
                 r = self.sides[0].rtcp.readable() => if r.is_ok() { self.drain(Side::A, true, &mut buf) },
@@ -527,12 +561,60 @@ impl Relay {
                     }
                 }
             }
+            if let Some(app) = &mut self.app {
+                // The PBX holds the caller: nothing is forwarded, the
+                // caller's telephone-events are its digits.
+                if side == Side::A
+                    && !rtcp
+                    && let Ok(p) = RtpPacket::parse(datagram)
+                {
+                    app.on_caller_packet(p.header.payload_type, p.header.timestamp, p.payload);
+                }
+                continue;
+            }
             let out = &self.sides[other];
             if let Some(dest) = out.destination(rtcp) {
                 let socket = if rtcp { &out.rtcp } else { &out.rtp };
                 // A full send buffer drops the packet, as the network would.
                 let _ = socket.try_send_to(datagram, dest);
             }
+        }
+    }
+
+    fn on_app(&mut self, command: AppCommand) {
+        match command {
+            AppCommand::Play {
+                player,
+                events,
+                on_digit,
+            } => {
+                let ssrc =
+                    0x7a11_0000 ^ u32::from(self.sides[0].rtp.local_addr().map_or(0, |a| a.port()));
+                self.app
+                    .get_or_insert_with(|| super::player::App::new(on_digit, ssrc))
+                    .play(player, events);
+            }
+            AppCommand::Quiet => {
+                if let Some(app) = &mut self.app {
+                    app.quiet();
+                }
+            }
+            AppCommand::Bridge => self.app = None,
+        }
+    }
+
+    /// Sends the caller the next packet of what plays.
+    fn play_packet(&mut self, buf: &mut [u8; 2048]) {
+        let Some(app) = &mut self.app else {
+            return;
+        };
+        let Some(n) = app.next_packet(buf) else {
+            return;
+        };
+        let a = &self.sides[0];
+        if let Some(dest) = a.destination(false) {
+            // A full send buffer drops the packet, as the network would.
+            let _ = a.rtp.try_send_to(&buf[..n], dest);
         }
     }
 

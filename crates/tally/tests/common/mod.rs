@@ -10,6 +10,7 @@ pub mod http;
 pub mod pg;
 pub mod phone;
 pub mod receiver;
+pub mod rtp_caller;
 pub mod webdriver;
 
 use std::io::{BufRead, BufReader, Read};

@@ -1,0 +1,337 @@
+//! Call queues (issue 14, SPEC §3 "queue") on the virtual clock: the
+//! queue is a target answered at once (music on hold), each agent rung is
+//! a `queue_call` target, and the queue target ends `referred` when an
+//! agent connects; a caller who hangs up while queued leaves the queue
+//! target answered and `caller_disconnect`.
+//!
+//! Cast: 101 (Tom, 10.0.0.5) calls; agents 102 (Jason, 10.0.0.7) and 103
+//! (Ann, 10.0.0.9); 104 (Bob, 10.0.0.11) calls too. Queue 700 "Support".
+//! The relay is at 203.0.113.10.
+
+#![recursion_limit = "512"]
+
+mod common;
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use common::golden::{ANN_URI, CALL_ID, CDR, DESK_URI, SESSION, call, cdr_of, golden, target};
+use common::*;
+use pbx::media::{Anchor, MediaCommand, MediaPolicy, RelayPorts};
+use pbx::{BuiltinPrompt, Extension, IvrDestination, PromptRef, Queue, QueueStrategy};
+use serde_json::json;
+use sip::{Message, Method};
+
+const RELAY: IpAddr = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 10));
+const ANN: &str = "10.0.0.9:5066";
+const QUEUE_URI: &str = "sip:700@acme.example";
+
+struct Ports(u16);
+
+impl RelayPorts for Ports {
+    fn reserve(&mut self, _: cdr::SessionId) -> Option<[u16; 2]> {
+        self.0 += 4;
+        Some([30_000 + self.0, 30_002 + self.0])
+    }
+}
+
+fn support(strategy: QueueStrategy, logged_in: &[&str]) -> Queue {
+    Queue {
+        tenant_id: tenant_id(),
+        number: Extension::new("700"),
+        name: "Support".into(),
+        strategy,
+        agents: vec![Extension::new("102"), Extension::new("103")],
+        logged_in: logged_in.iter().map(|a| Extension::new(*a)).collect(),
+        agent_timeout: Duration::from_secs(15),
+        wrap_up: Duration::from_secs(10),
+        max_wait: None,
+        max_length: None,
+        overflow: None,
+        moh: BuiltinPrompt::Moh.prompt(),
+    }
+}
+
+/// The cast with a relay, 103 registered and `queue`.
+fn cast_with(queue: Queue) -> (Cast, Phone) {
+    let mut cast = Cast::new();
+    cast.bench.engine.set_media(
+        MediaPolicy {
+            anchor: Anchor::Never,
+            address: RELAY,
+        },
+        Box::new(Ports(0)),
+    );
+    let mut ann = Phone::new("103", "Ann", udp(ANN));
+    cast.bench.register(&mut ann);
+    cast.bench
+        .engine
+        .directory_mut()
+        .upsert_queue(queue)
+        .unwrap();
+    (cast, ann)
+}
+
+/// `caller` dials 700 at `at`; the queue answers at once; the caller
+/// ACKs 30 ms later.
+fn queued(bench: &mut Bench, caller: &mut Phone, at: i64) -> Call {
+    bench.at(at - 40);
+    let mut a_call = bench.dial(caller, "700");
+    let ok = bench
+        .take(caller.peer)
+        .into_iter()
+        .find(|m| m.status() == Some(200))
+        .expect("the queue answered");
+    a_call.confirm(&ok);
+    bench.at(at + 30);
+    bench.send(caller.peer, &caller.ack(&mut a_call, &ok, None));
+    a_call
+}
+
+fn invited(bench: &mut Bench, phone: &mut Phone) -> (Call, Message) {
+    let invite = bench.take_one(phone.peer);
+    assert!(is(&invite, Method::Invite), "{}", invite.summary());
+    let call = phone.incoming(&invite);
+    bench.send(phone.peer, &phone.respond(&call, &invite, 180, None));
+    (call, invite)
+}
+
+fn target_ids(bench: &Bench) -> Vec<String> {
+    bench
+        .call_events
+        .iter()
+        .filter_map(|(_, _, e)| match &e.kind {
+            cdr::CallEventKind::TargetAdded(t) => Some(t.target.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn queue_target(ids: &[String], ended: &str, talk: &str, reason: &str) -> serde_json::Value {
+    target(
+        (&ids[0], CDR, "normal_call"),
+        ("700", QUEUE_URI),
+        ("1795874587", "1795874587", "1795874587", ended),
+        ("0", talk),
+        ("answered", 0, reason),
+    )
+}
+
+#[test]
+fn ring_all_rings_the_logged_in_agents_and_the_queue_ends_referred() {
+    let (mut cast, mut ann) = cast_with(support(QueueStrategy::RingAll, &["102", "103"]));
+    let Cast { bench, alice, bob } = &mut cast;
+    let mut a_call = queued(bench, alice, 0);
+    // Music on hold, after "please hold".
+    assert!(bench.media.iter().any(|(_, c)| *c
+        == MediaCommand::Play(pbx::apps::Playback {
+            prompts: vec![
+                PromptRef::Builtin(BuiltinPrompt::PleaseHold),
+                PromptRef::Builtin(BuiltinPrompt::Moh)
+            ],
+            repeat: true,
+            payload_type: 0,
+            law: pbx::apps::G711::Pcmu,
+            events: None,
+        })));
+    // Both agents at once (the dispatcher ran when the caller queued).
+    let (b_call, b_invite) = invited(bench, bob);
+    let (ann_call, ann_invite) = invited(bench, &mut ann);
+    bench.at(3_000);
+    bench.send(bob.peer, &bob.respond(&b_call, &b_invite, 200, Some(SDP_B)));
+    assert!(is(&bench.take_one(bob.peer), Method::Ack), "ACKed at once");
+    let cancel = bench.take_one(ann.peer);
+    assert!(is(&cancel, Method::Cancel));
+    bench.send(ann.peer, &ann.respond(&ann_call, &cancel, 200, None));
+    bench.send(ann.peer, &ann.respond(&ann_call, &ann_invite, 487, None));
+    assert_eq!(bench.media.last().unwrap().1, MediaCommand::Bridge);
+    bench.at(8_000);
+    bench.send(alice.peer, &alice.request(&mut a_call, "BYE", None));
+    assert!(is(&bench.take_one(bob.peer), Method::Bye));
+    let ids = target_ids(bench);
+    golden(
+        &cdr_of(bench, 0),
+        call(
+            (SESSION, CDR, CALL_ID),
+            ("700", "Support"),
+            ("1795874587", "1795874587", "1795874587", "1795874595"),
+            ("0", 8),
+            ("answered", "0", "caller_disconnect"),
+            vec![
+                queue_target(&ids, "1795874590", "3", "referred"),
+                target(
+                    (&ids[1], CDR, "queue_call"),
+                    ("102", DESK_URI),
+                    ("1795874587", "1795874587", "1795874590", "1795874595"),
+                    ("3", "5"),
+                    ("answered", 0, "caller_disconnect"),
+                ),
+                target(
+                    (&ids[2], CDR, "queue_call"),
+                    ("103", ANN_URI),
+                    ("1795874587", "1795874587", "0", "1795874590"),
+                    ("3", "0"),
+                    ("noanswer", 0, "None"),
+                ),
+            ],
+            12,
+        ),
+    );
+}
+
+#[test]
+fn round_robin_moves_on_when_an_agent_rings_out_and_skips_logged_out_agents() {
+    let (mut cast, mut ann) = cast_with(support(QueueStrategy::RoundRobin, &["102", "103"]));
+    let Cast { bench, alice, bob } = &mut cast;
+    let _a_call = queued(bench, alice, 0);
+    let (b_call, b_invite) = invited(bench, bob);
+    assert!(bench.take(ann.peer).is_empty(), "one agent at a time");
+    // 102 rings out after 15 s: CANCEL; then 103 is offered the caller.
+    bench.at(15_000);
+    let cancel = bench.take_one(bob.peer);
+    assert!(is(&cancel, Method::Cancel));
+    bench.send(bob.peer, &bob.respond(&b_call, &cancel, 200, None));
+    bench.send(bob.peer, &bob.respond(&b_call, &b_invite, 487, None));
+    let (ann_call, ann_invite) = invited(bench, &mut ann);
+    bench.at(16_000);
+    bench.send(
+        ann.peer,
+        &ann.respond(&ann_call, &ann_invite, 200, Some(SDP_B)),
+    );
+    let targets = bench.targets();
+    assert_eq!(
+        targets.iter().map(|(c, _)| c.as_str()).collect::<Vec<_>>(),
+        ["700", "102", "103"]
+    );
+    // An agent logged out is not offered calls.
+    let (mut cast, mut ann) = cast_with(support(QueueStrategy::RoundRobin, &["103"]));
+    let Cast { bench, alice, bob } = &mut cast;
+    let _a_call = queued(bench, alice, 0);
+    assert!(bench.take(bob.peer).is_empty());
+    let _ = invited(bench, &mut ann);
+}
+
+#[test]
+fn a_caller_who_hangs_up_while_queued_is_abandoned() {
+    let (mut cast, mut ann) = cast_with(support(QueueStrategy::RingAll, &["103"]));
+    let Cast { bench, alice, .. } = &mut cast;
+    let mut a_call = queued(bench, alice, 0);
+    let (ann_call, ann_invite) = invited(bench, &mut ann);
+    let waiting = |bench: &mut Bench| {
+        bench.control(pbx::Control::QueueWaiting {
+            tenant: tenant_id(),
+            number: "700".into(),
+        })
+    };
+    assert_eq!(waiting(bench), pbx::ControlReply::Waiting(1));
+    bench.at(4_000);
+    bench.send(alice.peer, &alice.request(&mut a_call, "BYE", None));
+    assert_eq!(bench.take_one(alice.peer).status(), Some(200));
+    let cancel = bench.take_one(ann.peer);
+    assert!(is(&cancel, Method::Cancel));
+    bench.send(ann.peer, &ann.respond(&ann_call, &cancel, 200, None));
+    bench.send(ann.peer, &ann.respond(&ann_call, &ann_invite, 487, None));
+    assert_eq!(
+        waiting(bench),
+        pbx::ControlReply::Waiting(0),
+        "left the queue"
+    );
+    let ids = target_ids(bench);
+    golden(
+        &cdr_of(bench, 0),
+        call(
+            (SESSION, CDR, CALL_ID),
+            ("700", "Support"),
+            ("1795874587", "1795874587", "1795874587", "1795874591"),
+            ("0", 4),
+            ("answered", "0", "caller_disconnect"),
+            vec![
+                queue_target(&ids, "1795874591", "4", "caller_disconnect"),
+                target(
+                    (&ids[1], CDR, "queue_call"),
+                    ("103", ANN_URI),
+                    ("1795874587", "1795874587", "0", "1795874591"),
+                    ("4", "0"),
+                    ("noanswer", 487, "cancelled"),
+                ),
+            ],
+            8,
+        ),
+    );
+}
+
+#[test]
+fn no_agent_logged_in_overflows_after_max_wait() {
+    let mut q = support(QueueStrategy::RingAll, &[]);
+    q.max_wait = Some(Duration::from_secs(20));
+    q.overflow = Some(IvrDestination::Number("102".into()));
+    let (mut cast, _ann) = cast_with(q);
+    let Cast { bench, alice, bob } = &mut cast;
+    let mut a_call = queued(bench, alice, 0);
+    bench.at(19_999);
+    assert!(bench.take(bob.peer).is_empty(), "102 is no agent logged in");
+    bench.at(20_000);
+    let (b_call, b_invite) = invited(bench, bob);
+    bench.at(21_000);
+    bench.send(bob.peer, &bob.respond(&b_call, &b_invite, 200, Some(SDP_B)));
+    bench.at(25_000);
+    bench.send(alice.peer, &alice.request(&mut a_call, "BYE", None));
+    let cdr = bench.cdr();
+    let brief: Vec<_> = cdr["call_targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| json!([t["callee"], t["call_type"], t["status"], t["end_reason"]]))
+        .collect();
+    assert_eq!(
+        brief,
+        [
+            json!(["700", "normal_call", "answered", "referred"]),
+            json!(["102", "normal_call", "answered", "caller_disconnect"]),
+        ]
+    );
+    // Without an overflow destination the PBX hangs up.
+    let mut q = support(QueueStrategy::RingAll, &[]);
+    q.max_wait = Some(Duration::from_secs(20));
+    let (mut cast, _ann) = cast_with(q);
+    let Cast { bench, alice, .. } = &mut cast;
+    let _a_call = queued(bench, alice, 0);
+    bench.at(20_000);
+    assert!(bench.take(alice.peer).iter().any(|m| is(m, Method::Bye)));
+    assert_eq!(bench.cdr()["ended_reason"], "callee_disconnect");
+}
+
+#[test]
+fn a_full_queue_is_busy_and_a_freed_agent_waits_out_its_wrap_up() {
+    let mut q = support(QueueStrategy::RingAll, &["103"]);
+    q.max_length = Some(1);
+    let (mut cast, mut ann) = cast_with(q);
+    let mut carol = Phone::new("104", "Bob", udp("10.0.0.11:5060"));
+    cast.bench.register(&mut carol);
+    let Cast { bench, alice, .. } = &mut cast;
+    let a_call = queued(bench, alice, 0);
+    let (mut ann_call, ann_invite) = invited(bench, &mut ann);
+    // A second caller while one waits: busy, no target.
+    bench.at(1_000);
+    let _c_call = bench.dial(&mut carol, "700");
+    let busy = bench.take(carol.peer);
+    assert!(busy.iter().any(|m| m.status() == Some(486)), "busy");
+    // 103 takes the first call and hangs up at 5 s.
+    bench.send(
+        ann.peer,
+        &ann.respond(&ann_call, &ann_invite, 200, Some(SDP_B)),
+    );
+    bench.at(5_000);
+    let bye = ann.request(&mut ann_call, "BYE", None);
+    bench.send(ann.peer, &bye);
+    let _ = bench.take(alice.peer);
+    let _ = a_call.cseq;
+    // A new caller at 6 s waits until 103's 10 s wrap-up is over (15 s).
+    let mut c_call = queued(bench, &mut carol, 6_000);
+    bench.at(14_999);
+    let early: Vec<_> = bench.take(ann.peer);
+    assert!(!early.iter().any(|m| is(m, Method::Invite)), "in wrap-up");
+    bench.at(15_000);
+    let _ = invited(bench, &mut ann);
+    bench.send(carol.peer, &carol.request(&mut c_call, "BYE", None));
+}

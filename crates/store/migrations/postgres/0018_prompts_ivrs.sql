@@ -1,0 +1,36 @@
+-- Prompts and IVRs (issue 14), postgres flavour. Keep in lockstep with
+-- ../sqlite/0018_prompts_ivrs.sql. Times are Unix milliseconds (UTC).
+
+-- A tenant's uploaded audio: the file is <data_dir>/prompts/<tenant_id>/<id>.wav
+-- (8 kHz PCM16 mono, as decoded from the upload); this row is its index.
+CREATE TABLE prompts (
+    id           BIGINT PRIMARY KEY,
+    tenant_id    BIGINT NOT NULL REFERENCES tenants (id),
+    name         TEXT    NOT NULL,
+    duration_ms  BIGINT NOT NULL CHECK (duration_ms > 0),
+    size_bytes   BIGINT NOT NULL,
+    created_at   BIGINT NOT NULL,
+    UNIQUE (tenant_id, name)
+);
+
+-- An auto attendant: a number of the tenant's extension space (users,
+-- ring groups and IVRs share it; the writing transaction checks the
+-- other tables, as ring_groups does).
+CREATE TABLE ivrs (
+    id                   BIGINT PRIMARY KEY,
+    tenant_id            BIGINT NOT NULL REFERENCES tenants (id),
+    number               TEXT    NOT NULL,
+    name                 TEXT    NOT NULL,
+    -- NULL: the built-in menu prompt
+    greeting_prompt_id   BIGINT REFERENCES prompts (id),
+    -- JSON object: key ("0"-"9", "*", "#") -> a number of the tenant or "hangup"
+    menu                 TEXT    NOT NULL DEFAULT '{}',
+    dial_by_extension    BOOLEAN NOT NULL DEFAULT FALSE,
+    digit_timeout_secs   BIGINT NOT NULL CHECK (digit_timeout_secs > 0),
+    retries              BIGINT NOT NULL CHECK (retries >= 0),
+    -- a number of the tenant, "hangup", or NULL (the menu again)
+    timeout_destination  TEXT,
+    created_at           BIGINT NOT NULL,
+    updated_at           BIGINT NOT NULL,
+    UNIQUE (tenant_id, number)
+);
