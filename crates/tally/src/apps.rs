@@ -1,5 +1,5 @@
 //! IVRs and queues (issue 14) as the engine's directory holds them:
-//! loaded with the rest of the directory (`provision::load_directory`),
+//! loaded with the rest of the directory (`directory::load_directory`),
 //! each with its prompts' durations (the engine times its prompts).
 
 use std::collections::HashMap;

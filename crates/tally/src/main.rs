@@ -27,6 +27,7 @@ mod config;
 mod console;
 mod delivery;
 mod demo;
+mod directory;
 mod fd_limit;
 mod ids;
 mod media;

@@ -1,6 +1,6 @@
 //! The runtime side of trunks (issue 10): the store's trunks and routing
 //! rules turned into the call engine's `pbx::trunk::Trunks`, the way
-//! `provision::load_directory` turns tenants and users into its
+//! `directory::load_directory` turns tenants and users into its
 //! directory.
 //!
 //! Rows that no longer parse (a pattern an older version accepted, a
