@@ -23,20 +23,17 @@
 //! the default: the menu again). The engine's behaviour is in
 //! `pbx/src/call/ivr.rs` and DESIGN.md "IVRs and queues".
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
-use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use serde::Serialize;
 use serde_json::{Value, json};
+use store::{Store, StoreError};
 
-use super::auth::ClientAddr;
+use super::numbered::{self, Numbered};
 use super::openapi::schema::*;
-use super::resource::{Body, ListQuery, Scope, path_id, rfc3339};
-use super::trunks::{MANAGERS, short_text};
-use super::{Api, ApiError, ApiState, Doc, nullable};
+use super::resource::{Body, Scope, rfc3339};
+use super::trunks::short_text;
+use super::{Api, ApiError, Doc, nullable};
 use crate::clock;
 
 pub const FIELDS: [&str; 8] = [
@@ -240,166 +237,77 @@ fn refused(write: store::IvrWrite, i: &store::Ivr) -> ApiError {
     }
 }
 
-async fn find(
-    state: &ApiState,
-    scope: &Scope,
-    params: &HashMap<String, String>,
-) -> Result<store::Ivr, ApiError> {
-    let id: cdr::Id = path_id(params, "ivr_id", "IVR")?;
-    state
-        .store
-        .ivr(scope.tenant_id, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("IVR"))
-}
+impl Numbered for store::Ivr {
+    const NOUN: &'static str = "IVR";
+    const KIND: &'static str = "ivr";
+    const ID_PARAM: &'static str = "ivr_id";
+    const FIELDS: &'static [&'static str] = &FIELDS;
+    type Json = IvrJson;
 
-async fn to_engine(state: &ApiState) {
-    if let Err(e) = state.provisioner.reload_directory().await {
-        tracing::warn!(error = %e, "IVR saved; the engine takes it at its next sync");
+    fn blank(scope: &Scope, id: cdr::Id) -> Self {
+        blank(scope, id)
     }
-}
-
-pub async fn list(
-    State(state): State<ApiState>,
-    scope: Scope,
-    ListQuery(page): ListQuery,
-) -> Result<Json<Value>, ApiError> {
-    scope.require(MANAGERS)?;
-    let (count, items) = state
-        .store
-        .ivr_page(scope.tenant_id, page.top, page.skip)
-        .await?;
-    let items: Vec<IvrJson> = items.into_iter().map(ivr_json).collect();
-    Ok(Json(json!({ "count": count, "items": items })))
-}
-
-pub async fn create(
-    State(state): State<ApiState>,
-    scope: Scope,
-    ClientAddr(source): ClientAddr,
-    body: Bytes,
-) -> Result<(StatusCode, Json<IvrJson>), ApiError> {
-    scope.require(MANAGERS)?;
-    let body = Body::parse(&body, &FIELDS)?;
-    let mut ivr = blank(&scope, state.provisioner.next_id());
-    apply(&mut ivr, &body, true)?;
-    match state.store.create_ivr(&ivr).await? {
-        store::IvrWrite::Written => {}
-        other => return Err(refused(other, &ivr)),
+    fn apply(&mut self, body: &Body, full: bool) -> Result<(), ApiError> {
+        apply(self, body, full)
     }
-    to_engine(&state).await;
-    state
-        .audit(
-            Some(scope.tenant_id),
-            &scope.principal.actor(),
-            "ivr.create",
-            &format!("ivr:{}", ivr.id),
-            source,
-            json!({ "number": ivr.number, "name": ivr.name }),
-        )
-        .await;
-    Ok((StatusCode::CREATED, Json(ivr_json(ivr))))
-}
-
-pub async fn get(
-    State(state): State<ApiState>,
-    scope: Scope,
-    Path(params): Path<HashMap<String, String>>,
-) -> Result<Json<IvrJson>, ApiError> {
-    scope.require(MANAGERS)?;
-    Ok(Json(ivr_json(find(&state, &scope, &params).await?)))
-}
-
-async fn update(
-    state: ApiState,
-    scope: Scope,
-    ClientAddr(source): ClientAddr,
-    params: HashMap<String, String>,
-    body: Bytes,
-    full: bool,
-) -> Result<Json<IvrJson>, ApiError> {
-    scope.require(MANAGERS)?;
-    let old = find(&state, &scope, &params).await?;
-    let body = Body::parse(&body, &FIELDS)?;
-    let mut ivr = if full {
-        store::Ivr {
-            created_at: old.created_at,
-            ..blank(&scope, old.id)
-        }
-    } else {
-        old.clone()
-    };
-    apply(&mut ivr, &body, full)?;
-    ivr.updated_at = clock::unix_millis();
-    match state.store.update_ivr(&ivr).await? {
-        store::IvrWrite::Written => {}
-        other => return Err(refused(other, &ivr)),
+    fn id(&self) -> cdr::Id {
+        self.id
     }
-    to_engine(&state).await;
-    let changed: Vec<&str> = FIELDS.iter().copied().filter(|f| body.has(f)).collect();
-    state
-        .audit(
-            Some(scope.tenant_id),
-            &scope.principal.actor(),
-            "ivr.update",
-            &format!("ivr:{}", ivr.id),
-            source,
-            json!({ "number": ivr.number, "fields": changed }),
-        )
-        .await;
-    Ok(Json(ivr_json(ivr)))
-}
-
-pub async fn put(
-    State(state): State<ApiState>,
-    scope: Scope,
-    source: ClientAddr,
-    Path(params): Path<HashMap<String, String>>,
-    body: Bytes,
-) -> Result<Json<IvrJson>, ApiError> {
-    update(state, scope, source, params, body, true).await
-}
-
-pub async fn patch(
-    State(state): State<ApiState>,
-    scope: Scope,
-    source: ClientAddr,
-    Path(params): Path<HashMap<String, String>>,
-    body: Bytes,
-) -> Result<Json<IvrJson>, ApiError> {
-    update(state, scope, source, params, body, false).await
-}
-
-pub async fn delete(
-    State(state): State<ApiState>,
-    scope: Scope,
-    ClientAddr(source): ClientAddr,
-    Path(params): Path<HashMap<String, String>>,
-) -> Result<StatusCode, ApiError> {
-    scope.require(MANAGERS)?;
-    let ivr = find(&state, &scope, &params).await?;
-    match state.store.delete_ivr(scope.tenant_id, ivr.id).await? {
-        store::AppDeletion::Deleted => {}
-        store::AppDeletion::NotFound => return Err(ApiError::not_found("IVR")),
-        store::AppDeletion::InUse(dids) => {
-            return Err(ApiError::in_use(
+    fn number(&self) -> &str {
+        &self.number
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn set_times(&mut self, created_at: cdr::UnixMillis, updated_at: cdr::UnixMillis) {
+        (self.created_at, self.updated_at) = (created_at, updated_at);
+    }
+    fn created_at(&self) -> cdr::UnixMillis {
+        self.created_at
+    }
+    fn json(self) -> IvrJson {
+        ivr_json(self)
+    }
+    async fn fetch(
+        store: &Store,
+        tenant: cdr::TenantId,
+        id: cdr::Id,
+    ) -> Result<Option<Self>, StoreError> {
+        store.ivr(tenant, id).await
+    }
+    async fn page(
+        store: &Store,
+        tenant: cdr::TenantId,
+        top: u32,
+        skip: u64,
+    ) -> Result<(u64, Vec<Self>), StoreError> {
+        store.ivr_page(tenant, top, skip).await
+    }
+    async fn write(
+        store: &Store,
+        ivr: &Self,
+        create: bool,
+    ) -> Result<Result<(), ApiError>, StoreError> {
+        let written = if create {
+            store.create_ivr(ivr).await?
+        } else {
+            store.update_ivr(ivr).await?
+        };
+        Ok(match written {
+            store::IvrWrite::Written => Ok(()),
+            other => Err(refused(other, ivr)),
+        })
+    }
+    async fn remove(store: &Store, ivr: &Self) -> Result<Result<(), ApiError>, StoreError> {
+        Ok(match store.delete_ivr(ivr.tenant_id, ivr.id).await? {
+            store::AppDeletion::Deleted => Ok(()),
+            store::AppDeletion::NotFound => Err(ApiError::not_found("IVR")),
+            store::AppDeletion::InUse(dids) => Err(ApiError::in_use(
                 "number",
                 format!("DID rules ring this IVR: {}", dids.join(", ")),
-            ));
-        }
+            )),
+        })
     }
-    to_engine(&state).await;
-    state
-        .audit(
-            Some(scope.tenant_id),
-            &scope.principal.actor(),
-            "ivr.delete",
-            &format!("ivr:{}", ivr.id),
-            source,
-            json!({ "number": ivr.number }),
-        )
-        .await;
-    Ok(StatusCode::NO_CONTENT)
 }
 
 impl Api {
@@ -481,14 +389,14 @@ impl Api {
         let (base, one) = ("/api/ivrs", "/api/ivrs/{ivr_id}");
         self.get(
             base,
-            list,
+            numbered::list::<store::Ivr>,
             paged(Doc::new("IVRs", "List the tenant's IVRs (Admin)"))
                 .tenant_scoped()
                 .json(200, page(ivr.clone())),
         )
         .post(
             base,
-            create,
+            numbered::create::<store::Ivr>,
             Doc::new(
                 "IVRs",
                 "Create an IVR; 409 when the number is taken (Admin)",
@@ -499,14 +407,14 @@ impl Api {
         )
         .get(
             one,
-            get,
+            numbered::get::<store::Ivr>,
             Doc::new("IVRs", "Read an IVR (Admin)")
                 .tenant_scoped()
                 .json(200, ivr.clone()),
         )
         .put(
             one,
-            put,
+            numbered::put::<store::Ivr>,
             Doc::new("IVRs", "Replace an IVR (Admin)")
                 .tenant_scoped()
                 .json_body(body(&["number", "name"]))
@@ -514,7 +422,7 @@ impl Api {
         )
         .patch(
             one,
-            patch,
+            numbered::patch::<store::Ivr>,
             Doc::new("IVRs", "Change some fields of an IVR (Admin)")
                 .tenant_scoped()
                 .json_body(body(&[]))
@@ -522,7 +430,7 @@ impl Api {
         )
         .delete(
             one,
-            delete,
+            numbered::delete::<store::Ivr>,
             Doc::new(
                 "IVRs",
                 "Delete an IVR; 409 while a DID rule rings it (Admin)",

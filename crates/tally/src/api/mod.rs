@@ -66,6 +66,7 @@ pub(crate) mod cdrs;
 mod error;
 pub(crate) mod inbound_rules;
 pub(crate) mod ivrs;
+pub(crate) mod numbered;
 pub mod openapi;
 pub(crate) mod outbound_rules;
 pub(crate) mod prompts;

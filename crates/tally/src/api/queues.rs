@@ -31,14 +31,15 @@ use std::collections::HashMap;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use serde::Serialize;
 use serde_json::{Value, json};
+use store::{Store, StoreError};
 
 use super::auth::ClientAddr;
+use super::numbered::{self, Numbered};
 use super::openapi::schema::*;
-use super::resource::{Body, ListQuery, Scope, path_id, rfc3339};
-use super::trunks::{MANAGERS, short_text};
+use super::resource::{Body, Scope, path_id, rfc3339};
+use super::trunks::short_text;
 use super::{Api, ApiError, ApiState, Doc, Role, nullable};
 use crate::clock;
 
@@ -236,162 +237,6 @@ fn refused(write: store::QueueWrite, q: &store::Queue) -> ApiError {
     }
 }
 
-async fn find(
-    state: &ApiState,
-    scope: &Scope,
-    params: &HashMap<String, String>,
-) -> Result<store::Queue, ApiError> {
-    let id: cdr::Id = path_id(params, "queue_id", "queue")?;
-    state
-        .store
-        .queue(scope.tenant_id, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("queue"))
-}
-
-async fn to_engine(state: &ApiState) {
-    if let Err(e) = state.provisioner.reload_directory().await {
-        tracing::warn!(error = %e, "queue saved; the engine takes it at its next sync");
-    }
-}
-
-pub async fn list(
-    State(state): State<ApiState>,
-    scope: Scope,
-    ListQuery(page): ListQuery,
-) -> Result<Json<Value>, ApiError> {
-    scope.require(MANAGERS)?;
-    let (count, items) = state
-        .store
-        .queue_page(scope.tenant_id, page.top, page.skip)
-        .await?;
-    let items: Vec<QueueJson> = items.into_iter().map(queue_json).collect();
-    Ok(Json(json!({ "count": count, "items": items })))
-}
-
-pub async fn create(
-    State(state): State<ApiState>,
-    scope: Scope,
-    ClientAddr(source): ClientAddr,
-    body: Bytes,
-) -> Result<(StatusCode, Json<QueueJson>), ApiError> {
-    scope.require(MANAGERS)?;
-    let body = Body::parse(&body, &FIELDS)?;
-    let mut q = blank(&scope, state.provisioner.next_id());
-    apply(&mut q, &body, true)?;
-    match state.store.create_queue(&q).await? {
-        store::QueueWrite::Written => {}
-        other => return Err(refused(other, &q)),
-    }
-    to_engine(&state).await;
-    state
-        .audit(
-            Some(scope.tenant_id),
-            &scope.principal.actor(),
-            "queue.create",
-            &format!("queue:{}", q.id),
-            source,
-            json!({ "number": q.number, "name": q.name }),
-        )
-        .await;
-    Ok((StatusCode::CREATED, Json(queue_json(q))))
-}
-
-pub async fn get(
-    State(state): State<ApiState>,
-    scope: Scope,
-    Path(params): Path<HashMap<String, String>>,
-) -> Result<Json<QueueJson>, ApiError> {
-    scope.require(MANAGERS)?;
-    Ok(Json(queue_json(find(&state, &scope, &params).await?)))
-}
-
-async fn update(
-    state: ApiState,
-    scope: Scope,
-    ClientAddr(source): ClientAddr,
-    params: HashMap<String, String>,
-    body: Bytes,
-    full: bool,
-) -> Result<Json<QueueJson>, ApiError> {
-    scope.require(MANAGERS)?;
-    let old = find(&state, &scope, &params).await?;
-    let body = Body::parse(&body, &FIELDS)?;
-    let mut q = if full {
-        store::Queue {
-            created_at: old.created_at,
-            logged_in: old.logged_in.clone(),
-            ..blank(&scope, old.id)
-        }
-    } else {
-        old.clone()
-    };
-    apply(&mut q, &body, full)?;
-    q.updated_at = clock::unix_millis();
-    match state.store.update_queue(&q).await? {
-        store::QueueWrite::Written => {}
-        other => return Err(refused(other, &q)),
-    }
-    to_engine(&state).await;
-    let changed: Vec<&str> = FIELDS.iter().copied().filter(|f| body.has(f)).collect();
-    state
-        .audit(
-            Some(scope.tenant_id),
-            &scope.principal.actor(),
-            "queue.update",
-            &format!("queue:{}", q.id),
-            source,
-            json!({ "number": q.number, "fields": changed }),
-        )
-        .await;
-    Ok(Json(queue_json(q)))
-}
-
-pub async fn put(
-    State(state): State<ApiState>,
-    scope: Scope,
-    source: ClientAddr,
-    Path(params): Path<HashMap<String, String>>,
-    body: Bytes,
-) -> Result<Json<QueueJson>, ApiError> {
-    update(state, scope, source, params, body, true).await
-}
-
-pub async fn patch(
-    State(state): State<ApiState>,
-    scope: Scope,
-    source: ClientAddr,
-    Path(params): Path<HashMap<String, String>>,
-    body: Bytes,
-) -> Result<Json<QueueJson>, ApiError> {
-    update(state, scope, source, params, body, false).await
-}
-
-pub async fn delete(
-    State(state): State<ApiState>,
-    scope: Scope,
-    ClientAddr(source): ClientAddr,
-    Path(params): Path<HashMap<String, String>>,
-) -> Result<StatusCode, ApiError> {
-    scope.require(MANAGERS)?;
-    let q = find(&state, &scope, &params).await?;
-    if !state.store.delete_queue(scope.tenant_id, q.id).await? {
-        return Err(ApiError::not_found("queue"));
-    }
-    to_engine(&state).await;
-    state
-        .audit(
-            Some(scope.tenant_id),
-            &scope.principal.actor(),
-            "queue.delete",
-            &format!("queue:{}", q.id),
-            source,
-            json!({ "number": q.number }),
-        )
-        .await;
-    Ok(StatusCode::NO_CONTENT)
-}
-
 async fn agent(
     state: ApiState,
     scope: Scope,
@@ -427,7 +272,7 @@ async fn agent(
             ));
         }
     };
-    to_engine(&state).await;
+    numbered::to_engine::<store::Queue>(&state).await;
     state
         .audit(
             Some(scope.tenant_id),
@@ -492,7 +337,7 @@ pub async fn stats(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     scope.require(&STATS_ROLES)?;
-    let q = find(&state, &scope, &params).await?;
+    let q: store::Queue = numbered::find(&state, &scope, &params).await?;
     let now = clock::unix_millis();
     let to = time_param(&query, "to")?.unwrap_or(now);
     let from = time_param(&query, "from")?.unwrap_or(cdr::UnixMillis(to.0.saturating_sub(DAY_MS)));
@@ -544,6 +389,76 @@ pub async fn stats(
         "longest_wait": s.longest_wait_ms / 1000,
         "service_level": { "seconds": level, "answered_within": s.answered_within, "percent": percent },
     })))
+}
+
+impl Numbered for store::Queue {
+    const NOUN: &'static str = "queue";
+    const KIND: &'static str = "queue";
+    const ID_PARAM: &'static str = "queue_id";
+    const FIELDS: &'static [&'static str] = &FIELDS;
+    type Json = QueueJson;
+
+    fn blank(scope: &Scope, id: cdr::Id) -> Self {
+        blank(scope, id)
+    }
+    fn apply(&mut self, body: &Body, full: bool) -> Result<(), ApiError> {
+        apply(self, body, full)
+    }
+    fn id(&self) -> cdr::Id {
+        self.id
+    }
+    fn number(&self) -> &str {
+        &self.number
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn set_times(&mut self, created_at: cdr::UnixMillis, updated_at: cdr::UnixMillis) {
+        (self.created_at, self.updated_at) = (created_at, updated_at);
+    }
+    fn created_at(&self) -> cdr::UnixMillis {
+        self.created_at
+    }
+    fn json(self) -> QueueJson {
+        queue_json(self)
+    }
+    async fn fetch(
+        store: &Store,
+        tenant: cdr::TenantId,
+        id: cdr::Id,
+    ) -> Result<Option<Self>, StoreError> {
+        store.queue(tenant, id).await
+    }
+    async fn page(
+        store: &Store,
+        tenant: cdr::TenantId,
+        top: u32,
+        skip: u64,
+    ) -> Result<(u64, Vec<Self>), StoreError> {
+        store.queue_page(tenant, top, skip).await
+    }
+    async fn write(
+        store: &Store,
+        q: &Self,
+        create: bool,
+    ) -> Result<Result<(), ApiError>, StoreError> {
+        let written = if create {
+            store.create_queue(q).await?
+        } else {
+            store.update_queue(q).await?
+        };
+        Ok(match written {
+            store::QueueWrite::Written => Ok(()),
+            other => Err(refused(other, q)),
+        })
+    }
+    async fn remove(store: &Store, q: &Self) -> Result<Result<(), ApiError>, StoreError> {
+        Ok(if store.delete_queue(q.tenant_id, q.id).await? {
+            Ok(())
+        } else {
+            Err(ApiError::not_found("queue"))
+        })
+    }
 }
 
 impl Api {
@@ -621,14 +536,14 @@ impl Api {
         let (base, one) = ("/api/queues", "/api/queues/{queue_id}");
         self.get(
             base,
-            list,
+            numbered::list::<store::Queue>,
             paged(Doc::new("Queues", "List the tenant's queues (Admin)"))
                 .tenant_scoped()
                 .json(200, page(queue.clone())),
         )
         .post(
             base,
-            create,
+            numbered::create::<store::Queue>,
             Doc::new(
                 "Queues",
                 "Create a queue; 409 when the number is taken (Admin)",
@@ -639,14 +554,14 @@ impl Api {
         )
         .get(
             one,
-            get,
+            numbered::get::<store::Queue>,
             Doc::new("Queues", "Read a queue (Admin)")
                 .tenant_scoped()
                 .json(200, queue.clone()),
         )
         .put(
             one,
-            put,
+            numbered::put::<store::Queue>,
             Doc::new("Queues", "Replace a queue (Admin)")
                 .tenant_scoped()
                 .json_body(body(&["number", "name", "agents"]))
@@ -654,7 +569,7 @@ impl Api {
         )
         .patch(
             one,
-            patch,
+            numbered::patch::<store::Queue>,
             Doc::new("Queues", "Change some fields of a queue (Admin)")
                 .tenant_scoped()
                 .json_body(body(&[]))
@@ -662,7 +577,7 @@ impl Api {
         )
         .delete(
             one,
-            delete,
+            numbered::delete::<store::Queue>,
             Doc::new("Queues", "Delete a queue (Admin)")
                 .tenant_scoped()
                 .empty(204),

@@ -26,20 +26,15 @@
 //! A write reaches the running engine at once (the directory is handed
 //! to it again) and other nodes at their next directory sync.
 
-use std::collections::HashMap;
-
-use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::json;
+use store::{Store, StoreError};
 
-use super::auth::ClientAddr;
+use super::numbered::{self, Numbered};
 use super::openapi::schema::*;
-use super::resource::{Body, ListQuery, Scope, path_id, rfc3339};
-use super::trunks::{MANAGERS, short_text};
-use super::{Api, ApiError, ApiState, Doc, nullable};
+use super::resource::{Body, Scope, rfc3339};
+use super::trunks::short_text;
+use super::{Api, ApiError, Doc, nullable};
 use crate::clock;
 
 pub const FIELDS: [&str; 7] = [
@@ -225,176 +220,80 @@ fn refused(write: store::RingGroupWrite, g: &store::RingGroup) -> ApiError {
     }
 }
 
-async fn find(
-    state: &ApiState,
-    scope: &Scope,
-    params: &HashMap<String, String>,
-) -> Result<store::RingGroup, ApiError> {
-    let id: cdr::Id = path_id(params, "ring_group_id", "ring group")?;
-    state
-        .store
-        .ring_group(scope.tenant_id, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("ring group"))
-}
+impl Numbered for store::RingGroup {
+    const NOUN: &'static str = "ring group";
+    const KIND: &'static str = "ring_group";
+    const ID_PARAM: &'static str = "ring_group_id";
+    const FIELDS: &'static [&'static str] = &FIELDS;
+    type Json = RingGroupJson;
 
-/// Hands the running engine the new directory. The write is committed
-/// whatever happens here; an engine that did not take it catches up at
-/// its next directory sync.
-async fn to_engine(state: &ApiState) {
-    if let Err(e) = state.provisioner.reload_directory().await {
-        tracing::warn!(error = %e, "ring group saved; the engine takes it at its next sync");
+    fn blank(scope: &Scope, id: cdr::Id) -> Self {
+        blank(scope, id)
     }
-}
-
-pub async fn list(
-    State(state): State<ApiState>,
-    scope: Scope,
-    ListQuery(page): ListQuery,
-) -> Result<Json<Value>, ApiError> {
-    scope.require(MANAGERS)?;
-    let count = state.store.count_ring_groups(scope.tenant_id).await?;
-    let items: Vec<RingGroupJson> = state
-        .store
-        .ring_group_page(scope.tenant_id, page.top, page.skip)
-        .await?
-        .into_iter()
-        .map(group_json)
-        .collect();
-    Ok(Json(json!({ "count": count, "items": items })))
-}
-
-pub async fn create(
-    State(state): State<ApiState>,
-    scope: Scope,
-    ClientAddr(source): ClientAddr,
-    body: Bytes,
-) -> Result<(StatusCode, Json<RingGroupJson>), ApiError> {
-    scope.require(MANAGERS)?;
-    let body = Body::parse(&body, &FIELDS)?;
-    let mut group = blank(&scope, state.provisioner.next_id());
-    apply(&mut group, &body, true)?;
-    match state.store.create_ring_group(&group).await? {
-        store::RingGroupWrite::Written => {}
-        other => return Err(refused(other, &group)),
+    fn apply(&mut self, body: &Body, full: bool) -> Result<(), ApiError> {
+        apply(self, body, full)
     }
-    to_engine(&state).await;
-    state
-        .audit(
-            Some(scope.tenant_id),
-            &scope.principal.actor(),
-            "ring_group.create",
-            &format!("ring_group:{}", group.id),
-            source,
-            json!({ "number": group.number, "name": group.name }),
+    fn json(self) -> RingGroupJson {
+        group_json(self)
+    }
+    fn id(&self) -> cdr::Id {
+        self.id
+    }
+    fn number(&self) -> &str {
+        &self.number
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn set_times(&mut self, created_at: cdr::UnixMillis, updated_at: cdr::UnixMillis) {
+        (self.created_at, self.updated_at) = (created_at, updated_at);
+    }
+    fn created_at(&self) -> cdr::UnixMillis {
+        self.created_at
+    }
+    async fn fetch(
+        store: &Store,
+        tenant: cdr::TenantId,
+        id: cdr::Id,
+    ) -> Result<Option<Self>, StoreError> {
+        store.ring_group(tenant, id).await
+    }
+    async fn page(
+        store: &Store,
+        tenant: cdr::TenantId,
+        top: u32,
+        skip: u64,
+    ) -> Result<(u64, Vec<Self>), StoreError> {
+        let count = store.count_ring_groups(tenant).await?;
+        Ok((count, store.ring_group_page(tenant, top, skip).await?))
+    }
+    async fn write(
+        store: &Store,
+        group: &Self,
+        create: bool,
+    ) -> Result<Result<(), ApiError>, StoreError> {
+        let written = if create {
+            store.create_ring_group(group).await?
+        } else {
+            store.update_ring_group(group).await?
+        };
+        Ok(match written {
+            store::RingGroupWrite::Written => Ok(()),
+            other => Err(refused(other, group)),
+        })
+    }
+    async fn remove(store: &Store, group: &Self) -> Result<Result<(), ApiError>, StoreError> {
+        Ok(
+            match store.delete_ring_group(group.tenant_id, group.id).await? {
+                store::RingGroupDeletion::Deleted => Ok(()),
+                store::RingGroupDeletion::NotFound => Err(ApiError::not_found("ring group")),
+                store::RingGroupDeletion::InUse(dids) => Err(ApiError::in_use(
+                    "number",
+                    format!("DID rules ring this group: {}", dids.join(", ")),
+                )),
+            },
         )
-        .await;
-    Ok((StatusCode::CREATED, Json(group_json(group))))
-}
-
-pub async fn get(
-    State(state): State<ApiState>,
-    scope: Scope,
-    Path(params): Path<HashMap<String, String>>,
-) -> Result<Json<RingGroupJson>, ApiError> {
-    scope.require(MANAGERS)?;
-    Ok(Json(group_json(find(&state, &scope, &params).await?)))
-}
-
-async fn update(
-    state: ApiState,
-    scope: Scope,
-    ClientAddr(source): ClientAddr,
-    params: HashMap<String, String>,
-    body: Bytes,
-    full: bool,
-) -> Result<Json<RingGroupJson>, ApiError> {
-    scope.require(MANAGERS)?;
-    let old = find(&state, &scope, &params).await?;
-    let body = Body::parse(&body, &FIELDS)?;
-    let mut group = if full {
-        store::RingGroup {
-            created_at: old.created_at,
-            ..blank(&scope, old.id)
-        }
-    } else {
-        old.clone()
-    };
-    apply(&mut group, &body, full)?;
-    group.updated_at = clock::unix_millis();
-    match state.store.update_ring_group(&group).await? {
-        store::RingGroupWrite::Written => {}
-        other => return Err(refused(other, &group)),
     }
-    to_engine(&state).await;
-    let changed: Vec<&str> = FIELDS.iter().copied().filter(|f| body.has(f)).collect();
-    state
-        .audit(
-            Some(scope.tenant_id),
-            &scope.principal.actor(),
-            "ring_group.update",
-            &format!("ring_group:{}", group.id),
-            source,
-            json!({ "number": group.number, "fields": changed }),
-        )
-        .await;
-    Ok(Json(group_json(group)))
-}
-
-pub async fn put(
-    State(state): State<ApiState>,
-    scope: Scope,
-    source: ClientAddr,
-    Path(params): Path<HashMap<String, String>>,
-    body: Bytes,
-) -> Result<Json<RingGroupJson>, ApiError> {
-    update(state, scope, source, params, body, true).await
-}
-
-pub async fn patch(
-    State(state): State<ApiState>,
-    scope: Scope,
-    source: ClientAddr,
-    Path(params): Path<HashMap<String, String>>,
-    body: Bytes,
-) -> Result<Json<RingGroupJson>, ApiError> {
-    update(state, scope, source, params, body, false).await
-}
-
-pub async fn delete(
-    State(state): State<ApiState>,
-    scope: Scope,
-    ClientAddr(source): ClientAddr,
-    Path(params): Path<HashMap<String, String>>,
-) -> Result<StatusCode, ApiError> {
-    scope.require(MANAGERS)?;
-    let group = find(&state, &scope, &params).await?;
-    match state
-        .store
-        .delete_ring_group(scope.tenant_id, group.id)
-        .await?
-    {
-        store::RingGroupDeletion::Deleted => {}
-        store::RingGroupDeletion::NotFound => return Err(ApiError::not_found("ring group")),
-        store::RingGroupDeletion::InUse(dids) => {
-            return Err(ApiError::in_use(
-                "number",
-                format!("DID rules ring this group: {}", dids.join(", ")),
-            ));
-        }
-    }
-    to_engine(&state).await;
-    state
-        .audit(
-            Some(scope.tenant_id),
-            &scope.principal.actor(),
-            "ring_group.delete",
-            &format!("ring_group:{}", group.id),
-            source,
-            json!({ "number": group.number }),
-        )
-        .await;
-    Ok(StatusCode::NO_CONTENT)
 }
 
 impl Api {
@@ -471,7 +370,7 @@ impl Api {
         let (base, one) = ("/api/ring_groups", "/api/ring_groups/{ring_group_id}");
         self.get(
             base,
-            list,
+            numbered::list::<store::RingGroup>,
             paged(Doc::new(
                 "Ring groups",
                 "List the tenant's ring groups (Admin)",
@@ -481,7 +380,7 @@ impl Api {
         )
         .post(
             base,
-            create,
+            numbered::create::<store::RingGroup>,
             Doc::new(
                 "Ring groups",
                 "Create a ring group; 409 when the number is taken (Admin)",
@@ -492,14 +391,14 @@ impl Api {
         )
         .get(
             one,
-            get,
+            numbered::get::<store::RingGroup>,
             Doc::new("Ring groups", "Read a ring group (Admin)")
                 .tenant_scoped()
                 .json(200, group.clone()),
         )
         .put(
             one,
-            put,
+            numbered::put::<store::RingGroup>,
             Doc::new("Ring groups", "Replace a ring group (Admin)")
                 .tenant_scoped()
                 .json_body(body(&["number", "name", "members"]))
@@ -507,7 +406,7 @@ impl Api {
         )
         .patch(
             one,
-            patch,
+            numbered::patch::<store::RingGroup>,
             Doc::new("Ring groups", "Change some fields of a ring group (Admin)")
                 .tenant_scoped()
                 .json_body(body(&[]))
@@ -515,7 +414,7 @@ impl Api {
         )
         .delete(
             one,
-            delete,
+            numbered::delete::<store::RingGroup>,
             Doc::new(
                 "Ring groups",
                 "Delete a ring group; 409 while a DID rule rings it (Admin)",

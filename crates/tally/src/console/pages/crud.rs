@@ -136,7 +136,7 @@ impl Resource {
         source: ClientAddr,
         body: Bytes,
     ) -> Result<(), ApiError> {
-        use crate::api::{inbound_rules, outbound_rules, ring_groups, trunks};
+        use crate::api::{inbound_rules, numbered, outbound_rules, trunks};
         let state = State(state.clone());
         match self {
             Resource::Trunk => trunks::create(state, scope, source, body).await.map(drop),
@@ -146,20 +146,22 @@ impl Resource {
             Resource::Outbound => outbound_rules::create(state, scope, source, body)
                 .await
                 .map(drop),
-            Resource::RingGroup => ring_groups::create(state, scope, source, body)
+            Resource::RingGroup => numbered::create::<store::RingGroup>(state, scope, source, body)
                 .await
                 .map(drop),
         }
     }
 
     async fn get(self, state: &ApiState, scope: Scope, params: Params) -> Result<Value, ApiError> {
-        use crate::api::{inbound_rules, outbound_rules, ring_groups, trunks};
+        use crate::api::{inbound_rules, numbered, outbound_rules, trunks};
         let (state, params) = (State(state.clone()), Path(params));
         Ok(match self {
             Resource::Trunk => super::json(trunks::get(state, scope, params).await?),
             Resource::Inbound => super::json(inbound_rules::get(state, scope, params).await?),
             Resource::Outbound => super::json(outbound_rules::get(state, scope, params).await?),
-            Resource::RingGroup => super::json(ring_groups::get(state, scope, params).await?),
+            Resource::RingGroup => {
+                super::json(numbered::get::<store::RingGroup>(state, scope, params).await?)
+            }
         })
     }
 
@@ -171,7 +173,7 @@ impl Resource {
         params: Params,
         body: Bytes,
     ) -> Result<(), ApiError> {
-        use crate::api::{inbound_rules, outbound_rules, ring_groups, trunks};
+        use crate::api::{inbound_rules, numbered, outbound_rules, trunks};
         let (state, params) = (State(state.clone()), Path(params));
         match self {
             Resource::Trunk => trunks::patch(state, scope, source, params, body)
@@ -183,9 +185,11 @@ impl Resource {
             Resource::Outbound => outbound_rules::patch(state, scope, source, params, body)
                 .await
                 .map(drop),
-            Resource::RingGroup => ring_groups::patch(state, scope, source, params, body)
-                .await
-                .map(drop),
+            Resource::RingGroup => {
+                numbered::patch::<store::RingGroup>(state, scope, source, params, body)
+                    .await
+                    .map(drop)
+            }
         }
     }
 
@@ -196,7 +200,7 @@ impl Resource {
         source: ClientAddr,
         params: Params,
     ) -> Result<(), ApiError> {
-        use crate::api::{inbound_rules, outbound_rules, ring_groups, trunks};
+        use crate::api::{inbound_rules, numbered, outbound_rules, trunks};
         let (state, params) = (State(state.clone()), Path(params));
         match self {
             Resource::Trunk => trunks::delete(state, scope, source, params).await.map(drop),
@@ -206,9 +210,11 @@ impl Resource {
             Resource::Outbound => outbound_rules::delete(state, scope, source, params)
                 .await
                 .map(drop),
-            Resource::RingGroup => ring_groups::delete(state, scope, source, params)
-                .await
-                .map(drop),
+            Resource::RingGroup => {
+                numbered::delete::<store::RingGroup>(state, scope, source, params)
+                    .await
+                    .map(drop)
+            }
         }
     }
 }

@@ -62,8 +62,9 @@ pub(super) async fn render(
     error: Option<String>,
 ) -> Result<Response, PageError> {
     let scope = admin_scope(&state, &shell).await?;
-    let list =
-        super::json(crate::api::ring_groups::list(State(state), scope, paging(params)).await?);
+    let list = super::json(
+        crate::api::numbered::list::<store::RingGroup>(State(state), scope, paging(params)).await?,
+    );
     let mut items = list["items"].as_array().cloned().unwrap_or_default();
     for item in &mut items {
         if let Value::Array(members) = &item["members"] {
