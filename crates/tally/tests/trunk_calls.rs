@@ -63,10 +63,20 @@ fn cdr_with(cdrs: &Value, direction: &str) -> Value {
 fn out_and_in(dir: &Path, extra: &[&str]) {
     let demo = Demo::start(dir, extra);
     let carrier_port = free_sip_port();
+    // The carrier is up before the trunk exists: the trunk's first OPTIONS
+    // keep-alive (sent at once) is answered (`carrier_uas.xml`: a SIPp
+    // "call" of its own, hence `-m 2` with the INVITE) and never
+    // retransmitted into the call; the next probe is 30 s away.
+    let carrier = Sipp::spawn(
+        demo.server.sip,
+        "carrier_uas.xml",
+        "u1",
+        carrier_port,
+        &["-m", "2"],
+    );
     provision(&demo, carrier_port);
 
     // Out: 101 dials a national number; the carrier answers.
-    let carrier = Sipp::spawn(demo.server.sip, "uas.xml", "u1", carrier_port, &[]);
     demo.call("uac.xml", "101", "0612345678");
     let (ok, log) = carrier.finish();
     assert!(ok, "carrier:\n{log}\n{}", demo.server.stderr());

@@ -560,8 +560,18 @@ pub fn blind_transfer_to_a_group_and_out(dir: &Path, extra: &[&str]) {
         format!("sip:103@{DEMO_DOMAIN}")
     );
 
-    // Out by a trunk.
+    // Out by a trunk. The carrier is up before the trunk exists: the
+    // trunk's first OPTIONS keep-alive (sent at once) is answered
+    // (`carrier_uas.xml`: a SIPp "call" of its own, hence `-m 2` with the
+    // INVITE) and never retransmitted into the call.
     let carrier_port = free_sip_port();
+    let carrier = Sipp::spawn(
+        demo.server.sip,
+        "carrier_uas.xml",
+        "u1",
+        carrier_port,
+        &["-m", "2"],
+    );
     let r = admin.post_json(
         "/api/trunks",
         &json!({"name": "sipp-carrier", "kind": "ip", "host": "127.0.0.1",
@@ -577,7 +587,6 @@ pub fn blind_transfer_to_a_group_and_out(dir: &Path, extra: &[&str]) {
                 "prepend": "+33", "trunks": [trunk], "caller_id": "+33100000999"}),
     );
     assert_eq!(r.status, 201, "{}", r.body);
-    let carrier = Sipp::spawn(demo.server.sip, "uas.xml", "u1", carrier_port, &[]);
     // 105 this time (SIPp's second call from 102's port would reuse the
     // first one's branches, which the PBX rightly takes as retransmissions).
     let port = free_sip_port();
