@@ -29,11 +29,11 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use store::{Store, StoreError};
 
-use super::numbered::{self, Numbered};
+use super::numbered::{Docs, Numbered};
 use super::openapi::schema::*;
 use super::resource::{Body, Scope, rfc3339};
 use super::trunks::short_text;
-use super::{Api, ApiError, Doc, nullable};
+use super::{Api, ApiError, nullable};
 use crate::clock;
 
 pub const FIELDS: [&str; 8] = [
@@ -243,6 +243,15 @@ impl Numbered for store::Ivr {
     const ID_PARAM: &'static str = "ivr_id";
     const FIELDS: &'static [&'static str] = &FIELDS;
     type Json = IvrJson;
+    const DOCS: Docs = Docs {
+        tag: "IVRs",
+        list: "List the tenant's IVRs (Admin)",
+        create: "Create an IVR; 409 when the number is taken (Admin)",
+        get: "Read an IVR (Admin)",
+        put: "Replace an IVR (Admin)",
+        patch: "Change some fields of an IVR (Admin)",
+        delete: "Delete an IVR; 409 while a DID rule rings it (Admin)",
+    };
 
     fn blank(scope: &Scope, id: cdr::Id) -> Self {
         blank(scope, id)
@@ -382,61 +391,11 @@ impl Api {
                 required,
             )
         };
-        let paged = |doc: Doc| {
-            doc.query("top", int_range(1, 100), "Page size (1–100, default 100).")
-                .query("skip", non_negative(), "Rows to skip.")
-        };
-        let (base, one) = ("/api/ivrs", "/api/ivrs/{ivr_id}");
-        self.get(
-            base,
-            numbered::list::<store::Ivr>,
-            paged(Doc::new("IVRs", "List the tenant's IVRs (Admin)"))
-                .tenant_scoped()
-                .json(200, page(ivr.clone())),
-        )
-        .post(
-            base,
-            numbered::create::<store::Ivr>,
-            Doc::new(
-                "IVRs",
-                "Create an IVR; 409 when the number is taken (Admin)",
-            )
-            .tenant_scoped()
-            .json_body(body(&["number", "name"]))
-            .json(201, ivr.clone()),
-        )
-        .get(
-            one,
-            numbered::get::<store::Ivr>,
-            Doc::new("IVRs", "Read an IVR (Admin)")
-                .tenant_scoped()
-                .json(200, ivr.clone()),
-        )
-        .put(
-            one,
-            numbered::put::<store::Ivr>,
-            Doc::new("IVRs", "Replace an IVR (Admin)")
-                .tenant_scoped()
-                .json_body(body(&["number", "name"]))
-                .json(200, ivr.clone()),
-        )
-        .patch(
-            one,
-            numbered::patch::<store::Ivr>,
-            Doc::new("IVRs", "Change some fields of an IVR (Admin)")
-                .tenant_scoped()
-                .json_body(body(&[]))
-                .json(200, ivr),
-        )
-        .delete(
-            one,
-            numbered::delete::<store::Ivr>,
-            Doc::new(
-                "IVRs",
-                "Delete an IVR; 409 while a DID rule rings it (Admin)",
-            )
-            .tenant_scoped()
-            .empty(204),
+        self.numbered::<store::Ivr>(
+            ("/api/ivrs", "/api/ivrs/{ivr_id}"),
+            ivr,
+            body,
+            &["number", "name"],
         )
     }
 }

@@ -20,9 +20,10 @@ use serde_json::{Value, json};
 use store::{Store, StoreError};
 
 use super::auth::ClientAddr;
+use super::openapi::schema::{int_range, non_negative, page};
 use super::resource::{Body, ListQuery, Scope, path_id};
 use super::trunks::MANAGERS;
-use super::{ApiError, ApiState};
+use super::{Api, ApiError, ApiState, Doc};
 use crate::clock;
 
 /// A numbered, tenant-scoped resource as the shared handlers need it.
@@ -37,6 +38,8 @@ pub trait Numbered: Clone + Send + Sync + Sized + 'static {
     const FIELDS: &'static [&'static str];
     /// How REST shows one.
     type Json: Serialize + Send;
+    /// The summaries of its six routes in the OpenAPI document.
+    const DOCS: Docs;
 
     /// A new one with every field at its default.
     fn blank(scope: &Scope, id: cdr::Id) -> Self;
@@ -216,4 +219,74 @@ pub async fn delete<T: Numbered>(
     let detail = json!({ "number": item.number() });
     audit(&state, &scope, source, "delete", &item, detail).await;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The OpenAPI tag and route summaries of a [`Numbered`] resource.
+pub struct Docs {
+    pub tag: &'static str,
+    pub list: &'static str,
+    pub create: &'static str,
+    pub get: &'static str,
+    pub put: &'static str,
+    pub patch: &'static str,
+    pub delete: &'static str,
+}
+
+impl Api {
+    /// Routes `T`'s six handlers under `base` and `one` (the latter naming
+    /// [`Numbered::ID_PARAM`]), documented with `item` (how one reads) and
+    /// `body(required)` (what a write takes).
+    pub(super) fn numbered<T: Numbered>(
+        self,
+        (base, one): (&'static str, &'static str),
+        item: Value,
+        body: impl Fn(&[&str]) -> Value,
+        required: &[&str],
+    ) -> Self {
+        let d = &T::DOCS;
+        let paged = Doc::new(d.tag, d.list)
+            .query("top", int_range(1, 100), "Page size (1–100, default 100).")
+            .query("skip", non_negative(), "Rows to skip.");
+        self.get(
+            base,
+            list::<T>,
+            paged.tenant_scoped().json(200, page(item.clone())),
+        )
+        .post(
+            base,
+            create::<T>,
+            Doc::new(d.tag, d.create)
+                .tenant_scoped()
+                .json_body(body(required))
+                .json(201, item.clone()),
+        )
+        .get(
+            one,
+            get::<T>,
+            Doc::new(d.tag, d.get)
+                .tenant_scoped()
+                .json(200, item.clone()),
+        )
+        .put(
+            one,
+            put::<T>,
+            Doc::new(d.tag, d.put)
+                .tenant_scoped()
+                .json_body(body(required))
+                .json(200, item.clone()),
+        )
+        .patch(
+            one,
+            patch::<T>,
+            Doc::new(d.tag, d.patch)
+                .tenant_scoped()
+                .json_body(body(&[]))
+                .json(200, item),
+        )
+        .delete(
+            one,
+            delete::<T>,
+            Doc::new(d.tag, d.delete).tenant_scoped().empty(204),
+        )
+    }
 }

@@ -36,7 +36,7 @@ use serde_json::{Value, json};
 use store::{Store, StoreError};
 
 use super::auth::ClientAddr;
-use super::numbered::{self, Numbered};
+use super::numbered::{self, Docs, Numbered};
 use super::openapi::schema::*;
 use super::resource::{Body, Scope, path_id, rfc3339};
 use super::trunks::short_text;
@@ -397,6 +397,15 @@ impl Numbered for store::Queue {
     const ID_PARAM: &'static str = "queue_id";
     const FIELDS: &'static [&'static str] = &FIELDS;
     type Json = QueueJson;
+    const DOCS: Docs = Docs {
+        tag: "Queues",
+        list: "List the tenant's queues (Admin)",
+        create: "Create a queue; 409 when the number is taken (Admin)",
+        get: "Read a queue (Admin)",
+        put: "Replace a queue (Admin)",
+        patch: "Change some fields of a queue (Admin)",
+        delete: "Delete a queue (Admin)",
+    };
 
     fn blank(scope: &Scope, id: cdr::Id) -> Self {
         blank(scope, id)
@@ -528,60 +537,8 @@ impl Api {
                 required,
             )
         };
-        let paged = |doc: Doc| {
-            doc.query("top", int_range(1, 100), "Page size (1–100, default 100).")
-                .query("skip", non_negative(), "Rows to skip.")
-        };
         let who = closed_object(&[("extension", digits())], &["extension"]);
-        let (base, one) = ("/api/queues", "/api/queues/{queue_id}");
-        self.get(
-            base,
-            numbered::list::<store::Queue>,
-            paged(Doc::new("Queues", "List the tenant's queues (Admin)"))
-                .tenant_scoped()
-                .json(200, page(queue.clone())),
-        )
-        .post(
-            base,
-            numbered::create::<store::Queue>,
-            Doc::new(
-                "Queues",
-                "Create a queue; 409 when the number is taken (Admin)",
-            )
-            .tenant_scoped()
-            .json_body(body(&["number", "name", "agents"]))
-            .json(201, queue.clone()),
-        )
-        .get(
-            one,
-            numbered::get::<store::Queue>,
-            Doc::new("Queues", "Read a queue (Admin)")
-                .tenant_scoped()
-                .json(200, queue.clone()),
-        )
-        .put(
-            one,
-            numbered::put::<store::Queue>,
-            Doc::new("Queues", "Replace a queue (Admin)")
-                .tenant_scoped()
-                .json_body(body(&["number", "name", "agents"]))
-                .json(200, queue.clone()),
-        )
-        .patch(
-            one,
-            numbered::patch::<store::Queue>,
-            Doc::new("Queues", "Change some fields of a queue (Admin)")
-                .tenant_scoped()
-                .json_body(body(&[]))
-                .json(200, queue.clone()),
-        )
-        .delete(
-            one,
-            numbered::delete::<store::Queue>,
-            Doc::new("Queues", "Delete a queue (Admin)")
-                .tenant_scoped()
-                .empty(204),
-        )
+        self.numbered::<store::Queue>(("/api/queues", "/api/queues/{queue_id}"), queue.clone(), body, &["number", "name", "agents"])
         .post(
             "/api/queues/{queue_id}/login",
             login,

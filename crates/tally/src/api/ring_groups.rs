@@ -30,11 +30,11 @@ use serde::Serialize;
 use serde_json::json;
 use store::{Store, StoreError};
 
-use super::numbered::{self, Numbered};
+use super::numbered::{Docs, Numbered};
 use super::openapi::schema::*;
 use super::resource::{Body, Scope, rfc3339};
 use super::trunks::short_text;
-use super::{Api, ApiError, Doc, nullable};
+use super::{Api, ApiError, nullable};
 use crate::clock;
 
 pub const FIELDS: [&str; 7] = [
@@ -226,6 +226,15 @@ impl Numbered for store::RingGroup {
     const ID_PARAM: &'static str = "ring_group_id";
     const FIELDS: &'static [&'static str] = &FIELDS;
     type Json = RingGroupJson;
+    const DOCS: Docs = Docs {
+        tag: "Ring groups",
+        list: "List the tenant's ring groups (Admin)",
+        create: "Create a ring group; 409 when the number is taken (Admin)",
+        get: "Read a ring group (Admin)",
+        put: "Replace a ring group (Admin)",
+        patch: "Change some fields of a ring group (Admin)",
+        delete: "Delete a ring group; 409 while a DID rule rings it (Admin)",
+    };
 
     fn blank(scope: &Scope, id: cdr::Id) -> Self {
         blank(scope, id)
@@ -363,64 +372,11 @@ impl Api {
                 required,
             )
         };
-        let paged = |doc: Doc| {
-            doc.query("top", int_range(1, 100), "Page size (1–100, default 100).")
-                .query("skip", non_negative(), "Rows to skip.")
-        };
-        let (base, one) = ("/api/ring_groups", "/api/ring_groups/{ring_group_id}");
-        self.get(
-            base,
-            numbered::list::<store::RingGroup>,
-            paged(Doc::new(
-                "Ring groups",
-                "List the tenant's ring groups (Admin)",
-            ))
-            .tenant_scoped()
-            .json(200, page(group.clone())),
-        )
-        .post(
-            base,
-            numbered::create::<store::RingGroup>,
-            Doc::new(
-                "Ring groups",
-                "Create a ring group; 409 when the number is taken (Admin)",
-            )
-            .tenant_scoped()
-            .json_body(body(&["number", "name", "members"]))
-            .json(201, group.clone()),
-        )
-        .get(
-            one,
-            numbered::get::<store::RingGroup>,
-            Doc::new("Ring groups", "Read a ring group (Admin)")
-                .tenant_scoped()
-                .json(200, group.clone()),
-        )
-        .put(
-            one,
-            numbered::put::<store::RingGroup>,
-            Doc::new("Ring groups", "Replace a ring group (Admin)")
-                .tenant_scoped()
-                .json_body(body(&["number", "name", "members"]))
-                .json(200, group.clone()),
-        )
-        .patch(
-            one,
-            numbered::patch::<store::RingGroup>,
-            Doc::new("Ring groups", "Change some fields of a ring group (Admin)")
-                .tenant_scoped()
-                .json_body(body(&[]))
-                .json(200, group),
-        )
-        .delete(
-            one,
-            numbered::delete::<store::RingGroup>,
-            Doc::new(
-                "Ring groups",
-                "Delete a ring group; 409 while a DID rule rings it (Admin)",
-            )
-            .tenant_scoped()
-            .empty(204),
+        self.numbered::<store::RingGroup>(
+            ("/api/ring_groups", "/api/ring_groups/{ring_group_id}"),
+            group,
+            body,
+            &["number", "name", "members"],
         )
     }
 }
