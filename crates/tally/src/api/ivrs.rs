@@ -29,7 +29,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use store::{Store, StoreError};
 
-use super::numbered::{Docs, Numbered};
+use super::numbered::{self, Docs, Numbered};
 use super::openapi::schema::*;
 use super::resource::{Body, Scope, rfc3339};
 use super::trunks::short_text;
@@ -87,11 +87,6 @@ fn ivr_json(i: store::Ivr) -> IvrJson {
     }
 }
 
-fn number(field: &str, value: &str) -> Result<String, ApiError> {
-    crate::provision::extension(value.trim())
-        .map_err(|_| ApiError::validate(field, "must be 1 to 32 digits"))
-}
-
 /// A destination: a number or `"hangup"`.
 fn destination(field: &str, value: &str) -> Result<String, ApiError> {
     match value.trim() {
@@ -120,7 +115,7 @@ fn bounded(
 fn apply(i: &mut store::Ivr, body: &Body, full: bool) -> Result<(), ApiError> {
     let given = |f: &str| full || body.has(f);
     if given("number") {
-        i.number = number("number", body.required("number")?)?;
+        i.number = numbered::number("number", body.required("number")?)?;
     }
     if given("name") {
         let name = short_text("name", body.required("name")?, 64)?;
@@ -253,27 +248,7 @@ impl Numbered for store::Ivr {
         delete: "Delete an IVR; 409 while a DID rule rings it (Admin)",
     };
 
-    fn blank(scope: &Scope, id: cdr::Id) -> Self {
-        blank(scope, id)
-    }
-    fn apply(&mut self, body: &Body, full: bool) -> Result<(), ApiError> {
-        apply(self, body, full)
-    }
-    fn id(&self) -> cdr::Id {
-        self.id
-    }
-    fn number(&self) -> &str {
-        &self.number
-    }
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn set_times(&mut self, created_at: cdr::UnixMillis, updated_at: cdr::UnixMillis) {
-        (self.created_at, self.updated_at) = (created_at, updated_at);
-    }
-    fn created_at(&self) -> cdr::UnixMillis {
-        self.created_at
-    }
+    numbered::row_methods!();
     fn json(self) -> IvrJson {
         ivr_json(self)
     }

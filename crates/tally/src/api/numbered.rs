@@ -80,6 +80,66 @@ pub trait Numbered: Clone + Send + Sync + Sized + 'static {
     ) -> impl Future<Output = Result<Result<(), ApiError>, StoreError>> + Send;
 }
 
+/// A number of the tenant's extension space in field `field`.
+pub(super) fn number(field: &str, value: &str) -> Result<String, ApiError> {
+    crate::provision::extension(value.trim())
+        .map_err(|_| ApiError::validate(field, "must be 1 to 32 digits"))
+}
+
+/// The required list of 1 to `max` distinct extensions in field `field`
+/// (a ring group's members, a queue's agents), in the order given.
+pub(super) fn extensions(body: &Body, field: &str, max: usize) -> Result<Vec<String>, ApiError> {
+    let list = body
+        .strings(field)?
+        .ok_or_else(|| ApiError::validate(field, "is required"))?;
+    if list.is_empty() || list.len() > max {
+        return Err(ApiError::validate(
+            field,
+            format!("must list 1 to {max} extensions"),
+        ));
+    }
+    let mut numbers: Vec<String> = Vec::with_capacity(list.len());
+    for n in &list {
+        let n = number(field, n)?;
+        if numbers.contains(&n) {
+            return Err(ApiError::validate(field, format!("lists {n} twice")));
+        }
+        numbers.push(n);
+    }
+    Ok(numbers)
+}
+
+/// The [`Numbered`] methods every stored row implements the same way: its
+/// `id`, `number`, `name` and times, and `blank` / `apply` through the
+/// resource module's own functions of those names. Used inside each
+/// `impl Numbered`.
+macro_rules! row_methods {
+    () => {
+        fn blank(scope: &Scope, id: cdr::Id) -> Self {
+            blank(scope, id)
+        }
+        fn apply(&mut self, body: &Body, full: bool) -> Result<(), ApiError> {
+            apply(self, body, full)
+        }
+        fn id(&self) -> cdr::Id {
+            self.id
+        }
+        fn number(&self) -> &str {
+            &self.number
+        }
+        fn name(&self) -> &str {
+            &self.name
+        }
+        fn set_times(&mut self, created_at: cdr::UnixMillis, updated_at: cdr::UnixMillis) {
+            (self.created_at, self.updated_at) = (created_at, updated_at);
+        }
+        fn created_at(&self) -> cdr::UnixMillis {
+            self.created_at
+        }
+    };
+}
+pub(super) use row_methods;
+
 /// The one named by the path, in the caller's tenant.
 pub(super) async fn find<T: Numbered>(
     state: &ApiState,

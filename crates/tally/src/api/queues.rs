@@ -102,11 +102,6 @@ fn queue_json(q: store::Queue) -> QueueJson {
     }
 }
 
-fn number(field: &str, value: &str) -> Result<String, ApiError> {
-    crate::provision::extension(value.trim())
-        .map_err(|_| ApiError::validate(field, "must be 1 to 32 digits"))
-}
-
 fn bounded(body: &Body, field: &str, (min, max): (u64, u64)) -> Result<Option<u32>, ApiError> {
     match body.number(field)? {
         None => Ok(None),
@@ -118,7 +113,7 @@ fn bounded(body: &Body, field: &str, (min, max): (u64, u64)) -> Result<Option<u3
 fn apply(q: &mut store::Queue, body: &Body, full: bool) -> Result<(), ApiError> {
     let given = |f: &str| full || body.has(f);
     if given("number") {
-        q.number = number("number", body.required("number")?)?;
+        q.number = numbered::number("number", body.required("number")?)?;
     }
     if given("name") {
         let name = short_text("name", body.required("name")?, 64)?;
@@ -140,23 +135,7 @@ fn apply(q: &mut store::Queue, body: &Body, full: bool) -> Result<(), ApiError> 
         };
     }
     if given("agents") {
-        let list = body
-            .strings("agents")?
-            .ok_or_else(|| ApiError::validate("agents", "is required"))?;
-        if list.is_empty() || list.len() > MAX_AGENTS {
-            return Err(ApiError::validate(
-                "agents",
-                format!("must list 1 to {MAX_AGENTS} extensions"),
-            ));
-        }
-        let mut agents: Vec<String> = Vec::with_capacity(list.len());
-        for a in &list {
-            let a = number("agents", a)?;
-            if agents.contains(&a) {
-                return Err(ApiError::validate("agents", format!("lists {a} twice")));
-            }
-            agents.push(a);
-        }
+        let agents = numbered::extensions(body, "agents", MAX_AGENTS)?;
         q.logged_in.retain(|a| agents.contains(a));
         q.agents = agents;
     }
@@ -176,7 +155,7 @@ fn apply(q: &mut store::Queue, body: &Body, full: bool) -> Result<(), ApiError> 
         q.overflow = match body.string("overflow")? {
             None | Some("") => None,
             Some(store::HANG_UP) => Some(store::HANG_UP.to_owned()),
-            Some(d) => Some(number("overflow", d)?),
+            Some(d) => Some(numbered::number("overflow", d)?),
         };
     }
     if given("moh_prompt_id") {
@@ -248,7 +227,7 @@ async fn agent(
     scope.require(&LOGIN_ROLES)?;
     let id: cdr::Id = path_id(&params, "queue_id", "queue")?;
     let body = Body::parse(&body, &["extension"])?;
-    let extension = number("extension", body.required("extension")?)?;
+    let extension = numbered::number("extension", body.required("extension")?)?;
     if let Some(own) = scope.standard_user_extension(&state).await?
         && own != extension
     {
@@ -407,27 +386,7 @@ impl Numbered for store::Queue {
         delete: "Delete a queue (Admin)",
     };
 
-    fn blank(scope: &Scope, id: cdr::Id) -> Self {
-        blank(scope, id)
-    }
-    fn apply(&mut self, body: &Body, full: bool) -> Result<(), ApiError> {
-        apply(self, body, full)
-    }
-    fn id(&self) -> cdr::Id {
-        self.id
-    }
-    fn number(&self) -> &str {
-        &self.number
-    }
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn set_times(&mut self, created_at: cdr::UnixMillis, updated_at: cdr::UnixMillis) {
-        (self.created_at, self.updated_at) = (created_at, updated_at);
-    }
-    fn created_at(&self) -> cdr::UnixMillis {
-        self.created_at
-    }
+    numbered::row_methods!();
     fn json(self) -> QueueJson {
         queue_json(self)
     }

@@ -30,7 +30,7 @@ use serde::Serialize;
 use serde_json::json;
 use store::{Store, StoreError};
 
-use super::numbered::{Docs, Numbered};
+use super::numbered::{self, Docs, Numbered};
 use super::openapi::schema::*;
 use super::resource::{Body, Scope, rfc3339};
 use super::trunks::short_text;
@@ -86,12 +86,6 @@ fn group_json(g: store::RingGroup) -> RingGroupJson {
     }
 }
 
-/// An extension-space number (the users' rule: 1 to 32 digits).
-fn number(field: &str, value: &str) -> Result<String, ApiError> {
-    crate::provision::extension(value.trim())
-        .map_err(|_| ApiError::validate(field, "must be 1 to 32 digits"))
-}
-
 fn seconds(
     body: &Body,
     field: &str,
@@ -113,7 +107,7 @@ fn seconds(
 fn apply(g: &mut store::RingGroup, body: &Body, full: bool) -> Result<(), ApiError> {
     let given = |f: &str| full || body.has(f);
     if given("number") {
-        g.number = number("number", body.required("number")?)?;
+        g.number = numbered::number("number", body.required("number")?)?;
     }
     if given("name") {
         let name = short_text("name", body.required("name")?, 64)?;
@@ -135,24 +129,7 @@ fn apply(g: &mut store::RingGroup, body: &Body, full: bool) -> Result<(), ApiErr
         };
     }
     if given("members") {
-        let list = body
-            .strings("members")?
-            .ok_or_else(|| ApiError::validate("members", "is required"))?;
-        if list.is_empty() || list.len() > MAX_MEMBERS {
-            return Err(ApiError::validate(
-                "members",
-                format!("must list 1 to {MAX_MEMBERS} extensions"),
-            ));
-        }
-        let mut members: Vec<String> = Vec::with_capacity(list.len());
-        for m in &list {
-            let m = number("members", m)?;
-            if members.contains(&m) {
-                return Err(ApiError::validate("members", format!("lists {m} twice")));
-            }
-            members.push(m);
-        }
-        g.members = members;
+        g.members = numbered::extensions(body, "members", MAX_MEMBERS)?;
     }
     if given("member_timeout") {
         g.member_timeout_secs = seconds(
@@ -168,7 +145,7 @@ fn apply(g: &mut store::RingGroup, body: &Body, full: bool) -> Result<(), ApiErr
     if given("no_answer") {
         g.no_answer = match body.string("no_answer")? {
             None | Some("") => None,
-            Some(d) => Some(number("no_answer", d)?),
+            Some(d) => Some(numbered::number("no_answer", d)?),
         };
     }
     if g.no_answer.as_deref() == Some(g.number.as_str()) {
@@ -236,29 +213,9 @@ impl Numbered for store::RingGroup {
         delete: "Delete a ring group; 409 while a DID rule rings it (Admin)",
     };
 
-    fn blank(scope: &Scope, id: cdr::Id) -> Self {
-        blank(scope, id)
-    }
-    fn apply(&mut self, body: &Body, full: bool) -> Result<(), ApiError> {
-        apply(self, body, full)
-    }
+    numbered::row_methods!();
     fn json(self) -> RingGroupJson {
         group_json(self)
-    }
-    fn id(&self) -> cdr::Id {
-        self.id
-    }
-    fn number(&self) -> &str {
-        &self.number
-    }
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn set_times(&mut self, created_at: cdr::UnixMillis, updated_at: cdr::UnixMillis) {
-        (self.created_at, self.updated_at) = (created_at, updated_at);
-    }
-    fn created_at(&self) -> cdr::UnixMillis {
-        self.created_at
     }
     async fn fetch(
         store: &Store,
