@@ -69,7 +69,7 @@ pub enum IvrWrite {
     UnknownPrompt(Id),
 }
 
-/// What deleting an IVR or a prompt did.
+/// What deleting an IVR, a queue or a prompt did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AppDeletion {
     Deleted,

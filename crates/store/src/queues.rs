@@ -13,7 +13,7 @@ use crate::convert::{db_id, db_ms, db_u64, get_id, get_ms, get_opt_id, get_u32, 
 use crate::db::{Conn, Row, args, with_conn, with_write_tx};
 use crate::directory::bump_version;
 use crate::error::StoreError;
-use crate::ivrs::HANG_UP;
+use crate::ivrs::{AppDeletion, HANG_UP};
 
 /// A queue of a tenant, as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -239,19 +239,33 @@ impl Store {
         })
     }
 
-    /// Deletes the tenant's queue `id`; false when there is none.
-    pub async fn delete_queue(&self, tenant: TenantId, id: Id) -> Result<bool, StoreError> {
+    /// Deletes the tenant's queue `id`, unless a DID rule rings it.
+    pub async fn delete_queue(&self, tenant: TenantId, id: Id) -> Result<AppDeletion, StoreError> {
         with_write_tx!(&self.pool, |conn| async {
-            let n = conn
-                .execute(
-                    "DELETE FROM queues WHERE id = $1 AND tenant_id = $2",
-                    &args![db_id("queue_id", id)?, db_id("tenant_id", tenant.id())?],
+            let tenant_id = db_id("tenant_id", tenant.id())?;
+            let Some(queue) = fetch(&mut *conn, tenant, id).await? else {
+                return Ok(AppDeletion::NotFound);
+            };
+            let dids: Vec<String> = conn
+                .fetch_all(
+                    "SELECT did FROM inbound_rules WHERE tenant_id = $1 \
+                     AND destination_kind = 'queue' AND destination = $2 ORDER BY did",
+                    &args![tenant_id, queue.number.as_str()],
                 )
-                .await?;
-            if n > 0 {
-                bump_version(&mut *conn).await?;
+                .await?
+                .iter()
+                .map(|r| r.text("did"))
+                .collect::<Result<_, _>>()?;
+            if !dids.is_empty() {
+                return Ok(AppDeletion::InUse(dids));
             }
-            Ok::<bool, StoreError>(n > 0)
+            conn.execute(
+                "DELETE FROM queues WHERE id = $1 AND tenant_id = $2",
+                &args![db_id("queue_id", id)?, tenant_id],
+            )
+            .await?;
+            bump_version(&mut *conn).await?;
+            Ok::<AppDeletion, StoreError>(AppDeletion::Deleted)
         })
     }
 

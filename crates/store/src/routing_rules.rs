@@ -126,6 +126,7 @@ async fn check_inbound(conn: &mut impl Conn, rule: &InboundRule) -> Result<RuleW
         "extension" => extension_exists(conn, tenant, &rule.destination).await?,
         "ring_group" => ring_group_exists(conn, tenant, &rule.destination).await?,
         "ivr" => crate::ivrs::is_ivr(conn, tenant, &rule.destination, None).await?,
+        "queue" => crate::queues::is_queue(conn, tenant, &rule.destination, None).await?,
         _ => true,
     };
     if !exists {

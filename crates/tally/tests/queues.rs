@@ -317,6 +317,74 @@ fn queue_calls(dir: &Path, extra: &[&str]) {
         (&json!(0), &json!(0)),
         "{none}"
     );
+
+    // 4. A DID rule rings a queue: the carrier's call is answered at once
+    // (nobody logged in to 702), the carrier hangs up (abandoned), and the
+    // rule keeps the queue from being deleted.
+    let r = admin.post_json(
+        "/api/queues",
+        &json!({"number": "702", "name": "Sales", "agents": ["102"]}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let sales = format!("/api/queues/{}", r.json()["id"].as_str().unwrap());
+    let carrier_port = common::free_sip_port();
+    let r = admin.post_json(
+        "/api/trunks",
+        &json!({"name": "carrier", "kind": "ip", "host": "127.0.0.1", "port": carrier_port,
+                "transport": "udp", "source_addresses": ["127.0.0.1"],
+                "source_port": carrier_port, "country_code": "33"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let trunk = r.json()["id"].as_str().unwrap().to_owned();
+    let did = "+33198765400";
+    let r = admin.post_json(
+        "/api/inbound_rules",
+        &json!({"trunk_id": trunk, "did": did, "destination_type": "queue",
+                "destination": "702"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = admin.post_json(
+        "/api/inbound_rules",
+        &json!({"trunk_id": trunk, "did": "+33198765401", "destination_type": "queue",
+                "destination": "102"}),
+    );
+    assert_eq!(r.status, 400, "102 is no queue: {}", r.body);
+    let (ok, log) = common::Sipp::spawn(
+        demo.server.sip,
+        "carrier_uac.xml",
+        "u1",
+        carrier_port,
+        &["-s", did],
+    )
+    .finish();
+    assert!(ok, "carrier call:\n{log}\n{}", demo.server.stderr());
+    let list = wait_for_cdrs(&admin, 4);
+    let inbound = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["direction"] == "INBOUND_CALL")
+        .unwrap_or_else(|| panic!("no inbound CDR: {list}"))
+        .clone();
+    let id = inbound["id"].as_str().unwrap();
+    let cdr = admin.get(&format!("/api/cdrs/{id}")).json()["items"][0].clone();
+    assert_eq!(
+        (&cdr["callee"], &cdr["did_cid"], &cdr["direction"]),
+        (&json!("702"), &json!(did), &json!("INBOUND_CALL")),
+        "{cdr}"
+    );
+    assert_eq!(
+        brief(&cdr),
+        [json!([
+            "702",
+            "normal_call",
+            "answered",
+            "caller_disconnect"
+        ])],
+        "{cdr}"
+    );
+    let r = admin.request("DELETE", &sales, "application/json", "");
+    assert_eq!(r.status, 409, "{}", r.body);
 }
 
 #[test]

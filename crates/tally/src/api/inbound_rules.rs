@@ -14,9 +14,8 @@
 //! leading `+`; compared after the trunk's normalisation: `+` and its
 //! `country_code` stripped), `match` (`exact`, default, or `prefix` for a
 //! block of numbers), `destination_type` (`extension`, default,
-//! `ring_group`, `ivr`, or `external`; queues are reached through an IVR
-//! or a number), `destination` (an extension, or a ring group's or IVR's
-//! number, of the tenant; for `external` an outside number as an
+//! `ring_group`, `ivr`, `queue`, or `external`), `destination` (an
+//! extension, or a ring group's, IVR's or queue's number, of the tenant; for `external` an outside number as an
 //! extension would dial it, which leaves by the outbound rules:
 //! `in2out`). A trunk or extension the tenant does not have is
 //! `VALIDATE_FAILED` naming the field, and nothing is written. An outside
@@ -106,11 +105,11 @@ fn apply(r: &mut store::InboundRule, body: &Body, full: bool) -> Result<(), ApiE
     if given("destination_type") {
         r.destination_kind = match body.string("destination_type")? {
             None | Some("extension") => "extension".to_owned(),
-            Some(kind @ ("ring_group" | "ivr" | "external")) => kind.to_owned(),
+            Some(kind @ ("ring_group" | "ivr" | "queue" | "external")) => kind.to_owned(),
             Some(_) => {
                 return Err(ApiError::validate(
                     "destination_type",
-                    "must be extension, ring_group, ivr or external",
+                    "must be extension, ring_group, ivr, queue or external",
                 ));
             }
         };
@@ -346,7 +345,7 @@ impl Api {
                 ("match", one_of_strings(&["exact", "prefix"])),
                 (
                     "destination_type",
-                    one_of_strings(&["extension", "ring_group", "ivr", "external"]),
+                    one_of_strings(&["extension", "ring_group", "ivr", "queue", "external"]),
                 ),
                 ("destination", string()),
                 ("created_at", date_time()),
@@ -372,7 +371,7 @@ impl Api {
                     ("match", one_of_strings(&["exact", "prefix"])),
                     (
                         "destination_type",
-                        one_of_strings(&["extension", "ring_group", "ivr", "external"]),
+                        one_of_strings(&["extension", "ring_group", "ivr", "queue", "external"]),
                     ),
                     (
                         "destination",

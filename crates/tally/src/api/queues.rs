@@ -383,7 +383,7 @@ impl Numbered for store::Queue {
         get: "Read a queue (Admin)",
         put: "Replace a queue (Admin)",
         patch: "Change some fields of a queue (Admin)",
-        delete: "Delete a queue (Admin)",
+        delete: "Delete a queue; 409 while a DID rule rings it (Admin)",
     };
 
     numbered::row_methods!();
@@ -421,10 +421,13 @@ impl Numbered for store::Queue {
         })
     }
     async fn remove(store: &Store, q: &Self) -> Result<Result<(), ApiError>, StoreError> {
-        Ok(if store.delete_queue(q.tenant_id, q.id).await? {
-            Ok(())
-        } else {
-            Err(ApiError::not_found("queue"))
+        Ok(match store.delete_queue(q.tenant_id, q.id).await? {
+            store::AppDeletion::Deleted => Ok(()),
+            store::AppDeletion::NotFound => Err(ApiError::not_found("queue")),
+            store::AppDeletion::InUse(dids) => Err(ApiError::in_use(
+                "number",
+                format!("DID rules ring this queue: {}", dids.join(", ")),
+            )),
         })
     }
 }

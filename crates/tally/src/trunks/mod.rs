@@ -82,8 +82,11 @@ pub fn engine_inbound(r: &store::InboundRule, trunk: &Trunk) -> Result<InboundRu
         "extension" => InboundDestination::Extension(pbx::Extension::new(r.destination.clone())),
         "ring_group" => InboundDestination::RingGroup(pbx::Extension::new(r.destination.clone())),
         "external" => InboundDestination::External(r.destination.clone()),
-        // The engine routes by number: an IVR's is found by the router.
-        "ivr" => InboundDestination::Extension(pbx::Extension::new(r.destination.clone())),
+        // The engine routes by number: an IVR's or a queue's is found by the
+        // router.
+        "ivr" | "queue" => {
+            InboundDestination::Extension(pbx::Extension::new(r.destination.clone()))
+        }
         other => return Err(bad(format!("destination type {other:?}"))),
     };
     Ok(InboundRule {

@@ -78,6 +78,8 @@ pub(super) const INBOUND_FIELDS: &[Field] = &[
         Kind::Select(&[
             ("extension", "extension"),
             ("ring_group", "ring group"),
+            ("ivr", "IVR"),
+            ("queue", "queue"),
             (
                 "external",
                 "outside number (out again by the outbound rules)",
@@ -86,7 +88,7 @@ pub(super) const INBOUND_FIELDS: &[Field] = &[
     ),
     Field::new(
         "destination",
-        "Destination (extension, ring group number or outside number)",
+        "Destination (extension, ring group, IVR or queue number, or outside number)",
         Kind::Text,
     )
     .required(),
