@@ -98,7 +98,19 @@ impl Transport {
 fn demo(dir: &Path, extra: &[&str]) -> Demo {
     let data = dir.join("tally");
     std::fs::create_dir_all(&data).expect("tally data dir");
-    let demo = Demo::start(&data, extra);
+    // The relay's ports, away from the SIP and control ports the tests
+    // pick (20000–29999): with the default `auto` the phones' calls are
+    // relayed too (their SDP names the host's address), and the default
+    // range (20000–30000) let a relay take a port chosen for the next
+    // phone's ctrl_tcp before it bound it.
+    let config = dir.join("media.toml");
+    let extra: Vec<&str> = if extra.contains(&"--config") {
+        extra.to_vec()
+    } else {
+        std::fs::write(&config, media_config("auto")).expect("media.toml");
+        [extra, &["--config", config.to_str().expect("utf-8 path")]].concat()
+    };
+    let demo = Demo::start(&data, &extra);
     // The directory sync (every 2 s) may apply a snapshot taken while the
     // demo users were being created, hiding some from the engine until
     // its next reload; a phone registering then gets 404 and baresip does
@@ -119,22 +131,24 @@ enum Media {
     Relayed,
 }
 
-/// [`demo`] with `media`: relayed calls get a relay port range of their
-/// own (50000 and up, by process, away from the SIP and client ports).
+/// The `[media]` section the interop servers run with: a relay port range
+/// of their own (50000 and up, by process, away from the SIP and client
+/// ports) and `anchor`.
+fn media_config(anchor: &str) -> String {
+    let first = 50_000 + (std::process::id() % 100) as u16 * 40;
+    format!(
+        "[media]\nrtp_ports = \"{first}-{}\"\nanchor = \"{anchor}\"\n",
+        first + 39
+    )
+}
+
+/// [`demo`] with `media`: `Relayed` relays every call.
 fn demo_with(dir: &Path, media: Media) -> Demo {
     if media == Media::Default {
         return demo(dir, &[]);
     }
-    let first = 50_000 + (std::process::id() % 100) as u16 * 40;
     let config = dir.join("media.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[media]\nrtp_ports = \"{first}-{}\"\nanchor = \"always\"\n",
-            first + 39
-        ),
-    )
-    .expect("media.toml");
+    std::fs::write(&config, media_config("always")).expect("media.toml");
     demo(dir, &["--config", &config.display().to_string()])
 }
 
