@@ -215,10 +215,18 @@ fn provisioning(server: &Server) {
         "{}",
         r.body
     );
-    let r = did("602", "queue");
+    let r = did("602", "voicemail");
     assert_eq!(
         (r.status, r.error_field().as_str()),
         (400, "destination_type"),
+        "{}",
+        r.body
+    );
+    // A ring group's number is no queue.
+    let r = did("602", "queue");
+    assert_eq!(
+        (r.status, r.error_field().as_str()),
+        (400, "destination"),
         "{}",
         r.body
     );
