@@ -262,16 +262,9 @@ impl Store {
                 return Ok(AppDeletion::NotFound);
             };
             let number = row.text("number")?;
-            let dids: Vec<String> = conn
-                .fetch_all(
-                    "SELECT did FROM inbound_rules WHERE tenant_id = $1 \
-                     AND destination_kind = 'ivr' AND destination = $2 ORDER BY did",
-                    &args![tenant_id, number.as_str()],
-                )
-                .await?
-                .iter()
-                .map(|r| r.text("did"))
-                .collect::<Result<_, _>>()?;
+            let dids =
+                crate::routing_rules::dids_ringing(&mut *conn, tenant_id, "ivr", number.as_str())
+                    .await?;
             if !dids.is_empty() {
                 return Ok(AppDeletion::InUse(dids));
             }

@@ -246,16 +246,13 @@ impl Store {
             let Some(queue) = fetch(&mut *conn, tenant, id).await? else {
                 return Ok(AppDeletion::NotFound);
             };
-            let dids: Vec<String> = conn
-                .fetch_all(
-                    "SELECT did FROM inbound_rules WHERE tenant_id = $1 \
-                     AND destination_kind = 'queue' AND destination = $2 ORDER BY did",
-                    &args![tenant_id, queue.number.as_str()],
-                )
-                .await?
-                .iter()
-                .map(|r| r.text("did"))
-                .collect::<Result<_, _>>()?;
+            let dids = crate::routing_rules::dids_ringing(
+                &mut *conn,
+                tenant_id,
+                "queue",
+                queue.number.as_str(),
+            )
+            .await?;
             if !dids.is_empty() {
                 return Ok(AppDeletion::InUse(dids));
             }

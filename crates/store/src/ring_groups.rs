@@ -278,16 +278,13 @@ impl Store {
                 return Ok(RingGroupDeletion::NotFound);
             };
             let number = number.text("number")?;
-            let dids: Vec<String> = conn
-                .fetch_all(
-                    "SELECT did FROM inbound_rules WHERE tenant_id = $1 \
-                     AND destination_kind = 'ring_group' AND destination = $2 ORDER BY did",
-                    &args![tenant_id, number.as_str()],
-                )
-                .await?
-                .iter()
-                .map(|r| r.text("did"))
-                .collect::<Result<_, _>>()?;
+            let dids = crate::routing_rules::dids_ringing(
+                &mut *conn,
+                tenant_id,
+                "ring_group",
+                number.as_str(),
+            )
+            .await?;
             if !dids.is_empty() {
                 return Ok(RingGroupDeletion::InUse(dids));
             }

@@ -116,6 +116,27 @@ fn inbound_from_row(row: &impl Row) -> Result<InboundRule, StoreError> {
     })
 }
 
+/// The DIDs whose rules ring `number` as a `kind` destination (`ring_group`,
+/// `ivr`, `queue`), in order: what keeps that number's owner from being
+/// deleted.
+pub(crate) async fn dids_ringing(
+    conn: &mut impl Conn,
+    tenant: i64,
+    kind: &str,
+    number: &str,
+) -> Result<Vec<String>, StoreError> {
+    conn.fetch_all(
+        "SELECT did FROM inbound_rules WHERE tenant_id = $1 \
+         AND destination_kind = $2 AND destination = $3 ORDER BY did",
+        &args![tenant, kind, number],
+    )
+    .await?
+    .iter()
+    .map(|r| r.text("did"))
+    .collect::<Result<_, _>>()
+    .map_err(StoreError::from)
+}
+
 /// The references of an inbound rule, checked in the write's transaction.
 async fn check_inbound(conn: &mut impl Conn, rule: &InboundRule) -> Result<RuleWrite, StoreError> {
     let tenant = db_id("tenant_id", rule.tenant_id.id())?;
