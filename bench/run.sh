@@ -9,7 +9,8 @@
 # (REST count, and the answered count in the database).
 #
 # Per step it reports the server's CPU-seconds (utime + stime from
-# /proc/PID/stat), calls per CPU-second, peak RSS during the step (VmHWM,
+# /proc/PID/stat), calls per CPU-second, context switches per call (every
+# thread's, from /proc/PID/task/*/status), peak RSS during the step (VmHWM,
 # reset at the step's start through /proc/PID/clear_refs) and RSS at its
 # end, and the datagrams the kernel dropped on the SIP socket's receive
 # buffer (/proc/PID/net/udp `drops`) and on every UDP socket
@@ -28,6 +29,11 @@
 #                   server (and dropped at the end); default SQLite
 #        TALLY_BIN  (default: target/release/tally, built if missing)
 #        COMMIT     the commit to print for TALLY_BIN (default: HEAD)
+#        EXTRA_TOML more of the server's configuration (TOML after its
+#                   [sip] section, e.g. '[events]\ncommit_linger_ms = 5')
+#        SIP_PORT, HTTP_PORT, UAS_PORT, UAC_BASE_PORT, MEDIA_PORT  the ports
+#                   (defaults 25060, 25087, 25070, 25100, 26000): set them
+#                   to run two harnesses on one machine
 # Needs: sipp (sip-tester), curl, jq, sqlite3 (psql for PostgreSQL).
 # Not part of CI.
 set -euo pipefail
@@ -47,6 +53,8 @@ SIP_PORT=${SIP_PORT:-25060}
 HTTP_PORT=${HTTP_PORT:-25087}
 UAS_PORT=${UAS_PORT:-25070}
 UAC_BASE_PORT=${UAC_BASE_PORT:-25100}
+# SIPp's media ports: the UAS at MEDIA_PORT, the callers from MEDIA_PORT+1000.
+MEDIA_PORT=${MEDIA_PORT:-26000}
 CLK_TCK=$(getconf CLK_TCK)
 
 for tool in sipp curl jq sqlite3; do
@@ -101,8 +109,8 @@ answered_cdrs() {
 # calls/s on. Builds from before the caps have no such keys: no file.
 CONFIG_ARGS=()
 if grep -q -a max_transactions_per_source "$TALLY_BIN"; then
-  printf '[sip]\nmax_transactions = 10000000\nmax_transactions_per_source = 10000000\n' \
-    >"$WORK/tally.toml"
+  printf '[sip]\nmax_transactions = 10000000\nmax_transactions_per_source = 10000000\n%b\n' \
+    "${EXTRA_TOML:-}" >"$WORK/tally.toml"
   CONFIG_ARGS=(--config "$WORK/tally.toml")
 fi
 
@@ -153,6 +161,13 @@ sock_drops() {
 rcvbuf_errors() {
   awk '/^Udp:/ { if (!h) { for (i = 1; i <= NF; i++) if ($i == "RcvbufErrors") c = i; h = 1 } else print $c }' /proc/net/snmp
 }
+# Context switches of all the server's threads (voluntary and not): about
+# one per wake-up, the cost that dominates at low rates (issue 18). A
+# thread that exited takes its count with it, so this is a lower bound.
+ctx_switches() {
+  cat /proc/"$TALLY_PID"/task/*/status 2>/dev/null \
+    | awk '/^(non)?voluntary_ctxt_switches:/ { n += $2 } END { print n + 0 }'
+}
 reset_peak() { echo 5 >"/proc/$TALLY_PID/clear_refs" 2>/dev/null || true; }
 
 # The callee phone: register 2001 from UAS_PORT, then answer every call there.
@@ -161,14 +176,14 @@ reset_peak() { echo 5 >"/proc/$TALLY_PID/clear_refs" 2>/dev/null || true; }
   -key domain "$DOMAIN" -auth_uri "$DOMAIN" -nostdin -timeout 10 -timeout_error \
   >/dev/null 2>&1) || { echo "bench: REGISTER failed" >&2; exit 1; }
 (cd "$WORK" && exec sipp -sf "$TESTS_SIPP/uas.xml" 127.0.0.1:"$SIP_PORT" \
-  -i 127.0.0.1 -p "$UAS_PORT" -mp 26000 -nostdin \
+  -i 127.0.0.1 -p "$UAS_PORT" -mp "$MEDIA_PORT" -nostdin \
   -trace_err -error_file uas-errors.txt >/dev/null 2>&1) &
 PIDS+=("$!")
 sleep 0.5
 
 echo "bench: $("$TALLY_BIN" --version 2>/dev/null || echo tally), commit ${COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo "?")}, $DB_NAME, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $STEP_SECS s steps, talk $TALK_MS ms"
-printf '%6s %6s %6s %6s %6s %7s %6s %8s %8s %8s %6s %6s %s\n' \
-  rate calls ok failed cdrs cpu_s cpu% calls/cpu peak_mb end_mb drops rcvbuf result
+printf '%6s %6s %6s %6s %6s %7s %6s %8s %8s %8s %6s %6s %7s %s\n' \
+  rate calls ok failed cdrs cpu_s cpu% calls/cpu peak_mb end_mb drops rcvbuf cs/call result
 TOTAL=0
 BEST=0
 STEP=0
@@ -182,7 +197,7 @@ place_calls() {
   # Each step from its own port: SIPp numbers branches from 1 again.
   set +e
   (cd "$WORK" && sipp -sf "$SCENARIOS/uac.xml" 127.0.0.1:"$SIP_PORT" \
-    -i 127.0.0.1 -p "$port" -mp $((27000 + (STEP % 100) * 10)) \
+    -i 127.0.0.1 -p "$port" -mp $((MEDIA_PORT + 1000 + (STEP % 100) * 10)) \
     -s 2001 -set caller 1001 -au 1001 -ap bench-pw-1001 -key domain "$DOMAIN" \
     -auth_uri "2001@$DOMAIN" -d "$talk" \
     -r "$rate" -m "$calls" -l "$limit" -recv_timeout 10000 \
@@ -223,16 +238,19 @@ for rate in "${RATES[@]}"; do
     calls=$((rate * STEP_SECS))
     reset_peak
     cpu0=$(cpu_ticks); drops0=$(sock_drops); rcv0=$(rcvbuf_errors); t0=$(date +%s.%N)
+    cs0=$(ctx_switches)
     place_calls "$rate" "$calls" "$TALK_MS" $((rate * (20 + TALK_MS / 1000))) $((STEP_SECS * 4 + 30 + TALK_MS / 1000))
     check_cdrs "$calls"
     cpu1=$(cpu_ticks); drops1=$(sock_drops); rcv1=$(rcvbuf_errors); t1=$(date +%s.%N)
+    cs1=$(ctx_switches)
     peak=$(status_kb VmHWM); end=$(status_kb VmRSS)
     read -r cpu_s pct per_cpu < <(awk -v a="$cpu0" -v b="$cpu1" -v t="$CLK_TCK" -v c="$calls" \
       -v w0="$t0" -v w1="$t1" 'BEGIN { s = (b - a) / t; if (s <= 0) s = 1 / t;
         printf "%.2f %.0f %.0f\n", s, 100 * s / (w1 - w0), c / s }')
-    printf '%6s %6s %6s %6s %6s %7s %6s %8s %8s %8s %6s %6s %s\n' "$rate" "$calls" "$ok" \
+    cs_call=$(awk -v a="$cs0" -v b="$cs1" -v c="$calls" 'BEGIN { printf "%.1f", (b - a) / c }')
+    printf '%6s %6s %6s %6s %6s %7s %6s %8s %8s %8s %6s %6s %7s %s\n' "$rate" "$calls" "$ok" \
       "$failed" "$cdrs" "$cpu_s" "$pct" "$per_cpu" $((peak / 1024)) $((end / 1024)) \
-      $((drops1 - drops0)) $((rcv1 - rcv0)) "$result"
+      $((drops1 - drops0)) $((rcv1 - rcv0)) "$cs_call" "$result"
     if [ "$result" = pass ]; then
       [ "$rate" -gt "$BEST" ] && BEST=$rate
     elif [ -z "${NO_STOP:-}" ]; then

@@ -5,7 +5,8 @@
 //! Per session at most one command is in flight, so a session's commands
 //! commit in order, and the facts that arrive meanwhile are sent together
 //! in the next one. Across sessions the task batches: when a fact wakes it,
-//! it lets the next [`CommitConfig::linger`] (5 ms) of facts gather, takes
+//! it lets the next [`CommitConfig::linger`] (`events.commit_linger_ms`,
+//! 20 ms) of facts gather, takes
 //! every fact queued, and sends the commands of every session that has
 //! something to send as **one** message to the writer
 //! ([`StoreWriter::enqueue_batch`]: one wake-up of the writer, one answer
@@ -156,12 +157,13 @@ pub struct CommitConfig {
 
 impl CommitConfig {
     /// Production settings for `scope`: recovery every `recovery_every`,
-    /// facts gathered for 5 ms, retries after 100 ms doubling to 5 s.
+    /// facts gathered for 20 ms (the default of `events.commit_linger_ms`),
+    /// retries after 100 ms doubling to 5 s.
     pub fn new(scope: RecoveryScope, recovery_every: Option<Duration>) -> Self {
         Self {
             scope,
             recovery_every,
-            linger: Duration::from_millis(5),
+            linger: Duration::from_millis(20),
             first_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(5),
         }

@@ -386,6 +386,13 @@ pub struct EventsConfig {
     /// Days committed events stay in the outbox (WebSocket resume, webhook
     /// replay); at least 2, the webhook retry span.
     pub retention_days: u32,
+    /// Milliseconds the CDR facts of different calls may gather before
+    /// they are committed together (0 to 1,000; default 20): every
+    /// commit wakes the store writer, the outbox relay and the webhook
+    /// fan-out, so at low load this bounds those wake-ups to 50 a second
+    /// for at most this much added event latency (DESIGN.md, "CDR
+    /// commits"; issue 18).
+    pub commit_linger_ms: u64,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -485,6 +492,7 @@ impl Default for EventsConfig {
             direction_vocabulary: "classic".to_owned(),
             misspelt_destination: true,
             retention_days: 7,
+            commit_linger_ms: 20,
         }
     }
 }
@@ -553,6 +561,9 @@ impl Config {
         }
         if self.wsi.send_queue == 0 {
             bail!("wsi.send_queue must be at least 1");
+        }
+        if self.events.commit_linger_ms > 1_000 {
+            bail!("events.commit_linger_ms must be 0 to 1000");
         }
         if !(1..=3600).contains(&self.wsi.ping_secs) {
             bail!("wsi.ping_secs must be 1 to 3600");

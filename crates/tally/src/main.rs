@@ -37,6 +37,7 @@ mod random;
 mod secret_key;
 mod serve;
 mod shard;
+mod sip_thread;
 mod transport;
 mod trunks;
 

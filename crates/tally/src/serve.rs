@@ -21,7 +21,7 @@ use pbx::{Engine, EngineConfig};
 use sip::Limits;
 use sip::transport::Transport;
 use store::{Backend, RecoveryScope, Store, WriterConfig};
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 use crate::admin::{Setup, SystemAdmin};
@@ -33,6 +33,7 @@ use crate::ids::NodeIds;
 use crate::media::calls::{MediaCalls, MediaEvents};
 use crate::provision::{Provisioner, hash_plaintext_sip_passwords};
 use crate::shard::Shard;
+use crate::sip_thread::{SipRuntime, SipThread, UdpReader};
 use crate::transport::{Inbound, Transmitter, tcp, tls, udp};
 use crate::{bindings, cdr_commit, clock, demo, random};
 
@@ -195,10 +196,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     // Sockets: fail before anything is running if a port is taken.
     let sip_addr = config.sip_addr();
+    // The shard and the UDP reader run on a thread of their own
+    // (`sip_thread.rs`); the socket is registered with its runtime.
+    let sip_runtime = SipRuntime::new()?;
     let udp_socket = match config.sip.udp {
-        true => Some(Arc::new(UdpSocket::bind(sip_addr).await.with_context(
-            || format!("cannot listen for SIP on UDP {sip_addr}"),
-        )?)),
+        true => Some(
+            sip_runtime.udp_socket(
+                StdUdpSocket::bind(sip_addr)
+                    .with_context(|| format!("cannot listen for SIP on UDP {sip_addr}"))?,
+            )?,
+        ),
         false => None,
     };
     if let Some(socket) = &udp_socket {
@@ -296,7 +303,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let commits = tokio::spawn(cdr_commit::run(
         facts_rx,
         writer,
-        cdr_commit::CommitConfig::new(scope, Some(RECOVERY_EVERY)),
+        cdr_commit::CommitConfig {
+            linger: std::time::Duration::from_millis(config.events.commit_linger_ms),
+            ..cdr_commit::CommitConfig::new(scope, Some(RECOVERY_EVERY))
+        },
         Arc::clone(&commit_counters),
     ));
     let webhooks = Arc::new(crate::delivery::Webhooks::start(&config, &store, committed).await?);
@@ -307,11 +317,25 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         inbound: Arc::clone(&inbound),
         resolver: resolver.clone(),
     };
-    let mut shard = Shard::new(engine, transmitter, facts_tx, bindings_tx);
+    let mut shard = Shard::new(engine, transmitter, facts_tx, bindings_tx)
+        .with_spawner(tokio::runtime::Handle::current());
     if let Some(media) = media {
         shard = shard.with_media(media);
     }
-    let shard = tokio::spawn(shard.run(shard_rx, stop.clone(), config.shutdown_grace()));
+    let udp_reader = udp_socket.map(|socket| UdpReader {
+        socket,
+        inbound: Arc::clone(&inbound),
+        shard: shard_tx.clone(),
+    });
+    let mut sip_thread = SipThread::start(
+        sip_runtime,
+        shard,
+        shard_rx,
+        stop.clone(),
+        config.shutdown_grace(),
+        udp_reader,
+        close.clone(),
+    )?;
     let trunk_reload = Arc::new(crate::trunks::reload::TrunkReload::new(
         store.clone(),
         shard_tx.clone(),
@@ -327,14 +351,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     ));
 
     let mut listeners = Vec::new();
-    if let Some(socket) = udp_socket {
-        listeners.push(tokio::spawn(udp::serve(
-            socket,
-            Arc::clone(&inbound),
-            shard_tx.clone(),
-            close.clone(),
-        )));
-    }
     if let Some(listener) = tcp_listener {
         listeners.push(tokio::spawn(tcp::serve(listener, Arc::clone(&tcp))));
     }
@@ -419,13 +435,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     wsi.close();
-    let calls_hung_up = shard.await.context("the shard task failed")?;
+    let calls_hung_up = sip_thread.shard_stopped().await?;
     let _ = directory_sync.await;
     trunk_reload.shutdown().await;
     let _ = close_tx.send(true);
     for listener in listeners {
         let _ = listener.await;
     }
+    sip_thread.join().await?;
     if let Err(e) = http.await.context("the HTTP task failed")? {
         tracing::warn!(error = %e, "HTTP server error");
     }

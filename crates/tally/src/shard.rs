@@ -105,6 +105,10 @@ pub struct Shard {
     spans: HashMap<SessionId, Span>,
     /// The relays of anchored calls (`media/calls.rs`), when media is on.
     media: Option<(MediaCalls, MediaEvents)>,
+    /// Where what the shard starts runs (relays, outbound connections):
+    /// the main runtime, when the shard has a thread of its own
+    /// (`sip_thread.rs`).
+    spawner: Option<tokio::runtime::Handle>,
 }
 
 /// How long the shard waits at shutdown for stopped relays to report, so
@@ -130,7 +134,15 @@ impl Shard {
             bindings,
             spans: HashMap::new(),
             media: None,
+            spawner: None,
         }
+    }
+
+    /// Spawns what the shard starts (relays, outbound TCP and TLS
+    /// connections) on `runtime` instead of the one running the shard.
+    pub fn with_spawner(mut self, runtime: tokio::runtime::Handle) -> Self {
+        self.spawner = Some(runtime);
+        self
     }
 
     /// Relays anchored calls' media through `media` (its ports must be the
@@ -195,6 +207,7 @@ impl Shard {
     }
 
     fn on_media(&mut self, event: MediaEvent, report: Option<crate::media::relay::Report>) {
+        let _spawn_there = self.spawner.as_ref().map(|r| r.enter());
         let Some((media, _)) = self.media.as_mut() else {
             return;
         };
@@ -268,6 +281,7 @@ impl Shard {
 
     /// Hands every output of the engine on.
     fn flush(&mut self) {
+        let _spawn_there = self.spawner.as_ref().map(|r| r.enter());
         crate::metrics::engine(&self.engine);
         for _ in 0..MAX_TRANSPORT_ROUNDS {
             let mut failed: Vec<Peer> = Vec::new();
