@@ -919,4 +919,16 @@ mod tests {
         c.sip.tcp_idle_secs = 0;
         assert!(c.check().is_err());
     }
+
+    #[test]
+    fn the_commit_linger_defaults_to_20_ms_and_is_bounded() {
+        let c = Config::default();
+        assert_eq!(c.events.commit_linger_ms, 20);
+        let mut c: Config = toml::from_str("[events]\ncommit_linger_ms = 0\n").unwrap();
+        c.check().unwrap();
+        c.events.commit_linger_ms = 1_000;
+        c.check().unwrap();
+        c.events.commit_linger_ms = 1_001;
+        assert!(c.check().is_err());
+    }
 }
