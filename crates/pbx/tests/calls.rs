@@ -293,6 +293,42 @@ fn an_ended_call_is_dropped_at_once_and_its_transactions_still_answer() {
     assert_eq!(bench.cdr()["ended_reason"], "caller_disconnect");
 }
 
+/// What the engine keeps of a dropped call is the ACK its answered target
+/// got (its bytes, To tag and CSeq): a 200 repeated because that ACK was
+/// lost gets the very same ACK again, and a 200 it does not acknowledge
+/// gets nothing.
+#[test]
+fn a_200_repeated_after_the_call_was_dropped_gets_the_same_ack() {
+    let (mut cast, mut a_call, b_call) = answered();
+    let Cast { bench, alice, bob } = &mut cast;
+    let sent = |method: Method| {
+        bench
+            .sent_to(bob.peer)
+            .into_iter()
+            .find(|m| is(m, method.clone()))
+            .unwrap()
+            .clone()
+    };
+    let (invite, ack) = (sent(Method::Invite), sent(Method::Ack));
+    bench.at(10_000);
+    let bye = alice.request(&mut a_call, "BYE", None);
+    bench.send(alice.peer, &bye);
+    assert_eq!(bench.take_one(alice.peer).status(), Some(200));
+    assert!(is(&bench.take_one(bob.peer), Method::Bye));
+    assert_eq!(bench.engine.sessions(), 0, "dropped when the call ends");
+    bench.at(10_100);
+    bench.send(bob.peer, &bob.respond(&b_call, &invite, 200, Some(SDP_B)));
+    let again = bench.take_one(bob.peer);
+    assert!(is(&again, Method::Ack));
+    assert_eq!(again.as_bytes(), ack.as_bytes(), "the same ACK");
+    // A 200 from another fork of the INVITE (another To tag) is not the
+    // one that ACK acknowledges.
+    let mut forked = b_call.clone();
+    forked.local = forked.local.replace(";tag=", ";tag=fork-");
+    bench.send(bob.peer, &bob.respond(&forked, &invite, 200, Some(SDP_B)));
+    assert!(bench.take(bob.peer).is_empty(), "nothing for another tag");
+}
+
 #[test]
 fn hold_and_unhold_reinvites_are_relayed_both_ways() {
     let (mut cast, mut a_call, mut b_call) = answered();

@@ -145,7 +145,10 @@ pub struct Message {
     /// twice), else a buffer of its own. Read through [`Message::head`].
     head: Bytes,
     start: StartLine,
-    headers: Vec<HeaderEntry>,
+    /// Exactly as long as the message has lines (a boxed slice, not the
+    /// parser's growing `Vec`): a call keeps its INVITEs for its whole life
+    /// (issue 18: memory per live call).
+    headers: Box<[HeaderEntry]>,
     /// Index in `headers` of the first line of each known header
     /// (`NONE` when absent), so the headers every layer reads are O(1).
     first: [u16; HeaderName::COUNT],
@@ -348,7 +351,7 @@ impl Message {
             raw,
             head,
             start,
-            headers,
+            headers: headers.into_boxed_slice(),
             first,
             repeated,
             body,

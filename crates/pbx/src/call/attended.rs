@@ -110,7 +110,7 @@ impl Session {
             ResponseBuilder::reply(refer, 202).header(HeaderName::Allow, ALLOW),
         );
         let (remaining, presented) = self.remaining_of(cx, b, leg);
-        self.xfer.active = Some(Transfer {
+        self.xfer.active = Some(Box::new(Transfer {
             offering: None,
             referrer: leg,
             remaining,
@@ -123,7 +123,7 @@ impl Session {
             joining: None,
             referrer_gone: false,
             reason: EndReason::AttendedTransferComplete,
-        });
+        }));
         self.notify_referrer(cx, "SIP/2.0 100 Trying", false);
         true
     }
@@ -252,7 +252,7 @@ impl Session {
             user: cx.dir.user_id(self.tenant.id, &h.number),
         };
         self.index(cx, h.key, LegRef::Target(i));
-        self.targets.push(Target {
+        self.push_target(Target {
             leg: h.leg,
             id: target,
             invite: h.invite,

@@ -14,7 +14,7 @@ use sip::transaction::{TransactionEvent, TransactionId};
 use sip::{HeaderName, Message, Method};
 
 use super::effect::Ctx;
-use super::leg::{body_of, send_bye};
+use super::leg::{SentAck, body_of, send_bye};
 use super::{LegRef, Phase, Session, TxnRole};
 use crate::context::{ALLOW, InternalError, Written};
 
@@ -247,7 +247,7 @@ impl Session {
         match ack {
             Ok(ack) => {
                 cx.transmit(l.peer, ack.clone());
-                l.last_ack = Some(Box::new(ack));
+                l.last_ack = Some(Box::new(SentAck::new(&ack)));
             }
             Err(e) => cx.internal(e),
         }

@@ -20,7 +20,7 @@ use sip::{HeaderName, Message, Method};
 
 use super::bridge::Bridge;
 use super::effect::Ctx;
-use super::leg::{Leg, send_bye};
+use super::leg::{Leg, SentAck, send_bye};
 use super::reroute::StageOutcome;
 use super::{LegRef, Phase, Session, TxnRole};
 use crate::context::{ALLOW, InternalError, Written};
@@ -170,7 +170,7 @@ impl Session {
         };
         self.own(cx, txn, peer, TxnRole::TargetInvite(index));
         self.index(cx, key, LegRef::Target(index));
-        self.targets.push(Target {
+        self.push_target(Target {
             leg: Leg::new(peer),
             id: added.target,
             invite,
@@ -305,7 +305,7 @@ impl Session {
                 if let Some((dialog, ack)) = self.ack_and_bye(cx, peer, &invite, &ok) {
                     let t = &mut self.targets[i];
                     t.leg.dialog = Some(dialog);
-                    t.leg.last_ack = Some(Box::new(ack));
+                    t.leg.last_ack = Some(Box::new(SentAck::new(&ack)));
                 }
             }
         }

@@ -156,7 +156,7 @@ impl Session {
             extension: group.number.to_string(),
             forwarding: Default::default(),
             first_failure: self.failures.len(),
-            group: Some(GroupRing {
+            group: Some(Box::new(GroupRing {
                 number: group.number.to_string(),
                 strategy: group.strategy,
                 order,
@@ -170,7 +170,7 @@ impl Session {
                 step_until: None,
                 rang_out: false,
                 skipped: Vec::new(),
-            }),
+            })),
         };
         if !self.transfer_rings() {
             // A transfer's ring timer bounds the group (`transfer_route.rs`).

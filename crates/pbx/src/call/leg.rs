@@ -28,7 +28,7 @@ pub(super) struct Leg {
     /// yet: the ACK goes when the other leg's ACK arrives.
     pub owed_ack: Option<Box<Message>>,
     /// The last ACK sent on this leg, sent again if its 2xx comes again.
-    pub last_ack: Option<Box<Message>>,
+    pub last_ack: Option<Box<SentAck>>,
 }
 
 impl Leg {
@@ -45,19 +45,52 @@ impl Leg {
     /// Sends this leg's last ACK again if it acknowledged `ok` (same To tag
     /// and CSeq): the peer missed it.
     pub(super) fn resend_ack(&self, cx: &mut Ctx<'_>, ok: &Message) {
-        if let Some(ack) = &self.last_ack
-            && acknowledges(ack, ok)
-        {
-            cx.transmit(self.peer, Message::clone(ack));
+        if let Some(ack) = self.last_ack.as_deref().and_then(|a| a.again_for(ok)) {
+            cx.transmit(self.peer, ack);
         }
     }
 }
 
-/// Whether `ack` acknowledges the 2xx `ok` (same To tag and CSeq).
-pub(crate) fn acknowledges(ack: &Message, ok: &Message) -> bool {
-    let tag = |m: &Message| m.to().ok().and_then(|t| t.tag().map(str::to_owned));
-    let seq = |m: &Message| m.cseq().ok().map(|c| c.seq);
-    tag(ack) == tag(ok) && seq(ack) == seq(ok)
+/// An ACK the PBX sent for a 2xx, kept (for the rest of the call, and by
+/// the engine until the INVITE's transaction ends) only to be sent again
+/// if that 2xx comes again because the ACK was lost. So it keeps the bytes
+/// and what matches it to the 2xx (To tag and CSeq), not the parsed
+/// message: it is parsed again only in that rare case (issue 18: memory
+/// per live call).
+#[derive(Clone, Debug)]
+pub(crate) struct SentAck {
+    bytes: Bytes,
+    to_tag: Option<Box<str>>,
+    cseq: Option<u32>,
+}
+
+impl SentAck {
+    pub(crate) fn new(ack: &Message) -> Self {
+        SentAck {
+            bytes: ack.as_bytes().clone(),
+            to_tag: to_tag(ack).map(Box::from),
+            cseq: cseq(ack),
+        }
+    }
+
+    /// The ACK again, if it acknowledges the 2xx `ok` (same To tag and
+    /// CSeq).
+    pub(crate) fn again_for(&self, ok: &Message) -> Option<Message> {
+        if self.to_tag.as_deref() != to_tag(ok) || self.cseq != cseq(ok) {
+            return None;
+        }
+        // The PBX built it, so it parses; `None` is the only way to say
+        // otherwise without a panic.
+        Message::parse(self.bytes.clone()).ok()
+    }
+}
+
+fn to_tag(m: &Message) -> Option<&str> {
+    m.to().ok().and_then(|t| t.tag())
+}
+
+fn cseq(m: &Message) -> Option<u32> {
+    m.cseq().ok().map(|c| c.seq)
 }
 
 /// BYE in `dialog`, in a client transaction of its own.

@@ -115,7 +115,8 @@ pub(super) struct Stage {
     /// Index of its first failure in `Session::failures`.
     pub first_failure: usize,
     /// Set when the destination is a ring group.
-    pub group: Option<super::group::GroupRing>,
+    /// Boxed: only ring groups have one (issue 18: memory per live call).
+    pub group: Option<Box<super::group::GroupRing>>,
 }
 
 /// What ended a stage without an answer.

@@ -143,7 +143,8 @@ struct OutLeg {
 #[derive(Debug, Default)]
 pub(super) struct TrunkLegs {
     inbound: Option<Inbound>,
-    out: Option<OutLeg>,
+    /// Boxed: only calls out by a trunk have one (issue 18).
+    out: Option<Box<OutLeg>>,
     attempts: HashMap<usize, TrunkAttempt>,
 }
 
@@ -293,11 +294,11 @@ impl Session {
                 EndReason::NotApplicable,
             );
         }
-        self.trunk.out = Some(OutLeg {
+        self.trunk.out = Some(Box::new(OutLeg {
             call,
             next: 0,
             reason,
-        });
+        }));
         if !self.next_trunk(cx) {
             let refusal = OutboundRefusal::NoTrunk;
             return self.fail_caller(
@@ -354,11 +355,11 @@ impl Session {
     /// INVITEd; false when none could be.
     pub(super) fn ring_trunks(&mut self, cx: &mut Ctx<'_>, call: OutboundCall) -> bool {
         self.visited.push(call.number.clone());
-        self.trunk.out = Some(OutLeg {
+        self.trunk.out = Some(Box::new(OutLeg {
             call,
             next: 0,
             reason: None,
-        });
+        }));
         self.next_trunk(cx)
     }
 

@@ -360,7 +360,7 @@ pub struct Engine {
     /// ACKs of dropped sessions' targets, by INVITE client transaction,
     /// until it ends: a 2xx retransmitted there is ACKed again
     /// ([`Session::lingering_acks`]).
-    acks: HashMap<TransactionId, (Peer, Message)>,
+    acks: HashMap<TransactionId, (Peer, crate::call::SentAck)>,
     dialogs: HashMap<DialogKey, (SessionId, LegRef)>,
     registrar: Registrar,
     directory: Directory,

@@ -43,13 +43,13 @@ impl Engine {
                         });
                     } else if let TransactionEvent::Final(ok) = event
                         && let Some((peer, ack)) = self.acks.get(&id)
-                        && crate::call::acknowledges(ack, &ok)
+                        && let Some(ack) = ack.again_for(&ok)
                     {
                         // The session is gone; its target's 2xx came again
                         // (the ACK was lost): the same ACK again.
                         self.out.push_back(Output::Transmit {
                             peer: *peer,
-                            message: ack.clone(),
+                            message: ack,
                         });
                     }
                 }
