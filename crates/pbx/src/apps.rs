@@ -85,6 +85,50 @@ pub enum PromptRef {
     Builtin(BuiltinPrompt),
     /// A prompt a tenant uploaded (`/api/prompts`), by id.
     Tenant(Id),
+    /// "You are caller number N" (a queue's position announcement), made
+    /// from tones: see [`caller_number_tones`].
+    CallerNumber(u32),
+}
+
+/// The lead-in of "you are caller number N": a 950 Hz chime.
+pub const CALLER_NUMBER_LEAD_IN_HZ: f64 = 950.0;
+/// The pips that count N out, digit by digit.
+pub const CALLER_NUMBER_PIP_HZ: f64 = 1400.0;
+
+/// "You are caller number N" as tone segments (Hz, ms; 0 Hz is silence):
+/// a 950 Hz chime (400 ms) and 400 ms of silence, then each decimal
+/// digit of N counted out as 1400 Hz pips (120 ms on, 180 ms off; `0` is
+/// ten pips), digits 600 ms apart, and 400 ms of silence before the music
+/// resumes. Caller 3 hears the chime and three pips; caller 12 one pip, a
+/// pause, two pips. Built here, once, so the engine's timing
+/// ([`caller_number_duration`]) and the runtime's audio agree.
+pub fn caller_number_tones(n: u32) -> Vec<(f64, u32)> {
+    let mut out = vec![(CALLER_NUMBER_LEAD_IN_HZ, 400), (0.0, 400)];
+    for (i, digit) in n.to_string().bytes().enumerate() {
+        if i > 0 {
+            out.push((0.0, 600));
+        }
+        let pips = match digit - b'0' {
+            0 => 10,
+            d => d,
+        };
+        for _ in 0..pips {
+            out.push((CALLER_NUMBER_PIP_HZ, 120));
+            out.push((0.0, 180));
+        }
+    }
+    out.push((0.0, 400));
+    out
+}
+
+/// How long "you are caller number N" plays.
+pub fn caller_number_duration(n: u32) -> Duration {
+    Duration::from_millis(
+        caller_number_tones(n)
+            .iter()
+            .map(|(_, ms)| u64::from(*ms))
+            .sum(),
+    )
 }
 
 /// A prompt and how long it plays: the engine times the IVR's digit
@@ -214,6 +258,10 @@ pub struct Queue {
     pub overflow: Option<IvrDestination>,
     /// Music on hold, looped.
     pub moh: Prompt,
+    /// Every this long a waiting caller hears its position ("you are
+    /// caller number N", [`PromptRef::CallerNumber`]), then the music
+    /// again; `None`: never.
+    pub announce_position: Option<Duration>,
 }
 
 /// IVRs or queues of every tenant, by number.

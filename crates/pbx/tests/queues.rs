@@ -49,6 +49,7 @@ fn support(strategy: QueueStrategy, logged_in: &[&str]) -> Queue {
         max_length: None,
         overflow: None,
         moh: BuiltinPrompt::Moh.prompt(),
+        announce_position: None,
     }
 }
 
@@ -334,4 +335,71 @@ fn a_full_queue_is_busy_and_a_freed_agent_waits_out_its_wrap_up() {
     bench.at(15_000);
     let _ = invited(bench, &mut ann);
     bench.send(carol.peer, &carol.request(&mut c_call, "BYE", None));
+}
+
+/// The `Play` commands the relay got, in order, from `from` on.
+fn plays(bench: &Bench, from: usize) -> Vec<Vec<PromptRef>> {
+    bench.media[from..]
+        .iter()
+        .filter_map(|(_, c)| match c {
+            MediaCommand::Play(p) => Some(p.prompts.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn waiting_callers_hear_their_position_every_20_s_then_the_music_again() {
+    let mut q = support(QueueStrategy::RingAll, &[]);
+    q.announce_position = Some(Duration::from_secs(20));
+    let (mut cast, _ann) = cast_with(q);
+    let mut carol = Phone::new("104", "Bob", udp("10.0.0.11:5060"));
+    cast.bench.register(&mut carol);
+    let Cast { bench, alice, .. } = &mut cast;
+    let moh = PromptRef::Builtin(BuiltinPrompt::Moh);
+    let mut a_call = queued(bench, alice, 0);
+    let mut c_call = queued(bench, &mut carol, 5_000);
+    let seen = bench.media.len();
+    bench.at(19_900);
+    assert_eq!(plays(bench, seen), Vec::<Vec<PromptRef>>::new());
+    // 20 s after each joined: caller 1, then caller 2.
+    bench.at(20_100);
+    assert_eq!(plays(bench, seen), [vec![PromptRef::CallerNumber(1), moh]]);
+    bench.at(25_100);
+    assert_eq!(
+        plays(bench, seen),
+        [
+            vec![PromptRef::CallerNumber(1), moh],
+            vec![PromptRef::CallerNumber(2), moh]
+        ]
+    );
+    // The first caller hangs up: the second is next in line.
+    bench.at(30_000);
+    bench.send(alice.peer, &alice.request(&mut a_call, "BYE", None));
+    let seen = bench.media.len();
+    bench.at(44_900);
+    assert_eq!(plays(bench, seen), Vec::<Vec<PromptRef>>::new());
+    bench.at(45_100);
+    assert_eq!(plays(bench, seen), [vec![PromptRef::CallerNumber(1), moh]]);
+    bench.at(50_000);
+    bench.send(carol.peer, &carol.request(&mut c_call, "BYE", None));
+    // Announcements add nothing to the CDR: the queue target answered,
+    // abandoned.
+    let ids = target_ids(bench);
+    golden(
+        &cdr_of(bench, 0),
+        call(
+            (SESSION, CDR, CALL_ID),
+            ("700", "Support"),
+            ("1795874587", "1795874587", "1795874587", "1795874617"),
+            ("0", 30),
+            ("answered", "0", "caller_disconnect"),
+            vec![queue_target(&ids, "1795874617", "30", "caller_disconnect")],
+            5,
+        ),
+    );
+    let durations: Vec<u128> = [1, 3, 10, 12]
+        .map(|n| pbx::apps::caller_number_duration(n).as_millis())
+        .to_vec();
+    assert_eq!(durations, [1500, 2100, 5100, 2700]);
 }

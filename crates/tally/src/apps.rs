@@ -104,5 +104,7 @@ pub fn engine_queue(q: &store::Queue, durations: &HashMap<cdr::Id, u64>) -> Opti
             n => pbx::IvrDestination::Number(n.to_owned()),
         }),
         moh,
+        announce_position: (q.announce_position_secs > 0)
+            .then(|| Duration::from_secs(u64::from(q.announce_position_secs))),
     })
 }

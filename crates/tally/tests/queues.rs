@@ -54,6 +54,7 @@ fn provisioning(server: &Server) {
     assert_eq!(q["wrap_up"], 10);
     assert_eq!(q["max_wait"], Value::Null);
     assert_eq!(q["logged_in"], json!([]), "agents start logged out");
+    assert_eq!(q["announce_position"], 0, "no position announcements");
     let one = format!("/api/queues/{}", q["id"].as_str().unwrap());
     let bad = |body: Value, field: &str| refused(&admin.post_json("/api/queues", &body), field);
     bad(
@@ -72,6 +73,10 @@ fn provisioning(server: &Server) {
     bad(
         json!({"number": "71", "name": "A", "agents": ["102"], "max_wait": 1}),
         "max_wait",
+    );
+    bad(
+        json!({"number": "71", "name": "A", "agents": ["102"], "announce_position": 5}),
+        "announce_position",
     );
     bad(
         json!({"number": "71", "name": "A", "agents": ["102"], "overflow": "999"}),
@@ -385,6 +390,48 @@ fn queue_calls(dir: &Path, extra: &[&str]) {
     );
     let r = admin.request("DELETE", &sales, "application/json", "");
     assert_eq!(r.status, 409, "{}", r.body);
+
+    // 5. Position announcements every 15 s: the caller (first in line)
+    // hears the chime, then one pip ("caller number 1"), then the music.
+    let r = admin.post_json(
+        "/api/queues",
+        &json!({"number": "703", "name": "Announced", "agents": ["102"],
+                "announce_position": 15}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.json()["announce_position"], 15);
+    let mut caller = Caller::new(&demo);
+    let mut call = caller.call("703");
+    let heard = caller.listen(19.0);
+    assert_eq!(caller.phone.bye(&mut call, "703"), 200);
+    let tones = tones_of(&heard);
+    let chime = tones
+        .iter()
+        .position(|t| *t == Some(950.0))
+        .unwrap_or_else(|| panic!("no chime in {} frames", tones.len()));
+    assert!(
+        chime as f64 * 0.02 >= 14.0,
+        "announced after 15 s, not at {chime}"
+    );
+    let after: Vec<Option<f64>> = tones[chime..].to_vec();
+    let pips = after
+        .windows(2)
+        .take(100)
+        .filter(|w| w[0] != Some(1400.0) && w[1] == Some(1400.0))
+        .count();
+    assert_eq!(pips, 1, "caller number 1: {after:?}");
+    assert!(
+        hears_music(&heard[(chime + 100) * 160..]),
+        "then the music again"
+    );
+}
+
+/// The tone of each 20 ms of `pcm` among the prompts' (music, chime,
+/// pip), if one dominates.
+fn tones_of(pcm: &[i16]) -> Vec<Option<f64>> {
+    pcm.chunks_exact(160)
+        .map(|f| dominant(f, &[523.0, 659.0, 784.0, 800.0, 950.0, 1400.0], 8_000, 0.6))
+        .collect()
 }
 
 #[test]

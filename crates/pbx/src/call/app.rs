@@ -186,6 +186,7 @@ impl Session {
         if let Some(app) = self.apps.current.take() {
             if matches!(app.kind, AppKind::Queue(_)) {
                 self.timers.stop(Timer::QueueAgent);
+                self.timers.stop(Timer::QueueAnnounce);
                 cx.fx.push(Effect::Queue(super::queue::QueueEffect::Leave));
             }
             cx.emit(CallEventKind::TargetEnded(TargetEnd {

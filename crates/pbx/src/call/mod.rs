@@ -602,6 +602,7 @@ impl Session {
                 Timer::TransferRelease => self.release_referrers(cx),
                 Timer::App => self.app_timer(cx),
                 Timer::QueueAgent => self.queue_agents_timed_out(cx),
+                Timer::QueueAnnounce => self.queue_announce(cx),
             }
         }
         if gave_up {

@@ -24,7 +24,11 @@
 //! - **Abandoned**: the caller hanging up while queued ends the queue
 //!   target `caller_disconnect` with the call `answered` (SPEC §3), the
 //!   agents ringing `cancelled`.
-//! - Not done: position announcements, queue callback, statistics.
+//! - **Position announcements**: every `announce_position` a waiting
+//!   caller hears "you are caller number N" (N its place in the waiting
+//!   list, [`QueueBook::position`]) in place of the music, which then
+//!   starts again (`Timer::QueueAnnounce`; the audio is tones,
+//!   `apps::caller_number_tones`).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -102,6 +106,13 @@ impl QueueBook {
         self.waiting
             .get(&(tenant, queue.to_owned()))
             .map_or(0, VecDeque::len)
+    }
+
+    /// `session`'s place (1 = next) in its queue's waiting list.
+    pub(crate) fn position(&self, session: SessionId) -> Option<u32> {
+        let key = self.joined.get(&session)?;
+        let at = self.waiting.get(key)?.iter().position(|s| *s == session)?;
+        u32::try_from(at + 1).ok()
     }
 
     pub(crate) fn apply(&mut self, session: SessionId, tenant: TenantId, effect: QueueEffect) {
@@ -326,7 +337,7 @@ impl Session {
         self.apps.entries += 1;
         self.visited.retain(|n| *n != number);
         let target = self.app_target(cx, &number, reason);
-        let (moh, max_wait) = (queue.moh.source, queue.max_wait);
+        let (moh, max_wait, announce) = (queue.moh.source, queue.max_wait, queue.announce_position);
         self.apps.current = Some(App {
             target,
             number: number.clone(),
@@ -346,8 +357,28 @@ impl Session {
         if let Some(wait) = max_wait {
             self.timers.set(Timer::App, cx.clk.now + wait);
         }
+        if let Some(every) = announce {
+            self.timers.set(Timer::QueueAnnounce, cx.clk.now + every);
+        }
         cx.fx
             .push(Effect::Queue(QueueEffect::Join { queue: number }));
+    }
+
+    /// [`Timer::QueueAnnounce`]: the caller hears its place in the
+    /// waiting list ("you are caller number N"), then the music from its
+    /// start; the next announcement is due `announce_position` later.
+    pub(super) fn queue_announce(&mut self, cx: &mut Ctx<'_>) {
+        if !self.in_app() {
+            return;
+        }
+        let Some(run) = self.run_mut() else { return };
+        let (moh, every) = (run.queue.moh.source, run.queue.announce_position);
+        let Some(every) = every else { return };
+        self.timers.set(Timer::QueueAnnounce, cx.clk.now + every);
+        let Some(position) = cx.dir.queues.position(self.id) else {
+            return;
+        };
+        self.play(cx, vec![PromptRef::CallerNumber(position), moh], true);
     }
 
     fn run_mut(&mut self) -> Option<&mut QueueRun> {

@@ -19,7 +19,9 @@
 //! (0–600 s, default 10), `max_wait` (10–7200 s or `null`: none),
 //! `max_length` (1–1000 or `null`), `overflow` (a number of the tenant or
 //! `"hangup"`; `null`: hang up after `max_wait`, busy past `max_length`),
-//! `moh_prompt_id` (a prompt of the tenant; `null`: the built-in music).
+//! `moh_prompt_id` (a prompt of the tenant; `null`: the built-in music),
+//! `announce_position` (seconds between a waiting caller's "you are
+//! caller number N", 15–600; 0, the default: none).
 //! `logged_in` (read-only here) lists the agents logged in; an agent is
 //! logged out when created. Login and logout: Admin and QueueManager for
 //! any agent, a StandardUser for its own extension only; an extension that
@@ -43,7 +45,7 @@ use super::trunks::short_text;
 use super::{Api, ApiError, ApiState, Doc, Role, nullable};
 use crate::clock;
 
-pub const FIELDS: [&str; 10] = [
+pub const FIELDS: [&str; 11] = [
     "number",
     "name",
     "strategy",
@@ -54,12 +56,17 @@ pub const FIELDS: [&str; 10] = [
     "max_length",
     "overflow",
     "moh_prompt_id",
+    "announce_position",
 ];
 
 const AGENT_TIMEOUT: (u64, u64) = (5, 300);
 const WRAP_UP: (u64, u64) = (0, 600);
 const MAX_WAIT: (u64, u64) = (10, 7200);
 const MAX_LENGTH: (u64, u64) = (1, 1000);
+/// Seconds between position announcements (0: none): longer than the
+/// announcement of the last caller a full queue holds ("caller number
+/// 1000", 12.3 s).
+const ANNOUNCE_POSITION: (u64, u64) = (15, 600);
 const MAX_AGENTS: usize = 50;
 const LOGIN_ROLES: [Role; 3] = [Role::Admin, Role::QueueManager, Role::StandardUser];
 
@@ -78,6 +85,7 @@ pub struct QueueJson {
     max_length: Option<u32>,
     overflow: Option<String>,
     moh_prompt_id: Option<cdr::Id>,
+    announce_position: u32,
     created_at: String,
     updated_at: String,
 }
@@ -97,6 +105,7 @@ fn queue_json(q: store::Queue) -> QueueJson {
         max_length: q.max_length,
         overflow: q.overflow,
         moh_prompt_id: q.moh_prompt_id,
+        announce_position: q.announce_position_secs,
         created_at: rfc3339(q.created_at),
         updated_at: rfc3339(q.updated_at),
     }
@@ -167,6 +176,21 @@ fn apply(q: &mut store::Queue, body: &Body, full: bool) -> Result<(), ApiError> 
             ),
         };
     }
+    if given("announce_position") {
+        q.announce_position_secs = match body.number("announce_position")? {
+            None | Some(0) => 0,
+            Some(n) if (ANNOUNCE_POSITION.0..=ANNOUNCE_POSITION.1).contains(&n) => n as u32,
+            Some(_) => {
+                return Err(ApiError::validate(
+                    "announce_position",
+                    format!(
+                        "must be 0 (off) or {} to {} seconds",
+                        ANNOUNCE_POSITION.0, ANNOUNCE_POSITION.1
+                    ),
+                ));
+            }
+        };
+    }
     if q.overflow.as_deref() == Some(q.number.as_str()) {
         return Err(ApiError::validate(
             "overflow",
@@ -192,6 +216,7 @@ fn blank(scope: &Scope, id: cdr::Id) -> store::Queue {
         max_length: None,
         overflow: None,
         moh_prompt_id: None,
+        announce_position_secs: 0,
         created_at: now,
         updated_at: now,
     }
@@ -441,6 +466,14 @@ impl Api {
             s
         };
         let range = |(a, b): (u64, u64)| int_range(a as i64, b as i64);
+        let announce = || {
+            let mut s = text(
+                "Seconds between a waiting caller's position announcements (\"you are caller number N\"); 0: none",
+            );
+            s["type"] = json!("integer");
+            s["anyOf"] = json!([{"const": 0}, range(ANNOUNCE_POSITION)]);
+            s
+        };
         let queue = object(
             &[
                 ("id", id()),
@@ -456,6 +489,7 @@ impl Api {
                 ("max_length", nullable(range(MAX_LENGTH))),
                 ("overflow", nullable(string())),
                 ("moh_prompt_id", nullable(id())),
+                ("announce_position", announce()),
                 ("created_at", date_time()),
                 ("updated_at", date_time()),
             ],
@@ -473,6 +507,7 @@ impl Api {
                 "max_length",
                 "overflow",
                 "moh_prompt_id",
+                "announce_position",
                 "created_at",
                 "updated_at",
             ],
@@ -495,6 +530,7 @@ impl Api {
                     ("max_length", nullable(range(MAX_LENGTH))),
                     ("overflow", nullable(overflow)),
                     ("moh_prompt_id", nullable(id())),
+                    ("announce_position", announce()),
                 ],
                 required,
             )
