@@ -262,6 +262,10 @@ pub struct Queue {
     /// caller number N", [`PromptRef::CallerNumber`]), then the music
     /// again; `None`: never.
     pub announce_position: Option<Duration>,
+    /// A waiting caller may press 1 to be called back when an agent is
+    /// free; this many callback calls are tried at most. `None`: no
+    /// callback offered.
+    pub callback_attempts: Option<u32>,
 }
 
 /// IVRs or queues of every tenant, by number.

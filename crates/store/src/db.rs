@@ -553,6 +553,11 @@ pub(crate) const SQLITE_MIGRATIONS: Embedded = &[
         "queue_announcements",
         include_str!("../migrations/sqlite/0025_queue_announcements.sql"),
     ),
+    (
+        26,
+        "queue_callback",
+        include_str!("../migrations/sqlite/0026_queue_callback.sql"),
+    ),
 ];
 pub(crate) const POSTGRES_MIGRATIONS: Embedded = &[
     (
@@ -669,6 +674,11 @@ pub(crate) const POSTGRES_MIGRATIONS: Embedded = &[
         25,
         "queue_announcements",
         include_str!("../migrations/postgres/0025_queue_announcements.sql"),
+    ),
+    (
+        26,
+        "queue_callback",
+        include_str!("../migrations/postgres/0026_queue_callback.sql"),
     ),
 ];
 

@@ -35,6 +35,9 @@ pub struct Queue {
     /// Seconds between a waiting caller's position announcements; 0:
     /// none.
     pub announce_position_secs: u32,
+    /// Callback calls tried at most for a caller who pressed 1; 0: no
+    /// callback offered.
+    pub callback_attempts: u32,
     pub created_at: UnixMillis,
     pub updated_at: UnixMillis,
 }
@@ -88,6 +91,7 @@ fn from_row(row: &impl Row) -> Result<Queue, StoreError> {
         overflow: row.opt_text("overflow")?,
         moh_prompt_id: get_opt_id(row, "moh_prompt_id")?,
         announce_position_secs: get_u32(row, "announce_position_secs")?,
+        callback_attempts: get_u32(row, "callback_attempts")?,
         created_at: get_ms(row, "created_at")?,
         updated_at: get_ms(row, "updated_at")?,
     })
@@ -161,12 +165,13 @@ async fn write(conn: &mut impl Conn, q: &Queue, create: bool) -> Result<bool, St
     let sql = if create {
         "INSERT INTO queues (id, tenant_id, number, name, strategy, agents, logged_in, \
          agent_timeout_secs, wrap_up_secs, max_wait_secs, max_length, overflow, moh_prompt_id, \
-         created_at, updated_at, announce_position_secs) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+         created_at, updated_at, announce_position_secs, callback_attempts) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
     } else {
         "UPDATE queues SET number = $3, name = $4, strategy = $5, agents = $6, logged_in = $7, \
          agent_timeout_secs = $8, wrap_up_secs = $9, max_wait_secs = $10, max_length = $11, \
-         overflow = $12, moh_prompt_id = $13, updated_at = $15, announce_position_secs = $16 \
+         overflow = $12, moh_prompt_id = $13, updated_at = $15, announce_position_secs = $16, \
+         callback_attempts = $17 \
          WHERE id = $1 AND tenant_id = $2 AND created_at = $14"
     };
     let n = conn
@@ -189,6 +194,7 @@ async fn write(conn: &mut impl Conn, q: &Queue, create: bool) -> Result<bool, St
                 db_ms("created_at", q.created_at)?,
                 db_ms("updated_at", q.updated_at)?,
                 i64::from(q.announce_position_secs),
+                i64::from(q.callback_attempts),
             ],
         )
         .await?;

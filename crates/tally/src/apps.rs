@@ -106,5 +106,6 @@ pub fn engine_queue(q: &store::Queue, durations: &HashMap<cdr::Id, u64>) -> Opti
         moh,
         announce_position: (q.announce_position_secs > 0)
             .then(|| Duration::from_secs(u64::from(q.announce_position_secs))),
+        callback_attempts: (q.callback_attempts > 0).then_some(q.callback_attempts),
     })
 }

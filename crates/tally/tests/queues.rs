@@ -454,3 +454,175 @@ fn queue_calls_on_postgres() {
     let dir = TempDir::new("queue-calls-pg");
     queue_calls(dir.path(), &["--database", &db.url]);
 }
+
+// ----- callback -------------------------------------------------------------
+
+/// 101 waits in a queue offering callback with nobody logged in, presses 1
+/// (RFC 4733), hears goodbye and is hung up; 102 logs in: the PBX calls
+/// 102 (SIPp), then 101, and bridges them. Both CDRs over REST, the
+/// callback's webhook events.
+fn queue_callback(dir: &Path, extra: &[&str]) {
+    let config = media_config(dir);
+    let demo = Demo::start(dir, &[&["--config", config.as_str()], extra].concat());
+    let hooks = Hooks::subscribe(&demo);
+    let admin = demo.admin();
+    let r = admin.post_json(
+        "/api/queues",
+        &json!({"number": "704", "name": "Callback", "agents": ["102"],
+                "callback_attempts": 2}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.json()["callback_attempts"], 2);
+    let queue = format!("/api/queues/{}", r.json()["id"].as_str().unwrap());
+    let r = admin.request(
+        "PATCH",
+        &queue,
+        "application/json",
+        &json!({"callback_attempts": 9}).to_string(),
+    );
+    refused(&r, "callback_attempts");
+
+    let mut caller = Caller::new(&demo);
+    assert_eq!(caller.phone.register(), 200);
+    let call = caller.call("704");
+    let _ = caller.listen(1.5);
+    caller.press('1');
+    let bye = caller.phone.recv_request("BYE");
+    caller.phone.reply(&bye, 200, "");
+    let first = cdr_of_call(&demo, 1, &call.call_id);
+    assert_eq!(
+        (&first["call_status"], &first["end_reason"]),
+        (&json!("answered"), &json!("CALLEE_DISCONNECTED")),
+        "{first}"
+    );
+    assert_eq!(
+        brief(&first),
+        [json!([
+            "704",
+            "normal_call",
+            "answered",
+            "callee_disconnect"
+        ])],
+        "{first}"
+    );
+    let s = admin.get(&format!("{queue}/stats")).json();
+    assert_eq!(
+        (&s["waiting"], &s["callbacks_waiting"]),
+        (&json!(1), &json!(1)),
+        "the request waits: {s}"
+    );
+
+    // 102 logs in: called first, then 101.
+    let agent = demo.phone("102", "uas.xml");
+    let r = admin.post_json(&format!("{queue}/login"), &json!({"extension": "102"}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let invite = caller.phone.recv_request("INVITE");
+    assert!(
+        invite
+            .header(sip::HeaderName::From)
+            .is_some_and(|f| f.contains("Callback")),
+        "shown the queue's name: {}",
+        invite.summary()
+    );
+    caller.phone.reply(&invite, 200, "back1");
+    let _ack = caller.phone.recv_request("ACK");
+    std::thread::sleep(Duration::from_millis(500));
+    let mut back = common::phone::Outgoing {
+        call_id: invite.call_id().unwrap().to_owned(),
+        from_tag: "back1".into(),
+        to_tag: invite.from().unwrap().tag().unwrap().to_owned(),
+        remote_target: common::phone::contact_uri(&invite).unwrap(),
+        cseq: 1,
+        status: 200,
+    };
+    assert_eq!(caller.phone.bye(&mut back, "102"), 200);
+    let (ok, log) = agent.finish();
+    assert!(ok, "SIPp agent:\n{log}\n{}", demo.server.stderr());
+    // The callback's call_id is its first INVITE's (to 102).
+    let items = wait_for_cdrs(&admin, 2);
+    let callback = items["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["call_id"] != call.call_id.as_str())
+        .unwrap_or_else(|| panic!("no callback CDR: {items}"))
+        .clone();
+    let id = callback["id"].as_str().unwrap();
+    let callback = admin.get(&format!("/api/cdrs/{id}")).json()["items"][0].clone();
+    assert_eq!(
+        (
+            &callback["caller"],
+            &callback["callee"],
+            &callback["direction"],
+            &callback["call_status"],
+            &callback["end_reason"]
+        ),
+        (
+            &json!("102"),
+            &json!("101"),
+            &json!("EXTENSION_CALL"),
+            &json!("answered"),
+            &json!("CALLEE_DISCONNECTED")
+        ),
+        "{callback}"
+    );
+    assert_eq!(
+        brief(&callback),
+        [
+            json!(["102", "queue_callback", "answered", "callee_disconnect"]),
+            json!(["101", "queue_callback", "answered", "callee_disconnect"]),
+        ],
+        "{callback}"
+    );
+    let events = hooks.of_session(callback["session_id"].as_str().unwrap());
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "call_start",
+            "cdr_target_add",
+            "cdr_target_ringing",
+            "cdr_target_answer",
+            "cdr_target_add",
+            "cdr_target_answer",
+            "cdr_target_end",
+            "cdr_target_end",
+            "call_cdr"
+        ],
+        "{events:?}"
+    );
+    let s = admin.get(&format!("{queue}/stats")).json();
+    assert_eq!(
+        (
+            &s["waiting"],
+            &s["callbacks_waiting"],
+            &s["callbacks_dropped"]
+        ),
+        (&json!(0), &json!(0), &json!(0)),
+        "{s}"
+    );
+}
+
+#[test]
+fn queue_callback_on_sqlite() {
+    if !sipp_available("queue_callback_on_sqlite") {
+        return;
+    }
+    let dir = TempDir::new("queue-callback");
+    queue_callback(dir.path(), &[]);
+}
+
+#[test]
+fn queue_callback_on_postgres() {
+    if !sipp_available("queue_callback_on_postgres") {
+        return;
+    }
+    let Some(db) = PgDatabase::create("queue_callback") else {
+        return;
+    };
+    let dir = TempDir::new("queue-callback-pg");
+    queue_callback(dir.path(), &["--database", &db.url]);
+}

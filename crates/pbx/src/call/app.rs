@@ -374,7 +374,8 @@ impl Session {
         }
         match self.apps.current.as_ref().map(|a| &a.kind) {
             Some(AppKind::Ivr(_)) => self.ivr_digit(cx, digit),
-            Some(AppKind::Queue(_)) | None => {}
+            Some(AppKind::Queue(_)) => self.queue_digit(cx, digit),
+            None => {}
         }
     }
 

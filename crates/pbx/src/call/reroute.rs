@@ -79,6 +79,10 @@ pub enum RoutingNotice {
     TrunkUnresolved { trunk: String },
     #[error("forward of {from} to {destination:?} would loop: 482")]
     Loop { from: String, destination: String },
+    /// A queue's callback request given up: its callback calls did not
+    /// connect (`queue_callback.rs`).
+    #[error("queue {queue}: callback to {number:?} dropped, its attempts used up")]
+    CallbackDropped { queue: String, number: String },
     #[error("call moved {hops} times, the most allowed: 482")]
     TooManyHops { hops: usize },
     #[error("redirect of {from} to {contact:?} not followed: {why}")]

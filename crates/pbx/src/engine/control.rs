@@ -66,6 +66,12 @@ pub enum Control {
         tenant: TenantId,
         number: String,
     },
+    /// The callback requests of the tenant's queue `number` (this node):
+    /// waiting now, and dropped since start.
+    QueueCallbacks {
+        tenant: TenantId,
+        number: String,
+    },
 }
 
 /// The engine's answer to a [`Control`].
@@ -79,6 +85,11 @@ pub enum ControlReply {
     Destroyed(bool),
     /// Callers waiting in a queue.
     Waiting(usize),
+    /// A queue's callback requests waiting, and dropped since start.
+    Callbacks {
+        waiting: usize,
+        dropped: u64,
+    },
 }
 
 /// Why a call was not originated (nothing was sent, nothing recorded).
@@ -143,6 +154,10 @@ impl Engine {
             }
             Control::QueueWaiting { tenant, number } => {
                 ControlReply::Waiting(self.queues.waiting(tenant, &number))
+            }
+            Control::QueueCallbacks { tenant, number } => {
+                let (waiting, dropped) = self.queues.callbacks(tenant, &number);
+                ControlReply::Callbacks { waiting, dropped }
             }
         };
         self.drain(clk);
@@ -215,6 +230,7 @@ impl Engine {
                 ring_timeout,
                 user_data: o.user_data,
                 caller_id: o.caller_id,
+                queue_callback: None,
             },
         );
         self.apply(session_id, session.tenant_id());

@@ -21,7 +21,10 @@
 //! `"hangup"`; `null`: hang up after `max_wait`, busy past `max_length`),
 //! `moh_prompt_id` (a prompt of the tenant; `null`: the built-in music),
 //! `announce_position` (seconds between a waiting caller's "you are
-//! caller number N", 15–600; 0, the default: none).
+//! caller number N", 15–600; 0, the default: none), `callback_attempts`
+//! (0–5; more than 0 lets a waiting caller press 1 to be called back when
+//! an agent is free, with at most this many callback calls; 0, the
+//! default: no callback).
 //! `logged_in` (read-only here) lists the agents logged in; an agent is
 //! logged out when created. Login and logout: Admin and QueueManager for
 //! any agent, a StandardUser for its own extension only; an extension that
@@ -45,7 +48,7 @@ use super::trunks::short_text;
 use super::{Api, ApiError, ApiState, Doc, Role, nullable};
 use crate::clock;
 
-pub const FIELDS: [&str; 11] = [
+pub const FIELDS: [&str; 12] = [
     "number",
     "name",
     "strategy",
@@ -57,6 +60,7 @@ pub const FIELDS: [&str; 11] = [
     "overflow",
     "moh_prompt_id",
     "announce_position",
+    "callback_attempts",
 ];
 
 const AGENT_TIMEOUT: (u64, u64) = (5, 300);
@@ -67,6 +71,8 @@ const MAX_LENGTH: (u64, u64) = (1, 1000);
 /// announcement of the last caller a full queue holds ("caller number
 /// 1000", 12.3 s).
 const ANNOUNCE_POSITION: (u64, u64) = (15, 600);
+/// Callback calls tried at most (0: no callback offered).
+const CALLBACK_ATTEMPTS: (u64, u64) = (0, 5);
 const MAX_AGENTS: usize = 50;
 const LOGIN_ROLES: [Role; 3] = [Role::Admin, Role::QueueManager, Role::StandardUser];
 
@@ -86,6 +92,7 @@ pub struct QueueJson {
     overflow: Option<String>,
     moh_prompt_id: Option<cdr::Id>,
     announce_position: u32,
+    callback_attempts: u32,
     created_at: String,
     updated_at: String,
 }
@@ -106,6 +113,7 @@ fn queue_json(q: store::Queue) -> QueueJson {
         overflow: q.overflow,
         moh_prompt_id: q.moh_prompt_id,
         announce_position: q.announce_position_secs,
+        callback_attempts: q.callback_attempts,
         created_at: rfc3339(q.created_at),
         updated_at: rfc3339(q.updated_at),
     }
@@ -191,6 +199,9 @@ fn apply(q: &mut store::Queue, body: &Body, full: bool) -> Result<(), ApiError> 
             }
         };
     }
+    if given("callback_attempts") {
+        q.callback_attempts = bounded(body, "callback_attempts", CALLBACK_ATTEMPTS)?.unwrap_or(0);
+    }
     if q.overflow.as_deref() == Some(q.number.as_str()) {
         return Err(ApiError::validate(
             "overflow",
@@ -217,6 +228,7 @@ fn blank(scope: &Scope, id: cdr::Id) -> store::Queue {
         overflow: None,
         moh_prompt_id: None,
         announce_position_secs: 0,
+        callback_attempts: 0,
         created_at: now,
         updated_at: now,
     }
@@ -375,6 +387,21 @@ pub async fn stats(
             )));
         }
     };
+    let (callbacks_waiting, callbacks_dropped) = match state
+        .provisioner
+        .control(pbx::Control::QueueCallbacks {
+            tenant: scope.tenant_id,
+            number: q.number.clone(),
+        })
+        .await?
+    {
+        pbx::ControlReply::Callbacks { waiting, dropped } => (waiting, dropped),
+        other => {
+            return Err(ApiError::internal(format!(
+                "unexpected engine reply {other:?}"
+            )));
+        }
+    };
     let percent = if s.answered == 0 {
         100.0
     } else {
@@ -386,6 +413,8 @@ pub async fn stats(
         "from": super::resource::rfc3339(from),
         "to": super::resource::rfc3339(to),
         "waiting": waiting,
+        "callbacks_waiting": callbacks_waiting,
+        "callbacks_dropped": callbacks_dropped,
         "answered": s.answered,
         "abandoned": s.abandoned,
         "other": s.other,
@@ -490,6 +519,7 @@ impl Api {
                 ("overflow", nullable(string())),
                 ("moh_prompt_id", nullable(id())),
                 ("announce_position", announce()),
+                ("callback_attempts", range(CALLBACK_ATTEMPTS)),
                 ("created_at", date_time()),
                 ("updated_at", date_time()),
             ],
@@ -508,6 +538,7 @@ impl Api {
                 "overflow",
                 "moh_prompt_id",
                 "announce_position",
+                "callback_attempts",
                 "created_at",
                 "updated_at",
             ],
@@ -531,6 +562,7 @@ impl Api {
                     ("overflow", nullable(overflow)),
                     ("moh_prompt_id", nullable(id())),
                     ("announce_position", announce()),
+                    ("callback_attempts", range(CALLBACK_ATTEMPTS)),
                 ],
                 required,
             )
@@ -568,6 +600,8 @@ impl Api {
                         ("from", date_time()),
                         ("to", date_time()),
                         ("waiting", non_negative()),
+                        ("callbacks_waiting", non_negative()),
+                        ("callbacks_dropped", non_negative()),
                         ("answered", non_negative()),
                         ("abandoned", non_negative()),
                         ("other", non_negative()),
@@ -591,6 +625,8 @@ impl Api {
                         "from",
                         "to",
                         "waiting",
+                        "callbacks_waiting",
+                        "callbacks_dropped",
                         "answered",
                         "abandoned",
                         "other",
