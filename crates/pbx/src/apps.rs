@@ -31,16 +31,22 @@ pub enum BuiltinPrompt {
     Ringback,
     /// Music on hold (queues), looped.
     Moh,
+    /// An agent's feature code logged it in (rising two tones).
+    LoggedIn,
+    /// An agent's feature code logged it out (falling two tones).
+    LoggedOut,
 }
 
 impl BuiltinPrompt {
-    pub const ALL: [BuiltinPrompt; 6] = [
+    pub const ALL: [BuiltinPrompt; 8] = [
         BuiltinPrompt::Menu,
         BuiltinPrompt::Invalid,
         BuiltinPrompt::Goodbye,
         BuiltinPrompt::PleaseHold,
         BuiltinPrompt::Ringback,
         BuiltinPrompt::Moh,
+        BuiltinPrompt::LoggedIn,
+        BuiltinPrompt::LoggedOut,
     ];
 
     /// How long it plays (the runtime generates exactly this much audio).
@@ -52,6 +58,7 @@ impl BuiltinPrompt {
             BuiltinPrompt::PleaseHold => 1000,
             BuiltinPrompt::Ringback => 3000,
             BuiltinPrompt::Moh => 4000,
+            BuiltinPrompt::LoggedIn | BuiltinPrompt::LoggedOut => 600,
         })
     }
 
@@ -63,6 +70,8 @@ impl BuiltinPrompt {
             BuiltinPrompt::PleaseHold => "please_hold",
             BuiltinPrompt::Ringback => "ringback",
             BuiltinPrompt::Moh => "moh",
+            BuiltinPrompt::LoggedIn => "logged_in",
+            BuiltinPrompt::LoggedOut => "logged_out",
         }
     }
 
@@ -283,6 +292,14 @@ impl<T> Default for ByNumber<T> {
 }
 
 impl<T> ByNumber<T> {
+    /// `tenant`'s, by number.
+    pub(crate) fn of_tenant(&self, tenant: TenantId) -> impl Iterator<Item = &T> {
+        self.by_tenant
+            .get(&tenant)
+            .into_iter()
+            .flat_map(|m| m.values())
+    }
+
     pub(crate) fn upsert(&mut self, tenant: TenantId, number: Extension, value: T) {
         self.by_tenant
             .entry(tenant)

@@ -77,8 +77,14 @@ fn cast_with(queue: Queue) -> (Cast, Phone) {
 /// `caller` dials 700 at `at`; the queue answers at once; the caller
 /// ACKs 30 ms later.
 fn queued(bench: &mut Bench, caller: &mut Phone, at: i64) -> Call {
+    answered_by_pbx(bench, caller, "700", at)
+}
+
+/// `caller` dials `number` at `at` - 40 ms; the PBX answers at once; the
+/// caller ACKs 30 ms after `at`.
+fn answered_by_pbx(bench: &mut Bench, caller: &mut Phone, number: &str, at: i64) -> Call {
     bench.at(at - 40);
-    let mut a_call = bench.dial(caller, "700");
+    let mut a_call = bench.dial(caller, number);
     let ok = bench
         .take(caller.peer)
         .into_iter()
@@ -690,4 +696,107 @@ fn a_callback_nobody_answers_is_tried_callback_attempts_times_then_dropped() {
         "no third attempt"
     );
     assert!(bench.take(alice.peer).is_empty(), "101 was never called");
+}
+
+fn played_last(bench: &Bench) -> Vec<PromptRef> {
+    plays(bench, 0).last().cloned().unwrap_or_default()
+}
+
+#[test]
+fn an_agent_logs_in_and_out_with_its_feature_code_and_hears_it_confirmed() {
+    let (mut cast, mut ann) = cast_with(support(QueueStrategy::RingAll, &[]));
+    let Cast { bench, alice, .. } = &mut cast;
+    // 103 dials *45700: answered at once, the rising confirmation, then
+    // the PBX hangs up.
+    let code = answered_by_pbx(bench, &mut ann, "*45700", 0);
+    assert_eq!(
+        played_last(bench),
+        [PromptRef::Builtin(BuiltinPrompt::LoggedIn)]
+    );
+    bench.at(559);
+    assert!(bench.take(ann.peer).is_empty(), "the confirmation plays");
+    bench.at(600);
+    let bye = bench.take_one(ann.peer);
+    assert!(is(&bye, Method::Bye), "{}", bye.summary());
+    bench.send(ann.peer, &ann.respond(&code, &bye, 200, None));
+    let login = pbx::AgentLogin {
+        tenant: tenant_id(),
+        extension: "103".into(),
+        queues: vec!["700".into()],
+        on: true,
+    };
+    assert_eq!(
+        bench.agent_logins,
+        std::slice::from_ref(&login),
+        "for the store"
+    );
+    let logged_in = |bench: &Bench| {
+        bench
+            .engine
+            .directory()
+            .queue(tenant_id(), "700")
+            .unwrap()
+            .logged_in
+            .clone()
+    };
+    assert_eq!(logged_in(bench), [Extension::new("103")]);
+    let actual = cdr_of(bench, 0);
+    let ids = target_ids(bench);
+    let mut expected = call(
+        (SESSION, CDR, CALL_ID),
+        ("*45700", ""),
+        ("1795874587", "1795874587", "1795874587", "1795874587"),
+        ("0", 0),
+        ("answered", "0", "callee_disconnect"),
+        vec![target(
+            (&ids[0], CDR, "normal_call"),
+            ("*45700", "sip:*45700@acme.example"),
+            ("1795874587", "1795874587", "1795874587", "1795874587"),
+            ("0", "0"),
+            ("answered", 0, "callee_disconnect"),
+        )],
+        5,
+    );
+    expected["call_id"] = actual["call_id"].clone();
+    expected["caller"] = json!("103");
+    expected["caller_display_name"] = json!("Ann");
+    expected["call_targets"][0]["caller"] = json!("103");
+    golden(&actual, expected);
+
+    // The dispatcher offers 103 a caller at once.
+    let _a_call = queued(bench, alice, 2_000);
+    let _ = invited(bench, &mut ann);
+
+    // *46 (every queue): logged out, falling tones; *45701 names no queue
+    // of 103: "invalid", nothing changes.
+    let out = answered_by_pbx(bench, &mut ann, "*46", 5_000);
+    assert_eq!(
+        played_last(bench),
+        [PromptRef::Builtin(BuiltinPrompt::LoggedOut)]
+    );
+    assert!(logged_in(bench).is_empty());
+    bench.at(5_600);
+    let bye = bench
+        .take(ann.peer)
+        .into_iter()
+        .find(|m| is(m, Method::Bye))
+        .expect("hung up after the confirmation");
+    bench.send(ann.peer, &ann.respond(&out, &bye, 200, None));
+    let _none = answered_by_pbx(bench, &mut ann, "*45701", 7_000);
+    assert_eq!(
+        played_last(bench),
+        [PromptRef::Builtin(BuiltinPrompt::Invalid)]
+    );
+    assert_eq!(
+        bench.agent_logins,
+        [
+            login,
+            pbx::AgentLogin {
+                tenant: tenant_id(),
+                extension: "103".into(),
+                queues: vec!["700".into()],
+                on: false,
+            }
+        ]
+    );
 }

@@ -555,8 +555,8 @@ pub(crate) const SQLITE_MIGRATIONS: Embedded = &[
     ),
     (
         26,
-        "queue_callback",
-        include_str!("../migrations/sqlite/0026_queue_callback.sql"),
+        "queue_callback_agent_codes",
+        include_str!("../migrations/sqlite/0026_queue_callback_agent_codes.sql"),
     ),
 ];
 pub(crate) const POSTGRES_MIGRATIONS: Embedded = &[
@@ -677,8 +677,8 @@ pub(crate) const POSTGRES_MIGRATIONS: Embedded = &[
     ),
     (
         26,
-        "queue_callback",
-        include_str!("../migrations/postgres/0026_queue_callback.sql"),
+        "queue_callback_agent_codes",
+        include_str!("../migrations/postgres/0026_queue_callback_agent_codes.sql"),
     ),
 ];
 

@@ -324,6 +324,31 @@ impl Store {
         })
     }
 
+    /// As [`Store::set_queue_agent`], naming the queue by its number (an
+    /// agent's feature code, from the engine).
+    pub async fn set_queue_agent_by_number(
+        &self,
+        tenant: TenantId,
+        number: &str,
+        extension: &str,
+        on: bool,
+        at: UnixMillis,
+    ) -> Result<AgentLogin, StoreError> {
+        let found = with_conn!(&self.pool, |conn| async {
+            conn.fetch_optional(
+                "SELECT id FROM queues WHERE tenant_id = $1 AND number = $2",
+                &args![db_id("tenant_id", tenant.id())?, number],
+            )
+            .await?
+            .map(|row| get_id(&row, "id"))
+            .transpose()
+        })?;
+        match found {
+            Some(id) => self.set_queue_agent(tenant, id, extension, on, at).await,
+            None => Ok(AgentLogin::NotFound),
+        }
+    }
+
     /// Logs agent `extension` in (`on`) or out of the tenant's queue `id`.
     pub async fn set_queue_agent(
         &self,

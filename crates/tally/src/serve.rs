@@ -307,7 +307,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         inbound: Arc::clone(&inbound),
         resolver: resolver.clone(),
     };
-    let mut shard = Shard::new(engine, transmitter, facts_tx, bindings_tx);
+    let (agent_logins_tx, agent_logins_rx) = mpsc::unbounded_channel();
+    tokio::spawn(crate::apps::persist_agent_logins(
+        agent_logins_rx,
+        store.clone(),
+    ));
+    let mut shard =
+        Shard::new(engine, transmitter, facts_tx, bindings_tx).with_agent_logins(agent_logins_tx);
     if let Some(media) = media {
         shard = shard.with_media(media);
     }

@@ -105,6 +105,8 @@ pub struct Shard {
     spans: HashMap<SessionId, Span>,
     /// The relays of anchored calls (`media/calls.rs`), when media is on.
     media: Option<(MediaCalls, MediaEvents)>,
+    /// Agents' feature-code logins to persist (`apps::persist_agent_logins`).
+    agent_logins: Option<mpsc::UnboundedSender<pbx::AgentLogin>>,
 }
 
 /// How long the shard waits at shutdown for stopped relays to report, so
@@ -130,7 +132,14 @@ impl Shard {
             bindings,
             spans: HashMap::new(),
             media: None,
+            agent_logins: None,
         }
+    }
+
+    /// Persists agents' feature-code logins through `tx`.
+    pub fn with_agent_logins(mut self, tx: mpsc::UnboundedSender<pbx::AgentLogin>) -> Self {
+        self.agent_logins = Some(tx);
+        self
     }
 
     /// Relays anchored calls' media through `media` (its ports must be the
@@ -288,6 +297,11 @@ impl Shard {
                     } => self.call_event(session, tenant, event),
                     Output::BindingChanges(changes) => {
                         let _ = self.bindings.send(changes);
+                    }
+                    Output::AgentLogin(change) => {
+                        if let Some(tx) = &self.agent_logins {
+                            let _ = tx.send(change);
+                        }
                     }
                     Output::Event(event) => log_engine_event(&event),
                     Output::Media {

@@ -604,11 +604,83 @@ fn queue_callback(dir: &Path, extra: &[&str]) {
         (&json!(0), &json!(0), &json!(0)),
         "{s}"
     );
+    agent_codes(&demo, &mut caller);
+}
+
+/// 101 logs in to queue 705 with `*45705` and out of every queue with
+/// `*46`: the PBX answers, plays the confirmation (rising 1000 → 1300 Hz;
+/// falling) and hangs up; the state is in the store (REST shows it).
+fn agent_codes(demo: &Demo, caller: &mut Caller) {
+    let admin = demo.admin();
+    let t = admin.get("/api/tenant").json();
+    assert_eq!(
+        (&t["agent_login_code"], &t["agent_logout_code"]),
+        (&json!("*45"), &json!("*46")),
+        "{t}"
+    );
+    let r = admin.request(
+        "PUT",
+        "/api/tenant",
+        "application/json",
+        &json!({"agent_login_code": "45"}).to_string(),
+    );
+    refused(&r, "agent_login_code");
+    let r = admin.post_json(
+        "/api/queues",
+        &json!({"number": "705", "name": "Codes", "agents": ["101", "102"]}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let codes = format!("/api/queues/{}", r.json()["id"].as_str().unwrap());
+    let logged_in = |want: Value| {
+        let until = Instant::now() + common::WAIT;
+        loop {
+            let q = admin.get(&codes).json();
+            if q["logged_in"] == want {
+                return;
+            }
+            assert!(Instant::now() < until, "logged_in {want}: {q}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    for (n, (code, tones, state)) in [
+        ("*45705", [1000.0, 1300.0], json!(["101"])),
+        ("*46", [1300.0, 1000.0], json!([])),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let call = caller.call(code);
+        let heard = caller.listen(0.5);
+        let bye = caller.phone.recv_request("BYE");
+        caller.phone.reply(&bye, 200, "");
+        let order: Vec<f64> = heard
+            .chunks_exact(800)
+            .filter_map(|b| dominant(b, &[1000.0, 1300.0], 8_000, 0.6))
+            .fold(Vec::new(), |mut v, f| {
+                if v.last() != Some(&f) {
+                    v.push(f);
+                }
+                v
+            });
+        assert_eq!(order, tones, "{code}: the confirmation");
+        logged_in(state);
+        let cdr = cdr_of_call(demo, 3 + n as u64, &call.call_id);
+        assert_eq!(
+            brief(&cdr),
+            [json!([
+                code,
+                "normal_call",
+                "answered",
+                "callee_disconnect"
+            ])],
+            "{cdr}"
+        );
+    }
 }
 
 #[test]
-fn queue_callback_on_sqlite() {
-    if !sipp_available("queue_callback_on_sqlite") {
+fn queue_callback_and_agent_codes_on_sqlite() {
+    if !sipp_available("queue_callback_and_agent_codes_on_sqlite") {
         return;
     }
     let dir = TempDir::new("queue-callback");
@@ -616,8 +688,8 @@ fn queue_callback_on_sqlite() {
 }
 
 #[test]
-fn queue_callback_on_postgres() {
-    if !sipp_available("queue_callback_on_postgres") {
+fn queue_callback_and_agent_codes_on_postgres() {
+    if !sipp_available("queue_callback_and_agent_codes_on_postgres") {
         return;
     }
     let Some(db) = PgDatabase::create("queue_callback") else {

@@ -120,6 +120,7 @@
 //! - **Re-INVITE glare** (both sides at once, or one while another is in
 //!   progress) is answered `491` (RFC 3261 §14.1).
 
+mod agent_code;
 mod app;
 mod attended;
 mod bridge;
@@ -157,6 +158,7 @@ use sip::{HeaderName, Message, Method};
 use crate::context::ALLOW;
 use crate::router::Route;
 
+pub use agent_code::AgentCodeCall;
 use bridge::{Bridge, Relay};
 use caller::Caller;
 pub(crate) use effect::{Ctx, DialogKey, Effect, Lookup};
@@ -345,6 +347,11 @@ impl Session {
             Route::Queue(q) => Party {
                 user: q.number.to_string(),
                 display_name: q.name.clone(),
+                domain: tenant.domain.clone(),
+            },
+            Route::AgentCode(c) => Party {
+                user: c.code.clone(),
+                display_name: String::new(),
                 domain: tenant.domain.clone(),
             },
             Route::NotFound => Party {

@@ -179,6 +179,7 @@ impl Session {
             Route::Group(group) => self.ring_group(cx, group, reason),
             Route::Ivr(ivr) => self.enter_ivr(cx, *ivr, reason),
             Route::Queue(queue) => self.enter_queue(cx, *queue, reason),
+            Route::AgentCode(call) => self.answer_agent_code(cx, *call),
             Route::Unavailable {
                 extension,
                 forwarding,
@@ -440,7 +441,7 @@ impl Session {
             Route::Group(group) => group.name.clone(),
             Route::Ivr(ivr) => ivr.name.clone(),
             Route::Queue(queue) => queue.name.clone(),
-            Route::NotFound => String::new(),
+            Route::NotFound | Route::AgentCode(_) => String::new(),
         };
         // The stage left behind stops timing.
         self.timers.stop_ringing();

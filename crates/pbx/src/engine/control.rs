@@ -180,7 +180,11 @@ impl Engine {
         let dir = lookup!(self);
         let (caller, contacts, ring_timeout) = match dir.route(clk.now, tenant.id, &o.caller) {
             // The caller must be a person's extension, not a ring group.
-            Route::NotFound | Route::Group(_) | Route::Ivr(_) | Route::Queue(_) => {
+            Route::NotFound
+            | Route::Group(_)
+            | Route::Ivr(_)
+            | Route::Queue(_)
+            | Route::AgentCode(_) => {
                 return Err(OriginateError::UnknownCaller);
             }
             Route::Unavailable { .. } => return Err(OriginateError::CallerUnavailable),

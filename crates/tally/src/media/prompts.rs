@@ -6,7 +6,8 @@
 //!   licence to ship, each with its own frequency so a test (or a person)
 //!   can tell them apart: menu 600 Hz (three 0.5 s beeps), invalid
 //!   1100 Hz (two short beeps), goodbye 500 Hz then 400 Hz, please hold
-//!   800 Hz, ringback 425 Hz (1 s on, 2 s off, looped). Their durations
+//!   800 Hz, ringback 425 Hz (1 s on, 2 s off, looped), an agent logged
+//!   in 1000 then 1300 Hz (rising), logged out 1300 then 1000 Hz. Their durations
 //!   are the engine's (`pbx::BuiltinPrompt::duration`), which times the
 //!   IVR's digit timeout from them. See DESIGN.md "IVRs and queues".
 //! - **Tenant prompts** (`/api/prompts`) are WAV files, 8 or 16 kHz PCM16
@@ -140,6 +141,8 @@ fn pattern(p: BuiltinPrompt) -> &'static [(f64, u32)] {
             (523.0, 1000),
             (0.0, 1000),
         ],
+        BuiltinPrompt::LoggedIn => &[(1000.0, 250), (1300.0, 250), (0.0, 100)],
+        BuiltinPrompt::LoggedOut => &[(1300.0, 250), (1000.0, 250), (0.0, 100)],
     }
 }
 
