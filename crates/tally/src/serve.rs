@@ -364,6 +364,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     api_state.set_webhooks(Arc::clone(&webhooks));
     let recordings_dir = config.recordings_dir();
     api_state.set_recordings_dir(recordings_dir.clone());
+    tokio::spawn(crate::api::prompts::sync_prompts(
+        store.clone(),
+        prompts_dir.clone(),
+        prompts.clone(),
+        stop.clone(),
+    ));
     api_state.set_prompts(crate::api::prompts::Prompts {
         dir: prompts_dir,
         library: prompts,

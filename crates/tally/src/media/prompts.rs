@@ -211,6 +211,16 @@ impl PromptLibrary {
             .insert(id, Arc::new(audio));
     }
 
+    /// The tenant prompts held now.
+    pub fn ids(&self) -> Vec<Id> {
+        self.prompts
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .keys()
+            .copied()
+            .collect()
+    }
+
     pub fn remove(&self, id: Id) {
         self.prompts
             .write()
