@@ -12,6 +12,8 @@
 //!   plus the duplicate and reorder counts a monitor wants.
 //! - [`g711`]: µ-law and A-law (ITU-T G.711).
 //! - [`dtmf`]: RFC 4733 telephone-events, received and generated.
+//! - [`inband`]: DTMF keys heard in the audio (Goertzel), for callers
+//!   without telephone-events.
 //! - [`wav`] and [`recorder`]: an incremental PCM16 WAV writer whose header
 //!   is valid at least once a second, and the two-party stereo timeline a
 //!   call recording is written from.
@@ -28,6 +30,7 @@
 
 pub mod dtmf;
 pub mod g711;
+pub mod inband;
 pub mod quality;
 pub mod recorder;
 pub mod rtcp;

@@ -31,16 +31,22 @@ pub enum BuiltinPrompt {
     Ringback,
     /// Music on hold (queues), looped.
     Moh,
+    /// An agent's feature code logged it in (rising two tones).
+    LoggedIn,
+    /// An agent's feature code logged it out (falling two tones).
+    LoggedOut,
 }
 
 impl BuiltinPrompt {
-    pub const ALL: [BuiltinPrompt; 6] = [
+    pub const ALL: [BuiltinPrompt; 8] = [
         BuiltinPrompt::Menu,
         BuiltinPrompt::Invalid,
         BuiltinPrompt::Goodbye,
         BuiltinPrompt::PleaseHold,
         BuiltinPrompt::Ringback,
         BuiltinPrompt::Moh,
+        BuiltinPrompt::LoggedIn,
+        BuiltinPrompt::LoggedOut,
     ];
 
     /// How long it plays (the runtime generates exactly this much audio).
@@ -52,6 +58,7 @@ impl BuiltinPrompt {
             BuiltinPrompt::PleaseHold => 1000,
             BuiltinPrompt::Ringback => 3000,
             BuiltinPrompt::Moh => 4000,
+            BuiltinPrompt::LoggedIn | BuiltinPrompt::LoggedOut => 600,
         })
     }
 
@@ -63,6 +70,8 @@ impl BuiltinPrompt {
             BuiltinPrompt::PleaseHold => "please_hold",
             BuiltinPrompt::Ringback => "ringback",
             BuiltinPrompt::Moh => "moh",
+            BuiltinPrompt::LoggedIn => "logged_in",
+            BuiltinPrompt::LoggedOut => "logged_out",
         }
     }
 
@@ -85,6 +94,50 @@ pub enum PromptRef {
     Builtin(BuiltinPrompt),
     /// A prompt a tenant uploaded (`/api/prompts`), by id.
     Tenant(Id),
+    /// "You are caller number N" (a queue's position announcement), made
+    /// from tones: see [`caller_number_tones`].
+    CallerNumber(u32),
+}
+
+/// The lead-in of "you are caller number N": a 950 Hz chime.
+pub const CALLER_NUMBER_LEAD_IN_HZ: f64 = 950.0;
+/// The pips that count N out, digit by digit.
+pub const CALLER_NUMBER_PIP_HZ: f64 = 1400.0;
+
+/// "You are caller number N" as tone segments (Hz, ms; 0 Hz is silence):
+/// a 950 Hz chime (400 ms) and 400 ms of silence, then each decimal
+/// digit of N counted out as 1400 Hz pips (120 ms on, 180 ms off; `0` is
+/// ten pips), digits 600 ms apart, and 400 ms of silence before the music
+/// resumes. Caller 3 hears the chime and three pips; caller 12 one pip, a
+/// pause, two pips. Built here, once, so the engine's timing
+/// ([`caller_number_duration`]) and the runtime's audio agree.
+pub fn caller_number_tones(n: u32) -> Vec<(f64, u32)> {
+    let mut out = vec![(CALLER_NUMBER_LEAD_IN_HZ, 400), (0.0, 400)];
+    for (i, digit) in n.to_string().bytes().enumerate() {
+        if i > 0 {
+            out.push((0.0, 600));
+        }
+        let pips = match digit - b'0' {
+            0 => 10,
+            d => d,
+        };
+        for _ in 0..pips {
+            out.push((CALLER_NUMBER_PIP_HZ, 120));
+            out.push((0.0, 180));
+        }
+    }
+    out.push((0.0, 400));
+    out
+}
+
+/// How long "you are caller number N" plays.
+pub fn caller_number_duration(n: u32) -> Duration {
+    Duration::from_millis(
+        caller_number_tones(n)
+            .iter()
+            .map(|(_, ms)| u64::from(*ms))
+            .sum(),
+    )
 }
 
 /// A prompt and how long it plays: the engine times the IVR's digit
@@ -214,6 +267,14 @@ pub struct Queue {
     pub overflow: Option<IvrDestination>,
     /// Music on hold, looped.
     pub moh: Prompt,
+    /// Every this long a waiting caller hears its position ("you are
+    /// caller number N", [`PromptRef::CallerNumber`]), then the music
+    /// again; `None`: never.
+    pub announce_position: Option<Duration>,
+    /// A waiting caller may press 1 to be called back when an agent is
+    /// free; this many callback calls are tried at most. `None`: no
+    /// callback offered.
+    pub callback_attempts: Option<u32>,
 }
 
 /// IVRs or queues of every tenant, by number.
@@ -231,6 +292,14 @@ impl<T> Default for ByNumber<T> {
 }
 
 impl<T> ByNumber<T> {
+    /// `tenant`'s, by number.
+    pub(crate) fn of_tenant(&self, tenant: TenantId) -> impl Iterator<Item = &T> {
+        self.by_tenant
+            .get(&tenant)
+            .into_iter()
+            .flat_map(|m| m.values())
+    }
+
     pub(crate) fn upsert(&mut self, tenant: TenantId, number: Extension, value: T) {
         self.by_tenant
             .entry(tenant)

@@ -111,6 +111,11 @@ pub struct FeatureCodes {
     pub group_pickup: String,
     /// Directed pickup: this prefix, then the extension ringing.
     pub directed_pickup: String,
+    /// A queue agent logs in to all its queues (the code alone) or to one
+    /// (the code, then the queue's number).
+    pub agent_login: String,
+    /// The same, to log out.
+    pub agent_logout: String,
 }
 
 impl Default for FeatureCodes {
@@ -118,6 +123,8 @@ impl Default for FeatureCodes {
         FeatureCodes {
             group_pickup: "*8".to_owned(),
             directed_pickup: "**".to_owned(),
+            agent_login: "*45".to_owned(),
+            agent_logout: "*46".to_owned(),
         }
     }
 }
@@ -129,6 +136,9 @@ pub enum Feature {
     GroupPickup,
     /// Pick up a call ringing this extension.
     DirectedPickup(String),
+    /// The caller logs in (`true`) or out of this queue (`None`: every
+    /// queue it is an agent of).
+    AgentLogin(bool, Option<String>),
 }
 
 impl FeatureCodes {
@@ -136,6 +146,15 @@ impl FeatureCodes {
     pub fn feature(&self, dialled: &str) -> Option<Feature> {
         if !self.group_pickup.is_empty() && dialled == self.group_pickup {
             return Some(Feature::GroupPickup);
+        }
+        for (code, on) in [(&self.agent_login, true), (&self.agent_logout, false)] {
+            match dialled.strip_prefix(code.as_str()) {
+                Some("") if !code.is_empty() => return Some(Feature::AgentLogin(on, None)),
+                Some(queue) if !code.is_empty() && queue.bytes().all(|b| b.is_ascii_digit()) => {
+                    return Some(Feature::AgentLogin(on, Some(queue.to_owned())));
+                }
+                _ => {}
+            }
         }
         match dialled.strip_prefix(self.directed_pickup.as_str()) {
             Some(ext) if !self.directed_pickup.is_empty() && !ext.is_empty() => {
@@ -464,6 +483,11 @@ impl Directory {
         self.queues.get(tenant, number)
     }
 
+    /// `tenant`'s queues, by number.
+    pub fn queues_of(&self, tenant: TenantId) -> impl Iterator<Item = &crate::apps::Queue> {
+        self.queues.of_tenant(tenant)
+    }
+
     /// Logs agent `extension` in or out of queue `number` (a feature
     /// code); false when the queue has no such agent.
     pub fn set_agent(&mut self, tenant: TenantId, number: &str, extension: &str, on: bool) -> bool {
@@ -587,13 +611,23 @@ mod tests {
         assert_eq!(codes.feature("**"), None);
         assert_eq!(codes.feature("102"), None);
         assert_eq!(codes.feature("*81"), None);
+        assert_eq!(codes.feature("*45"), Some(Feature::AgentLogin(true, None)));
+        assert_eq!(
+            codes.feature("*46700"),
+            Some(Feature::AgentLogin(false, Some("700".into())))
+        );
+        assert_eq!(codes.feature("*45x"), None);
         let own = FeatureCodes {
             group_pickup: "#5".into(),
             directed_pickup: String::new(),
+            agent_login: "#7".into(),
+            agent_logout: String::new(),
         };
         assert_eq!(own.feature("#5"), Some(Feature::GroupPickup));
         assert_eq!(own.feature("*8"), None);
         assert_eq!(own.feature("**102"), None);
+        assert_eq!(own.feature("#7"), Some(Feature::AgentLogin(true, None)));
+        assert_eq!(own.feature("*45"), None);
         let mut d = Directory::new();
         let t = tenant(1, "a.test");
         d.upsert_tenant(t.clone()).unwrap();

@@ -72,8 +72,8 @@ mod trunk_retransmit;
 
 pub use apps::{BuiltinPrompt, Ivr, IvrDestination, Prompt, PromptRef, Queue, QueueStrategy};
 pub use call::{
-    LegRole, LegState, LegView, NotFollowed, RELEASE_AFTER, RoutingNotice, SessionState,
-    SessionView, TransferOnFailure,
+    AgentCodeCall, LegRole, LegState, LegView, NotFollowed, RELEASE_AFTER, RoutingNotice,
+    SessionState, SessionView, TransferOnFailure,
 };
 pub use context::{InternalError, Written};
 pub use directory::{
@@ -81,8 +81,8 @@ pub use directory::{
     RingStrategy, SipCredentials, Tenant, User,
 };
 pub use engine::{
-    Control, ControlReply, DropReason, Engine, EngineConfig, EngineError, EngineEvent, Input,
-    Originate, OriginateError, Output, TrunkRefusal,
+    AgentLogin, Control, ControlReply, DropReason, Engine, EngineConfig, EngineError, EngineEvent,
+    Input, Originate, OriginateError, Output, TrunkRefusal,
 };
 pub use ids::IdGenerator;
 pub use location::{Aor, Binding, BindingChange, BindingRecord, ChangeKind, Location};

@@ -79,6 +79,10 @@ pub enum Route {
     /// A call queue of the tenant: the PBX answers it and offers the
     /// caller to its agents (`call/queue.rs`, `engine/queues.rs`).
     Queue(Box<crate::apps::Queue>),
+    /// An agent's login or logout feature code, already applied: the
+    /// PBX answers and confirms (`call/agent_code.rs`). Never routed to
+    /// by number; the engine starts such a call itself.
+    AgentCode(Box<crate::call::AgentCodeCall>),
     /// No such number in the tenant (`404`).
     NotFound,
 }

@@ -320,6 +320,7 @@ fn a_tenant_sets_its_own_feature_codes() {
         pbx::FeatureCodes {
             group_pickup: "*7".into(),
             directed_pickup: "*9".into(),
+            ..Default::default()
         },
     );
     bench.at(3_000);

@@ -49,6 +49,8 @@ fn support(strategy: QueueStrategy, logged_in: &[&str]) -> Queue {
         max_length: None,
         overflow: None,
         moh: BuiltinPrompt::Moh.prompt(),
+        announce_position: None,
+        callback_attempts: None,
     }
 }
 
@@ -75,8 +77,14 @@ fn cast_with(queue: Queue) -> (Cast, Phone) {
 /// `caller` dials 700 at `at`; the queue answers at once; the caller
 /// ACKs 30 ms later.
 fn queued(bench: &mut Bench, caller: &mut Phone, at: i64) -> Call {
+    answered_by_pbx(bench, caller, "700", at)
+}
+
+/// `caller` dials `number` at `at` - 40 ms; the PBX answers at once; the
+/// caller ACKs 30 ms after `at`.
+fn answered_by_pbx(bench: &mut Bench, caller: &mut Phone, number: &str, at: i64) -> Call {
     bench.at(at - 40);
-    let mut a_call = bench.dial(caller, "700");
+    let mut a_call = bench.dial(caller, number);
     let ok = bench
         .take(caller.peer)
         .into_iter()
@@ -334,4 +342,461 @@ fn a_full_queue_is_busy_and_a_freed_agent_waits_out_its_wrap_up() {
     bench.at(15_000);
     let _ = invited(bench, &mut ann);
     bench.send(carol.peer, &carol.request(&mut c_call, "BYE", None));
+}
+
+/// The `Play` commands the relay got, in order, from `from` on.
+fn plays(bench: &Bench, from: usize) -> Vec<Vec<PromptRef>> {
+    bench.media[from..]
+        .iter()
+        .filter_map(|(_, c)| match c {
+            MediaCommand::Play(p) => Some(p.prompts.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn waiting_callers_hear_their_position_every_20_s_then_the_music_again() {
+    let mut q = support(QueueStrategy::RingAll, &[]);
+    q.announce_position = Some(Duration::from_secs(20));
+    let (mut cast, _ann) = cast_with(q);
+    let mut carol = Phone::new("104", "Bob", udp("10.0.0.11:5060"));
+    cast.bench.register(&mut carol);
+    let Cast { bench, alice, .. } = &mut cast;
+    let moh = PromptRef::Builtin(BuiltinPrompt::Moh);
+    let mut a_call = queued(bench, alice, 0);
+    let mut c_call = queued(bench, &mut carol, 5_000);
+    let seen = bench.media.len();
+    bench.at(19_900);
+    assert_eq!(plays(bench, seen), Vec::<Vec<PromptRef>>::new());
+    // 20 s after each joined: caller 1, then caller 2.
+    bench.at(20_100);
+    assert_eq!(plays(bench, seen), [vec![PromptRef::CallerNumber(1), moh]]);
+    bench.at(25_100);
+    assert_eq!(
+        plays(bench, seen),
+        [
+            vec![PromptRef::CallerNumber(1), moh],
+            vec![PromptRef::CallerNumber(2), moh]
+        ]
+    );
+    // The first caller hangs up: the second is next in line.
+    bench.at(30_000);
+    bench.send(alice.peer, &alice.request(&mut a_call, "BYE", None));
+    let seen = bench.media.len();
+    bench.at(44_900);
+    assert_eq!(plays(bench, seen), Vec::<Vec<PromptRef>>::new());
+    bench.at(45_100);
+    assert_eq!(plays(bench, seen), [vec![PromptRef::CallerNumber(1), moh]]);
+    bench.at(50_000);
+    bench.send(carol.peer, &carol.request(&mut c_call, "BYE", None));
+    // Announcements add nothing to the CDR: the queue target answered,
+    // abandoned.
+    let ids = target_ids(bench);
+    golden(
+        &cdr_of(bench, 0),
+        call(
+            (SESSION, CDR, CALL_ID),
+            ("700", "Support"),
+            ("1795874587", "1795874587", "1795874587", "1795874617"),
+            ("0", 30),
+            ("answered", "0", "caller_disconnect"),
+            vec![queue_target(&ids, "1795874617", "30", "caller_disconnect")],
+            5,
+        ),
+    );
+    let durations: Vec<u128> = [1, 3, 10, 12]
+        .map(|n| pbx::apps::caller_number_duration(n).as_millis())
+        .to_vec();
+    assert_eq!(durations, [1500, 2100, 5100, 2700]);
+}
+
+/// The golden of a callback call (its identity fields taken from
+/// `actual`, checked for their shape): agent `agent` (`agent_name`) was
+/// called first, then 101.
+fn callback_golden(actual: &serde_json::Value, mut expected: serde_json::Value) {
+    let session: u64 = actual["session_id"].as_str().unwrap().parse().unwrap();
+    assert_eq!(
+        actual["cdr_id"],
+        json!((session + 1).to_string()),
+        "cdr_id = session_id + 1"
+    );
+    for key in ["session_id", "cdr_id", "call_id", "event_id"] {
+        expected[key] = actual[key].clone();
+    }
+    let cdr_id = actual["cdr_id"].clone();
+    for t in expected["call_targets"].as_array_mut().unwrap() {
+        t["cdr_id"] = cdr_id.clone();
+    }
+    golden(actual, expected);
+}
+
+/// Logs `agents` in to 700 as the runtime does (a new directory).
+fn log_in(bench: &mut Bench, mut queue: Queue, agents: &[&str]) {
+    queue.logged_in = agents.iter().map(|a| Extension::new(*a)).collect();
+    let mut directory = bench.engine.directory().clone();
+    directory.upsert_queue(queue).unwrap();
+    bench.input(pbx::Input::ReplaceDirectory(Box::new(directory)));
+}
+
+#[test]
+fn a_caller_who_presses_1_is_called_back_agent_first_with_queue_callback_legs() {
+    let mut q = support(QueueStrategy::RingAll, &[]);
+    q.callback_attempts = Some(2);
+    let (mut cast, mut ann) = cast_with(q.clone());
+    let Cast { bench, alice, .. } = &mut cast;
+    let a_call = queued(bench, alice, 0);
+    let waiting = |bench: &mut Bench| {
+        bench.control(pbx::Control::QueueCallbacks {
+            tenant: tenant_id(),
+            number: "700".into(),
+        })
+    };
+    // 101 presses 1 at 3 s: goodbye, then the PBX hangs up.
+    bench.at(3_000);
+    let session = bench.media[0].0;
+    bench.input(pbx::Input::Digit {
+        session,
+        digit: '1',
+    });
+    assert_eq!(
+        bench.media.last().unwrap().1,
+        MediaCommand::Play(pbx::apps::Playback {
+            prompts: vec![PromptRef::Builtin(BuiltinPrompt::Goodbye)],
+            repeat: false,
+            payload_type: 0,
+            law: pbx::apps::G711::Pcmu,
+            events: None,
+        })
+    );
+    bench.at(3_800);
+    let bye = bench.take_one(alice.peer);
+    assert!(is(&bye, Method::Bye), "{}", bye.summary());
+    bench.send(alice.peer, &alice.respond(&a_call, &bye, 200, None));
+    assert_eq!(
+        waiting(bench),
+        pbx::ControlReply::Callbacks {
+            waiting: 1,
+            dropped: 0
+        },
+        "the request keeps the caller's place"
+    );
+    let ids = target_ids(bench);
+    golden(
+        &cdr_of(bench, 0),
+        call(
+            (SESSION, CDR, CALL_ID),
+            ("700", "Support"),
+            ("1795874587", "1795874587", "1795874587", "1795874590"),
+            ("0", 3),
+            ("answered", "0", "callee_disconnect"),
+            vec![queue_target(&ids, "1795874590", "3", "callee_disconnect")],
+            5,
+        ),
+    );
+
+    // 103 logs in at 10 s: the PBX calls 103 first (late offer, shown the
+    // caller it will be connected to), then 101 with 103's offer.
+    bench.at(10_000);
+    log_in(bench, q, &["103"]);
+    let invite = bench.take_one(ann.peer);
+    assert!(is(&invite, Method::Invite), "{}", invite.summary());
+    assert!(invite.body().is_empty(), "late offer");
+    let from = invite.header(sip::HeaderName::From).unwrap();
+    assert!(from.starts_with("\"Tom\" <sip:101@acme.example>"), "{from}");
+    let ann_call = ann.incoming(&invite);
+    bench.send(ann.peer, &ann.respond(&ann_call, &invite, 180, None));
+    bench.at(12_000);
+    bench.send(ann.peer, &ann.respond(&ann_call, &invite, 200, Some(SDP_B)));
+    let a_invite = bench.take_one(alice.peer);
+    assert!(is(&a_invite, Method::Invite), "{}", a_invite.summary());
+    assert_eq!(a_invite.body(), SDP_B.as_bytes(), "103's offer");
+    let from = a_invite.header(sip::HeaderName::From).unwrap();
+    assert!(
+        from.starts_with("\"Support\" <sip:103@acme.example>"),
+        "the queue's name: {from}"
+    );
+    let mut back = alice.incoming(&a_invite);
+    bench.at(14_000);
+    bench.send(
+        alice.peer,
+        &alice.respond(&back, &a_invite, 200, Some(SDP_A)),
+    );
+    assert!(
+        is(&bench.take_one(ann.peer), Method::Ack),
+        "103 ACKed with the answer"
+    );
+    // (101's INVITE was sent again while it did not answer.)
+    assert!(bench.take(alice.peer).iter().any(|m| is(m, Method::Ack)));
+    assert_eq!(
+        waiting(bench),
+        pbx::ControlReply::Callbacks {
+            waiting: 0,
+            dropped: 0
+        },
+        "done"
+    );
+    bench.at(20_000);
+    bench.send(alice.peer, &alice.request(&mut back, "BYE", None));
+    assert!(is(&bench.take_one(ann.peer), Method::Bye));
+    let _ = a_call.cseq;
+    let ids = target_ids(bench);
+    let mut expected = call(
+        ("", "", ""),
+        ("101", "Tom"),
+        ("1795874597", "1795874597", "1795874599", "1795874607"),
+        ("2", 8),
+        ("answered", "0", "callee_disconnect"),
+        vec![
+            target(
+                (&ids[1], "", "queue_callback"),
+                ("103", ANN_URI),
+                ("1795874597", "1795874597", "1795874599", "1795874607"),
+                ("2", "8"),
+                ("answered", 0, "callee_disconnect"),
+            ),
+            target(
+                (&ids[2], "", "queue_callback"),
+                ("101", "sip:101@10.0.0.5:5060"),
+                ("1795874599", "1795874601", "1795874601", "1795874607"),
+                ("0", "6"),
+                ("answered", 0, "callee_disconnect"),
+            ),
+        ],
+        9,
+    );
+    expected["caller"] = json!("103");
+    expected["caller_display_name"] = json!("Ann");
+    for t in expected["call_targets"].as_array_mut().unwrap() {
+        t["caller"] = json!("103");
+    }
+    expected["call_targets"][0]["caller"] = json!("101");
+    callback_golden(&cdr_of(bench, 1), expected);
+}
+
+#[test]
+fn a_callback_nobody_answers_is_tried_callback_attempts_times_then_dropped() {
+    let mut q = support(QueueStrategy::RingAll, &["103"]);
+    q.callback_attempts = Some(2);
+    let (mut cast, mut ann) = cast_with(q);
+    let Cast { bench, alice, .. } = &mut cast;
+    let a_call = queued(bench, alice, 0);
+    // 103 rings for 101, who presses 1: 103 is CANCELled.
+    let (ann_call, ann_invite) = invited(bench, &mut ann);
+    bench.at(2_000);
+    let session = bench.media[0].0;
+    bench.input(pbx::Input::Digit {
+        session,
+        digit: '1',
+    });
+    // 103 is free at once: the callback call rings it right away (its
+    // first INVITE being CANCELled).
+    let sent = bench.take(ann.peer);
+    let [cancel, i1] = &sent[..] else {
+        panic!("{sent:?}")
+    };
+    assert!(is(cancel, Method::Cancel) && is(i1, Method::Invite));
+    bench.send(ann.peer, &ann.respond(&ann_call, cancel, 200, None));
+    bench.send(ann.peer, &ann.respond(&ann_call, &ann_invite, 487, None));
+    let c1 = ann.incoming(i1);
+    bench.send(ann.peer, &ann.respond(&c1, i1, 180, None));
+    bench.at(2_800);
+    let bye = bench.take_one(alice.peer);
+    bench.send(alice.peer, &alice.respond(&a_call, &bye, 200, None));
+    let _ = a_call.cseq;
+    let ids = target_ids(bench);
+    golden(
+        &cdr_of(bench, 0),
+        call(
+            (SESSION, CDR, CALL_ID),
+            ("700", "Support"),
+            ("1795874587", "1795874587", "1795874587", "1795874589"),
+            ("0", 2),
+            ("answered", "0", "callee_disconnect"),
+            vec![
+                queue_target(&ids, "1795874589", "2", "callee_disconnect"),
+                target(
+                    (&ids[1], CDR, "queue_call"),
+                    ("103", ANN_URI),
+                    ("1795874587", "1795874587", "0", "1795874589"),
+                    ("2", "0"),
+                    ("noanswer", 487, "cancelled"),
+                ),
+            ],
+            8,
+        ),
+    );
+    // Attempt 1 rings out (the queue's 15 s agent timeout).
+    bench.at(17_100);
+    let cancel = bench
+        .take(ann.peer)
+        .into_iter()
+        .find(|m| is(m, Method::Cancel))
+        .expect("rung out: CANCEL");
+    bench.send(ann.peer, &ann.respond(&c1, &cancel, 200, None));
+    bench.send(ann.peer, &ann.respond(&c1, i1, 487, None));
+    let attempt = cdr_of(bench, 1);
+    assert_eq!(
+        (
+            &attempt["caller"],
+            &attempt["callee"],
+            &attempt["call_status"],
+            &attempt["status_code"],
+            &attempt["ended_reason"]
+        ),
+        (
+            &json!("103"),
+            &json!("101"),
+            &json!("noanswer"),
+            &json!("408"),
+            &json!("None")
+        ),
+        "{attempt}"
+    );
+    assert_eq!(
+        attempt["call_targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| json!([t["callee"], t["call_type"], t["status"], t["status_code"]]))
+            .collect::<Vec<_>>(),
+        [json!(["103", "queue_callback", "noanswer", 408])]
+    );
+    // Attempt 2, 30 s later: 103 refuses; the request is dropped.
+    bench.at(46_900);
+    let early = bench.take(ann.peer);
+    assert!(
+        !early.iter().any(|m| is(m, Method::Invite)),
+        "30 s between attempts: {early:?}"
+    );
+    bench.at(47_100);
+    let (c2, i2) = invited(bench, &mut ann);
+    bench.send(ann.peer, &ann.respond(&c2, &i2, 486, None));
+    assert!(
+        bench
+            .notices()
+            .contains(&pbx::RoutingNotice::CallbackDropped {
+                queue: "700".into(),
+                number: "101".into()
+            })
+    );
+    assert_eq!(
+        bench.control(pbx::Control::QueueCallbacks {
+            tenant: tenant_id(),
+            number: "700".into(),
+        }),
+        pbx::ControlReply::Callbacks {
+            waiting: 0,
+            dropped: 1
+        }
+    );
+    bench.at(200_000);
+    assert!(
+        !bench.take(ann.peer).iter().any(|m| is(m, Method::Invite)),
+        "no third attempt"
+    );
+    assert!(bench.take(alice.peer).is_empty(), "101 was never called");
+}
+
+fn played_last(bench: &Bench) -> Vec<PromptRef> {
+    plays(bench, 0).last().cloned().unwrap_or_default()
+}
+
+#[test]
+fn an_agent_logs_in_and_out_with_its_feature_code_and_hears_it_confirmed() {
+    let (mut cast, mut ann) = cast_with(support(QueueStrategy::RingAll, &[]));
+    let Cast { bench, alice, .. } = &mut cast;
+    // 103 dials *45700: answered at once, the rising confirmation, then
+    // the PBX hangs up.
+    let code = answered_by_pbx(bench, &mut ann, "*45700", 0);
+    assert_eq!(
+        played_last(bench),
+        [PromptRef::Builtin(BuiltinPrompt::LoggedIn)]
+    );
+    bench.at(559);
+    assert!(bench.take(ann.peer).is_empty(), "the confirmation plays");
+    bench.at(600);
+    let bye = bench.take_one(ann.peer);
+    assert!(is(&bye, Method::Bye), "{}", bye.summary());
+    bench.send(ann.peer, &ann.respond(&code, &bye, 200, None));
+    let login = pbx::AgentLogin {
+        tenant: tenant_id(),
+        extension: "103".into(),
+        queues: vec!["700".into()],
+        on: true,
+    };
+    assert_eq!(
+        bench.agent_logins,
+        std::slice::from_ref(&login),
+        "for the store"
+    );
+    let logged_in = |bench: &Bench| {
+        bench
+            .engine
+            .directory()
+            .queue(tenant_id(), "700")
+            .unwrap()
+            .logged_in
+            .clone()
+    };
+    assert_eq!(logged_in(bench), [Extension::new("103")]);
+    let actual = cdr_of(bench, 0);
+    let ids = target_ids(bench);
+    let mut expected = call(
+        (SESSION, CDR, CALL_ID),
+        ("*45700", ""),
+        ("1795874587", "1795874587", "1795874587", "1795874587"),
+        ("0", 0),
+        ("answered", "0", "callee_disconnect"),
+        vec![target(
+            (&ids[0], CDR, "normal_call"),
+            ("*45700", "sip:*45700@acme.example"),
+            ("1795874587", "1795874587", "1795874587", "1795874587"),
+            ("0", "0"),
+            ("answered", 0, "callee_disconnect"),
+        )],
+        5,
+    );
+    expected["call_id"] = actual["call_id"].clone();
+    expected["caller"] = json!("103");
+    expected["caller_display_name"] = json!("Ann");
+    expected["call_targets"][0]["caller"] = json!("103");
+    golden(&actual, expected);
+
+    // The dispatcher offers 103 a caller at once.
+    let _a_call = queued(bench, alice, 2_000);
+    let _ = invited(bench, &mut ann);
+
+    // *46 (every queue): logged out, falling tones; *45701 names no queue
+    // of 103: "invalid", nothing changes.
+    let out = answered_by_pbx(bench, &mut ann, "*46", 5_000);
+    assert_eq!(
+        played_last(bench),
+        [PromptRef::Builtin(BuiltinPrompt::LoggedOut)]
+    );
+    assert!(logged_in(bench).is_empty());
+    bench.at(5_600);
+    let bye = bench
+        .take(ann.peer)
+        .into_iter()
+        .find(|m| is(m, Method::Bye))
+        .expect("hung up after the confirmation");
+    bench.send(ann.peer, &ann.respond(&out, &bye, 200, None));
+    let _none = answered_by_pbx(bench, &mut ann, "*45701", 7_000);
+    assert_eq!(
+        played_last(bench),
+        [PromptRef::Builtin(BuiltinPrompt::Invalid)]
+    );
+    assert_eq!(
+        bench.agent_logins,
+        [
+            login,
+            pbx::AgentLogin {
+                tenant: tenant_id(),
+                extension: "103".into(),
+                queues: vec!["700".into()],
+                on: false,
+            }
+        ]
+    );
 }

@@ -39,6 +39,7 @@ pub(crate) enum Arg<'a> {
     Text(Option<&'a str>),
     Real(Option<f64>),
     Bool(bool),
+    Bytes(Option<&'a [u8]>),
 }
 
 impl From<i64> for Arg<'_> {
@@ -68,6 +69,12 @@ impl<'a> From<Option<&'a str>> for Arg<'a> {
 impl From<Option<f64>> for Arg<'_> {
     fn from(value: Option<f64>) -> Self {
         Arg::Real(value)
+    }
+}
+
+impl<'a> From<&'a [u8]> for Arg<'a> {
+    fn from(value: &'a [u8]) -> Self {
+        Arg::Bytes(Some(value))
     }
 }
 
@@ -120,6 +127,7 @@ pub(crate) trait Row {
     fn opt_text(&self, column: &str) -> Result<Option<String>, sqlx::Error>;
     fn opt_real(&self, column: &str) -> Result<Option<f64>, sqlx::Error>;
     fn boolean(&self, column: &str) -> Result<bool, sqlx::Error>;
+    fn opt_bytes(&self, column: &str) -> Result<Option<Vec<u8>>, sqlx::Error>;
 }
 
 macro_rules! impl_backend {
@@ -174,6 +182,9 @@ macro_rules! impl_backend {
             fn boolean(&self, column: &str) -> Result<bool, sqlx::Error> {
                 sqlx::Row::try_get(self, column)
             }
+            fn opt_bytes(&self, column: &str) -> Result<Option<Vec<u8>>, sqlx::Error> {
+                sqlx::Row::try_get(self, column)
+            }
         }
     };
 }
@@ -189,12 +200,14 @@ where
     Option<&'a str>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
     Option<f64>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
     bool: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    Option<&'a [u8]>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
 {
     args.iter().fold(sqlx::query(sql), |query, arg| match *arg {
         Arg::Int(value) => query.bind(value),
         Arg::Text(value) => query.bind(value),
         Arg::Real(value) => query.bind(value),
         Arg::Bool(value) => query.bind(value),
+        Arg::Bytes(value) => query.bind(value),
     })
 }
 
@@ -548,6 +561,16 @@ pub(crate) const SQLITE_MIGRATIONS: Embedded = &[
         "did_to_external",
         include_str!("../migrations/sqlite/0022_did_to_external.sql"),
     ),
+    (
+        25,
+        "queue_announcements",
+        include_str!("../migrations/sqlite/0025_queue_announcements.sql"),
+    ),
+    (
+        26,
+        "queue_callback_agent_codes",
+        include_str!("../migrations/sqlite/0026_queue_callback_agent_codes.sql"),
+    ),
 ];
 pub(crate) const POSTGRES_MIGRATIONS: Embedded = &[
     (
@@ -659,6 +682,16 @@ pub(crate) const POSTGRES_MIGRATIONS: Embedded = &[
         22,
         "did_to_external",
         include_str!("../migrations/postgres/0022_did_to_external.sql"),
+    ),
+    (
+        25,
+        "queue_announcements",
+        include_str!("../migrations/postgres/0025_queue_announcements.sql"),
+    ),
+    (
+        26,
+        "queue_callback_agent_codes",
+        include_str!("../migrations/postgres/0026_queue_callback_agent_codes.sql"),
     ),
 ];
 

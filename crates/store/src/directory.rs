@@ -22,6 +22,9 @@ pub const DEFAULT_TIME_ZONE: &str = "UTC";
 pub const DEFAULT_PICKUP_CODE: &str = "*8";
 /// The default directed pickup prefix (`**102` picks up 102's call).
 pub const DEFAULT_DIRECTED_PICKUP_PREFIX: &str = "**";
+/// The default queue agents' login and logout feature codes.
+pub const DEFAULT_AGENT_LOGIN_CODE: &str = "*45";
+pub const DEFAULT_AGENT_LOGOUT_CODE: &str = "*46";
 
 /// One company, with its own SIP domain.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,6 +43,11 @@ pub struct Tenant {
     /// and the directed pickup prefix followed by an extension (`**`).
     pub pickup_code: String,
     pub directed_pickup_prefix: String,
+    /// Queue agents' login and logout feature codes (migration 0026):
+    /// alone, every queue of the agent; followed by a queue's number, that
+    /// queue (`*45`, `*46`).
+    pub agent_login_code: String,
+    pub agent_logout_code: String,
     /// Every call of the tenant is recorded (migration 0021).
     pub recording: bool,
     pub created_at: UnixMillis,
@@ -56,6 +64,8 @@ impl Tenant {
             retention_days: None,
             pickup_code: DEFAULT_PICKUP_CODE.to_owned(),
             directed_pickup_prefix: DEFAULT_DIRECTED_PICKUP_PREFIX.to_owned(),
+            agent_login_code: DEFAULT_AGENT_LOGIN_CODE.to_owned(),
+            agent_logout_code: DEFAULT_AGENT_LOGOUT_CODE.to_owned(),
             recording: false,
             created_at,
         }
@@ -218,7 +228,7 @@ pub(crate) async fn all_users(conn: &mut impl Conn) -> Result<Vec<User>, StoreEr
     .collect()
 }
 
-const TENANT_COLUMNS: &str = "id, name, sip_domain, time_zone, retention_days, pickup_code, directed_pickup_prefix, recording, created_at";
+const TENANT_COLUMNS: &str = "id, name, sip_domain, time_zone, retention_days, pickup_code, directed_pickup_prefix, agent_login_code, agent_logout_code, recording, created_at";
 
 fn opt_days(days: Option<u32>) -> Option<i64> {
     days.map(i64::from)
@@ -228,7 +238,8 @@ pub(crate) async fn create_tenant(conn: &mut impl Conn, tenant: &Tenant) -> Resu
     let domain = tenant.sip_domain.to_ascii_lowercase();
     conn.execute(
         "INSERT INTO tenants (id, name, sip_domain, time_zone, retention_days, created_at, \
-         pickup_code, directed_pickup_prefix, recording) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+         pickup_code, directed_pickup_prefix, recording, agent_login_code, agent_logout_code) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         &args![
             db_id("tenant_id", tenant.id.id())?,
             tenant.name.as_str(),
@@ -239,6 +250,8 @@ pub(crate) async fn create_tenant(conn: &mut impl Conn, tenant: &Tenant) -> Resu
             tenant.pickup_code.as_str(),
             tenant.directed_pickup_prefix.as_str(),
             tenant.recording,
+            tenant.agent_login_code.as_str(),
+            tenant.agent_logout_code.as_str(),
         ],
     )
     .await?;
@@ -254,7 +267,8 @@ pub(crate) async fn update_tenant(
     let n = conn
         .execute(
             "UPDATE tenants SET name = $2, sip_domain = $3, time_zone = $4, retention_days = $5, \
-             pickup_code = $6, directed_pickup_prefix = $7, recording = $8 WHERE id = $1",
+             pickup_code = $6, directed_pickup_prefix = $7, recording = $8, \
+             agent_login_code = $9, agent_logout_code = $10 WHERE id = $1",
             &args![
                 db_id("tenant_id", tenant.id.id())?,
                 tenant.name.as_str(),
@@ -264,6 +278,8 @@ pub(crate) async fn update_tenant(
                 tenant.pickup_code.as_str(),
                 tenant.directed_pickup_prefix.as_str(),
                 tenant.recording,
+                tenant.agent_login_code.as_str(),
+                tenant.agent_logout_code.as_str(),
             ],
         )
         .await?;
@@ -322,7 +338,7 @@ pub(crate) async fn tenant(
 ) -> Result<Option<Tenant>, StoreError> {
     conn.fetch_optional(
         "SELECT id, name, sip_domain, time_zone, retention_days, pickup_code, \
-         directed_pickup_prefix, recording, created_at \
+         directed_pickup_prefix, agent_login_code, agent_logout_code, recording, created_at \
          FROM tenants WHERE id = $1",
         &args![db_id("tenant_id", id.id())?],
     )
@@ -338,7 +354,7 @@ pub(crate) async fn tenant_by_sip_domain(
     let domain = domain.to_ascii_lowercase();
     conn.fetch_optional(
         "SELECT id, name, sip_domain, time_zone, retention_days, pickup_code, \
-         directed_pickup_prefix, recording, created_at \
+         directed_pickup_prefix, agent_login_code, agent_logout_code, recording, created_at \
          FROM tenants WHERE sip_domain = $1",
         &args![domain.as_str()],
     )
@@ -362,6 +378,8 @@ fn tenant_from_row(row: &impl Row) -> Result<Tenant, StoreError> {
             .transpose()?,
         pickup_code: row.text("pickup_code")?,
         directed_pickup_prefix: row.text("directed_pickup_prefix")?,
+        agent_login_code: row.text("agent_login_code")?,
+        agent_logout_code: row.text("agent_logout_code")?,
         recording: row.boolean("recording")?,
         created_at: get_ms(row, "created_at")?,
     })
@@ -371,7 +389,7 @@ fn tenant_from_row(row: &impl Row) -> Result<Tenant, StoreError> {
 pub(crate) async fn tenants(conn: &mut impl Conn) -> Result<Vec<Tenant>, StoreError> {
     conn.fetch_all(
         "SELECT id, name, sip_domain, time_zone, retention_days, pickup_code, \
-         directed_pickup_prefix, recording, created_at \
+         directed_pickup_prefix, agent_login_code, agent_logout_code, recording, created_at \
          FROM tenants ORDER BY id",
         &args![],
     )
@@ -389,7 +407,7 @@ pub(crate) async fn tenant_page(
 ) -> Result<Vec<Tenant>, StoreError> {
     conn.fetch_all(
         "SELECT id, name, sip_domain, time_zone, retention_days, pickup_code, \
-         directed_pickup_prefix, recording, created_at \
+         directed_pickup_prefix, agent_login_code, agent_logout_code, recording, created_at \
          FROM tenants ORDER BY id LIMIT $1 OFFSET $2",
         &args![i64::from(top), db_u64("skip", skip)?],
     )

@@ -42,6 +42,14 @@ pub struct Ivr {
     pub updated_at: UnixMillis,
 }
 
+/// The columns of a [`PromptRow`] (not its audio: listing prompts reads
+/// no blobs).
+macro_rules! prompt_columns {
+    () => {
+        "id, tenant_id, name, duration_ms, size_bytes, created_at"
+    };
+}
+
 /// A tenant's prompt, as stored (its audio is a file, see the migration).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PromptRow {
@@ -332,9 +340,10 @@ impl Store {
         })
     }
 
-    /// Records an uploaded prompt (its file is written first); `false`
-    /// when the tenant already has a prompt of that name.
-    pub async fn insert_prompt(&self, p: &PromptRow) -> Result<bool, StoreError> {
+    /// Records an uploaded prompt with its audio (`wav`, the 8 kHz WAV
+    /// its file holds, for the other nodes); `false` when the tenant
+    /// already has a prompt of that name.
+    pub async fn insert_prompt(&self, p: &PromptRow, wav: &[u8]) -> Result<bool, StoreError> {
         with_write_tx!(&self.pool, |conn| async {
             let tenant = db_id("tenant_id", p.tenant_id.id())?;
             let taken = conn
@@ -347,8 +356,8 @@ impl Store {
                 return Ok(false);
             }
             conn.execute(
-                "INSERT INTO prompts (id, tenant_id, name, duration_ms, size_bytes, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO prompts (id, tenant_id, name, duration_ms, size_bytes, created_at, \
+                 audio) VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 &args![
                     db_id("prompt_id", p.id)?,
                     tenant,
@@ -356,6 +365,7 @@ impl Store {
                     db_u64("duration_ms", p.duration_ms)?,
                     db_u64("size_bytes", p.size_bytes)?,
                     db_ms("created_at", p.created_at)?,
+                    wav,
                 ],
             )
             .await?;
@@ -363,11 +373,31 @@ impl Store {
         })
     }
 
+    /// Prompt `id`'s stored audio (a WAV), if it has some.
+    pub async fn prompt_audio(&self, id: Id) -> Result<Option<Vec<u8>>, StoreError> {
+        with_conn!(&self.pool, |conn| async {
+            let row = conn
+                .fetch_optional(
+                    "SELECT audio FROM prompts WHERE id = $1",
+                    &args![db_id("prompt_id", id)?],
+                )
+                .await?;
+            Ok::<_, StoreError>(match row {
+                Some(row) => row.opt_bytes("audio")?,
+                None => None,
+            })
+        })
+    }
+
     /// The tenant's prompt `id`.
     pub async fn prompt(&self, tenant: TenantId, id: Id) -> Result<Option<PromptRow>, StoreError> {
         with_conn!(&self.pool, |conn| async {
             conn.fetch_optional(
-                "SELECT * FROM prompts WHERE tenant_id = $1 AND id = $2",
+                concat!(
+                    "SELECT ",
+                    prompt_columns!(),
+                    " FROM prompts WHERE tenant_id = $1 AND id = $2"
+                ),
                 &args![db_id("tenant_id", tenant.id())?, db_id("prompt_id", id)?],
             )
             .await?
@@ -382,14 +412,25 @@ impl Store {
             let rows = match tenant {
                 Some(t) => {
                     conn.fetch_all(
-                        "SELECT * FROM prompts WHERE tenant_id = $1 ORDER BY name, id",
+                        concat!(
+                            "SELECT ",
+                            prompt_columns!(),
+                            " FROM prompts WHERE tenant_id = $1 ORDER BY name, id"
+                        ),
                         &args![db_id("tenant_id", t.id())?],
                     )
                     .await?
                 }
                 None => {
-                    conn.fetch_all("SELECT * FROM prompts ORDER BY tenant_id, id", &args![])
-                        .await?
+                    conn.fetch_all(
+                        concat!(
+                            "SELECT ",
+                            prompt_columns!(),
+                            " FROM prompts ORDER BY tenant_id, id"
+                        ),
+                        &args![],
+                    )
+                    .await?
                 }
             };
             rows.iter().map(prompt_from_row).collect()

@@ -81,8 +81,8 @@ pub use cdrs::CdrPage;
 pub use commit::SessionEvents;
 pub use db::{Backend, PoolWaits, StoreOptions, pool_waits};
 pub use directory::{
-    DEFAULT_DIRECTED_PICKUP_PREFIX, DEFAULT_PICKUP_CODE, DEFAULT_RING_TIMEOUT_SECS,
-    DEFAULT_TIME_ZONE, SipHashes, Tenant, User,
+    DEFAULT_AGENT_LOGIN_CODE, DEFAULT_AGENT_LOGOUT_CODE, DEFAULT_DIRECTED_PICKUP_PREFIX,
+    DEFAULT_PICKUP_CODE, DEFAULT_RING_TIMEOUT_SECS, DEFAULT_TIME_ZONE, SipHashes, Tenant, User,
 };
 pub use error::StoreError;
 pub use export::{ExportFormat, ExportLimits, ExportSlot, ExportSlots, ExportZone, UnknownZone};

@@ -201,6 +201,7 @@ fn bind(statement: &mut Statement<'_>, args: &[Arg<'_>]) -> Result<(), sqlx::Err
             Arg::Text(value) => statement.raw_bind_parameter(index, value),
             Arg::Real(value) => statement.raw_bind_parameter(index, value),
             Arg::Bool(value) => statement.raw_bind_parameter(index, i64::from(value)),
+            Arg::Bytes(value) => statement.raw_bind_parameter(index, value),
         };
         result.map_err(to_sqlx)?;
     }
@@ -309,6 +310,14 @@ impl Row for LiteRow {
         match self.value(column)? {
             ValueRef::Integer(v) => Ok(v != 0),
             other => Err(mismatch(column, "a boolean", other)),
+        }
+    }
+
+    fn opt_bytes(&self, column: &str) -> Result<Option<Vec<u8>>, sqlx::Error> {
+        match self.value(column)? {
+            ValueRef::Null => Ok(None),
+            ValueRef::Blob(bytes) => Ok(Some(bytes.to_vec())),
+            other => Err(mismatch(column, "a blob", other)),
         }
     }
 }

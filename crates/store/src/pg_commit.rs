@@ -276,6 +276,8 @@ fn bind_columns<'a, const N: usize>(
                 Arg::Text(_) => Column::Text(Vec::with_capacity(rows.len())),
                 Arg::Real(_) => Column::Real(Vec::with_capacity(rows.len())),
                 Arg::Bool(_) => Column::Bool(Vec::with_capacity(rows.len())),
+                // No batch writes blobs; refused below as a type mix.
+                Arg::Bytes(_) => Column::Int(Vec::new()),
             })
             .collect(),
         None => (0..N).map(|_| Column::Int(Vec::new())).collect(),

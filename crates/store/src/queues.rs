@@ -32,6 +32,12 @@ pub struct Queue {
     pub max_length: Option<u32>,
     pub overflow: Option<String>,
     pub moh_prompt_id: Option<Id>,
+    /// Seconds between a waiting caller's position announcements; 0:
+    /// none.
+    pub announce_position_secs: u32,
+    /// Callback calls tried at most for a caller who pressed 1; 0: no
+    /// callback offered.
+    pub callback_attempts: u32,
     pub created_at: UnixMillis,
     pub updated_at: UnixMillis,
 }
@@ -84,6 +90,8 @@ fn from_row(row: &impl Row) -> Result<Queue, StoreError> {
         max_length: opt_u32(row, "max_length")?,
         overflow: row.opt_text("overflow")?,
         moh_prompt_id: get_opt_id(row, "moh_prompt_id")?,
+        announce_position_secs: get_u32(row, "announce_position_secs")?,
+        callback_attempts: get_u32(row, "callback_attempts")?,
         created_at: get_ms(row, "created_at")?,
         updated_at: get_ms(row, "updated_at")?,
     })
@@ -157,12 +165,13 @@ async fn write(conn: &mut impl Conn, q: &Queue, create: bool) -> Result<bool, St
     let sql = if create {
         "INSERT INTO queues (id, tenant_id, number, name, strategy, agents, logged_in, \
          agent_timeout_secs, wrap_up_secs, max_wait_secs, max_length, overflow, moh_prompt_id, \
-         created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+         created_at, updated_at, announce_position_secs, callback_attempts) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
     } else {
         "UPDATE queues SET number = $3, name = $4, strategy = $5, agents = $6, logged_in = $7, \
          agent_timeout_secs = $8, wrap_up_secs = $9, max_wait_secs = $10, max_length = $11, \
-         overflow = $12, moh_prompt_id = $13, updated_at = $15 \
+         overflow = $12, moh_prompt_id = $13, updated_at = $15, announce_position_secs = $16, \
+         callback_attempts = $17 \
          WHERE id = $1 AND tenant_id = $2 AND created_at = $14"
     };
     let n = conn
@@ -184,6 +193,8 @@ async fn write(conn: &mut impl Conn, q: &Queue, create: bool) -> Result<bool, St
                 moh,
                 db_ms("created_at", q.created_at)?,
                 db_ms("updated_at", q.updated_at)?,
+                i64::from(q.announce_position_secs),
+                i64::from(q.callback_attempts),
             ],
         )
         .await?;
@@ -311,6 +322,31 @@ impl Store {
                 .map(from_row)
                 .collect()
         })
+    }
+
+    /// As [`Store::set_queue_agent`], naming the queue by its number (an
+    /// agent's feature code, from the engine).
+    pub async fn set_queue_agent_by_number(
+        &self,
+        tenant: TenantId,
+        number: &str,
+        extension: &str,
+        on: bool,
+        at: UnixMillis,
+    ) -> Result<AgentLogin, StoreError> {
+        let found = with_conn!(&self.pool, |conn| async {
+            conn.fetch_optional(
+                "SELECT id FROM queues WHERE tenant_id = $1 AND number = $2",
+                &args![db_id("tenant_id", tenant.id())?, number],
+            )
+            .await?
+            .map(|row| get_id(&row, "id"))
+            .transpose()
+        })?;
+        match found {
+            Some(id) => self.set_queue_agent(tenant, id, extension, on, at).await,
+            None => Ok(AgentLogin::NotFound),
+        }
     }
 
     /// Logs agent `extension` in (`on`) or out of the tenant's queue `id`.

@@ -104,5 +104,56 @@ pub fn engine_queue(q: &store::Queue, durations: &HashMap<cdr::Id, u64>) -> Opti
             n => pbx::IvrDestination::Number(n.to_owned()),
         }),
         moh,
+        announce_position: (q.announce_position_secs > 0)
+            .then(|| Duration::from_secs(u64::from(q.announce_position_secs))),
+        callback_attempts: (q.callback_attempts > 0).then_some(q.callback_attempts),
     })
+}
+
+/// Commits the agents' feature-code logins and logouts (the engine
+/// changed its own directory already) until the queue closes: each queue
+/// is written as `POST /api/queues/{id}/login` does, which bumps the
+/// directory version so other nodes load it. A queue gone meanwhile is
+/// logged and skipped.
+pub async fn persist_agent_logins(
+    mut changes: tokio::sync::mpsc::UnboundedReceiver<pbx::AgentLogin>,
+    store: Store,
+) {
+    while let Some(change) = changes.recv().await {
+        for queue in &change.queues {
+            let result = store
+                .set_queue_agent_by_number(
+                    change.tenant,
+                    queue,
+                    &change.extension,
+                    change.on,
+                    crate::clock::unix_millis(),
+                )
+                .await;
+            match result {
+                Ok(store::AgentLogin::Done(_)) => tracing::info!(
+                    tenant_id = %change.tenant,
+                    queue = %queue,
+                    extension = %change.extension,
+                    on = change.on,
+                    "queue agent logged {} by feature code",
+                    if change.on { "in" } else { "out" }
+                ),
+                Ok(other) => tracing::warn!(
+                    tenant_id = %change.tenant,
+                    queue = %queue,
+                    extension = %change.extension,
+                    outcome = ?other,
+                    "queue agent feature code not persisted"
+                ),
+                Err(e) => tracing::warn!(
+                    tenant_id = %change.tenant,
+                    queue = %queue,
+                    extension = %change.extension,
+                    error = %e,
+                    "could not persist a queue agent's feature code"
+                ),
+            }
+        }
+    }
 }

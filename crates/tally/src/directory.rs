@@ -138,11 +138,13 @@ pub fn engine_tenant(tenant: &store::Tenant) -> pbx::Tenant {
     }
 }
 
-/// A stored tenant's call pickup feature codes.
+/// A stored tenant's feature codes (call pickup, queue agents).
 pub fn engine_feature_codes(tenant: &store::Tenant) -> pbx::FeatureCodes {
     pbx::FeatureCodes {
         group_pickup: tenant.pickup_code.clone(),
         directed_pickup: tenant.directed_pickup_prefix.clone(),
+        agent_login: tenant.agent_login_code.clone(),
+        agent_logout: tenant.agent_logout_code.clone(),
     }
 }
 

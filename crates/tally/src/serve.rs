@@ -317,8 +317,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         inbound: Arc::clone(&inbound),
         resolver: resolver.clone(),
     };
+    let (agent_logins_tx, agent_logins_rx) = mpsc::unbounded_channel();
+    tokio::spawn(crate::apps::persist_agent_logins(
+        agent_logins_rx,
+        store.clone(),
+    ));
     let mut shard = Shard::new(engine, transmitter, facts_tx, bindings_tx)
-        .with_spawner(tokio::runtime::Handle::current());
+        .with_spawner(tokio::runtime::Handle::current())
+        .with_agent_logins(agent_logins_tx);
     if let Some(media) = media {
         shard = shard.with_media(media);
     }
@@ -374,6 +380,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     api_state.set_webhooks(Arc::clone(&webhooks));
     let recordings_dir = config.recordings_dir();
     api_state.set_recordings_dir(recordings_dir.clone());
+    tokio::spawn(crate::api::prompts::sync_prompts(
+        store.clone(),
+        prompts_dir.clone(),
+        prompts.clone(),
+        stop.clone(),
+    ));
     api_state.set_prompts(crate::api::prompts::Prompts {
         dir: prompts_dir,
         library: prompts,

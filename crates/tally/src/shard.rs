@@ -109,6 +109,8 @@ pub struct Shard {
     /// the main runtime, when the shard has a thread of its own
     /// (`sip_thread.rs`).
     spawner: Option<tokio::runtime::Handle>,
+    /// Agents' feature-code logins to persist (`apps::persist_agent_logins`).
+    agent_logins: Option<mpsc::UnboundedSender<pbx::AgentLogin>>,
 }
 
 /// How long the shard waits at shutdown for stopped relays to report, so
@@ -135,6 +137,7 @@ impl Shard {
             spans: HashMap::new(),
             media: None,
             spawner: None,
+            agent_logins: None,
         }
     }
 
@@ -142,6 +145,12 @@ impl Shard {
     /// connections) on `runtime` instead of the one running the shard.
     pub fn with_spawner(mut self, runtime: tokio::runtime::Handle) -> Self {
         self.spawner = Some(runtime);
+        self
+    }
+
+    /// Persists agents' feature-code logins through `tx`.
+    pub fn with_agent_logins(mut self, tx: mpsc::UnboundedSender<pbx::AgentLogin>) -> Self {
+        self.agent_logins = Some(tx);
         self
     }
 
@@ -302,6 +311,11 @@ impl Shard {
                     } => self.call_event(session, tenant, event),
                     Output::BindingChanges(changes) => {
                         let _ = self.bindings.send(changes);
+                    }
+                    Output::AgentLogin(change) => {
+                        if let Some(tx) = &self.agent_logins {
+                            let _ = tx.send(change);
+                        }
                     }
                     Output::Event(event) => log_engine_event(&event),
                     Output::Media {

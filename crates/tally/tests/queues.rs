@@ -54,6 +54,7 @@ fn provisioning(server: &Server) {
     assert_eq!(q["wrap_up"], 10);
     assert_eq!(q["max_wait"], Value::Null);
     assert_eq!(q["logged_in"], json!([]), "agents start logged out");
+    assert_eq!(q["announce_position"], 0, "no position announcements");
     let one = format!("/api/queues/{}", q["id"].as_str().unwrap());
     let bad = |body: Value, field: &str| refused(&admin.post_json("/api/queues", &body), field);
     bad(
@@ -72,6 +73,10 @@ fn provisioning(server: &Server) {
     bad(
         json!({"number": "71", "name": "A", "agents": ["102"], "max_wait": 1}),
         "max_wait",
+    );
+    bad(
+        json!({"number": "71", "name": "A", "agents": ["102"], "announce_position": 5}),
+        "announce_position",
     );
     bad(
         json!({"number": "71", "name": "A", "agents": ["102"], "overflow": "999"}),
@@ -385,6 +390,48 @@ fn queue_calls(dir: &Path, extra: &[&str]) {
     );
     let r = admin.request("DELETE", &sales, "application/json", "");
     assert_eq!(r.status, 409, "{}", r.body);
+
+    // 5. Position announcements every 15 s: the caller (first in line)
+    // hears the chime, then one pip ("caller number 1"), then the music.
+    let r = admin.post_json(
+        "/api/queues",
+        &json!({"number": "703", "name": "Announced", "agents": ["102"],
+                "announce_position": 15}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.json()["announce_position"], 15);
+    let mut caller = Caller::new(&demo);
+    let mut call = caller.call("703");
+    let heard = caller.listen(19.0);
+    assert_eq!(caller.phone.bye(&mut call, "703"), 200);
+    let tones = tones_of(&heard);
+    let chime = tones
+        .iter()
+        .position(|t| *t == Some(950.0))
+        .unwrap_or_else(|| panic!("no chime in {} frames", tones.len()));
+    assert!(
+        chime as f64 * 0.02 >= 14.0,
+        "announced after 15 s, not at {chime}"
+    );
+    let after: Vec<Option<f64>> = tones[chime..].to_vec();
+    let pips = after
+        .windows(2)
+        .take(100)
+        .filter(|w| w[0] != Some(1400.0) && w[1] == Some(1400.0))
+        .count();
+    assert_eq!(pips, 1, "caller number 1: {after:?}");
+    assert!(
+        hears_music(&heard[(chime + 100) * 160..]),
+        "then the music again"
+    );
+}
+
+/// The tone of each 20 ms of `pcm` among the prompts' (music, chime,
+/// pip), if one dominates.
+fn tones_of(pcm: &[i16]) -> Vec<Option<f64>> {
+    pcm.chunks_exact(160)
+        .map(|f| dominant(f, &[523.0, 659.0, 784.0, 800.0, 950.0, 1400.0], 8_000, 0.6))
+        .collect()
 }
 
 #[test]
@@ -406,4 +453,248 @@ fn queue_calls_on_postgres() {
     };
     let dir = TempDir::new("queue-calls-pg");
     queue_calls(dir.path(), &["--database", &db.url]);
+}
+
+// ----- callback -------------------------------------------------------------
+
+/// 101 waits in a queue offering callback with nobody logged in, presses 1
+/// (RFC 4733), hears goodbye and is hung up; 102 logs in: the PBX calls
+/// 102 (SIPp), then 101, and bridges them. Both CDRs over REST, the
+/// callback's webhook events.
+fn queue_callback(dir: &Path, extra: &[&str]) {
+    let config = media_config(dir);
+    let demo = Demo::start(dir, &[&["--config", config.as_str()], extra].concat());
+    let hooks = Hooks::subscribe(&demo);
+    let admin = demo.admin();
+    let r = admin.post_json(
+        "/api/queues",
+        &json!({"number": "704", "name": "Callback", "agents": ["102"],
+                "callback_attempts": 2}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.json()["callback_attempts"], 2);
+    let queue = format!("/api/queues/{}", r.json()["id"].as_str().unwrap());
+    let r = admin.request(
+        "PATCH",
+        &queue,
+        "application/json",
+        &json!({"callback_attempts": 9}).to_string(),
+    );
+    refused(&r, "callback_attempts");
+
+    let mut caller = Caller::new(&demo);
+    assert_eq!(caller.phone.register(), 200);
+    let call = caller.call("704");
+    let _ = caller.listen(1.5);
+    caller.press('1');
+    let bye = caller.phone.recv_request("BYE");
+    caller.phone.reply(&bye, 200, "");
+    let first = cdr_of_call(&demo, 1, &call.call_id);
+    assert_eq!(
+        (&first["call_status"], &first["end_reason"]),
+        (&json!("answered"), &json!("CALLEE_DISCONNECTED")),
+        "{first}"
+    );
+    assert_eq!(
+        brief(&first),
+        [json!([
+            "704",
+            "normal_call",
+            "answered",
+            "callee_disconnect"
+        ])],
+        "{first}"
+    );
+    let s = admin.get(&format!("{queue}/stats")).json();
+    assert_eq!(
+        (&s["waiting"], &s["callbacks_waiting"]),
+        (&json!(1), &json!(1)),
+        "the request waits: {s}"
+    );
+
+    // 102 logs in: called first, then 101.
+    let agent = demo.phone("102", "uas.xml");
+    let r = admin.post_json(&format!("{queue}/login"), &json!({"extension": "102"}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let invite = caller.phone.recv_request("INVITE");
+    assert!(
+        invite
+            .header(sip::HeaderName::From)
+            .is_some_and(|f| f.contains("Callback")),
+        "shown the queue's name: {}",
+        invite.summary()
+    );
+    caller.phone.reply(&invite, 200, "back1");
+    let _ack = caller.phone.recv_request("ACK");
+    std::thread::sleep(Duration::from_millis(500));
+    let mut back = common::phone::Outgoing {
+        call_id: invite.call_id().unwrap().to_owned(),
+        from_tag: "back1".into(),
+        to_tag: invite.from().unwrap().tag().unwrap().to_owned(),
+        remote_target: common::phone::contact_uri(&invite).unwrap(),
+        cseq: 1,
+        status: 200,
+    };
+    assert_eq!(caller.phone.bye(&mut back, "102"), 200);
+    let (ok, log) = agent.finish();
+    assert!(ok, "SIPp agent:\n{log}\n{}", demo.server.stderr());
+    // The callback's call_id is its first INVITE's (to 102).
+    let items = wait_for_cdrs(&admin, 2);
+    let callback = items["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["call_id"] != call.call_id.as_str())
+        .unwrap_or_else(|| panic!("no callback CDR: {items}"))
+        .clone();
+    let id = callback["id"].as_str().unwrap();
+    let callback = admin.get(&format!("/api/cdrs/{id}")).json()["items"][0].clone();
+    assert_eq!(
+        (
+            &callback["caller"],
+            &callback["callee"],
+            &callback["direction"],
+            &callback["call_status"],
+            &callback["end_reason"]
+        ),
+        (
+            &json!("102"),
+            &json!("101"),
+            &json!("EXTENSION_CALL"),
+            &json!("answered"),
+            &json!("CALLEE_DISCONNECTED")
+        ),
+        "{callback}"
+    );
+    assert_eq!(
+        brief(&callback),
+        [
+            json!(["102", "queue_callback", "answered", "callee_disconnect"]),
+            json!(["101", "queue_callback", "answered", "callee_disconnect"]),
+        ],
+        "{callback}"
+    );
+    let events = hooks.of_session(callback["session_id"].as_str().unwrap());
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "call_start",
+            "cdr_target_add",
+            "cdr_target_ringing",
+            "cdr_target_answer",
+            "cdr_target_add",
+            "cdr_target_answer",
+            "cdr_target_end",
+            "cdr_target_end",
+            "call_cdr"
+        ],
+        "{events:?}"
+    );
+    let s = admin.get(&format!("{queue}/stats")).json();
+    assert_eq!(
+        (
+            &s["waiting"],
+            &s["callbacks_waiting"],
+            &s["callbacks_dropped"]
+        ),
+        (&json!(0), &json!(0), &json!(0)),
+        "{s}"
+    );
+    agent_codes(&demo, &mut caller);
+}
+
+/// 101 logs in to queue 705 with `*45705` and out of every queue with
+/// `*46`: the PBX answers, plays the confirmation (rising 1000 → 1300 Hz;
+/// falling) and hangs up; the state is in the store (REST shows it).
+fn agent_codes(demo: &Demo, caller: &mut Caller) {
+    let admin = demo.admin();
+    let t = admin.get("/api/tenant").json();
+    assert_eq!(
+        (&t["agent_login_code"], &t["agent_logout_code"]),
+        (&json!("*45"), &json!("*46")),
+        "{t}"
+    );
+    let r = admin.request(
+        "PUT",
+        "/api/tenant",
+        "application/json",
+        &json!({"agent_login_code": "45"}).to_string(),
+    );
+    refused(&r, "agent_login_code");
+    let r = admin.post_json(
+        "/api/queues",
+        &json!({"number": "705", "name": "Codes", "agents": ["101", "102"]}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let codes = format!("/api/queues/{}", r.json()["id"].as_str().unwrap());
+    let logged_in = |want: Value| {
+        let until = Instant::now() + common::WAIT;
+        loop {
+            let q = admin.get(&codes).json();
+            if q["logged_in"] == want {
+                return;
+            }
+            assert!(Instant::now() < until, "logged_in {want}: {q}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    for (n, (code, tones, state)) in [
+        ("*45705", [1000.0, 1300.0], json!(["101"])),
+        ("*46", [1300.0, 1000.0], json!([])),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let call = caller.call(code);
+        let heard = caller.listen(0.5);
+        let bye = caller.phone.recv_request("BYE");
+        caller.phone.reply(&bye, 200, "");
+        let order: Vec<f64> = heard
+            .chunks_exact(800)
+            .filter_map(|b| dominant(b, &[1000.0, 1300.0], 8_000, 0.6))
+            .fold(Vec::new(), |mut v, f| {
+                if v.last() != Some(&f) {
+                    v.push(f);
+                }
+                v
+            });
+        assert_eq!(order, tones, "{code}: the confirmation");
+        logged_in(state);
+        let cdr = cdr_of_call(demo, 3 + n as u64, &call.call_id);
+        assert_eq!(
+            brief(&cdr),
+            [json!([
+                code,
+                "normal_call",
+                "answered",
+                "callee_disconnect"
+            ])],
+            "{cdr}"
+        );
+    }
+}
+
+#[test]
+fn queue_callback_and_agent_codes_on_sqlite() {
+    if !sipp_available("queue_callback_and_agent_codes_on_sqlite") {
+        return;
+    }
+    let dir = TempDir::new("queue-callback");
+    queue_callback(dir.path(), &[]);
+}
+
+#[test]
+fn queue_callback_and_agent_codes_on_postgres() {
+    if !sipp_available("queue_callback_and_agent_codes_on_postgres") {
+        return;
+    }
+    let Some(db) = PgDatabase::create("queue_callback") else {
+        return;
+    };
+    let dir = TempDir::new("queue-callback-pg");
+    queue_callback(dir.path(), &["--database", &db.url]);
 }

@@ -74,6 +74,8 @@ pub(super) struct App {
 pub(super) enum AppKind {
     Ivr(super::ivr::IvrRun),
     Queue(super::queue::QueueRun),
+    /// An agent's feature code confirming (`agent_code.rs`).
+    AgentCode,
 }
 
 /// The session's applications (see the module doc).
@@ -186,6 +188,7 @@ impl Session {
         if let Some(app) = self.apps.current.take() {
             if matches!(app.kind, AppKind::Queue(_)) {
                 self.timers.stop(Timer::QueueAgent);
+                self.timers.stop(Timer::QueueAnnounce);
                 cx.fx.push(Effect::Queue(super::queue::QueueEffect::Leave));
             }
             cx.emit(CallEventKind::TargetEnded(TargetEnd {
@@ -213,7 +216,7 @@ impl Session {
             crate::router::Route::Group(g) => g.name.clone(),
             crate::router::Route::Ivr(i) => i.name.clone(),
             crate::router::Route::Queue(q) => q.name.clone(),
-            crate::router::Route::NotFound => String::new(),
+            crate::router::Route::NotFound | crate::router::Route::AgentCode(_) => String::new(),
         };
         self.timers.stop_ringing();
         if !matches!(
@@ -353,7 +356,7 @@ impl Session {
             })
         };
         let forwarding = match route {
-            Route::Ivr(_) | Route::Queue(_) => return true,
+            Route::Ivr(_) | Route::Queue(_) | Route::AgentCode(_) => return true,
             Route::Group(g) => return g.no_answer.as_deref().is_some_and(is_ivr),
             Route::Extension { forwarding, .. }
             | Route::Unavailable { forwarding, .. }
@@ -373,7 +376,8 @@ impl Session {
         }
         match self.apps.current.as_ref().map(|a| &a.kind) {
             Some(AppKind::Ivr(_)) => self.ivr_digit(cx, digit),
-            Some(AppKind::Queue(_)) | None => {}
+            Some(AppKind::Queue(_)) => self.queue_digit(cx, digit),
+            Some(AppKind::AgentCode) | None => {}
         }
     }
 
@@ -385,6 +389,7 @@ impl Session {
         match self.apps.current.as_ref().map(|a| &a.kind) {
             Some(AppKind::Ivr(_)) => self.ivr_timer(cx),
             Some(AppKind::Queue(_)) => self.queue_waited_too_long(cx),
+            Some(AppKind::AgentCode) => self.app_hang_up(cx, EndReason::CalleeDisconnect),
             None => {}
         }
     }

@@ -76,7 +76,7 @@ pub(crate) struct Lookup<'a> {
     /// Who answered each ring group last (round robin).
     pub last_answered: &'a LastAnswered,
     /// Queues' waiting callers (a queue's `max_length`).
-    pub queues: &'a super::queue::QueueBook,
+    pub queues: &'a super::queue_book::QueueBook,
 }
 
 impl Lookup<'_> {

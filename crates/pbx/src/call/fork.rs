@@ -145,8 +145,11 @@ impl Session {
         peer: Peer,
         key: super::DialogKey,
         b: RequestBuilder,
-        added: TargetAdded,
+        mut added: TargetAdded,
     ) -> bool {
+        if self.is_queue_callback() {
+            added.call_type = cdr::CallType::QueueCallback;
+        }
         let index = self.targets.len();
         let invite = match b.build() {
             Ok(m) => m,

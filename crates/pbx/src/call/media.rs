@@ -47,7 +47,7 @@ impl Session {
             // by the caller's keys or the queue's agents, not by routing, so
             // nobody is looked ahead to (the tenant's and the caller's flags
             // still count).
-            Route::Ivr(_) | Route::Queue(_) | Route::NotFound => None,
+            Route::Ivr(_) | Route::Queue(_) | Route::AgentCode(_) | Route::NotFound => None,
         };
         // A group's number is nobody's: its members count when they answer.
         let recorded = dir.tenant_records(tenant)

@@ -120,6 +120,7 @@
 //! - **Re-INVITE glare** (both sides at once, or one while another is in
 //!   progress) is answered `491` (RFC 3261 §14.1).
 
+mod agent_code;
 mod app;
 mod attended;
 mod bridge;
@@ -133,6 +134,8 @@ mod media;
 mod originate;
 mod pickup;
 mod queue;
+mod queue_book;
+mod queue_callback;
 mod reroute;
 mod timer;
 mod transfer;
@@ -155,6 +158,7 @@ use sip::{HeaderName, Message, Method};
 use crate::context::ALLOW;
 use crate::router::Route;
 
+pub use agent_code::AgentCodeCall;
 use bridge::{Bridge, Relay};
 use caller::Caller;
 pub(crate) use effect::{Ctx, DialogKey, Effect, Lookup};
@@ -164,7 +168,9 @@ use leg::Leg;
 pub(crate) use leg::SentAck;
 pub(crate) use originate::{Origin, Originate};
 pub(crate) use pickup::Newcomer;
-pub(crate) use queue::QueueBook;
+pub(crate) use queue::Callback;
+pub(crate) use queue_book::{Offer, QueueBook};
+pub(crate) use queue_callback::CallbackLeg;
 pub use reroute::{NotFollowed, RoutingNotice};
 use timer::{Timer, TimerTable};
 pub use transfer::{RELEASE_AFTER, TransferOnFailure};
@@ -369,6 +375,11 @@ impl Session {
             Route::Queue(q) => Party {
                 user: q.number.to_string(),
                 display_name: q.name.clone(),
+                domain: tenant.domain.clone(),
+            },
+            Route::AgentCode(c) => Party {
+                user: c.code.clone(),
+                display_name: String::new(),
                 domain: tenant.domain.clone(),
             },
             Route::NotFound => Party {
@@ -639,6 +650,7 @@ impl Session {
                 Timer::TransferRelease => self.release_referrers(cx),
                 Timer::App => self.app_timer(cx),
                 Timer::QueueAgent => self.queue_agents_timed_out(cx),
+                Timer::QueueAnnounce => self.queue_announce(cx),
             }
         }
         if gave_up {

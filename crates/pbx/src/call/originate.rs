@@ -80,6 +80,9 @@ pub(crate) struct Originate {
     pub user_data: String,
     /// The display name the callee sees (default: the caller's).
     pub caller_id: Option<String>,
+    /// A queue's callback call (`queue_callback.rs`): every target is a
+    /// `queue_callback` one.
+    pub queue_callback: Option<super::queue_callback::CallbackLeg>,
 }
 
 /// What a REST-originated session keeps about its origin.
@@ -91,6 +94,7 @@ pub(crate) struct Origin {
     answered: Option<usize>,
     caller_id: Option<String>,
     pub user_data: String,
+    pub queue_callback: Option<super::queue_callback::CallbackLeg>,
 }
 
 impl Origin {
@@ -113,7 +117,12 @@ impl Session {
             ring_timeout,
             user_data,
             caller_id,
+            queue_callback,
         } = o;
+        let direction = match &queue_callback {
+            Some(leg) if leg.external => Direction::Outbound,
+            _ => Direction::Extension,
+        };
         let recording =
             super::media::Recording::not_relayed(cx, tenant.id, [&caller.user, &callee.user]);
         let mut s = Session {
@@ -128,6 +137,7 @@ impl Session {
                 answered: None,
                 caller_id,
                 user_data: user_data.clone(),
+                queue_callback,
             }),
             targets: Vec::new(),
             phase: Phase::Ringing,
@@ -175,7 +185,7 @@ impl Session {
             tenant_id: s.tenant.id,
             tenant_name: s.tenant.name.clone(),
             call_id,
-            direction: Direction::Extension,
+            direction,
             caller,
             callee,
             did: String::new(),
@@ -302,8 +312,35 @@ impl Session {
         self.stop_all(cx, NoAnswerCause::AnsweredElsewhere);
         let callee = self.callee_party.user.clone();
         self.visited.push(callee.clone());
+        if self.calls_back_outside() {
+            // A queue's callback to a number outside: out by the outbound
+            // rules, as if the agent dialled it.
+            let agent = self.caller_party.user.clone();
+            match cx
+                .dir
+                .outbound(self.tenant.id, Some(&agent), Some(&agent), &callee)
+            {
+                Some(call) => return self.ring_outbound(cx, call, None),
+                None => return self.ring_route(cx, Route::NotFound, None),
+            }
+        }
         let route = cx.dir.route(cx.clk.now, self.tenant.id, &callee);
         self.ring_route(cx, route, None);
+    }
+
+    /// A queue's callback call to a number outside the tenant.
+    fn calls_back_outside(&self) -> bool {
+        self.origin
+            .as_ref()
+            .and_then(|o| o.queue_callback.as_ref())
+            .is_some_and(|leg| leg.external)
+    }
+
+    /// Every target of a queue's callback call is a `queue_callback` one.
+    pub(super) fn is_queue_callback(&self) -> bool {
+        self.origin
+            .as_ref()
+            .is_some_and(|o| o.queue_callback.is_some())
     }
 
     /// The callee answered (`ok`, with its SDP answer): the caller's device
@@ -314,6 +351,7 @@ impl Session {
         };
         self.send_owed_ack(cx, b.caller, body_of(ok));
         self.send_owed_ack(cx, LegRef::Target(b.callee), None);
+        self.callback_connected(cx);
     }
 
     /// An originated call ends before the callee answered (`code` is what

@@ -9,7 +9,7 @@
 //! - **The engine dispatches, the session rings.** Which caller goes to
 //!   which agent is a decision over several sessions (the longest waiting
 //!   caller first, an agent offered one call at a time), so the engine
-//!   keeps the waiting lists and the agents' state ([`QueueBook`], written
+//!   keeps the waiting lists and the agents' state (`QueueBook`, written
 //!   only from [`QueueEffect`]s) and hands a session the agents to ring
 //!   ([`Session::queue_ring`]). Sessions never look at each other.
 //! - **An offer** rings the agents' devices for the queue's
@@ -24,12 +24,15 @@
 //! - **Abandoned**: the caller hanging up while queued ends the queue
 //!   target `caller_disconnect` with the call `answered` (SPEC §3), the
 //!   agents ringing `cancelled`.
-//! - Not done: position announcements, queue callback, statistics.
+//! - **Position announcements**: every `announce_position` a waiting
+//!   caller hears "you are caller number N" (N its place in the waiting
+//!   list, `QueueBook::position`) in place of the music, which then
+//!   starts again (`Timer::QueueAnnounce`; the audio is tones,
+//!   `apps::caller_number_tones`).
 
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use cdr::{CallType, EndReason, NoAnswerCause, RerouteReason, SessionId, TenantId};
+use cdr::{CallType, EndReason, NoAnswerCause, RerouteReason};
 
 use super::Session;
 use super::app::{App, AppKind};
@@ -37,14 +40,19 @@ use super::effect::{Ctx, Effect};
 use super::reroute::{Stage, StageOutcome};
 use super::timer::Timer;
 use crate::apps::{BuiltinPrompt, IvrDestination, MAX_IVR_ENTRIES, PromptRef, Queue};
-use crate::router::{Contact, Route};
+use crate::router::Route;
+
+pub(crate) use super::queue_book::{Agents, Callback};
 
 /// One queue's run in a call.
 #[derive(Debug)]
 pub(crate) struct QueueRun {
-    queue: Queue,
+    pub(super) queue: Queue,
     /// The agents rung now.
-    ringing: Vec<String>,
+    pub(super) ringing: Vec<String>,
+    /// The caller asked to be called back: it hears goodbye, then the PBX
+    /// hangs up (`queue_callback.rs`).
+    pub(super) leaving: bool,
 }
 
 /// What a session tells the engine's dispatcher.
@@ -60,239 +68,10 @@ pub(crate) enum QueueEffect {
     Leave,
     /// `agent` answered; its wrap-up starts when the call ends.
     Connected { agent: String, wrap_up: Duration },
-}
-
-/// An agent as the dispatcher sees it (this node's memory).
-#[derive(Debug, Default, Clone)]
-pub(crate) struct AgentState {
-    ringing_for: Option<SessionId>,
-    last_end: Option<Instant>,
-    wrap_until: Option<Instant>,
-    calls: u32,
-}
-
-type Key = (TenantId, String);
-
-/// Agents to ring: extension and devices.
-pub(crate) type Agents = Vec<(String, Vec<Contact>)>;
-
-/// The queues' waiting callers and agents, kept by the engine (see the
-/// module doc). A restart forgets it: callers then are gone too, and
-/// agents start idle.
-#[derive(Debug, Default)]
-pub(crate) struct QueueBook {
-    waiting: HashMap<Key, VecDeque<SessionId>>,
-    joined: HashMap<SessionId, Key>,
-    agents: HashMap<Key, AgentState>,
-    /// Agents each waiting caller was offered to (a new offer prefers
-    /// others).
-    tried: HashMap<SessionId, HashSet<String>>,
-    /// Calls bridged with an agent: (tenant, agent, wrap-up).
-    connected: HashMap<SessionId, (TenantId, String, Duration)>,
-    /// Calls that ended with an agent, whose wrap-up starts at the next
-    /// dispatch (the engine's clock).
-    ended: Vec<(TenantId, String, Duration)>,
-    /// The agent offered last, per queue (round robin).
-    last_offered: HashMap<Key, String>,
-}
-
-impl QueueBook {
-    /// Callers waiting in `queue` now.
-    pub(crate) fn waiting(&self, tenant: TenantId, queue: &str) -> usize {
-        self.waiting
-            .get(&(tenant, queue.to_owned()))
-            .map_or(0, VecDeque::len)
-    }
-
-    pub(crate) fn apply(&mut self, session: SessionId, tenant: TenantId, effect: QueueEffect) {
-        match effect {
-            QueueEffect::Join { queue } => {
-                let key = (tenant, queue);
-                self.waiting
-                    .entry(key.clone())
-                    .or_default()
-                    .push_back(session);
-                self.joined.insert(session, key);
-            }
-            QueueEffect::Ringing { agents } => {
-                let tried = self.tried.entry(session).or_default();
-                for a in agents {
-                    tried.insert(a.clone());
-                    self.agents.entry((tenant, a)).or_default().ringing_for = Some(session);
-                }
-            }
-            QueueEffect::RingOver => self.free_agents_of(session),
-            QueueEffect::Leave => self.leave(session),
-            QueueEffect::Connected { agent, wrap_up } => {
-                let state = self.agents.entry((tenant, agent.clone())).or_default();
-                state.calls += 1;
-                state.ringing_for = None;
-                self.connected.insert(session, (tenant, agent, wrap_up));
-            }
-        }
-    }
-
-    fn free_agents_of(&mut self, session: SessionId) {
-        for a in self.agents.values_mut() {
-            if a.ringing_for == Some(session) {
-                a.ringing_for = None;
-            }
-        }
-    }
-
-    fn leave(&mut self, session: SessionId) {
-        self.free_agents_of(session);
-        self.tried.remove(&session);
-        if let Some(key) = self.joined.remove(&session)
-            && let Some(list) = self.waiting.get_mut(&key)
-        {
-            list.retain(|s| *s != session);
-            if list.is_empty() {
-                self.waiting.remove(&key);
-            }
-        }
-    }
-
-    /// Session `session` ended (any way): it leaves its queue, and an
-    /// agent it was bridged with starts its wrap-up.
-    pub(crate) fn session_over(&mut self, session: SessionId) {
-        if self.joined.contains_key(&session) {
-            self.leave(session);
-        }
-        if let Some(c) = self.connected.remove(&session) {
-            self.ended.push(c);
-        }
-    }
-
-    /// The earliest end of a wrap-up while callers wait (a dispatch is
-    /// due then; [`QueueBook::offers`] clears the wrap-ups that ended).
-    pub(crate) fn next_wake(&self) -> Option<Instant> {
-        if self.waiting.is_empty() {
-            return None;
-        }
-        self.agents.values().filter_map(|a| a.wrap_until).min()
-    }
-
-    /// Who to ring now: for each queue, its waiting callers in order, each
-    /// not ringing anybody yet, with the free agents its strategy picks
-    /// (ring all: every one; else one). `agent` says whether an
-    /// extension can take a call now and where its devices are.
-    pub(crate) fn offers(
-        &mut self,
-        now: Instant,
-        queue_of: impl Fn(&Key) -> Option<Queue>,
-        agent: impl Fn(TenantId, &str) -> Option<Vec<Contact>>,
-    ) -> Vec<(SessionId, Agents)> {
-        for (tenant, ext, wrap_up) in std::mem::take(&mut self.ended) {
-            let a = self.agents.entry((tenant, ext)).or_default();
-            a.last_end = Some(now);
-            a.wrap_until = Some(now + wrap_up);
-        }
-        for a in self.agents.values_mut() {
-            if a.wrap_until.is_some_and(|w| w <= now) {
-                a.wrap_until = None;
-            }
-        }
-        let mut out = Vec::new();
-        let keys: Vec<Key> = self.waiting.keys().cloned().collect();
-        for key in keys {
-            let Some(queue) = queue_of(&key) else {
-                continue;
-            };
-            let tenant = key.0;
-            let mut free: Agents = queue
-                .agents
-                .iter()
-                .filter(|a| queue.logged_in.contains(a))
-                .filter_map(|a| {
-                    let state = self.agents.get(&(tenant, a.to_string()));
-                    let busy = state.is_some_and(|s| {
-                        s.ringing_for.is_some() || s.wrap_until.is_some_and(|w| w > now)
-                    });
-                    if busy {
-                        return None;
-                    }
-                    agent(tenant, a.as_str()).map(|c| (a.to_string(), c))
-                })
-                .collect();
-            let sessions: Vec<SessionId> = self.waiting[&key].iter().copied().collect();
-            for session in sessions {
-                let ringing = self.agents.values().any(|a| a.ringing_for == Some(session));
-                if ringing {
-                    continue;
-                }
-                if free.is_empty() {
-                    break;
-                }
-                let picked = match queue.strategy {
-                    crate::apps::QueueStrategy::RingAll => std::mem::take(&mut free),
-                    strategy => {
-                        let i = self.pick(&key, session, &free, &queue, strategy);
-                        vec![free.remove(i)]
-                    }
-                };
-                if let Some((last, _)) = picked.last() {
-                    self.last_offered.insert(key.clone(), last.clone());
-                }
-                out.push((session, picked));
-            }
-        }
-        out
-    }
-
-    /// The index in `free` of the agent `strategy` offers `session` to:
-    /// among those it was not offered to yet (all, once each was).
-    fn pick(
-        &mut self,
-        key: &Key,
-        session: SessionId,
-        free: &[(String, Vec<Contact>)],
-        queue: &Queue,
-        strategy: crate::apps::QueueStrategy,
-    ) -> usize {
-        use crate::apps::QueueStrategy::*;
-        let tried = self.tried.entry(session).or_default();
-        if free.iter().all(|(a, _)| tried.contains(a)) {
-            tried.clear();
-        }
-        let fresh: Vec<usize> = (0..free.len())
-            .filter(|&i| !tried.contains(&free[i].0))
-            .collect();
-        let state = |a: &str| self.agents.get(&(key.0, a.to_owned()));
-        let position = |a: &str| queue.agents.iter().position(|x| x.as_str() == a);
-        match strategy {
-            LongestIdle => *fresh
-                .iter()
-                .min_by_key(|&&i| {
-                    (
-                        state(&free[i].0).and_then(|s| s.last_end),
-                        position(&free[i].0),
-                    )
-                })
-                .unwrap_or(&0),
-            FewestCalls => *fresh
-                .iter()
-                .min_by_key(|&&i| {
-                    (
-                        state(&free[i].0).map_or(0, |s| s.calls),
-                        position(&free[i].0),
-                    )
-                })
-                .unwrap_or(&0),
-            RoundRobin | RingAll => {
-                let after = self
-                    .last_offered
-                    .get(key)
-                    .and_then(|a| position(a))
-                    .map_or(0, |p| p + 1);
-                let n = queue.agents.len().max(1);
-                *fresh
-                    .iter()
-                    .min_by_key(|&&i| (position(&free[i].0).unwrap_or(0) + n - after % n) % n)
-                    .unwrap_or(&0)
-            }
-        }
-    }
+    /// The caller asked to be called back: the request takes its place.
+    Callback(Box<Callback>),
+    /// A callback call bridged its agent and caller: the request is done.
+    CallbackConnected { agent: String, wrap_up: Duration },
 }
 
 impl Session {
@@ -326,13 +105,14 @@ impl Session {
         self.apps.entries += 1;
         self.visited.retain(|n| *n != number);
         let target = self.app_target(cx, &number, reason);
-        let (moh, max_wait) = (queue.moh.source, queue.max_wait);
+        let (moh, max_wait, announce) = (queue.moh.source, queue.max_wait, queue.announce_position);
         self.apps.current = Some(App {
             target,
             number: number.clone(),
             kind: AppKind::Queue(QueueRun {
                 queue,
                 ringing: Vec::new(),
+                leaving: false,
             }),
         });
         if let Some(answer) = answer {
@@ -346,11 +126,31 @@ impl Session {
         if let Some(wait) = max_wait {
             self.timers.set(Timer::App, cx.clk.now + wait);
         }
+        if let Some(every) = announce {
+            self.timers.set(Timer::QueueAnnounce, cx.clk.now + every);
+        }
         cx.fx
             .push(Effect::Queue(QueueEffect::Join { queue: number }));
     }
 
-    fn run_mut(&mut self) -> Option<&mut QueueRun> {
+    /// [`Timer::QueueAnnounce`]: the caller hears its place in the
+    /// waiting list ("you are caller number N"), then the music from its
+    /// start; the next announcement is due `announce_position` later.
+    pub(super) fn queue_announce(&mut self, cx: &mut Ctx<'_>) {
+        if !self.in_app() {
+            return;
+        }
+        let Some(run) = self.run_mut() else { return };
+        let (moh, every) = (run.queue.moh.source, run.queue.announce_position);
+        let Some(every) = every else { return };
+        self.timers.set(Timer::QueueAnnounce, cx.clk.now + every);
+        let Some(position) = cx.dir.queues.position(self.id) else {
+            return;
+        };
+        self.play(cx, vec![PromptRef::CallerNumber(position), moh], true);
+    }
+
+    pub(super) fn run_mut(&mut self) -> Option<&mut QueueRun> {
         match self.apps.current.as_mut().map(|a| &mut a.kind) {
             Some(AppKind::Queue(run)) => Some(run),
             _ => None,
@@ -402,7 +202,7 @@ impl Session {
         }
     }
 
-    fn queue_round_end(&mut self, cx: &mut Ctx<'_>) {
+    pub(super) fn queue_round_end(&mut self, cx: &mut Ctx<'_>) {
         self.timers.stop(Timer::QueueAgent);
         self.stop_all(cx, NoAnswerCause::RingTimeout);
         if let Some(run) = self.run_mut() {
@@ -426,9 +226,13 @@ impl Session {
             .push(Effect::Queue(QueueEffect::Connected { agent, wrap_up }));
     }
 
-    /// [`Timer::App`] of a queue: the caller waited `max_wait`.
+    /// [`Timer::App`] of a queue: the caller waited `max_wait`, or heard
+    /// goodbye after asking to be called back.
     pub(super) fn queue_waited_too_long(&mut self, cx: &mut Ctx<'_>) {
         let overflow = match self.run_mut() {
+            Some(run) if run.leaving => {
+                return self.app_hang_up(cx, EndReason::CalleeDisconnect);
+            }
             Some(run) => run.queue.overflow.clone(),
             None => return,
         };

@@ -79,6 +79,10 @@ pub enum RoutingNotice {
     TrunkUnresolved { trunk: String },
     #[error("forward of {from} to {destination:?} would loop: 482")]
     Loop { from: String, destination: String },
+    /// A queue's callback request given up: its callback calls did not
+    /// connect (`queue_callback.rs`).
+    #[error("queue {queue}: callback to {number:?} dropped, its attempts used up")]
+    CallbackDropped { queue: String, number: String },
     #[error("call moved {hops} times, the most allowed: 482")]
     TooManyHops { hops: usize },
     #[error("redirect of {from} to {contact:?} not followed: {why}")]
@@ -176,6 +180,7 @@ impl Session {
             Route::Group(group) => self.ring_group(cx, group, reason),
             Route::Ivr(ivr) => self.enter_ivr(cx, *ivr, reason),
             Route::Queue(queue) => self.enter_queue(cx, *queue, reason),
+            Route::AgentCode(call) => self.answer_agent_code(cx, *call),
             Route::Unavailable {
                 extension,
                 forwarding,
@@ -437,7 +442,7 @@ impl Session {
             Route::Group(group) => group.name.clone(),
             Route::Ivr(ivr) => ivr.name.clone(),
             Route::Queue(queue) => queue.name.clone(),
-            Route::NotFound => String::new(),
+            Route::NotFound | Route::AgentCode(_) => String::new(),
         };
         // The stage left behind stops timing.
         self.timers.stop_ringing();

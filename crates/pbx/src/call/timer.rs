@@ -35,13 +35,15 @@ pub(crate) enum Timer {
     App,
     /// The agents a queue rings rang out (`queue.rs`).
     QueueAgent,
+    /// A waiting caller's next position announcement (`queue.rs`).
+    QueueAnnounce,
 }
 
 impl Timer {
     /// Every timer, in the order [`TimerTable::expired`] reports those due
     /// at the same time: giving up on an ACK comes before sending the 2xx
     /// once more.
-    const ALL: [Timer; 11] = [
+    const ALL: [Timer; 12] = [
         Timer::RingTimeout,
         Timer::GroupTimeout,
         Timer::GroupStep,
@@ -53,6 +55,7 @@ impl Timer {
         Timer::TransferRelease,
         Timer::App,
         Timer::QueueAgent,
+        Timer::QueueAnnounce,
     ];
 
     fn slot(self) -> usize {
@@ -68,6 +71,7 @@ impl Timer {
             Timer::TransferRelease => 8,
             Timer::App => 9,
             Timer::QueueAgent => 10,
+            Timer::QueueAnnounce => 11,
         }
     }
 }

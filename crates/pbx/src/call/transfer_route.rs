@@ -106,6 +106,7 @@ impl Session {
             }
             Route::Ivr(_) => Err(Refusal(403, "Transfer To An IVR Not Supported")),
             Route::Queue(_) => Err(Refusal(403, "Transfer To A Queue Not Supported")),
+            Route::AgentCode(_) => Err(Refusal(404, "Not Found")),
             route => Ok(Destination::Route(route)),
         }
     }

@@ -66,6 +66,12 @@ pub enum Control {
         tenant: TenantId,
         number: String,
     },
+    /// The callback requests of the tenant's queue `number` (this node):
+    /// waiting now, and dropped since start.
+    QueueCallbacks {
+        tenant: TenantId,
+        number: String,
+    },
 }
 
 /// The engine's answer to a [`Control`].
@@ -79,6 +85,11 @@ pub enum ControlReply {
     Destroyed(bool),
     /// Callers waiting in a queue.
     Waiting(usize),
+    /// A queue's callback requests waiting, and dropped since start.
+    Callbacks {
+        waiting: usize,
+        dropped: u64,
+    },
 }
 
 /// Why a call was not originated (nothing was sent, nothing recorded).
@@ -144,6 +155,10 @@ impl Engine {
             Control::QueueWaiting { tenant, number } => {
                 ControlReply::Waiting(self.queues.waiting(tenant, &number))
             }
+            Control::QueueCallbacks { tenant, number } => {
+                let (waiting, dropped) = self.queues.callbacks(tenant, &number);
+                ControlReply::Callbacks { waiting, dropped }
+            }
         };
         self.drain(clk);
         reply
@@ -165,7 +180,11 @@ impl Engine {
         let dir = lookup!(self);
         let (caller, contacts, ring_timeout) = match dir.route(clk.now, tenant.id, &o.caller) {
             // The caller must be a person's extension, not a ring group.
-            Route::NotFound | Route::Group(_) | Route::Ivr(_) | Route::Queue(_) => {
+            Route::NotFound
+            | Route::Group(_)
+            | Route::Ivr(_)
+            | Route::Queue(_)
+            | Route::AgentCode(_) => {
                 return Err(OriginateError::UnknownCaller);
             }
             Route::Unavailable { .. } => return Err(OriginateError::CallerUnavailable),
@@ -215,6 +234,7 @@ impl Engine {
                 ring_timeout,
                 user_data: o.user_data,
                 caller_id: o.caller_id,
+                queue_callback: None,
             },
         );
         self.apply(session_id, session.tenant_id());

@@ -100,6 +100,7 @@ macro_rules! lookup {
     };
 }
 
+mod agent_codes;
 mod auth;
 mod control;
 mod pickup;
@@ -131,6 +132,7 @@ use crate::directory::Directory;
 use crate::ids::{IdGenerator, IdSource};
 use crate::location::BindingChange;
 use crate::router::ActiveCalls;
+pub use agent_codes::AgentLogin;
 pub use control::{Control, ControlReply, Originate, OriginateError};
 
 /// The users one session counts against (see [`Session::holds`]).
@@ -244,6 +246,8 @@ pub enum Output {
     /// Registration changes to persist, in order.
     BindingChanges(Vec<BindingChange>),
     Event(EngineEvent),
+    /// An agent's feature code changed its queues' state: to persist.
+    AgentLogin(AgentLogin),
     /// A command for the media relay of `session` (see [`crate::media`]).
     Media {
         session: SessionId,

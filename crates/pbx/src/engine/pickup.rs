@@ -71,6 +71,11 @@ impl Engine {
             .feature_codes(caller.tenant.id)
             .feature(dialled);
         match feature {
+            Some(Feature::AgentLogin(on, queue)) => {
+                let dialled = dialled.to_owned();
+                self.agent_code(clk, peer, id, request, caller, dialled, (on, queue));
+                None
+            }
             Some(f) => {
                 self.on_pickup(clk, peer, id, request, caller, f);
                 None
@@ -112,7 +117,8 @@ impl Engine {
                 Err((code, why)) => return self.refuse_invite(clk, id, &request, code, why),
                 Ok(()) => Some(ext.clone()),
             },
-            Feature::GroupPickup => None,
+            // (Agent codes never reach pickup: `feature_invite`.)
+            Feature::GroupPickup | Feature::AgentLogin(..) => None,
         };
         let in_group = |ext: &str| {
             ext != picker

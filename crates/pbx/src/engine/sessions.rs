@@ -145,8 +145,16 @@ impl Engine {
         let tenant = s.tenant_id();
         let next = s.next_deadline();
         let finished = s.is_finished();
-        if s.is_over() {
-            self.queues.session_over(id);
+        if s.is_over()
+            && let Some(dropped) = self.queues.session_over(id)
+        {
+            self.out.push_back(Output::Event(EngineEvent::Routing {
+                session: id,
+                notice: crate::call::RoutingNotice::CallbackDropped {
+                    queue: dropped.queue,
+                    number: dropped.number,
+                },
+            }));
         }
         let trunks = s.trunks_held();
         if let Some(holds) = changed {

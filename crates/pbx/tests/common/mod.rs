@@ -104,6 +104,8 @@ pub struct Bench {
     pub call_events: Vec<(SessionId, TenantId, CallEvent)>,
     pub engine_events: Vec<EngineEvent>,
     pub binding_changes: usize,
+    /// Agents' feature-code logins and logouts, in order.
+    pub agent_logins: Vec<pbx::AgentLogin>,
     /// Transmits to lose: the next message to `peer` matching the predicate.
     losses: Vec<(Peer, Loss)>,
     /// Commands to media relays, in order.
@@ -132,6 +134,7 @@ impl Bench {
             call_events: Vec::new(),
             engine_events: Vec::new(),
             binding_changes: 0,
+            agent_logins: Vec::new(),
             losses: Vec::new(),
             media: Vec::new(),
         }
@@ -241,6 +244,7 @@ impl Bench {
                     event,
                 } => self.call_events.push((session, tenant, event)),
                 Output::BindingChanges(c) => self.binding_changes += c.len(),
+                Output::AgentLogin(change) => self.agent_logins.push(change),
                 Output::Event(EngineEvent::Internal { session, detail }) => {
                     panic!("engine bug (session {session:?}): {detail}")
                 }

@@ -271,6 +271,16 @@ pub fn api() -> Api {
                 "directed_pickup_prefix",
                 text("Directed call pickup prefix, dialled before the extension (default **)"),
             ),
+            (
+                "agent_login_code",
+                text("Queue agent login code, alone or followed by a queue's number (default *45)"),
+            ),
+            (
+                "agent_logout_code",
+                text(
+                    "Queue agent logout code, alone or followed by a queue's number (default *46)",
+                ),
+            ),
             ("recording", boolean()),
             ("created_at", date_time()),
         ],
@@ -282,6 +292,8 @@ pub fn api() -> Api {
             "retention_days",
             "pickup_code",
             "directed_pickup_prefix",
+            "agent_login_code",
+            "agent_logout_code",
             "recording",
             "created_at",
         ],
@@ -302,6 +314,14 @@ pub fn api() -> Api {
                     text(
                         "Directed call pickup prefix: '*' then '*' or digits, up to 8 (default **)",
                     ),
+                ),
+                (
+                    "agent_login_code",
+                    text("Queue agent login code: '*' then '*' or digits, up to 8 (default *45)"),
+                ),
+                (
+                    "agent_logout_code",
+                    text("Queue agent logout code: '*' then '*' or digits, up to 8 (default *46)"),
                 ),
                 ("recording", boolean()),
             ],

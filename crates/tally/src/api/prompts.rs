@@ -12,7 +12,10 @@
 //! 2,000,000 bytes and 120 s (`VALIDATE_FAILED` naming `body` otherwise,
 //! with what is wrong: another format, stereo, another rate, too long).
 //! It is stored decoded at 8 kHz under `<data_dir>/prompts/<tenant>/<id>.wav`
-//! and played from memory. `name`: 1–64 characters, unique in the tenant
+//! and, for the other nodes sharing the database, in its row; it is
+//! played from memory. Every node loads the prompts it lacks (and drops
+//! the deleted ones) every 2 s ([`sync_prompts`]): from its file when it
+//! has one, else from the row. `name`: 1–64 characters, unique in the tenant
 //! (409 `ALREADY_EXISTS`). The built-in prompts (`menu`, `invalid`,
 //! `goodbye`, `please_hold`, `ringback`) need no upload.
 
@@ -105,9 +108,9 @@ pub fn prompt_path(dir: &std::path::Path, tenant: cdr::TenantId, id: cdr::Id) ->
     dir.join(tenant.to_string()).join(format!("{id}.wav"))
 }
 
-/// Loads every stored prompt into `library` (start-up). A file that is
-/// missing or unreadable is logged and skipped: IVRs then play nothing
-/// for that greeting.
+/// Loads every stored prompt into `library` (start-up). A prompt with
+/// neither a file here nor audio in its row is logged and skipped: IVRs
+/// then play nothing for that greeting.
 pub async fn load_all(
     store: &store::Store,
     dir: &std::path::Path,
@@ -115,21 +118,82 @@ pub async fn load_all(
 ) -> Result<usize, store::StoreError> {
     let mut n = 0;
     for p in store.prompts(None).await? {
-        let path = prompt_path(dir, p.tenant_id, p.id);
-        match tokio::fs::read(&path).await.map(|b| decode_wav(&b)) {
-            Ok(Ok(pcm)) => {
-                library.insert(p.id, Audio::from_pcm(&pcm));
-                n += 1;
-            }
-            Ok(Err(e)) => {
-                tracing::warn!(prompt_id = %p.id, path = %path.display(), error = %e, "prompt not loaded")
-            }
-            Err(e) => {
-                tracing::warn!(prompt_id = %p.id, path = %path.display(), error = %e, "prompt not loaded")
-            }
-        }
+        n += usize::from(load_one(store, dir, library, &p).await);
     }
     Ok(n)
+}
+
+/// Loads prompt `p` into `library`: its file, else its row's audio.
+async fn load_one(
+    store: &store::Store,
+    dir: &std::path::Path,
+    library: &PromptLibrary,
+    p: &store::PromptRow,
+) -> bool {
+    let path = prompt_path(dir, p.tenant_id, p.id);
+    let wav = match tokio::fs::read(&path).await {
+        Ok(bytes) => Some(bytes),
+        Err(_) => match store.prompt_audio(p.id).await {
+            Ok(audio) => audio,
+            Err(e) => {
+                tracing::warn!(prompt_id = %p.id, error = %e, "prompt audio not read");
+                return false;
+            }
+        },
+    };
+    let Some(wav) = wav else {
+        tracing::warn!(prompt_id = %p.id, path = %path.display(), "prompt not loaded: no file here and no audio stored");
+        return false;
+    };
+    match decode_wav(&wav) {
+        Ok(pcm) => {
+            library.insert(p.id, Audio::from_pcm(&pcm));
+            true
+        }
+        Err(e) => {
+            tracing::warn!(prompt_id = %p.id, error = %e, "prompt not loaded");
+            false
+        }
+    }
+}
+
+/// Keeps `library` in step with the prompts stored by any node: every
+/// [`crate::directory::DIRECTORY_SYNC`] it loads the prompts it lacks and
+/// drops the deleted ones (a prompt uploaded on another node plays here
+/// within seconds). Ends when `stop` turns true.
+pub async fn sync_prompts(
+    store: store::Store,
+    dir: PathBuf,
+    library: PromptLibrary,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(crate::directory::DIRECTORY_SYNC);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let stored = match store.prompts(None).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list the prompts");
+                continue;
+            }
+        };
+        let held = library.ids();
+        for p in stored.iter().filter(|p| !held.contains(&p.id)) {
+            if load_one(&store, &dir, &library, p).await {
+                tracing::info!(prompt_id = %p.id, tenant_id = %p.tenant_id, "prompt loaded from the store");
+            }
+        }
+        for gone in held
+            .iter()
+            .filter(|id| !stored.iter().any(|p| p.id == **id))
+        {
+            library.remove(*gone);
+        }
+    }
 }
 
 /// An 8 kHz PCM16 mono WAV of `pcm`.
@@ -191,7 +255,7 @@ pub async fn create(
         size_bytes,
         created_at: clock::unix_millis(),
     };
-    let written = state.store.insert_prompt(&row).await;
+    let written = state.store.insert_prompt(&row, &bytes).await;
     if !matches!(written, Ok(true)) {
         // Nothing half-written: the file goes with the refused row.
         let _ = tokio::fs::remove_file(&path).await;

@@ -19,7 +19,12 @@
 //! (0–600 s, default 10), `max_wait` (10–7200 s or `null`: none),
 //! `max_length` (1–1000 or `null`), `overflow` (a number of the tenant or
 //! `"hangup"`; `null`: hang up after `max_wait`, busy past `max_length`),
-//! `moh_prompt_id` (a prompt of the tenant; `null`: the built-in music).
+//! `moh_prompt_id` (a prompt of the tenant; `null`: the built-in music),
+//! `announce_position` (seconds between a waiting caller's "you are
+//! caller number N", 15–600; 0, the default: none), `callback_attempts`
+//! (0–5; more than 0 lets a waiting caller press 1 to be called back when
+//! an agent is free, with at most this many callback calls; 0, the
+//! default: no callback).
 //! `logged_in` (read-only here) lists the agents logged in; an agent is
 //! logged out when created. Login and logout: Admin and QueueManager for
 //! any agent, a StandardUser for its own extension only; an extension that
@@ -43,7 +48,7 @@ use super::trunks::short_text;
 use super::{Api, ApiError, ApiState, Doc, Role, nullable};
 use crate::clock;
 
-pub const FIELDS: [&str; 10] = [
+pub const FIELDS: [&str; 12] = [
     "number",
     "name",
     "strategy",
@@ -54,12 +59,20 @@ pub const FIELDS: [&str; 10] = [
     "max_length",
     "overflow",
     "moh_prompt_id",
+    "announce_position",
+    "callback_attempts",
 ];
 
 const AGENT_TIMEOUT: (u64, u64) = (5, 300);
 const WRAP_UP: (u64, u64) = (0, 600);
 const MAX_WAIT: (u64, u64) = (10, 7200);
 const MAX_LENGTH: (u64, u64) = (1, 1000);
+/// Seconds between position announcements (0: none): longer than the
+/// announcement of the last caller a full queue holds ("caller number
+/// 1000", 12.3 s).
+const ANNOUNCE_POSITION: (u64, u64) = (15, 600);
+/// Callback calls tried at most (0: no callback offered).
+const CALLBACK_ATTEMPTS: (u64, u64) = (0, 5);
 const MAX_AGENTS: usize = 50;
 const LOGIN_ROLES: [Role; 3] = [Role::Admin, Role::QueueManager, Role::StandardUser];
 
@@ -78,6 +91,8 @@ pub struct QueueJson {
     max_length: Option<u32>,
     overflow: Option<String>,
     moh_prompt_id: Option<cdr::Id>,
+    announce_position: u32,
+    callback_attempts: u32,
     created_at: String,
     updated_at: String,
 }
@@ -97,6 +112,8 @@ fn queue_json(q: store::Queue) -> QueueJson {
         max_length: q.max_length,
         overflow: q.overflow,
         moh_prompt_id: q.moh_prompt_id,
+        announce_position: q.announce_position_secs,
+        callback_attempts: q.callback_attempts,
         created_at: rfc3339(q.created_at),
         updated_at: rfc3339(q.updated_at),
     }
@@ -167,6 +184,24 @@ fn apply(q: &mut store::Queue, body: &Body, full: bool) -> Result<(), ApiError> 
             ),
         };
     }
+    if given("announce_position") {
+        q.announce_position_secs = match body.number("announce_position")? {
+            None | Some(0) => 0,
+            Some(n) if (ANNOUNCE_POSITION.0..=ANNOUNCE_POSITION.1).contains(&n) => n as u32,
+            Some(_) => {
+                return Err(ApiError::validate(
+                    "announce_position",
+                    format!(
+                        "must be 0 (off) or {} to {} seconds",
+                        ANNOUNCE_POSITION.0, ANNOUNCE_POSITION.1
+                    ),
+                ));
+            }
+        };
+    }
+    if given("callback_attempts") {
+        q.callback_attempts = bounded(body, "callback_attempts", CALLBACK_ATTEMPTS)?.unwrap_or(0);
+    }
     if q.overflow.as_deref() == Some(q.number.as_str()) {
         return Err(ApiError::validate(
             "overflow",
@@ -192,6 +227,8 @@ fn blank(scope: &Scope, id: cdr::Id) -> store::Queue {
         max_length: None,
         overflow: None,
         moh_prompt_id: None,
+        announce_position_secs: 0,
+        callback_attempts: 0,
         created_at: now,
         updated_at: now,
     }
@@ -350,6 +387,21 @@ pub async fn stats(
             )));
         }
     };
+    let (callbacks_waiting, callbacks_dropped) = match state
+        .provisioner
+        .control(pbx::Control::QueueCallbacks {
+            tenant: scope.tenant_id,
+            number: q.number.clone(),
+        })
+        .await?
+    {
+        pbx::ControlReply::Callbacks { waiting, dropped } => (waiting, dropped),
+        other => {
+            return Err(ApiError::internal(format!(
+                "unexpected engine reply {other:?}"
+            )));
+        }
+    };
     let percent = if s.answered == 0 {
         100.0
     } else {
@@ -361,6 +413,8 @@ pub async fn stats(
         "from": super::resource::rfc3339(from),
         "to": super::resource::rfc3339(to),
         "waiting": waiting,
+        "callbacks_waiting": callbacks_waiting,
+        "callbacks_dropped": callbacks_dropped,
         "answered": s.answered,
         "abandoned": s.abandoned,
         "other": s.other,
@@ -441,6 +495,14 @@ impl Api {
             s
         };
         let range = |(a, b): (u64, u64)| int_range(a as i64, b as i64);
+        let announce = || {
+            let mut s = text(
+                "Seconds between a waiting caller's position announcements (\"you are caller number N\"); 0: none",
+            );
+            s["type"] = json!("integer");
+            s["anyOf"] = json!([{"const": 0}, range(ANNOUNCE_POSITION)]);
+            s
+        };
         let queue = object(
             &[
                 ("id", id()),
@@ -456,6 +518,8 @@ impl Api {
                 ("max_length", nullable(range(MAX_LENGTH))),
                 ("overflow", nullable(string())),
                 ("moh_prompt_id", nullable(id())),
+                ("announce_position", announce()),
+                ("callback_attempts", range(CALLBACK_ATTEMPTS)),
                 ("created_at", date_time()),
                 ("updated_at", date_time()),
             ],
@@ -473,6 +537,8 @@ impl Api {
                 "max_length",
                 "overflow",
                 "moh_prompt_id",
+                "announce_position",
+                "callback_attempts",
                 "created_at",
                 "updated_at",
             ],
@@ -495,6 +561,8 @@ impl Api {
                     ("max_length", nullable(range(MAX_LENGTH))),
                     ("overflow", nullable(overflow)),
                     ("moh_prompt_id", nullable(id())),
+                    ("announce_position", announce()),
+                    ("callback_attempts", range(CALLBACK_ATTEMPTS)),
                 ],
                 required,
             )
@@ -532,6 +600,8 @@ impl Api {
                         ("from", date_time()),
                         ("to", date_time()),
                         ("waiting", non_negative()),
+                        ("callbacks_waiting", non_negative()),
+                        ("callbacks_dropped", non_negative()),
                         ("answered", non_negative()),
                         ("abandoned", non_negative()),
                         ("other", non_negative()),
@@ -555,6 +625,8 @@ impl Api {
                         "from",
                         "to",
                         "waiting",
+                        "callbacks_waiting",
+                        "callbacks_dropped",
                         "answered",
                         "abandoned",
                         "other",

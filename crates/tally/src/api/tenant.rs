@@ -4,7 +4,8 @@
 //! ```text
 //! GET /api/tenant    any role of the tenant
 //! PUT /api/tenant    Admin: {"name"?, "sip_domain"?, "time_zone"?, "retention_days"?,
-//!                    "pickup_code"?, "directed_pickup_prefix"?, "recording"?, "cdr_event"?}
+//!                    "pickup_code"?, "directed_pickup_prefix"?, "agent_login_code"?,
+//!                    "agent_logout_code"?, "recording"?, "cdr_event"?}
 //! ```
 //!
 //! Only the system admin changes `sip_domain` (a tenant `Admin` giving a

@@ -17,7 +17,9 @@
 //! "Storage").
 //!
 //! A tenant is `{id, name, sip_domain, time_zone, retention_days,
-//! pickup_code, directed_pickup_prefix, recording, created_at}`;
+//! pickup_code, directed_pickup_prefix, agent_login_code,
+//! agent_logout_code, recording, created_at}`; the queue agents' codes
+//! default to `*45` and `*46`;
 //! `time_zone` is an IANA name (default `UTC`), `retention_days` whole
 //! days or `null` (keep CDRs forever), `recording` (default `false`):
 //! every call of the tenant is recorded (the media is relayed).
@@ -34,13 +36,15 @@ use super::resource::{Body, ListQuery, rfc3339, system_admin};
 use super::{ApiError, ApiState, Principal};
 use crate::provision::{self, NewTenant};
 
-pub const FIELDS: [&str; 7] = [
+pub const FIELDS: [&str; 9] = [
     "name",
     "sip_domain",
     "time_zone",
     "retention_days",
     "pickup_code",
     "directed_pickup_prefix",
+    "agent_login_code",
+    "agent_logout_code",
     "recording",
 ];
 
@@ -56,6 +60,10 @@ pub struct TenantJson {
     /// prefix (followed by an extension).
     pickup_code: String,
     directed_pickup_prefix: String,
+    /// Queue agents' login and logout feature codes (alone: every queue
+    /// of the agent; followed by a queue's number: that queue).
+    agent_login_code: String,
+    agent_logout_code: String,
     /// Every call of the tenant is recorded.
     recording: bool,
     created_at: String,
@@ -70,6 +78,8 @@ pub fn tenant_json(t: store::Tenant) -> TenantJson {
         retention_days: t.retention_days,
         pickup_code: t.pickup_code,
         directed_pickup_prefix: t.directed_pickup_prefix,
+        agent_login_code: t.agent_login_code,
+        agent_logout_code: t.agent_logout_code,
         recording: t.recording,
         created_at: rfc3339(t.created_at),
     }
@@ -124,6 +134,8 @@ pub fn apply(
             "directed_pickup_prefix",
             store::DEFAULT_DIRECTED_PICKUP_PREFIX,
         ),
+        ("agent_login_code", store::DEFAULT_AGENT_LOGIN_CODE),
+        ("agent_logout_code", store::DEFAULT_AGENT_LOGOUT_CODE),
     ] {
         if full || body.has(field) {
             let code = match body.string(field)? {
@@ -132,6 +144,8 @@ pub fn apply(
             };
             match field {
                 "pickup_code" => tenant.pickup_code = code,
+                "agent_login_code" => tenant.agent_login_code = code,
+                "agent_logout_code" => tenant.agent_logout_code = code,
                 _ => tenant.directed_pickup_prefix = code,
             }
         }

@@ -1,6 +1,8 @@
 //! The relay's side of an application call (an IVR holding the caller):
 //! prompts played to side A as RTP, one 20 ms packet per tick, and the
-//! caller's RFC 4733 digits reported.
+//! caller's digits reported: its RFC 4733 telephone-events, or, when the
+//! call agreed none, the DTMF tones heard in its G.711 audio
+//! (`media::inband`, Goertzel).
 //!
 //! While an [`App`] is set the relay drops what either party sends
 //! instead of forwarding it (side B may send early media while it rings;
@@ -11,6 +13,8 @@
 use std::sync::Arc;
 
 use media::dtmf::{EventReceiver, event_key};
+use media::g711::Law;
+use media::inband::DtmfDetector;
 use media::rtp::RtpHeader;
 use pbx::apps::{G711, Playback};
 
@@ -74,7 +78,11 @@ impl Player {
 pub struct App {
     player: Option<Player>,
     events_pt: Option<u8>,
+    /// The caller's audio payload type and law (from the first play).
+    audio: Option<(u8, G711)>,
     receiver: EventReceiver,
+    /// In-band digits, used only while no telephone-event was agreed.
+    tones: DtmfDetector,
     on_digit: DigitSink,
     ssrc: u32,
     sequence: u16,
@@ -88,7 +96,9 @@ impl App {
         App {
             player: None,
             events_pt: None,
+            audio: None,
             receiver: EventReceiver::new(),
+            tones: DtmfDetector::new(),
             on_digit,
             ssrc,
             sequence: 0,
@@ -99,6 +109,7 @@ impl App {
 
     /// Plays `player` from its start (what played before stops).
     pub fn play(&mut self, player: Player, events_pt: Option<u8>) {
+        self.audio = Some((player.payload_type, player.law));
         self.player = Some(player);
         self.events_pt = events_pt.or(self.events_pt);
         self.marker = true;
@@ -138,8 +149,21 @@ impl App {
     }
 
     /// An RTP packet from the caller: a telephone-event is fed to the
-    /// receiver and each completed digit reported once.
+    /// receiver and each completed digit reported once; without
+    /// telephone-events, its G.711 audio goes to the tone detector.
     pub fn on_caller_packet(&mut self, payload_type: u8, timestamp: u32, payload: &[u8]) {
+        if self.events_pt.is_none() {
+            if let Some((pt, law)) = self.audio
+                && pt == payload_type
+            {
+                let law = match law {
+                    G711::Pcmu => Law::Pcmu,
+                    G711::Pcma => Law::Pcma,
+                };
+                self.tones.push_g711(law, payload, &mut self.on_digit);
+            }
+            return;
+        }
         if Some(payload_type) != self.events_pt {
             return;
         }
@@ -224,6 +248,36 @@ mod tests {
         }
         app.on_caller_packet(0, 5000, &[0u8; 160]);
         assert_eq!(*digits.lock().unwrap(), vec!['5', '#']);
+    }
+
+    /// A caller that agreed no telephone-event: its DTMF tones, in its
+    /// G.711 audio, are its digits; with telephone-events agreed the
+    /// tones are only audio.
+    #[test]
+    fn without_telephone_events_tones_in_the_audio_are_digits() {
+        let run = |events: Option<u8>| {
+            let digits = Arc::new(Mutex::new(Vec::new()));
+            let sink = Arc::clone(&digits);
+            let mut app = App::new(Box::new(move |d| sink.lock().unwrap().push(d)), 7);
+            let mut pb = playback(false);
+            pb.events = events;
+            app.play(
+                Player::new(vec![builtin(BuiltinPrompt::Invalid)], &pb),
+                events,
+            );
+            let mut pcm = vec![0i16; 8 * 400];
+            media::tone::Tone::dtmf('7', 0.5, 8000)
+                .unwrap()
+                .fill(&mut pcm[8 * 100..8 * 220]);
+            let mut alaw = vec![0u8; pcm.len()];
+            Law::Pcma.encode_into(&pcm, &mut alaw);
+            for (i, packet) in alaw.chunks(160).enumerate() {
+                app.on_caller_packet(8, i as u32 * 160, packet);
+            }
+            digits.lock().unwrap().clone()
+        };
+        assert_eq!(run(None), vec!['7']);
+        assert_eq!(run(Some(101)), Vec::<char>::new());
     }
 
     /// The relay task itself: plays to the caller's latched address,

@@ -6,7 +6,8 @@
 //!   licence to ship, each with its own frequency so a test (or a person)
 //!   can tell them apart: menu 600 Hz (three 0.5 s beeps), invalid
 //!   1100 Hz (two short beeps), goodbye 500 Hz then 400 Hz, please hold
-//!   800 Hz, ringback 425 Hz (1 s on, 2 s off, looped). Their durations
+//!   800 Hz, ringback 425 Hz (1 s on, 2 s off, looped), an agent logged
+//!   in 1000 then 1300 Hz (rising), logged out 1300 then 1000 Hz. Their durations
 //!   are the engine's (`pbx::BuiltinPrompt::duration`), which times the
 //!   IVR's digit timeout from them. See DESIGN.md "IVRs and queues".
 //! - **Tenant prompts** (`/api/prompts`) are WAV files, 8 or 16 kHz PCM16
@@ -140,13 +141,20 @@ fn pattern(p: BuiltinPrompt) -> &'static [(f64, u32)] {
             (523.0, 1000),
             (0.0, 1000),
         ],
+        BuiltinPrompt::LoggedIn => &[(1000.0, 250), (1300.0, 250), (0.0, 100)],
+        BuiltinPrompt::LoggedOut => &[(1300.0, 250), (1000.0, 250), (0.0, 100)],
     }
 }
 
 /// The 8 kHz samples of a built-in prompt.
 pub fn builtin_pcm(p: BuiltinPrompt) -> Vec<i16> {
+    tones_pcm(pattern(p))
+}
+
+/// 8 kHz samples of tone segments (Hz, ms; 0 Hz is silence).
+fn tones_pcm(segments: &[(f64, u32)]) -> Vec<i16> {
     let mut out = Vec::new();
-    for &(freq, ms) in pattern(p) {
+    for &(freq, ms) in segments {
         let n = (ms * 8) as usize;
         let start = out.len();
         out.resize(start + n, 0);
@@ -172,6 +180,22 @@ pub fn builtin(p: BuiltinPrompt) -> Arc<Audio> {
         .expect("every built-in prompt is made")
 }
 
+/// "You are caller number `n`" (`pbx::apps::caller_number_tones`), made
+/// once per number and kept: a queue's callers hear the same few numbers
+/// again and again.
+pub fn caller_number(n: u32) -> Arc<Audio> {
+    static MADE: OnceLock<std::sync::Mutex<HashMap<u32, Arc<Audio>>>> = OnceLock::new();
+    let made = MADE.get_or_init(Default::default);
+    let mut made = made
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    Arc::clone(made.entry(n).or_insert_with(|| {
+        Arc::new(Audio::from_pcm(&tones_pcm(
+            &pbx::apps::caller_number_tones(n),
+        )))
+    }))
+}
+
 /// Tenant prompts in memory, by id: filled at start-up and on upload,
 /// read when a call plays one (a lock per play command, never per packet).
 #[derive(Clone, Default)]
@@ -187,6 +211,16 @@ impl PromptLibrary {
             .insert(id, Arc::new(audio));
     }
 
+    /// The tenant prompts held now.
+    pub fn ids(&self) -> Vec<Id> {
+        self.prompts
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .keys()
+            .copied()
+            .collect()
+    }
+
     pub fn remove(&self, id: Id) {
         self.prompts
             .write()
@@ -198,6 +232,7 @@ impl PromptLibrary {
     pub fn get(&self, prompt: pbx::PromptRef) -> Option<Arc<Audio>> {
         match prompt {
             pbx::PromptRef::Builtin(p) => Some(builtin(p)),
+            pbx::PromptRef::CallerNumber(n) => Some(caller_number(n)),
             pbx::PromptRef::Tenant(id) => self
                 .prompts
                 .read()
@@ -231,6 +266,51 @@ mod tests {
         assert_eq!(first(BuiltinPrompt::Menu), Some(600.0));
         assert_eq!(first(BuiltinPrompt::Invalid), Some(1100.0));
         assert_eq!(first(BuiltinPrompt::Ringback), Some(425.0));
+    }
+
+    /// "You are caller number 12": the 950 Hz chime, then one 1400 Hz
+    /// pip, a pause, two pips, as long as the engine times it.
+    #[test]
+    fn caller_numbers_count_out_their_digits_in_pips() {
+        let audio = caller_number(12);
+        assert_eq!(
+            audio.duration_ms(),
+            pbx::apps::caller_number_duration(12).as_millis() as u64
+        );
+        let pcm = tones_pcm(&pbx::apps::caller_number_tones(12));
+        assert_eq!(
+            dominant(&pcm[..3200], &[950.0, 1400.0], 8000, 0.7),
+            Some(950.0)
+        );
+        assert_eq!(pip_groups(&pcm), vec![1, 2]);
+        assert_eq!(
+            pip_groups(&tones_pcm(&pbx::apps::caller_number_tones(3))),
+            vec![3]
+        );
+        assert_eq!(
+            pip_groups(&tones_pcm(&pbx::apps::caller_number_tones(10))),
+            vec![1, 10]
+        );
+    }
+
+    /// Pips counted per digit: 20 ms frames where 1400 Hz dominates,
+    /// a group ends at 400 ms without one.
+    fn pip_groups(pcm: &[i16]) -> Vec<usize> {
+        let mut groups = Vec::new();
+        let (mut count, mut on, mut quiet) = (0, false, 0);
+        for f in pcm.chunks_exact(160) {
+            let pip = dominant(f, &[950.0, 1400.0], 8000, 0.6) == Some(1400.0);
+            if pip && !on {
+                count += 1;
+            }
+            quiet = if pip { 0 } else { quiet + 1 };
+            on = pip;
+            if quiet == 20 && count > 0 {
+                groups.push(count);
+                count = 0;
+            }
+        }
+        groups
     }
 
     fn wav(rate: u32, channels: u16, samples: usize) -> Vec<u8> {

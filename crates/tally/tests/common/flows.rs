@@ -65,6 +65,17 @@ impl Demo {
         }
     }
 
+    /// Another node of the same cluster (its own data directory; `extra`
+    /// names the shared database and its node id), with this demo's
+    /// tenant and users.
+    pub fn another_node(&self, data_dir: &Path, extra: &[&str]) -> Demo {
+        Demo {
+            server: Server::start(data_dir, extra),
+            tenant: self.tenant.clone(),
+            users: self.users.clone(),
+        }
+    }
+
     pub fn password(&self, ext: &str) -> String {
         self.users
             .iter()

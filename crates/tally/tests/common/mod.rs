@@ -7,6 +7,7 @@
 pub mod console;
 pub mod flows;
 pub mod http;
+pub mod pcap;
 pub mod pg;
 pub mod phone;
 pub mod receiver;
