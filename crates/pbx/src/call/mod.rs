@@ -265,7 +265,9 @@ pub(crate) struct Session {
     /// originated (`origin`), whose caller is one of its targets.
     caller: Option<Caller>,
     /// A REST-originated call (see `originate.rs`).
-    origin: Option<Origin>,
+    /// Boxed: only calls the PBX places (REST, queue callbacks) have one
+    /// (issue 18: memory per live call).
+    origin: Option<Box<Origin>>,
     targets: Vec<Target>,
     phase: Phase,
     timers: TimerTable,

@@ -132,13 +132,13 @@ impl Session {
             callee_party: callee.clone(),
             started_ms: cx.clk.unix_ms,
             caller: None,
-            origin: Some(Origin {
+            origin: Some(Box::new(Origin {
                 devices: 0,
                 answered: None,
                 caller_id,
                 user_data: user_data.clone(),
                 queue_callback,
-            }),
+            })),
             targets: Vec::new(),
             phase: Phase::Ringing,
             timers: TimerTable::default(),
@@ -225,7 +225,7 @@ impl Session {
         if let Some(shown) = self.transfer_presented() {
             return shown;
         }
-        match &self.origin {
+        match self.origin.as_deref() {
             Some(o) if o.answered.is_none() => (
                 self.callee_party.user.clone(),
                 self.callee_party.display_name.clone(),
