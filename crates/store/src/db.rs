@@ -548,6 +548,11 @@ pub(crate) const SQLITE_MIGRATIONS: Embedded = &[
         "did_to_external",
         include_str!("../migrations/sqlite/0022_did_to_external.sql"),
     ),
+    (
+        23,
+        "cluster_nodes",
+        include_str!("../migrations/sqlite/0023_cluster_nodes.sql"),
+    ),
 ];
 pub(crate) const POSTGRES_MIGRATIONS: Embedded = &[
     (
@@ -659,6 +664,11 @@ pub(crate) const POSTGRES_MIGRATIONS: Embedded = &[
         22,
         "did_to_external",
         include_str!("../migrations/postgres/0022_did_to_external.sql"),
+    ),
+    (
+        23,
+        "cluster_nodes",
+        include_str!("../migrations/postgres/0023_cluster_nodes.sql"),
     ),
 ];
 

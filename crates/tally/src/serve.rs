@@ -111,6 +111,27 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Backend::Sqlite => RecoveryScope::AllNodes,
         _ => RecoveryScope::Node(config.node),
     };
+    // Several nodes on PostgreSQL: this node's liveness row, written
+    // before the recovery so that a survivor's claim on its previous life
+    // is cleared (closing a session twice is refused by the store anyway).
+    let liveness = match store.backend() {
+        Backend::Sqlite => None,
+        _ => {
+            let liveness = crate::cluster::liveness::Liveness {
+                store: store.clone(),
+                writer: writer.clone(),
+                node: config.node,
+                address: advertised_address(&config),
+                heartbeat: config.cluster_heartbeat(),
+                lease: config.cluster_lease(),
+            };
+            liveness
+                .start()
+                .await
+                .context("writing this node's liveness row")?;
+            Some(liveness)
+        }
+    };
     let recovery = writer
         .recover_open_sessions(scope, clock::unix_millis())
         .await
@@ -319,6 +340,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         resolver,
         &trunks,
     ));
+    let liveness = liveness.map(|l| tokio::spawn(l.run(stop.clone())));
     let directory_sync = tokio::spawn(sync_directory(
         store.clone(),
         shard_tx.clone(),
@@ -421,6 +443,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     wsi.close();
     let calls_hung_up = shard.await.context("the shard task failed")?;
     let _ = directory_sync.await;
+    if let Some(liveness) = liveness {
+        let _ = liveness.await;
+    }
     trunk_reload.shutdown().await;
     let _ = close_tx.send(true);
     for listener in listeners {
