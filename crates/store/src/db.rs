@@ -553,6 +553,11 @@ pub(crate) const SQLITE_MIGRATIONS: Embedded = &[
         "cluster_nodes",
         include_str!("../migrations/sqlite/0023_cluster_nodes.sql"),
     ),
+    (
+        24,
+        "registration_path",
+        include_str!("../migrations/sqlite/0024_registration_path.sql"),
+    ),
 ];
 pub(crate) const POSTGRES_MIGRATIONS: Embedded = &[
     (
@@ -669,6 +674,11 @@ pub(crate) const POSTGRES_MIGRATIONS: Embedded = &[
         23,
         "cluster_nodes",
         include_str!("../migrations/postgres/0023_cluster_nodes.sql"),
+    ),
+    (
+        24,
+        "registration_path",
+        include_str!("../migrations/postgres/0024_registration_path.sql"),
     ),
 ];
 

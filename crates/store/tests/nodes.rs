@@ -8,12 +8,13 @@ use std::collections::HashSet;
 
 use cdr::{EventType, SessionId, UnixMillis};
 use common::*;
-use store::{Heartbeat, RecoveryScope, Store, StoreWriter, WriterConfig};
+use store::{Heartbeat, RecoveryScope, Registration, Store, StoreWriter, WriterConfig};
 
 on_both!(
     heartbeats_keep_a_node_unclaimable_and_a_claim_is_won_once,
     a_survivor_closes_a_dead_nodes_calls_once_and_spares_its_own,
     racing_survivors_and_the_returning_node_close_each_call_once,
+    bindings_are_shared_with_their_path_and_removals_are_tombstones,
 );
 
 const LEASE: u64 = 15_000;
@@ -260,4 +261,90 @@ async fn racing_survivors_and_the_returning_node_close_each_call_once(db: &TestD
         assert_eq!(call_cdrs(&store, *session).await, 1, "{session}");
     }
     assert!(store.open_sessions().await.unwrap().is_empty());
+}
+
+fn binding(key: &str, updated_at: u64, expires_at: u64) -> Registration {
+    Registration {
+        tenant_id: tenant_id(1),
+        extension: "101".into(),
+        binding_key: key.into(),
+        contact_uri: format!("sip:101@{key}:5062"),
+        instance_id: None,
+        reg_id: None,
+        q: None,
+        received: "127.0.0.1:5070".into(),
+        transport: "UDP".into(),
+        path: vec!["<sip:127.0.0.1:5070;lr;received=sip:10.0.0.7:5062>".into()],
+        call_id: format!("reg-{key}"),
+        cseq: 1,
+        user_agent: String::new(),
+        expires_at: ms(expires_at),
+        updated_at: ms(updated_at),
+    }
+}
+
+async fn bindings_are_shared_with_their_path_and_removals_are_tombstones(db: &TestDb) {
+    let store = db.open().await;
+    create_tenants(&store, [1]).await;
+    store.create_user(&user(1, "101")).await.unwrap();
+    // Node A persists two bindings, node B polls.
+    store
+        .upsert_registration(&binding("a", 1_000, 60_000))
+        .await
+        .unwrap();
+    store
+        .upsert_registration(&binding("b", 2_000, 60_000))
+        .await
+        .unwrap();
+    let seen = store.registrations_updated_since(ms(0)).await.unwrap();
+    assert_eq!(
+        seen,
+        vec![binding("a", 1_000, 60_000), binding("b", 2_000, 60_000)]
+    );
+    assert_eq!(
+        store.registrations_updated_since(ms(1_000)).await.unwrap(),
+        vec![binding("b", 2_000, 60_000)],
+        "only what was written after the cursor"
+    );
+    // A unregisters "a": the row stays, expired, for the others to read.
+    assert!(
+        store
+            .tombstone_registration(tenant_id(1), "101", "a", ms(3_000))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .tombstone_registration(tenant_id(1), "101", "a", ms(3_500))
+            .await
+            .unwrap(),
+        "a tombstone is not written twice"
+    );
+    let after = store.registrations_updated_since(ms(2_000)).await.unwrap();
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0].binding_key, "a");
+    assert_eq!(
+        (after[0].expires_at, after[0].updated_at),
+        (ms(3_000), ms(3_000))
+    );
+    let live: Vec<_> = store
+        .all_live_registrations(ms(3_000))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.binding_key)
+        .collect();
+    assert_eq!(live, ["b"]);
+    // The sweep deletes tombstones once everyone had time to read them.
+    assert_eq!(
+        store.remove_expired_registrations(ms(3_000)).await.unwrap(),
+        1
+    );
+    assert!(
+        store
+            .registrations_updated_since(ms(2_000))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -182,6 +182,10 @@ fn binding(key: &str, expires_at: u64) -> Registration {
         q: Some(500),
         received: "192.0.2.4:40312".into(),
         transport: "TCP".into(),
+        path: vec![
+            "<sip:127.0.0.1:5070;lr;received=sip:192.0.2.4:40312>".into(),
+            "<sip:edge.example;lr>".into(),
+        ],
         call_id: format!("reg-{key}"),
         cseq: 7,
         user_agent: "Yealink T54W".into(),

@@ -203,6 +203,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .context("loading the trunks and routing rules")?;
     *engine.trunks_mut() = trunks.clone();
+    let restored_at = clock::unix_millis();
     bindings::restore(&store, &mut engine).await?;
     // Tenant prompts (IVR greetings), played from memory (issue 14).
     let prompts_dir = config.data_dir.join("prompts");
@@ -321,7 +322,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Arc::clone(&commit_counters),
     ));
     let webhooks = Arc::new(crate::delivery::Webhooks::start(&config, &store, committed).await?);
-    let persisted = tokio::spawn(bindings::persist(bindings_rx, store.clone()));
+    let shared_location = liveness.is_some();
+    let persisted = tokio::spawn(bindings::persist(
+        bindings_rx,
+        store.clone(),
+        shared_location,
+    ));
     let trunk_net = crate::trunks::live::Net {
         transmitter: transmitter.clone(),
         tcp: Arc::clone(&tcp),
@@ -341,6 +347,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         &trunks,
     ));
     let liveness = liveness.map(|l| tokio::spawn(l.run(stop.clone())));
+    let location = shared_location.then(|| {
+        tokio::spawn(crate::cluster::location::follow(
+            store.clone(),
+            shard_tx.clone(),
+            restored_at,
+            stop.clone(),
+        ))
+    });
     let directory_sync = tokio::spawn(sync_directory(
         store.clone(),
         shard_tx.clone(),
@@ -445,6 +459,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let _ = directory_sync.await;
     if let Some(liveness) = liveness {
         let _ = liveness.await;
+    }
+    if let Some(location) = location {
+        let _ = location.await;
     }
     trunk_reload.shutdown().await;
     let _ = close_tx.send(true);

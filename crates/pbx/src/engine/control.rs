@@ -66,6 +66,9 @@ pub enum Control {
         tenant: TenantId,
         number: String,
     },
+    /// Bindings other nodes sharing the database wrote (issue 15): the
+    /// location follows them ([`crate::Location::apply_shared`]).
+    SharedBindings(Vec<crate::BindingRecord>),
 }
 
 /// The engine's answer to a [`Control`].
@@ -79,6 +82,8 @@ pub enum ControlReply {
     Destroyed(bool),
     /// Callers waiting in a queue.
     Waiting(usize),
+    /// What the location did with shared bindings.
+    SharedBindings(crate::location::SharedReport),
 }
 
 /// Why a call was not originated (nothing was sent, nothing recorded).
@@ -144,6 +149,10 @@ impl Engine {
             Control::QueueWaiting { tenant, number } => {
                 ControlReply::Waiting(self.queues.waiting(tenant, &number))
             }
+            Control::SharedBindings(records) => ControlReply::SharedBindings(
+                self.registrar
+                    .apply_shared(clk.now, clk.unix_ms / 1000, records),
+            ),
         };
         self.drain(clk);
         reply
