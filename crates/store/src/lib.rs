@@ -53,6 +53,7 @@ mod db;
 mod directory;
 mod error;
 mod export;
+mod fanout;
 mod identity;
 mod ivrs;
 mod lite;
@@ -87,6 +88,7 @@ pub use directory::{
 };
 pub use error::StoreError;
 pub use export::{ExportFormat, ExportLimits, ExportSlot, ExportSlots, ExportZone, UnknownZone};
+pub use fanout::{OUTBOX_CHANNEL, OutboxListener};
 pub use identity::{AccessGrant, ApiKey, NewToken, Refresh, Rotation, TokenOwner};
 pub use ivrs::{AppDeletion, HANG_UP, Ivr, IvrWrite, PromptRow};
 pub use nodes::{Heartbeat, NodeRow, TakeOver};

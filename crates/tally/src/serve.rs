@@ -288,9 +288,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     // Events: the relay follows the outbox from here (what is older is
     // read from the store by whoever resumes); retention prunes it.
+    // Several nodes: the relay also wakes when another node commits.
+    let (relay_wake, fanout) = match (&liveness, config.cluster.notify) {
+        (Some(_), true) => crate::cluster::fanout::start(&store, committed.clone()),
+        _ => (committed.clone(), Vec::new()),
+    };
     let relay = ::delivery::Relay::spawn(
         store.clone(),
-        committed.clone(),
+        relay_wake,
         ::delivery::RelayConfig::default(),
     )
     .await
@@ -481,6 +486,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     persisted.await.context("the registration task failed")?;
     relay.stop();
     retention.abort();
+    for task in fanout {
+        task.abort();
+    }
     if let Some(task) = recording_retention {
         task.abort();
     }
