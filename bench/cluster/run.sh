@@ -30,7 +30,7 @@ trap cleanup EXIT
 cpu_ticks() { # utime+stime of a pid and its children processes (Kamailio forks), in clock ticks
   local total=0 f
   for f in /proc/[0-9]*/stat; do
-    read -r -a st < "$f" 2>/dev/null || continue
+    { read -r -a st < "$f"; } 2>/dev/null || continue
     if [ "${st[0]}" = "$1" ] || [ "${st[3]}" = "$1" ]; then
       total=$((total + st[13] + st[14]))
     fi
@@ -83,7 +83,7 @@ provision() { # http port -> TENANT, passwords in P1001/P2001
     -d username=admin -d password=bench-admin | jq -r .access_token)
   TOKEN=$token
   TENANT=$(curl -fs -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
-    "http://127.0.0.1:$http/api/tenants" -d '{"name":"Bench","sip_domain":"bench.tally.local"}' | jq -r .id)
+    "http://127.0.0.1:$http/api/tenants" -d '{"name":"Bench","sip_domain":"demo.tally.local"}' | jq -r .id)
   for ext in 1001 2001; do
     curl -fs -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
       "http://127.0.0.1:$http/api/tenants/$TENANT/users" \
@@ -93,12 +93,12 @@ provision() { # http port -> TENANT, passwords in P1001/P2001
 
 register_and_answer() { # target
   sipp -sf "$ROOT/tests/sipp/register.xml" "$1" -i 127.0.0.1 -p $((BASE+10)) -s 2001 \
-    -ap pw-2001-bench -key domain bench.tally.local -auth_uri bench.tally.local -m 1 \
+    -ap pw-2001-bench -key domain demo.tally.local -auth_uri demo.tally.local -m 1 \
     -timeout 10 -timeout_error -nostdin >/dev/null 2>&1
   sleep 1.5 # the other node follows the shared location within 500 ms
   sipp -sf "$ROOT/tests/sipp/cluster_uas.xml" -i 127.0.0.1 -p $((BASE+10)) -m 100000000 \
-    -nostdin -bg -mp $((BASE+500)) >/dev/null 2>&1
-  UAS_PID=$(pgrep -n -f "sipp -sf $ROOT/tests/sipp/cluster_uas.xml -i 127.0.0.1 -p $((BASE+10))")
+    -nostdin -mp $((BASE+500)) >/dev/null 2>&1 &
+  UAS_PID=$!
   PIDS+=($UAS_PID)
 }
 
@@ -113,7 +113,7 @@ step() {
   for p in $MEASURE; do c0[$p]=$(cpu_ticks "$p"); done
   t0=$(date +%s.%N)
   if sipp -sf "$ROOT/tests/sipp/cluster_uac.xml" "$target" -i 127.0.0.1 -p "$port" -s 2001 \
-      -set caller 1001 -au 1001 -ap pw-1001-bench -auth_uri 2001@bench.tally.local \
+      -set caller 1001 -au 1001 -ap pw-1001-bench -auth_uri 2001@demo.tally.local \
       -m "$calls" -r "$rate" -d "$TALK_MS" -timeout $((STEP_SECS + 40)) -timeout_error -nostdin \
       -mp $((BASE+2000)) -trace_err -error_file "$WORK/uac-$rate-$port.err" >/dev/null 2>&1; then ok=0; else ok=1; fi
   t1=$(date +%s.%N)
