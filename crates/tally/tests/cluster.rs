@@ -500,6 +500,31 @@ fn two_nodes_behind_kamailio_survive_a_node_killed_mid_load() {
         a_open.iter().all(|s| a_started.contains(s)),
         "node 2's subscriber saw node 1's calls start: {a_started:?} vs {a_open:?}"
     );
+
+    // Node 1 comes back: its start-up recovery finds its calls closed
+    // and closes nothing again.
+    let before = cluster.cdrs();
+    let config = cluster._dirs.0.path().join("cluster.toml");
+    let again = cluster._dirs.0.path().join("again");
+    std::fs::create_dir_all(&again).expect("data dir");
+    let back = Server::start(
+        &again,
+        &[
+            "--node",
+            "1",
+            "--database",
+            &db.url,
+            "--config",
+            config.to_str().expect("path"),
+        ],
+    );
+    back.wait_stderr(|l| l.contains("registrations restored"));
+    assert!(
+        !back.stderr().contains("interrupted call closed"),
+        "{}",
+        back.stderr()
+    );
+    assert_eq!(cluster.cdrs(), before, "no CDR written again");
 }
 
 /// Waits (bounded) until the receiver has `n` distinct call_cdr sessions.
