@@ -85,5 +85,7 @@ pub use engine::{
     Input, Originate, OriginateError, Output, TrunkRefusal,
 };
 pub use ids::IdGenerator;
-pub use location::{Aor, Binding, BindingChange, BindingRecord, ChangeKind, Location};
+pub use location::{
+    Aor, Binding, BindingChange, BindingRecord, ChangeKind, Location, SharedReport,
+};
 pub use registrar::{DigestOffer, RegisterOutcome, Registrar, RegistrarConfig, RegistrarEvent};

@@ -60,6 +60,9 @@ use sip::uri::{Host, SipUri, Uri};
 
 use crate::directory::Extension;
 
+mod shared;
+pub use shared::SharedReport;
+
 /// Cap on a user's bindings when the configuration does not say otherwise.
 pub const DEFAULT_MAX_BINDINGS_PER_USER: usize = 10;
 
@@ -172,6 +175,11 @@ pub struct Binding {
     pub expires_at: Instant,
     /// Transport and address the REGISTER arrived from.
     pub source: Peer,
+    /// The REGISTER's Path (RFC 3327), one `<uri>` per proxy, nearest the
+    /// registrar first: the Route of every request sent to the device, so
+    /// it goes back through the proxy the device registered through
+    /// (Kamailio in front of a cluster). Empty when it came directly.
+    pub path: Vec<String>,
     /// Call-ID and CSeq of the REGISTER that last wrote this binding.
     pub call_id: String,
     pub cseq: u32,
@@ -220,6 +228,8 @@ pub struct Registration<'a> {
     pub call_id: &'a str,
     pub cseq: u32,
     pub source: Peer,
+    /// The REGISTER's Path values ([`Binding::path`]).
+    pub path: Vec<String>,
     pub contacts: RegisterContacts,
 }
 
@@ -269,6 +279,8 @@ pub struct BindingRecord {
     pub expires_unix: u64,
     pub transport: Transport,
     pub source: SocketAddr,
+    /// [`Binding::path`].
+    pub path: Vec<String>,
     pub call_id: String,
     pub cseq: u32,
 }
@@ -291,6 +303,7 @@ impl BindingRecord {
             expires_unix,
             transport: b.source.transport,
             source: b.source.addr,
+            path: b.path.clone(),
             call_id: b.call_id.clone(),
             cseq: b.cseq,
         }
@@ -454,6 +467,7 @@ impl Location {
                         q: u.q,
                         expires_at,
                         source: reg.source,
+                        path: reg.path.clone(),
                         call_id: reg.call_id.to_owned(),
                         cseq: reg.cseq,
                     };
@@ -657,6 +671,7 @@ impl Location {
             q: r.q,
             expires_at,
             source: Peer::new(r.transport, r.source),
+            path: r.path.clone(),
             call_id: r.call_id.clone(),
             cseq: r.cseq,
         };
@@ -765,6 +780,7 @@ mod tests {
             call_id,
             cseq,
             source: source(),
+            path: Vec::new(),
             contacts: RegisterContacts::Update(updates),
         }
     }
@@ -888,6 +904,7 @@ mod tests {
             expires_unix: 2000,
             transport: Transport::Udp,
             source: "203.0.113.5:40000".parse().unwrap(),
+            path: vec!["<sip:127.0.0.1:5070;lr>".into()],
             call_id: "abc".into(),
             cseq: 3,
         };
@@ -928,5 +945,6 @@ mod tests {
         // The far-future expiry was capped.
         let b = loc.lookup(t0, a.tenant, "101").next().unwrap();
         assert_eq!(b.remaining(t0), Duration::from_secs(7200));
+        assert_eq!(b.path, ["<sip:127.0.0.1:5070;lr>"], "the Path survives");
     }
 }

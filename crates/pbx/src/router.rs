@@ -43,6 +43,8 @@ use crate::location::Location;
 pub struct Contact {
     pub uri: String,
     pub peer: Peer,
+    /// Route header values of requests to it: the binding's Path (RFC 3327).
+    pub route: Vec<String>,
 }
 
 /// What a dialled number routes to.
@@ -172,6 +174,7 @@ pub fn route(
         .map(|b| Contact {
             uri: b.contact_uri.clone(),
             peer: b.target(),
+            route: b.path.clone(),
         })
         .collect();
     if contacts.is_empty() {

@@ -157,8 +157,12 @@ impl ResponseBuilder {
     }
 
     /// A response to `req` per RFC 3261 §8.2.6.2: every Via in order, From,
-    /// To, Call-ID and CSeq copied; Timestamp copied into a 100 (§8.2.6.1).
-    /// Add the To tag with [`ResponseBuilder::to_tag`] for anything but 100.
+    /// To, Call-ID and CSeq copied; Timestamp copied into a 100 (§8.2.6.1);
+    /// Record-Route copied into a provisional (101–199) or 2xx response
+    /// (§12.1.1: the responses that may establish a dialog, so the peer's
+    /// route set goes through the proxies that record-routed, as Kamailio
+    /// in front of a cluster does). Add the To tag with
+    /// [`ResponseBuilder::to_tag`] for anything but 100.
     pub fn for_request(req: &Message, code: u16, reason: impl Display) -> Self {
         let mut b = ResponseBuilder::new(code, reason);
         for f in req.fields() {
@@ -169,7 +173,8 @@ impl ResponseBuilder {
                     | HeaderName::To
                     | HeaderName::CallId
                     | HeaderName::CSeq
-            ) || (code == 100 && f.kind == HeaderName::Timestamp);
+            ) || (code == 100 && f.kind == HeaderName::Timestamp)
+                || ((101..300).contains(&code) && f.kind == HeaderName::RecordRoute);
             if copy {
                 b.fields.push(Name::Known(f.kind), f.value);
             }
@@ -373,6 +378,39 @@ Content-Length: 0\r\n\r\n";
         let trying = ResponseBuilder::reply(&req, 100).build().unwrap();
         assert_eq!(trying.header(HeaderName::Timestamp), Some("54"));
         assert_eq!(trying.to().unwrap().tag(), None);
+    }
+
+    #[test]
+    fn record_route_is_copied_into_responses_that_may_make_a_dialog() {
+        let req = Message::parse(
+            INVITE
+                .replace(
+                    "Contact:",
+                    "Record-Route: <sip:p2.example;lr>, <sip:p1.example;lr>\r\n\
+                     Record-Route: <sip:p0.example;lr>\r\nContact:",
+                )
+                .into_bytes(),
+        )
+        .unwrap();
+        for code in [180, 200] {
+            let r = ResponseBuilder::reply(&req, code)
+                .to_tag("t")
+                .build()
+                .unwrap();
+            let rr: Vec<_> = r.header_lines(HeaderName::RecordRoute).collect();
+            assert_eq!(
+                rr,
+                [
+                    "<sip:p2.example;lr>, <sip:p1.example;lr>",
+                    "<sip:p0.example;lr>"
+                ],
+                "{code}: in order, as received"
+            );
+        }
+        for code in [100, 407, 486] {
+            let r = ResponseBuilder::reply(&req, code).build().unwrap();
+            assert!(r.header(HeaderName::RecordRoute).is_none(), "{code}");
+        }
     }
 
     #[test]

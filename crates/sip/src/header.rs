@@ -74,6 +74,7 @@ header_names! {
     ContentEncoding => "Content-Encoding", b"content-encoding", b'e';
     Route => "Route", b"route";
     RecordRoute => "Record-Route", b"record-route";
+    Path => "Path", b"path";
     Expires => "Expires", b"expires";
     MinExpires => "Min-Expires", b"min-expires";
     Authorization => "Authorization", b"authorization";
@@ -120,6 +121,7 @@ impl HeaderName {
                 | HeaderName::Contact
                 | HeaderName::Route
                 | HeaderName::RecordRoute
+                | HeaderName::Path
                 | HeaderName::Supported
                 | HeaderName::Require
                 | HeaderName::ProxyRequire

@@ -270,9 +270,9 @@ fn inbound_call() -> (Message, Dialog, Dialog) {
             .header(HeaderName::Contact, "<sip:101@192.0.2.20:5060>")
             .body("application/sdp", SDP),
     );
+    // The Record-Route is copied by the builder (RFC 3261 §12.1.1).
     let ok = ResponseBuilder::reply(&invite, 200)
         .to_tag("tly9")
-        .header(HeaderName::RecordRoute, "<sip:edge.example.com;lr>")
         .header(HeaderName::Contact, TALLY_CONTACT)
         .build()
         .unwrap();

@@ -562,6 +562,16 @@ pub(crate) const SQLITE_MIGRATIONS: Embedded = &[
         include_str!("../migrations/sqlite/0022_did_to_external.sql"),
     ),
     (
+        23,
+        "cluster_nodes",
+        include_str!("../migrations/sqlite/0023_cluster_nodes.sql"),
+    ),
+    (
+        24,
+        "registration_path",
+        include_str!("../migrations/sqlite/0024_registration_path.sql"),
+    ),
+    (
         25,
         "queue_announcements",
         include_str!("../migrations/sqlite/0025_queue_announcements.sql"),
@@ -682,6 +692,16 @@ pub(crate) const POSTGRES_MIGRATIONS: Embedded = &[
         22,
         "did_to_external",
         include_str!("../migrations/postgres/0022_did_to_external.sql"),
+    ),
+    (
+        23,
+        "cluster_nodes",
+        include_str!("../migrations/postgres/0023_cluster_nodes.sql"),
+    ),
+    (
+        24,
+        "registration_path",
+        include_str!("../migrations/postgres/0024_registration_path.sql"),
     ),
     (
         25,

@@ -53,9 +53,11 @@ mod db;
 mod directory;
 mod error;
 mod export;
+mod fanout;
 mod identity;
 mod ivrs;
 mod lite;
+mod nodes;
 mod outbox;
 mod pg_commit;
 pub mod query;
@@ -86,8 +88,10 @@ pub use directory::{
 };
 pub use error::StoreError;
 pub use export::{ExportFormat, ExportLimits, ExportSlot, ExportSlots, ExportZone, UnknownZone};
+pub use fanout::{OUTBOX_CHANNEL, OutboxListener};
 pub use identity::{AccessGrant, ApiKey, NewToken, Refresh, Rotation, TokenOwner};
 pub use ivrs::{AppDeletion, HANG_UP, Ivr, IvrWrite, PromptRow};
+pub use nodes::{Heartbeat, NodeRow, TakeOver};
 pub use outbox::OutboxEvent;
 pub use query::{CdrQuery, CdrScope, QueryError};
 pub use queue_stats::QueueStats;
@@ -425,6 +429,33 @@ impl Store {
     }
 
     /// Deletes bindings that expired at or before `now`; returns how many.
+    /// Every registration row written after `after`, live or removed
+    /// (nodes sharing the database follow each other's bindings).
+    pub async fn registrations_updated_since(
+        &self,
+        after: UnixMillis,
+    ) -> Result<Vec<Registration>, StoreError> {
+        with_conn!(&self.pool, |conn| registrations::updated_since(conn, after))
+    }
+
+    /// Removes a binding by expiring its row at `now` (a tombstone the
+    /// other nodes read); `false` if there was no live row.
+    pub async fn tombstone_registration(
+        &self,
+        tenant_id: TenantId,
+        extension: &str,
+        binding_key: &str,
+        now: UnixMillis,
+    ) -> Result<bool, StoreError> {
+        with_conn!(&self.pool, |conn| registrations::tombstone(
+            conn,
+            tenant_id,
+            extension,
+            binding_key,
+            now
+        ))
+    }
+
     pub async fn remove_expired_registrations(&self, now: UnixMillis) -> Result<u64, StoreError> {
         with_conn!(&self.pool, |conn| registrations::remove_expired(conn, now))
     }

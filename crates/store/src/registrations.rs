@@ -29,6 +29,9 @@ pub struct Registration {
     /// the contact is behind NAT.
     pub received: String,
     pub transport: String,
+    /// The REGISTER's Path (RFC 3327), one `<uri>` per proxy, nearest the
+    /// registrar first; empty when it came directly.
+    pub path: Vec<String>,
     pub call_id: String,
     pub cseq: u32,
     pub user_agent: String,
@@ -40,13 +43,13 @@ pub struct Registration {
 pub(crate) async fn upsert(conn: &mut impl Conn, r: &Registration) -> Result<(), StoreError> {
     conn.execute(
         "INSERT INTO registrations (tenant_id, extension, binding_key, contact_uri, instance_id, \
-         reg_id, q, received, transport, call_id, cseq, user_agent, expires_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+         reg_id, q, received, transport, call_id, cseq, user_agent, expires_at, updated_at, path) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
          ON CONFLICT (tenant_id, extension, binding_key) DO UPDATE SET \
          contact_uri = excluded.contact_uri, instance_id = excluded.instance_id, \
          reg_id = excluded.reg_id, q = excluded.q, received = excluded.received, transport = excluded.transport, \
          call_id = excluded.call_id, cseq = excluded.cseq, user_agent = excluded.user_agent, \
-         expires_at = excluded.expires_at, updated_at = excluded.updated_at",
+         expires_at = excluded.expires_at, updated_at = excluded.updated_at, path = excluded.path",
         &args![
             db_id("tenant_id", r.tenant_id.id())?,
             r.extension.as_str(),
@@ -62,6 +65,7 @@ pub(crate) async fn upsert(conn: &mut impl Conn, r: &Registration) -> Result<(),
             r.user_agent.as_str(),
             db_ms("expires_at", r.expires_at)?,
             db_ms("updated_at", r.updated_at)?,
+            join_path(&r.path)?.as_str(),
         ],
     )
     .await?;
@@ -104,7 +108,7 @@ pub(crate) async fn live_of(
 ) -> Result<Vec<Registration>, StoreError> {
     conn.fetch_all(
         "SELECT tenant_id, extension, binding_key, contact_uri, instance_id, reg_id, q, received, \
-         transport, call_id, cseq, user_agent, expires_at, updated_at FROM registrations \
+         transport, call_id, cseq, user_agent, expires_at, updated_at, path FROM registrations \
          WHERE tenant_id = $1 AND extension = $2 AND expires_at > $3 ORDER BY binding_key",
         &args![
             db_id("tenant_id", tenant_id.id())?,
@@ -124,7 +128,7 @@ pub(crate) async fn live(
 ) -> Result<Vec<Registration>, StoreError> {
     conn.fetch_all(
         "SELECT tenant_id, extension, binding_key, contact_uri, instance_id, reg_id, q, received, \
-         transport, call_id, cseq, user_agent, expires_at, updated_at FROM registrations \
+         transport, call_id, cseq, user_agent, expires_at, updated_at, path FROM registrations \
          WHERE expires_at > $1 ORDER BY tenant_id, extension, binding_key",
         &args![db_ms("now", now)?],
     )
@@ -144,6 +148,64 @@ pub(crate) async fn remove_expired(
             &args![db_ms("now", now)?],
         )
         .await?)
+}
+
+/// Path elements one per line: a header value has no line breaks once
+/// parsed, so the join cannot be ambiguous; one with a break is refused.
+fn join_path(path: &[String]) -> Result<String, StoreError> {
+    if path
+        .iter()
+        .any(|p| p.contains(['\r', '\n']) || p.is_empty())
+    {
+        return Err(StoreError::Corrupt(format!(
+            "a Path element with a line break or empty: {path:?}"
+        )));
+    }
+    Ok(path.join("\n"))
+}
+
+/// Every row written after `after` (live or not: a removal on a node
+/// sharing the database is a row whose expiry has passed), oldest write
+/// first.
+pub(crate) async fn updated_since(
+    conn: &mut impl Conn,
+    after: UnixMillis,
+) -> Result<Vec<Registration>, StoreError> {
+    conn.fetch_all(
+        "SELECT tenant_id, extension, binding_key, contact_uri, instance_id, reg_id, q, received, \
+         transport, call_id, cseq, user_agent, expires_at, updated_at, path FROM registrations \
+         WHERE updated_at > $1 ORDER BY updated_at, tenant_id, extension, binding_key",
+        &args![db_ms("after", after)?],
+    )
+    .await?
+    .iter()
+    .map(from_row)
+    .collect()
+}
+
+/// Marks a binding removed without deleting its row (its expiry becomes
+/// `now`), so other nodes sharing the database see the removal.
+pub(crate) async fn tombstone(
+    conn: &mut impl Conn,
+    tenant_id: TenantId,
+    extension: &str,
+    binding_key: &str,
+    now: UnixMillis,
+) -> Result<bool, StoreError> {
+    let now = db_ms("now", now)?;
+    let updated = conn
+        .execute(
+            "UPDATE registrations SET expires_at = $4, updated_at = $4 \
+             WHERE tenant_id = $1 AND extension = $2 AND binding_key = $3 AND expires_at > $4",
+            &args![
+                db_id("tenant_id", tenant_id.id())?,
+                extension,
+                binding_key,
+                now
+            ],
+        )
+        .await?;
+    Ok(updated > 0)
 }
 
 fn from_row(row: &impl Row) -> Result<Registration, StoreError> {
@@ -171,6 +233,12 @@ fn from_row(row: &impl Row) -> Result<Registration, StoreError> {
             .transpose()?,
         received: row.text("received")?,
         transport: row.text("transport")?,
+        path: row
+            .text("path")?
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect(),
         call_id: row.text("call_id")?,
         cseq: get_u32(row, "cseq")?,
         user_agent: row.text("user_agent")?,

@@ -388,6 +388,64 @@ impl WriterConn {
         }
     }
 
+    /// After the connection was lost during a batch's `COMMIT`, whether
+    /// that commit took effect anyway (the database applied it and died,
+    /// or the answer was lost on the way): its outbox rows are there.
+    /// `Some` with what it assigned when they are all there, `None` when
+    /// none is (not committed: write it again); a batch without outbox
+    /// rows cannot be told and is written again (its journal rows would
+    /// then refuse it as a duplicate, leaving the session to recovery).
+    /// Only PostgreSQL: SQLite runs in this thread, nothing is in doubt.
+    async fn committed_before(
+        &mut self,
+        batch: &[&Prepared],
+    ) -> Result<Option<Assigned>, StoreError> {
+        let Self::Postgres(conn) = self else {
+            return Ok(None);
+        };
+        let ids: Vec<String> = batch
+            .iter()
+            .flat_map(|p| p.command.wire.iter().map(|w| w.event_id().to_string()))
+            .collect();
+        if ids.is_empty() {
+            return Ok(None);
+        }
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT event_id, sequence, global_sequence FROM outbox WHERE event_id = ANY($1)",
+        )
+        .bind(&ids)
+        .fetch_all(&mut *conn)
+        .await?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let found: std::collections::HashMap<&str, (i64, i64)> = rows
+            .iter()
+            .map(|(id, seq, global)| (id.as_str(), (*seq, *global)))
+            .collect();
+        let mut sequences = Vec::with_capacity(batch.len());
+        let mut last_global = None;
+        for p in batch {
+            let mut of_command = Vec::with_capacity(p.command.wire.len());
+            for w in &p.command.wire {
+                let id = w.event_id().to_string();
+                let (seq, global) = found.get(id.as_str()).copied().ok_or_else(|| {
+                    StoreError::Corrupt(format!(
+                        "batch in doubt after a lost connection: event {id} missing, others committed"
+                    ))
+                })?;
+                of_command.push(u64::try_from(seq).unwrap_or_default());
+                let global = u64::try_from(global).unwrap_or_default();
+                last_global = Some(last_global.map_or(global, |g: u64| g.max(global)));
+            }
+            sequences.push(of_command);
+        }
+        Ok(Some(Assigned {
+            sequences,
+            last_global,
+        }))
+    }
+
     /// Whether the connection still answers (after an error).
     async fn alive(&mut self) -> bool {
         match self {
@@ -530,14 +588,35 @@ impl WriterTask {
     ) -> Result<Assigned, (u32, StoreError)> {
         let max_attempts = self.config.max_attempts.max(1);
         let mut attempt = 1;
+        // The connection died under the previous attempt: it may have
+        // committed (issue 15: PostgreSQL restarted mid-load).
+        let mut in_doubt = false;
         loop {
             let open = self.connection(conn).await;
-            let result = open
-                .write_batch(batch, &self.config.profile, now_ms())
-                .await;
+            let result = match in_doubt {
+                true => match open.committed_before(batch).await {
+                    Ok(Some(assigned)) => {
+                        tracing::warn!(
+                            commands = batch.len(),
+                            "a batch in doubt after a lost connection had committed"
+                        );
+                        Ok(assigned)
+                    }
+                    Ok(None) => {
+                        open.write_batch(batch, &self.config.profile, now_ms())
+                            .await
+                    }
+                    Err(error) => Err(error),
+                },
+                false => {
+                    open.write_batch(batch, &self.config.profile, now_ms())
+                        .await
+                }
+            };
             if result.is_err() && !open.alive().await {
                 tracing::warn!("the store writer's connection is gone; reconnecting");
                 *conn = None;
+                in_doubt = true;
             }
             match result {
                 Ok(assigned) => {

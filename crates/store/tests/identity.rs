@@ -433,6 +433,7 @@ fn registration(tenant: u64, extension: &str) -> Registration {
         q: None,
         received: "192.0.2.1:5060".into(),
         transport: "UDP".into(),
+        path: Vec::new(),
         call_id: "c".into(),
         cseq: 1,
         user_agent: String::new(),

@@ -182,6 +182,7 @@ fn binding(key: &str, expires_at: u64) -> Registration {
         q: Some(500),
         received: "192.0.2.4:40312".into(),
         transport: "TCP".into(),
+        path: Vec::new(), // round-trips with a Path in tests/nodes.rs
         call_id: format!("reg-{key}"),
         cseq: 7,
         user_agent: "Yealink T54W".into(),

@@ -13,20 +13,32 @@ use tokio::sync::mpsc;
 use crate::clock;
 
 /// Writes binding changes until the queue closes.
-pub async fn persist(mut changes: mpsc::UnboundedReceiver<Vec<BindingChange>>, store: Store) {
+///
+/// `shared`: nodes share the database (`cluster::location`), so a removal
+/// is a tombstone (the row expires now, for the other nodes to read) and
+/// an expiry writes nothing (the row says it already; deleting it could
+/// delete another node's refresh of it).
+pub async fn persist(
+    mut changes: mpsc::UnboundedReceiver<Vec<BindingChange>>,
+    store: Store,
+    shared: bool,
+) {
     while let Some(batch) = changes.recv().await {
         for change in batch {
             log_change(&change);
             let r = &change.record;
-            let result = if change.kind.is_live() {
-                store
-                    .upsert_registration(&to_store(r, clock::unix_millis()))
+            let now = clock::unix_millis();
+            let result = match (change.kind, shared) {
+                (kind, _) if kind.is_live() => store.upsert_registration(&to_store(r, now)).await,
+                (ChangeKind::Expired, true) => Ok(()),
+                (_, true) => store
+                    .tombstone_registration(r.tenant_id, &r.extension, &r.key, now)
                     .await
-            } else {
-                store
+                    .map(|_| ()),
+                (_, false) => store
                     .remove_registration(r.tenant_id, &r.extension, &r.key)
                     .await
-                    .map(|_| ())
+                    .map(|_| ()),
             };
             // The binding works in memory either way; only a restart would
             // miss it.
@@ -71,6 +83,7 @@ fn to_store(r: &BindingRecord, now: UnixMillis) -> Registration {
         q: r.q,
         received: r.source.to_string(),
         transport: r.transport.as_str().to_owned(),
+        path: r.path.clone(),
         call_id: r.call_id.clone(),
         cseq: r.cseq,
         user_agent: String::new(),
@@ -81,7 +94,7 @@ fn to_store(r: &BindingRecord, now: UnixMillis) -> Registration {
 
 /// A stored binding as the registrar imports it; `None` for a row this
 /// version cannot use (logged by the caller).
-fn from_store(r: Registration) -> Result<BindingRecord, String> {
+pub(crate) fn from_store(r: Registration) -> Result<BindingRecord, String> {
     let transport: Transport = r.transport.parse().map_err(|e| format!("transport: {e}"))?;
     let source: SocketAddr = r
         .received
@@ -98,6 +111,7 @@ fn from_store(r: Registration) -> Result<BindingRecord, String> {
         expires_unix: r.expires_at.0 / 1000,
         transport,
         source,
+        path: r.path,
         call_id: r.call_id,
         cseq: r.cseq,
     })
@@ -155,6 +169,7 @@ mod tests {
             expires_unix: 1_800_000_000,
             transport: Transport::Tcp,
             source: "192.0.2.7:40000".parse().unwrap(),
+            path: vec!["<sip:127.0.0.1:5070;lr;received=sip:192.0.2.7:40000>".into()],
             call_id: "reg-1".into(),
             cseq: 7,
         };

@@ -59,6 +59,12 @@
 //! allow = ["127.0.0.1", "::1"]       # networks that may scrape without a token
 //! token = "…"                        # or: Authorization: Bearer <token>
 //!
+//! [cluster]                          # nodes sharing PostgreSQL (issue 15); on SQLite
+//!                                    # (one node) none of it runs
+//! heartbeat_ms = 2000                # how often this node writes its liveness row
+//! lease_secs = 15                    # silent this long: a survivor closes the node's calls
+//! notify = true                      # wake other nodes' outbox relays (LISTEN/NOTIFY)
+//!
 //! [shutdown]
 //! grace_secs = 5                     # how long calls in progress may finish;
 //!                                    # then the PBX hangs them up (BYE)
@@ -115,6 +121,7 @@ pub struct Config {
     pub events: EventsConfig,
     pub wsi: WsiConfig,
     pub shutdown: ShutdownConfig,
+    pub cluster: ClusterConfig,
     pub webhooks: WebhooksConfig,
     pub metrics: MetricsConfig,
     pub identity: IdentityConfig,
@@ -406,6 +413,25 @@ pub struct WsiConfig {
     pub revalidate_secs: u64,
 }
 
+/// `[cluster]`: liveness, take-over and cross-node wake-ups (`crate::cluster`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    pub heartbeat_ms: u64,
+    pub lease_secs: u64,
+    pub notify: bool,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            heartbeat_ms: 2000,
+            lease_secs: 15,
+            notify: true,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ShutdownConfig {
@@ -424,6 +450,7 @@ impl Default for Config {
             events: EventsConfig::default(),
             wsi: WsiConfig::default(),
             shutdown: ShutdownConfig::default(),
+            cluster: ClusterConfig::default(),
             webhooks: WebhooksConfig::default(),
             metrics: MetricsConfig::default(),
             identity: IdentityConfig::default(),
@@ -548,6 +575,14 @@ impl Config {
         }
         if self.sip.max_transactions == 0 || self.sip.max_transactions_per_source == 0 {
             bail!("sip.max_transactions and sip.max_transactions_per_source must be at least 1");
+        }
+        if self.cluster.heartbeat_ms == 0
+            || self.cluster.heartbeat_ms.saturating_mul(2) > self.cluster.lease_secs * 1000
+        {
+            bail!(
+                "cluster.heartbeat_ms must be at least 1 and at most half of cluster.lease_secs \
+                 (a live node must beat at least twice per lease)"
+            );
         }
         if self.admin.username.trim().is_empty() {
             bail!("admin.username is empty");
@@ -740,6 +775,14 @@ impl Config {
         }
     }
 
+    pub fn cluster_heartbeat(&self) -> Duration {
+        Duration::from_millis(self.cluster.heartbeat_ms)
+    }
+
+    pub fn cluster_lease(&self) -> Duration {
+        Duration::from_secs(self.cluster.lease_secs)
+    }
+
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown.grace_secs)
     }
@@ -917,6 +960,13 @@ mod tests {
         assert!(c.check().is_err());
         let mut c = Config::default();
         c.sip.tcp_idle_secs = 0;
+        assert!(c.check().is_err());
+        let mut c: Config =
+            toml::from_str("[cluster]\nlease_secs = 3\nheartbeat_ms = 1500\n").unwrap();
+        c.check().unwrap();
+        c.cluster.heartbeat_ms = 1501;
+        assert!(c.check().is_err(), "fewer than two beats per lease");
+        c.cluster.heartbeat_ms = 0;
         assert!(c.check().is_err());
     }
 

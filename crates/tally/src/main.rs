@@ -23,6 +23,7 @@ mod bindings;
 mod cdr_commit;
 mod cli;
 mod clock;
+mod cluster;
 mod config;
 mod console;
 mod delivery;

@@ -112,6 +112,27 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Backend::Sqlite => RecoveryScope::AllNodes,
         _ => RecoveryScope::Node(config.node),
     };
+    // Several nodes on PostgreSQL: this node's liveness row, written
+    // before the recovery so that a survivor's claim on its previous life
+    // is cleared (closing a session twice is refused by the store anyway).
+    let liveness = match store.backend() {
+        Backend::Sqlite => None,
+        _ => {
+            let liveness = crate::cluster::liveness::Liveness {
+                store: store.clone(),
+                writer: writer.clone(),
+                node: config.node,
+                address: advertised_address(&config),
+                heartbeat: config.cluster_heartbeat(),
+                lease: config.cluster_lease(),
+            };
+            liveness
+                .start()
+                .await
+                .context("writing this node's liveness row")?;
+            Some(liveness)
+        }
+    };
     let recovery = writer
         .recover_open_sessions(scope, clock::unix_millis())
         .await
@@ -183,6 +204,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .context("loading the trunks and routing rules")?;
     *engine.trunks_mut() = trunks.clone();
+    let restored_at = clock::unix_millis();
     bindings::restore(&store, &mut engine).await?;
     // Tenant prompts (IVR greetings), played from memory (issue 14).
     let prompts_dir = config.data_dir.join("prompts");
@@ -273,9 +295,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     // Events: the relay follows the outbox from here (what is older is
     // read from the store by whoever resumes); retention prunes it.
+    // Several nodes: the relay also wakes when another node commits.
+    let (relay_wake, fanout) = match (&liveness, config.cluster.notify) {
+        (Some(_), true) => crate::cluster::fanout::start(&store, committed.clone()),
+        _ => (committed.clone(), Vec::new()),
+    };
     let relay = ::delivery::Relay::spawn(
         store.clone(),
-        committed.clone(),
+        relay_wake,
         ::delivery::RelayConfig::default(),
     )
     .await
@@ -310,7 +337,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Arc::clone(&commit_counters),
     ));
     let webhooks = Arc::new(crate::delivery::Webhooks::start(&config, &store, committed).await?);
-    let persisted = tokio::spawn(bindings::persist(bindings_rx, store.clone()));
+    let shared_location = liveness.is_some();
+    let persisted = tokio::spawn(bindings::persist(
+        bindings_rx,
+        store.clone(),
+        shared_location,
+    ));
     let trunk_net = crate::trunks::live::Net {
         transmitter: transmitter.clone(),
         tcp: Arc::clone(&tcp),
@@ -349,6 +381,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         resolver,
         &trunks,
     ));
+    let liveness = liveness.map(|l| tokio::spawn(l.run(stop.clone())));
+    let location = shared_location.then(|| {
+        tokio::spawn(crate::cluster::location::follow(
+            store.clone(),
+            shard_tx.clone(),
+            restored_at,
+            stop.clone(),
+        ))
+    });
     let directory_sync = tokio::spawn(sync_directory(
         store.clone(),
         shard_tx.clone(),
@@ -449,6 +490,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     wsi.close();
     let calls_hung_up = sip_thread.shard_stopped().await?;
     let _ = directory_sync.await;
+    if let Some(liveness) = liveness {
+        let _ = liveness.await;
+    }
+    if let Some(location) = location {
+        let _ = location.await;
+    }
     trunk_reload.shutdown().await;
     let _ = close_tx.send(true);
     for listener in listeners {
@@ -468,6 +515,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     persisted.await.context("the registration task failed")?;
     relay.stop();
     retention.abort();
+    for task in fanout {
+        task.abort();
+    }
     if let Some(task) = recording_retention {
         task.abort();
     }

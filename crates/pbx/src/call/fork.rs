@@ -118,6 +118,10 @@ impl Session {
             .header(HeaderName::Contact, &local.contact)
             .header(HeaderName::Allow, ALLOW)
             .header(HeaderName::XSessionId, self.id);
+        // Through the proxy the device registered through (RFC 3327).
+        for route in &contact.route {
+            b = b.header(HeaderName::Route, route);
+        }
         if let Some((ct, body)) = self.offer() {
             b = b.body(&ct, body);
         }

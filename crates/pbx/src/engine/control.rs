@@ -72,6 +72,9 @@ pub enum Control {
         tenant: TenantId,
         number: String,
     },
+    /// Bindings other nodes sharing the database wrote (issue 15): the
+    /// location follows them ([`crate::Location::apply_shared`]).
+    SharedBindings(Vec<crate::BindingRecord>),
 }
 
 /// The engine's answer to a [`Control`].
@@ -90,6 +93,8 @@ pub enum ControlReply {
         waiting: usize,
         dropped: u64,
     },
+    /// What the location did with shared bindings.
+    SharedBindings(crate::location::SharedReport),
 }
 
 /// Why a call was not originated (nothing was sent, nothing recorded).
@@ -159,6 +164,10 @@ impl Engine {
                 let (waiting, dropped) = self.queues.callbacks(tenant, &number);
                 ControlReply::Callbacks { waiting, dropped }
             }
+            Control::SharedBindings(records) => ControlReply::SharedBindings(
+                self.registrar
+                    .apply_shared(clk.now, clk.unix_ms / 1000, records),
+            ),
         };
         self.drain(clk);
         reply

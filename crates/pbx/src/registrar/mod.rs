@@ -74,6 +74,7 @@
 //!   `min_expires` at most `max_expires`, `default_expires` clamped between
 //!   them, so every setting yields a working registrar.
 
+mod path;
 mod throttle;
 mod unanswered;
 
@@ -435,6 +436,19 @@ impl Registrar {
         self.location.import(now, now_unix, max, records)
     }
 
+    /// Applies bindings other nodes wrote to the shared store
+    /// ([`Location::apply_shared`]), remaining lifetimes capped at
+    /// `max_expires` as for a restore.
+    pub fn apply_shared(
+        &mut self,
+        now: Instant,
+        now_unix: u64,
+        records: impl IntoIterator<Item = BindingRecord>,
+    ) -> crate::location::SharedReport {
+        let max = Duration::from_secs(u64::from(self.config.max_expires));
+        self.location.apply_shared(now, now_unix, max, records)
+    }
+
     /// (source, user) pairs the failure throttle remembers (a gauge for metrics; bounded
     /// by [`ThrottleConfig::max_sources`]).
     pub fn tracked_sources(&self) -> usize {
@@ -643,10 +657,15 @@ impl Registrar {
         let (Ok(call_id), Ok(cseq)) = (req.call_id(), req.cseq()) else {
             return run.reply(400, "Bad Request");
         };
+        let path = match path::route_set(req) {
+            Ok(path) => path,
+            Err(what) => return run.reply(400, &bad_request(what)),
+        };
         let registration = Registration {
             call_id,
             cseq: cseq.seq,
             source: run.source,
+            path,
             contacts,
         };
         match self

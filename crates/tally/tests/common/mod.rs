@@ -238,7 +238,7 @@ impl Server {
         self.child.as_mut()?.try_wait().ok().flatten()
     }
 
-    fn pid(&self) -> u32 {
+    pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()
     }
 
@@ -411,6 +411,12 @@ impl Sipp {
             .spawn()
             .expect("start sipp");
         Sipp { child, logs }
+    }
+
+    /// Stops SIPp (a phone left answering calls until the test ends).
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Waits (bounded) for SIPp to finish: whether its call succeeded, and
