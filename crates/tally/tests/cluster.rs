@@ -480,6 +480,9 @@ fn two_nodes_behind_kamailio_survive_a_node_killed_mid_load() {
     );
 
     // The webhook receiver has every call_cdr, one per CDR by event_id.
+    // SIPp is done when its last BYE is answered; the CDR commits a few
+    // milliseconds later (the commit linger), so count once none is open.
+    no_session_open(&db.url);
     let total = cluster.cdrs().len();
     hooks_wait(&hooks, total);
     let call_cdrs: Vec<Value> = hooks
@@ -540,6 +543,22 @@ fn two_nodes_behind_kamailio_survive_a_node_killed_mid_load() {
 }
 
 /// Waits (bounded) until the receiver has `n` distinct call_cdr sessions.
+/// Waits (10 s at most) until every session's CDR is committed.
+fn no_session_open(url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let open = column(url, "SELECT session_id FROM sessions");
+        if open.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "sessions still open after 10 s: {open:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn hooks_wait(hooks: &Hooks, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
