@@ -70,6 +70,11 @@ impl Kamailio {
             .arg("-P")
             .arg(dir.join("kamailio.pid"))
             .args(["-m", "64", "-M", "8"])
+            // One UDP worker: Kamailio relays in arrival order. With two a
+            // node's 180 and 200 could be relayed swapped; SIPp then took
+            // the late 180 for the scenario's optional one and waited for
+            // a 200 that had already come (a CI run's failure).
+            .args(["-n", "1"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(std::fs::File::create(&log).expect("log")))
