@@ -531,6 +531,10 @@ async fn digest_basic_and_bearer_authenticate(db: &TestDb) {
         digest(&rx).len() >= 2
     })
     .await;
+    // Longer than the harness's scan (300 ms): the worker reloads the
+    // endpoint in between, and must keep its digest state (same
+    // credentials) rather than draw a second 401.
+    tokio::time::sleep(Duration::from_millis(400)).await;
     h.calls(1, 1).await;
     for t in 2..=4 {
         h.calls(t, 2).await;

@@ -134,11 +134,15 @@ pub struct AuthError {
 }
 
 /// How one endpoint authenticates, with digest state kept across attempts.
+#[derive(Clone)]
 pub enum AuthState {
     None,
     /// A ready `Authorization` value (BASIC, BEARER).
     Header(HeaderValue),
-    Digest(Mutex<DigestState>),
+    /// Shared, so an endpoint reloaded with the same credentials keeps
+    /// answering the receiver's challenge ([`AuthState::Digest`] is
+    /// carried over by the dispatcher) instead of drawing a new `401`.
+    Digest(Arc<Mutex<DigestState>>),
 }
 
 impl std::fmt::Debug for AuthState {
@@ -176,10 +180,12 @@ impl AuthState {
                 HeaderValue::try_from(format!("Bearer {token}"))
                     .map_err(|_| AuthError { scheme: "BEARER" })?,
             ),
-            Auth::Digest { username, password } => AuthState::Digest(Mutex::new(DigestState {
-                client: DigestClient::new(username.clone(), password.clone()),
-                challenge: None,
-            })),
+            Auth::Digest { username, password } => {
+                AuthState::Digest(Arc::new(Mutex::new(DigestState {
+                    client: DigestClient::new(username.clone(), password.clone()),
+                    challenge: None,
+                })))
+            }
         })
     }
 

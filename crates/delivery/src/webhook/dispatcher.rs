@@ -131,10 +131,26 @@ pub enum EndpointError {
 }
 
 impl Endpoint {
-    fn from_row(row: WebhookEndpoint, allow: AllowList) -> Result<Endpoint, EndpointError> {
+    /// The endpoint `row` describes. A `previous` endpoint with the same
+    /// credentials passes its authentication state on: the periodic
+    /// reload (another node may have changed the row) must not forget the
+    /// receiver's digest challenge and cost a `401` round trip per reload.
+    fn from_row(
+        row: WebhookEndpoint,
+        allow: AllowList,
+        previous: Option<&Endpoint>,
+    ) -> Result<Endpoint, EndpointError> {
         let config = EndpointConfig::from_stored(&row)?;
         let url = url::Url::parse(&row.url)?;
-        let auth = AuthState::from_auth(&config.auth)?;
+        let auth = match previous {
+            Some(p)
+                if (&p.row.auth, &p.row.username, &p.row.password)
+                    == (&row.auth, &row.username, &row.password) =>
+            {
+                p.auth.clone()
+            }
+            _ => AuthState::from_auth(&config.auth)?,
+        };
         Ok(Endpoint {
             allow,
             failing_since: Mutex::new(row.failing_since.map(|t| t.0)),
@@ -326,7 +342,7 @@ impl Dispatcher {
             .filter(|r| !r.url.is_empty())
             .ok_or(TestError::NotConfigured)?;
         let allow = shared.allow_list(tenant).await?;
-        let endpoint = Endpoint::from_row(row, allow).map_err(TestError::Invalid)?;
+        let endpoint = Endpoint::from_row(row, allow, None).map_err(TestError::Invalid)?;
         let now = now_ms();
         let event_id = random_uuid();
         let payload = json!({
@@ -563,7 +579,8 @@ async fn worker(shared: Arc<Shared>, tenant: TenantId, handle: Arc<WorkerHandle>
                 Err(e) => Err(e),
             };
             endpoint = match read {
-                Ok(Some((row, allow))) => match Endpoint::from_row(row, allow) {
+                Ok(Some((row, allow))) => match Endpoint::from_row(row, allow, endpoint.as_deref())
+                {
                     Ok(e) => Some(Arc::new(e)),
                     Err(e) => {
                         tracing::warn!(tenant_id = %tenant, error = %e, "webhooks: endpoint unusable");
