@@ -233,9 +233,29 @@ impl Hooks {
                 .filter(|e| e["session_id"] == session)
                 .collect()
         };
-        self.receiver.wait("the call_cdr", |hits| {
-            mine(hits).iter().any(|e| e["event_type"] == "call_cdr")
-        });
+        // Every event of the session, not just its call_cdr: deliveries run
+        // concurrently, so the call_cdr can arrive before an earlier event.
+        // It is the session's last event, and an event id's low 32 bits are
+        // its ordinal in the session (`cdr::EventId`): all are in once
+        // there are ordinal + 1 distinct ids.
+        let ordinal = |e: &Value| {
+            let id = e["event_id"].as_str().unwrap_or_default();
+            u32::from_str_radix(&id[id.len().saturating_sub(8)..], 16).ok()
+        };
+        self.receiver
+            .wait("the session's events up to its call_cdr", |hits| {
+                let events = mine(hits);
+                let Some(last) = events
+                    .iter()
+                    .find(|e| e["event_type"] == "call_cdr")
+                    .and_then(ordinal)
+                else {
+                    return false;
+                };
+                let ids: std::collections::HashSet<_> =
+                    events.iter().map(|e| e["event_id"].clone()).collect();
+                ids.len() > last as usize
+            });
         let mut events = mine(&self.receiver.hits());
         events.sort_by_key(|e| e["sequence"].as_u64().unwrap_or(0));
         events.dedup_by_key(|e| e["event_id"].clone());
